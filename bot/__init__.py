@@ -1,0 +1,1 @@
+"""kobot: ChatOps for the whole life of production Kubernetes clusters."""

@@ -1,0 +1,1 @@
+"""Chat: the platform-neutral message model, the adapter contract and one subpackage per platform."""

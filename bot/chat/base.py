@@ -1,0 +1,78 @@
+"""The chat adapter contract every platform implements (terminal, Slack, DingTalk, WeCom).
+
+An adapter:
+- verifies and translates inbound platform traffic into `InboundMessage` / `ButtonClick` and hands them
+  to the `InboundSink` (the dispatcher) after acknowledging the platform within its deadline;
+- renders `OutgoingMessage` for its platform in `send`, `update` and `ask`;
+- raises `DeliveryError` (with `retry_after` when the platform said so) when a message was not taken,
+  so the caller can retry; it never swallows a failed delivery.
+
+Capability flags tell callers what the platform can do; the base class supplies the text fallbacks.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.chat.message import OutgoingMessage
+from bot.chat.types import ButtonClick, Conversation, InboundMessage, MessageRef
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a platform supports. `max_message_bytes` is the size a rendered message must fit in."""
+
+    edits: bool
+    buttons: bool
+    threads: bool
+    markdown: bool
+    max_message_bytes: int
+    edits_per_message: int | None = None
+    """None for unlimited edits; WeCom cards can be updated once per response code."""
+
+
+class InboundSink(Protocol):
+    """Where adapters deliver inbound events: the dispatcher."""
+
+    async def on_message(self, message: InboundMessage) -> None: ...
+
+    async def on_click(self, click: ButtonClick) -> None: ...
+
+
+class ChatAdapter(abc.ABC):
+    """One chat platform. Subclasses set `platform` and `capabilities` and implement send/update."""
+
+    platform: str
+    capabilities: Capabilities
+
+    async def start(self, sink: InboundSink) -> None:
+        """Begin receiving (open a socket, register routes...). Returns once receiving has started."""
+        self.sink = sink
+
+    async def stop(self) -> None:
+        """Stop receiving and release connections. Safe to call twice."""
+
+    @abc.abstractmethod
+    async def send(self, conversation: Conversation, message: OutgoingMessage) -> MessageRef:
+        """Post a new message (threaded when the conversation has a thread) and return its ref."""
+
+    @abc.abstractmethod
+    async def update(self, ref: MessageRef, message: OutgoingMessage) -> MessageRef:
+        """Show `message` in place of the one at `ref`.
+
+        Platforms without edits (or out of edits for that message) post a follow-up instead and
+        return the ref of what they posted; callers always keep the returned ref.
+        """
+
+    async def ask(self, conversation: Conversation, message: OutgoingMessage) -> MessageRef:
+        """Send a message with buttons; platforms without buttons show them as numbered choices."""
+        if self.capabilities.buttons or not message.buttons:
+            return await self.send(conversation, message)
+        text_only = message.model_copy(update={"body": _join(message.body, message.to_text())})
+        return await self.send(conversation, text_only)
+
+
+def _join(first: str | None, second: str) -> str:
+    return second if not first else f"{first}\n{second}"

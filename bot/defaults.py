@@ -1,0 +1,75 @@
+"""Every timeout, TTL and limit kobot uses, each named once with the reason it exists."""
+
+from __future__ import annotations
+
+DATA_DIR_DEFAULT = ".kobot"
+"""Where the embedded Valkey, job artifacts and Terraform workspaces live unless configured."""
+
+HTTP_PORT_DEFAULT = 8080
+"""Port of the FastAPI app (chat callbacks, Alertmanager webhook, REST API, metrics)."""
+
+QUEUE_NAME = "kobot"
+"""The RQ queue every cluster job goes through."""
+
+JOB_TIMEOUT_SECONDS = 4 * 3600
+"""Longest an RQ job may run: a 50-node create with image preloads stays well inside it."""
+
+JOB_RESULT_TTL_SECONDS = 7 * 24 * 3600
+"""How long RQ keeps a finished job's result; kobot's own job record is kept longer."""
+
+JOB_LEASE_SECONDS = 15.0
+"""A running job refreshes its lease this often times three; a lease that lapses means a dead worker."""
+
+JOB_RECORD_TTL_SECONDS = 90 * 24 * 3600
+"""How long a job's record, steps and events stay readable after the job ended."""
+
+JOB_EVENTS_MAX = 5000
+"""Events kept per job stream; older ones are trimmed, the step states are kept separately."""
+
+GLOBAL_EVENTS_MAX = 100_000
+"""Approximate length cap of the stream the notifier consumes."""
+
+PROGRESS_EDIT_INTERVAL_SECONDS = 1.0
+"""At most one edit per progress message per this many seconds; platforms throttle edits harder."""
+
+NOTIFIER_BLOCK_MS = 200
+"""How long the notifier blocks on the event stream before looking at pending throttled edits."""
+
+NOTIFIER_CLAIM_IDLE_MS = 30_000
+"""Events a crashed notifier read but never acknowledged are claimed again after this idle time."""
+
+CHAT_DELIVERY_ATTEMPTS = 8
+"""A failed chat send is retried this many times with backoff before it is parked for later."""
+
+CHAT_DELIVERY_BACKOFF_SECONDS = 0.5
+"""First retry delay of a failed chat delivery; doubles each attempt up to the cap below."""
+
+CHAT_DELIVERY_BACKOFF_CAP_SECONDS = 30.0
+"""Largest delay between two delivery attempts."""
+
+ANSIBLE_PEXPECT_TIMEOUT = 0.2
+"""ansible-runner polls the cancel callback this often (its default of 5 s makes cancel slow)."""
+
+ANSIBLE_CANCEL_GRACE_SECONDS = 0.5
+"""Time ansible-playbook gets after SIGTERM to stop its workers before the runner kills it."""
+
+ANSIBLE_ARTIFACTS_KEEP = 200
+"""Job artifact directories kept under the data directory; the oldest are removed first."""
+
+CANCEL_POLL_SECONDS = 0.2
+"""How often a running Python step looks at its job's cancel flag."""
+
+SSH_WAIT_TIMEOUT_SECONDS = 600.0
+"""How long a job waits for every host to answer on SSH before the step fails."""
+
+SSH_PROBE_INTERVAL_SECONDS = 1.0
+"""Pause between two SSH reachability probes of one host."""
+
+REDIS_START_TIMEOUT_SECONDS = 10.0
+"""How long kobot waits for the embedded Valkey to answer before the start fails."""
+
+TEXT_MAX_COMMAND_CHARS = 2000
+"""Longer chat text is refused before parsing: no command is that long."""
+
+SUGGESTION_CUTOFF = 0.6
+"""difflib ratio from which a mistyped word gets a 'did you mean'."""

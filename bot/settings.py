@@ -1,0 +1,112 @@
+"""kobot's one settings object: KOBOT_ environment variables plus an optional YAML file.
+
+Built once at start (`load_settings`) and passed in; nothing reads the environment later.
+A bad value stops the start with a message naming the setting (`SettingsError`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from bot import defaults
+from bot.chat.dingtalk.settings import DingTalkSettings
+from bot.chat.slack.settings import SlackSettings
+from bot.chat.wecom.settings import WeComSettings
+from bot.errors import SettingsError
+
+CONFIG_FILE_ENV = "KOBOT_CONFIG_FILE"
+
+
+class Settings(BaseSettings):
+    """Everything kobot can be told. Secrets are SecretStr and never logged."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KOBOT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    redis_url: SecretStr | None = None
+    """With none, kobot starts an embedded Valkey with AOF persistence under data_dir."""
+    data_dir: Path = Path(defaults.DATA_DIR_DEFAULT)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=defaults.HTTP_PORT_DEFAULT, ge=1, le=65535)
+    queue_name: str = defaults.QUEUE_NAME
+    in_process_worker: bool = True
+    """`kobot serve` and `kobot chat` run jobs in a thread of their own unless this is false."""
+    job_lease_seconds: float = Field(default=defaults.JOB_LEASE_SECONDS, gt=0.5, le=600)
+    progress_edit_interval: float = Field(default=defaults.PROGRESS_EDIT_INTERVAL_SECONDS, ge=0, le=60)
+    secret_key: SecretStr | None = None
+    """Signs button payloads and encrypts stored kubeconfigs; generated into data_dir when unset."""
+    policy_file: Path | None = None
+    playbooks_dir: Path = Path(__file__).resolve().parent.parent / "playbooks"
+    terraform_dir: Path = Path(__file__).resolve().parent.parent / "terraform"
+    log_level: str = "INFO"
+
+    slack: SlackSettings | None = None
+    dingtalk: DingTalkSettings | None = None
+    wecom: WeComSettings | None = None
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        allowed = ("DEBUG", "INFO", "WARNING", "ERROR")
+        if value.upper() not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value.upper()
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    def job_artifacts_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment (and KOBOT_CONFIG_FILE), or fail naming the setting."""
+    config_file = os.environ.get(CONFIG_FILE_ENV)
+    if config_file and not Path(config_file).is_file():
+        raise SettingsError(f"setting {CONFIG_FILE_ENV}: no such file {config_file!r}")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "KOBOT_" + "__".join(str(part) for part in error["loc"]).upper()
+            problems.append(f"setting {name}: {error['msg']}")
+        raise SettingsError("; ".join(problems)) from None

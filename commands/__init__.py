@@ -1,0 +1,1 @@
+"""The command grammar and every command kobot understands."""

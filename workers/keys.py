@@ -1,0 +1,43 @@
+"""Redis key names for jobs and cluster locks, in one place so no two modules spell them differently."""
+
+from __future__ import annotations
+
+PREFIX = "kobot"
+
+JOB_SEQUENCE = f"{PREFIX}:job:seq"
+ACTIVE_JOBS = f"{PREFIX}:jobs:active"
+GLOBAL_EVENTS = f"{PREFIX}:events"
+NOTIFIER_GROUP = "notifier"
+
+
+def job(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}"
+
+
+def job_events(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}:events"
+
+
+def job_message(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}:message"
+
+
+def job_cancel(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}:cancel"
+
+
+def job_lease(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}:lease"
+
+
+def cluster_holder(cluster: str) -> str:
+    return f"{PREFIX}:cluster:{cluster}:holder"
+
+
+def cluster_waiting(cluster: str) -> str:
+    return f"{PREFIX}:cluster:{cluster}:waiting"
+
+
+def rq_job_id(job_id: str, attempt: int) -> str:
+    """RQ's id for one attempt of a kobot job (a retry is a new RQ job of the same kobot job)."""
+    return f"kobot-{job_id}-a{attempt}"
