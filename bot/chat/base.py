@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.chat.message import OutgoingMessage
 from bot.chat.types import ButtonClick, Conversation, InboundMessage, MessageRef
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,10 @@ class ChatAdapter(abc.ABC):
 
     async def stop(self) -> None:
         """Stop receiving and release connections. Safe to call twice."""
+
+    def router(self) -> APIRouter | None:
+        """HTTP routes the platform calls back on (mounted by `create_app`), or None for socket-only."""
+        return None
 
     @abc.abstractmethod
     async def send(self, conversation: Conversation, message: OutgoingMessage) -> MessageRef:

@@ -1,0 +1,47 @@
+# kobot — two commands for a newcomer: `make run` and `make test`. Everything else is for developers.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test bench lint typecheck unit system-packages clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## run: start kobot with the terminal chat, an embedded Valkey (persisted under .kobot) and an in-process worker
+run: $(STAMP)
+	$(BIN)/kobot chat
+
+## test: install every Python and Debian package the tests need, then lint, type-check and run the whole suite
+test: $(STAMP) system-packages lint typecheck unit
+
+system-packages:
+	@pkgs=$$(sed -e 's/#.*//' tests/apt-packages.txt | xargs); \
+	missing=$$(for p in $$pkgs; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done | xargs); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check bot commands workers alerts tests
+	$(BIN)/ruff format --check bot commands workers alerts tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+## bench: print this machine's figures (not a test: nothing here passes or fails on time)
+bench: $(STAMP) system-packages
+	$(BIN)/python -m tests.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
