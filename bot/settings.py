@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     playbooks_dir: Path = Path(__file__).resolve().parent.parent / "playbooks"
     terraform_dir: Path = Path(__file__).resolve().parent.parent / "terraform"
     log_level: str = "INFO"
+    plugins: list[str] = Field(default_factory=list)
+    """Modules imported at start that register extra commands, operations or adapters."""
 
     slack: SlackSettings | None = None
     dingtalk: DingTalkSettings | None = None

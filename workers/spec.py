@@ -63,7 +63,8 @@ class JobSpec(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     job_id: str
-    kind: JobKind
+    kind: str
+    """A `JobKind` value, or a kind a plugin registered (see workers.operations)."""
     cluster: str
     params: dict[str, Any] = Field(default_factory=dict)
     requested_by: Identity
