@@ -34,6 +34,10 @@ def cluster_holder(cluster: str) -> str:
     return f"{PREFIX}:cluster:{cluster}:holder"
 
 
+def cluster_from_holder_key(key: str) -> str:
+    return key.removeprefix(f"{PREFIX}:cluster:").removesuffix(":holder")
+
+
 def cluster_waiting(cluster: str) -> str:
     return f"{PREFIX}:cluster:{cluster}:waiting"
 

@@ -1,0 +1,175 @@
+"""The RQ job function: run one attempt of a kobot job, step by step, persisting every step's state."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+from typing import Any
+
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from bot.errors import JobCancelledError, KobotError, StepFailedError
+from workers import environment
+from workers.context import StepContext
+from workers.operations import Operation, load_operations, operation_for
+from workers.service import JobService
+from workers.spec import JobEvent, JobEventType, JobRecord, JobState, StepState, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def run_job(job_id: str) -> dict[str, Any]:
+    """Entry point RQ calls (JSON-serialized argument: the kobot job id)."""
+    env = environment.current()
+    load_operations(env.settings.plugins)
+    queue = Queue(env.settings.queue_name, connection=env.redis, serializer=JSONSerializer)
+    runner = JobRunner(service=JobService(redis=env.redis, queue=queue), env=env)
+    return runner.run(job_id)
+
+
+class JobRunner:
+    """Runs the steps of one job attempt; a step's state is saved before and after it runs."""
+
+    def __init__(self, *, service: JobService, env: environment.WorkerEnvironment) -> None:
+        self.service = service
+        self.env = env
+        self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
+
+    def run(self, job_id: str) -> dict[str, Any]:
+        record = self.service.jobs.require(job_id)
+        if record.state is not JobState.QUEUED:
+            log.info("job %s is %s, not queued: nothing to run", job_id, record.state.value)
+            return {"job_id": job_id, "state": record.state.value}
+        op = operation_for(record.spec)
+        lease = _LeaseKeeper(self.service, job_id, self.worker_name, self.env.settings.job_lease_seconds)
+        lease.start()
+        try:
+            record.state = JobState.RUNNING
+            record.worker = self.worker_name
+            record.started_at = record.started_at or utcnow()
+            self.service.jobs.save(record)
+            self.service.events.publish(
+                JobEvent(job_id=job_id, type=JobEventType.JOB_STARTED, data={"attempt": record.attempt})
+            )
+            state, summary, error = self._run_steps(record, op)
+        finally:
+            lease.stop()
+        self.service.finish(record, state=state, summary=summary, error=error)
+        return {"job_id": job_id, "state": state.value, "summary": summary}
+
+    def _run_steps(self, record: JobRecord, op: Operation) -> tuple[JobState, str, str | None]:
+        steps_by_name = {step.name: step for step in op.steps}
+        scratch: dict[str, Any] = {}
+        ctx: StepContext | None = None
+        for index, step_record in enumerate(record.steps, start=1):
+            if step_record.state is StepState.SUCCEEDED:
+                continue
+            step = steps_by_name.get(step_record.name)
+            ctx = StepContext(
+                record=record,
+                step=step_record,
+                settings=self.env.settings,
+                redis=self.env.redis,
+                jobs=self.service.jobs,
+                events=self.service.events,
+                scratch=scratch,
+            )
+            if step is None:
+                return self._fail(ctx, f"step {step_record.name} no longer exists in this kobot version")
+            step_record.state = StepState.RUNNING
+            step_record.started_at = utcnow()
+            step_record.finished_at = None
+            self.service.jobs.save(record)
+            ctx.emit(
+                JobEventType.STEP_STARTED,
+                message=step.title,
+                data={"index": index, "total": len(record.steps)},
+            )
+            try:
+                ctx.check_cancel()
+                step.run(ctx)
+                ctx.check_cancel()
+            except JobCancelledError:
+                step_record.state = StepState.CANCELLED
+                step_record.finished_at = utcnow()
+                self.service.jobs.save(record)
+                return (
+                    JobState.CANCELLED,
+                    f"cancelled during step {index}/{len(record.steps)} {step.title}",
+                    None,
+                )
+            except StepFailedError as exc:
+                step_record.task = exc.task or step_record.task
+                step_record.host = exc.host or step_record.host
+                return self._fail(ctx, exc.user_message, error=exc.error, task=exc.task, host=exc.host)
+            except KobotError as exc:
+                return self._fail(ctx, exc.user_message, error=exc.user_message)
+            except Exception as exc:
+                log.error("job %s step %s crashed:\n%s", record.job_id, step.name, traceback.format_exc())
+                return self._fail(ctx, f"{step.title} crashed", error=f"{type(exc).__name__}: {exc}")
+            step_record.state = StepState.SUCCEEDED
+            step_record.finished_at = utcnow()
+            self.service.jobs.save(record)
+            ctx.emit(JobEventType.STEP_SUCCEEDED, message=step.title)
+        if ctx is not None and op.on_success is not None:
+            op.on_success(ctx)
+        summary = "all steps succeeded"
+        if op.final_note:
+            summary = f"{summary}; {op.final_note}"
+        return JobState.SUCCEEDED, summary, None
+
+    def _fail(
+        self,
+        ctx: StepContext,
+        message: str,
+        *,
+        error: str | None = None,
+        task: str | None = None,
+        host: str | None = None,
+    ) -> tuple[JobState, str, str | None]:
+        record, step_record = ctx.record, ctx.step
+        step_record.state = StepState.FAILED
+        step_record.finished_at = utcnow()
+        step_record.error = error or message
+        record.failed_task = task or step_record.task
+        record.failed_host = host or step_record.host
+        self.service.jobs.save(record)
+        ctx.emit(JobEventType.STEP_FAILED, message=message, task=record.failed_task, host=record.failed_host)
+        op = operation_for(record.spec)
+        if op.on_failure is not None:
+            try:
+                op.on_failure(ctx)
+            except Exception:
+                log.exception("job %s: on_failure hook failed", record.job_id)
+        return JobState.FAILED, message, error or message
+
+
+class _LeaseKeeper:
+    """Keeps the job's lease alive while it runs; a lapsed lease tells the sweep the worker died."""
+
+    def __init__(self, service: JobService, job_id: str, worker: str, seconds: float) -> None:
+        self._service = service
+        self._job_id = job_id
+        self._worker = worker
+        self._seconds = seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"lease-{job_id}", daemon=True)
+
+    def start(self) -> None:
+        self._service.jobs.renew_lease(self._job_id, worker=self._worker, seconds=self._seconds)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self._seconds)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._seconds / 3):
+            try:
+                self._service.jobs.renew_lease(self._job_id, worker=self._worker, seconds=self._seconds)
+            except Exception:
+                log.warning("job %s: could not renew its lease", self._job_id, exc_info=True)

@@ -1,0 +1,74 @@
+"""Operations: each job kind is an ordered list of named steps; each step is a plain function.
+
+Register with `@operation(kind)` on a function that returns the steps for a spec. The step list is
+fixed when the job is queued (its names are stored in the record), so a retry resumes at the first
+step that did not succeed, even if the code's list changed in between.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from workers.spec import JobSpec, StepRecord
+
+if TYPE_CHECKING:
+    from workers.context import StepContext
+
+StepFunction = Callable[["StepContext"], None]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One named step: `name` is stable (records refer to it), `title` is what chat shows."""
+
+    name: str
+    title: str
+    run: StepFunction
+
+
+@dataclass(frozen=True)
+class Operation:
+    """The steps of one job, plus what to do to the cluster record when the job ends."""
+
+    kind: str
+    steps: tuple[Step, ...]
+    on_success: Callable[[StepContext], None] | None = None
+    on_failure: Callable[[StepContext], None] | None = None
+    final_note: str | None = None
+    """Said in the job's summary when it succeeds (e.g. what the operation does not do yet)."""
+
+
+OperationFactory = Callable[[JobSpec], Operation]
+
+OPERATIONS: dict[str, OperationFactory] = {}
+
+
+def operation(kind: str) -> Callable[[OperationFactory], OperationFactory]:
+    def decorate(factory: OperationFactory) -> OperationFactory:
+        OPERATIONS[kind] = factory
+        return factory
+
+    return decorate
+
+
+def load_operations(plugins: list[str] | None = None) -> dict[str, OperationFactory]:
+    """Import the built-in operations and any plugin modules, so every kind is registered."""
+    importlib.import_module("workers.cluster_ops")
+    for module in plugins or []:
+        importlib.import_module(module)
+    return OPERATIONS
+
+
+def operation_for(spec: JobSpec) -> Operation:
+    try:
+        factory = OPERATIONS[spec.kind]
+    except KeyError:
+        raise KeyError(f"no operation registered for job kind {spec.kind!r}") from None
+    return factory(spec)
+
+
+def initial_steps(op: Operation) -> list[StepRecord]:
+    return [StepRecord(name=step.name, title=step.title) for step in op.steps]

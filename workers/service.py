@@ -1,0 +1,162 @@
+"""Submitting, cancelling, retrying and finishing jobs: the one place that moves a job between states.
+
+The dispatcher submits; the job runner finishes; the recovery sweep fails jobs of dead workers. All
+of them go through here so the cluster lock and the event stream always agree with the record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis import Redis
+from rq import Queue
+
+from bot import defaults
+from bot.chat.types import Conversation, Identity
+from bot.errors import ConflictError
+from workers import keys
+from workers.events import EventPublisher
+from workers.locks import ClusterLocks
+from workers.operations import initial_steps, operation_for
+from workers.records import JobStore
+from workers.spec import JobEvent, JobEventType, JobRecord, JobSpec, JobState, StepState, utcnow
+
+
+class JobService:
+    """Moves jobs between states; owns the cluster lock and the RQ queue."""
+
+    def __init__(self, *, redis: Redis, queue: Queue) -> None:
+        self.redis = redis
+        self.queue = queue
+        self.jobs = JobStore(redis)
+        self.locks = ClusterLocks(redis)
+        self.events = EventPublisher(redis)
+
+    def new_spec(
+        self,
+        *,
+        kind: str,
+        cluster: str,
+        params: dict[str, Any],
+        requested_by: Identity,
+        reply_to: Conversation,
+        command_text: str = "",
+    ) -> JobSpec:
+        return JobSpec(
+            job_id=self.jobs.next_id(),
+            kind=kind,
+            cluster=cluster,
+            params=params,
+            requested_by=requested_by,
+            reply_to=reply_to,
+            command_text=command_text,
+        )
+
+    def submit(self, spec: JobSpec) -> JobRecord:
+        """Record the job and queue it, or make it wait for the job holding its cluster."""
+        record = JobRecord(spec=spec, steps=initial_steps(operation_for(spec)))
+        self._admit(record)
+        return record
+
+    def retry(self, job_id: str) -> JobRecord:
+        """Queue a failed or cancelled job again; it resumes at its first step that did not succeed."""
+        record = self.jobs.require(job_id)
+        if record.state not in (JobState.FAILED, JobState.CANCELLED):
+            raise ConflictError(
+                f"job {job_id} is {record.state.value}; only failed or cancelled jobs can be retried"
+            )
+        record.attempt += 1
+        record.error = record.failed_task = record.failed_host = record.summary = None
+        record.finished_at = None
+        record.current_task = None
+        for step in record.steps:
+            if step.state is not StepState.SUCCEEDED:
+                step.state = StepState.PENDING
+                step.error = step.task = step.host = None
+                step.failed = 0
+        self.jobs.clear_cancel(job_id)
+        self._admit(record)
+        return record
+
+    def cancel(self, job_id: str) -> JobRecord:
+        """Cancel: a waiting or queued job ends now; a running one is asked to stop at its next check."""
+        record = self.jobs.require(job_id)
+        if record.state.finished:
+            raise ConflictError(f"job {job_id} already {record.state.value}")
+        self.jobs.request_cancel(job_id)
+        if record.state in (JobState.WAITING, JobState.QUEUED):
+            self.finish(record, state=JobState.CANCELLED, summary="cancelled before it started")
+        return record
+
+    def finish(
+        self,
+        record: JobRecord,
+        *,
+        state: JobState,
+        summary: str,
+        error: str | None = None,
+    ) -> None:
+        """Record the final state, announce it, release the cluster and start whoever waited for it."""
+        record.state = state
+        record.summary = summary
+        if error is not None:
+            record.error = error
+        record.finished_at = utcnow()
+        record.current_task = None
+        for step in record.steps:
+            if step.state is StepState.RUNNING:
+                step.state = StepState.CANCELLED if state is JobState.CANCELLED else StepState.FAILED
+        self.jobs.save(record)
+        self.jobs.drop_lease(record.job_id)
+        event_type = {
+            JobState.SUCCEEDED: JobEventType.JOB_SUCCEEDED,
+            JobState.FAILED: JobEventType.JOB_FAILED,
+            JobState.CANCELLED: JobEventType.JOB_CANCELLED,
+        }[state]
+        self.events.publish(JobEvent(job_id=record.job_id, type=event_type, message=summary))
+        self.release_cluster(cluster=record.spec.cluster, job_id=record.job_id)
+
+    def _admit(self, record: JobRecord) -> None:
+        acquired = self.locks.acquire(cluster=record.spec.cluster, job_id=record.job_id)
+        if acquired.granted:
+            self._enqueue(record)
+        else:
+            record.state = JobState.WAITING
+            record.waiting_for = acquired.holder
+            self.jobs.save(record)
+            self.events.publish(
+                JobEvent(
+                    job_id=record.job_id,
+                    type=JobEventType.JOB_WAITING,
+                    message=f"waits for job {acquired.holder} on cluster {record.spec.cluster}",
+                    data={"waiting_for": acquired.holder},
+                )
+            )
+
+    def _enqueue(self, record: JobRecord) -> None:
+        from workers.jobs import run_job
+
+        record.state = JobState.QUEUED
+        record.waiting_for = None
+        self.jobs.save(record)
+        self.events.publish(JobEvent(job_id=record.job_id, type=JobEventType.JOB_QUEUED))
+        self.queue.enqueue(
+            run_job,
+            record.job_id,
+            job_id=keys.rq_job_id(record.job_id, record.attempt),
+            job_timeout=defaults.JOB_TIMEOUT_SECONDS,
+            result_ttl=defaults.JOB_RESULT_TTL_SECONDS,
+            failure_ttl=defaults.JOB_RESULT_TTL_SECONDS,
+            description=f"{record.spec.kind} {record.spec.cluster} (job {record.job_id})",
+        )
+
+    def release_cluster(self, *, cluster: str, job_id: str) -> None:
+        """Let go of the cluster and queue the job that waited longest for it."""
+        next_id = self.locks.release(cluster=cluster, job_id=job_id)
+        while next_id is not None:
+            waiting = self.jobs.get(next_id)
+            if waiting is not None and waiting.state is JobState.WAITING:
+                self._enqueue(waiting)
+                return
+            # A waiting job that vanished or was cancelled must not keep the cluster.
+            next_id = self.locks.release(cluster=cluster, job_id=next_id)

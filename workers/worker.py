@@ -1,0 +1,113 @@
+"""Running jobs: a real forking RQ worker (`kobot worker`) or one in a thread of `kobot chat`/`serve`.
+
+Both configure the job environment, register operations, sweep what dead workers left, and keep
+sweeping every few seconds while they run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from redis import Redis
+from rq import Queue, SimpleWorker, Worker
+from rq.serializers import JSONSerializer
+
+from bot.settings import Settings
+from workers import environment
+from workers.operations import load_operations
+from workers.recovery import sweep
+from workers.service import JobService
+
+log = logging.getLogger(__name__)
+
+IN_PROCESS_WORKER_TTL = 16
+"""RQ blocks on the queue for this minus 15 seconds, so a stop request is seen within a second."""
+
+
+def _prepare(settings: Settings, redis: Redis) -> Queue:
+    environment.configure(settings=settings, redis=redis)
+    load_operations(settings.plugins)
+    return Queue(settings.queue_name, connection=redis, serializer=JSONSerializer)
+
+
+class Sweeper:
+    """Runs the recovery sweep now and then every lease period, on its own connection."""
+
+    def __init__(self, *, settings: Settings, redis_url: str) -> None:
+        self._settings = settings
+        self._redis = Redis.from_url(redis_url)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="kobot-sweeper", daemon=True)
+
+    def sweep_once(self) -> list[str]:
+        queue = Queue(self._settings.queue_name, connection=self._redis, serializer=JSONSerializer)
+        return sweep(JobService(redis=self._redis, queue=queue))
+
+    def start(self) -> None:
+        self.sweep_once()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self._redis.close()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._settings.job_lease_seconds / 2):
+            try:
+                self.sweep_once()
+            except Exception:
+                log.warning("recovery sweep failed; trying again shortly", exc_info=True)
+
+
+def run_forking_worker(*, settings: Settings, redis_url: str, burst: bool = False) -> None:
+    """`kobot worker`: a real RQ worker that forks a horse per job."""
+    redis = Redis.from_url(redis_url)
+    queue = _prepare(settings, redis)
+    sweeper = Sweeper(settings=settings, redis_url=redis_url)
+    sweeper.start()
+    try:
+        Worker([queue], connection=redis, serializer=JSONSerializer).work(
+            burst=burst, logging_level=settings.log_level
+        )
+    finally:
+        sweeper.stop()
+
+
+class _ThreadWorker(SimpleWorker):
+    """A SimpleWorker that can live in a thread: signals belong to the main thread's owner."""
+
+    def _install_signal_handlers(self) -> None:
+        return None
+
+
+class InProcessWorker:
+    """Runs jobs in a background thread of this process (the embedded default)."""
+
+    def __init__(self, *, settings: Settings, redis_url: str) -> None:
+        self._settings = settings
+        self._redis = Redis.from_url(redis_url)
+        self._sweeper = Sweeper(settings=settings, redis_url=redis_url)
+        queue = _prepare(settings, self._redis)
+        self._worker = _ThreadWorker(
+            [queue], connection=self._redis, serializer=JSONSerializer, worker_ttl=IN_PROCESS_WORKER_TTL
+        )
+        self._thread = threading.Thread(target=self._run, name="kobot-worker", daemon=True)
+
+    def start(self) -> None:
+        self._sweeper.start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._worker._stop_requested = True
+        self._thread.join(timeout=IN_PROCESS_WORKER_TTL)
+        self._sweeper.stop()
+        self._redis.close()
+
+    def _run(self) -> None:
+        try:
+            self._worker.work(logging_level="WARNING")
+        except Exception:
+            log.exception("in-process worker stopped")
