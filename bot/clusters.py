@@ -1,0 +1,99 @@
+"""Cluster records: spec, state, nodes and history, persisted in Redis so they survive a restart."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, Field
+from redis import Redis
+
+from bot.chat.types import utcnow
+from bot.errors import NotFoundError
+
+CLUSTERS_INDEX = "kobot:clusters"
+HISTORY_MAX = 200
+"""History entries kept per cluster record."""
+
+
+def cluster_key(name: str) -> str:
+    return f"kobot:cluster:{name}:record"
+
+
+class ClusterState(str, Enum):
+    PENDING = "pending"
+    CREATING = "creating"
+    RUNNING = "running"
+    FAILED = "failed"
+    UPGRADING = "upgrading"
+    DELETING = "deleting"
+
+
+class NodeRecord(BaseModel):
+    name: str
+    role: str
+    address: str
+    zone: str | None = None
+    state: str = "planned"
+
+
+class HistoryEntry(BaseModel):
+    at: datetime = Field(default_factory=utcnow)
+    job_id: str | None = None
+    kind: str
+    outcome: str
+
+
+class ClusterRecord(BaseModel):
+    name: str
+    provider: str = "manual"
+    version: str | None = None
+    state: ClusterState = ClusterState.PENDING
+    spec: dict[str, Any] = Field(default_factory=dict)
+    nodes: list[NodeRecord] = Field(default_factory=list)
+    history: list[HistoryEntry] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    def count(self, role: str) -> int:
+        return sum(1 for node in self.nodes if node.role == role)
+
+    def add_history(self, entry: HistoryEntry) -> None:
+        self.history.append(entry)
+        del self.history[:-HISTORY_MAX]
+
+
+class ClusterStore:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    def get(self, name: str) -> ClusterRecord | None:
+        raw = self._redis.get(cluster_key(name))
+        return None if raw is None else ClusterRecord.model_validate_json(raw)
+
+    def require(self, name: str) -> ClusterRecord:
+        record = self.get(name)
+        if record is None:
+            known = ", ".join(self.names()) or "none yet"
+            raise NotFoundError(f"there is no cluster {name} (known: {known})")
+        return record
+
+    def save(self, record: ClusterRecord) -> None:
+        record.updated_at = utcnow()
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.set(cluster_key(record.name), record.model_dump_json())
+        pipe.sadd(CLUSTERS_INDEX, record.name)
+        pipe.execute()
+
+    def delete(self, name: str) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(cluster_key(name))
+        pipe.srem(CLUSTERS_INDEX, name)
+        pipe.execute()
+
+    def names(self) -> list[str]:
+        return sorted(member.decode() for member in self._redis.smembers(CLUSTERS_INDEX))
+
+    def all(self) -> list[ClusterRecord]:
+        return [record for name in self.names() if (record := self.get(name)) is not None]

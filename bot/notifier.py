@@ -1,0 +1,192 @@
+"""Keeps ONE progress message per job current in its chat, from the job event stream.
+
+One notifier per chat adapter, all in the consumer group `notifier:<platform>` on the global event
+stream, so several kobot processes share the work. Per message: at most one edit per
+`progress_edit_interval`, events in between coalesce (the message is re-rendered from the job record),
+the final state is always delivered, and a failed delivery is retried with backoff; stream entries
+are acknowledged only once what they announced reached the chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+
+from redis import Redis
+from redis.exceptions import ResponseError
+
+from bot import defaults
+from bot.chat.base import ChatAdapter
+from bot.errors import DeliveryError
+from bot.metrics import EVENT_TO_CHAT_SECONDS, NOTIFIER_DELIVERY_FAILURES
+from bot.progress import render_job
+from workers import keys
+from workers.records import JobStore
+from workers.spec import JobEvent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Pending:
+    """A job whose message is behind its record."""
+
+    entry_ids: list[bytes] = field(default_factory=list)
+    oldest_event_at: float = 0.0
+    due_at: float = 0.0
+    attempts: int = 0
+    final: bool = False
+
+
+class Notifier:
+    """Consumes job events for one platform and edits that job's message in place."""
+
+    def __init__(self, *, redis: Redis, adapter: ChatAdapter, edit_interval: float) -> None:
+        self._redis = redis
+        self._adapter = adapter
+        self._jobs = JobStore(redis)
+        self._interval = edit_interval
+        self._group = f"{keys.NOTIFIER_GROUP}:{adapter.platform}"
+        self._consumer = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
+        self._pending: dict[str, _Pending] = {}
+        self._last_edit: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        self._ensure_group()
+        self._task = asyncio.create_task(self._run(), name=f"notifier-{self._adapter.platform}")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _ensure_group(self) -> None:
+        try:
+            self._redis.xgroup_create(keys.GLOBAL_EVENTS, self._group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _run(self) -> None:
+        last_claim = 0.0
+        while not self._stopping:
+            try:
+                if time.monotonic() - last_claim > defaults.NOTIFIER_CLAIM_IDLE_MS / 3000:
+                    self._claim_abandoned()
+                    last_claim = time.monotonic()
+                block = self._block_ms()
+                entries = await asyncio.to_thread(self._read, block)
+                self._absorb(entries)
+                await self._flush_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("notifier for %s hit an error; continuing", self._adapter.platform)
+                await asyncio.sleep(0.5)
+
+    def _block_ms(self) -> int:
+        if not self._pending:
+            return defaults.NOTIFIER_BLOCK_MS
+        wait = min(p.due_at for p in self._pending.values()) - time.monotonic()
+        return max(1, min(defaults.NOTIFIER_BLOCK_MS, int(wait * 1000)))
+
+    def _read(self, block_ms: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        response = self._redis.xreadgroup(
+            self._group, self._consumer, {keys.GLOBAL_EVENTS: ">"}, count=500, block=block_ms
+        )
+        if not response:
+            return []
+        return list(response[0][1])
+
+    def _claim_abandoned(self) -> None:
+        """Take over entries another notifier of this platform read but never acknowledged (it died)."""
+        _, claimed, _ = self._redis.xautoclaim(
+            keys.GLOBAL_EVENTS,
+            self._group,
+            self._consumer,
+            min_idle_time=defaults.NOTIFIER_CLAIM_IDLE_MS,
+            start_id="0-0",
+            count=500,
+        )
+        self._absorb([entry for entry in claimed if entry and entry[1]])
+
+    def _absorb(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        ignored: list[bytes] = []
+        now = time.monotonic()
+        for entry_id, fields in entries:
+            event = JobEvent.model_validate_json(fields[b"e"])
+            platform = self._platform_of(event.job_id)
+            if platform != self._adapter.platform:
+                ignored.append(entry_id)
+                continue
+            pending = self._pending.get(event.job_id)
+            if pending is None:
+                pending = self._pending[event.job_id] = _Pending(oldest_event_at=_epoch(event))
+                pending.due_at = max(now, self._last_edit.get(event.job_id, 0.0) + self._interval)
+            pending.entry_ids.append(entry_id)
+            pending.final = pending.final or event.type.final
+        if ignored:
+            self._redis.xack(keys.GLOBAL_EVENTS, self._group, *ignored)
+
+    def _platform_of(self, job_id: str) -> str | None:
+        record = self._jobs.get(job_id)
+        return None if record is None else record.spec.reply_to.platform
+
+    async def _flush_due(self) -> None:
+        now = time.monotonic()
+        for job_id, pending in list(self._pending.items()):
+            if pending.due_at > now:
+                continue
+            await self._deliver(job_id, pending)
+
+    async def _deliver(self, job_id: str, pending: _Pending) -> None:
+        record = self._jobs.get(job_id)
+        if record is None:
+            self._done(job_id, pending)
+            return
+        message = render_job(record)
+        try:
+            ref = self._jobs.message_ref(job_id)
+            if ref is None:
+                ref = await self._adapter.send(record.spec.reply_to, message)
+            else:
+                ref = await self._adapter.update(ref, message)
+            self._jobs.set_message_ref(job_id, ref)
+        except DeliveryError as exc:
+            NOTIFIER_DELIVERY_FAILURES.labels(platform=self._adapter.platform).inc()
+            pending.attempts += 1
+            delay = exc.retry_after or min(
+                defaults.CHAT_DELIVERY_BACKOFF_SECONDS * 2 ** (pending.attempts - 1),
+                defaults.CHAT_DELIVERY_BACKOFF_CAP_SECONDS,
+            )
+            log.warning(
+                "job %s: chat delivery failed (%s); retrying in %.1fs", job_id, exc.user_message, delay
+            )
+            pending.due_at = time.monotonic() + delay
+            return
+        EVENT_TO_CHAT_SECONDS.labels(platform=self._adapter.platform).observe(
+            max(0.0, time.time() - pending.oldest_event_at)
+        )
+        self._last_edit[job_id] = time.monotonic()
+        self._done(job_id, pending)
+        if record.state.finished:
+            self._last_edit.pop(job_id, None)
+
+    def _done(self, job_id: str, pending: _Pending) -> None:
+        if pending.entry_ids:
+            self._redis.xack(keys.GLOBAL_EVENTS, self._group, *pending.entry_ids)
+        self._pending.pop(job_id, None)
+
+
+def _epoch(event: JobEvent) -> float:
+    return event.at.timestamp()
