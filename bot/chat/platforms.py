@@ -1,3 +1,5 @@
 """Imports every platform adapter module so each registers its factory. Add a platform here."""
 
 from __future__ import annotations
+
+from bot.chat.slack import adapter as slack_adapter  # noqa: F401

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, Field, SecretStr
+
+from bot.chat.slack import defaults
 
 
 class SlackSettings(BaseModel):
@@ -13,3 +15,5 @@ class SlackSettings(BaseModel):
     app_token: SecretStr | None = None
     api_base_url: str = "https://slack.com/api/"
     """Only tests point this elsewhere (a local peer speaking Slack's Web API)."""
+    rate_limit_budget_seconds: float = Field(default=defaults.RATE_LIMIT_BUDGET_SECONDS, gt=0, le=3600)
+    """How long one message may wait out Slack's 429s before the caller is told to retry later."""

@@ -1,0 +1,301 @@
+"""The Slack adapter: Bolt's AsyncApp over HTTP (`POST /slack/events`) or Socket Mode, Web API for sending.
+
+Inbound: Bolt acks within Slack's 3 s window; the listener only schedules the work (name lookup,
+translation, the sink) in a background task, so the ack never waits for Redis or users.info.
+Outbound: chat.postMessage / chat.update with Block Kit; 429s are waited out for a bounded time
+inside the client, then surface as `DeliveryError(retry_after=...)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Coroutine, Mapping
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from redis.asyncio import Redis
+from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from bot.chat.base import Capabilities, ChatAdapter, InboundSink
+from bot.chat.message import OutgoingMessage
+from bot.chat.registry import register_adapter
+from bot.chat.slack import defaults
+from bot.chat.slack.guard import RequestGuard, Verdict, seen_event
+from bot.chat.slack.inbound import (
+    InboundPayloadError,
+    action_user,
+    clicks_from_actions,
+    command_user,
+    event_user,
+    message_from_command,
+    message_from_event,
+)
+from bot.chat.slack.render import ACTIONS_BLOCK_ID, render
+from bot.chat.slack.retry import retry_after_seconds, retry_handlers
+from bot.chat.slack.settings import SlackSettings
+from bot.chat.slack.users import UserDirectory
+from bot.chat.types import Conversation, MessageRef
+from bot.errors import DeliveryError, SettingsError
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+SLASH_COMMAND = "/kobot"
+"""The slash command the manifest declares."""
+
+MESSAGE_GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+"""chat.update answers after which kobot posts a fresh message instead of editing."""
+
+_UNREACHABLE = (SlackClientError, aiohttp.ClientError, TimeoutError, OSError)
+
+
+class _MessageGone(Exception):
+    """The message to edit no longer exists or cannot be edited."""
+
+
+class SlackAdapter(ChatAdapter):
+    """Slack through Bolt. HTTP mode unless an app token is set, then Socket Mode."""
+
+    platform = defaults.PLATFORM
+    capabilities = Capabilities(
+        edits=True,
+        buttons=True,
+        threads=True,
+        markdown=True,
+        max_message_bytes=defaults.TEXT_MAX_CHARS,
+    )
+
+    def __init__(self, *, settings: SlackSettings, redis_url: str) -> None:
+        self._settings = settings
+        self._redis: Redis = Redis.from_url(redis_url)
+        token = settings.bot_token.get_secret_value()
+        self.client = AsyncWebClient(
+            token=token,
+            base_url=settings.api_base_url,
+            timeout=defaults.API_TIMEOUT_SECONDS,
+            retry_handlers=retry_handlers(rate_limit_budget_seconds=settings.rate_limit_budget_seconds),
+        )
+        lookups = AsyncWebClient(
+            token=token,
+            base_url=settings.api_base_url,
+            timeout=int(defaults.USER_LOOKUP_TIMEOUT_SECONDS),
+            retry_handlers=retry_handlers(rate_limit_budget_seconds=None),
+        )
+        self._users = UserDirectory(client=lookups, redis=self._redis)
+        self._guard = RequestGuard(
+            signing_secret=settings.signing_secret.get_secret_value(), redis=self._redis
+        )
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=settings.signing_secret.get_secret_value(),
+            process_before_response=False,
+            logger=logging.getLogger("bot.chat.slack.bolt"),
+        )
+        self._bolt = AsyncSlackRequestHandler(self.app)
+        self._socket: AsyncSocketModeHandler | None = None
+        self._sink: InboundSink | None = None
+        self._bot_user_id: str | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._register_listeners()
+
+    @property
+    def socket_mode(self) -> bool:
+        return self._settings.app_token is not None
+
+    async def start(self, sink: InboundSink) -> None:
+        """Check the bot token (auth.test), learn the bot's user id, and open Socket Mode if configured."""
+        self.sink = sink
+        try:
+            auth = await self.client.auth_test()
+        except SlackApiError as exc:
+            error = exc.response.get("error", "unknown")
+            raise SettingsError(
+                f"setting KOBOT_SLACK__BOT_TOKEN: Slack refused the token ({error})"
+            ) from None
+        except _UNREACHABLE as exc:
+            raise SettingsError(
+                f"setting KOBOT_SLACK__API_BASE_URL: Slack's Web API did not answer ({type(exc).__name__})"
+            ) from None
+        self._bot_user_id = str(auth.get("user_id") or "") or None
+        self._sink = sink
+        if self.socket_mode:
+            assert self._settings.app_token is not None
+            self._socket = AsyncSocketModeHandler(
+                self.app,
+                app_token=self._settings.app_token.get_secret_value(),
+                ping_interval=defaults.SOCKET_PING_SECONDS,
+            )
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+        log.info("slack adapter receiving (%s mode)", "socket" if self.socket_mode else "http")
+
+    async def stop(self) -> None:
+        self._sink = None
+        if self._socket is not None:
+            socket, self._socket = self._socket, None
+            await socket.close_async()  # type: ignore[no-untyped-call]
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._redis.aclose()
+
+    def router(self) -> APIRouter | None:
+        if self.socket_mode:
+            return None
+        router = APIRouter()
+
+        @router.post(defaults.EVENTS_PATH, include_in_schema=False)
+        async def slack_events(request: Request) -> Response:
+            return await self.handle_http(request)
+
+        return router
+
+    async def handle_http(self, request: Request) -> Response:
+        """Refuse oversized, forged, stale and replayed requests, then let Bolt answer."""
+        length = request.headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > defaults.REQUEST_BODY_MAX_BYTES:
+            return JSONResponse({"error": "request body too large"}, status_code=413)
+        body = await request.body()
+        if len(body) > defaults.REQUEST_BODY_MAX_BYTES:
+            return JSONResponse({"error": "request body too large"}, status_code=413)
+        verdict = await self._guard.check(body=body, headers=request.headers)
+        if verdict is Verdict.FORGED:
+            return JSONResponse({"error": "invalid or expired signature"}, status_code=401)
+        if verdict is Verdict.REPLAYED:
+            return JSONResponse({"error": "replayed request"}, status_code=401)
+        if self._sink is None:
+            return JSONResponse({"error": "not ready"}, status_code=503)
+        return await self._bolt.handle(request)
+
+    async def send(self, conversation: Conversation, message: OutgoingMessage) -> MessageRef:
+        payload = render(message)
+        response = await self._call(
+            self.client.chat_postMessage(
+                channel=conversation.conversation_id, thread_ts=conversation.thread_id, **payload
+            )
+        )
+        return MessageRef(
+            platform=self.platform,
+            conversation_id=str(response.get("channel") or conversation.conversation_id),
+            message_id=str(response["ts"]),
+            thread_id=conversation.thread_id,
+        )
+
+    async def update(self, ref: MessageRef, message: OutgoingMessage) -> MessageRef:
+        payload = render(message)
+        try:
+            await self._call(
+                self.client.chat_update(channel=ref.conversation_id, ts=ref.message_id, **payload)
+            )
+        except _MessageGone:
+            conversation = Conversation(
+                platform=self.platform, conversation_id=ref.conversation_id, thread_id=ref.thread_id
+            )
+            return await self.send(conversation, message)
+        return ref
+
+    async def _call(self, call: Coroutine[Any, Any, AsyncSlackResponse]) -> AsyncSlackResponse:
+        """Run a Web API call; a refusal becomes DeliveryError and never carries the token."""
+        try:
+            return await call
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            error = str(exc.response.get("error", f"HTTP {status}"))
+            if status == 429:
+                raise DeliveryError(
+                    "Slack is rate limiting kobot",
+                    retry_after=retry_after_seconds(exc.response.headers) or 1.0,
+                ) from None
+            if error in MESSAGE_GONE_ERRORS:
+                raise _MessageGone(error) from None
+            log.warning("slack refused a message: %s", error)
+            raise DeliveryError(f"Slack refused the message ({error})") from None
+        except _UNREACHABLE as exc:
+            log.warning("slack unreachable: %s", type(exc).__name__)
+            raise DeliveryError("Slack could not be reached") from None
+
+    def _register_listeners(self) -> None:
+        app = self.app
+
+        @app.event("app_mention")
+        async def on_mention(body: dict[str, Any], event: dict[str, Any]) -> None:
+            self._spawn(self._deliver_event(body, event))
+
+        @app.event("message")
+        async def on_message(body: dict[str, Any], event: dict[str, Any]) -> None:
+            if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
+                return
+            self._spawn(self._deliver_event(body, event))
+
+        @app.command(SLASH_COMMAND)
+        async def on_command(ack: Any, body: dict[str, Any]) -> None:
+            await ack()
+            self._spawn(self._deliver_command(body))
+
+        @app.action(
+            {"block_id": re.compile(rf"^{re.escape(ACTIONS_BLOCK_ID)}"), "action_id": re.compile(r".+")}
+        )
+        async def on_action(ack: Any, body: dict[str, Any]) -> None:
+            await ack()
+            self._spawn(self._deliver_clicks(body))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(self._guarded(work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except InboundPayloadError as exc:
+            log.warning("slack payload dropped: %s", exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("slack inbound event failed")
+
+    async def _deliver_event(self, body: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        event_id = body.get("event_id")
+        if isinstance(event_id, str) and event_id and await seen_event(self._redis, event_id):
+            log.info("slack event %s delivered again; ignored", event_id)
+            return
+        sender = await self._users.sender(event_user(event))
+        message = message_from_event(
+            event, sender=sender, bot_user_id=self._bot_user_id, team_id=str(body.get("team_id", ""))
+        )
+        await self._require_sink().on_message(message)
+
+    async def _deliver_command(self, body: Mapping[str, Any]) -> None:
+        sender = await self._users.sender(command_user(body))
+        await self._require_sink().on_message(message_from_command(body, sender=sender))
+
+    async def _deliver_clicks(self, body: Mapping[str, Any]) -> None:
+        sender = await self._users.sender(action_user(body))
+        sink = self._require_sink()
+        for click in clicks_from_actions(body, sender=sender):
+            await sink.on_click(click)
+
+    def _require_sink(self) -> InboundSink:
+        if self._sink is None:
+            raise InboundPayloadError("adapter stopped before the event was handed on")
+        return self._sink
+
+
+@register_adapter(defaults.PLATFORM)
+def build(runtime: Runtime) -> SlackAdapter | None:
+    """The Slack adapter when KOBOT_SLACK__* settings are present."""
+    settings = runtime.settings.slack
+    if settings is None:
+        return None
+    return SlackAdapter(settings=settings, redis_url=runtime.store.url)

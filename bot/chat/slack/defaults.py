@@ -1,0 +1,72 @@
+"""Slack's limits and kobot's timeouts for Slack, each named once with the reason it exists."""
+
+from __future__ import annotations
+
+PLATFORM = "slack"
+"""The platform name on every identity, conversation and message ref this adapter produces."""
+
+EVENTS_PATH = "/slack/events"
+"""Where Slack posts events, slash commands and button clicks (the Request URL in the app config)."""
+
+SIGNATURE_MAX_AGE_SECONDS = 300
+"""Slack's own window: a request whose timestamp is further from now than this is refused."""
+
+REPLAY_TTL_SECONDS = 2 * SIGNATURE_MAX_AGE_SECONDS + 60
+"""A seen (timestamp, signature) pair is remembered past both ends of the window, so no repeat can pass."""
+
+EVENT_ID_TTL_SECONDS = 3600
+"""Slack redelivers an event (new signature, same event_id) for up to about an hour after a failed ack."""
+
+REQUEST_BODY_MAX_BYTES = 1_000_000
+"""Larger inbound bodies are refused before any parsing: no Slack callback is that big."""
+
+USER_CACHE_TTL_SECONDS = 3600
+"""Display names from users.info are cached this long; renames show up within the hour."""
+
+USER_LOOKUP_TIMEOUT_SECONDS = 5.0
+"""users.info gets this long; past it the user id stands in for the name rather than holding the event."""
+
+API_TIMEOUT_SECONDS = 15
+"""One Web API call's HTTP timeout; slow answers beyond it count as a failed delivery."""
+
+RATE_LIMIT_BUDGET_SECONDS = 120.0
+"""Total time one call may spend waiting out 429s before DeliveryError hands the retry to the caller."""
+
+CONNECTION_RETRIES = 3
+"""Retries of a Web API call after a dropped connection."""
+
+SERVER_ERROR_RETRIES = 2
+"""Retries of a Web API call answered 500/503."""
+
+SOCKET_PING_SECONDS = 10.0
+"""Socket Mode ping interval: a dead link is noticed and reopened within about this time."""
+
+MAX_BLOCKS = 50
+"""Slack refuses a message with more blocks than this."""
+
+HEADER_MAX_CHARS = 150
+"""A header block's plain_text limit."""
+
+SECTION_MAX_CHARS = 3000
+"""A section block's text limit."""
+
+FIELD_MAX_CHARS = 2000
+"""A section field's text limit."""
+
+FIELDS_PER_SECTION = 10
+"""A section holds at most this many fields; more go into another section."""
+
+BUTTONS_PER_ACTIONS = 25
+"""An actions block holds at most this many elements."""
+
+BUTTON_LABEL_MAX_CHARS = 75
+"""A button's plain_text label limit."""
+
+BUTTON_VALUE_MAX_CHARS = 2000
+"""A button's value limit; a longer value cannot come back verbatim, so it is refused."""
+
+CONTEXT_MAX_CHARS = 2000
+"""A context element's text limit."""
+
+TEXT_MAX_CHARS = 40_000
+"""chat.postMessage truncates `text` beyond this; kobot cuts it first, visibly."""

@@ -1,0 +1,64 @@
+"""Who may post to /slack/events: Slack's v0 signature, a fresh timestamp, and no repeats.
+
+Bolt checks the signature and the 300 s window too; this guard runs first so that a forged
+request never touches Redis, and then remembers each verified (timestamp, signature) pair so a
+captured request replayed inside the window is refused. Slack's own redeliveries are re-signed, so
+a legitimate request never repeats a pair; they repeat the event_id, which `seen_event` catches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from enum import Enum
+
+from redis.asyncio import Redis
+from slack_sdk.signature import SignatureVerifier
+
+from bot.chat.slack import defaults
+from workers.keys import PREFIX
+
+
+class Verdict(str, Enum):
+    """The guard's answer for one request."""
+
+    ACCEPTED = "accepted"
+    FORGED = "forged"
+    """Missing or wrong signature, or a timestamp outside the window."""
+    REPLAYED = "replayed"
+    """A verified request seen before."""
+
+
+def replay_key(timestamp: str, signature: str) -> str:
+    digest = hashlib.sha256(f"{timestamp}:{signature}".encode()).hexdigest()
+    return f"{PREFIX}:slack:request:{digest}"
+
+
+def event_key(event_id: str) -> str:
+    return f"{PREFIX}:slack:event:{event_id}"
+
+
+class RequestGuard:
+    """Verifies Slack's signature and refuses replays, remembering pairs in Redis."""
+
+    def __init__(self, *, signing_secret: str, redis: Redis) -> None:
+        self._verifier = SignatureVerifier(signing_secret)
+        self._redis = redis
+
+    async def check(self, *, body: bytes, headers: Mapping[str, str]) -> Verdict:
+        timestamp = headers.get("x-slack-request-timestamp", "")
+        signature = headers.get("x-slack-signature", "")
+        if not timestamp or not signature:
+            return Verdict.FORGED
+        if not self._verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
+            return Verdict.FORGED
+        first = await self._redis.set(
+            replay_key(timestamp, signature), b"1", nx=True, ex=defaults.REPLAY_TTL_SECONDS
+        )
+        return Verdict.ACCEPTED if first else Verdict.REPLAYED
+
+
+async def seen_event(redis: Redis, event_id: str) -> bool:
+    """True when this event_id was handled already (Slack redelivers after a missed ack or a reconnect)."""
+    first = await redis.set(event_key(event_id), b"1", nx=True, ex=defaults.EVENT_ID_TTL_SECONDS)
+    return not first

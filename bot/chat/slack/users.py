@@ -1,0 +1,58 @@
+"""Display names for Slack user ids, from users.info, cached in Redis so each user costs one call an hour."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from redis.asyncio import Redis
+from slack_sdk.errors import SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.chat.slack import defaults
+from bot.chat.slack.inbound import Sender
+from workers.keys import PREFIX
+
+log = logging.getLogger(__name__)
+
+
+def user_key(user_id: str) -> str:
+    return f"{PREFIX}:slack:user:{user_id}"
+
+
+class UserDirectory:
+    """users.info with a Redis cache. A failed lookup falls back to the bare id and is not cached."""
+
+    def __init__(self, *, client: AsyncWebClient, redis: Redis) -> None:
+        self._client = client
+        self._redis = redis
+
+    async def sender(self, user_id: str) -> Sender:
+        cached = await self._redis.get(user_key(user_id))
+        if cached is not None:
+            data = json.loads(cached)
+            return Sender(user_id=user_id, display_name=data["name"], email=data.get("email"))
+        try:
+            response = await asyncio.wait_for(
+                self._client.users_info(user=user_id), timeout=defaults.USER_LOOKUP_TIMEOUT_SECONDS
+            )
+        except (SlackClientError, TimeoutError, OSError) as exc:
+            log.warning("users.info for %s failed: %s", user_id, type(exc).__name__)
+            return Sender(user_id=user_id)
+        user = response.get("user") or {}
+        profile = user.get("profile") or {}
+        name = (
+            profile.get("display_name")
+            or user.get("real_name")
+            or profile.get("real_name")
+            or user.get("name")
+        )
+        email = profile.get("email") or None
+        sender = Sender(user_id=user_id, display_name=str(name or ""), email=email)
+        await self._redis.set(
+            user_key(user_id),
+            json.dumps({"name": sender.display_name, "email": email}),
+            ex=defaults.USER_CACHE_TTL_SECONDS,
+        )
+        return sender
