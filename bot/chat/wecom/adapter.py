@@ -1,0 +1,203 @@
+"""The WeCom (企业微信) adapter: app callbacks and smart-bot @-mentions in, app messages, app group
+chats, group robots and smart-bot replies out.
+
+A template card can be updated once per response code, so progress on WeCom is a new message per
+stage (a new step or the outcome) and an approval card is updated once, when it is decided. Conversation
+ids are described in `inbound`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter
+from redis import Redis
+from wechatpy.enterprise.crypto import WeChatCrypto
+
+from bot.chat.base import Capabilities, ChatAdapter, InboundSink
+from bot.chat.message import OutgoingMessage, Tone
+from bot.chat.registry import register_adapter
+from bot.chat.types import Conversation, MessageRef
+from bot.chat.wecom import defaults, inbound
+from bot.chat.wecom.callback import CallbackGuard
+from bot.chat.wecom.client import KobotWeChatClient, WeComApi
+from bot.chat.wecom.outbound import Outbound
+from bot.chat.wecom.render import render_card, stage_of
+from bot.chat.wecom.routes import build_router
+from bot.chat.wecom.settings import WeComSettings
+from bot.chat.wecom.state import WeComState
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+EXPIRED_BUTTON = OutgoingMessage(
+    title="This button has expired",
+    tone=Tone.WARNING,
+    status="Run the command again to get a fresh card.",
+)
+
+
+class WeComAdapter(ChatAdapter):
+    platform = defaults.PLATFORM
+    capabilities = Capabilities(
+        edits=True,
+        buttons=True,
+        threads=False,
+        markdown=True,
+        max_message_bytes=defaults.MARKDOWN_MAX_BYTES,
+        edits_per_message=1,
+    )
+
+    def __init__(self, *, settings: WeComSettings, redis: Redis) -> None:
+        self.settings = settings
+        self.state = WeComState(redis=redis)
+        self.api = WeComApi(client=KobotWeChatClient(settings=settings, redis=redis))
+        self.outbound = Outbound(settings=settings, api=self.api, state=self.state)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.app_guard = CallbackGuard(
+            crypto=WeChatCrypto(
+                settings.token.get_secret_value(),
+                settings.encoding_aes_key.get_secret_value(),
+                settings.corp_id,
+            ),
+            state=self.state,
+            endpoint="app",
+        )
+        self.smart_bot_guard: CallbackGuard | None = None
+        if settings.smart_bot_token is not None and settings.smart_bot_encoding_aes_key is not None:
+            self.smart_bot_guard = CallbackGuard(
+                crypto=WeChatCrypto(
+                    settings.smart_bot_token.get_secret_value(),
+                    settings.smart_bot_encoding_aes_key.get_secret_value(),
+                    "",
+                ),
+                state=self.state,
+                endpoint="smartbot",
+            )
+
+    def router(self) -> APIRouter:
+        return build_router(
+            app_guard=self.app_guard,
+            on_app_plaintext=self._on_app_plaintext,
+            smart_bot_guard=self.smart_bot_guard,
+            on_smart_bot_plaintext=self._on_smart_bot_plaintext,
+        )
+
+    async def start(self, sink: InboundSink) -> None:
+        await super().start(sink)
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.outbound.close()
+
+    async def send(self, conversation: Conversation, message: OutgoingMessage) -> MessageRef:
+        return await self.outbound.send(conversation.conversation_id, message)
+
+    async def update(self, ref: MessageRef, message: OutgoingMessage) -> MessageRef:
+        """A card is updated once (its response code); otherwise a new stage gets a new message."""
+        stage = stage_of(message)
+        if ref.extra.get("stage") == stage:
+            return ref
+        kind, _, target = ref.conversation_id.partition(":")
+        if ref.extra.get("card") and kind == inbound.USER:
+            code = self.state.take_response_code(task_id=ref.message_id)
+            if code is not None and await self._update_card(ref, message, user_id=target, code=code):
+                return ref.model_copy(update={"extra": {**ref.extra, "stage": stage}})
+        return await self.outbound.send(ref.conversation_id, message)
+
+    async def _update_card(
+        self, ref: MessageRef, message: OutgoingMessage, *, user_id: str, code: str
+    ) -> bool:
+        task_id = ref.message_id
+        if message.buttons:
+            keys = self.state.remember_card(task_id=task_id, buttons=message.buttons)
+            card = render_card(message, task_id=task_id, keys=keys)
+        else:
+            old = self.state.card_buttons(task_id=task_id)
+            card = render_card(message, task_id=task_id, keys=[])
+            card["button_list"] = [{"text": b.label, "key": f"spent-{i}"} for i, b in enumerate(old)]
+            card["replace_text"] = message.status or message.title
+        body = {
+            "userids": [user_id],
+            "agentid": self.settings.agent_id,
+            "response_code": code,
+            "template_card": card,
+        }
+        client = self.api.client
+        try:
+            await self.api.call(
+                lambda: client.post("message/update_template_card", data=body), what="a card update"
+            )
+        except Exception as exc:
+            log.info("wecom card %s not updated (%s); posting a follow-up", task_id, exc)
+            return False
+        return True
+
+    def _on_app_plaintext(self, plain: str) -> None:
+        event = inbound.parse_app_callback(plain, agent_id=self.settings.agent_id)
+        if event is not None:
+            self._spawn(self._deliver(event))
+
+    def _on_smart_bot_plaintext(self, plain: str) -> None:
+        try:
+            payload = json.loads(plain)
+        except ValueError:
+            log.warning("wecom smart bot sent a body that is not JSON")
+            return
+        event = inbound.parse_smart_bot_callback(payload) if isinstance(payload, dict) else None
+        if event is not None:
+            self._spawn(self._deliver(event))
+
+    async def _deliver(self, event: inbound.TextIn | inbound.CardClickIn) -> None:
+        sink: InboundSink | None = getattr(self, "sink", None)
+        if sink is None:
+            log.warning("wecom event dropped: the adapter was not started")
+            return
+        dedupe = f"msg:{event.message_id}" if isinstance(event, inbound.TextIn) else event.dedupe_key
+        if isinstance(event, inbound.TextIn) and not event.message_id:
+            dedupe = ""
+        if dedupe and not self.state.first_delivery(message_key=dedupe):
+            return
+        if event.reply_url:
+            self.state.offer_reply_url(conversation_id=event.conversation_id, url=event.reply_url)
+        if isinstance(event, inbound.TextIn):
+            await sink.on_message(inbound.to_inbound(event))
+            return
+        button = self.state.card_button(task_id=event.task_id, key=event.key)
+        if button is None:
+            log.info("wecom click on an unknown or expired card")
+            await self.send(inbound.conversation_of(event), EXPIRED_BUTTON)
+            return
+        if event.response_code:
+            self.state.offer_response_code(task_id=event.task_id, response_code=event.response_code)
+        await sink.on_click(inbound.to_click(event, action_id=button.action_id, value=button.value))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(self._guarded(work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("wecom event handling failed")
+
+
+@register_adapter(defaults.PLATFORM)
+def build(runtime: Runtime) -> WeComAdapter | None:
+    """The WeCom adapter when `KOBOT_WECOM__*` settings are present."""
+    if runtime.settings.wecom is None:
+        return None
+    return WeComAdapter(settings=runtime.settings.wecom, redis=runtime.redis)

@@ -1,0 +1,102 @@
+"""wechatpy's enterprise client pointed at a configurable base URL, with the token kept in Redis.
+
+wechatpy is synchronous, so every call runs in a thread (`WeComApi.call`) and the event loop never
+blocks. wechatpy's own token retry recurses without bound; it is turned off here and replaced by one
+refresh-and-retry on the token errcodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from redis import Redis
+from wechatpy.enterprise import WeChatClient
+from wechatpy.exceptions import WeChatClientException
+from wechatpy.session.redisstorage import RedisStorage
+
+from bot.chat.wecom import defaults
+from bot.chat.wecom.settings import WeComSettings
+from bot.errors import DeliveryError
+
+log = logging.getLogger(__name__)
+
+
+class KobotWeChatClient(WeChatClient):  # type: ignore[misc]
+    """WeChatClient whose every URL, gettoken included, starts at the configured `API_BASE_URL`."""
+
+    def __init__(self, *, settings: WeComSettings, redis: Redis) -> None:
+        super().__init__(
+            settings.corp_id,
+            settings.secret.get_secret_value(),
+            session=RedisStorage(redis, prefix=f"{defaults.REDIS_PREFIX}:session"),
+            timeout=defaults.API_TIMEOUT_SECONDS,
+            auto_retry=False,
+        )
+        self.API_BASE_URL = settings.api_base_url
+        self._agent_id = settings.agent_id
+
+    @property
+    def access_token_key(self) -> str:
+        """Keyed by corp and agent: wechatpy's default key embeds part of the secret."""
+        return f"{self.corp_id}_{self._agent_id}_access_token"
+
+    def fetch_access_token(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._fetch_access_token(
+            url=self.API_BASE_URL + "gettoken",
+            params={"corpid": self.corp_id, "corpsecret": self.secret},
+        )
+        return result
+
+    def forget_access_token(self) -> None:
+        self.session.delete(self.access_token_key)
+        self.expires_at = None
+
+
+class WeComApi:
+    """Async face of the client: one call in a thread, one token refresh, errors as DeliveryError."""
+
+    def __init__(self, *, client: KobotWeChatClient) -> None:
+        self.client = client
+
+    async def call(self, fn: Callable[[], dict[str, Any]], *, what: str) -> dict[str, Any]:
+        """Run `fn` (a wechatpy call) in a thread; a token errcode refreshes the token and retries once."""
+        try:
+            return await asyncio.to_thread(self._call_once, fn)
+        except WeChatClientException as exc:
+            if exc.errcode in defaults.TOKEN_REFRESH_ERRCODES:
+                log.info("wecom access token refused (errcode %s); fetching a new one", exc.errcode)
+                try:
+                    await asyncio.to_thread(self._refresh)
+                    return await asyncio.to_thread(self._call_once, fn)
+                except WeChatClientException as again:
+                    raise _delivery_error(again, what=what) from None
+            raise _delivery_error(exc, what=what) from None
+
+    def _call_once(self, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return fn()
+        except WeChatClientException:
+            raise
+        except OSError as exc:  # requests' connection errors are OSErrors
+            raise WeChatClientException(None, type(exc).__name__) from exc
+
+    def _refresh(self) -> None:
+        self.client.forget_access_token()
+        self.client.fetch_access_token()
+
+
+def _delivery_error(exc: WeChatClientException, *, what: str) -> DeliveryError:
+    code = exc.errcode
+    if code in defaults.RATE_LIMIT_ERRCODES:
+        return DeliveryError(
+            f"WeCom limited {what}; retrying later", retry_after=defaults.RATE_LIMIT_RETRY_SECONDS
+        )
+    if code is None:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        reason = f"HTTP {status}" if status else str(exc.errmsg or "no answer")
+        return DeliveryError(f"WeCom did not take {what} ({reason})")
+    log.warning("wecom refused %s: errcode %s", what, code)
+    return DeliveryError(f"WeCom refused {what} (errcode {code})")

@@ -1,0 +1,175 @@
+"""Posting to each kind of WeCom conversation: app session, app group chat, group robot, smart-bot reply.
+
+Only one-to-one app sessions and smart-bot replies can carry clickable cards; elsewhere buttons are shown
+as numbered choices in markdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from functools import partial
+from typing import Any
+
+import aiohttp
+
+from bot.chat.message import OutgoingMessage
+from bot.chat.types import MessageRef
+from bot.chat.wecom import defaults, inbound
+from bot.chat.wecom.client import WeComApi
+from bot.chat.wecom.render import render_card, render_markdown, split_markdown, stage_of
+from bot.chat.wecom.settings import WeComSettings
+from bot.chat.wecom.state import WeComState
+from bot.errors import DeliveryError
+
+log = logging.getLogger(__name__)
+
+
+class Outbound:
+    def __init__(self, *, settings: WeComSettings, api: WeComApi, state: WeComState) -> None:
+        self.settings = settings
+        self.api = api
+        self.state = state
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, conversation_id: str, message: OutgoingMessage, *, hops: int = 0) -> MessageRef:
+        kind, _, target = conversation_id.partition(":")
+        if not target:
+            raise DeliveryError(f"not a WeCom conversation id: {conversation_id!r}")
+        if kind == inbound.USER:
+            return await self._to_user(conversation_id, target, message)
+        if kind == inbound.APPCHAT:
+            return await self._to_appchat(conversation_id, target, message)
+        if kind == inbound.ROBOT:
+            return await self._to_robot(conversation_id, target, message)
+        if kind == inbound.SMARTBOT:
+            return await self._to_smart_bot(conversation_id, target, message, hops=hops)
+        raise DeliveryError(f"not a WeCom conversation id: {conversation_id!r}")
+
+    def _ref(
+        self, conversation_id: str, message_id: str, message: OutgoingMessage, **extra: str
+    ) -> MessageRef:
+        return MessageRef(
+            platform=defaults.PLATFORM,
+            conversation_id=conversation_id,
+            message_id=message_id,
+            extra={"stage": stage_of(message), **extra},
+        )
+
+    async def _to_user(self, conversation_id: str, user_id: str, message: OutgoingMessage) -> MessageRef:
+        client, agent_id = self.api.client, self.settings.agent_id
+        if message.buttons:
+            task_id = self.state.new_task_id()
+            keys = self.state.remember_card(task_id=task_id, buttons=message.buttons)
+            msg = {
+                "msgtype": "template_card",
+                "template_card": render_card(message, task_id=task_id, keys=keys),
+            }
+            answer = await self.api.call(
+                lambda: client.message.send(agent_id, user_id, msg=msg), what="a card"
+            )
+            if answer.get("response_code"):
+                self.state.offer_response_code(task_id=task_id, response_code=str(answer["response_code"]))
+            return self._ref(conversation_id, task_id, message, card="1")
+        first = ""
+        for part in split_markdown(render_markdown(message)):
+            msg = {"msgtype": "markdown", "markdown": {"content": part}}
+            answer = await self.api.call(
+                partial(client.message.send, agent_id, user_id, msg=msg), what="a message"
+            )
+            first = first or str(answer.get("msgid") or "")
+        return self._ref(conversation_id, first or _local_id(), message)
+
+    async def _to_appchat(self, conversation_id: str, chat_id: str, message: OutgoingMessage) -> MessageRef:
+        client = self.api.client
+        for part in split_markdown(render_markdown(message)):
+            await self.api.call(
+                partial(client.appchat.send, chat_id, "markdown", content=part),
+                what="a group chat message",
+            )
+        return self._ref(conversation_id, _local_id(), message)
+
+    async def _to_robot(self, conversation_id: str, name: str, message: OutgoingMessage) -> MessageRef:
+        key = self.settings.robot_webhooks.get(name)
+        if key is None and name == "default":
+            key = self.settings.robot_webhook_key
+        if key is None:
+            raise DeliveryError(f"no WeCom group robot named {name!r}: add it to KOBOT_WECOM__ROBOT_WEBHOOKS")
+        url = self.settings.api_base_url + "webhook/send"
+        for part in split_markdown(render_markdown(message)):
+            body = {"msgtype": "markdown", "markdown": {"content": part}}
+            await self._post_json(
+                url, body, params={"key": key.get_secret_value()}, what=f"group robot {name!r}"
+            )
+        return self._ref(conversation_id, _local_id(), message)
+
+    async def _to_smart_bot(
+        self, conversation_id: str, chat: str, message: OutgoingMessage, *, hops: int
+    ) -> MessageRef:
+        url = self.state.take_reply_url(conversation_id=conversation_id)
+        if url is not None:
+            if message.buttons:
+                task_id = self.state.new_task_id()
+                keys = self.state.remember_card(task_id=task_id, buttons=message.buttons)
+                card = render_card(message, task_id=task_id, keys=keys)
+                await self._post_json(
+                    url, {"msgtype": "template_card", "template_card": card}, what="a reply"
+                )
+                return self._ref(conversation_id, task_id, message)
+            parts = split_markdown(render_markdown(message))
+            await self._post_json(
+                url, {"msgtype": "markdown", "markdown": {"content": parts[0]}}, what="a reply"
+            )
+            if len(parts) > 1:
+                log.info("wecom smart bot reply cut to its first part (one reply per mention)")
+            return self._ref(conversation_id, _local_id(), message)
+        route = self.settings.smart_bot_routes.get(chat)
+        if route is not None and hops == 0 and not route.startswith(f"{inbound.SMARTBOT}:"):
+            sent = await self.send(route, message, hops=hops + 1)
+            return sent.model_copy(update={"conversation_id": conversation_id})
+        raise DeliveryError(
+            f"WeCom group {chat} cannot be posted to now (its reply link is used up); "
+            "route it in KOBOT_WECOM__SMART_BOT_ROUTES"
+        )
+
+    async def _post_json(
+        self, url: str, body: dict[str, Any], *, what: str, params: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """POST a webhook-style body; the URL carries the credential, so it is never logged."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=defaults.API_TIMEOUT_SECONDS)
+            )
+        try:
+            async with self._session.post(url, json=body, params=params) as response:
+                if response.status >= 500 or response.status == 429:
+                    retry = response.headers.get("Retry-After")
+                    raise DeliveryError(
+                        f"WeCom did not take {what} (HTTP {response.status})",
+                        retry_after=float(retry) if retry and retry.isdigit() else None,
+                    )
+                if response.status != 200:
+                    raise DeliveryError(f"WeCom refused {what} (HTTP {response.status})")
+                answer: Any = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise DeliveryError(f"WeCom did not take {what} ({type(exc).__name__})") from None
+        code = int(answer.get("errcode", 0)) if isinstance(answer, dict) else -1
+        if code == defaults.ROBOT_BAD_KEY_ERRCODE:
+            raise DeliveryError(
+                f"WeCom refused {what}: the webhook key is wrong or the robot left the group (errcode 93000)"
+            )
+        if code in defaults.RATE_LIMIT_ERRCODES:
+            raise DeliveryError(f"WeCom limited {what}", retry_after=defaults.RATE_LIMIT_RETRY_SECONDS)
+        if code != 0:
+            raise DeliveryError(f"WeCom refused {what} (errcode {code})")
+        return dict(answer)
+
+
+def _local_id() -> str:
+    """WeCom returns no id for group posts; kobot names them itself so refs stay distinct."""
+    return f"local_{secrets.token_hex(8)}"
