@@ -3,3 +3,4 @@
 from __future__ import annotations
 
 from bot.chat.slack import adapter as slack_adapter  # noqa: F401
+from bot.chat.wecom import adapter as wecom_adapter  # noqa: F401
