@@ -45,6 +45,14 @@ class CommandSpec:
     job_kind: str | None = None
     """The job kind a mutating command queues; None for commands answered at once."""
     handler: Handler | None = field(default=None, repr=False)
+    risk_rule: Callable[[Any], Risk] | None = field(default=None, repr=False)
+    """Risk for given args when it depends on them; `risk` is then the highest it can return."""
+    prepare: Callable[[str, dict[str, Any]], dict[str, Any]] | None = field(default=None, repr=False)
+    """Adjusts raw argument words for the alias used (`缩容 prod 2` means remove two) before validation."""
+
+    def risk_for(self, args: BaseModel) -> Risk:
+        """The one place a command's risk is decided."""
+        return self.risk_rule(args) if self.risk_rule is not None else self.risk
 
 
 COMMANDS: dict[str, CommandSpec] = {}
@@ -60,6 +68,8 @@ def command(
     examples: tuple[str, ...],
     cluster: str = "none",
     job_kind: str | None = None,
+    risk_rule: Callable[[Any], Risk] | None = None,
+    prepare: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Callable[[type[BaseModel]], type[BaseModel]]:
     """Register a command whose arguments are the decorated pydantic model."""
 
@@ -76,6 +86,8 @@ def command(
             examples=examples,
             cluster=cluster,
             job_kind=job_kind,
+            risk_rule=risk_rule,
+            prepare=prepare,
         )
         return model
 
