@@ -1,0 +1,21 @@
+"""Who may do what: roles, bindings per cluster and channel, approval rules and break-glass rights.
+
+See `bot.policy.document` for the file format and `bot.policy.model` for how it is evaluated.
+"""
+
+from bot.policy.directory import DirectoryUnavailableError
+from bot.policy.loader import PolicyError, load_policy, parse_policy
+from bot.policy.model import Policy, default_policy
+from bot.policy.store import AuthDecision, PolicyStore, WhoAmI
+
+__all__ = [
+    "AuthDecision",
+    "DirectoryUnavailableError",
+    "Policy",
+    "PolicyError",
+    "PolicyStore",
+    "WhoAmI",
+    "default_policy",
+    "load_policy",
+    "parse_policy",
+]

@@ -1,0 +1,308 @@
+"""The current policy, reloaded when its file changes, and the questions the dispatcher asks of it.
+
+Without a policy file kobot runs on built-in defaults: the terminal user is admin (whoever runs the
+terminal chat already controls kobot's machine), every chat user is a viewer, and a refusal tells the
+user which identity key the admin should bind in a policy file (setting KOBOT_POLICY_FILE).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from redis import Redis
+
+from bot.chat.types import Conversation, Identity
+from bot.errors import KobotError
+from bot.policy import defaults
+from bot.policy.directory import DirectoryClient, DirectoryGroups, read_password
+from bot.policy.loader import PolicyError, load_policy
+from bot.policy.model import Policy, default_policy
+from commands.registry import COMMANDS, Risk
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AuthDecision:
+    """Whether a command may run, and under which conditions. `reason` is safe to show in chat."""
+
+    allowed: bool
+    reason: str
+    missing_permission: str | None
+    needs_approval: bool
+    approvals_required: int
+    approver_role: str | None
+    break_glass_allowed: bool
+    roles: tuple[str, ...] = ()
+    """The user's roles on the cluster, for audit records."""
+
+
+@dataclass(frozen=True)
+class WhoAmI:
+    """What kobot knows about a user: their identity, the person it joins to, groups and roles."""
+
+    identity: str
+    display_name: str
+    person: str | None
+    identities: tuple[str, ...]
+    groups: tuple[str, ...]
+    roles: tuple[str, ...]
+    cluster: str | None
+    policy_source: str
+    directory_error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Subject:
+    person: str | None
+    groups: frozenset[str]
+    subjects: frozenset[str]
+    directory_error: str | None
+
+
+@dataclass
+class _Loaded:
+    policy: Policy
+    directory: DirectoryClient | None
+    stamp: tuple[int, int, int] | None
+
+
+class PolicyStore:
+    """Holds the current policy; a bad reload keeps the last good one and logs why (see `last_error`)."""
+
+    def __init__(
+        self,
+        *,
+        path: Path | None,
+        redis: Redis,
+        reload_check_seconds: float = defaults.RELOAD_CHECK_SECONDS,
+    ) -> None:
+        self._path = path
+        self._redis = redis
+        self._check_every = reload_check_seconds
+        self._lock = threading.Lock()
+        self._next_check = time.monotonic() + reload_check_seconds
+        self.last_error: str | None = None
+        self._loaded = self._load()
+
+    @property
+    def policy(self) -> Policy:
+        """The current policy (the file's mtime is looked at no more than once per check interval)."""
+        if self._path is not None and time.monotonic() >= self._next_check:
+            self.reload_if_changed()
+        return self._loaded.policy
+
+    def reload_if_changed(self) -> bool:
+        """Reload now if the file changed; True when a new policy is in force."""
+        with self._lock:
+            self._next_check = time.monotonic() + self._check_every
+            if self._path is None or _stamp(self._path) == self._loaded.stamp:
+                return False
+            try:
+                self._loaded = self._load()
+            except KobotError as exc:
+                self.last_error = exc.user_message
+                log.error("policy reload failed, keeping the last good policy: %s", exc.user_message)
+                self._loaded.stamp = _stamp(self._path)
+                return False
+            self.last_error = None
+            log.info("policy reloaded from %s", self._path)
+            return True
+
+    def authorize(
+        self,
+        *,
+        identity: Identity,
+        conversation: Conversation,
+        command_id: str,
+        risk: Risk,
+        cluster: str | None,
+    ) -> AuthDecision:
+        """May this user run this command on this cluster here, and does it need approval first?"""
+        policy = self.policy
+        who = self._resolve(policy, identity)
+        roles = sorted(
+            policy.roles_of_subjects(who.subjects, cluster=cluster, conversation_key=conversation.key)
+        )
+        spec = COMMANDS.get(command_id)
+        permission = spec.permission if spec is not None else command_id
+        granted = [role for role in roles if policy.grants(role, permission=permission, risk=risk)]
+        if not granted:
+            return AuthDecision(
+                allowed=False,
+                reason=self._refusal(policy, identity, who, roles, command_id, permission, risk, cluster),
+                missing_permission=permission,
+                needs_approval=False,
+                approvals_required=0,
+                approver_role=None,
+                break_glass_allowed=False,
+                roles=tuple(roles),
+            )
+        required, approver = policy.approval_rule(
+            permission=permission, command_id=command_id, risk=risk, cluster=cluster
+        )
+        break_glass = any(policy.roles[role].break_glass for role in roles)
+        where = f" on {cluster}" if cluster else ""
+        reason = f"allowed by role {', '.join(granted)}{where}"
+        if required:
+            reason += f"; needs {required} approval{'s' if required > 1 else ''} from {approver}{where}"
+        return AuthDecision(
+            allowed=True,
+            reason=reason,
+            missing_permission=None,
+            needs_approval=required > 0,
+            approvals_required=required,
+            approver_role=approver if required else None,
+            break_glass_allowed=break_glass,
+            roles=tuple(roles),
+        )
+
+    def can_run(
+        self,
+        *,
+        identity: Identity,
+        conversation: Conversation,
+        command_id: str,
+        risk: Risk,
+        cluster: str | None,
+    ) -> bool:
+        """For `help`: list only what this user could run (approval may still be needed)."""
+        return self.authorize(
+            identity=identity, conversation=conversation, command_id=command_id, risk=risk, cluster=cluster
+        ).allowed
+
+    def default_cluster(self, *, conversation: Conversation) -> str | None:
+        return self.policy.cluster_for(conversation.key)
+
+    def roles_for(self, *, identity: Identity, cluster: str | None, conversation: Conversation) -> list[str]:
+        policy = self.policy
+        who = self._resolve(policy, identity)
+        return sorted(
+            policy.roles_of_subjects(who.subjects, cluster=cluster, conversation_key=conversation.key)
+        )
+
+    def person_of(self, *, identity: Identity) -> str | None:
+        """The person an identity joins to, so one human is one approver across platforms."""
+        return self.policy.person_for(_identity_keys(identity))
+
+    def describe(self, *, identity: Identity, conversation: Conversation, cluster: str | None) -> WhoAmI:
+        policy = self.policy
+        who = self._resolve(policy, identity)
+        roles = policy.roles_of_subjects(who.subjects, cluster=cluster, conversation_key=conversation.key)
+        identities = policy.people[who.person].identities if who.person is not None else (identity.key,)
+        source = f"policy file {policy.source}" if policy.source else "built-in defaults (no policy file)"
+        return WhoAmI(
+            identity=identity.key,
+            display_name=identity.label(),
+            person=who.person,
+            identities=tuple(identities),
+            groups=tuple(sorted(who.groups)),
+            roles=tuple(sorted(roles)),
+            cluster=cluster,
+            policy_source=source,
+            directory_error=who.directory_error,
+        )
+
+    def api_identity(self, *, token: str) -> Identity | None:
+        """The policy identity (`api:<name>`) of a REST API bearer token, or None when it is no one's."""
+        user = self.policy.api_user_for(token)
+        if user is None:
+            return None
+        return Identity(platform=defaults.API_PLATFORM, user_id=user.name, display_name=user.name)
+
+    def _resolve(self, policy: Policy, identity: Identity) -> _Subject:
+        keys = _identity_keys(identity)
+        person = policy.person_for(keys)
+        if identity.platform == defaults.API_PLATFORM:
+            api_user = next((u for u in policy.api_users if u.name == identity.user_id), None)
+            person = api_user.person if api_user is not None else None
+        groups = policy.static_groups(person=person, identity_keys=keys)
+        directory = self._directory_groups(policy, identity, person)
+        groups |= {f"ldap:{name}" for name in directory.groups}
+        subjects = {"*", f"{identity.platform}:*".lower(), *(key.lower() for key in keys)}
+        if person is not None:
+            subjects.add(f"person:{person}")
+        subjects |= {f"group:{group}" for group in groups}
+        return _Subject(
+            person=person,
+            groups=frozenset(groups),
+            subjects=frozenset(subjects),
+            directory_error=directory.error,
+        )
+
+    def _directory_groups(self, policy: Policy, identity: Identity, person: str | None) -> DirectoryGroups:
+        client = self._loaded.directory
+        if client is None or policy.ldap is None:
+            return DirectoryGroups(groups=())
+        spec = policy.people.get(person) if person is not None else None
+        uid = spec.directory_user if spec is not None else None
+        if uid is None and identity.platform == defaults.TERMINAL_PLATFORM:
+            uid = identity.user_id
+        email = identity.email or (spec.email if spec is not None else None)
+        return client.groups_for(uid=uid, email=email)
+
+    def _refusal(
+        self,
+        policy: Policy,
+        identity: Identity,
+        who: _Subject,
+        roles: list[str],
+        command_id: str,
+        permission: str,
+        risk: Risk,
+        cluster: str | None,
+    ) -> str:
+        where = f" on {cluster}" if cluster else ""
+        held = ", ".join(roles) if roles else "none"
+        text = (
+            f"You may not run {command_id}{where}: it needs the {permission} permission ({risk.value}), "
+            f"which your roles here ({held}) do not grant."
+        )
+        if not policy.from_file:
+            text += (
+                " kobot runs without a policy file, so chat users can only view. The operator of kobot's "
+                f"terminal can grant more by binding {identity.key} to a role in a policy file "
+                "(setting KOBOT_POLICY_FILE)."
+            )
+        else:
+            admins = policy.holders_of(defaults.ADMIN_ROLE, cluster=cluster)
+            if admins:
+                text += f" Admins{where} who can grant it: {', '.join(admins)}."
+            else:
+                text += f" No admin is bound{where}; whoever maintains {policy.source} can grant it."
+        if who.directory_error:
+            text += f" Directory groups were not counted: {who.directory_error}."
+        return text
+
+    def _load(self) -> _Loaded:
+        if self._path is None:
+            return _Loaded(policy=default_policy(), directory=None, stamp=None)
+        stamp = _stamp(self._path)
+        policy = load_policy(self._path)
+        directory = None
+        if policy.ldap is not None:
+            try:
+                password = read_password(policy.ldap)
+            except KobotError as exc:
+                raise PolicyError(f"policy file {self._path}: ldap: {exc.user_message}") from None
+            directory = DirectoryClient(spec=policy.ldap, password=password, redis=self._redis)
+        return _Loaded(policy=policy, directory=directory, stamp=stamp)
+
+
+def _identity_keys(identity: Identity) -> list[str]:
+    keys = [identity.key]
+    if identity.email:
+        keys.append(f"{identity.platform}:email:{identity.email.lower()}")
+    return keys
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size, info.st_ino
