@@ -2,5 +2,6 @@
 
 from __future__ import annotations
 
+from bot.chat.dingtalk import adapter as dingtalk_adapter  # noqa: F401
 from bot.chat.slack import adapter as slack_adapter  # noqa: F401
 from bot.chat.wecom import adapter as wecom_adapter  # noqa: F401

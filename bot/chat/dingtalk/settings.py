@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, Field, SecretStr
+
+from bot.chat.dingtalk import defaults
+
+
+class DingTalkRobot(BaseModel):
+    """A custom group robot (webhook plus its signing secret) used for notifications."""
+
+    webhook_url: SecretStr
+    """`https://oapi.dingtalk.com/robot/send?access_token=...`: the token makes the URL a secret."""
+    secret: SecretStr
+    """The robot's 加签 secret (SEC...); every post is signed with it."""
 
 
 class DingTalkSettings(BaseModel):
@@ -16,3 +27,19 @@ class DingTalkSettings(BaseModel):
     robot_secret: SecretStr | None = None
     openapi_endpoint: str = "https://api.dingtalk.com"
     """Only tests point this elsewhere (a local peer speaking DingTalk's Open API and stream gateway)."""
+    robots: dict[str, DingTalkRobot] = Field(default_factory=dict)
+    """Named custom robots; conversation id `robot:<name>` posts through one. The pair
+    robot_webhook_url/robot_secret is the robot named `default`."""
+    robot_budget_per_window: int = Field(default=defaults.ROBOT_BUDGET_PER_WINDOW, ge=1, le=1000)
+    """Posts a custom robot may make per window (DingTalk allows 20 a minute)."""
+    robot_budget_window_seconds: float = Field(default=defaults.ROBOT_BUDGET_WINDOW_SECONDS, gt=0, le=3600)
+    """Only tests shorten this, to run a burst through the budget quickly."""
+
+    def all_robots(self) -> dict[str, DingTalkRobot]:
+        """Every configured robot by name, the top-level pair as `default`."""
+        robots = dict(self.robots)
+        if self.robot_webhook_url is not None and self.robot_secret is not None:
+            robots.setdefault(
+                "default", DingTalkRobot(webhook_url=self.robot_webhook_url, secret=self.robot_secret)
+            )
+        return robots

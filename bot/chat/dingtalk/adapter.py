@@ -1,0 +1,312 @@
+"""The DingTalk adapter: stream mode in, session webhook / cards / robot API / custom robots out.
+
+Where a message goes:
+- `robot:<name>` conversations → that custom robot's signed webhook, paced by its outbox;
+- progress and approvals, when a card template is configured → an interactive card, edited in place;
+- other answers while the conversation's session webhook is fresh → the session webhook;
+- everything else → the robot API (group or one-to-one markdown), which needs no webhook that expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from redis import Redis
+
+from bot.chat.base import Capabilities, ChatAdapter, InboundSink
+from bot.chat.dingtalk import defaults, inbound, render
+from bot.chat.dingtalk.openapi import OpenApiClient
+from bot.chat.dingtalk.robot import RobotOutbox
+from bot.chat.dingtalk.settings import DingTalkSettings
+from bot.chat.dingtalk.stream import TOPIC_CARD, TOPIC_CHAT, StreamConnection
+from bot.chat.message import MessageKind, OutgoingMessage
+from bot.chat.registry import register_adapter
+from bot.chat.types import Conversation, MessageRef
+from bot.errors import DeliveryError
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+ROBOT_PREFIX = "robot:"
+"""Conversation ids naming a custom robot: `robot:<name>`."""
+
+CARD_KINDS = frozenset({MessageKind.PROGRESS, MessageKind.APPROVAL})
+"""Messages that become cards when a template is configured: they are edited or clicked later."""
+
+VIA_CARD, VIA_ROBOT, VIA_WEBHOOK, VIA_API = "card", "robot", "webhook", "api"
+"""MessageRef.extra["via"]: how a message was sent, which decides how it is edited."""
+
+_KEY_PREFIX = "kobot:dingtalk"
+
+
+class DingTalkAdapter(ChatAdapter):
+    """One DingTalk app (stream mode) plus its custom robots."""
+
+    platform = defaults.PLATFORM
+
+    def __init__(self, *, settings: DingTalkSettings, redis: Redis) -> None:
+        self._settings = settings
+        self._redis = redis
+        self._template = settings.card_template_id
+        self._robot_code = settings.robot_code or settings.client_id
+        self.capabilities = Capabilities(
+            edits=self._template is not None,
+            buttons=self._template is not None,
+            threads=False,
+            markdown=True,
+            max_message_bytes=defaults.MESSAGE_MAX_BYTES,
+        )
+        self.api = OpenApiClient(
+            endpoint=settings.openapi_endpoint,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+        )
+        self.robots: dict[str, RobotOutbox] = {}
+        self.stream: StreamConnection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handoffs: set[concurrent.futures.Future[None]] = set()
+
+    async def start(self, sink: InboundSink) -> None:
+        """Connect to the stream gateway in its own thread; returns once connected or still trying."""
+        await super().start(sink)
+        self._loop = asyncio.get_running_loop()
+        _point_sdk_at(self._settings.openapi_endpoint)
+        self.stream = StreamConnection(
+            endpoint=self._settings.openapi_endpoint,
+            client_id=self._settings.client_id,
+            client_secret=self._settings.client_secret,
+            handle=self._on_frame,
+        )
+        if not await asyncio.to_thread(self.stream.start):
+            log.warning("dingtalk stream gateway not reached yet; retrying in the background")
+
+    async def stop(self) -> None:
+        if self.stream is not None:
+            await asyncio.to_thread(self.stream.stop)
+            self.stream = None
+        for outbox in self.robots.values():
+            if not await outbox.flush(timeout=defaults.ROBOT_STOP_FLUSH_SECONDS):
+                log.error("dingtalk robot %s stopped with %d posts undelivered", outbox.name, outbox.waiting)
+            await outbox.close()
+        if self._handoffs:
+            await asyncio.wait([asyncio.wrap_future(f) for f in list(self._handoffs)], timeout=5.0)
+        await self.api.close()
+
+    # --- outbound -------------------------------------------------------------------------------
+
+    async def send(self, conversation: Conversation, message: OutgoingMessage) -> MessageRef:
+        if conversation.conversation_id.startswith(ROBOT_PREFIX):
+            return self._send_robot(conversation.conversation_id, message, key=None)
+        if self._template is not None and (message.kind in CARD_KINDS or message.buttons):
+            return await self._send_card(conversation, message)
+        webhook = _live_session_webhook(conversation)
+        if webhook is not None and message.kind not in CARD_KINDS:
+            for part in render.split_markdown(render.render_markdown(message)):
+                await self.api.post_webhook(webhook, render.webhook_markdown(part, mentions=message.mentions))
+            return self._ref(conversation, message_id=f"wh-{uuid.uuid4().hex}", via=VIA_WEBHOOK)
+        return await self._send_api(conversation.conversation_id, _direct_user(conversation), message)
+
+    async def update(self, ref: MessageRef, message: OutgoingMessage) -> MessageRef:
+        via = ref.extra.get("via")
+        if via == VIA_CARD:
+            body = render.card_update(message, out_track_id=ref.message_id)
+            await self.api.call("PUT", "/v1.0/card/instances", body)
+            return ref
+        if via == VIA_ROBOT:
+            return self._send_robot(ref.conversation_id, message, key=ref.message_id)
+        # Markdown cannot be edited: each stage is a new message, sent where no webhook can expire.
+        return await self._send_api(ref.conversation_id, ref.extra.get(inbound.EXTRA_USER_ID), message)
+
+    async def ask(self, conversation: Conversation, message: OutgoingMessage) -> MessageRef:
+        """Cards carry the buttons; without a template the markdown already lists them as choices."""
+        return await self.send(conversation, message)
+
+    async def _send_card(self, conversation: Conversation, message: OutgoingMessage) -> MessageRef:
+        assert self._template is not None
+        out_track_id = f"kobot-{uuid.uuid4().hex}"
+        user_id = _direct_user(conversation)
+        body = render.card_create(
+            message,
+            template_id=self._template,
+            out_track_id=out_track_id,
+            robot_code=self._robot_code,
+            conversation_id=conversation.conversation_id,
+            user_id=user_id,
+        )
+        ref = self._ref(conversation, message_id=out_track_id, via=VIA_CARD, user_id=user_id)
+        # Remember the card before it exists, so a click arriving at once is already trusted.
+        await asyncio.to_thread(
+            self._redis.set,
+            f"{_KEY_PREFIX}:card:{out_track_id}",
+            inbound.card_record(conversation, ref),
+            ex=defaults.CARD_TTL_SECONDS,
+        )
+        await self.api.call("POST", "/v1.0/card/instances/createAndDeliver", body)
+        return ref
+
+    async def _send_api(
+        self, conversation_id: str, user_id: str | None, message: OutgoingMessage
+    ) -> MessageRef:
+        result: dict[str, Any] = {}
+        for part in render.split_markdown(render.render_markdown(message)):
+            path, body = render.robot_api_markdown(
+                part, robot_code=self._robot_code, conversation_id=conversation_id, user_id=user_id
+            )
+            result = await self.api.call("POST", path, body)
+        message_id = str(result.get("processQueryKey") or f"api-{uuid.uuid4().hex}")
+        extra = {"via": VIA_API} | ({inbound.EXTRA_USER_ID: user_id} if user_id else {})
+        return MessageRef(
+            platform=self.platform, conversation_id=conversation_id, message_id=message_id, extra=extra
+        )
+
+    def _send_robot(self, conversation_id: str, message: OutgoingMessage, *, key: str | None) -> MessageRef:
+        name = conversation_id.removeprefix(ROBOT_PREFIX)
+        outbox = self._outbox(name)
+        payloads = [
+            render.webhook_markdown(part, mentions=message.mentions)
+            for part in render.split_markdown(render.render_markdown(message))
+        ]
+        message_id = key or outbox.new_key()
+        outbox.submit(key=message_id, payloads=payloads, replace=key is not None)
+        return MessageRef(
+            platform=self.platform,
+            conversation_id=conversation_id,
+            message_id=message_id,
+            extra={"via": VIA_ROBOT, "robot": name},
+        )
+
+    def _outbox(self, name: str) -> RobotOutbox:
+        if name not in self.robots:
+            robot = self._settings.all_robots().get(name)
+            if robot is None:
+                raise DeliveryError(f"no DingTalk robot named {name!r} is configured")
+            self.robots[name] = RobotOutbox(
+                name=name,
+                webhook_url=robot.webhook_url,
+                secret=robot.secret,
+                post=self.api.post_webhook,
+                budget=self._settings.robot_budget_per_window,
+                window=self._settings.robot_budget_window_seconds,
+            )
+        return self.robots[name]
+
+    def _ref(
+        self, conversation: Conversation, *, message_id: str, via: str, user_id: str | None = None
+    ) -> MessageRef:
+        extra = {"via": via} | ({inbound.EXTRA_USER_ID: user_id} if user_id else {})
+        return MessageRef(
+            platform=self.platform,
+            conversation_id=conversation.conversation_id,
+            message_id=message_id,
+            extra=extra,
+        )
+
+    # --- inbound (runs on the stream thread) ------------------------------------------------------
+
+    async def _on_frame(self, topic: str, data: dict[str, Any], frame_id: str) -> None:
+        if topic == TOPIC_CHAT:
+            self._on_chat(data, frame_id)
+        elif topic == TOPIC_CARD:
+            self._on_card(data, frame_id)
+
+    def _on_chat(self, data: dict[str, Any], frame_id: str) -> None:
+        if not self._first_delivery(str(data.get("msgId") or frame_id)):
+            return
+        try:
+            message = inbound.chat_message(data, now_ms=int(time.time() * 1000))
+        except inbound.InboundRefused as refused:
+            log.info("dingtalk message refused: %s", refused.user_message)
+            if refused.conversation is not None:
+                self._to_main(self._answer(refused.conversation, refused.user_message))
+            return
+        if message.identity.display_name:
+            self._redis.set(
+                f"{_KEY_PREFIX}:nick:{message.identity.user_id}",
+                message.identity.display_name,
+                ex=defaults.NICK_TTL_SECONDS,
+            )
+        self._to_main(self.sink.on_message(message))
+
+    def _on_card(self, data: dict[str, Any], frame_id: str) -> None:
+        try:
+            click = inbound.card_click(data)
+        except inbound.InboundRefused as refused:
+            log.warning("dingtalk card callback refused: %s", refused.user_message)
+            return
+        if not self._first_delivery(f"click:{frame_id}" if frame_id else f"click:{click.out_track_id}"):
+            return
+        record = self._redis.get(f"{_KEY_PREFIX}:card:{click.out_track_id}")
+        if not isinstance(record, bytes):
+            log.warning("dingtalk click on a card kobot did not send (or forgot); ignored")
+            return
+        conversation, ref = inbound.parse_card_record(record)
+        nick = self._redis.get(f"{_KEY_PREFIX}:nick:{click.user_id}")
+        display_name = nick.decode() if isinstance(nick, bytes) else ""
+        self._to_main(
+            self.sink.on_click(
+                inbound.button_click(click, conversation=conversation, ref=ref, display_name=display_name)
+            )
+        )
+
+    def _first_delivery(self, delivery_id: str) -> bool:
+        """True once per id: the gateway re-sends frames it saw no ack for, and each must act once."""
+        first = bool(
+            self._redis.set(f"{_KEY_PREFIX}:seen:{delivery_id}", b"1", nx=True, ex=defaults.SEEN_TTL_SECONDS)
+        )
+        if not first:
+            log.info("dingtalk frame delivered again; already handled")
+        return first
+
+    async def _answer(self, conversation: Conversation, text: str) -> None:
+        await self.send(conversation, OutgoingMessage(title=text))
+
+    def _to_main(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` on the app's loop (the sink lives there); keep it referenced until done."""
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        self._handoffs.add(future)
+        future.add_done_callback(self._handoff_done)
+
+    def _handoff_done(self, future: concurrent.futures.Future[None]) -> None:
+        self._handoffs.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.error("dingtalk inbound event failed in the app", exc_info=future.exception())
+
+
+def _live_session_webhook(conversation: Conversation) -> str | None:
+    webhook = conversation.extra.get(inbound.EXTRA_SESSION_WEBHOOK)
+    expires_ms = int(conversation.extra.get(inbound.EXTRA_SESSION_EXPIRES_MS, "0") or 0)
+    if webhook and expires_ms - defaults.SESSION_WEBHOOK_MARGIN_MS > time.time() * 1000:
+        return webhook
+    return None
+
+
+def _direct_user(conversation: Conversation) -> str | None:
+    return conversation.extra.get(inbound.EXTRA_USER_ID) if conversation.is_direct else None
+
+
+def _point_sdk_at(endpoint: str) -> None:
+    """Set DINGTALK_OPENAPI_ENDPOINT before the SDK is first imported: the SDK copies it at import time
+    into module constants and a class attribute. kobot's own calls take the endpoint from settings,
+    so a later change of endpoint in the same process only affects the SDK's unused helpers."""
+    if "dingtalk_stream" not in sys.modules:
+        os.environ["DINGTALK_OPENAPI_ENDPOINT"] = endpoint
+        import dingtalk_stream  # noqa: F401
+
+
+@register_adapter(defaults.PLATFORM)
+def build(runtime: Runtime) -> DingTalkAdapter | None:
+    """The adapter when `settings.dingtalk` is set, else None."""
+    if runtime.settings.dingtalk is None:
+        return None
+    return DingTalkAdapter(settings=runtime.settings.dingtalk, redis=runtime.redis)
