@@ -1,0 +1,37 @@
+"""Redis key names of the alerts package, in one place."""
+
+from __future__ import annotations
+
+PREFIX = "kobot:alerts"
+
+OUTBOX = f"{PREFIX}:outbox"
+"""Sorted set: member `<item>|<target key>`, score = when it is due (unix seconds)."""
+
+ATTEMPTS = f"{PREFIX}:attempts"
+"""Hash: outbox member -> failed attempts so far (for the backoff)."""
+
+SUBSCRIPTIONS = f"{PREFIX}:subscriptions"
+"""Hash: `<conversation key>|<cluster>` -> Subscription JSON (routes managed from the chat)."""
+
+NOTIFY = "kobot:notify:subscriptions"
+"""Hash: `<conversation key>|<cluster>` -> NotifySubscription JSON (the message center)."""
+
+
+def group(group_id: str) -> str:
+    """String: the stored AlertGroupState JSON."""
+    return f"{PREFIX}:group:{group_id}"
+
+
+def group_refs(group_id: str) -> str:
+    """Hash: target key -> MessageRef JSON of the message showing the group there."""
+    return f"{PREFIX}:group:{group_id}:refs"
+
+
+def group_delivered(group_id: str) -> str:
+    """Hash: target key -> the group version last shown there."""
+    return f"{PREFIX}:group:{group_id}:delivered"
+
+
+def notice(notice_id: str) -> str:
+    """String: a cluster event message waiting to be delivered."""
+    return f"kobot:notify:notice:{notice_id}"

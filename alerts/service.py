@@ -1,0 +1,271 @@
+"""AlertService: what the app mounts and starts. Receiver, delivery loop, button clicks, message center.
+
+Button clicks with `action_id` "alert.*" come here from the dispatcher. `handle_click` returns the
+message to show the clicker (or None when the click is not an alert button). A "Run runbook" click
+returns a message built by `runbook_reply`: the dispatcher recognises it with `runbook_command_of`
+and runs that command text as if the clicker had typed it in that conversation, so permissions and
+approvals apply as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter
+from redis.asyncio import Redis as AsyncRedis
+from redis.exceptions import RedisError
+
+from alerts import defaults
+from alerts.audit import record_audit
+from alerts.delivery import Deliverer
+from alerts.models import AlertGroupState, AlertStatus, Notice, SilenceRecord
+from alerts.receiver import build_router
+from alerts.render import runbook_command
+from alerts.settings import AlertsSettings
+from alerts.signing import AlertAction, ButtonRefused, verify_button
+from alerts.silences import SilenceError, create_silence
+from alerts.store import AlertStore, IngestResult
+from alerts.subscriptions import notify_targets
+from bot.chat.message import Field, MessageKind, OutgoingMessage, Tone
+from bot.chat.types import ButtonClick
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+RUNBOOK_FOOTER = "kobot:runbook"
+"""Marks the reply to a Run runbook click; its `code` is the command text to run."""
+
+REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
+"""A store that does not answer within this long fails the webhook with 503 instead of hanging."""
+
+
+def runbook_reply(*, command: str, cluster: str | None, alert_title: str) -> OutgoingMessage:
+    fields = (Field(label="Cluster", value=cluster),) if cluster else ()
+    return OutgoingMessage(
+        kind=MessageKind.REPLY,
+        title=f"Runbook for {alert_title}",
+        tone=Tone.RUNNING,
+        status="running the runbook command",
+        fields=fields,
+        code=command,
+        footer=RUNBOOK_FOOTER,
+    )
+
+
+def runbook_command_of(message: OutgoingMessage | None) -> str | None:
+    """The command a `handle_click` answer asks the dispatcher to run, or None for a plain reply."""
+    if message is None or message.footer != RUNBOOK_FOOTER or not message.code:
+        return None
+    return message.code
+
+
+def _refusal(reason: str) -> OutgoingMessage:
+    return OutgoingMessage(
+        kind=MessageKind.REPLY, title="Alert action refused", tone=Tone.DANGER, body=reason
+    )
+
+
+class AlertService:
+    """Alerts for one kobot process: mount `router()`, `await start()`, and `await stop()` at shutdown."""
+
+    def __init__(self, *, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self.settings: AlertsSettings = getattr(runtime.settings, "alerts", None) or AlertsSettings()
+        self.redis = AsyncRedis.from_url(
+            runtime.store.url,
+            decode_responses=True,
+            socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+        )
+        self.store = AlertStore(redis=self.redis)
+        self.deliverer = Deliverer(
+            store=self.store, adapters=runtime.adapters, secret=runtime.secret, settings=self.settings
+        )
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def router(self) -> APIRouter:
+        """POST /alerts/alertmanager."""
+        return build_router(settings=self.settings, store=self.store, on_stored=self._stored)
+
+    async def start(self) -> None:
+        """Start the delivery loop; entries stored before a crash or restart are delivered first."""
+        if self._task is not None:
+            return
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(
+            self.deliverer.run(stop=self._stop, wake=self._wake), name="alert-delivery"
+        )
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._stop.set()
+            self._wake.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._task, timeout=defaults.DELIVERY_TIMEOUT_SECONDS + 1)
+            self._task = None
+        await self.redis.aclose()
+
+    async def _stored(self, result: IngestResult) -> None:
+        if not result.duplicate:
+            self._wake.set()
+
+    async def handle_click(self, click: ButtonClick) -> OutgoingMessage | None:
+        """Silence, Ack or Run runbook from an alert message; None when the click is not ours."""
+        if not click.action_id.startswith("alert."):
+            return None
+        try:
+            grant = verify_button(
+                secret=self._runtime.secret,
+                value=click.value,
+                action_id=click.action_id,
+                conversation_key=click.conversation.key,
+            )
+        except ButtonRefused as exc:
+            await self._audit(click, what=f"{click.action_id} (unverified)", result=f"refused: {exc}")
+            return _refusal(str(exc))
+        loaded = await self.store.load_group(grant.group_id)
+        if loaded is None:
+            return _refusal("this alert group is no longer known to kobot")
+        state, _ = loaded
+        if grant.action is AlertAction.ACK:
+            return await self._ack(click, state)
+        if grant.action is AlertAction.RUNBOOK:
+            return await self._runbook(click, state)
+        return await self._silence(click, state, grant.action)
+
+    async def _ack(self, click: ButtonClick, state: AlertGroupState) -> OutgoingMessage:
+        who = click.identity.label()
+        if state.acked_by:
+            return OutgoingMessage(title=f"Already acked by {state.acked_by}", tone=Tone.INFO)
+        now = datetime.now(UTC)
+
+        def take(current: AlertGroupState) -> AlertGroupState:
+            if current.acked_by:
+                return current
+            return current.model_copy(update={"acked_by": who, "acked_at": now})
+
+        updated = await self.store.update_group(state.group_id, take, now=now)
+        self._wake.set()
+        await self._audit(
+            click,
+            cluster=state.label("cluster"),
+            what=f"ack alert group {_describe(state)}",
+            result=f"acked by {updated.acked_by}",
+        )
+        return OutgoingMessage(title=f"Acked by {updated.acked_by}", tone=Tone.SUCCESS, body=_describe(state))
+
+    async def _silence(
+        self, click: ButtonClick, state: AlertGroupState, action: AlertAction
+    ) -> OutgoingMessage:
+        seconds = action.silence_seconds or 0
+        duration = action.value.removeprefix("silence")
+        base_url = self.settings.alertmanager_url or state.external_url
+        if not base_url:
+            return _refusal("no Alertmanager URL is configured for silences")
+        now = datetime.now(UTC)
+        who = click.identity.label()
+        try:
+            silence_id, ends_at = await create_silence(
+                base_url=base_url,
+                labels=state.silence_labels(),
+                created_by=who,
+                comment=_silence_comment(
+                    duration=duration, platform=click.conversation.platform, state=state
+                ),
+                starts_at=now,
+                duration_seconds=seconds,
+                token=self.settings.alertmanager_bearer_token,
+            )
+        except SilenceError as exc:
+            await self._audit(
+                click,
+                cluster=state.label("cluster"),
+                what=f"silence {duration} {_describe(state)}",
+                result=f"failed: {exc.user_message}",
+            )
+            return _refusal(exc.user_message)
+        record = SilenceRecord(silence_id=silence_id, created_by=who, ends_at=ends_at)
+
+        def add(current: AlertGroupState) -> AlertGroupState:
+            return current.model_copy(update={"silences": [*current.silences, record]})
+
+        await self.store.update_group(state.group_id, add, now=now)
+        self._wake.set()
+        await self._audit(
+            click,
+            cluster=state.label("cluster"),
+            what=f"silence {duration} {_describe(state)}",
+            result=f"silence {silence_id}",
+        )
+        return OutgoingMessage(
+            title=f"Silenced for {duration}",
+            tone=Tone.SUCCESS,
+            body=_describe(state),
+            fields=(
+                Field(label="Silence", value=silence_id),
+                Field(label="Until", value=f"{ends_at:%H:%M} UTC"),
+            ),
+        )
+
+    async def _runbook(self, click: ButtonClick, state: AlertGroupState) -> OutgoingMessage:
+        command = runbook_command(state)
+        if command is None or state.status is AlertStatus.RESOLVED:
+            return _refusal("this alert group names no runbook command (or has resolved)")
+        await self._audit(
+            click,
+            cluster=state.label("cluster"),
+            what=f"runbook {command!r} for {_describe(state)}",
+            result="handed to dispatcher",
+        )
+        return runbook_reply(command=command, cluster=state.label("cluster"), alert_title=_describe(state))
+
+    async def publish_cluster_event(self, *, cluster: str, event: str, message: OutgoingMessage) -> None:
+        """Queue `message` for every conversation subscribed to `event` of `cluster` (with retries)."""
+        targets = await notify_targets(self.redis, cluster=cluster, event=event)
+        if not targets:
+            return
+        notice = Notice(
+            notice_id=uuid.uuid4().hex, cluster=cluster, event=event, message=message, targets=targets
+        )
+        await self.store.add_notice(notice, due=datetime.now(UTC).timestamp())
+        self._wake.set()
+
+    async def _audit(self, click: ButtonClick, *, what: str, result: str, cluster: str | None = None) -> None:
+        """Into the runtime's audit log when it has one, else straight into the `kobot:audit` stream."""
+        audit = getattr(self._runtime, "audit", None)
+        try:
+            if audit is not None:
+                audit.record(
+                    who=click.identity,
+                    where=click.conversation,
+                    action=click.action_id,
+                    cluster=cluster,
+                    detail={"what": what},
+                    result=result,
+                )
+                return
+            await record_audit(
+                self.redis, who=click.identity, where=click.conversation, what=what, result=result
+            )
+        except RedisError:
+            log.exception("audit entry not written: %s by %s", what, click.identity.key)
+
+
+def _silence_comment(*, duration: str, platform: str, state: AlertGroupState) -> str:
+    return f"Silenced for {duration} from the {platform} chat: {_describe(state)}"
+
+
+def _describe(state: AlertGroupState) -> str:
+    cluster = state.label("cluster") or "unknown cluster"
+    name = state.label("alertname") or "alert group"
+    return f"{cluster} · {name}"

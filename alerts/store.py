@@ -1,0 +1,306 @@
+"""Alert state in Redis: groups, the outbox the delivery loop drains, message refs and subscriptions.
+
+A webhook's group is merged and written in one optimistic transaction together with its outbox
+entries, so once the receiver answers 2xx the delivery is already scheduled: a crash before the chat
+send resumes on start. The outbox holds one entry per (group, conversation); a group that changes
+again before its entry is delivered needs no second entry (the latest state wins).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import ResponseError, WatchError
+
+from alerts import defaults, keys
+from alerts.models import (
+    AlertGroupState,
+    AlertmanagerWebhook,
+    AlertStatus,
+    Notice,
+    StoredAlert,
+    webhook_digest,
+)
+from alerts.routing import Subscription, route_group
+from alerts.settings import AlertsSettings, RouteTarget
+from bot.chat.types import MessageRef
+from bot.errors import StoreUnavailableError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+async def result(value: Awaitable[T] | T) -> T:
+    """redis-py types every command as `Awaitable[T] | T`; the asyncio client always returns the awaitable."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+WATCH_RETRIES = 20
+"""Concurrent writers of one group retry their transaction this often before giving up (5xx)."""
+
+_FINISH = """
+local current = redis.call('HGET', KEYS[1], 'version')
+redis.call('HDEL', KEYS[3], ARGV[1])
+if current and tonumber(current) > tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+  return 1
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 0
+"""
+"""Ends one delivery: drop the outbox entry, unless the item changed meanwhile (then it comes due again)."""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    group_id: str
+    duplicate: bool
+    targets: tuple[RouteTarget, ...] = ()
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    member: str
+    kind: str
+    """"g" for an alert group, "n" for a cluster event notice."""
+    item_id: str
+    target_key: str
+
+    @classmethod
+    def parse(cls, member: str) -> OutboxEntry:
+        item, _, target_key = member.partition("|")
+        kind, _, item_id = item.partition(":")
+        return cls(member=member, kind=kind, item_id=item_id, target_key=target_key)
+
+    @property
+    def item_key(self) -> str:
+        return keys.group(self.item_id) if self.kind == "g" else keys.notice(self.item_id)
+
+
+def outbox_member(*, kind: str, item_id: str, target: RouteTarget) -> str:
+    return f"{kind}:{item_id}|{target.key}"
+
+
+def _merge(
+    previous: AlertGroupState | None,
+    body: AlertmanagerWebhook,
+    *,
+    digest: str,
+    targets: list[RouteTarget],
+    now: datetime,
+) -> tuple[AlertGroupState, bool]:
+    """The new state, and whether it starts a new episode (fresh messages instead of edits)."""
+    new_episode = previous is None or (
+        previous.status is AlertStatus.RESOLVED and body.status is AlertStatus.FIRING
+    )
+    alerts = [
+        StoredAlert(
+            fingerprint=alert.key(),
+            status=alert.status,
+            labels=alert.labels,
+            annotations=alert.annotations,
+            starts_at=alert.starts_at,
+            ends_at=alert.ends_at,
+            generator_url=alert.generator_url,
+        )
+        for alert in body.alerts
+    ]
+    alerts.sort(key=lambda a: a.fingerprint)
+    base = {
+        "status": body.status,
+        "group_labels": body.group_labels,
+        "common_labels": body.common_labels,
+        "common_annotations": body.common_annotations,
+        "external_url": body.external_url,
+        "alerts": alerts,
+        "truncated_alerts": body.truncated_alerts,
+        "digest": digest,
+        "updated_at": now,
+    }
+    if new_episode:
+        episode = 1 if previous is None else previous.episode + 1
+        state = AlertGroupState(
+            group_id=body.group_id(),
+            group_key=body.group_key,
+            receiver=body.receiver,
+            episode=episode,
+            first_seen=now,
+            targets=targets,
+            **base,
+        )
+        return state, previous is not None
+    assert previous is not None
+    merged = {t.key: t for t in previous.targets}
+    if body.status is AlertStatus.FIRING:
+        for target in targets:
+            merged.setdefault(target.key, target)
+    return previous.model_copy(update={**base, "targets": list(merged.values())}), False
+
+
+class AlertStore:
+    """Async access to the alert keys (the receiver and the delivery loop share one event loop)."""
+
+    def __init__(self, *, redis: AsyncRedis) -> None:
+        self.redis = redis
+        self._finish = redis.register_script(_FINISH)
+        self._waitaof: bool | None = None
+
+    async def subscriptions(self) -> list[Subscription]:
+        raw = await result(self.redis.hgetall(keys.SUBSCRIPTIONS))
+        return [Subscription.model_validate_json(value) for value in raw.values()]
+
+    async def ingest(
+        self,
+        body: AlertmanagerWebhook,
+        *,
+        settings: AlertsSettings,
+        now: datetime,
+    ) -> IngestResult:
+        """Store the group and schedule its delivery, or say it is a duplicate of what is stored."""
+        group_id = body.group_id()
+        key = keys.group(group_id)
+        digest = webhook_digest(body)
+        subscriptions = await self.subscriptions()
+        labels = [alert.labels for alert in body.alerts if alert.status is AlertStatus.FIRING] or [
+            alert.labels for alert in body.alerts
+        ]
+        routed = route_group(settings=settings, subscriptions=subscriptions, alert_labels=labels, now=now)
+        for _ in range(WATCH_RETRIES):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key)
+                    raw = await result(pipe.hget(key, "state"))
+                    previous = AlertGroupState.model_validate_json(raw) if raw else None
+                    if previous is not None and previous.digest == digest:
+                        return IngestResult(group_id=group_id, duplicate=True)
+                    state, restarted = _merge(previous, body, digest=digest, targets=routed, now=now)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    if restarted:
+                        pipe.delete(keys.group_refs(group_id), keys.group_delivered(group_id))
+                    self._write_group(pipe, state, due=now.timestamp())
+                    await pipe.execute()
+                except WatchError:
+                    continue
+            await self._persist()
+            return IngestResult(group_id=group_id, duplicate=False, targets=tuple(state.targets))
+        raise StoreUnavailableError("the alert store is too busy; try again")
+
+    def _write_group(self, pipe: Pipeline, state: AlertGroupState, *, due: float) -> None:
+        key = keys.group(state.group_id)
+        pipe.hset(key, "state", state.model_dump_json())
+        pipe.hincrby(key, "version", 1)
+        for name in (key, keys.group_refs(state.group_id), keys.group_delivered(state.group_id)):
+            pipe.expire(name, defaults.GROUP_TTL_SECONDS)
+        for target in state.targets:
+            pipe.zadd(
+                keys.OUTBOX, {outbox_member(kind="g", item_id=state.group_id, target=target): due}, nx=True
+            )
+
+    async def update_group(
+        self,
+        group_id: str,
+        change: Callable[[AlertGroupState], AlertGroupState],
+        *,
+        now: datetime,
+    ) -> AlertGroupState:
+        """Apply `change` to a stored group and schedule the new state to every conversation showing it."""
+        key = keys.group(group_id)
+        for _ in range(WATCH_RETRIES):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key)
+                    raw = await result(pipe.hget(key, "state"))
+                    if raw is None:
+                        raise LookupError(group_id)
+                    state = change(AlertGroupState.model_validate_json(raw))
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    self._write_group(pipe, state, due=now.timestamp())
+                    await pipe.execute()
+                except WatchError:
+                    continue
+            await self._persist()
+            return state
+        raise StoreUnavailableError("the alert store is too busy; try again")
+
+    async def load_group(self, group_id: str) -> tuple[AlertGroupState, int] | None:
+        raw, version = await result(self.redis.hmget(keys.group(group_id), ["state", "version"]))
+        if raw is None:
+            return None
+        return AlertGroupState.model_validate_json(raw), int(version or 0)
+
+    async def add_notice(self, notice: Notice, *, due: float) -> None:
+        key = keys.notice(notice.notice_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"state": notice.model_dump_json(), "version": "1"})
+            pipe.expire(key, defaults.GROUP_TTL_SECONDS)
+            for target in notice.targets:
+                pipe.zadd(
+                    keys.OUTBOX, {outbox_member(kind="n", item_id=notice.notice_id, target=target): due}
+                )
+            await pipe.execute()
+        await self._persist()
+
+    async def load_notice(self, notice_id: str) -> Notice | None:
+        raw = await result(self.redis.hget(keys.notice(notice_id), "state"))
+        return None if raw is None else Notice.model_validate_json(raw)
+
+    async def due(self, *, now: float, limit: int = defaults.DELIVERY_BATCH) -> list[OutboxEntry]:
+        members = await self.redis.zrangebyscore(keys.OUTBOX, "-inf", now, start=0, num=limit)
+        return [OutboxEntry.parse(member) for member in members]
+
+    async def message_ref(self, entry: OutboxEntry) -> MessageRef | None:
+        raw = await result(self.redis.hget(keys.group_refs(entry.item_id), entry.target_key))
+        return None if raw is None else MessageRef.model_validate_json(raw)
+
+    async def finish(
+        self, entry: OutboxEntry, *, version: int, ref: MessageRef | None, next_due: float
+    ) -> None:
+        """Record a successful delivery of `version` (and the message it lives in)."""
+        if ref is not None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(keys.group_refs(entry.item_id), entry.target_key, ref.model_dump_json())
+                pipe.hset(keys.group_delivered(entry.item_id), entry.target_key, str(version))
+                pipe.expire(keys.group_refs(entry.item_id), defaults.GROUP_TTL_SECONDS)
+                pipe.expire(keys.group_delivered(entry.item_id), defaults.GROUP_TTL_SECONDS)
+                await pipe.execute()
+        await self._finish(
+            keys=[entry.item_key, keys.OUTBOX, keys.ATTEMPTS], args=[entry.member, version, next_due]
+        )
+
+    async def drop(self, entry: OutboxEntry) -> None:
+        """Forget an entry that can never be delivered (its item expired, its platform is not configured)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(keys.OUTBOX, entry.member)
+            pipe.hdel(keys.ATTEMPTS, entry.member)
+            await pipe.execute()
+
+    async def postpone(self, entry: OutboxEntry, *, delay_for: Callable[[int], float], now: float) -> float:
+        """Count a failed attempt and move the entry to when it should be tried again; returns the delay."""
+        attempts = int(await result(self.redis.hincrby(keys.ATTEMPTS, entry.member, 1)))
+        delay = delay_for(attempts)
+        await self.redis.zadd(keys.OUTBOX, {entry.member: now + delay}, xx=True)
+        return delay
+
+    async def outbox_size(self) -> int:
+        return int(await result(self.redis.zcard(keys.OUTBOX)))
+
+    async def _persist(self) -> None:
+        """Wait until the write is in the append-only file where the server supports it (WAITAOF)."""
+        if self._waitaof is False:
+            return
+        try:
+            await self.redis.execute_command("WAITAOF", 1, 0, 1000)  # type: ignore[no-untyped-call]
+            self._waitaof = True
+        except ResponseError as exc:
+            log.info("alert writes not fsync-confirmed (%s)", exc)
+            self._waitaof = False
