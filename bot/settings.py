@@ -18,6 +18,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from alerts.settings import AlertsSettings
 from bot import defaults
 from bot.chat.dingtalk.settings import DingTalkSettings
 from bot.chat.slack.settings import SlackSettings
@@ -51,6 +52,12 @@ class Settings(BaseSettings):
     policy_file: Path | None = None
     playbooks_dir: Path = Path(__file__).resolve().parent.parent / "playbooks"
     terraform_dir: Path = Path(__file__).resolve().parent.parent / "terraform"
+    ssh_user: str = "root"
+    """The account Ansible and the SSH wait use on cluster hosts."""
+    ssh_key_file: Path | None = None
+    """Private key for cluster hosts (a path; the key itself never enters kobot's data)."""
+    terraform_mirror_dir: Path | None = None
+    """Offline provider mirror for Terraform (filesystem_mirror); none means providers must be cached."""
     log_level: str = "INFO"
     plugins: list[str] = Field(default_factory=list)
     """Modules imported at start that register extra commands, operations or adapters."""
@@ -58,6 +65,8 @@ class Settings(BaseSettings):
     slack: SlackSettings | None = None
     dingtalk: DingTalkSettings | None = None
     wecom: WeComSettings | None = None
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    """Alertmanager webhook auth, silences API and alert routes (KOBOT_ALERTS__...)."""
 
     @field_validator("log_level")
     @classmethod
