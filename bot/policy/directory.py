@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -89,7 +90,7 @@ class DirectoryClient:
             user=spec.bind_dn,
             password=password,
             auto_bind=ldap3.AUTO_BIND_NONE,
-            receive_timeout=spec.timeout_seconds,
+            receive_timeout=math.ceil(spec.timeout_seconds),
             raise_exceptions=True,
             read_only=True,
         )

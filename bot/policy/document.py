@@ -112,6 +112,17 @@ class LdapSpec(_Strict):
             raise ValueError("must start with ldap:// or ldaps://")
         return value
 
+    @field_validator("user_filter", "group_filter")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        try:
+            value.format(uid="u", email="e", dn="d")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"only {{uid}}, {{email}} and {{dn}} may be used ({exc})") from None
+        if not value.startswith("(") or not value.endswith(")"):
+            raise ValueError("must be an LDAP filter in parentheses")
+        return value
+
 
 class ApiUserSpec(_Strict):
     """A REST API caller. Only the SHA-256 of its bearer token is written here, never the token."""
