@@ -139,15 +139,23 @@ class SlackAdapter(ChatAdapter):
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
         log.info("slack adapter receiving (%s mode)", "socket" if self.socket_mode else "http")
 
+    @property
+    def inbound_in_flight(self) -> int:
+        """Acked events still on their way to the sink."""
+        return len(self._tasks)
+
     async def stop(self) -> None:
-        self._sink = None
+        """Stop receiving, give acked events a moment to reach the sink, then let go of connections."""
         if self._socket is not None:
             socket, self._socket = self._socket, None
             await socket.close_async()  # type: ignore[no-untyped-call]
         tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=defaults.STOP_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        self._sink = None
         await self._redis.aclose()
 
     def router(self) -> APIRouter | None:

@@ -38,6 +38,9 @@ CONNECTION_RETRIES = 3
 SERVER_ERROR_RETRIES = 2
 """Retries of a Web API call answered 500/503."""
 
+STOP_GRACE_SECONDS = 5.0
+"""On stop, events already acked get this long to reach the dispatcher before they are abandoned."""
+
 SOCKET_PING_SECONDS = 10.0
 """Socket Mode ping interval: a dead link is noticed and reopened within about this time."""
 

@@ -22,13 +22,25 @@ def user_key(user_id: str) -> str:
 
 
 class UserDirectory:
-    """users.info with a Redis cache. A failed lookup falls back to the bare id and is not cached."""
+    """users.info with a Redis cache. A failed lookup falls back to the bare id and is not cached.
+
+    Concurrent events from one user share a single lookup, so a burst costs one users.info call.
+    """
 
     def __init__(self, *, client: AsyncWebClient, redis: Redis) -> None:
         self._client = client
         self._redis = redis
+        self._in_flight: dict[str, asyncio.Task[Sender]] = {}
 
     async def sender(self, user_id: str) -> Sender:
+        task = self._in_flight.get(user_id)
+        if task is None:
+            task = asyncio.create_task(self._lookup(user_id))
+            self._in_flight[user_id] = task
+            task.add_done_callback(lambda _: self._in_flight.pop(user_id, None))
+        return await asyncio.shield(task)
+
+    async def _lookup(self, user_id: str) -> Sender:
         cached = await self._redis.get(user_key(user_id))
         if cached is not None:
             data = json.loads(cached)

@@ -1,0 +1,213 @@
+"""Inbound over HTTP: signed callbacks through Bolt to the sink; forged, stale and replayed ones refused."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+from redis import Redis
+
+from bot.chat.slack.adapter import SlackAdapter
+from bot.chat.slack.defaults import EVENTS_PATH
+from bot.chat.types import Conversation
+from tests.chat.samples import APPROVAL_REQUEST
+from tests.chat.slack.conftest import RecordingSink
+from tests.peers.slack import (
+    SlackPeer,
+    block_actions,
+    event_callback,
+    eventually,
+    form_body,
+    im_event,
+    interactive_body,
+    mention_event,
+    signed_headers,
+    slash_command,
+)
+
+
+async def post_json(
+    http: httpx.AsyncClient, secret: str, payload: dict[str, object], *, timestamp: int | None = None
+) -> httpx.Response:
+    body = json.dumps(payload).encode()
+    headers = {
+        "Content-Type": "application/json",
+        **signed_headers(signing_secret=secret, body=body, timestamp=timestamp),
+    }
+    return await http.post(EVENTS_PATH, content=body, headers=headers)
+
+
+async def post_form(http: httpx.AsyncClient, secret: str, body: bytes) -> httpx.Response:
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        **signed_headers(signing_secret=secret, body=body),
+    }
+    return await http.post(EVENTS_PATH, content=body, headers=headers)
+
+
+async def test_peer_mention_reaches_sink_with_identity_and_thread(
+    http: httpx.AsyncClient, signing_secret: str, sink: RecordingSink
+) -> None:
+    event = mention_event(text="<@U0KOBOT> create cluster prod masters=1 hosts=<http://a.example|a.example>")
+    response = await post_json(http, signing_secret, event_callback(event))
+    assert response.status_code == 200
+    await eventually(lambda: sink.messages)
+    message = sink.messages[0]
+    assert message.text == "create cluster prod masters=1 hosts=a.example"
+    assert message.identity.platform == "slack"
+    assert message.identity.user_id == "U0ALICE"
+    assert message.identity.display_name == "Alice"
+    assert message.identity.email == "alice@example.org"
+    assert message.conversation.conversation_id == "C0OPS"
+    assert message.conversation.thread_id == event["ts"]
+    assert message.conversation.is_direct is False
+    assert message.message_id == event["ts"]
+
+
+async def test_peer_url_verification_answers_the_challenge(
+    http: httpx.AsyncClient, signing_secret: str
+) -> None:
+    response = await post_json(
+        http, signing_secret, {"type": "url_verification", "challenge": "c-123", "token": "x"}
+    )
+    assert response.status_code == 200
+    assert response.json() == {"challenge": "c-123"}
+
+
+async def test_peer_bad_signature_refused(http: httpx.AsyncClient, sink: RecordingSink) -> None:
+    response = await post_json(http, "not-the-secret", event_callback(mention_event(text="<@U0KOBOT> help")))
+    assert response.status_code == 401
+    unsigned = await http.post(EVENTS_PATH, content=b"{}", headers={"Content-Type": "application/json"})
+    assert unsigned.status_code == 401
+    assert sink.messages == []
+
+
+async def test_peer_stale_timestamp_refused(
+    http: httpx.AsyncClient, signing_secret: str, sink: RecordingSink
+) -> None:
+    stale = int(time.time()) - 301
+    response = await post_json(
+        http, signing_secret, event_callback(mention_event(text="hi")), timestamp=stale
+    )
+    assert response.status_code == 401
+    future = int(time.time()) + 400
+    response = await post_json(
+        http, signing_secret, event_callback(mention_event(text="hi")), timestamp=future
+    )
+    assert response.status_code == 401
+    assert sink.messages == []
+
+
+async def test_peer_replayed_request_refused(
+    http: httpx.AsyncClient, signing_secret: str, sink: RecordingSink
+) -> None:
+    body = json.dumps(event_callback(mention_event(text="<@U0KOBOT> delete cluster prod"))).encode()
+    headers = {"Content-Type": "application/json", **signed_headers(signing_secret=signing_secret, body=body)}
+    first = await http.post(EVENTS_PATH, content=body, headers=headers)
+    second = await http.post(EVENTS_PATH, content=body, headers=headers)
+    assert first.status_code == 200
+    assert second.status_code == 401
+    assert second.json() == {"error": "replayed request"}
+    await eventually(lambda: sink.messages)
+    assert len(sink.messages) == 1
+
+
+async def test_peer_redelivered_event_handled_once(
+    http: httpx.AsyncClient, signing_secret: str, sink: RecordingSink, redis: Redis, adapter: SlackAdapter
+) -> None:
+    payload = event_callback(mention_event(text="<@U0KOBOT> list clusters"), event_id="Ev0REDELIVERED")
+    first = await post_json(http, signing_secret, payload)
+    again = await post_json(http, signing_secret, payload, timestamp=int(time.time()) - 1)
+    assert (first.status_code, again.status_code) == (200, 200)
+    await eventually(lambda: sink.messages)
+    await eventually(lambda: redis.exists("kobot:slack:event:Ev0REDELIVERED"))
+    await eventually(lambda: adapter.inbound_in_flight == 0)
+    assert len(sink.messages) == 1
+
+
+async def test_peer_direct_message_reaches_sink_and_own_messages_do_not(
+    http: httpx.AsyncClient, signing_secret: str, sink: RecordingSink
+) -> None:
+    own = im_event(text="✅ done", user="U0KOBOT") | {"bot_id": "B0KOBOT"}
+    edited = im_event(text="x") | {"subtype": "message_changed"}
+    for payload in (own, edited, im_event(text="list clusters")):
+        assert (await post_json(http, signing_secret, event_callback(payload))).status_code == 200
+    await eventually(lambda: sink.messages)
+    assert [m.text for m in sink.messages] == ["list clusters"]
+    message = sink.messages[0]
+    assert message.conversation.is_direct is True
+    assert message.conversation.conversation_id == "D0ALICE"
+    assert message.conversation.thread_id is None
+
+
+async def test_peer_slash_command_acked_and_delivered(
+    http: httpx.AsyncClient, signing_secret: str, sink: RecordingSink
+) -> None:
+    response = await post_form(http, signing_secret, form_body(slash_command(text="扩容 prod 工作节点 5")))
+    assert response.status_code == 200
+    await eventually(lambda: sink.messages)
+    message = sink.messages[0]
+    assert message.text == "扩容 prod 工作节点 5"
+    assert message.conversation.conversation_id == "C0OPS"
+    assert message.identity.display_name == "Alice"
+
+
+async def test_peer_button_click_reaches_sink_with_value_verbatim(
+    http: httpx.AsyncClient, signing_secret: str, sink: RecordingSink, adapter: SlackAdapter, peer: SlackPeer
+) -> None:
+    ref = await adapter.ask(Conversation(platform="slack", conversation_id="C0OPS"), APPROVAL_REQUEST)
+    sent = peer.messages[(ref.conversation_id, ref.message_id)]
+    approve = sent.blocks[-1]["elements"][0]
+    payload = block_actions(action_id=approve["action_id"], value=approve["value"], message_ts=ref.message_id)
+    response = await post_form(http, signing_secret, interactive_body(payload))
+    assert response.status_code == 200
+    await eventually(lambda: sink.clicks)
+    click = sink.clicks[0]
+    assert click.action_id == "approval.approve"
+    assert click.value == "ap1.approve.sig"
+    assert click.identity.user_id == "U0BOB"
+    assert click.identity.display_name == "Bob Stone"
+    assert click.message is not None
+    assert click.message.message_id == ref.message_id
+    assert click.conversation.conversation_id == "C0OPS"
+
+
+async def test_peer_click_on_foreign_block_is_not_handed_on(
+    http: httpx.AsyncClient, signing_secret: str, sink: RecordingSink, adapter: SlackAdapter
+) -> None:
+    payload = block_actions(action_id="other.app", value="x", message_ts="1.000001")
+    payload["actions"][0]["block_id"] = "someone-else"
+    assert (await post_form(http, signing_secret, interactive_body(payload))).status_code == 404
+    await post_json(http, signing_secret, event_callback(mention_event(text="<@U0KOBOT> help")))
+    await eventually(lambda: sink.messages)
+    await eventually(lambda: adapter.inbound_in_flight == 0)
+    assert sink.clicks == []
+
+
+async def test_peer_display_names_are_cached(
+    http: httpx.AsyncClient, signing_secret: str, sink: RecordingSink, peer: SlackPeer
+) -> None:
+    for text in ("<@U0KOBOT> help", "<@U0KOBOT> list clusters", "<@U0KOBOT> status"):
+        await post_json(http, signing_secret, event_callback(mention_event(text=text)))
+    await eventually(lambda: len(sink.messages) == 3)
+    assert {m.identity.display_name for m in sink.messages} == {"Alice"}
+    assert len(peer.calls_to("users.info")) == 1
+
+
+async def test_peer_unknown_user_falls_back_to_id(
+    http: httpx.AsyncClient, signing_secret: str, sink: RecordingSink
+) -> None:
+    await post_json(
+        http, signing_secret, event_callback(mention_event(text="<@U0KOBOT> help", user="U0NOBODY"))
+    )
+    await eventually(lambda: sink.messages)
+    assert sink.messages[0].identity.user_id == "U0NOBODY"
+    assert sink.messages[0].identity.label() == "U0NOBODY"
+
+
+async def test_peer_oversized_body_refused(http: httpx.AsyncClient, signing_secret: str) -> None:
+    body = b"x" * 1_000_001
+    headers = signed_headers(signing_secret=signing_secret, body=body)
+    response = await http.post(EVENTS_PATH, content=body, headers=headers)
+    assert response.status_code == 413
