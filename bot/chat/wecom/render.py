@@ -76,10 +76,16 @@ def split_markdown(
 
 
 def _summarize(parts: list[str], *, hidden: int, limit: int) -> list[str]:
-    note = f"\n{ELLIPSIS} {hidden} more lines not shown"
     last = parts[-1]
-    while len((last + note).encode()) > limit:
-        last = last.rsplit("\n", 1)[0] if "\n" in last else fit_bytes(last, limit=limit - len(note.encode()))
+    while True:
+        note = f"\n{ELLIPSIS} {hidden} more lines not shown"
+        if len((last + note).encode()) <= limit:
+            break
+        if "\n" not in last:
+            last = fit_bytes(last, limit=limit - len(note.encode()))
+            break
+        last = last.rsplit("\n", 1)[0]
+        hidden += 1
     parts[-1] = last + note
     return parts
 

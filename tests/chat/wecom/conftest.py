@@ -1,0 +1,83 @@
+"""WeCom fixtures: the local peer, settings pointing at it, the adapter, and its routes behind ASGI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+from redis import Redis
+
+from bot.chat.types import ButtonClick, InboundMessage
+from bot.chat.wecom.adapter import WeComAdapter
+from bot.chat.wecom.settings import WeComSettings
+from tests.peers.wecom import WeComPeer
+
+
+class RecordingSink:
+    """Stands where the dispatcher stands: keeps what the adapter delivered."""
+
+    def __init__(self) -> None:
+        self.messages: list[InboundMessage] = []
+        self.clicks: list[ButtonClick] = []
+
+    async def on_message(self, message: InboundMessage) -> None:
+        self.messages.append(message)
+
+    async def on_click(self, click: ButtonClick) -> None:
+        self.clicks.append(click)
+
+
+@pytest.fixture
+def wecom_peer() -> Iterator[WeComPeer]:
+    with WeComPeer().running() as peer:
+        yield peer
+
+
+def settings_for(peer: WeComPeer, **extra: object) -> WeComSettings:
+    return WeComSettings(
+        corp_id=peer.corp_id,
+        agent_id=peer.agent_id,
+        secret=SecretStr(peer.secret),
+        token=SecretStr(peer.token),
+        encoding_aes_key=SecretStr(peer.encoding_aes_key),
+        smart_bot_token=SecretStr(peer.smart_bot_token),
+        smart_bot_encoding_aes_key=SecretStr(peer.smart_bot_aes_key),
+        robot_webhook_key=SecretStr(peer.robot_key),
+        api_base_url=peer.base_url,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def wecom_settings(wecom_peer: WeComPeer) -> WeComSettings:
+    return settings_for(wecom_peer)
+
+
+@pytest.fixture
+def sink() -> RecordingSink:
+    return RecordingSink()
+
+
+@pytest.fixture
+async def adapter(
+    wecom_settings: WeComSettings, redis: Redis, sink: RecordingSink
+) -> AsyncIterator[WeComAdapter]:
+    adapter = WeComAdapter(settings=wecom_settings, redis=redis)
+    await adapter.start(sink)
+    yield adapter
+    await adapter.stop()
+
+
+@pytest.fixture
+async def http(adapter: WeComAdapter) -> AsyncIterator[httpx.AsyncClient]:
+    """The adapter's routes mounted the way create_app mounts them, called over ASGI."""
+    app = FastAPI()
+    router = adapter.router()
+    app.include_router(router)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://kobot.test"
+    ) as client:
+        yield client
