@@ -105,7 +105,11 @@ def _cut(text: str, limit: int) -> str:
 
 def render_card(message: OutgoingMessage, *, task_id: str, keys: list[str]) -> dict[str, Any]:
     """A button_interaction template card; `keys[i]` is what a click on button i sends back."""
+    title = f"{TONE_MARK[message.tone]} {message.title}"
+    short_title = _cut(title, defaults.CARD_TITLE_MAX_CHARS)
     details = [line for line in (_progress_line(message) if message.progress else None, message.body) if line]
+    if short_title != title:
+        details.insert(0, message.title)
     extra_fields = message.fields[defaults.CARD_FIELDS_MAX :]
     details.extend(f"{f.label}: {f.value}" for f in extra_fields)
     if message.code:
@@ -114,9 +118,7 @@ def render_card(message: OutgoingMessage, *, task_id: str, keys: list[str]) -> d
         details.append(message.footer)
     card: dict[str, Any] = {
         "card_type": "button_interaction",
-        "main_title": {
-            "title": _cut(f"{TONE_MARK[message.tone]} {message.title}", defaults.CARD_TITLE_MAX_CHARS)
-        },
+        "main_title": {"title": short_title},
         "task_id": task_id,
         "button_list": [
             {"text": button.label, "style": BUTTON_STYLE[button.style], "key": key}
