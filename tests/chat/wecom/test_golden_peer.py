@@ -37,7 +37,8 @@ def normalized(payload: dict[str, Any], *, agent_id: int) -> dict[str, Any]:
 @pytest.mark.parametrize("name", sorted(ALL))
 async def test_peer_golden_payload(name: str, adapter: WeComAdapter, wecom_peer: WeComPeer) -> None:
     await adapter.send(Conversation(platform="wecom", conversation_id="user:alice"), ALL[name])
-    received = [normalized(r.body, agent_id=wecom_peer.agent_id) for r in wecom_peer.requests_to("message/send")]
+    calls = wecom_peer.requests_to("message/send")
+    received = [normalized(r.body, agent_id=wecom_peer.agent_id) for r in calls]
     path = GOLDEN / f"{name}.json"
     rendered = json.dumps(received, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
     if UPDATE:
