@@ -1,0 +1,23 @@
+"""Approval timings and Redis keys, each named once with the reason it exists."""
+
+from __future__ import annotations
+
+APPROVAL_TTL_SECONDS = 1800
+"""A request not decided within 30 minutes expires: the plan it shows is likely stale by then."""
+
+DECIDED_KEEP_SECONDS = 30 * 24 * 3600
+"""A decided request stays readable this long (the audit trail keeps the decision for good)."""
+
+EXPIRE_BATCH = 500
+"""Requests expired per `expire_due` call; the rest go on the next call a few seconds later."""
+
+UPDATE_ATTEMPTS = 20
+"""Optimistic-lock retries when approvers click at the same moment; each retry re-reads the request."""
+
+SEQUENCE_KEY = "kobot:approval:seq"
+PENDING_KEY = "kobot:approvals:pending"
+"""Sorted set of pending request ids scored by expiry time."""
+
+
+def request_key(request_id: str) -> str:
+    return f"kobot:approval:{request_id}"

@@ -1,0 +1,202 @@
+"""The audit trail: an append-only Redis stream of every command, refusal, approval decision,
+break-glass override and job outcome.
+
+Nothing in kobot trims or deletes the stream; it is persisted with the store (AOF). Entries are read
+newest first for chat and the REST API, and oldest first for JSON-lines export. Values under keys that
+look secret are masked before they are written, so the trail never holds a credential.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from fnmatch import fnmatchcase
+from typing import Any, cast
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from redis import Redis
+
+from bot.chat.types import Conversation, Identity
+
+AUDIT_STREAM = "kobot:audit"
+"""The one stream every audit entry goes to."""
+
+AUDIT_PAGE = 500
+"""Entries read per round trip while filtering."""
+
+AUDIT_SCAN_MAX = 200_000
+"""A query looks at no more entries than this, so a filter that matches nothing cannot stall the API."""
+
+AUDIT_LIMIT_MAX = 1000
+"""Most entries one query returns (chat and the REST API); export has no limit."""
+
+MASK = "***"
+SECRET_KEY_PATTERN = re.compile(r"pass(word)?|secret|token|kubeconfig|private|credential|api_?key", re.I)
+SINCE_PATTERN = re.compile(r"^\s*(\d+)\s*(m|min|h|d|w)\s*$", re.I)
+SINCE_UNITS = {"m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class AuditAction(str, Enum):
+    """Action names kobot itself records; plugins may record others."""
+
+    COMMAND = "command"
+    REFUSED = "command.refused"
+    BREAK_GLASS = "break_glass"
+    APPROVAL_REQUESTED = "approval.requested"
+    APPROVAL_VOTE = "approval.vote"
+    APPROVAL_APPROVED = "approval.approved"
+    APPROVAL_REJECTED = "approval.rejected"
+    APPROVAL_EXPIRED = "approval.expired"
+    APPROVAL_REFUSED = "approval.refused"
+    JOB_OUTCOME = "job.outcome"
+    API_ACCESS = "api.access"
+
+
+class AuditEntry(BaseModel):
+    """One thing that happened, who did it, where, and how it ended."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = ""
+    """The stream id: time-ordered and unique."""
+    at: datetime
+    actor: str | None = None
+    actor_name: str | None = None
+    where: str | None = None
+    action: str
+    cluster: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+    result: str
+
+    def line(self) -> str:
+        """A one-line rendering for chat."""
+        who = self.actor_name or self.actor or "kobot"
+        on = f" on {self.cluster}" if self.cluster else ""
+        text = self.detail.get("text") or self.detail.get("command") or ""
+        suffix = f": {text}" if text else ""
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {who} {self.action}{on} → {self.result}{suffix}"
+
+
+class AuditLog:
+    """Appends to and reads the audit stream."""
+
+    def __init__(self, *, redis: Redis) -> None:
+        self._redis = redis
+
+    def record(
+        self,
+        *,
+        who: Identity | None,
+        where: Conversation | None,
+        action: str,
+        cluster: str | None,
+        detail: Mapping[str, Any],
+        result: str,
+    ) -> str:
+        """Append one entry and return its id."""
+        entry = AuditEntry(
+            at=datetime.now(UTC),
+            actor=who.key if who is not None else None,
+            actor_name=who.label() if who is not None else None,
+            where=where.key if where is not None else None,
+            action=action,
+            cluster=cluster,
+            detail=mask_secrets(detail),
+            result=result,
+        )
+        entry_id = self._redis.xadd(AUDIT_STREAM, {"e": entry.model_dump_json(exclude={"id"})})
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    def query(
+        self,
+        *,
+        cluster: str | None = None,
+        since: datetime | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Matching entries, newest first. `cluster`, `actor` and `action` accept globs (`prod-*`)."""
+        limit = max(1, min(limit, AUDIT_LIMIT_MAX))
+        found: list[AuditEntry] = []
+        for entry in self._scan(reverse=True, since=since):
+            if _matches(entry, cluster=cluster, actor=actor, action=action):
+                found.append(entry)
+                if len(found) >= limit:
+                    break
+        return found
+
+    def export_jsonl(
+        self,
+        *,
+        cluster: str | None = None,
+        since: datetime | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+    ) -> Iterator[str]:
+        """Every matching entry, oldest first, one JSON object per line (newline included)."""
+        for entry in self._scan(reverse=False, since=since):
+            if _matches(entry, cluster=cluster, actor=actor, action=action):
+                yield entry.model_dump_json() + "\n"
+
+    def _scan(self, *, reverse: bool, since: datetime | None) -> Iterator[AuditEntry]:
+        low = f"{int(since.timestamp() * 1000)}-0" if since is not None else "-"
+        high = "+"
+        seen = 0
+        while seen < AUDIT_SCAN_MAX:
+            if reverse:
+                raw = self._redis.xrevrange(AUDIT_STREAM, max=high, min=low, count=AUDIT_PAGE)
+            else:
+                raw = self._redis.xrange(AUDIT_STREAM, min=low, max=high, count=AUDIT_PAGE)
+            page = cast(list[tuple[bytes, dict[bytes, bytes]]], raw)
+            if not page:
+                return
+            for raw_id, fields in page:
+                seen += 1
+                entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+                yield AuditEntry.model_validate_json(fields[b"e"]).model_copy(update={"id": entry_id})
+            last = page[-1][0]
+            last_id = last.decode() if isinstance(last, bytes) else str(last)
+            if reverse:
+                high = f"({last_id}"
+            else:
+                low = f"({last_id}"
+            if len(page) < AUDIT_PAGE:
+                return
+
+
+def _matches(entry: AuditEntry, *, cluster: str | None, actor: str | None, action: str | None) -> bool:
+    if cluster is not None and not fnmatchcase(entry.cluster or "", cluster):
+        return False
+    if actor is not None and not fnmatchcase((entry.actor or "").lower(), actor.lower()):
+        return False
+    return action is None or fnmatchcase(entry.action, action)
+
+
+def mask_secrets(value: Any, *, key: str = "") -> Any:
+    """A copy of `value` with anything under a secret-looking key, or any SecretStr, masked."""
+    if isinstance(value, SecretStr) or (key and SECRET_KEY_PATTERN.search(key) and value not in (None, "")):
+        return MASK
+    if isinstance(value, Mapping):
+        return {str(k): mask_secrets(v, key=str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [mask_secrets(item) for item in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return json.loads(json.dumps(value, default=str))
+
+
+def parse_since(text: str, *, now: datetime | None = None) -> datetime:
+    """`30m`, `1h`, `2d`, `1w`, or an ISO date/time (UTC unless it says otherwise)."""
+    now = now or datetime.now(UTC)
+    match = SINCE_PATTERN.match(text)
+    if match:
+        return now - timedelta(**{SINCE_UNITS[match.group(2).lower()]: int(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a time: use 30m, 1h, 2d, 1w or a date like 2025-01-31") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
