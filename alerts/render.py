@@ -67,12 +67,11 @@ def _shared(state: AlertGroupState, label: str) -> str | None:
 
 def _alert_line(alert: StoredAlert, common: dict[str, str]) -> str:
     text = alert.annotations.get("summary") or alert.annotations.get("description")
-    distinct = {k: v for k, v in sorted(alert.labels.items()) if common.get(k) != v}
-    label_text = ", ".join(f"{k}={v}" for k, v in distinct.items())
     if not text:
         text = alert.labels.get("alertname", "alert")
-    if label_text and label_text not in text:
-        text = f"{text} ({label_text})"
+    distinct = [f"{k}={v}" for k, v in sorted(alert.labels.items()) if common.get(k) != v and v not in text]
+    if distinct:
+        text = f"{text} ({', '.join(distinct)})"
     mark = "✅ " if alert.status is AlertStatus.RESOLVED else "• "
     return clip(mark + " ".join(text.split()))
 
