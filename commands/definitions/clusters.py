@@ -1,0 +1,243 @@
+"""Cluster life: list, show, plan, create, upgrade, delete."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Annotated, Literal, Self
+
+from pydantic import AfterValidator, Field, model_validator
+
+from commands import validation
+from commands.definitions.common import Args, BreakGlass, Version
+from commands.grammar import Arg
+from commands.registry import Risk, command
+from workers.spec import JobKind
+
+IAAS_PROVIDERS = ("vsphere", "openstack")
+"""Providers where kobot creates the machines itself (Terraform), so a create cannot be undone cheaply."""
+
+
+@command(
+    "cluster.list",
+    aliases=(
+        "list clusters",
+        "list cluster",
+        "clusters",
+        "cluster list",
+        "show clusters",
+        "ls clusters",
+        "集群列表",
+        "列出集群",
+        "查看集群列表",
+        "所有集群",
+        "查看所有集群",
+    ),
+    risk=Risk.READ,
+    summary="List the clusters kobot manages, with their state and version.",
+    examples=("list clusters", "集群列表"),
+)
+class ClusterListArgs(Args):
+    """No arguments."""
+
+
+@command(
+    "cluster.show",
+    aliases=(
+        "show cluster",
+        "show",
+        "describe cluster",
+        "describe",
+        "cluster info",
+        "cluster status",
+        "查看集群",
+        "集群详情",
+        "集群状态",
+        "集群信息",
+        "查看",
+    ),
+    risk=Risk.READ,
+    summary="Show one cluster: nodes, version, network, last jobs.",
+    examples=("show prod", "describe cluster prod", "查看集群 prod"),
+    cluster="required",
+)
+class ClusterShowArgs(Args):
+    """No arguments besides the cluster."""
+
+
+class ClusterLayout(Args):
+    """What a cluster is made of. Hosts are listed masters first, then workers."""
+
+    masters: Annotated[
+        int,
+        AfterValidator(validation.masters),
+        Arg(names=("master", "control-plane", "主节点", "控制节点", "管理节点"), kind="1, 3 or 5"),
+        Field(description="control-plane nodes (they also run etcd)"),
+    ] = 3
+    workers: Annotated[
+        int,
+        Field(ge=0, le=validation.WORKERS_MAX, description="worker nodes"),
+        Arg(names=("worker", "工作节点", "计算节点")),
+    ] = 3
+    provider: Annotated[
+        Literal["manual", "vsphere", "openstack"],
+        Arg(
+            names=("platform", "iaas", "提供方", "平台", "云平台"),
+            synonyms={"手动": "manual", "自有主机": "manual", "物理机": "manual", "bare-metal": "manual"},
+        ),
+        Field(description="manual: machines you list in hosts; vsphere/openstack: kobot creates them"),
+    ] = "manual"
+    version: Version = validation.DEFAULT_KUBERNETES_VERSION
+    cni: Annotated[
+        Literal["flannel", "calico"],
+        Arg(names=("network-plugin", "network_plugin", "plugin", "网络插件", "网络", "网络组件")),
+        Field(description="pod network plugin"),
+    ] = "calico"
+    pod_cidr: Annotated[
+        str,
+        AfterValidator(partial(validation.cidr, what="pod_cidr")),
+        Arg(names=("pods", "pod-network", "pod网段", "容器网段"), kind="network like 10.244.0.0/16"),
+        Field(description="addresses for pods; must not overlap service_cidr"),
+    ] = "10.244.0.0/16"
+    service_cidr: Annotated[
+        str,
+        AfterValidator(partial(validation.cidr, what="service_cidr")),
+        Arg(
+            names=("services", "service-network", "service网段", "服务网段"), kind="network like 10.96.0.0/12"
+        ),
+        Field(description="addresses for services"),
+    ] = "10.96.0.0/12"
+    hosts: Annotated[
+        list[str],
+        AfterValidator(validation.host_list),
+        Arg(
+            names=("host", "machines", "ips", "主机", "机器", "主机列表"),
+            kind="IPs or hostnames, comma separated",
+        ),
+        Field(description="provider=manual only: one address per node, masters first"),
+    ] = Field(default_factory=list)
+    zones: Annotated[
+        list[str],
+        AfterValidator(validation.zone_list),
+        Arg(names=("zone", "az", "可用区", "区域"), kind="names, comma separated"),
+        Field(description="vsphere/openstack only: spread nodes over these zones"),
+    ] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        validation.cidrs_disjoint(pod_cidr=self.pod_cidr, service_cidr=self.service_cidr)
+        nodes = self.masters + self.workers
+        if self.hosts and self.provider != "manual":
+            raise validation.ArgValueError(
+                f"hosts are only for provider=manual; {self.provider} creates its own machines (drop hosts=)"
+            )
+        if self.hosts and len(self.hosts) != nodes:
+            raise validation.ArgValueError(
+                f"{len(self.hosts)} hosts given for masters={self.masters} + workers={self.workers} "
+                f"= {nodes} nodes; list exactly {nodes}, masters first"
+            )
+        if self.zones and self.provider == "manual":
+            raise validation.ArgValueError("zones are only for provider=vsphere or openstack")
+        return self
+
+
+def _create_risk(args: ClusterLayout) -> Risk:
+    return Risk.RISKY if args.provider in IAAS_PROVIDERS else Risk.CHANGE
+
+
+@command(
+    "cluster.plan",
+    aliases=(
+        "plan cluster",
+        "plan",
+        "plan create",
+        "preview cluster",
+        "规划集群",
+        "集群规划",
+        "预览集群",
+        "规划",
+    ),
+    risk=Risk.READ,
+    summary="Show what `create cluster` would build, without building anything.",
+    examples=("plan cluster prod masters=3 workers=5 provider=vsphere", "规划集群 prod 主节点=1 工作节点=2"),
+    cluster="required",
+)
+class ClusterPlanArgs(ClusterLayout):
+    """Same arguments as create; hosts are optional here."""
+
+
+@command(
+    "cluster.create",
+    aliases=("create cluster", "create", "new cluster", "make cluster", "创建集群", "新建集群", "创建"),
+    risk=Risk.RISKY,
+    risk_rule=_create_risk,
+    summary="Create a cluster on your machines (manual) or on vSphere/OpenStack.",
+    examples=(
+        "create cluster prod masters=3 workers=5 provider=vsphere version=1.31.4",
+        "create cluster dev masters=1 workers=2 hosts=10.0.0.1,10.0.0.2,10.0.0.3",
+        "创建集群 prod 主节点=3 工作节点=5 平台=openstack",
+        "创建集群 test 主节点=1 工作节点=1 主机=10.0.0.1,10.0.0.2 网络插件=flannel",
+    ),
+    cluster="required",
+    job_kind=JobKind.CLUSTER_CREATE.value,
+)
+class ClusterCreateArgs(ClusterLayout):
+    """Risk: change with provider=manual; risky (needs approval) with vsphere or openstack,
+    because kobot then creates and pays for machines. provider=manual needs hosts: one per node."""
+
+    break_glass: BreakGlass = None
+
+    @model_validator(mode="after")
+    def _hosts_for_manual(self) -> Self:
+        if self.provider == "manual" and not self.hosts:
+            nodes = self.masters + self.workers
+            raise validation.ArgValueError(
+                f"provider=manual needs hosts: list the {nodes} machines, masters first "
+                f"(hosts=10.0.0.1,10.0.0.2,...), or choose provider=vsphere or provider=openstack"
+            )
+        return self
+
+
+@command(
+    "cluster.upgrade",
+    aliases=("upgrade cluster", "upgrade", "upgrade kubernetes", "升级集群", "升级", "升级版本"),
+    risk=Risk.RISKY,
+    summary="Upgrade Kubernetes: etcd snapshot first, control plane one by one, workers in drained batches.",
+    examples=("upgrade prod 1.32.1", "upgrade prod to 1.32.1", "升级 prod 1.32.1"),
+    cluster="required",
+    job_kind=JobKind.CLUSTER_UPGRADE.value,
+)
+class ClusterUpgradeArgs(Args):
+    """The target version must be newer than the running one; the job checks that before touching a node."""
+
+    version: Annotated[
+        Version,
+        Arg(
+            names=("ver", "kubernetes", "k8s", "to", "版本", "到"),
+            positional=True,
+            shape=r"v?\d+\.\d+(\.\d+)*",
+            kind="1.N.P",
+        ),
+    ]
+    break_glass: BreakGlass = None
+
+
+@command(
+    "cluster.delete",
+    aliases=(
+        "delete cluster",
+        "destroy cluster",
+        "remove cluster",
+        "tear down cluster",
+        "删除集群",
+        "销毁集群",
+    ),
+    risk=Risk.RISKY,
+    summary="Delete a cluster: its nodes are reset (manual) or destroyed (vsphere/openstack).",
+    examples=("delete cluster prod", '删除集群 prod --break-glass "replaced by prod-2"'),
+    cluster="required",
+    job_kind=JobKind.CLUSTER_DELETE.value,
+)
+class ClusterDeleteArgs(Args):
+    """Nothing to choose: the whole cluster goes. Take a backup first if you may need its data."""
+
+    break_glass: BreakGlass = None

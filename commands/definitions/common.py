@@ -1,0 +1,64 @@
+"""Argument types shared by several commands, with their grammar (names, positional shape) attached."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from commands import validation
+from commands.grammar import Arg
+
+T = TypeVar("T")
+
+
+def optional(check: Callable[[str], T]) -> Callable[[str | None], T | None]:
+    """Run a value check only when the optional argument was given."""
+
+    def run(value: str | None) -> T | None:
+        return None if value is None else check(value)
+
+    return run
+
+
+class Args(BaseModel):
+    """Base of every command's arguments: frozen, and an unknown argument is an error, not ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+BreakGlass = Annotated[
+    str | None,
+    AfterValidator(optional(validation.break_glass)),
+    Arg(names=("breakglass", "紧急原因", "紧急", "破窗"), kind="reason"),
+    Field(description="why this must run now, skipping approval where policy allows; audited"),
+]
+"""Every command that can be risky accepts it: the dispatcher and policy decide what it unlocks."""
+
+Version = Annotated[
+    str,
+    AfterValidator(validation.kubernetes_version),
+    Arg(
+        names=("ver", "kubernetes", "k8s", "版本"), positional=True, shape=r"v?\d+\.\d+(\.\d+)*", kind="1.N.P"
+    ),
+    Field(description=f"Kubernetes version, supported: {validation.supported_versions_text()}"),
+]
+
+NodeName = Annotated[
+    str,
+    AfterValidator(validation.node_name),
+    Arg(
+        names=("name", "节点", "节点名"), positional=True, shape=r"[A-Za-z0-9][A-Za-z0-9-]*", kind="node name"
+    ),
+    Field(description="the Kubernetes node name (DNS-1123 label, like worker-3)"),
+]
+
+JobNumber = Annotated[
+    int,
+    BeforeValidator(validation.job_id),
+    Arg(
+        names=("id", "任务", "任务号", "编号"), positional=True, shape=r"#?\d+", kind="job number, 42 or #42"
+    ),
+    Field(description="the job number kobot showed when it queued the job"),
+]

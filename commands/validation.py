@@ -1,0 +1,237 @@
+"""Checks on command argument values. Every error names the bad value and what is allowed.
+
+The functions raise `ArgValueError` (a ValueError, so pydantic validators turn it into a
+validation error) and return the normalized value, so a model validator can use them directly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+
+SUPPORTED_KUBERNETES_VERSIONS: Mapping[str, int] = MappingProxyType(
+    {"1.29": 15, "1.30": 14, "1.31": 12, "1.32": 8}
+)
+"""Minor release → newest patch the offline repository carries; every patch from .0 up to it is supported.
+
+One place, so `create`, `plan`, `upgrade` and their help text never disagree on what can be installed.
+"""
+
+DEFAULT_KUBERNETES_VERSION = max(
+    (f"{minor}.{patch}" for minor, patch in SUPPORTED_KUBERNETES_VERSIONS.items()),
+    key=lambda v: tuple(int(p) for p in v.split(".")),
+)
+"""A new cluster gets the newest supported patch unless a version is given."""
+
+MASTER_COUNTS = (1, 3, 5)
+"""Control-plane sizes: odd so etcd keeps a majority; more than five only slows etcd writes down."""
+
+WORKERS_MAX = 500
+"""Largest worker count one command may ask for: beyond it a typo is likelier than a real need."""
+
+NAME_MAX_CHARS = 63
+"""DNS-1123 label limit; cluster and node names end up in hostnames, labels and Terraform keys."""
+
+HOSTNAME_MAX_CHARS = 253
+"""DNS name limit for a host address."""
+
+BREAK_GLASS_MAX_CHARS = 200
+"""A break-glass reason is an audit note, not an essay."""
+
+SINCE_MAX = timedelta(days=366)
+"""Audit look-back limit: older records have expired anyway (see JOB_RECORD_TTL_SECONDS)."""
+
+_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
+_SINCE = re.compile(r"(\d+)\s*(m|min|h|d|w)")
+_SINCE_UNITS = {"m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class ArgValueError(ValueError):
+    """A bad argument value; `suggestions` are shown as 'did you mean'."""
+
+    def __init__(self, message: str, *, suggestions: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.suggestions = list(suggestions)
+
+
+def dns_label(value: str, *, what: str) -> str:
+    """A DNS-1123 label: 1-63 chars of lowercase letters, digits and '-', alphanumeric at both ends."""
+    name = value.strip().lower()
+    if len(name) > NAME_MAX_CHARS:
+        raise ArgValueError(
+            f"{what} '{value}' is {len(name)} characters long; at most {NAME_MAX_CHARS} are allowed"
+        )
+    if not _LABEL.fullmatch(name):
+        raise ArgValueError(
+            f"{what} '{value}' is not a valid name: use lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit (like prod-1)"
+        )
+    return name
+
+
+def cluster_name(value: str) -> str:
+    """A DNS-1123 label that starts with a letter, so `scale workers 5` never reads 5 as a cluster."""
+    name = dns_label(value, what="cluster name")
+    if not name[0].isalpha():
+        raise ArgValueError(f"cluster name '{value}' must start with a letter (like prod or dev-2)")
+    return name
+
+
+def node_name(value: str) -> str:
+    return dns_label(value, what="node name")
+
+
+def masters(value: int) -> int:
+    if value not in MASTER_COUNTS:
+        allowed = ", ".join(str(n) for n in MASTER_COUNTS[:-1]) + f" or {MASTER_COUNTS[-1]}"
+        raise ArgValueError(f"masters must be {allowed} (an odd count keeps etcd's majority), got {value}")
+    return value
+
+
+def kubernetes_version(value: str) -> str:
+    """`1.N.P` (a leading v is accepted) from SUPPORTED_KUBERNETES_VERSIONS."""
+    text = value.strip().lower()
+    match = _VERSION.fullmatch(text)
+    if match is None:
+        raise ArgValueError(
+            f"version '{value}' is not of the form 1.N.P (like {DEFAULT_KUBERNETES_VERSION}); "
+            f"supported: {supported_versions_text()}"
+        )
+    major, minor, patch = (int(g) for g in match.groups())
+    newest = SUPPORTED_KUBERNETES_VERSIONS.get(f"{major}.{minor}")
+    if newest is None or patch > newest:
+        raise ArgValueError(f"version {value} is not supported; supported: {supported_versions_text()}")
+    return f"{major}.{minor}.{patch}"
+
+
+def supported_versions_text() -> str:
+    return ", ".join(f"{minor}.0–{minor}.{patch}" for minor, patch in SUPPORTED_KUBERNETES_VERSIONS.items())
+
+
+def cidr(value: str, *, what: str) -> str:
+    """An IPv4 or IPv6 network with no host bits set, in canonical form."""
+    text = value.strip()
+    if "/" not in text:
+        raise ArgValueError(
+            f"{what} '{value}' is not a network: give an address and a prefix, like 10.244.0.0/16"
+        )
+    try:
+        return str(ipaddress.ip_network(text, strict=True))
+    except ValueError:
+        pass
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ArgValueError(f"{what} '{value}' is not a valid network like 10.244.0.0/16") from None
+    raise ArgValueError(
+        f"{what} '{value}' has host bits set; did you mean {network}?", suggestions=[str(network)]
+    )
+
+
+def cidrs_disjoint(*, pod_cidr: str, service_cidr: str) -> None:
+    pods = ipaddress.ip_network(pod_cidr)
+    services = ipaddress.ip_network(service_cidr)
+    if pods.version == services.version and pods.overlaps(services):
+        raise ArgValueError(
+            f"pod_cidr {pod_cidr} overlaps service_cidr {service_cidr}; pods and services need own ranges"
+        )
+
+
+def host_address(value: str) -> str:
+    """An IPv4 or IPv6 address, or a DNS name made of DNS-1123 labels."""
+    text = value.strip().strip("[]").lower()
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    labels = text.rstrip(".").split(".")
+    if (
+        not text
+        or len(text) > HOSTNAME_MAX_CHARS
+        or all(label.isdigit() for label in labels)
+        or not all(_LABEL.fullmatch(label) for label in labels)
+    ):
+        raise ArgValueError(
+            f"host '{value}' is not an IPv4/IPv6 address or a DNS name (like node-1.example.com)"
+        )
+    return text.rstrip(".")
+
+
+def host_list(values: Sequence[str]) -> list[str]:
+    hosts = [host_address(value) for value in values]
+    seen: set[str] = set()
+    for host in hosts:
+        if host in seen:
+            raise ArgValueError(f"host {host} is listed twice; each machine may have one role")
+        seen.add(host)
+    return hosts
+
+
+def zone_list(values: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(dns_label(value, what="zone") for value in values))
+
+
+def job_id(value: int | str) -> int:
+    """A job number as shown in chat: `42` or `#42`."""
+    text = str(value).strip().removeprefix("#")
+    if not text.isdigit() or int(text) < 1:
+        raise ArgValueError(f"job '{value}' is not a job number: give a positive number like 42 or #42")
+    return int(text)
+
+
+def since(value: str) -> str:
+    """`30m`, `1h`, `2d`, `1w` or an ISO date/time; returned normalized (no spaces, lowercase unit)."""
+    text = value.strip().lower()
+    match = _SINCE.fullmatch(text)
+    if match is not None:
+        amount, unit = int(match.group(1)), match.group(2)
+        delta = timedelta(**{_SINCE_UNITS[unit]: amount})
+        if amount < 1 or delta > SINCE_MAX:
+            raise ArgValueError(f"since '{value}' must be between 1m and {SINCE_MAX.days}d")
+        return f"{amount}{unit}"
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ArgValueError(
+            f"since '{value}' is not a time span or date: use 30m, 1h, 2d, 1w or a date like 2025-01-31"
+        ) from None
+    return moment.isoformat() if any(c in value for c in "T:") else moment.date().isoformat()
+
+
+def since_start(value: str, *, now: datetime) -> datetime:
+    """The moment an audit query starts from, for a value `since` accepted."""
+    match = _SINCE.fullmatch(value)
+    if match is not None:
+        return now - timedelta(**{_SINCE_UNITS[match.group(2)]: int(match.group(1))})
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def break_glass(value: str) -> str:
+    reason = " ".join(value.split())
+    if not reason or reason.lower() in ("true", "yes"):
+        raise ArgValueError('break_glass needs a reason: --break-glass "why this cannot wait"')
+    if len(reason) > BREAK_GLASS_MAX_CHARS:
+        raise ArgValueError(
+            f"break_glass reason is {len(reason)} characters; at most {BREAK_GLASS_MAX_CHARS}"
+        )
+    return reason
+
+
+_BACKUP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+def backup_id(value: str) -> str:
+    """Backup ids are made by kobot; anything else (paths, spaces) is refused before it reaches a job."""
+    text = value.strip()
+    if not _BACKUP_ID.fullmatch(text) or ".." in text:
+        raise ArgValueError(
+            f"backup '{value}' is not a backup id: letters, digits, '.', '_', ':' and '-' only"
+        )
+    return text
