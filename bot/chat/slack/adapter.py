@@ -119,7 +119,7 @@ class SlackAdapter(ChatAdapter):
         try:
             auth = await self.client.auth_test()
         except SlackApiError as exc:
-            error = exc.response.get("error", "unknown")
+            error = _api_error(exc)
             raise SettingsError(
                 f"setting KOBOT_SLACK__BOT_TOKEN: Slack refused the token ({error})"
             ) from None
@@ -219,7 +219,7 @@ class SlackAdapter(ChatAdapter):
             return await call
         except SlackApiError as exc:
             status = exc.response.status_code
-            error = str(exc.response.get("error", f"HTTP {status}"))
+            error = _api_error(exc)
             if status == 429:
                 raise DeliveryError(
                     "Slack is rate limiting kobot",
@@ -298,6 +298,14 @@ class SlackAdapter(ChatAdapter):
         if self._sink is None:
             raise InboundPayloadError("adapter stopped before the event was handed on")
         return self._sink
+
+
+def _api_error(exc: SlackApiError) -> str:
+    """Slack's error code, or the HTTP status when the answer was not Slack's JSON (an edge proxy)."""
+    data = exc.response.data
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    return f"HTTP {exc.response.status_code}"
 
 
 @register_adapter(defaults.PLATFORM)

@@ -41,6 +41,9 @@ SERVER_ERROR_RETRIES = 2
 STOP_GRACE_SECONDS = 5.0
 """On stop, events already acked get this long to reach the dispatcher before they are abandoned."""
 
+SERVER_ERROR_BACKOFF_SECONDS = 0.25
+"""First pause before retrying a 500/503 (doubling); longer outages go back to the caller as DeliveryError."""
+
 SOCKET_PING_SECONDS = 10.0
 """Socket Mode ping interval: a dead link is noticed and reopened within about this time."""
 

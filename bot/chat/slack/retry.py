@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -70,7 +71,12 @@ def retry_handlers(*, rate_limit_budget_seconds: float | None) -> list[AsyncRetr
     """Handlers for a Web API client; without a budget 429s are not retried (lookups that must not stall)."""
     handlers: list[AsyncRetryHandler] = [
         AsyncConnectionErrorRetryHandler(max_retry_count=defaults.CONNECTION_RETRIES),
-        AsyncServerErrorRetryHandler(max_retry_count=defaults.SERVER_ERROR_RETRIES),
+        AsyncServerErrorRetryHandler(
+            max_retry_count=defaults.SERVER_ERROR_RETRIES,
+            interval_calculator=BackoffRetryIntervalCalculator(
+                backoff_factor=defaults.SERVER_ERROR_BACKOFF_SECONDS
+            ),
+        ),
     ]
     if rate_limit_budget_seconds is not None:
         handlers.append(RateLimitBudgetRetryHandler(budget_seconds=rate_limit_budget_seconds))
