@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,23 @@ from bot.chat.wecom.settings import WeComSettings
 from bot.errors import DeliveryError
 
 log = logging.getLogger(__name__)
+
+QUERY_SECRET = re.compile(r"\b(corpsecret|access_token|key)=[^&\s\"']+")
+"""WeCom puts the app secret, the access token and robot keys in query strings, which urllib3 logs."""
+
+
+class RedactQuerySecrets(logging.Filter):
+    """Masks query-string credentials in urllib3's request log lines (DEBUG) before any handler sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        redacted = QUERY_SECRET.sub(r"\1=***", text)
+        if redacted != text:
+            record.msg, record.args = redacted, None
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(RedactQuerySecrets())
 
 
 class KobotWeChatClient(WeChatClient):  # type: ignore[misc]

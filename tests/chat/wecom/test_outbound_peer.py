@@ -226,3 +226,19 @@ async def test_peer_slow_answer_still_does_not_block_the_event_loop(
     await adapter.send(conv("user:alice"), samples.HELP)
     ticker.cancel()
     assert ticks >= 10  # the loop kept running while wechatpy waited in its thread
+
+
+async def test_peer_debug_logs_carry_no_secret_token_or_key(
+    adapter: WeComAdapter, wecom_peer: WeComPeer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    with caplog.at_level(logging.DEBUG):
+        await adapter.send(conv("user:alice"), samples.HELP)
+        wecom_peer.expire_tokens()
+        await adapter.send(conv("user:alice"), samples.HELP)
+        await adapter.send(conv("robot:default"), samples.HELP)
+    token = adapter.api.client.access_token
+    assert "gettoken" in caplog.text  # urllib3 did log the calls...
+    for secret in (wecom_peer.secret, token, wecom_peer.robot_key):
+        assert secret not in caplog.text  # ...without what their query strings carried
