@@ -68,6 +68,11 @@ class ApprovalRequest(BaseModel):
     message_ref: MessageRef | None = None
 
     @property
+    def id(self) -> str:
+        """Short name of `request_id`, as shown on the card (#id)."""
+        return self.request_id
+
+    @property
     def approved_count(self) -> int:
         return len(self.votes)
 

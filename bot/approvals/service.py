@@ -40,11 +40,15 @@ Change = Callable[[ApprovalRequest], "ApprovalRequest | ApprovalOutcome"]
 class ApprovalService:
     """Creates approval requests, renders their cards and counts the clicks on them."""
 
-    def __init__(self, *, redis: Redis, secret: bytes, policy: PolicyStore) -> None:
+    def __init__(
+        self, *, redis: Redis, secret: bytes, policy: PolicyStore, audit: AuditLog | None = None
+    ) -> None:
+        """With `audit`, every request and decision (refused clicks included) is recorded here; without it
+        the caller records them (the dispatcher does)."""
         self._redis = redis
         self._key = signing.derive_key(secret)
         self._policy = policy
-        self._audit = AuditLog(redis=redis)
+        self._audit = audit
 
     def request(
         self,
@@ -294,6 +298,8 @@ class ApprovalService:
 
     def _refuse(self, click: ButtonClick, request: ApprovalRequest | None, reason: str) -> ApprovalOutcome:
         outcome = self._refusal(click, request, reason)
+        if self._audit is None:
+            return outcome
         self._audit.record(
             who=click.identity,
             where=click.conversation,
@@ -316,6 +322,8 @@ class ApprovalService:
         action: AuditAction,
         result: str,
     ) -> None:
+        if self._audit is None:
+            return
         self._audit.record(
             who=who,
             where=where,

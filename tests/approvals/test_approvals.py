@@ -56,7 +56,7 @@ def policy(tmp_path: Path, redis: Redis) -> PolicyStore:
 
 @pytest.fixture
 def service(redis: Redis, policy: PolicyStore) -> ApprovalService:
-    return ApprovalService(redis=redis, secret=SECRET, policy=policy)
+    return ApprovalService(redis=redis, secret=SECRET, policy=policy, audit=AuditLog(redis=redis))
 
 
 def _request(service: ApprovalService, *, required: int = 2, ttl: int = 1800) -> ApprovalRequest:
@@ -292,3 +292,11 @@ def test_decisions_are_audited(service: ApprovalService, redis: Redis) -> None:
     service.decide(click=_click(service, request, BOB))
     actions = [entry.action for entry in AuditLog(redis=redis).query(cluster="prod-eu")]
     assert actions == ["approval.approved", "approval.requested"]
+
+
+def test_without_audit_log_the_caller_records(redis: Redis, policy: PolicyStore) -> None:
+    quiet = ApprovalService(redis=redis, secret=SECRET, policy=policy)
+    request = _request(quiet, required=1)
+    assert request.id == request.request_id
+    assert quiet.decide(click=_click(quiet, request, BOB)).status is ApprovalStatus.APPROVED
+    assert AuditLog(redis=redis).query() == []
