@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,13 @@ def run_playbook(
     Nothing secret remains in the private data dir afterwards, no process of the run outlives it,
     and old job dirs beyond `ANSIBLE_ARTIFACTS_KEEP` are pruned.
     """
+    # ansible-playbook runs in playbooks_dir and /proc is searched by path: use absolute paths.
+    run = replace(
+        run,
+        playbooks_dir=run.playbooks_dir.absolute(),
+        inventory=run.inventory.absolute(),
+        artifacts_root=run.artifacts_root.absolute(),
+    )
     playbook_path = run.playbooks_dir / run.playbook
     envvars = _envvars(run)
     masker = Masker.with_environment(values=run.secrets.values(), environ=dict(os.environ))
