@@ -30,6 +30,7 @@ from bot.chat.wecom.render import render_card, stage_of
 from bot.chat.wecom.routes import build_router
 from bot.chat.wecom.settings import WeComSettings
 from bot.chat.wecom.state import WeComState
+from bot.errors import DeliveryError
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -89,9 +90,6 @@ class WeComAdapter(ChatAdapter):
             on_smart_bot_plaintext=self._on_smart_bot_plaintext,
         )
 
-    async def start(self, sink: InboundSink) -> None:
-        await super().start(sink)
-
     async def stop(self) -> None:
         tasks = list(self._tasks)
         for task in tasks:
@@ -137,8 +135,8 @@ class WeComAdapter(ChatAdapter):
             await self.api.call(
                 lambda: client.post("message/update_template_card", data=body), what="a card update"
             )
-        except Exception as exc:
-            log.info("wecom card %s not updated (%s); posting a follow-up", task_id, exc)
+        except DeliveryError as exc:
+            log.info("wecom card %s not updated (%s); posting a follow-up", task_id, exc.user_message)
             return False
         return True
 
@@ -162,10 +160,7 @@ class WeComAdapter(ChatAdapter):
         if sink is None:
             log.warning("wecom event dropped: the adapter was not started")
             return
-        dedupe = f"msg:{event.message_id}" if isinstance(event, inbound.TextIn) else event.dedupe_key
-        if isinstance(event, inbound.TextIn) and not event.message_id:
-            dedupe = ""
-        if dedupe and not self.state.first_delivery(message_key=dedupe):
+        if event.dedupe_key and not self.state.first_delivery(message_key=event.dedupe_key):
             return
         if event.reply_url:
             self.state.offer_reply_url(conversation_id=event.conversation_id, url=event.reply_url)

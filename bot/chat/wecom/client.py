@@ -82,28 +82,30 @@ class WeComApi:
     async def call(self, fn: Callable[[], dict[str, Any]], *, what: str) -> dict[str, Any]:
         """Run `fn` (a wechatpy call) in a thread; a token errcode refreshes the token and retries once."""
         try:
-            return await asyncio.to_thread(self._call_once, fn)
+            return await asyncio.to_thread(_guarded, fn)
         except WeChatClientException as exc:
-            if exc.errcode in defaults.TOKEN_REFRESH_ERRCODES:
-                log.info("wecom access token refused (errcode %s); fetching a new one", exc.errcode)
-                try:
-                    await asyncio.to_thread(self._refresh)
-                    return await asyncio.to_thread(self._call_once, fn)
-                except WeChatClientException as again:
-                    raise _delivery_error(again, what=what) from None
-            raise _delivery_error(exc, what=what) from None
-
-    def _call_once(self, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+            if exc.errcode not in defaults.TOKEN_REFRESH_ERRCODES:
+                raise _delivery_error(exc, what=what) from None
+            log.info("wecom access token refused (errcode %s); fetching a new one", exc.errcode)
         try:
-            return fn()
-        except WeChatClientException:
-            raise
-        except OSError as exc:  # requests' connection errors are OSErrors
-            raise WeChatClientException(None, type(exc).__name__) from exc
+            await asyncio.to_thread(_guarded, self._refresh)
+            return await asyncio.to_thread(_guarded, fn)
+        except WeChatClientException as again:
+            raise _delivery_error(again, what=what) from None
 
-    def _refresh(self) -> None:
+    def _refresh(self) -> dict[str, Any]:
         self.client.forget_access_token()
-        self.client.fetch_access_token()
+        return self.client.fetch_access_token()
+
+
+def _guarded(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Connection failures (requests raises OSErrors) become WeChatClientException without an errcode."""
+    try:
+        return fn()
+    except WeChatClientException:
+        raise
+    except OSError as exc:
+        raise WeChatClientException(None, type(exc).__name__) from exc
 
 
 def _delivery_error(exc: WeChatClientException, *, what: str) -> DeliveryError:

@@ -51,6 +51,8 @@ class TextIn:
     message_id: str
     conversation_id: str
     is_direct: bool
+    dedupe_key: str = ""
+    """Same key, same message (WeCom redelivers); empty when the platform gave no id."""
     reply_url: str | None = None
 
 
@@ -78,12 +80,14 @@ def parse_app_callback(xml: str, *, agent_id: int) -> TextIn | CardClickIn | Non
         return None
     conversation_id = f"{USER}:{user_id}"
     if isinstance(message, TextMessage):
+        message_id = str(message.id or "")
         return TextIn(
             user_id=user_id,
             text=str(message.content or ""),
-            message_id=str(message.id),
+            message_id=message_id,
             conversation_id=conversation_id,
             is_direct=True,
+            dedupe_key=f"app:{message_id}" if message_id not in ("", "0") else "",
         )
     if isinstance(message, TemplateCardEvent):
         return CardClickIn(
@@ -119,6 +123,7 @@ def parse_smart_bot_callback(payload: dict[str, Any]) -> TextIn | CardClickIn | 
             message_id=message_id,
             conversation_id=conversation_id,
             is_direct=is_direct,
+            dedupe_key=f"smartbot:{message_id}" if message_id else "",
             reply_url=reply_url,
         )
     event = payload.get("event")
@@ -132,7 +137,7 @@ def parse_smart_bot_callback(payload: dict[str, Any]) -> TextIn | CardClickIn | 
             key=str(card.get("event_key", "")),
             conversation_id=conversation_id,
             is_direct=is_direct,
-            dedupe_key=f"smartbot:{message_id}",
+            dedupe_key=f"smartbot:{message_id}" if message_id else "",
             reply_url=reply_url,
         )
     return None

@@ -242,3 +242,18 @@ async def test_peer_debug_logs_carry_no_secret_token_or_key(
     assert "gettoken" in caplog.text  # urllib3 did log the calls...
     for secret in (wecom_peer.secret, token, wecom_peer.robot_key):
         assert secret not in caplog.text  # ...without what their query strings carried
+
+
+async def test_peer_gone_is_a_delivery_error(wecom_peer: WeComPeer, redis: Redis) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    settings = settings_for(wecom_peer, api_base_url=f"http://127.0.0.1:{closed_port}/cgi-bin/")
+    adapter = WeComAdapter(settings=settings, redis=redis)
+    with pytest.raises(DeliveryError, match="did not take a message"):
+        await adapter.send(conv("user:alice"), samples.HELP)
+    with pytest.raises(DeliveryError, match="did not take group robot"):
+        await adapter.send(conv("robot:default"), samples.HELP)
+    await adapter.stop()
