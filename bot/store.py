@@ -65,6 +65,11 @@ def _start_embedded(data_dir: Path) -> Store:
     socket_path = data_dir / "valkey.sock"
     if len(str(socket_path)) > 100:
         raise SettingsError(f"setting KOBOT_DATA_DIR: path too long for a unix socket: {data_dir}")
+    if _answers(f"unix://{socket_path}"):
+        # Another kobot process (serve, chat) already runs the embedded server for this data dir:
+        # share it instead of starting a second server on the same AOF files.
+        log.info("using the embedded valkey already running under %s", data_dir)
+        return Store(url=f"unix://{socket_path}")
     server = ValkeyServer(
         data_dir=data_dir,
         persist=True,
@@ -74,6 +79,16 @@ def _start_embedded(data_dir: Path) -> Store:
     server.start()
     log.info("embedded valkey started with AOF under %s", data_dir)
     return Store(url=f"unix://{socket_path}", embedded=server)
+
+
+def _answers(url: str) -> bool:
+    client = Redis.from_url(url, socket_connect_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except (RedisError, OSError):
+        return False
+    finally:
+        client.close()
 
 
 def _wait_until_answering(store: Store) -> None:

@@ -12,6 +12,7 @@ import threading
 from redis import Redis
 from rq import Queue, SimpleWorker, Worker
 from rq.serializers import JSONSerializer
+from rq.timeouts import TimerDeathPenalty
 
 from bot.settings import Settings
 from workers import environment
@@ -76,8 +77,11 @@ def run_forking_worker(*, settings: Settings, redis_url: str, burst: bool = Fals
         sweeper.stop()
 
 
-class _ThreadWorker(SimpleWorker):
-    """A SimpleWorker that can live in a thread: signals belong to the main thread's owner."""
+class ThreadWorker(SimpleWorker):
+    """A SimpleWorker that can live in a thread: signals belong to the main thread's owner, so job
+    timeouts use a timer instead of SIGALRM."""
+
+    death_penalty_class = TimerDeathPenalty
 
     def _install_signal_handlers(self) -> None:
         return None
@@ -91,7 +95,7 @@ class InProcessWorker:
         self._redis = Redis.from_url(redis_url)
         self._sweeper = Sweeper(settings=settings, redis_url=redis_url)
         queue = _prepare(settings, self._redis)
-        self._worker = _ThreadWorker(
+        self._worker = ThreadWorker(
             [queue], connection=self._redis, serializer=JSONSerializer, worker_ttl=IN_PROCESS_WORKER_TTL
         )
         self._thread = threading.Thread(target=self._run, name="kobot-worker", daemon=True)

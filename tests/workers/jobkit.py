@@ -1,0 +1,73 @@
+"""Helpers for job tests: settings on the fixture playbooks, a job service, and a real RQ worker run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from redis import Redis
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from bot.chat.types import Conversation, Identity
+from bot.settings import Settings
+from workers import environment
+from workers.operations import load_operations
+from workers.service import JobService
+from workers.worker import ThreadWorker
+from workers.spec import JobRecord, JobSpec
+
+FIXTURE_PLAYBOOKS = Path(__file__).resolve().parents[1] / "fixtures" / "playbooks"
+PLUGIN = "tests.fixtures.operations"
+
+ALICE = Identity(platform="terminal", user_id="alice", display_name="Alice")
+HERE = Conversation(platform="terminal", conversation_id="local")
+
+
+def job_settings(redis_url: str, data_dir: Path, **overrides: object) -> Settings:
+    from pydantic import SecretStr
+
+    values: dict[str, object] = {
+        "redis_url": SecretStr(redis_url),
+        "data_dir": data_dir,
+        "playbooks_dir": FIXTURE_PLAYBOOKS,
+        "plugins": [PLUGIN],
+        "job_lease_seconds": 2.0,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def job_service(settings: Settings, redis: Redis) -> JobService:
+    environment.configure(settings=settings, redis=redis)
+    load_operations(settings.plugins)
+    return JobService(
+        redis=redis, queue=Queue(settings.queue_name, connection=redis, serializer=JSONSerializer)
+    )
+
+
+def spec(service: JobService, *, kind: str, cluster: str = "demo", **params: object) -> JobSpec:
+    return service.new_spec(
+        kind=kind, cluster=cluster, params=dict(params), requested_by=ALICE, reply_to=HERE
+    )
+
+
+def run_queue(service: JobService) -> None:
+    """Run every queued job with a real RQ SimpleWorker (thread-safe variant) in this process, until the queue is empty."""
+    ThreadWorker([service.queue], connection=service.redis, serializer=JSONSerializer).work(
+        burst=True, logging_level="WARNING"
+    )
+
+
+def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def reload(service: JobService, record: JobRecord) -> JobRecord:
+    return service.jobs.require(record.job_id)

@@ -1,0 +1,139 @@
+"""The job spine with real Valkey, real RQ workers and real ansible-runner on fixture playbooks."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from redis import Redis
+
+from tests.workers.jobkit import job_service, job_settings, reload, run_queue, spec, wait_for
+from workers.events import read_job_events
+from workers.spec import JobEventType, JobState, StepState
+
+
+def _step_states(record) -> list[str]:  # type: ignore[no-untyped-def]
+    return [step.state.value for step in record.steps]
+
+
+def test_job_runs_every_step_and_releases_its_cluster(redis_url: str, redis: Redis, data_dir: Path) -> None:
+    service = job_service(job_settings(redis_url, data_dir), redis)
+    marker = data_dir / "marker"
+    marker.touch()
+    record = service.submit(spec(service, kind="test.steps", marker=str(marker)))
+    assert record.state is JobState.QUEUED
+
+    run_queue(service)
+
+    done = reload(service, record)
+    assert done.state is JobState.SUCCEEDED, done.error
+    assert _step_states(done) == ["succeeded"] * 4
+    assert done.changed_total() == 2  # ok.yml reports one change per host, two hosts
+    assert service.locks.holder("demo") is None
+    types = [event.type for event in read_job_events(redis, record.job_id)]
+    assert types[0] is JobEventType.JOB_QUEUED and types[-1] is JobEventType.JOB_SUCCEEDED
+    assert types.count(JobEventType.STEP_SUCCEEDED) == 4
+    assert JobEventType.TASK_STARTED in types
+
+
+def test_failed_step_is_reported_and_retry_resumes_there(
+    redis_url: str, redis: Redis, data_dir: Path
+) -> None:
+    service = job_service(job_settings(redis_url, data_dir), redis)
+    marker = data_dir / "marker"
+    record = service.submit(spec(service, kind="test.steps", marker=str(marker)))
+    run_queue(service)
+
+    failed = reload(service, record)
+    assert failed.state is JobState.FAILED
+    assert _step_states(failed) == ["succeeded", "succeeded", "failed", "pending"]
+    assert failed.failed_task == "Require the marker"
+    assert failed.failed_host in {"node-a", "node-b"}
+    assert failed.error is not None and "is missing" in failed.error
+    assert service.locks.holder("demo") is None
+
+    marker.touch()
+    first_attempt_events = len(read_job_events(redis, record.job_id))
+    retried = service.retry(record.job_id)
+    assert retried.attempt == 2
+    run_queue(service)
+
+    done = reload(service, record)
+    assert done.state is JobState.SUCCEEDED
+    second = read_job_events(redis, record.job_id)[first_attempt_events:]
+    started = [event.step for event in second if event.type is JobEventType.STEP_STARTED]
+    assert started == ["check", "finish"], "retry must resume at the failed step"
+
+
+def test_second_job_on_a_cluster_waits_and_starts_after(redis_url: str, redis: Redis, data_dir: Path) -> None:
+    service = job_service(job_settings(redis_url, data_dir), redis)
+    marker = data_dir / "marker"
+    marker.touch()
+    first = service.submit(spec(service, kind="test.steps", marker=str(marker)))
+    second = service.submit(spec(service, kind="test.steps", marker=str(marker)))
+    other_cluster = service.submit(spec(service, kind="test.steps", cluster="other", marker=str(marker)))
+    assert second.state is JobState.WAITING and second.waiting_for == first.job_id
+    assert other_cluster.state is JobState.QUEUED
+    waiting_events = [e for e in read_job_events(redis, second.job_id) if e.type is JobEventType.JOB_WAITING]
+    assert waiting_events and f"job {first.job_id}" in (waiting_events[0].message or "")
+
+    run_queue(service)
+
+    assert reload(service, first).state is JobState.SUCCEEDED
+    assert reload(service, second).state is JobState.SUCCEEDED
+    assert reload(service, other_cluster).state is JobState.SUCCEEDED
+    assert service.locks.holder("demo") is None
+
+
+def test_cancelling_a_waiting_job_leaves_the_queue(redis_url: str, redis: Redis, data_dir: Path) -> None:
+    service = job_service(job_settings(redis_url, data_dir), redis)
+    marker = data_dir / "marker"
+    marker.touch()
+    first = service.submit(spec(service, kind="test.steps", marker=str(marker)))
+    second = service.submit(spec(service, kind="test.steps", marker=str(marker)))
+    service.cancel(second.job_id)
+    assert reload(service, second).state is JobState.CANCELLED
+    assert service.locks.waiting("demo") == []
+    run_queue(service)
+    assert reload(service, first).state is JobState.SUCCEEDED
+    assert reload(service, second).state is JobState.CANCELLED
+
+
+def test_cancel_mid_task_stops_ansible_and_leaves_no_process(
+    redis_url: str, redis: Redis, data_dir: Path
+) -> None:
+    service = job_service(job_settings(redis_url, data_dir), redis)
+    record = service.submit(spec(service, kind="test.slow", seconds=60))
+    worker = threading.Thread(target=run_queue, args=(service,), daemon=True)
+    worker.start()
+
+    def sleeping() -> bool:
+        return any(
+            e.type is JobEventType.TASK_STARTED and e.task == "Sleep"
+            for e in read_job_events(redis, record.job_id)
+        )
+
+    wait_for(sleeping, timeout=30, what="the Sleep task to start")
+    service.cancel(record.job_id)
+    worker.join(timeout=15)
+    assert not worker.is_alive(), "the job did not stop after cancel"
+
+    done = reload(service, record)
+    assert done.state is JobState.CANCELLED
+    assert [s.state for s in done.steps] == [StepState.SUCCEEDED, StepState.CANCELLED]
+    assert _processes_mentioning(str(data_dir)) == []
+    assert service.locks.holder("demo") is None
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(int(entry.name))
+    return found

@@ -1,0 +1,189 @@
+"""The built-in cluster operations and their steps (Day 1 create; Day 2 steps arrive per kind).
+
+Each step is one idea: plan nodes, create hosts (IaaS only), render the inventory, wait for SSH,
+then one playbook per install stage. Steps read what earlier ones produced from the cluster record
+or the job's work dir, never from memory, so a retry in a new process can resume at any step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bot.clusters import ClusterRecord, ClusterState, ClusterStore, HistoryEntry, NodeRecord
+from bot.errors import StepFailedError
+from workers.context import StepContext
+from workers.operations import Operation, Step, operation
+from workers.spec import JobEventType, JobKind, JobSpec
+
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+"""Hosts reached without SSH (Ansible's local connection): the machine kobot runs on."""
+
+INVENTORY_FILE = "inventory.yml"
+
+INSTALL_STAGES: tuple[tuple[str, str, str], ...] = ()
+"""(step name, title, entry playbook) of the install after preflight, in order."""
+
+
+# --- steps -------------------------------------------------------------------------------------
+def plan_nodes(ctx: StepContext) -> None:
+    from workers.plan import plan_from_params
+
+    store = ClusterStore(ctx.redis)
+    plan = plan_from_params(cluster=ctx.cluster, params=ctx.params, redis=ctx.redis)
+    record = store.get(ctx.cluster) or ClusterRecord(name=ctx.cluster)
+    record.provider = plan.spec.provider
+    record.version = plan.spec.version
+    record.spec = plan.spec.model_dump(mode="json")
+    record.state = ClusterState.CREATING
+    record.nodes = [
+        NodeRecord(name=node.name, role=node.role, address=node.address, zone=node.zone)
+        for node in plan.nodes
+    ]
+    store.save(record)
+    for line in plan.summary_lines():
+        ctx.emit(JobEventType.LOG, message=line)
+
+
+def provision_hosts(ctx: StepContext) -> None:
+    from workers.terraform import workspace_for
+
+    store = ClusterStore(ctx.redis)
+    record = store.require(ctx.cluster)
+    workspace = workspace_for(settings=ctx.settings, cluster=ctx.cluster, provider=record.provider)
+    outputs = workspace.apply(
+        variables={"nodes": _terraform_nodes(record)},
+        job_id=ctx.job_id,
+        on_event=ctx.on_runner_event,
+        should_cancel=ctx.should_cancel,
+    )
+    for node in record.nodes:
+        out = outputs.get(node.name)
+        if out is not None:
+            node.address = out.ip
+            node.state = "provisioned"
+    store.save(record)
+
+
+def render_inventory_step(ctx: StepContext) -> None:
+    from workers.inventory import render_inventory, write_inventory
+
+    record = ClusterStore(ctx.redis).require(ctx.cluster)
+    inventory = render_inventory(
+        nodes=[(n.name, n.role, n.address) for n in record.nodes],
+        ssh_user=ctx.settings.ssh_user,
+        ssh_key_path=ctx.settings.ssh_key_file,
+        local_hosts=LOCAL_HOSTS,
+        cluster_vars=_cluster_vars(record),
+    )
+    write_inventory(inventory_path(ctx), inventory)
+    ctx.emit(JobEventType.LOG, message=f"inventory for {len(record.nodes)} nodes")
+
+
+def wait_for_ssh_step(ctx: StepContext) -> None:
+    from bot import defaults
+    from workers.ssh import wait_for_ssh
+
+    record = ClusterStore(ctx.redis).require(ctx.cluster)
+    hosts = [(node.address, 22) for node in record.nodes if node.address not in LOCAL_HOSTS]
+    if not hosts:
+        ctx.emit(JobEventType.LOG, message="every host is local; no SSH to wait for")
+        return
+    wait_for_ssh(hosts=hosts, timeout=defaults.SSH_WAIT_TIMEOUT_SECONDS, should_cancel=ctx.should_cancel)
+
+
+def preflight(ctx: StepContext) -> None:
+    ctx.run_playbook("preflight.yml", inventory=inventory_path(ctx), extravars=_play_vars(ctx))
+
+
+def _stage(playbook: str) -> Any:
+    def run(ctx: StepContext) -> None:
+        ctx.run_playbook(playbook, inventory=inventory_path(ctx), extravars=_play_vars(ctx))
+
+    return run
+
+
+# --- record hooks ------------------------------------------------------------------------------
+def _created(ctx: StepContext) -> None:
+    store = ClusterStore(ctx.redis)
+    record = store.require(ctx.cluster)
+    record.state = ClusterState.RUNNING if INSTALL_STAGES else ClusterState.PENDING
+    for node in record.nodes:
+        node.state = "ready" if INSTALL_STAGES else "checked"
+    record.add_history(
+        HistoryEntry(job_id=ctx.job_id, kind=JobKind.CLUSTER_CREATE.value, outcome="succeeded")
+    )
+    store.save(record)
+
+
+def _create_failed(ctx: StepContext) -> None:
+    store = ClusterStore(ctx.redis)
+    record = store.get(ctx.cluster)
+    if record is None:
+        return
+    record.state = ClusterState.FAILED
+    record.add_history(HistoryEntry(job_id=ctx.job_id, kind=JobKind.CLUSTER_CREATE.value, outcome="failed"))
+    store.save(record)
+
+
+@operation(JobKind.CLUSTER_CREATE.value)
+def cluster_create(spec: JobSpec) -> Operation:
+    steps = [Step("plan", "Plan nodes", plan_nodes)]
+    if spec.params.get("provider", "manual") != "manual":
+        steps.append(Step("provision", "Create hosts (Terraform)", provision_hosts))
+    steps += [
+        Step("inventory", "Render inventory", render_inventory_step),
+        Step("wait_ssh", "Wait for SSH", wait_for_ssh_step),
+        Step("preflight", "Preflight checks", preflight),
+    ]
+    steps += [Step(name, title, _stage(playbook)) for name, title, playbook in INSTALL_STAGES]
+    return Operation(
+        kind=JobKind.CLUSTER_CREATE.value,
+        steps=tuple(steps),
+        on_success=_created,
+        on_failure=_create_failed,
+        final_note=None
+        if INSTALL_STAGES
+        else "hosts passed preflight; the install stages are not wired in yet",
+    )
+
+
+# --- helpers -----------------------------------------------------------------------------------
+def inventory_path(ctx: StepContext) -> Path:
+    path = ctx.work_dir / INVENTORY_FILE
+    if not path.exists() and ctx.step.name not in ("inventory", "plan", "provision"):
+        raise StepFailedError("the inventory is missing; retry the job from the start")
+    return path
+
+
+def _cluster_vars(record: ClusterRecord) -> dict[str, Any]:
+    spec = record.spec
+    return {
+        "cluster_name": record.name,
+        "kube_version": spec.get("version"),
+        "kube_network_plugin": spec.get("cni"),
+        "kube_pods_subnet": spec.get("pod_cidr"),
+        "kube_service_addresses": spec.get("service_cidr"),
+        "kube_proxy_mode": spec.get("kube_proxy_mode", "ipvs"),
+        "container_manager": "containerd",
+    }
+
+
+def _play_vars(ctx: StepContext) -> dict[str, Any]:
+    return {"kobot_job_id": ctx.job_id}
+
+
+def _terraform_nodes(record: ClusterRecord) -> dict[str, dict[str, Any]]:
+    sizes = record.spec.get("node_sizes", {})
+    nodes = {}
+    for node in record.nodes:
+        size = sizes.get(node.role, {})
+        nodes[node.name] = {
+            "role": node.role,
+            "ip": node.address,
+            "zone": node.zone or "",
+            "cpu": size.get("cpu", 4),
+            "memory": size.get("memory_mb", 8192),
+            "disk": size.get("disk_gb", 80),
+        }
+    return nodes
