@@ -8,6 +8,7 @@ aiohttp rather than httpx because httpx logs every request URL at INFO, and webh
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ class OpenApiClient:
             if self._token is not None and time.monotonic() < self._token_expires:
                 return self._token
             body = {"appKey": self._client_id, "appSecret": self._client_secret.get_secret_value()}
-            answer = await self._request("POST", f"{self._endpoint}/v1.0/oauth2/accessToken", json=body)
+            answer = await self._request("POST", f"{self._endpoint}/v1.0/oauth2/accessToken", body=body)
             token = answer.data.get("accessToken")
             if answer.status != 200 or not isinstance(token, str):
                 raise DeliveryError(
@@ -78,7 +79,7 @@ class OpenApiClient:
         for attempt in (1, 2):
             token = await self.access_token()
             answer = await self._request(
-                method, f"{self._endpoint}{path}", json=body, headers={TOKEN_HEADER: token}
+                method, f"{self._endpoint}{path}", body=body, headers={TOKEN_HEADER: token}
             )
             if answer.status == 401 and attempt == 1:
                 log.info("dingtalk access token refused, fetching a new one")
@@ -95,7 +96,7 @@ class OpenApiClient:
 
     async def post_webhook(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST to a session or robot webhook; success is errcode 0. The URL is a secret: never logged."""
-        answer = await self._request("POST", url, json=body)
+        answer = await self._request("POST", url, body=body)
         data = answer.data
         errcode = data.get("errcode")
         if answer.status == 200 and errcode in (0, None):
@@ -112,10 +113,14 @@ class OpenApiClient:
         )
 
     async def _request(
-        self, method: str, url: str, *, json: dict[str, Any], headers: dict[str, str] | None = None
+        self, method: str, url: str, *, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> _Answer:
         try:
-            async with self._http().request(method, url, json=json, headers=headers) as response:
+            # UTF-8 JSON, not \u escapes: DingTalk's byte limits count what is sent, and CJK text
+            # escaped takes twice the room.
+            payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            sent_headers = {"Content-Type": "application/json; charset=utf-8"} | (headers or {})
+            async with self._http().request(method, url, data=payload, headers=sent_headers) as response:
                 try:
                     data = await response.json(content_type=None)
                 except ValueError:
@@ -127,7 +132,9 @@ class OpenApiClient:
                 )
         except (aiohttp.ClientError, TimeoutError) as exc:
             # The exception text can hold the URL (and its token); only its type is safe to show.
-            raise DeliveryError(f"DingTalk could not be reached ({type(exc).__name__})") from None
+            raise DeliveryError(
+                f"DingTalk could not be reached ({type(exc).__name__})", retry_after=1.0
+            ) from None
 
 
 class WebhookRefused(DeliveryError):

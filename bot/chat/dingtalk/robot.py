@@ -154,9 +154,8 @@ class RobotOutbox:
             log.info("dingtalk robot %s over its send budget, waiting", self.name)
             await asyncio.sleep(self.window / self.budget)
             return
-        permanent = isinstance(exc, WebhookRefused) or (
-            exc.retry_after is None and "HTTP 4" in exc.user_message
-        )
+        # No retry_after means DingTalk called the post invalid (bad signature, too long, 4xx), not busy.
+        permanent = exc.retry_after is None
         if permanent and item.failures >= defaults.ROBOT_PERMANENT_FAILURE_ATTEMPTS:
             log.error(
                 "dingtalk robot %s refused a message %d times (%s); dropping it",
