@@ -104,7 +104,10 @@ def build_router(
                 headers={"Retry-After": str(defaults.WEBHOOK_RETRY_AFTER_SECONDS)},
             )
         await on_stored(result)
-        status = "duplicate" if result.duplicate else "stored"
-        return JSONResponse({"status": status, "group": result.group_id})
+        if result.duplicate:
+            return JSONResponse({"status": "duplicate", "group": result.group_id})
+        if not result.targets:
+            log.warning("alert group %s matched no route and there is no default target", result.group_id)
+        return JSONResponse({"status": "stored", "group": result.group_id, "targets": len(result.targets)})
 
     return router

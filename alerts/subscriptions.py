@@ -46,6 +46,11 @@ EVENT_GROUPS: dict[str, tuple[ClusterEvent, ...]] = {
     "nodes": (ClusterEvent.NODE_NOT_READY, ClusterEvent.NODE_READY),
     "certificates": (ClusterEvent.CERT_EXPIRY_NEAR,),
     "failures": (ClusterEvent.JOB_FAILED, ClusterEvent.BACKUP_FAILED, ClusterEvent.NODE_NOT_READY),
+    "job": (ClusterEvent.JOB_STARTED, ClusterEvent.JOB_SUCCEEDED, ClusterEvent.JOB_FAILED),
+    "approval": (ClusterEvent.APPROVAL_NEEDED,),
+    "backup": (ClusterEvent.BACKUP_SUCCEEDED, ClusterEvent.BACKUP_FAILED),
+    "node": (ClusterEvent.NODE_NOT_READY, ClusterEvent.NODE_READY),
+    "certificate": (ClusterEvent.CERT_EXPIRY_NEAR,),
 }
 """Words a user may type instead of listing events one by one."""
 
@@ -103,6 +108,12 @@ def alert_subscriptions_of(redis: Redis, *, target: RouteTarget) -> list[Subscri
 
 def save_notify_subscription(redis: Redis, subscription: NotifySubscription) -> None:
     redis.hset(keys.NOTIFY, subscription.key, subscription.model_dump_json())
+
+
+def notify_subscriptions_of(redis: Redis, *, target: RouteTarget) -> list[NotifySubscription]:
+    raw: dict[bytes, bytes] = redis.hgetall(keys.NOTIFY)  # type: ignore[assignment]
+    found = [NotifySubscription.model_validate_json(value) for value in raw.values()]
+    return [s for s in found if s.target.key == target.key]
 
 
 def remove_notify_subscription(redis: Redis, *, target: RouteTarget, cluster: str) -> bool:

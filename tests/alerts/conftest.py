@@ -27,6 +27,7 @@ import uvicorn
 import yaml
 from fastapi import FastAPI
 from pydantic import SecretStr
+from redis import Redis
 
 from alerts.service import AlertService
 from alerts.settings import AlertsSettings, RouteTarget
@@ -49,6 +50,8 @@ class AlertsRuntime:
     store: Store
     secret: bytes
     adapters: dict[str, ChatAdapter] = field(default_factory=dict)
+    redis: Redis | None = None
+    """The synchronous client command handlers use."""
 
 
 @dataclass

@@ -1,0 +1,111 @@
+"""Chat commands of the alerts package: `subscribe alerts`, `unsubscribe alerts` and `notify`.
+
+The commands are defined in `commands.definitions.alerts`; importing this module attaches the
+handlers. Subscriptions belong to the conversation the command was typed in and live in Redis, so
+they survive restarts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import commands.definitions  # noqa: F401  (registers the command definitions the handlers attach to)
+from alerts.routing import Subscription
+from alerts.settings import AlertsSettings, RouteTarget
+from alerts.subscriptions import (
+    NotifySubscription,
+    alert_subscriptions_of,
+    parse_events,
+    remove_alert_subscription,
+    remove_notify_subscription,
+    save_alert_subscription,
+    save_notify_subscription,
+)
+from bot.chat.message import Field, OutgoingMessage, Tone
+from commands.context import CommandContext, CommandResult, Reply
+from commands.registry import handles
+
+
+def _target(ctx: CommandContext) -> RouteTarget:
+    """Subscriptions post to the conversation itself, not to the thread the command came from."""
+    return RouteTarget(platform=ctx.conversation.platform, conversation_id=ctx.conversation.conversation_id)
+
+
+def _cluster(ctx: CommandContext) -> str:
+    cluster = ctx.parsed.cluster
+    if not cluster:
+        raise ValueError("the command names no cluster")
+    return cluster
+
+
+def _order(ctx: CommandContext) -> tuple[str, ...]:
+    settings: AlertsSettings = getattr(ctx.runtime.settings, "alerts", None) or AlertsSettings()
+    return tuple(name.lower() for name in settings.severity_order)
+
+
+def _reply(title: str, *, status: str, tone: Tone = Tone.SUCCESS, fields: tuple[Field, ...] = ()) -> Reply:
+    return Reply(message=OutgoingMessage(title=title, tone=tone, status=status, fields=fields))
+
+
+@handles("alerts.subscribe")
+async def subscribe_alerts(ctx: CommandContext, args: Any) -> CommandResult:
+    cluster = _cluster(ctx)
+    severity = str(getattr(args, "severity", None) or "warning").lower()
+    if severity not in _order(ctx):
+        return _reply("Not subscribed", status=f"unknown severity {severity!r}", tone=Tone.WARNING)
+    subscription = Subscription(
+        target=_target(ctx), cluster=cluster, min_severity=severity, created_by=ctx.identity.label()
+    )
+    save_alert_subscription(ctx.runtime.redis, subscription)
+    return _reply(
+        f"Alerts of {cluster} will be posted here",
+        status=f"severity {severity} and above",
+        fields=(Field(label="Stop with", value=f"unsubscribe alerts {cluster}"),),
+    )
+
+
+@handles("alerts.unsubscribe")
+async def unsubscribe_alerts(ctx: CommandContext, args: Any) -> CommandResult:
+    """Without a severity the subscription goes; with one, only that severity and those below it stop."""
+    cluster = _cluster(ctx)
+    target = _target(ctx)
+    current = next(
+        (s for s in alert_subscriptions_of(ctx.runtime.redis, target=target) if s.cluster == cluster), None
+    )
+    if current is None:
+        return _reply(f"No alerts of {cluster} are posted here", status="nothing to stop", tone=Tone.INFO)
+    severity = getattr(args, "severity", None)
+    order = _order(ctx)
+    if severity is not None and str(severity).lower() in order:
+        above = order.index(str(severity).lower()) + 1
+        current_rank = order.index(current.min_severity) if current.min_severity in order else 0
+        if above < len(order):
+            if current_rank < above:
+                save_alert_subscription(
+                    ctx.runtime.redis, current.model_copy(update={"min_severity": order[above]})
+                )
+            return _reply(
+                f"Alerts of {cluster} below {order[above]} stop here",
+                status=f"{order[max(above, current_rank)]} and above are still posted",
+            )
+    remove_alert_subscription(ctx.runtime.redis, target=target, cluster=cluster)
+    return _reply(f"Alerts of {cluster} are no longer posted here", status="unsubscribed")
+
+
+@handles("notify")
+async def notify(ctx: CommandContext, args: Any) -> CommandResult:
+    """The event list replaces what the conversation had for this cluster."""
+    cluster = _cluster(ctx)
+    words = [str(word) for word in getattr(args, "events", None) or []]
+    try:
+        events = parse_events(words)
+    except ValueError as exc:
+        return _reply("Notifications unchanged", status=str(exc), tone=Tone.WARNING)
+    target = _target(ctx)
+    remove_notify_subscription(ctx.runtime.redis, target=target, cluster=cluster)
+    save_notify_subscription(
+        ctx.runtime.redis,
+        NotifySubscription(target=target, cluster=cluster, events=events, created_by=ctx.identity.label()),
+    )
+    names = ", ".join(event.value for event in events)
+    return _reply(f"Notices about {cluster} will be posted here", status=names)
