@@ -25,11 +25,14 @@ from commands.registry import CommandSpec
 CLUSTER_NAMES = ("cluster", "集群")
 """Argument names that always mean the cluster (`cluster=prod`, `集群 prod`)."""
 
-CLUSTER_PREPOSITIONS = ("on", "in", "from", "for", "at", "在", "于", "对")
+CLUSTER_PREPOSITIONS = ("on", "in", "from", "for", "at", "to", "在", "于", "对", "到")
 """Words that introduce the cluster in natural orders: `scale workers 5 on prod`, `在 prod`."""
 
 HELP_FLAGS = ("--help", "-h")
 """`create cluster --help` answers with that command's help instead of running it."""
+
+SUGGESTIONS_MAX = 3
+"""At most this many 'did you mean' lines: more is noise."""
 
 MENTION_STRIP_MAX = 5
 """Leading mentions removed at most (`@kobot @机器人 ...`); more is not a command."""
@@ -248,17 +251,20 @@ class AliasIndex:
         return None
 
     def suggest(self, tokens: Sequence[Token]) -> list[str]:
-        """Aliases close to the first one to three words of an unknown command."""
+        """Whole corrected lines for an unknown command: the closest alias in place of as many words."""
+        words = [t.text.lower() for t in tokens]
         scored: dict[str, float] = {}
-        words = [t.text.lower() for t in tokens[:3]]
-        for n in range(1, len(words) + 1):
-            phrase = " ".join(words[:n])
-            for candidate in difflib.get_close_matches(
-                phrase, self.phrases, n=5, cutoff=defaults.SUGGESTION_CUTOFF
-            ):
-                ratio = difflib.SequenceMatcher(None, phrase, candidate).ratio()
-                scored[candidate] = max(ratio, scored.get(candidate, 0.0))
-        return [c for c, _ in sorted(scored.items(), key=lambda kv: -kv[1])][:3]
+        for phrase in self.phrases:
+            size = len(phrase.split())
+            head = " ".join(words[:size])
+            matcher = difflib.SequenceMatcher(None, head, phrase)
+            if matcher.real_quick_ratio() < defaults.SUGGESTION_CUTOFF:
+                continue
+            ratio = matcher.ratio()
+            if ratio >= defaults.SUGGESTION_CUTOFF:
+                line = " ".join([phrase, *(t.text for t in tokens[size:])])
+                scored[line] = max(ratio, scored.get(line, 0.0))
+        return [line for line, _ in sorted(scored.items(), key=lambda kv: -kv[1])][:SUGGESTIONS_MAX]
 
 
 def _match_compact(key: str, tokens: Sequence[Token], lowered: Sequence[str]) -> list[Token] | None:

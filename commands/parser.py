@@ -57,10 +57,8 @@ def parse(text: str, *, default_cluster: str | None = None) -> ParsedCommand:
     match = index.match(tokens)
     if match is None:
         said = " ".join(t.text for t in tokens[:3])
-        suggestions = index.suggest(tokens)
-        hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
         raise CommandError(
-            f"I don't know the command '{said}'.{hint} Say `help` for the list.", suggestions=suggestions
+            f"I don't know the command '{said}'. Say `help` for the list.", suggestions=index.suggest(tokens)
         )
     spec = match.spec
     if spec.id != HELP_COMMAND and any(t.text.lower() in HELP_FLAGS for t in match.rest if not t.quoted):
@@ -124,7 +122,7 @@ class _Scan:
             self.bare.append(text)
         elif lowered.startswith("--") and len(lowered) > 2:
             key, eq, value = text[2:].partition("=")
-            info = self._lookup(key)
+            info = self._lookup(key, value or (pending[0].text if pending else None))
             if eq:
                 self._set(key, info, value, pending)
             elif info is not None and info.is_flag:
@@ -135,10 +133,10 @@ class _Scan:
                 raise CommandError(f"--{key} needs a value, like --{key} {self._example_value(info)}")
         elif "=" in text and not text.startswith("="):
             key, _, value = text.partition("=")
-            self._set(key, self._lookup(key), value, pending)
+            self._set(key, self._lookup(key, value), value, pending)
         elif ":" in text and self._known(text.partition(":")[0]):
             key, _, value = text.partition(":")
-            self._set(key, self._lookup(key), value, pending)
+            self._set(key, self._lookup(key, value), value, pending)
         elif self._known(lowered) and not self._preposition_for_cluster(lowered, pending):
             info = self._lookup(lowered)
             if info is not None and info.is_flag:
@@ -167,13 +165,13 @@ class _Scan:
         info = self.by_name.get(lowered)
         return _looks_like_cluster(following) and (info is None or not info.accepts(following))
 
-    def _lookup(self, key: str) -> ArgInfo | None:
+    def _lookup(self, key: str, value: str | None = None) -> ArgInfo | None:
         name = key.strip().lower()
         if name in CLUSTER_NAMES:
             return None
         info = self.by_name.get(name) or self.by_name.get(name.replace("_", "-"))
         if info is None:
-            raise self._unknown_argument(key)
+            raise self._unknown_argument(key, value)
         return info
 
     def _set(self, key: str, info: ArgInfo | None, value: str, pending: list[Token]) -> None:
@@ -212,7 +210,7 @@ class _Scan:
             required = [s for s in slots if s.required]
             fits = [s for s in slots if s.accepts(first)]
             if (
-                _looks_like_cluster(first)
+                _could_be_cluster(first)
                 and not any(s.choices for s in fits)
                 and (len(bare) > len(required) or not fits)
             ):
@@ -228,6 +226,13 @@ class _Scan:
                 None,
             )
             if slot is None:
+                if (
+                    self.words.cluster is not None
+                    and self.spec.cluster != "none"
+                    and _could_be_cluster(word)
+                    and not close_matches(word, list(self.by_name))
+                ):
+                    self._set_cluster(word)
                 raise self._stray(word)
             if slot.greedy:
                 previous = self.words.values.get(slot.name)
@@ -243,26 +248,24 @@ class _Scan:
             names.append("cluster")
         return ", ".join(names) if names else "none"
 
-    def _unknown_argument(self, key: str) -> CommandError:
+    def _unknown_argument(self, key: str, value: str | None) -> CommandError:
         candidates = [*self.by_name, *CLUSTER_NAMES] if self.spec.cluster != "none" else list(self.by_name)
         close = close_matches(key, candidates)
         canonical = list(
             dict.fromkeys(self.by_name[c].name if c in self.by_name else "cluster" for c in close)
         )
-        hint = f" Did you mean {' or '.join(canonical)}?" if canonical else ""
+        suffix = f"={value}" if value else ""
         return CommandError(
-            f"`{self.alias}` has no argument '{key}'.{hint} Allowed: {self._allowed()}.",
-            suggestions=canonical,
+            f"`{self.alias}` has no argument '{key}'. Allowed: {self._allowed()}.",
+            suggestions=[f"{name}{suffix}" for name in canonical],
         )
 
     def _stray(self, word: str) -> CommandError:
         close = close_matches(word, list(self.by_name))
         canonical = list(dict.fromkeys(self.by_name[c].name for c in close))
-        hint = f" Did you mean {' or '.join(f'{c}=…' for c in canonical)}?" if canonical else ""
         example = f" For example: {self.spec.examples[0]}" if self.spec.examples else ""
         return CommandError(
-            f"I don't understand '{word}' in `{self.alias}`.{hint} "
-            f"Allowed arguments: {self._allowed()}.{example}",
+            f"I don't understand '{word}' in `{self.alias}`. Allowed arguments: {self._allowed()}.{example}",
             suggestions=canonical,
         )
 
@@ -273,6 +276,11 @@ class _Scan:
         if info.choices:
             return info.choices[0]
         return str(info.default) if info.default not in (None, [], "") else "…"
+
+
+def _could_be_cluster(word: str) -> bool:
+    """A bare word meant as a cluster name, valid or not (a bad one then gets the name rules explained)."""
+    return word[:1].isascii() and word[:1].isalpha() and "=" not in word
 
 
 def _looks_like_cluster(word: str) -> bool:
@@ -317,8 +325,7 @@ def _invalid(spec: CommandSpec, exc: ValidationError) -> CommandError:
         if message not in messages:
             messages.append(message)
         suggestions.extend(s for s in suggested if s not in suggestions)
-    hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
-    return CommandError("; ".join(messages) + "." + hint, suggestions=suggestions)
+    return CommandError("; ".join(messages) + ".", suggestions=suggestions)
 
 
 def _explain(error: ErrorDetails, infos: Mapping[str, ArgInfo]) -> tuple[str, list[str]]:

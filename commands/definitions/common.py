@@ -48,9 +48,7 @@ Version = Annotated[
 NodeName = Annotated[
     str,
     AfterValidator(validation.node_name),
-    Arg(
-        names=("name", "节点", "节点名"), positional=True, shape=r"[A-Za-z0-9][A-Za-z0-9-]*", kind="node name"
-    ),
+    Arg(names=("name", "节点", "节点名"), positional=True, shape=r"[A-Za-z0-9][\w.-]*", kind="node name"),
     Field(description="the Kubernetes node name (DNS-1123 label, like worker-3)"),
 ]
 
