@@ -1,0 +1,118 @@
+"""Handlers of `whoami` (identity, person, groups, roles) and `audit` (the trail, in chat, for admins).
+
+The dispatcher has already authorized the command; `audit` without a cluster still shows only entries
+of clusters the user may audit, since a role can be bound to some clusters only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.audit import parse_since
+from bot.chat.message import Field, MessageKind, OutgoingMessage, Tone
+from bot.chat.types import utcnow
+from bot.errors import CommandError
+from bot.policy import WhoAmI
+from commands.catalog import load_commands
+from commands.context import CommandContext, CommandResult, Reply
+from commands.registry import COMMANDS, Risk, handles
+
+load_commands()
+
+AUDIT_CHAT_LINES = 20
+"""Entries one `audit` reply shows: enough to answer "who did that", short enough for any platform."""
+
+AUDIT_CHAT_SCAN = 500
+"""Entries read to find those lines when some belong to clusters the user may not audit."""
+
+AUDIT_COMMAND = "audit"
+
+
+@handles("whoami")
+async def whoami(ctx: CommandContext, args: Any) -> CommandResult:
+    policy = ctx.runtime.policy
+    cluster = ctx.parsed.cluster or policy.default_cluster(conversation=ctx.conversation)
+    who = policy.describe(identity=ctx.identity, conversation=ctx.conversation, cluster=cluster)
+    allowed = [
+        spec
+        for spec in COMMANDS.values()
+        if policy.can_run(
+            identity=ctx.identity,
+            conversation=ctx.conversation,
+            command_id=spec.id,
+            risk=spec.risk,
+            cluster=cluster,
+        )
+    ]
+    return Reply(render_whoami(who, allowed_count=len(allowed), total=len(COMMANDS)))
+
+
+def render_whoami(who: WhoAmI, *, allowed_count: int, total: int) -> OutgoingMessage:
+    where = f"on {who.cluster}" if who.cluster else "(no cluster named)"
+    fields = [Field(label="Identity", value=who.identity), Field(label="Person", value=who.person or "—")]
+    others = [key for key in who.identities if key.lower() != who.identity.lower()]
+    if others:
+        fields.append(Field(label="Also", value=", ".join(others)))
+    fields += [
+        Field(label="Groups", value=", ".join(who.groups) or "—"),
+        Field(label=f"Roles {where}", value=", ".join(who.roles) or "none"),
+        Field(label="Policy", value=who.policy_source),
+    ]
+    footer = None
+    if who.directory_error:
+        footer = f"Directory groups may be missing: {who.directory_error}"
+    return OutgoingMessage(
+        kind=MessageKind.REPLY,
+        title=f"You are {who.display_name}",
+        tone=Tone.WARNING if who.directory_error else Tone.INFO,
+        status=f"You may run {allowed_count} of {total} commands here; `help` lists them.",
+        fields=tuple(fields),
+        footer=footer,
+    )
+
+
+@handles("audit")
+async def audit(ctx: CommandContext, args: Any) -> CommandResult:
+    runtime = ctx.runtime
+    cluster = ctx.parsed.cluster
+    since_text: str | None = getattr(args, "since", None)
+    since: datetime | None = None
+    if since_text:
+        try:
+            since = parse_since(since_text, now=utcnow())
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+    permitted: dict[str | None, bool] = {}
+
+    def may_audit(entry_cluster: str | None) -> bool:
+        if entry_cluster not in permitted:
+            permitted[entry_cluster] = runtime.policy.can_run(
+                identity=ctx.identity,
+                conversation=ctx.conversation,
+                command_id=AUDIT_COMMAND,
+                risk=Risk.READ,
+                cluster=entry_cluster,
+            )
+        return permitted[entry_cluster]
+
+    entries = [
+        entry
+        for entry in runtime.audit.query(cluster=cluster, since=since, limit=AUDIT_CHAT_SCAN)
+        if may_audit(entry.cluster)
+    ][:AUDIT_CHAT_LINES]
+    scope = f" on {cluster}" if cluster else ""
+    span = f" since {since_text}" if since_text else ""
+    if not entries:
+        return Reply(
+            OutgoingMessage(kind=MessageKind.REPLY, title=f"Audit{scope}{span}", body="Nothing recorded.")
+        )
+    return Reply(
+        OutgoingMessage(
+            kind=MessageKind.REPLY,
+            title=f"Audit{scope}{span}",
+            status=f"newest {len(entries)} entries first",
+            code="\n".join(entry.line() for entry in entries),
+            footer="Everything: GET /api/v1/audit?format=jsonl with an API token.",
+        )
+    )
