@@ -119,6 +119,13 @@ def run_kobot(
 
     app = FastAPI(lifespan=lifespan)
     app.include_router(service.router())
+    with serve(app) as url:
+        yield KobotServer(url=url, service=service, loop=loops[0], token=token, runtime=runtime)
+
+
+@contextlib.contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """Run `app` (lifespan included) under uvicorn on a free loopback port in a thread; yields its URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -127,9 +134,7 @@ def run_kobot(
     thread.start()
     try:
         wait_for(lambda: server.started, what="uvicorn start")
-        yield KobotServer(
-            url=f"http://127.0.0.1:{port}", service=service, loop=loops[0], token=token, runtime=runtime
-        )
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=15)
