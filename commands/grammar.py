@@ -276,6 +276,8 @@ def _match_compact(key: str, tokens: Sequence[Token], lowered: Sequence[str]) ->
             return list(tokens[index + 1 :])
         if acc.startswith(key):
             remainder = tokens[index].text[len(tokens[index].text) - (len(acc) - len(key)) :]
+            if remainder[0] in "=:":
+                return None
             return [Token(remainder), *tokens[index + 1 :]]
         if not key.startswith(acc):
             return None
