@@ -47,7 +47,7 @@ def parse_policy(text: str, *, source: Path | None = None) -> Policy:
     where = f"policy file {source}" if source is not None else "policy"
     lines: dict[Loc, int] = {}
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f" line {mark.line + 1}" if mark is not None else ""
@@ -175,3 +175,5 @@ def _to_data(node: Node, loc: Loc, lines: dict[Loc, int]) -> Any:
 
 
 _SCALARS = SafeConstructor()
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's loader when PyYAML was built with it (several times faster); both keep line marks."""

@@ -24,6 +24,9 @@ from bot.policy import defaults
 from bot.policy.document import ApprovalRuleSpec, LdapSpec, PersonSpec, PolicyDocument, RoleSpec
 from commands.registry import Risk
 
+HOLDERS_CACHE_MAX = 1024
+"""Refusal texts name a cluster's admins; answers are kept per (role, cluster) up to this many."""
+
 BUILTIN_ROLE_SPECS: dict[str, RoleSpec] = {
     "viewer": RoleSpec(
         risks=(Risk.READ,), exclude=("audit",), description="read-only commands, except the audit trail"
@@ -84,6 +87,7 @@ class Policy:
     source: Path | None = None
     default_risky_approvals: int = defaults.DEFAULT_RISKY_APPROVALS
     binding_count: int = field(default=0)
+    _holders: dict[tuple[str, str | None], list[str]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def from_file(self) -> bool:
@@ -141,11 +145,18 @@ class Policy:
 
     def holders_of(self, role: str, *, cluster: str | None) -> list[str]:
         """Subjects bound to `role` on `cluster`, as written (person:alice, group:sre...), for refusals."""
+        cached = self._holders.get((role, cluster))
+        if cached is not None:
+            return list(cached)
+        if len(self._holders) >= HOLDERS_CACHE_MAX:
+            self._holders.clear()
         found: list[str] = []
         for subject, bindings in self.bindings_by_subject.items():
             if any(b.role == role and (cluster is None or glob_match(b.clusters, cluster)) for b in bindings):
                 found.append(subject)
-        return sorted(found)
+        found.sort()
+        self._holders[(role, cluster)] = found
+        return list(found)
 
     def cluster_for(self, conversation_key: str) -> str | None:
         if conversation_key in self.channel_clusters:
