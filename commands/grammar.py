@@ -267,6 +267,16 @@ class AliasIndex:
         return [line for line, _ in sorted(scored.items(), key=lambda kv: -kv[1])][:SUGGESTIONS_MAX]
 
 
+_INDEX: list[AliasIndex] = []
+
+
+def alias_index(commands: Mapping[str, CommandSpec]) -> AliasIndex:
+    """Built once; rebuilt when a plugin registered more commands."""
+    if not _INDEX or _INDEX[0].size != len(commands):
+        _INDEX[:] = [AliasIndex(commands)]
+    return _INDEX[0]
+
+
 def _match_compact(key: str, tokens: Sequence[Token], lowered: Sequence[str]) -> list[Token] | None:
     """Match a Chinese alias whether typed with or without spaces, or glued to the next word (`备份prod`)."""
     acc = ""

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from bot.chat.message import Field, MessageKind, OutgoingMessage
 from bot.errors import CommandError
 from commands.catalog import load_commands
-from commands.grammar import AliasIndex, ArgInfo, args_of, close_matches, has_cjk, normalize_text, tokenize
+from commands.grammar import ArgInfo, alias_index, args_of, close_matches, has_cjk, normalize_text, tokenize
 from commands.registry import CommandSpec, Risk
 from commands.validation import ArgValueError
 
@@ -71,7 +71,7 @@ def resolve_topic(text: str) -> str:
         return topic
     if topic in AREA_WORDS:
         return AREA_WORDS[topic]
-    match = AliasIndex(commands).match(tokenize(topic))
+    match = alias_index(commands).match(tokenize(topic))
     if match is not None:
         return match.spec.id
     starting = {

@@ -22,10 +22,10 @@ from commands.grammar import (
     CLUSTER_NAMES,
     CLUSTER_PREPOSITIONS,
     HELP_FLAGS,
-    AliasIndex,
     ArgInfo,
     Token,
     UnclosedQuoteError,
+    alias_index,
     args_of,
     close_matches,
     normalize_text,
@@ -53,7 +53,7 @@ def parse(text: str, *, default_cluster: str | None = None) -> ParsedCommand:
         raise CommandError(f"A quote ({exc}) is not closed; put quotes around the whole value.") from None
     if not tokens:
         raise CommandError("Say `help` to see what I can do · 发送「帮助」查看命令", suggestions=["help"])
-    index = _index(load_commands())
+    index = alias_index(load_commands())
     match = index.match(tokens)
     if match is None:
         said = " ".join(t.text for t in tokens[:3])
@@ -75,16 +75,6 @@ def parse(text: str, *, default_cluster: str | None = None) -> ParsedCommand:
     return ParsedCommand(
         command=spec.id, cluster=cluster, args=model.model_dump(mode="json"), risk=spec.risk_for(model)
     )
-
-
-_INDEX: list[AliasIndex] = []
-
-
-def _index(commands: Mapping[str, CommandSpec]) -> AliasIndex:
-    """Built once; rebuilt when a plugin registered more commands."""
-    if not _INDEX or _INDEX[0].size != len(commands):
-        _INDEX[:] = [AliasIndex(commands)]
-    return _INDEX[0]
 
 
 @dataclass
