@@ -159,7 +159,7 @@ class ApprovalService:
 
         def change(request: ApprovalRequest) -> ApprovalRequest | ApprovalOutcome:
             if request.status is not ApprovalStatus.PENDING:
-                return self._refusal(click, request, f"This request is already {request.status.value}.")
+                return _refusal(request, f"This request is already {request.status.value}.")
             if now >= request.expires_at:
                 return request.model_copy(update={"status": ApprovalStatus.EXPIRED, "decided_at": now})
             is_requester = voter == request.requester_voter
@@ -168,17 +168,17 @@ class ApprovalService:
                     request, click, now, ApprovalStatus.REJECTED, note="withdrawn by the requester"
                 )
             if is_requester:
-                return self._refusal(click, request, "You cannot approve your own request.")
+                return _refusal(request, "You cannot approve your own request.")
             roles = self._policy.roles_for(
                 identity=click.identity, cluster=request.cluster, conversation=click.conversation
             )
             if request.approver_role not in roles:
                 needed = f"the {request.approver_role} role on {request.cluster}"
-                return self._refusal(click, request, f"Only someone with {needed} can decide this.")
+                return _refusal(request, f"Only someone with {needed} can decide this.")
             if decision is ApprovalDecision.REJECT:
                 return self._decided(request, click, now, ApprovalStatus.REJECTED)
             if any(vote.voter == voter for vote in request.votes):
-                return self._refusal(click, request, "Your approval is already counted.")
+                return _refusal(request, "Your approval is already counted.")
             vote = ApprovalVote(identity=click.identity, voter=voter, at=now)
             votes = (*request.votes, vote)
             if len(votes) >= request.approvals_required:
@@ -293,11 +293,8 @@ class ApprovalService:
             update={"status": status, "decided_by": vote, "decided_at": now, "note": note}
         )
 
-    def _refusal(self, click: ButtonClick, request: ApprovalRequest | None, reason: str) -> ApprovalOutcome:
-        return ApprovalOutcome(status=ApprovalStatus.REFUSED, request=request, card=None, reply=reason)
-
     def _refuse(self, click: ButtonClick, request: ApprovalRequest | None, reason: str) -> ApprovalOutcome:
-        outcome = self._refusal(click, request, reason)
+        outcome = _refusal(request, reason)
         if self._audit is None:
             return outcome
         self._audit.record(
@@ -339,3 +336,8 @@ class ApprovalService:
             },
             result=result,
         )
+
+
+def _refusal(request: ApprovalRequest | None, reason: str) -> ApprovalOutcome:
+    """A click that did not count: the request (if any) is unchanged, so there is no card to edit."""
+    return ApprovalOutcome(status=ApprovalStatus.REFUSED, request=request, card=None, reply=reason)
