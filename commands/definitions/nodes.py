@@ -48,6 +48,8 @@ def _scale_risk(args: WorkersScaleArgs) -> Risk:
 def _scale_words(alias: str, raw: dict[str, Any]) -> dict[str, Any]:
     """Give `缩容`/`scale down` numbers their meaning (remove N); refuse contradictions."""
     if alias in SHRINK_ALIASES:
+        if "count" in raw and "delta" in raw:
+            raise CommandError(f"'{alias}' takes one number: how many workers to remove")
         amount = raw.pop("count", None) or raw.pop("delta", None)
         if isinstance(amount, str):
             if amount.startswith("+"):

@@ -199,6 +199,10 @@ def test_scale_direction_contradictions_are_refused() -> None:
     assert "removes workers; to add" in refused("scale down workers +2 on prod").user_message
 
 
+def test_scale_down_takes_one_number() -> None:
+    assert refused("缩容 prod 2 -3").user_message == "'缩容' takes one number: how many workers to remove"
+
+
 def test_add_master_cannot_be_a_worker() -> None:
     assert "adds a master" in refused("add master prod role=worker").user_message
 
