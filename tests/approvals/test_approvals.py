@@ -23,6 +23,7 @@ from bot.audit import AuditLog
 from bot.chat.message import MessageKind
 from bot.chat.types import ButtonClick, Conversation, Identity, MessageRef
 from bot.policy import PolicyStore
+from commands.registry import Risk
 
 POLICY = """
 people:
@@ -300,3 +301,28 @@ def test_without_audit_log_the_caller_records(redis: Redis, policy: PolicyStore)
     assert request.id == request.request_id
     assert quiet.decide(click=_click(quiet, request, BOB)).status is ApprovalStatus.APPROVED
     assert AuditLog(redis=redis).query() == []
+
+
+def test_flow_from_authorization_to_approved_plan(service: ApprovalService, policy: PolicyStore) -> None:
+    """The dispatcher's path: authorize, ask, count clicks, check the plan is still the approved one."""
+    decision = policy.authorize(
+        identity=ALICE, conversation=OPS, command_id="cluster.delete", risk=Risk.RISKY, cluster="prod-eu"
+    )
+    assert decision.allowed and decision.needs_approval
+    assert (decision.approvals_required, decision.approver_role) == (1, "admin")
+    request = service.request(
+        requester=ALICE,
+        conversation=OPS,
+        cluster="prod-eu",
+        command_id="cluster.delete",
+        command_text="delete cluster prod-eu",
+        action={"kind": "cluster.delete"},
+        plan_lines=PLAN,
+        plan_hash=PLAN_HASH,
+        approvals_required=decision.approvals_required,
+        approver_role=decision.approver_role or "admin",
+    )
+    assert service.decide(click=_click(service, request, DAVE)).status is ApprovalStatus.REFUSED
+    outcome = service.decide(click=_click(service, request, BOB))
+    assert outcome.status is ApprovalStatus.APPROVED and outcome.request is not None
+    assert service.plan_matches(request=outcome.request, plan_hash=PLAN_HASH)

@@ -94,7 +94,9 @@ def _may_scale(store: PolicyStore) -> bool:
     )
 
 
-def test_reload_on_change_and_keep_last_good(tmp_path: Path, redis: Redis) -> None:
+def test_reload_on_change_and_keep_last_good(
+    tmp_path: Path, redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "policy.yaml"
     _write(path, VIEWER_ONLY, bump=0)
     store = PolicyStore(path=path, redis=redis, reload_check_seconds=0)
@@ -107,6 +109,9 @@ def test_reload_on_change_and_keep_last_good(tmp_path: Path, redis: Redis) -> No
     _write(path, MALLORY_OPERATOR + "  - role: nosuchrole\n    subjects: ['*']\n", bump=2)
     assert _may_scale(store), "a bad reload must keep the last good policy"
     assert store.last_error is not None and "line 6" in store.last_error
+    assert any(
+        r.levelname == "ERROR" and "keeping the last good policy" in r.getMessage() for r in caplog.records
+    )
 
     path.unlink()
     assert _may_scale(store)
