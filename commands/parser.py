@@ -131,10 +131,10 @@ class _Scan:
             info = self._lookup(lowered)
             if info is not None and info.is_flag:
                 self._set(lowered, info, "true", pending)
-            elif pending:
+            elif pending and "=" not in pending[0].text and not pending[0].text.startswith("--"):
                 self._set(lowered, info, pending.pop(0).text, pending)
             else:
-                self.bare.append(text)
+                raise CommandError(f"{lowered} needs a value, like {lowered}={self._example_value(info)}")
         elif lowered in CLUSTER_PREPOSITIONS and pending:
             self._set_cluster(pending.pop(0).text)
         elif "=" not in text and (pieces := split_scripts(text)) is not None:
@@ -144,7 +144,7 @@ class _Scan:
 
     def _known(self, name: str) -> bool:
         key = name.lower().lstrip("-")
-        return key in self.by_name or key in CLUSTER_NAMES
+        return key in self.by_name or (key in CLUSTER_NAMES and self.spec.cluster != "none")
 
     def _preposition_for_cluster(self, lowered: str, pending: Sequence[Token]) -> bool:
         """`on`/`from`/`到` are also argument names of some commands; a cluster-like word after them wins

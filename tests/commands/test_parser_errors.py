@@ -199,6 +199,14 @@ def test_scale_direction_contradictions_are_refused() -> None:
     assert "removes workers; to add" in refused("scale down workers +2 on prod").user_message
 
 
+def test_a_name_without_its_value_is_explained() -> None:
+    assert (
+        refused("create cluster prod workers masters=3").user_message
+        == "workers needs a value, like workers=3"
+    )
+    assert refused("扩容 prod 工作节点").user_message == "工作节点 needs a value, like 工作节点=…"
+
+
 def test_scale_down_takes_one_number() -> None:
     assert refused("缩容 prod 2 -3").user_message == "'缩容' takes one number: how many workers to remove"
 
