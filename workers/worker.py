@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from redis import Redis
 from rq import Queue, SimpleWorker, Worker
+from rq.exceptions import StopRequested
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
@@ -82,6 +84,16 @@ class ThreadWorker(SimpleWorker):
     timeouts use a timer instead of SIGALRM."""
 
     death_penalty_class = TimerDeathPenalty
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+        # RQ's own loop waits for a job forever; come up for air every second to see a stop request.
+        if timeout is None:  # burst mode: RQ returns at once when the queue is empty
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        while not self._stop_requested:
+            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time=1)
+            if result is not None:
+                return result
+        raise StopRequested()
 
     def _install_signal_handlers(self) -> None:
         return None

@@ -1,0 +1,52 @@
+"""The FastAPI app: chat callbacks, the Alertmanager webhook, the REST API, health and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from bot.api import api_router
+from bot.chat.registry import build_adapters
+from bot.runtime import Runtime, build_runtime
+from bot.services import Services
+from bot.settings import Settings
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app for these settings. The store opens now; everything else starts with the lifespan."""
+    runtime = runtime or build_runtime(settings)
+    runtime.adapters.update(build_adapters(runtime))
+    alerts = _alert_service(runtime)
+    services = Services(runtime=runtime, in_process_worker=settings.in_process_worker)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.stop()
+            runtime.close()
+
+    app = FastAPI(title="kobot", version="0.1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.state.services = services
+    app.include_router(api_router(runtime))
+    for adapter in runtime.adapters.values():
+        router = adapter.router()
+        if router is not None:
+            app.include_router(router)
+    if alerts is not None:
+        app.include_router(alerts.router())
+    return app
+
+
+def _alert_service(runtime: Runtime) -> object | None:
+    try:
+        from alerts.service import AlertService
+    except ImportError:
+        return None
+    runtime.alerts = AlertService(runtime=runtime)
+    return runtime.alerts

@@ -1,0 +1,1 @@
+"""The terminal chat: the first platform, and the one `make run` starts."""

@@ -1,0 +1,380 @@
+"""The dispatcher: chat text in, a reply or a queued job out. Parse → authorize → approve? → run.
+
+It is the `InboundSink` every adapter delivers to. It never waits on a job: commands that change
+a cluster become jobs (their progress message is the notifier's); risky ones first become approval
+requests. Every command, refusal and decision goes to the audit trail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from bot.chat.message import MessageKind, OutgoingMessage, Tone
+from bot.chat.types import ButtonClick, Conversation, Identity, InboundMessage, MessageRef
+from bot.errors import CommandError, DeliveryError, KobotError
+from bot.metrics import COMMANDS
+from commands.context import CommandContext, Reply, SubmitJob
+from commands.registry import ParsedCommand, Risk
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+GENERIC_FAILURE = "Something went wrong on kobot's side; the operators can find it in the logs under {ref}."
+
+
+class Dispatcher:
+    """Implements `InboundSink`; one per running kobot."""
+
+    def __init__(self, *, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    # inbound ---------------------------------------------------------------------------------
+    async def on_message(self, message: InboundMessage) -> None:
+        try:
+            await self._handle_message(message)
+        except KobotError as exc:
+            await self._reply(message.conversation, _error_message(exc))
+        except Exception:
+            ref = uuid.uuid4().hex[:12]
+            log.exception("command failed [ref %s] from %s", ref, message.identity.key)
+            await self._reply(
+                message.conversation, _text("Error", GENERIC_FAILURE.format(ref=ref), Tone.DANGER)
+            )
+
+    async def on_click(self, click: ButtonClick) -> None:
+        try:
+            await self._handle_click(click)
+        except KobotError as exc:
+            await self._reply(click.conversation, _error_message(exc))
+        except Exception:
+            ref = uuid.uuid4().hex[:12]
+            log.exception("button click failed [ref %s] from %s", ref, click.identity.key)
+            await self._reply(
+                click.conversation, _text("Error", GENERIC_FAILURE.format(ref=ref), Tone.DANGER)
+            )
+
+    # commands --------------------------------------------------------------------------------
+    async def _handle_message(self, message: InboundMessage) -> None:
+        from commands.parser import parse
+
+        rt = self.runtime
+        default_cluster = rt.policy.default_cluster(conversation=message.conversation)
+        try:
+            parsed = parse(message.text, default_cluster=default_cluster)
+        except CommandError as exc:
+            COMMANDS.labels(command="unknown", outcome="invalid").inc()
+            await self._reply(message.conversation, _command_error(exc))
+            return
+        spec = parsed.spec()
+        decision = rt.policy.authorize(
+            identity=message.identity,
+            conversation=message.conversation,
+            command_id=spec.id,
+            risk=parsed.risk,
+            cluster=parsed.cluster,
+        )
+        if not decision.allowed:
+            COMMANDS.labels(command=spec.id, outcome="refused").inc()
+            self._audit(
+                message.identity,
+                message.conversation,
+                "command.refused",
+                parsed,
+                decision.reason,
+                message.text,
+            )
+            await self._reply(message.conversation, _text("Not allowed", decision.reason, Tone.WARNING))
+            return
+        if spec.handler is None:
+            raise KobotError(f"{spec.id} is understood but cannot run yet in this kobot version")
+        ctx = CommandContext(
+            runtime=rt,
+            identity=message.identity,
+            conversation=message.conversation,
+            parsed=parsed,
+            text=message.text,
+        )
+        result = await spec.handler(ctx, parsed.typed_args())
+        if isinstance(result, Reply):
+            COMMANDS.labels(command=spec.id, outcome="answered").inc()
+            self._audit(message.identity, message.conversation, "command", parsed, "answered", message.text)
+            await self._reply(message.conversation, result.message)
+            return
+        await self._route_job(ctx, result, decision)
+
+    async def _route_job(self, ctx: CommandContext, job: SubmitJob, decision: Any) -> None:
+        rt = self.runtime
+        parsed = ctx.parsed
+        break_glass = parsed.args.get("break_glass")
+        if decision.needs_approval and not (break_glass and decision.break_glass_allowed):
+            if break_glass:
+                await self._reply(
+                    ctx.conversation,
+                    _text(
+                        "Break-glass refused",
+                        "you do not hold the break-glass right; asking for approval instead",
+                        Tone.WARNING,
+                    ),
+                )
+            request = rt.approvals.request(
+                requester=ctx.identity,
+                conversation=ctx.conversation,
+                cluster=job.cluster,
+                command_id=parsed.command,
+                command_text=ctx.text,
+                action=_action(job, parsed),
+                plan_lines=job.plan_lines,
+                plan_hash=job.plan_hash,
+                approvals_required=decision.approvals_required,
+                approver_role=decision.approver_role or "admin",
+            )
+            COMMANDS.labels(command=parsed.command, outcome="approval_requested").inc()
+            self._audit(ctx.identity, ctx.conversation, "approval.requested", parsed, request.id, ctx.text)
+            adapter = rt.adapters[ctx.conversation.platform]
+            ref = await _deliver(lambda: adapter.ask(ctx.conversation, rt.approvals.card(request)))
+            rt.approvals.attach_message(request_id=request.id, ref=ref)
+            return
+        if decision.needs_approval and break_glass:
+            self._audit(ctx.identity, ctx.conversation, "break_glass", parsed, str(break_glass), ctx.text)
+            await self._reply(
+                ctx.conversation,
+                _text(
+                    "Break-glass",
+                    f"{ctx.identity.label()} runs `{ctx.text}` without approval: {break_glass}",
+                    Tone.WARNING,
+                ),
+            )
+        self.submit(
+            identity=ctx.identity,
+            conversation=ctx.conversation,
+            job=job,
+            command_text=ctx.text,
+            parsed=parsed,
+        )
+
+    def submit(
+        self,
+        *,
+        identity: Identity,
+        conversation: Conversation,
+        job: SubmitJob,
+        command_text: str,
+        parsed: ParsedCommand | None = None,
+    ) -> str:
+        """Queue the job; the notifier posts and keeps its progress message."""
+        service = self.runtime.jobs
+        spec = service.new_spec(
+            kind=job.kind,
+            cluster=job.cluster,
+            params=job.params,
+            requested_by=identity,
+            reply_to=conversation,
+            command_text=command_text,
+        )
+        record = service.submit(spec)
+        COMMANDS.labels(command=job.kind, outcome="queued").inc()
+        self.runtime.audit.record(
+            who=identity,
+            where=conversation,
+            action="job.queued",
+            cluster=job.cluster,
+            detail={
+                "job": record.job_id,
+                "kind": job.kind,
+                "command": command_text,
+                "plan_hash": job.plan_hash,
+                **({"args": parsed.args} if parsed else {}),
+            },
+            result=record.state.value,
+        )
+        return record.job_id
+
+    # clicks ----------------------------------------------------------------------------------
+    async def _handle_click(self, click: ButtonClick) -> None:
+        if click.action_id.startswith("approval."):
+            await self._decide_approval(click)
+        elif click.action_id.startswith("alert.") and self.runtime.alerts is not None:
+            message = await self.runtime.alerts.handle_click(click)
+            if message is not None:
+                await self._reply(click.conversation, message)
+        else:
+            await self._reply(
+                click.conversation, _text("Unknown button", "that button is not kobot's", Tone.WARNING)
+            )
+
+    async def _decide_approval(self, click: ButtonClick) -> None:
+        from bot.approvals import ApprovalStatus
+
+        rt = self.runtime
+        outcome = rt.approvals.decide(click=click)
+        request = outcome.request
+        if outcome.status is ApprovalStatus.REFUSED:
+            rt.audit.record(
+                who=click.identity,
+                where=click.conversation,
+                action="approval.refused",
+                cluster=request.cluster if request else None,
+                detail={"request": request.id if request else None},
+                result=outcome.reply or "refused",
+            )
+            await self._reply(
+                click.conversation, _text("Not counted", outcome.reply or "refused", Tone.WARNING)
+            )
+            return
+        assert request is not None
+        rt.audit.record(
+            who=click.identity,
+            where=click.conversation,
+            action=f"approval.{outcome.status.value}",
+            cluster=request.cluster,
+            detail={"request": request.id},
+            result=outcome.status.value,
+        )
+        await self._edit_card(request.message_ref, outcome.card, click.conversation)
+        if outcome.status is not ApprovalStatus.APPROVED:
+            return
+        job = await self._replan(request)
+        if job is None or job.plan_hash != request.plan_hash:
+            rt.audit.record(
+                who=None,
+                where=click.conversation,
+                action="approval.void",
+                cluster=request.cluster,
+                detail={"request": request.id},
+                result="plan changed",
+            )
+            await self._reply(
+                click.conversation,
+                _text(
+                    "Approval void",
+                    f"the plan for `{request.command_text}` changed since it was approved; "
+                    "ask again to see the new plan",
+                    Tone.WARNING,
+                ),
+            )
+            return
+        self.submit(
+            identity=request.requester,
+            conversation=request.conversation,
+            job=job,
+            command_text=request.command_text,
+        )
+
+    async def _replan(self, request: Any) -> SubmitJob | None:
+        """Run the command's handler again now: the approval holds only if the plan is still the same."""
+        parsed = ParsedCommand.model_validate(request.action["parsed"])
+        spec = parsed.spec()
+        if spec.handler is None:
+            return None
+        ctx = CommandContext(
+            runtime=self.runtime,
+            identity=request.requester,
+            conversation=request.conversation,
+            parsed=parsed,
+            text=request.command_text,
+        )
+        result = await spec.handler(ctx, parsed.typed_args())
+        return result if isinstance(result, SubmitJob) else None
+
+    async def expire_approvals(self) -> None:
+        """Expire due approval requests and show it on their cards."""
+        for outcome in self.runtime.approvals.expire_due():
+            request = outcome.request
+            if request is None:
+                continue
+            self.runtime.audit.record(
+                who=None,
+                where=request.conversation,
+                action="approval.expired",
+                cluster=request.cluster,
+                detail={"request": request.id},
+                result="expired",
+            )
+            await self._edit_card(request.message_ref, outcome.card, request.conversation)
+
+    async def _edit_card(
+        self, ref: MessageRef | None, card: OutgoingMessage | None, fallback: Conversation
+    ) -> None:
+        if card is None:
+            return
+        adapter = self.runtime.adapters.get(fallback.platform)
+        if adapter is None:
+            return
+        if ref is None:
+            await _deliver(lambda: adapter.send(fallback, card))
+        else:
+            await _deliver(lambda: adapter.update(ref, card))
+
+    # helpers ---------------------------------------------------------------------------------
+    async def _reply(self, conversation: Conversation, message: OutgoingMessage) -> None:
+        adapter = self.runtime.adapters.get(conversation.platform)
+        if adapter is None:
+            log.warning("no adapter for %s; reply dropped", conversation.platform)
+            return
+        await _deliver(lambda: adapter.send(conversation, message))
+
+    def _audit(
+        self, who: Identity, where: Conversation, action: str, parsed: ParsedCommand, result: str, text: str
+    ) -> None:
+        self.runtime.audit.record(
+            who=who,
+            where=where,
+            action=action,
+            cluster=parsed.cluster,
+            detail={"command": parsed.command, "text": text, "risk": parsed.risk.value},
+            result=result,
+        )
+
+
+async def _deliver(send: Any) -> MessageRef:
+    """Send with retries: a platform that refuses for a while delays the message, it does not lose it."""
+    from bot import defaults
+
+    delay = defaults.CHAT_DELIVERY_BACKOFF_SECONDS
+    for attempt in range(1, defaults.CHAT_DELIVERY_ATTEMPTS + 1):
+        try:
+            ref: MessageRef = await send()
+            return ref
+        except DeliveryError as exc:
+            if attempt == defaults.CHAT_DELIVERY_ATTEMPTS:
+                raise
+            wait = exc.retry_after or delay
+            log.warning(
+                "chat delivery failed (%s); attempt %d, retrying in %.1fs", exc.user_message, attempt, wait
+            )
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, defaults.CHAT_DELIVERY_BACKOFF_CAP_SECONDS)
+    raise AssertionError("unreachable")
+
+
+def _action(job: SubmitJob, parsed: ParsedCommand) -> dict[str, Any]:
+    return {"parsed": parsed.model_dump(mode="json"), "kind": job.kind, "cluster": job.cluster}
+
+
+def _text(title: str, body: str, tone: Tone) -> OutgoingMessage:
+    return OutgoingMessage(kind=MessageKind.REPLY, title=title, body=body, tone=tone)
+
+
+def _command_error(exc: CommandError) -> OutgoingMessage:
+    body = exc.user_message
+    if exc.suggestions:
+        body += "\nDid you mean: " + ", ".join(f"`{s}`" for s in exc.suggestions) + "?"
+    return OutgoingMessage(
+        kind=MessageKind.REPLY,
+        title="I did not understand",
+        body=body,
+        tone=Tone.WARNING,
+        footer="`help` lists what I can do",
+    )
+
+
+def _error_message(exc: KobotError) -> OutgoingMessage:
+    return _text("Cannot do that", exc.user_message, Tone.WARNING)
+
+
+_ = Risk  # re-exported for handlers that compare risks
