@@ -289,6 +289,11 @@ class PolicyStore:
                 password = read_password(policy.ldap)
             except KobotError as exc:
                 raise PolicyError(f"policy file {self._path}: ldap: {exc.user_message}") from None
+            if password is not None and policy.ldap.url.startswith("ldap://") and not policy.ldap.start_tls:
+                log.warning(
+                    "the directory bind password goes to %s unencrypted: use ldaps:// or start_tls",
+                    policy.ldap.url,
+                )
             directory = DirectoryClient(spec=policy.ldap, password=password, redis=self._redis)
         return _Loaded(policy=policy, directory=directory, stamp=stamp)
 

@@ -131,3 +131,20 @@ def test_mtime_is_checked_at_most_once_per_interval(tmp_path: Path, redis: Redis
     assert store.reload_if_changed()
     assert _may_scale(store)
     assert not store.reload_if_changed(), "an unchanged file is not reloaded"
+
+
+def test_shipped_example_policy_is_valid(redis: Redis) -> None:
+    import bot.policy
+
+    example = Path(bot.policy.__file__).with_name("example-policy.yaml")
+    store = PolicyStore(path=example, redis=redis)
+    alice = Identity(platform="wecom", user_id="alice")
+    assert store.roles_for(identity=alice, cluster="prod-eu", conversation=HERE) == [
+        "admin",
+        "operator",
+        "viewer",
+    ]
+    decision = store.authorize(
+        identity=alice, conversation=HERE, command_id="cluster.delete", risk=Risk.RISKY, cluster="prod-eu"
+    )
+    assert decision.allowed and decision.approvals_required == 2
