@@ -186,16 +186,6 @@ class ClusterCreateArgs(ClusterLayout):
 
     break_glass: BreakGlass = None
 
-    @model_validator(mode="after")
-    def _hosts_for_manual(self) -> Self:
-        if self.provider == "manual" and not self.hosts:
-            nodes = self.masters + self.workers
-            raise validation.ArgValueError(
-                f"provider=manual needs hosts: list the {nodes} machines, masters first "
-                f"(hosts=10.0.0.1,10.0.0.2,...), or choose provider=vsphere or provider=openstack"
-            )
-        return self
-
 
 @command(
     "cluster.upgrade",

@@ -153,11 +153,6 @@ def test_unknown_argument_without_close_match_lists_allowed() -> None:
             "zones are only for provider=vsphere",
             [],
         ),
-        (
-            "create cluster prod masters=3 workers=5",
-            "provider=manual needs hosts: list the 8 machines, masters first",
-            [],
-        ),
         ("scale workers 5 +2 on prod", "say either a target count (scale workers 5 on prod) or a change", []),
         ("scale workers on prod", "say either a target count", []),
         ("scale workers +0 on prod", "delta 0 changes nothing", []),

@@ -73,6 +73,14 @@ CASES: list[tuple[str, str, str | None, dict[str, Any], Risk]] = [
     ("我是谁", "whoami", None, {}, Risk.READ),
     # create and plan
     (
+        # hosts for provider=manual are checked when the plan is made, so the chat example parses as typed
+        "创建集群 prod 主节点=3 工作节点=5",
+        "cluster.create",
+        "prod",
+        {"masters": 3, "workers": 5, "provider": "manual", "hosts": []},
+        Risk.CHANGE,
+    ),
+    (
         "创建集群 prod 主节点=3 工作节点=5 平台=openstack 版本=1.30.14 网络插件=flannel",
         "cluster.create",
         "prod",
