@@ -1,0 +1,134 @@
+"""kobot as deployed: `create_app(settings)` with DingTalk configured, frames in over the stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from bot.app import create_app
+from bot.settings import Settings
+from tests.chat.dingtalk.conftest import settings_for
+from tests.peers.dingtalk import Card, DingTalkPeer, wait_until
+
+MARKER = Path(__file__)
+"""A file that exists: the fixture operation's check step passes."""
+
+POLICY = """
+version: 1
+bindings:
+  - role: operator
+    subjects: ["dingtalk:staff-alice"]
+  - role: admin
+    subjects: ["dingtalk:staff-carol"]
+approvals:
+  - commands: ["test.steps"]
+    clusters: ["guarded"]
+    approvals: 1
+    approver_role: admin
+"""
+
+
+@pytest.fixture
+async def kobot(peer: DingTalkPeer, redis_url: str, data_dir: Path) -> AsyncIterator[FastAPI]:
+    policy = data_dir / "policy.yaml"
+    policy.write_text(POLICY)
+    settings = Settings(
+        policy_file=policy,
+        redis_url=SecretStr(redis_url),
+        data_dir=data_dir,
+        dingtalk=settings_for(peer),
+        playbooks_dir=Path("tests/fixtures/playbooks"),
+        progress_edit_interval=0,
+        plugins=["tests.fixtures.operations"],
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+def _card_kinds(peer: DingTalkPeer, kind: str) -> list[Card]:
+    return [card for card in list(peer.cards.values()) if card.params.get("kind") == kind]
+
+
+async def test_peer_e2e_mention_gets_a_reply(kobot: FastAPI, peer: DingTalkPeer) -> None:
+    peer.push_chat("help")
+
+    assert await wait_until(lambda: len(peer.requests_to("/robot/sendBySession")) == 1, timeout=10)
+    reply = peer.requests_to("/robot/sendBySession")[0]
+    assert reply.status == 200 and reply.answer == {"errcode": 0, "errmsg": "ok"}
+    assert "create cluster" in reply.body["markdown"]["text"]
+
+
+async def test_peer_e2e_job_progress_is_one_card_edited_to_the_final_state(
+    kobot: FastAPI, peer: DingTalkPeer
+) -> None:
+    peer.push_chat(f"test steps demo marker={MARKER}")
+
+    def finished() -> bool:
+        cards = _card_kinds(peer, "progress")
+        return len(cards) == 1 and cards[0].params["tone"] in ("success", "danger")
+
+    assert await wait_until(finished, timeout=60, interval=0.1)
+    [card] = _card_kinds(peer, "progress")
+    assert card.params["tone"] == "success"
+    assert card.params["title"].endswith("test steps demo")
+    assert card.open_space_id == "dtv1.card//IM_GROUP.cidGroupProd01"
+    assert card.history[0]["progress"] == "1/4"
+    assert len(peer.requests_to("/v1.0/card/instances/createAndDeliver")) == 1
+    assert all(r.status == 200 for r in peer.requests_to("/v1.0/card/instances"))
+
+
+async def test_peer_e2e_approval_click_reaches_the_dispatcher(kobot: FastAPI, peer: DingTalkPeer) -> None:
+    peer.push_chat(f"test steps guarded marker={MARKER}")
+    assert await wait_until(lambda: len(_card_kinds(peer, "approval")) == 1, timeout=10)
+    out_track_id = next(k for k, c in list(peer.cards.items()) if c.params["kind"] == "approval")
+    approve = json.loads(peer.cards[out_track_id].params["buttons"])[0]
+    assert approve["action_id"] == "approval.approve"
+
+    # The requester may not approve their own request; an admin may.
+    peer.push_card_click(
+        out_track_id=out_track_id,
+        user_id="staff-carol",
+        params={"action_id": "approval.approve", "value": approve["value"]},
+    )
+
+    assert await wait_until(lambda: peer.cards[out_track_id].params["tone"] == "success", timeout=10)
+    assert "approved" in peer.cards[out_track_id].params["status"]
+    assert await wait_until(lambda: len(_card_kinds(peer, "progress")) == 1, timeout=10)
+
+
+async def test_peer_e2e_forged_click_value_is_refused(kobot: FastAPI, peer: DingTalkPeer) -> None:
+    peer.push_chat(f"test steps guarded marker={MARKER}")
+    assert await wait_until(lambda: len(_card_kinds(peer, "approval")) == 1, timeout=10)
+    out_track_id = next(k for k, c in list(peer.cards.items()) if c.params["kind"] == "approval")
+    approve = json.loads(peer.cards[out_track_id].params["buttons"])[0]
+    forged = approve["value"][:-4] + "0000"
+
+    frame = peer.push_card_click(
+        out_track_id=out_track_id,
+        user_id="staff-carol",
+        params={"action_id": "approval.approve", "value": forged},
+    )
+
+    assert await wait_until(lambda: peer.ack_for(frame) is not None, timeout=10)
+    await asyncio.sleep(1.0)
+    assert peer.cards[out_track_id].params["tone"] == "warning"
+    assert _card_kinds(peer, "progress") == []
+
+
+async def test_peer_e2e_disconnect_loses_no_message(kobot: FastAPI, peer: DingTalkPeer) -> None:
+    peer.push_chat("help", then_drop=True)
+    peer.push_chat("list clusters")
+    peer.push_disconnect()
+    peer.push_chat("list clusters", conversation_type="1", conversation_id="cidDirect", staff_id="staff-bob")
+
+    assert await wait_until(lambda: len(peer.requests_to("/robot/sendBySession")) == 3, timeout=15)
+    assert peer.unacked() == []
+    await asyncio.sleep(0.5)
+    assert len(peer.requests_to("/robot/sendBySession")) == 3
