@@ -116,6 +116,8 @@ def run_kobot(
             await service.start()
         yield
         await service.stop()
+        for adapter in adapters.values():
+            await adapter.stop()
 
     app = FastAPI(lifespan=lifespan)
     app.include_router(service.router())

@@ -96,22 +96,30 @@ class RecorderAdapter(ChatAdapter):
 
     def __init__(self, *, url: str, max_message_bytes: int = 4096, edits: bool = True) -> None:
         self._url = url
+        self._client: httpx.AsyncClient | None = None
+        """Made on first use, in the loop that delivers (one per kobot server)."""
         self.capabilities = Capabilities(
             edits=edits, buttons=True, threads=False, markdown=False, max_message_bytes=max_message_bytes
         )
 
     async def _post(self, path: str, body: dict[str, Any]) -> str:
-        async with httpx.AsyncClient(timeout=5) as client:
-            try:
-                response = await client.post(f"{self._url}{path}", json=body)
-            except httpx.HTTPError as exc:
-                raise DeliveryError("recorder unreachable") from exc
+        if self._client is None:
+            self._client = httpx.AsyncClient(base_url=self._url, timeout=5)
+        try:
+            response = await self._client.post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise DeliveryError("recorder unreachable") from exc
         if response.status_code != 200:
             retry = response.headers.get("retry-after")
             raise DeliveryError(
                 f"recorder said {response.status_code}", retry_after=float(retry) if retry else None
             )
         return str(response.json()["message_id"])
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     @staticmethod
     def _payload(message: OutgoingMessage) -> dict[str, Any]:

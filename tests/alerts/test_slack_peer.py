@@ -79,7 +79,6 @@ def test_alert_group_posted_and_edited_through_slack_sdk_peer(
         )
         assert len(peer.posted()) == 1
         assert peer.calls_to("chat.update")[-1].body["ts"] == message.ts
-        kobot.call(slack.stop())
 
 
 def test_deployed_app_click_silences_in_alertmanager_peer(
