@@ -1,22 +1,50 @@
-"""REST API and operational endpoints: health, metrics, clusters and jobs (read-only)."""
+"""REST API and operational endpoints: health, metrics, clusters and jobs (read-only).
 
-from __future__ import annotations
+No `from __future__ import annotations` here: FastAPI resolves the dependency annotations at runtime.
+"""
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, Depends, HTTPException, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+from bot.api_audit import bearer_identity
+from bot.chat.types import Conversation, Identity
 from bot.clusters import ClusterRecord
 from bot.metrics import JOBS, QUEUE_DEPTH
 from bot.runtime import Runtime
 from workers.events import read_job_events
+from commands.registry import Risk
 from workers.spec import JobState
+
+API_CONVERSATION = Conversation(platform="api", conversation_id="rest")
+"""REST callers are not in a channel; channel bindings never grant them anything."""
 
 
 def api_router(runtime: Runtime) -> APIRouter:
     router = APIRouter()
+    caller = bearer_identity(runtime.policy)
+
+    def require(identity: Identity, command_id: str, cluster: str | None) -> None:
+        decision = runtime.policy.authorize(
+            identity=identity,
+            conversation=API_CONVERSATION,
+            command_id=command_id,
+            risk=Risk.READ,
+            cluster=cluster,
+        )
+        if not decision.allowed:
+            raise HTTPException(status_code=403, detail=decision.reason)
+
+    def may(identity: Identity, command_id: str, cluster: str) -> bool:
+        return runtime.policy.authorize(
+            identity=identity,
+            conversation=API_CONVERSATION,
+            command_id=command_id,
+            risk=Risk.READ,
+            cluster=cluster,
+        ).allowed
 
     @router.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -38,21 +66,23 @@ def api_router(runtime: Runtime) -> APIRouter:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @router.get("/api/v1/clusters")
-    def list_clusters() -> list[ClusterRecord]:
-        return runtime.clusters.all()
+    def list_clusters(identity: Annotated[Identity, Depends(caller)]) -> list[ClusterRecord]:
+        return [r for r in runtime.clusters.all() if may(identity, "cluster.show", r.name)]
 
     @router.get("/api/v1/clusters/{name}")
-    def get_cluster(name: str) -> ClusterRecord:
+    def get_cluster(name: str, identity: Annotated[Identity, Depends(caller)]) -> ClusterRecord:
+        require(identity, "cluster.show", name)
         record = runtime.clusters.get(name)
         if record is None:
             raise HTTPException(status_code=404, detail=f"no cluster {name}")
         return record
 
     @router.get("/api/v1/jobs/{job_id}")
-    def get_job(job_id: str) -> dict[str, Any]:
+    def get_job(job_id: str, identity: Annotated[Identity, Depends(caller)]) -> dict[str, Any]:
         record = runtime.jobs.jobs.get(job_id)
         if record is None:
             raise HTTPException(status_code=404, detail=f"no job {job_id}")
+        require(identity, "job.status", record.spec.cluster)
         events = read_job_events(runtime.redis, job_id)
         return {
             **record.model_dump(mode="json"),

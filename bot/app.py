@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from bot.api import api_router
+from bot.api_audit import audit_router
 from bot.chat.registry import build_adapters
 from bot.runtime import Runtime, build_runtime
 from bot.services import Services
@@ -34,6 +35,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.runtime = runtime
     app.state.services = services
     app.include_router(api_router(runtime))
+    app.include_router(audit_router(audit=runtime.audit, policy=runtime.policy))
     for adapter in runtime.adapters.values():
         router = adapter.router()
         if router is not None:

@@ -54,6 +54,7 @@ def build_runtime(settings: Settings) -> Runtime:
         importlib.import_module(module)
     load_operations(settings.plugins)
     importlib.import_module("commands.handlers")
+    importlib.import_module("commands.handlers_access")
     store = open_store(settings)
     redis = store.client()
     queue = Queue(settings.queue_name, connection=redis, serializer=JSONSerializer)

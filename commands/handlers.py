@@ -201,7 +201,15 @@ async def remove_node(ctx: CommandContext, args: Any) -> CommandResult:
 
 @handles("node.replace")
 async def replace_node(ctx: CommandContext, args: Any) -> CommandResult:
-    return _day2(ctx, args, kind=JobKind.NODE_ADD, lines=[f"replace {args.node} with a new node"])
+    record = ctx.runtime.clusters.require(_cluster(ctx))
+    node = next((n for n in record.nodes if n.name == args.node), None)
+    if node is None:
+        raise KobotError(
+            f"{record.name} has no node {args.node} (nodes: {', '.join(n.name for n in record.nodes)})"
+        )
+    return _day2(
+        ctx, args, kind=JobKind.NODE_REPLACE, lines=[f"replace {node.role} {args.node} with a fresh node"]
+    )
 
 
 @handles("cluster.upgrade")

@@ -26,6 +26,7 @@ class JobKind(str, Enum):
     WORKERS_SCALE = "workers.scale"
     NODE_ADD = "node.add"
     NODE_REMOVE = "node.remove"
+    NODE_REPLACE = "node.replace"
     CLUSTER_UPGRADE = "cluster.upgrade"
     ETCD_BACKUP = "etcd.backup"
     ETCD_RESTORE = "etcd.restore"
