@@ -1,0 +1,179 @@
+"""kobot as deployed: `create_app(settings)` with Slack set up, signed callbacks in, the peer answering."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from bot.app import create_app
+from bot.chat.slack.defaults import EVENTS_PATH
+from bot.settings import Settings
+from tests.chat.slack.conftest import settings_for
+from tests.peers.slack import (
+    PeerMessage,
+    SlackPeer,
+    block_actions,
+    event_callback,
+    eventually,
+    form_body,
+    interactive_body,
+    mention_event,
+    signed_headers,
+    slash_command,
+)
+
+POLICY = """
+version: 1
+bindings:
+  - role: operator
+    subjects: ["slack:U0ALICE"]
+  - role: admin
+    subjects: ["slack:U0BOB"]
+approvals:
+  - commands: ["cluster.delete"]
+    approvals: 1
+    approver_role: admin
+  - commands: ["test.steps"]
+    clusters: ["guarded"]
+    approvals: 1
+    approver_role: admin
+"""
+
+
+@pytest.fixture
+async def kobot(
+    peer: SlackPeer, signing_secret: str, redis_url: str, data_dir: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    policy = data_dir / "policy.yaml"
+    policy.write_text(POLICY)
+    settings = Settings(
+        policy_file=policy,
+        redis_url=SecretStr(redis_url),
+        data_dir=data_dir,
+        slack=settings_for(peer, signing_secret),
+        playbooks_dir=Path("tests/fixtures/playbooks"),
+        progress_edit_interval=0,
+        plugins=["tests.fixtures.operations"],
+    )
+    app: FastAPI = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kobot.test") as client,
+    ):
+        yield client
+
+
+async def signed_post(
+    kobot: httpx.AsyncClient, secret: str, body: bytes, content_type: str
+) -> httpx.Response:
+    headers = {"Content-Type": content_type, **signed_headers(signing_secret=secret, body=body)}
+    return await kobot.post(EVENTS_PATH, content=body, headers=headers)
+
+
+async def mention(
+    kobot: httpx.AsyncClient, secret: str, text: str, *, user: str = "U0ALICE"
+) -> dict[str, Any]:
+    event = mention_event(text=f"<@U0KOBOT> {text}", user=user)
+    response = await signed_post(
+        kobot, secret, json.dumps(event_callback(event)).encode(), "application/json"
+    )
+    assert response.status_code == 200
+    return event
+
+
+def thread_of(peer: SlackPeer, ts: str) -> list[PeerMessage]:
+    return [m for m in peer.posted() if m.thread_ts == ts]
+
+
+def finished(message: PeerMessage) -> bool:
+    return message.text.startswith(("✅", "❌"))
+
+
+async def test_peer_e2e_mention_gets_a_threaded_reply(
+    kobot: httpx.AsyncClient, peer: SlackPeer, signing_secret: str
+) -> None:
+    event = await mention(kobot, signing_secret, "help")
+    await eventually(lambda: thread_of(peer, event["ts"]))
+    [reply] = thread_of(peer, event["ts"])
+    assert reply.channel == "C0OPS"
+    assert "create cluster" in reply.text
+
+
+async def test_peer_e2e_slash_command_gets_a_reply_in_the_channel(
+    kobot: httpx.AsyncClient, peer: SlackPeer, signing_secret: str
+) -> None:
+    response = await signed_post(
+        kobot, signing_secret, form_body(slash_command(text="help")), "application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 200
+    await eventually(lambda: peer.posted())
+    [reply] = peer.posted()
+    assert (reply.channel, reply.thread_ts) == ("C0OPS", None)
+
+
+async def test_peer_e2e_job_progress_is_one_message_edited_to_the_end(
+    kobot: httpx.AsyncClient, peer: SlackPeer, signing_secret: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker"
+    marker.write_text("present")
+    event = await mention(kobot, signing_secret, f"test steps demo marker={marker}")
+    await eventually(lambda: any(finished(m) for m in thread_of(peer, event["ts"])), timeout=60)
+    [progress] = thread_of(peer, event["ts"])
+    assert progress.text.startswith("✅ Job")
+    assert "succeeded" in progress.text
+    shown = [edit["text"].splitlines()[0] for edit in progress.edits]
+    assert any(line.startswith("⏳ Job") for line in shown)
+    assert len(peer.calls_to("chat.postMessage")) == 1
+
+
+async def test_peer_e2e_approval_click_reaches_the_dispatcher(
+    kobot: httpx.AsyncClient, peer: SlackPeer, signing_secret: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker"
+    marker.write_text("present")
+    event = await mention(kobot, signing_secret, f"test steps guarded marker={marker}")
+    await eventually(lambda: thread_of(peer, event["ts"]))
+    [card] = thread_of(peer, event["ts"])
+    [actions] = [block for block in card.blocks if block["type"] == "actions"]
+    approve = actions["elements"][0]
+    click = block_actions(
+        action_id=approve["action_id"], value=approve["value"], message_ts=card.ts, user="U0BOB"
+    )
+    response = await signed_post(
+        kobot, signing_secret, interactive_body(click), "application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 200
+    await eventually(
+        lambda: any(finished(m) and "Job" in m.text for m in thread_of(peer, event["ts"])), timeout=60
+    )
+    assert card.edits, "the approval card is edited once decided"
+    assert "Bob Stone" in card.text
+    assert not any(block["type"] == "actions" for block in card.blocks)
+
+
+async def test_peer_e2e_forged_stale_and_replayed_requests_are_refused(
+    kobot: httpx.AsyncClient, peer: SlackPeer, signing_secret: str
+) -> None:
+    body = json.dumps(event_callback(mention_event(text="<@U0KOBOT> help"))).encode()
+    forged = {"Content-Type": "application/json", **signed_headers(signing_secret="wrong", body=body)}
+    assert (await kobot.post(EVENTS_PATH, content=body, headers=forged)).status_code == 401
+    stale = {
+        "Content-Type": "application/json",
+        **signed_headers(signing_secret=signing_secret, body=body, timestamp=int(time.time()) - 600),
+    }
+    assert (await kobot.post(EVENTS_PATH, content=body, headers=stale)).status_code == 401
+    good = {"Content-Type": "application/json", **signed_headers(signing_secret=signing_secret, body=body)}
+    assert (await kobot.post(EVENTS_PATH, content=body, headers=good)).status_code == 200
+    assert (await kobot.post(EVENTS_PATH, content=body, headers=good)).status_code == 401
+    await eventually(lambda: peer.posted())
+    await asyncio.sleep(0.3)
+    assert len(peer.posted()) == 1
