@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 
 from bot.chat.dingtalk import defaults
 
@@ -34,6 +34,13 @@ class DingTalkSettings(BaseModel):
     """Posts a custom robot may make per window (DingTalk allows 20 a minute)."""
     robot_budget_window_seconds: float = Field(default=defaults.ROBOT_BUDGET_WINDOW_SECONDS, gt=0, le=3600)
     """Only tests shorten this, to run a burst through the budget quickly."""
+
+    @model_validator(mode="after")
+    def _robot_pair(self) -> DingTalkSettings:
+        """A robot webhook without its secret would post unsigned; refuse the half-configured pair."""
+        if (self.robot_webhook_url is None) != (self.robot_secret is None):
+            raise ValueError("robot_webhook_url and robot_secret must be set together")
+        return self
 
     def all_robots(self) -> dict[str, DingTalkRobot]:
         """Every configured robot by name, the top-level pair as `default`."""
