@@ -1,0 +1,133 @@
+"""The Ansible inventory of a cluster, in kubespray's groups, built from the plan or the module outputs.
+
+Never from Terraform state: the module's `nodes` output is the contract. The file holds addresses,
+roles and cluster variables; keys appear only as paths, and a value that looks like a secret is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import SecretStr
+
+from workers.plan import ClusterPlan, NodeRole
+from workers.terraform.models import NodeOutput
+
+NodeRow = tuple[str, str, str]
+"""(node name, role, address): the shape the cluster record keeps."""
+
+InventorySource = ClusterPlan | Mapping[str, NodeOutput] | Sequence[NodeRow]
+
+SECRET_KEY = re.compile(r"(password|passwd|secret|token|private_key$|api_key)", re.IGNORECASE)
+"""Variable names that would put a secret in the file; `*_file` paths are fine."""
+
+GROUPS = ("kube_control_plane", "kube_node", "etcd")
+
+
+def node_rows(source: InventorySource) -> list[NodeRow]:
+    """(name, role, address) rows, masters first, from a plan, Terraform outputs or rows."""
+    if isinstance(source, ClusterPlan):
+        rows = [(n.name, n.role.value, n.address) for n in source.nodes]
+    elif isinstance(source, Mapping):
+        rows = [(name, out.role, out.ip) for name, out in source.items()]
+    else:
+        rows = [(str(name), str(role), str(address)) for name, role, address in source]
+    return sorted(rows, key=lambda row: (row[1] != NodeRole.MASTER.value, row[0]))
+
+
+def render_inventory(
+    *,
+    nodes: InventorySource,
+    ssh_user: str,
+    ssh_key_path: Path | None,
+    cluster_vars: Mapping[str, Any] | None = None,
+    local_hosts: Collection[str] = (),
+    known_hosts_path: Path | None = None,
+) -> dict[str, Any]:
+    """kubespray groups: kube_control_plane and etcd are the masters, kube_node the workers (or the
+    masters when there is no worker), k8s_cluster both. Hosts in `local_hosts` use Ansible's local
+    connection. Host keys are checked: against `known_hosts_path` strictly, else trust on first use."""
+    rows = node_rows(nodes)
+    _check_rows(rows)
+    hosts: dict[str, dict[str, Any]] = {}
+    for name, _role, address in rows:
+        host: dict[str, Any] = {"ansible_host": address, "ip": address, "access_ip": address}
+        if address in local_hosts:
+            host["ansible_connection"] = "local"
+        hosts[name] = host
+    masters = [name for name, role, _ in rows if role == NodeRole.MASTER.value]
+    workers = [name for name, role, _ in rows if role == NodeRole.WORKER.value]
+    variables: dict[str, Any] = {"ansible_user": ssh_user, "ansible_become": ssh_user != "root"}
+    if ssh_key_path is not None:
+        variables["ansible_ssh_private_key_file"] = str(ssh_key_path)
+    if known_hosts_path is not None:
+        variables["ansible_ssh_common_args"] = (
+            f"-o UserKnownHostsFile={known_hosts_path} -o StrictHostKeyChecking=yes"
+        )
+    else:
+        variables["ansible_ssh_common_args"] = "-o StrictHostKeyChecking=accept-new"
+    for key, value in (cluster_vars or {}).items():
+        _check_not_secret(key, value)
+        variables[key] = value
+    members = {"kube_control_plane": masters, "etcd": masters, "kube_node": workers or masters}
+    return {
+        "all": {
+            "hosts": hosts,
+            "vars": variables,
+            "children": {
+                **{group: {"hosts": {name: None for name in members[group]}} for group in GROUPS},
+                "k8s_cluster": {"children": {"kube_control_plane": None, "kube_node": None}},
+            },
+        }
+    }
+
+
+def write_inventory(path: Path, inventory: Mapping[str, Any]) -> Path:
+    """Write the inventory as YAML, readable by kobot's user only, replacing any older one atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=".inventory-", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            yaml.safe_dump(dict(inventory), handle, sort_keys=False, default_flow_style=False)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _check_rows(rows: Sequence[NodeRow]) -> None:
+    if not rows:
+        raise ValueError("an inventory needs at least one node")
+    seen_names: set[str] = set()
+    seen_addresses: dict[str, str] = {}
+    for name, role, address in rows:
+        if role not in (NodeRole.MASTER.value, NodeRole.WORKER.value):
+            raise ValueError(f"node {name} has role {role!r}; roles are master and worker")
+        if not address:
+            raise ValueError(f"node {name} has no address yet (were its hosts created?)")
+        if name in seen_names:
+            raise ValueError(f"node {name} is listed twice")
+        if address in seen_addresses:
+            raise ValueError(f"nodes {seen_addresses[address]} and {name} share the address {address}")
+        seen_names.add(name)
+        seen_addresses[address] = name
+    if not any(role == NodeRole.MASTER.value for _, role, _ in rows):
+        raise ValueError("an inventory needs at least one master")
+
+
+def _check_not_secret(key: str, value: Any) -> None:
+    if isinstance(value, SecretStr) or (SECRET_KEY.search(key) and not key.endswith("_file")):
+        raise ValueError(
+            f"variable {key} looks like a secret; pass secrets to Ansible by file path, not inventory"
+        )
+    if isinstance(value, Mapping):
+        for inner_key, inner in value.items():
+            _check_not_secret(f"{key}.{inner_key}", inner)
