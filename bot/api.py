@@ -14,8 +14,8 @@ from bot.chat.types import Conversation, Identity
 from bot.clusters import ClusterRecord
 from bot.metrics import JOBS, QUEUE_DEPTH
 from bot.runtime import Runtime
-from workers.events import read_job_events
 from commands.registry import Risk
+from workers.events import read_job_events
 from workers.spec import JobState
 
 API_CONVERSATION = Conversation(platform="api", conversation_id="rest")

@@ -33,7 +33,7 @@ class Reply:
 
 @dataclass(frozen=True)
 class SubmitJob:
-    """Queue a job. `plan_lines` and `plan_hash` describe exactly what will run (approvals bind to the hash)."""
+    """Queue a job. `plan_lines` and `plan_hash` say exactly what will run; approvals bind to the hash."""
 
     kind: str
     cluster: str

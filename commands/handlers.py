@@ -269,5 +269,6 @@ async def retry_job(ctx: CommandContext, args: Any) -> CommandResult:
     age = format_elapsed((utcnow() - record.spec.created_at).total_seconds())
     return _reply(
         f"Retrying job {record.job_id}",
-        body=f"attempt {record.attempt} resumes at {resume} (first queued {age} ago); progress follows in the job's message",
+        body=f"attempt {record.attempt} resumes at {resume} (first queued {age} ago); "
+        "progress follows in the job's message",
     )

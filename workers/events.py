@@ -18,7 +18,9 @@ class EventPublisher:
     def publish(self, event: JobEvent) -> str:
         payload = event.model_dump_json()
         pipe = self._redis.pipeline(transaction=False)
-        pipe.xadd(keys.job_events(event.job_id), {"e": payload}, maxlen=defaults.JOB_EVENTS_MAX, approximate=True)
+        pipe.xadd(
+            keys.job_events(event.job_id), {"e": payload}, maxlen=defaults.JOB_EVENTS_MAX, approximate=True
+        )
         pipe.xadd(keys.GLOBAL_EVENTS, {"e": payload}, maxlen=defaults.GLOBAL_EVENTS_MAX, approximate=True)
         _, global_id = pipe.execute()
         return global_id.decode() if isinstance(global_id, bytes) else str(global_id)

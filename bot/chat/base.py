@@ -54,7 +54,7 @@ class ChatAdapter(abc.ABC):
         """Begin receiving (open a socket, register routes...). Returns once receiving has started."""
         self.sink = sink
 
-    async def stop(self) -> None:
+    async def stop(self) -> None:  # noqa: B027  (optional hook: most adapters hold nothing to release)
         """Stop receiving and release connections. Safe to call twice."""
 
     def router(self) -> APIRouter | None:

@@ -107,7 +107,8 @@ class OutgoingMessage(BaseModel):
             p = self.progress
             task = f" · {p.task}" if p.task else ""
             lines.append(
-                f"{p.bar()} step {p.step}/{p.total} {p.step_title}{task} · {format_elapsed(p.elapsed_seconds)}"
+                f"{p.bar()} step {p.step}/{p.total} {p.step_title}{task}"
+                f" · {format_elapsed(p.elapsed_seconds)}"
             )
         if self.body:
             lines.append(self.body)

@@ -110,6 +110,6 @@ async def test_rest_api_shows_only_what_the_caller_may_see(client: httpx.AsyncCl
     refused = await client.get("/api/v1/clusters/staging", headers=auth)
     assert refused.status_code == 403 and "cluster.show" in refused.json()["detail"]
     job = (await client.get("/api/v1/jobs/1", headers=auth)).json()
-    assert job["state"] == "queued" and [s["name"] for s in job["steps"]][0] == "prepare"
+    assert job["state"] == "queued" and job["steps"][0]["name"] == "prepare"
     assert job["events"][0]["type"] == "job_queued"
     assert (await client.get("/api/v1/jobs/99", headers=auth)).status_code == 404

@@ -67,7 +67,9 @@ class ChatProcess:
             self.seen.append(line)
             if fragment in line:
                 return read
-        raise AssertionError(f"no line with {fragment!r} within {timeout}s; got:\n" + "\n".join(self.seen[-40:]))
+        raise AssertionError(
+            f"no line with {fragment!r} within {timeout}s; got:\n" + "\n".join(self.seen[-40:])
+        )
 
     def close(self) -> int:
         if self.process.poll() is None:

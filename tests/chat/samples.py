@@ -61,7 +61,9 @@ APPROVAL_REQUEST = OutgoingMessage(
         Field(label="Approvers", value="2 × admin on staging"),
     ),
     buttons=(
-        Button(label="Approve", action_id="approval.approve", value="ap1.approve.sig", style=ButtonStyle.PRIMARY),
+        Button(
+            label="Approve", action_id="approval.approve", value="ap1.approve.sig", style=ButtonStyle.PRIMARY
+        ),
         Button(label="Reject", action_id="approval.reject", value="ap1.reject.sig", style=ButtonStyle.DANGER),
     ),
 )
@@ -85,7 +87,9 @@ ALERT_FIRING = OutgoingMessage(
         Button(label="Silence 4h", action_id="alert.silence", value="g1.4h.sig"),
         Button(label="Silence 24h", action_id="alert.silence", value="g1.24h.sig"),
         Button(label="Ack", action_id="alert.ack", value="g1.ack.sig"),
-        Button(label="Run runbook", action_id="alert.runbook", value="g1.runbook.sig", style=ButtonStyle.PRIMARY),
+        Button(
+            label="Run runbook", action_id="alert.runbook", value="g1.runbook.sig", style=ButtonStyle.PRIMARY
+        ),
     ),
     footer="http://prometheus.example/graph?g0.expr=up",
 )
@@ -101,7 +105,9 @@ HELP = OutgoingMessage(
     kind=MessageKind.HELP,
     title="kobot commands",
     tone=Tone.INFO,
-    body="create cluster NAME masters=3 workers=5 — create a cluster\nscale workers +2 on NAME — scale workers",
+    body=(
+        "create cluster NAME masters=3 workers=5 — create a cluster\nscale workers +2 on NAME — scale workers"
+    ),
     footer="help <command> shows its arguments",
 )
 

@@ -15,8 +15,8 @@ from bot.settings import Settings
 from workers import environment
 from workers.operations import load_operations
 from workers.service import JobService
-from workers.worker import ThreadWorker
 from workers.spec import JobRecord, JobSpec
+from workers.worker import ThreadWorker
 
 FIXTURE_PLAYBOOKS = Path(__file__).resolve().parents[1] / "fixtures" / "playbooks"
 PLUGIN = "tests.fixtures.operations"
@@ -54,7 +54,7 @@ def spec(service: JobService, *, kind: str, cluster: str = "demo", **params: obj
 
 
 def run_queue(service: JobService) -> None:
-    """Run every queued job with a real RQ SimpleWorker (thread-safe variant) in this process, until the queue is empty."""
+    """Run every queued job with a real RQ SimpleWorker (its thread-safe variant) until the queue is empty."""
     ThreadWorker([service.queue], connection=service.redis, serializer=JSONSerializer).work(
         burst=True, logging_level="WARNING"
     )

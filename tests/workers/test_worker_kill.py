@@ -3,6 +3,7 @@ its chat told, and `retry` resumes it on a new worker."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -115,7 +116,5 @@ def _kill_leftovers(text: str) -> None:
         except OSError:
             continue
         if text in cmdline:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(entry.name), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
