@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from alerts.service import AlertService
 from bot.api import api_router
 from bot.api_audit import audit_router
 from bot.chat.registry import build_adapters
@@ -45,10 +46,6 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     return app
 
 
-def _alert_service(runtime: Runtime) -> object | None:
-    try:
-        from alerts.service import AlertService
-    except ImportError:
-        return None
+def _alert_service(runtime: Runtime) -> AlertService | None:
     runtime.alerts = AlertService(runtime=runtime)
     return runtime.alerts

@@ -11,6 +11,7 @@ from redis import Redis
 
 from bot.chat.types import utcnow
 from bot.errors import NotFoundError
+from bot.store import synced
 
 CLUSTERS_INDEX = "kobot:clusters"
 HISTORY_MAX = 200
@@ -69,7 +70,7 @@ class ClusterStore:
         self._redis = redis
 
     def get(self, name: str) -> ClusterRecord | None:
-        raw = self._redis.get(cluster_key(name))
+        raw: bytes | None = synced(self._redis.get(cluster_key(name)))
         return None if raw is None else ClusterRecord.model_validate_json(raw)
 
     def require(self, name: str) -> ClusterRecord:
@@ -93,7 +94,7 @@ class ClusterStore:
         pipe.execute()
 
     def names(self) -> list[str]:
-        return sorted(member.decode() for member in self._redis.smembers(CLUSTERS_INDEX))
+        return sorted(member.decode() for member in synced(self._redis.smembers(CLUSTERS_INDEX)))
 
     def all(self) -> list[ClusterRecord]:
         return [record for name in self.names() if (record := self.get(name)) is not None]

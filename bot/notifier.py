@@ -25,6 +25,7 @@ from bot.chat.base import ChatAdapter
 from bot.errors import DeliveryError
 from bot.metrics import EVENT_TO_CHAT_SECONDS, NOTIFIER_DELIVERY_FAILURES
 from bot.progress import render_job
+from bot.store import synced
 from workers import keys
 from workers.records import JobStore
 from workers.spec import JobEvent
@@ -101,8 +102,10 @@ class Notifier:
         return max(1, min(defaults.NOTIFIER_BLOCK_MS, int(wait * 1000)))
 
     def _read(self, block_ms: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        response = self._redis.xreadgroup(
-            self._group, self._consumer, {keys.GLOBAL_EVENTS: ">"}, count=500, block=block_ms
+        response = synced(
+            self._redis.xreadgroup(
+                self._group, self._consumer, {keys.GLOBAL_EVENTS: ">"}, count=500, block=block_ms
+            )
         )
         if not response:
             return []
@@ -110,13 +113,15 @@ class Notifier:
 
     def _claim_abandoned(self) -> None:
         """Take over entries another notifier of this platform read but never acknowledged (it died)."""
-        _, claimed, _ = self._redis.xautoclaim(
-            keys.GLOBAL_EVENTS,
-            self._group,
-            self._consumer,
-            min_idle_time=defaults.NOTIFIER_CLAIM_IDLE_MS,
-            start_id="0-0",
-            count=500,
+        _, claimed, _ = synced(
+            self._redis.xautoclaim(
+                keys.GLOBAL_EVENTS,
+                self._group,
+                self._consumer,
+                min_idle_time=defaults.NOTIFIER_CLAIM_IDLE_MS,
+                start_id="0-0",
+                count=500,
+            )
         )
         self._absorb([entry for entry in claimed if entry and entry[1]])
 

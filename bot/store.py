@@ -8,7 +8,8 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar, cast
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -20,6 +21,8 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 SECRET_KEY_FILE = "secret.key"
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -107,6 +110,11 @@ def _wait_until_answering(store: Store) -> None:
                 time.sleep(0.05)
     finally:
         client.close()
+
+
+def synced(value: Awaitable[T] | T) -> T:
+    """redis-py types every command as `Awaitable[T] | T`; the synchronous client always returns T."""
+    return cast(T, value)
 
 
 def secret_key(settings: Settings) -> bytes:

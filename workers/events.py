@@ -5,6 +5,7 @@ from __future__ import annotations
 from redis import Redis
 
 from bot import defaults
+from bot.store import synced
 from workers import keys
 from workers.spec import JobEvent
 
@@ -28,5 +29,5 @@ class EventPublisher:
 
 def read_job_events(redis: Redis, job_id: str, *, count: int = 1000) -> list[JobEvent]:
     """A job's events, oldest first (for the REST API and `job status`)."""
-    entries = redis.xrange(keys.job_events(job_id), count=count)
+    entries = synced(redis.xrange(keys.job_events(job_id), count=count))
     return [JobEvent.model_validate_json(fields[b"e"]) for _, fields in entries]

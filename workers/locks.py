@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 
+from bot.store import synced
 from workers import keys
 
 _ACQUIRE = """
@@ -70,8 +71,8 @@ class ClusterLocks:
         return nxt.decode() if isinstance(nxt, bytes) else str(nxt)
 
     def holder(self, cluster: str) -> str | None:
-        raw = self._redis.get(keys.cluster_holder(cluster))
+        raw: bytes | None = synced(self._redis.get(keys.cluster_holder(cluster)))
         return None if raw is None else raw.decode()
 
     def waiting(self, cluster: str) -> list[str]:
-        return [item.decode() for item in self._redis.lrange(keys.cluster_waiting(cluster), 0, -1)]
+        return [item.decode() for item in synced(self._redis.lrange(keys.cluster_waiting(cluster), 0, -1))]

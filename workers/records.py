@@ -14,6 +14,7 @@ from redis import Redis
 from bot import defaults
 from bot.chat.types import MessageRef
 from bot.errors import NotFoundError
+from bot.store import synced
 from workers import keys
 from workers.spec import JobRecord, utcnow
 
@@ -41,7 +42,7 @@ class JobStore:
         pipe.execute()
 
     def get(self, job_id: str) -> JobRecord | None:
-        raw = self._redis.get(keys.job(job_id))
+        raw: bytes | None = synced(self._redis.get(keys.job(job_id)))
         return None if raw is None else JobRecord.model_validate_json(raw)
 
     def require(self, job_id: str) -> JobRecord:
@@ -51,7 +52,7 @@ class JobStore:
         return record
 
     def active_ids(self) -> list[str]:
-        return sorted((m.decode() for m in self._redis.smembers(keys.ACTIVE_JOBS)), key=_numeric)
+        return sorted((m.decode() for m in synced(self._redis.smembers(keys.ACTIVE_JOBS))), key=_numeric)
 
     def active(self) -> Iterator[JobRecord]:
         for job_id in self.active_ids():
@@ -60,7 +61,7 @@ class JobStore:
                 yield record
 
     def recent(self, *, limit: int = 20) -> list[JobRecord]:
-        last = int(self._redis.get(keys.JOB_SEQUENCE) or 0)
+        last = int(synced(self._redis.get(keys.JOB_SEQUENCE)) or 0)
         records: list[JobRecord] = []
         for number in range(last, 0, -1):
             record = self.get(str(number))
@@ -72,7 +73,7 @@ class JobStore:
 
     # progress message -------------------------------------------------------------------------
     def message_ref(self, job_id: str) -> MessageRef | None:
-        raw = self._redis.get(keys.job_message(job_id))
+        raw: bytes | None = synced(self._redis.get(keys.job_message(job_id)))
         return None if raw is None else MessageRef.model_validate_json(raw)
 
     def set_message_ref(self, job_id: str, ref: MessageRef) -> None:
