@@ -52,7 +52,8 @@ def render_inventory(
 ) -> dict[str, Any]:
     """kubespray groups: kube_control_plane and etcd are the masters, kube_node the workers (or the
     masters when there is no worker), k8s_cluster both. Hosts in `local_hosts` use Ansible's local
-    connection. Host keys are checked: against `known_hosts_path` strictly, else trust on first use."""
+    connection. With `known_hosts_path` host keys are checked strictly against it; without, the
+    runner's own policy applies (workers.ansible: accept a new key once, refuse a changed one)."""
     rows = node_rows(nodes)
     _check_rows(rows)
     hosts: dict[str, dict[str, Any]] = {}
@@ -70,8 +71,6 @@ def render_inventory(
         variables["ansible_ssh_common_args"] = (
             f"-o UserKnownHostsFile={known_hosts_path} -o StrictHostKeyChecking=yes"
         )
-    else:
-        variables["ansible_ssh_common_args"] = "-o StrictHostKeyChecking=accept-new"
     for key, value in (cluster_vars or {}).items():
         _check_not_secret(key, value)
         variables[key] = value

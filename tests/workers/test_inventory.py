@@ -52,7 +52,7 @@ def test_inventory_from_a_manual_plan_read_back_by_ansible(tmp_path: Path) -> No
     variables = yaml.safe_load(path.read_text())["all"]["vars"]
     assert variables["ansible_ssh_private_key_file"] == str(KEY)
     assert variables["ansible_become"] is True and variables["kube_network_plugin"] == "calico"
-    assert "StrictHostKeyChecking=accept-new" in variables["ansible_ssh_common_args"]
+    assert "ansible_ssh_common_args" not in variables
 
 
 def test_inventory_from_terraform_outputs_single_master_also_runs_workloads(tmp_path: Path) -> None:
