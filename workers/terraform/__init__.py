@@ -15,6 +15,7 @@ PROVIDER_ENV_PREFIXES = {"vsphere": ("VSPHERE_",), "openstack": ("OS_",), "testh
 
 def workspace_for(*, settings: Settings, cluster: str, provider: str) -> TerraformWorkspace:
     """The workspace of a cluster, with its provider's credentials taken from kobot's environment."""
+    provider = str(getattr(provider, "value", provider))
     prefixes = PROVIDER_ENV_PREFIXES.get(provider, ())
     env = {name: value for name, value in os.environ.items() if prefixes and name.startswith(prefixes)}
     return TerraformWorkspace(
