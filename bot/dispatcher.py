@@ -132,6 +132,7 @@ class Dispatcher:
                 plan_hash=job.plan_hash,
                 approvals_required=decision.approvals_required,
                 approver_role=decision.approver_role or "admin",
+                ttl_seconds=rt.settings.approval_ttl_seconds,
             )
             COMMANDS.labels(command=parsed.command, outcome="approval_requested").inc()
             self._audit(ctx.identity, ctx.conversation, "approval.requested", parsed, request.id, ctx.text)

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     """Signs button payloads and encrypts stored kubeconfigs; generated into data_dir when unset."""
     policy_file: Path | None = None
+    approval_ttl_seconds: int = Field(default=1800, ge=1, le=7 * 24 * 3600)
+    """An approval request not decided within this many seconds expires and says so on its card."""
     playbooks_dir: Path = Path(__file__).resolve().parent.parent / "playbooks"
     terraform_dir: Path = Path(__file__).resolve().parent.parent / "terraform"
     ssh_user: str = "root"
