@@ -2,7 +2,8 @@
 
 Runs after the webhook answered, from stored state only. A platform that is down or rate-limiting
 (DeliveryError, with `retry_after` when it said so) delays its entries; nothing is dropped, and the
-entry always carries the latest state of its group when it is finally delivered.
+entry always carries the latest state of its group when it is finally delivered. Delivery is at
+least once: if the store fails between a send and its record, the message is posted again later.
 """
 
 from __future__ import annotations

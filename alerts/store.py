@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +45,9 @@ async def result(value: Awaitable[T] | T) -> T:
         return await value
     return value
 
+
+SHOWN_AT = "@at"
+"""Suffix of the delivered-hash field holding when a conversation last got the group."""
 
 WATCH_RETRIES = 20
 """Concurrent writers of one group retry their transaction this often before giving up (5xx)."""
@@ -184,10 +188,11 @@ class AlertStore:
                     if previous is not None and previous.digest == digest:
                         return IngestResult(group_id=group_id, duplicate=True)
                     state, restarted = _merge(previous, body, digest=digest, targets=routed, now=now)
+                    shown_at = {} if restarted else await self._shown_at(pipe, group_id)
                     pipe.multi()  # type: ignore[no-untyped-call]
                     if restarted:
                         pipe.delete(keys.group_refs(group_id), keys.group_delivered(group_id))
-                    self._write_group(pipe, state, due=now.timestamp())
+                    self._write_group(pipe, state, now=now.timestamp(), shown_at=shown_at)
                     await pipe.execute()
                 except WatchError:
                     continue
@@ -195,16 +200,24 @@ class AlertStore:
             return IngestResult(group_id=group_id, duplicate=False, targets=tuple(state.targets))
         raise StoreUnavailableError("the alert store is too busy; try again")
 
-    def _write_group(self, pipe: Pipeline, state: AlertGroupState, *, due: float) -> None:
+    @staticmethod
+    async def _shown_at(pipe: Pipeline, group_id: str) -> dict[str, float]:
+        """When each conversation last got the group; its next edit waits EDIT_INTERVAL_SECONDS from then."""
+        raw: dict[str, str] = await result(pipe.hgetall(keys.group_delivered(group_id)))
+        return {k.removesuffix(SHOWN_AT): float(v) for k, v in raw.items() if k.endswith(SHOWN_AT)}
+
+    def _write_group(
+        self, pipe: Pipeline, state: AlertGroupState, *, now: float, shown_at: dict[str, float]
+    ) -> None:
         key = keys.group(state.group_id)
         pipe.hset(key, "state", state.model_dump_json())
         pipe.hincrby(key, "version", 1)
         for name in (key, keys.group_refs(state.group_id), keys.group_delivered(state.group_id)):
             pipe.expire(name, defaults.GROUP_TTL_SECONDS)
         for target in state.targets:
-            pipe.zadd(
-                keys.OUTBOX, {outbox_member(kind="g", item_id=state.group_id, target=target): due}, nx=True
-            )
+            due = max(now, shown_at.get(target.key, 0.0) + defaults.EDIT_INTERVAL_SECONDS)
+            member = outbox_member(kind="g", item_id=state.group_id, target=target)
+            pipe.zadd(keys.OUTBOX, {member: due}, nx=True)
 
     async def update_group(
         self,
@@ -223,8 +236,9 @@ class AlertStore:
                     if raw is None:
                         raise LookupError(group_id)
                     state = change(AlertGroupState.model_validate_json(raw))
+                    shown_at = await self._shown_at(pipe, group_id)
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    self._write_group(pipe, state, due=now.timestamp())
+                    self._write_group(pipe, state, now=now.timestamp(), shown_at=shown_at)
                     await pipe.execute()
                 except WatchError:
                     continue
@@ -269,7 +283,10 @@ class AlertStore:
         if ref is not None:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(keys.group_refs(entry.item_id), entry.target_key, ref.model_dump_json())
-                pipe.hset(keys.group_delivered(entry.item_id), entry.target_key, str(version))
+                pipe.hset(
+                    keys.group_delivered(entry.item_id),
+                    mapping={entry.target_key: str(version), entry.target_key + SHOWN_AT: str(time.time())},
+                )
                 pipe.expire(keys.group_refs(entry.item_id), defaults.GROUP_TTL_SECONDS)
                 pipe.expire(keys.group_delivered(entry.item_id), defaults.GROUP_TTL_SECONDS)
                 await pipe.execute()

