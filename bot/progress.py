@@ -13,8 +13,10 @@ ERROR_TEXT_MAX = 1500
 
 
 def job_title(record: JobRecord) -> str:
-    verb = record.spec.kind.replace(".", " ").replace("_", " ")
-    return f"Job {record.job_id} · {verb} {record.spec.cluster}"
+    """`Job 42 · create cluster prod`: the kind read as the command people type ("cluster.create")."""
+    noun, _, verb = record.spec.kind.partition(".")
+    phrase = f"{verb} {noun}" if noun in ("cluster", "workers", "node", "etcd") else f"{noun} {verb}".strip()
+    return f"Job {record.job_id} · {phrase.replace('_', ' ')} {record.spec.cluster}"
 
 
 def render_job(record: JobRecord, *, now: datetime | None = None) -> OutgoingMessage:

@@ -10,7 +10,7 @@ import hashlib
 import json
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from bot.chat.message import Field, MessageKind, OutgoingMessage, Tone, format_elapsed
 from bot.chat.types import utcnow
@@ -109,8 +109,17 @@ def _cluster_plan(ctx: CommandContext, args: BaseModel) -> tuple[tuple[str, ...]
     from workers.plan import plan_from_params
 
     params = _args(args)
-    plan = plan_from_params(cluster=_cluster(ctx), params=params, redis=ctx.runtime.redis, reserve=False)
+    try:
+        plan = plan_from_params(cluster=_cluster(ctx), params=params, redis=ctx.runtime.redis, reserve=False)
+    except ValidationError as exc:
+        raise KobotError("; ".join(_plain(error["msg"]) for error in exc.errors())) from None
+    except ValueError as exc:
+        raise KobotError(str(exc)) from None
     return tuple(plan.summary_lines()), plan.plan_hash(), params
+
+
+def _plain(message: str) -> str:
+    return message.removeprefix("Value error, ")
 
 
 @handles("cluster.plan")

