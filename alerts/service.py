@@ -46,13 +46,15 @@ REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
 """A store that does not answer within this long fails the webhook with 503 instead of hanging."""
 
 
-def runbook_reply(*, command: str, cluster: str | None, alert_title: str) -> OutgoingMessage:
+def runbook_reply(
+    *, command: str, cluster: str | None, alert_title: str, requested_by: str
+) -> OutgoingMessage:
     fields = (Field(label="Cluster", value=cluster),) if cluster else ()
     return OutgoingMessage(
         kind=MessageKind.REPLY,
         title=f"Runbook for {alert_title}",
         tone=Tone.RUNNING,
-        status="running the runbook command",
+        status=f"requested by {requested_by}",
         fields=fields,
         code=command,
         footer=RUNBOOK_FOOTER,
@@ -227,7 +229,12 @@ class AlertService:
             what=f"runbook {command!r} for {_describe(state)}",
             result="handed to dispatcher",
         )
-        return runbook_reply(command=command, cluster=state.label("cluster"), alert_title=_describe(state))
+        return runbook_reply(
+            command=command,
+            cluster=state.label("cluster"),
+            alert_title=_describe(state),
+            requested_by=click.identity.label(),
+        )
 
     async def publish_cluster_event(self, *, cluster: str, event: str, message: OutgoingMessage) -> None:
         """Queue `message` for every conversation subscribed to `event` of `cluster` (with retries)."""
