@@ -177,3 +177,17 @@ async def test_peer_e2e_forged_stale_and_replayed_requests_are_refused(
     await eventually(lambda: peer.posted())
     await asyncio.sleep(0.3)
     assert len(peer.posted()) == 1
+
+
+async def test_peer_e2e_create_cluster_shows_one_progress_message_to_the_end(
+    kobot: httpx.AsyncClient, peer: SlackPeer, signing_secret: str
+) -> None:
+    event = await mention(kobot, signing_secret, "create cluster prod masters=1 workers=0 hosts=localhost")
+    await eventually(lambda: any(finished(m) for m in thread_of(peer, event["ts"])), timeout=90)
+    jobs = [m for m in thread_of(peer, event["ts"]) if " Job " in m.text.splitlines()[0]]
+    assert len(jobs) == 1, [m.text.splitlines()[0] for m in thread_of(peer, event["ts"])]
+    [progress] = jobs
+    assert progress.edits
+    assert finished(progress)
+    assert progress.text.splitlines()[0].endswith("create cluster prod")
+    assert progress.edits[0]["ts"] == progress.ts
