@@ -171,6 +171,7 @@ class AlertService:
     ) -> OutgoingMessage:
         seconds = action.silence_seconds or 0
         duration = action.value.removeprefix("silence")
+        # The token goes only to the configured URL, never to an externalURL a webhook body named.
         base_url = self.settings.alertmanager_url or state.external_url
         if not base_url:
             return _refusal("no Alertmanager URL is configured for silences")
@@ -186,7 +187,7 @@ class AlertService:
                 ),
                 starts_at=now,
                 duration_seconds=seconds,
-                token=self.settings.alertmanager_bearer_token,
+                token=self.settings.alertmanager_bearer_token if self.settings.alertmanager_url else None,
             )
         except SilenceError as exc:
             await self._audit(
