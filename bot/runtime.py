@@ -55,6 +55,7 @@ def build_runtime(settings: Settings) -> Runtime:
     load_operations(settings.plugins)
     importlib.import_module("commands.handlers")
     importlib.import_module("commands.handlers_access")
+    importlib.import_module("alerts.commands")
     store = open_store(settings)
     redis = store.client()
     queue = Queue(settings.queue_name, connection=redis, serializer=JSONSerializer)

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     """The account Ansible and the SSH wait use on cluster hosts."""
     ssh_key_file: Path | None = None
     """Private key for cluster hosts (a path; the key itself never enters kobot's data)."""
+    ansible_extra_vars: dict[str, Any] = Field(default_factory=dict)
+    """Site-wide Ansible variables for every play: offline repository URLs, preflight minimums, ..."""
     terraform_mirror_dir: Path | None = None
     """Offline provider mirror for Terraform (filesystem_mirror); none means providers must be cached."""
     log_level: str = "INFO"

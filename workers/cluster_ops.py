@@ -12,6 +12,8 @@ from typing import Any
 
 from bot.clusters import ClusterRecord, ClusterState, ClusterStore, HistoryEntry, NodeRecord
 from bot.errors import StepFailedError
+from bot.store import secret_key
+from workers.cluster_secrets import ClusterSecrets
 from workers.context import StepContext
 from workers.operations import Operation, Step, operation
 from workers.spec import JobEventType, JobKind, JobSpec
@@ -21,8 +23,22 @@ LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 INVENTORY_FILE = "inventory.yml"
 
-INSTALL_STAGES: tuple[tuple[str, str, str], ...] = ()
-"""(step name, title, entry playbook) of the install after preflight, in order."""
+KUBECONFIG_SECRET = "admin-kubeconfig"
+KEEPALIVED_SECRET = "keepalived-auth"
+
+INSTALL_STAGES: tuple[tuple[str, str, str], ...] = (
+    ("base_os", "Base OS", "base_os.yml"),
+    ("container_runtime", "Container runtime", "container_runtime.yml"),
+    ("kubernetes_packages", "Kubernetes packages and images", "kubernetes_packages.yml"),
+    ("load_balancer", "API load balancer", "load_balancer.yml"),
+    ("control_plane", "Control plane", "control_plane.yml"),
+    ("workers_join", "Workers join", "workers_join.yml"),
+    ("cni", "Pod network", "cni.yml"),
+    ("addons", "Addons", "addons.yml"),
+    ("post", "Post-install checks and kubeconfig", "post.yml"),
+)
+"""(step name, title, entry playbook) of the install after preflight, in order; cluster_create.yml
+runs the same stages in one go for people who use the playbooks without kobot."""
 
 
 # --- steps -------------------------------------------------------------------------------------
@@ -34,7 +50,7 @@ def plan_nodes(ctx: StepContext) -> None:
     record = store.get(ctx.cluster) or ClusterRecord(name=ctx.cluster)
     record.provider = plan.spec.provider
     record.version = plan.spec.version
-    record.spec = plan.spec.model_dump(mode="json")
+    record.spec = {**plan.spec.model_dump(mode="json"), "api_vip": plan.vip}
     record.state = ClusterState.CREATING
     record.nodes = [
         NodeRecord(name=node.name, role=node.role, address=node.address, zone=node.zone)
@@ -103,6 +119,40 @@ def _stage(playbook: str) -> Any:
     return run
 
 
+def load_balancer(ctx: StepContext) -> None:
+    password = _secrets(ctx).get_or_create_password(cluster=ctx.cluster, name=KEEPALIVED_SECRET)
+    ctx.run_playbook(
+        "load_balancer.yml",
+        inventory=inventory_path(ctx),
+        extravars=_play_vars(ctx),
+        secrets={"KOBOT_KEEPALIVED_AUTH": password},
+    )
+
+
+def post_install(ctx: StepContext) -> None:
+    """Smoke test and fetch the admin kubeconfig, which is encrypted at once and its file removed."""
+    fetched = ctx.work_dir / "admin.conf"
+    try:
+        ctx.run_playbook(
+            "post.yml",
+            inventory=inventory_path(ctx),
+            extravars={**_play_vars(ctx), "kubeconfig_dest": str(fetched)},
+        )
+        if fetched.exists():
+            _secrets(ctx).put(cluster=ctx.cluster, name=KUBECONFIG_SECRET, value=fetched.read_bytes())
+            ctx.emit(JobEventType.LOG, message="admin kubeconfig stored encrypted")
+    finally:
+        fetched.unlink(missing_ok=True)
+
+
+def _secrets(ctx: StepContext) -> ClusterSecrets:
+    return ClusterSecrets(redis=ctx.redis, secret=secret_key(ctx.settings))
+
+
+STAGE_RUNNERS: dict[str, Any] = {"load_balancer": load_balancer, "post": post_install}
+"""Stages that need more than their playbook (secrets in, kubeconfig out)."""
+
+
 # --- record hooks ------------------------------------------------------------------------------
 def _created(ctx: StepContext) -> None:
     store = ClusterStore(ctx.redis)
@@ -136,7 +186,10 @@ def cluster_create(spec: JobSpec) -> Operation:
         Step("wait_ssh", "Wait for SSH", wait_for_ssh_step),
         Step("preflight", "Preflight checks", preflight),
     ]
-    steps += [Step(name, title, _stage(playbook)) for name, title, playbook in INSTALL_STAGES]
+    steps += [
+        Step(name, title, STAGE_RUNNERS.get(name) or _stage(playbook))
+        for name, title, playbook in INSTALL_STAGES
+    ]
     return Operation(
         kind=JobKind.CLUSTER_CREATE.value,
         steps=tuple(steps),
@@ -166,11 +219,12 @@ def _cluster_vars(record: ClusterRecord) -> dict[str, Any]:
         "kube_service_addresses": spec.get("service_cidr"),
         "kube_proxy_mode": spec.get("kube_proxy_mode", "ipvs"),
         "container_manager": "containerd",
+        "apiserver_loadbalancer_vip": spec.get("api_vip") or "",
     }
 
 
 def _play_vars(ctx: StepContext) -> dict[str, Any]:
-    return {"kobot_job_id": ctx.job_id}
+    return {**ctx.settings.ansible_extra_vars, "kobot_job_id": ctx.job_id}
 
 
 def _terraform_nodes(record: ClusterRecord) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,64 @@
+"""Per-cluster secrets (admin kubeconfig, VRRP password, ...) kept encrypted in Redis.
+
+Encrypted with a key derived from kobot's secret key, so a Redis dump or an AOF file alone reveals
+nothing. Plaintext only ever exists in memory or, for an instant, in a 0600 file a playbook wrote.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+
+from cryptography.fernet import Fernet, InvalidToken
+from redis import Redis
+
+from bot.errors import KobotError
+from bot.store import synced
+
+GENERATED_SECRET_BYTES = 24
+"""Entropy of generated cluster passwords (URL-safe, so any config file can hold them)."""
+
+
+def _key(cluster: str) -> str:
+    return f"kobot:cluster:{cluster}:secrets"
+
+
+class ClusterSecrets:
+    """Encrypted name → value store per cluster."""
+
+    def __init__(self, *, redis: Redis, secret: bytes) -> None:
+        self._redis = redis
+        derived = hashlib.sha256(b"kobot/cluster-secrets/v1\0" + secret).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+
+    def put(self, *, cluster: str, name: str, value: bytes) -> None:
+        self._redis.hset(_key(cluster), name, self._fernet.encrypt(value).decode())
+
+    def get(self, *, cluster: str, name: str) -> bytes | None:
+        token: bytes | str | None = synced(self._redis.hget(_key(cluster), name))
+        if token is None:
+            return None
+        try:
+            return self._fernet.decrypt(token)
+        except InvalidToken:
+            raise KobotError(
+                f"the stored {name} of cluster {cluster} cannot be decrypted: kobot's secret key changed"
+            ) from None
+
+    def get_or_create_password(self, *, cluster: str, name: str) -> str:
+        existing = self.get(cluster=cluster, name=name)
+        if existing is not None:
+            return existing.decode()
+        value = secrets.token_urlsafe(GENERATED_SECRET_BYTES)
+        # HSETNX: two jobs racing must end with one password, not two.
+        self._redis.hsetnx(_key(cluster), name, self._fernet.encrypt(value.encode()).decode())
+        stored = self.get(cluster=cluster, name=name)
+        assert stored is not None
+        return stored.decode()
+
+    def names(self, *, cluster: str) -> list[str]:
+        return sorted(n.decode() for n in synced(self._redis.hkeys(_key(cluster))))
+
+    def drop(self, *, cluster: str) -> None:
+        self._redis.delete(_key(cluster))
