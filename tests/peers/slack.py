@@ -10,19 +10,44 @@ checks Block Kit limits Slack enforces, records every request, and injects fault
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import itertools
 import json
 import secrets
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
+
+from tests.peers.slack_events import (
+    block_actions,
+    event_callback,
+    eventually,
+    form_body,
+    im_event,
+    interactive_body,
+    mention_event,
+    signed_headers,
+    slash_command,
+)
+
+__all__ = [
+    "ApiCall",
+    "PeerMessage",
+    "SlackPeer",
+    "block_actions",
+    "event_callback",
+    "eventually",
+    "form_body",
+    "im_event",
+    "interactive_body",
+    "mention_event",
+    "signed_headers",
+    "slash_command",
+]
 
 PEER_TIMEOUT_SECONDS = 10.0
 """Longest the peer waits for its own start, a socket ack or a test condition."""
@@ -454,113 +479,3 @@ async def _read_body(request: web.Request) -> dict[str, Any]:
         return query | (dict(data) if isinstance(data, dict) else {})
     form = await request.post()
     return query | {key: str(value) for key, value in form.items()}
-
-
-# -- what Slack sends to the app -------------------------------------------------------------------
-
-
-def signed_headers(*, signing_secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
-    """Slack's v0 signature headers for `body` at `timestamp` (now by default)."""
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    digest = hmac.new(signing_secret.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
-
-
-def event_callback(
-    event: dict[str, Any], *, team_id: str = "T0KOBOT", event_id: str | None = None
-) -> dict[str, Any]:
-    return {
-        "token": "unused-verification-token",
-        "team_id": team_id,
-        "api_app_id": "A0KOBOT",
-        "event": event,
-        "type": "event_callback",
-        "event_id": event_id or f"Ev{secrets.token_hex(6).upper()}",
-        "event_time": int(time.time()),
-        "authorizations": [{"team_id": team_id, "user_id": "U0KOBOT", "is_bot": True}],
-    }
-
-
-def mention_event(
-    *, text: str, user: str = "U0ALICE", channel: str = "C0OPS", ts: str | None = None
-) -> dict[str, Any]:
-    ts = ts or f"{time.time():.6f}"
-    return {"type": "app_mention", "user": user, "text": text, "ts": ts, "channel": channel, "event_ts": ts}
-
-
-def im_event(*, text: str, user: str = "U0ALICE", channel: str = "D0ALICE") -> dict[str, Any]:
-    ts = f"{time.time():.6f}"
-    return {
-        "type": "message",
-        "channel_type": "im",
-        "user": user,
-        "text": text,
-        "ts": ts,
-        "channel": channel,
-        "event_ts": ts,
-    }
-
-
-def slash_command(*, text: str, user: str = "U0ALICE", channel: str = "C0OPS") -> dict[str, str]:
-    return {
-        "token": "unused-verification-token",
-        "team_id": "T0KOBOT",
-        "channel_id": channel,
-        "channel_name": "ops",
-        "user_id": user,
-        "user_name": "alice",
-        "command": "/kobot",
-        "text": text,
-        "api_app_id": "A0KOBOT",
-        "response_url": "https://hooks.slack.invalid/commands/T0KOBOT/1/x",
-        "trigger_id": f"{int(time.time())}.1.{secrets.token_hex(4)}",
-    }
-
-
-def block_actions(
-    *, action_id: str, value: str, message_ts: str, user: str = "U0BOB", channel: str = "C0OPS"
-) -> dict[str, Any]:
-    return {
-        "type": "block_actions",
-        "user": {"id": user, "username": "bob", "name": "bob", "team_id": "T0KOBOT"},
-        "api_app_id": "A0KOBOT",
-        "token": "unused-verification-token",
-        "container": {
-            "type": "message",
-            "message_ts": message_ts,
-            "channel_id": channel,
-            "is_ephemeral": False,
-        },
-        "trigger_id": f"{int(time.time())}.1.{secrets.token_hex(4)}",
-        "team": {"id": "T0KOBOT", "domain": "kobot-test"},
-        "channel": {"id": channel, "name": "ops"},
-        "message": {"type": "message", "ts": message_ts, "text": "approval"},
-        "response_url": "https://hooks.slack.invalid/actions/T0KOBOT/1/x",
-        "actions": [
-            {
-                "action_id": action_id,
-                "block_id": "kobot.actions",
-                "text": {"type": "plain_text", "text": "Approve"},
-                "value": value,
-                "type": "button",
-                "action_ts": f"{time.time():.6f}",
-            }
-        ],
-    }
-
-
-def form_body(fields: dict[str, str]) -> bytes:
-    return urllib.parse.urlencode(fields).encode()
-
-
-def interactive_body(payload: dict[str, Any]) -> bytes:
-    return form_body({"payload": json.dumps(payload)})
-
-
-async def eventually(condition: Callable[[], object], *, timeout: float = PEER_TIMEOUT_SECONDS) -> None:
-    """Wait (without blocking the loop) until `condition()` is truthy, or fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.01)
