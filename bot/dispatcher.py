@@ -139,6 +139,13 @@ class Dispatcher:
             adapter = rt.adapters[ctx.conversation.platform]
             ref = await _deliver(lambda: adapter.ask(ctx.conversation, rt.approvals.card(request)))
             rt.approvals.attach_message(request_id=request.id, ref=ref)
+            if rt.alerts is not None:
+                await rt.alerts.publish_cluster_event(
+                    cluster=job.cluster,
+                    event="approval_needed",
+                    # the buttons work only where the request was made; elsewhere it is a notice
+                    message=rt.approvals.card(request).model_copy(update={"buttons": ()}),
+                )
             return
         if decision.needs_approval and break_glass:
             self._audit(ctx.identity, ctx.conversation, "break_glass", parsed, str(break_glass), ctx.text)

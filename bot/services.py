@@ -13,6 +13,7 @@ import logging
 
 from bot.dispatcher import Dispatcher
 from bot.notifier import Notifier
+from bot.relay import ClusterEventRelay
 from bot.runtime import Runtime
 from workers.worker import InProcessWorker
 
@@ -38,12 +39,19 @@ class Services:
             else None
         )
         self._housekeeping: asyncio.Task[None] | None = None
+        self.relay = (
+            ClusterEventRelay(redis=runtime.redis, alerts=runtime.alerts)
+            if runtime.alerts is not None
+            else None
+        )
 
     async def start(self) -> None:
         for notifier in self.notifiers:
             await notifier.start()
         if self.runtime.alerts is not None:
             await self.runtime.alerts.start()
+        if self.relay is not None:
+            await self.relay.start()
         for adapter in self.runtime.adapters.values():
             await adapter.start(self.dispatcher)
         if self.worker is not None:
@@ -60,6 +68,8 @@ class Services:
                 await adapter.stop()
             except Exception:
                 log.exception("adapter %s did not stop cleanly", adapter.platform)
+        if self.relay is not None:
+            await self.relay.stop()
         if self.runtime.alerts is not None:
             await self.runtime.alerts.stop()
         if self.worker is not None:

@@ -25,6 +25,9 @@ from commands.registry import CommandSpec
 CLUSTER_NAMES = ("cluster", "集群")
 """Argument names that always mean the cluster (`cluster=prod`, `集群 prod`)."""
 
+HERE_WORDS = frozenset({"here", "这里", "此处", "本群", "这个群"})
+"""`notify prod job here`: the conversation a command comes from is always its target, so these are filler."""
+
 CLUSTER_PREPOSITIONS = ("on", "in", "from", "for", "at", "to", "在", "于", "对", "到")
 """Words that introduce the cluster in natural orders: `scale workers 5 on prod`, `在 prod`."""
 

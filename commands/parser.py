@@ -21,6 +21,7 @@ from commands.catalog import load_commands
 from commands.grammar import (
     CLUSTER_NAMES,
     CLUSTER_PREPOSITIONS,
+    HERE_WORDS,
     HELP_FLAGS,
     ArgInfo,
     Token,
@@ -110,6 +111,8 @@ class _Scan:
         lowered = text.lower()
         if token.quoted:
             self.bare.append(text)
+        elif lowered in HERE_WORDS:
+            return
         elif lowered.startswith("--") and len(lowered) > 2:
             key, eq, value = text[2:].partition("=")
             info = self._lookup(key, value or (pending[0].text if pending else None))

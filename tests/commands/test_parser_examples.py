@@ -71,6 +71,8 @@ CASES: list[tuple[str, str, str | None, dict[str, Any], Risk]] = [
     ("查看集群 prod", "cluster.show", "prod", {}, Risk.READ),
     ("whoami", "whoami", None, {}, Risk.READ),
     ("我是谁", "whoami", None, {}, Risk.READ),
+    ("notify prod job here", "notify", "prod", {"events": ["job"]}, Risk.CHANGE),
+    ("subscribe alerts prod here", "alerts.subscribe", "prod", {}, Risk.CHANGE),
     # create and plan
     (
         # hosts for provider=manual are checked when the plan is made, so the chat example parses as typed

@@ -1,0 +1,98 @@
+"""Turns job events into message-center notices: channels that said `notify <cluster> job here` hear
+when a job on that cluster starts, succeeds or fails; `backup` subscribers hear about etcd backups.
+
+Its own consumer group on the event stream, acknowledged only after the notice is queued (the alert
+service then delivers it with retries), so a crash re-reads rather than drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+
+from redis import Redis
+from redis.exceptions import ResponseError
+
+from alerts.service import AlertService
+from bot import defaults
+from bot.progress import render_job
+from bot.store import synced
+from workers import keys
+from workers.records import JobStore
+from workers.spec import JobEvent, JobEventType, JobKind
+
+log = logging.getLogger(__name__)
+
+GROUP = "relay:cluster-events"
+
+JOB_NOTICES = {
+    JobEventType.JOB_STARTED: "job_started",
+    JobEventType.JOB_SUCCEEDED: "job_succeeded",
+    JobEventType.JOB_FAILED: "job_failed",
+}
+BACKUP_NOTICES = {JobEventType.JOB_SUCCEEDED: "backup_succeeded", JobEventType.JOB_FAILED: "backup_failed"}
+
+
+class ClusterEventRelay:
+    def __init__(self, *, redis: Redis, alerts: AlertService) -> None:
+        self._redis = redis
+        self._alerts = alerts
+        self._jobs = JobStore(redis)
+        self._consumer = f"{socket.gethostname()}:{os.getpid()}"
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        try:
+            self._redis.xgroup_create(keys.GLOBAL_EVENTS, GROUP, id="$", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._task = asyncio.create_task(self._run(), name="cluster-event-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                response = await asyncio.to_thread(self._read)
+                for entry_id, fields in response:
+                    await self._relay(JobEvent.model_validate_json(fields[b"e"]))
+                    self._redis.xack(keys.GLOBAL_EVENTS, GROUP, entry_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("cluster event relay hit an error; continuing")
+                await asyncio.sleep(1)
+
+    def _read(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        response = synced(
+            self._redis.xreadgroup(
+                GROUP,
+                self._consumer,
+                {keys.GLOBAL_EVENTS: ">"},
+                count=200,
+                block=defaults.NOTIFIER_BLOCK_MS * 5,
+            )
+        )
+        return list(response[0][1]) if response else []
+
+    async def _relay(self, event: JobEvent) -> None:
+        notice = JOB_NOTICES.get(event.type)
+        if notice is None:
+            return
+        record = self._jobs.get(event.job_id)
+        if record is None:
+            return
+        message = render_job(record)
+        cluster = record.spec.cluster
+        await self._alerts.publish_cluster_event(cluster=cluster, event=notice, message=message)
+        backup = BACKUP_NOTICES.get(event.type)
+        if record.spec.kind == JobKind.ETCD_BACKUP.value and backup is not None:
+            await self._alerts.publish_cluster_event(cluster=cluster, event=backup, message=message)
