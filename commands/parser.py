@@ -21,8 +21,8 @@ from commands.catalog import load_commands
 from commands.grammar import (
     CLUSTER_NAMES,
     CLUSTER_PREPOSITIONS,
-    HERE_WORDS,
     HELP_FLAGS,
+    HERE_WORDS,
     ArgInfo,
     Token,
     UnclosedQuoteError,
