@@ -6,9 +6,9 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Awaitable
 from typing import Any, TypeVar, cast
 
 from redis import Redis
