@@ -1,0 +1,201 @@
+"""kobot as deployed: `create_app(settings)` with WeCom configured, callbacks in, the peer receiving."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from bot.app import create_app
+from bot.settings import Settings
+from tests.chat.wecom.conftest import settings_for
+from tests.peers.wecom import Sent, WeComPeer
+
+POLICY = """
+version: 1
+bindings:
+  - role: operator
+    subjects: ["wecom:alice"]
+  - role: admin
+    subjects: ["wecom:bob"]
+approvals:
+  - commands: ["test.steps"]
+    clusters: ["guarded"]
+    approvals: 1
+    approver_role: admin
+"""
+
+
+@pytest.fixture
+async def kobot(wecom_peer: WeComPeer, redis_url: str, data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+    policy = data_dir / "policy.yaml"
+    policy.write_text(POLICY)
+    settings = Settings(
+        policy_file=policy,
+        redis_url=SecretStr(redis_url),
+        data_dir=data_dir,
+        wecom=settings_for(wecom_peer, smart_bot_routes={"wrgroup1": "robot:default"}),
+        playbooks_dir=Path("tests/fixtures/playbooks"),
+        progress_edit_interval=0,
+        plugins=["tests.fixtures.operations"],
+    )
+    app: FastAPI = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kobot.test") as client:
+            yield client
+
+
+async def sent_where(peer: WeComPeer, count: int, *, seconds: float = 10.0) -> list[Sent]:
+    for _ in range(int(seconds / 0.02)):
+        if len(peer.sent) >= count:
+            break
+        await asyncio.sleep(0.02)
+    return list(peer.sent)
+
+
+async def test_peer_e2e_url_verification(kobot: httpx.AsyncClient, wecom_peer: WeComPeer) -> None:
+    answer = await kobot.get(f"/wecom/callback?{wecom_peer.callback_url_check(echostr='987654')}")
+    assert answer.status_code == 200 and answer.text == "987654"
+
+
+async def test_peer_e2e_a_message_gets_a_reply(kobot: httpx.AsyncClient, wecom_peer: WeComPeer) -> None:
+    query, body = wecom_peer.callback_app(wecom_peer.text_xml(user_id="alice", content="help"))
+    assert (await kobot.post(f"/wecom/callback?{query}", content=body)).status_code == 200
+    [reply] = await sent_where(wecom_peer, 1)
+    assert reply.api == "message/send" and reply.target == "alice"
+    assert "create cluster" in reply.payload["markdown"]["content"]
+
+
+async def test_peer_e2e_expired_token_refreshed_and_reply_delivered(
+    kobot: httpx.AsyncClient, wecom_peer: WeComPeer
+) -> None:
+    query, body = wecom_peer.callback_app(wecom_peer.text_xml(user_id="alice", content="help"))
+    await kobot.post(f"/wecom/callback?{query}", content=body)
+    await sent_where(wecom_peer, 1)
+    wecom_peer.expire_tokens()
+    query, body = wecom_peer.callback_app(wecom_peer.text_xml(user_id="alice", content="help"))
+    await kobot.post(f"/wecom/callback?{query}", content=body)
+    sent = await sent_where(wecom_peer, 2)
+    assert len(sent) == 2
+    assert wecom_peer.tokens_issued == 2
+
+
+async def test_peer_e2e_forged_stale_and_replayed_callbacks_are_refused(
+    kobot: httpx.AsyncClient, wecom_peer: WeComPeer
+) -> None:
+    query, body = wecom_peer.callback_app(wecom_peer.text_xml(user_id="alice", content="help"))
+    forged = query.replace("msg_signature=", "msg_signature=1")
+    assert (await kobot.post(f"/wecom/callback?{forged}", content=body)).status_code == 403
+    assert (await kobot.post(f"/wecom/callback?{query}", content=body)).status_code == 200
+    assert (await kobot.post(f"/wecom/callback?{query}", content=body)).status_code == 403
+    stale_q, stale_b = wecom_peer.callback_app(
+        wecom_peer.text_xml(user_id="alice", content="help"), timestamp=int(time.time()) - 3600
+    )
+    assert (await kobot.post(f"/wecom/callback?{stale_q}", content=stale_b)).status_code == 403
+    await asyncio.sleep(0.3)
+    assert len(await sent_where(wecom_peer, 1)) == 1
+
+
+async def say(kobot: httpx.AsyncClient, peer: WeComPeer, text: str, *, user: str = "alice") -> None:
+    query, body = peer.callback_app(peer.text_xml(user_id=user, content=text))
+    assert (await kobot.post(f"/wecom/callback?{query}", content=body)).status_code == 200
+
+
+def contents(peer: WeComPeer) -> list[str]:
+    return [s.payload["markdown"]["content"] for s in peer.sent if s.payload.get("msgtype") == "markdown"]
+
+
+async def until(predicate: Callable[[], bool], *, seconds: float) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the expected messages did not arrive in time")
+
+
+def job_messages(peer: WeComPeer) -> list[str]:
+    return [c for c in contents(peer) if " Job " in c.splitlines()[0]]
+
+
+def finished(text: str) -> bool:
+    return text.startswith(("**✅", "**❌"))
+
+
+async def test_peer_e2e_job_progress_is_a_message_per_stage_to_the_end(
+    kobot: httpx.AsyncClient, wecom_peer: WeComPeer, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker"
+    marker.write_text("present")
+    await say(kobot, wecom_peer, f"test steps demo marker={marker}")
+    await until(lambda: any(finished(c) for c in job_messages(wecom_peer)), seconds=60)
+    stages = job_messages(wecom_peer)
+    assert stages[-1].startswith("**✅ Job") and "succeeded" in stages[-1]
+    assert any(c.startswith("**⏳ Job") for c in stages)
+    steps = [line for c in stages for line in c.splitlines() if " step " in line]
+    shown = [line.split(" step ")[1].split(" ")[0] for line in steps]
+    assert len(shown) == len(set(shown)), f"one message per step, not per edit: {shown}"
+    assert all(s.api == "message/send" for s in wecom_peer.sent)
+
+
+async def test_peer_e2e_create_cluster_reaches_its_final_state(
+    kobot: httpx.AsyncClient, wecom_peer: WeComPeer
+) -> None:
+    await say(kobot, wecom_peer, "create cluster prod masters=1 workers=0 hosts=localhost")
+    await until(lambda: any(finished(c) for c in job_messages(wecom_peer)), seconds=90)
+    stages = job_messages(wecom_peer)
+    assert len([c for c in stages if finished(c)]) == 1
+    assert len(stages) <= 1 + len({line for c in stages for line in c.splitlines() if " step " in line})
+
+
+async def test_peer_e2e_group_approval_click_reaches_the_dispatcher(
+    kobot: httpx.AsyncClient, wecom_peer: WeComPeer, tmp_path: Path
+) -> None:
+    """App cards live in one person's session; a second approver clicks in a smart-bot group."""
+    marker = tmp_path / "marker"
+    marker.write_text("present")
+    mention = smart_bot_event(
+        wecom_peer, user="alice", msgtype="text", text={"content": "@kobot test steps guarded"}
+    )
+    mention["text"] = {"content": f"@kobot test steps guarded marker={marker}"}
+    query, body = wecom_peer.callback_smart_bot(mention)
+    assert (await kobot.post(f"/wecom/smartbot?{query}", content=body)).status_code == 200
+    await until(lambda: any(s.payload.get("msgtype") == "template_card" for s in wecom_peer.sent), seconds=10)
+    [card_sent] = [s for s in wecom_peer.sent if s.payload.get("msgtype") == "template_card"]
+    assert card_sent.api == "smartbot/reply"
+    card = card_sent.payload["template_card"]
+    event = {
+        "eventtype": "template_card_event",
+        "template_card_event": {
+            "card_type": "button_interaction",
+            "event_key": card["button_list"][0]["key"],
+            "task_id": card["task_id"],
+        },
+    }
+    query, body = wecom_peer.callback_smart_bot(
+        smart_bot_event(wecom_peer, user="bob", msgtype="event", event=event)
+    )
+    assert (await kobot.post(f"/wecom/smartbot?{query}", content=body)).status_code == 200
+    await until(lambda: any(finished(c) for c in job_messages(wecom_peer)), seconds=60)
+    texts = contents(wecom_peer)
+    assert any(c.startswith("**✅ Approved") and "approved by bob" in c for c in texts), texts
+    assert [s.api for s in wecom_peer.sent if " Job " in str(s.payload)][-1] == "webhook/send"
+
+
+def smart_bot_event(peer: WeComPeer, *, user: str, msgtype: str, **fields: object) -> dict[str, object]:
+    return {
+        "msgid": f"m{time.time_ns()}",
+        "aibotid": "aibkobot",
+        "chatid": "wrgroup1",
+        "chattype": "group",
+        "from": {"userid": user},
+        "response_url": peer.new_reply_url(),
+        "msgtype": msgtype,
+        **fields,
+    }
