@@ -1,7 +1,14 @@
-"""Imports every platform adapter module so each registers its factory. Add a platform here."""
+"""Where each chat platform's adapter lives. Add a platform here.
+
+A platform's module (and its SDK) is imported only when its settings are present: a kobot without
+Slack never pays for loading slack-bolt.
+"""
 
 from __future__ import annotations
 
-from bot.chat.dingtalk import adapter as dingtalk_adapter  # noqa: F401
-from bot.chat.slack import adapter as slack_adapter  # noqa: F401
-from bot.chat.wecom import adapter as wecom_adapter  # noqa: F401
+PLATFORM_MODULES: dict[str, str] = {
+    "dingtalk": "bot.chat.dingtalk.adapter",
+    "slack": "bot.chat.slack.adapter",
+    "wecom": "bot.chat.wecom.adapter",
+}
+"""Platform name (also its settings attribute) → module that registers its adapter factory."""

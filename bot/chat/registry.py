@@ -5,6 +5,7 @@ A factory returns None when its platform is not configured, so a platform is ena
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -27,9 +28,12 @@ def register_adapter(platform: str) -> Callable[[AdapterFactory], AdapterFactory
 
 
 def build_adapters(runtime: Runtime) -> dict[str, ChatAdapter]:
-    """Adapters for every configured platform (the platform modules are imported for registration)."""
-    from bot.chat import platforms  # noqa: F401  (imports each platform so it registers)
+    """Adapters for every configured platform (each configured platform's module is imported to register)."""
+    from bot.chat.platforms import PLATFORM_MODULES
 
+    for platform, module in PLATFORM_MODULES.items():
+        if getattr(runtime.settings, platform, None) is not None:
+            importlib.import_module(module)
     adapters: dict[str, ChatAdapter] = {}
     for platform, factory in ADAPTER_FACTORIES.items():
         adapter = factory(runtime)
