@@ -35,6 +35,19 @@ def test_the_day1_entry_playbooks_exist() -> None:
     assert expected <= set(ENTRY_PLAYBOOKS)
 
 
+def test_the_day2_entry_playbooks_exist() -> None:
+    expected = {
+        "node_add.yml",
+        "node_remove.yml",
+        "cluster_upgrade.yml",
+        "etcd_backup.yml",
+        "etcd_restore.yml",
+        "cluster_delete.yml",
+        "cluster_cert_renew.yml",
+    }
+    assert expected <= set(ENTRY_PLAYBOOKS)
+
+
 @pytest.mark.parametrize("playbook", ENTRY_PLAYBOOKS)
 def test_playbook_passes_syntax_check(playbook: str) -> None:
     syntax_check(PLAYBOOKS / playbook, inventory=SAMPLE_INVENTORY)
