@@ -33,6 +33,7 @@ from alerts.store import AlertStore, IngestResult
 from alerts.subscriptions import notify_targets
 from bot.chat.message import Field, MessageKind, OutgoingMessage, Tone
 from bot.chat.types import ButtonClick
+from commands.registry import Risk
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -139,11 +140,33 @@ class AlertService:
         if loaded is None:
             return _refusal("this alert group is no longer known to kobot")
         state, _ = loaded
+        refusal = self._not_permitted(click, state, grant.action)
+        if refusal is not None:
+            await self._audit(
+                click, cluster=state.label("cluster"), what=click.action_id, result=f"refused: {refusal}"
+            )
+            return _refusal(refusal)
         if grant.action is AlertAction.ACK:
             return await self._ack(click, state)
         if grant.action is AlertAction.RUNBOOK:
             return await self._runbook(click, state)
         return await self._silence(click, state, grant.action)
+
+    def _not_permitted(self, click: ButtonClick, state: AlertGroupState, action: AlertAction) -> str | None:
+        """Silencing or acking changes what a team sees: it needs a `change` right on the alert's cluster.
+        (Run runbook is checked when its command runs, like any typed command.)"""
+        policy = getattr(self._runtime, "policy", None)
+        if policy is None or action is AlertAction.RUNBOOK:
+            return None
+        command_id = "alerts.ack" if action is AlertAction.ACK else "alerts.silence"
+        decision = policy.authorize(
+            identity=click.identity,
+            conversation=click.conversation,
+            command_id=command_id,
+            risk=Risk.CHANGE,
+            cluster=state.label("cluster"),
+        )
+        return None if decision.allowed else str(decision.reason)
 
     async def _ack(self, click: ButtonClick, state: AlertGroupState) -> OutgoingMessage:
         who = click.identity.label()

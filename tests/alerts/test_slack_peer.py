@@ -89,9 +89,12 @@ def test_deployed_app_click_silences_in_alertmanager_peer(
 
     signing_secret = secrets.token_hex(16)
     token = secrets.token_urlsafe(24)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('version: 1\nbindings:\n  - role: operator\n    subjects: ["slack:U0BOB"]\n')
     settings = Settings(
         redis_url=SecretStr(redis_url),
         data_dir=data_dir,
+        policy_file=policy,
         in_process_worker=False,
         slack=settings_for(peer, signing_secret),
         alerts=AlertsSettings(default_targets=[OPS], webhook_bearer_token=SecretStr(token)),
@@ -106,6 +109,18 @@ def test_deployed_app_click_silences_in_alertmanager_peer(
         am.post_alerts([am_alert("EtcdHighFsyncDurations", instance="prod-m1")])
         message = wait_for(peer.posted, what="alert at the peer")[0]
         silence = _buttons(message.blocks)["Silence 4h"]
+        viewer = block_actions(
+            action_id=silence["action_id"], value=silence["value"], message_ts=message.ts, user="U0ALICE"
+        )
+        body = interactive_body(viewer)
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            **signed_headers(signing_secret=signing_secret, body=body),
+        }
+        assert httpx.post(f"{url}{EVENTS_PATH}", content=body, headers=headers, timeout=10).status_code == 200
+        wait_for(lambda: any("alerts.silence" in m.text for m in peer.posted()), what="the viewer's refusal")
+        assert am.silences() == [], "a viewer cannot silence"
+
         payload = block_actions(action_id=silence["action_id"], value=silence["value"], message_ts=message.ts)
         body = interactive_body(payload)
         headers = {
