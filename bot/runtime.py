@@ -19,6 +19,7 @@ from bot.clusters import ClusterStore
 from bot.policy import PolicyStore
 from bot.settings import Settings
 from bot.store import Store, open_store, secret_key
+from workers.ippool import IpPools
 from workers.operations import load_operations
 from workers.service import JobService
 
@@ -60,6 +61,9 @@ def build_runtime(settings: Settings) -> Runtime:
     redis = store.client()
     queue = Queue(settings.queue_name, connection=redis, serializer=JSONSerializer)
     secret = secret_key(settings)
+    pools = IpPools(redis)
+    for pool in settings.ip_pools:
+        pools.configure(pool=pool)
     policy = PolicyStore(path=settings.policy_file, redis=redis)
     return Runtime(
         settings=settings,

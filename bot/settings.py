@@ -24,6 +24,7 @@ from bot.chat.dingtalk.settings import DingTalkSettings
 from bot.chat.slack.settings import SlackSettings
 from bot.chat.wecom.settings import WeComSettings
 from bot.errors import SettingsError
+from workers.ippool import IpPoolConfig
 
 CONFIG_FILE_ENV = "KOBOT_CONFIG_FILE"
 
@@ -60,6 +61,11 @@ class Settings(BaseSettings):
     """Private key for cluster hosts (a path; the key itself never enters kobot's data)."""
     ansible_extra_vars: dict[str, Any] = Field(default_factory=dict)
     """Site-wide Ansible variables for every play: offline repository URLs, preflight minimums, ..."""
+    ip_pools: list[IpPoolConfig] = Field(default_factory=list)
+    """Per-zone address pools for machines kobot creates on vSphere/OpenStack (applied at start)."""
+    terraform_variables: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per provider (vsphere, openstack): the module's non-secret variables (datacenter, template, network,
+    flavors, ssh_public_key...). Credentials come from the environment only (VSPHERE_*, OS_*)."""
     terraform_mirror_dir: Path | None = None
     """Offline provider mirror for Terraform (filesystem_mirror); none means providers must be cached."""
     log_level: str = "INFO"

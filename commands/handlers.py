@@ -6,6 +6,7 @@ say exactly what will change and whose hash binds an approval to that change.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from typing import Any
@@ -124,12 +125,30 @@ def _plain(message: str) -> str:
 
 @handles("cluster.plan")
 async def plan_cluster(ctx: CommandContext, args: Any) -> CommandResult:
-    lines, digest, _ = _cluster_plan(ctx, args)
-    return _reply(
-        f"Plan for cluster {_cluster(ctx)}",
-        body="\n".join(lines),
-        fields=(Field(label="Plan", value=digest[:12]),),
+    lines, digest, params = _cluster_plan(ctx, args)
+    fields = [Field(label="Plan", value=digest[:12])]
+    if params.get("provider", "manual") != "manual":
+        summary = await asyncio.to_thread(_terraform_summary, ctx, params)
+        fields.append(Field(label="Terraform", value=summary))
+    return _reply(f"Plan for cluster {_cluster(ctx)}", body="\n".join(lines), fields=tuple(fields))
+
+
+def _terraform_summary(ctx: CommandContext, params: dict[str, Any]) -> str:
+    """What Terraform would do for this plan now (a real `terraform plan`; nothing is created)."""
+    from workers.cluster_ops import plan_nodes_map, terraform_variables
+    from workers.plan import plan_from_params
+    from workers.terraform import workspace_for
+
+    name = _cluster(ctx)
+    plan = plan_from_params(cluster=name, params=params, redis=ctx.runtime.redis, reserve=False)
+    workspace = workspace_for(settings=ctx.runtime.settings, cluster=name, provider=params["provider"])
+    variables = terraform_variables(
+        ctx.runtime.settings, provider=params["provider"], nodes=plan_nodes_map(plan)
     )
+    try:
+        return workspace.plan(variables=variables).line()
+    except KobotError as exc:
+        return f"unavailable: {exc.user_message}"
 
 
 @handles("cluster.create")

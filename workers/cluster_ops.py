@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.clusters import ClusterRecord, ClusterState, ClusterStore, HistoryEntry, NodeRecord
 from bot.errors import StepFailedError
+from bot.settings import Settings
 from bot.store import secret_key
 from workers.cluster_secrets import ClusterSecrets
 from workers.context import StepContext
@@ -68,7 +69,7 @@ def provision_hosts(ctx: StepContext) -> None:
     record = store.require(ctx.cluster)
     workspace = workspace_for(settings=ctx.settings, cluster=ctx.cluster, provider=record.provider)
     outputs = workspace.apply(
-        variables={"nodes": _terraform_nodes(record)},
+        variables=terraform_variables(ctx.settings, provider=record.provider, nodes=_terraform_nodes(record)),
         job_id=ctx.job_id,
         on_event=ctx.on_runner_event,
         should_cancel=ctx.should_cancel,
@@ -225,6 +226,26 @@ def _cluster_vars(record: ClusterRecord) -> dict[str, Any]:
 
 def _play_vars(ctx: StepContext) -> dict[str, Any]:
     return {**ctx.settings.ansible_extra_vars, "kobot_job_id": ctx.job_id}
+
+
+def terraform_variables(settings: Settings, *, provider: str, nodes: dict[str, Any]) -> dict[str, Any]:
+    """The module's input: the site's variables for this provider plus the nodes map."""
+    return {**settings.terraform_variables.get(provider, {}), "nodes": nodes}
+
+
+def plan_nodes_map(plan: Any) -> dict[str, dict[str, Any]]:
+    """The `nodes` input for a plan that has not been recorded yet (for `plan cluster`)."""
+    return {
+        node.name: {
+            "role": node.role.value if hasattr(node.role, "value") else node.role,
+            "ip": node.address,
+            "zone": node.zone or "",
+            "cpu": node.cpu,
+            "memory": node.memory_mb,
+            "disk": node.disk_gb,
+        }
+        for node in plan.nodes
+    }
 
 
 def _terraform_nodes(record: ClusterRecord) -> dict[str, dict[str, Any]]:
