@@ -132,8 +132,7 @@ def snapshot_save(
     endpoint that does not answer, while `endpoint health` gives up after the command timeout.
     """
     folder = backups_dir(data_dir=data_dir, cluster=cluster)
-    created = utcnow()
-    backup_id = _new_id(redis=redis, cluster=cluster, created=created)
+    backup_id = new_backup_id(redis=redis, cluster=cluster)
     partial = folder / f".{backup_id}{SNAPSHOT_SUFFIX}.part"
     for endpoint in access.endpoints:
         single = access.model_copy(update={"endpoints": (endpoint,)})
@@ -150,23 +149,42 @@ def snapshot_save(
             error=_tail(result.stderr),
         )
     partial.chmod(0o600)
-    revision, total_keys = _snapshot_status(partial)
     final = folder / f"{backup_id}{SNAPSHOT_SUFFIX}"
     partial.rename(final)
+    return record_snapshot(path=final, backup_id=backup_id, cluster=cluster, redis=redis, job_id=job_id)
+
+
+def new_backup_id(*, redis: Redis, cluster: str) -> str:
+    """`<cluster>-<UTC date>-<time>`, with a counter if two snapshots share a second."""
+    base = f"{cluster}-{utcnow():%Y%m%d-%H%M%S}"
+    candidate, n = base, 1
+    while redis.exists(_backup_key(candidate)):
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def record_snapshot(
+    *, path: Path, backup_id: str, cluster: str, redis: Redis, job_id: str | None = None
+) -> EtcdBackup:
+    """Checksum a snapshot file in the cluster's backup folder and record it (also for snapshots a
+    playbook fetched from a control-plane node)."""
+    path.chmod(0o600)
+    revision, total_keys = _snapshot_status(path)
     backup = EtcdBackup(
         id=backup_id,
         cluster=cluster,
-        file=final.name,
-        size=final.stat().st_size,
-        sha256=file_sha256(final),
-        created_at=created,
+        file=path.name,
+        size=path.stat().st_size,
+        sha256=file_sha256(path),
+        created_at=utcnow(),
         job_id=job_id,
         revision=revision,
         total_keys=total_keys,
     )
     pipe = redis.pipeline(transaction=True)
     pipe.set(_backup_key(backup_id), backup.model_dump_json())
-    pipe.zadd(_index_key(cluster), {backup_id: created.timestamp()})
+    pipe.zadd(_index_key(cluster), {backup_id: backup.created_at.timestamp()})
     pipe.execute()
     return backup
 
@@ -236,15 +254,6 @@ def file_sha256(path: Path) -> str:
 
 
 # --- internals ---------------------------------------------------------------------------------------
-def _new_id(*, redis: Redis, cluster: str, created: datetime) -> str:
-    base = f"{cluster}-{created:%Y%m%d-%H%M%S}"
-    candidate, n = base, 1
-    while redis.exists(_backup_key(candidate)):
-        n += 1
-        candidate = f"{base}-{n}"
-    return candidate
-
-
 def _snapshot_status(path: Path) -> tuple[int | None, int | None]:
     result = _etcdctl(["snapshot", "status", str(path), "--write-out=json"], env={"ETCDCTL_API": "3"})
     status = json.loads(result.stdout or "{}")

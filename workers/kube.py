@@ -16,6 +16,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
@@ -23,9 +24,6 @@ from urllib3.exceptions import HTTPError
 from bot.errors import JobCancelledError, StepFailedError
 
 # --- defaults -------------------------------------------------------------------------------------
-KUBECONFIG_DIR = "kubeconfigs"
-"""Directory under the data dir with one admin kubeconfig per cluster (`<cluster>.yaml`, mode 0600)."""
-
 DRAIN_TIMEOUT_SECONDS = 600.0
 """How long one node's drain may wait for budgets and terminating pods before it gives up."""
 
@@ -83,11 +81,6 @@ class DrainResult:
     skipped: tuple[str, ...]
 
 
-def kubeconfig_path(*, data_dir: Path, cluster: str) -> Path:
-    """Where kobot keeps a cluster's admin kubeconfig (written when the cluster is created)."""
-    return data_dir / KUBECONFIG_DIR / f"{cluster}.yaml"
-
-
 class KubeCluster:
     """One cluster's API. Every failure becomes a `StepFailedError` whose message is safe for chat."""
 
@@ -108,6 +101,22 @@ class KubeCluster:
             )
         except (config.ConfigException, ValueError, KeyError) as exc:
             raise StepFailedError(f"the kubeconfig of {name} cannot be used", error=str(exc)) from None
+        return cls(api_client=api_client, name=name)
+
+    @classmethod
+    def from_kubeconfig_data(cls, *, data: bytes, name: str = "the cluster") -> KubeCluster:
+        """From kubeconfig bytes held in memory (kobot keeps admin kubeconfigs encrypted, not on disk)."""
+        try:
+            document = yaml.safe_load(data)
+            if not isinstance(document, dict):
+                raise ValueError("not a kubeconfig document")
+            api_client = config.new_client_from_config_dict(  # type: ignore[no-untyped-call]
+                config_dict=document, persist_config=False
+            )
+        except (config.ConfigException, yaml.YAMLError, ValueError, KeyError) as exc:
+            raise StepFailedError(
+                f"the kubeconfig of {name} cannot be used", error=type(exc).__name__
+            ) from None
         return cls(api_client=api_client, name=name)
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from bot.errors import JobCancelledError, StepFailedError
 from tests.peers.kubernetes import KubernetesApiPeer
-from workers.kube import DrainEvent, DrainEventKind, KubeCluster, kubeconfig_path
+from workers.kube import DrainEvent, DrainEventKind, KubeCluster
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def peer() -> Iterator[KubernetesApiPeer]:
 
 @pytest.fixture
 def kube(peer: KubernetesApiPeer, data_dir: Path) -> Iterator[KubeCluster]:
-    path = peer.write_kubeconfig(kubeconfig_path(data_dir=data_dir, cluster="demo"))
+    path = peer.write_kubeconfig(data_dir / "demo.kubeconfig")
     with KubeCluster.from_kubeconfig(kubeconfig=path, name="demo") as cluster:
         yield cluster
 
@@ -180,3 +180,13 @@ def test_wrong_token_missing_kubeconfig_and_dead_server_are_clear_failures_peer(
         pytest.raises(StepFailedError, match="cannot reach the API server of demo"),
     ):
         gone.list_nodes()
+
+
+def test_a_kubeconfig_held_in_memory_reaches_the_same_api_peer(
+    peer: KubernetesApiPeer, data_dir: Path
+) -> None:
+    data = peer.write_kubeconfig(data_dir / "k.yaml").read_bytes()
+    with KubeCluster.from_kubeconfig_data(data=data, name="demo") as cluster:
+        assert [n.name for n in cluster.list_nodes()] == ["demo-master-1", "demo-worker-1", "demo-worker-2"]
+    with pytest.raises(StepFailedError, match="kubeconfig of demo cannot be used"):
+        KubeCluster.from_kubeconfig_data(data=b"- not a kubeconfig", name="demo")
