@@ -13,7 +13,12 @@ from commands.parser import parse
 from commands.registry import CommandSpec, Risk
 from workers.spec import JobKind
 
-SPECS = load_commands()
+SPECS = {
+    # the built-in catalog: plugins loaded by other tests (tests.fixtures.operations) register more
+    command_id: spec
+    for command_id, spec in load_commands().items()
+    if spec.args_model.__module__.startswith("commands.")
+}
 EXPECTED = {
     "help",
     "whoami",
@@ -37,7 +42,7 @@ EXPECTED = {
     "alerts.unsubscribe",
     "notify",
 }
-JOB_KINDS_OUTSIDE_ENUM = {"node.replace"}
+JOB_KINDS_OUTSIDE_ENUM: set[str] = set()
 """Job kinds a command queues that workers.spec.JobKind does not list yet."""
 
 
