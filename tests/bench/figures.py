@@ -1,0 +1,30 @@
+"""What every benchmark shares: the percentile it reports and the sink that answers at once."""
+
+from __future__ import annotations
+
+from bot.chat.base import ChatAdapter
+from bot.chat.message import OutgoingMessage
+from bot.chat.types import ButtonClick, InboundMessage
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) by nearest rank; NaN for no samples."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class EchoSink:
+    """Answers every command with one short reply, as the dispatcher's fastest path does: it measures
+    a platform adapter's own path, in and out, without parsing or queueing."""
+
+    def __init__(self, adapter: ChatAdapter | None = None) -> None:
+        self.adapter = adapter
+
+    async def on_message(self, message: InboundMessage) -> None:
+        assert self.adapter is not None
+        await self.adapter.send(message.conversation, OutgoingMessage(title=f"echo {message.text}"))
+
+    async def on_click(self, click: ButtonClick) -> None:
+        return None
