@@ -8,7 +8,11 @@ of its own or the offline package mirror runs in `--check` mode and its name say
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import secrets
+import shlex
 import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -16,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.hosts.lab import HostLab, LabHost
 from workers.ansible import PlaybookResult, PlaybookRun, run_playbook
@@ -71,9 +76,10 @@ class Lab:
         )
         return result, events
 
-    def ssh(self, name: str, command: str, *, check: bool = True) -> str:
+    def ssh(self, name: str, command: str, *, check: bool = True, stdin: str | None = None) -> str:
         completed = subprocess.run(
             [*self.hosts[name].ssh_args(), command],
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=SSH_TIMEOUT_SECONDS,
@@ -200,3 +206,230 @@ def test_load_balancer_config_real_on_test_hosts_idempotent_without_services_pac
         ["grep", "-rl", vrrp_password, str(lab.work / "jobs")], capture_output=True, text=True, check=False
     )
     assert leaked.stdout == "", "the VRRP password must not stay in the job artifacts"
+
+
+# --- etcd: the real etcd and etcdctl binaries of this machine, copied into the masters --------------
+ETCD_PKI = "/etc/kubernetes/pki/etcd"
+ETCD_BINARIES = (Path("/usr/bin/etcd"), Path("/usr/bin/etcdctl"))
+ETCD_CLIENT_ENV = (
+    f"ETCDCTL_API=3 ETCDCTL_ENDPOINTS=https://127.0.0.1:2379 ETCDCTL_CACERT={ETCD_PKI}/ca.crt "
+    f"ETCDCTL_CERT={ETCD_PKI}/healthcheck-client.crt ETCDCTL_KEY={ETCD_PKI}/healthcheck-client.key"
+)
+ETCD_READY_ATTEMPTS = 50
+"""Polls (0.2 s apart) for a freshly started etcd to answer."""
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, timeout=30, check=True)
+
+
+def _etcd_pki(directory: Path) -> Path:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, as kubeadm lays them out."""
+    directory.mkdir()
+    new_key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
+    _openssl("req", "-x509", *new_key, "-days", "2", "-subj", "/CN=etcd-ca", "-keyout", "ca.key",
+             "-out", "ca.crt", cwd=directory)  # fmt: skip
+    for name, usage in (("server", "serverAuth"), ("healthcheck-client", "clientAuth")):
+        (directory / f"{name}.cnf").write_text(f"subjectAltName=IP:127.0.0.1\nextendedKeyUsage={usage}\n")
+        _openssl("req", *new_key, "-subj", f"/CN={name}", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                 cwd=directory)  # fmt: skip
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                 "-days", "2", "-extfile", f"{name}.cnf", "-out", f"{name}.crt", cwd=directory)  # fmt: skip
+    return directory
+
+
+def _start_etcd(lab: Lab, name: str) -> None:
+    pki = ETCD_PKI
+    lab.ssh(
+        name,
+        "setsid -f /usr/local/bin/etcd --name " + name + " --data-dir /var/lib/etcd"
+        " --listen-client-urls https://127.0.0.1:2379 --advertise-client-urls https://127.0.0.1:2379"
+        " --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380"
+        f" --initial-cluster {name}=http://127.0.0.1:2380"
+        f" --cert-file {pki}/server.crt --key-file {pki}/server.key --client-cert-auth"
+        f" --trusted-ca-file {pki}/ca.crt >/var/log/etcd.log 2>&1 </dev/null",
+    )
+    for _ in range(ETCD_READY_ATTEMPTS):
+        if "is healthy" in lab.ssh(
+            name, f"{ETCD_CLIENT_ENV} /usr/local/bin/etcdctl endpoint health 2>&1", check=False
+        ):
+            return
+        subprocess.run(["sleep", "0.2"], check=True)
+    raise AssertionError(lab.ssh(name, "tail -20 /var/log/etcd.log"))
+
+
+def _stop_etcd(lab: Lab, name: str) -> None:
+    lab.ssh(
+        name,
+        "pkill -x etcd; for i in $(seq 50); do pgrep -x etcd >/dev/null || exit 0; sleep 0.1; done; exit 1",
+    )
+
+
+@pytest.fixture(scope="module")
+def etcd_masters(lab: Lab) -> Iterator[list[str]]:
+    """etcd and etcdctl on both masters, kubeadm's etcd certificates in place, etcd running on master-1."""
+    pki = _etcd_pki(lab.work / "etcd-pki")
+    masters = ["master-1", "master-2"]
+    for name in masters:
+        lab.ssh(name, f"mkdir -p {ETCD_PKI} && chmod 700 {ETCD_PKI}")
+        for binary in ETCD_BINARIES:
+            lab.copy_in(name, source=binary, dest=f"/usr/local/bin/{binary.name}")
+        for file in (
+            "ca.crt",
+            "server.crt",
+            "server.key",
+            "healthcheck-client.crt",
+            "healthcheck-client.key",
+        ):
+            lab.copy_in(name, source=pki / file, dest=f"{ETCD_PKI}/{file}", mode="0600")
+    _start_etcd(lab, "master-1")
+    try:
+        yield masters
+    finally:
+        for name in masters:
+            lab.ssh(name, "pkill -x etcd; true", check=False)
+
+
+def _etcd_get(lab: Lab, name: str, key: str) -> str:
+    return lab.ssh(name, f"{ETCD_CLIENT_ENV} /usr/local/bin/etcdctl get --print-value-only {key}").strip()
+
+
+def test_etcd_backup_real_on_test_hosts_idempotent(lab: Lab, etcd_masters: list[str]) -> None:
+    lab.ssh("master-1", f"{ETCD_CLIENT_ENV} /usr/local/bin/etcdctl put /kobot/before-backup kept")
+    dest = lab.work / "backups" / "lab-1.db"
+    extravars = {
+        **WITHOUT_HOST_FEATURES,
+        "etcd_backup_dest": str(dest),
+        "etcd_snapshot_name": "lab-1.db",
+        "etcdctl_bin": "/usr/local/bin/etcdctl",
+    }
+
+    _, _, events = _twice(lab, "etcd_backup.yml", extravars=extravars)
+
+    assert {"master-1: Take the snapshot", "master-1: Fetch the snapshot to kobot"} <= _changed_tasks(events)
+    assert {event.host for event in events if event.host} == {"master-1"}
+    digest = hashlib.sha256(dest.read_bytes()).hexdigest()
+    assert (dest.parent / "lab-1.db.sha256").read_text() == f"{digest}  lab-1.db\n"
+    assert oct(dest.stat().st_mode & 0o777) == "0o600"
+    assert lab.ssh("master-1", "stat -c %a /var/backups/etcd/lab-1.db").strip() == "600"
+    status = subprocess.run(
+        ["etcdctl", "snapshot", "status", str(dest), "-w", "json"],
+        env={"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert json.loads(status.stdout)["totalKey"] >= 1
+    assert not any("PRIVATE KEY" in event.model_dump_json() for event in events)
+
+
+STATIC_POD_RUNNER = """
+while true; do
+  if [ -f /etc/kubernetes/manifests/etcd.yaml ]; then
+    pgrep -x etcd >/dev/null || {etcd}
+  else
+    pkill -x etcd
+  fi
+  if [ -f /etc/kubernetes/manifests/kube-apiserver.yaml ]; then
+    pgrep -f '^python3 -m http.server 6443' >/dev/null ||
+      setsid -f python3 -m http.server 6443 --bind 127.0.0.1 >/dev/null 2>&1
+  else
+    pkill -f '^python3 -m http.server 6443'
+  fi
+  sleep 0.2
+done
+"""
+"""What the kubelet does with static pods, as far as a restore sees it: a manifest in
+/etc/kubernetes/manifests runs its process, a manifest moved away stops it. etcd is the real etcd;
+the API server is represented by a listener on its port (no API server binary exists here)."""
+RUNNER_PATH = "/root/static-pods.sh"
+MANIFESTS = "/etc/kubernetes/manifests"
+
+
+def test_etcd_restore_real_on_test_hosts_stops_api_servers_first_and_a_retry_restores_nothing_again(
+    lab: Lab, etcd_masters: list[str], tmp_path: Path
+) -> None:
+    # A one-member etcd (master-1); both masters run an API server that must stop first.
+    inventory = yaml.safe_load(lab.inventory.read_text())
+    inventory["all"]["children"]["etcd"]["hosts"] = {"master-1": None}
+    restore_inventory = write_inventory(tmp_path / "inventory.yml", inventory)
+    etcd_command = (
+        "setsid -f /usr/local/bin/etcd --name master-1 --data-dir /var/lib/etcd"
+        " --listen-client-urls https://127.0.0.1:2379 --advertise-client-urls https://127.0.0.1:2379"
+        " --listen-peer-urls http://127.0.0.1:2380"
+        f" --cert-file {ETCD_PKI}/server.crt --key-file {ETCD_PKI}/server.key --client-cert-auth"
+        f" --trusted-ca-file {ETCD_PKI}/ca.crt >>/var/log/etcd.log 2>&1 </dev/null"
+    )
+    lab.ssh("master-1", f"{ETCD_CLIENT_ENV} /usr/local/bin/etcdctl put /kobot/in-snapshot yes")
+    lab.ssh("master-1", f"{ETCD_CLIENT_ENV} /usr/local/bin/etcdctl snapshot save /root/snap.db >/dev/null")
+    snapshot = tmp_path / "snap.db"
+    snapshot.write_bytes(subprocess.run([*lab.hosts["master-1"].ssh_args(), "cat /root/snap.db"],
+                                        capture_output=True, timeout=30, check=True).stdout)  # fmt: skip
+    lab.ssh("master-1", f"{ETCD_CLIENT_ENV} /usr/local/bin/etcdctl put /kobot/after-snapshot lost")
+    _stop_etcd(lab, "master-1")
+    for name in etcd_masters:
+        pods = "etcd kube-apiserver" if name == "master-1" else "kube-apiserver"
+        lab.ssh(
+            name, f"mkdir -p {MANIFESTS} && for p in {pods}; do echo 'kind: Pod' > {MANIFESTS}/$p.yaml; done"
+        )
+        runner = STATIC_POD_RUNNER.format(etcd=etcd_command if name == "master-1" else "true")
+        lab.ssh(
+            name,
+            f"cat > {RUNNER_PATH} && setsid -f sh {RUNNER_PATH} >/dev/null 2>&1 </dev/null",
+            stdin=runner,
+        )
+    _wait_until_listening(lab, "master-1", 2379)
+    extravars = {
+        **WITHOUT_HOST_FEATURES,
+        "etcd_restore_snapshot": str(snapshot),
+        "etcd_restore_sha256": hashlib.sha256(snapshot.read_bytes()).hexdigest(),
+        "etcd_snapshot_name": "lab-restore.db",
+        "etcdutl_bin": "/usr/local/bin/etcdctl",
+        "etcd_restore_pod_timeout_seconds": 30,
+    }
+    try:
+        run = dataclasses.replace(lab, inventory=restore_inventory)
+        result, events = run.run("etcd_restore.yml", extravars=extravars)
+        assert result.succeeded, (result.failed_task, result.failed_host, result.error)
+        order = [
+            (e.task, e.host) for e in events if e.type in (JobEventType.TASK_CHANGED, JobEventType.TASK_OK)
+        ]
+        stops = [
+            i
+            for i, (task, _) in enumerate(order)
+            if task == "Wait until the API server and etcd have stopped"
+        ]
+        restore = order.index(("Restore the snapshot into a new data directory", "master-1"))
+        assert len(stops) == 2 and max(stops) < restore, "every API server stops before the restore"
+        assert _etcd_get(lab, "master-1", "/kobot/in-snapshot") == "yes"
+        assert _etcd_get(lab, "master-1", "/kobot/after-snapshot") == ""
+        assert lab.ssh("master-1", f"ls {MANIFESTS}").split() == ["etcd.yaml", "kube-apiserver.yaml"]
+        assert lab.ssh("master-2", f"ls {MANIFESTS}").split() == ["kube-apiserver.yaml"]
+
+        again, again_events = run.run("etcd_restore.yml", extravars=extravars)
+        assert again.succeeded, (again.failed_task, again.failed_host, again.error)
+        data_tasks = {
+            "Restore the snapshot into a new data directory",
+            "Move the old data aside",
+            "Put the restored data in place",
+        }
+        changed_again = {e.task for e in again_events if e.type is JobEventType.TASK_CHANGED}
+        restored_again = data_tasks & changed_again
+        assert restored_again == set(), "a retry of the same restore replaces no data again"
+        assert _etcd_get(lab, "master-1", "/kobot/in-snapshot") == "yes"
+    finally:
+        for name in etcd_masters:
+            lab.ssh(
+                name,
+                f"pkill -f '^sh {RUNNER_PATH}'; pkill -f '^python3 -m http.server'; rm -rf {MANIFESTS}; true",
+            )
+        _stop_etcd(lab, "master-1")
+
+
+def _wait_until_listening(lab: Lab, name: str, port: int) -> None:
+    probe = (
+        f"for i in $(seq 100); do (echo > /dev/tcp/127.0.0.1/{port}) 2>/dev/null && exit 0; sleep 0.1; done;"
+        " exit 1"
+    )
+    lab.ssh(name, f"bash -c {shlex.quote(probe)}")
