@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from bot.chat.message import MessageKind, OutgoingMessage, Tone
@@ -17,7 +18,7 @@ from bot.chat.types import ButtonClick, Conversation, Identity, InboundMessage, 
 from bot.errors import CommandError, DeliveryError, KobotError
 from bot.metrics import COMMANDS
 from commands.context import CommandContext, Reply, SubmitJob
-from commands.registry import ParsedCommand, Risk
+from commands.registry import ParsedCommand
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -35,28 +36,24 @@ class Dispatcher:
 
     # inbound ---------------------------------------------------------------------------------
     async def on_message(self, message: InboundMessage) -> None:
-        try:
-            await self._handle_message(message)
-        except KobotError as exc:
-            await self._reply(message.conversation, _error_message(exc))
-        except Exception:
-            ref = uuid.uuid4().hex[:12]
-            log.exception("command failed [ref %s] from %s", ref, message.identity.key)
-            await self._reply(
-                message.conversation, _text("Error", GENERIC_FAILURE.format(ref=ref), Tone.DANGER)
-            )
+        await self._answering_errors(self._handle_message(message), message.conversation, message.identity)
 
     async def on_click(self, click: ButtonClick) -> None:
+        await self._answering_errors(self._handle_click(click), click.conversation, click.identity)
+
+    async def _answering_errors(
+        self, work: Awaitable[None], conversation: Conversation, who: Identity
+    ) -> None:
+        """Expected errors are answered with their chat-safe message; anything else with a reference
+        the operators find in the log, never with the exception's text."""
         try:
-            await self._handle_click(click)
+            await work
         except KobotError as exc:
-            await self._reply(click.conversation, _error_message(exc))
+            await self._reply(conversation, _error_message(exc))
         except Exception:
             ref = uuid.uuid4().hex[:12]
-            log.exception("button click failed [ref %s] from %s", ref, click.identity.key)
-            await self._reply(
-                click.conversation, _text("Error", GENERIC_FAILURE.format(ref=ref), Tone.DANGER)
-            )
+            log.exception("handling a chat event failed [ref %s] from %s", ref, who.key)
+            await self._reply(conversation, _text("Error", GENERIC_FAILURE.format(ref=ref), Tone.DANGER))
 
     # commands --------------------------------------------------------------------------------
     async def _handle_message(self, message: InboundMessage) -> None:
@@ -391,6 +388,3 @@ def _command_error(exc: CommandError) -> OutgoingMessage:
 
 def _error_message(exc: KobotError) -> OutgoingMessage:
     return _text("Cannot do that", exc.user_message, Tone.WARNING)
-
-
-_ = Risk  # re-exported for handlers that compare risks

@@ -202,3 +202,19 @@ async def test_a_restart_between_request_and_approval_keeps_the_request(
         )
     finally:
         restarted.close()
+
+
+async def test_an_unexpected_error_is_answered_with_a_reference_not_its_text(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from commands.registry import COMMANDS
+
+    async def broken(ctx: object, args: object) -> None:
+        raise RuntimeError("password=hunter2 leaked by a bug")
+
+    monkeypatch.setattr(COMMANDS["cluster.list"], "handler", broken)
+    await say(Dispatcher(runtime=runtime), ALICE, "list clusters")
+    answer = chat(runtime).deliveries[-1].message
+    assert answer.title == "Error" and "hunter2" not in answer.to_text()
+    reference = (answer.body or "").split("under ")[-1].rstrip(".")
+    assert any(reference in record.getMessage() for record in caplog.records)
