@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -12,29 +11,12 @@ from redis import Redis
 
 from bot.chat.dingtalk.adapter import DingTalkAdapter
 from bot.chat.dingtalk.settings import DingTalkRobot, DingTalkSettings
-from bot.chat.types import ButtonClick, InboundMessage
+from tests.chat.sinks import RecordingSink
 from tests.peers.dingtalk import DingTalkPeer
 
 TEMPLATE_ID = "kobot.progress.schema"
 ROBOT_WINDOW_SECONDS = 1.0
 """The peer and the adapter share a shortened budget window so a burst runs in seconds."""
-
-
-class RecordingSink:
-    """Stands where the dispatcher stands: keeps what the adapter hands on."""
-
-    def __init__(self) -> None:
-        self.messages: list[InboundMessage] = []
-        self.clicks: list[ButtonClick] = []
-        self.loops: set[int] = set()
-
-    async def on_message(self, message: InboundMessage) -> None:
-        self.loops.add(id(asyncio.get_running_loop()))
-        self.messages.append(message)
-
-    async def on_click(self, click: ButtonClick) -> None:
-        self.loops.add(id(asyncio.get_running_loop()))
-        self.clicks.append(click)
 
 
 def settings_for(

@@ -12,7 +12,8 @@ from bot.chat.dingtalk.adapter import DingTalkAdapter
 from bot.chat.types import Conversation
 from bot.errors import DeliveryError
 from tests.chat import samples
-from tests.chat.dingtalk.conftest import TEMPLATE_ID, RecordingSink
+from tests.chat.dingtalk.conftest import TEMPLATE_ID
+from tests.chat.sinks import RecordingSink
 from tests.peers.dingtalk import DingTalkPeer, wait_until
 
 GROUP = Conversation(platform="dingtalk", conversation_id="cidGroupProd01")

@@ -17,7 +17,8 @@ from bot.chat.message import OutgoingMessage
 from bot.chat.types import Conversation
 from bot.errors import DeliveryError
 from tests.chat import samples
-from tests.chat.dingtalk.conftest import ROBOT_WINDOW_SECONDS, RecordingSink, settings_for
+from tests.chat.dingtalk.conftest import ROBOT_WINDOW_SECONDS, settings_for
+from tests.chat.sinks import RecordingSink
 from tests.peers.dingtalk import DingTalkPeer, wait_until
 
 OPS = Conversation(platform="dingtalk", conversation_id="robot:ops")

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from bot.chat.dingtalk import inbound
 from bot.chat.dingtalk.adapter import DingTalkAdapter
 from bot.chat.dingtalk.stream import TOPIC_CARD, TOPIC_CHAT, StreamConnection
-from tests.chat.dingtalk.conftest import RecordingSink
+from tests.chat.sinks import RecordingSink
 from tests.peers.dingtalk import DingTalkPeer, wait_until
 
 

@@ -12,22 +12,8 @@ from pydantic import SecretStr
 
 from bot.chat.slack.adapter import SlackAdapter
 from bot.chat.slack.settings import SlackSettings
-from bot.chat.types import ButtonClick, InboundMessage
+from tests.chat.sinks import RecordingSink
 from tests.peers.slack import SlackPeer
-
-
-class RecordingSink:
-    """Stands where the dispatcher stands: keeps what the adapter hands on."""
-
-    def __init__(self) -> None:
-        self.messages: list[InboundMessage] = []
-        self.clicks: list[ButtonClick] = []
-
-    async def on_message(self, message: InboundMessage) -> None:
-        self.messages.append(message)
-
-    async def on_click(self, click: ButtonClick) -> None:
-        self.clicks.append(click)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from bot.chat.slack.adapter import SlackAdapter
 from bot.chat.slack.defaults import EVENTS_PATH
 from bot.chat.types import Conversation
 from tests.chat.samples import APPROVAL_REQUEST
-from tests.chat.slack.conftest import RecordingSink
+from tests.chat.sinks import RecordingSink
 from tests.peers.slack import (
     SlackPeer,
     block_actions,

@@ -12,7 +12,8 @@ from bot.chat.slack.adapter import SlackAdapter
 from bot.chat.types import Conversation, MessageRef
 from bot.errors import DeliveryError, SettingsError
 from tests.chat.samples import PROGRESS_DONE, PROGRESS_MIDDLE, PROGRESS_START
-from tests.chat.slack.conftest import RecordingSink, settings_for
+from tests.chat.sinks import RecordingSink
+from tests.chat.slack.conftest import settings_for
 from tests.peers.slack import SlackPeer
 
 RATE_LIMIT_WINDOW_SECONDS = 60.0

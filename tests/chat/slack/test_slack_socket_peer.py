@@ -9,7 +9,8 @@ import pytest
 from bot.chat.slack.adapter import SlackAdapter
 from bot.chat.types import Conversation
 from tests.chat.samples import APPROVAL_REQUEST
-from tests.chat.slack.conftest import RecordingSink, settings_for
+from tests.chat.sinks import RecordingSink
+from tests.chat.slack.conftest import settings_for
 from tests.peers.slack import (
     SlackPeer,
     block_actions,

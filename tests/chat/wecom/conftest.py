@@ -10,24 +10,10 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from redis import Redis
 
-from bot.chat.types import ButtonClick, InboundMessage
 from bot.chat.wecom.adapter import WeComAdapter
 from bot.chat.wecom.settings import WeComSettings
+from tests.chat.sinks import RecordingSink
 from tests.peers.wecom import WeComPeer
-
-
-class RecordingSink:
-    """Stands where the dispatcher stands: keeps what the adapter delivered."""
-
-    def __init__(self) -> None:
-        self.messages: list[InboundMessage] = []
-        self.clicks: list[ButtonClick] = []
-
-    async def on_message(self, message: InboundMessage) -> None:
-        self.messages.append(message)
-
-    async def on_click(self, click: ButtonClick) -> None:
-        self.clicks.append(click)
 
 
 @pytest.fixture

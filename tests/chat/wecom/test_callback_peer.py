@@ -10,7 +10,7 @@ import httpx
 from bot.chat.types import Conversation
 from bot.chat.wecom.adapter import WeComAdapter
 from tests.chat import samples
-from tests.chat.wecom.conftest import RecordingSink
+from tests.chat.sinks import RecordingSink
 from tests.peers.wecom import WeComPeer
 
 
