@@ -1,0 +1,94 @@
+"""etcd restore and cluster delete steps."""
+
+from __future__ import annotations
+
+from bot.clusters import ClusterState
+from workers import etcd
+from workers.cluster_ops import (
+    _play_vars,
+    _secrets,
+    _terraform_nodes,
+    inventory_path,
+    terraform_variables,
+)
+from workers.context import StepContext
+from workers.day2_ops.common import (
+    cluster_store,
+    creates_machines,
+    kube_for,
+    say,
+)
+from workers.kube import NODE_READY_TIMEOUT_SECONDS
+
+
+# --- steps: etcd backup and restore --------------------------------------------------------------------
+def verify_backup_step(ctx: StepContext) -> None:
+    backup = etcd.get_backup(redis=ctx.redis, backup_id=str(ctx.params["backup"]), cluster=ctx.cluster)
+    etcd.verified_file(data_dir=ctx.settings.data_dir, backup=backup)
+    say(
+        ctx,
+        f"backup {backup.id} from {backup.created_at:%Y-%m-%d %H:%M} UTC, {backup.size} bytes, checksum ok",
+    )
+
+
+def restore_step(ctx: StepContext) -> None:
+    """etcd_restore.yml stops every API server before any member's data is replaced."""
+    backup = etcd.get_backup(redis=ctx.redis, backup_id=str(ctx.params["backup"]), cluster=ctx.cluster)
+    path = etcd.verified_file(data_dir=ctx.settings.data_dir, backup=backup)
+    ctx.run_playbook(
+        "etcd_restore.yml",
+        inventory=inventory_path(ctx),
+        extravars={
+            **_play_vars(ctx),
+            "etcd_restore_snapshot": str(path),
+            "etcd_restore_sha256": backup.sha256,
+            "etcd_snapshot_name": f"{backup.id}-{ctx.job_id}",
+        },
+    )
+
+
+def nodes_back_step(ctx: StepContext) -> None:
+    """After a restore the API answers again and knows the record's nodes."""
+    record = cluster_store(ctx).require(ctx.cluster)
+    with kube_for(ctx) as kube:
+        for node in record.nodes:
+            kube.wait_ready(node.name, timeout=NODE_READY_TIMEOUT_SECONDS, should_cancel=ctx.should_cancel)
+    say(ctx, f"{len(record.nodes)} nodes Ready")
+
+
+# --- steps: delete -------------------------------------------------------------------------------------
+def mark_deleting_step(ctx: StepContext) -> None:
+    store = cluster_store(ctx)
+    record = store.require(ctx.cluster)
+    record.state = ClusterState.DELETING
+    store.save(record)
+
+
+def reset_step(ctx: StepContext) -> None:
+    ctx.run_playbook("cluster_delete.yml", inventory=inventory_path(ctx), extravars=_play_vars(ctx))
+
+
+def destroy_machines_step(ctx: StepContext) -> None:
+    from workers.terraform import workspace_for
+
+    record = cluster_store(ctx).require(ctx.cluster)
+    if not creates_machines(record):
+        say(ctx, f"provider {record.provider}: the hosts were not created by kobot and stay")
+        return
+    workspace = workspace_for(settings=ctx.settings, cluster=ctx.cluster, provider=record.provider)
+    workspace.destroy(
+        variables=terraform_variables(ctx.settings, provider=record.provider, nodes=_terraform_nodes(record)),
+        job_id=ctx.job_id,
+        on_event=ctx.on_runner_event,
+        should_cancel=ctx.should_cancel,
+    )
+
+
+def forget_step(ctx: StepContext) -> None:
+    """Release addresses and drop the cluster's secrets and record; backups stay for a later restore."""
+    from workers.ippool import IpPools
+
+    IpPools(ctx.redis).release(cluster=ctx.cluster)
+    _secrets(ctx).drop(cluster=ctx.cluster)
+    etcd.forget_access(redis=ctx.redis, cluster=ctx.cluster)
+    cluster_store(ctx).delete(ctx.cluster)

@@ -1,0 +1,215 @@
+"""Steps that add, drain and remove nodes: scale, remove and replace.
+
+A node leaves only after its drain finished; the first drain that fails stops the job.
+"""
+
+from __future__ import annotations
+
+from bot.clusters import ClusterRecord, NodeRecord
+from bot.errors import StepFailedError
+from workers.cluster_ops import (
+    _play_vars,
+    inventory_path,
+)
+from workers.context import StepContext
+from workers.day2_ops.common import (
+    apply_machines,
+    cluster_store,
+    creates_machines,
+    drain_logger,
+    drain_timeout,
+    find_node,
+    kube_for,
+    kubeconfig_file,
+    load_state,
+    mark_nodes,
+    node_index,
+    recount,
+    save_state,
+    say,
+)
+from workers.kube import NODE_READY_TIMEOUT_SECONDS
+
+
+# --- steps: drain and remove ----------------------------------------------------------------------
+def cordon_step(ctx: StepContext) -> None:
+    state = load_state(ctx)
+    if not state.remove:
+        say(ctx, "no node leaves")
+        return
+    with kube_for(ctx) as kube:
+        for name in state.remove:
+            kube.cordon(name)
+    say(ctx, f"cordoned {', '.join(state.remove)}")
+
+
+def drain_step(ctx: StepContext) -> None:
+    """Drain each leaving node in turn; the first that cannot be drained stops the job."""
+    state = load_state(ctx)
+    with kube_for(ctx) as kube:
+        for name in state.remove:
+            if name in state.drained:
+                continue
+            result = kube.drain(
+                name,
+                timeout=drain_timeout(ctx),
+                should_cancel=ctx.should_cancel,
+                on_event=drain_logger(ctx),
+            )
+            state.drained.append(name)
+            save_state(ctx, state)
+            say(ctx, f"{name} drained: {len(result.evicted)} pod(s) evicted, {len(result.skipped)} left")
+
+
+def remove_step(ctx: StepContext) -> None:
+    """Reset and delete drained nodes only, then drop them from the record (and their machines)."""
+    state = load_state(ctx)
+    if not state.remove:
+        say(ctx, "no node leaves")
+        return
+    undrained = [name for name in state.remove if name not in state.drained]
+    if undrained:
+        raise StepFailedError(f"{', '.join(undrained)} is not drained; kobot never removes an undrained node")
+    with kubeconfig_file(ctx) as kubeconfig:
+        ctx.run_playbook(
+            "node_remove.yml",
+            inventory=inventory_path(ctx),
+            extravars={
+                **_play_vars(ctx),
+                "nodes_to_remove": state.remove,
+                "kubeconfig_path": str(kubeconfig),
+            },
+        )
+    with kube_for(ctx) as kube:
+        for name in state.remove:
+            kube.delete_node(name)
+    store = cluster_store(ctx)
+    record = store.require(ctx.cluster)
+    record.nodes = [node for node in record.nodes if node.name not in state.remove]
+    recount(record)
+    store.save(record)
+    if creates_machines(record):
+        apply_machines(ctx, record)
+        from workers.ippool import IpPools
+
+        IpPools(ctx.redis).release(cluster=ctx.cluster, nodes=state.remove)
+    say(ctx, f"removed {', '.join(state.remove)}")
+
+
+# --- steps: add -------------------------------------------------------------------------------------
+def scale_plan_step(ctx: StepContext) -> None:
+    record = cluster_store(ctx).require(ctx.cluster)
+    workers = sorted((n for n in record.nodes if n.role == "worker"), key=lambda n: node_index(n.name))
+    count, delta = ctx.params.get("count"), ctx.params.get("delta")
+    target = int(count) if count is not None else len(workers) + int(delta or 0)
+    state = load_state(ctx)
+    if target < len(workers):
+        state.remove = [node.name for node in reversed(workers[target:])]
+        say(ctx, f"workers {len(workers)} → {target}: newest leave first: {', '.join(state.remove)}")
+    elif target > len(workers):
+        state.add = _plan_new_workers(ctx, record, target)
+        say(ctx, f"workers {len(workers)} → {target}: adding {', '.join(state.add)}")
+    else:
+        say(ctx, f"{ctx.cluster} already has {target} workers")
+    save_state(ctx, state)
+
+
+def _plan_new_workers(ctx: StepContext, record: ClusterRecord, target: int) -> list[str]:
+    from workers.ippool import IpPools
+    from workers.plan import ClusterPlan, ClusterSpec, NodePlan, NodeRole, plan_scale
+
+    try:
+        spec = ClusterSpec(**{k: v for k, v in record.spec.items() if k in ClusterSpec.model_fields})
+        nodes = tuple(
+            NodePlan(
+                name=n.name,
+                role=NodeRole(n.role),
+                zone=n.zone,
+                address=n.address,
+                cpu=spec.node_sizes[NodeRole(n.role)].cpu,
+                memory_mb=spec.node_sizes[NodeRole(n.role)].memory_mb,
+                disk_gb=spec.node_sizes[NodeRole(n.role)].disk_gb,
+            )
+            for n in record.nodes
+        )
+        plan = ClusterPlan(spec=spec, nodes=nodes, vip=record.spec.get("api_vip"))
+        scale = plan_scale(plan=plan, workers=target, pools=IpPools(ctx.redis))
+    except ValueError as exc:
+        raise StepFailedError(
+            f"cannot plan new workers for {ctx.cluster}: {exc}",
+            error=f"on provider=manual add each machine with `add node {ctx.cluster} host=<address>`",
+        ) from None
+    store = cluster_store(ctx)
+    record.nodes += [
+        NodeRecord(name=n.name, role=n.role.value, address=n.address, zone=n.zone) for n in scale.add
+    ]
+    recount(record)
+    store.save(record)
+    return [node.name for node in scale.add]
+
+
+def machines_step(ctx: StepContext) -> None:
+    """IaaS clusters: make the machines match the record (Terraform creates or destroys per node)."""
+    record = cluster_store(ctx).require(ctx.cluster)
+    if not creates_machines(record):
+        say(ctx, f"provider {record.provider}: kobot does not create these hosts")
+        return
+    apply_machines(ctx, record)
+
+
+def join_step(ctx: StepContext) -> None:
+    state = load_state(ctx)
+    if not state.add:
+        say(ctx, "no node joins")
+        return
+    ctx.run_playbook(
+        "node_add.yml",
+        inventory=inventory_path(ctx),
+        extravars={**_play_vars(ctx), "nodes_to_add": state.add},
+    )
+
+
+def ready_step(ctx: StepContext) -> None:
+    state = load_state(ctx)
+    if not state.add:
+        say(ctx, "no node joins")
+        return
+    with kube_for(ctx) as kube:
+        for name in state.add:
+            kube.wait_ready(name, timeout=NODE_READY_TIMEOUT_SECONDS, should_cancel=ctx.should_cancel)
+    mark_nodes(ctx, state.add, "ready")
+
+
+# --- steps: remove / replace one node ----------------------------------------------------------------
+def pick_node_step(ctx: StepContext) -> None:
+    record = cluster_store(ctx).require(ctx.cluster)
+    node = find_node(record, str(ctx.params["node"]))
+    if node.role == "master" and record.count("master") <= 1:
+        raise StepFailedError(f"{node.name} is the only master of {ctx.cluster}; it cannot be removed")
+    state = load_state(ctx)
+    state.remove = [node.name]
+    save_state(ctx, state)
+
+
+def plan_replacement_step(ctx: StepContext) -> None:
+    from workers.ippool import IpPools
+
+    store = cluster_store(ctx)
+    record = store.require(ctx.cluster)
+    old = find_node(record, str(ctx.params["node"]))
+    state = load_state(ctx)
+    if state.add:
+        return
+    if not creates_machines(record):
+        raise StepFailedError(
+            f"replacing {old.name} needs a new machine, and kobot does not create hosts on provider=manual",
+            error=f"add one with `add node {ctx.cluster} host=<address>`, then `remove node {old.name}`",
+        )
+    same_role = [node_index(n.name) for n in record.nodes if n.role == old.role]
+    name = f"{ctx.cluster}-{old.role}-{max(same_role, default=0) + 1}"
+    address = IpPools(ctx.redis).reserve(cluster=ctx.cluster, nodes={name: old.zone or ""})[name]
+    record.nodes.append(NodeRecord(name=name, role=old.role, address=address, zone=old.zone))
+    store.save(record)
+    state.add, state.remove = [name], [old.name]
+    save_state(ctx, state)
+    say(ctx, f"{name} ({address}) replaces {old.name}: it joins before {old.name} is drained")

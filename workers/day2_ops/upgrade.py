@@ -1,0 +1,160 @@
+"""Upgrade steps: etcd snapshot first, masters one at a time, workers in drained batches."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from bot.clusters import ClusterRecord, ClusterState, NodeRecord
+from bot.errors import StepFailedError
+from workers import etcd
+from workers.cluster_ops import (
+    LOCAL_HOSTS,
+    _cluster_vars,
+    _play_vars,
+    inventory_path,
+)
+from workers.context import StepContext
+from workers.day2_ops.common import (
+    WORKER_BATCH_FRACTION,
+    cluster_store,
+    drain_logger,
+    drain_timeout,
+    kube_for,
+    kubeconfig_file,
+    load_state,
+    node_index,
+    save_state,
+    say,
+)
+from workers.kube import NODE_READY_TIMEOUT_SECONDS
+
+
+# --- steps: upgrade -----------------------------------------------------------------------------------
+def snapshot_step(ctx: StepContext) -> None:
+    """An etcd snapshot kept by kobot: directly through etcdctl when kobot reaches etcd, else fetched
+    from the first control-plane node by etcd_backup.yml."""
+    state = load_state(ctx)
+    if state.backup_id:
+        return
+    access = etcd.load_access(redis=ctx.redis, cluster=ctx.cluster)
+    if access is not None:
+        backup = etcd.snapshot_save(
+            access=access,
+            cluster=ctx.cluster,
+            data_dir=ctx.settings.data_dir,
+            redis=ctx.redis,
+            job_id=ctx.job_id,
+        )
+    else:
+        backup_id = etcd.new_backup_id(redis=ctx.redis, cluster=ctx.cluster)
+        dest = etcd.backups_dir(data_dir=ctx.settings.data_dir, cluster=ctx.cluster) / f"{backup_id}.db"
+        ctx.run_playbook(
+            "etcd_backup.yml",
+            inventory=inventory_path(ctx),
+            extravars={**_play_vars(ctx), "etcd_backup_dest": str(dest), "etcd_snapshot_name": dest.name},
+        )
+        backup = etcd.record_snapshot(
+            path=dest, backup_id=backup_id, cluster=ctx.cluster, redis=ctx.redis, job_id=ctx.job_id
+        )
+    state.backup_id = backup.id
+    save_state(ctx, state)
+    say(ctx, f"etcd backup {backup.id}: {backup.size} bytes, sha256 {backup.sha256[:12]}")
+
+
+def check_nodes_step(ctx: StepContext) -> None:
+    """Upgrade only a healthy cluster: every node Ready and schedulable before anything changes."""
+    with kube_for(ctx) as kube:
+        nodes = kube.list_nodes()
+    sick = [n.name for n in nodes if not n.ready or n.unschedulable]
+    if sick:
+        raise StepFailedError(f"not upgrading {ctx.cluster}: {', '.join(sick)} not Ready or cordoned")
+    store = cluster_store(ctx)
+    record = store.require(ctx.cluster)
+    record.state = ClusterState.UPGRADING
+    store.save(record)
+
+
+def control_plane_step(ctx: StepContext) -> None:
+    """Masters only in the inventory, so the playbook's serial-1 control-plane play is all that runs."""
+    record = cluster_store(ctx).require(ctx.cluster)
+    masters = [n for n in record.nodes if n.role == "master"]
+    _upgrade_run(ctx, record, nodes=masters, inventory_name="inventory-control-plane.yml")
+    with kube_for(ctx) as kube:
+        for node in masters:
+            kube.wait_ready(node.name, timeout=NODE_READY_TIMEOUT_SECONDS, should_cancel=ctx.should_cancel)
+    state = load_state(ctx)
+    state.upgraded = sorted(set(state.upgraded) | {n.name for n in masters})
+    save_state(ctx, state)
+
+
+def workers_step(ctx: StepContext) -> None:
+    """Batches of workers: cordon and drain each, upgrade the batch, uncordon, wait for Ready."""
+    record = cluster_store(ctx).require(ctx.cluster)
+    workers = sorted((n for n in record.nodes if n.role == "worker"), key=lambda n: node_index(n.name))
+    size = max(1, math.ceil(len(workers) * WORKER_BATCH_FRACTION))
+    state = load_state(ctx)
+    pending = [n for n in workers if n.name not in state.upgraded]
+    for start in range(0, len(pending), size):
+        batch = pending[start : start + size]
+        names = ", ".join(n.name for n in batch)
+        with kube_for(ctx) as kube:
+            for node in batch:
+                kube.drain(
+                    node.name,
+                    timeout=drain_timeout(ctx),
+                    should_cancel=ctx.should_cancel,
+                    on_event=drain_logger(ctx),
+                )
+            _upgrade_run(ctx, record, nodes=batch, inventory_name="inventory-workers.yml")
+            for node in batch:
+                kube.uncordon(node.name)
+                kube.wait_ready(
+                    node.name, timeout=NODE_READY_TIMEOUT_SECONDS, should_cancel=ctx.should_cancel
+                )
+        state.upgraded += [n.name for n in batch]
+        save_state(ctx, state)
+        say(ctx, f"upgraded {names}")
+
+
+def _upgrade_run(
+    ctx: StepContext, record: ClusterRecord, *, nodes: Sequence[NodeRecord], inventory_name: str
+) -> None:
+    from workers.inventory import render_inventory, write_inventory
+
+    members = [n for n in record.nodes if n.role == "master"] + [n for n in nodes if n.role != "master"]
+    path = write_inventory(
+        ctx.work_dir / inventory_name,
+        render_inventory(
+            nodes=[(n.name, n.role, n.address) for n in members],
+            ssh_user=ctx.settings.ssh_user,
+            ssh_key_path=ctx.settings.ssh_key_file,
+            local_hosts=LOCAL_HOSTS,
+            cluster_vars=_cluster_vars(record),
+        ),
+    )
+    with kubeconfig_file(ctx) as kubeconfig:
+        ctx.run_playbook(
+            "cluster_upgrade.yml",
+            inventory=path,
+            tags=("kube_upgrade",),
+            extravars={
+                **_play_vars(ctx),
+                "kube_version": str(ctx.params["version"]),
+                "kubeconfig_path": str(kubeconfig),
+                "kube_upgrade_nodes": [n.name for n in nodes],
+            },
+        )
+
+
+def verify_upgrade_step(ctx: StepContext) -> None:
+    with kube_for(ctx) as kube:
+        nodes = kube.list_nodes()
+    sick = [n.name for n in nodes if not n.ready or n.unschedulable]
+    if sick:
+        raise StepFailedError(f"after the upgrade {', '.join(sick)} is not Ready or still cordoned")
+    store = cluster_store(ctx)
+    record = store.require(ctx.cluster)
+    record.version = str(ctx.params["version"])
+    record.spec["version"] = record.version
+    store.save(record)
