@@ -433,3 +433,60 @@ def _wait_until_listening(lab: Lab, name: str, port: int) -> None:
         " exit 1"
     )
     lab.ssh(name, f"bash -c {shlex.quote(probe)}")
+
+
+def test_cluster_delete_real_on_test_hosts_idempotent_without_services(lab: Lab) -> None:
+    """No node here ever joined (no kubeadm), so the reset itself is skipped; the leftovers go."""
+    for name in NAMES:
+        lab.ssh(
+            name,
+            "mkdir -p /etc/cni/net.d /root/.kube && echo '{}' > /etc/cni/net.d/10-flannel.conflist"
+            " && echo 'kind: Config' > /root/.kube/config"
+            " && { grep -q 'BEGIN kobot cluster lab' /etc/hosts"
+            " || printf '# BEGIN kobot cluster lab\\n10.0.0.1 gone\\n# END kobot cluster lab\\n'"
+            " >> /etc/hosts; }",
+        )
+
+    first, _, events = _twice(lab, "cluster_delete.yml", extravars=WITHOUT_HOST_FEATURES)
+
+    assert first.changed > 0
+    skipped = {(e.host, e.task) for e in events if e.type is JobEventType.TASK_SKIPPED}
+    assert {(name, "Run kubeadm reset") for name in NAMES} <= skipped
+    for name in NAMES:
+        left = lab.ssh(
+            name, "ls -d /etc/cni/net.d /root/.kube/config 2>/dev/null; grep -c kobot /etc/hosts; true"
+        )
+        assert left.split() == ["0"]
+        assert lab.ssh(name, "head -1 /etc/hosts").startswith("127.0.0.1 localhost")
+
+
+def test_node_add_check_mode_on_test_hosts_without_services_or_kube_packages(lab: Lab) -> None:
+    """base OS, runtime, packages, load balancer, control-plane join (serial) and worker join in
+    `--check` mode: kubeadm cannot run here and the mirror holding kubelet/kubeadm/kubectl does not
+    exist (`kube_packages: []`); chrony, containerd, haproxy and keepalived come from Debian's lists."""
+    result, events = lab.run(
+        "node_add.yml",
+        extravars={
+            "nodes_to_add": ["master-2", "worker-1"],
+            "kobot_manage_services": False,
+            "kube_packages": [],
+        },
+        secrets={"KOBOT_KEEPALIVED_AUTH": secrets.token_hex(4)},
+        check_mode=True,
+    )
+
+    assert result.succeeded, (result.failed_task, result.failed_host, result.error)
+    would_change = _changed_tasks(events)
+    for name in ("master-2", "worker-1"):
+        assert f"{name}: Install containerd" in would_change
+        assert f"{name}: Install the time sync daemon" in would_change
+        assert lab.ssh(name, "command -v containerd chronyd; true") == "", "check mode installs nothing"
+    assert "master-1: Install containerd" not in would_change, "existing nodes get no new runtime"
+    assert {
+        "master-1: Install haproxy and keepalived",
+        "master-2: Install haproxy and keepalived",
+    } <= would_change
+    seen = {(event.host, event.task) for event in events}
+    assert ("master-2", "Run kubeadm join") in seen and ("worker-1", "Run kubeadm join") in seen
+    assert ("master-1", "Run kubeadm join") not in seen and ("master-1", "Run kubeadm init") not in seen
+    assert not [event for event in events if event.type is JobEventType.TASK_FAILED]

@@ -26,6 +26,8 @@ RENDERS = {
     "keepalived-master-1.conf": ("master-1", "load_balancer/templates/keepalived.conf.j2"),
     "keepalived-master-2.conf": ("master-2", "load_balancer/templates/keepalived.conf.j2"),
     "flannel.yaml": ("master-1", "cni/templates/flannel.yaml.j2"),
+    "traefik.yaml": ("master-1", "addons/templates/traefik.yaml.j2"),
+    "metrics-server.yaml": ("master-1", "addons/templates/metrics_server.yaml.j2"),
 }
 FIXED = {
     "ansible_managed": "Managed by kobot",
@@ -35,6 +37,7 @@ FIXED = {
     "kubeadm_certificate_key": "cd" * 32,
     "kubeadm_join_control_plane": True,
     "keepalived_auth_pass": "vrrp-pw",
+    "metrics_server_ca_bundle": "Q0EgYnVuZGxl",
 }
 
 
@@ -134,7 +137,13 @@ def test_rendered_template_matches_golden(rendered: Path, golden: str) -> None:
 
 
 def test_rendered_yaml_documents_parse(rendered: Path) -> None:
-    for name in ("kubeadm-config.yaml", "kubeadm-join-control-plane.yaml", "flannel.yaml"):
+    for name in (
+        "kubeadm-config.yaml",
+        "kubeadm-join-control-plane.yaml",
+        "flannel.yaml",
+        "traefik.yaml",
+        "metrics-server.yaml",
+    ):
         documents = [doc for doc in yaml.safe_load_all((rendered / name).read_text(encoding="utf-8")) if doc]
         assert all("kind" in doc for doc in documents), name
     kinds = [
@@ -147,3 +156,26 @@ def test_rendered_yaml_documents_parse(rendered: Path) -> None:
         "KubeletConfiguration",
         "KubeProxyConfiguration",
     ]
+
+
+def test_addon_images_come_from_the_offline_registry(rendered: Path) -> None:
+    for name in ("traefik.yaml", "metrics-server.yaml"):
+        documents = [doc for doc in yaml.safe_load_all((rendered / name).read_text(encoding="utf-8")) if doc]
+        images = [
+            container["image"]
+            for doc in documents
+            if doc["kind"] in ("Deployment", "DaemonSet")
+            for container in doc["spec"]["template"]["spec"]["containers"]
+        ]
+        assert images, name
+        assert all(image.startswith("10.10.0.5:5000/") for image in images), images
+
+
+def test_metrics_server_is_verified_by_the_cluster_ca(rendered: Path) -> None:
+    documents = list(yaml.safe_load_all((rendered / "metrics-server.yaml").read_text(encoding="utf-8")))
+    api_service = next(doc for doc in documents if doc and doc["kind"] == "APIService")
+    assert api_service["spec"]["caBundle"] == FIXED["metrics_server_ca_bundle"]
+    assert "insecureSkipTLSVerify" not in api_service["spec"]
+    deployment = next(doc for doc in documents if doc and doc["kind"] == "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--kubelet-insecure-tls" not in args
