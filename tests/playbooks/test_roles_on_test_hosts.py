@@ -13,6 +13,7 @@ import hashlib
 import json
 import secrets
 import shlex
+import socket
 import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -490,3 +491,56 @@ def test_node_add_check_mode_on_test_hosts_without_services_or_kube_packages(lab
     assert ("master-2", "Run kubeadm join") in seen and ("worker-1", "Run kubeadm join") in seen
     assert ("master-1", "Run kubeadm join") not in seen and ("master-1", "Run kubeadm init") not in seen
     assert not [event for event in events if event.type is JobEventType.TASK_FAILED]
+
+
+def test_node_remove_real_on_test_hosts_resets_nothing_when_the_drain_fails(lab: Lab, tmp_path: Path) -> None:
+    """The API cannot be reached (a closed loopback port), so cordon/drain fail: the play stops before
+    kubeadm reset, the node keeps its files, the other nodes keep its name and kobot keeps its key."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    kubeconfig = tmp_path / "admin.conf"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "lab", "cluster": {"server": f"http://127.0.0.1:{closed_port}"}}],
+                "users": [{"name": "admin", "user": {}}],
+                "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "admin"}}],
+                "current-context": "lab",
+            }
+        )
+    )
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(lab.hosts["worker-1"].known_hosts_path.read_text())
+    before = known_hosts.read_text()
+    lab.ssh("worker-1", "mkdir -p /etc/cni/net.d && echo '{}' > /etc/cni/net.d/10-flannel.conflist")
+    entry = f"{lab.hosts['worker-1'].address} worker-1"
+    lab.ssh(
+        "master-1",
+        f"grep -q '^{entry}$' /etc/hosts"
+        f" || printf '# BEGIN kobot cluster lab\\n{entry}\\n# END kobot cluster lab\\n' >> /etc/hosts",
+    )
+
+    result, events = lab.run(
+        "node_remove.yml",
+        extravars={
+            **WITHOUT_HOST_FEATURES,
+            "nodes_to_remove": ["worker-1"],
+            "kubeconfig_path": str(kubeconfig),
+            "known_hosts_path": str(known_hosts),
+            "drain_timeout_seconds": 5,
+        },
+    )
+
+    assert not result.succeeded
+    assert result.failed_host == "worker-1"
+    assert result.failed_task in ("Cordon the node", "Drain the node")
+    started = {event.task for event in events if event.type is JobEventType.TASK_STARTED}
+    assert "Cordon the node" in started
+    assert "Run kubeadm reset" not in started and "Remove what kubeadm reset leaves behind" not in started
+    assert "Name the remaining cluster nodes in /etc/hosts" not in started
+    assert lab.ssh("worker-1", "ls /etc/cni/net.d").split() == ["10-flannel.conflist"]
+    assert entry in lab.ssh("master-1", "cat /etc/hosts").splitlines()
+    assert known_hosts.read_text() == before
