@@ -56,6 +56,7 @@ class Lab:
         extravars: Mapping[str, Any] | None = None,
         secrets: Mapping[str, str] | None = None,
         check_mode: bool = False,
+        tags: tuple[str, ...] = (),
     ) -> tuple[PlaybookResult, list[JobEvent]]:
         self.runs += 1
         events: list[JobEvent] = []
@@ -71,6 +72,7 @@ class Lab:
                 extravars=dict(extravars or {}),
                 secrets=dict(secrets or {}),
                 check_mode=check_mode,
+                tags=tags,
             ),
             on_event=events.append,
             should_cancel=lambda: False,
@@ -544,3 +546,41 @@ def test_node_remove_real_on_test_hosts_resets_nothing_when_the_drain_fails(lab:
     assert lab.ssh("worker-1", "ls /etc/cni/net.d").split() == ["10-flannel.conflist"]
     assert entry in lab.ssh("master-1", "cat /etc/hosts").splitlines()
     assert known_hosts.read_text() == before
+
+
+def test_cluster_upgrade_check_mode_on_test_hosts_without_services_or_kube_packages(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The kube_upgrade plays in `--check` mode (the etcd snapshot step has its own real test):
+    masters one at a time, the first with `upgrade apply`, workers drained before anything else."""
+    result, events = lab.run(
+        "cluster_upgrade.yml",
+        extravars={
+            "kube_version": "v1.32.0",
+            "kobot_manage_services": False,
+            "kube_packages": [],
+            "kubeconfig_path": str(tmp_path / "admin.conf"),
+        },
+        tags=("kube_upgrade",),
+        check_mode=True,
+    )
+
+    assert result.succeeded, (result.failed_task, result.failed_host, result.error)
+    per_host = (JobEventType.TASK_OK, JobEventType.TASK_CHANGED, JobEventType.TASK_SKIPPED)
+    order = [(e.host, e.task) for e in events if e.type in per_host and e.host]
+
+    def first(host: str, task: str) -> int:
+        return order.index((host, task))
+
+    apply = first("master-1", "Upgrade the cluster from the first control-plane node")
+    node_2 = first("master-2", "Upgrade this node's kubeadm-managed configuration")
+    assert apply < first("master-1", "Uncordon the node") < node_2, "one control-plane node at a time"
+    skipped = {(e.host, e.task) for e in events if e.type is JobEventType.TASK_SKIPPED}
+    assert ("master-2", "Upgrade the cluster from the first control-plane node") in skipped
+    assert ("master-1", "Upgrade this node's kubeadm-managed configuration") in skipped
+    drain = first("worker-1", "Drain the node")
+    assert (
+        first("master-2", "Uncordon the node")
+        < drain
+        < first("worker-1", "Upgrade this node's kubeadm-managed configuration")
+    )
