@@ -69,7 +69,7 @@ def provision_hosts(ctx: StepContext) -> None:
     record = store.require(ctx.cluster)
     workspace = workspace_for(settings=ctx.settings, cluster=ctx.cluster, provider=record.provider)
     outputs = workspace.apply(
-        variables=terraform_variables(ctx.settings, provider=record.provider, nodes=_terraform_nodes(record)),
+        variables=terraform_variables(ctx.settings, provider=record.provider, nodes=terraform_nodes(record)),
         job_id=ctx.job_id,
         on_event=ctx.on_runner_event,
         should_cancel=ctx.should_cancel,
@@ -91,18 +91,22 @@ def render_inventory_step(ctx: StepContext) -> None:
         ssh_user=ctx.settings.ssh_user,
         ssh_key_path=ctx.settings.ssh_key_file,
         local_hosts=LOCAL_HOSTS,
-        cluster_vars=_cluster_vars(record),
+        cluster_vars=cluster_vars(record),
     )
     write_inventory(inventory_path(ctx), inventory)
     ctx.emit(JobEventType.LOG, message=f"inventory for {len(record.nodes)} nodes")
 
 
 def wait_for_ssh_step(ctx: StepContext) -> None:
+    wait_for_ssh_of(ctx, ClusterStore(ctx.redis).require(ctx.cluster).nodes)
+
+
+def wait_for_ssh_of(ctx: StepContext, nodes: list[NodeRecord]) -> None:
+    """Wait until every non-local node answers on SSH (a Day 2 join waits only for the joining ones)."""
     from bot import defaults
     from workers.ssh import wait_for_ssh
 
-    record = ClusterStore(ctx.redis).require(ctx.cluster)
-    hosts = [(node.address, 22) for node in record.nodes if node.address not in LOCAL_HOSTS]
+    hosts = [(node.address, 22) for node in nodes if node.address not in LOCAL_HOSTS]
     if not hosts:
         ctx.emit(JobEventType.LOG, message="every host is local; no SSH to wait for")
         return
@@ -110,22 +114,22 @@ def wait_for_ssh_step(ctx: StepContext) -> None:
 
 
 def preflight(ctx: StepContext) -> None:
-    ctx.run_playbook("preflight.yml", inventory=inventory_path(ctx), extravars=_play_vars(ctx))
+    ctx.run_playbook("preflight.yml", inventory=inventory_path(ctx), extravars=play_vars(ctx))
 
 
 def _stage(playbook: str) -> Any:
     def run(ctx: StepContext) -> None:
-        ctx.run_playbook(playbook, inventory=inventory_path(ctx), extravars=_play_vars(ctx))
+        ctx.run_playbook(playbook, inventory=inventory_path(ctx), extravars=play_vars(ctx))
 
     return run
 
 
 def load_balancer(ctx: StepContext) -> None:
-    password = _secrets(ctx).get_or_create_password(cluster=ctx.cluster, name=KEEPALIVED_SECRET)
+    password = cluster_secrets_for(ctx).get_or_create_password(cluster=ctx.cluster, name=KEEPALIVED_SECRET)
     ctx.run_playbook(
         "load_balancer.yml",
         inventory=inventory_path(ctx),
-        extravars=_play_vars(ctx),
+        extravars=play_vars(ctx),
         secrets={"KOBOT_KEEPALIVED_AUTH": password},
     )
 
@@ -137,16 +141,18 @@ def post_install(ctx: StepContext) -> None:
         ctx.run_playbook(
             "post.yml",
             inventory=inventory_path(ctx),
-            extravars={**_play_vars(ctx), "kubeconfig_dest": str(fetched)},
+            extravars={**play_vars(ctx), "kubeconfig_dest": str(fetched)},
         )
         if fetched.exists():
-            _secrets(ctx).put(cluster=ctx.cluster, name=KUBECONFIG_SECRET, value=fetched.read_bytes())
+            cluster_secrets_for(ctx).put(
+                cluster=ctx.cluster, name=KUBECONFIG_SECRET, value=fetched.read_bytes()
+            )
             ctx.emit(JobEventType.LOG, message="admin kubeconfig stored encrypted")
     finally:
         fetched.unlink(missing_ok=True)
 
 
-def _secrets(ctx: StepContext) -> ClusterSecrets:
+def cluster_secrets_for(ctx: StepContext) -> ClusterSecrets:
     return ClusterSecrets(redis=ctx.redis, secret=secret_key(ctx.settings))
 
 
@@ -210,7 +216,7 @@ def inventory_path(ctx: StepContext) -> Path:
     return path
 
 
-def _cluster_vars(record: ClusterRecord) -> dict[str, Any]:
+def cluster_vars(record: ClusterRecord) -> dict[str, Any]:
     spec = record.spec
     return {
         "cluster_name": record.name,
@@ -224,7 +230,7 @@ def _cluster_vars(record: ClusterRecord) -> dict[str, Any]:
     }
 
 
-def _play_vars(ctx: StepContext) -> dict[str, Any]:
+def play_vars(ctx: StepContext) -> dict[str, Any]:
     return {**ctx.settings.ansible_extra_vars, "kobot_job_id": ctx.job_id}
 
 
@@ -248,7 +254,7 @@ def plan_nodes_map(plan: Any) -> dict[str, dict[str, Any]]:
     }
 
 
-def _terraform_nodes(record: ClusterRecord) -> dict[str, dict[str, Any]]:
+def terraform_nodes(record: ClusterRecord) -> dict[str, dict[str, Any]]:
     sizes = record.spec.get("node_sizes", {})
     nodes = {}
     for node in record.nodes:

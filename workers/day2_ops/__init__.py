@@ -26,10 +26,12 @@ from workers.day2_ops.nodes import (
     join_step,
     machines_step,
     pick_node_step,
+    plan_added_node_step,
     plan_replacement_step,
     ready_step,
     remove_step,
     scale_plan_step,
+    wait_for_new_nodes_ssh_step,
 )
 from workers.day2_ops.upgrade import (
     check_nodes_step,
@@ -51,7 +53,7 @@ LEAVE = (
 JOIN = (
     Step("machines", "Create hosts (Terraform)", machines_step),
     INVENTORY,
-    WAIT_SSH,
+    Step("wait_ssh", "Wait for SSH on the new nodes", wait_for_new_nodes_ssh_step),
     Step("join", "Join new nodes", join_step),
     Step("ready", "Wait for new nodes to be Ready", ready_step),
 )
@@ -69,6 +71,11 @@ def workers_scale(spec: JobSpec) -> Operation:
     if delta is not None:
         return day2_operation(JobKind.WORKERS_SCALE, [plan, *JOIN])
     return day2_operation(JobKind.WORKERS_SCALE, [plan, *JOIN, *LEAVE])
+
+
+@operation(JobKind.NODE_ADD.value)
+def node_add(spec: JobSpec) -> Operation:
+    return day2_operation(JobKind.NODE_ADD, [Step("plan", "Plan the new node", plan_added_node_step), *JOIN])
 
 
 @operation(JobKind.NODE_REMOVE.value)

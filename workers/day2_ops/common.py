@@ -13,8 +13,8 @@ from bot.clusters import ClusterRecord, ClusterState, ClusterStore, HistoryEntry
 from bot.errors import StepFailedError
 from workers.cluster_ops import (
     KUBECONFIG_SECRET,
-    _secrets,
-    _terraform_nodes,
+    cluster_secrets_for,
+    terraform_nodes,
     terraform_variables,
 )
 from workers.context import StepContext
@@ -54,7 +54,7 @@ def save_state(ctx: StepContext, state: Day2State) -> None:
 
 # --- shared pieces ------------------------------------------------------------------------------
 def kube_for(ctx: StepContext) -> KubeCluster:
-    data = _secrets(ctx).get(cluster=ctx.cluster, name=KUBECONFIG_SECRET)
+    data = cluster_secrets_for(ctx).get(cluster=ctx.cluster, name=KUBECONFIG_SECRET)
     if data is None:
         raise StepFailedError(
             f"kobot holds no admin kubeconfig for {ctx.cluster}",
@@ -66,7 +66,7 @@ def kube_for(ctx: StepContext) -> KubeCluster:
 @contextmanager
 def kubeconfig_file(ctx: StepContext) -> Iterator[Path]:
     """The admin kubeconfig as a 0600 file for one playbook run (kubectl on the controller)."""
-    data = _secrets(ctx).get(cluster=ctx.cluster, name=KUBECONFIG_SECRET) or b""
+    data = cluster_secrets_for(ctx).get(cluster=ctx.cluster, name=KUBECONFIG_SECRET) or b""
     path = ctx.work_dir / KUBECONFIG_FILE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -135,7 +135,7 @@ def apply_machines(ctx: StepContext, record: ClusterRecord) -> None:
 
     workspace = workspace_for(settings=ctx.settings, cluster=ctx.cluster, provider=record.provider)
     outputs = workspace.apply(
-        variables=terraform_variables(ctx.settings, provider=record.provider, nodes=_terraform_nodes(record)),
+        variables=terraform_variables(ctx.settings, provider=record.provider, nodes=terraform_nodes(record)),
         job_id=ctx.job_id,
         on_event=ctx.on_runner_event,
         should_cancel=ctx.should_cancel,

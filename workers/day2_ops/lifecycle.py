@@ -5,10 +5,10 @@ from __future__ import annotations
 from bot.clusters import ClusterState
 from workers import etcd
 from workers.cluster_ops import (
-    _play_vars,
-    _secrets,
-    _terraform_nodes,
+    cluster_secrets_for,
     inventory_path,
+    play_vars,
+    terraform_nodes,
     terraform_variables,
 )
 from workers.context import StepContext
@@ -39,7 +39,7 @@ def restore_step(ctx: StepContext) -> None:
         "etcd_restore.yml",
         inventory=inventory_path(ctx),
         extravars={
-            **_play_vars(ctx),
+            **play_vars(ctx),
             "etcd_restore_snapshot": str(path),
             "etcd_restore_sha256": backup.sha256,
             "etcd_snapshot_name": f"{backup.id}-{ctx.job_id}",
@@ -65,7 +65,7 @@ def mark_deleting_step(ctx: StepContext) -> None:
 
 
 def reset_step(ctx: StepContext) -> None:
-    ctx.run_playbook("cluster_delete.yml", inventory=inventory_path(ctx), extravars=_play_vars(ctx))
+    ctx.run_playbook("cluster_delete.yml", inventory=inventory_path(ctx), extravars=play_vars(ctx))
 
 
 def destroy_machines_step(ctx: StepContext) -> None:
@@ -77,7 +77,7 @@ def destroy_machines_step(ctx: StepContext) -> None:
         return
     workspace = workspace_for(settings=ctx.settings, cluster=ctx.cluster, provider=record.provider)
     workspace.destroy(
-        variables=terraform_variables(ctx.settings, provider=record.provider, nodes=_terraform_nodes(record)),
+        variables=terraform_variables(ctx.settings, provider=record.provider, nodes=terraform_nodes(record)),
         job_id=ctx.job_id,
         on_event=ctx.on_runner_event,
         should_cancel=ctx.should_cancel,
@@ -89,6 +89,6 @@ def forget_step(ctx: StepContext) -> None:
     from workers.ippool import IpPools
 
     IpPools(ctx.redis).release(cluster=ctx.cluster)
-    _secrets(ctx).drop(cluster=ctx.cluster)
+    cluster_secrets_for(ctx).drop(cluster=ctx.cluster)
     etcd.forget_access(redis=ctx.redis, cluster=ctx.cluster)
     cluster_store(ctx).delete(ctx.cluster)

@@ -8,8 +8,9 @@ from __future__ import annotations
 from bot.clusters import ClusterRecord, NodeRecord
 from bot.errors import StepFailedError
 from workers.cluster_ops import (
-    _play_vars,
     inventory_path,
+    play_vars,
+    wait_for_ssh_of,
 )
 from workers.context import StepContext
 from workers.day2_ops.common import (
@@ -75,7 +76,7 @@ def remove_step(ctx: StepContext) -> None:
             "node_remove.yml",
             inventory=inventory_path(ctx),
             extravars={
-                **_play_vars(ctx),
+                **play_vars(ctx),
                 "nodes_to_remove": state.remove,
                 "kubeconfig_path": str(kubeconfig),
             },
@@ -157,6 +158,12 @@ def machines_step(ctx: StepContext) -> None:
     apply_machines(ctx, record)
 
 
+def wait_for_new_nodes_ssh_step(ctx: StepContext) -> None:
+    state = load_state(ctx)
+    record = cluster_store(ctx).require(ctx.cluster)
+    wait_for_ssh_of(ctx, [node for node in record.nodes if node.name in state.add])
+
+
 def join_step(ctx: StepContext) -> None:
     state = load_state(ctx)
     if not state.add:
@@ -165,7 +172,7 @@ def join_step(ctx: StepContext) -> None:
     ctx.run_playbook(
         "node_add.yml",
         inventory=inventory_path(ctx),
-        extravars={**_play_vars(ctx), "nodes_to_add": state.add},
+        extravars={**play_vars(ctx), "nodes_to_add": state.add},
     )
 
 
@@ -178,6 +185,39 @@ def ready_step(ctx: StepContext) -> None:
         for name in state.add:
             kube.wait_ready(name, timeout=NODE_READY_TIMEOUT_SECONDS, should_cancel=ctx.should_cancel)
     mark_nodes(ctx, state.add, "ready")
+
+
+def plan_added_node_step(ctx: StepContext) -> None:
+    """`add node`: a manual cluster names the machine (`host=`); an IaaS one gets an address from the pool."""
+    from workers.ippool import IpPools
+
+    state = load_state(ctx)
+    if state.add:
+        return
+    store = cluster_store(ctx)
+    record = store.require(ctx.cluster)
+    role = str(ctx.params.get("role") or "worker")
+    host = ctx.params.get("host")
+    same_role = [node_index(n.name) for n in record.nodes if n.role == role]
+    name = f"{ctx.cluster}-{role}-{max(same_role, default=0) + 1}"
+    if host:
+        if any(n.address == host for n in record.nodes):
+            raise StepFailedError(f"{host} is already a node of {ctx.cluster}")
+        address = str(host)
+    elif creates_machines(record):
+        zone = next((n.zone for n in record.nodes if n.role == role and n.zone), "") or ""
+        address = IpPools(ctx.redis).reserve(cluster=ctx.cluster, nodes={name: zone})[name]
+    else:
+        raise StepFailedError(
+            f"{ctx.cluster} runs on your own machines: say which one joins",
+            error=f"`add node {ctx.cluster} host=<address>`",
+        )
+    record.nodes.append(NodeRecord(name=name, role=role, address=address))
+    recount(record)
+    store.save(record)
+    state.add = [name]
+    save_state(ctx, state)
+    say(ctx, f"{name} ({address}) joins as a {role}")
 
 
 # --- steps: remove / replace one node ----------------------------------------------------------------

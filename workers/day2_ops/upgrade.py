@@ -10,9 +10,9 @@ from bot.errors import StepFailedError
 from workers import etcd
 from workers.cluster_ops import (
     LOCAL_HOSTS,
-    _cluster_vars,
-    _play_vars,
+    cluster_vars,
     inventory_path,
+    play_vars,
 )
 from workers.context import StepContext
 from workers.day2_ops.common import (
@@ -52,7 +52,7 @@ def snapshot_step(ctx: StepContext) -> None:
         ctx.run_playbook(
             "etcd_backup.yml",
             inventory=inventory_path(ctx),
-            extravars={**_play_vars(ctx), "etcd_backup_dest": str(dest), "etcd_snapshot_name": dest.name},
+            extravars={**play_vars(ctx), "etcd_backup_dest": str(dest), "etcd_snapshot_name": dest.name},
         )
         backup = etcd.record_snapshot(
             path=dest, backup_id=backup_id, cluster=ctx.cluster, redis=ctx.redis, job_id=ctx.job_id
@@ -130,7 +130,7 @@ def _upgrade_run(
             ssh_user=ctx.settings.ssh_user,
             ssh_key_path=ctx.settings.ssh_key_file,
             local_hosts=LOCAL_HOSTS,
-            cluster_vars=_cluster_vars(record),
+            cluster_vars=cluster_vars(record),
         ),
     )
     with kubeconfig_file(ctx) as kubeconfig:
@@ -139,7 +139,7 @@ def _upgrade_run(
             inventory=path,
             tags=("kube_upgrade",),
             extravars={
-                **_play_vars(ctx),
+                **play_vars(ctx),
                 "kube_version": str(ctx.params["version"]),
                 "kubeconfig_path": str(kubeconfig),
                 "kube_upgrade_nodes": [n.name for n in nodes],
