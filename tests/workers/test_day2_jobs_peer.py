@@ -49,6 +49,7 @@ RECORDER = """---
           vars:
             nodes_to_remove: "{{{{ nodes_to_remove | default(none) }}}}"
             nodes_to_add: "{{{{ nodes_to_add | default(none) }}}}"
+            known_hosts_path: "{{{{ known_hosts_path | default(none) }}}}"
             kube_version: "{{{{ kube_version | default(none) }}}}"
             restore: "{{{{ etcd_restore_snapshot | default(none) }}}}"
             sha256: "{{{{ etcd_restore_sha256 | default(none) }}}}"
@@ -150,6 +151,7 @@ def test_scale_down_drains_the_newest_workers_then_removes_them_fixture_playbook
     [played] = runs(settings, "node_remove")
     assert played["vars"]["nodes_to_remove"] == ["demo-worker-3", "demo-worker-2"]
     assert played["kubeconfig_mode"] == "0600"
+    assert played["vars"]["known_hosts_path"] == str(data_dir / "jobs" / "known_hosts")
     assert played["control_plane"] == ["demo-master-1"] and "demo-worker-3" in played["workers"]
     assert not (data_dir / "jobs" / job_id / "admin.conf").exists(), "the kubeconfig file lives for one run"
     record = ClusterStore(redis).require("demo")

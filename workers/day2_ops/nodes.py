@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from bot.clusters import ClusterRecord, NodeRecord
 from bot.errors import StepFailedError
+from workers.ansible.runner import KNOWN_HOSTS_FILE
 from workers.cluster_ops import (
     inventory_path,
     play_vars,
@@ -79,6 +80,8 @@ def remove_step(ctx: StepContext) -> None:
                 **play_vars(ctx),
                 "nodes_to_remove": state.remove,
                 "kubeconfig_path": str(kubeconfig),
+                # the runner's own known_hosts: a removed node's key must not refuse its successor
+                "known_hosts_path": str(ctx.settings.job_artifacts_dir() / KNOWN_HOSTS_FILE),
             },
         )
     with kube_for(ctx) as kube:
