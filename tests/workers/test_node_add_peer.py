@@ -10,7 +10,15 @@ from redis import Redis
 from bot.clusters import ClusterStore
 from tests.peers.kubernetes import KubernetesApiPeer
 from tests.workers.jobkit import job_service, run_queue
-from tests.workers.test_day2_jobs_peer import THREE_WORKERS, cluster, peer, playbooks, runs, settings_for, submit
+from tests.workers.test_day2_jobs_peer import (
+    THREE_WORKERS,
+    cluster,
+    peer,
+    playbooks,
+    runs,
+    settings_for,
+    submit,
+)
 from workers.spec import JobKind, JobState
 
 __all__ = ["peer", "playbooks"]  # fixtures shared with the Day 2 job tests
