@@ -106,6 +106,9 @@ class HostLab:
     index: int = 0
     _lease: IO[str] | None = None
     _running: list[_Running] = field(default_factory=list)
+    _started: int = 0
+    """Hosts started so far: numbers are never reused, so a stopped host's name, address and
+    directories are never handed to a new one."""
     key_path: Path = field(init=False)
     known_hosts_path: Path = field(init=False)
 
@@ -139,7 +142,10 @@ class HostLab:
 
     def start(self, *, count: int) -> list[LabHost]:
         """Start `count` more hosts and return them once each shows its SSH banner."""
-        first = len(self._running) + 1
+        first = self._started + 1
+        if HOST_OFFSET + first + count - 1 > 254:
+            raise RuntimeError(f"a lab session can start {254 - HOST_OFFSET} hosts in all; ask for fewer")
+        self._started += count
         numbers = range(first, first + count)
         names = {number: f"lab{self.index}-host{number}" for number in numbers}
         started = [self._start_one(number=number, name=names[number], peers=names) for number in numbers]
