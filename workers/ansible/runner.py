@@ -61,6 +61,9 @@ def _envvars(run: PlaybookRun) -> dict[str, str]:
         "ANSIBLE_SSH_ARGS": f"{SSH_ARGS} -o UserKnownHostsFile={known_hosts}",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        # Modules go over the open SSH connection instead of being copied first: as kubespray does,
+        # and several times faster per task (make bench: bench_ansible).
+        "ANSIBLE_PIPELINING": "True",
     }
     env.update(run.secrets)
     return env
