@@ -12,6 +12,7 @@ import contextlib
 import logging
 
 from bot.dispatcher import Dispatcher
+from bot.health import NodeHealthWatcher
 from bot.notifier import Notifier
 from bot.relay import ClusterEventRelay
 from bot.runtime import Runtime
@@ -39,6 +40,7 @@ class Services:
             else None
         )
         self._housekeeping: asyncio.Task[None] | None = None
+        self.health = NodeHealthWatcher(runtime=runtime) if runtime.alerts is not None else None
         self.relay = (
             ClusterEventRelay(redis=runtime.redis, alerts=runtime.alerts)
             if runtime.alerts is not None
@@ -52,6 +54,8 @@ class Services:
             await self.runtime.alerts.start()
         if self.relay is not None:
             await self.relay.start()
+        if self.health is not None:
+            await self.health.start()
         for adapter in self.runtime.adapters.values():
             await adapter.start(self.dispatcher)
         if self.worker is not None:
@@ -68,6 +72,8 @@ class Services:
                 await adapter.stop()
             except Exception:
                 log.exception("adapter %s did not stop cleanly", adapter.platform)
+        if self.health is not None:
+            await self.health.stop()
         if self.relay is not None:
             await self.relay.stop()
         if self.runtime.alerts is not None:

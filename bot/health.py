@@ -1,0 +1,130 @@
+"""Node health: kobot watches the nodes of every running cluster it holds a kubeconfig for, and tells
+the channels that asked (`notify <cluster> node here`) when one stops or starts being Ready.
+
+A NotReady notice names the node and the command that replaces it (`replace node N on C`), which then
+goes through permissions and approval like any typed command. The last state seen per node is kept in
+Redis, so a restart does not announce every node again, and a flapping node is announced once per change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from bot.chat.message import Field, MessageKind, OutgoingMessage, Tone
+from bot.clusters import ClusterState
+from bot.errors import KobotError
+from bot.runtime import Runtime
+from bot.store import secret_key, synced
+from workers.cluster_ops import KUBECONFIG_SECRET
+from workers.cluster_secrets import ClusterSecrets
+
+log = logging.getLogger(__name__)
+
+HEALTH_INTERVAL_SECONDS = 30.0
+"""How often every running cluster's nodes are looked at; kubelet marks a node NotReady after 40 s."""
+
+
+def _health_key(cluster: str) -> str:
+    return f"kobot:health:{cluster}"
+
+
+@dataclass(frozen=True)
+class NodeChange:
+    cluster: str
+    node: str
+    ready: bool
+
+
+class NodeHealthWatcher:
+    def __init__(self, *, runtime: Runtime, interval: float = HEALTH_INTERVAL_SECONDS) -> None:
+        self._runtime = runtime
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="node-health")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.check_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("node health check failed; trying again next round")
+            await asyncio.sleep(self._interval)
+
+    async def check_once(self) -> list[NodeChange]:
+        """Look at every running cluster once; announce and return what changed since last time."""
+        changes: list[NodeChange] = []
+        for record in self._runtime.clusters.all():
+            if record.state is not ClusterState.RUNNING:
+                continue
+            seen = await asyncio.to_thread(self._readiness, record.name)
+            if seen is not None:
+                changes += self._remember(record.name, seen)
+        for change in changes:
+            await self._announce(change)
+        return changes
+
+    def _readiness(self, cluster: str) -> dict[str, bool] | None:
+        from workers.kube import KubeCluster
+
+        secrets = ClusterSecrets(redis=self._runtime.redis, secret=secret_key(self._runtime.settings))
+        kubeconfig = secrets.get(cluster=cluster, name=KUBECONFIG_SECRET)
+        if kubeconfig is None:
+            return None
+        try:
+            with KubeCluster.from_kubeconfig_data(data=kubeconfig, name=cluster) as kube:
+                return {node.name: node.ready for node in kube.list_nodes()}
+        except KobotError as exc:
+            log.warning("cannot read the nodes of %s: %s", cluster, exc.user_message)
+            return None
+
+    def _remember(self, cluster: str, seen: dict[str, bool]) -> list[NodeChange]:
+        key = _health_key(cluster)
+        before = {k.decode(): v.decode() == "1" for k, v in synced(self._runtime.redis.hgetall(key)).items()}
+        changes = [
+            NodeChange(cluster=cluster, node=node, ready=ready)
+            for node, ready in sorted(seen.items())
+            # a node seen for the first time is announced only when it is not Ready
+            if before.get(node, True) != ready
+        ]
+        pipe = self._runtime.redis.pipeline()
+        pipe.delete(key)
+        if seen:
+            pipe.hset(key, mapping={node: "1" if ready else "0" for node, ready in seen.items()})
+        pipe.execute()
+        return changes
+
+    async def _announce(self, change: NodeChange) -> None:
+        alerts = self._runtime.alerts
+        if alerts is None:
+            return
+        if change.ready:
+            message = OutgoingMessage(
+                kind=MessageKind.NOTICE,
+                title=f"{change.node} is Ready again",
+                tone=Tone.SUCCESS,
+                fields=(Field(label="Cluster", value=change.cluster),),
+            )
+            await alerts.publish_cluster_event(cluster=change.cluster, event="node_ready", message=message)
+            return
+        message = OutgoingMessage(
+            kind=MessageKind.NOTICE,
+            title=f"{change.node} is NotReady",
+            tone=Tone.DANGER,
+            fields=(Field(label="Cluster", value=change.cluster),),
+            body="If it does not come back, replace it (a fresh node joins before this one is drained):",
+            code=f"replace node {change.node} on {change.cluster}",
+        )
+        await alerts.publish_cluster_event(cluster=change.cluster, event="node_not_ready", message=message)
