@@ -86,6 +86,12 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(allowed)}")
         return value.upper()
 
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        # The embedded Valkey and ansible-runner run in other working directories: paths must not be relative.
+        return value.expanduser().resolve()
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:

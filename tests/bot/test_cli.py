@@ -53,3 +53,19 @@ def test_settings_come_from_a_yaml_file_with_the_environment_winning(tmp_path: P
         },
     )
     assert done.returncode == 0, done.stderr  # the environment's good value wins over the file's bad one
+
+
+def test_the_embedded_default_starts_from_a_relative_data_dir(tmp_path: Path) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KOBOT_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "chat"],
+        cwd=tmp_path,
+        env={**clean, "PYTHONPATH": str(REPO), "KOBOT_DATA_DIR": ".kobot"},
+        input="list clusters\nexit\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "No clusters yet" in done.stdout
+    assert (tmp_path / ".kobot" / "valkey").is_dir()
