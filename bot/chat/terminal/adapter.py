@@ -52,7 +52,7 @@ class TerminalAdapter(ChatAdapter):
     )
 
     def __init__(self, *, console: Console | None = None, stdin: TextIO | None = None) -> None:
-        self.console = console or Console(highlight=False, soft_wrap=True)
+        self.console = console or Console(highlight=False)
         self._stdin = stdin or sys.stdin
         self._ids = itertools.count(1)
         self._last_buttons: tuple[MessageRef, OutgoingMessage] | None = None
