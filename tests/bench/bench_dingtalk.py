@@ -62,8 +62,9 @@ async def _measure(peer: DingTalkPeer, redis: Redis) -> dict[str, float]:
         ack = peer.ack_for(frame_id)
         if ack is not None:
             ack_ms.append((ack.at - written[frame_id]) * 1000)
-        if text in replies:
-            reply_ms.append((replies[text] - written[frame_id]) * 1000)
+        reply_at = replies.get(f"echo {text}")  # the shared EchoSink answers "echo <command>"
+        if reply_at is not None:
+            reply_ms.append((reply_at - written[frame_id]) * 1000)
     return {
         "dingtalk_frame_ack_p50_ms": percentile(ack_ms, 0.50),
         "dingtalk_frame_ack_p99_ms": percentile(ack_ms, 0.99),
