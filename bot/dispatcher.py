@@ -18,7 +18,7 @@ from bot.chat.types import ButtonClick, Conversation, Identity, InboundMessage, 
 from bot.errors import CommandError, DeliveryError, KobotError
 from bot.metrics import COMMANDS
 from commands.context import CommandContext, Reply, SubmitJob
-from commands.registry import ParsedCommand
+from commands.registry import ParsedCommand, Risk
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -68,12 +68,14 @@ class Dispatcher:
             await self._reply(message.conversation, _command_error(exc))
             return
         spec = parsed.spec()
-        decision = rt.policy.authorize(
+        # the directory lookup behind a policy decision may block on a slow LDAP server
+        decision = await asyncio.to_thread(
+            rt.policy.authorize,
             identity=message.identity,
             conversation=message.conversation,
             command_id=spec.id,
             risk=parsed.risk,
-            cluster=parsed.cluster,
+            cluster=self._acted_on(parsed),
         )
         if not decision.allowed:
             COMMANDS.labels(command=spec.id, outcome="refused").inc()
@@ -89,6 +91,26 @@ class Dispatcher:
             return
         if spec.handler is None:
             raise KobotError(f"{spec.id} is understood but cannot run yet in this kobot version")
+        if decision.needs_approval and spec.job_kind is None and parsed.risk is not Risk.READ:
+            # Only commands that queue a job can wait for approval; the rest act in their handler.
+            self._audit(
+                message.identity,
+                message.conversation,
+                "command.refused",
+                parsed,
+                "needs approval",
+                message.text,
+            )
+            await self._reply(
+                message.conversation,
+                _text(
+                    "Not allowed",
+                    f"the policy asks approval for `{spec.id}`, which acts at once and cannot "
+                    "wait for one; an admin can run it",
+                    Tone.WARNING,
+                ),
+            )
+            return
         ctx = CommandContext(
             runtime=rt,
             identity=message.identity,
@@ -198,6 +220,14 @@ class Dispatcher:
             result=record.state.value,
         )
         return record.job_id
+
+    def _acted_on(self, parsed: ParsedCommand) -> str | None:
+        """The cluster a command changes or reads: its own, or for `job …` commands the job's cluster,
+        so permissions bound to one cluster cannot reach another cluster's jobs."""
+        if parsed.cluster is not None or "job" not in parsed.args:
+            return parsed.cluster
+        record = self.runtime.jobs.jobs.get(str(parsed.args["job"]))
+        return None if record is None else record.spec.cluster
 
     # clicks ----------------------------------------------------------------------------------
     async def _handle_click(self, click: ButtonClick) -> None:
