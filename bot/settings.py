@@ -27,6 +27,8 @@ from bot.errors import SettingsError
 from workers.ippool import IpPoolConfig
 
 CONFIG_FILE_ENV = "KOBOT_CONFIG_FILE"
+MIN_SECRET_KEY_CHARS = 32
+"""The secret key signs buttons and encrypts kubeconfigs: a short one would be guessable."""
 
 
 class Settings(BaseSettings):
@@ -91,6 +93,13 @@ class Settings(BaseSettings):
     def _absolute_data_dir(cls, value: Path) -> Path:
         # The embedded Valkey and ansible-runner run in other working directories: paths must not be relative.
         return value.expanduser().resolve()
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY_CHARS:
+            raise ValueError(f"must be at least {MIN_SECRET_KEY_CHARS} characters (or unset to generate one)")
+        return value
 
     @field_validator("redis_url")
     @classmethod

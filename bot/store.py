@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -16,7 +17,7 @@ from redis.exceptions import RedisError
 
 from bot import defaults
 from bot.errors import SettingsError, StoreUnavailableError
-from bot.settings import Settings
+from bot.settings import MIN_SECRET_KEY_CHARS, Settings
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,20 @@ def secret_key(settings: Settings) -> bytes:
     path = settings.data_dir / SECRET_KEY_FILE
     if not path.exists():
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written whole under a temporary name, then linked into place: a crash never leaves an empty key,
+        # and of two processes starting at once, the first link wins and both read that key.
+        draft = path.with_name(f".{SECRET_KEY_FILE}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32))
-    return path.read_text().strip().encode()
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+        draft.unlink()
+    key = path.read_text().strip()
+    if len(key) < MIN_SECRET_KEY_CHARS:
+        raise SettingsError(
+            f"setting KOBOT_DATA_DIR: {path} holds no usable secret key; remove it to generate one"
+        )
+    return key.encode()

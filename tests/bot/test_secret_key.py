@@ -1,0 +1,30 @@
+"""kobot's secret key: never short, never empty, generated once per data dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.errors import SettingsError
+from bot.settings import load_settings
+from bot.store import secret_key
+
+
+def test_a_short_configured_key_stops_the_start_naming_the_setting(data_dir: Path) -> None:
+    with pytest.raises(SettingsError, match="KOBOT_SECRET_KEY"):
+        load_settings(data_dir=data_dir, secret_key="")
+
+
+def test_a_generated_key_is_random_kept_and_private(tmp_path: Path) -> None:
+    first = secret_key(load_settings(data_dir=tmp_path / "a"))
+    assert len(first) >= 32 and secret_key(load_settings(data_dir=tmp_path / "a")) == first
+    assert secret_key(load_settings(data_dir=tmp_path / "b")) != first
+    assert (tmp_path / "a" / "secret.key").stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["secret.key"], "no draft left behind"
+
+
+def test_an_empty_key_file_is_refused_not_used(data_dir: Path) -> None:
+    (data_dir / "secret.key").write_text("")
+    with pytest.raises(SettingsError, match="no usable secret key"):
+        secret_key(load_settings(data_dir=data_dir))
