@@ -51,6 +51,8 @@ class ClusterRecord(BaseModel):
     provider: str = "manual"
     version: str | None = None
     state: ClusterState = ClusterState.PENDING
+    creating_job: str | None = None
+    """The create job that owns a cluster in CREATING; another create must not take it over."""
     spec: dict[str, Any] = Field(default_factory=dict)
     nodes: list[NodeRecord] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)

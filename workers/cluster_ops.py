@@ -47,8 +47,19 @@ def plan_nodes(ctx: StepContext) -> None:
     from workers.plan import plan_from_params
 
     store = ClusterStore(ctx.redis)
+    existing = store.get(ctx.cluster)
+    if (
+        existing is not None
+        and existing.state is not ClusterState.FAILED
+        and existing.creating_job != ctx.job_id
+    ):
+        # Two creates queued for one name: the second waited for the first and must not reinstall it.
+        raise StepFailedError(
+            f"cluster {ctx.cluster} already exists ({existing.state.value}); nothing was changed"
+        )
     plan = plan_from_params(cluster=ctx.cluster, params=ctx.params, redis=ctx.redis)
-    record = store.get(ctx.cluster) or ClusterRecord(name=ctx.cluster)
+    record = existing or ClusterRecord(name=ctx.cluster)
+    record.creating_job = ctx.job_id
     record.provider = plan.spec.provider
     record.version = plan.spec.version
     record.spec = {**plan.spec.model_dump(mode="json"), "api_vip": plan.vip}
@@ -93,7 +104,7 @@ def render_inventory_step(ctx: StepContext) -> None:
         local_hosts=LOCAL_HOSTS,
         cluster_vars=cluster_vars(record),
     )
-    write_inventory(inventory_path(ctx), inventory)
+    write_inventory(ctx.work_dir / INVENTORY_FILE, inventory)
     ctx.emit(JobEventType.LOG, message=f"inventory for {len(record.nodes)} nodes")
 
 
@@ -176,8 +187,8 @@ def _created(ctx: StepContext) -> None:
 def _create_failed(ctx: StepContext) -> None:
     store = ClusterStore(ctx.redis)
     record = store.get(ctx.cluster)
-    if record is None:
-        return
+    if record is None or record.creating_job != ctx.job_id:
+        return  # not this job's cluster (a second create of a taken name): leave it as it is
     record.state = ClusterState.FAILED
     record.add_history(HistoryEntry(job_id=ctx.job_id, kind=JobKind.CLUSTER_CREATE.value, outcome="failed"))
     store.save(record)
@@ -210,9 +221,11 @@ def cluster_create(spec: JobSpec) -> Operation:
 
 # --- helpers -----------------------------------------------------------------------------------
 def inventory_path(ctx: StepContext) -> Path:
+    """This job's inventory; rendered again from the cluster record when retention removed the job's
+    directory before a retry."""
     path = ctx.work_dir / INVENTORY_FILE
     if not path.exists() and ctx.step.name not in ("inventory", "plan", "provision"):
-        raise StepFailedError("the inventory is missing; retry the job from the start")
+        render_inventory_step(ctx)
     return path
 
 

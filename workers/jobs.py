@@ -17,7 +17,7 @@ from workers import environment
 from workers.context import StepContext
 from workers.operations import Operation, load_operations, operation_for
 from workers.service import JobService
-from workers.spec import JobEvent, JobEventType, JobRecord, JobState, StepState, utcnow
+from workers.spec import JobEvent, JobEventType, JobRecord, JobState, StepRecord, StepState, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +109,40 @@ class JobRunner:
             except KobotError as exc:
                 return self._fail(ctx, exc.user_message, error=exc.user_message)
             except Exception as exc:
+                # The exception's text may quote a secret (a command line, a config): it goes to the log
+                # only; chat and the job record get its type and where to look.
                 log.error("job %s step %s crashed:\n%s", record.job_id, step.name, traceback.format_exc())
-                return self._fail(ctx, f"{step.title} crashed", error=f"{type(exc).__name__}: {exc}")
+                return self._fail(
+                    ctx,
+                    f"{step.title} crashed",
+                    error=f"{type(exc).__name__} in step {step.name}; "
+                    f"the worker log has the details under job {record.job_id}",
+                )
             step_record.state = StepState.SUCCEEDED
             step_record.finished_at = utcnow()
             self.service.jobs.save(record)
             ctx.emit(JobEventType.STEP_SUCCEEDED, message=step.title)
-        if ctx is not None and op.on_success is not None:
-            op.on_success(ctx)
+        if op.on_success is not None:
+            # Also when a retry found every step already done (the worker died after the last one).
+            last = record.steps[-1] if record.steps else StepRecord(name="done", title="Done")
+            hook_ctx = ctx or StepContext(
+                record=record,
+                step=last,
+                settings=self.env.settings,
+                redis=self.env.redis,
+                jobs=self.service.jobs,
+                events=self.service.events,
+                scratch=scratch,
+            )
+            try:
+                op.on_success(hook_ctx)
+            except Exception:
+                log.error("job %s: recording its success failed:\n%s", record.job_id, traceback.format_exc())
+                return (
+                    JobState.FAILED,
+                    "every step succeeded, but recording the result failed",
+                    f"see the worker log under job {record.job_id}; retry job {record.job_id} records it",
+                )
         summary = "all steps succeeded"
         if op.final_note:
             summary = f"{summary}; {op.final_note}"

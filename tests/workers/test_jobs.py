@@ -137,3 +137,35 @@ def _processes_mentioning(text: str) -> list[int]:
         if text in cmdline:
             found.append(int(entry.name))
     return found
+
+
+def test_a_crashing_step_fails_the_job_without_its_exception_text(
+    redis_url: str, redis: Redis, data_dir: Path
+) -> None:
+    service = job_service(job_settings(redis_url, data_dir), redis)
+    record = service.submit(spec(service, kind="test.crash"))
+    run_queue(service)
+    failed = reload(service, record)
+    assert failed.state is JobState.FAILED and failed.summary == "Crash crashed"
+    assert "RuntimeError in step crash" in (failed.error or "")
+    everything = failed.model_dump_json() + "".join(
+        e.model_dump_json() for e in read_job_events(redis, record.job_id)
+    )
+    assert "hunter2" not in everything
+
+
+def test_a_second_create_of_a_name_does_not_take_over_the_cluster(
+    redis_url: str, redis: Redis, data_dir: Path
+) -> None:
+    from bot.clusters import ClusterRecord, ClusterState, ClusterStore
+
+    service = job_service(job_settings(redis_url, data_dir), redis)
+    ClusterStore(redis).save(ClusterRecord(name="prod", state=ClusterState.RUNNING, creating_job="0"))
+    record = service.submit(
+        spec(service, kind="cluster.create", cluster="prod", masters=1, workers=0, hosts=["localhost"])
+    )
+    run_queue(service)
+    failed = reload(service, record)
+    assert failed.state is JobState.FAILED and "already exists (running)" in (failed.summary or "")
+    kept = ClusterStore(redis).require("prod")
+    assert kept.state is ClusterState.RUNNING and kept.creating_job == "0" and kept.nodes == []
