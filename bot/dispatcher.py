@@ -278,9 +278,16 @@ class Dispatcher:
             detail={"request": request.id},
             result=outcome.status.value,
         )
-        await self._edit_card(request.message_ref, outcome.card, click.conversation)
-        if outcome.status is not ApprovalStatus.APPROVED:
-            return
+        if outcome.status is ApprovalStatus.APPROVED:
+            # The job is queued before the card is edited: a chat that refuses the edit must not lose it.
+            await self._run_approved(request, click)
+        try:
+            await self._edit_card(request.message_ref, outcome.card, click.conversation)
+        except DeliveryError:
+            log.warning("approval %s decided, but its card could not be edited", request.id)
+
+    async def _run_approved(self, request: Any, click: ButtonClick) -> None:
+        rt = self.runtime
         job = await self._replan(request)
         if job is None or job.plan_hash != request.plan_hash:
             rt.audit.record(

@@ -109,7 +109,10 @@ async def test_risky_command_waits_for_two_approvers_then_runs(runtime: Runtime,
     assert chat(runtime).deliveries[-1].message.title == "Not counted", "the same approver counts once"
     assert len(runtime.queue) == 0
 
+    adapter = chat(runtime)
+    adapter.refuse_next, adapter.retry_after = 100, 0.001  # the chat refuses the card edit for good
     await click(dispatcher, runtime, CAROL, "Approve")
+    adapter.refuse_next = 0
     assert len(runtime.queue) == 1, "approved by two others: queued"
     job = runtime.jobs.jobs.require("1")
     assert job.spec.requested_by == ALICE and job.state is JobState.QUEUED
@@ -143,7 +146,7 @@ async def test_changed_plan_voids_the_approval(runtime: Runtime, data_dir: Path)
     await click(dispatcher, runtime, BOB, "Approve")
     runtime.redis.set(PLAN_VERSION_KEY, "2")
     await click(dispatcher, runtime, CAROL, "Approve")
-    assert chat(runtime).deliveries[-1].message.title == "Approval void"
+    assert any(d.message.title == "Approval void" for d in chat(runtime).deliveries[-2:])
     assert len(runtime.queue) == 0
 
 
