@@ -70,10 +70,14 @@ class NodeHealthWatcher:
             if record.state is not ClusterState.RUNNING:
                 continue
             seen = await asyncio.to_thread(self._readiness, record.name)
-            if seen is not None:
-                changes += self._remember(record.name, seen)
-        for change in changes:
-            await self._announce(change)
+            if seen is None:
+                continue
+            found = self._changes(record.name, seen)
+            for change in found:
+                await self._announce(change)
+            # remembered only once announced: a failed announcement is tried again next round
+            self._remember(record.name, seen)
+            changes += found
         return changes
 
     def _readiness(self, cluster: str) -> dict[str, bool] | None:
@@ -90,21 +94,23 @@ class NodeHealthWatcher:
             log.warning("cannot read the nodes of %s: %s", cluster, exc.user_message)
             return None
 
-    def _remember(self, cluster: str, seen: dict[str, bool]) -> list[NodeChange]:
+    def _changes(self, cluster: str, seen: dict[str, bool]) -> list[NodeChange]:
         key = _health_key(cluster)
         before = {k.decode(): v.decode() == "1" for k, v in synced(self._runtime.redis.hgetall(key)).items()}
-        changes = [
+        return [
             NodeChange(cluster=cluster, node=node, ready=ready)
             for node, ready in sorted(seen.items())
             # a node seen for the first time is announced only when it is not Ready
             if before.get(node, True) != ready
         ]
+
+    def _remember(self, cluster: str, seen: dict[str, bool]) -> None:
+        key = _health_key(cluster)
         pipe = self._runtime.redis.pipeline()
         pipe.delete(key)
         if seen:
             pipe.hset(key, mapping={node: "1" if ready else "0" for node, ready in seen.items()})
         pipe.execute()
-        return changes
 
     async def _announce(self, change: NodeChange) -> None:
         alerts = self._runtime.alerts
