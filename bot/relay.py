@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 
 from redis import Redis
 from redis.exceptions import ResponseError
@@ -59,17 +60,37 @@ class ClusterEventRelay:
                 await self._task
 
     async def _run(self) -> None:
+        last_claim = 0.0
         while True:
             try:
-                response = await asyncio.to_thread(self._read)
-                for entry_id, fields in response:
-                    await self._relay(JobEvent.model_validate_json(fields[b"e"]))
-                    self._redis.xack(keys.GLOBAL_EVENTS, GROUP, entry_id)
+                if time.monotonic() - last_claim > defaults.NOTIFIER_CLAIM_IDLE_MS / 3000:
+                    # entries read but never acknowledged (an error, or a relay that died) are taken again
+                    await self._handle(self._claim_abandoned())
+                    last_claim = time.monotonic()
+                await self._handle(await asyncio.to_thread(self._read))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("cluster event relay hit an error; continuing")
                 await asyncio.sleep(1)
+
+    async def _handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        for entry_id, fields in entries:
+            await self._relay(JobEvent.model_validate_json(fields[b"e"]))
+            self._redis.xack(keys.GLOBAL_EVENTS, GROUP, entry_id)
+
+    def _claim_abandoned(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        _, claimed, _ = synced(
+            self._redis.xautoclaim(
+                keys.GLOBAL_EVENTS,
+                GROUP,
+                self._consumer,
+                min_idle_time=defaults.NOTIFIER_CLAIM_IDLE_MS,
+                start_id="0-0",
+                count=200,
+            )
+        )
+        return [entry for entry in claimed if entry and entry[1]]
 
     def _read(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
         response = synced(
