@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from redis import Redis
+from redis.client import Pipeline
 
 from bot import defaults
 from bot.store import synced
@@ -17,14 +18,19 @@ class EventPublisher:
         self._redis = redis
 
     def publish(self, event: JobEvent) -> str:
-        payload = event.model_dump_json()
         pipe = self._redis.pipeline(transaction=False)
+        self.queue_publish(pipe, event)
+        _, global_id = pipe.execute()
+        return global_id.decode() if isinstance(global_id, bytes) else str(global_id)
+
+    @staticmethod
+    def queue_publish(pipe: Pipeline, event: JobEvent) -> None:
+        """Add the event's writes to a caller's pipeline or transaction."""
+        payload = event.model_dump_json()
         pipe.xadd(
             keys.job_events(event.job_id), {"e": payload}, maxlen=defaults.JOB_EVENTS_MAX, approximate=True
         )
         pipe.xadd(keys.GLOBAL_EVENTS, {"e": payload}, maxlen=defaults.GLOBAL_EVENTS_MAX, approximate=True)
-        _, global_id = pipe.execute()
-        return global_id.decode() if isinstance(global_id, bytes) else str(global_id)
 
 
 def read_job_events(redis: Redis, job_id: str, *, count: int = 1000) -> list[JobEvent]:

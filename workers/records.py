@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from redis import Redis
+from redis.client import Pipeline
 
 from bot import defaults
 from bot.chat.types import MessageRef
@@ -29,8 +30,13 @@ class JobStore:
         return str(self._redis.incr(keys.JOB_SEQUENCE))
 
     def save(self, record: JobRecord) -> None:
-        record.updated_at = utcnow()
         pipe = self._redis.pipeline(transaction=True)
+        self.queue_save(pipe, record)
+        pipe.execute()
+
+    def queue_save(self, pipe: Pipeline, record: JobRecord) -> None:
+        """Add the writes of `save` to a caller's transaction (a final state and its event land together)."""
+        record.updated_at = utcnow()
         pipe.set(keys.job(record.job_id), record.model_dump_json())
         if record.state.finished:
             pipe.srem(keys.ACTIVE_JOBS, record.job_id)
@@ -39,7 +45,6 @@ class JobStore:
         else:
             pipe.sadd(keys.ACTIVE_JOBS, record.job_id)
             pipe.persist(keys.job(record.job_id))
-        pipe.execute()
 
     def get(self, job_id: str) -> JobRecord | None:
         raw: bytes | None = synced(self._redis.get(keys.job(job_id)))

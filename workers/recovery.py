@@ -14,17 +14,23 @@ from rq.job import Job, JobStatus
 
 from workers import keys
 from workers.service import JobService
-from workers.spec import JobRecord, JobState, StepState
+from workers.spec import JobRecord, JobState, StepState, utcnow
 
 log = logging.getLogger(__name__)
 
 _RQ_DEAD = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+
+QUEUED_GRACE_SECONDS = 10.0
+"""A queued job younger than this is not judged: its RQ entry is written just after the record."""
 
 
 def sweep(service: JobService) -> list[str]:
     """Fail every job left in flight by a dead worker; returns their ids."""
     failed: list[str] = []
     for record in list(service.jobs.active()):
+        if record.state is JobState.WAITING:
+            _unstick_waiting(service, record)
+            continue
         reason = _abandoned_reason(service, record)
         if reason is None:
             continue
@@ -43,12 +49,30 @@ def _abandoned_reason(service: JobService, record: JobRecord) -> str | None:
         where = f" during step {step.title}" if step else ""
         return f"the worker running it stopped{where}; retry job {record.job_id} resumes there"
     if record.state is JobState.QUEUED:
+        if (utcnow() - record.updated_at).total_seconds() < QUEUED_GRACE_SECONDS:
+            return None  # just queued: RQ's entry may be a moment behind the record
         status = _rq_status(service, record)
         if status is None:
             return f"its queue entry was lost; retry job {record.job_id} queues it again"
         if status in _RQ_DEAD:
             return f"the worker dropped it ({status.value}); retry job {record.job_id} queues it again"
     return None
+
+
+def _unstick_waiting(service: JobService, record: JobRecord) -> None:
+    """A waiting job must be either in its cluster's queue or about to run; a crash between the lock
+    and the record (or during a promotion) can leave it neither, which would block it forever."""
+    cluster = record.spec.cluster
+    if (utcnow() - record.updated_at).total_seconds() < QUEUED_GRACE_SECONDS:
+        return  # a promotion may be under way right now
+    if service.locks.holder(cluster) == record.job_id:
+        log.warning("job %s holds cluster %s but was never queued; queueing it", record.job_id, cluster)
+        service.enqueue(record)
+    elif record.job_id not in service.locks.waiting(cluster):
+        log.warning(
+            "job %s was waiting outside the queue of cluster %s; admitting it again", record.job_id, cluster
+        )
+        service.admit(record)
 
 
 def _rq_status(service: JobService, record: JobRecord) -> JobStatus | None:

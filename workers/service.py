@@ -6,20 +6,26 @@ of them go through here so the cluster lock and the event stream always agree wi
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
+from redis.exceptions import WatchError
 from rq import Queue
 
 from bot import defaults
 from bot.chat.types import Conversation, Identity
 from bot.errors import ConflictError
+from bot.store import synced
 from workers import keys
 from workers.events import EventPublisher
 from workers.locks import ClusterLocks
 from workers.operations import initial_steps, operation_for
 from workers.records import JobStore
 from workers.spec import JobEvent, JobEventType, JobRecord, JobSpec, JobState, StepState, utcnow
+
+log = logging.getLogger(__name__)
 
 
 class JobService:
@@ -55,7 +61,7 @@ class JobService:
     def submit(self, spec: JobSpec) -> JobRecord:
         """Record the job and queue it, or make it wait for the job holding its cluster."""
         record = JobRecord(spec=spec, steps=initial_steps(operation_for(spec)))
-        self._admit(record)
+        self.admit(record)
         return record
 
     def retry(self, job_id: str) -> JobRecord:
@@ -75,7 +81,7 @@ class JobService:
                 step.error = step.task = step.host = None
                 step.failed = 0
         self.jobs.clear_cancel(job_id)
-        self._admit(record)
+        self.admit(record)
         return record
 
     def cancel(self, job_id: str) -> JobRecord:
@@ -95,8 +101,36 @@ class JobService:
         state: JobState,
         summary: str,
         error: str | None = None,
+    ) -> bool:
+        """Record the final state, announce it, release the cluster and start whoever waited for it.
+
+        Compare-and-set: a job that already ended (the sweep failed it, a cancel ended it) is left as it
+        is and False is returned. The final state and its event are written in one transaction, so the
+        chat can never miss the end of a job whose record says it ended.
+        """
+        key = keys.job(record.job_id)
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)  # type: ignore[no-untyped-call]
+                    stored: bytes | None = synced(pipe.get(key))
+                    if stored is not None and JobRecord.model_validate_json(stored).state.finished:
+                        pipe.unwatch()
+                        log.warning("job %s had already ended; %s not recorded", record.job_id, state.value)
+                        return False
+                    pipe.multi()
+                    self._queue_final(pipe, record, state=state, summary=summary, error=error)
+                    pipe.execute()
+                    break
+                except WatchError:
+                    continue
+        self.jobs.drop_lease(record.job_id)
+        self.release_cluster(cluster=record.spec.cluster, job_id=record.job_id)
+        return True
+
+    def _queue_final(
+        self, pipe: Pipeline, record: JobRecord, *, state: JobState, summary: str, error: str | None
     ) -> None:
-        """Record the final state, announce it, release the cluster and start whoever waited for it."""
         record.state = state
         record.summary = summary
         if error is not None:
@@ -106,20 +140,18 @@ class JobService:
         for step in record.steps:
             if step.state is StepState.RUNNING:
                 step.state = StepState.CANCELLED if state is JobState.CANCELLED else StepState.FAILED
-        self.jobs.save(record)
-        self.jobs.drop_lease(record.job_id)
+        self.jobs.queue_save(pipe, record)
         event_type = {
             JobState.SUCCEEDED: JobEventType.JOB_SUCCEEDED,
             JobState.FAILED: JobEventType.JOB_FAILED,
             JobState.CANCELLED: JobEventType.JOB_CANCELLED,
         }[state]
-        self.events.publish(JobEvent(job_id=record.job_id, type=event_type, message=summary))
-        self.release_cluster(cluster=record.spec.cluster, job_id=record.job_id)
+        self.events.queue_publish(pipe, JobEvent(job_id=record.job_id, type=event_type, message=summary))
 
-    def _admit(self, record: JobRecord) -> None:
+    def admit(self, record: JobRecord) -> None:
         acquired = self.locks.acquire(cluster=record.spec.cluster, job_id=record.job_id)
         if acquired.granted:
-            self._enqueue(record)
+            self.enqueue(record)
         else:
             record.state = JobState.WAITING
             record.waiting_for = acquired.holder
@@ -133,7 +165,7 @@ class JobService:
                 )
             )
 
-    def _enqueue(self, record: JobRecord) -> None:
+    def enqueue(self, record: JobRecord) -> None:
         from workers.jobs import run_job
 
         record.state = JobState.QUEUED
@@ -156,7 +188,7 @@ class JobService:
         while next_id is not None:
             waiting = self.jobs.get(next_id)
             if waiting is not None and waiting.state is JobState.WAITING:
-                self._enqueue(waiting)
+                self.enqueue(waiting)
                 return
             # A waiting job that vanished or was cancelled must not keep the cluster.
             next_id = self.locks.release(cluster=cluster, job_id=next_id)

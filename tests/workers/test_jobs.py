@@ -169,3 +169,32 @@ def test_a_second_create_of_a_name_does_not_take_over_the_cluster(
     assert failed.state is JobState.FAILED and "already exists (running)" in (failed.summary or "")
     kept = ClusterStore(redis).require("prod")
     assert kept.state is ClusterState.RUNNING and kept.creating_job == "0" and kept.nodes == []
+
+
+def test_the_sweep_unsticks_waiting_jobs_a_crash_left_outside_the_queue(
+    redis_url: str, redis: Redis, data_dir: Path
+) -> None:
+    from datetime import timedelta
+
+    from workers.recovery import sweep
+
+    service = job_service(job_settings(redis_url, data_dir), redis)
+    marker = data_dir / "marker"
+    marker.touch()
+    first = service.submit(spec(service, kind="test.steps", marker=str(marker)))
+    second = service.submit(spec(service, kind="test.steps", marker=str(marker)))
+    # A crash after the cluster was handed to `second` but before it was queued:
+    redis.delete("rq:queue:kobot")
+    first_done = reload(service, first)
+    first_done.state = JobState.CANCELLED
+    service.jobs.save(first_done)
+    service.locks.release(cluster="demo", job_id=first.job_id)
+    stuck = reload(service, second)
+    stuck.updated_at = stuck.updated_at - timedelta(minutes=1)
+    redis.set(f"kobot:job:{stuck.job_id}", stuck.model_dump_json())
+    assert service.locks.holder("demo") == second.job_id and reload(service, second).state is JobState.WAITING
+
+    sweep(service)
+    run_queue(service)
+    assert reload(service, second).state is JobState.SUCCEEDED
+    assert service.locks.holder("demo") is None
