@@ -32,6 +32,12 @@ from workers.spec import JobEvent
 
 log = logging.getLogger(__name__)
 
+DELIVERY_TURN_MS = 30_000
+"""Longest one process holds a job message's turn (a platform call that hangs longer loses it)."""
+
+PLATFORM_CACHE_MAX = 10_000
+"""Jobs whose chat platform a notifier remembers before it starts over."""
+
 
 @dataclass
 class _Pending:
@@ -55,6 +61,10 @@ class Notifier:
         self._group = f"{keys.NOTIFIER_GROUP}:{adapter.platform}"
         self._consumer = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self._pending: dict[str, _Pending] = {}
+        self._platforms: dict[str, str] = {}
+        self._give_back = redis.register_script(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+        )
         self._last_edit: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -144,8 +154,16 @@ class Notifier:
             self._redis.xack(keys.GLOBAL_EVENTS, self._group, *ignored)
 
     def _platform_of(self, job_id: str) -> str | None:
+        """A job's chat never changes: looked up once per job, not once per event."""
+        if job_id in self._platforms:
+            return self._platforms[job_id]
         record = self._jobs.get(job_id)
-        return None if record is None else record.spec.reply_to.platform
+        platform = None if record is None else record.spec.reply_to.platform
+        if platform is not None:
+            if len(self._platforms) > PLATFORM_CACHE_MAX:
+                self._platforms.clear()
+            self._platforms[job_id] = platform
+        return platform
 
     async def _flush_due(self) -> None:
         now = time.monotonic()
@@ -155,6 +173,18 @@ class Notifier:
             await self._deliver(job_id, pending)
 
     async def _deliver(self, job_id: str, pending: _Pending) -> None:
+        # Several kobot processes share the work: one of them edits a given job's message at a time,
+        # and renders the record after taking the turn, so an older render never lands after a newer one.
+        turn = keys.job_message(job_id) + ":turn"
+        if not self._redis.set(turn, self._consumer, nx=True, px=DELIVERY_TURN_MS):
+            pending.due_at = time.monotonic() + self._interval / 2 + 0.05
+            return
+        try:
+            await self._deliver_in_turn(job_id, pending)
+        finally:
+            self._give_back(keys=[turn], args=[self._consumer])
+
+    async def _deliver_in_turn(self, job_id: str, pending: _Pending) -> None:
         record = self._jobs.get(job_id)
         if record is None:
             self._done(job_id, pending)
