@@ -42,6 +42,13 @@ def cluster_waiting(cluster: str) -> str:
     return f"{PREFIX}:cluster:{cluster}:waiting"
 
 
+def job_id_of_rq(rq_job_id: str) -> str | None:
+    """The kobot job id inside an RQ job id made by `rq_job_id`, or None for another job's id."""
+    prefix, _, rest = rq_job_id.partition("-")
+    job_id, _, attempt = rest.rpartition("-a")
+    return job_id if prefix == "kobot" and job_id and attempt.isdigit() else None
+
+
 def rq_job_id(job_id: str, attempt: int) -> str:
     """RQ's id for one attempt of a kobot job (a retry is a new RQ job of the same kobot job)."""
     return f"kobot-{job_id}-a{attempt}"

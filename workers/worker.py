@@ -17,12 +17,16 @@ from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
 from bot.settings import Settings
-from workers import environment
+from workers import environment, keys
 from workers.operations import load_operations
+from workers.records import JobStore
 from workers.recovery import sweep
 from workers.service import JobService
 
 log = logging.getLogger(__name__)
+
+STOP_WAIT_SECONDS = 30.0
+"""How long stopping waits for a cancelled job to reach its next cancel check and end."""
 
 IN_PROCESS_WORKER_TTL = 16
 """RQ blocks on the queue for this minus 15 seconds, so a stop request is seen within a second."""
@@ -117,8 +121,15 @@ class InProcessWorker:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop taking jobs; a job running now is cancelled (it stops at its next check, resumable with
+        `retry`) rather than cut off when the store closes under it."""
         self._worker._stop_requested = True
-        self._thread.join(timeout=IN_PROCESS_WORKER_TTL)
+        running = self._worker.get_current_job_id()
+        job_id = keys.job_id_of_rq(running) if running else None
+        if job_id is not None:
+            log.warning("stopping: cancelling running job %s (retry resumes it)", job_id)
+            JobStore(self._redis).request_cancel(job_id)
+        self._thread.join(timeout=STOP_WAIT_SECONDS)
         self._sweeper.stop()
         self._redis.close()
 

@@ -163,3 +163,26 @@ def test_embedded_valkey_keeps_jobs_across_a_restart(chat_data_dir: Path, tmp_pa
     finally:
         if second.process.poll() is None:
             second.process.kill()
+
+
+def test_leaving_the_chat_cancels_a_running_job_so_it_can_be_retried(chat_data_dir: Path) -> None:
+    first = ChatProcess(chat_data_dir)
+    try:
+        first.expect("kobot terminal chat")
+        first.say("test slow demo seconds=120")
+        first.expect("step 2/2 Sleep", timeout=60)
+        started = time.monotonic()
+        assert first.close() == 0
+        assert time.monotonic() - started < 20, "leaving must not wait for the sleep to end"
+    finally:
+        if first.process.poll() is None:
+            first.process.kill()
+    second = ChatProcess(chat_data_dir)
+    try:
+        second.expect("kobot terminal chat")
+        second.say("job status 1")
+        second.expect("2. Sleep · cancelled")
+        assert second.close() == 0
+    finally:
+        if second.process.poll() is None:
+            second.process.kill()
