@@ -39,7 +39,8 @@ NOTIFIER_CLAIM_IDLE_MS = 30_000
 """Events a crashed notifier read but never acknowledged are claimed again after this idle time."""
 
 CHAT_DELIVERY_ATTEMPTS = 8
-"""A failed chat send is retried this many times with backoff before it is parked for later."""
+"""A direct reply the chat refuses is retried this many times with backoff, then given up (and logged);
+job progress and alerts are kept in Redis and retried until delivered."""
 
 CHAT_DELIVERY_BACKOFF_SECONDS = 0.5
 """First retry delay of a failed chat delivery; doubles each attempt up to the cap below."""
