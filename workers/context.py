@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,8 @@ class StepContext:
     events: EventPublisher
     scratch: dict[str, Any] = field(default_factory=dict)
     """Values earlier steps of this attempt left for later ones (e.g. the inventory path)."""
+    lease_lost: threading.Event | None = None
+    """Set when this worker no longer holds the job: the steps stop as if cancelled."""
 
     @property
     def job_id(self) -> str:
@@ -51,6 +54,8 @@ class StepContext:
         return path
 
     def should_cancel(self) -> bool:
+        if self.lease_lost is not None and self.lease_lost.is_set():
+            return True
         return self.jobs.cancel_requested(self.job_id)
 
     def check_cancel(self) -> None:

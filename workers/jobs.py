@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 from typing import Any
 
@@ -51,17 +52,22 @@ class JobRunner:
             record.state = JobState.RUNNING
             record.worker = self.worker_name
             record.started_at = record.started_at or utcnow()
-            self.service.jobs.save(record)
+            self._save(record)
             self.service.events.publish(
                 JobEvent(job_id=job_id, type=JobEventType.JOB_STARTED, data={"attempt": record.attempt})
             )
-            state, summary, error = self._run_steps(record, op)
+            state, summary, error = self._run_steps(record, op, lease.lost)
+        except _JobLost:
+            log.error("job %s ended elsewhere while this worker ran it; its record stays as it is", job_id)
+            return {"job_id": job_id, "state": "lost"}
         finally:
             lease.stop()
         self.service.finish(record, state=state, summary=summary, error=error)
         return {"job_id": job_id, "state": state.value, "summary": summary}
 
-    def _run_steps(self, record: JobRecord, op: Operation) -> tuple[JobState, str, str | None]:
+    def _run_steps(
+        self, record: JobRecord, op: Operation, lease_lost: threading.Event
+    ) -> tuple[JobState, str, str | None]:
         steps_by_name = {step.name: step for step in op.steps}
         scratch: dict[str, Any] = {}
         ctx: StepContext | None = None
@@ -77,13 +83,14 @@ class JobRunner:
                 jobs=self.service.jobs,
                 events=self.service.events,
                 scratch=scratch,
+                lease_lost=lease_lost,
             )
             if step is None:
                 return self._fail(ctx, f"step {step_record.name} no longer exists in this kobot version")
             step_record.state = StepState.RUNNING
             step_record.started_at = utcnow()
             step_record.finished_at = None
-            self.service.jobs.save(record)
+            self._save(record)
             ctx.emit(
                 JobEventType.STEP_STARTED,
                 message=step.title,
@@ -96,7 +103,7 @@ class JobRunner:
             except JobCancelledError:
                 step_record.state = StepState.CANCELLED
                 step_record.finished_at = utcnow()
-                self.service.jobs.save(record)
+                self._save(record)
                 return (
                     JobState.CANCELLED,
                     f"cancelled during step {index}/{len(record.steps)} {step.title}",
@@ -120,7 +127,7 @@ class JobRunner:
                 )
             step_record.state = StepState.SUCCEEDED
             step_record.finished_at = utcnow()
-            self.service.jobs.save(record)
+            self._save(record)
             ctx.emit(JobEventType.STEP_SUCCEEDED, message=step.title)
         if op.on_success is not None:
             # Also when a retry found every step already done (the worker died after the last one).
@@ -133,6 +140,7 @@ class JobRunner:
                 jobs=self.service.jobs,
                 events=self.service.events,
                 scratch=scratch,
+                lease_lost=lease_lost,
             )
             try:
                 op.on_success(hook_ctx)
@@ -147,6 +155,10 @@ class JobRunner:
         if op.final_note:
             summary = f"{summary}; {op.final_note}"
         return JobState.SUCCEEDED, summary, None
+
+    def _save(self, record: JobRecord) -> None:
+        if not self.service.jobs.save_unless_ended(record):
+            raise _JobLost(record.job_id)
 
     def _fail(
         self,
@@ -163,7 +175,7 @@ class JobRunner:
         step_record.error = error or message
         record.failed_task = task or step_record.task
         record.failed_host = host or step_record.host
-        self.service.jobs.save(record)
+        self._save(record)
         ctx.emit(JobEventType.STEP_FAILED, message=message, task=record.failed_task, host=record.failed_host)
         op = operation_for(record.spec)
         if op.on_failure is not None:
@@ -172,6 +184,10 @@ class JobRunner:
             except Exception:
                 log.exception("job %s: on_failure hook failed", record.job_id)
         return JobState.FAILED, message, error or message
+
+
+class _JobLost(Exception):
+    """The job's record ended elsewhere (sweep, cancel) while this worker still ran it."""
 
 
 class _LeaseKeeper:
@@ -183,6 +199,8 @@ class _LeaseKeeper:
         self._worker = worker
         self._seconds = seconds
         self._stop = threading.Event()
+        self.lost = threading.Event()
+        """Set when this worker no longer holds the job; steps see it as a cancel."""
         self._thread = threading.Thread(target=self._loop, name=f"lease-{job_id}", daemon=True)
 
     def start(self) -> None:
@@ -194,8 +212,22 @@ class _LeaseKeeper:
         self._thread.join(timeout=self._seconds)
 
     def _loop(self) -> None:
+        renewed = time.monotonic()
         while not self._stop.wait(self._seconds / 3):
             try:
                 self._service.jobs.renew_lease(self._job_id, worker=self._worker, seconds=self._seconds)
+                renewed = time.monotonic()
+                stored = self._service.jobs.get(self._job_id)
+                if stored is not None and stored.state.finished:
+                    self._give_up("the job was ended elsewhere (the recovery sweep or a cancel)")
             except Exception:
                 log.warning("job %s: could not renew its lease", self._job_id, exc_info=True)
+                if time.monotonic() - renewed > self._seconds:
+                    self._give_up("its lease lapsed: the worker could not reach the store")
+
+    def _give_up(self, why: str) -> None:
+        # Past this point the sweep may already have released the cluster to another job: the steps
+        # stop at their next cancel check rather than keep changing a cluster they no longer hold.
+        if not self.lost.is_set():
+            log.error("job %s stops: %s", self._job_id, why)
+            self.lost.set()

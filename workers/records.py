@@ -19,12 +19,25 @@ from bot.store import synced
 from workers import keys
 from workers.spec import JobRecord, utcnow
 
+_SAVE_UNLESS_ENDED = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local state = cjson.decode(current)['state']
+  if state == 'succeeded' or state == 'failed' or state == 'cancelled' then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PERSIST', KEYS[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+return 1
+"""
+
 
 class JobStore:
     """Reads and writes `JobRecord`s; every method is one or two Redis round trips."""
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._save_unless_ended = redis.register_script(_SAVE_UNLESS_ENDED)
 
     def next_id(self) -> str:
         return str(self._redis.incr(keys.JOB_SEQUENCE))
@@ -45,6 +58,15 @@ class JobStore:
         else:
             pipe.sadd(keys.ACTIVE_JOBS, record.job_id)
             pipe.persist(keys.job(record.job_id))
+
+    def save_unless_ended(self, record: JobRecord) -> bool:
+        """Save a running job's progress, unless its stored record already ended (swept or cancelled
+        elsewhere); False then, and nothing is written."""
+        record.updated_at = utcnow()
+        written = self._save_unless_ended(
+            keys=[keys.job(record.job_id), keys.ACTIVE_JOBS], args=[record.model_dump_json(), record.job_id]
+        )
+        return bool(written)
 
     def get(self, job_id: str) -> JobRecord | None:
         raw: bytes | None = synced(self._redis.get(keys.job(job_id)))

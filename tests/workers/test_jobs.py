@@ -198,3 +198,27 @@ def test_the_sweep_unsticks_waiting_jobs_a_crash_left_outside_the_queue(
     run_queue(service)
     assert reload(service, second).state is JobState.SUCCEEDED
     assert service.locks.holder("demo") is None
+
+
+def test_a_worker_that_lost_its_job_stops_working_on_it(redis_url: str, redis: Redis, data_dir: Path) -> None:
+    service = job_service(job_settings(redis_url, data_dir), redis)
+    record = service.submit(spec(service, kind="test.slow", seconds=60))
+    worker = threading.Thread(target=run_queue, args=(service,), daemon=True)
+    worker.start()
+
+    def sleeping() -> bool:
+        return any(
+            e.type is JobEventType.TASK_STARTED and e.task == "Sleep"
+            for e in read_job_events(redis, record.job_id)
+        )
+
+    wait_for(sleeping, timeout=30, what="the Sleep task to start")
+    # What the sweep does when it judges the worker dead (its lease lapsed while it was cut off):
+    assert service.finish(reload(service, record), state=JobState.FAILED, summary="judged dead")
+    worker.join(timeout=15)
+    assert not worker.is_alive(), "the worker must stop working on a job it no longer holds"
+    ended = reload(service, record)
+    assert ended.state is JobState.FAILED and ended.summary == "judged dead", (
+        "its late finish changes nothing"
+    )
+    assert _processes_mentioning(str(data_dir)) == []
