@@ -164,7 +164,8 @@ class AlertService:
             conversation=click.conversation,
             command_id=command_id,
             risk=Risk.CHANGE,
-            cluster=state.label("cluster"),
+            # a group spanning clusters (no single cluster label) needs the right on every cluster
+            cluster=state.label("cluster") or "*",
         )
         return None if decision.allowed else str(decision.reason)
 

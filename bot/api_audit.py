@@ -29,6 +29,10 @@ AUDIT_COMMAND = "audit"
 JSONL_MEDIA_TYPE = "application/x-ndjson"
 
 
+ALL_CLUSTERS = "*"
+"""What an unfiltered request reads: authorized only by a binding that covers every cluster."""
+
+
 def bearer_identity(policy: PolicyStore) -> Callable[[str | None], Identity]:
     """A FastAPI dependency: the policy identity of the request's bearer token, or 401."""
 
@@ -66,7 +70,8 @@ def audit_router(*, audit: AuditLog, policy: PolicyStore) -> APIRouter:
             conversation=API_CONVERSATION,
             command_id=AUDIT_COMMAND,
             risk=Risk.READ,
-            cluster=cluster,
+            # no cluster filter means every cluster's entries: only a binding on every cluster may see them
+            cluster=cluster or ALL_CLUSTERS,
         )
         if not decision.allowed:
             raise HTTPException(status_code=403, detail=decision.reason)

@@ -130,6 +130,8 @@ def test_refused_callers(base_url: str, token: str | None, header: str | None, s
 def test_cluster_scoped_auditor(base_url: str) -> None:
     assert _get(base_url, Tokens.prod_auditor, cluster="prod-eu").status_code == 200
     assert _get(base_url, Tokens.prod_auditor, cluster="staging").status_code == 403
+    unfiltered = _get(base_url, Tokens.prod_auditor)
+    assert unfiltered.status_code == 403, "without a cluster filter the trail covers every cluster"
 
 
 def test_bad_parameters(base_url: str) -> None:
