@@ -139,6 +139,7 @@ class Deliverer:
             severity_order=self._settings.severity_order,
             grafana_url=self._settings.grafana_url,
             now=datetime.now(UTC),
+            runbooks=self._settings.auth_required,
         )
 
     async def _deliver_notice(self, entry: OutboxEntry) -> None:

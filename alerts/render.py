@@ -106,7 +106,7 @@ def _status_line(state: AlertGroupState, now: datetime) -> str:
     return " · ".join(parts)
 
 
-def _buttons(state: AlertGroupState, sign: SignButton) -> tuple[Button, ...]:
+def _buttons(state: AlertGroupState, sign: SignButton, *, runbooks: bool) -> tuple[Button, ...]:
     if state.status is AlertStatus.RESOLVED:
         return ()
     buttons = [
@@ -115,7 +115,7 @@ def _buttons(state: AlertGroupState, sign: SignButton) -> tuple[Button, ...]:
     ]
     if state.acked_by is None:
         buttons.append(Button(label="Ack", action_id="alert.ack", value=sign(AlertAction.ACK)))
-    if runbook_command(state):
+    if runbooks and runbook_command(state):
         buttons.append(
             Button(
                 label="Run runbook",
@@ -135,8 +135,12 @@ def render_group(
     severity_order: tuple[str, ...] = defaults.DEFAULT_SEVERITY_ORDER,
     grafana_url: str | None = None,
     now: datetime | None = None,
+    runbooks: bool = True,
 ) -> OutgoingMessage:
-    """The group's message; its plain text stays within MESSAGE_HEADROOM of `max_bytes`."""
+    """The group's message; its plain text stays within MESSAGE_HEADROOM of `max_bytes`.
+
+    `runbooks` is false when anyone could have posted the webhook: a Run runbook button would then run
+    a command chosen by a stranger under the clicker's name. The command is always shown in full."""
     moment = now or datetime.now(UTC)
     severity = group_severity(state, severity_order)
     resolved = state.status is AlertStatus.RESOLVED
@@ -151,6 +155,9 @@ def render_group(
         fields.append(
             Field(label="Silenced", value=f"by {latest.created_by} until {latest.ends_at:%Y-%m-%d %H:%M} UTC")
         )
+    command = runbook_command(state)
+    if command and runbooks and not resolved:
+        fields.append(Field(label="Runbook command", value=clip(command, 200)))
     fields.extend(_links(state, grafana_url))
     generator = next((a.generator_url for a in state.alerts if a.generator_url), None)
     base = OutgoingMessage(
@@ -159,7 +166,7 @@ def render_group(
         tone=tone,
         status=_status_line(state, moment),
         fields=tuple(fields),
-        buttons=_buttons(state, sign),
+        buttons=_buttons(state, sign, runbooks=runbooks),
         footer=clip(generator, 500) if generator else None,
     )
     ordered = sorted(

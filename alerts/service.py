@@ -195,8 +195,11 @@ class AlertService:
     ) -> OutgoingMessage:
         seconds = action.silence_seconds or 0
         duration = action.value.removeprefix("silence")
-        # The token goes only to the configured URL, never to an externalURL a webhook body named.
-        base_url = self.settings.alertmanager_url or state.external_url
+        # The token goes only to the configured URL, never to an externalURL a webhook body named; and an
+        # unauthenticated webhook cannot choose where kobot sends silences.
+        base_url = self.settings.alertmanager_url or (
+            state.external_url if self.settings.auth_required else None
+        )
         if not base_url:
             return _refusal("no Alertmanager URL is configured for silences")
         now = datetime.now(UTC)
@@ -246,6 +249,8 @@ class AlertService:
 
     async def _runbook(self, click: ButtonClick, state: AlertGroupState) -> OutgoingMessage:
         command = runbook_command(state)
+        if not self.settings.auth_required:
+            return _refusal("runbooks run only from an authenticated Alertmanager webhook")
         if command is None or state.status is AlertStatus.RESOLVED:
             return _refusal("this alert group names no runbook command (or has resolved)")
         await self._audit(

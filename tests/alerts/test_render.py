@@ -135,3 +135,18 @@ def test_button_signatures_bind_group_action_conversation_and_expiry() -> None:
         verify_button(
             secret=b"other" * 8, value=value, action_id="alert.silence", conversation_key="slack:C1", now=1001
         )
+
+
+def test_a_runbook_command_is_shown_and_offered_only_from_an_authenticated_webhook() -> None:
+    state = _group(1)
+    state = state.model_copy(
+        update={"common_annotations": {"kobot_command": "replace node prod-worker-2 on prod"}}
+    )
+    trusted = render_group(state, sign=_sign, max_bytes=WECOM_MARKDOWN_BYTES, now=NOW, runbooks=True)
+    assert {f.label: f.value for f in trusted.fields}[
+        "Runbook command"
+    ] == "replace node prod-worker-2 on prod"
+    assert "signed-runbook" in [b.value for b in trusted.buttons]
+    anyone = render_group(state, sign=_sign, max_bytes=WECOM_MARKDOWN_BYTES, now=NOW, runbooks=False)
+    assert "signed-runbook" not in [b.value for b in anyone.buttons]
+    assert "Runbook command" not in {f.label for f in anyone.fields}
