@@ -140,7 +140,7 @@ class AlertService:
         if loaded is None:
             return _refusal("this alert group is no longer known to kobot")
         state, _ = loaded
-        refusal = self._not_permitted(click, state, grant.action)
+        refusal = await asyncio.to_thread(self._not_permitted, click, state, grant.action)
         if refusal is not None:
             await self._audit(
                 click, cluster=state.label("cluster"), what=click.action_id, result=f"refused: {refusal}"

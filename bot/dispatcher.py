@@ -254,7 +254,7 @@ class Dispatcher:
         from bot.approvals import ApprovalStatus
 
         rt = self.runtime
-        outcome = rt.approvals.decide(click=click)
+        outcome = await asyncio.to_thread(rt.approvals.decide, click=click)  # may look up LDAP groups
         request = outcome.request
         if outcome.status is ApprovalStatus.REFUSED:
             rt.audit.record(
