@@ -1,7 +1,5 @@
-"""The audit trail of alert actions (silence, ack, runbook): who, where, when, what, result.
-
-Written to the shared `kobot:audit` stream with the same fields `bot.audit` uses.
-"""
+"""The audit trail of alert actions (silence, ack, runbook) when the alert service runs without kobot's
+`AuditLog` (its own tests): the same entry, in the same `kobot:audit` stream, never trimmed."""
 
 from __future__ import annotations
 
@@ -9,7 +7,7 @@ from datetime import UTC, datetime
 
 from redis.asyncio import Redis as AsyncRedis
 
-from alerts import defaults
+from bot.audit import AUDIT_STREAM, AuditEntry
 from bot.chat.types import Conversation, Identity
 
 
@@ -20,18 +18,17 @@ async def record_audit(
     where: Conversation,
     what: str,
     result: str,
+    cluster: str | None = None,
 ) -> str:
-    entry_id = await redis.xadd(
-        defaults.AUDIT_STREAM,
-        {
-            "who": who.key,
-            "who_name": who.label(),
-            "where": where.key,
-            "when": datetime.now(UTC).isoformat(),
-            "what": what,
-            "result": result,
-        },
-        maxlen=defaults.AUDIT_STREAM_MAX,
-        approximate=True,
+    entry = AuditEntry(
+        at=datetime.now(UTC),
+        actor=who.key,
+        actor_name=who.label(),
+        where=where.key,
+        action="alert",
+        cluster=cluster,
+        detail={"what": what},
+        result=result,
     )
+    entry_id = await redis.xadd(AUDIT_STREAM, {"e": entry.model_dump_json(exclude={"id"})})
     return str(entry_id)

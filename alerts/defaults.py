@@ -66,9 +66,3 @@ ALERTMANAGER_TIMEOUT_SECONDS = 10.0
 DEFAULT_SEVERITY_ORDER = ("info", "warning", "error", "critical")
 """Lowest first; `severity>=warning` matches warning and everything after it. Unknown severities
 rank with the lowest."""
-
-AUDIT_STREAM = "kobot:audit"
-"""Audit trail stream (who/where/when/what/result) used when `bot.audit` is not installed."""
-
-AUDIT_STREAM_MAX = 100_000
-"""Approximate length cap of the audit stream."""

@@ -292,7 +292,12 @@ class AlertService:
                 )
                 return
             await record_audit(
-                self.redis, who=click.identity, where=click.conversation, what=what, result=result
+                self.redis,
+                who=click.identity,
+                where=click.conversation,
+                what=what,
+                result=result,
+                cluster=cluster,
             )
         except RedisError:
             log.exception("audit entry not written: %s by %s", what, click.identity.key)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alerts import keys
+from bot.audit import AuditEntry
 from bot.chat.types import ButtonClick, Conversation, Identity
 from tests.alerts.conftest import Alertmanager, KobotServer, am_alert, wait_for
 from tests.alerts.recorder import PLATFORM, ChatRecorder
@@ -90,8 +91,8 @@ def test_silence_button_creates_silence_in_alertmanager_recorder(
 
     wait_for(suppressed, what="alert silenced in Alertmanager")
     wait_for(lambda: "Silenced: by Alice" in recorder.latest("m1")["text"], what="message shows the silence")
-    audit = redis.xrange("kobot:audit")
-    assert any(b"silence 1h" in fields[b"what"] and fields[b"who"] == b"recorder:U1" for _, fields in audit)
+    entries = [AuditEntry.model_validate_json(fields[b"e"]) for _, fields in redis.xrange("kobot:audit")]
+    assert any("silence 1h" in e.detail["what"] and e.actor == "recorder:U1" for e in entries), entries
 
 
 def test_ack_shows_who_took_it_and_refuses_forged_or_moved_buttons_recorder(
