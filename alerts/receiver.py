@@ -24,6 +24,7 @@ from alerts.models import AlertmanagerWebhook
 from alerts.settings import AlertsSettings
 from alerts.store import AlertStore, IngestResult
 from bot.errors import StoreUnavailableError
+from bot.http_body import read_capped
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +80,11 @@ def build_router(
                 status_code=401,
                 headers={"WWW-Authenticate": 'Bearer realm="kobot alerts"'},
             )
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > defaults.WEBHOOK_MAX_BYTES:
+        raw = await read_capped(request, limit=defaults.WEBHOOK_MAX_BYTES)
+        if raw is None:
             return JSONResponse({"error": "body too large"}, status_code=413)
-        raw = bytearray()
-        async for chunk in request.stream():
-            raw.extend(chunk)
-            if len(raw) > defaults.WEBHOOK_MAX_BYTES:
-                return JSONResponse({"error": "body too large"}, status_code=413)
         try:
-            body = AlertmanagerWebhook.model_validate_json(bytes(raw))
+            body = AlertmanagerWebhook.model_validate_json(raw)
         except ValidationError as exc:
             return JSONResponse(
                 {"error": "not an Alertmanager version 4 webhook body", "problems": _problems(exc)},

@@ -214,10 +214,17 @@ class DingTalkAdapter(ChatAdapter):
     # --- inbound (runs on the stream thread) ------------------------------------------------------
 
     async def _on_frame(self, topic: str, data: dict[str, Any], frame_id: str) -> None:
-        if topic == TOPIC_CHAT:
-            self._on_chat(data, frame_id)
-        elif topic == TOPIC_CARD:
-            self._on_card(data, frame_id)
+        try:
+            if topic == TOPIC_CHAT:
+                self._on_chat(data, frame_id)
+            elif topic == TOPIC_CARD:
+                self._on_card(data, frame_id)
+        except Exception:
+            # Not handed on: forget that it was seen, so the gateway's redelivery is handled.
+            self._redis.delete(
+                f"{_KEY_PREFIX}:seen:{data.get('msgId') or frame_id}", f"{_KEY_PREFIX}:seen:click:{frame_id}"
+            )
+            raise
 
     def _on_chat(self, data: dict[str, Any], frame_id: str) -> None:
         if not self._first_delivery(str(data.get("msgId") or frame_id)):

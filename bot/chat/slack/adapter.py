@@ -45,6 +45,7 @@ from bot.chat.slack.settings import SlackSettings
 from bot.chat.slack.users import UserDirectory
 from bot.chat.types import Conversation, MessageRef
 from bot.errors import DeliveryError, SettingsError
+from bot.http_body import read_capped
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -171,11 +172,8 @@ class SlackAdapter(ChatAdapter):
 
     async def handle_http(self, request: Request) -> Response:
         """Refuse oversized, forged, stale and replayed requests, then let Bolt answer."""
-        length = request.headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > defaults.REQUEST_BODY_MAX_BYTES:
-            return JSONResponse({"error": "request body too large"}, status_code=413)
-        body = await request.body()
-        if len(body) > defaults.REQUEST_BODY_MAX_BYTES:
+        body = await read_capped(request, limit=defaults.REQUEST_BODY_MAX_BYTES)
+        if body is None:
             return JSONResponse({"error": "request body too large"}, status_code=413)
         verdict = await self._guard.check(body=body, headers=request.headers)
         if verdict is Verdict.FORGED:

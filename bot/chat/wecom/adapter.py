@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+STOP_GRACE_SECONDS = 5.0
+"""How long stopping waits for acknowledged events to reach the dispatcher."""
+
 EXPIRED_BUTTON = OutgoingMessage(
     title="This button has expired",
     tone=Tone.WARNING,
@@ -91,7 +94,11 @@ class WeComAdapter(ChatAdapter):
         )
 
     async def stop(self) -> None:
+        # Events already acknowledged to WeCom (their retries are discarded as seen) get a grace period
+        # to reach the dispatcher before anything is cancelled.
         tasks = list(self._tasks)
+        if tasks:
+            await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

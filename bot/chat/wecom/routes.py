@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from bot.chat.wecom.callback import CallbackGuard, CallbackRefused
+from bot.http_body import read_capped
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,8 @@ def _signed_query(request: Request) -> dict[str, str]:
 
 
 async def _body(request: Request) -> bytes:
-    body = await request.body()
-    if len(body) > BODY_MAX_BYTES:
+    body = await read_capped(request, limit=BODY_MAX_BYTES)
+    if body is None:
         raise CallbackRefused(413, "body too large")
     return body
 
