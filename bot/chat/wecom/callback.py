@@ -7,6 +7,8 @@ carry a nonce not seen before on its endpoint.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -47,6 +49,7 @@ class CallbackGuard:
 
     def echo(self, *, signature: str, timestamp: str, nonce: str, echostr: str) -> str:
         """URL verification: the decrypted echostr, for a signed and fresh request only."""
+        self._signed(signature, timestamp, nonce, echostr)
         try:
             plain: str = self.crypto.check_signature(signature, timestamp, nonce, echostr)
         except WeChatException:
@@ -58,6 +61,7 @@ class CallbackGuard:
 
     def open(self, *, signature: str, timestamp: str, nonce: str, encrypted: str) -> str:
         """The plaintext of a signed, fresh, first-seen callback."""
+        self._signed(signature, timestamp, nonce, encrypted)
         try:
             plain: str = self.crypto.decrypt_message({"Encrypt": encrypted}, signature, timestamp, nonce)
         except WeChatException:
@@ -68,6 +72,13 @@ class CallbackGuard:
         if not self.state.first_nonce(endpoint=self.endpoint, nonce=nonce, timestamp=timestamp):
             raise CallbackRefused(403, "replayed request")
         return plain
+
+    def _signed(self, signature: str, timestamp: str, nonce: str, payload: str) -> None:
+        """WeCom's msg_signature, checked in constant time (wechatpy compares with `!=`)."""
+        parts = sorted([self.crypto.token, timestamp, nonce, payload])
+        expected = hashlib.sha1("".join(parts).encode()).hexdigest()
+        if not hmac.compare_digest(expected.encode(), signature.encode()):
+            raise CallbackRefused(403, "bad signature")
 
     def _fresh(self, timestamp: str) -> None:
         try:
