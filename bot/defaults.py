@@ -66,6 +66,9 @@ SSH_WAIT_TIMEOUT_SECONDS = 600.0
 SSH_PROBE_INTERVAL_SECONDS = 1.0
 """Pause between two SSH reachability probes of one host."""
 
+REDIS_SOCKET_TIMEOUT_SECONDS = 10.0
+"""A store call that gets no answer this long fails instead of freezing the chat loop (longest block: 1 s)."""
+
 REDIS_START_TIMEOUT_SECONDS = 10.0
 """How long kobot waits for the embedded Valkey to answer before the start fails."""
 

@@ -36,7 +36,11 @@ class Store:
 
     def client(self) -> Redis:
         """A new client; RQ needs bytes (decode_responses off), kobot's own code decodes itself."""
-        client = Redis.from_url(self.url)
+        client = Redis.from_url(
+            self.url,
+            socket_timeout=defaults.REDIS_SOCKET_TIMEOUT_SECONDS,
+            socket_connect_timeout=defaults.REDIS_SOCKET_TIMEOUT_SECONDS,
+        )
         self._clients.append(client)
         return client
 
