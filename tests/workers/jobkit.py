@@ -69,5 +69,18 @@ def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> Non
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def task_started(redis: Redis, job_id: str, task: str) -> Callable[[], bool]:
+    """A predicate for `wait_for`: the job's event stream shows that `task` started."""
+    from workers.events import read_job_events
+    from workers.spec import JobEventType
+
+    def started() -> bool:
+        return any(
+            e.type is JobEventType.TASK_STARTED and e.task == task for e in read_job_events(redis, job_id)
+        )
+
+    return started
+
+
 def reload(service: JobService, record: JobRecord) -> JobRecord:
     return service.jobs.require(record.job_id)

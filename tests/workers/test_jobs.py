@@ -7,7 +7,7 @@ from pathlib import Path
 
 from redis import Redis
 
-from tests.workers.jobkit import job_service, job_settings, reload, run_queue, spec, wait_for
+from tests.workers.jobkit import job_service, job_settings, reload, run_queue, spec, task_started, wait_for
 from workers.events import read_job_events
 from workers.spec import JobEventType, JobState, StepState
 
@@ -107,13 +107,7 @@ def test_cancel_mid_task_stops_ansible_and_leaves_no_process(
     worker = threading.Thread(target=run_queue, args=(service,), daemon=True)
     worker.start()
 
-    def sleeping() -> bool:
-        return any(
-            e.type is JobEventType.TASK_STARTED and e.task == "Sleep"
-            for e in read_job_events(redis, record.job_id)
-        )
-
-    wait_for(sleeping, timeout=30, what="the Sleep task to start")
+    wait_for(task_started(redis, record.job_id, "Sleep"), timeout=30, what="the Sleep task to start")
     service.cancel(record.job_id)
     worker.join(timeout=15)
     assert not worker.is_alive(), "the job did not stop after cancel"
@@ -206,13 +200,7 @@ def test_a_worker_that_lost_its_job_stops_working_on_it(redis_url: str, redis: R
     worker = threading.Thread(target=run_queue, args=(service,), daemon=True)
     worker.start()
 
-    def sleeping() -> bool:
-        return any(
-            e.type is JobEventType.TASK_STARTED and e.task == "Sleep"
-            for e in read_job_events(redis, record.job_id)
-        )
-
-    wait_for(sleeping, timeout=30, what="the Sleep task to start")
+    wait_for(task_started(redis, record.job_id, "Sleep"), timeout=30, what="the Sleep task to start")
     # What the sweep does when it judges the worker dead (its lease lapsed while it was cut off):
     assert service.finish(reload(service, record), state=JobState.FAILED, summary="judged dead")
     worker.join(timeout=15)

@@ -15,7 +15,16 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from tests.workers.jobkit import FIXTURE_PLAYBOOKS, PLUGIN, job_service, job_settings, reload, spec, wait_for
+from tests.workers.jobkit import (
+    FIXTURE_PLAYBOOKS,
+    PLUGIN,
+    job_service,
+    job_settings,
+    reload,
+    spec,
+    task_started,
+    wait_for,
+)
 from workers.events import read_job_events
 from workers.spec import JobEventType, JobState, StepState
 
@@ -65,13 +74,7 @@ def test_worker_killed_mid_job_fails_the_job_and_retry_resumes(
 
     worker = start_worker()
 
-    def sleeping() -> bool:
-        return any(
-            e.type is JobEventType.TASK_STARTED and e.task == "Sleep"
-            for e in read_job_events(redis, record.job_id)
-        )
-
-    wait_for(sleeping, timeout=60, what="the job to reach its Sleep task")
+    wait_for(task_started(redis, record.job_id, "Sleep"), timeout=60, what="the job to reach its Sleep task")
     _kill_session(worker.pid)  # the worker and its horse (RQ puts the horse in its own process group)
     worker.wait(timeout=10)
     _kill_leftovers(str(data_dir))  # ansible's own children outlive a SIGKILLed worker; not our test subject
