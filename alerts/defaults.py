@@ -66,3 +66,7 @@ ALERTMANAGER_TIMEOUT_SECONDS = 10.0
 DEFAULT_SEVERITY_ORDER = ("info", "warning", "error", "critical")
 """Lowest first; `severity>=warning` matches warning and everything after it. Unknown severities
 rank with the lowest."""
+
+CLAIM_SECONDS = 120.0
+"""An outbox entry one process took is hidden from the others this long (a delivery takes far less;
+a process that died mid-delivery hands its entries back after it)."""

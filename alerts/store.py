@@ -65,6 +65,16 @@ return 0
 """Ends one delivery: drop the outbox entry, unless the item changed meanwhile (then it comes due again)."""
 
 
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(due) do
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[3], member)
+end
+return due
+"""
+"""Takes the due entries for one process (ZRANGEBYSCORE and ZADD XX in one step)."""
+
+
 @dataclass(frozen=True)
 class IngestResult:
     group_id: str
@@ -157,6 +167,7 @@ class AlertStore:
     def __init__(self, *, redis: AsyncRedis) -> None:
         self.redis = redis
         self._finish = redis.register_script(_FINISH)
+        self._claim = redis.register_script(_CLAIM)
         self._waitaof: bool | None = None
 
     async def subscriptions(self) -> list[Subscription]:
@@ -269,7 +280,9 @@ class AlertStore:
         return None if raw is None else Notice.model_validate_json(raw)
 
     async def due(self, *, now: float, limit: int = defaults.DELIVERY_BATCH) -> list[OutboxEntry]:
-        members = await self.redis.zrangebyscore(keys.OUTBOX, "-inf", now, start=0, num=limit)
+        """Entries due now, claimed for this process: pushed CLAIM_SECONDS into the future, so another
+        kobot process does not deliver them too; a delivery that ends (or a process that dies) moves them."""
+        members = await self._claim(keys=[keys.OUTBOX], args=[now, limit, now + defaults.CLAIM_SECONDS])
         return [OutboxEntry.parse(member) for member in members]
 
     async def message_ref(self, entry: OutboxEntry) -> MessageRef | None:
