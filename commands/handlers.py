@@ -158,6 +158,9 @@ async def create_cluster(ctx: CommandContext, args: Any) -> CommandResult:
     if existing is not None and existing.state is not ClusterState.FAILED:
         raise ConflictError(f"cluster {name} already exists ({existing.state.value})")
     lines, digest, params = _cluster_plan(ctx, args)
+    if params.get("provider", "manual") != "manual":
+        # the approval request shows what Terraform will create, as `plan cluster` does
+        lines = (*lines, "terraform: " + await asyncio.to_thread(_terraform_summary, ctx, params))
     return SubmitJob(
         kind=JobKind.CLUSTER_CREATE.value,
         cluster=name,

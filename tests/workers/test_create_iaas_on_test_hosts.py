@@ -15,6 +15,8 @@ from bot.chat.types import Conversation, Identity, InboundMessage
 from bot.dispatcher import Dispatcher
 from bot.runtime import build_runtime
 from bot.settings import Settings
+from commands.context import CommandContext, SubmitJob
+from commands.parser import parse
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.hosts.lab import LabHost
 from tests.workers.jobkit import job_service, run_queue
@@ -63,6 +65,19 @@ async def test_create_on_vsphere_with_testhosts_module_standing_in_then_ssh_test
         fields = {f.label: f.value for f in shown.fields}
         assert fields["Terraform"].startswith("3 to add, 0 to change, 0 to destroy"), fields
         assert all(a in (shown.body or "") for a in addresses), "the plan shows every node's address"
+
+        text = "create cluster lab masters=1 workers=2 provider=vsphere"
+        parsed = parse(text)
+        handler = parsed.spec().handler
+        assert handler is not None
+        asked = await handler(
+            CommandContext(runtime=runtime, identity=OPS, conversation=HERE, parsed=parsed, text=text),
+            parsed.typed_args(),
+        )
+        assert isinstance(asked, SubmitJob), asked
+        assert any(line.startswith("terraform: 3 to add") for line in asked.plan_lines), (
+            "the approval shows it"
+        )
 
         await dispatcher.on_message(
             InboundMessage(
