@@ -15,15 +15,20 @@ from typing import TYPE_CHECKING, Any
 
 from bot.chat.message import MessageKind, OutgoingMessage, Tone
 from bot.chat.types import ButtonClick, Conversation, Identity, InboundMessage, MessageRef
-from bot.errors import CommandError, DeliveryError, KobotError
+from bot.errors import CommandError, ConflictError, DeliveryError, KobotError
 from bot.metrics import COMMANDS
 from commands.context import CommandContext, Reply, SubmitJob
+from commands.registry import COMMANDS as COMMAND_SPECS
 from commands.registry import ParsedCommand, Risk
+from workers.spec import JobRecord, JobState
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+RETRY_COMMAND = "job.retry"
+"""Authorized and approved as the command of the job it retries, not only as itself."""
 
 GENERIC_FAILURE = "Something went wrong on kobot's side; the operators can find it in the logs under {ref}."
 
@@ -68,6 +73,7 @@ class Dispatcher:
             await self._reply(message.conversation, _command_error(exc))
             return
         spec = parsed.spec()
+        cluster = self._acted_on(parsed)
         # the directory lookup behind a policy decision may block on a slow LDAP server
         decision = await asyncio.to_thread(
             rt.policy.authorize,
@@ -75,7 +81,7 @@ class Dispatcher:
             conversation=message.conversation,
             command_id=spec.id,
             risk=parsed.risk,
-            cluster=self._acted_on(parsed),
+            cluster=cluster,
         )
         if not decision.allowed:
             COMMANDS.labels(command=spec.id, outcome="refused").inc()
@@ -86,11 +92,15 @@ class Dispatcher:
                 parsed,
                 decision.reason,
                 message.text,
+                cluster=cluster,
             )
             await self._reply(message.conversation, _text("Not allowed", decision.reason, Tone.WARNING))
             return
         if spec.handler is None:
             raise KobotError(f"{spec.id} is understood but cannot run yet in this kobot version")
+        if spec.id == RETRY_COMMAND:
+            await self._retry(message, parsed, decision)
+            return
         if decision.needs_approval and spec.job_kind is None and parsed.risk is not Risk.READ:
             # Only commands that queue a job can wait for approval; the rest act in their handler.
             self._audit(
@@ -100,6 +110,7 @@ class Dispatcher:
                 parsed,
                 "needs approval",
                 message.text,
+                cluster=cluster,
             )
             await self._reply(
                 message.conversation,
@@ -121,13 +132,123 @@ class Dispatcher:
         result = await spec.handler(ctx, parsed.typed_args())
         if isinstance(result, Reply):
             COMMANDS.labels(command=spec.id, outcome="answered").inc()
-            self._audit(message.identity, message.conversation, "command", parsed, "answered", message.text)
+            self._audit(
+                message.identity,
+                message.conversation,
+                "command",
+                parsed,
+                "answered",
+                message.text,
+                cluster=self._acted_on(parsed),
+            )
             await self._reply(message.conversation, result.message)
             return
         await self._route_job(ctx, result, decision)
 
-    async def _route_job(self, ctx: CommandContext, job: SubmitJob, decision: Any) -> None:
+    # retries ---------------------------------------------------------------------------------
+    async def _retry(self, message: InboundMessage, parsed: ParsedCommand, retry_decision: Any) -> None:
+        """`retry job N` runs the job's own command again: it is authorized as that command (its risk, on
+        its cluster), and a command that needs approval runs again only under an approval that is still
+        unexpired and bound to the same plan as now; otherwise it asks for a fresh one."""
         rt = self.runtime
+        record = rt.jobs.jobs.require(str(parsed.args["job"]))
+        if record.state not in (JobState.FAILED, JobState.CANCELLED):
+            raise ConflictError(
+                f"job {record.job_id} is {record.state.value}; only failed or cancelled jobs can be retried"
+            )
+        original = _original_command(record)
+        cluster = record.spec.cluster
+        decision = await asyncio.to_thread(
+            rt.policy.authorize,
+            identity=message.identity,
+            conversation=message.conversation,
+            command_id=original.command,
+            risk=original.risk,
+            cluster=cluster,
+        )
+        if not decision.allowed:
+            COMMANDS.labels(command=parsed.command, outcome="refused").inc()
+            self._audit(
+                message.identity,
+                message.conversation,
+                "command.refused",
+                parsed,
+                decision.reason,
+                message.text,
+                cluster=cluster,
+            )
+            await self._reply(message.conversation, _text("Not allowed", decision.reason, Tone.WARNING))
+            return
+        gate = decision if decision.needs_approval else retry_decision
+        if gate.needs_approval:
+            ctx = CommandContext(
+                runtime=rt,
+                identity=message.identity,
+                conversation=message.conversation,
+                parsed=original,
+                text=record.spec.command_text,
+            )
+            job = await self._plan_of(ctx)
+            if job is None or job.cluster != cluster or job.kind != record.spec.kind:
+                raise ConflictError(
+                    f"job {record.job_id} cannot be planned again as it was; run its command anew"
+                )
+            approval = rt.approvals.approval_of_job(job_id=record.job_id)
+            if approval is None or not rt.approvals.still_covers(request=approval, plan_hash=job.plan_hash):
+                resume = next((s.title for s in record.steps if s.state.value != "succeeded"), "the end")
+                await self._ask_approval(
+                    CommandContext(
+                        runtime=rt,
+                        identity=message.identity,
+                        conversation=message.conversation,
+                        parsed=original,
+                        text=f"{message.text} (job {record.job_id}: {record.spec.command_text})",
+                    ),
+                    SubmitJob(
+                        kind=job.kind,
+                        cluster=job.cluster,
+                        params=job.params,
+                        title=job.title,
+                        plan_lines=(
+                            f"retry job {record.job_id} from the step {resume!r}",
+                            *job.plan_lines,
+                        ),
+                        plan_hash=job.plan_hash,
+                    ),
+                    gate,
+                    retry_of=record.job_id,
+                )
+                return
+        await self._resume(
+            identity=message.identity,
+            conversation=message.conversation,
+            parsed=parsed,
+            text=message.text,
+            cluster=cluster,
+        )
+
+    async def _resume(
+        self,
+        *,
+        identity: Identity,
+        conversation: Conversation,
+        parsed: ParsedCommand,
+        text: str,
+        cluster: str,
+    ) -> None:
+        """Queue a failed or cancelled job again through the `job.retry` handler, and answer with it."""
+        spec = parsed.spec()
+        assert spec.handler is not None
+        ctx = CommandContext(
+            runtime=self.runtime, identity=identity, conversation=conversation, parsed=parsed, text=text
+        )
+        result = await spec.handler(ctx, parsed.typed_args())
+        COMMANDS.labels(command=spec.id, outcome="answered").inc()
+        self._audit(identity, conversation, "command", parsed, "answered", text, cluster=cluster)
+        if isinstance(result, Reply):
+            await self._reply(conversation, result.message)
+
+    async def _route_job(self, ctx: CommandContext, job: SubmitJob, decision: Any) -> None:
         parsed = ctx.parsed
         break_glass = parsed.args.get("break_glass")
         if decision.needs_approval and not (break_glass and decision.break_glass_allowed):
@@ -140,34 +261,18 @@ class Dispatcher:
                         Tone.WARNING,
                     ),
                 )
-            request = rt.approvals.request(
-                requester=ctx.identity,
-                conversation=ctx.conversation,
-                cluster=job.cluster,
-                command_id=parsed.command,
-                command_text=ctx.text,
-                action=_action(job, parsed),
-                plan_lines=job.plan_lines,
-                plan_hash=job.plan_hash,
-                approvals_required=decision.approvals_required,
-                approver_role=decision.approver_role or "admin",
-                ttl_seconds=rt.settings.approval_ttl_seconds,
-            )
-            COMMANDS.labels(command=parsed.command, outcome="approval_requested").inc()
-            self._audit(ctx.identity, ctx.conversation, "approval.requested", parsed, request.id, ctx.text)
-            adapter = rt.adapters[ctx.conversation.platform]
-            ref = await _deliver(lambda: adapter.ask(ctx.conversation, rt.approvals.card(request)))
-            rt.approvals.attach_message(request_id=request.id, ref=ref)
-            if rt.alerts is not None:
-                await rt.alerts.publish_cluster_event(
-                    cluster=job.cluster,
-                    event="approval_needed",
-                    # the buttons work only where the request was made; elsewhere it is a notice
-                    message=rt.approvals.card(request).model_copy(update={"buttons": ()}),
-                )
+            await self._ask_approval(ctx, job, decision)
             return
         if decision.needs_approval and break_glass:
-            self._audit(ctx.identity, ctx.conversation, "break_glass", parsed, str(break_glass), ctx.text)
+            self._audit(
+                ctx.identity,
+                ctx.conversation,
+                "break_glass",
+                parsed,
+                str(break_glass),
+                ctx.text,
+                cluster=job.cluster,
+            )
             await self._reply(
                 ctx.conversation,
                 _text(
@@ -183,6 +288,51 @@ class Dispatcher:
             command_text=ctx.text,
             parsed=parsed,
         )
+
+    async def _ask_approval(
+        self, ctx: CommandContext, job: SubmitJob, decision: Any, *, retry_of: str | None = None
+    ) -> None:
+        """Store an approval request for exactly this plan and post its card; nothing runs yet.
+
+        With `retry_of`, the approval resumes that job instead of queueing a new one."""
+        rt = self.runtime
+        parsed = ctx.parsed
+        action = _action(job, parsed)
+        if retry_of is not None:
+            action["retry_of"] = retry_of
+        request = rt.approvals.request(
+            requester=ctx.identity,
+            conversation=ctx.conversation,
+            cluster=job.cluster,
+            command_id=parsed.command,
+            command_text=ctx.text,
+            action=action,
+            plan_lines=job.plan_lines,
+            plan_hash=job.plan_hash,
+            approvals_required=decision.approvals_required,
+            approver_role=decision.approver_role or "admin",
+            ttl_seconds=rt.settings.approval_ttl_seconds,
+        )
+        COMMANDS.labels(command=parsed.command, outcome="approval_requested").inc()
+        self._audit(
+            ctx.identity,
+            ctx.conversation,
+            "approval.requested",
+            parsed,
+            request.id,
+            ctx.text,
+            cluster=job.cluster,
+        )
+        adapter = rt.adapters[ctx.conversation.platform]
+        ref = await _deliver(lambda: adapter.ask(ctx.conversation, rt.approvals.card(request)))
+        rt.approvals.attach_message(request_id=request.id, ref=ref)
+        if rt.alerts is not None:
+            await rt.alerts.publish_cluster_event(
+                cluster=job.cluster,
+                event="approval_needed",
+                # the buttons work only where the request was made; elsewhere it is a notice
+                message=rt.approvals.card(request).model_copy(update={"buttons": ()}),
+            )
 
     def submit(
         self,
@@ -308,19 +458,35 @@ class Dispatcher:
                 ),
             )
             return
-        self.submit(
+        retry_of = request.action.get("retry_of")
+        if retry_of is not None:
+            retry = ParsedCommand(
+                command=RETRY_COMMAND,
+                cluster=None,
+                args={"job": retry_of},
+                risk=COMMAND_SPECS[RETRY_COMMAND].risk,
+            )
+            # bound before the job is queued again, so a retry of this retry finds the approval
+            rt.approvals.bind_job(request_id=request.id, job_id=str(retry_of))
+            await self._resume(
+                identity=request.requester,
+                conversation=request.conversation,
+                parsed=retry,
+                text=request.command_text,
+                cluster=request.cluster,
+            )
+            return
+        job_id = self.submit(
             identity=request.requester,
             conversation=request.conversation,
             job=job,
             command_text=request.command_text,
         )
+        rt.approvals.bind_job(request_id=request.id, job_id=job_id)
 
     async def _replan(self, request: Any) -> SubmitJob | None:
         """Run the command's handler again now: the approval holds only if the plan is still the same."""
         parsed = ParsedCommand.model_validate(request.action["parsed"])
-        spec = parsed.spec()
-        if spec.handler is None:
-            return None
         ctx = CommandContext(
             runtime=self.runtime,
             identity=request.requester,
@@ -328,7 +494,14 @@ class Dispatcher:
             parsed=parsed,
             text=request.command_text,
         )
-        result = await spec.handler(ctx, parsed.typed_args())
+        return await self._plan_of(ctx)
+
+    async def _plan_of(self, ctx: CommandContext) -> SubmitJob | None:
+        """The job the command in `ctx` would queue now (None when it would only answer)."""
+        spec = ctx.parsed.spec()
+        if spec.handler is None:
+            return None
+        result = await spec.handler(ctx, ctx.parsed.typed_args())
         return result if isinstance(result, SubmitJob) else None
 
     async def expire_approvals(self) -> None:
@@ -369,13 +542,23 @@ class Dispatcher:
         await _deliver(lambda: adapter.send(conversation, message))
 
     def _audit(
-        self, who: Identity, where: Conversation, action: str, parsed: ParsedCommand, result: str, text: str
+        self,
+        who: Identity,
+        where: Conversation,
+        action: str,
+        parsed: ParsedCommand,
+        result: str,
+        text: str,
+        *,
+        cluster: str | None,
     ) -> None:
+        """`cluster` is the one the command acted on (a `job …` command's is its job's), so the entry is
+        shown to that cluster's auditors and to no one else's."""
         self.runtime.audit.record(
             who=who,
             where=where,
             action=action,
-            cluster=parsed.cluster,
+            cluster=cluster,
             detail={"command": parsed.command, "text": text, "risk": parsed.risk.value},
             result=result,
         )
@@ -400,6 +583,25 @@ async def _deliver(send: Any) -> MessageRef:
             await asyncio.sleep(wait)
             delay = min(delay * 2, defaults.CHAT_DELIVERY_BACKOFF_CAP_SECONDS)
     raise AssertionError("unreachable")
+
+
+def _original_command(record: JobRecord) -> ParsedCommand:
+    """The command a job was queued for, read again from its text: a retry is that command once more.
+
+    A job whose text no longer parses to a command that queues this job's kind on this cluster (a plugin
+    was removed, the grammar changed) cannot be re-checked, so it is not retried."""
+    from commands.parser import parse
+
+    refusal = ConflictError(
+        f"job {record.job_id} cannot be checked against the policy as it was queued; run its command anew"
+    )
+    try:
+        parsed = parse(record.spec.command_text, default_cluster=record.spec.cluster)
+    except CommandError:
+        raise refusal from None
+    if parsed.cluster != record.spec.cluster or parsed.spec().job_kind is None:
+        raise refusal
+    return parsed
 
 
 def _action(job: SubmitJob, parsed: ParsedCommand) -> dict[str, Any]:

@@ -21,3 +21,8 @@ PENDING_KEY = "kobot:approvals:pending"
 
 def request_key(request_id: str) -> str:
     return f"kobot:approval:{request_id}"
+
+
+def job_key(job_id: str) -> str:
+    """The approval request a job ran under, so `retry job N` knows whether that approval still holds."""
+    return f"kobot:approval:job:{job_id}"

@@ -130,6 +130,30 @@ class ApprovalService:
         """Remember where the card was posted, so expiry and decisions can edit it."""
         self._update(request_id, lambda request: request.model_copy(update={"message_ref": ref}))
 
+    def bind_job(self, *, request_id: str, job_id: str) -> None:
+        """Remember that `job_id` runs under this approved request (read back by `approval_of_job`)."""
+        self._redis.set(defaults.job_key(job_id), request_id, ex=defaults.DECIDED_KEEP_SECONDS)
+
+    def approval_of_job(self, *, job_id: str) -> ApprovalRequest | None:
+        """The request a job ran under, or None when it ran without one (or the request is gone)."""
+        raw = self._redis.get(defaults.job_key(job_id))
+        if raw is None:
+            return None
+        try:
+            return self.get(request_id=raw.decode() if isinstance(raw, bytes) else str(raw))
+        except NotFoundError:
+            return None
+
+    def still_covers(self, *, request: ApprovalRequest, plan_hash: str, now: datetime | None = None) -> bool:
+        """Whether an approval still allows running this plan again: approved, not past its expiry, and
+        for the very same plan. Anything else needs a fresh approval."""
+        moment = now or datetime.now(UTC)
+        return (
+            request.status is ApprovalStatus.APPROVED
+            and moment < request.expires_at
+            and self.plan_matches(request=request, plan_hash=plan_hash)
+        )
+
     def plan_matches(self, *, request: ApprovalRequest, plan_hash: str) -> bool:
         """Whether a fresh plan is still the one approved; a different plan voids the approval."""
         import hmac
