@@ -14,6 +14,9 @@ SIGNATURE_MAX_AGE_SECONDS = 300
 REPLAY_TTL_SECONDS = 2 * SIGNATURE_MAX_AGE_SECONDS + 60
 """A seen (timestamp, signature) pair is remembered past both ends of the window, so no repeat can pass."""
 
+TIMESTAMP_MAX_DIGITS = 12
+"""X-Slack-Request-Timestamp is epoch seconds (10 digits until 2286); a longer value is not Slack's."""
+
 EVENT_ID_TTL_SECONDS = 3600
 """Slack redelivers an event (new signature, same event_id) for up to about an hour after a failed ack."""
 

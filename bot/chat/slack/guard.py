@@ -48,7 +48,8 @@ class RequestGuard:
     async def check(self, *, body: bytes, headers: Mapping[str, str]) -> Verdict:
         timestamp = headers.get("x-slack-request-timestamp", "")
         signature = headers.get("x-slack-signature", "")
-        if not timestamp or not signature:
+        if not _is_epoch_seconds(timestamp) or not signature:
+            # slack_sdk calls int() on the header: "abc" or "1e9" would raise there, not be refused
             return Verdict.FORGED
         if not self._verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
             return Verdict.FORGED
@@ -56,6 +57,11 @@ class RequestGuard:
             replay_key(timestamp, signature), b"1", nx=True, ex=defaults.REPLAY_TTL_SECONDS
         )
         return Verdict.ACCEPTED if first else Verdict.REPLAYED
+
+
+def _is_epoch_seconds(value: str) -> bool:
+    """Slack's timestamp is whole seconds since the epoch in ASCII digits; anything else is forged."""
+    return 0 < len(value) <= defaults.TIMESTAMP_MAX_DIGITS and value.isascii() and value.isdigit()
 
 
 async def seen_event(redis: Redis, event_id: str) -> bool:

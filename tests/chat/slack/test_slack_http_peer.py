@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 
@@ -211,3 +213,23 @@ async def test_peer_oversized_body_refused(http: httpx.AsyncClient, signing_secr
     headers = signed_headers(signing_secret=signing_secret, body=body)
     response = await http.post(EVENTS_PATH, content=body, headers=headers)
     assert response.status_code == 413
+
+
+async def test_peer_malformed_timestamp_is_refused_as_forged(
+    http: httpx.AsyncClient, signing_secret: str, sink: RecordingSink
+) -> None:
+    """A timestamp that is not epoch seconds is a forged request (401), never a crash (500)."""
+    body = json.dumps(event_callback(mention_event(text="<@U0KOBOT> help"))).encode()
+    for timestamp in ("abc", "1e9", " 1700000000", "-1", "0x6553f100", "9" * 5000):
+        # signed correctly for the bad value, so only its format can be the reason for a refusal
+        digest = hmac.new(
+            signing_secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256
+        ).hexdigest()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Slack-Request-Timestamp": timestamp,
+            "X-Slack-Signature": f"v0={digest}",
+        }
+        response = await http.post(EVENTS_PATH, content=body, headers=headers)
+        assert response.status_code == 401, (timestamp[:20], response.status_code)
+    assert not sink.messages

@@ -225,3 +225,16 @@ async def test_peer_smart_bot_card_click_reaches_the_sink(
     [received] = sink.clicks
     assert (received.action_id, received.value) == ("approval.reject", "ap1.reject.sig")
     assert received.identity.user_id == "zhaoliu"
+
+
+async def test_peer_signed_callback_with_a_malformed_timestamp_is_refused_not_a_crash(
+    http: httpx.AsyncClient, wecom_peer: WeComPeer, sink: RecordingSink
+) -> None:
+    """Signed correctly for the bad value, so only its format can be the reason for the refusal."""
+    xml = wecom_peer.text_xml(user_id="mallory", content="list clusters")
+    for timestamp in ("abc", "1e9", "9" * 5000, "-"):
+        query, body = wecom_peer.callback_app(xml, timestamp=timestamp)  # type: ignore[arg-type]
+        answer = await http.post(f"/wecom/callback?{query}", content=body)
+        assert answer.status_code in (400, 403), (timestamp[:20], answer.status_code)
+    await asyncio.sleep(0.05)
+    assert sink.messages == []
