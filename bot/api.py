@@ -1,14 +1,20 @@
 """REST API and operational endpoints: health, metrics, clusters and jobs (read-only).
 
+/metrics answers a bearer token equal to `metrics_token`; without that setting, only while kobot
+listens on loopback. Job records leave without their conversations' platform details (`extra`): those
+hold reply routes such as DingTalk session webhooks, which let whoever holds them post into the chat.
+
 No `from __future__ import annotations` here: FastAPI resolves the dependency annotations at runtime.
 """
 
+import hmac
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+from alerts.service import loopback_only
 from bot.api_audit import bearer_identity
 from bot.chat.types import Conversation, Identity
 from bot.clusters import ClusterRecord
@@ -16,7 +22,7 @@ from bot.metrics import JOBS, QUEUE_DEPTH
 from bot.runtime import Runtime
 from commands.registry import Risk
 from workers.events import read_job_events
-from workers.spec import JobState
+from workers.spec import JobRecord, JobState
 
 API_CONVERSATION = Conversation(platform="api", conversation_id="rest")
 """REST callers are not in a channel; channel bindings never grant them anything."""
@@ -54,8 +60,25 @@ def api_router(runtime: Runtime) -> APIRouter:
             raise HTTPException(status_code=503, detail="store unavailable") from exc
         return {"status": "ok"}
 
+    metrics_token = runtime.settings.metrics_token
+    metrics_public = metrics_token is None and loopback_only(runtime.settings.http_host)
+
     @router.get("/metrics")
-    def metrics() -> Response:
+    def metrics(authorization: Annotated[str | None, Header()] = None) -> Response:
+        if metrics_token is not None:
+            scheme, _, presented = (authorization or "").partition(" ")
+            expected = metrics_token.get_secret_value().encode()
+            if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected):
+                raise HTTPException(
+                    status_code=401,
+                    detail="a valid bearer token is required",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        elif not metrics_public:
+            raise HTTPException(
+                status_code=404,
+                detail="metrics are served on a loopback listener only, or with KOBOT_METRICS_TOKEN set",
+            )
         counts = {state: 0 for state in JobState}
         for record in runtime.jobs.jobs.active():
             counts[record.state] += 1
@@ -85,8 +108,17 @@ def api_router(runtime: Runtime) -> APIRouter:
         require(identity, "job.status", record.spec.cluster)
         events = read_job_events(runtime.redis, job_id)
         return {
-            **record.model_dump(mode="json"),
+            **public_job(record),
             "events": [event.model_dump(mode="json") for event in events],
         }
 
     return router
+
+
+def public_job(record: JobRecord) -> dict[str, Any]:
+    """A job record as REST shows it: conversations and message refs without their platform `extra`."""
+    data: dict[str, Any] = record.model_dump(mode="json")
+    data["spec"]["reply_to"]["extra"] = {}
+    if data.get("message_ref") is not None:
+        data["message_ref"]["extra"] = {}
+    return data

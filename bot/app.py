@@ -32,7 +32,16 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
             await services.stop()
             runtime.close()
 
-    app = FastAPI(title="kobot", version="0.1.0", lifespan=lifespan)
+    # The interactive docs and the schema are off unless asked for (KOBOT_HTTP_DOCS).
+    docs = settings.http_docs
+    app = FastAPI(
+        title="kobot",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     app.state.runtime = runtime
     app.state.services = services
     app.include_router(api_router(runtime))

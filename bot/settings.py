@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     data_dir: Path = Path(defaults.DATA_DIR_DEFAULT)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=defaults.HTTP_PORT_DEFAULT, ge=1, le=65535)
+    http_docs: bool = False
+    """Serve /docs, /redoc and /openapi.json. Off by default: the schema is a map of the HTTP surface for
+    anyone who can reach the port, and operators have the README (KOBOT_HTTP_DOCS)."""
+    metrics_token: SecretStr | None = None
+    """Bearer token that GET /metrics requires. Without one, /metrics answers only while kobot listens on a
+    loopback address (http_host), so a public bind never publishes job and queue figures to anyone
+    (KOBOT_METRICS_TOKEN)."""
     queue_name: str = defaults.QUEUE_NAME
     in_process_worker: bool = True
     """`kobot serve` and `kobot chat` run jobs in a thread of their own unless this is false."""
@@ -61,6 +68,10 @@ class Settings(BaseSettings):
     """The account Ansible and the SSH wait use on cluster hosts."""
     ssh_key_file: Path | None = None
     """Private key for cluster hosts (a path; the key itself never enters kobot's data)."""
+    allow_local_hosts: bool = False
+    """Test-only: let cluster hosts be this machine (loopback addresses, `localhost`), reached through
+    Ansible's local connection. Never set it in production: a host in chat would then run playbooks
+    as kobot's own user on kobot's own machine (KOBOT_ALLOW_LOCAL_HOSTS)."""
     ansible_extra_vars: dict[str, Any] = Field(default_factory=dict)
     """Site-wide Ansible variables for every play: offline repository URLs, preflight minimums, ..."""
     ip_pools: list[IpPoolConfig] = Field(default_factory=list)

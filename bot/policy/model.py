@@ -3,7 +3,9 @@
 Evaluation rules (documented for admins):
 - A user's subjects are `*`, their identity key (`slack:U123`), `<platform>:email:<address>` when the
   platform reports an email, `person:<name>` when an identity of a person matches, and `group:<name>` for
-  every group of that person or identity (directory groups as `group:ldap:<name>`).
+  every group of that person or identity (directory groups as `group:ldap:<name>`). REST API tokens
+  (`api:<name>`) are not `*`: they hold only bindings that name them (`api:<name>`, `api:*`, their
+  person or groups).
 - A binding applies when one of its subjects is the user's, a cluster glob matches the command's
   cluster, and (when it lists channels) a channel glob matches the conversation key. A command that
   names no cluster (help, list) is checked against bindings on any cluster.

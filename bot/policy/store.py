@@ -223,7 +223,12 @@ class PolicyStore:
         groups = policy.static_groups(person=person, identity_keys=keys)
         directory = self._directory_groups(policy, identity, person)
         groups |= {f"ldap:{name}" for name in directory.groups}
-        subjects = {"*", f"{identity.platform}:*".lower(), *(key.lower() for key in keys)}
+        if identity.platform == defaults.API_PLATFORM:
+            # A token gets only what the policy names for it (`api:<name>`, `api:*`, its person and groups):
+            # the `*` binding is meant for chat users, and tokens read over a network without a channel.
+            subjects = {f"{identity.platform}:*".lower(), *(key.lower() for key in keys)}
+        else:
+            subjects = {"*", f"{identity.platform}:*".lower(), *(key.lower() for key in keys)}
         if person is not None:
             subjects.add(f"person:{person}")
         subjects |= {f"group:{group}" for group in groups}

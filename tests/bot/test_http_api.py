@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
+from alerts.settings import AlertsSettings
 from bot.app import create_app
 from bot.chat.types import Conversation, Identity
 from bot.clusters import ClusterRecord, ClusterState, NodeRecord
@@ -33,15 +36,31 @@ def policy_file(tmp_path: Path, token: str) -> Path:
         "  - role: viewer\n"
         '    subjects: ["api:reader"]\n'
         '    clusters: ["prod-*"]\n'
+        "  - role: viewer\n"
+        '    subjects: ["*"]\n'
         "api_users:\n"
         "  reader:\n"
         f'    token_sha256: "{digest}"\n'
+        "  auditor:\n"
+        f'    token_sha256: "{hashlib.sha256(AUDITOR_TOKEN.encode()).hexdigest()}"\n'
     )
     return path
 
 
-@pytest.fixture
-async def client(redis_url: str, data_dir: Path, policy_file: Path) -> AsyncIterator[httpx.AsyncClient]:
+AUDITOR_TOKEN = "auditor-" + "a" * 32
+"""An API user that no binding names: the `*` binding for chat users must not reach it."""
+
+WEBHOOK_AUTH = AlertsSettings(webhook_bearer_token=SecretStr("webhook-" + "w" * 32))
+"""A public bind needs the Alertmanager webhook authenticated before kobot starts at all."""
+
+SESSION_WEBHOOK = "https://oapi.dingtalk.com/robot/sendBySession?session=s3cr3t-session"
+
+
+@asynccontextmanager
+async def serving(
+    redis_url: str, data_dir: Path, policy_file: Path, **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The whole app (create_app) over ASGI, with two clusters and one queued job in the store."""
     settings = Settings(
         redis_url=SecretStr(redis_url),
         data_dir=data_dir,
@@ -49,6 +68,7 @@ async def client(redis_url: str, data_dir: Path, policy_file: Path) -> AsyncIter
         in_process_worker=False,
         policy_file=policy_file,
         plugins=["tests.fixtures.operations"],
+        **overrides,
     )
     app = create_app(settings)
     runtime = app.state.runtime
@@ -65,13 +85,25 @@ async def client(redis_url: str, data_dir: Path, policy_file: Path) -> AsyncIter
         kind="test.steps",
         cluster="prod-eu",
         params={"marker": "/nonexistent"},
-        requested_by=Identity(platform="terminal", user_id="alice"),
-        reply_to=Conversation(platform="terminal", conversation_id="local"),
+        requested_by=Identity(platform="dingtalk", user_id="alice", email="alice@example.org"),
+        reply_to=Conversation(
+            platform="dingtalk",
+            conversation_id="cid-ops",
+            extra={"session_webhook": SESSION_WEBHOOK, "session_webhook_expires_ms": "1"},
+        ),
     )
     runtime.jobs.submit(spec)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kobot") as http:
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kobot") as http:
+            yield http
+    finally:
+        runtime.close()
+
+
+@pytest.fixture
+async def client(redis_url: str, data_dir: Path, policy_file: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving(redis_url, data_dir, policy_file) as http:
         yield http
-    runtime.close()
 
 
 async def test_healthz_checks_the_store(client: httpx.AsyncClient) -> None:
@@ -86,12 +118,69 @@ async def test_metrics_expose_jobs_and_queue_depth(client: httpx.AsyncClient) ->
     assert "kobot_event_to_chat_seconds" in text
 
 
-async def test_openapi_lists_the_rest_api(client: httpx.AsyncClient) -> None:
-    paths = (await client.get("/openapi.json")).json()["paths"]
-    assert {"/api/v1/clusters", "/api/v1/clusters/{name}", "/api/v1/jobs/{job_id}", "/api/v1/audit"} <= set(
-        paths
-    )
-    assert (await client.get("/docs")).status_code == 200
+async def test_docs_and_schema_are_off_by_default(client: httpx.AsyncClient) -> None:
+    for path in ("/openapi.json", "/docs", "/redoc"):
+        assert (await client.get(path)).status_code == 404, path
+
+
+async def test_openapi_lists_the_rest_api_when_enabled(
+    redis_url: str, data_dir: Path, policy_file: Path
+) -> None:
+    async with serving(redis_url, data_dir, policy_file, http_docs=True) as client:
+        paths = (await client.get("/openapi.json")).json()["paths"]
+        assert {
+            "/api/v1/clusters",
+            "/api/v1/clusters/{name}",
+            "/api/v1/jobs/{job_id}",
+            "/api/v1/audit",
+        } <= set(paths)
+        assert (await client.get("/docs")).status_code == 200
+
+
+async def test_metrics_are_not_served_on_a_public_bind_without_a_token(
+    redis_url: str, data_dir: Path, policy_file: Path
+) -> None:
+    async with serving(redis_url, data_dir, policy_file, http_host="0.0.0.0", alerts=WEBHOOK_AUTH) as client:
+        response = await client.get("/metrics")
+        assert response.status_code == 404 and "kobot_jobs" not in response.text
+
+
+async def test_metrics_with_a_token_require_it(redis_url: str, data_dir: Path, policy_file: Path) -> None:
+    scrape = "scrape-" + secrets.token_hex(16)
+    async with serving(
+        redis_url,
+        data_dir,
+        policy_file,
+        http_host="0.0.0.0",
+        alerts=WEBHOOK_AUTH,
+        metrics_token=SecretStr(scrape),
+    ) as client:
+        assert (await client.get("/metrics")).status_code == 401
+        wrong = await client.get("/metrics", headers={"Authorization": "Bearer " + scrape + "x"})
+        assert wrong.status_code == 401
+        right = await client.get("/metrics", headers={"Authorization": f"Bearer {scrape}"})
+        assert right.status_code == 200 and 'kobot_jobs{state="queued"} 1.0' in right.text
+
+
+async def test_an_api_token_does_not_inherit_the_everyone_binding(client: httpx.AsyncClient) -> None:
+    auth = {"Authorization": f"Bearer {AUDITOR_TOKEN}"}
+    assert (await client.get("/api/v1/clusters", headers=auth)).json() == []
+    assert (await client.get("/api/v1/clusters/prod-eu", headers=auth)).status_code == 403
+    job = await client.get("/api/v1/jobs/1", headers=auth)
+    assert job.status_code == 403 and "alice@example.org" not in job.text
+
+
+async def test_job_records_over_rest_carry_no_session_webhook(client: httpx.AsyncClient, token: str) -> None:
+    response = await client.get("/api/v1/jobs/1", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert "s3cr3t-session" not in response.text and "session_webhook" not in response.text
+    assert response.json()["spec"]["reply_to"] == {
+        "platform": "dingtalk",
+        "conversation_id": "cid-ops",
+        "thread_id": None,
+        "is_direct": False,
+        "extra": {},
+    }
 
 
 async def test_rest_api_refuses_requests_without_a_valid_token(client: httpx.AsyncClient) -> None:

@@ -201,3 +201,23 @@ class TestWithoutPolicyFile:
         assert store.describe(
             identity=MALLORY, conversation=SLACK_OPS, cluster=None
         ).policy_source.startswith("built-in")
+
+
+def test_api_token_holds_only_bindings_that_name_it(tmp_path: Path, redis: Redis) -> None:
+    token = "t0k3n-" + "y" * 40
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        f"api_users:\n  auditor:\n    token_sha256: {hashlib.sha256(token.encode()).hexdigest()}\n"
+        "bindings:\n"
+        "  - {role: viewer, subjects: ['*']}\n"
+        "  - {role: admin, subjects: ['api:auditor'], clusters: ['dev-*']}\n"
+    )
+    store = PolicyStore(path=path, redis=redis)
+    identity = store.api_identity(token=token)
+    assert identity is not None
+    api = Conversation(platform="api", conversation_id="rest")
+    assert store.roles_for(identity=identity, cluster="prod-eu", conversation=api) == []
+    assert store.roles_for(identity=identity, cluster="dev-1", conversation=api) == ["admin"]
+    assert not store.can_run(
+        identity=identity, conversation=api, command_id="job.status", risk=Risk.READ, cluster="prod-eu"
+    )
