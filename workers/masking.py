@@ -5,21 +5,32 @@ Ansible through the environment) and well-known shapes that may show up in outpu
 caller knowing (a kubeconfig's key data, a kubeadm bootstrap token, a PEM private key, a bearer
 header, a `password=...` pair). Exact values are replaced first, longest first, so a secret that
 contains another one is never half masked.
+
+A known value is also masked in the encodings a task is likely to print it in: base64 (standard and
+URL-safe, padded or not, and inside a longer base64 text such as `user:secret` in a Basic header, at
+each of the three byte alignments), percent-encoding (`%26`, `+` for spaces) and hex.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 MASK = "********"
 """What a secret is replaced with; fixed width so the length of a secret is not revealed."""
 
 MIN_ENV_SECRET_LENGTH = 6
 """Environment values shorter than this are not treated as secrets (flags like `1` or `true`)."""
+
+MIN_ENCODED_SECRET_LENGTH = 6
+"""Values shorter than this (in bytes) are masked as written only: the encodings of a few bytes are a few
+characters that ordinary output contains by chance."""
 
 _SECRET_ENV_NAME = re.compile(
     r"(PASS|SECRET|TOKEN|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_?KEY|AUTH)", re.IGNORECASE
@@ -59,6 +70,34 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+def encodings_of(value: str) -> set[str]:
+    """The forms `value` takes when a task base64-, percent- or hex-encodes it (empty for short values).
+
+    Base64 packs 3 bytes into 4 characters, so inside a longer encoded text the secret's characters
+    depend on its byte offset modulo 3: for each offset, the characters fully determined by the secret's
+    own bytes are kept (the one or two shared with neighbouring bytes are left out)."""
+    raw = value.encode()
+    if len(raw) < MIN_ENCODED_SECRET_LENGTH:
+        return set()
+    forms: set[str] = set()
+    for offset in range(3):
+        text = base64.b64encode(bytes(offset) + raw).decode()
+        start = (offset * 4 + 2) // 3
+        end = ((offset + len(raw)) * 4) // 3
+        forms.add(text[start:end])
+    whole = base64.b64encode(raw).decode()
+    forms |= {whole, whole.rstrip("=")}
+    forms |= {form.translate(_URLSAFE) for form in forms}
+    forms |= {quote(value, safe=""), quote(value), quote_plus(value)}
+    hexed = binascii.hexlify(raw).decode()
+    forms |= {hexed, hexed.upper()}
+    forms.discard("")
+    return forms
+
+
+_URLSAFE = str.maketrans("+/", "-_")
+
+
 class Masker:
     """Replaces known secret values and secret-looking text with `MASK`.
 
@@ -74,6 +113,8 @@ class Masker:
             escaped = json.dumps(value)[1:-1]
             if escaped != value:
                 encoded.add(escaped)
+            encoded |= encodings_of(value)
+        encoded -= set(self._values)
         self._encoded: tuple[str, ...] = tuple(sorted(encoded, key=len, reverse=True))
 
     @classmethod

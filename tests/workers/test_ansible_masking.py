@@ -2,9 +2,39 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
+from urllib.parse import quote
 
+import pytest
+
+from tests.workers.test_ansible_runner import SECRET, local_inventory, make_run, never
+from workers.ansible import PlaybookStatus, run_playbook
 from workers.masking import MASK, Masker
+from workers.spec import JobEvent
+
+ENCODING_PLAY = """
+# A careless playbook that prints a secret from the environment in the encodings tasks use.
+- name: Print encoded secrets
+  hosts: all
+  connection: local
+  gather_facts: false
+  vars:
+    secret: "{{ lookup('ansible.builtin.env', 'DB_ADMIN_PASSWORD') }}"
+  tasks:
+    - name: Print base64
+      ansible.builtin.debug:
+        msg: "b64 {{ secret | b64encode }}"
+    - name: Print a Basic header
+      ansible.builtin.debug:
+        msg: "basic {{ ('admin:' ~ secret) | b64encode }}"
+    - name: Print the secret in a URL
+      ansible.builtin.debug:
+        msg: "url https://db.example/?p={{ secret | urlencode }}"
+    - name: Print url-safe base64 without padding
+      ansible.builtin.debug:
+        msg: "b64url {{ ('x' ~ secret) | b64encode | replace('+', '-') | replace('/', '_') | trim('=') }}"
+"""
 
 
 def test_exact_values_are_masked_longest_first() -> None:
@@ -68,3 +98,72 @@ def test_scrub_file_rewrites_text_and_removes_binary(tmp_path: Path) -> None:
     assert not masker.scrub_file(path=clean)
     assert text_file.read_text(encoding="utf-8") == f"ok {MASK}\n"
     assert not binary.exists()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+@pytest.mark.parametrize(
+    ("secret", "printed", "must_vanish"),
+    [
+        ("s3cret-value", _b64(b"s3cret-value"), _b64(b"s3cret-value")),
+        ("s3cret-value", _b64(b"s3cret-value").rstrip("="), "czNjcmV0LXZhbHVl"),
+        ("s3cret-value", base64.urlsafe_b64encode(b"\xfb\xffs3cret-value?>").decode(), "M2NyZXQtdmFsdWU"),
+        ("s3cret-value", _b64(b"user:s3cret-value"), "M2NyZXQtdmFsdW"),
+        ("s3cret-value", _b64(b"ab:s3cret-value;more"), "czNjcmV0LXZhbHVl"),
+        ("s3cret-value", b"s3cret-value".hex(), b"s3cret-value".hex()),
+        ("s3cret-value", b"s3cret-value".hex().upper(), b"s3cret-value".hex().upper()),
+        ("s3cret value&more", quote("s3cret value&more", safe=""), "s3cret%20value%26more"),
+        ("s3cret value&more", "p=s3cret+value%26more", "s3cret+value%26more"),
+    ],
+)
+def test_encoded_values_are_masked(secret: str, printed: str, must_vanish: str) -> None:
+    assert must_vanish in printed
+    masked = Masker(values=[secret]).mask(f"out {printed} end")
+    assert MASK in masked and must_vanish not in masked, masked
+    assert masked.startswith("out ") and masked.endswith(" end")
+
+
+def test_short_values_are_not_masked_in_encodings() -> None:
+    assert Masker(values=["abc"]).mask("YWJj 616263") == "YWJj 616263"
+
+
+def test_encoded_secret_printed_by_a_real_play_never_leaves_the_runner(tmp_path: Path) -> None:
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "encoded.yml").write_text(ENCODING_PLAY, encoding="utf-8")
+    events: list[JobEvent] = []
+    run = make_run(
+        tmp_path,
+        playbook="encoded.yml",
+        playbooks_dir=playbooks,
+        inventory=local_inventory(tmp_path, "node-a"),
+        secrets={"DB_ADMIN_PASSWORD": SECRET},
+    )
+
+    result = run_playbook(run, on_event=events.append, should_cancel=never)
+
+    assert result.status is PlaybookStatus.SUCCESSFUL
+    forms = {
+        "base64": base64.b64encode(SECRET.encode()).decode(),
+        "basic": base64.b64encode(b"admin:" + SECRET.encode()).decode(),
+        "url": quote(SECRET),
+        "urlsafe": base64.urlsafe_b64encode(b"x" + SECRET.encode()).decode().rstrip("="),
+    }
+    messages = [event.message or "" for event in events]
+    for prefix in ("b64 ", "basic ", "url ", "b64url "):
+        printed = [m for m in messages if m.startswith(prefix)]
+        assert printed and all(MASK in m for m in printed), (prefix, printed)
+    for event in events:
+        dumped = event.model_dump_json()
+        for name, form in forms.items():
+            assert form not in dumped, name
+    private_dir = tmp_path / "jobs" / "42" / "preflight-a1"
+    files = [path for path in private_dir.rglob("*") if path.is_file()]
+    assert any(path.parent.name == "job_events" for path in files)
+    for path in files:
+        content = path.read_bytes()
+        assert SECRET.encode() not in content, path
+        for name, form in forms.items():
+            assert form.encode() not in content, (name, path)
