@@ -5,6 +5,15 @@ from __future__ import annotations
 DATA_DIR_DEFAULT = ".kobot"
 """Where the embedded Valkey, job artifacts and Terraform workspaces live unless configured."""
 
+DATA_DIR_MODE = 0o700
+"""The data dir holds the audit trail, emails, session webhooks and the secret key: its owner's only."""
+
+DATA_FILE_MODE = 0o600
+"""Files kobot and its embedded Valkey keep in the data dir are readable by their owner only."""
+
+VALKEY_MAXMEMORY_DEFAULT = "1gb"
+"""The embedded Valkey's memory limit: past it writes fail (noeviction) instead of the machine swapping."""
+
 HTTP_PORT_DEFAULT = 8080
 """Port of the FastAPI app (chat callbacks, Alertmanager webhook, REST API, metrics)."""
 

@@ -42,7 +42,16 @@ class Settings(BaseSettings):
 
     redis_url: SecretStr | None = None
     """With none, kobot starts an embedded Valkey with AOF persistence under data_dir."""
+    valkey_maxmemory: str = Field(
+        default=defaults.VALKEY_MAXMEMORY_DEFAULT, pattern=r"^[1-9][0-9]*(b|kb|mb|gb)?$"
+    )
+    """Memory limit of the embedded Valkey (`512mb`, `2gb`), with `maxmemory-policy noeviction`: past the
+    limit writes fail and kobot reports them, and nothing stored is dropped. Not a volatile-* policy: job
+    records and approval requests carry TTLs, so those policies would evict exactly them first; not an
+    allkeys-* policy: it would drop approvals and the audit trail. A configured Redis (redis_url) is
+    limited by its own configuration (docker-compose.yml sets the same policy)."""
     data_dir: Path = Path(defaults.DATA_DIR_DEFAULT)
+    """Created owner-only (0700) with owner-only files (0600): see `secure_data_dir`."""
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=defaults.HTTP_PORT_DEFAULT, ge=1, le=65535)
     http_docs: bool = False
@@ -142,6 +151,32 @@ class Settings(BaseSettings):
 
     def job_artifacts_dir(self) -> Path:
         return self.data_dir / "jobs"
+
+
+def secure_data_dir(data_dir: Path) -> None:
+    """Create the data dir owner-only, or make an existing one so: the dir 0700, and no group or other
+    permission on what lies directly in it (kobot.log, secret.key) or in the embedded Valkey's dir.
+    Deeper trees (job artifacts) are closed by their parent's mode."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=defaults.DATA_DIR_MODE)
+    data_dir.chmod(defaults.DATA_DIR_MODE)
+    for entry in data_dir.iterdir():
+        _owner_only(entry)
+    valkey_dir = data_dir / "valkey"
+    if valkey_dir.is_dir() and not valkey_dir.is_symlink():
+        for entry in valkey_dir.rglob("*"):
+            _owner_only(entry)
+
+
+def _owner_only(path: Path) -> None:
+    """Drop group and other permission bits (0700 dirs, 0600 files); symlinks are left alone."""
+    try:
+        if path.is_symlink():
+            return
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            path.chmod(mode & 0o700)
+    except FileNotFoundError:
+        pass  # a temporary file (an AOF rewrite's) that went away meanwhile
 
 
 def load_settings(**overrides: Any) -> Settings:

