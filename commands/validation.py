@@ -2,15 +2,22 @@
 
 The functions raise `ArgValueError` (a ValueError, so pydantic validators turn it into a
 validation error) and return the normalized value, so a model validator can use them directly.
+What a value that reaches automation may be (names, addresses, versions, backup ids) is decided once,
+in workers.automation_values, which the workers call again where they write the value; the checks
+here add what only the command knows (supported versions, duplicates, suggestions).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
+from typing import TypeVar
+
+from workers import automation_values
+from workers.automation_values import UnsafeValueError
 
 SUPPORTED_KUBERNETES_VERSIONS: Mapping[str, int] = MappingProxyType(
     {"1.29": 15, "1.30": 14, "1.31": 12, "1.32": 8}
@@ -32,19 +39,12 @@ MASTER_COUNTS = (1, 3, 5)
 WORKERS_MAX = 500
 """Largest worker count one command may ask for: beyond it a typo is likelier than a real need."""
 
-NAME_MAX_CHARS = 63
-"""DNS-1123 label limit; cluster and node names end up in hostnames, labels and Terraform keys."""
-
-HOSTNAME_MAX_CHARS = 253
-"""DNS name limit for a host address."""
-
 BREAK_GLASS_MAX_CHARS = 200
 """A break-glass reason is an audit note, not an essay."""
 
 SINCE_MAX = timedelta(days=366)
 """Audit look-back limit: older records have expired anyway (see JOB_RECORD_TTL_SECONDS)."""
 
-_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
 _SINCE = re.compile(r"(\d+)\s*(m|min|h|d|w)")
 _SINCE_UNITS = {"m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -58,31 +58,28 @@ class ArgValueError(ValueError):
         self.suggestions = list(suggestions)
 
 
+T = TypeVar("T")
+
+
+def _as_arg_error(check: Callable[[], T]) -> T:
+    try:
+        return check()
+    except UnsafeValueError as exc:
+        raise ArgValueError(str(exc)) from None
+
+
 def dns_label(value: str, *, what: str) -> str:
     """A DNS-1123 label: 1-63 chars of lowercase letters, digits and '-', alphanumeric at both ends."""
-    name = value.strip().lower()
-    if len(name) > NAME_MAX_CHARS:
-        raise ArgValueError(
-            f"{what} '{value}' is {len(name)} characters long; at most {NAME_MAX_CHARS} are allowed"
-        )
-    if not _LABEL.fullmatch(name):
-        raise ArgValueError(
-            f"{what} '{value}' is not a valid name: use lowercase letters, digits and '-', "
-            "starting and ending with a letter or digit (like prod-1)"
-        )
-    return name
+    return _as_arg_error(lambda: automation_values.dns_label(value, what=what))
 
 
 def cluster_name(value: str) -> str:
     """A DNS-1123 label that starts with a letter, so `scale workers 5` never reads 5 as a cluster."""
-    name = dns_label(value, what="cluster name")
-    if not name[0].isalpha():
-        raise ArgValueError(f"cluster name '{value}' must start with a letter (like prod or dev-2)")
-    return name
+    return _as_arg_error(lambda: automation_values.cluster_name(value))
 
 
 def node_name(value: str) -> str:
-    return dns_label(value, what="node name")
+    return _as_arg_error(lambda: automation_values.node_name(value))
 
 
 def masters(value: int) -> int:
@@ -95,7 +92,7 @@ def masters(value: int) -> int:
 def kubernetes_version(value: str) -> str:
     """`1.N.P` (a leading v is accepted) from SUPPORTED_KUBERNETES_VERSIONS."""
     text = value.strip().lower()
-    match = _VERSION.fullmatch(text)
+    match = _VERSION.fullmatch(text) if text.isascii() else None
     if match is None:
         raise ArgValueError(
             f"version '{value}' is not of the form 1.N.P (like {DEFAULT_KUBERNETES_VERSION}); "
@@ -141,28 +138,15 @@ def cidrs_disjoint(*, pod_cidr: str, service_cidr: str) -> None:
         )
 
 
-def host_address(value: str) -> str:
-    """An IPv4 or IPv6 address, or a DNS name made of DNS-1123 labels."""
-    text = value.strip().strip("[]").lower()
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        pass
-    labels = text.rstrip(".").split(".")
-    if (
-        not text
-        or len(text) > HOSTNAME_MAX_CHARS
-        or all(label.isdigit() for label in labels)
-        or not all(_LABEL.fullmatch(label) for label in labels)
-    ):
-        raise ArgValueError(
-            f"host '{value}' is not an IPv4/IPv6 address or a DNS name (like node-1.example.com)"
-        )
-    return text.rstrip(".")
+def host_address(value: str, *, allow_local: bool = False) -> str:
+    """A plain unicast IPv4 or IPv6 address, or a DNS name made of DNS-1123 labels; never this
+    machine (unless `allow_local`, the test-only setting), a zone id, multicast, link-local or a
+    metadata address (workers.automation_values)."""
+    return _as_arg_error(lambda: automation_values.host_address(value, allow_local=allow_local))
 
 
-def host_list(values: Sequence[str]) -> list[str]:
-    hosts = [host_address(value) for value in values]
+def host_list(values: Sequence[str], *, allow_local: bool = False) -> list[str]:
+    hosts = [host_address(value, allow_local=allow_local) for value in values]
     seen: set[str] = set()
     for host in hosts:
         if host in seen:
@@ -224,14 +208,6 @@ def break_glass(value: str) -> str:
     return reason
 
 
-_BACKUP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-
-
 def backup_id(value: str) -> str:
     """Backup ids are made by kobot; anything else (paths, spaces) is refused before it reaches a job."""
-    text = value.strip()
-    if not _BACKUP_ID.fullmatch(text) or ".." in text:
-        raise ArgValueError(
-            f"backup '{value}' is not a backup id: letters, digits, '.', '_', ':' and '-' only"
-        )
-    return text
+    return _as_arg_error(lambda: automation_values.backup_id(value))

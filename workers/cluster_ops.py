@@ -7,20 +7,23 @@ or the job's work dir, never from memory, so a retry in a new process can resume
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from bot.clusters import ClusterRecord, ClusterState, ClusterStore, HistoryEntry, NodeRecord
 from bot.errors import StepFailedError
 from bot.settings import Settings
 from bot.store import secret_key
+from workers import automation_values
+from workers.automation_values import UnsafeValueError
 from workers.cluster_secrets import ClusterSecrets
 from workers.context import StepContext
 from workers.operations import Operation, Step, operation
 from workers.spec import JobEventType, JobKind, JobSpec
-
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-"""Hosts reached without SSH (Ansible's local connection): the machine kobot runs on."""
 
 INVENTORY_FILE = "inventory.yml"
 
@@ -57,7 +60,16 @@ def plan_nodes(ctx: StepContext) -> None:
         raise StepFailedError(
             f"cluster {ctx.cluster} already exists ({existing.state.value}); nothing was changed"
         )
-    plan = plan_from_params(cluster=ctx.cluster, params=ctx.params, redis=ctx.redis)
+    try:
+        plan = plan_from_params(
+            cluster=ctx.cluster,
+            params=ctx.params,
+            redis=ctx.redis,
+            allow_local_hosts=ctx.settings.allow_local_hosts,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors())
+        raise StepFailedError(f"cannot plan {ctx.cluster}", error=problems) from None
     record = existing or ClusterRecord(name=ctx.cluster)
     record.creating_job = ctx.job_id
     record.provider = plan.spec.provider
@@ -79,8 +91,10 @@ def provision_hosts(ctx: StepContext) -> None:
     store = ClusterStore(ctx.redis)
     record = store.require(ctx.cluster)
     workspace = workspace_for(settings=ctx.settings, cluster=ctx.cluster, provider=record.provider)
+    with refusing_unsafe_values(ctx.cluster, task="terraform variables"):
+        variables = terraform_variables(ctx.settings, provider=record.provider, nodes=terraform_nodes(record))
     outputs = workspace.apply(
-        variables=terraform_variables(ctx.settings, provider=record.provider, nodes=terraform_nodes(record)),
+        variables=variables,
         job_id=ctx.job_id,
         on_event=ctx.on_runner_event,
         should_cancel=ctx.should_cancel,
@@ -93,18 +107,40 @@ def provision_hosts(ctx: StepContext) -> None:
     store.save(record)
 
 
-def render_inventory_step(ctx: StepContext) -> None:
+@contextmanager
+def refusing_unsafe_values(cluster: str, *, task: str) -> Iterator[None]:
+    """A value kobot will not hand to automation fails the step with a message saying which and why."""
+    try:
+        yield
+    except UnsafeValueError as exc:
+        raise StepFailedError(
+            f"kobot will not run automation for {cluster} with this value", task=task, error=str(exc)
+        ) from None
+
+
+def write_cluster_inventory(
+    ctx: StepContext, record: ClusterRecord, *, nodes: Sequence[NodeRecord], path: Path
+) -> Path:
+    """The inventory of `nodes` of `record`, every value checked again (names that resolve to this
+    machine included) and written inert, at `path`."""
     from workers.inventory import render_inventory, write_inventory
 
+    allow_local = ctx.settings.allow_local_hosts
+    with refusing_unsafe_values(record.name, task="render inventory"):
+        inventory = render_inventory(
+            nodes=[(n.name, n.role, n.address) for n in nodes],
+            ssh_user=ctx.settings.ssh_user,
+            ssh_key_path=ctx.settings.ssh_key_file,
+            allow_local_hosts=allow_local,
+            cluster_vars=cluster_vars(record),
+        )
+        automation_values.check_hosts_resolved((n.address for n in nodes), allow_local=allow_local)
+    return write_inventory(path, inventory)
+
+
+def render_inventory_step(ctx: StepContext) -> None:
     record = ClusterStore(ctx.redis).require(ctx.cluster)
-    inventory = render_inventory(
-        nodes=[(n.name, n.role, n.address) for n in record.nodes],
-        ssh_user=ctx.settings.ssh_user,
-        ssh_key_path=ctx.settings.ssh_key_file,
-        local_hosts=LOCAL_HOSTS,
-        cluster_vars=cluster_vars(record),
-    )
-    write_inventory(ctx.work_dir / INVENTORY_FILE, inventory)
+    write_cluster_inventory(ctx, record, nodes=record.nodes, path=ctx.work_dir / INVENTORY_FILE)
     ctx.emit(JobEventType.LOG, message=f"inventory for {len(record.nodes)} nodes")
 
 
@@ -113,15 +149,26 @@ def wait_for_ssh_step(ctx: StepContext) -> None:
 
 
 def wait_for_ssh_of(ctx: StepContext, nodes: list[NodeRecord]) -> None:
-    """Wait until every non-local node answers on SSH (a Day 2 join waits only for the joining ones)."""
+    """Wait until every node answers on SSH (a Day 2 join waits only for the joining ones). Local
+    hosts exist only under the test-only allow_local_hosts setting; they need no SSH."""
     from bot import defaults
     from workers.ssh import wait_for_ssh
 
-    hosts = [(node.address, 22) for node in nodes if node.address not in LOCAL_HOSTS]
+    allow_local = ctx.settings.allow_local_hosts
+    hosts = [
+        (node.address, 22)
+        for node in nodes
+        if not (allow_local and automation_values.is_local_address(node.address))
+    ]
     if not hosts:
         ctx.emit(JobEventType.LOG, message="every host is local; no SSH to wait for")
         return
-    wait_for_ssh(hosts=hosts, timeout=defaults.SSH_WAIT_TIMEOUT_SECONDS, should_cancel=ctx.should_cancel)
+    wait_for_ssh(
+        hosts=hosts,
+        timeout=defaults.SSH_WAIT_TIMEOUT_SECONDS,
+        should_cancel=ctx.should_cancel,
+        allow_local=allow_local,
+    )
 
 
 def preflight(ctx: StepContext) -> None:
@@ -230,26 +277,65 @@ def inventory_path(ctx: StepContext) -> Path:
 
 
 def cluster_vars(record: ClusterRecord) -> dict[str, Any]:
+    """Inventory variables from the record, each checked again (the record may have been edited)."""
     spec = record.spec
+
+    def checked(key: str, check: Any, default: str | None = None) -> str | None:
+        value = spec.get(key, default)
+        return None if value is None else str(check(value))
+
+    vip = spec.get("api_vip")
     return {
-        "cluster_name": record.name,
-        "kube_version": spec.get("version"),
-        "kube_network_plugin": spec.get("cni"),
-        "kube_pods_subnet": spec.get("pod_cidr"),
-        "kube_service_addresses": spec.get("service_cidr"),
-        "kube_proxy_mode": spec.get("kube_proxy_mode", "ipvs"),
+        "cluster_name": automation_values.cluster_name(record.name),
+        "kube_version": checked("version", automation_values.semver),
+        "kube_network_plugin": checked("cni", lambda v: automation_values.dns_label(v, what="cni")),
+        "kube_pods_subnet": checked("pod_cidr", lambda v: automation_values.cidr(v, what="pod_cidr")),
+        "kube_service_addresses": checked(
+            "service_cidr", lambda v: automation_values.cidr(v, what="service_cidr")
+        ),
+        "kube_proxy_mode": checked(
+            "kube_proxy_mode", lambda v: automation_values.dns_label(v, what="kube_proxy_mode"), "ipvs"
+        ),
         "container_manager": "containerd",
-        "apiserver_loadbalancer_vip": spec.get("api_vip") or "",
+        "apiserver_loadbalancer_vip": automation_values.host_address(vip) if vip else "",
     }
 
 
 def play_vars(ctx: StepContext) -> dict[str, Any]:
-    return {**ctx.settings.ansible_extra_vars, "kobot_job_id": ctx.job_id}
+    """kobot's own variables for every play; the site's ansible_extra_vars reach the run as trusted
+    site variables (workers.ansible), the step's own extra vars as untrusted ones."""
+    return {"kobot_job_id": automation_values.path_component(ctx.job_id, what="job id")}
 
 
 def terraform_variables(settings: Settings, *, provider: str, nodes: dict[str, Any]) -> dict[str, Any]:
-    """The module's input: the site's variables for this provider plus the nodes map."""
-    return {**settings.terraform_variables.get(provider, {}), "nodes": nodes}
+    """The module's input: the site's variables for this provider plus the nodes map, whose every
+    value is checked again here: it comes from a plan or a record, and Terraform names machines,
+    disks and addresses after it."""
+    return {**settings.terraform_variables.get(provider, {}), "nodes": checked_terraform_nodes(nodes)}
+
+
+def checked_terraform_nodes(nodes: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The nodes map with names, roles, addresses, zones and sizes checked; raises UnsafeValueError."""
+    checked: dict[str, dict[str, Any]] = {}
+    for name, node in nodes.items():
+        if automation_values.node_name(name) != name:
+            raise UnsafeValueError(f"node name '{name}' is not in canonical form")
+        role = node.get("role")
+        if role not in ("master", "worker"):
+            raise UnsafeValueError(f"node {name} has role {role!r}; roles are master and worker")
+        ip = node.get("ip") or ""
+        zone = node.get("zone") or ""
+        sizes = {key: node.get(key) for key in ("cpu", "memory", "disk")}
+        for key, size in sizes.items():
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise UnsafeValueError(f"node {name} has {key} {size!r}; a positive whole number is needed")
+        checked[name] = {
+            "role": role,
+            "ip": automation_values.host_address(ip) if ip else "",
+            "zone": automation_values.dns_label(zone, what="zone") if zone else "",
+            **sizes,
+        }
+    return checked
 
 
 def plan_nodes_map(plan: Any) -> dict[str, dict[str, Any]]:

@@ -100,6 +100,7 @@ class StepContext:
                 inventory=inventory,
                 artifacts_root=self.settings.job_artifacts_dir(),
                 extravars=dict(extravars or {}),
+                site_vars=self.settings.ansible_extra_vars,
                 secrets=dict(secrets or {}),
                 tags=tags,
                 check_mode=check_mode,

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis import Redis
 
 from bot.errors import NotFoundError, StepFailedError
+from workers import automation_values
 from workers.spec import utcnow
 
 # --- defaults -------------------------------------------------------------------------------------
@@ -114,9 +115,18 @@ def forget_access(*, redis: Redis, cluster: str) -> None:
 
 # --- snapshots ---------------------------------------------------------------------------------------
 def backups_dir(*, data_dir: Path, cluster: str) -> Path:
-    path = data_dir / BACKUPS_DIR / cluster
+    """The cluster's snapshot folder; a cluster name that is no plain name is refused (UnsafeValueError)."""
+    automation_values.cluster_name(cluster)
+    path = automation_values.path_inside(data_dir / BACKUPS_DIR, cluster, what="cluster name")
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
+
+
+def snapshot_path(*, data_dir: Path, cluster: str, backup_id: str) -> Path:
+    """Where the snapshot of `backup_id` lives; ids that could leave the folder are refused."""
+    automation_values.backup_id(backup_id)
+    folder = backups_dir(data_dir=data_dir, cluster=cluster)
+    return automation_values.path_inside(folder, f"{backup_id}{SNAPSHOT_SUFFIX}", what="backup id")
 
 
 def endpoint_healthy(*, access: EtcdAccess) -> bool:
@@ -133,7 +143,8 @@ def snapshot_save(
     """
     folder = backups_dir(data_dir=data_dir, cluster=cluster)
     backup_id = new_backup_id(redis=redis, cluster=cluster)
-    partial = folder / f".{backup_id}{SNAPSHOT_SUFFIX}.part"
+    final = snapshot_path(data_dir=data_dir, cluster=cluster, backup_id=backup_id)
+    partial = folder / f".{final.name}.part"
     for endpoint in access.endpoints:
         single = access.model_copy(update={"endpoints": (endpoint,)})
         result = _etcdctl(["endpoint", "health"], env=single.environment(), check=False)
@@ -149,7 +160,6 @@ def snapshot_save(
             error=_tail(result.stderr),
         )
     partial.chmod(0o600)
-    final = folder / f"{backup_id}{SNAPSHOT_SUFFIX}"
     partial.rename(final)
     return record_snapshot(path=final, backup_id=backup_id, cluster=cluster, redis=redis, job_id=job_id)
 
@@ -207,8 +217,13 @@ def get_backup(*, redis: Redis, backup_id: str, cluster: str) -> EtcdBackup:
 
 
 def verified_file(*, data_dir: Path, backup: EtcdBackup) -> Path:
-    """The snapshot file, after checking it is still the bytes that were recorded."""
-    path = data_dir / BACKUPS_DIR / backup.cluster / backup.file
+    """The snapshot file, after checking it is still the bytes that were recorded. The record names
+    the file; a name that is no plain file name under the cluster's folder is refused."""
+    try:
+        folder = backups_dir(data_dir=data_dir, cluster=backup.cluster)
+        path = automation_values.path_inside(folder, backup.file, what="backup file")
+    except automation_values.UnsafeValueError as exc:
+        raise StepFailedError(f"backup {backup.id} names no file kobot would read", error=str(exc)) from None
     if not path.is_file():
         raise StepFailedError(f"the file of backup {backup.id} is missing", error=str(path))
     if file_sha256(path) != backup.sha256:

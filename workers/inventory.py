@@ -2,6 +2,8 @@
 
 Never from Terraform state: the module's `nodes` output is the contract. The file holds addresses,
 roles and cluster variables; keys appear only as paths, and a value that looks like a secret is refused.
+Every node name and address is checked again here (a record may be older than the command checks, or
+edited in the store), and every value from a record is written `!unsafe`, so Ansible never renders it.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import SecretStr
 
+from workers import automation_values
+from workers.automation_values import UnsafeValueError, untrusted
 from workers.plan import ClusterPlan, NodeRole
 from workers.terraform.models import NodeOutput
 
@@ -47,19 +50,21 @@ def render_inventory(
     ssh_user: str,
     ssh_key_path: Path | None,
     cluster_vars: Mapping[str, Any] | None = None,
-    local_hosts: Collection[str] = (),
+    allow_local_hosts: bool = False,
     known_hosts_path: Path | None = None,
 ) -> dict[str, Any]:
     """kubespray groups: kube_control_plane and etcd are the masters, kube_node the workers (or the
-    masters when there is no worker), k8s_cluster both. Hosts in `local_hosts` use Ansible's local
-    connection. With `known_hosts_path` host keys are checked strictly against it; without, the
-    runner's own policy applies (workers.ansible: accept a new key once, refuse a changed one)."""
-    rows = node_rows(nodes)
-    _check_rows(rows)
+    masters when there is no worker), k8s_cluster both. Only with `allow_local_hosts` (the test-only
+    setting) may a node be this machine, and then it uses Ansible's local connection. With
+    `known_hosts_path` host keys are checked strictly against it; without, the runner's own policy
+    applies (workers.ansible: accept a new key once, refuse a changed one).
+
+    Raises ValueError for a bad row (UnsafeValueError for a name or address kobot refuses)."""
+    rows = _checked_rows(node_rows(nodes), allow_local_hosts=allow_local_hosts)
     hosts: dict[str, dict[str, Any]] = {}
     for name, _role, address in rows:
-        host: dict[str, Any] = {"ansible_host": address, "ip": address, "access_ip": address}
-        if address in local_hosts:
+        host: dict[str, Any] = untrusted({"ansible_host": address, "ip": address, "access_ip": address})
+        if allow_local_hosts and automation_values.is_local_address(address):
             host["ansible_connection"] = "local"
         hosts[name] = host
     masters = [name for name, role, _ in rows if role == NodeRole.MASTER.value]
@@ -73,7 +78,7 @@ def render_inventory(
         )
     for key, value in (cluster_vars or {}).items():
         _check_not_secret(key, value)
-        variables[key] = value
+        variables[key] = untrusted(value)
     members = {"kube_control_plane": masters, "etcd": masters, "kube_node": workers or masters}
     return {
         "all": {
@@ -94,7 +99,7 @@ def write_inventory(path: Path, inventory: Mapping[str, Any]) -> Path:
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w") as handle:
-            yaml.safe_dump(dict(inventory), handle, sort_keys=False, default_flow_style=False)
+            handle.write(automation_values.dump_yaml(inventory))
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -102,24 +107,31 @@ def write_inventory(path: Path, inventory: Mapping[str, Any]) -> Path:
     return path
 
 
-def _check_rows(rows: Sequence[NodeRow]) -> None:
+def _checked_rows(rows: Sequence[NodeRow], *, allow_local_hosts: bool) -> list[NodeRow]:
     if not rows:
         raise ValueError("an inventory needs at least one node")
     seen_names: set[str] = set()
     seen_addresses: dict[str, str] = {}
-    for name, role, address in rows:
+    checked: list[NodeRow] = []
+    for raw_name, role, raw_address in rows:
+        name = automation_values.node_name(raw_name)
+        if name != raw_name:
+            raise UnsafeValueError(f"node name '{raw_name}' is not in canonical form (like {name})")
         if role not in (NodeRole.MASTER.value, NodeRole.WORKER.value):
             raise ValueError(f"node {name} has role {role!r}; roles are master and worker")
-        if not address:
+        if not raw_address:
             raise ValueError(f"node {name} has no address yet (were its hosts created?)")
+        address = automation_values.host_address(raw_address, allow_local=allow_local_hosts)
         if name in seen_names:
             raise ValueError(f"node {name} is listed twice")
         if address in seen_addresses:
             raise ValueError(f"nodes {seen_addresses[address]} and {name} share the address {address}")
         seen_names.add(name)
         seen_addresses[address] = name
+        checked.append((name, role, address))
     if not any(role == NodeRole.MASTER.value for _, role, _ in rows):
         raise ValueError("an inventory needs at least one master")
+    return checked
 
 
 def _check_not_secret(key: str, value: Any) -> None:

@@ -13,12 +13,15 @@ from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from redis import Redis
 
 from commands import validation
 from commands.validation import SUPPORTED_KUBERNETES_VERSIONS
 from workers.ippool import IpPools
+
+ALLOW_LOCAL_HOSTS = "allow_local_hosts"
+"""Validation context key: the test-only setting that lets hosts be this machine."""
 
 SUPPORTED_VERSIONS = SUPPORTED_KUBERNETES_VERSIONS
 """Kubernetes minors (and newest patch) kobot can install; one list, shared with the command checks."""
@@ -167,13 +170,14 @@ class ClusterSpec(BaseModel):
 
     @field_validator("hosts")
     @classmethod
-    def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(validation.host_list(value))
+    def _hosts(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        allow_local = bool((info.context or {}).get(ALLOW_LOCAL_HOSTS))
+        return tuple(validation.host_list(value, allow_local=allow_local))
 
     @field_validator("api_vip")
     @classmethod
     def _vip(cls, value: str | None) -> str | None:
-        return None if value is None else str(ipaddress.ip_address(value.strip()))
+        return None if value is None else validation.host_address(str(ipaddress.ip_address(value.strip())))
 
     @field_validator("node_sizes")
     @classmethod
@@ -411,11 +415,20 @@ def plan_scale(
 
 
 def plan_from_params(
-    *, cluster: str, params: Mapping[str, Any], redis: Redis, reserve: bool = True
+    *,
+    cluster: str,
+    params: Mapping[str, Any],
+    redis: Redis,
+    reserve: bool = True,
+    allow_local_hosts: bool = False,
 ) -> ClusterPlan:
-    """The plan of a create command or job: its arguments plus kobot's pools (a preview reserves nothing)."""
+    """The plan of a create command or job: its arguments plus kobot's pools (a preview reserves nothing).
+    `allow_local_hosts` is the test-only setting that lets hosts be this machine."""
     fields = set(ClusterSpec.model_fields) - {"name"}
-    spec = ClusterSpec(name=cluster, **{key: value for key, value in params.items() if key in fields})
+    spec = ClusterSpec.model_validate(
+        {"name": cluster, **{key: value for key, value in params.items() if key in fields}},
+        context={ALLOW_LOCAL_HOSTS: allow_local_hosts},
+    )
     return plan_cluster(spec=spec, pools=IpPools(redis), reserve=reserve)
 
 

@@ -1,7 +1,8 @@
 """Wait until every host answers SSH, so Ansible starts only when the machines can be reached.
 
 A host counts as up when it sends an SSH-2.0 identification line (RFC 4253 4.2), not merely when a
-port accepts connections: a booting machine's port can be open before sshd is ready.
+port accepts connections: a booting machine's port can be open before sshd is ready. A host that is, or
+resolves to, kobot's own machine or a metadata address is refused before any probe.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bot import defaults
 from bot.errors import JobCancelledError, StepFailedError
+from workers import automation_values
 
 PROBE_CONNECT_TIMEOUT_SECONDS = 5.0
 """One probe's connect-and-read limit; a host slower than this is probed again next round."""
@@ -54,8 +56,19 @@ def wait_for_ssh(
     timeout: float,
     should_cancel: Callable[[], bool] | None,
     interval: float = defaults.SSH_PROBE_INTERVAL_SECONDS,
+    allow_local: bool = False,
 ) -> None:
-    """Probe every host in parallel each `interval` until all answered; fail naming those that never did."""
+    """Probe every host in parallel each `interval` until all answered; fail naming those that never did.
+
+    `allow_local` (the test-only allow_local_hosts setting) lets loopback hosts be probed."""
+    for host, _port in hosts:
+        try:
+            automation_values.host_address(host, allow_local=allow_local)
+            automation_values.check_resolved(host, allow_local=allow_local)
+        except automation_values.UnsafeValueError as exc:
+            raise StepFailedError(
+                f"kobot will not connect to {host}", task="wait for SSH", host=host, error=str(exc)
+            ) from None
     pending = dict.fromkeys(dict.fromkeys(hosts), "not probed yet")
     deadline = time.monotonic() + timeout
     with ThreadPoolExecutor(max_workers=max(1, min(PROBE_WORKERS_MAX, len(pending)))) as pool:

@@ -80,11 +80,13 @@ def playbooks(tmp_path: Path) -> Path:
 def settings_for(redis_url: str, data_dir: Path, playbooks: Path, **extra: Any) -> Settings:
     record_dir = data_dir / "played"
     record_dir.mkdir(exist_ok=True)
+    # the fixture playbooks play on this machine: the test-only setting lets its loopback addresses be hosts
     return job_settings(
         redis_url,
         data_dir,
         playbooks_dir=playbooks,
         plugins=[],
+        allow_local_hosts=True,
         ansible_extra_vars={"record_dir": str(record_dir), **extra},
     )
 

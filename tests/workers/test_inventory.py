@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from pydantic import SecretStr
 
+from workers.automation_values import UnsafeValueError, Untrusted, load_yaml
 from workers.inventory import render_inventory, write_inventory
 from workers.plan import ClusterSpec, plan_cluster
 from workers.terraform.models import NodeOutput
@@ -49,10 +49,15 @@ def test_inventory_from_a_manual_plan_read_back_by_ansible(tmp_path: Path) -> No
     assert groups["kube_control_plane"] == masters and groups["etcd"] == masters
     assert groups["kube_node"] == ["dev-worker-1", "dev-worker-2"]
     assert "k8s_cluster" in groups
-    variables = yaml.safe_load(path.read_text())["all"]["vars"]
+    variables = load_yaml(path.read_text())["all"]["vars"]
     assert variables["ansible_ssh_private_key_file"] == str(KEY)
     assert variables["ansible_become"] is True and variables["kube_network_plugin"] == "calico"
     assert "ansible_ssh_common_args" not in variables
+    # what came from the plan is written !unsafe; what kobot itself sets stays plain
+    assert isinstance(variables["kube_network_plugin"], Untrusted)
+    assert not isinstance(variables["ansible_ssh_private_key_file"], Untrusted)
+    host = load_yaml(path.read_text())["all"]["hosts"]["dev-master-1"]
+    assert all(isinstance(host[key], Untrusted) for key in ("ansible_host", "ip", "access_ip"))
 
 
 def test_inventory_from_terraform_outputs_single_master_also_runs_workloads(tmp_path: Path) -> None:
@@ -67,15 +72,21 @@ def test_inventory_from_terraform_outputs_single_master_also_runs_workloads(tmp_
     assert "ansible_ssh_private_key_file" not in inventory["all"]["vars"]
 
 
-def test_inventory_local_hosts_use_the_local_connection() -> None:
+def test_inventory_local_hosts_use_the_local_connection_only_when_the_test_setting_allows() -> None:
     inventory = render_inventory(
         nodes=[("a-master-1", "master", "127.0.0.1"), ("a-worker-1", "worker", "10.0.0.9")],
         ssh_user="root",
         ssh_key_path=KEY,
-        local_hosts={"127.0.0.1"},
+        allow_local_hosts=True,
     )
     assert inventory["all"]["hosts"]["a-master-1"]["ansible_connection"] == "local"
     assert "ansible_connection" not in inventory["all"]["hosts"]["a-worker-1"]
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "localhost", "LOCALHOST.", "::1", "::ffff:127.0.0.1"])
+def test_inventory_refuses_this_machine_without_the_test_setting(address: str) -> None:
+    with pytest.raises(UnsafeValueError, match=r"this machine|IPv4 address in IPv6 form"):
+        render_inventory(nodes=[("a-master-1", "master", address)], ssh_user="root", ssh_key_path=KEY)
 
 
 @pytest.mark.parametrize(
@@ -121,5 +132,5 @@ def test_inventory_rewrite_replaces_the_file_atomically(tmp_path: Path) -> None:
         path,
         render_inventory(nodes=[("a-master-1", "master", "10.0.0.2")], ssh_user="root", ssh_key_path=KEY),
     )
-    assert yaml.safe_load(path.read_text())["all"]["hosts"]["a-master-1"]["ip"] == "10.0.0.2"
+    assert load_yaml(path.read_text())["all"]["hosts"]["a-master-1"]["ip"] == "10.0.0.2"
     assert [p.name for p in tmp_path.iterdir()] == ["inventory.yml"]

@@ -72,7 +72,9 @@ def test_ssh_wait_keeps_probing_a_host_whose_sshd_comes_up_late_peer() -> None:
     thread.start()
     try:
         started = time.monotonic()
-        wait_for_ssh(hosts=[("127.0.0.1", port)], timeout=10, should_cancel=None, interval=0.2)
+        wait_for_ssh(
+            hosts=[("127.0.0.1", port)], timeout=10, should_cancel=None, interval=0.2, allow_local=True
+        )
         assert 0.7 < time.monotonic() - started < 5
     finally:
         thread.join(timeout=6)
@@ -84,7 +86,7 @@ def test_ssh_wait_fails_naming_every_host_that_never_answered(
 ) -> None:
     hosts = [(lab_hosts[0].address, 22), ("127.0.0.1", closed_port), ("127.0.0.1", http_listener)]
     with pytest.raises(StepFailedError) as caught:
-        wait_for_ssh(hosts=hosts, timeout=1.0, should_cancel=None, interval=0.2)
+        wait_for_ssh(hosts=hosts, timeout=1.0, should_cancel=None, interval=0.2, allow_local=True)
     message = caught.value.user_message
     assert f"127.0.0.1:{closed_port} (Connection refused)" in message
     assert f"127.0.0.1:{http_listener} (" in message
@@ -102,6 +104,29 @@ def test_ssh_wait_stops_on_cancel(closed_port: int) -> None:
     started = time.monotonic()
     with pytest.raises(JobCancelledError):
         wait_for_ssh(
-            hosts=[("127.0.0.1", closed_port)], timeout=60, should_cancel=should_cancel, interval=1.0
+            hosts=[("127.0.0.1", closed_port)],
+            timeout=60,
+            should_cancel=should_cancel,
+            interval=1.0,
+            allow_local=True,
         )
     assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "0x7f000001", "169.254.169.254"])
+def test_ssh_wait_refuses_this_machine_before_any_probe(host: str, http_listener: int) -> None:
+    with pytest.raises(StepFailedError) as caught:
+        wait_for_ssh(hosts=[(host, http_listener)], timeout=5.0, should_cancel=None)
+    assert caught.value.user_message == f"kobot will not connect to {host}"
+    assert caught.value.task == "wait for SSH" and caught.value.error
+
+
+def test_ssh_wait_refuses_a_name_that_resolves_to_this_machine(http_listener: int) -> None:
+    """A DNS name passes the textual checks; where it resolves is only known here, on the worker."""
+    name = socket.gethostname().lower()
+    resolved = {info[4][0] for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)}
+    if not any(address.startswith("127.") or address == "::1" for address in resolved):
+        pytest.skip(f"this machine's name {name} resolves to {resolved}, not to loopback")
+    with pytest.raises(StepFailedError) as caught:
+        wait_for_ssh(hosts=[(name, http_listener)], timeout=5.0, should_cancel=None)
+    assert "resolves to" in str(caught.value.error) and "loopback" in str(caught.value.error)

@@ -15,6 +15,10 @@ class PlaybookRun:
 
     `secrets` reach Ansible through environment variables only (never extravars, never a command
     line); playbooks read them with `lookup('ansible.builtin.env', NAME)` under `no_log`.
+
+    `extravars` may carry values from users and records: every string in them reaches Ansible
+    tagged `!unsafe`, so it is never rendered as a template. `site_vars` are the operator's own
+    settings (ansible_extra_vars) and may use templates; step values override them.
     """
 
     job_id: str
@@ -28,6 +32,7 @@ class PlaybookRun:
     artifacts_root: Path
     """settings.job_artifacts_dir(); the private data dir is artifacts_root/job_id/f"{step}-a{attempt}"."""
     extravars: Mapping[str, Any] = field(default_factory=dict)
+    site_vars: Mapping[str, Any] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
     check_mode: bool = False

@@ -17,6 +17,7 @@ from typing import Any
 import ansible_runner
 
 from bot import defaults
+from workers import automation_values
 from workers.ansible.artifacts import prepare_private_data_dir, prune_job_dirs, scrub_private_data_dir
 from workers.ansible.events import EventTranslator, shorten
 from workers.ansible.model import PlaybookResult, PlaybookRun, PlaybookStatus
@@ -42,6 +43,9 @@ _LOCAL_INTERPRETER = (
     "or inventory_hostname in ['localhost', '127.0.0.1', '::1'] else 'auto_silent' }}"
 )
 _STATUS = {status.value: status for status in PlaybookStatus}
+
+EXTRAVARS_FILE = "env/extravars"
+"""ansible-runner passes this file of the private data dir to ansible-playbook as `-e @file`."""
 
 
 def _venv_bin() -> str:
@@ -70,9 +74,22 @@ def _envvars(run: PlaybookRun) -> dict[str, str]:
 
 
 def _extravars(run: PlaybookRun) -> dict[str, Any]:
-    extravars: dict[str, Any] = dict(run.extravars)
+    """Site variables and kobot's interpreter choice as they are (trusted: they may be templates), the
+    step's variables with every string marked untrusted (written `!unsafe`)."""
+    extravars: dict[str, Any] = dict(run.site_vars)
     extravars.setdefault("ansible_python_interpreter", _LOCAL_INTERPRETER % sys.executable)
+    extravars.update(automation_values.untrusted(dict(run.extravars)))
     return extravars
+
+
+def write_extravars(run: PlaybookRun) -> Path:
+    """The run's extra vars as YAML in the private data dir (mode 0600): JSON, which ansible-runner
+    writes for an `extravars` argument, cannot carry the `!unsafe` tag."""
+    path = run.private_data_dir / EXTRAVARS_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(automation_values.dump_yaml(_extravars(run)))
+    return path
 
 
 class _CancelWatch:
@@ -139,6 +156,7 @@ def run_playbook(
     envvars = _envvars(run)
     masker = Masker.with_environment(values=run.secrets.values(), environ=dict(os.environ))
     prepare_private_data_dir(private_data_dir=run.private_data_dir)
+    write_extravars(run)
 
     def emit(event: JobEvent) -> None:
         try:
@@ -169,7 +187,6 @@ def run_playbook(
             inventory=str(run.inventory),
             ident=run.ident,
             envvars=envvars,
-            extravars=_extravars(run),
             tags=",".join(run.tags) or None,
             cmdline="--check" if run.check_mode else None,
             event_handler=handle,

@@ -14,6 +14,7 @@ from bot.errors import StepFailedError
 from workers.cluster_ops import (
     KUBECONFIG_SECRET,
     cluster_secrets_for,
+    refusing_unsafe_values,
     terraform_nodes,
     terraform_variables,
 )
@@ -134,8 +135,10 @@ def apply_machines(ctx: StepContext, record: ClusterRecord) -> None:
     from workers.terraform import workspace_for
 
     workspace = workspace_for(settings=ctx.settings, cluster=ctx.cluster, provider=record.provider)
+    with refusing_unsafe_values(ctx.cluster, task="terraform variables"):
+        variables = terraform_variables(ctx.settings, provider=record.provider, nodes=terraform_nodes(record))
     outputs = workspace.apply(
-        variables=terraform_variables(ctx.settings, provider=record.provider, nodes=terraform_nodes(record)),
+        variables=variables,
         job_id=ctx.job_id,
         on_event=ctx.on_runner_event,
         should_cancel=ctx.should_cancel,

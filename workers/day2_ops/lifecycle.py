@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from bot.clusters import ClusterState
-from workers import etcd
+from workers import automation_values, etcd
 from workers.cluster_ops import (
     cluster_secrets_for,
     inventory_path,
     play_vars,
+    refusing_unsafe_values,
     terraform_nodes,
     terraform_variables,
 )
@@ -35,16 +36,16 @@ def restore_step(ctx: StepContext) -> None:
     """etcd_restore.yml stops every API server before any member's data is replaced."""
     backup = etcd.get_backup(redis=ctx.redis, backup_id=str(ctx.params["backup"]), cluster=ctx.cluster)
     path = etcd.verified_file(data_dir=ctx.settings.data_dir, backup=backup)
-    ctx.run_playbook(
-        "etcd_restore.yml",
-        inventory=inventory_path(ctx),
-        extravars={
+    with refusing_unsafe_values(ctx.cluster, task="etcd restore variables"):
+        extravars = {
             **play_vars(ctx),
             "etcd_restore_snapshot": str(path),
-            "etcd_restore_sha256": backup.sha256,
-            "etcd_snapshot_name": f"{backup.id}-{ctx.job_id}",
-        },
-    )
+            "etcd_restore_sha256": automation_values.sha256_hex(backup.sha256),
+            "etcd_snapshot_name": automation_values.path_component(
+                f"{automation_values.backup_id(backup.id)}-{ctx.job_id}", what="snapshot name"
+            ),
+        }
+    ctx.run_playbook("etcd_restore.yml", inventory=inventory_path(ctx), extravars=extravars)
 
 
 def nodes_back_step(ctx: StepContext) -> None:
@@ -76,8 +77,10 @@ def destroy_machines_step(ctx: StepContext) -> None:
         say(ctx, f"provider {record.provider}: the hosts were not created by kobot and stay")
         return
     workspace = workspace_for(settings=ctx.settings, cluster=ctx.cluster, provider=record.provider)
+    with refusing_unsafe_values(ctx.cluster, task="terraform variables"):
+        variables = terraform_variables(ctx.settings, provider=record.provider, nodes=terraform_nodes(record))
     workspace.destroy(
-        variables=terraform_variables(ctx.settings, provider=record.provider, nodes=terraform_nodes(record)),
+        variables=variables,
         job_id=ctx.job_id,
         on_event=ctx.on_runner_event,
         should_cancel=ctx.should_cancel,

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from bot.clusters import ClusterRecord, NodeRecord
 from bot.errors import StepFailedError
+from workers import automation_values
 from workers.ansible.runner import KNOWN_HOSTS_FILE
 from workers.cluster_ops import (
     inventory_path,
     play_vars,
+    refusing_unsafe_values,
     wait_for_ssh_of,
 )
 from workers.context import StepContext
@@ -72,13 +74,15 @@ def remove_step(ctx: StepContext) -> None:
     undrained = [name for name in state.remove if name not in state.drained]
     if undrained:
         raise StepFailedError(f"{', '.join(undrained)} is not drained; kobot never removes an undrained node")
+    with refusing_unsafe_values(ctx.cluster, task="node_remove variables"):
+        leaving = [automation_values.node_name(name) for name in state.remove]
     with kubeconfig_file(ctx) as kubeconfig:
         ctx.run_playbook(
             "node_remove.yml",
             inventory=inventory_path(ctx),
             extravars={
                 **play_vars(ctx),
-                "nodes_to_remove": state.remove,
+                "nodes_to_remove": leaving,
                 "kubeconfig_path": str(kubeconfig),
                 # the runner's own known_hosts: a removed node's key must not refuse its successor
                 "known_hosts_path": str(ctx.settings.job_artifacts_dir() / KNOWN_HOSTS_FILE),
@@ -120,10 +124,13 @@ def scale_plan_step(ctx: StepContext) -> None:
 
 def _plan_new_workers(ctx: StepContext, record: ClusterRecord, target: int) -> list[str]:
     from workers.ippool import IpPools
-    from workers.plan import ClusterPlan, ClusterSpec, NodePlan, NodeRole, plan_scale
+    from workers.plan import ALLOW_LOCAL_HOSTS, ClusterPlan, ClusterSpec, NodePlan, NodeRole, plan_scale
 
     try:
-        spec = ClusterSpec(**{k: v for k, v in record.spec.items() if k in ClusterSpec.model_fields})
+        spec = ClusterSpec.model_validate(
+            {k: v for k, v in record.spec.items() if k in ClusterSpec.model_fields},
+            context={ALLOW_LOCAL_HOSTS: ctx.settings.allow_local_hosts},
+        )
         nodes = tuple(
             NodePlan(
                 name=n.name,
@@ -172,10 +179,12 @@ def join_step(ctx: StepContext) -> None:
     if not state.add:
         say(ctx, "no node joins")
         return
+    with refusing_unsafe_values(ctx.cluster, task="node_add variables"):
+        joining = [automation_values.node_name(name) for name in state.add]
     ctx.run_playbook(
         "node_add.yml",
         inventory=inventory_path(ctx),
-        extravars={**play_vars(ctx), "nodes_to_add": state.add},
+        extravars={**play_vars(ctx), "nodes_to_add": joining},
     )
 
 
@@ -204,9 +213,10 @@ def plan_added_node_step(ctx: StepContext) -> None:
     same_role = [node_index(n.name) for n in record.nodes if n.role == role]
     name = f"{ctx.cluster}-{role}-{max(same_role, default=0) + 1}"
     if host:
-        if any(n.address == host for n in record.nodes):
-            raise StepFailedError(f"{host} is already a node of {ctx.cluster}")
-        address = str(host)
+        with refusing_unsafe_values(ctx.cluster, task="check the new host"):
+            address = automation_values.host_address(str(host), allow_local=ctx.settings.allow_local_hosts)
+        if any(n.address == address for n in record.nodes):
+            raise StepFailedError(f"{address} is already a node of {ctx.cluster}")
     elif creates_machines(record):
         zone = next((n.zone for n in record.nodes if n.role == role and n.zone), "") or ""
         address = IpPools(ctx.redis).reserve(cluster=ctx.cluster, nodes={name: zone})[name]

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 
 from bot.clusters import ClusterRecord, ClusterState, NodeRecord
 from bot.errors import StepFailedError
-from workers import etcd
+from workers import automation_values, etcd
 from workers.cluster_ops import (
-    LOCAL_HOSTS,
-    cluster_vars,
     inventory_path,
     play_vars,
+    refusing_unsafe_values,
+    write_cluster_inventory,
 )
 from workers.context import StepContext
 from workers.day2_ops.common import (
@@ -48,7 +48,7 @@ def snapshot_step(ctx: StepContext) -> None:
         )
     else:
         backup_id = etcd.new_backup_id(redis=ctx.redis, cluster=ctx.cluster)
-        dest = etcd.backups_dir(data_dir=ctx.settings.data_dir, cluster=ctx.cluster) / f"{backup_id}.db"
+        dest = etcd.snapshot_path(data_dir=ctx.settings.data_dir, cluster=ctx.cluster, backup_id=backup_id)
         ctx.run_playbook(
             "etcd_backup.yml",
             inventory=inventory_path(ctx),
@@ -120,19 +120,11 @@ def workers_step(ctx: StepContext) -> None:
 def _upgrade_run(
     ctx: StepContext, record: ClusterRecord, *, nodes: Sequence[NodeRecord], inventory_name: str
 ) -> None:
-    from workers.inventory import render_inventory, write_inventory
-
     members = [n for n in record.nodes if n.role == "master"] + [n for n in nodes if n.role != "master"]
-    path = write_inventory(
-        ctx.work_dir / inventory_name,
-        render_inventory(
-            nodes=[(n.name, n.role, n.address) for n in members],
-            ssh_user=ctx.settings.ssh_user,
-            ssh_key_path=ctx.settings.ssh_key_file,
-            local_hosts=LOCAL_HOSTS,
-            cluster_vars=cluster_vars(record),
-        ),
-    )
+    path = write_cluster_inventory(ctx, record, nodes=members, path=ctx.work_dir / inventory_name)
+    with refusing_unsafe_values(ctx.cluster, task="upgrade variables"):
+        version = automation_values.semver(str(ctx.params["version"]))
+        upgrading = [automation_values.node_name(n.name) for n in nodes]
     with kubeconfig_file(ctx) as kubeconfig:
         ctx.run_playbook(
             "cluster_upgrade.yml",
@@ -140,9 +132,9 @@ def _upgrade_run(
             tags=("kube_upgrade",),
             extravars={
                 **play_vars(ctx),
-                "kube_version": str(ctx.params["version"]),
+                "kube_version": version,
                 "kubeconfig_path": str(kubeconfig),
-                "kube_upgrade_nodes": [n.name for n in nodes],
+                "kube_upgrade_nodes": upgrading,
             },
         )
 
