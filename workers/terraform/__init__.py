@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.settings import Settings
+from workers.terraform.credentials import PROVIDER_ENV_PREFIXES, provider_credentials
 from workers.terraform.models import NodeOutput, TerraformChangeSummary, TerraformPlanSummary
 from workers.terraform.workspace import TerraformWorkspace
 
-PROVIDER_ENV_PREFIXES = {"vsphere": ("VSPHERE_",), "openstack": ("OS_",), "testhosts": ()}
-"""Environment variables each provider reads its credentials from; only these reach Terraform."""
+if TYPE_CHECKING:
+    # not at run time: the Terraform child processes import this package and need no settings
+    from bot.settings import Settings
 
 
 def workspace_for(*, settings: Settings, cluster: str, provider: str) -> TerraformWorkspace:
     """The workspace of a cluster, with its provider's credentials taken from kobot's environment."""
     provider = str(getattr(provider, "value", provider))
-    prefixes = PROVIDER_ENV_PREFIXES.get(provider, ())
-    env = {name: value for name, value in os.environ.items() if prefixes and name.startswith(prefixes)}
+    env = provider_credentials(provider, os.environ)
     return TerraformWorkspace(
         cluster=cluster,
         module_dir=Path(settings.terraform_dir) / "modules" / provider,
@@ -28,9 +29,11 @@ def workspace_for(*, settings: Settings, cluster: str, provider: str) -> Terrafo
 
 
 __all__ = [
+    "PROVIDER_ENV_PREFIXES",
     "NodeOutput",
     "TerraformChangeSummary",
     "TerraformPlanSummary",
     "TerraformWorkspace",
+    "provider_credentials",
     "workspace_for",
 ]

