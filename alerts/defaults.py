@@ -8,8 +8,34 @@ WEBHOOK_PATH = "/alerts/alertmanager"
 WEBHOOK_VERSION = "4"
 """The only webhook body version Alertmanager has sent since 0.x; anything else is refused."""
 
-WEBHOOK_MAX_BYTES = 8 * 1024 * 1024
-"""A larger body is refused with 413: even 5,000 alerts with long annotations stay well below it."""
+WEBHOOK_MAX_BYTES = 1024 * 1024
+"""A larger body is refused with 413: a group of several hundred alerts with their annotations stays
+well below it, and an unauthorized sender cannot make kobot buffer much."""
+
+GROUPS_KEPT_MAX = 2000
+"""Alert groups kept at once (firing and resolved). At the limit the oldest resolved group is forgotten
+for a new one; with none resolved, a new group is refused (429) and counted in
+`kobot_alerts_dropped_total`. Concurrent webhooks may pass it by a few."""
+
+ALERTS_KEPT_PER_GROUP = 300
+"""Alerts of one group kept in its state; the message lists at most ALERT_LINES_MAX anyway. Resolved
+alerts go first, then the oldest firing ones, which are counted as "+N more alerts"."""
+
+ANNOTATION_MAX_CHARS = 1024
+"""Longest annotation value kept (only the annotations kobot reads are stored at all)."""
+
+RUNBOOK_ANNOTATION = "kobot_runbook"
+"""The alert annotation naming one of the admin's runbook templates by id, e.g. `cordon-node`."""
+
+ANNOTATIONS_READ = (
+    "summary",
+    "description",
+    "runbook_url",
+    "dashboard_url",
+    "dashboard_uid",
+    RUNBOOK_ANNOTATION,
+)
+"""The annotations kobot shows or acts on; the others are not stored."""
 
 WEBHOOK_RETRY_AFTER_SECONDS = 5
 """Retry-After sent with a 503 when the store cannot take the group; Alertmanager retries anyway."""
@@ -67,6 +93,22 @@ DEFAULT_SEVERITY_ORDER = ("info", "warning", "error", "critical")
 """Lowest first; `severity>=warning` matches warning and everything after it. Unknown severities
 rank with the lowest."""
 
+RUNBOOK_TEMPLATE_MAX_CHARS = 200
+"""Longest runbook command template (`runbook_commands`); a command is one chat line."""
+
+RUNBOOK_TEMPLATES_MAX = 100
+"""Runbook command templates an admin may configure."""
+
+SCOPE_LABELS = ("cluster",)
+"""Labels the permission check of a Silence click reads; a silence always matches on them too, so
+a right on one cluster never silences another."""
+
 CLAIM_SECONDS = 120.0
 """An outbox entry one process took is hidden from the others this long (a delivery takes far less;
 a process that died mid-delivery hands its entries back after it)."""
+
+ROUTE_REGEX_MAX_CHARS = 1024
+"""Longest `match_re` pattern a route may use; real label patterns are a few dozen characters."""
+
+ROUTE_REGEX_MAX_MEMORY_BYTES = 8 * 1024 * 1024
+"""Memory RE2 may use to compile and run one route pattern (its own default); a bigger one is refused."""

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from alerts import defaults
 from alerts.models import AlertGroupState
 from alerts.render import render_group
+from alerts.runbooks import Runbook, RunbookRefused, runbook_for
 from alerts.settings import AlertsSettings, RouteTarget
 from alerts.signing import AlertAction, sign_button
 from alerts.store import AlertStore, OutboxEntry
@@ -46,6 +47,18 @@ def conversation_of(target: RouteTarget) -> Conversation:
 def signing_key(target: RouteTarget) -> str:
     """What a button is bound to: the conversation (a click's thread may differ from the post's)."""
     return conversation_of(target).key
+
+
+def offered_runbook(state: AlertGroupState, *, settings: AlertsSettings) -> Runbook | None:
+    """The runbook a group's message offers: an allowed template, and only from an authenticated webhook
+    (otherwise a stranger's post would choose what runs under the clicker's name)."""
+    if not settings.auth_required or not settings.runbook_commands:
+        return None
+    try:
+        return runbook_for(state, templates=settings.runbook_commands)
+    except RunbookRefused as exc:
+        log.debug("alert group %s offers no runbook: %s", state.group_id, exc)
+        return None
 
 
 class Deliverer:
@@ -139,7 +152,7 @@ class Deliverer:
             severity_order=self._settings.severity_order,
             grafana_url=self._settings.grafana_url,
             now=datetime.now(UTC),
-            runbooks=self._settings.auth_required,
+            runbook=offered_runbook(state, settings=self._settings),
         )
 
     async def _deliver_notice(self, entry: OutboxEntry) -> None:

@@ -35,3 +35,10 @@ def group_delivered(group_id: str) -> str:
 def notice(notice_id: str) -> str:
     """String: a cluster event message waiting to be delivered."""
     return f"kobot:notify:notice:{notice_id}"
+
+
+GROUPS_FIRING = f"{PREFIX}:groups:firing"
+"""Sorted set: ids of firing groups, score = last update (unix seconds); counts toward GROUPS_KEPT_MAX."""
+
+GROUPS_RESOLVED = f"{PREFIX}:groups:resolved"
+"""Sorted set: ids of resolved groups, score = last update; the oldest go first when the limit is met."""

@@ -137,8 +137,15 @@ class AlertGroupState(BaseModel):
         return self.group_labels.get(name) or self.common_labels.get(name)
 
     def silence_labels(self) -> dict[str, str]:
-        """The labels a silence of this group matches on: what defines the group, else what it shares."""
-        return dict(self.group_labels) or dict(self.common_labels)
+        """The labels a silence of this group matches on: what defines the group (else what it shares),
+        plus every scope label the permission check read, so the silence reaches no further than the
+        right that allowed it (a `dev-*` admin's silence never matches a prod alert)."""
+        labels = dict(self.group_labels) or dict(self.common_labels)
+        for name in defaults.SCOPE_LABELS:
+            value = self.label(name)
+            if value:
+                labels[name] = value
+        return labels
 
 
 def webhook_digest(body: AlertmanagerWebhook) -> str:

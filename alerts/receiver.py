@@ -99,6 +99,12 @@ def build_router(
                 status_code=503,
                 headers={"Retry-After": str(defaults.WEBHOOK_RETRY_AFTER_SECONDS)},
             )
+        if result.refused:
+            # 4xx: Alertmanager does not retry it; the group comes again at its next notification.
+            return JSONResponse(
+                {"error": f"{defaults.GROUPS_KEPT_MAX} alert groups are firing; this new one was not stored"},
+                status_code=429,
+            )
         await on_stored(result)
         if result.duplicate:
             return JSONResponse({"status": "duplicate", "group": result.group_id})

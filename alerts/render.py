@@ -13,11 +13,9 @@ from datetime import UTC, datetime
 from alerts import defaults
 from alerts.models import AlertGroupState, AlertStatus, StoredAlert, clip
 from alerts.routing import severity_rank
+from alerts.runbooks import Runbook
 from alerts.signing import AlertAction
 from bot.chat.message import Button, ButtonStyle, Field, MessageKind, OutgoingMessage, Tone, format_elapsed
-
-RUNBOOK_ANNOTATION = "kobot_command"
-"""An alert annotation naming the kobot command that fixes it, e.g. `replace node prod-w2 on prod`."""
 
 SignButton = Callable[[AlertAction], str]
 """Makes the signed value of one button for the conversation being rendered for."""
@@ -34,18 +32,6 @@ def group_severity(state: AlertGroupState, order: tuple[str, ...]) -> str:
         return state.label("severity") or "alert"
     lowered = [name.lower() for name in order]
     return max(known, key=lambda s: severity_rank(s, lowered))
-
-
-def runbook_command(state: AlertGroupState) -> str | None:
-    """The command the group's firing alerts agree on, if any."""
-    common = state.common_annotations.get(RUNBOOK_ANNOTATION)
-    if common:
-        return common.strip()
-    commands = {a.annotations.get(RUNBOOK_ANNOTATION, "").strip() for a in state.firing()}
-    if len(commands) == 1:
-        (only,) = commands
-        return only or None
-    return None
 
 
 def _title(state: AlertGroupState, severity: str) -> str:
@@ -106,7 +92,7 @@ def _status_line(state: AlertGroupState, now: datetime) -> str:
     return " · ".join(parts)
 
 
-def _buttons(state: AlertGroupState, sign: SignButton, *, runbooks: bool) -> tuple[Button, ...]:
+def _buttons(state: AlertGroupState, sign: SignButton, *, runbook: Runbook | None) -> tuple[Button, ...]:
     if state.status is AlertStatus.RESOLVED:
         return ()
     buttons = [
@@ -115,7 +101,7 @@ def _buttons(state: AlertGroupState, sign: SignButton, *, runbooks: bool) -> tup
     ]
     if state.acked_by is None:
         buttons.append(Button(label="Ack", action_id="alert.ack", value=sign(AlertAction.ACK)))
-    if runbooks and runbook_command(state):
+    if runbook is not None:
         buttons.append(
             Button(
                 label="Run runbook",
@@ -135,12 +121,12 @@ def render_group(
     severity_order: tuple[str, ...] = defaults.DEFAULT_SEVERITY_ORDER,
     grafana_url: str | None = None,
     now: datetime | None = None,
-    runbooks: bool = True,
+    runbook: Runbook | None = None,
 ) -> OutgoingMessage:
     """The group's message; its plain text stays within MESSAGE_HEADROOM of `max_bytes`.
 
-    `runbooks` is false when anyone could have posted the webhook: a Run runbook button would then run
-    a command chosen by a stranger under the clicker's name. The command is always shown in full."""
+    `runbook` is the allowed command a Run runbook button would run (see `alerts.runbooks`); the
+    command is shown next to the button, so the clicker sees what they run."""
     moment = now or datetime.now(UTC)
     severity = group_severity(state, severity_order)
     resolved = state.status is AlertStatus.RESOLVED
@@ -155,9 +141,8 @@ def render_group(
         fields.append(
             Field(label="Silenced", value=f"by {latest.created_by} until {latest.ends_at:%Y-%m-%d %H:%M} UTC")
         )
-    command = runbook_command(state)
-    if command and runbooks and not resolved:
-        fields.append(Field(label="Runbook command", value=clip(command, 200)))
+    if runbook is not None and not resolved:
+        fields.append(Field(label="Runbook command", value=clip(runbook.command, 200)))
     fields.extend(_links(state, grafana_url))
     generator = next((a.generator_url for a in state.alerts if a.generator_url), None)
     base = OutgoingMessage(
@@ -166,7 +151,7 @@ def render_group(
         tone=tone,
         status=_status_line(state, moment),
         fields=tuple(fields),
-        buttons=_buttons(state, sign, runbooks=runbooks),
+        buttons=_buttons(state, sign, runbook=runbook),
         footer=clip(generator, 500) if generator else None,
     )
     ordered = sorted(

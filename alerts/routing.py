@@ -7,14 +7,13 @@ group mixing warning and critical alerts reaches both a `severity>=warning` and 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
+from alerts.patterns import cached_pattern
 from alerts.settings import AlertRoute, AlertsSettings, RouteTarget, TimeWindow
 
 
@@ -40,11 +39,6 @@ class Subscription(BaseModel):
             min_severity=self.min_severity,
             targets=[self.target],
         )
-
-
-@lru_cache(maxsize=512)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
 
 
 def severity_rank(severity: str | None, order: Sequence[str]) -> int:
@@ -75,7 +69,7 @@ def labels_match(route: AlertRoute, labels: dict[str, str], *, order: Sequence[s
         if labels.get(name, "") != value:
             return False
     for name, pattern in route.match_re.items():
-        if _compiled(pattern).fullmatch(labels.get(name, "")) is None:
+        if cached_pattern(pattern).fullmatch(labels.get(name, "")) is None:
             return False
     if route.min_severity is not None:
         return severity_rank(labels.get("severity"), order) >= severity_rank(route.min_severity, order)

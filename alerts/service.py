@@ -1,18 +1,19 @@
 """AlertService: what the app mounts and starts. Receiver, delivery loop, button clicks, message center.
 
-Button clicks with `action_id` "alert.*" come here from the dispatcher. `handle_click` returns the
-message to show the clicker (or None when the click is not an alert button). A "Run runbook" click
-returns a message built by `runbook_reply`: the dispatcher recognises it with `runbook_command_of`
-and runs that command text as if the clicker had typed it in that conversation, so permissions and
-approvals apply as usual.
+Button clicks with `action_id` "alert.*" come here from the dispatcher. `handle_click` returns an
+`AlertClickOutcome`: the message to show the clicker, and for a "Run runbook" click the command the
+dispatcher runs as if the clicker had typed it in that conversation, so permissions and approvals
+apply as usual. That command is always one of the admin's `runbook_commands` (see `alerts.runbooks`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,7 @@ from alerts.audit import record_audit
 from alerts.delivery import Deliverer
 from alerts.models import AlertGroupState, AlertStatus, Notice, SilenceRecord
 from alerts.receiver import build_router
-from alerts.render import runbook_command
+from alerts.runbooks import RunbookRefused, check_templates, runbook_for
 from alerts.settings import AlertsSettings
 from alerts.signing import AlertAction, ButtonRefused, verify_button
 from alerts.silences import SilenceError, create_silence
@@ -33,6 +34,7 @@ from alerts.store import AlertStore, IngestResult
 from alerts.subscriptions import notify_targets
 from bot.chat.message import Field, MessageKind, OutgoingMessage, Tone
 from bot.chat.types import ButtonClick
+from bot.errors import SettingsError
 from commands.registry import Risk
 
 if TYPE_CHECKING:
@@ -40,11 +42,52 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RUNBOOK_FOOTER = "kobot:runbook"
-"""Marks the reply to a Run runbook click; its `code` is the command text to run."""
-
 REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
 """A store that does not answer within this long fails the webhook with 503 instead of hanging."""
+
+
+@dataclass(frozen=True)
+class AlertClickOutcome:
+    """What an alert button click comes to: a reply for the clicker, and a command to run as theirs."""
+
+    reply: OutgoingMessage | None = None
+    command_to_run: str | None = None
+    """Run as if the clicker typed it in the click's conversation (their rights, the approval rules)."""
+
+
+NOT_OURS = AlertClickOutcome()
+
+LOOPBACK_NAMES = ("localhost",)
+"""Host names `http_host` may use for a loopback-only bind, besides loopback addresses."""
+
+
+def loopback_only(host: str) -> bool:
+    """Whether a server bound to `host` is reachable from this machine only."""
+    if host.lower().rstrip(".") in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_webhook_exposure(settings: AlertsSettings, *, http_host: str) -> None:
+    """A webhook reachable beyond loopback needs credentials, or an explicit opt-out (logged)."""
+    if settings.auth_required or loopback_only(http_host):
+        return
+    if settings.allow_unauthenticated:
+        log.warning(
+            "the Alertmanager webhook accepts posts without credentials on %s "
+            "(KOBOT_ALERTS__ALLOW_UNAUTHENTICATED=true): anyone who reaches the port can post alerts",
+            http_host,
+        )
+        return
+    raise SettingsError(
+        f"kobot listens on {http_host!r} (KOBOT_HTTP_HOST), beyond loopback, and the Alertmanager webhook "
+        "has no credentials: set KOBOT_ALERTS__WEBHOOK_BEARER_TOKEN (or KOBOT_ALERTS__WEBHOOK_USERNAME "
+        "and KOBOT_ALERTS__WEBHOOK_PASSWORD), listen on 127.0.0.1, or accept anyone's alerts with "
+        "KOBOT_ALERTS__ALLOW_UNAUTHENTICATED=true"
+    )
 
 
 def runbook_reply(
@@ -58,20 +101,14 @@ def runbook_reply(
         status=f"requested by {requested_by}",
         fields=fields,
         code=command,
-        footer=RUNBOOK_FOOTER,
     )
 
 
-def runbook_command_of(message: OutgoingMessage | None) -> str | None:
-    """The command a `handle_click` answer asks the dispatcher to run, or None for a plain reply."""
-    if message is None or message.footer != RUNBOOK_FOOTER or not message.code:
-        return None
-    return message.code
-
-
-def _refusal(reason: str) -> OutgoingMessage:
-    return OutgoingMessage(
-        kind=MessageKind.REPLY, title="Alert action refused", tone=Tone.DANGER, body=reason
+def _refusal(reason: str) -> AlertClickOutcome:
+    return AlertClickOutcome(
+        reply=OutgoingMessage(
+            kind=MessageKind.REPLY, title="Alert action refused", tone=Tone.DANGER, body=reason
+        )
     )
 
 
@@ -81,6 +118,8 @@ class AlertService:
     def __init__(self, *, runtime: Runtime) -> None:
         self._runtime = runtime
         self.settings: AlertsSettings = getattr(runtime.settings, "alerts", None) or AlertsSettings()
+        check_webhook_exposure(self.settings, http_host=runtime.settings.http_host)
+        check_templates(self.settings.runbook_commands)
         self.redis = AsyncRedis.from_url(
             runtime.store.url,
             decode_responses=True,
@@ -122,10 +161,10 @@ class AlertService:
         if not result.duplicate:
             self._wake.set()
 
-    async def handle_click(self, click: ButtonClick) -> OutgoingMessage | None:
-        """Silence, Ack or Run runbook from an alert message; None when the click is not ours."""
+    async def handle_click(self, click: ButtonClick) -> AlertClickOutcome:
+        """Silence, Ack or Run runbook from an alert message; an empty outcome when the click is not ours."""
         if not click.action_id.startswith("alert."):
-            return None
+            return NOT_OURS
         try:
             grant = verify_button(
                 secret=self._runtime.secret,
@@ -147,7 +186,7 @@ class AlertService:
             )
             return _refusal(refusal)
         if grant.action is AlertAction.ACK:
-            return await self._ack(click, state)
+            return AlertClickOutcome(reply=await self._ack(click, state))
         if grant.action is AlertAction.RUNBOOK:
             return await self._runbook(click, state)
         return await self._silence(click, state, grant.action)
@@ -192,7 +231,7 @@ class AlertService:
 
     async def _silence(
         self, click: ButtonClick, state: AlertGroupState, action: AlertAction
-    ) -> OutgoingMessage:
+    ) -> AlertClickOutcome:
         seconds = action.silence_seconds or 0
         duration = action.value.removeprefix("silence")
         # The token goes only to the configured URL, never to an externalURL a webhook body named; and an
@@ -237,34 +276,46 @@ class AlertService:
             what=f"silence {duration} {_describe(state)}",
             result=f"silence {silence_id}",
         )
-        return OutgoingMessage(
-            title=f"Silenced for {duration}",
-            tone=Tone.SUCCESS,
-            body=_describe(state),
-            fields=(
-                Field(label="Silence", value=silence_id),
-                Field(label="Until", value=f"{ends_at:%H:%M} UTC"),
-            ),
+        return AlertClickOutcome(
+            reply=OutgoingMessage(
+                title=f"Silenced for {duration}",
+                tone=Tone.SUCCESS,
+                body=_describe(state),
+                fields=(
+                    Field(label="Silence", value=silence_id),
+                    Field(label="Until", value=f"{ends_at:%H:%M} UTC"),
+                ),
+            )
         )
 
-    async def _runbook(self, click: ButtonClick, state: AlertGroupState) -> OutgoingMessage:
-        command = runbook_command(state)
+    async def _runbook(self, click: ButtonClick, state: AlertGroupState) -> AlertClickOutcome:
         if not self.settings.auth_required:
             return _refusal("runbooks run only from an authenticated Alertmanager webhook")
-        if command is None or state.status is AlertStatus.RESOLVED:
-            return _refusal("this alert group names no runbook command (or has resolved)")
+        if state.status is AlertStatus.RESOLVED:
+            return _refusal("this alert group has resolved")
+        try:
+            runbook = runbook_for(state, templates=self.settings.runbook_commands)
+        except RunbookRefused as exc:
+            await self._audit(
+                click,
+                cluster=state.label("cluster"),
+                what=f"runbook for {_describe(state)}",
+                result=f"refused: {exc}",
+            )
+            return _refusal(str(exc))
         await self._audit(
             click,
             cluster=state.label("cluster"),
-            what=f"runbook {command!r} for {_describe(state)}",
+            what=f"runbook {runbook.template_id}: {runbook.command!r} for {_describe(state)}",
             result="handed to dispatcher",
         )
-        return runbook_reply(
-            command=command,
+        message = runbook_reply(
+            command=runbook.command,
             cluster=state.label("cluster"),
             alert_title=_describe(state),
             requested_by=click.identity.label(),
         )
+        return AlertClickOutcome(reply=message, command_to_run=runbook.command)
 
     async def publish_cluster_event(self, *, cluster: str, event: str, message: OutgoingMessage) -> None:
         """Queue `message` for every conversation subscribed to `event` of `cluster` (with retries)."""

@@ -1,18 +1,48 @@
-"""Alerts settings: webhook auth, the Alertmanager API for silences, and the routes.
+"""Alerts settings: webhook auth, the Alertmanager API for silences, the routes and the runbook commands.
 
-Routes are checked when settings load (a bad regex or time names its route), so a typo stops the
-start instead of silently dropping alerts.
+Routes and runbook templates are checked when settings load (a bad regex, time or placeholder names its
+route or template), so a typo stops the start instead of silently dropping alerts.
 """
 
 from __future__ import annotations
 
 import re
+import string
 from datetime import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from alerts import defaults
+from alerts.patterns import PatternError, compile_pattern
+
+RUNBOOK_ID = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+"""A runbook template id, as an alert's `kobot_runbook` annotation names it."""
+
+PLACEHOLDER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""A `{placeholder}` of a runbook template: the name of an alert label."""
+
+_FORMATTER = string.Formatter()
+
+
+def placeholders_of(template: str) -> tuple[str, ...]:
+    """The label names a runbook template asks for, in order; ValueError says what is wrong with it."""
+    names: list[str] = []
+    try:
+        pieces = list(_FORMATTER.parse(template))
+    except ValueError as exc:
+        raise ValueError(f"unbalanced braces ({exc})") from None
+    for literal, name, spec, conversion in pieces:
+        if "{" in literal or "}" in literal:
+            raise ValueError("braces are only for {label} placeholders")
+        if name is None:
+            continue
+        if not PLACEHOLDER.fullmatch(name) or spec or conversion:
+            raise ValueError(
+                f"placeholder {{{name}}} must be a plain label name, like {{node}} or {{cluster}}"
+            )
+        names.append(name)
+    return tuple(names)
 
 
 class RouteTarget(BaseModel):
@@ -81,8 +111,8 @@ class AlertRoute(BaseModel):
     def _regexes(cls, value: dict[str, str]) -> dict[str, str]:
         for label, pattern in value.items():
             try:
-                re.compile(pattern)
-            except re.error as exc:
+                compile_pattern(pattern)
+            except PatternError as exc:
                 raise ValueError(f"label {label}: bad regular expression {pattern!r}: {exc}") from exc
         return value
 
@@ -107,6 +137,32 @@ class AlertsSettings(BaseModel):
     severity_order: tuple[str, ...] = defaults.DEFAULT_SEVERITY_ORDER
     grafana_url: str | None = None
     """Base Grafana URL; with it a group whose alerts carry a `dashboard_uid` annotation gets a link."""
+    allow_unauthenticated: bool = False
+    """Accept webhook posts without credentials even when `kobot serve` listens beyond loopback
+    (`http_host`). Anyone who reaches the port can then post alerts; kobot logs a warning at start."""
+    runbook_commands: dict[str, str] = Field(default_factory=dict)
+    """Run runbook templates by id, e.g. `{"cordon-node": "cordon node {node} on {cluster}"}`. An alert
+    names one with its `kobot_runbook` annotation; `{label}` placeholders are filled from labels the
+    whole group shares. Empty (the default): no Run runbook button at all."""
+
+    @field_validator("runbook_commands")
+    @classmethod
+    def _runbook_templates(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > defaults.RUNBOOK_TEMPLATES_MAX:
+            raise ValueError(f"at most {defaults.RUNBOOK_TEMPLATES_MAX} runbook commands, got {len(value)}")
+        for template_id, template in value.items():
+            where = f"runbook command {template_id!r}"
+            if not RUNBOOK_ID.fullmatch(template_id):
+                raise ValueError(f"{where}: an id is lowercase letters, digits and '-' (like cordon-node)")
+            if not template.strip() or len(template) > defaults.RUNBOOK_TEMPLATE_MAX_CHARS:
+                raise ValueError(f"{where}: 1 to {defaults.RUNBOOK_TEMPLATE_MAX_CHARS} characters")
+            if any(ch in template for ch in "\"'`\n\r"):
+                raise ValueError(f"{where}: no quotes or line breaks (kobot quotes each filled-in value)")
+            try:
+                placeholders_of(template)
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> AlertsSettings:

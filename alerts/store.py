@@ -21,12 +21,15 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError, WatchError
 
 from alerts import defaults, keys
+from alerts.metrics import ALERTS_DROPPED, DropReason
 from alerts.models import (
     AlertGroupState,
     AlertmanagerWebhook,
     AlertStatus,
     Notice,
     StoredAlert,
+    WebhookAlert,
+    clip,
     webhook_digest,
 )
 from alerts.routing import Subscription, route_group
@@ -80,6 +83,8 @@ class IngestResult:
     group_id: str
     duplicate: bool
     targets: tuple[RouteTarget, ...] = ()
+    refused: bool = False
+    """A new group not stored: GROUPS_KEPT_MAX groups are firing."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,34 @@ def outbox_member(*, kind: str, item_id: str, target: RouteTarget) -> str:
     return f"{kind}:{item_id}|{target.key}"
 
 
+def kept_annotations(annotations: dict[str, str]) -> dict[str, str]:
+    """Only what kobot reads, each value clipped: nothing else of an annotation is worth Redis memory."""
+    return {
+        name: clip(value, defaults.ANNOTATION_MAX_CHARS)
+        for name, value in annotations.items()
+        if name in defaults.ANNOTATIONS_READ
+    }
+
+
+def kept_alerts(body: AlertmanagerWebhook) -> tuple[list[WebhookAlert], int]:
+    """At most ALERTS_KEPT_PER_GROUP alerts: firing before resolved, newest first; and how many firing
+    alerts were left out (they count as "+N more alerts")."""
+    if len(body.alerts) <= defaults.ALERTS_KEPT_PER_GROUP:
+        return list(body.alerts), 0
+    ranked = sorted(
+        body.alerts, key=lambda a: (a.status is AlertStatus.RESOLVED, -a.starts_at.timestamp(), a.key())
+    )
+    kept, left = ranked[: defaults.ALERTS_KEPT_PER_GROUP], ranked[defaults.ALERTS_KEPT_PER_GROUP :]
+    ALERTS_DROPPED.labels(reason=DropReason.ALERTS_OVER_GROUP_LIMIT.value).inc(len(left))
+    log.warning(
+        "alert group %s: %d alerts posted, %d kept (ALERTS_KEPT_PER_GROUP)",
+        body.group_id(),
+        len(body.alerts),
+        len(kept),
+    )
+    return kept, sum(1 for alert in left if alert.status is AlertStatus.FIRING)
+
+
 def _merge(
     previous: AlertGroupState | None,
     body: AlertmanagerWebhook,
@@ -117,27 +150,28 @@ def _merge(
     new_episode = previous is None or (
         previous.status is AlertStatus.RESOLVED and body.status is AlertStatus.FIRING
     )
+    posted, left_out = kept_alerts(body)
     alerts = [
         StoredAlert(
             fingerprint=alert.key(),
             status=alert.status,
             labels=alert.labels,
-            annotations=alert.annotations,
+            annotations=kept_annotations(alert.annotations),
             starts_at=alert.starts_at,
             ends_at=alert.ends_at,
             generator_url=alert.generator_url,
         )
-        for alert in body.alerts
+        for alert in posted
     ]
     alerts.sort(key=lambda a: a.fingerprint)
     base = {
         "status": body.status,
         "group_labels": body.group_labels,
         "common_labels": body.common_labels,
-        "common_annotations": body.common_annotations,
+        "common_annotations": kept_annotations(body.common_annotations),
         "external_url": body.external_url,
         "alerts": alerts,
-        "truncated_alerts": body.truncated_alerts,
+        "truncated_alerts": body.truncated_alerts + left_out,
         "digest": digest,
         "updated_at": now,
     }
@@ -198,6 +232,8 @@ class AlertStore:
                     previous = AlertGroupState.model_validate_json(raw) if raw else None
                     if previous is not None and previous.digest == digest:
                         return IngestResult(group_id=group_id, duplicate=True)
+                    if previous is None and not await self._make_room(now=now.timestamp()):
+                        return IngestResult(group_id=group_id, duplicate=False, refused=True)
                     state, restarted = _merge(previous, body, digest=digest, targets=routed, now=now)
                     shown_at = {} if restarted else await self._shown_at(pipe, group_id)
                     pipe.multi()  # type: ignore[no-untyped-call]
@@ -210,6 +246,35 @@ class AlertStore:
             await self._persist()
             return IngestResult(group_id=group_id, duplicate=False, targets=tuple(state.targets))
         raise StoreUnavailableError("the alert store is too busy; try again")
+
+    async def _make_room(self, *, now: float) -> bool:
+        """Room for one more group under GROUPS_KEPT_MAX: forget expired ids, then the oldest resolved
+        groups; False when the groups kept are all firing (the new group is then refused)."""
+        expired = now - defaults.GROUP_TTL_SECONDS
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in (keys.GROUPS_FIRING, keys.GROUPS_RESOLVED):
+                pipe.zremrangebyscore(name, "-inf", expired)
+                pipe.zcard(name)
+            _, firing, _, resolved = await pipe.execute()
+        surplus = int(firing) + int(resolved) - defaults.GROUPS_KEPT_MAX + 1
+        if surplus <= 0:
+            return True
+        evicted = await result(self.redis.zpopmin(keys.GROUPS_RESOLVED, surplus))
+        for group_id, _ in evicted:
+            await self.redis.delete(
+                keys.group(group_id), keys.group_refs(group_id), keys.group_delivered(group_id)
+            )
+            log.info("alert group %s forgotten to stay within GROUPS_KEPT_MAX (it had resolved)", group_id)
+        ALERTS_DROPPED.labels(reason=DropReason.RESOLVED_GROUP_EVICTED.value).inc(len(evicted))
+        if len(evicted) < surplus:
+            ALERTS_DROPPED.labels(reason=DropReason.GROUP_REFUSED.value).inc()
+            log.warning(
+                "new alert group refused: %d groups are firing (GROUPS_KEPT_MAX %d)",
+                int(firing),
+                defaults.GROUPS_KEPT_MAX,
+            )
+            return False
+        return True
 
     @staticmethod
     async def _shown_at(pipe: Pipeline, group_id: str) -> dict[str, float]:
@@ -225,6 +290,14 @@ class AlertStore:
         pipe.hincrby(key, "version", 1)
         for name in (key, keys.group_refs(state.group_id), keys.group_delivered(state.group_id)):
             pipe.expire(name, defaults.GROUP_TTL_SECONDS)
+        resolved = state.status is AlertStatus.RESOLVED
+        kept_in, not_in = (
+            (keys.GROUPS_RESOLVED, keys.GROUPS_FIRING)
+            if resolved
+            else (keys.GROUPS_FIRING, keys.GROUPS_RESOLVED)
+        )
+        pipe.zadd(kept_in, {state.group_id: now})
+        pipe.zrem(not_in, state.group_id)
         for target in state.targets:
             due = max(now, shown_at.get(target.key, 0.0) + defaults.EDIT_INTERVAL_SECONDS)
             member = outbox_member(kind="g", item_id=state.group_id, target=target)

@@ -384,16 +384,15 @@ class Dispatcher:
         if click.action_id.startswith("approval."):
             await self._decide_approval(click)
         elif click.action_id.startswith("alert.") and self.runtime.alerts is not None:
-            from alerts.service import runbook_command_of
-
-            message = await self.runtime.alerts.handle_click(click)
-            if message is not None:
-                await self._reply(click.conversation, message)
-            command = runbook_command_of(message)
-            if command is not None:
+            outcome = await self.runtime.alerts.handle_click(click)
+            if outcome.reply is not None:
+                await self._reply(click.conversation, outcome.reply)
+            if outcome.command_to_run is not None:
                 # As if the clicker typed it: their permissions and the approval rules apply.
                 await self.on_message(
-                    InboundMessage(identity=click.identity, conversation=click.conversation, text=command)
+                    InboundMessage(
+                        identity=click.identity, conversation=click.conversation, text=outcome.command_to_run
+                    )
                 )
         else:
             await self._reply(

@@ -160,12 +160,18 @@ class Alertmanager:
 
 
 @contextlib.contextmanager
-def run_alertmanager(*, webhook_url: str, token: str, work_dir: Path) -> Iterator[Alertmanager]:
+def run_alertmanager(
+    *,
+    webhook_url: str,
+    token: str,
+    work_dir: Path,
+    group_by: tuple[str, ...] = ("alertname", "cluster"),
+) -> Iterator[Alertmanager]:
     port = free_port()
     config = {
         "route": {
             "receiver": "kobot",
-            "group_by": ["alertname", "cluster"],
+            "group_by": list(group_by),
             "group_wait": "1s",
             "group_interval": "1s",
             "repeat_interval": "1h",
@@ -253,7 +259,7 @@ def am_alert(
 ) -> dict[str, Any]:
     """An alert as Prometheus posts it to Alertmanager's API."""
     annotations = {"summary": labels.pop("summary", f"{name} on {labels.get('instance', cluster)}")}
-    for key in ("runbook_url", "kobot_command"):
+    for key in ("runbook_url", "kobot_runbook"):
         if key in labels:
             annotations[key] = labels.pop(key)
     alert: dict[str, Any] = {

@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import SecretStr
 
+from alerts.delivery import offered_runbook
 from alerts.models import AlertGroupState, AlertStatus, StoredAlert
 from alerts.render import render_group
+from alerts.settings import AlertsSettings
 from alerts.signing import AlertAction, ButtonRefused, sign_button, verify_button
-from bot.chat.message import Tone
+from bot.chat.message import OutgoingMessage, Tone
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 DINGTALK_BYTES = 20_000
@@ -137,16 +140,31 @@ def test_button_signatures_bind_group_action_conversation_and_expiry() -> None:
         )
 
 
-def test_a_runbook_command_is_shown_and_offered_only_from_an_authenticated_webhook() -> None:
-    state = _group(1)
-    state = state.model_copy(
-        update={"common_annotations": {"kobot_command": "replace node prod-worker-2 on prod"}}
+def test_a_runbook_is_offered_only_from_the_allow_list_and_an_authenticated_webhook() -> None:
+    state = _group(1).model_copy(update={"common_annotations": {"kobot_runbook": "replace-node"}})
+    state = state.model_copy(update={"common_labels": {**state.common_labels, "node": "prod-worker-2"}})
+    templates = {"replace-node": "replace node {node} on {cluster}"}
+    token = SecretStr("t" * 32)
+
+    def rendered(settings: AlertsSettings) -> OutgoingMessage:
+        return render_group(
+            state,
+            sign=_sign,
+            max_bytes=WECOM_MARKDOWN_BYTES,
+            now=NOW,
+            runbook=offered_runbook(state, settings=settings),
+        )
+
+    trusted = rendered(AlertsSettings(webhook_bearer_token=token, runbook_commands=templates))
+    assert {f.label: f.value for f in trusted.fields}["Runbook command"] == (
+        'replace node "prod-worker-2" on "prod"'
     )
-    trusted = render_group(state, sign=_sign, max_bytes=WECOM_MARKDOWN_BYTES, now=NOW, runbooks=True)
-    assert {f.label: f.value for f in trusted.fields}[
-        "Runbook command"
-    ] == "replace node prod-worker-2 on prod"
     assert "signed-runbook" in [b.value for b in trusted.buttons]
-    anyone = render_group(state, sign=_sign, max_bytes=WECOM_MARKDOWN_BYTES, now=NOW, runbooks=False)
-    assert "signed-runbook" not in [b.value for b in anyone.buttons]
-    assert "Runbook command" not in {f.label for f in anyone.fields}
+    for settings in (
+        AlertsSettings(runbook_commands=templates),  # anyone could have posted the webhook
+        AlertsSettings(webhook_bearer_token=token),  # no allow-list: no button at all
+        AlertsSettings(webhook_bearer_token=token, runbook_commands={"other": "backup {cluster}"}),
+    ):
+        message = rendered(settings)
+        assert "signed-runbook" not in [b.value for b in message.buttons]
+        assert "Runbook command" not in {f.label for f in message.fields}

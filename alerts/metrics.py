@@ -1,0 +1,23 @@
+"""Prometheus metrics of the alerts package, exported with kobot's others at GET /metrics."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from prometheus_client import Counter
+
+
+class DropReason(str, Enum):
+    """Why kobot let go of alert data it was sent (the limits are in `alerts.defaults`)."""
+
+    GROUP_REFUSED = "group_refused"
+    """A new group came while GROUPS_KEPT_MAX groups were firing."""
+    RESOLVED_GROUP_EVICTED = "resolved_group_evicted"
+    """A resolved group was forgotten to make room for a new one."""
+    ALERTS_OVER_GROUP_LIMIT = "alerts_over_group_limit"
+    """Alerts beyond ALERTS_KEPT_PER_GROUP in one webhook body."""
+
+
+ALERTS_DROPPED = Counter(
+    "kobot_alerts_dropped_total", "Alert groups or alerts kobot did not keep, by reason", ["reason"]
+)
