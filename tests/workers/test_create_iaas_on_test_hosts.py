@@ -78,6 +78,8 @@ async def test_create_on_vsphere_with_testhosts_module_standing_in_then_ssh_test
         assert any(line.startswith("terraform: 3 to add") for line in asked.plan_lines), (
             "the approval shows it"
         )
+        assert not (data_dir / "terraform" / "lab").exists(), "previews never touch the cluster's workspace"
+        assert list((data_dir / "terraform" / "previews").iterdir()) == [], "nor leave one of their own"
 
         await dispatcher.on_message(
             InboundMessage(
