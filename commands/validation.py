@@ -117,9 +117,10 @@ def cidr(value: str, *, what: str) -> str:
             f"{what} '{value}' is not a network: give an address and a prefix, like 10.244.0.0/16"
         )
     try:
-        return str(ipaddress.ip_network(text, strict=True))
-    except ValueError:
-        pass
+        return _as_arg_error(lambda: automation_values.cidr(text, what=what))
+    except ArgValueError:
+        if "%" in text or not text.isascii():
+            raise
     try:
         network = ipaddress.ip_network(text, strict=False)
     except ValueError:

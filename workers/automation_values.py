@@ -142,6 +142,8 @@ def sha256_hex(value: str) -> str:
 def cidr(value: str, *, what: str) -> str:
     """An IPv4 or IPv6 network with no host bits set, in canonical form."""
     text = _plain(value, what=what).strip()
+    if "%" in text or not text.isascii():
+        raise UnsafeValueError(f"{what} '{value}' is not a network like 10.244.0.0/16 (no zone ids)")
     try:
         return str(ipaddress.ip_network(text, strict=True))
     except ValueError:
