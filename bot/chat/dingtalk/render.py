@@ -1,7 +1,9 @@
 """OutgoingMessage → what DingTalk is sent: markdown (webhooks, robot API) or card parameters.
 
 DingTalk markdown is a small dialect: headings, bold, quotes and lists render; fenced code does
-not, so code is shown as a quote. Card parameters are all strings because `cardParamMap` is
+not, so code is shown as a quote. Every text that comes from the message goes through
+`escape_markdown` (alert labels, echoed commands and reasons must not form links or mentions); the
+markup around it is kobot's. Card parameters are all strings because `cardParamMap` is
 `Map<String, String>`; the card template (see SETUP.md) binds to the names used here.
 """
 
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.chat.dingtalk import defaults
+from bot.chat.markdown_escape import SAFE_MENTION, escape_markdown
 from bot.chat.message import TONE_MARK, OutgoingMessage, format_elapsed
 
 CARD_CALLBACK_TYPE = "STREAM"
@@ -31,34 +34,46 @@ class Markdown:
 
 def render_markdown(message: OutgoingMessage) -> Markdown:
     """The whole message as DingTalk markdown; buttons become numbered choices (no callbacks here)."""
-    blocks = [f"#### {TONE_MARK[message.tone]} {message.title}"]
+    esc = escape_markdown
+    blocks = [f"#### {TONE_MARK[message.tone]} {esc(message.title)}"]
     if message.status:
-        blocks.append(f"**{message.status}**")
+        blocks.append(f"**{esc(message.status)}**")
     blocks.extend(_details(message))
     if message.buttons:
-        blocks.append("  ".join(f"[{i}] {b.label}" for i, b in enumerate(message.buttons, start=1)))
+        blocks.append("  ".join(f"[{i}] {esc(b.label)}" for i, b in enumerate(message.buttons, start=1)))
     if message.mentions:
-        blocks.append(" ".join(f"@{m}" for m in message.mentions))
+        blocks.append(" ".join(_mention(m) for m in message.mentions))
     if message.footer:
-        blocks.append(f"*{message.footer}*")
+        blocks.append(f"*{esc(message.footer)}*")
     return Markdown(title=message.title, text="\n\n".join(blocks))
+
+
+def _mention(user_id: str) -> str:
+    """`@id` notifies only the ids the request's `at` lists; anything unlike an id stays plain text."""
+    return f"@{user_id}" if SAFE_MENTION.fullmatch(user_id) else escape_markdown(f"@{user_id}")
 
 
 def _details(message: OutgoingMessage) -> list[str]:
     """Progress, body, fields and code: the part a card shows under its title and status."""
+    esc = escape_markdown
     blocks: list[str] = []
     if message.progress is not None:
         p = message.progress
-        task = f" · {p.task}" if p.task else ""
+        task = f" · {esc(p.task)}" if p.task else ""
         elapsed = format_elapsed(p.elapsed_seconds)
-        blocks.append(f"{p.bar()} step {p.step}/{p.total} **{p.step_title}**{task} · {elapsed}")
+        blocks.append(f"{p.bar()} step {p.step}/{p.total} **{esc(p.step_title)}**{task} · {elapsed}")
     if message.body:
-        blocks.append("  \n".join(message.body.splitlines()))
+        blocks.append("  \n".join(esc(line) for line in message.body.splitlines()))
     if message.fields:
-        blocks.append("\n".join(f"- **{f.label}**: {f.value}" for f in message.fields))
+        blocks.append("\n".join(f"- **{esc(f.label)}**: {_one_line(f.value)}" for f in message.fields))
     if message.code:
-        blocks.append("\n".join(f"> {line}" for line in message.code.splitlines()))
+        blocks.append("\n".join(f"> {esc(line)}" for line in message.code.splitlines()))
     return blocks
+
+
+def _one_line(value: str) -> str:
+    """A field value inside its list item: a line break in it would end the item."""
+    return escape_markdown(" ".join(value.split()))
 
 
 def card_params(message: OutgoingMessage) -> dict[str, str]:

@@ -1,12 +1,16 @@
 """OutgoingMessage → WeCom payloads: markdown (split to fit), plain text, button_interaction cards.
 
-Pure functions: what to send where is the adapter's business, how it looks is decided here.
+Pure functions: what to send where is the adapter's business, how it looks is decided here. In
+markdown every text that comes from the message goes through `escape_markdown` (alert labels, echoed
+commands and reasons must not form links, `<font>` tags or `<@user>` mentions); cards and plain text
+are shown literally by WeCom and need none.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from bot.chat.markdown_escape import SAFE_MENTION, escape_markdown
 from bot.chat.message import TONE_MARK, ButtonStyle, MessageKind, OutgoingMessage, Tone, format_elapsed
 from bot.chat.wecom import defaults
 
@@ -27,23 +31,29 @@ ELLIPSIS = "…"
 
 def render_markdown(message: OutgoingMessage, *, with_buttons: bool = True) -> str:
     """The whole message as WeCom markdown; buttons (when shown) become numbered choices."""
-    lines = [f"**{TONE_MARK[message.tone]} {message.title}**"]
+    esc = escape_markdown
+    lines = [f"**{TONE_MARK[message.tone]} {esc(message.title)}**"]
     if message.status:
-        lines.append(f'<font color="{TONE_COLOR[message.tone]}">{message.status}</font>')
+        lines.append(f'<font color="{TONE_COLOR[message.tone]}">{esc(message.status)}</font>')
     if message.progress is not None:
-        lines.append(_progress_line(message))
+        lines.append(esc(_progress_line(message)))
     if message.body:
-        lines.extend(message.body.splitlines())
-    lines.extend(f"> **{f.label}:** {f.value}" for f in message.fields)
+        lines.extend(esc(line) for line in message.body.splitlines())
+    lines.extend(f"> **{esc(f.label)}:** {esc(' '.join(f.value.split()))}" for f in message.fields)
     if message.code:
-        lines.extend(f"`{line}`" for line in message.code.splitlines() if line)
+        lines.extend(f"`{esc(line)}`" for line in message.code.splitlines() if line)
     if with_buttons and message.buttons:
-        lines.append("  ".join(f"`[{i}] {b.label}`" for i, b in enumerate(message.buttons, start=1)))
+        lines.append("  ".join(f"`[{i}] {esc(b.label)}`" for i, b in enumerate(message.buttons, start=1)))
     if message.mentions:
-        lines.append(" ".join(f"<@{m}>" for m in message.mentions))
+        lines.append(" ".join(_mention(m) for m in message.mentions))
     if message.footer:
-        lines.append(f'<font color="comment">{message.footer}</font>')
+        lines.append(f'<font color="comment">{esc(message.footer)}</font>')
     return "\n".join(lines)
+
+
+def _mention(user_id: str) -> str:
+    """`<@userid>` notifies; a value unlike a user id is shown as escaped text instead of a tag."""
+    return f"<@{user_id}>" if SAFE_MENTION.fullmatch(user_id) else escape_markdown(f"@{user_id}")
 
 
 def render_text(message: OutgoingMessage) -> str:
