@@ -259,7 +259,7 @@ def am_alert(
 ) -> dict[str, Any]:
     """An alert as Prometheus posts it to Alertmanager's API."""
     annotations = {"summary": labels.pop("summary", f"{name} on {labels.get('instance', cluster)}")}
-    for key in ("runbook_url", "kobot_runbook"):
+    for key in ("runbook_url", "kobot_runbook", "kobot_command"):
         if key in labels:
             annotations[key] = labels.pop(key)
     alert: dict[str, Any] = {
