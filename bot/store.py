@@ -21,7 +21,7 @@ from bot.settings import MIN_SECRET_KEY_CHARS, Settings, secure_data_dir
 
 log = logging.getLogger(__name__)
 
-SECRET_KEY_FILE = "secret.key"
+SECRET_KEY_FILE = "secret.key"  # nosec B105  # the key file's name, not a key
 
 EMBEDDED_EVICTION_POLICY = "noeviction"
 """Never evict: see Settings.valkey_maxmemory for why no other policy keeps jobs, approvals and audit."""
