@@ -88,7 +88,7 @@ SUGGESTION_CUTOFF = 0.6
 """difflib ratio from which a mistyped word gets a 'did you mean'."""
 
 TERRAFORM_PREVIEW_TIMEOUT_SECONDS = 120.0
-"""A Terraform preview (`plan cluster`, the create approval) gets this long, then its child process is killed."""
+"""A Terraform preview (`plan cluster`, the create approval) gets this long, then its process is killed."""
 
 TERRAFORM_PREVIEWS_MAX = 4
 """Terraform previews one kobot process runs at once; more are refused (each is a Terraform run)."""

@@ -334,4 +334,4 @@ AutomationLoader.add_constructor("!unsafe", _construct_untrusted)
 
 
 def load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=AutomationLoader)  # nosec B506 - AutomationLoader is a SafeLoader
+    return yaml.load(text, Loader=AutomationLoader)  # nosec B506  # AutomationLoader is a SafeLoader

@@ -281,7 +281,7 @@ def _etcdctl(args: list[str], *, env: dict[str, str], check: bool = True) -> sub
         raise StepFailedError("etcdctl is not installed on the kobot worker (Debian package etcd-client)")
     run_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
     try:
-        result = subprocess.run(
+        result = subprocess.run(  # nosec B603  # etcdctl with an argv list, no shell
             [binary, *args],
             env=run_env,
             capture_output=True,

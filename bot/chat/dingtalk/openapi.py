@@ -22,7 +22,7 @@ from bot.errors import DeliveryError
 
 log = logging.getLogger(__name__)
 
-TOKEN_HEADER = "x-acs-dingtalk-access-token"
+TOKEN_HEADER = "x-acs-dingtalk-access-token"  # nosec B105  # a header name, not a token
 
 
 class OpenApiClient:

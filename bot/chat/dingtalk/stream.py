@@ -204,7 +204,7 @@ def _backoff(failures: int) -> float:
     delay = min(
         math.ldexp(defaults.STREAM_BACKOFF_BASE_SECONDS, failures), defaults.STREAM_BACKOFF_CAP_SECONDS
     )
-    return delay * random.uniform(0.8, 1.2)
+    return delay * random.uniform(0.8, 1.2)  # nosec B311  # reconnect jitter, not a secret
 
 
 def _local_ip() -> str:
