@@ -598,7 +598,7 @@ def _original_command(record: JobRecord) -> ParsedCommand:
         parsed = parse(record.spec.command_text, default_cluster=record.spec.cluster)
     except CommandError:
         raise refusal from None
-    if parsed.cluster != record.spec.cluster or parsed.spec().job_kind is None:
+    if parsed.cluster != record.spec.cluster or parsed.spec().job_kind != record.spec.kind:
         raise refusal
     return parsed
 

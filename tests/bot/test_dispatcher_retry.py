@@ -188,20 +188,29 @@ async def test_a_change_job_retries_at_once_as_before(runtime: Runtime, data_dir
     assert runtime.jobs.jobs.require("1").state is JobState.QUEUED
 
 
-async def test_a_job_whose_command_cannot_be_read_again_is_not_retried(runtime: Runtime) -> None:
+@pytest.mark.parametrize(
+    "command_text",
+    ["", "list clusters", "test steps prod marker=/tmp/x", "delete cluster staging"],
+    ids=["empty", "not-a-job", "another-kind", "another-cluster"],
+)
+async def test_a_job_whose_command_cannot_be_read_again_is_not_retried(
+    runtime: Runtime, command_text: str
+) -> None:
+    """Only the command that queued this very kind on this very cluster is checked against the policy."""
     record = runtime.jobs.submit(
         runtime.jobs.new_spec(
             kind="cluster.delete",
             cluster="prod",
             params={},
-            requested_by=BOB,
+            requested_by=ALICE,
             reply_to=ROOM,
-            command_text="",
+            command_text=command_text,
         )
     )
     runtime.jobs.cancel(record.job_id)
-    await say(Dispatcher(runtime=runtime), BOB, f"retry job {record.job_id}")
-    assert deliveries(runtime)[-1].message.title == "Cannot do that"
+    await say(Dispatcher(runtime=runtime), ALICE, f"retry job {record.job_id}")
+    answer = deliveries(runtime)[-1].message
+    assert answer.title == "Cannot do that" and "run its command anew" in (answer.body or ""), answer
     assert runtime.jobs.jobs.require(record.job_id).state is JobState.CANCELLED
 
 
