@@ -67,7 +67,11 @@ class Dispatcher:
         rt = self.runtime
         default_cluster = rt.policy.default_cluster(conversation=message.conversation)
         try:
-            parsed = parse(message.text, default_cluster=default_cluster)
+            parsed = parse(
+                message.text,
+                default_cluster=default_cluster,
+                allow_local_hosts=rt.settings.allow_local_hosts,
+            )
         except CommandError as exc:
             COMMANDS.labels(command="unknown", outcome="invalid").inc()
             await self._reply(message.conversation, _command_error(exc))
@@ -129,7 +133,9 @@ class Dispatcher:
             parsed=parsed,
             text=message.text,
         )
-        result = await spec.handler(ctx, parsed.typed_args())
+        result = await spec.handler(
+            ctx, parsed.typed_args(allow_local_hosts=self.runtime.settings.allow_local_hosts)
+        )
         if isinstance(result, Reply):
             COMMANDS.labels(command=spec.id, outcome="answered").inc()
             self._audit(
@@ -156,7 +162,7 @@ class Dispatcher:
             raise ConflictError(
                 f"job {record.job_id} is {record.state.value}; only failed or cancelled jobs can be retried"
             )
-        original = _original_command(record)
+        original = _original_command(record, allow_local_hosts=rt.settings.allow_local_hosts)
         cluster = record.spec.cluster
         decision = await asyncio.to_thread(
             rt.policy.authorize,
@@ -242,7 +248,9 @@ class Dispatcher:
         ctx = CommandContext(
             runtime=self.runtime, identity=identity, conversation=conversation, parsed=parsed, text=text
         )
-        result = await spec.handler(ctx, parsed.typed_args())
+        result = await spec.handler(
+            ctx, parsed.typed_args(allow_local_hosts=self.runtime.settings.allow_local_hosts)
+        )
         COMMANDS.labels(command=spec.id, outcome="answered").inc()
         self._audit(identity, conversation, "command", parsed, "answered", text, cluster=cluster)
         if isinstance(result, Reply):
@@ -500,7 +508,9 @@ class Dispatcher:
         spec = ctx.parsed.spec()
         if spec.handler is None:
             return None
-        result = await spec.handler(ctx, ctx.parsed.typed_args())
+        result = await spec.handler(
+            ctx, ctx.parsed.typed_args(allow_local_hosts=self.runtime.settings.allow_local_hosts)
+        )
         return result if isinstance(result, SubmitJob) else None
 
     async def expire_approvals(self) -> None:
@@ -584,7 +594,7 @@ async def _deliver(send: Any) -> MessageRef:
     raise AssertionError("unreachable")
 
 
-def _original_command(record: JobRecord) -> ParsedCommand:
+def _original_command(record: JobRecord, *, allow_local_hosts: bool) -> ParsedCommand:
     """The command a job was queued for, read again from its text: a retry is that command once more.
 
     A job whose text no longer parses to a command that queues this job's kind on this cluster (a plugin
@@ -595,7 +605,11 @@ def _original_command(record: JobRecord) -> ParsedCommand:
         f"job {record.job_id} cannot be checked against the policy as it was queued; run its command anew"
     )
     try:
-        parsed = parse(record.spec.command_text, default_cluster=record.spec.cluster)
+        parsed = parse(
+            record.spec.command_text,
+            default_cluster=record.spec.cluster,
+            allow_local_hosts=allow_local_hosts,
+        )
     except CommandError:
         raise refusal from None
     if parsed.cluster != record.spec.cluster or parsed.spec().job_kind != record.spec.kind:

@@ -111,7 +111,13 @@ def _cluster_plan(ctx: CommandContext, args: BaseModel) -> tuple[tuple[str, ...]
 
     params = _args(args)
     try:
-        plan = plan_from_params(cluster=_cluster(ctx), params=params, redis=ctx.runtime.redis, reserve=False)
+        plan = plan_from_params(
+            cluster=_cluster(ctx),
+            params=params,
+            redis=ctx.runtime.redis,
+            reserve=False,
+            allow_local_hosts=ctx.runtime.settings.allow_local_hosts,
+        )
     except ValidationError as exc:
         raise KobotError("; ".join(_plain(error["msg"]) for error in exc.errors())) from None
     except ValueError as exc:
@@ -151,7 +157,13 @@ async def _terraform_preview(ctx: CommandContext, params: dict[str, Any]) -> str
     name = _cluster(ctx)
     settings = ctx.runtime.settings
     provider = str(params["provider"])
-    plan = plan_from_params(cluster=name, params=params, redis=ctx.runtime.redis, reserve=False)
+    plan = plan_from_params(
+        cluster=name,
+        params=params,
+        redis=ctx.runtime.redis,
+        reserve=False,
+        allow_local_hosts=ctx.runtime.settings.allow_local_hosts,
+    )
     preview = await preview_hosts(
         work_root=settings.data_dir / "terraform",
         module_dir=Path(settings.terraform_dir) / "modules" / provider,

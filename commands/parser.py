@@ -34,12 +34,14 @@ from commands.grammar import (
     tokenize,
 )
 from commands.registry import CommandSpec, ParsedCommand, Risk
+from workers.automation_values import ALLOW_LOCAL_HOSTS
 
 HELP_COMMAND = "help"
 
 
-def parse(text: str, *, default_cluster: str | None = None) -> ParsedCommand:
-    """Understand one chat line. `default_cluster` (the channel's binding) fills a missing cluster."""
+def parse(text: str, *, default_cluster: str | None = None, allow_local_hosts: bool = False) -> ParsedCommand:
+    """Understand one chat line. `default_cluster` (the channel's binding) fills a missing cluster;
+    `allow_local_hosts` is the test-only setting that lets host arguments name this machine."""
     if len(text) > defaults.TEXT_MAX_COMMAND_CHARS:
         raise CommandError(
             f"That message is {len(text)} characters long; a command is at most "
@@ -70,7 +72,7 @@ def parse(text: str, *, default_cluster: str | None = None) -> ParsedCommand:
     if spec.prepare is not None:
         raw = spec.prepare(match.alias, raw)
     try:
-        model = spec.args_model.model_validate(raw)
+        model = spec.args_model.model_validate(raw, context={ALLOW_LOCAL_HOSTS: allow_local_hosts})
     except ValidationError as exc:
         raise _invalid(spec, exc) from None
     return ParsedCommand(

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from workers.automation_values import ALLOW_LOCAL_HOSTS
+
 if TYPE_CHECKING:
     from commands.context import CommandContext, CommandResult
 
@@ -117,5 +119,8 @@ class ParsedCommand(BaseModel):
     def spec(self) -> CommandSpec:
         return COMMANDS[self.command]
 
-    def typed_args(self) -> BaseModel:
-        return COMMANDS[self.command].args_model.model_validate(self.args)
+    def typed_args(self, *, allow_local_hosts: bool = False) -> BaseModel:
+        """The arguments as the command's model; `allow_local_hosts` as in `parse`."""
+        return COMMANDS[self.command].args_model.model_validate(
+            self.args, context={ALLOW_LOCAL_HOSTS: allow_local_hosts}
+        )

@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import TypeVar
 
+from pydantic import ValidationInfo
+
 from workers import automation_values
 from workers.automation_values import UnsafeValueError
 
@@ -144,6 +146,21 @@ def host_address(value: str, *, allow_local: bool = False) -> str:
     machine (unless `allow_local`, the test-only setting), a zone id, multicast, link-local or a
     metadata address (workers.automation_values)."""
     return _as_arg_error(lambda: automation_values.host_address(value, allow_local=allow_local))
+
+
+def host_address_in_context(value: str, info: ValidationInfo) -> str:
+    """`host_address` for a pydantic validator: the parse context says whether local hosts are allowed."""
+    return host_address(value, allow_local=automation_values.local_hosts_allowed(info.context))
+
+
+def optional_host_address_in_context(value: str | None, info: ValidationInfo) -> str | None:
+    """`host_address_in_context` for an optional argument."""
+    return None if value is None else host_address_in_context(value, info)
+
+
+def host_list_in_context(values: Sequence[str], info: ValidationInfo) -> list[str]:
+    """`host_list` for a pydantic validator: the parse context says whether local hosts are allowed."""
+    return host_list(values, allow_local=automation_values.local_hosts_allowed(info.context))
 
 
 def host_list(values: Sequence[str], *, allow_local: bool = False) -> list[str]:

@@ -48,6 +48,9 @@ THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 
 LIMITED_BROADCAST = ipaddress.ip_address("255.255.255.255")
 
+ALLOW_LOCAL_HOSTS = "allow_local_hosts"
+"""Validation context key carrying the test-only allow_local_hosts setting into pydantic validators."""
+
 _LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _SEMVER = re.compile(r"(0|[1-9]\d{0,3})\.(0|[1-9]\d{0,3})\.(0|[1-9]\d{0,3})")
 _BACKUP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
@@ -55,6 +58,11 @@ _PATH_COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def local_hosts_allowed(context: Mapping[str, Any] | None) -> bool:
+    """Whether a pydantic validation context lets hosts be this machine (tests only)."""
+    return bool((context or {}).get(ALLOW_LOCAL_HOSTS))
 
 
 class UnsafeValueError(ValueError):

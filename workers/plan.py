@@ -18,10 +18,9 @@ from redis import Redis
 
 from commands import validation
 from commands.validation import SUPPORTED_KUBERNETES_VERSIONS
+from workers import automation_values
+from workers.automation_values import ALLOW_LOCAL_HOSTS
 from workers.ippool import IpPools
-
-ALLOW_LOCAL_HOSTS = "allow_local_hosts"
-"""Validation context key: the test-only setting that lets hosts be this machine."""
 
 SUPPORTED_VERSIONS = SUPPORTED_KUBERNETES_VERSIONS
 """Kubernetes minors (and newest patch) kobot can install; one list, shared with the command checks."""
@@ -171,7 +170,7 @@ class ClusterSpec(BaseModel):
     @field_validator("hosts")
     @classmethod
     def _hosts(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
-        allow_local = bool((info.context or {}).get(ALLOW_LOCAL_HOSTS))
+        allow_local = automation_values.local_hosts_allowed(info.context)
         return tuple(validation.host_list(value, allow_local=allow_local))
 
     @field_validator("api_vip")

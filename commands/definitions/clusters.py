@@ -108,7 +108,7 @@ class ClusterLayout(Args):
     ] = "10.96.0.0/12"
     hosts: Annotated[
         list[str],
-        AfterValidator(validation.host_list),
+        AfterValidator(validation.host_list_in_context),
         Arg(
             names=("host", "machines", "ips", "主机", "机器", "主机列表"),
             kind="IPs or hostnames, comma separated",

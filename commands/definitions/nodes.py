@@ -8,7 +8,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from bot.errors import CommandError
 from commands import validation
-from commands.definitions.common import Args, BreakGlass, NodeName, optional
+from commands.definitions.common import Args, BreakGlass, NodeName
 from commands.grammar import Arg
 from commands.registry import Risk, command
 from workers.spec import JobKind
@@ -178,7 +178,7 @@ class NodeAddArgs(Args):
     ] = "worker"
     host: Annotated[
         str | None,
-        AfterValidator(optional(validation.host_address)),
+        AfterValidator(validation.optional_host_address_in_context),
         Arg(
             names=("address", "ip", "主机", "地址"),
             positional=True,

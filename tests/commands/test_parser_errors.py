@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from bot import defaults
 from bot.errors import CommandError
@@ -286,3 +287,14 @@ def test_help_for_an_unknown_topic_suggests_topics() -> None:
 def test_shell_syntax_is_just_a_bad_value(text: str) -> None:
     """Nothing reaches a shell; such text is refused like any other bad value."""
     refused(text)
+
+
+def test_local_hosts_pass_the_parser_only_under_the_test_only_setting() -> None:
+    text = "create cluster dev masters=1 workers=0 hosts=localhost"
+    with pytest.raises(CommandError, match="names this machine"):
+        parse(text)
+    parsed = parse(text, allow_local_hosts=True)
+    assert parsed.args["hosts"] == ["localhost"]
+    with pytest.raises(ValidationError, match="names this machine"):
+        parsed.typed_args()
+    assert parsed.typed_args(allow_local_hosts=True).model_dump()["hosts"] == ["localhost"]

@@ -123,8 +123,9 @@ def scale_plan_step(ctx: StepContext) -> None:
 
 
 def _plan_new_workers(ctx: StepContext, record: ClusterRecord, target: int) -> list[str]:
+    from workers.automation_values import ALLOW_LOCAL_HOSTS
     from workers.ippool import IpPools
-    from workers.plan import ALLOW_LOCAL_HOSTS, ClusterPlan, ClusterSpec, NodePlan, NodeRole, plan_scale
+    from workers.plan import ClusterPlan, ClusterSpec, NodePlan, NodeRole, plan_scale
 
     try:
         spec = ClusterSpec.model_validate(

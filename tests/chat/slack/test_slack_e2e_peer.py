@@ -63,6 +63,7 @@ async def kobot(
         playbooks_dir=Path("tests/fixtures/playbooks"),
         progress_edit_interval=0,
         plugins=["tests.fixtures.operations"],
+        allow_local_hosts=True,  # the create test runs its job on this machine
     )
     app: FastAPI = create_app(settings)
     async with (
