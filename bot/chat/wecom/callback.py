@@ -77,7 +77,7 @@ class CallbackGuard:
         """WeCom's msg_signature, checked in constant time (wechatpy compares with `!=`)."""
         parts = sorted([self.crypto.token, timestamp, nonce, payload])
         # SHA1 is what WeCom's protocol defines for msg_signature; kobot cannot choose another hash
-        expected = hashlib.sha1("".join(parts).encode()).hexdigest()  # nosec B324  # WeCom's protocol
+        expected = hashlib.sha1("".join(parts).encode()).hexdigest()  # nosec B324
         if not hmac.compare_digest(expected.encode(), signature.encode()):
             raise CallbackRefused(403, "bad signature")
 
