@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench lint security typecheck unit system-packages clean
+.PHONY: run test bench lint layers security typecheck unit system-packages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/kobot chat
 
-## test: install every Python and Debian package the tests need, then lint, scan for security mistakes,
-## type-check and run the whole suite
-test: $(STAMP) system-packages lint security typecheck unit
+## test: install every Python and Debian package the tests need, then lint, check the layers, scan for
+## security mistakes, type-check and run the whole suite
+test: $(STAMP) system-packages lint layers security typecheck unit
 
 system-packages:
 	@pkgs=$$(sed -e 's/#.*//' tests/apt-packages.txt | xargs); \
@@ -31,12 +31,16 @@ system-packages:
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot commands workers alerts tests
-	$(BIN)/ruff format --check bot commands workers alerts tests
+	$(BIN)/ruff check kobot workers commands alerts bot tests
+	$(BIN)/ruff format --check kobot workers commands alerts bot tests
+
+# the import contract in pyproject.toml: each layer imports only the layers below it
+layers: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 
 # bandit, configured under [tool.bandit] in pyproject.toml; a finding fails the build
 security: $(STAMP)
-	$(BIN)/bandit -q -c pyproject.toml -r bot commands workers alerts
+	$(BIN)/bandit -q -c pyproject.toml -r kobot workers commands alerts bot
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -1,6 +1,6 @@
 """Alerts in the chat: the Alertmanager receiver, routing, one message per alert group, silences and
 the message center for cluster events.
 
-Kept import-light on purpose: `bot.settings` imports `alerts.settings`, so nothing here may import the
+Kept import-light on purpose: `kobot.settings` imports `kobot.settings_alerts`, so nothing here may import the
 runtime. Use `alerts.service.AlertService`.
 """

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from redis.asyncio import Redis as AsyncRedis
 
-from bot.audit import AUDIT_STREAM, AuditEntry
-from bot.chat.types import Conversation, Identity
+from kobot.audit import AUDIT_STREAM, AuditEntry
+from kobot.conversations import Conversation, Identity
 
 
 async def record_audit(

@@ -11,7 +11,6 @@ from typing import Any
 
 import commands.definitions  # noqa: F401  (registers the command definitions the handlers attach to)
 from alerts.routing import Subscription
-from alerts.settings import AlertsSettings, RouteTarget
 from alerts.subscriptions import (
     NotifySubscription,
     alert_subscriptions_of,
@@ -21,9 +20,10 @@ from alerts.subscriptions import (
     save_alert_subscription,
     save_notify_subscription,
 )
-from bot.chat.message import Field, OutgoingMessage, Tone
 from commands.context import CommandContext, CommandResult, Reply
 from commands.registry import handles
+from kobot.messages import Field, OutgoingMessage, Tone
+from kobot.settings_alerts import AlertsSettings, RouteTarget
 
 
 def _target(ctx: CommandContext) -> RouteTarget:

@@ -89,16 +89,6 @@ SILENCE_DURATIONS = {"1h": 3600, "4h": 4 * 3600, "24h": 24 * 3600}
 ALERTMANAGER_TIMEOUT_SECONDS = 10.0
 """Longest wait for Alertmanager's API when creating a silence."""
 
-DEFAULT_SEVERITY_ORDER = ("info", "warning", "error", "critical")
-"""Lowest first; `severity>=warning` matches warning and everything after it. Unknown severities
-rank with the lowest."""
-
-RUNBOOK_TEMPLATE_MAX_CHARS = 200
-"""Longest runbook command template (`runbook_commands`); a command is one chat line."""
-
-RUNBOOK_TEMPLATES_MAX = 100
-"""Runbook command templates an admin may configure."""
-
 SCOPE_LABELS = ("cluster",)
 """Labels the permission check of a Silence click reads; a silence always matches on them too, so
 a right on one cluster never silences another."""
@@ -106,9 +96,3 @@ a right on one cluster never silences another."""
 CLAIM_SECONDS = 120.0
 """An outbox entry one process took is hidden from the others this long (a delivery takes far less;
 a process that died mid-delivery hands its entries back after it)."""
-
-ROUTE_REGEX_MAX_CHARS = 1024
-"""Longest `match_re` pattern a route may use; real label patterns are a few dozen characters."""
-
-ROUTE_REGEX_MAX_MEMORY_BYTES = 8 * 1024 * 1024
-"""Memory RE2 may use to compile and run one route pattern (its own default); a bigger one is refused."""

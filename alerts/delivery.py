@@ -19,13 +19,13 @@ from alerts import defaults
 from alerts.models import AlertGroupState
 from alerts.render import render_group
 from alerts.runbooks import Runbook, RunbookRefused, runbook_for
-from alerts.settings import AlertsSettings, RouteTarget
 from alerts.signing import AlertAction, sign_button
 from alerts.store import AlertStore, OutboxEntry
-from bot.chat.base import ChatAdapter
-from bot.chat.message import OutgoingMessage
-from bot.chat.types import Conversation, MessageRef
-from bot.errors import DeliveryError
+from kobot.chat import ChatAdapter
+from kobot.conversations import Conversation, MessageRef
+from kobot.errors import DeliveryError
+from kobot.messages import OutgoingMessage
+from kobot.settings_alerts import AlertsSettings, RouteTarget
 
 log = logging.getLogger(__name__)
 

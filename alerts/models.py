@@ -15,8 +15,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from alerts import defaults
-from alerts.settings import RouteTarget
-from bot.chat.message import OutgoingMessage
+from kobot.messages import OutgoingMessage
+from kobot.settings_alerts import RouteTarget
 
 ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 """What Alertmanager sends as `endsAt` of an alert with no known end."""

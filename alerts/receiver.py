@@ -21,10 +21,10 @@ from redis.exceptions import RedisError
 
 from alerts import defaults
 from alerts.models import AlertmanagerWebhook
-from alerts.settings import AlertsSettings
 from alerts.store import AlertStore, IngestResult
-from bot.errors import StoreUnavailableError
-from bot.http_body import read_capped
+from kobot.errors import StoreUnavailableError
+from kobot.http_body import read_capped
+from kobot.settings_alerts import AlertsSettings
 
 log = logging.getLogger(__name__)
 

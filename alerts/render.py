@@ -15,7 +15,8 @@ from alerts.models import AlertGroupState, AlertStatus, StoredAlert, clip
 from alerts.routing import severity_rank
 from alerts.runbooks import Runbook
 from alerts.signing import AlertAction
-from bot.chat.message import Button, ButtonStyle, Field, MessageKind, OutgoingMessage, Tone, format_elapsed
+from kobot.messages import Button, ButtonStyle, Field, MessageKind, OutgoingMessage, Tone, format_elapsed
+from kobot.settings_alerts import DEFAULT_SEVERITY_ORDER
 
 SignButton = Callable[[AlertAction], str]
 """Makes the signed value of one button for the conversation being rendered for."""
@@ -118,7 +119,7 @@ def render_group(
     *,
     sign: SignButton,
     max_bytes: int,
-    severity_order: tuple[str, ...] = defaults.DEFAULT_SEVERITY_ORDER,
+    severity_order: tuple[str, ...] = DEFAULT_SEVERITY_ORDER,
     grafana_url: str | None = None,
     now: datetime | None = None,
     runbook: Runbook | None = None,

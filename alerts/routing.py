@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
-from alerts.patterns import cached_pattern
-from alerts.settings import AlertRoute, AlertsSettings, RouteTarget, TimeWindow
+from kobot.patterns import cached_pattern
+from kobot.settings_alerts import AlertRoute, AlertsSettings, RouteTarget, TimeWindow
 
 
 class Subscription(BaseModel):

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from alerts.defaults import RUNBOOK_ANNOTATION
 from alerts.models import AlertGroupState
-from alerts.settings import placeholders_of
-from bot.errors import CommandError, SettingsError
 from commands.parser import parse
+from kobot.errors import CommandError, SettingsError
+from kobot.settings_alerts import placeholders_of
 
 LABEL_VALUE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 """What a label value must look like to go into a command: a DNS-1123 label (cluster, node, namespace)."""

@@ -13,9 +13,9 @@ import contextlib
 import ipaddress
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 from redis.asyncio import Redis as AsyncRedis
@@ -27,18 +27,19 @@ from alerts.delivery import Deliverer
 from alerts.models import AlertGroupState, AlertStatus, Notice, SilenceRecord
 from alerts.receiver import build_router
 from alerts.runbooks import RunbookRefused, check_templates, runbook_for
-from alerts.settings import AlertsSettings
 from alerts.signing import AlertAction, ButtonRefused, verify_button
 from alerts.silences import SilenceError, create_silence
 from alerts.store import AlertStore, IngestResult
 from alerts.subscriptions import notify_targets
-from bot.chat.message import Field, MessageKind, OutgoingMessage, Tone
-from bot.chat.types import ButtonClick
-from bot.errors import SettingsError
-from commands.registry import Risk
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
+from kobot.access import Authorizer
+from kobot.audit import AuditLog
+from kobot.chat import ChatAdapter
+from kobot.conversations import ButtonClick
+from kobot.errors import SettingsError
+from kobot.messages import Field, MessageKind, OutgoingMessage, Tone
+from kobot.risk import Risk
+from kobot.settings import Settings
+from kobot.settings_alerts import AlertsSettings
 
 log = logging.getLogger(__name__)
 
@@ -115,21 +116,32 @@ def _refusal(reason: str) -> AlertClickOutcome:
 class AlertService:
     """Alerts for one kobot process: mount `router()`, `await start()`, and `await stop()` at shutdown."""
 
-    def __init__(self, *, runtime: Runtime) -> None:
-        self._runtime = runtime
-        self.settings: AlertsSettings = getattr(runtime.settings, "alerts", None) or AlertsSettings()
-        check_webhook_exposure(self.settings, http_host=runtime.settings.http_host)
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store_url: str,
+        adapters: Mapping[str, ChatAdapter],
+        secret: bytes,
+        policy: Authorizer | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
+        """`adapters` is read at each delivery, so adapters added after this still get their alerts;
+        without `policy` every click is allowed (tests), without `audit` actions go straight to the stream."""
+        self._secret = secret
+        self._policy = policy
+        self._audit_log = audit
+        self.settings: AlertsSettings = settings.alerts
+        check_webhook_exposure(self.settings, http_host=settings.http_host)
         check_templates(self.settings.runbook_commands)
         self.redis = AsyncRedis.from_url(
-            runtime.store.url,
+            store_url,
             decode_responses=True,
             socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
             socket_connect_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
         )
         self.store = AlertStore(redis=self.redis)
-        self.deliverer = Deliverer(
-            store=self.store, adapters=runtime.adapters, secret=runtime.secret, settings=self.settings
-        )
+        self.deliverer = Deliverer(store=self.store, adapters=adapters, secret=secret, settings=self.settings)
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -167,7 +179,7 @@ class AlertService:
             return NOT_OURS
         try:
             grant = verify_button(
-                secret=self._runtime.secret,
+                secret=self._secret,
                 value=click.value,
                 action_id=click.action_id,
                 conversation_key=click.conversation.key,
@@ -194,7 +206,7 @@ class AlertService:
     def _not_permitted(self, click: ButtonClick, state: AlertGroupState, action: AlertAction) -> str | None:
         """Silencing or acking changes what a team sees: it needs a `change` right on the alert's cluster.
         (Run runbook is checked when its command runs, like any typed command.)"""
-        policy = getattr(self._runtime, "policy", None)
+        policy = self._policy
         if policy is None or action is AlertAction.RUNBOOK:
             return None
         command_id = "alerts.ack" if action is AlertAction.ACK else "alerts.silence"
@@ -329,8 +341,8 @@ class AlertService:
         self._wake.set()
 
     async def _audit(self, click: ButtonClick, *, what: str, result: str, cluster: str | None = None) -> None:
-        """Into the runtime's audit log when it has one, else straight into the `kobot:audit` stream."""
-        audit = getattr(self._runtime, "audit", None)
+        """Into kobot's audit log when it was given one, else straight into the `kobot:audit` stream."""
+        audit = self._audit_log
         try:
             if audit is not None:
                 audit.record(

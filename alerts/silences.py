@@ -8,7 +8,7 @@ import httpx
 from pydantic import SecretStr
 
 from alerts import defaults
-from bot.errors import KobotError
+from kobot.errors import KobotError
 
 
 class SilenceError(KobotError):

@@ -33,9 +33,9 @@ from alerts.models import (
     webhook_digest,
 )
 from alerts.routing import Subscription, route_group
-from alerts.settings import AlertsSettings, RouteTarget
-from bot.chat.types import MessageRef
-from bot.errors import StoreUnavailableError
+from kobot.conversations import MessageRef
+from kobot.errors import StoreUnavailableError
+from kobot.settings_alerts import AlertsSettings, RouteTarget
 
 log = logging.getLogger(__name__)
 

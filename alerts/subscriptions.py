@@ -17,8 +17,8 @@ from redis.asyncio import Redis as AsyncRedis
 
 from alerts import keys
 from alerts.routing import Subscription
-from alerts.settings import RouteTarget
 from alerts.store import result
+from kobot.settings_alerts import RouteTarget
 
 ALL_CLUSTERS = "*"
 """A subscription for every cluster."""

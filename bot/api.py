@@ -16,13 +16,13 @@ from redis.exceptions import RedisError
 
 from alerts.service import loopback_only
 from bot.api_audit import bearer_identity
-from bot.chat.types import Conversation, Identity
-from bot.clusters import ClusterRecord
 from bot.metrics import JOBS, QUEUE_DEPTH
 from bot.runtime import Runtime
-from commands.registry import Risk
+from kobot.clusters import ClusterRecord
+from kobot.conversations import Conversation, Identity
+from kobot.job_records import JobRecord, JobState
+from kobot.risk import Risk
 from workers.events import read_job_events
-from workers.spec import JobRecord, JobState
 
 API_CONVERSATION = Conversation(platform="api", conversation_id="rest")
 """REST callers are not in a channel; channel bindings never grant them anything."""

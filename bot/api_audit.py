@@ -16,11 +16,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
-from bot.audit import AUDIT_LIMIT_MAX, AuditEntry, AuditLog, parse_since
-from bot.chat.types import Conversation, Identity
 from bot.policy import PolicyStore
 from bot.policy import defaults as policy_defaults
-from commands.registry import Risk
+from kobot.audit import AUDIT_LIMIT_MAX, AuditEntry, AuditLog, parse_since
+from kobot.conversations import Conversation, Identity
+from kobot.risk import Risk
 
 API_CONVERSATION = Conversation(platform=policy_defaults.API_PLATFORM, conversation_id="rest")
 """The 'channel' of REST calls, so bindings may be limited to the API with `channels: ["api:*"]`."""

@@ -13,7 +13,7 @@ from bot.api_audit import audit_router
 from bot.chat.registry import build_adapters
 from bot.runtime import Runtime, build_runtime
 from bot.services import Services
-from bot.settings import Settings
+from kobot.settings import Settings
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
@@ -56,5 +56,12 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
 
 
 def _alert_service(runtime: Runtime) -> AlertService | None:
-    runtime.alerts = AlertService(runtime=runtime)
+    runtime.alerts = AlertService(
+        settings=runtime.settings,
+        store_url=runtime.store.url,
+        adapters=runtime.adapters,
+        secret=runtime.secret,
+        policy=runtime.policy,
+        audit=runtime.audit,
+    )
     return runtime.alerts

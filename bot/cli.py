@@ -11,8 +11,8 @@ import sys
 
 import typer
 
-from bot.errors import CommandError, KobotError, SettingsError
-from bot.settings import Settings
+from kobot.errors import CommandError, KobotError, SettingsError
+from kobot.settings import Settings
 
 app = typer.Typer(
     add_completion=False,
@@ -23,7 +23,7 @@ app = typer.Typer(
 
 
 def _settings(*, log_to_file: bool = False) -> Settings:
-    from bot.settings import load_settings
+    from kobot.settings import load_settings
 
     try:
         settings = load_settings()
@@ -108,7 +108,7 @@ def serve() -> None:
 @app.command()
 def worker(burst: bool = typer.Option(False, help="Exit when the queue is empty.")) -> None:
     """A real forking RQ worker for kobot's queue."""
-    from bot.store import open_store
+    from kobot.store import open_store
     from workers.worker import run_forking_worker
 
     settings = _settings()

@@ -11,19 +11,22 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bot.chat.message import MessageKind, OutgoingMessage, Tone
-from bot.chat.types import ButtonClick, Conversation, Identity, InboundMessage, MessageRef
-from bot.errors import CommandError, ConflictError, DeliveryError, KobotError
+from bot.approvals import ApprovalStatus
 from bot.metrics import COMMANDS
+from bot.runtime import Runtime
 from commands.context import CommandContext, Reply, SubmitJob
+from commands.parsed import ParsedCommand
+from commands.parser import parse
 from commands.registry import COMMANDS as COMMAND_SPECS
-from commands.registry import ParsedCommand, Risk
-from workers.spec import JobRecord, JobState
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
+from commands.registry import spec_of, typed_args
+from kobot import defaults
+from kobot.conversations import ButtonClick, Conversation, Identity, InboundMessage, MessageRef
+from kobot.errors import CommandError, ConflictError, DeliveryError, KobotError
+from kobot.job_records import JobRecord, JobState
+from kobot.messages import MessageKind, OutgoingMessage, Tone
+from kobot.risk import Risk
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,6 @@ class Dispatcher:
 
     # commands --------------------------------------------------------------------------------
     async def _handle_message(self, message: InboundMessage) -> None:
-        from commands.parser import parse
 
         rt = self.runtime
         default_cluster = rt.policy.default_cluster(conversation=message.conversation)
@@ -76,7 +78,7 @@ class Dispatcher:
             COMMANDS.labels(command="unknown", outcome="invalid").inc()
             await self._reply(message.conversation, _command_error(exc))
             return
-        spec = parsed.spec()
+        spec = spec_of(parsed)
         cluster = self._acted_on(parsed)
         # the directory lookup behind a policy decision may block on a slow LDAP server
         decision = await asyncio.to_thread(
@@ -134,7 +136,7 @@ class Dispatcher:
             text=message.text,
         )
         result = await spec.handler(
-            ctx, parsed.typed_args(allow_local_hosts=self.runtime.settings.allow_local_hosts)
+            ctx, typed_args(parsed, allow_local_hosts=self.runtime.settings.allow_local_hosts)
         )
         if isinstance(result, Reply):
             COMMANDS.labels(command=spec.id, outcome="answered").inc()
@@ -243,13 +245,13 @@ class Dispatcher:
         cluster: str,
     ) -> None:
         """Queue a failed or cancelled job again through the `job.retry` handler, and answer with it."""
-        spec = parsed.spec()
+        spec = spec_of(parsed)
         assert spec.handler is not None
         ctx = CommandContext(
             runtime=self.runtime, identity=identity, conversation=conversation, parsed=parsed, text=text
         )
         result = await spec.handler(
-            ctx, parsed.typed_args(allow_local_hosts=self.runtime.settings.allow_local_hosts)
+            ctx, typed_args(parsed, allow_local_hosts=self.runtime.settings.allow_local_hosts)
         )
         COMMANDS.labels(command=spec.id, outcome="answered").inc()
         self._audit(identity, conversation, "command", parsed, "answered", text, cluster=cluster)
@@ -408,7 +410,6 @@ class Dispatcher:
             )
 
     async def _decide_approval(self, click: ButtonClick) -> None:
-        from bot.approvals import ApprovalStatus
 
         rt = self.runtime
         outcome = await asyncio.to_thread(rt.approvals.decide, click=click)  # may look up LDAP groups
@@ -505,11 +506,11 @@ class Dispatcher:
 
     async def _plan_of(self, ctx: CommandContext) -> SubmitJob | None:
         """The job the command in `ctx` would queue now (None when it would only answer)."""
-        spec = ctx.parsed.spec()
+        spec = spec_of(ctx.parsed)
         if spec.handler is None:
             return None
         result = await spec.handler(
-            ctx, ctx.parsed.typed_args(allow_local_hosts=self.runtime.settings.allow_local_hosts)
+            ctx, typed_args(ctx.parsed, allow_local_hosts=self.runtime.settings.allow_local_hosts)
         )
         return result if isinstance(result, SubmitJob) else None
 
@@ -575,7 +576,6 @@ class Dispatcher:
 
 async def _deliver(send: Any) -> MessageRef:
     """Send with retries: a platform that refuses for a while delays the message, it does not lose it."""
-    from bot import defaults
 
     delay = defaults.CHAT_DELIVERY_BACKOFF_SECONDS
     for attempt in range(1, defaults.CHAT_DELIVERY_ATTEMPTS + 1):
@@ -599,7 +599,6 @@ def _original_command(record: JobRecord, *, allow_local_hosts: bool) -> ParsedCo
 
     A job whose text no longer parses to a command that queues this job's kind on this cluster (a plugin
     was removed, the grammar changed) cannot be re-checked, so it is not retried."""
-    from commands.parser import parse
 
     refusal = ConflictError(
         f"job {record.job_id} cannot be checked against the policy as it was queued; run its command anew"
@@ -612,7 +611,7 @@ def _original_command(record: JobRecord, *, allow_local_hosts: bool) -> ParsedCo
         )
     except CommandError:
         raise refusal from None
-    if parsed.cluster != record.spec.cluster or parsed.spec().job_kind != record.spec.kind:
+    if parsed.cluster != record.spec.cluster or spec_of(parsed).job_kind != record.spec.kind:
         raise refusal
     return parsed
 

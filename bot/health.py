@@ -13,11 +13,11 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from bot.chat.message import Field, MessageKind, OutgoingMessage, Tone
-from bot.clusters import ClusterState
-from bot.errors import KobotError
 from bot.runtime import Runtime
-from bot.store import secret_key, synced
+from kobot.clusters import ClusterState
+from kobot.errors import KobotError
+from kobot.messages import Field, MessageKind, OutgoingMessage, Tone
+from kobot.store import secret_key, synced
 from workers.cluster_ops import KUBECONFIG_SECRET
 from workers.cluster_secrets import ClusterSecrets
 

@@ -20,15 +20,14 @@ from dataclasses import dataclass, field
 from redis import Redis
 from redis.exceptions import ResponseError
 
-from bot import defaults
-from bot.chat.base import ChatAdapter
-from bot.errors import DeliveryError
 from bot.metrics import EVENT_TO_CHAT_SECONDS, NOTIFIER_DELIVERY_FAILURES
-from bot.progress import render_job
-from bot.store import synced
-from workers import keys
+from commands.job_card import render_job
+from kobot import defaults, keys
+from kobot.chat import ChatAdapter
+from kobot.errors import DeliveryError
+from kobot.job_records import JobEvent
+from kobot.store import synced
 from workers.records import JobStore
-from workers.spec import JobEvent
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,11 @@ from redis import Redis
 from redis.exceptions import ResponseError
 
 from alerts.service import AlertService
-from bot import defaults
-from bot.progress import render_job
-from bot.store import synced
-from workers import keys
+from commands.job_card import render_job
+from kobot import defaults, keys
+from kobot.job_records import JobEvent, JobEventType, JobKind
+from kobot.store import synced
 from workers.records import JobStore
-from workers.spec import JobEvent, JobEventType, JobKind
 
 log = logging.getLogger(__name__)
 

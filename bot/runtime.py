@@ -7,25 +7,22 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from alerts.service import AlertService
 from bot.approvals import ApprovalService
-from bot.audit import AuditLog
-from bot.clusters import ClusterStore
 from bot.policy import PolicyStore
-from bot.settings import Settings
-from bot.store import Store, open_store, secret_key
+from kobot.audit import AuditLog
+from kobot.chat import ChatAdapter
+from kobot.clusters import ClusterStore
+from kobot.settings import Settings
+from kobot.store import Store, open_store, secret_key
 from workers.ippool import IpPools
 from workers.operations import load_operations
 from workers.service import JobService
-
-if TYPE_CHECKING:
-    from alerts.service import AlertService
-    from bot.chat.base import ChatAdapter
 
 
 @dataclass

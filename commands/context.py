@@ -3,21 +3,64 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from bot.chat.message import OutgoingMessage
-from bot.chat.types import Conversation, Identity
-from commands.registry import ParsedCommand
+from redis import Redis
 
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
+from commands.parsed import ParsedCommand
+from kobot.access import WhoAmI
+from kobot.audit import AuditLog
+from kobot.clusters import ClusterStore
+from kobot.conversations import Conversation, Identity
+from kobot.messages import OutgoingMessage
+from kobot.risk import Risk
+from kobot.settings import Settings
+from workers.service import JobService
+
+
+class PolicyReader(Protocol):
+    """What handlers ask the policy (bot.policy.PolicyStore answers): they read it, they never decide
+    whether their own command may run; the dispatcher did that before calling them."""
+
+    def can_run(
+        self,
+        *,
+        identity: Identity,
+        conversation: Conversation,
+        command_id: str,
+        risk: Risk,
+        cluster: str | None,
+    ) -> bool: ...
+
+    def default_cluster(self, *, conversation: Conversation) -> str | None: ...
+
+    def describe(self, *, identity: Identity, conversation: Conversation, cluster: str | None) -> WhoAmI: ...
+
+
+class CommandServices(Protocol):
+    """The parts of the running kobot a handler may read: settings, store, jobs, clusters, policy, audit.
+
+    bot.runtime.Runtime provides them; handlers see only this, so commands never import the bot above."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def redis(self) -> Redis: ...
+    @property
+    def jobs(self) -> JobService: ...
+    @property
+    def clusters(self) -> ClusterStore: ...
+    @property
+    def policy(self) -> PolicyReader: ...
+    @property
+    def audit(self) -> AuditLog: ...
 
 
 @dataclass(frozen=True)
 class CommandContext:
-    """Who asked, where, and the runtime to read state from. Handlers never write to chat themselves."""
+    """Who asked, where, and the services to read state from. Handlers never write to chat themselves."""
 
-    runtime: Runtime
+    runtime: CommandServices
     identity: Identity
     conversation: Conversation
     parsed: ParsedCommand

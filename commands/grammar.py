@@ -19,8 +19,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 from annotated_types import Ge, Le
 from pydantic import BaseModel
 
-from bot import defaults
 from commands.registry import CommandSpec
+from kobot import defaults
 
 CLUSTER_NAMES = ("cluster", "集群")
 """Argument names that always mean the cluster (`cluster=prod`, `集群 prod`)."""

@@ -13,18 +13,21 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from bot.chat.message import Field, MessageKind, OutgoingMessage, Tone, format_elapsed
-from bot.chat.types import utcnow
-from bot.clusters import ClusterRecord, ClusterState
-from bot.errors import ConflictError, KobotError
-from bot.progress import render_job
 from commands.catalog import load_commands
 from commands.context import CommandContext, CommandResult, Reply, SubmitJob
 from commands.help import render_help
+from commands.job_card import render_job
 from commands.registry import COMMANDS, CommandSpec, handles
+from kobot.clusters import ClusterRecord, ClusterState
+from kobot.conversations import utcnow
+from kobot.errors import ConflictError, KobotError
+from kobot.job_records import JobKind
+from kobot.messages import Field, MessageKind, OutgoingMessage, Tone, format_elapsed
+from workers.cluster_ops import plan_nodes_map, terraform_variables
 from workers.events import read_job_events
 from workers.operations import OPERATIONS
-from workers.spec import JobKind
+from workers.plan import plan_from_params
+from workers.terraform.preview import preview_hosts
 
 load_commands()
 
@@ -107,7 +110,6 @@ def _cluster(ctx: CommandContext) -> str:
 
 # --- Day 0 / Day 1 ------------------------------------------------------------------------------
 def _cluster_plan(ctx: CommandContext, args: BaseModel) -> tuple[tuple[str, ...], str, dict[str, Any]]:
-    from workers.plan import plan_from_params
 
     params = _args(args)
     try:
@@ -150,9 +152,6 @@ async def plan_cluster(ctx: CommandContext, args: Any) -> CommandResult:
 async def _terraform_preview(ctx: CommandContext, params: dict[str, Any]) -> str:
     """What Terraform would do for this plan now: a real `terraform plan` in a throwaway workspace of
     a child process; nothing is created and the cluster's own workspace is not touched."""
-    from workers.cluster_ops import plan_nodes_map, terraform_variables
-    from workers.plan import plan_from_params
-    from workers.terraform.preview import preview_hosts
 
     name = _cluster(ctx)
     settings = ctx.runtime.settings

@@ -9,14 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.audit import parse_since
-from bot.chat.message import Field, MessageKind, OutgoingMessage, Tone
-from bot.chat.types import utcnow
-from bot.errors import CommandError
-from bot.policy import WhoAmI
 from commands.catalog import load_commands
 from commands.context import CommandContext, CommandResult, Reply
-from commands.registry import COMMANDS, Risk, handles
+from commands.registry import COMMANDS, handles
+from kobot.access import WhoAmI
+from kobot.audit import parse_since
+from kobot.conversations import utcnow
+from kobot.errors import CommandError
+from kobot.messages import Field, MessageKind, OutgoingMessage, Tone
+from kobot.risk import Risk
 
 load_commands()
 

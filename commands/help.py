@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from bot.chat.message import Field, MessageKind, OutgoingMessage
-from bot.errors import CommandError
 from commands.catalog import load_commands
 from commands.grammar import ArgInfo, alias_index, args_of, close_matches, has_cjk, normalize_text, tokenize
-from commands.registry import CommandSpec, Risk
-from commands.validation import ArgValueError
+from commands.registry import CommandSpec
+from kobot.errors import CommandError
+from kobot.messages import Field, MessageKind, OutgoingMessage
+from kobot.risk import Risk
+from kobot.validation import ArgValueError
 
 AREAS: Mapping[str, str] = {
     "clusters": "Clusters · 集群",

@@ -14,9 +14,6 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from bot import defaults
-from bot.errors import CommandError
-from commands import validation
 from commands.catalog import load_commands
 from commands.grammar import (
     CLUSTER_NAMES,
@@ -33,8 +30,12 @@ from commands.grammar import (
     split_scripts,
     tokenize,
 )
-from commands.registry import CommandSpec, ParsedCommand, Risk
-from workers.automation_values import ALLOW_LOCAL_HOSTS
+from commands.parsed import ParsedCommand
+from commands.registry import CommandSpec
+from kobot import defaults, validation
+from kobot.automation_values import ALLOW_LOCAL_HOSTS
+from kobot.errors import CommandError
+from kobot.risk import Risk
 
 HELP_COMMAND = "help"
 

@@ -8,26 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
-from workers.automation_values import ALLOW_LOCAL_HOSTS
+from commands.context import CommandContext, CommandResult
+from commands.parsed import ParsedCommand
+from kobot.automation_values import ALLOW_LOCAL_HOSTS
+from kobot.risk import Risk
 
-if TYPE_CHECKING:
-    from commands.context import CommandContext, CommandResult
-
-
-class Risk(str, Enum):
-    """`read` answers at once; `change` queues a job; `risky` needs approval before it is queued."""
-
-    READ = "read"
-    CHANGE = "change"
-    RISKY = "risky"
-
-
-Handler = Callable[["CommandContext", Any], Awaitable["CommandResult"]]
+Handler = Callable[[CommandContext, Any], Awaitable[CommandResult]]
 
 
 @dataclass
@@ -106,21 +96,13 @@ def handles(command_id: str) -> Callable[[Handler], Handler]:
     return decorate
 
 
-class ParsedCommand(BaseModel):
-    """A command as the parser understood it: what `kobot parse` prints."""
+def spec_of(parsed: ParsedCommand) -> CommandSpec:
+    """The registered command a parse result names."""
+    return COMMANDS[parsed.command]
 
-    model_config = ConfigDict(frozen=True)
 
-    command: str
-    cluster: str | None
-    args: dict[str, Any]
-    risk: Risk
-
-    def spec(self) -> CommandSpec:
-        return COMMANDS[self.command]
-
-    def typed_args(self, *, allow_local_hosts: bool = False) -> BaseModel:
-        """The arguments as the command's model; `allow_local_hosts` as in `parse`."""
-        return COMMANDS[self.command].args_model.model_validate(
-            self.args, context={ALLOW_LOCAL_HOSTS: allow_local_hosts}
-        )
+def typed_args(parsed: ParsedCommand, *, allow_local_hosts: bool = False) -> BaseModel:
+    """The arguments as the command's model; `allow_local_hosts` as in `commands.parser.parse`."""
+    return COMMANDS[parsed.command].args_model.model_validate(
+        parsed.args, context={ALLOW_LOCAL_HOSTS: allow_local_hosts}
+    )

@@ -14,16 +14,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bot.clusters import ClusterRecord, ClusterState, ClusterStore, HistoryEntry, NodeRecord
-from bot.errors import StepFailedError
-from bot.settings import Settings
-from bot.store import secret_key
-from workers import automation_values
-from workers.automation_values import UnsafeValueError
+from kobot import automation_values, defaults
+from kobot.automation_values import UnsafeValueError
+from kobot.clusters import ClusterRecord, ClusterState, ClusterStore, HistoryEntry, NodeRecord
+from kobot.errors import StepFailedError
+from kobot.job_records import JobEventType, JobKind, JobSpec
+from kobot.settings import Settings
+from kobot.store import secret_key
 from workers.cluster_secrets import ClusterSecrets
 from workers.context import StepContext
+from workers.inventory import render_inventory, write_inventory
 from workers.operations import Operation, Step, operation
-from workers.spec import JobEventType, JobKind, JobSpec
+from workers.plan import plan_from_params
+from workers.ssh import wait_for_ssh
+from workers.terraform import workspace_for
 
 INVENTORY_FILE = "inventory.yml"
 
@@ -47,7 +51,6 @@ runs the same stages in one go for people who use the playbooks without kobot.""
 
 # --- steps -------------------------------------------------------------------------------------
 def plan_nodes(ctx: StepContext) -> None:
-    from workers.plan import plan_from_params
 
     store = ClusterStore(ctx.redis)
     existing = store.get(ctx.cluster)
@@ -86,7 +89,6 @@ def plan_nodes(ctx: StepContext) -> None:
 
 
 def provision_hosts(ctx: StepContext) -> None:
-    from workers.terraform import workspace_for
 
     store = ClusterStore(ctx.redis)
     record = store.require(ctx.cluster)
@@ -123,7 +125,6 @@ def write_cluster_inventory(
 ) -> Path:
     """The inventory of `nodes` of `record`, every value checked again (names that resolve to this
     machine included) and written inert, at `path`."""
-    from workers.inventory import render_inventory, write_inventory
 
     allow_local = ctx.settings.allow_local_hosts
     with refusing_unsafe_values(record.name, task="render inventory"):
@@ -151,8 +152,6 @@ def wait_for_ssh_step(ctx: StepContext) -> None:
 def wait_for_ssh_of(ctx: StepContext, nodes: list[NodeRecord]) -> None:
     """Wait until every node answers on SSH (a Day 2 join waits only for the joining ones). Local
     hosts exist only under the test-only allow_local_hosts setting; they need no SSH."""
-    from bot import defaults
-    from workers.ssh import wait_for_ssh
 
     allow_local = ctx.settings.allow_local_hosts
     hosts = [

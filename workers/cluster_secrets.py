@@ -13,8 +13,8 @@ import secrets
 from cryptography.fernet import Fernet, InvalidToken
 from redis import Redis
 
-from bot.errors import KobotError
-from bot.store import synced
+from kobot.errors import KobotError
+from kobot.store import synced
 
 GENERATED_SECRET_BYTES = 24
 """Entropy of generated cluster passwords (URL-safe, so any config file can hold them)."""

@@ -6,17 +6,16 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from redis import Redis
 
-from bot.errors import JobCancelledError, StepFailedError
-from bot.settings import Settings
+from kobot.errors import JobCancelledError, StepFailedError
+from kobot.job_records import JobEvent, JobEventType, JobRecord, StepRecord
+from kobot.settings import Settings
+from workers.ansible import PlaybookRun, PlaybookStatus, run_playbook
+from workers.events import EventPublisher
 from workers.records import JobStore
-from workers.spec import JobEvent, JobEventType, JobRecord, StepRecord
-
-if TYPE_CHECKING:
-    from workers.events import EventPublisher
 
 
 @dataclass
@@ -88,7 +87,6 @@ class StepContext:
         check_mode: bool = False,
     ) -> None:
         """Run one playbook as this step; raise StepFailedError naming the task, host and error."""
-        from workers.ansible import PlaybookRun, PlaybookStatus, run_playbook
 
         result = run_playbook(
             PlaybookRun(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-from bot.settings import Settings, load_settings
+from kobot.settings import Settings, load_settings
 
 
 @dataclass(frozen=True)

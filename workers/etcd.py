@@ -19,9 +19,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 from redis import Redis
 
-from bot.errors import NotFoundError, StepFailedError
-from workers import automation_values
-from workers.spec import utcnow
+from kobot import automation_values
+from kobot.errors import NotFoundError, StepFailedError
+from kobot.job_records import utcnow
 
 # --- defaults -------------------------------------------------------------------------------------
 BACKUPS_DIR = "backups"

@@ -5,10 +5,9 @@ from __future__ import annotations
 from redis import Redis
 from redis.client import Pipeline
 
-from bot import defaults
-from bot.store import synced
-from workers import keys
-from workers.spec import JobEvent
+from kobot import defaults, keys
+from kobot.job_records import JobEvent
+from kobot.store import synced
 
 
 class EventPublisher:

@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from workers import automation_values
-from workers.automation_values import UnsafeValueError, untrusted
+from kobot import automation_values
+from kobot.automation_values import UnsafeValueError, untrusted
 from workers.plan import ClusterPlan, NodeRole
 from workers.terraform.models import NodeOutput
 

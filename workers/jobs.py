@@ -13,12 +13,12 @@ from typing import Any
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from bot.errors import JobCancelledError, KobotError, StepFailedError
+from kobot.errors import JobCancelledError, KobotError, StepFailedError
+from kobot.job_records import JobEvent, JobEventType, JobRecord, JobState, StepRecord, StepState, utcnow
 from workers import environment
 from workers.context import StepContext
 from workers.operations import Operation, load_operations, operation_for
 from workers.service import JobService
-from workers.spec import JobEvent, JobEventType, JobRecord, JobState, StepRecord, StepState, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from bot.errors import JobCancelledError, StepFailedError
+from kobot.errors import JobCancelledError, StepFailedError
 
 # --- defaults -------------------------------------------------------------------------------------
 DRAIN_TIMEOUT_SECONDS = 600.0

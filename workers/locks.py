@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-from bot.store import synced
-from workers import keys
+from kobot import keys
+from kobot.store import synced
 
 _ACQUIRE = """
 local holder = redis.call('GET', KEYS[1])

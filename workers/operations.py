@@ -10,12 +10,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from workers.spec import JobSpec, StepRecord
-
-if TYPE_CHECKING:
-    from workers.context import StepContext
+from kobot.job_records import JobSpec, StepRecord
+from workers.context import StepContext
 
 StepFunction = Callable[["StepContext"], None]
 

@@ -16,10 +16,9 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from redis import Redis
 
-from commands import validation
-from commands.validation import SUPPORTED_KUBERNETES_VERSIONS
-from workers import automation_values
-from workers.automation_values import ALLOW_LOCAL_HOSTS
+from kobot import automation_values, validation
+from kobot.automation_values import ALLOW_LOCAL_HOSTS
+from kobot.validation import SUPPORTED_KUBERNETES_VERSIONS
 from workers.ippool import IpPools
 
 SUPPORTED_VERSIONS = SUPPORTED_KUBERNETES_VERSIONS

@@ -12,12 +12,11 @@ from collections.abc import Iterator
 from redis import Redis
 from redis.client import Pipeline
 
-from bot import defaults
-from bot.chat.types import MessageRef
-from bot.errors import NotFoundError
-from bot.store import synced
-from workers import keys
-from workers.spec import JobRecord, utcnow
+from kobot import defaults, keys
+from kobot.conversations import MessageRef
+from kobot.errors import NotFoundError
+from kobot.job_records import JobRecord, utcnow
+from kobot.store import synced
 
 _SAVE_UNLESS_ENDED = """
 local current = redis.call('GET', KEYS[1])

@@ -12,9 +12,9 @@ import logging
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from workers import keys
+from kobot import keys
+from kobot.job_records import JobRecord, JobState, StepState, utcnow
 from workers.service import JobService
-from workers.spec import JobRecord, JobState, StepState, utcnow
 
 log = logging.getLogger(__name__)
 

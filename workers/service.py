@@ -14,18 +14,22 @@ from redis.client import Pipeline
 from redis.exceptions import WatchError
 from rq import Queue
 
-from bot import defaults
-from bot.chat.types import Conversation, Identity
-from bot.errors import ConflictError
-from bot.store import synced
-from workers import keys
+from kobot import defaults, keys
+from kobot.conversations import Conversation, Identity
+from kobot.errors import ConflictError
+from kobot.job_records import JobEvent, JobEventType, JobRecord, JobSpec, JobState, StepState, utcnow
+from kobot.store import synced
 from workers.events import EventPublisher
 from workers.locks import ClusterLocks
 from workers.operations import initial_steps, operation_for
 from workers.records import JobStore
-from workers.spec import JobEvent, JobEventType, JobRecord, JobSpec, JobState, StepState, utcnow
 
 log = logging.getLogger(__name__)
+
+
+RUN_JOB = "workers.jobs.run_job"
+"""The job function, queued by its dotted path: RQ imports it in the worker, and this module (which the
+job function itself uses) never imports the job function back."""
 
 
 class JobService:
@@ -166,14 +170,12 @@ class JobService:
             )
 
     def enqueue(self, record: JobRecord) -> None:
-        from workers.jobs import run_job
-
         record.state = JobState.QUEUED
         record.waiting_for = None
         self.jobs.save(record)
         self.events.publish(JobEvent(job_id=record.job_id, type=JobEventType.JOB_QUEUED))
         self.queue.enqueue(
-            run_job,
+            RUN_JOB,
             record.job_id,
             job_id=keys.rq_job_id(record.job_id, record.attempt),
             job_timeout=defaults.JOB_TIMEOUT_SECONDS,

@@ -12,9 +12,8 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from bot import defaults
-from bot.errors import JobCancelledError, StepFailedError
-from workers import automation_values
+from kobot import automation_values, defaults
+from kobot.errors import JobCancelledError, StepFailedError
 
 PROBE_CONNECT_TIMEOUT_SECONDS = 5.0
 """One probe's connect-and-read limit; a host slower than this is probed again next round."""

@@ -16,8 +16,9 @@ from rq.exceptions import StopRequested
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
-from bot.settings import Settings
-from workers import environment, keys
+from kobot import keys
+from kobot.settings import Settings
+from workers import environment
 from workers.operations import load_operations
 from workers.records import JobStore
 from workers.recovery import sweep

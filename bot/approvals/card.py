@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.approvals.model import ApprovalDecision, ApprovalRequest, ApprovalStatus
-from bot.chat.message import Button, ButtonStyle, Field, MessageKind, OutgoingMessage, Tone
+from kobot.messages import Button, ButtonStyle, Field, MessageKind, OutgoingMessage, Tone
 
 APPROVE_ACTION = "approval.approve"
 REJECT_ACTION = "approval.reject"

@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.chat.message import OutgoingMessage
-from bot.chat.types import Conversation, Identity, MessageRef
+from kobot.conversations import Conversation, Identity, MessageRef
+from kobot.messages import OutgoingMessage
 
 
 class ApprovalStatus(str, Enum):

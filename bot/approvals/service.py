@@ -26,11 +26,11 @@ from bot.approvals.model import (
     ApprovalStatus,
     ApprovalVote,
 )
-from bot.audit import AuditAction, AuditLog
-from bot.chat.message import OutgoingMessage
-from bot.chat.types import ButtonClick, Conversation, Identity, MessageRef
-from bot.errors import NotFoundError
 from bot.policy import PolicyStore
+from kobot.audit import AuditAction, AuditLog
+from kobot.conversations import ButtonClick, Conversation, Identity, MessageRef
+from kobot.errors import NotFoundError
+from kobot.messages import OutgoingMessage
 
 log = logging.getLogger(__name__)
 

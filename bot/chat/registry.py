@@ -9,7 +9,7 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from bot.chat.base import ChatAdapter
+from kobot.chat import ChatAdapter
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime

@@ -6,7 +6,8 @@ See `bot.policy.document` for the file format and `bot.policy.model` for how it 
 from bot.policy.directory import DirectoryUnavailableError
 from bot.policy.loader import PolicyError, load_policy, parse_policy
 from bot.policy.model import Policy, default_policy
-from bot.policy.store import AuthDecision, PolicyStore, WhoAmI
+from bot.policy.store import PolicyStore
+from kobot.access import AuthDecision, WhoAmI
 
 __all__ = [
     "AuthDecision",

@@ -18,9 +18,9 @@ from pydantic import SecretStr
 from redis import Redis
 from redis.exceptions import RedisError
 
-from bot.errors import KobotError
 from bot.policy import defaults
 from bot.policy.document import LdapSpec
+from kobot.errors import KobotError
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.policy import defaults
-from commands.registry import Risk
+from kobot.risk import Risk
 
 
 class _Strict(BaseModel):

@@ -15,10 +15,10 @@ from pydantic import ValidationError
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from bot.errors import KobotError
 from bot.policy import defaults
 from bot.policy.document import PolicyDocument
 from bot.policy.model import BUILTIN_ROLE_SPECS, Policy, compile_policy
+from kobot.errors import KobotError
 
 Loc = tuple[str | int, ...]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bot.policy import defaults
 from bot.policy.document import ApprovalRuleSpec, LdapSpec, PersonSpec, PolicyDocument, RoleSpec
-from commands.registry import Risk
+from kobot.risk import Risk
 
 HOLDERS_CACHE_MAX = 1024
 """Refusal texts name a cluster's admins; answers are kept per (role, cluster) up to this many."""

@@ -15,45 +15,17 @@ from pathlib import Path
 
 from redis import Redis
 
-from bot.chat.types import Conversation, Identity
-from bot.errors import KobotError
 from bot.policy import defaults
 from bot.policy.directory import DirectoryClient, DirectoryGroups, read_password
 from bot.policy.loader import PolicyError, load_policy
 from bot.policy.model import Policy, default_policy
-from commands.registry import COMMANDS, Risk
+from commands.registry import COMMANDS
+from kobot.access import AuthDecision, WhoAmI
+from kobot.conversations import Conversation, Identity
+from kobot.errors import KobotError
+from kobot.risk import Risk
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class AuthDecision:
-    """Whether a command may run, and under which conditions. `reason` is safe to show in chat."""
-
-    allowed: bool
-    reason: str
-    missing_permission: str | None
-    needs_approval: bool
-    approvals_required: int
-    approver_role: str | None
-    break_glass_allowed: bool
-    roles: tuple[str, ...] = ()
-    """The user's roles on the cluster, for audit records."""
-
-
-@dataclass(frozen=True)
-class WhoAmI:
-    """What kobot knows about a user: their identity, the person it joins to, groups and roles."""
-
-    identity: str
-    display_name: str
-    person: str | None
-    identities: tuple[str, ...]
-    groups: tuple[str, ...]
-    roles: tuple[str, ...]
-    cluster: str | None
-    policy_source: str
-    directory_error: str | None = None
 
 
 @dataclass(frozen=True)

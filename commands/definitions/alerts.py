@@ -8,7 +8,8 @@ from pydantic import AfterValidator, Field
 
 from commands.definitions.common import Args
 from commands.grammar import Arg
-from commands.registry import Risk, command
+from commands.registry import command
+from kobot.risk import Risk
 
 Severity = Literal["critical", "warning", "info"]
 

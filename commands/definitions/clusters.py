@@ -7,11 +7,12 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
-from commands import validation
 from commands.definitions.common import Args, BreakGlass, Version
 from commands.grammar import Arg
-from commands.registry import Risk, command
-from workers.spec import JobKind
+from commands.registry import command
+from kobot import validation
+from kobot.job_records import JobKind
+from kobot.risk import Risk
 
 IAAS_PROVIDERS = ("vsphere", "openstack")
 """Providers where kobot creates the machines itself (Terraform), so a create cannot be undone cheaply."""

@@ -7,8 +7,8 @@ from typing import Annotated, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from commands import validation
 from commands.grammar import Arg
+from kobot import validation
 
 T = TypeVar("T")
 

@@ -7,11 +7,12 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from commands import validation
 from commands.definitions.common import Args, optional
 from commands.grammar import Arg
 from commands.help import resolve_topic
-from commands.registry import Risk, command
+from commands.registry import command
+from kobot import validation
+from kobot.risk import Risk
 
 
 @command(

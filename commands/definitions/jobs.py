@@ -8,7 +8,8 @@ from pydantic import Field
 
 from commands.definitions.common import Args, JobNumber
 from commands.grammar import Arg
-from commands.registry import Risk, command
+from commands.registry import command
+from kobot.risk import Risk
 
 
 @command(

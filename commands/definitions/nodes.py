@@ -6,12 +6,13 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
-from bot.errors import CommandError
-from commands import validation
 from commands.definitions.common import Args, BreakGlass, NodeName
 from commands.grammar import Arg
-from commands.registry import Risk, command
-from workers.spec import JobKind
+from commands.registry import command
+from kobot import validation
+from kobot.errors import CommandError
+from kobot.job_records import JobKind
+from kobot.risk import Risk
 
 SHRINK_ALIASES = frozenset(
     {

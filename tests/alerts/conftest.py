@@ -30,10 +30,10 @@ from pydantic import SecretStr
 from redis import Redis
 
 from alerts.service import AlertService
-from alerts.settings import AlertsSettings, RouteTarget
-from bot.chat.base import ChatAdapter
-from bot.settings import Settings
-from bot.store import Store
+from kobot.chat import ChatAdapter
+from kobot.settings import Settings
+from kobot.settings_alerts import AlertsSettings, RouteTarget
+from kobot.store import Store
 from tests.alerts.recorder import PLATFORM, ChatRecorder, RecorderAdapter, start_recorder
 
 T = TypeVar("T")
@@ -106,7 +106,9 @@ def run_kobot(
     settings = Settings(redis_url=SecretStr(redis_url), data_dir=data_dir, alerts=alerts)
     runtime = AlertsRuntime(settings=settings, store=Store(url=redis_url), secret=secrets.token_bytes(32))
     runtime.adapters.update(adapters)
-    service = AlertService(runtime=runtime)  # type: ignore[arg-type]
+    service = AlertService(
+        settings=settings, store_url=redis_url, adapters=runtime.adapters, secret=runtime.secret
+    )
     loops: list[asyncio.AbstractEventLoop] = []
 
     @contextlib.asynccontextmanager

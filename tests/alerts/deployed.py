@@ -17,10 +17,10 @@ import httpx
 from pydantic import SecretStr
 from redis import Redis
 
-from alerts.settings import AlertsSettings, RouteTarget
-from bot.audit import AuditEntry
 from bot.chat.slack.defaults import EVENTS_PATH
 from bot.runtime import Runtime
+from kobot.audit import AuditEntry
+from kobot.settings_alerts import AlertsSettings, RouteTarget
 from tests.alerts.conftest import Alertmanager, run_alertmanager, serve
 from tests.chat.slack.conftest import settings_for
 from tests.peers.slack import PeerMessage, SlackPeer, block_actions, interactive_body, signed_headers
@@ -83,7 +83,7 @@ def deployed(
     group_by: tuple[str, ...] = ("alertname", "cluster"),
 ) -> Iterator[Deployed]:
     from bot.app import create_app
-    from bot.settings import Settings
+    from kobot.settings import Settings
 
     signing_secret = secrets.token_hex(16)
     token = secrets.token_urlsafe(24)

@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 
-from bot.chat.base import Capabilities, ChatAdapter
-from bot.chat.message import OutgoingMessage
-from bot.chat.types import Conversation, MessageRef
-from bot.errors import DeliveryError
+from kobot.chat import Capabilities, ChatAdapter
+from kobot.conversations import Conversation, MessageRef
+from kobot.errors import DeliveryError
+from kobot.messages import OutgoingMessage
 
 PLATFORM = "recorder"
 

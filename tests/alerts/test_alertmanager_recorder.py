@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alerts import keys
-from bot.audit import AuditEntry
-from bot.chat.types import ButtonClick, Conversation, Identity
+from kobot.audit import AuditEntry
+from kobot.conversations import ButtonClick, Conversation, Identity
 from tests.alerts.conftest import Alertmanager, KobotServer, am_alert, wait_for
 from tests.alerts.recorder import PLATFORM, ChatRecorder
 

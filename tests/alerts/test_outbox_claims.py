@@ -8,9 +8,9 @@ from redis.asyncio import Redis as AsyncRedis
 
 from alerts import defaults
 from alerts.models import Notice
-from alerts.settings import RouteTarget
 from alerts.store import AlertStore
-from bot.chat.message import OutgoingMessage
+from kobot.messages import OutgoingMessage
+from kobot.settings_alerts import RouteTarget
 
 
 async def test_due_entries_are_claimed_by_one_process_and_come_back_after_the_claim(redis_url: str) -> None:

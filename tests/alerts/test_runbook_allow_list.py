@@ -16,11 +16,11 @@ from pydantic import SecretStr
 
 from alerts.models import AlertGroupState, AlertStatus, StoredAlert
 from alerts.runbooks import RunbookRefused, runbook_for
-from alerts.settings import AlertsSettings
 from alerts.signing import AlertAction, sign_button
-from bot.clusters import ClusterRecord, ClusterState, NodeRecord
-from bot.errors import SettingsError
-from bot.settings import Settings
+from kobot.clusters import ClusterRecord, ClusterState, NodeRecord
+from kobot.errors import SettingsError
+from kobot.settings import Settings
+from kobot.settings_alerts import AlertsSettings
 from tests.alerts.conftest import am_alert, wait_for
 from tests.alerts.deployed import OPS, buttons, deployed, shown
 from tests.peers.slack import SlackPeer

@@ -18,9 +18,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from alerts.settings import AlertsSettings, RouteTarget
 from bot.chat.slack.adapter import SlackAdapter
 from bot.chat.slack.defaults import EVENTS_PATH
+from kobot.settings_alerts import AlertsSettings, RouteTarget
 from tests.alerts.conftest import am_alert, run_alertmanager, run_kobot, serve, wait_for
 from tests.chat.slack.conftest import settings_for
 from tests.peers.slack import PeerMessage, SlackPeer, block_actions, interactive_body, signed_headers
@@ -85,7 +85,7 @@ def test_deployed_app_click_silences_in_alertmanager_peer(
     peer: SlackPeer, redis_url: str, data_dir: Path, tmp_path: Path
 ) -> None:
     from bot.app import create_app
-    from bot.settings import Settings
+    from kobot.settings import Settings
 
     signing_secret = secrets.token_hex(16)
     token = secrets.token_urlsafe(24)

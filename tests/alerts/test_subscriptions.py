@@ -9,13 +9,14 @@ from typing import Any
 from pydantic import SecretStr
 
 import alerts.commands  # noqa: F401  (attaches the handlers)
-from alerts.settings import AlertsSettings
-from bot.chat.message import OutgoingMessage, Tone
-from bot.chat.types import Conversation, Identity
-from bot.settings import Settings
-from bot.store import Store
 from commands.context import CommandContext, Reply
 from commands.parser import parse
+from commands.registry import spec_of, typed_args
+from kobot.conversations import Conversation, Identity
+from kobot.messages import OutgoingMessage, Tone
+from kobot.settings import Settings
+from kobot.settings_alerts import AlertsSettings
+from kobot.store import Store
 from tests.alerts.conftest import AlertsRuntime, run_kobot, wait_for, webhook_body
 from tests.alerts.recorder import PLATFORM, ChatRecorder, RecorderAdapter
 
@@ -29,9 +30,9 @@ def _say(runtime: AlertsRuntime, conversation_id: str, text: str) -> OutgoingMes
     parsed = parse(text)
     conversation = Conversation(platform=PLATFORM, conversation_id=conversation_id)
     ctx = CommandContext(runtime=runtime, identity=BOB, conversation=conversation, parsed=parsed, text=text)  # type: ignore[arg-type]
-    handler = parsed.spec().handler
+    handler = spec_of(parsed).handler
     assert handler is not None, f"no handler attached to {parsed.command}"
-    result = asyncio.run(handler(ctx, parsed.typed_args()))
+    result = asyncio.run(handler(ctx, typed_args(parsed)))
     assert isinstance(result, Reply)
     return result.message
 

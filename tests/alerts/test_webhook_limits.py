@@ -19,9 +19,10 @@ from redis import Redis
 from alerts import defaults, keys
 from alerts.metrics import ALERTS_DROPPED, DropReason
 from alerts.models import AlertGroupState
-from alerts.settings import AlertsSettings
-from bot.errors import SettingsError
-from bot.settings import Settings
+from kobot.errors import SettingsError
+from kobot.patterns import ROUTE_REGEX_MAX_CHARS
+from kobot.settings import Settings
+from kobot.settings_alerts import AlertsSettings
 from tests.alerts.conftest import OPS, KobotServer, dumps, run_kobot, serve, wait_for, webhook_body
 from tests.alerts.recorder import PLATFORM, ChatRecorder, RecorderAdapter
 
@@ -151,7 +152,7 @@ def test_a_backtracking_route_regex_cannot_hold_the_loop(
         assert time.monotonic() - started < 2.0
 
 
-@pytest.mark.parametrize("pattern", [r"(a)\1", r"(?=a)a", "a" * (defaults.ROUTE_REGEX_MAX_CHARS + 1)])
+@pytest.mark.parametrize("pattern", [r"(a)\1", r"(?=a)a", "a" * (ROUTE_REGEX_MAX_CHARS + 1)])
 def test_route_patterns_a_linear_engine_cannot_run_are_refused_at_load(pattern: str) -> None:
     route = {"name": "r", "match_re": {"node": pattern}, "targets": [OPS.model_dump()]}
     with pytest.raises(ValueError, match="label node: bad regular expression"):

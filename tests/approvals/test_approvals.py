@@ -19,11 +19,11 @@ from bot.approvals import (
 )
 from bot.approvals.model import ApprovalDecision
 from bot.approvals.signing import derive_key, encode
-from bot.audit import AuditLog
-from bot.chat.message import MessageKind
-from bot.chat.types import ButtonClick, Conversation, Identity, MessageRef
 from bot.policy import PolicyStore
-from commands.registry import Risk
+from kobot.audit import AuditLog
+from kobot.conversations import ButtonClick, Conversation, Identity, MessageRef
+from kobot.messages import MessageKind
+from kobot.risk import Risk
 
 POLICY = """
 people:

@@ -9,11 +9,12 @@ import pytest
 from pydantic import SecretStr
 
 import commands.handlers_access  # noqa: F401  (attaches the handlers)
-from bot.chat.types import Conversation, Identity
 from bot.runtime import Runtime, build_runtime
-from bot.settings import Settings
 from commands.context import CommandContext, Reply
 from commands.parser import parse
+from commands.registry import spec_of, typed_args
+from kobot.conversations import Conversation, Identity
+from kobot.settings import Settings
 
 POLICY = """
 people:
@@ -48,10 +49,10 @@ def runtime(redis_url: str, data_dir: Path, tmp_path: Path) -> Iterator[Runtime]
 
 async def _run(runtime: Runtime, who: Identity, text: str, *, where: Conversation = OPS) -> str:
     parsed = parse(text, default_cluster=runtime.policy.default_cluster(conversation=where))
-    handler = parsed.spec().handler
+    handler = spec_of(parsed).handler
     assert handler is not None
     ctx = CommandContext(runtime=runtime, identity=who, conversation=where, parsed=parsed, text=text)
-    result = await handler(ctx, parsed.typed_args())
+    result = await handler(ctx, typed_args(parsed))
     assert isinstance(result, Reply)
     return result.message.to_text()
 

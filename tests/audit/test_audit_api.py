@@ -17,9 +17,9 @@ from fastapi import FastAPI
 from redis import Redis
 
 from bot.api_audit import audit_router
-from bot.audit import AuditLog
-from bot.chat.types import Conversation, Identity
 from bot.policy import PolicyStore
+from kobot.audit import AuditLog
+from kobot.conversations import Conversation, Identity
 
 SERVER_START_TIMEOUT = 10.0
 ALICE = Identity(platform="slack", user_id="UALICE", display_name="alice")

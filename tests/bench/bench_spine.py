@@ -17,14 +17,14 @@ from pathlib import Path
 
 import httpx
 
-from bot.chat.types import Conversation, Identity, InboundMessage
 from bot.dispatcher import Dispatcher
 from bot.notifier import Notifier
 from bot.runtime import build_runtime
-from bot.settings import Settings
+from kobot.conversations import Conversation, Identity, InboundMessage
+from kobot.job_records import JobEvent, JobEventType
+from kobot.settings import Settings
 from tests.bench.figures import percentile
 from tests.bot.recording_adapter import RecordingAdapter
-from workers.spec import JobEvent, JobEventType
 
 REPO = Path(__file__).resolve().parents[2]
 DISPATCHES = 300

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot.chat.base import ChatAdapter
-from bot.chat.message import OutgoingMessage
-from bot.chat.types import ButtonClick, InboundMessage
+from kobot.chat import ChatAdapter
+from kobot.conversations import ButtonClick, InboundMessage
+from kobot.messages import OutgoingMessage
 
 
 def percentile(values: list[float], q: float) -> float:

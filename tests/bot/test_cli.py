@@ -20,11 +20,11 @@ import httpx
 from redis import Redis
 
 from bot.chat.slack.defaults import EVENTS_PATH
-from bot.settings import Settings
-from bot.store import open_store
+from kobot.job_records import JobState, StepState
+from kobot.settings import Settings
+from kobot.store import open_store
 from tests.peers.slack import SlackPeer, event_callback, mention_event, signed_headers
 from workers.records import JobStore
-from workers.spec import JobState, StepState
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,11 +12,11 @@ import pytest
 from pydantic import SecretStr
 
 from alerts.service import AlertService
-from bot.chat.types import Conversation, Identity, InboundMessage
 from bot.dispatcher import Dispatcher
 from bot.relay import ClusterEventRelay
 from bot.runtime import Runtime, build_runtime
-from bot.settings import Settings
+from kobot.conversations import Conversation, Identity, InboundMessage
+from kobot.settings import Settings
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.workers.jobkit import FIXTURE_PLAYBOOKS, job_service, run_queue
 
@@ -36,7 +36,14 @@ def runtime(redis_url: str, data_dir: Path) -> Iterator[Runtime]:
     )
     rt = build_runtime(settings)
     rt.adapters["terminal"] = RecordingAdapter("terminal")
-    rt.alerts = AlertService(runtime=rt)
+    rt.alerts = AlertService(
+        settings=rt.settings,
+        store_url=rt.store.url,
+        adapters=rt.adapters,
+        secret=rt.secret,
+        policy=rt.policy,
+        audit=rt.audit,
+    )
     yield rt
     rt.close()
 

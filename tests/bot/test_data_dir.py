@@ -11,9 +11,9 @@ import pytest
 from redis import Redis
 from redis.exceptions import OutOfMemoryError
 
-from bot import defaults
-from bot.settings import load_settings
-from bot.store import Store, open_store
+from kobot import defaults
+from kobot.settings import load_settings
+from kobot.store import Store, open_store
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_embedded_valkey_has_a_memory_limit_and_never_evicts(short_dir: Path) ->
 
 
 def test_the_memory_limit_is_a_setting_and_refuses_nonsense(short_dir: Path) -> None:
-    from bot.errors import SettingsError
+    from kobot.errors import SettingsError
 
     store = open_store(load_settings(data_dir=short_dir / "data", valkey_maxmemory="64mb"))
     try:

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from bot.chat.message import MessageKind, Tone
-from bot.chat.types import ButtonClick, Conversation, Identity, InboundMessage
 from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime, build_runtime
-from bot.settings import Settings
+from kobot.conversations import ButtonClick, Conversation, Identity, InboundMessage
+from kobot.job_records import JobState
+from kobot.messages import MessageKind, Tone
+from kobot.settings import Settings
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.fixtures.operations import PLAN_VERSION_KEY
 from tests.workers.jobkit import FIXTURE_PLAYBOOKS
-from workers.spec import JobState
 
 ROOM = Conversation(platform="slack", conversation_id="C0OPS")
 ALICE = Identity(platform="slack", user_id="U1", display_name="Alice")

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from bot.chat.types import Conversation, Identity, InboundMessage
 from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime, build_runtime
-from bot.settings import Settings
+from kobot.conversations import Conversation, Identity, InboundMessage
+from kobot.job_records import JobState
+from kobot.settings import Settings
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.workers.jobkit import FIXTURE_PLAYBOOKS
-from workers.spec import JobState
 
 ROOM = Conversation(platform="slack", conversation_id="C0DEV")
 DEV_OPERATOR = Identity(platform="slack", user_id="U9", display_name="Dana")

@@ -13,11 +13,11 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from alerts.settings import AlertsSettings
 from bot.app import create_app
-from bot.chat.types import Conversation, Identity
-from bot.clusters import ClusterRecord, ClusterState, NodeRecord
-from bot.settings import Settings
+from kobot.clusters import ClusterRecord, ClusterState, NodeRecord
+from kobot.conversations import Conversation, Identity
+from kobot.settings import Settings
+from kobot.settings_alerts import AlertsSettings
 from tests.workers.jobkit import FIXTURE_PLAYBOOKS
 
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 from fastapi import FastAPI, Request, Response
 
-from bot.http_body import read_capped
+from kobot.http_body import read_capped
 
 LIMIT = 1024
 

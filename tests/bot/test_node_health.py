@@ -12,13 +12,13 @@ import pytest
 from pydantic import SecretStr
 
 from alerts.service import AlertService
-from bot.chat.types import Conversation, Identity, InboundMessage
-from bot.clusters import ClusterRecord, ClusterState, NodeRecord
 from bot.dispatcher import Dispatcher
 from bot.health import NodeHealthWatcher
 from bot.runtime import Runtime, build_runtime
-from bot.settings import Settings
-from bot.store import secret_key
+from kobot.clusters import ClusterRecord, ClusterState, NodeRecord
+from kobot.conversations import Conversation, Identity, InboundMessage
+from kobot.settings import Settings
+from kobot.store import secret_key
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.peers.kubernetes import KubernetesApiPeer
 from workers.cluster_ops import KUBECONFIG_SECRET
@@ -32,7 +32,14 @@ WATCHERS = Conversation(platform="terminal", conversation_id="watchers")
 def runtime(redis_url: str, data_dir: Path) -> Iterator[Runtime]:
     rt = build_runtime(Settings(redis_url=SecretStr(redis_url), data_dir=data_dir, in_process_worker=False))
     rt.adapters["terminal"] = RecordingAdapter("terminal")
-    rt.alerts = AlertService(runtime=rt)
+    rt.alerts = AlertService(
+        settings=rt.settings,
+        store_url=rt.store.url,
+        adapters=rt.adapters,
+        secret=rt.secret,
+        policy=rt.policy,
+        audit=rt.audit,
+    )
     yield rt
     rt.close()
 

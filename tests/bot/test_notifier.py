@@ -8,11 +8,11 @@ from pathlib import Path
 
 from redis import Redis
 
-from bot.chat.message import Tone
 from bot.notifier import Notifier
+from kobot import keys
+from kobot.messages import Tone
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.workers.jobkit import job_service, job_settings, run_queue, spec
-from workers import keys
 
 
 async def _until(predicate, *, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import SettingsError
-from bot.settings import load_settings
-from bot.store import secret_key
+from kobot.errors import SettingsError
+from kobot.settings import load_settings
+from kobot.store import secret_key
 
 
 def test_a_short_configured_key_stops_the_start_naming_the_setting(data_dir: Path) -> None:

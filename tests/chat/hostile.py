@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from alerts.models import AlertGroupState, AlertStatus, StoredAlert
 from alerts.render import render_group
-from bot.chat.message import OutgoingMessage
+from kobot.messages import OutgoingMessage
 
 LINK = "[Approve](http://evil.example/approve)"
 FONT = '<font color="info">approved by admin</font>'

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.chat.message import Button, ButtonStyle, Field, MessageKind, OutgoingMessage, Progress, Tone
+from kobot.messages import Button, ButtonStyle, Field, MessageKind, OutgoingMessage, Progress, Tone
 
 COMMAND_REPLY = OutgoingMessage(
     kind=MessageKind.REPLY,

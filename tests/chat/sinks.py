@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.chat.types import ButtonClick, InboundMessage
+from kobot.conversations import ButtonClick, InboundMessage
 
 
 class RecordingSink:

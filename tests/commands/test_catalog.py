@@ -10,8 +10,9 @@ from pydantic import ValidationError
 from commands.catalog import load_commands
 from commands.grammar import args_of, has_cjk
 from commands.parser import parse
-from commands.registry import CommandSpec, Risk
-from workers.spec import JobKind
+from commands.registry import CommandSpec, typed_args
+from kobot.job_records import JobKind
+from kobot.risk import Risk
 
 SPECS = {
     # the built-in catalog: plugins loaded by other tests (tests.fixtures.operations) register more
@@ -43,7 +44,7 @@ EXPECTED = {
     "notify",
 }
 JOB_KINDS_OUTSIDE_ENUM: set[str] = set()
-"""Job kinds a command queues that workers.spec.JobKind does not list yet."""
+"""Job kinds a command queues that kobot.job_records.JobKind does not list yet."""
 
 
 def test_every_command_of_the_catalog_is_registered() -> None:
@@ -70,7 +71,7 @@ def test_command_is_complete_and_bilingual(spec: CommandSpec) -> None:
 def test_every_example_parses_to_its_command(spec: CommandSpec, example: str) -> None:
     parsed = parse(example)
     assert parsed.command in (spec.id, "help")
-    assert parsed.typed_args().model_dump(mode="json") == parsed.args
+    assert typed_args(parsed).model_dump(mode="json") == parsed.args
 
 
 def test_no_phrase_names_two_commands() -> None:

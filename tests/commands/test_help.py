@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from bot.chat.message import MessageKind
-from bot.errors import CommandError
 from commands.catalog import load_commands
 from commands.help import AREAS, render_help
-from commands.registry import CommandSpec, Risk
+from commands.registry import CommandSpec
+from kobot.errors import CommandError
+from kobot.messages import MessageKind
+from kobot.risk import Risk
 
 
 def test_overview_lists_every_command_grouped_by_area() -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from bot import defaults
-from bot.errors import CommandError
 from commands.parser import parse
+from commands.registry import typed_args
+from kobot import defaults
+from kobot.errors import CommandError
 
 
 def refused(text: str, *, default_cluster: str | None = None) -> CommandError:
@@ -296,5 +297,5 @@ def test_local_hosts_pass_the_parser_only_under_the_test_only_setting() -> None:
     parsed = parse(text, allow_local_hosts=True)
     assert parsed.args["hosts"] == ["localhost"]
     with pytest.raises(ValidationError, match="names this machine"):
-        parsed.typed_args()
-    assert parsed.typed_args(allow_local_hosts=True).model_dump()["hosts"] == ["localhost"]
+        typed_args(parsed)
+    assert typed_args(parsed, allow_local_hosts=True).model_dump()["hosts"] == ["localhost"]

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from commands.parser import parse
-from commands.registry import Risk
-from commands.validation import DEFAULT_KUBERNETES_VERSION
+from commands.registry import typed_args
+from kobot.risk import Risk
+from kobot.validation import DEFAULT_KUBERNETES_VERSION
 
 HOSTS8 = ",".join(f"10.0.0.{i}" for i in range(1, 9))
 
@@ -223,7 +224,7 @@ def test_defaults_are_filled_and_args_are_json() -> None:
     }
     again = type(parsed).model_validate_json(parsed.model_dump_json())
     assert again == parsed
-    assert again.typed_args().model_dump(mode="json") == parsed.args
+    assert typed_args(again).model_dump(mode="json") == parsed.args
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from commands import validation
-from commands.validation import ArgValueError
+from kobot import validation
+from kobot.validation import ArgValueError
 
 
 @pytest.mark.parametrize("name", ["prod", "prod-1", "a", "a" * 63, "dev2"])

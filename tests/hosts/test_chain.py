@@ -6,10 +6,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from kobot.job_records import JobEvent, JobEventType
 from tests.hosts.lab import LabHost
 from workers.ansible import PlaybookRun, run_playbook
 from workers.inventory import render_inventory, write_inventory
-from workers.spec import JobEvent, JobEventType
 from workers.ssh import wait_for_ssh
 from workers.terraform import TerraformWorkspace
 

@@ -23,10 +23,11 @@ from typing import Any
 import pytest
 import yaml
 
+from kobot.automation_values import load_yaml
+from kobot.job_records import JobEvent, JobEventType
 from tests.hosts.lab import HostLab, LabHost
 from workers.ansible import PlaybookResult, PlaybookRun, run_playbook
 from workers.inventory import render_inventory, write_inventory
-from workers.spec import JobEvent, JobEventType
 
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 NAMES = ("master-1", "master-2", "worker-1")
@@ -354,7 +355,7 @@ def test_etcd_restore_real_on_test_hosts_stops_api_servers_first_and_a_retry_res
     lab: Lab, etcd_masters: list[str], tmp_path: Path
 ) -> None:
     # A one-member etcd (master-1); both masters run an API server that must stop first.
-    inventory = yaml.safe_load(lab.inventory.read_text())
+    inventory = load_yaml(lab.inventory.read_text())  # keeps the !unsafe tags kobot wrote
     inventory["all"]["children"]["etcd"]["hosts"] = {"master-1": None}
     restore_inventory = write_inventory(tmp_path / "inventory.yml", inventory)
     etcd_command = (

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from bot.chat.types import Conversation, Identity
 from bot.policy import PolicyStore
-from commands.registry import Risk
+from kobot.conversations import Conversation, Identity
+from kobot.risk import Risk
 
 READ, CHANGE, RISKY = Risk.READ, Risk.CHANGE, Risk.RISKY
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from bot.chat.types import Conversation, Identity
 from bot.policy import PolicyError, PolicyStore
 from bot.policy.directory import DirectoryClient
 from bot.policy.document import LdapSpec
-from commands.registry import Risk
+from kobot.conversations import Conversation, Identity
+from kobot.risk import Risk
 from tests.policy.ldap_server import KOBOT_DN, SUFFIX, Slapd, start_slapd
 
 ALICE = Identity(platform="slack", user_id="U1", email="alice@example.com")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from bot.chat.types import Conversation, Identity
 from bot.policy import PolicyError, PolicyStore, parse_policy
-from commands.registry import Risk
+from kobot.conversations import Conversation, Identity
+from kobot.risk import Risk
 
 MALLORY = Identity(platform="slack", user_id="U9MAL")
 HERE = Conversation(platform="slack", conversation_id="C1")

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from bot.clusters import ClusterRecord, ClusterState, ClusterStore, NodeRecord
-from bot.errors import CommandError
-from bot.settings import Settings
 from commands.parser import parse
+from kobot import automation_values
+from kobot.clusters import ClusterRecord, ClusterState, ClusterStore, NodeRecord
+from kobot.errors import CommandError
+from kobot.job_records import JobKind, JobState, StepState
+from kobot.settings import Settings
 from tests.workers.jobkit import job_service, job_settings, run_queue, spec
-from workers import automation_values
-from workers.spec import JobKind, JobState, StepState
 
 ATTACK = (
     "create cluster dev-x masters=1 workers=0 hosts=\"fe80::1%{{lookup(*(['pipe']+['id>kobot-pwned']))}}\""

@@ -10,12 +10,12 @@ from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from bot.chat.types import Conversation, Identity
-from bot.settings import Settings
+from kobot.conversations import Conversation, Identity
+from kobot.job_records import JobRecord, JobSpec
+from kobot.settings import Settings
 from workers import environment
 from workers.operations import load_operations
 from workers.service import JobService
-from workers.spec import JobRecord, JobSpec
 from workers.worker import ThreadWorker
 
 FIXTURE_PLAYBOOKS = Path(__file__).resolve().parents[1] / "fixtures" / "playbooks"
@@ -71,8 +71,8 @@ def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> Non
 
 def task_started(redis: Redis, job_id: str, task: str) -> Callable[[], bool]:
     """A predicate for `wait_for`: the job's event stream shows that `task` started."""
+    from kobot.job_records import JobEventType
     from workers.events import read_job_events
-    from workers.spec import JobEventType
 
     def started() -> bool:
         return any(

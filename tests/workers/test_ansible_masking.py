@@ -8,10 +8,10 @@ from urllib.parse import quote
 
 import pytest
 
+from kobot.job_records import JobEvent
 from tests.workers.test_ansible_runner import SECRET, local_inventory, make_run, never
 from workers.ansible import PlaybookStatus, run_playbook
 from workers.masking import MASK, Masker
-from workers.spec import JobEvent
 
 ENCODING_PLAY = """
 # A careless playbook that prints a secret from the environment in the encodings tasks use.

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot import defaults
+from kobot import defaults
+from kobot.job_records import JobEvent, JobEventType
 from workers.ansible import PlaybookRun, PlaybookStatus, run_playbook, syntax_check
 from workers.ansible.artifacts import prune_job_dirs
 from workers.masking import MASK
-from workers.spec import JobEvent, JobEventType
 
 FIXTURE_PLAYBOOKS = Path(__file__).resolve().parent.parent / "fixtures" / "playbooks"
 SECRET = "Tr0ub4dor&3-correct-horse"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from redis import Redis
 
-from bot.errors import KobotError
+from kobot.errors import KobotError
 from workers.cluster_secrets import ClusterSecrets
 
 

@@ -11,17 +11,18 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from bot.chat.types import Conversation, Identity, InboundMessage
 from bot.dispatcher import Dispatcher
 from bot.runtime import build_runtime
-from bot.settings import Settings
 from commands.context import CommandContext, SubmitJob
 from commands.parser import parse
+from commands.registry import spec_of, typed_args
+from kobot.conversations import Conversation, Identity, InboundMessage
+from kobot.job_records import JobState, StepState
+from kobot.settings import Settings
+from kobot.settings_ip_pools import IpPoolConfig
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.hosts.lab import LabHost
 from tests.workers.jobkit import job_service, run_queue
-from workers.ippool import IpPoolConfig
-from workers.spec import JobState, StepState
 
 REPO = Path(__file__).resolve().parents[2]
 OPS = Identity(platform="terminal", user_id="ops")
@@ -68,11 +69,11 @@ async def test_create_on_vsphere_with_testhosts_module_standing_in_then_ssh_test
 
         text = "create cluster lab masters=1 workers=2 provider=vsphere"
         parsed = parse(text)
-        handler = parsed.spec().handler
+        handler = spec_of(parsed).handler
         assert handler is not None
         asked = await handler(
             CommandContext(runtime=runtime, identity=OPS, conversation=HERE, parsed=parsed, text=text),
-            parsed.typed_args(),
+            typed_args(parsed),
         )
         assert isinstance(asked, SubmitJob), asked
         assert any(line.startswith("terraform: 3 to add") for line in asked.plan_lines), (

@@ -10,16 +10,16 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from bot.chat.types import Conversation, Identity, InboundMessage
-from bot.clusters import ClusterState
 from bot.dispatcher import Dispatcher
 from bot.runtime import build_runtime
-from bot.settings import Settings
+from kobot.clusters import ClusterState
+from kobot.conversations import Conversation, Identity, InboundMessage
+from kobot.job_records import JobEventType, JobState, StepState
+from kobot.settings import Settings
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.hosts.lab import LabHost
 from tests.workers.jobkit import job_service, run_queue
 from workers.events import read_job_events
-from workers.spec import JobEventType, JobState, StepState
 
 OPS = Identity(platform="terminal", user_id="ops")
 HERE = Conversation(platform="terminal", conversation_id="local")

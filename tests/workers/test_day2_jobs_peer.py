@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from bot.clusters import ClusterRecord, ClusterState, ClusterStore, NodeRecord
-from bot.settings import Settings
-from bot.store import secret_key
+from kobot.clusters import ClusterRecord, ClusterState, ClusterStore, NodeRecord
+from kobot.job_records import JobEventType, JobKind, JobState
+from kobot.settings import Settings
+from kobot.store import secret_key
 from tests.peers.kubernetes import KubernetesApiPeer
 from tests.workers.jobkit import job_service, job_settings, reload, run_queue, spec, wait_for
 from tests.workers.test_etcd_real import EtcdProcess, etcdctl, start_etcd
@@ -28,7 +29,6 @@ from workers.cluster_ops import KUBECONFIG_SECRET
 from workers.cluster_secrets import ClusterSecrets
 from workers.events import read_job_events
 from workers.service import JobService
-from workers.spec import JobEventType, JobKind, JobState
 
 RECORDER = """---
 - name: Record what kobot handed {name}

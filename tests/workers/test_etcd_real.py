@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from bot.errors import NotFoundError, StepFailedError
+from kobot.errors import NotFoundError, StepFailedError
 from workers.etcd import (
     EtcdAccess,
     EtcdMember,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from workers.automation_values import UnsafeValueError, Untrusted, load_yaml
+from kobot.automation_values import UnsafeValueError, Untrusted, load_yaml
 from workers.inventory import render_inventory, write_inventory
 from workers.plan import ClusterSpec, plan_cluster
 from workers.terraform.models import NodeOutput

@@ -6,8 +6,9 @@ import pytest
 from pydantic import ValidationError
 from redis import Redis
 
-from bot.errors import ConflictError, NotFoundError
-from workers.ippool import IpPoolConfig, IpPools, pool_summary
+from kobot.errors import ConflictError, NotFoundError
+from kobot.settings_ip_pools import IpPoolConfig
+from workers.ippool import IpPools, pool_summary
 
 
 def _pools(redis: Redis) -> IpPools:

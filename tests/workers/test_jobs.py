@@ -7,9 +7,9 @@ from pathlib import Path
 
 from redis import Redis
 
+from kobot.job_records import JobEventType, JobState, StepState
 from tests.workers.jobkit import job_service, job_settings, reload, run_queue, spec, task_started, wait_for
 from workers.events import read_job_events
-from workers.spec import JobEventType, JobState, StepState
 
 
 def _step_states(record) -> list[str]:  # type: ignore[no-untyped-def]
@@ -151,7 +151,7 @@ def test_a_crashing_step_fails_the_job_without_its_exception_text(
 def test_a_second_create_of_a_name_does_not_take_over_the_cluster(
     redis_url: str, redis: Redis, data_dir: Path
 ) -> None:
-    from bot.clusters import ClusterRecord, ClusterState, ClusterStore
+    from kobot.clusters import ClusterRecord, ClusterState, ClusterStore
 
     service = job_service(job_settings(redis_url, data_dir), redis)
     ClusterStore(redis).save(ClusterRecord(name="prod", state=ClusterState.RUNNING, creating_job="0"))

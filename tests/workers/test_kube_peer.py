@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import JobCancelledError, StepFailedError
+from kobot.errors import JobCancelledError, StepFailedError
 from tests.peers.kubernetes import KubernetesApiPeer
 from workers.kube import DrainEvent, DrainEventKind, KubeCluster
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from redis import Redis
 
-from bot.clusters import ClusterStore
+from kobot.clusters import ClusterStore
+from kobot.job_records import JobKind, JobState
 from tests.peers.kubernetes import KubernetesApiPeer
 from tests.workers.jobkit import job_service, run_queue
 from tests.workers.test_day2_jobs_peer import (
@@ -19,7 +20,6 @@ from tests.workers.test_day2_jobs_peer import (
     settings_for,
     submit,
 )
-from workers.spec import JobKind, JobState
 
 __all__ = ["peer", "playbooks"]  # fixtures shared with the Day 2 job tests
 

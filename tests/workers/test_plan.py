@@ -6,9 +6,10 @@ import pytest
 from pydantic import ValidationError
 from redis import Redis
 
-from bot.errors import ConflictError
-from commands.validation import DEFAULT_KUBERNETES_VERSION
-from workers.ippool import IpPoolConfig, IpPools
+from kobot.errors import ConflictError
+from kobot.settings_ip_pools import IpPoolConfig
+from kobot.validation import DEFAULT_KUBERNETES_VERSION
+from workers.ippool import IpPools
 from workers.plan import (
     ClusterSpec,
     NodeRole,

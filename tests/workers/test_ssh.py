@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.errors import JobCancelledError, StepFailedError
+from kobot.errors import JobCancelledError, StepFailedError
 from tests.hosts.fixtures import host_lab, lab_hosts
 from tests.hosts.lab import LabHost
 from workers.ssh import probe_ssh, wait_for_ssh

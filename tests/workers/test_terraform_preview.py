@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from bot import defaults
-from bot.chat.types import Conversation, Identity, InboundMessage
 from bot.dispatcher import Dispatcher
 from bot.runtime import build_runtime
-from bot.settings import Settings
+from kobot import defaults
+from kobot.conversations import Conversation, Identity, InboundMessage
+from kobot.settings import Settings
+from kobot.settings_ip_pools import IpPoolConfig
 from tests.bot.recording_adapter import RecordingAdapter
-from workers.ippool import IpPoolConfig
 from workers.terraform import preview as preview_module
 from workers.terraform.preview import TerraformPreview, preview_hosts
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from kobot.job_records import JobEventType, JobState, StepState
 from tests.workers.jobkit import (
     FIXTURE_PLAYBOOKS,
     PLUGIN,
@@ -26,7 +27,6 @@ from tests.workers.jobkit import (
     wait_for,
 )
 from workers.events import read_job_events
-from workers.spec import JobEventType, JobState, StepState
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from bot import defaults
+from kobot import defaults
 from workers.masking import Masker
 
 log = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from kobot.job_records import JobEvent, JobEventType
 from workers.masking import Masker
-from workers.spec import JobEvent, JobEventType
 
 EVENT_MESSAGE_MAX_CHARS = 500
 """A task message in chat is a hint, not a log: longer output is cut (the artifacts keep it, masked)."""

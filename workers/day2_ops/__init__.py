@@ -8,7 +8,8 @@ upgraded, which backup) is kept in the job's work dir, so a retry in a new proce
 
 from __future__ import annotations
 
-from bot.clusters import ClusterState
+from kobot.clusters import ClusterState
+from kobot.job_records import JobKind, JobSpec
 from workers.cluster_ops import render_inventory_step, wait_for_ssh_step
 from workers.day2_ops.common import day2_operation
 from workers.day2_ops.lifecycle import (
@@ -41,7 +42,6 @@ from workers.day2_ops.upgrade import (
     workers_step,
 )
 from workers.operations import Operation, Step, operation
-from workers.spec import JobKind, JobSpec
 
 INVENTORY = Step("inventory", "Render inventory", render_inventory_step)
 WAIT_SSH = Step("wait_ssh", "Wait for SSH", wait_for_ssh_step)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from bot.clusters import ClusterRecord, ClusterState, ClusterStore, HistoryEntry, NodeRecord
-from bot.errors import StepFailedError
+from kobot.clusters import ClusterRecord, ClusterState, ClusterStore, HistoryEntry, NodeRecord
+from kobot.errors import StepFailedError
+from kobot.job_records import JobEventType, JobKind
 from workers.cluster_ops import (
     KUBECONFIG_SECRET,
     cluster_secrets_for,
@@ -21,7 +22,7 @@ from workers.cluster_ops import (
 from workers.context import StepContext
 from workers.kube import DRAIN_TIMEOUT_SECONDS, DrainEvent, KubeCluster
 from workers.operations import Operation, Step
-from workers.spec import JobEventType, JobKind
+from workers.terraform import workspace_for
 
 STATE_FILE = "day2.json"
 """Per-job progress file in the job's work dir (node names only: nothing secret)."""
@@ -132,7 +133,6 @@ def creates_machines(record: ClusterRecord) -> bool:
 
 
 def apply_machines(ctx: StepContext, record: ClusterRecord) -> None:
-    from workers.terraform import workspace_for
 
     workspace = workspace_for(settings=ctx.settings, cluster=ctx.cluster, provider=record.provider)
     with refusing_unsafe_values(ctx.cluster, task="terraform variables"):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from bot.clusters import ClusterState
-from workers import automation_values, etcd
+from kobot import automation_values
+from kobot.clusters import ClusterState
+from workers import etcd
 from workers.cluster_ops import (
     cluster_secrets_for,
     inventory_path,
@@ -19,7 +20,9 @@ from workers.day2_ops.common import (
     kube_for,
     say,
 )
+from workers.ippool import IpPools
 from workers.kube import NODE_READY_TIMEOUT_SECONDS
+from workers.terraform import workspace_for
 
 
 # --- steps: etcd backup and restore --------------------------------------------------------------------
@@ -70,7 +73,6 @@ def reset_step(ctx: StepContext) -> None:
 
 
 def destroy_machines_step(ctx: StepContext) -> None:
-    from workers.terraform import workspace_for
 
     record = cluster_store(ctx).require(ctx.cluster)
     if not creates_machines(record):
@@ -89,7 +91,6 @@ def destroy_machines_step(ctx: StepContext) -> None:
 
 def forget_step(ctx: StepContext) -> None:
     """Release addresses and drop the cluster's secrets and record; backups stay for a later restore."""
-    from workers.ippool import IpPools
 
     IpPools(ctx.redis).release(cluster=ctx.cluster)
     cluster_secrets_for(ctx).drop(cluster=ctx.cluster)

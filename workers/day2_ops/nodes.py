@@ -5,9 +5,10 @@ A node leaves only after its drain finished; the first drain that fails stops th
 
 from __future__ import annotations
 
-from bot.clusters import ClusterRecord, NodeRecord
-from bot.errors import StepFailedError
-from workers import automation_values
+from kobot import automation_values
+from kobot.automation_values import ALLOW_LOCAL_HOSTS
+from kobot.clusters import ClusterRecord, NodeRecord
+from kobot.errors import StepFailedError
 from workers.ansible.runner import KNOWN_HOSTS_FILE
 from workers.cluster_ops import (
     inventory_path,
@@ -32,7 +33,9 @@ from workers.day2_ops.common import (
     save_state,
     say,
 )
+from workers.ippool import IpPools
 from workers.kube import NODE_READY_TIMEOUT_SECONDS
+from workers.plan import ClusterPlan, ClusterSpec, NodePlan, NodeRole, plan_scale
 
 
 # --- steps: drain and remove ----------------------------------------------------------------------
@@ -98,7 +101,6 @@ def remove_step(ctx: StepContext) -> None:
     store.save(record)
     if creates_machines(record):
         apply_machines(ctx, record)
-        from workers.ippool import IpPools
 
         IpPools(ctx.redis).release(cluster=ctx.cluster, nodes=state.remove)
     say(ctx, f"removed {', '.join(state.remove)}")
@@ -123,9 +125,6 @@ def scale_plan_step(ctx: StepContext) -> None:
 
 
 def _plan_new_workers(ctx: StepContext, record: ClusterRecord, target: int) -> list[str]:
-    from workers.automation_values import ALLOW_LOCAL_HOSTS
-    from workers.ippool import IpPools
-    from workers.plan import ClusterPlan, ClusterSpec, NodePlan, NodeRole, plan_scale
 
     try:
         spec = ClusterSpec.model_validate(
@@ -202,7 +201,6 @@ def ready_step(ctx: StepContext) -> None:
 
 def plan_added_node_step(ctx: StepContext) -> None:
     """`add node`: a manual cluster names the machine (`host=`); an IaaS one gets an address from the pool."""
-    from workers.ippool import IpPools
 
     state = load_state(ctx)
     if state.add:
@@ -246,7 +244,6 @@ def pick_node_step(ctx: StepContext) -> None:
 
 
 def plan_replacement_step(ctx: StepContext) -> None:
-    from workers.ippool import IpPools
 
     store = cluster_store(ctx)
     record = store.require(ctx.cluster)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from bot.clusters import ClusterRecord, ClusterState, NodeRecord
-from bot.errors import StepFailedError
-from workers import automation_values, etcd
+from kobot import automation_values
+from kobot.clusters import ClusterRecord, ClusterState, NodeRecord
+from kobot.errors import StepFailedError
+from workers import etcd
 from workers.cluster_ops import (
     inventory_path,
     play_vars,

@@ -12,7 +12,7 @@ from workers.terraform.workspace import TerraformWorkspace
 
 if TYPE_CHECKING:
     # not at run time: the Terraform child processes import this package and need no settings
-    from bot.settings import Settings
+    from kobot.settings import Settings
 
 
 def workspace_for(*, settings: Settings, cluster: str, provider: str) -> TerraformWorkspace:

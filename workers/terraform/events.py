@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers.spec import JobEvent, JobEventType
+from kobot.job_records import JobEvent, JobEventType
 from workers.terraform.models import PlannedResource
 
 NODE_RESOURCE_NAME = "node"

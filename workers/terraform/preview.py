@@ -34,8 +34,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from bot import defaults
-from bot.errors import KobotError, StepFailedError
+from kobot import defaults
+from kobot.errors import KobotError, StepFailedError
 from workers.terraform.credentials import provider_credentials
 from workers.terraform.models import TerraformPlanSummary
 from workers.terraform.workspace import PASSED_ENV, TerraformWorkspace

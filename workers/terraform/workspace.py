@@ -24,9 +24,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from bot import defaults
-from bot.errors import JobCancelledError, StepFailedError
-from workers.spec import JobEvent
+from kobot import defaults
+from kobot.errors import JobCancelledError, StepFailedError
+from kobot.job_records import JobEvent
 from workers.terraform.events import ACTION_VERBS, EventTranslator
 from workers.terraform.models import (
     RESULT_KEY,

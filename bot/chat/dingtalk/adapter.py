@@ -17,23 +17,21 @@ import sys
 import time
 import uuid
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from redis import Redis
 
-from bot.chat.base import Capabilities, ChatAdapter, InboundSink
 from bot.chat.dingtalk import defaults, inbound, render
 from bot.chat.dingtalk.openapi import OpenApiClient
 from bot.chat.dingtalk.robot import RobotOutbox
-from bot.chat.dingtalk.settings import DingTalkSettings
 from bot.chat.dingtalk.stream import TOPIC_CARD, TOPIC_CHAT, StreamConnection
-from bot.chat.message import MessageKind, OutgoingMessage
 from bot.chat.registry import register_adapter
-from bot.chat.types import Conversation, MessageRef
-from bot.errors import DeliveryError
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
+from bot.runtime import Runtime
+from kobot.chat import Capabilities, ChatAdapter, InboundSink
+from kobot.conversations import Conversation, MessageRef
+from kobot.errors import DeliveryError
+from kobot.messages import MessageKind, OutgoingMessage
+from kobot.settings_dingtalk import DingTalkSettings
 
 log = logging.getLogger(__name__)
 

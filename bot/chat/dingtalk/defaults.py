@@ -11,12 +11,6 @@ MESSAGE_MAX_BYTES = 20_000
 MESSAGE_MAX_PARTS = 4
 """A message needing more parts than this is cut and says so: a wall of robot posts helps no one."""
 
-ROBOT_BUDGET_PER_WINDOW = 20
-"""A custom robot may post this many messages per window (errcode 130101 beyond)."""
-
-ROBOT_BUDGET_WINDOW_SECONDS = 60.0
-"""The window of the custom robot budget."""
-
 ROBOT_OUTBOX_MAX = 2_000
 """Messages one robot outbox holds; beyond it the caller gets DeliveryError and retries later."""
 

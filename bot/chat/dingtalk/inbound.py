@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.chat.dingtalk import defaults
-from bot.chat.types import ButtonClick, Conversation, Identity, InboundMessage, MessageRef
-from bot.defaults import TEXT_MAX_COMMAND_CHARS
+from kobot.conversations import ButtonClick, Conversation, Identity, InboundMessage, MessageRef
+from kobot.defaults import TEXT_MAX_COMMAND_CHARS
 
 CONVERSATION_DIRECT = "1"
 """`conversationType` of a one-to-one chat with the robot ("2" is a group)."""

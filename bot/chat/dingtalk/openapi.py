@@ -18,7 +18,7 @@ import aiohttp
 from pydantic import SecretStr
 
 from bot.chat.dingtalk import defaults
-from bot.errors import DeliveryError
+from kobot.errors import DeliveryError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.chat.dingtalk import defaults
 from bot.chat.markdown_escape import SAFE_MENTION, escape_markdown
-from bot.chat.message import TONE_MARK, OutgoingMessage, format_elapsed
+from kobot.messages import TONE_MARK, OutgoingMessage, format_elapsed
 
 CARD_CALLBACK_TYPE = "STREAM"
 """Card button clicks come back over the stream connection, not an HTTP route."""

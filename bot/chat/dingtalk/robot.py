@@ -25,7 +25,8 @@ from pydantic import SecretStr
 
 from bot.chat.dingtalk import defaults
 from bot.chat.dingtalk.openapi import WebhookRefused
-from bot.errors import DeliveryError
+from kobot.errors import DeliveryError
+from kobot.settings_dingtalk import ROBOT_BUDGET_PER_WINDOW, ROBOT_BUDGET_WINDOW_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,8 @@ class RobotOutbox:
     webhook_url: SecretStr
     secret: SecretStr
     post: Post
-    budget: int = defaults.ROBOT_BUDGET_PER_WINDOW
-    window: float = defaults.ROBOT_BUDGET_WINDOW_SECONDS
+    budget: int = ROBOT_BUDGET_PER_WINDOW
+    window: float = ROBOT_BUDGET_WINDOW_SECONDS
     delivered: int = 0
     coalesced: int = 0
     _queue: collections.deque[_Item] = field(default_factory=collections.deque)

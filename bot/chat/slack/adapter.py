@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Coroutine, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 from fastapi import APIRouter, Request, Response
@@ -25,8 +25,6 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.chat.base import Capabilities, ChatAdapter, InboundSink
-from bot.chat.message import OutgoingMessage
 from bot.chat.registry import register_adapter
 from bot.chat.slack import defaults
 from bot.chat.slack.guard import RequestGuard, Verdict, seen_event
@@ -41,14 +39,14 @@ from bot.chat.slack.inbound import (
 )
 from bot.chat.slack.render import ACTIONS_BLOCK_ID, render
 from bot.chat.slack.retry import retry_after_seconds, retry_handlers
-from bot.chat.slack.settings import SlackSettings
 from bot.chat.slack.users import UserDirectory
-from bot.chat.types import Conversation, MessageRef
-from bot.errors import DeliveryError, SettingsError
-from bot.http_body import read_capped
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
+from bot.runtime import Runtime
+from kobot.chat import Capabilities, ChatAdapter, InboundSink
+from kobot.conversations import Conversation, MessageRef
+from kobot.errors import DeliveryError, SettingsError
+from kobot.http_body import read_capped
+from kobot.messages import OutgoingMessage
+from kobot.settings_slack import SlackSettings
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,6 @@ USER_LOOKUP_TIMEOUT_SECONDS = 5.0
 API_TIMEOUT_SECONDS = 15
 """One Web API call's HTTP timeout; slow answers beyond it count as a failed delivery."""
 
-RATE_LIMIT_BUDGET_SECONDS = 120.0
-"""Total time one call may spend waiting out 429s before DeliveryError hands the retry to the caller."""
-
 CONNECTION_RETRIES = 3
 """Retries of a Web API call after a dropped connection."""
 

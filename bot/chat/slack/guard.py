@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from slack_sdk.signature import SignatureVerifier
 
 from bot.chat.slack import defaults
-from workers.keys import PREFIX
+from kobot.keys import PREFIX
 
 
 class Verdict(str, Enum):

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.chat.slack.defaults import PLATFORM
 from bot.chat.slack.render import kobot_action_id
-from bot.chat.types import ButtonClick, Conversation, Identity, InboundMessage, MessageRef
+from kobot.conversations import ButtonClick, Conversation, Identity, InboundMessage, MessageRef
 
 _TOKEN = re.compile(r"<([^<>]*)>")
 

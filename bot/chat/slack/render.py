@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.chat.message import TONE_MARK, ButtonStyle, OutgoingMessage, format_elapsed
 from bot.chat.slack import defaults
-from bot.errors import DeliveryError
+from kobot.errors import DeliveryError
+from kobot.messages import TONE_MARK, ButtonStyle, OutgoingMessage, format_elapsed
 
 ACTIONS_BLOCK_ID = "kobot.actions"
 """block_id of the buttons row; inbound clicks are only accepted from blocks kobot rendered."""

@@ -12,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.chat.slack import defaults
 from bot.chat.slack.inbound import Sender
-from workers.keys import PREFIX
+from kobot.keys import PREFIX
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
-from bot.chat.base import Capabilities, ChatAdapter, InboundSink
-from bot.chat.message import MessageKind, OutgoingMessage, Tone
-from bot.chat.types import ButtonClick, Conversation, Identity, InboundMessage, MessageRef
+from kobot.chat import Capabilities, ChatAdapter, InboundSink
+from kobot.conversations import ButtonClick, Conversation, Identity, InboundMessage, MessageRef
+from kobot.messages import MessageKind, OutgoingMessage, Tone
 
 PLATFORM = "terminal"
 CONVERSATION_ID = "local"

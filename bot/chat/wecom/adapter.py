@@ -12,28 +12,26 @@ import asyncio
 import json
 import logging
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter
 from redis import Redis
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-from bot.chat.base import Capabilities, ChatAdapter, InboundSink
-from bot.chat.message import OutgoingMessage, Tone
 from bot.chat.registry import register_adapter
-from bot.chat.types import Conversation, MessageRef
 from bot.chat.wecom import defaults, inbound
 from bot.chat.wecom.callback import CallbackGuard
 from bot.chat.wecom.client import KobotWeChatClient, WeComApi
 from bot.chat.wecom.outbound import Outbound
 from bot.chat.wecom.render import render_card, stage_of
 from bot.chat.wecom.routes import build_router
-from bot.chat.wecom.settings import WeComSettings
 from bot.chat.wecom.state import WeComState
-from bot.errors import DeliveryError
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
+from bot.runtime import Runtime
+from kobot.chat import Capabilities, ChatAdapter, InboundSink
+from kobot.conversations import Conversation, MessageRef
+from kobot.errors import DeliveryError
+from kobot.messages import OutgoingMessage, Tone
+from kobot.settings_wecom import WeComSettings
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from wechatpy.exceptions import WeChatClientException
 from wechatpy.session.redisstorage import RedisStorage
 
 from bot.chat.wecom import defaults
-from bot.chat.wecom.settings import WeComSettings
-from bot.errors import DeliveryError
+from kobot.errors import DeliveryError
+from kobot.settings_wecom import WeComSettings
 
 log = logging.getLogger(__name__)
 

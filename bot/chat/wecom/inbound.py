@@ -21,8 +21,8 @@ from wechatpy.enterprise.messages import TextMessage
 from wechatpy.events import BaseEvent
 from wechatpy.fields import IntegerField, StringField
 
-from bot.chat.types import ButtonClick, Conversation, Identity, InboundMessage, MessageRef
 from bot.chat.wecom.defaults import PLATFORM
+from kobot.conversations import ButtonClick, Conversation, Identity, InboundMessage, MessageRef
 
 USER = "user"
 APPCHAT = "appchat"

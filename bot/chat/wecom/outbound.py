@@ -13,14 +13,14 @@ from typing import Any
 
 import aiohttp
 
-from bot.chat.message import OutgoingMessage
-from bot.chat.types import MessageRef
 from bot.chat.wecom import defaults, inbound
 from bot.chat.wecom.client import WeComApi
 from bot.chat.wecom.render import render_card, render_markdown, split_markdown, stage_of
-from bot.chat.wecom.settings import WeComSettings
 from bot.chat.wecom.state import WeComState
-from bot.errors import DeliveryError
+from kobot.conversations import MessageRef
+from kobot.errors import DeliveryError
+from kobot.messages import OutgoingMessage
+from kobot.settings_wecom import WeComSettings
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from bot.chat.markdown_escape import SAFE_MENTION, escape_markdown
-from bot.chat.message import TONE_MARK, ButtonStyle, MessageKind, OutgoingMessage, Tone, format_elapsed
 from bot.chat.wecom import defaults
+from kobot.messages import TONE_MARK, ButtonStyle, MessageKind, OutgoingMessage, Tone, format_elapsed
 
 TONE_COLOR = {
     Tone.INFO: "comment",

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from bot.chat.wecom.callback import CallbackGuard, CallbackRefused
-from bot.http_body import read_capped
+from kobot.http_body import read_capped
 
 log = logging.getLogger(__name__)
 

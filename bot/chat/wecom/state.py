@@ -14,8 +14,8 @@ from typing import cast
 
 from redis import Redis
 
-from bot.chat.message import Button
 from bot.chat.wecom import defaults
+from kobot.messages import Button
 
 SHORT_KEY_PREFIX = "k~"
 """Marks a button key that stands for a value kept server-side (values that fit are sent as they are)."""

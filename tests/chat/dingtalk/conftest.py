@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from redis import Redis
 
 from bot.chat.dingtalk.adapter import DingTalkAdapter
-from bot.chat.dingtalk.settings import DingTalkRobot, DingTalkSettings
+from kobot.settings_dingtalk import DingTalkRobot, DingTalkSettings
 from tests.chat.sinks import RecordingSink
 from tests.peers.dingtalk import DingTalkPeer
 

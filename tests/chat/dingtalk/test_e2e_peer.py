@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from bot.app import create_app
-from bot.settings import Settings
+from kobot.settings import Settings
 from tests.chat.dingtalk.conftest import settings_for
 from tests.peers.dingtalk import Card, DingTalkPeer, wait_until
 

@@ -16,8 +16,8 @@ import pytest
 from redis import Redis
 
 from bot.chat.dingtalk.adapter import DingTalkAdapter
-from bot.chat.message import OutgoingMessage
-from bot.chat.types import Conversation
+from kobot.conversations import Conversation
+from kobot.messages import OutgoingMessage
 from tests.chat import samples
 from tests.chat.dingtalk.conftest import settings_for
 from tests.peers.dingtalk import DingTalkPeer, Recorded, wait_until

@@ -7,8 +7,8 @@ import json
 from bot.chat.dingtalk.adapter import DingTalkAdapter
 from bot.chat.dingtalk.render import card_params, render_markdown
 from bot.chat.markdown_escape import escape_markdown
-from bot.chat.message import OutgoingMessage
-from bot.chat.types import Conversation
+from kobot.conversations import Conversation
+from kobot.messages import OutgoingMessage
 from tests.chat import samples
 from tests.chat.hostile import forged_structure, hostile_alert
 from tests.peers.dingtalk import DingTalkPeer

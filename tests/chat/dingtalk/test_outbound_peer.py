@@ -9,8 +9,8 @@ from redis import Redis
 
 from bot.chat.dingtalk import inbound
 from bot.chat.dingtalk.adapter import DingTalkAdapter
-from bot.chat.types import Conversation
-from bot.errors import DeliveryError
+from kobot.conversations import Conversation
+from kobot.errors import DeliveryError
 from tests.chat import samples
 from tests.chat.dingtalk.conftest import TEMPLATE_ID
 from tests.chat.sinks import RecordingSink

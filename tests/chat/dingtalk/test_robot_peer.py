@@ -13,9 +13,9 @@ from redis import Redis
 
 from bot.chat.dingtalk.adapter import DingTalkAdapter
 from bot.chat.dingtalk.robot import sign
-from bot.chat.message import OutgoingMessage
-from bot.chat.types import Conversation
-from bot.errors import DeliveryError
+from kobot.conversations import Conversation
+from kobot.errors import DeliveryError
+from kobot.messages import OutgoingMessage
 from tests.chat import samples
 from tests.chat.dingtalk.conftest import ROBOT_WINDOW_SECONDS, settings_for
 from tests.chat.sinks import RecordingSink

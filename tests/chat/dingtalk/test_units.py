@@ -11,9 +11,9 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from bot.chat.dingtalk import inbound, render
-from bot.chat.dingtalk.settings import DingTalkSettings
-from bot.chat.message import OutgoingMessage
-from bot.settings import load_settings
+from kobot.messages import OutgoingMessage
+from kobot.settings import load_settings
+from kobot.settings_dingtalk import DingTalkSettings
 from tests.chat import samples
 
 
@@ -132,7 +132,7 @@ def test_plain_reply_renders_title_only() -> None:
 def test_adapter_is_built_only_when_configured(redis_url: str, data_dir: Path) -> None:
     from bot.chat.dingtalk.adapter import DingTalkAdapter, build
     from bot.runtime import build_runtime
-    from bot.settings import Settings
+    from kobot.settings import Settings
 
     plain = build_runtime(Settings(redis_url=SecretStr(redis_url), data_dir=data_dir))
     configured = build_runtime(

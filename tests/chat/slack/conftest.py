@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from bot.chat.slack.adapter import SlackAdapter
-from bot.chat.slack.settings import SlackSettings
+from kobot.settings_slack import SlackSettings
 from tests.chat.sinks import RecordingSink
 from tests.peers.slack import SlackPeer
 

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from bot.app import create_app
 from bot.chat.slack.defaults import EVENTS_PATH
-from bot.settings import Settings
+from kobot.settings import Settings
 from tests.chat.slack.conftest import settings_for
 from tests.peers.slack import (
     PeerMessage,

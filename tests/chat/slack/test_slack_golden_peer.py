@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from bot.chat.message import OutgoingMessage
 from bot.chat.slack.adapter import SlackAdapter
 from bot.chat.slack.render import render
-from bot.chat.types import Conversation
+from kobot.conversations import Conversation
+from kobot.messages import OutgoingMessage
 from tests.chat.samples import ALL
 from tests.peers.slack import SlackPeer
 

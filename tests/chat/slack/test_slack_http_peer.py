@@ -12,7 +12,7 @@ from redis import Redis
 
 from bot.chat.slack.adapter import SlackAdapter
 from bot.chat.slack.defaults import EVENTS_PATH
-from bot.chat.types import Conversation
+from kobot.conversations import Conversation
 from tests.chat.samples import APPROVAL_REQUEST
 from tests.chat.sinks import RecordingSink
 from tests.peers.slack import (

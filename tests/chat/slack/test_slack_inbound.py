@@ -16,7 +16,7 @@ from bot.chat.slack.inbound import (
     message_from_event,
 )
 from bot.chat.slack.render import kobot_action_id, slack_action_id
-from bot.chat.slack.settings import SlackSettings
+from kobot.settings_slack import SlackSettings
 
 
 @pytest.mark.parametrize(
@@ -66,7 +66,7 @@ def test_adapter_is_built_only_when_slack_is_configured(
 ) -> None:
     from bot.chat.registry import build_adapters
     from bot.runtime import build_runtime
-    from bot.settings import Settings
+    from kobot.settings import Settings
 
     bare = build_runtime(Settings(redis_url=SecretStr(redis_url), data_dir=data_dir))
     try:

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from bot.chat.message import OutgoingMessage, Progress, Tone
 from bot.chat.slack.adapter import SlackAdapter
-from bot.chat.types import Conversation, MessageRef
-from bot.errors import DeliveryError, SettingsError
+from kobot.conversations import Conversation, MessageRef
+from kobot.errors import DeliveryError, SettingsError
+from kobot.messages import OutgoingMessage, Progress, Tone
 from tests.chat.samples import PROGRESS_DONE, PROGRESS_MIDDLE, PROGRESS_START
 from tests.chat.sinks import RecordingSink
 from tests.chat.slack.conftest import settings_for

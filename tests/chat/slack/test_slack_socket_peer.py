@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.chat.slack.adapter import SlackAdapter
-from bot.chat.types import Conversation
+from kobot.conversations import Conversation
 from tests.chat.samples import APPROVAL_REQUEST
 from tests.chat.sinks import RecordingSink
 from tests.chat.slack.conftest import settings_for

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from redis import Redis
 
 from bot.chat.wecom.adapter import WeComAdapter
-from bot.chat.wecom.settings import WeComSettings
+from kobot.settings_wecom import WeComSettings
 from tests.chat.sinks import RecordingSink
 from tests.peers.wecom import WeComPeer
 

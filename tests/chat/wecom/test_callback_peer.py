@@ -7,8 +7,8 @@ import time
 
 import httpx
 
-from bot.chat.types import Conversation
 from bot.chat.wecom.adapter import WeComAdapter
+from kobot.conversations import Conversation
 from tests.chat import samples
 from tests.chat.sinks import RecordingSink
 from tests.peers.wecom import WeComPeer

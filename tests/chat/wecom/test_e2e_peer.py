@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from bot.app import create_app
-from bot.settings import Settings
+from kobot.settings import Settings
 from tests.chat.wecom.conftest import settings_for
 from tests.peers.wecom import Sent, WeComPeer
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from bot.chat.types import Conversation
 from bot.chat.wecom.adapter import WeComAdapter
+from kobot.conversations import Conversation
 from tests.chat.samples import ALL
 from tests.peers.wecom import WeComPeer
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.chat.message import OutgoingMessage
-from bot.chat.types import Conversation
 from bot.chat.wecom.adapter import WeComAdapter
 from bot.chat.wecom.render import render_markdown
+from kobot.conversations import Conversation
+from kobot.messages import OutgoingMessage
 from tests.chat import samples
 from tests.chat.hostile import forged_structure, hostile_alert
 from tests.peers.wecom import WeComPeer

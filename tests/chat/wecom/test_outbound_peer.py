@@ -6,11 +6,11 @@ import pytest
 from pydantic import SecretStr
 from redis import Redis
 
-from bot.chat.message import Button, OutgoingMessage, Progress
-from bot.chat.types import Conversation
 from bot.chat.wecom.adapter import WeComAdapter
-from bot.chat.wecom.settings import WeComSettings
-from bot.errors import DeliveryError
+from kobot.conversations import Conversation
+from kobot.errors import DeliveryError
+from kobot.messages import Button, OutgoingMessage, Progress
+from kobot.settings_wecom import WeComSettings
 from tests.chat import samples
 from tests.chat.wecom.conftest import settings_for
 from tests.peers.wecom import WeComPeer

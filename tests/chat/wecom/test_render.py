@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot.chat.message import Button, OutgoingMessage, Progress, Tone
 from bot.chat.wecom import defaults
 from bot.chat.wecom.render import fit_bytes, render_card, render_markdown, split_markdown, stage_of
+from kobot.messages import Button, OutgoingMessage, Progress, Tone
 from tests.chat import samples
 
 
@@ -58,7 +58,7 @@ def test_card_has_one_button_per_key_and_cuts_long_titles() -> None:
 
 
 def test_card_moves_fields_beyond_six_into_the_sub_title() -> None:
-    from bot.chat.message import Field
+    from kobot.messages import Field
 
     fields = tuple(Field(label=f"f{i}", value=str(i)) for i in range(8))
     message = OutgoingMessage(

@@ -18,13 +18,13 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from alerts.settings import AlertsSettings
-from bot import defaults
-from bot.chat.dingtalk.settings import DingTalkSettings
-from bot.chat.slack.settings import SlackSettings
-from bot.chat.wecom.settings import WeComSettings
-from bot.errors import SettingsError
-from workers.ippool import IpPoolConfig
+from kobot import defaults
+from kobot.errors import SettingsError
+from kobot.settings_alerts import AlertsSettings
+from kobot.settings_dingtalk import DingTalkSettings
+from kobot.settings_ip_pools import IpPoolConfig
+from kobot.settings_slack import SlackSettings
+from kobot.settings_wecom import WeComSettings
 
 CONFIG_FILE_ENV = "KOBOT_CONFIG_FILE"
 MIN_SECRET_KEY_CHARS = 32

@@ -12,7 +12,11 @@ from typing import Protocol
 
 import re2  # type: ignore[import-untyped]
 
-from alerts import defaults
+ROUTE_REGEX_MAX_MEMORY_BYTES = 8 * 1024 * 1024
+"""Memory RE2 may use to compile and run one route pattern (its own default); a bigger one is refused."""
+
+ROUTE_REGEX_MAX_CHARS = 1024
+"""Longest `match_re` pattern a route may use; real label patterns are a few dozen characters."""
 
 
 class PatternError(ValueError):
@@ -26,14 +30,14 @@ class Pattern(Protocol):
 def _options() -> object:
     options = re2.Options()
     options.log_errors = False  # a refused pattern is reported by the settings error, not on stderr
-    options.max_mem = defaults.ROUTE_REGEX_MAX_MEMORY_BYTES
+    options.max_mem = ROUTE_REGEX_MAX_MEMORY_BYTES
     return options
 
 
 def compile_pattern(pattern: str) -> Pattern:
     """A compiled RE2 pattern; PatternError names the problem."""
-    if len(pattern) > defaults.ROUTE_REGEX_MAX_CHARS:
-        raise PatternError(f"{len(pattern)} characters; at most {defaults.ROUTE_REGEX_MAX_CHARS}")
+    if len(pattern) > ROUTE_REGEX_MAX_CHARS:
+        raise PatternError(f"{len(pattern)} characters; at most {ROUTE_REGEX_MAX_CHARS}")
     try:
         compiled: Pattern = re2.compile(pattern, _options())
     except re2.error as exc:

@@ -13,8 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from alerts import defaults
-from alerts.patterns import PatternError, compile_pattern
+from kobot.patterns import PatternError, compile_pattern
 
 RUNBOOK_ID = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 """A runbook template id, as an alert's `kobot_runbook` annotation names it."""
@@ -23,6 +22,17 @@ PLACEHOLDER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 """A `{placeholder}` of a runbook template: the name of an alert label."""
 
 _FORMATTER = string.Formatter()
+
+
+DEFAULT_SEVERITY_ORDER = ("info", "warning", "error", "critical")
+"""Lowest first; `severity>=warning` matches warning and everything after it. Unknown severities
+rank with the lowest."""
+
+RUNBOOK_TEMPLATES_MAX = 100
+"""Runbook command templates an admin may configure."""
+
+RUNBOOK_TEMPLATE_MAX_CHARS = 200
+"""Longest runbook command template (`runbook_commands`); a command is one chat line."""
 
 
 def placeholders_of(template: str) -> tuple[str, ...]:
@@ -134,7 +144,7 @@ class AlertsSettings(BaseModel):
     routes: list[AlertRoute] = Field(default_factory=list)
     default_targets: list[RouteTarget] = Field(default_factory=list)
     """Where a group goes when no route and no chat subscription matched it."""
-    severity_order: tuple[str, ...] = defaults.DEFAULT_SEVERITY_ORDER
+    severity_order: tuple[str, ...] = DEFAULT_SEVERITY_ORDER
     grafana_url: str | None = None
     """Base Grafana URL; with it a group whose alerts carry a `dashboard_uid` annotation gets a link."""
     allow_unauthenticated: bool = False
@@ -148,14 +158,14 @@ class AlertsSettings(BaseModel):
     @field_validator("runbook_commands")
     @classmethod
     def _runbook_templates(cls, value: dict[str, str]) -> dict[str, str]:
-        if len(value) > defaults.RUNBOOK_TEMPLATES_MAX:
-            raise ValueError(f"at most {defaults.RUNBOOK_TEMPLATES_MAX} runbook commands, got {len(value)}")
+        if len(value) > RUNBOOK_TEMPLATES_MAX:
+            raise ValueError(f"at most {RUNBOOK_TEMPLATES_MAX} runbook commands, got {len(value)}")
         for template_id, template in value.items():
             where = f"runbook command {template_id!r}"
             if not RUNBOOK_ID.fullmatch(template_id):
                 raise ValueError(f"{where}: an id is lowercase letters, digits and '-' (like cordon-node)")
-            if not template.strip() or len(template) > defaults.RUNBOOK_TEMPLATE_MAX_CHARS:
-                raise ValueError(f"{where}: 1 to {defaults.RUNBOOK_TEMPLATE_MAX_CHARS} characters")
+            if not template.strip() or len(template) > RUNBOOK_TEMPLATE_MAX_CHARS:
+                raise ValueError(f"{where}: 1 to {RUNBOOK_TEMPLATE_MAX_CHARS} characters")
             if any(ch in template for ch in "\"'`\n\r"):
                 raise ValueError(f"{where}: no quotes or line breaks (kobot quotes each filled-in value)")
             try:

@@ -1,7 +1,7 @@
 """What may reach automation: one home for the checks on every value kobot writes into an Ansible
 inventory, Ansible extra vars, Terraform variables or a file path, and for marking such values inert.
 
-Chat arguments are checked here when a command is parsed (commands.validation calls these functions)
+Chat arguments are checked here when a command is parsed (kobot.validation calls these functions)
 and again where each value is written, because a value can also come from a record in the store, and
 a record can be older than a check or edited by hand. Values that come from users or records are
 written with Ansible's own `!unsafe` tag, so even one that slipped past every check is never rendered

@@ -15,9 +15,9 @@ from typing import Any, TypeVar, cast
 from redis import Redis
 from redis.exceptions import RedisError
 
-from bot import defaults
-from bot.errors import SettingsError, StoreUnavailableError
-from bot.settings import MIN_SECRET_KEY_CHARS, Settings, secure_data_dir
+from kobot import defaults
+from kobot.errors import SettingsError, StoreUnavailableError
+from kobot.settings import MIN_SECRET_KEY_CHARS, Settings, secure_data_dir
 
 log = logging.getLogger(__name__)
 

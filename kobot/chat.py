@@ -16,8 +16,8 @@ import abc
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from bot.chat.message import OutgoingMessage
-from bot.chat.types import ButtonClick, Conversation, InboundMessage, MessageRef
+from kobot.conversations import ButtonClick, Conversation, InboundMessage, MessageRef
+from kobot.messages import OutgoingMessage
 
 if TYPE_CHECKING:
     from fastapi import APIRouter

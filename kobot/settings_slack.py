@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, SecretStr
 
-from bot.chat.slack import defaults
+RATE_LIMIT_BUDGET_SECONDS = 120.0
+"""Total time one call may spend waiting out 429s before DeliveryError hands the retry to the caller."""
 
 
 class SlackSettings(BaseModel):
@@ -15,5 +16,5 @@ class SlackSettings(BaseModel):
     app_token: SecretStr | None = None
     api_base_url: str = "https://slack.com/api/"
     """Only tests point this elsewhere (a local peer speaking Slack's Web API)."""
-    rate_limit_budget_seconds: float = Field(default=defaults.RATE_LIMIT_BUDGET_SECONDS, gt=0, le=3600)
+    rate_limit_budget_seconds: float = Field(default=RATE_LIMIT_BUDGET_SECONDS, gt=0, le=3600)
     """How long one message may wait out Slack's 429s before the caller is told to retry later."""

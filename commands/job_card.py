@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.chat.message import Field, MessageKind, OutgoingMessage, Progress, Tone, format_elapsed
-from bot.chat.types import utcnow
-from workers.spec import JobRecord, JobState, StepState
+from kobot.conversations import utcnow
+from kobot.job_records import JobRecord, JobState, StepState
+from kobot.messages import Field, MessageKind, OutgoingMessage, Progress, Tone, format_elapsed
 
 ERROR_TEXT_MAX = 1500
 """Longest error excerpt shown in chat; the rest stays in the job's events."""

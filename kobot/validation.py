@@ -3,7 +3,7 @@
 The functions raise `ArgValueError` (a ValueError, so pydantic validators turn it into a
 validation error) and return the normalized value, so a model validator can use them directly.
 What a value that reaches automation may be (names, addresses, versions, backup ids) is decided once,
-in workers.automation_values, which the workers call again where they write the value; the checks
+in kobot.automation_values, which the workers call again where they write the value; the checks
 here add what only the command knows (supported versions, duplicates, suggestions).
 """
 
@@ -18,8 +18,8 @@ from typing import TypeVar
 
 from pydantic import ValidationInfo
 
-from workers import automation_values
-from workers.automation_values import UnsafeValueError
+from kobot import automation_values
+from kobot.automation_values import UnsafeValueError
 
 SUPPORTED_KUBERNETES_VERSIONS: Mapping[str, int] = MappingProxyType(
     {"1.29": 15, "1.30": 14, "1.31": 12, "1.32": 8}
@@ -144,7 +144,7 @@ def cidrs_disjoint(*, pod_cidr: str, service_cidr: str) -> None:
 def host_address(value: str, *, allow_local: bool = False) -> str:
     """A plain unicast IPv4 or IPv6 address, or a DNS name made of DNS-1123 labels; never this
     machine (unless `allow_local`, the test-only setting), a zone id, multicast, link-local or a
-    metadata address (workers.automation_values)."""
+    metadata address (kobot.automation_values)."""
     return _as_arg_error(lambda: automation_values.host_address(value, allow_local=allow_local))
 
 

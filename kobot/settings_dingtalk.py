@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
-from bot.chat.dingtalk import defaults
+ROBOT_BUDGET_PER_WINDOW = 20
+"""A custom robot may post this many messages per window (errcode 130101 beyond)."""
+
+ROBOT_BUDGET_WINDOW_SECONDS = 60.0
+"""The window of the custom robot budget."""
 
 
 class DingTalkRobot(BaseModel):
@@ -30,9 +34,9 @@ class DingTalkSettings(BaseModel):
     robots: dict[str, DingTalkRobot] = Field(default_factory=dict)
     """Named custom robots; conversation id `robot:<name>` posts through one. The pair
     robot_webhook_url/robot_secret is the robot named `default`."""
-    robot_budget_per_window: int = Field(default=defaults.ROBOT_BUDGET_PER_WINDOW, ge=1, le=1000)
+    robot_budget_per_window: int = Field(default=ROBOT_BUDGET_PER_WINDOW, ge=1, le=1000)
     """Posts a custom robot may make per window (DingTalk allows 20 a minute)."""
-    robot_budget_window_seconds: float = Field(default=defaults.ROBOT_BUDGET_WINDOW_SECONDS, gt=0, le=3600)
+    robot_budget_window_seconds: float = Field(default=ROBOT_BUDGET_WINDOW_SECONDS, gt=0, le=3600)
     """Only tests shorten this, to run a burst through the budget quickly."""
 
     @model_validator(mode="after")

@@ -19,7 +19,7 @@ from typing import Any, cast
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from redis import Redis
 
-from bot.chat.types import Conversation, Identity
+from kobot.conversations import Conversation, Identity
 
 AUDIT_STREAM = "kobot:audit"
 """The one stream every audit entry goes to."""

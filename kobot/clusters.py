@@ -9,9 +9,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 from redis import Redis
 
-from bot.chat.types import utcnow
-from bot.errors import NotFoundError
-from bot.store import synced
+from kobot.conversations import utcnow
+from kobot.errors import NotFoundError
+from kobot.store import synced
 
 CLUSTERS_INDEX = "kobot:clusters"
 HISTORY_MAX = 200

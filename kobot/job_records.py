@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.chat.types import Conversation, Identity, MessageRef
+from kobot.conversations import Conversation, Identity, MessageRef
 
 
 def utcnow() -> datetime:
