@@ -27,7 +27,7 @@ from kobot.chat import ChatAdapter
 from kobot.errors import DeliveryError
 from kobot.job_records import JobEvent
 from kobot.store import synced
-from workers.records import JobStore
+from workers.job_store import JobStore
 
 log = logging.getLogger(__name__)
 

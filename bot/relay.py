@@ -22,7 +22,7 @@ from commands.job_card import render_job
 from kobot import defaults, keys
 from kobot.job_records import JobEvent, JobEventType, JobKind
 from kobot.store import synced
-from workers.records import JobStore
+from workers.job_store import JobStore
 
 log = logging.getLogger(__name__)
 

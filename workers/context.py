@@ -15,7 +15,7 @@ from kobot.job_records import JobEvent, JobEventType, JobRecord, StepRecord
 from kobot.settings import Settings
 from workers.ansible import PlaybookRun, PlaybookStatus, run_playbook
 from workers.events import EventPublisher
-from workers.records import JobStore
+from workers.job_store import JobStore
 
 
 @dataclass

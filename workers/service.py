@@ -22,7 +22,7 @@ from kobot.store import synced
 from workers.events import EventPublisher
 from workers.locks import ClusterLocks
 from workers.operations import initial_steps, operation_for
-from workers.records import JobStore
+from workers.job_store import JobStore
 
 log = logging.getLogger(__name__)
 

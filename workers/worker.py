@@ -20,7 +20,7 @@ from kobot import keys
 from kobot.settings import Settings
 from workers import environment
 from workers.operations import load_operations
-from workers.records import JobStore
+from workers.job_store import JobStore
 from workers.recovery import sweep
 from workers.service import JobService
 

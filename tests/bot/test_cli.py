@@ -24,7 +24,7 @@ from kobot.job_records import JobState, StepState
 from kobot.settings import Settings
 from kobot.store import open_store
 from tests.peers.slack import SlackPeer, event_callback, mention_event, signed_headers
-from workers.records import JobStore
+from workers.job_store import JobStore
 
 REPO = Path(__file__).resolve().parents[2]
 
