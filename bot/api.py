@@ -80,7 +80,7 @@ def api_router(runtime: Runtime) -> APIRouter:
                 detail="metrics are served on a loopback listener only, or with KOBOT_METRICS_TOKEN set",
             )
         counts = {state: 0 for state in JobState}
-        for record in runtime.jobs.jobs.active():
+        for record in runtime.jobs.records.active():
             counts[record.state] += 1
         for state, count in counts.items():
             if not state.finished:
@@ -102,7 +102,7 @@ def api_router(runtime: Runtime) -> APIRouter:
 
     @router.get("/api/v1/jobs/{job_id}")
     def get_job(job_id: str, identity: Annotated[Identity, Depends(caller)]) -> dict[str, Any]:
-        record = runtime.jobs.jobs.get(job_id)
+        record = runtime.jobs.records.get(job_id)
         if record is None:
             raise HTTPException(status_code=404, detail=f"no job {job_id}")
         require(identity, "job.status", record.spec.cluster)

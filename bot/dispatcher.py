@@ -159,7 +159,7 @@ class Dispatcher:
         its cluster), and a command that needs approval runs again only under an approval that is still
         unexpired and bound to the same plan as now; otherwise it asks for a fresh one."""
         rt = self.runtime
-        record = rt.jobs.jobs.require(str(parsed.args["job"]))
+        record = rt.jobs.records.require(str(parsed.args["job"]))
         if record.state not in (JobState.FAILED, JobState.CANCELLED):
             raise ConflictError(
                 f"job {record.job_id} is {record.state.value}; only failed or cancelled jobs can be retried"
@@ -386,7 +386,7 @@ class Dispatcher:
         so permissions bound to one cluster cannot reach another cluster's jobs."""
         if parsed.cluster is not None or "job" not in parsed.args:
             return parsed.cluster
-        record = self.runtime.jobs.jobs.get(str(parsed.args["job"]))
+        record = self.runtime.jobs.records.get(str(parsed.args["job"]))
         return None if record is None else record.spec.cluster
 
     # clicks ----------------------------------------------------------------------------------

@@ -296,7 +296,7 @@ if "etcd.restore" in COMMANDS:
 # --- jobs ---------------------------------------------------------------------------------------
 @handles("job.status")
 async def job_status(ctx: CommandContext, args: Any) -> CommandResult:
-    record = ctx.runtime.jobs.jobs.require(str(args.job))
+    record = ctx.runtime.jobs.records.require(str(args.job))
     message = render_job(record)
     if args.verbose:
         events = read_job_events(ctx.runtime.redis, record.job_id)[-RECENT_EVENTS_SHOWN:]

@@ -41,7 +41,7 @@ class JobRunner:
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
 
     def run(self, job_id: str) -> dict[str, Any]:
-        record = self.service.jobs.require(job_id)
+        record = self.service.records.require(job_id)
         if record.state is not JobState.QUEUED:
             log.info("job %s is %s, not queued: nothing to run", job_id, record.state.value)
             return {"job_id": job_id, "state": record.state.value}
@@ -80,7 +80,7 @@ class JobRunner:
                 step=step_record,
                 settings=self.env.settings,
                 redis=self.env.redis,
-                jobs=self.service.jobs,
+                jobs=self.service.records,
                 events=self.service.events,
                 scratch=scratch,
                 lease_lost=lease_lost,
@@ -137,7 +137,7 @@ class JobRunner:
                 step=last,
                 settings=self.env.settings,
                 redis=self.env.redis,
-                jobs=self.service.jobs,
+                jobs=self.service.records,
                 events=self.service.events,
                 scratch=scratch,
                 lease_lost=lease_lost,
@@ -157,7 +157,7 @@ class JobRunner:
         return JobState.SUCCEEDED, summary, None
 
     def _save(self, record: JobRecord) -> None:
-        if not self.service.jobs.save_unless_ended(record):
+        if not self.service.records.save_unless_ended(record):
             raise _JobLost(record.job_id)
 
     def _fail(
@@ -204,7 +204,7 @@ class _LeaseKeeper:
         self._thread = threading.Thread(target=self._loop, name=f"lease-{job_id}", daemon=True)
 
     def start(self) -> None:
-        self._service.jobs.renew_lease(self._job_id, worker=self._worker, seconds=self._seconds)
+        self._service.records.renew_lease(self._job_id, worker=self._worker, seconds=self._seconds)
         self._thread.start()
 
     def stop(self) -> None:
@@ -215,9 +215,9 @@ class _LeaseKeeper:
         renewed = time.monotonic()
         while not self._stop.wait(self._seconds / 3):
             try:
-                self._service.jobs.renew_lease(self._job_id, worker=self._worker, seconds=self._seconds)
+                self._service.records.renew_lease(self._job_id, worker=self._worker, seconds=self._seconds)
                 renewed = time.monotonic()
-                stored = self._service.jobs.get(self._job_id)
+                stored = self._service.records.get(self._job_id)
                 if stored is not None and stored.state.finished:
                     self._give_up("the job was ended elsewhere (the recovery sweep or a cancel)")
             except Exception:

@@ -27,7 +27,7 @@ QUEUED_GRACE_SECONDS = 10.0
 def sweep(service: JobService) -> list[str]:
     """Fail every job left in flight by a dead worker; returns their ids."""
     failed: list[str] = []
-    for record in list(service.jobs.active()):
+    for record in list(service.records.active()):
         if record.state is JobState.WAITING:
             _unstick_waiting(service, record)
             continue
@@ -43,7 +43,7 @@ def sweep(service: JobService) -> list[str]:
 
 def _abandoned_reason(service: JobService, record: JobRecord) -> str | None:
     if record.state is JobState.RUNNING:
-        if service.jobs.lease_alive(record.job_id):
+        if service.records.lease_alive(record.job_id):
             return None
         step = next((s for s in record.steps if s.state is StepState.RUNNING), None)
         where = f" during step {step.title}" if step else ""
@@ -95,7 +95,7 @@ def _release_orphaned_holders(service: JobService) -> None:
         holder = service.locks.holder(cluster)
         if holder is None:
             continue
-        record = service.jobs.get(holder)
+        record = service.records.get(holder)
         if record is None or record.state.finished:
             log.warning("cluster %s was still held by finished job %s; releasing it", cluster, holder)
             service.release_cluster(cluster=cluster, job_id=holder)

@@ -20,9 +20,9 @@ from kobot.errors import ConflictError
 from kobot.job_records import JobEvent, JobEventType, JobRecord, JobSpec, JobState, StepState, utcnow
 from kobot.store import synced
 from workers.events import EventPublisher
+from workers.job_store import JobStore
 from workers.locks import ClusterLocks
 from workers.operations import initial_steps, operation_for
-from workers.job_store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ class JobService:
     def __init__(self, *, redis: Redis, queue: Queue) -> None:
         self.redis = redis
         self.queue = queue
-        self.jobs = JobStore(redis)
+        self.records = JobStore(redis)
+        """The job records, their progress message refs, cancel flags and leases."""
         self.locks = ClusterLocks(redis)
         self.events = EventPublisher(redis)
 
@@ -53,7 +54,7 @@ class JobService:
         command_text: str = "",
     ) -> JobSpec:
         return JobSpec(
-            job_id=self.jobs.next_id(),
+            job_id=self.records.next_id(),
             kind=kind,
             cluster=cluster,
             params=params,
@@ -70,7 +71,7 @@ class JobService:
 
     def retry(self, job_id: str) -> JobRecord:
         """Queue a failed or cancelled job again; it resumes at its first step that did not succeed."""
-        record = self.jobs.require(job_id)
+        record = self.records.require(job_id)
         if record.state not in (JobState.FAILED, JobState.CANCELLED):
             raise ConflictError(
                 f"job {job_id} is {record.state.value}; only failed or cancelled jobs can be retried"
@@ -84,16 +85,16 @@ class JobService:
                 step.state = StepState.PENDING
                 step.error = step.task = step.host = None
                 step.failed = 0
-        self.jobs.clear_cancel(job_id)
+        self.records.clear_cancel(job_id)
         self.admit(record)
         return record
 
     def cancel(self, job_id: str) -> JobRecord:
         """Cancel: a waiting or queued job ends now; a running one is asked to stop at its next check."""
-        record = self.jobs.require(job_id)
+        record = self.records.require(job_id)
         if record.state.finished:
             raise ConflictError(f"job {job_id} already {record.state.value}")
-        self.jobs.request_cancel(job_id)
+        self.records.request_cancel(job_id)
         if record.state in (JobState.WAITING, JobState.QUEUED):
             self.finish(record, state=JobState.CANCELLED, summary="cancelled before it started")
         return record
@@ -128,7 +129,7 @@ class JobService:
                     break
                 except WatchError:
                     continue
-        self.jobs.drop_lease(record.job_id)
+        self.records.drop_lease(record.job_id)
         self.release_cluster(cluster=record.spec.cluster, job_id=record.job_id)
         return True
 
@@ -144,7 +145,7 @@ class JobService:
         for step in record.steps:
             if step.state is StepState.RUNNING:
                 step.state = StepState.CANCELLED if state is JobState.CANCELLED else StepState.FAILED
-        self.jobs.queue_save(pipe, record)
+        self.records.queue_save(pipe, record)
         event_type = {
             JobState.SUCCEEDED: JobEventType.JOB_SUCCEEDED,
             JobState.FAILED: JobEventType.JOB_FAILED,
@@ -159,7 +160,7 @@ class JobService:
         else:
             record.state = JobState.WAITING
             record.waiting_for = acquired.holder
-            self.jobs.save(record)
+            self.records.save(record)
             self.events.publish(
                 JobEvent(
                     job_id=record.job_id,
@@ -172,7 +173,7 @@ class JobService:
     def enqueue(self, record: JobRecord) -> None:
         record.state = JobState.QUEUED
         record.waiting_for = None
-        self.jobs.save(record)
+        self.records.save(record)
         self.events.publish(JobEvent(job_id=record.job_id, type=JobEventType.JOB_QUEUED))
         self.queue.enqueue(
             RUN_JOB,
@@ -188,7 +189,7 @@ class JobService:
         """Let go of the cluster and queue the job that waited longest for it."""
         next_id = self.locks.release(cluster=cluster, job_id=job_id)
         while next_id is not None:
-            waiting = self.jobs.get(next_id)
+            waiting = self.records.get(next_id)
             if waiting is not None and waiting.state is JobState.WAITING:
                 self.enqueue(waiting)
                 return

@@ -19,8 +19,8 @@ from rq.timeouts import TimerDeathPenalty
 from kobot import keys
 from kobot.settings import Settings
 from workers import environment
-from workers.operations import load_operations
 from workers.job_store import JobStore
+from workers.operations import load_operations
 from workers.recovery import sweep
 from workers.service import JobService
 

@@ -114,7 +114,7 @@ async def test_risky_command_waits_for_two_approvers_then_runs(runtime: Runtime,
     await click(dispatcher, runtime, CAROL, "Approve")
     adapter.refuse_next = 0
     assert len(runtime.queue) == 1, "approved by two others: queued"
-    job = runtime.jobs.jobs.require("1")
+    job = runtime.jobs.records.require("1")
     assert job.spec.requested_by == ALICE and job.state is JobState.QUEUED
     actions = [e.action for e in runtime.audit.query(limit=50)]
     assert {"approval.requested", "job.queued"} <= set(actions)

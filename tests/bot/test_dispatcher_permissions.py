@@ -76,7 +76,7 @@ async def test_a_job_is_guarded_by_its_clusters_permissions(runtime: Runtime) ->
     ):
         await dispatcher.on_message(InboundMessage(identity=DEV_OPERATOR, conversation=ROOM, text=text))
         assert last(runtime).startswith("Not allowed"), (text, last(runtime))
-    assert runtime.jobs.jobs.require(prod_job.job_id).state is JobState.QUEUED
+    assert runtime.jobs.records.require(prod_job.job_id).state is JobState.QUEUED
 
     dev_job = runtime.jobs.submit(
         runtime.jobs.new_spec(
@@ -90,7 +90,7 @@ async def test_a_job_is_guarded_by_its_clusters_permissions(runtime: Runtime) ->
     await dispatcher.on_message(
         InboundMessage(identity=DEV_OPERATOR, conversation=ROOM, text=f"cancel job {dev_job.job_id}")
     )
-    assert runtime.jobs.jobs.require(dev_job.job_id).state is JobState.CANCELLED
+    assert runtime.jobs.records.require(dev_job.job_id).state is JobState.CANCELLED
 
 
 async def test_an_approval_rule_on_a_command_that_acts_at_once_refuses_it(runtime: Runtime) -> None:

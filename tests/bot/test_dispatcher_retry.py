@@ -107,10 +107,10 @@ async def approved_then_cancelled_delete(dispatcher: Dispatcher, rt: Runtime) ->
     await say(dispatcher, ALICE, "delete cluster prod")
     assert len(cards(rt)) == 1, deliveries(rt)[-1].message
     await approve(dispatcher, rt, BOB)
-    job = rt.jobs.jobs.require("1")
+    job = rt.jobs.records.require("1")
     assert job.spec.kind == "cluster.delete" and job.state is JobState.QUEUED
     await say(dispatcher, ALICE, "cancel job 1")
-    assert rt.jobs.jobs.require("1").state is JobState.CANCELLED
+    assert rt.jobs.records.require("1").state is JobState.CANCELLED
     return job.job_id
 
 
@@ -126,12 +126,12 @@ async def test_retry_of_an_approved_delete_after_the_cluster_changed_asks_again(
     card = cards(runtime)[-1].message
     assert card.title == "Approval needed: cluster.delete on prod", card.title
     assert f"retry job {job_id}" in card.to_text() and "destroy 1 masters and 0 workers" in card.to_text()
-    assert runtime.jobs.jobs.require(job_id).state is JobState.CANCELLED, "nothing runs before approval"
+    assert runtime.jobs.records.require(job_id).state is JobState.CANCELLED, "nothing runs before approval"
 
     await approve(dispatcher, runtime, ALICE)
-    assert runtime.jobs.jobs.require(job_id).state is JobState.CANCELLED, "the requester cannot approve"
+    assert runtime.jobs.records.require(job_id).state is JobState.CANCELLED, "the requester cannot approve"
     await approve(dispatcher, runtime, BOB)
-    resumed = runtime.jobs.jobs.require(job_id)
+    resumed = runtime.jobs.records.require(job_id)
     assert resumed.state is JobState.QUEUED and resumed.attempt == 2
 
 
@@ -143,7 +143,7 @@ async def test_retry_with_the_same_plan_under_an_unexpired_approval_resumes_at_o
     await say(dispatcher, ALICE, f"retry job {job_id}")
     assert len(cards(runtime)) == 1, "the approval still holds for the very same plan"
     assert deliveries(runtime)[-1].message.title == f"Retrying job {job_id}"
-    assert runtime.jobs.jobs.require(job_id).state is JobState.QUEUED
+    assert runtime.jobs.records.require(job_id).state is JobState.QUEUED
 
 
 async def test_retry_after_the_approval_expired_asks_again(runtime: Runtime) -> None:
@@ -153,17 +153,17 @@ async def test_retry_after_the_approval_expired_asks_again(runtime: Runtime) -> 
     await asyncio.sleep(1.2)
     await say(dispatcher, ALICE, f"retry job {job_id}")
     assert len(cards(runtime)) == 2
-    assert runtime.jobs.jobs.require(job_id).state is JobState.CANCELLED
+    assert runtime.jobs.records.require(job_id).state is JobState.CANCELLED
 
 
 async def test_retry_of_a_break_glass_job_needs_an_approval(runtime: Runtime) -> None:
     dispatcher = Dispatcher(runtime=runtime)
     await say(dispatcher, BOB, 'delete cluster prod --break-glass "etcd is gone"')
-    assert runtime.jobs.jobs.require("1").state is JobState.QUEUED and not cards(runtime)
+    assert runtime.jobs.records.require("1").state is JobState.QUEUED and not cards(runtime)
     await say(dispatcher, BOB, "cancel job 1")
     await say(dispatcher, ALICE, "retry job 1")
     assert len(cards(runtime)) == 1, "break-glass covered one run, not its retries"
-    assert runtime.jobs.jobs.require("1").state is JobState.CANCELLED
+    assert runtime.jobs.records.require("1").state is JobState.CANCELLED
 
 
 async def test_retry_is_authorized_as_the_original_command(runtime: Runtime) -> None:
@@ -172,7 +172,7 @@ async def test_retry_is_authorized_as_the_original_command(runtime: Runtime) -> 
     await say(dispatcher, RITA, f"retry job {job_id}")
     refusal = deliveries(runtime)[-1].message
     assert refusal.title == "Not allowed" and "cluster.delete" in (refusal.body or ""), refusal
-    assert runtime.jobs.jobs.require(job_id).state is JobState.CANCELLED
+    assert runtime.jobs.records.require(job_id).state is JobState.CANCELLED
     refused = runtime.audit.query(action="command.refused", limit=5)
     assert refused and refused[0].cluster == "prod"
 
@@ -180,12 +180,12 @@ async def test_retry_is_authorized_as_the_original_command(runtime: Runtime) -> 
 async def test_a_change_job_retries_at_once_as_before(runtime: Runtime, data_dir: Path) -> None:
     dispatcher = Dispatcher(runtime=runtime)
     await say(dispatcher, ALICE, f"test steps prod marker={data_dir / 'missing'}")
-    assert runtime.jobs.jobs.require("1").state is JobState.QUEUED
+    assert runtime.jobs.records.require("1").state is JobState.QUEUED
     await say(dispatcher, ALICE, "cancel job 1")
     await say(dispatcher, ALICE, "retry job 1")
     assert not cards(runtime)
     assert deliveries(runtime)[-1].message.title == "Retrying job 1"
-    assert runtime.jobs.jobs.require("1").state is JobState.QUEUED
+    assert runtime.jobs.records.require("1").state is JobState.QUEUED
 
 
 @pytest.mark.parametrize(
@@ -211,7 +211,7 @@ async def test_a_job_whose_command_cannot_be_read_again_is_not_retried(
     await say(Dispatcher(runtime=runtime), ALICE, f"retry job {record.job_id}")
     answer = deliveries(runtime)[-1].message
     assert answer.title == "Cannot do that" and "run its command anew" in (answer.body or ""), answer
-    assert runtime.jobs.jobs.require(record.job_id).state is JobState.CANCELLED
+    assert runtime.jobs.records.require(record.job_id).state is JobState.CANCELLED
 
 
 AUDIT_POLICY = """

@@ -125,7 +125,7 @@ def test_a_template_edited_into_the_record_fails_the_job_before_any_play(
     job = service.submit(spec(service, kind=JobKind.ETCD_BACKUP.value, cluster="dev-x"))
     run_queue(service)
 
-    done = service.jobs.require(job.job_id)
+    done = service.records.require(job.job_id)
     assert done.state is JobState.FAILED
     inventory = next(step for step in done.steps if step.name == "inventory")
     assert inventory.state is StepState.FAILED
@@ -174,5 +174,5 @@ def test_a_template_that_slips_past_every_check_is_inert_in_the_real_play(
     assert seen["ansible_host"] == address and seen["ip"] == address
     assert seen["kube_network_plugin"] == cni
     assert seen["etcd_backup_dest"].endswith(".db")
-    snapshot = next(s for s in service.jobs.require(job.job_id).steps if s.name == "snapshot")
+    snapshot = next(s for s in service.records.require(job.job_id).steps if s.name == "snapshot")
     assert snapshot.state is StepState.FAILED, "the stand-in play fetches no snapshot; its run is what counts"

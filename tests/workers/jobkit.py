@@ -83,4 +83,4 @@ def task_started(redis: Redis, job_id: str, task: str) -> Callable[[], bool]:
 
 
 def reload(service: JobService, record: JobRecord) -> JobRecord:
-    return service.jobs.require(record.job_id)
+    return service.records.require(record.job_id)

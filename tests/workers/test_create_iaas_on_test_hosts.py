@@ -89,7 +89,7 @@ async def test_create_on_vsphere_with_testhosts_module_standing_in_then_ssh_test
                 text="create cluster lab masters=1 workers=2 provider=vsphere",
             )
         )
-        record = runtime.jobs.jobs.require("1")
+        record = runtime.jobs.records.require("1")
         assert [s.name for s in record.steps][:5] == [
             "plan",
             "provision",
@@ -99,7 +99,7 @@ async def test_create_on_vsphere_with_testhosts_module_standing_in_then_ssh_test
         ]
         await asyncio.to_thread(run_queue, job_service(settings, runtime.redis))
 
-        done = runtime.jobs.jobs.require("1")
+        done = runtime.jobs.records.require("1")
         states = {s.name: s.state for s in done.steps}
         for step in ("plan", "provision", "inventory", "wait_ssh"):
             assert states[step] is StepState.SUCCEEDED, (step, done.error)

@@ -47,11 +47,11 @@ async def test_create_cluster_on_test_hosts_runs_real_steps_up_to_preflight(
                 identity=OPS, conversation=HERE, text=f"create cluster lab masters=1 workers=2 hosts={hosts}"
             )
         )
-        record = runtime.jobs.jobs.require("1")
+        record = runtime.jobs.records.require("1")
         assert [s.name for s in record.steps][:5] == ["plan", "inventory", "wait_ssh", "preflight", "base_os"]
         await asyncio.to_thread(run_queue, job_service(settings, runtime.redis))
 
-        done = runtime.jobs.jobs.require("1")
+        done = runtime.jobs.records.require("1")
         states = {s.name: s.state for s in done.steps}
         assert states["plan"] is StepState.SUCCEEDED
         assert states["inventory"] is StepState.SUCCEEDED

@@ -144,7 +144,7 @@ def test_scale_down_drains_the_newest_workers_then_removes_them_fixture_playbook
     job_id = submit(service, JobKind.WORKERS_SCALE, delta=-2)
     run_queue(service)
 
-    done = service.jobs.require(job_id)
+    done = service.records.require(job_id)
     assert done.state is JobState.SUCCEEDED, done.error
     assert [s.name for s in done.steps] == ["plan", "inventory", "cordon", "drain", "remove"]
     assert peer.node_names() == ["demo-master-1", "demo-worker-1"]
@@ -173,7 +173,7 @@ def test_blocked_drain_fails_the_job_naming_the_pods_and_keeps_the_node_then_ret
     job_id = submit(service, JobKind.NODE_REMOVE, node="demo-worker-2")
     run_queue(service)
 
-    failed = service.jobs.require(job_id)
+    failed = service.records.require(job_id)
     assert failed.state is JobState.FAILED
     assert [s.state.value for s in failed.steps] == [
         "succeeded",
@@ -222,7 +222,7 @@ def test_cancel_during_a_drain_stops_the_job_and_keeps_the_node_peer(
     worker.join(timeout=15)
 
     assert not worker.is_alive()
-    done = service.jobs.require(job_id)
+    done = service.records.require(job_id)
     assert done.state is JobState.CANCELLED
     assert "demo-worker-1" in peer.node_names()
     assert runs(settings, "node_remove") == []
@@ -252,7 +252,7 @@ def test_etcd_backup_job_takes_a_real_snapshot_and_names_it_real_etcd(
     job_id = submit(service, JobKind.ETCD_BACKUP)
     run_queue(service)
 
-    done = service.jobs.require(job_id)
+    done = service.records.require(job_id)
     assert done.state is JobState.SUCCEEDED, done.error
     [backup] = etcd.list_backups(redis=redis, cluster="demo")
     assert backup.job_id == job_id and backup.revision == 2  # one put after the start
@@ -279,7 +279,7 @@ def test_etcd_restore_job_checks_the_backup_first_fixture_playbooks_peer(
     job_id = submit(service, JobKind.ETCD_RESTORE, backup=backup.id)
     run_queue(service)
 
-    assert service.jobs.require(job_id).state is JobState.SUCCEEDED
+    assert service.records.require(job_id).state is JobState.SUCCEEDED
     [played] = runs(settings, "etcd_restore")
     assert played["vars"]["restore"] == str(data_dir / "backups" / "demo" / backup.file)
     assert played["vars"]["sha256"] == backup.sha256
@@ -288,12 +288,12 @@ def test_etcd_restore_job_checks_the_backup_first_fixture_playbooks_peer(
     path.write_bytes(path.read_bytes() + b"tampered")
     second = submit(service, JobKind.ETCD_RESTORE, backup=backup.id)
     run_queue(service)
-    refused = service.jobs.require(second)
+    refused = service.records.require(second)
     assert refused.state is JobState.FAILED and "checksum" in (refused.summary or "")
     assert len(runs(settings, "etcd_restore")) == 1, "a tampered snapshot never reaches the members"
     missing = submit(service, JobKind.ETCD_RESTORE, backup="demo-19990101-000000")
     run_queue(service)
-    assert "has no backup demo-19990101-000000" in (service.jobs.require(missing).summary or "")
+    assert "has no backup demo-19990101-000000" in (service.records.require(missing).summary or "")
 
 
 def test_upgrade_snapshots_first_then_masters_then_workers_in_batches_fixture_playbooks_peer(
@@ -319,7 +319,7 @@ def test_upgrade_snapshots_first_then_masters_then_workers_in_batches_fixture_pl
     job_id = submit(service, JobKind.CLUSTER_UPGRADE, version="1.31.1")
     run_queue(service)
 
-    done = service.jobs.require(job_id)
+    done = service.records.require(job_id)
     assert done.state is JobState.SUCCEEDED, done.error
     played = runs(settings, "cluster_upgrade")
     assert [(p["control_plane"], p["workers"]) for p in played] == [
@@ -359,7 +359,7 @@ def test_upgrade_refuses_a_cluster_with_a_sick_node_before_any_change_peer(
     peer.set_ready("demo-worker-1", False)
     job_id = submit(service, JobKind.CLUSTER_UPGRADE, version="1.31.1")
     run_queue(service)
-    failed = service.jobs.require(job_id)
+    failed = service.records.require(job_id)
     assert failed.state is JobState.FAILED and "demo-worker-1" in (failed.summary or "")
     assert etcd.list_backups(redis=redis, cluster="demo") == [] and runs(settings, "cluster_upgrade") == []
     assert ClusterStore(redis).require("demo").version == "1.30.2"
@@ -376,7 +376,7 @@ def test_scale_up_on_a_manual_cluster_says_how_to_add_machines(
     ClusterStore(redis).save(record)
     job_id = submit(service, JobKind.WORKERS_SCALE, delta=2)
     run_queue(service)
-    failed = service.jobs.require(job_id)
+    failed = service.records.require(job_id)
     assert failed.state is JobState.FAILED
     assert "cannot plan new workers for demo" in (failed.summary or "")
     assert "add node demo host=" in (failed.error or "")
@@ -399,7 +399,7 @@ def test_delete_resets_every_node_and_forgets_the_cluster_but_keeps_backups_fixt
     job_id = submit(service, JobKind.CLUSTER_DELETE)
     run_queue(service)
 
-    assert service.jobs.require(job_id).state is JobState.SUCCEEDED
+    assert service.records.require(job_id).state is JobState.SUCCEEDED
     [played] = runs(settings, "cluster_delete")
     assert played["control_plane"] == ["demo-master-1"] and len(played["workers"]) == 3
     assert ClusterStore(redis).get("demo") is None

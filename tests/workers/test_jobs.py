@@ -181,7 +181,7 @@ def test_the_sweep_unsticks_waiting_jobs_a_crash_left_outside_the_queue(
     redis.delete("rq:queue:kobot")
     first_done = reload(service, first)
     first_done.state = JobState.CANCELLED
-    service.jobs.save(first_done)
+    service.records.save(first_done)
     service.locks.release(cluster="demo", job_id=first.job_id)
     stuck = reload(service, second)
     stuck.updated_at = stuck.updated_at - timedelta(minutes=1)

@@ -35,7 +35,7 @@ def test_add_node_joins_the_named_host_and_waits_until_ready_fixture_playbooks_p
     job_id = submit(service, JobKind.NODE_ADD, role="worker", host="localhost")
     run_queue(service)
 
-    done = service.jobs.require(job_id)
+    done = service.records.require(job_id)
     assert done.state is JobState.SUCCEEDED, done.error
     assert [s.name for s in done.steps] == ["plan", "machines", "inventory", "wait_ssh", "join", "ready"]
     [played] = runs(settings, "node_add")
@@ -55,7 +55,7 @@ def test_add_node_on_own_machines_without_a_host_says_how_fixture_playbooks_peer
     job_id = submit(service, JobKind.NODE_ADD, role="worker", host=None)
     run_queue(service)
 
-    failed = service.jobs.require(job_id)
+    failed = service.records.require(job_id)
     assert failed.state is JobState.FAILED
     assert "add node demo host=<address>" in (failed.error or "")
     assert runs(settings, "node_add") == []
