@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 
 import typer
 
+from kobot import defaults
 from kobot.errors import CommandError, KobotError, SettingsError
 from kobot.settings import Settings
 
@@ -120,6 +122,9 @@ def worker(burst: bool = typer.Option(False, help="Exit when the queue is empty.
 
 
 def main() -> None:
+    # Job dirs, runner artifacts, Terraform workspaces and backups are written long after start, by
+    # kobot and by the processes it starts; a private umask keeps them all owner-only (0600/0700).
+    os.umask(defaults.PROCESS_UMASK)
     app()
 
 

@@ -11,6 +11,10 @@ DATA_DIR_MODE = 0o700
 DATA_FILE_MODE = 0o600
 """Files kobot and its embedded Valkey keep in the data dir are readable by their owner only."""
 
+PROCESS_UMASK = 0o077
+"""Set by `kobot` at start: every file and directory it (or a runner it starts) creates later is
+owner-only, without each writer having to remember to chmod."""
+
 VALKEY_MAXMEMORY_DEFAULT = "1gb"
 """The embedded Valkey's memory limit: past it writes fail (noeviction) instead of the machine swapping."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import stat
 import subprocess
 import sys
 import threading
@@ -21,7 +22,7 @@ FIXTURE_PLAYBOOKS = REPO / "tests" / "fixtures" / "playbooks"
 class ChatProcess:
     """`kobot chat` with a line reader, so tests wait for what they expect instead of sleeping."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, umask: int = 0o022) -> None:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("KOBOT_")},
             "PYTHONPATH": str(REPO),
@@ -39,6 +40,7 @@ class ChatProcess:
             stderr=subprocess.STDOUT,
             text=True,
             bufsize=1,
+            umask=umask,  # the usual one; kobot must not depend on a stricter one to keep files private
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
@@ -138,6 +140,30 @@ def test_terminal_chat_failed_job_names_task_and_resumes_on_retry(chat: ChatProc
     done = chat.expect("succeeded in", timeout=60)
     assert any("Job 1" in line for line in done)
     assert chat.close() == 0
+
+
+def test_every_file_kobot_writes_is_owner_only(
+    chat: ChatProcess, chat_data_dir: Path, tmp_path: Path
+) -> None:
+    """Job dirs, runner artifacts and the log are written long after start, under a umask of 022."""
+    marker = tmp_path / "marker"
+    marker.touch()
+    chat.expect("kobot terminal chat")
+    chat.say(f"test steps demo marker={marker}")
+    chat.expect("succeeded in", timeout=60)
+    assert chat.close() == 0
+    paths = [
+        path
+        for path in [chat_data_dir, *chat_data_dir.rglob("*")]
+        if not path.is_symlink() and not stat.S_ISSOCK(path.stat().st_mode)
+    ]
+    assert any(path.is_file() and "jobs" in path.relative_to(chat_data_dir).parts for path in paths), paths
+    leaky = {
+        str(path.relative_to(chat_data_dir)): oct(path.stat().st_mode & 0o777)
+        for path in paths
+        if path.stat().st_mode & 0o077
+    }
+    assert leaky == {}, leaky
 
 
 def test_embedded_valkey_keeps_jobs_across_a_restart(chat_data_dir: Path, tmp_path: Path) -> None:
