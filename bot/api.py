@@ -3,6 +3,7 @@
 /metrics answers a bearer token equal to `metrics_token`; without that setting, only while kobot
 listens on loopback. Job records leave without their conversations' platform details (`extra`): those
 hold reply routes such as DingTalk session webhooks, which let whoever holds them post into the chat.
+Nor with the requester's email: a REST reader may see a job, not how to reach the person behind it.
 
 No `from __future__ import annotations` here: FastAPI resolves the dependency annotations at runtime.
 """
@@ -116,9 +117,11 @@ def api_router(runtime: Runtime) -> APIRouter:
 
 
 def public_job(record: JobRecord) -> dict[str, Any]:
-    """A job record as REST shows it: conversations and message refs without their platform `extra`."""
+    """A job record as REST shows it: conversations and message refs without their platform `extra`,
+    the requester without their email (a name and a platform user id say who asked)."""
     data: dict[str, Any] = record.model_dump(mode="json")
     data["spec"]["reply_to"]["extra"] = {}
+    data["spec"]["requested_by"].pop("email", None)
     if data.get("message_ref") is not None:
         data["message_ref"]["extra"] = {}
     return data

@@ -183,6 +183,17 @@ async def test_job_records_over_rest_carry_no_session_webhook(client: httpx.Asyn
     }
 
 
+async def test_job_records_over_rest_carry_no_email(client: httpx.AsyncClient, token: str) -> None:
+    response = await client.get("/api/v1/jobs/1", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert "alice@example.org" not in response.text
+    assert response.json()["spec"]["requested_by"] == {
+        "platform": "dingtalk",
+        "user_id": "alice",
+        "display_name": "",
+    }
+
+
 async def test_rest_api_refuses_requests_without_a_valid_token(client: httpx.AsyncClient) -> None:
     assert (await client.get("/api/v1/clusters")).status_code == 401
     forged = await client.get("/api/v1/clusters", headers={"Authorization": "Bearer not-the-token"})
