@@ -18,8 +18,7 @@ from kobot.clusters import ClusterState
 from kobot.errors import KobotError
 from kobot.messages import Field, MessageKind, OutgoingMessage, Tone
 from kobot.store import secret_key, synced
-from workers.cluster_ops import KUBECONFIG_SECRET
-from workers.cluster_secrets import ClusterSecrets
+from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
 
 log = logging.getLogger(__name__)
 

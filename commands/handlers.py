@@ -23,7 +23,7 @@ from kobot.conversations import utcnow
 from kobot.errors import ConflictError, KobotError
 from kobot.job_records import JobKind
 from kobot.messages import Field, MessageKind, OutgoingMessage, Tone, format_elapsed
-from workers.cluster_ops import plan_nodes_map, terraform_variables
+from workers.cluster_inputs import plan_nodes_map, terraform_variables
 from workers.events import read_job_events
 from workers.operations import OPERATIONS
 from workers.plan import plan_from_params

@@ -14,10 +14,14 @@ from cryptography.fernet import Fernet, InvalidToken
 from redis import Redis
 
 from kobot.errors import KobotError
-from kobot.store import synced
+from kobot.store import secret_key, synced
+from workers.context import StepContext
 
 GENERATED_SECRET_BYTES = 24
 """Entropy of generated cluster passwords (URL-safe, so any config file can hold them)."""
+
+KUBECONFIG_SECRET = "admin-kubeconfig"  # nosec B105  # a secret's name in the store, not its value
+KEEPALIVED_SECRET = "keepalived-auth"  # nosec B105  # a secret's name in the store, not its value
 
 
 def _key(cluster: str) -> str:
@@ -62,3 +66,8 @@ class ClusterSecrets:
 
     def drop(self, *, cluster: str) -> None:
         self._redis.delete(_key(cluster))
+
+
+def cluster_secrets_for(ctx: StepContext) -> ClusterSecrets:
+    """The secrets of the step's cluster, under the key kobot's settings derive."""
+    return ClusterSecrets(redis=ctx.redis, secret=secret_key(ctx.settings))

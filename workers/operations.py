@@ -53,7 +53,7 @@ def operation(kind: str) -> Callable[[OperationFactory], OperationFactory]:
 
 def load_operations(plugins: list[str] | None = None) -> dict[str, OperationFactory]:
     """Import the built-in operations and any plugin modules, so every kind is registered."""
-    importlib.import_module("workers.cluster_ops")
+    importlib.import_module("workers.cluster_create")
     importlib.import_module("workers.day2_ops")
     for module in plugins or []:
         importlib.import_module(module)

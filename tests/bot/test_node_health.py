@@ -21,8 +21,7 @@ from kobot.settings import Settings
 from kobot.store import secret_key
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.peers.kubernetes import KubernetesApiPeer
-from workers.cluster_ops import KUBECONFIG_SECRET
-from workers.cluster_secrets import ClusterSecrets
+from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
 
 OPS = Identity(platform="terminal", user_id="ops")
 WATCHERS = Conversation(platform="terminal", conversation_id="watchers")

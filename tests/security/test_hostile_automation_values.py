@@ -28,7 +28,7 @@ from kobot.errors import CommandError
 from workers import etcd
 from workers.ansible.model import PlaybookRun
 from workers.ansible.runner import _extravars
-from workers.cluster_ops import checked_terraform_nodes, cluster_vars
+from workers.cluster_inputs import checked_terraform_nodes, cluster_vars
 from workers.inventory import render_inventory
 
 ATTACKS = (

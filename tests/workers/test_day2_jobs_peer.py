@@ -25,8 +25,7 @@ from tests.peers.kubernetes import KubernetesApiPeer
 from tests.workers.jobkit import job_service, job_settings, reload, run_queue, spec, wait_for
 from tests.workers.test_etcd_real import EtcdProcess, etcdctl, start_etcd
 from workers import etcd
-from workers.cluster_ops import KUBECONFIG_SECRET
-from workers.cluster_secrets import ClusterSecrets
+from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
 from workers.events import read_job_events
 from workers.service import JobService
 

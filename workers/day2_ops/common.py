@@ -12,13 +12,8 @@ from pydantic import BaseModel
 from kobot.clusters import ClusterRecord, ClusterState, ClusterStore, HistoryEntry, NodeRecord
 from kobot.errors import StepFailedError
 from kobot.job_records import JobEventType, JobKind
-from workers.cluster_ops import (
-    KUBECONFIG_SECRET,
-    cluster_secrets_for,
-    refusing_unsafe_values,
-    terraform_nodes,
-    terraform_variables,
-)
+from workers.cluster_inputs import refusing_unsafe_values, terraform_nodes, terraform_variables
+from workers.cluster_secrets import KUBECONFIG_SECRET, cluster_secrets_for
 from workers.context import StepContext
 from workers.kube import DRAIN_TIMEOUT_SECONDS, DrainEvent, KubeCluster
 from workers.operations import Operation, Step

@@ -5,14 +5,14 @@ from __future__ import annotations
 from kobot import automation_values
 from kobot.clusters import ClusterState
 from workers import etcd
-from workers.cluster_ops import (
-    cluster_secrets_for,
+from workers.cluster_inputs import (
     inventory_path,
     play_vars,
     refusing_unsafe_values,
     terraform_nodes,
     terraform_variables,
 )
+from workers.cluster_secrets import cluster_secrets_for
 from workers.context import StepContext
 from workers.day2_ops.common import (
     cluster_store,

@@ -10,12 +10,8 @@ from kobot.automation_values import ALLOW_LOCAL_HOSTS
 from kobot.clusters import ClusterRecord, NodeRecord
 from kobot.errors import StepFailedError
 from workers.ansible.runner import KNOWN_HOSTS_FILE
-from workers.cluster_ops import (
-    inventory_path,
-    play_vars,
-    refusing_unsafe_values,
-    wait_for_ssh_of,
-)
+from workers.cluster_inputs import inventory_path, play_vars, refusing_unsafe_values
+from workers.cluster_steps import wait_for_ssh_of
 from workers.context import StepContext
 from workers.day2_ops.common import (
     apply_machines,

@@ -9,7 +9,7 @@ from kobot import automation_values
 from kobot.clusters import ClusterRecord, ClusterState, NodeRecord
 from kobot.errors import StepFailedError
 from workers import etcd
-from workers.cluster_ops import (
+from workers.cluster_inputs import (
     inventory_path,
     play_vars,
     refusing_unsafe_values,

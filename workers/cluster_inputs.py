@@ -1,0 +1,164 @@
+"""What a step hands to Ansible and Terraform for a cluster, derived from its record and checked again.
+
+The record may be older than today's command checks or edited in the store: every value that reaches an
+inventory, a play's variables or a Terraform module is checked here where it is written, and a value
+kobot refuses fails the step with a message that says which and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from kobot import automation_values
+from kobot.automation_values import UnsafeValueError
+from kobot.clusters import ClusterRecord, ClusterStore, NodeRecord
+from kobot.errors import StepFailedError
+from kobot.job_records import JobEventType
+from kobot.settings import Settings
+from workers.context import StepContext
+from workers.inventory import render_inventory, write_inventory
+
+INVENTORY_FILE = "inventory.yml"
+
+
+@contextmanager
+def refusing_unsafe_values(cluster: str, *, task: str) -> Iterator[None]:
+    """A value kobot will not hand to automation fails the step with a message saying which and why."""
+    try:
+        yield
+    except UnsafeValueError as exc:
+        raise StepFailedError(
+            f"kobot will not run automation for {cluster} with this value", task=task, error=str(exc)
+        ) from None
+
+
+def write_cluster_inventory(
+    ctx: StepContext, record: ClusterRecord, *, nodes: Sequence[NodeRecord], path: Path
+) -> Path:
+    """The inventory of `nodes` of `record`, every value checked again (names that resolve to this
+    machine included) and written inert, at `path`."""
+
+    allow_local = ctx.settings.allow_local_hosts
+    with refusing_unsafe_values(record.name, task="render inventory"):
+        inventory = render_inventory(
+            nodes=[(n.name, n.role, n.address) for n in nodes],
+            ssh_user=ctx.settings.ssh_user,
+            ssh_key_path=ctx.settings.ssh_key_file,
+            allow_local_hosts=allow_local,
+            cluster_vars=cluster_vars(record),
+        )
+        automation_values.check_hosts_resolved((n.address for n in nodes), allow_local=allow_local)
+    return write_inventory(path, inventory)
+
+
+def render_cluster_inventory(ctx: StepContext) -> Path:
+    """The inventory of every node of the cluster's record, written to this job's inventory file."""
+    record = ClusterStore(ctx.redis).require(ctx.cluster)
+    path = write_cluster_inventory(ctx, record, nodes=record.nodes, path=ctx.work_dir / INVENTORY_FILE)
+    ctx.emit(JobEventType.LOG, message=f"inventory for {len(record.nodes)} nodes")
+    return path
+
+
+def inventory_path(ctx: StepContext) -> Path:
+    """This job's inventory; rendered again from the cluster record when retention removed the job's
+    directory before a retry."""
+    path = ctx.work_dir / INVENTORY_FILE
+    if not path.exists() and ctx.step.name not in ("inventory", "plan", "provision"):
+        render_cluster_inventory(ctx)
+    return path
+
+
+def cluster_vars(record: ClusterRecord) -> dict[str, Any]:
+    """Inventory variables from the record, each checked again (the record may have been edited)."""
+    spec = record.spec
+
+    def checked(key: str, check: Any, default: str | None = None) -> str | None:
+        value = spec.get(key, default)
+        return None if value is None else str(check(value))
+
+    vip = spec.get("api_vip")
+    return {
+        "cluster_name": automation_values.cluster_name(record.name),
+        "kube_version": checked("version", automation_values.semver),
+        "kube_network_plugin": checked("cni", lambda v: automation_values.dns_label(v, what="cni")),
+        "kube_pods_subnet": checked("pod_cidr", lambda v: automation_values.cidr(v, what="pod_cidr")),
+        "kube_service_addresses": checked(
+            "service_cidr", lambda v: automation_values.cidr(v, what="service_cidr")
+        ),
+        "kube_proxy_mode": checked(
+            "kube_proxy_mode", lambda v: automation_values.dns_label(v, what="kube_proxy_mode"), "ipvs"
+        ),
+        "container_manager": "containerd",
+        "apiserver_loadbalancer_vip": automation_values.host_address(vip) if vip else "",
+    }
+
+
+def play_vars(ctx: StepContext) -> dict[str, Any]:
+    """kobot's own variables for every play; the site's ansible_extra_vars reach the run as trusted
+    site variables (workers.ansible), the step's own extra vars as untrusted ones."""
+    return {"kobot_job_id": automation_values.path_component(ctx.job_id, what="job id")}
+
+
+def terraform_variables(settings: Settings, *, provider: str, nodes: dict[str, Any]) -> dict[str, Any]:
+    """The module's input: the site's variables for this provider plus the nodes map, whose every
+    value is checked again here: it comes from a plan or a record, and Terraform names machines,
+    disks and addresses after it."""
+    return {**settings.terraform_variables.get(provider, {}), "nodes": checked_terraform_nodes(nodes)}
+
+
+def checked_terraform_nodes(nodes: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The nodes map with names, roles, addresses, zones and sizes checked; raises UnsafeValueError."""
+    checked: dict[str, dict[str, Any]] = {}
+    for name, node in nodes.items():
+        if automation_values.node_name(name) != name:
+            raise UnsafeValueError(f"node name '{name}' is not in canonical form")
+        role = node.get("role")
+        if role not in ("master", "worker"):
+            raise UnsafeValueError(f"node {name} has role {role!r}; roles are master and worker")
+        ip = node.get("ip") or ""
+        zone = node.get("zone") or ""
+        sizes = {key: node.get(key) for key in ("cpu", "memory", "disk")}
+        for key, size in sizes.items():
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise UnsafeValueError(f"node {name} has {key} {size!r}; a positive whole number is needed")
+        checked[name] = {
+            "role": role,
+            "ip": automation_values.host_address(ip) if ip else "",
+            "zone": automation_values.dns_label(zone, what="zone") if zone else "",
+            **sizes,
+        }
+    return checked
+
+
+def plan_nodes_map(plan: Any) -> dict[str, dict[str, Any]]:
+    """The `nodes` input for a plan that has not been recorded yet (for `plan cluster`)."""
+    return {
+        node.name: {
+            "role": node.role.value if hasattr(node.role, "value") else node.role,
+            "ip": node.address,
+            "zone": node.zone or "",
+            "cpu": node.cpu,
+            "memory": node.memory_mb,
+            "disk": node.disk_gb,
+        }
+        for node in plan.nodes
+    }
+
+
+def terraform_nodes(record: ClusterRecord) -> dict[str, dict[str, Any]]:
+    sizes = record.spec.get("node_sizes", {})
+    nodes = {}
+    for node in record.nodes:
+        size = sizes.get(node.role, {})
+        nodes[node.name] = {
+            "role": node.role,
+            "ip": node.address,
+            "zone": node.zone or "",
+            "cpu": size.get("cpu", 4),
+            "memory": size.get("memory_mb", 8192),
+            "disk": size.get("disk_gb", 80),
+        }
+    return nodes
