@@ -11,7 +11,7 @@ from __future__ import annotations
 from kobot.clusters import ClusterState
 from kobot.job_records import JobKind, JobSpec
 from workers.cluster_steps import render_inventory_step, wait_for_ssh_step
-from workers.day2_ops.common import day2_operation
+from workers.day2_ops.history import day2_operation
 from workers.day2_ops.lifecycle import (
     destroy_machines_step,
     forget_step,

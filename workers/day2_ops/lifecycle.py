@@ -14,12 +14,10 @@ from workers.cluster_inputs import (
 )
 from workers.cluster_secrets import cluster_secrets_for
 from workers.context import StepContext
-from workers.day2_ops.common import (
-    cluster_store,
-    creates_machines,
-    kube_for,
-    say,
-)
+from workers.day2_ops.kube_access import kube_for
+from workers.day2_ops.machines import creates_machines
+from workers.day2_ops.progress import say
+from workers.day2_ops.record_edits import cluster_store
 from workers.ippool import IpPools
 from workers.kube import NODE_READY_TIMEOUT_SECONDS
 from workers.terraform import workspace_for

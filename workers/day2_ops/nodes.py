@@ -13,22 +13,10 @@ from workers.ansible.runner import KNOWN_HOSTS_FILE
 from workers.cluster_inputs import inventory_path, play_vars, refusing_unsafe_values
 from workers.cluster_steps import wait_for_ssh_of
 from workers.context import StepContext
-from workers.day2_ops.common import (
-    apply_machines,
-    cluster_store,
-    creates_machines,
-    drain_logger,
-    drain_timeout,
-    find_node,
-    kube_for,
-    kubeconfig_file,
-    load_state,
-    mark_nodes,
-    node_index,
-    recount,
-    save_state,
-    say,
-)
+from workers.day2_ops.kube_access import drain_logger, drain_timeout, kube_for, kubeconfig_file
+from workers.day2_ops.machines import apply_machines, creates_machines
+from workers.day2_ops.progress import load_state, save_state, say
+from workers.day2_ops.record_edits import cluster_store, find_node, mark_nodes, node_index, recount
 from workers.ippool import IpPools
 from workers.kube import NODE_READY_TIMEOUT_SECONDS
 from workers.plan import ClusterPlan, ClusterSpec, NodePlan, NodeRole, plan_scale

@@ -16,19 +16,13 @@ from workers.cluster_inputs import (
     write_cluster_inventory,
 )
 from workers.context import StepContext
-from workers.day2_ops.common import (
-    WORKER_BATCH_FRACTION,
-    cluster_store,
-    drain_logger,
-    drain_timeout,
-    kube_for,
-    kubeconfig_file,
-    load_state,
-    node_index,
-    save_state,
-    say,
-)
+from workers.day2_ops.kube_access import drain_logger, drain_timeout, kube_for, kubeconfig_file
+from workers.day2_ops.progress import load_state, save_state, say
+from workers.day2_ops.record_edits import cluster_store, node_index
 from workers.kube import NODE_READY_TIMEOUT_SECONDS
+
+WORKER_BATCH_FRACTION = 0.2
+"""Share of the workers upgraded at once (kubespray's 20%); at least one node per batch."""
 
 
 # --- steps: upgrade -----------------------------------------------------------------------------------

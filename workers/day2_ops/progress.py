@@ -1,0 +1,36 @@
+"""A Day 2 job's progress in its work dir (which nodes join, leave, are drained or upgraded, which
+backup), so a retry in a new process resumes where the last attempt stopped; and its log lines."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from kobot.job_records import JobEventType
+from workers.context import StepContext
+
+STATE_FILE = "day2.json"
+"""Per-job progress file in the job's work dir (node names only: nothing secret)."""
+
+
+class Day2State(BaseModel):
+    add: list[str] = []
+    remove: list[str] = []
+    drained: list[str] = []
+    upgraded: list[str] = []
+    backup_id: str | None = None
+
+
+def load_state(ctx: StepContext) -> Day2State:
+    path = ctx.work_dir / STATE_FILE
+    return Day2State.model_validate_json(path.read_text()) if path.exists() else Day2State()
+
+
+def save_state(ctx: StepContext, state: Day2State) -> None:
+    path = ctx.work_dir / STATE_FILE
+    partial = path.with_suffix(".part")
+    partial.write_text(state.model_dump_json())
+    partial.replace(path)
+
+
+def say(ctx: StepContext, message: str) -> None:
+    ctx.emit(JobEventType.LOG, message=message)
