@@ -75,16 +75,7 @@ class JobRunner:
             if step_record.state is StepState.SUCCEEDED:
                 continue
             step = steps_by_name.get(step_record.name)
-            ctx = StepContext(
-                record=record,
-                step=step_record,
-                settings=self.env.settings,
-                redis=self.env.redis,
-                jobs=self.service.records,
-                events=self.service.events,
-                scratch=scratch,
-                lease_lost=lease_lost,
-            )
+            ctx = self._context(record, step_record, scratch, lease_lost)
             if step is None:
                 return self._fail(ctx, f"step {step_record.name} no longer exists in this kobot version")
             step_record.state = StepState.RUNNING
@@ -132,16 +123,7 @@ class JobRunner:
         if op.on_success is not None:
             # Also when a retry found every step already done (the worker died after the last one).
             last = record.steps[-1] if record.steps else StepRecord(name="done", title="Done")
-            hook_ctx = ctx or StepContext(
-                record=record,
-                step=last,
-                settings=self.env.settings,
-                redis=self.env.redis,
-                jobs=self.service.records,
-                events=self.service.events,
-                scratch=scratch,
-                lease_lost=lease_lost,
-            )
+            hook_ctx = ctx or self._context(record, last, scratch, lease_lost)
             try:
                 op.on_success(hook_ctx)
             except Exception:
@@ -155,6 +137,25 @@ class JobRunner:
         if op.final_note:
             summary = f"{summary}; {op.final_note}"
         return JobState.SUCCEEDED, summary, None
+
+    def _context(
+        self,
+        record: JobRecord,
+        step: StepRecord,
+        scratch: dict[str, Any],
+        lease_lost: threading.Event,
+    ) -> StepContext:
+        """The context every step and record hook of this attempt runs with (one `scratch` per attempt)."""
+        return StepContext(
+            record=record,
+            step=step,
+            settings=self.env.settings,
+            redis=self.env.redis,
+            jobs=self.service.records,
+            events=self.service.events,
+            scratch=scratch,
+            lease_lost=lease_lost,
+        )
 
     def _save(self, record: JobRecord) -> None:
         if not self.service.records.save_unless_ended(record):
