@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from kobot.clusters import ClusterRecord, ClusterState, ClusterStore, HistoryEntry, NodeRecord
 from kobot.errors import StepFailedError
 from kobot.job_records import JobEventType, JobKind, JobSpec
+from workers import playbook_names
 from workers.cluster_inputs import (
     inventory_path,
     play_vars,
@@ -29,15 +30,15 @@ from workers.plan import plan_from_params
 from workers.terraform import workspace_for
 
 INSTALL_STAGES: tuple[tuple[str, str, str], ...] = (
-    ("base_os", "Base OS", "base_os.yml"),
-    ("container_runtime", "Container runtime", "container_runtime.yml"),
-    ("kubernetes_packages", "Kubernetes packages and images", "kubernetes_packages.yml"),
-    ("load_balancer", "API load balancer", "load_balancer.yml"),
-    ("control_plane", "Control plane", "control_plane.yml"),
-    ("workers_join", "Workers join", "workers_join.yml"),
-    ("cni", "Pod network", "cni.yml"),
-    ("addons", "Addons", "addons.yml"),
-    ("post", "Post-install checks and kubeconfig", "post.yml"),
+    ("base_os", "Base OS", playbook_names.BASE_OS),
+    ("container_runtime", "Container runtime", playbook_names.CONTAINER_RUNTIME),
+    ("kubernetes_packages", "Kubernetes packages and images", playbook_names.KUBERNETES_PACKAGES),
+    ("load_balancer", "API load balancer", playbook_names.LOAD_BALANCER),
+    ("control_plane", "Control plane", playbook_names.CONTROL_PLANE),
+    ("workers_join", "Workers join", playbook_names.WORKERS_JOIN),
+    ("cni", "Pod network", playbook_names.CNI),
+    ("addons", "Addons", playbook_names.ADDONS),
+    ("post", "Post-install checks and kubeconfig", playbook_names.POST),
 )
 """(step name, title, entry playbook) of the install after preflight, in order; cluster_create.yml
 runs the same stages in one go for people who use the playbooks without kobot."""
@@ -104,7 +105,7 @@ def provision_hosts(ctx: StepContext) -> None:
 
 
 def preflight(ctx: StepContext) -> None:
-    ctx.run_playbook("preflight.yml", inventory=inventory_path(ctx), extravars=play_vars(ctx))
+    ctx.run_playbook(playbook_names.PREFLIGHT, inventory=inventory_path(ctx), extravars=play_vars(ctx))
 
 
 def _stage(playbook: str) -> Any:
@@ -117,7 +118,7 @@ def _stage(playbook: str) -> Any:
 def load_balancer(ctx: StepContext) -> None:
     password = cluster_secrets_for(ctx).get_or_create_password(cluster=ctx.cluster, name=KEEPALIVED_SECRET)
     ctx.run_playbook(
-        "load_balancer.yml",
+        playbook_names.LOAD_BALANCER,
         inventory=inventory_path(ctx),
         extravars=play_vars(ctx),
         secrets={"KOBOT_KEEPALIVED_AUTH": password},
@@ -129,7 +130,7 @@ def post_install(ctx: StepContext) -> None:
     fetched = ctx.work_dir / "admin.conf"
     try:
         ctx.run_playbook(
-            "post.yml",
+            playbook_names.POST,
             inventory=inventory_path(ctx),
             extravars={**play_vars(ctx), "kubeconfig_dest": str(fetched)},
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kobot import automation_values
 from kobot.clusters import ClusterState
-from workers import etcd
+from workers import etcd, playbook_names
 from workers.cluster_inputs import (
     inventory_path,
     play_vars,
@@ -46,7 +46,7 @@ def restore_step(ctx: StepContext) -> None:
                 f"{automation_values.backup_id(backup.id)}-{ctx.job_id}", what="snapshot name"
             ),
         }
-    ctx.run_playbook("etcd_restore.yml", inventory=inventory_path(ctx), extravars=extravars)
+    ctx.run_playbook(playbook_names.ETCD_RESTORE, inventory=inventory_path(ctx), extravars=extravars)
 
 
 def nodes_back_step(ctx: StepContext) -> None:
@@ -67,7 +67,7 @@ def mark_deleting_step(ctx: StepContext) -> None:
 
 
 def reset_step(ctx: StepContext) -> None:
-    ctx.run_playbook("cluster_delete.yml", inventory=inventory_path(ctx), extravars=play_vars(ctx))
+    ctx.run_playbook(playbook_names.CLUSTER_DELETE, inventory=inventory_path(ctx), extravars=play_vars(ctx))
 
 
 def destroy_machines_step(ctx: StepContext) -> None:

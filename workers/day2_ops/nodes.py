@@ -9,6 +9,7 @@ from kobot import automation_values
 from kobot.automation_values import ALLOW_LOCAL_HOSTS
 from kobot.clusters import ClusterRecord, NodeRecord
 from kobot.errors import StepFailedError
+from workers import playbook_names
 from workers.ansible.runner import KNOWN_HOSTS_FILE
 from workers.cluster_inputs import inventory_path, play_vars, refusing_unsafe_values
 from workers.cluster_steps import wait_for_ssh_of
@@ -65,7 +66,7 @@ def remove_step(ctx: StepContext) -> None:
         leaving = [automation_values.node_name(name) for name in state.remove]
     with kubeconfig_file(ctx) as kubeconfig:
         ctx.run_playbook(
-            "node_remove.yml",
+            playbook_names.NODE_REMOVE,
             inventory=inventory_path(ctx),
             extravars={
                 **play_vars(ctx),
@@ -166,7 +167,7 @@ def join_step(ctx: StepContext) -> None:
     with refusing_unsafe_values(ctx.cluster, task="node_add variables"):
         joining = [automation_values.node_name(name) for name in state.add]
     ctx.run_playbook(
-        "node_add.yml",
+        playbook_names.NODE_ADD,
         inventory=inventory_path(ctx),
         extravars={**play_vars(ctx), "nodes_to_add": joining},
     )

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from kobot import automation_values
 from kobot.clusters import ClusterRecord, ClusterState, NodeRecord
 from kobot.errors import StepFailedError
-from workers import etcd
+from workers import etcd, playbook_names
 from workers.cluster_inputs import (
     inventory_path,
     play_vars,
@@ -45,7 +45,7 @@ def snapshot_step(ctx: StepContext) -> None:
         backup_id = etcd.new_backup_id(redis=ctx.redis, cluster=ctx.cluster)
         dest = etcd.snapshot_path(data_dir=ctx.settings.data_dir, cluster=ctx.cluster, backup_id=backup_id)
         ctx.run_playbook(
-            "etcd_backup.yml",
+            playbook_names.ETCD_BACKUP,
             inventory=inventory_path(ctx),
             extravars={**play_vars(ctx), "etcd_backup_dest": str(dest), "etcd_snapshot_name": dest.name},
         )
@@ -122,7 +122,7 @@ def _upgrade_run(
         upgrading = [automation_values.node_name(n.name) for n in nodes]
     with kubeconfig_file(ctx) as kubeconfig:
         ctx.run_playbook(
-            "cluster_upgrade.yml",
+            playbook_names.CLUSTER_UPGRADE,
             inventory=path,
             tags=("kube_upgrade",),
             extravars={
