@@ -12,7 +12,8 @@ from kobot.access import WhoAmI
 from kobot.audit import AuditLog
 from kobot.clusters import ClusterStore
 from kobot.conversations import Conversation, Identity
-from kobot.messages import OutgoingMessage
+from kobot.errors import KobotError
+from kobot.messages import Field, MessageKind, OutgoingMessage, Tone
 from kobot.risk import Risk
 from kobot.settings import Settings
 from workers.service import JobService
@@ -66,12 +67,25 @@ class CommandContext:
     parsed: ParsedCommand
     text: str
 
+    def cluster(self) -> str:
+        """The cluster the command names; a command that needs one and names none is answered so."""
+        if self.parsed.cluster is None:
+            raise KobotError("which cluster? add `on NAME`")
+        return self.parsed.cluster
+
 
 @dataclass(frozen=True)
 class Reply:
     """Answer at once with this message."""
 
     message: OutgoingMessage
+
+
+def reply(
+    title: str, *, body: str | None = None, fields: tuple[Field, ...] = (), tone: Tone = Tone.INFO
+) -> Reply:
+    """A reply message with this title: what most commands that read state answer with."""
+    return Reply(OutgoingMessage(kind=MessageKind.REPLY, title=title, body=body, fields=fields, tone=tone))
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,13 @@ class WorkersScaleArgs(Args):
             raise validation.ArgValueError("delta 0 changes nothing: use +N to add or -N to remove workers")
         return self
 
+    def target(self, *, current: int) -> int:
+        """The worker count asked for, given the current one; below zero when more are removed than exist."""
+        if self.count is not None:
+            return self.count
+        assert self.delta is not None  # _one_amount keeps exactly one of count and delta
+        return current + self.delta
+
 
 def _node_words(alias: str, raw: dict[str, Any]) -> dict[str, Any]:
     if alias in MASTER_ALIASES:
