@@ -7,9 +7,6 @@ they survive restarts.
 
 from __future__ import annotations
 
-from typing import Any
-
-import commands.definitions  # noqa: F401  (registers the command definitions the handlers attach to)
 from alerts.routing import Subscription
 from alerts.subscriptions import (
     NotifySubscription,
@@ -21,6 +18,7 @@ from alerts.subscriptions import (
     save_notify_subscription,
 )
 from commands.context import CommandContext, CommandResult, Reply
+from commands.definitions.alerts import AlertsSubscribeArgs, AlertsUnsubscribeArgs, NotifyArgs
 from commands.registry import handles
 from kobot.messages import Field, OutgoingMessage, Tone
 from kobot.settings_alerts import AlertsSettings, RouteTarget
@@ -47,10 +45,10 @@ def _reply(title: str, *, status: str, tone: Tone = Tone.SUCCESS, fields: tuple[
     return Reply(message=OutgoingMessage(title=title, tone=tone, status=status, fields=fields))
 
 
-@handles("alerts.subscribe")
-async def subscribe_alerts(ctx: CommandContext, args: Any) -> CommandResult:
+@handles(AlertsSubscribeArgs)
+async def subscribe_alerts(ctx: CommandContext, args: AlertsSubscribeArgs) -> CommandResult:
     cluster = _cluster(ctx)
-    severity = str(getattr(args, "severity", None) or "warning").lower()
+    severity = args.severity.lower()
     if severity not in _order(ctx):
         return _reply("Not subscribed", status=f"unknown severity {severity!r}", tone=Tone.WARNING)
     subscription = Subscription(
@@ -64,8 +62,8 @@ async def subscribe_alerts(ctx: CommandContext, args: Any) -> CommandResult:
     )
 
 
-@handles("alerts.unsubscribe")
-async def unsubscribe_alerts(ctx: CommandContext, args: Any) -> CommandResult:
+@handles(AlertsUnsubscribeArgs)
+async def unsubscribe_alerts(ctx: CommandContext, args: AlertsUnsubscribeArgs) -> CommandResult:
     """Without a severity the subscription goes; with one, only that severity and those below it stop."""
     cluster = _cluster(ctx)
     target = _target(ctx)
@@ -74,10 +72,10 @@ async def unsubscribe_alerts(ctx: CommandContext, args: Any) -> CommandResult:
     )
     if current is None:
         return _reply(f"No alerts of {cluster} are posted here", status="nothing to stop", tone=Tone.INFO)
-    severity = getattr(args, "severity", None)
+    severity = args.severity
     order = _order(ctx)
-    if severity is not None and str(severity).lower() in order:
-        above = order.index(str(severity).lower()) + 1
+    if severity is not None and severity.lower() in order:
+        above = order.index(severity.lower()) + 1
         current_rank = order.index(current.min_severity) if current.min_severity in order else 0
         if above < len(order):
             if current_rank < above:
@@ -92,11 +90,11 @@ async def unsubscribe_alerts(ctx: CommandContext, args: Any) -> CommandResult:
     return _reply(f"Alerts of {cluster} are no longer posted here", status="unsubscribed")
 
 
-@handles("notify")
-async def notify(ctx: CommandContext, args: Any) -> CommandResult:
+@handles(NotifyArgs)
+async def notify(ctx: CommandContext, args: NotifyArgs) -> CommandResult:
     """The event list replaces what the conversation had for this cluster."""
     cluster = _cluster(ctx)
-    words = [str(word) for word in getattr(args, "events", None) or []]
+    words = list(args.events)
     try:
         events = parse_events(words)
     except ValueError as exc:

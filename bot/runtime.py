@@ -52,7 +52,6 @@ def build_runtime(settings: Settings) -> Runtime:
         importlib.import_module(module)
     load_operations(settings.plugins)
     importlib.import_module("commands.handlers")
-    importlib.import_module("commands.handlers_access")
     importlib.import_module("alerts.commands")
     store = open_store(settings)
     redis = store.client()

@@ -180,9 +180,15 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
-@cache
 def args_of(model: type[BaseModel]) -> tuple[ArgInfo, ...]:
     """The grammar of a command's arguments, in field order."""
+    # a plain function in front of the cache: specs of the registry hold `type[Any]`, which mypy
+    # does not take for the cache's Hashable argument, while it does take it for `type[BaseModel]`
+    return _args_of(model)
+
+
+@cache
+def _args_of(model: type[BaseModel]) -> tuple[ArgInfo, ...]:
     infos: list[ArgInfo] = []
     for name, info in model.model_fields.items():
         arg = next((m for m in reversed(info.metadata) if isinstance(m, Arg)), Arg())
@@ -226,7 +232,7 @@ def _unwrap(annotation: Any) -> tuple[Any, bool]:
 
 @dataclass(frozen=True)
 class AliasMatch:
-    spec: CommandSpec
+    spec: CommandSpec[Any]
     alias: str
     rest: list[Token]
 
@@ -234,7 +240,7 @@ class AliasMatch:
 class AliasIndex:
     """Every alias of every command, longest first, so the longest phrase wins."""
 
-    def __init__(self, commands: Mapping[str, CommandSpec]) -> None:
+    def __init__(self, commands: Mapping[str, CommandSpec[Any]]) -> None:
         entries = [(alias.lower(), spec) for spec in commands.values() for alias in (*spec.aliases, spec.id)]
         self.entries = sorted(entries, key=lambda e: len(e[0].replace(" ", "")), reverse=True)
         self.phrases = sorted({alias for alias, _ in entries})
@@ -273,7 +279,7 @@ class AliasIndex:
 _INDEX: list[AliasIndex] = []
 
 
-def alias_index(commands: Mapping[str, CommandSpec]) -> AliasIndex:
+def alias_index(commands: Mapping[str, CommandSpec[Any]]) -> AliasIndex:
     """Built once; rebuilt when a plugin registered more commands."""
     if not _INDEX or _INDEX[0].size != len(commands):
         _INDEX[:] = [AliasIndex(commands)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from commands.catalog import load_commands
 from commands.grammar import ArgInfo, alias_index, args_of, close_matches, has_cjk, normalize_text, tokenize
@@ -60,7 +61,7 @@ RISK_MARK: Mapping[Risk, str] = {Risk.READ: "", Risk.CHANGE: "", Risk.RISKY: " �
 """Overview marker; a command whose risk depends on its arguments gets `(⚠ some forms)`."""
 
 
-def area_of(spec: CommandSpec) -> str:
+def area_of(spec: CommandSpec[Any]) -> str:
     return AREA_OF.get(spec.id.split(".", 1)[0], "more")
 
 
@@ -92,7 +93,7 @@ def resolve_topic(text: str) -> str:
 
 
 def render_help(
-    topic: str | None, *, allowed: Callable[[CommandSpec], bool] | None = None
+    topic: str | None, *, allowed: Callable[[CommandSpec[Any]], bool] | None = None
 ) -> OutgoingMessage:
     """The overview (only commands `allowed` passes), one section, or one command in detail."""
     commands = load_commands()
@@ -109,7 +110,10 @@ def render_help(
 
 
 def _overview(
-    commands: Mapping[str, CommandSpec], permitted: Callable[[CommandSpec], bool], *, only: str | None = None
+    commands: Mapping[str, CommandSpec[Any]],
+    permitted: Callable[[CommandSpec[Any]], bool],
+    *,
+    only: str | None = None,
 ) -> OutgoingMessage:
     sections: list[str] = []
     for area, heading in AREAS.items():
@@ -129,7 +133,7 @@ def _overview(
     )
 
 
-def _summary_line(spec: CommandSpec) -> str:
+def _summary_line(spec: CommandSpec[Any]) -> str:
     english, chinese = _split_aliases(spec)
     names = english[0] if english else spec.id
     if chinese:
@@ -140,7 +144,7 @@ def _summary_line(spec: CommandSpec) -> str:
     return f"• {names}: {spec.summary}{mark}"
 
 
-def _command_help(spec: CommandSpec, *, permitted: bool) -> OutgoingMessage:
+def _command_help(spec: CommandSpec[Any], *, permitted: bool) -> OutgoingMessage:
     english, chinese = _split_aliases(spec)
     risk = RISK_TEXT[spec.risk]
     if spec.risk_rule is not None:
@@ -191,7 +195,7 @@ def _arg_line(info: ArgInfo) -> str:
     return f"• {name}: {value}{described}"
 
 
-def _split_aliases(spec: CommandSpec) -> tuple[list[str], list[str]]:
+def _split_aliases(spec: CommandSpec[Any]) -> tuple[list[str], list[str]]:
     english = [a for a in spec.aliases if not has_cjk(a)]
     chinese = [a for a in spec.aliases if has_cjk(a)]
     return english, chinese

@@ -91,7 +91,7 @@ class _Words:
 class _Scan:
     """Sorts the words after the command phrase into arguments, the cluster and bare words."""
 
-    spec: CommandSpec
+    spec: CommandSpec[Any]
     alias: str
     tokens: list[Token]
     infos: tuple[ArgInfo, ...] = ()
@@ -287,7 +287,7 @@ def _looks_like_cluster(word: str) -> bool:
     return True
 
 
-def _cluster(spec: CommandSpec, words: _Words, *, default_cluster: str | None) -> str | None:
+def _cluster(spec: CommandSpec[Any], words: _Words, *, default_cluster: str | None) -> str | None:
     name = words.cluster
     if spec.cluster == "none":
         if name is not None:
@@ -309,7 +309,7 @@ def _cluster(spec: CommandSpec, words: _Words, *, default_cluster: str | None) -
         raise CommandError(str(exc)) from None
 
 
-def _invalid(spec: CommandSpec, exc: ValidationError) -> CommandError:
+def _invalid(spec: CommandSpec[Any], exc: ValidationError) -> CommandError:
     infos = {info.name: info for info in args_of(spec.args_model)}
     messages: list[str] = []
     suggestions: list[str] = []

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-import commands.handlers_access  # noqa: F401  (attaches the handlers)
+import commands.handlers  # noqa: F401  (attaches the handlers)
 from bot.runtime import Runtime, build_runtime
 from commands.context import CommandContext, Reply
 from commands.parser import parse

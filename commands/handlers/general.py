@@ -1,4 +1,5 @@
-"""Handlers of `whoami` (identity, person, groups, roles) and `audit` (the trail, in chat, for admins).
+"""Handlers of the commands about kobot itself and its records: `help` (what you may run here), `whoami`
+(identity, person, groups, roles) and `audit` (the trail, in chat, for admins).
 
 The dispatcher has already authorized the command; `audit` without a cluster still shows only entries
 of clusters the user may audit, since a role can be bound to some clusters only.
@@ -9,17 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from commands.catalog import load_commands
 from commands.context import CommandContext, CommandResult, Reply
-from commands.registry import COMMANDS, handles
+from commands.definitions.general import AuditArgs, HelpArgs, WhoamiArgs
+from commands.help import render_help
+from commands.registry import COMMANDS, CommandSpec, handles
 from kobot.access import WhoAmI
 from kobot.audit import parse_since
 from kobot.conversations import utcnow
 from kobot.errors import CommandError
 from kobot.messages import Field, MessageKind, OutgoingMessage, Tone
 from kobot.risk import Risk
-
-load_commands()
 
 AUDIT_CHAT_LINES = 20
 """Entries one `audit` reply shows: enough to answer "who did that", short enough for any platform."""
@@ -30,8 +30,22 @@ AUDIT_CHAT_SCAN = 500
 AUDIT_COMMAND = "audit"
 
 
-@handles("whoami")
-async def whoami(ctx: CommandContext, args: Any) -> CommandResult:
+@handles(HelpArgs)
+async def show_help(ctx: CommandContext, args: HelpArgs) -> CommandResult:
+    def allowed(spec: CommandSpec[Any]) -> bool:
+        return ctx.runtime.policy.can_run(
+            identity=ctx.identity,
+            conversation=ctx.conversation,
+            command_id=spec.id,
+            risk=spec.risk,
+            cluster=ctx.parsed.cluster,
+        )
+
+    return Reply(render_help(args.topic, allowed=allowed))
+
+
+@handles(WhoamiArgs)
+async def whoami(ctx: CommandContext, args: WhoamiArgs) -> CommandResult:
     policy = ctx.runtime.policy
     cluster = ctx.parsed.cluster or policy.default_cluster(conversation=ctx.conversation)
     who = policy.describe(identity=ctx.identity, conversation=ctx.conversation, cluster=cluster)
@@ -73,11 +87,11 @@ def render_whoami(who: WhoAmI, *, allowed_count: int, total: int) -> OutgoingMes
     )
 
 
-@handles("audit")
-async def audit(ctx: CommandContext, args: Any) -> CommandResult:
+@handles(AuditArgs)
+async def audit(ctx: CommandContext, args: AuditArgs) -> CommandResult:
     runtime = ctx.runtime
     cluster = ctx.parsed.cluster
-    since_text: str | None = getattr(args, "since", None)
+    since_text = args.since
     since: datetime | None = None
     if since_text:
         try:

@@ -1,0 +1,10 @@
+"""The handlers of kobot's own commands, one module per group; importing this package attaches them all.
+
+Each handler attaches with `@handles(ArgsModel)` to the command defined on that model in
+`commands.definitions` (the alert commands' handlers are in `alerts.commands`, the layer that owns
+subscriptions).
+"""
+
+from commands.handlers import cluster_create, clusters, general, jobs, nodes
+
+__all__ = ["cluster_create", "clusters", "general", "jobs", "nodes"]

@@ -1,0 +1,54 @@
+"""How a command becomes a job: the params it passes, the hash an approval binds to, the day-2 job.
+
+A mutating command answers with a `SubmitJob` whose plan lines say exactly what will change and whose
+hash binds an approval to that change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from commands.context import CommandContext, SubmitJob
+from kobot.errors import KobotError
+from kobot.job_records import JobKind
+from workers.operations import OPERATIONS
+
+
+def plan_hash(payload: dict[str, Any]) -> str:
+    """Stable hash of what a job will do; an approval is valid only for the same hash."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def job_params(args: BaseModel) -> dict[str, Any]:
+    """The arguments a job runs with: all but `break_glass`, which unlocks the command, not the job."""
+    return {k: v for k, v in args.model_dump(mode="json").items() if k != "break_glass"}
+
+
+def require_operation(kind: str) -> None:
+    """Refuse a command whose job this kobot has no operation for, before anyone approves it."""
+    if kind not in OPERATIONS:
+        raise KobotError(f"`{kind}` is understood, but this kobot version cannot run it yet")
+
+
+def day2_job(ctx: CommandContext, args: BaseModel, *, kind: JobKind, lines: list[str]) -> SubmitJob:
+    """A job that changes an existing cluster; its hash covers the cluster's nodes and version now, so an
+    approval given for one state of the cluster does not carry over to another."""
+    require_operation(kind.value)
+    name = ctx.cluster()
+    record = ctx.runtime.clusters.require(name)
+    params = job_params(args)
+    state = {"nodes": [(n.name, n.role, n.address) for n in record.nodes], "version": record.version}
+    digest = plan_hash({"kind": kind.value, "cluster": name, "params": params, "state": state})
+    return SubmitJob(
+        kind=kind.value,
+        cluster=name,
+        params=params,
+        title=f"{kind.value} {name}",
+        plan_lines=tuple(lines),
+        plan_hash=digest,
+    )
