@@ -24,6 +24,27 @@ alerts go first, then the oldest firing ones, which are counted as "+N more aler
 ANNOTATION_MAX_CHARS = 1024
 """Longest annotation value kept (only the annotations kobot reads are stored at all)."""
 
+LABELS_KEPT_PER_ALERT = 64
+"""Labels kept of one alert, and of a group's group and common labels (Prometheus alerts carry a dozen
+or two). Past it the labels kobot reads (LABELS_READ_FIRST) stay, then the others in name order; the
+rest are counted in `kobot_alerts_dropped_total`. Routes still match on every label posted."""
+
+LABEL_NAME_MAX_CHARS = 128
+"""Longest label name kept; a label with a longer name is dropped (Prometheus names are identifiers,
+and cut names could collide)."""
+
+LABEL_VALUE_MAX_CHARS = 1024
+"""Longest label value kept; a longer one is cut. A silence made from a cut value matches nothing,
+never more than the group."""
+
+GROUP_BYTES_KEPT_MAX = 128 * 1024 * 1024
+"""Total size of the alert group states kept (their JSON), an eighth of the embedded Valkey's default
+`maxmemory` (kobot.defaults.VALKEY_MAXMEMORY_DEFAULT, 1gb): alerts alone never fill the store, where
+`noeviction` would then fail the writes of jobs, approvals and audit. 2,000 groups of a 1 MiB body each
+would pass 1 GB. Over it the oldest resolved groups are forgotten first; then a new group, or an update
+that grows a firing group, is refused (429) and counted in `kobot_alerts_dropped_total`. An update that
+resolves or shrinks a group is always stored. Keep a configured `valkey_maxmemory` well above it."""
+
 RUNBOOK_ANNOTATION = "kobot_runbook"
 """The alert annotation naming one of the admin's runbook templates by id, e.g. `cordon-node`."""
 
@@ -92,6 +113,10 @@ ALERTMANAGER_TIMEOUT_SECONDS = 10.0
 SCOPE_LABELS = ("cluster",)
 """Labels the permission check of a Silence click reads; a silence always matches on them too, so
 a right on one cluster never silences another."""
+
+LABELS_READ_FIRST = ("alertname", "severity", "instance", *SCOPE_LABELS, *KEY_LABELS)
+"""Labels kept before any other when an alert has more than LABELS_KEPT_PER_ALERT: a message's title,
+severity, scope and key fields are made from them."""
 
 CLAIM_SECONDS = 120.0
 """An outbox entry one process took is hidden from the others this long (a delivery takes far less;

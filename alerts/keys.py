@@ -42,3 +42,6 @@ GROUPS_FIRING = f"{PREFIX}:groups:firing"
 
 GROUPS_RESOLVED = f"{PREFIX}:groups:resolved"
 """Sorted set: ids of resolved groups, score = last update; the oldest go first when the limit is met."""
+
+GROUP_BYTES = f"{PREFIX}:groups:bytes"
+"""Hash: group id -> size of its stored state JSON in bytes; their sum counts toward GROUP_BYTES_KEPT_MAX."""

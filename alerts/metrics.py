@@ -16,6 +16,11 @@ class DropReason(str, Enum):
     """A resolved group was forgotten to make room for a new one."""
     ALERTS_OVER_GROUP_LIMIT = "alerts_over_group_limit"
     """Alerts beyond ALERTS_KEPT_PER_GROUP in one webhook body."""
+    GROUP_BYTES_REFUSED = "group_bytes_refused"
+    """A new group, or an update growing a firing one, would pass GROUP_BYTES_KEPT_MAX."""
+    LABELS_OVER_ALERT_LIMIT = "labels_over_alert_limit"
+    """Labels beyond LABELS_KEPT_PER_ALERT, or named longer than LABEL_NAME_MAX_CHARS, of one alert
+    (or of a group's group or common labels)."""
 
 
 ALERTS_DROPPED = Counter(

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from alerts import defaults
+from alerts.metrics import DropReason
 from alerts.models import AlertmanagerWebhook
 from alerts.store import AlertStore, IngestResult
 from kobot.errors import StoreUnavailableError
@@ -63,6 +64,13 @@ def _problems(exc: ValidationError) -> list[str]:
     return shown
 
 
+def _refusal_text(reason: DropReason) -> str:
+    if reason is DropReason.GROUP_BYTES_REFUSED:
+        limit = defaults.GROUP_BYTES_KEPT_MAX
+        return f"the alert groups kept reached their size limit ({limit:,} bytes); this group was not stored"
+    return f"{defaults.GROUPS_KEPT_MAX} alert groups are firing; this new one was not stored"
+
+
 def build_router(
     *,
     settings: AlertsSettings,
@@ -99,12 +107,9 @@ def build_router(
                 status_code=503,
                 headers={"Retry-After": str(defaults.WEBHOOK_RETRY_AFTER_SECONDS)},
             )
-        if result.refused:
+        if result.refused is not None:
             # 4xx: Alertmanager does not retry it; the group comes again at its next notification.
-            return JSONResponse(
-                {"error": f"{defaults.GROUPS_KEPT_MAX} alert groups are firing; this new one was not stored"},
-                status_code=429,
-            )
+            return JSONResponse({"error": _refusal_text(result.refused)}, status_code=429)
         await on_stored(result)
         if result.duplicate:
             return JSONResponse({"status": "duplicate", "group": result.group_id})

@@ -73,8 +73,20 @@ def loopback_only(host: str) -> bool:
 
 
 def check_webhook_exposure(settings: AlertsSettings, *, http_host: str) -> None:
-    """A webhook reachable beyond loopback needs credentials, or an explicit opt-out (logged)."""
-    if settings.auth_required or loopback_only(http_host):
+    """A webhook reachable beyond loopback needs credentials, or an explicit opt-out (logged). On loopback
+    an open webhook starts with a warning: a reverse proxy or tunnel in front of the port makes it public,
+    and kobot cannot tell (every request then comes from loopback)."""
+    if settings.auth_required:
+        return
+    if loopback_only(http_host):
+        log.warning(
+            "the Alertmanager webhook %s has no credentials; kobot listens on %s only, but a reverse proxy "
+            "or tunnel forwarding this port exposes it: anyone reaching the proxy can post alerts into the "
+            "chat and fill the alert store. Set KOBOT_ALERTS__WEBHOOK_BEARER_TOKEN (or "
+            "KOBOT_ALERTS__WEBHOOK_USERNAME and KOBOT_ALERTS__WEBHOOK_PASSWORD) when anything forwards to it",
+            defaults.WEBHOOK_PATH,
+            http_host,
+        )
         return
     if settings.allow_unauthenticated:
         log.warning(

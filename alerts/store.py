@@ -22,16 +22,8 @@ from redis.exceptions import ResponseError, WatchError
 
 from alerts import defaults, keys
 from alerts.metrics import ALERTS_DROPPED, DropReason
-from alerts.models import (
-    AlertGroupState,
-    AlertmanagerWebhook,
-    AlertStatus,
-    Notice,
-    StoredAlert,
-    WebhookAlert,
-    clip,
-    webhook_digest,
-)
+from alerts.models import AlertGroupState, AlertmanagerWebhook, AlertStatus, Notice, webhook_digest
+from alerts.retention import merge_state
 from alerts.routing import Subscription, route_group
 from kobot.conversations import MessageRef
 from kobot.errors import StoreUnavailableError
@@ -78,13 +70,24 @@ return due
 """Takes the due entries for one process (ZRANGEBYSCORE and ZADD XX in one step)."""
 
 
+_FORGET = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
+  return 0
+end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('HDEL', KEYS[5], ARGV[1])
+return 1
+"""
+"""Forgets a resolved group only while it is still resolved: one that fired again meanwhile is kept."""
+
+
 @dataclass(frozen=True)
 class IngestResult:
     group_id: str
     duplicate: bool
     targets: tuple[RouteTarget, ...] = ()
-    refused: bool = False
-    """A new group not stored: GROUPS_KEPT_MAX groups are firing."""
+    refused: DropReason | None = None
+    """Why the state was not stored: GROUPS_KEPT_MAX groups are firing, or GROUP_BYTES_KEPT_MAX is reached."""
 
 
 @dataclass(frozen=True)
@@ -110,91 +113,6 @@ def outbox_member(*, kind: str, item_id: str, target: RouteTarget) -> str:
     return f"{kind}:{item_id}|{target.key}"
 
 
-def kept_annotations(annotations: dict[str, str]) -> dict[str, str]:
-    """Only what kobot reads, each value clipped: nothing else of an annotation is worth Redis memory."""
-    return {
-        name: clip(value, defaults.ANNOTATION_MAX_CHARS)
-        for name, value in annotations.items()
-        if name in defaults.ANNOTATIONS_READ
-    }
-
-
-def kept_alerts(body: AlertmanagerWebhook) -> tuple[list[WebhookAlert], int]:
-    """At most ALERTS_KEPT_PER_GROUP alerts: firing before resolved, newest first; and how many firing
-    alerts were left out (they count as "+N more alerts")."""
-    if len(body.alerts) <= defaults.ALERTS_KEPT_PER_GROUP:
-        return list(body.alerts), 0
-    ranked = sorted(
-        body.alerts, key=lambda a: (a.status is AlertStatus.RESOLVED, -a.starts_at.timestamp(), a.key())
-    )
-    kept, left = ranked[: defaults.ALERTS_KEPT_PER_GROUP], ranked[defaults.ALERTS_KEPT_PER_GROUP :]
-    ALERTS_DROPPED.labels(reason=DropReason.ALERTS_OVER_GROUP_LIMIT.value).inc(len(left))
-    log.warning(
-        "alert group %s: %d alerts posted, %d kept (ALERTS_KEPT_PER_GROUP)",
-        body.group_id(),
-        len(body.alerts),
-        len(kept),
-    )
-    return kept, sum(1 for alert in left if alert.status is AlertStatus.FIRING)
-
-
-def _merge(
-    previous: AlertGroupState | None,
-    body: AlertmanagerWebhook,
-    *,
-    digest: str,
-    targets: list[RouteTarget],
-    now: datetime,
-) -> tuple[AlertGroupState, bool]:
-    """The new state, and whether it starts a new episode (fresh messages instead of edits)."""
-    new_episode = previous is None or (
-        previous.status is AlertStatus.RESOLVED and body.status is AlertStatus.FIRING
-    )
-    posted, left_out = kept_alerts(body)
-    alerts = [
-        StoredAlert(
-            fingerprint=alert.key(),
-            status=alert.status,
-            labels=alert.labels,
-            annotations=kept_annotations(alert.annotations),
-            starts_at=alert.starts_at,
-            ends_at=alert.ends_at,
-            generator_url=alert.generator_url,
-        )
-        for alert in posted
-    ]
-    alerts.sort(key=lambda a: a.fingerprint)
-    base = {
-        "status": body.status,
-        "group_labels": body.group_labels,
-        "common_labels": body.common_labels,
-        "common_annotations": kept_annotations(body.common_annotations),
-        "external_url": body.external_url,
-        "alerts": alerts,
-        "truncated_alerts": body.truncated_alerts + left_out,
-        "digest": digest,
-        "updated_at": now,
-    }
-    if new_episode:
-        episode = 1 if previous is None else previous.episode + 1
-        state = AlertGroupState(
-            group_id=body.group_id(),
-            group_key=body.group_key,
-            receiver=body.receiver,
-            episode=episode,
-            first_seen=now,
-            targets=targets,
-            **base,
-        )
-        return state, previous is not None
-    assert previous is not None
-    merged = {t.key: t for t in previous.targets}
-    if body.status is AlertStatus.FIRING:
-        for target in targets:
-            merged.setdefault(target.key, target)
-    return previous.model_copy(update={**base, "targets": list(merged.values())}), False
-
-
 class AlertStore:
     """Async access to the alert keys (the receiver and the delivery loop share one event loop)."""
 
@@ -202,6 +120,7 @@ class AlertStore:
         self.redis = redis
         self._finish = redis.register_script(_FINISH)
         self._claim = redis.register_script(_CLAIM)
+        self._forget_script = redis.register_script(_FORGET)
         self._waitaof: bool | None = None
 
     async def subscriptions(self) -> list[Subscription]:
@@ -232,14 +151,20 @@ class AlertStore:
                     previous = AlertGroupState.model_validate_json(raw) if raw else None
                     if previous is not None and previous.digest == digest:
                         return IngestResult(group_id=group_id, duplicate=True)
-                    if previous is None and not await self._make_room(now=now.timestamp()):
-                        return IngestResult(group_id=group_id, duplicate=False, refused=True)
-                    state, restarted = _merge(previous, body, digest=digest, targets=routed, now=now)
+                    state, restarted = merge_state(previous, body, digest=digest, targets=routed, now=now)
+                    state_json = state.model_dump_json()
+                    refused = await self._make_room(
+                        state, size=len(state_json.encode()), new=previous is None, now=now.timestamp()
+                    )
+                    if refused is not None:
+                        return IngestResult(group_id=group_id, duplicate=False, refused=refused)
                     shown_at = {} if restarted else await self._shown_at(pipe, group_id)
                     pipe.multi()  # type: ignore[no-untyped-call]
                     if restarted:
                         pipe.delete(keys.group_refs(group_id), keys.group_delivered(group_id))
-                    self._write_group(pipe, state, now=now.timestamp(), shown_at=shown_at)
+                    self._write_group(
+                        pipe, state, now=now.timestamp(), shown_at=shown_at, state_json=state_json
+                    )
                     await pipe.execute()
                 except WatchError:
                     continue
@@ -247,33 +172,74 @@ class AlertStore:
             return IngestResult(group_id=group_id, duplicate=False, targets=tuple(state.targets))
         raise StoreUnavailableError("the alert store is too busy; try again")
 
-    async def _make_room(self, *, now: float) -> bool:
-        """Room for one more group under GROUPS_KEPT_MAX: forget expired ids, then the oldest resolved
-        groups; False when the groups kept are all firing (the new group is then refused)."""
-        expired = now - defaults.GROUP_TTL_SECONDS
+    async def _make_room(
+        self, state: AlertGroupState, *, size: int, new: bool, now: float
+    ) -> DropReason | None:
+        """Room for `state` (`size` bytes) under GROUPS_KEPT_MAX and GROUP_BYTES_KEPT_MAX: forget expired ids,
+        then the oldest resolved groups; the reason it is refused when that is not enough. Only a new group
+        or a firing one that grows is refused: a resolve or a shrink always lands, or a message would show
+        an alert that is gone."""
+        await self._forget_expired(now=now)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for name in (keys.GROUPS_FIRING, keys.GROUPS_RESOLVED):
-                pipe.zremrangebyscore(name, "-inf", expired)
-                pipe.zcard(name)
-            _, firing, _, resolved = await pipe.execute()
-        surplus = int(firing) + int(resolved) - defaults.GROUPS_KEPT_MAX + 1
-        if surplus <= 0:
-            return True
-        evicted = await result(self.redis.zpopmin(keys.GROUPS_RESOLVED, surplus))
-        for group_id, _ in evicted:
-            await self.redis.delete(
-                keys.group(group_id), keys.group_refs(group_id), keys.group_delivered(group_id)
-            )
-            log.info("alert group %s forgotten to stay within GROUPS_KEPT_MAX (it had resolved)", group_id)
-        ALERTS_DROPPED.labels(reason=DropReason.RESOLVED_GROUP_EVICTED.value).inc(len(evicted))
-        if len(evicted) < surplus:
+            pipe.zcard(keys.GROUPS_FIRING)
+            pipe.zcard(keys.GROUPS_RESOLVED)
+            pipe.hgetall(keys.GROUP_BYTES)
+            firing, resolved, raw_sizes = await pipe.execute()
+        sizes = {group_id: int(value) for group_id, value in raw_sizes.items()}
+        before = sizes.get(state.group_id, 0)
+        groups_over = int(firing) + int(resolved) - defaults.GROUPS_KEPT_MAX + 1 if new else 0
+        bytes_over = sum(sizes.values()) - before + size - defaults.GROUP_BYTES_KEPT_MAX
+        if groups_over > 0 or bytes_over > 0:
+            oldest_first: list[str] = await result(self.redis.zrange(keys.GROUPS_RESOLVED, 0, -1))
+            for group_id in oldest_first:
+                if groups_over <= 0 and bytes_over <= 0:
+                    break
+                if group_id != state.group_id and await self._forget(group_id):
+                    groups_over -= 1
+                    bytes_over -= sizes.get(group_id, 0)
+        if groups_over > 0:
             ALERTS_DROPPED.labels(reason=DropReason.GROUP_REFUSED.value).inc()
             log.warning(
                 "new alert group refused: %d groups are firing (GROUPS_KEPT_MAX %d)",
                 int(firing),
                 defaults.GROUPS_KEPT_MAX,
             )
+            return DropReason.GROUP_REFUSED
+        grows = new or (size > before and state.status is AlertStatus.FIRING)
+        if bytes_over > 0 and grows:
+            ALERTS_DROPPED.labels(reason=DropReason.GROUP_BYTES_REFUSED.value).inc()
+            log.warning(
+                "alert group %s refused: the groups kept would pass GROUP_BYTES_KEPT_MAX (%d) by %d bytes",
+                state.group_id,
+                defaults.GROUP_BYTES_KEPT_MAX,
+                bytes_over,
+            )
+            return DropReason.GROUP_BYTES_REFUSED
+        return None
+
+    async def _forget_expired(self, *, now: float) -> None:
+        """Drop the ids (and sizes) of groups whose keys expired after GROUP_TTL_SECONDS without an update."""
+        expired = now - defaults.GROUP_TTL_SECONDS
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in (keys.GROUPS_FIRING, keys.GROUPS_RESOLVED):
+                pipe.zrangebyscore(name, "-inf", expired)
+            gone = [group_id for ids in await pipe.execute() for group_id in ids]
+        if gone:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(keys.GROUPS_FIRING, *gone)
+                pipe.zrem(keys.GROUPS_RESOLVED, *gone)
+                pipe.hdel(keys.GROUP_BYTES, *gone)
+                await pipe.execute()
+
+    async def _forget(self, group_id: str) -> bool:
+        """Forget a resolved group to make room; False when another process forgot it first."""
+        names = [keys.group(group_id), keys.group_refs(group_id), keys.group_delivered(group_id)]
+        if not await self._forget_script(
+            keys=[keys.GROUPS_RESOLVED, *names, keys.GROUP_BYTES], args=[group_id]
+        ):
             return False
+        ALERTS_DROPPED.labels(reason=DropReason.RESOLVED_GROUP_EVICTED.value).inc()
+        log.info("alert group %s forgotten to stay within the groups' limits (it had resolved)", group_id)
         return True
 
     @staticmethod
@@ -283,10 +249,18 @@ class AlertStore:
         return {k.removesuffix(SHOWN_AT): float(v) for k, v in raw.items() if k.endswith(SHOWN_AT)}
 
     def _write_group(
-        self, pipe: Pipeline, state: AlertGroupState, *, now: float, shown_at: dict[str, float]
+        self,
+        pipe: Pipeline,
+        state: AlertGroupState,
+        *,
+        now: float,
+        shown_at: dict[str, float],
+        state_json: str | None = None,
     ) -> None:
         key = keys.group(state.group_id)
-        pipe.hset(key, "state", state.model_dump_json())
+        state_json = state.model_dump_json() if state_json is None else state_json
+        pipe.hset(key, "state", state_json)
+        pipe.hset(keys.GROUP_BYTES, state.group_id, str(len(state_json.encode())))
         pipe.hincrby(key, "version", 1)
         for name in (key, keys.group_refs(state.group_id), keys.group_delivered(state.group_id)):
             pipe.expire(name, defaults.GROUP_TTL_SECONDS)

@@ -157,3 +157,130 @@ def test_route_patterns_a_linear_engine_cannot_run_are_refused_at_load(pattern: 
     route = {"name": "r", "match_re": {"node": pattern}, "targets": [OPS.model_dump()]}
     with pytest.raises(ValueError, match="label node: bad regular expression"):
         AlertsSettings(routes=[route])  # type: ignore[list-item]
+
+
+def _dropped(reason: DropReason) -> float:
+    return float(ALERTS_DROPPED.labels(reason=reason.value)._value.get())
+
+
+def test_labels_kept_are_capped_in_count_and_length(
+    kobot: KobotServer, redis: Any, recorder: ChatRecorder
+) -> None:
+    before = _dropped(DropReason.LABELS_OVER_ALERT_LIMIT)
+    body = webhook_body()
+    alert_labels = body["alerts"][0]["labels"]
+    alert_labels.update({f"{'l' * 300}{i:03d}": "v" for i in range(40)})
+    alert_labels.update({f"x{i:03d}": "v" * 1500 for i in range(120)})
+    alert_labels["zz_long"] = "w" * 200_000
+    body["commonLabels"].update({f"c{i:03d}": "v" * 1500 for i in range(100)})
+    posted = dumps(body)
+    assert len(posted) < defaults.WEBHOOK_MAX_BYTES, (
+        "the body itself is accepted; what is kept of it is capped"
+    )
+    group = kobot.post_webhook(posted).json()["group"]
+    raw = redis.hget(keys.group(group), "state")
+    state = AlertGroupState.model_validate_json(raw)
+    labels = state.alerts[0].labels
+    assert len(labels) == defaults.LABELS_KEPT_PER_ALERT
+    assert {k: labels[k] for k in ("alertname", "cluster", "severity", "node")} == {
+        "alertname": "KubeNodeNotReady",
+        "cluster": "prod",
+        "severity": "critical",
+        "node": "n-a1",
+    }, "the labels a message is made from stay"
+    assert len(state.common_labels) == defaults.LABELS_KEPT_PER_ALERT
+    assert state.common_labels["cluster"] == "prod"
+    for kept in (labels, state.common_labels):
+        assert max(len(name) for name in kept) <= defaults.LABEL_NAME_MAX_CHARS
+        assert max(len(value) for value in kept.values()) <= defaults.LABEL_VALUE_MAX_CHARS
+    assert len(raw) < len(posted) / 3
+    over = (4 + 40 + 120 + 1 - defaults.LABELS_KEPT_PER_ALERT) + (3 + 100 - defaults.LABELS_KEPT_PER_ALERT)
+    assert _dropped(DropReason.LABELS_OVER_ALERT_LIMIT) - before == over
+    message = wait_for(lambda: recorder.posts, what="the clipped group's message")[0]
+    assert "w" * (defaults.LABEL_VALUE_MAX_CHARS + 1) not in message["text"]
+
+
+def _padded(group: str, *, status: str = "firing", alerts: int = 4) -> dict[str, Any]:
+    body = webhook_body(group=group, status=status, fingerprints=tuple(f"a{i}" for i in range(alerts)))
+    for alert in body["alerts"]:
+        alert["annotations"]["description"] = "d" * 1000
+    return body
+
+
+def _bytes_kept(redis: Redis) -> int:
+    """What the stored group states take, read from Redis itself (not from kobot's own accounting)."""
+    ids = [*redis.zrange(keys.GROUPS_FIRING, 0, -1), *redis.zrange(keys.GROUPS_RESOLVED, 0, -1)]
+    return sum(int(redis.hstrlen(keys.group(group_id.decode()), "state")) for group_id in ids)
+
+
+def test_bytes_kept_are_capped_resolved_first_then_new_or_growing_groups_refused(
+    kobot: KobotServer, redis: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    g0 = kobot.post_webhook(_padded("g0")).json()["group"]
+    size = int(redis.hstrlen(keys.group(g0), "state"))
+    monkeypatch.setattr(defaults, "GROUP_BYTES_KEPT_MAX", int(size * 3.5))
+    refused_before = _dropped(DropReason.GROUP_BYTES_REFUSED)
+    evicted_before = _dropped(DropReason.RESOLVED_GROUP_EVICTED)
+    g1, g2 = (kobot.post_webhook(_padded(name)).json()["group"] for name in ("g1", "g2"))
+
+    over = kobot.post_webhook(_padded("g3"))
+    assert over.status_code == 429
+    assert "size limit" in over.json()["error"]
+    assert redis.zcard(keys.GROUPS_FIRING) == 3, "the new group was not stored"
+    grown = kobot.post_webhook(_padded("g1", alerts=8))
+    assert grown.status_code == 429, "a firing group cannot grow past the cap either"
+    assert len(_stored(redis, g1).alerts) == 4
+    assert _dropped(DropReason.GROUP_BYTES_REFUSED) - refused_before == 2
+    assert _bytes_kept(redis) <= defaults.GROUP_BYTES_KEPT_MAX
+
+    assert kobot.post_webhook(_padded("g0", status="resolved")).status_code == 200
+    g3 = kobot.post_webhook(_padded("g3"))
+    assert g3.status_code == 200
+    assert redis.exists(keys.group(g0)) == 0, "the resolved group made room"
+    assert _dropped(DropReason.RESOLVED_GROUP_EVICTED) - evicted_before == 1
+    assert _bytes_kept(redis) <= defaults.GROUP_BYTES_KEPT_MAX
+
+    resolved = kobot.post_webhook(_padded("g1", status="resolved", alerts=8))
+    assert resolved.status_code == 200, "a resolve always lands, even one that grows the group"
+    assert _stored(redis, g1).status.value == "resolved"
+    assert kobot.post_webhook(_padded("g4")).status_code == 200
+    assert redis.exists(keys.group(g1)) == 0
+    assert all(redis.exists(keys.group(g)) for g in (g2, g3.json()["group"])), "firing groups stay"
+    assert _bytes_kept(redis) <= defaults.GROUP_BYTES_KEPT_MAX
+
+
+def test_the_alert_bytes_cap_is_well_below_the_store_memory_limit_and_binds() -> None:
+    from kobot import defaults as kobot_defaults
+
+    assert kobot_defaults.VALKEY_MAXMEMORY_DEFAULT == "1gb"
+    assert defaults.GROUP_BYTES_KEPT_MAX * 4 <= 1024**3
+    assert defaults.GROUPS_KEPT_MAX * defaults.WEBHOOK_MAX_BYTES > defaults.GROUP_BYTES_KEPT_MAX
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
+def test_an_open_webhook_on_loopback_starts_with_a_reverse_proxy_warning(
+    host: str, redis_url: str, data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.app import create_app
+
+    with caplog.at_level(logging.WARNING, logger="alerts.service"):
+        create_app(_settings(redis_url, data_dir, host=host, alerts=AlertsSettings()))
+    warnings = [r.getMessage() for r in caplog.records if r.name == "alerts.service"]
+    assert any(
+        "reverse proxy" in text
+        and defaults.WEBHOOK_PATH in text
+        and "post alerts" in text
+        and "KOBOT_ALERTS__WEBHOOK_BEARER_TOKEN" in text
+        for text in warnings
+    ), warnings
+
+
+def test_a_webhook_with_credentials_on_loopback_starts_without_the_warning(
+    redis_url: str, data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.app import create_app
+
+    alerts = AlertsSettings(webhook_bearer_token=SecretStr("t" * 32))
+    with caplog.at_level(logging.WARNING, logger="alerts.service"):
+        create_app(_settings(redis_url, data_dir, host="127.0.0.1", alerts=alerts))
+    assert not [r for r in caplog.records if r.name == "alerts.service" and "reverse proxy" in r.getMessage()]
