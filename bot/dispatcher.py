@@ -13,10 +13,13 @@ import uuid
 from collections.abc import Awaitable
 from typing import Any
 
+from pydantic import ValidationError
+
 from bot.approvals import ApprovalStatus
 from bot.metrics import COMMANDS
 from bot.runtime import Runtime
 from commands.context import CommandContext, Reply, SubmitJob
+from commands.handlers.submit import job_params
 from commands.parsed import ParsedCommand
 from commands.parser import parse
 from commands.registry import COMMANDS as COMMAND_SPECS
@@ -202,7 +205,12 @@ class Dispatcher:
                     f"job {record.job_id} cannot be planned again as it was; run its command anew"
                 )
             approval = rt.approvals.approval_of_job(job_id=record.job_id)
-            if approval is None or not rt.approvals.still_covers(request=approval, plan_hash=job.plan_hash):
+            # An approval covers the person who asked for it: anyone else retrying asks afresh.
+            if (
+                approval is None
+                or approval.requester.key != message.identity.key
+                or not rt.approvals.still_covers(request=approval, plan_hash=job.plan_hash)
+            ):
                 resume = next((s.title for s in record.steps if s.state.value != "succeeded"), "the end")
                 await self._ask_approval(
                     CommandContext(
@@ -597,8 +605,9 @@ async def _deliver(send: Any) -> MessageRef:
 def _original_command(record: JobRecord, *, allow_local_hosts: bool) -> ParsedCommand:
     """The command a job was queued for, read again from its text: a retry is that command once more.
 
-    A job whose text no longer parses to a command that queues this job's kind on this cluster (a plugin
-    was removed, the grammar changed) cannot be re-checked, so it is not retried."""
+    A job whose text no longer parses to a command that queues this job's kind on this cluster with the
+    job's own params (a plugin was removed, the grammar changed, the stored record was edited) cannot be
+    re-checked, so it is not retried."""
 
     refusal = ConflictError(
         f"job {record.job_id} cannot be checked against the policy as it was queued; run its command anew"
@@ -612,6 +621,13 @@ def _original_command(record: JobRecord, *, allow_local_hosts: bool) -> ParsedCo
     except CommandError:
         raise refusal from None
     if parsed.cluster != record.spec.cluster or spec_of(parsed).job_kind != record.spec.kind:
+        raise refusal
+    # What resumes is the stored params, so they must be the ones the text asks for.
+    try:
+        asked = job_params(typed_args(parsed, allow_local_hosts=allow_local_hosts))
+    except ValidationError:
+        raise refusal from None
+    if asked != record.spec.params:
         raise refusal
     return parsed
 

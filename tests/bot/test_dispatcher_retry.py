@@ -26,6 +26,7 @@ from tests.workers.jobkit import FIXTURE_PLAYBOOKS
 ROOM = Conversation(platform="slack", conversation_id="C0OPS")
 ALICE = Identity(platform="slack", user_id="U1", display_name="Alice")
 BOB = Identity(platform="slack", user_id="U2", display_name="Bob")
+CAROL = Identity(platform="slack", user_id="U3", display_name="Carol")
 RITA = Identity(platform="slack", user_id="U5", display_name="Rita")
 
 POLICY = """
@@ -33,13 +34,14 @@ version: 1
 people:
   alice: {identities: ["slack:U1"]}
   bob: {identities: ["slack:U2"]}
+  carol: {identities: ["slack:U3"]}
 roles:
   retrier:
     commands: ["job.*"]
     description: "may look after jobs, may not delete clusters"
 bindings:
   - role: operator
-    subjects: ["person:alice"]
+    subjects: ["person:alice", "person:carol"]
   - role: admin
     subjects: ["person:bob"]
   - role: retrier
@@ -146,6 +148,20 @@ async def test_retry_with_the_same_plan_under_an_unexpired_approval_resumes_at_o
     assert runtime.jobs.records.require(job_id).state is JobState.QUEUED
 
 
+async def test_a_retry_by_someone_else_does_not_run_under_the_requesters_approval(
+    runtime: Runtime,
+) -> None:
+    """Bob approved Alice's delete; Carol may delete too, but only with an approval of her own."""
+    dispatcher = Dispatcher(runtime=runtime)
+    job_id = await approved_then_cancelled_delete(dispatcher, runtime)
+    await say(dispatcher, CAROL, f"retry job {job_id}")
+    assert len(cards(runtime)) == 2, "Carol's retry asks for a fresh approval"
+    assert runtime.jobs.records.require(job_id).state is JobState.CANCELLED, "nothing runs before approval"
+    await approve(dispatcher, runtime, BOB)
+    resumed = runtime.jobs.records.require(job_id)
+    assert resumed.state is JobState.QUEUED and resumed.attempt == 2
+
+
 async def test_retry_after_the_approval_expired_asks_again(runtime: Runtime) -> None:
     runtime.settings.approval_ttl_seconds = 1
     dispatcher = Dispatcher(runtime=runtime)
@@ -212,6 +228,53 @@ async def test_a_job_whose_command_cannot_be_read_again_is_not_retried(
     answer = deliveries(runtime)[-1].message
     assert answer.title == "Cannot do that" and "run its command anew" in (answer.body or ""), answer
     assert runtime.jobs.records.require(record.job_id).state is JobState.CANCELLED
+
+
+@pytest.mark.parametrize(
+    ("command_text", "params"),
+    [
+        ("test steps prod marker=/tmp/x", {"marker": "/tmp/elsewhere"}),
+        ("test steps prod marker=/tmp/x", {"marker": "/tmp/x", "extra": "added later"}),
+        ("test steps prod marker=/tmp/x", {}),
+    ],
+    ids=["changed", "added", "dropped"],
+)
+async def test_a_job_whose_stored_params_differ_from_its_command_is_not_retried(
+    runtime: Runtime, command_text: str, params: dict[str, str]
+) -> None:
+    """What resumes is the stored params, so they must be what the command's text asks for."""
+    record = runtime.jobs.submit(
+        runtime.jobs.new_spec(
+            kind="test.steps",
+            cluster="prod",
+            params=params,
+            requested_by=ALICE,
+            reply_to=ROOM,
+            command_text=command_text,
+        )
+    )
+    runtime.jobs.cancel(record.job_id)
+    await say(Dispatcher(runtime=runtime), ALICE, f"retry job {record.job_id}")
+    answer = deliveries(runtime)[-1].message
+    assert answer.title == "Cannot do that" and "run its command anew" in (answer.body or ""), answer
+    assert runtime.jobs.records.require(record.job_id).state is JobState.CANCELLED
+
+
+async def test_a_job_whose_stored_params_match_its_command_is_retried(runtime: Runtime) -> None:
+    record = runtime.jobs.submit(
+        runtime.jobs.new_spec(
+            kind="test.steps",
+            cluster="prod",
+            params={"marker": "/tmp/x"},
+            requested_by=ALICE,
+            reply_to=ROOM,
+            command_text="test steps prod marker=/tmp/x",
+        )
+    )
+    runtime.jobs.cancel(record.job_id)
+    await say(Dispatcher(runtime=runtime), ALICE, f"retry job {record.job_id}")
+    assert deliveries(runtime)[-1].message.title == f"Retrying job {record.job_id}"
+    assert runtime.jobs.records.require(record.job_id).state is JobState.QUEUED
 
 
 AUDIT_POLICY = """
