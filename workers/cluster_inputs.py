@@ -20,6 +20,7 @@ from kobot.job_records import JobEventType
 from kobot.settings import Settings
 from workers.context import StepContext
 from workers.inventory import render_inventory, write_inventory
+from workers.plan import DEFAULT_NODE_SIZES
 
 INVENTORY_FILE = "inventory.yml"
 
@@ -149,16 +150,20 @@ def plan_nodes_map(plan: Any) -> dict[str, dict[str, Any]]:
 
 
 def terraform_nodes(record: ClusterRecord) -> dict[str, dict[str, Any]]:
+    """The `nodes` input for a recorded cluster; a role the record gives no size gets the plan's default
+    (a role kobot does not know gets none, and `checked_terraform_nodes` refuses it)."""
     sizes = record.spec.get("node_sizes", {})
+    defaults = {role.value: size for role, size in DEFAULT_NODE_SIZES.items()}
     nodes = {}
     for node in record.nodes:
         size = sizes.get(node.role, {})
+        default = defaults.get(node.role)
         nodes[node.name] = {
             "role": node.role,
             "ip": node.address,
             "zone": node.zone or "",
-            "cpu": size.get("cpu", 4),
-            "memory": size.get("memory_mb", 8192),
-            "disk": size.get("disk_gb", 80),
+            "cpu": size.get("cpu", default and default.cpu),
+            "memory": size.get("memory_mb", default and default.memory_mb),
+            "disk": size.get("disk_gb", default and default.disk_gb),
         }
     return nodes
