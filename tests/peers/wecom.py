@@ -1,6 +1,6 @@
 """A local WeCom (企业微信) peer: the server API kobot calls, and the callbacks WeCom makes.
 
-It serves, on 127.0.0.1 in a thread of its own, what wechatpy and the adapter call under
+A `LoopbackPeer`: it serves, on 127.0.0.1 in a thread of its own, what wechatpy and the adapter call under
 `/cgi-bin/`: gettoken, message/send, message/update_template_card (one use per response code),
 appchat/create and appchat/send, webhook/send (group robots) and smart-bot reply URLs (one use each).
 Every request is recorded as it arrived. Fault injection: expire every issued token, answer the next
@@ -16,13 +16,10 @@ the documentation names none: 40098 (response code unknown or used) and 40099 (i
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -30,6 +27,8 @@ from urllib.parse import urlencode
 from aiohttp import web
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.utils import WeChatSigner
+
+from tests.peers.loopback import LoopbackPeer, Recording
 
 TOKEN_TTL = 7200
 JSON_BODY: web.RequestKey[Any] = web.RequestKey("json_body", object)
@@ -57,8 +56,8 @@ class Sent:
     payload: dict[str, Any]
 
 
-@dataclass
-class WeComPeer:
+@dataclass(eq=False)
+class WeComPeer(LoopbackPeer):
     corp_id: str = "wwkobotpeer"
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     agent_id: int = 1000002
@@ -68,19 +67,18 @@ class WeComPeer:
     smart_bot_aes_key: str = field(default_factory=lambda: secrets.token_urlsafe(32)[:43])
     robot_keys: set[str] = field(default_factory=lambda: {secrets.token_hex(16)})
 
-    requests: list[Recorded] = field(default_factory=list)
+    requests: Recording[Recorded] = field(default_factory=Recording)
     sent: list[Sent] = field(default_factory=list)
     tokens_issued: int = 0
-    port: int = 0
     _tokens: dict[str, float] = field(default_factory=dict)
     _response_codes: dict[str, str] = field(default_factory=dict)
     _task_ids: set[str] = field(default_factory=set)
     _reply_urls: set[str] = field(default_factory=set)
-    _fail_next: list[int] = field(default_factory=list)
-    _delay: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    thread_name = "wecom-peer"
 
     def __post_init__(self) -> None:
+        LoopbackPeer.__init__(self)
         # the key is 43 characters of base64 without padding; urlsafe letters are not base64
         self.encoding_aes_key = self.encoding_aes_key.replace("-", "A").replace("_", "B")
         self.smart_bot_aes_key = self.smart_bot_aes_key.replace("-", "C").replace("_", "D")
@@ -88,7 +86,7 @@ class WeComPeer:
     # -- addresses -------------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/cgi-bin/"
+        return f"{self.origin}/cgi-bin/"
 
     @property
     def robot_key(self) -> str:
@@ -101,19 +99,12 @@ class WeComPeer:
             for token in self._tokens:
                 self._tokens[token] = 0.0
 
-    def fail_next(self, count: int = 1, *, status: int = 502) -> None:
-        with self._lock:
-            self._fail_next.extend([status] * count)
-
-    def slow(self, seconds: float) -> None:
-        self._delay = seconds
-
     def new_reply_url(self) -> str:
         """A smart-bot response_url: one POST, like WeCom's."""
         path = f"/smartbot/reply/{secrets.token_hex(8)}"
         with self._lock:
             self._reply_urls.add(path)
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.origin}{path}"
 
     def click_response_code(self, task_id: str) -> str:
         """A fresh response code, as WeCom issues with each card click."""
@@ -123,7 +114,7 @@ class WeComPeer:
         return code
 
     def requests_to(self, path_suffix: str) -> list[Recorded]:
-        return [r for r in self.requests if r.path.endswith(path_suffix)]
+        return self.requests.where(lambda r: r.path.endswith(path_suffix))
 
     # -- callbacks WeCom would make ----------------------------------------------------------------
     def app_crypto(self) -> WeChatCrypto:
@@ -185,9 +176,7 @@ class WeComPeer:
         )
 
     # -- the server ----------------------------------------------------------------------------------
-    @contextmanager
-    def running(self) -> Iterator[WeComPeer]:
-        loop = asyncio.new_event_loop()
+    def build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
         app.router.add_get("/cgi-bin/gettoken", self._gettoken)
         app.router.add_post("/cgi-bin/message/send", self._message_send)
@@ -196,29 +185,7 @@ class WeComPeer:
         app.router.add_post("/cgi-bin/appchat/send", self._appchat_send)
         app.router.add_post("/cgi-bin/webhook/send", self._webhook_send)
         app.router.add_post("/smartbot/reply/{id}", self._smart_bot_reply)
-        runner = web.AppRunner(app, access_log=None)
-        started = threading.Event()
-
-        async def serve() -> None:
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            server = site._server
-            assert server is not None
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            started.set()
-
-        thread = threading.Thread(target=loop.run_forever, name="wecom-peer", daemon=True)
-        thread.start()
-        asyncio.run_coroutine_threadsafe(serve(), loop).result(timeout=10)
-        started.wait(timeout=10)
-        try:
-            yield self
-        finally:
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-            loop.close()
+        return app
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -227,13 +194,11 @@ class WeComPeer:
             body: Any = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode(errors="replace")
-        self.requests.append(Recorded(request.method, request.path, dict(request.query), body))
-        if self._delay:
-            await asyncio.sleep(self._delay)
-        with self._lock:
-            status = self._fail_next.pop(0) if self._fail_next else None
-        if status is not None:
-            return web.Response(status=status, text="upstream unavailable")
+        self.requests.add(Recorded(request.method, request.path, dict(request.query), body))
+        fault = self.faults.take(request.path)
+        await self.apply_delay(fault)
+        if fault is not None and fault.status:
+            return web.Response(status=fault.status, text="upstream unavailable")
         request[JSON_BODY] = body
         response: web.StreamResponse = await handler(request)
         return response

@@ -13,8 +13,9 @@ from pydantic import SecretStr
 
 from bot.app import create_app
 from kobot.settings import Settings
-from tests.chat.dingtalk.conftest import settings_for
-from tests.peers.dingtalk import Card, DingTalkPeer, wait_until
+from tests.peers.dingtalk import Card, DingTalkPeer
+from tests.support.dingtalk import settings_for
+from tests.support.waiting import wait_until
 
 MARKER = Path(__file__)
 """A file that exists: the fixture operation's check step passes."""

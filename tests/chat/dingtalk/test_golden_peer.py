@@ -19,8 +19,9 @@ from bot.chat.dingtalk.adapter import DingTalkAdapter
 from kobot.conversations import Conversation
 from kobot.messages import OutgoingMessage
 from tests.chat import samples
-from tests.chat.dingtalk.conftest import settings_for
-from tests.peers.dingtalk import DingTalkPeer, Recorded, wait_until
+from tests.peers.dingtalk import DingTalkPeer, Recorded
+from tests.support.dingtalk import settings_for
+from tests.support.waiting import wait_until
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("KOBOT_UPDATE_GOLDEN") == "1"

@@ -12,9 +12,10 @@ from bot.chat.dingtalk.adapter import DingTalkAdapter
 from kobot.conversations import Conversation
 from kobot.errors import DeliveryError
 from tests.chat import samples
-from tests.chat.dingtalk.conftest import TEMPLATE_ID
 from tests.chat.sinks import RecordingSink
-from tests.peers.dingtalk import DingTalkPeer, wait_until
+from tests.peers.dingtalk import DingTalkPeer
+from tests.support.dingtalk import TEMPLATE_ID
+from tests.support.waiting import wait_until
 
 GROUP = Conversation(platform="dingtalk", conversation_id="cidGroupProd01")
 
@@ -183,12 +184,12 @@ async def test_peer_access_token_is_cached_and_refreshed_when_refused(
 async def test_peer_server_error_is_a_retryable_delivery_error(
     peer: DingTalkPeer, adapter: DingTalkAdapter
 ) -> None:
-    peer.fail("/v1.0/card/instances/createAndDeliver", status=503)
+    peer.fail_next(status=503, path="/v1.0/card/instances/createAndDeliver")
     with pytest.raises(DeliveryError) as failed:
         await adapter.send(GROUP, samples.PROGRESS_START)
     assert failed.value.retry_after is not None
 
-    peer.fail("/v1.0/card/instances/createAndDeliver", status=429, retry_after=7)
+    peer.fail_next(status=429, path="/v1.0/card/instances/createAndDeliver", retry_after=7)
     with pytest.raises(DeliveryError) as limited:
         await adapter.send(GROUP, samples.PROGRESS_START)
     assert limited.value.retry_after == 7
@@ -200,7 +201,9 @@ async def test_peer_server_error_is_a_retryable_delivery_error(
 async def test_peer_bad_request_is_a_delivery_error_without_retry(
     peer: DingTalkPeer, adapter: DingTalkAdapter
 ) -> None:
-    peer.fail("/v1.0/robot/groupMessages/send", status=400, body={"code": "param.invalid", "message": "bad"})
+    peer.fail_next(
+        status=400, path="/v1.0/robot/groupMessages/send", body={"code": "param.invalid", "message": "bad"}
+    )
     with pytest.raises(DeliveryError) as refused:
         await adapter.send(GROUP, samples.COMMAND_REPLY)
     assert refused.value.retry_after is None
@@ -208,7 +211,7 @@ async def test_peer_bad_request_is_a_delivery_error_without_retry(
 
 
 async def test_peer_slow_answer_is_waited_for(peer: DingTalkPeer, adapter: DingTalkAdapter) -> None:
-    peer.slow("/v1.0/card/instances/createAndDeliver", seconds=0.5)
+    peer.slow(0.5, path="/v1.0/card/instances/createAndDeliver")
     ref = await adapter.send(GROUP, samples.PROGRESS_START)
     assert ref.message_id in peer.cards
 

@@ -17,9 +17,10 @@ from kobot.conversations import Conversation
 from kobot.errors import DeliveryError
 from kobot.messages import OutgoingMessage
 from tests.chat import samples
-from tests.chat.dingtalk.conftest import ROBOT_WINDOW_SECONDS, settings_for
 from tests.chat.sinks import RecordingSink
-from tests.peers.dingtalk import DingTalkPeer, wait_until
+from tests.peers.dingtalk import DingTalkPeer
+from tests.support.dingtalk import ROBOT_WINDOW_SECONDS, settings_for
+from tests.support.waiting import wait_until
 
 OPS = Conversation(platform="dingtalk", conversation_id="robot:ops")
 
@@ -143,7 +144,7 @@ async def test_peer_message_over_20000_bytes_is_split_and_accepted(
 
 
 async def test_peer_robot_server_error_is_retried(peer: DingTalkPeer, adapter: DingTalkAdapter) -> None:
-    peer.fail("/robot/send", status=502, times=2)
+    peer.fail_next(2, status=502, path="/robot/send")
     await adapter.send(OPS, samples.ALERT_RESOLVED)
 
     assert await wait_until(lambda: len(peer.robot_posts[_token(peer)]) == 1, timeout=5)

@@ -13,7 +13,8 @@ from bot.chat.dingtalk import inbound
 from bot.chat.dingtalk.adapter import DingTalkAdapter
 from bot.chat.dingtalk.stream import TOPIC_CARD, TOPIC_CHAT, StreamConnection
 from tests.chat.sinks import RecordingSink
-from tests.peers.dingtalk import DingTalkPeer, wait_until
+from tests.peers.dingtalk import DingTalkPeer
+from tests.support.waiting import wait_until
 
 
 async def test_peer_group_mention_reaches_sink_with_identity(
@@ -159,7 +160,7 @@ async def test_peer_wrong_credentials_retry_with_backoff_and_never_log_the_secre
 async def test_peer_stop_closes_the_socket_and_can_run_twice(
     peer: DingTalkPeer, redis: object, sink: RecordingSink
 ) -> None:
-    from tests.chat.dingtalk.conftest import settings_for
+    from tests.support.dingtalk import settings_for
 
     dingtalk = DingTalkAdapter(settings=settings_for(peer), redis=redis)  # type: ignore[arg-type]
     await dingtalk.start(sink)

@@ -1,4 +1,4 @@
-"""Slack adapter fixtures: a started peer, settings pointing at it, an adapter feeding a recording sink."""
+"""Slack adapter fixtures: a started peer and an adapter (settings from tests.support) feeding a sink."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 from fastapi import FastAPI
-from pydantic import SecretStr
 
 from bot.chat.slack.adapter import SlackAdapter
-from kobot.settings_slack import SlackSettings
 from tests.chat.sinks import RecordingSink
 from tests.peers.slack import SlackPeer
+from tests.support.slack import settings_for
 
 
 @pytest.fixture
@@ -27,19 +26,6 @@ def peer() -> Iterator[SlackPeer]:
         bot_token=f"xoxb-{secrets.token_hex(12)}", app_token=f"xapp-{secrets.token_hex(12)}"
     ) as running:
         yield running
-
-
-def settings_for(
-    peer: SlackPeer, signing_secret: str, *, socket_mode: bool = False, budget: float | None = None
-) -> SlackSettings:
-    """Settings pointing at the peer; the rate-limit budget is the production default unless given."""
-    settings = SlackSettings(
-        bot_token=SecretStr(peer.bot_token),
-        signing_secret=SecretStr(signing_secret),
-        app_token=SecretStr(peer.app_token) if socket_mode and peer.app_token else None,
-        api_base_url=peer.api_url,
-    )
-    return settings if budget is None else settings.model_copy(update={"rate_limit_budget_seconds": budget})
 
 
 @pytest.fixture

@@ -17,19 +17,19 @@ from pydantic import SecretStr
 from bot.app import create_app
 from bot.chat.slack.defaults import EVENTS_PATH
 from kobot.settings import Settings
-from tests.chat.slack.conftest import settings_for
 from tests.peers.slack import (
     PeerMessage,
     SlackPeer,
     block_actions,
     event_callback,
-    eventually,
     form_body,
     interactive_body,
     mention_event,
     signed_headers,
     slash_command,
 )
+from tests.support.slack import settings_for
+from tests.support.waiting import eventually
 
 POLICY = """
 version: 1
@@ -133,7 +133,7 @@ async def test_peer_e2e_job_progress_is_one_message_edited_to_the_end(
     assert "succeeded" in progress.text
     shown = [edit["text"].splitlines()[0] for edit in progress.edits]
     assert any(line.startswith("⏳ Job") for line in shown)
-    assert len(peer.calls_to("chat.postMessage")) == 1
+    assert len(peer.requests_to("chat.postMessage")) == 1
 
 
 async def test_peer_e2e_approval_click_reaches_the_dispatcher(

@@ -40,7 +40,7 @@ def check_golden(name: str, payload: dict[str, Any]) -> None:
 @pytest.mark.parametrize("name", sorted(ALL))
 async def test_peer_receives_golden_payload(name: str, adapter: SlackAdapter, peer: SlackPeer) -> None:
     await adapter.send(CHANNEL, ALL[name])
-    [call] = peer.calls_to("chat.postMessage")
+    [call] = peer.requests_to("chat.postMessage")
     assert call.status == 200 and call.error is None
     check_golden(name, call.body)
 

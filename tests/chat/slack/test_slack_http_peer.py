@@ -19,7 +19,6 @@ from tests.peers.slack import (
     SlackPeer,
     block_actions,
     event_callback,
-    eventually,
     form_body,
     im_event,
     interactive_body,
@@ -27,6 +26,7 @@ from tests.peers.slack import (
     signed_headers,
     slash_command,
 )
+from tests.support.waiting import eventually
 
 
 async def post_json(
@@ -194,7 +194,7 @@ async def test_peer_display_names_are_cached(
         await post_json(http, signing_secret, event_callback(mention_event(text=text)))
     await eventually(lambda: len(sink.messages) == 3)
     assert {m.identity.display_name for m in sink.messages} == {"Alice"}
-    assert len(peer.calls_to("users.info")) == 1
+    assert len(peer.requests_to("users.info")) == 1
 
 
 async def test_peer_unknown_user_falls_back_to_id(

@@ -13,8 +13,8 @@ from kobot.errors import DeliveryError, SettingsError
 from kobot.messages import OutgoingMessage, Progress, Tone
 from tests.chat.samples import PROGRESS_DONE, PROGRESS_MIDDLE, PROGRESS_START
 from tests.chat.sinks import RecordingSink
-from tests.chat.slack.conftest import settings_for
 from tests.peers.slack import SlackPeer
+from tests.support.slack import settings_for
 
 RATE_LIMIT_WINDOW_SECONDS = 60.0
 """A full minute of 429s, in real time, ridden out with the production rate-limit budget."""
@@ -66,7 +66,7 @@ async def test_peer_update_of_a_deleted_message_posts_a_new_one(
     ref = await adapter.update(gone, PROGRESS_MIDDLE)
     assert ref.message_id != gone.message_id
     assert peer.messages[("C0OPS", ref.message_id)].thread_ts == "1.000001"
-    assert [c.error for c in peer.calls_to("chat.update")] == ["message_not_found"]
+    assert [c.error for c in peer.requests_to("chat.update")] == ["message_not_found"]
 
 
 async def test_peer_rate_limit_run_delays_but_loses_nothing(adapter: SlackAdapter, peer: SlackPeer) -> None:
@@ -86,7 +86,7 @@ async def test_peer_rate_limit_run_delays_but_loses_nothing(adapter: SlackAdapte
         .blocks[2]["text"]["text"]
         .startswith("`▰▰▰▰▰▰▰▰▱▱` step 4/4")
     )
-    limited = [c for c in peer.calls if c.status == 429]
+    limited = [c for c in peer.requests if c.status == 429]
     assert len(limited) >= 6 * int(RATE_LIMIT_WINDOW_SECONDS / 2)
 
 
@@ -148,4 +148,4 @@ async def test_peer_start_with_a_refused_token_names_the_setting(
 
 async def test_peer_every_call_carries_the_bot_token(adapter: SlackAdapter, peer: SlackPeer) -> None:
     await adapter.send(COMMAND_THREAD, PROGRESS_START)
-    assert {c.authorization for c in peer.calls} == {f"Bearer {peer.bot_token}"}
+    assert {c.authorization for c in peer.requests} == {f"Bearer {peer.bot_token}"}

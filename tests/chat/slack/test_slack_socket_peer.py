@@ -10,15 +10,15 @@ from bot.chat.slack.adapter import SlackAdapter
 from kobot.conversations import Conversation
 from tests.chat.samples import APPROVAL_REQUEST
 from tests.chat.sinks import RecordingSink
-from tests.chat.slack.conftest import settings_for
 from tests.peers.slack import (
     SlackPeer,
     block_actions,
     event_callback,
-    eventually,
     mention_event,
     slash_command,
 )
+from tests.support.slack import settings_for
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ async def test_peer_socket_mode_has_no_http_route_and_connects_with_the_app_toke
     socket_adapter: SlackAdapter, peer: SlackPeer
 ) -> None:
     assert socket_adapter.router() is None
-    [opened] = peer.calls_to("apps.connections.open")
+    [opened] = peer.requests_to("apps.connections.open")
     assert opened.authorization == f"Bearer {peer.app_token}"
     await eventually(lambda: peer.socket_connections == 1)
 
@@ -87,4 +87,4 @@ async def test_peer_socket_reconnects_after_disconnect(
     await eventually(lambda: peer.socket_connections == 2)
     await peer.push("events_api", event_callback(mention_event(text="<@U0KOBOT> status")))
     await eventually(lambda: sink.messages)
-    assert len(peer.calls_to("apps.connections.open")) == 2
+    assert len(peer.requests_to("apps.connections.open")) == 2

@@ -1,4 +1,4 @@
-"""WeCom fixtures: the local peer, settings pointing at it, the adapter, and its routes behind ASGI."""
+"""WeCom fixtures: the local peer, settings (from tests.support) pointing at it, the adapter, its routes."""
 
 from __future__ import annotations
 
@@ -7,34 +7,19 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 from fastapi import FastAPI
-from pydantic import SecretStr
 from redis import Redis
 
 from bot.chat.wecom.adapter import WeComAdapter
 from kobot.settings_wecom import WeComSettings
 from tests.chat.sinks import RecordingSink
 from tests.peers.wecom import WeComPeer
+from tests.support.wecom import settings_for
 
 
 @pytest.fixture
 def wecom_peer() -> Iterator[WeComPeer]:
     with WeComPeer().running() as peer:
         yield peer
-
-
-def settings_for(peer: WeComPeer, **overrides: object) -> WeComSettings:
-    values: dict[str, object] = {
-        "corp_id": peer.corp_id,
-        "agent_id": peer.agent_id,
-        "secret": SecretStr(peer.secret),
-        "token": SecretStr(peer.token),
-        "encoding_aes_key": SecretStr(peer.encoding_aes_key),
-        "smart_bot_token": SecretStr(peer.smart_bot_token),
-        "smart_bot_encoding_aes_key": SecretStr(peer.smart_bot_aes_key),
-        "robot_webhook_key": SecretStr(peer.robot_key),
-        "api_base_url": peer.base_url,
-    }
-    return WeComSettings.model_validate({**values, **overrides})
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -14,8 +14,9 @@ from pydantic import SecretStr
 
 from bot.app import create_app
 from kobot.settings import Settings
-from tests.chat.wecom.conftest import settings_for
 from tests.peers.wecom import Sent, WeComPeer
+from tests.support.waiting import eventually
+from tests.support.wecom import settings_for
 
 POLICY = """
 version: 1
@@ -113,14 +114,6 @@ def contents(peer: WeComPeer) -> list[str]:
     return [s.payload["markdown"]["content"] for s in peer.sent if s.payload.get("msgtype") == "markdown"]
 
 
-async def until(predicate: Callable[[], bool], *, seconds: float) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the expected messages did not arrive in time")
-
-
 def job_messages(peer: WeComPeer) -> list[str]:
     return [c for c in contents(peer) if " Job " in c.splitlines()[0]]
 
@@ -135,7 +128,9 @@ async def test_peer_e2e_job_progress_is_a_message_per_stage_to_the_end(
     marker = tmp_path / "marker"
     marker.write_text("present")
     await say(kobot, wecom_peer, f"test steps demo marker={marker}")
-    await until(lambda: any(finished(c) for c in job_messages(wecom_peer)), seconds=60)
+    await eventually(
+        lambda: any(finished(c) for c in job_messages(wecom_peer)), timeout=60, what="the expected messages"
+    )
     stages = job_messages(wecom_peer)
     assert stages[-1].startswith("**✅ Job") and "succeeded" in stages[-1]
     assert any(c.startswith("**⏳ Job") for c in stages)
@@ -149,7 +144,9 @@ async def test_peer_e2e_create_cluster_reaches_its_final_state(
     kobot: httpx.AsyncClient, wecom_peer: WeComPeer
 ) -> None:
     await say(kobot, wecom_peer, "create cluster prod masters=1 workers=0 hosts=localhost")
-    await until(lambda: any(finished(c) for c in job_messages(wecom_peer)), seconds=90)
+    await eventually(
+        lambda: any(finished(c) for c in job_messages(wecom_peer)), timeout=90, what="the expected messages"
+    )
     stages = job_messages(wecom_peer)
     assert len([c for c in stages if finished(c)]) == 1
     assert len(stages) <= 1 + len({line for c in stages for line in c.splitlines() if " step " in line})
@@ -167,7 +164,11 @@ async def test_peer_e2e_group_approval_click_reaches_the_dispatcher(
     mention["text"] = {"content": f"@kobot test steps guarded marker={marker}"}
     query, body = wecom_peer.callback_smart_bot(mention)
     assert (await kobot.post(f"/wecom/smartbot?{query}", content=body)).status_code == 200
-    await until(lambda: any(s.payload.get("msgtype") == "template_card" for s in wecom_peer.sent), seconds=10)
+    await eventually(
+        lambda: any(s.payload.get("msgtype") == "template_card" for s in wecom_peer.sent),
+        timeout=10,
+        what="the expected messages",
+    )
     [card_sent] = [s for s in wecom_peer.sent if s.payload.get("msgtype") == "template_card"]
     assert card_sent.api == "smartbot/reply"
     card = card_sent.payload["template_card"]
@@ -183,7 +184,9 @@ async def test_peer_e2e_group_approval_click_reaches_the_dispatcher(
         smart_bot_event(wecom_peer, user="bob", msgtype="event", event=event)
     )
     assert (await kobot.post(f"/wecom/smartbot?{query}", content=body)).status_code == 200
-    await until(lambda: any(finished(c) for c in job_messages(wecom_peer)), seconds=60)
+    await eventually(
+        lambda: any(finished(c) for c in job_messages(wecom_peer)), timeout=60, what="the expected messages"
+    )
     texts = contents(wecom_peer)
     assert any(c.startswith("**✅ Approved") and "approved by bob" in c for c in texts), texts
     assert [s.api for s in wecom_peer.sent if " Job " in str(s.payload)][-1] == "webhook/send"

@@ -12,8 +12,8 @@ from kobot.errors import DeliveryError
 from kobot.messages import Button, OutgoingMessage, Progress
 from kobot.settings_wecom import WeComSettings
 from tests.chat import samples
-from tests.chat.wecom.conftest import settings_for
 from tests.peers.wecom import WeComPeer
+from tests.support.wecom import settings_for
 
 
 def conv(conversation_id: str) -> Conversation:
