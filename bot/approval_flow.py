@@ -1,0 +1,188 @@
+"""Approvals as the chat sees them: a card asked for a job's exact plan, clicks counted, the job run once
+approved (if its plan is still the one approved), and cards of expired requests edited.
+
+The requests themselves (storage, signatures, who may approve) are `bot.approvals`; this module is what
+the dispatcher does with them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from bot.approvals import ApprovalRequest, ApprovalStatus
+from bot.command_runs import CommandRuns, retry_command
+from bot.delivery import ChatOut
+from bot.metrics import COMMANDS
+from bot.replies import notice
+from bot.runtime import Runtime
+from commands.context import CommandContext, SubmitJob
+from commands.parsed import ParsedCommand
+from kobot.access import AuthDecision
+from kobot.conversations import ButtonClick
+from kobot.errors import DeliveryError
+from kobot.messages import Tone
+
+log = logging.getLogger(__name__)
+
+
+class ApprovalFlow:
+    """Asks for approvals and acts on their decisions and expiry."""
+
+    def __init__(self, *, runtime: Runtime, chat: ChatOut, runs: CommandRuns) -> None:
+        self.runtime = runtime
+        self.chat = chat
+        self.runs = runs
+
+    async def ask(
+        self, ctx: CommandContext, job: SubmitJob, decision: AuthDecision, *, retry_of: str | None = None
+    ) -> None:
+        """Store an approval request for exactly this plan and post its card; nothing runs yet.
+
+        With `retry_of`, the approval resumes that job instead of queueing a new one."""
+        rt = self.runtime
+        parsed = ctx.parsed
+        action = _action(job, parsed)
+        if retry_of is not None:
+            action["retry_of"] = retry_of
+        request = rt.approvals.request(
+            requester=ctx.identity,
+            conversation=ctx.conversation,
+            cluster=job.cluster,
+            command_id=parsed.command,
+            command_text=ctx.text,
+            action=action,
+            plan_lines=job.plan_lines,
+            plan_hash=job.plan_hash,
+            approvals_required=decision.approvals_required,
+            approver_role=decision.approver_role or "admin",
+            ttl_seconds=rt.settings.approval_ttl_seconds,
+        )
+        COMMANDS.labels(command=parsed.command, outcome="approval_requested").inc()
+        self.runs.audit(
+            ctx.identity,
+            ctx.conversation,
+            "approval.requested",
+            parsed,
+            request.id,
+            ctx.text,
+            cluster=job.cluster,
+        )
+        ref = await self.chat.ask(ctx.conversation, rt.approvals.card(request))
+        rt.approvals.attach_message(request_id=request.id, ref=ref)
+        if rt.alerts is not None:
+            await rt.alerts.publish_cluster_event(
+                cluster=job.cluster,
+                event="approval_needed",
+                # the buttons work only where the request was made; elsewhere it is a notice
+                message=rt.approvals.card(request).model_copy(update={"buttons": ()}),
+            )
+
+    async def on_click(self, click: ButtonClick) -> None:
+        """Count a click on an approval button; an approval that completes the count runs the job."""
+        rt = self.runtime
+        outcome = await asyncio.to_thread(rt.approvals.decide, click=click)  # may look up LDAP groups
+        request = outcome.request
+        if outcome.status is ApprovalStatus.REFUSED:
+            rt.audit.record(
+                who=click.identity,
+                where=click.conversation,
+                action="approval.refused",
+                cluster=request.cluster if request else None,
+                detail={"request": request.id if request else None},
+                result=outcome.reply or "refused",
+            )
+            await self.chat.reply(
+                click.conversation, notice("Not counted", outcome.reply or "refused", Tone.WARNING)
+            )
+            return
+        assert request is not None
+        rt.audit.record(
+            who=click.identity,
+            where=click.conversation,
+            action=f"approval.{outcome.status.value}",
+            cluster=request.cluster,
+            detail={"request": request.id},
+            result=outcome.status.value,
+        )
+        if outcome.status is ApprovalStatus.APPROVED:
+            # The job is queued before the card is edited: a chat that refuses the edit must not lose it.
+            await self._run_approved(request, click)
+        try:
+            await self.chat.edit_card(request.message_ref, outcome.card, click.conversation)
+        except DeliveryError:
+            log.warning("approval %s decided, but its card could not be edited", request.id)
+
+    async def expire_due(self) -> None:
+        """Expire due approval requests and show it on their cards."""
+        for outcome in self.runtime.approvals.expire_due():
+            request = outcome.request
+            if request is None:
+                continue
+            self.runtime.audit.record(
+                who=None,
+                where=request.conversation,
+                action="approval.expired",
+                cluster=request.cluster,
+                detail={"request": request.id},
+                result="expired",
+            )
+            await self.chat.edit_card(request.message_ref, outcome.card, request.conversation)
+
+    async def _run_approved(self, request: ApprovalRequest, click: ButtonClick) -> None:
+        rt = self.runtime
+        job = await self._replan(request)
+        if job is None or job.plan_hash != request.plan_hash:
+            rt.audit.record(
+                who=None,
+                where=click.conversation,
+                action="approval.void",
+                cluster=request.cluster,
+                detail={"request": request.id},
+                result="plan changed",
+            )
+            await self.chat.reply(
+                click.conversation,
+                notice(
+                    "Approval void",
+                    f"the plan for `{request.command_text}` changed since it was approved; "
+                    "ask again to see the new plan",
+                    Tone.WARNING,
+                ),
+            )
+            return
+        retry_of = request.action.get("retry_of")
+        if retry_of is not None:
+            # bound before the job is queued again, so a retry of this retry finds the approval
+            rt.approvals.bind_job(request_id=request.id, job_id=str(retry_of))
+            await self.runs.resume(
+                identity=request.requester,
+                conversation=request.conversation,
+                parsed=retry_command(retry_of),
+                text=request.command_text,
+                cluster=request.cluster,
+            )
+            return
+        job_id = self.runs.submit(
+            identity=request.requester,
+            conversation=request.conversation,
+            job=job,
+            command_text=request.command_text,
+        )
+        rt.approvals.bind_job(request_id=request.id, job_id=job_id)
+
+    async def _replan(self, request: ApprovalRequest) -> SubmitJob | None:
+        """Run the command's handler again now: the approval holds only if the plan is still the same."""
+        ctx = self.runs.context(
+            identity=request.requester,
+            conversation=request.conversation,
+            parsed=ParsedCommand.model_validate(request.action["parsed"]),
+            text=request.command_text,
+        )
+        return await self.runs.plan_of(ctx)
+
+
+def _action(job: SubmitJob, parsed: ParsedCommand) -> dict[str, Any]:
+    """What an approved request runs: the command as parsed, and the job it asked for."""
+    return {"parsed": parsed.model_dump(mode="json"), "kind": job.kind, "cluster": job.cluster}

@@ -1,0 +1,134 @@
+"""How an authorized command runs: its handler is called, its job queued (or queued again), its run audited.
+
+The message path, approval clicks and retries all end here, so a job is queued and recorded one way
+whichever way it was allowed.
+"""
+
+from __future__ import annotations
+
+from bot.delivery import ChatOut
+from bot.metrics import COMMANDS
+from bot.runtime import Runtime
+from commands.context import CommandContext, CommandResult, Reply, SubmitJob
+from commands.parsed import ParsedCommand
+from commands.registry import COMMANDS as COMMAND_SPECS
+from commands.registry import spec_of, typed_args
+from kobot.conversations import Conversation, Identity
+from kobot.errors import KobotError
+
+RETRY_COMMAND = "job.retry"
+"""Authorized and approved as the command of the job it retries, not only as itself."""
+
+
+def retry_command(job_id: str) -> ParsedCommand:
+    """`retry job N` as the parser would have read it."""
+    return ParsedCommand(
+        command=RETRY_COMMAND, cluster=None, args={"job": job_id}, risk=COMMAND_SPECS[RETRY_COMMAND].risk
+    )
+
+
+class CommandRuns:
+    """Calls handlers, queues the jobs they answer with, and writes the audit entries of both."""
+
+    def __init__(self, *, runtime: Runtime, chat: ChatOut) -> None:
+        self.runtime = runtime
+        self.chat = chat
+
+    def context(
+        self, *, identity: Identity, conversation: Conversation, parsed: ParsedCommand, text: str
+    ) -> CommandContext:
+        return CommandContext(
+            runtime=self.runtime, identity=identity, conversation=conversation, parsed=parsed, text=text
+        )
+
+    async def call_handler(self, ctx: CommandContext) -> CommandResult:
+        """The command's handler on its typed arguments; a command without one cannot run yet."""
+        spec = spec_of(ctx.parsed)
+        if spec.handler is None:
+            raise KobotError(f"{spec.id} is understood but cannot run yet in this kobot version")
+        return await spec.handler(
+            ctx, typed_args(ctx.parsed, allow_local_hosts=self.runtime.settings.allow_local_hosts)
+        )
+
+    async def plan_of(self, ctx: CommandContext) -> SubmitJob | None:
+        """The job the command in `ctx` would queue now (None when it would only answer)."""
+        if spec_of(ctx.parsed).handler is None:
+            return None
+        result = await self.call_handler(ctx)
+        return result if isinstance(result, SubmitJob) else None
+
+    def submit(
+        self,
+        *,
+        identity: Identity,
+        conversation: Conversation,
+        job: SubmitJob,
+        command_text: str,
+        parsed: ParsedCommand | None = None,
+    ) -> str:
+        """Queue the job; the notifier posts and keeps its progress message."""
+        service = self.runtime.jobs
+        spec = service.new_spec(
+            kind=job.kind,
+            cluster=job.cluster,
+            params=job.params,
+            requested_by=identity,
+            reply_to=conversation,
+            command_text=command_text,
+        )
+        record = service.submit(spec)
+        COMMANDS.labels(command=job.kind, outcome="queued").inc()
+        self.runtime.audit.record(
+            who=identity,
+            where=conversation,
+            action="job.queued",
+            cluster=job.cluster,
+            detail={
+                "job": record.job_id,
+                "kind": job.kind,
+                "command": command_text,
+                "plan_hash": job.plan_hash,
+                **({"args": parsed.args} if parsed else {}),
+            },
+            result=record.state.value,
+        )
+        return record.job_id
+
+    async def resume(
+        self,
+        *,
+        identity: Identity,
+        conversation: Conversation,
+        parsed: ParsedCommand,
+        text: str,
+        cluster: str,
+    ) -> None:
+        """Queue a failed or cancelled job again through the `job.retry` handler, and answer with it."""
+        ctx = self.context(identity=identity, conversation=conversation, parsed=parsed, text=text)
+        result = await self.call_handler(ctx)
+        COMMANDS.labels(command=parsed.command, outcome="answered").inc()
+        self.audit(identity, conversation, "command", parsed, "answered", text, cluster=cluster)
+        if isinstance(result, Reply):
+            await self.chat.reply(conversation, result.message)
+
+    def audit(
+        self,
+        who: Identity,
+        where: Conversation,
+        action: str,
+        parsed: ParsedCommand,
+        result: str,
+        text: str,
+        *,
+        cluster: str | None,
+    ) -> None:
+        """`cluster` is the one the command acted on (a `job …` command's is its job's), so the entry is
+        shown to that cluster's auditors and to no one else's."""
+        self.runtime.audit.record(
+            who=who,
+            where=where,
+            action=action,
+            cluster=cluster,
+            detail={"command": parsed.command, "text": text, "risk": parsed.risk.value},
+            result=result,
+        )
