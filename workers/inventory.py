@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from kobot import automation_values
-from kobot.automation_values import UnsafeValueError, untrusted
+from kobot.automation_values import UnsafeValueError
 from workers.plan import ClusterPlan, NodeRole
 from workers.terraform.models import NodeOutput
 
@@ -63,7 +63,9 @@ def render_inventory(
     rows = _checked_rows(node_rows(nodes), allow_local_hosts=allow_local_hosts)
     hosts: dict[str, dict[str, Any]] = {}
     for name, _role, address in rows:
-        host: dict[str, Any] = untrusted({"ansible_host": address, "ip": address, "access_ip": address})
+        host: dict[str, Any] = automation_values.untrusted(
+            {"ansible_host": address, "ip": address, "access_ip": address}
+        )
         if allow_local_hosts and automation_values.is_local_address(address):
             host["ansible_connection"] = "local"
         hosts[name] = host
@@ -78,7 +80,7 @@ def render_inventory(
         )
     for key, value in (cluster_vars or {}).items():
         _check_not_secret(key, value)
-        variables[key] = untrusted(value)
+        variables[key] = automation_values.untrusted(value)
     members = {"kube_control_plane": masters, "etcd": masters, "kube_node": workers or masters}
     return {
         "all": {
