@@ -21,6 +21,7 @@ from alerts.render import render_group
 from alerts.runbooks import Runbook, RunbookRefused, runbook_for
 from alerts.signing import AlertAction, sign_button
 from alerts.store import AlertStore, OutboxEntry
+from kobot.backoff import capped_backoff
 from kobot.chat import ChatAdapter
 from kobot.conversations import Conversation, MessageRef
 from kobot.errors import DeliveryError
@@ -32,8 +33,8 @@ log = logging.getLogger(__name__)
 
 def backoff_seconds(attempts: int, retry_after: float | None = None) -> float:
     """Doubling delay from DELIVERY_BACKOFF_SECONDS, capped; a platform's Retry-After wins when longer."""
-    delay = min(
-        defaults.DELIVERY_BACKOFF_SECONDS * 2 ** max(attempts - 1, 0), defaults.DELIVERY_BACKOFF_CAP_SECONDS
+    delay = capped_backoff(
+        attempt=attempts, first=defaults.DELIVERY_BACKOFF_SECONDS, cap=defaults.DELIVERY_BACKOFF_CAP_SECONDS
     )
     return float(max(delay, retry_after or 0.0))
 

@@ -23,6 +23,7 @@ from redis.exceptions import ResponseError
 from bot.metrics import EVENT_TO_CHAT_SECONDS, NOTIFIER_DELIVERY_FAILURES
 from commands.job_card import render_job
 from kobot import defaults, keys
+from kobot.backoff import capped_backoff
 from kobot.chat import ChatAdapter
 from kobot.errors import DeliveryError
 from kobot.job_records import JobEvent
@@ -199,9 +200,10 @@ class Notifier:
         except DeliveryError as exc:
             NOTIFIER_DELIVERY_FAILURES.labels(platform=self._adapter.platform).inc()
             pending.attempts += 1
-            delay = exc.retry_after or min(
-                defaults.CHAT_DELIVERY_BACKOFF_SECONDS * 2 ** (pending.attempts - 1),
-                defaults.CHAT_DELIVERY_BACKOFF_CAP_SECONDS,
+            delay = exc.retry_after or capped_backoff(
+                attempt=pending.attempts,
+                first=defaults.CHAT_DELIVERY_BACKOFF_SECONDS,
+                cap=defaults.CHAT_DELIVERY_BACKOFF_CAP_SECONDS,
             )
             log.warning(
                 "job %s: chat delivery failed (%s); retrying in %.1fs", job_id, exc.user_message, delay

@@ -25,6 +25,7 @@ from pydantic import SecretStr
 
 from bot.chat.dingtalk import defaults
 from bot.chat.dingtalk.openapi import WebhookRefused
+from kobot.backoff import capped_backoff
 from kobot.errors import DeliveryError
 from kobot.settings_dingtalk import ROBOT_BUDGET_PER_WINDOW, ROBOT_BUDGET_WINDOW_SECONDS
 
@@ -166,8 +167,10 @@ class RobotOutbox:
             )
             self._queue.popleft()
             return
-        delay = min(
-            defaults.ROBOT_RETRY_BASE_SECONDS * 2 ** (item.failures - 1), defaults.ROBOT_RETRY_CAP_SECONDS
+        delay = capped_backoff(
+            attempt=item.failures,
+            first=defaults.ROBOT_RETRY_BASE_SECONDS,
+            cap=defaults.ROBOT_RETRY_CAP_SECONDS,
         )
         log.warning(
             "dingtalk robot %s post failed (%s), retrying in %.1fs", self.name, exc.user_message, delay

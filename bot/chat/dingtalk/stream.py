@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import random
 import socket
 import threading
@@ -24,6 +23,7 @@ import aiohttp
 from pydantic import SecretStr
 
 from bot.chat.dingtalk import defaults
+from kobot.backoff import capped_backoff
 
 log = logging.getLogger(__name__)
 
@@ -199,10 +199,11 @@ def _make_handler(*, topic: str, handle: FrameHandler) -> Any:
 
 
 def _backoff(failures: int) -> float:
-    if failures == 0:
-        return defaults.STREAM_BACKOFF_BASE_SECONDS
-    delay = min(
-        math.ldexp(defaults.STREAM_BACKOFF_BASE_SECONDS, failures), defaults.STREAM_BACKOFF_CAP_SECONDS
+    # a closed connection (no failure) waits the base; each failure in a row doubles it
+    delay = capped_backoff(
+        attempt=failures + 1,
+        first=defaults.STREAM_BACKOFF_BASE_SECONDS,
+        cap=defaults.STREAM_BACKOFF_CAP_SECONDS,
     )
     return delay * random.uniform(0.8, 1.2)  # nosec B311  # reconnect jitter, not a secret
 
