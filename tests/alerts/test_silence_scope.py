@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.alerts.conftest import am_alert, wait_for
 from tests.alerts.deployed import buttons, deployed, shown
 from tests.peers.slack import SlackPeer
+from tests.support.alertmanager import am_alert
+from tests.support.waiting import wait_for
 
 DEV_ADMIN_POLICY = (
     'version: 1\nbindings:\n  - role: admin\n    subjects: ["slack:U0BOB"]\n    clusters: ["dev-*"]\n'

@@ -21,9 +21,12 @@ from pydantic import SecretStr
 from bot.chat.slack.adapter import SlackAdapter
 from bot.chat.slack.defaults import EVENTS_PATH
 from kobot.settings_alerts import AlertsSettings, RouteTarget
-from tests.alerts.conftest import am_alert, run_alertmanager, run_kobot, serve, wait_for
 from tests.peers.slack import PeerMessage, SlackPeer, block_actions, interactive_body, signed_headers
+from tests.support.alertmanager import am_alert, run_alertmanager
+from tests.support.alerts_server import run_kobot
+from tests.support.asgi import serve
 from tests.support.slack import settings_for
+from tests.support.waiting import wait_for
 
 OPS = RouteTarget(platform="slack", conversation_id="C0OPS")
 

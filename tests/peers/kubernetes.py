@@ -2,6 +2,7 @@
 
 It speaks the API's JSON (nodes, pods, policy/v1 evictions, Status errors) so the official
 `kubernetes` client talks to it exactly as to a real API server, and it records every request.
+A `LoopbackPeer` like the chat platforms' peers.
 Pod disruption budgets behave like the real ones as far as an eviction sees them: an eviction that
 would take a budget below zero is answered 429, and the budget recovers when the evicted pod is
 gone (its replacement is assumed to start elsewhere, as a controller would do).
@@ -16,13 +17,14 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
+from aiohttp import web
+
+from tests.peers.loopback import LoopbackPeer, Recording
 
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -82,47 +84,30 @@ def _status(code: int, reason: str, message: str, **extra: Any) -> dict[str, Any
     return body
 
 
-class KubernetesApiPeer:
+class KubernetesApiPeer(LoopbackPeer):
     """Nodes, pods and budgets in memory; `eviction_delay` is how long an evicted pod takes to go."""
 
+    thread_name = "kube-peer"
+
     def __init__(self, *, eviction_delay: float = 0.05) -> None:
+        super().__init__()
         self.token = secrets.token_urlsafe(24)
         self.eviction_delay = eviction_delay
         self._lock = threading.Lock()
         self._nodes: dict[str, dict[str, Any]] = {}
         self._pods: dict[tuple[str, str], PeerPod] = {}
         self._budgets: dict[tuple[str, str], PeerBudget] = {}
-        self._requests: list[RecordedRequest] = []
-        self._stopped = False
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="kube-peer", daemon=True)
+        self._requests: Recording[RecordedRequest] = Recording()
 
     # --- lifecycle ---------------------------------------------------------------------------------
-    def start(self) -> KubernetesApiPeer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._stopped:
-            return
-        self._stopped = True
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> KubernetesApiPeer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.origin
+
+    def build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        return app
 
     def write_kubeconfig(self, path: Path) -> Path:
         """A kubeconfig with this peer's URL and bearer token, as an admin.conf would be."""
@@ -204,8 +189,7 @@ class KubernetesApiPeer:
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
+        return self._requests.all()
 
     def calls(self, method: str, path_contains: str = "") -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == method and path_contains in r.path]
@@ -214,8 +198,8 @@ class KubernetesApiPeer:
     def handle(
         self, method: str, path: str, query: dict[str, list[str]], body: Any, content_type: str | None
     ) -> tuple[int, dict[str, Any]]:
+        self._requests.add(RecordedRequest(method, path, query, content_type, body))
         with self._lock:
-            self._requests.append(RecordedRequest(method, path, query, content_type, body))
             self._expire()
             parts = [part for part in path.split("/") if part]
             if parts[:2] != ["api", "v1"]:
@@ -359,41 +343,15 @@ class KubernetesApiPeer:
             "status": {"phase": "Running"},
         }
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        peer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                if self.headers.get("Authorization") != f"Bearer {peer.token}":
-                    self._answer(401, _status(401, "Unauthorized", "Unauthorized"))
-                    return
-                try:
-                    body = json.loads(raw) if raw else None
-                except ValueError:
-                    self._answer(400, _status(400, "BadRequest", "the body is not JSON"))
-                    return
-                split = urlsplit(self.path)
-                content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip() or None
-                code, answer = peer.handle(
-                    self.command, split.path, parse_qs(split.query), body, content_type
-                )
-                self._answer(code, answer)
-
-            def _answer(self, code: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
-
-        return Handler
+    async def _dispatch(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response(_status(401, "Unauthorized", "Unauthorized"), status=401)
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            return web.json_response(_status(400, "BadRequest", "the body is not JSON"), status=400)
+        split = urlsplit(request.raw_path)
+        content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip() or None
+        code, answer = self.handle(request.method, split.path, parse_qs(split.query), body, content_type)
+        return web.json_response(answer, status=code)

@@ -1,44 +1,46 @@
 """A chat platform for alert tests: an HTTP recorder on a loopback socket and the adapter that posts to it.
 
-Used until a platform's real SDK is under test (see test_slack_peer.py for that). The recorder keeps
-every request it got, answers 503 while `down` and 429 with Retry-After while `rate_limited`, so the
-delivery loop meets a real refused HTTP call rather than a patched method.
+Used by the alert tests where no platform SDK is under test (tests/alerts/test_slack_peer.py has that).
+The recorder is a `LoopbackPeer` that keeps every message it accepted, answers 503 while `down` and
+429 with Retry-After while `rate_limited`, so the delivery loop meets a real refused HTTP call rather
+than a patched method.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+from aiohttp import web
 
 from kobot.chat import Capabilities, ChatAdapter
 from kobot.conversations import Conversation, MessageRef
 from kobot.errors import DeliveryError
 from kobot.messages import OutgoingMessage
+from tests.peers.loopback import LoopbackPeer
 
 PLATFORM = "recorder"
 
 
-@dataclass
-class ChatRecorder:
+class ChatRecorder(LoopbackPeer):
     """What the recorder received; `posts` and `edits` are the accepted requests, in order."""
 
-    server: ThreadingHTTPServer
-    posts: list[dict[str, Any]] = field(default_factory=list)
-    edits: list[dict[str, Any]] = field(default_factory=list)
-    refused: int = 0
-    down: bool = False
-    rate_limited: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    thread_name = "chat-recorder"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.posts: list[dict[str, Any]] = []
+        self.edits: list[dict[str, Any]] = []
+        self.refused = 0
+        self.down = False
+        self.rate_limited = False
+        self.lock = threading.Lock()
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.origin
 
     def messages(self) -> list[dict[str, Any]]:
         """Every accepted send or edit, in arrival order."""
@@ -50,43 +52,30 @@ class ChatRecorder:
             shown = [m for m in self.posts + self.edits if m["message_id"] == message_id]
         return max(shown, key=lambda m: m["seq"])
 
+    def build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/{path:.*}", self._receive)
+        return app
+
+    async def _receive(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.read() or b"{}")
+        with self.lock:
+            if self.down or self.rate_limited:
+                self.refused += 1
+                return web.Response(status=503 if self.down else 429, headers={"Retry-After": "1"})
+            seq = len(self.posts) + len(self.edits) + 1
+            if request.path == "/send":
+                message_id = f"m{len(self.posts) + 1}"
+                self.posts.append({**body, "message_id": message_id, "seq": seq})
+            else:
+                message_id = body["message_id"]
+                self.edits.append({**body, "seq": seq})
+        return web.json_response({"ok": True, "message_id": message_id})
+
 
 def start_recorder() -> ChatRecorder:
-    recorder: ChatRecorder
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("content-length", "0"))
-            body = json.loads(self.rfile.read(length) or b"{}")
-            with recorder.lock:
-                if recorder.down or recorder.rate_limited:
-                    recorder.refused += 1
-                    status = 503 if recorder.down else 429
-                    self.send_response(status)
-                    self.send_header("Retry-After", "1")
-                    self.end_headers()
-                    return
-                seq = len(recorder.posts) + len(recorder.edits) + 1
-                if self.path == "/send":
-                    message_id = f"m{len(recorder.posts) + 1}"
-                    recorder.posts.append({**body, "message_id": message_id, "seq": seq})
-                else:
-                    message_id = body["message_id"]
-                    recorder.edits.append({**body, "seq": seq})
-            answer = json.dumps({"ok": True, "message_id": message_id}).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    recorder = ChatRecorder(server=server)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return recorder
+    """A started recorder; the caller stops it."""
+    return ChatRecorder().start()
 
 
 class RecorderAdapter(ChatAdapter):

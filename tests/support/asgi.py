@@ -1,0 +1,35 @@
+"""An ASGI app served for real: uvicorn on a loopback socket in a thread, so clients use HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+
+import uvicorn
+from fastapi import FastAPI
+
+from tests.support.network import LOOPBACK
+from tests.support.waiting import wait_for
+
+STOP_SECONDS = 15.0
+"""Longest the server thread gets to finish its lifespan shutdown."""
+
+
+@contextlib.contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """Run `app` (lifespan included) under uvicorn on a free loopback port in a thread; yields its URL."""
+    sock = socket.socket()
+    sock.bind((LOOPBACK, 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, what="uvicorn start")
+        yield f"http://{LOOPBACK}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=STOP_SECONDS)
+        sock.close()
