@@ -13,7 +13,7 @@ from bot.policy.directory import DirectoryClient
 from bot.policy.document import LdapSpec
 from kobot.conversations import Conversation, Identity
 from kobot.risk import Risk
-from tests.policy.ldap_server import KOBOT_DN, SUFFIX, Slapd, start_slapd
+from tests.peers.ldap import KOBOT_DN, SUFFIX, Slapd, start_slapd
 
 ALICE = Identity(platform="slack", user_id="U1", email="alice@example.com")
 BOB = Identity(platform="slack", user_id="U2", email="bob@example.com")

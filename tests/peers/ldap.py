@@ -1,4 +1,9 @@
-"""A real OpenLDAP slapd on a free loopback port with its own config and database in a temp dir."""
+"""A directory for the policy tests: a real OpenLDAP slapd on a free loopback port, with its own
+config and database in a temp dir, seeded with two people and two groups.
+
+Unlike the platform peers it is the real server (slapd speaks LDAP itself), so it is a child
+process rather than a `LoopbackPeer`; it stands with them because kobot talks to it as a peer.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,18 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.network import LOOPBACK, free_port
+from tests.support.waiting import wait_for
 
 SUFFIX = "dc=example,dc=org"
 ROOT_DN = f"cn=admin,{SUFFIX}"
 KOBOT_DN = f"cn=kobot,{SUFFIX}"
 START_TIMEOUT_SECONDS = 10.0
+"""Longest slapd may take to listen, and ldapadd to seed the directory."""
+
 SCHEMAS = ("core", "cosine", "nis", "inetorgperson")
 
 DIRECTORY = f"""\
@@ -83,13 +92,6 @@ class Slapd:
                 self.process.wait(timeout=5)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def start_slapd(workdir: Path) -> Slapd:
     """Start slapd with a config of its own (never the system one) and seed the directory."""
     slapd = shutil.which("slapd") or "/usr/sbin/slapd"
@@ -107,7 +109,7 @@ def start_slapd(workdir: Path) -> Slapd:
     )
     config.chmod(0o600)
     port = free_port()
-    url = f"ldap://127.0.0.1:{port}"
+    url = f"ldap://{LOOPBACK}:{port}"
     log_path = workdir / "slapd.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -135,13 +137,13 @@ def start_slapd(workdir: Path) -> Slapd:
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"slapd exited: {log_path.read_text(errors='replace')[-2000:]}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
+            with socket.create_connection((LOOPBACK, port), timeout=0.2):
+                return True
         except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("slapd did not start listening")
+            return False
+
+    wait_for(listening, timeout=START_TIMEOUT_SECONDS, what="slapd listening")
