@@ -94,26 +94,43 @@ def test_preflight_on_this_debian12_machine_reports_only_the_missing_time_sync(t
     assert result.changed == 0
 
 
-def test_preflight_names_every_problem_of_a_bad_inventory_per_host(tmp_path: Path) -> None:
+def test_preflight_refuses_a_bad_inventory_once_before_any_host_check(tmp_path: Path) -> None:
     bad = inventory(
         tmp_path,
-        hosts={"cp-1": "10.233.0.50", "node-1": "192.168.77.21"},
+        hosts={"cp-1": "192.168.77.10", "node-1": "192.168.77.21"},
         etcd=["cp-1", "node-1"],
         kube_pods_subnet="10.233.0.0/16",
         kube_service_addresses="10.233.128.0/18",
         preflight_extra_supported_os=[],
-        preflight_min_memory_mb_control_plane=10_000_000,
     )
 
     result = preflight(tmp_path, bad)
 
     assert result.status is PlaybookStatus.FAILED
+    error = result.error or ""
+    assert error.startswith("inventory refused: ")
+    assert "etcd group has 2 members, need an odd number" in error
+    assert "kube_pods_subnet 10.233.0.0/16 overlaps kube_service_addresses 10.233.128.0/18" in error
+    assert "unsupported OS" not in error, "no host is checked while the inventory is wrong"
+    assert result.failed == 1, "the inventory is refused once, not once per host"
+
+
+def test_preflight_names_every_problem_of_a_host_per_host(tmp_path: Path) -> None:
+    hosts_wrong = inventory(
+        tmp_path,
+        hosts={"cp-1": "10.233.64.50", "node-1": "192.168.77.21"},
+        etcd=["cp-1"],
+        preflight_extra_supported_os=[],
+        preflight_min_memory_mb_control_plane=10_000_000,
+    )
+
+    result = preflight(tmp_path, hosts_wrong)
+
+    assert result.status is PlaybookStatus.FAILED
     assert result.failed_host == "cp-1"
     error = result.error or ""
     assert error.startswith("cp-1: ")
-    assert "etcd group has 2 members, need an odd number" in error
-    assert "kube_pods_subnet 10.233.0.0/16 overlaps kube_service_addresses 10.233.128.0/18" in error
-    assert "node address 10.233.0.50 lies inside 10.233.0.0/16" in error
+    assert "node address 10.233.64.50 lies inside 10.233.64.0/18" in error
     assert "unsupported OS Debian 12" in error
     assert "MB memory, need at least 10000000 MB" in error
     assert result.failed == 2, "both hosts fail, each naming its own problems"
