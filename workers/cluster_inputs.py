@@ -24,6 +24,9 @@ from workers.plan import DEFAULT_NODE_SIZES
 
 INVENTORY_FILE = "inventory.yml"
 
+INVENTORY_RENDERED = "inventory"
+"""Key in a step context's per-attempt scratch: the inventory this attempt wrote."""
+
 
 @contextmanager
 def refusing_unsafe_values(cluster: str, *, task: str) -> Iterator[None]:
@@ -56,20 +59,23 @@ def write_cluster_inventory(
 
 
 def render_cluster_inventory(ctx: StepContext) -> Path:
-    """The inventory of every node of the cluster's record, written to this job's inventory file."""
+    """The inventory of every node of the cluster's record, written to this job's inventory file; later
+    steps of this attempt use it through `inventory_path`."""
     record = ClusterStore(ctx.redis).require(ctx.cluster)
     path = write_cluster_inventory(ctx, record, nodes=record.nodes, path=ctx.work_dir / INVENTORY_FILE)
+    ctx.scratch[INVENTORY_RENDERED] = path
     ctx.emit(JobEventType.LOG, message=f"inventory for {len(record.nodes)} nodes")
     return path
 
 
 def inventory_path(ctx: StepContext) -> Path:
-    """This job's inventory; rendered again from the cluster record when retention removed the job's
-    directory before a retry."""
-    path = ctx.work_dir / INVENTORY_FILE
-    if not path.exists() and ctx.step.name not in ("inventory", "plan", "provision"):
-        render_cluster_inventory(ctx)
-    return path
+    """This job's inventory as this attempt rendered it. An attempt that resumes past the inventory step
+    renders it again from the record first: a file already on disk (an earlier attempt's, an older
+    kobot's without tags, or one edited in place) is never handed to Ansible unchecked."""
+    rendered = ctx.scratch.get(INVENTORY_RENDERED)
+    if isinstance(rendered, Path):
+        return rendered
+    return render_cluster_inventory(ctx)
 
 
 def cluster_vars(record: ClusterRecord) -> dict[str, Any]:

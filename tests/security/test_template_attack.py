@@ -178,3 +178,33 @@ def test_a_template_that_slips_past_every_check_is_inert_in_the_real_play(
     assert seen["etcd_backup_dest"].endswith(".db")
     snapshot = next(s for s in service.records.require(job.job_id).steps if s.name == "snapshot")
     assert snapshot.state is StepState.FAILED, "the stand-in play fetches no snapshot; its run is what counts"
+
+
+def test_a_retry_renders_its_inventory_again_instead_of_trusting_the_file_on_disk(
+    redis_url: str, redis: Redis, data_dir: Path, playbooks: Path, tmp_path: Path
+) -> None:
+    """An inventory left in the job's directory by an earlier attempt (or an older kobot, before values
+    were tagged) is never used as it is: every attempt writes it again from the checked record."""
+    marker = tmp_path / "via-stale-inventory"
+    settings = settings_for(redis_url, data_dir, playbooks, allow_local_hosts=True)
+    service = job_service(settings, redis)
+    edit_record_in_store(redis, address="127.0.0.1", cni="calico")
+    job = service.submit(spec(service, kind=JobKind.ETCD_BACKUP.value, cluster="dev-x"))
+    run_queue(service)
+    first = service.records.require(job.job_id)
+    assert first.state is JobState.FAILED, "the stand-in play fetches no snapshot"
+    assert [step.state for step in first.steps] == [StepState.SUCCEEDED, StepState.FAILED]
+
+    inventory = settings.job_artifacts_dir() / job.job_id / "inventory.yml"
+    untagged = inventory.read_text().replace("!unsafe ", "")
+    stale = untagged.replace('ansible_host: "127.0.0.1"', f'ansible_host: "{marker_template(marker)}"', 1)
+    assert stale != untagged, "the stale file carries the template"
+    inventory.write_text(stale)
+
+    service.retry(job.job_id)
+    run_queue(service)
+
+    assert not marker.exists(), "the stale inventory's template never ran"
+    seen: dict[str, Any] = json.loads((data_dir / "seen" / "dev-x-master-1.json").read_text())
+    assert seen["ansible_host"] == "127.0.0.1"
+    assert "!unsafe" in inventory.read_text(), "the file was written again, tagged"
