@@ -18,7 +18,7 @@ import pytest
 from redis import Redis
 
 from kobot.clusters import ClusterRecord, ClusterState, ClusterStore, NodeRecord
-from kobot.job_records import JobEventType, JobKind, JobState
+from kobot.job_records import JobEventType, JobKind, JobState, StepState
 from kobot.settings import Settings
 from kobot.store import secret_key
 from tests.peers.kubernetes import KubernetesApiPeer
@@ -404,3 +404,34 @@ def test_delete_resets_every_node_and_forgets_the_cluster_but_keeps_backups_fixt
     assert ClusterStore(redis).get("demo") is None
     assert ClusterSecrets(redis=redis, secret=secret_key(settings)).names(cluster="demo") == []
     assert [b.id for b in etcd.list_backups(redis=redis, cluster="demo")] == [backup.id]
+
+
+def test_a_retry_does_not_reset_nodes_an_earlier_attempt_already_removed_fixture_playbooks_peer(
+    redis_url: str, redis: Redis, data_dir: Path, playbooks: Path, peer: KubernetesApiPeer
+) -> None:
+    """Every attempt renders its inventory from the record, and a node leaves the record only after its
+    reset: a retry of the remove step (say Terraform failed after the record was saved) finds no node
+    left to reset, instead of naming hosts that its inventory no longer holds."""
+    settings = settings_for(redis_url, data_dir, playbooks)
+    service = job_service(settings, redis)
+    cluster(redis, settings, peer, THREE_WORKERS)
+    job_id = submit(service, JobKind.WORKERS_SCALE, delta=-1)
+    run_queue(service)
+    assert service.records.require(job_id).state is JobState.SUCCEEDED
+    failed_late = service.records.require(job_id)
+    failed_late.state = JobState.FAILED
+    failed_late.steps[-1].state = StepState.FAILED
+    service.records.save(failed_late)
+
+    service.retry(job_id)
+    run_queue(service)
+
+    done = service.records.require(job_id)
+    assert done.state is JobState.SUCCEEDED, done.error
+    [played] = runs(settings, "node_remove")
+    assert played["vars"]["nodes_to_remove"] == ["demo-worker-3"]
+    assert [n.name for n in ClusterStore(redis).require("demo").nodes] == [
+        "demo-master-1",
+        "demo-worker-1",
+        "demo-worker-2",
+    ]

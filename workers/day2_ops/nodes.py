@@ -62,20 +62,24 @@ def remove_step(ctx: StepContext) -> None:
     undrained = [name for name in state.remove if name not in state.drained]
     if undrained:
         raise StepFailedError(f"{', '.join(undrained)} is not drained; kobot never removes an undrained node")
+    # A node leaves the record only after its reset: one no longer recorded was reset by an earlier
+    # attempt of this step, and the inventory (rendered from the record) no longer holds it.
+    recorded = {node.name for node in cluster_store(ctx).require(ctx.cluster).nodes}
     with refusing_unsafe_values(ctx.cluster, task="node_remove variables"):
-        leaving = [automation_values.node_name(name) for name in state.remove]
-    with kubeconfig_file(ctx) as kubeconfig:
-        ctx.run_playbook(
-            playbook_names.NODE_REMOVE,
-            inventory=inventory_path(ctx),
-            extravars={
-                **play_vars(ctx),
-                "nodes_to_remove": leaving,
-                "kubeconfig_path": str(kubeconfig),
-                # the runner's own known_hosts: a removed node's key must not refuse its successor
-                "known_hosts_path": str(ctx.settings.job_artifacts_dir() / KNOWN_HOSTS_FILE),
-            },
-        )
+        leaving = [automation_values.node_name(name) for name in state.remove if name in recorded]
+    if leaving:
+        with kubeconfig_file(ctx) as kubeconfig:
+            ctx.run_playbook(
+                playbook_names.NODE_REMOVE,
+                inventory=inventory_path(ctx),
+                extravars={
+                    **play_vars(ctx),
+                    "nodes_to_remove": leaving,
+                    "kubeconfig_path": str(kubeconfig),
+                    # the runner's own known_hosts: a removed node's key must not refuse its successor
+                    "known_hosts_path": str(ctx.settings.job_artifacts_dir() / KNOWN_HOSTS_FILE),
+                },
+            )
     with kube_for(ctx) as kube:
         for name in state.remove:
             kube.delete_node(name)
