@@ -9,11 +9,9 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -24,6 +22,8 @@ from kobot.job_records import JobState, StepState
 from kobot.settings import Settings
 from kobot.store import open_store
 from tests.peers.slack import SlackPeer, event_callback, mention_event, signed_headers
+from tests.support.network import free_port
+from tests.support.waiting import wait_for
 from workers.job_store import JobStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,20 +102,6 @@ STOP_WITHIN_SECONDS = 10.0
 """The promise under test: SIGTERM ends `kobot serve`, running job cancelled, within this long."""
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for(condition: Callable[[], object], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.1)
-
-
 def _healthy(port: int) -> bool:
     try:
         return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
@@ -145,7 +131,7 @@ def test_serve_stops_on_sigterm_after_an_iaas_plan_cancelling_the_running_terraf
     (modules / "vsphere").symlink_to(REPO / "terraform" / "modules" / "testhosts", target_is_directory=True)
     policy = tmp_path / "policy.yaml"
     policy.write_text(SERVE_POLICY)
-    port = _free_port()
+    port = free_port()
     secret = secrets.token_hex(16)
     log = tmp_path / "serve.log"
     with SlackPeer(bot_token=f"xoxb-{secrets.token_hex(12)}") as peer, log.open("w") as log_file:
@@ -169,9 +155,9 @@ def test_serve_stops_on_sigterm_after_an_iaas_plan_cancelling_the_running_terraf
             [sys.executable, "-m", "bot.cli", "serve"], cwd=REPO, env=env, stdout=log_file, stderr=log_file
         )
         try:
-            _wait_for(lambda: _healthy(port), timeout=30, what="kobot serve answering")
+            wait_for(lambda: _healthy(port), timeout=30, what="kobot serve answering")
             _mention(port, secret, "plan cluster lab masters=1 workers=1 provider=vsphere")
-            _wait_for(lambda: _said(peer, "2 to add"), timeout=60, what="the Terraform preview shown")
+            wait_for(lambda: _said(peer, "2 to add"), timeout=60, what="the Terraform preview shown")
 
             _mention(port, secret, "create cluster lab masters=1 workers=1 provider=vsphere")
             store = Redis.from_url(f"unix://{data_dir / 'valkey' / 'valkey.sock'}")
@@ -183,7 +169,7 @@ def test_serve_stops_on_sigterm_after_an_iaas_plan_cancelling_the_running_terraf
                     s.name == "provision" and s.state is StepState.RUNNING for s in record.steps
                 )
 
-            _wait_for(provisioning, timeout=60, what="the create job running Terraform apply")
+            wait_for(provisioning, timeout=60, what="the create job running Terraform apply")
             store.close()
             time.sleep(1.0)  # Terraform is now inside its two-minute local-exec
 

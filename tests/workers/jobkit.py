@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from rq.serializers import JSONSerializer
 from kobot.conversations import Conversation, Identity
 from kobot.job_records import JobRecord, JobSpec
 from kobot.settings import Settings
+from tests.support.waiting import wait_for as wait_for  # the job tests import it from here
 from workers import environment
 from workers.operations import load_operations
 from workers.service import JobService
@@ -58,15 +58,6 @@ def run_queue(service: JobService) -> None:
     ThreadWorker([service.queue], connection=service.redis, serializer=JSONSerializer).work(
         burst=True, logging_level="WARNING"
     )
-
-
-def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def task_started(redis: Redis, job_id: str, task: str) -> Callable[[], bool]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import pytest
 from redis import Redis
 
 from kobot.errors import NotFoundError, StepFailedError
+from tests.support.network import free_port
 from workers.etcd import (
     EtcdAccess,
     EtcdMember,
@@ -28,12 +28,6 @@ from workers.etcd import (
 
 START_TIMEOUT_SECONDS = 15.0
 """A single loopback member is healthy in well under a second; this bounds a stuck start."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
