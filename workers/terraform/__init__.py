@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kobot.errors import StepFailedError
+from workers.plan import Provider
 from workers.terraform.credentials import PROVIDER_ENV_PREFIXES, provider_credentials
 from workers.terraform.models import NodeOutput, TerraformChangeSummary, TerraformPlanSummary
 from workers.terraform.workspace import TerraformWorkspace
@@ -15,9 +17,23 @@ if TYPE_CHECKING:
     from kobot.settings import Settings
 
 
+HOST_PROVIDERS: tuple[str, ...] = tuple(p.value for p in Provider if p.creates_machines)
+"""Providers with a host module in `<terraform_dir>/modules/`; a provider read from a record is one of
+these or refused, since it becomes a path."""
+
+
 def workspace_for(*, settings: Settings, cluster: str, provider: str) -> TerraformWorkspace:
-    """The workspace of a cluster, with its provider's credentials taken from kobot's environment."""
+    """The workspace of a cluster, with its provider's credentials taken from kobot's environment.
+
+    Raises StepFailedError for a provider without a host module or a cluster name that is no directory
+    name (both come from the record, which may have been edited in the store)."""
     provider = str(getattr(provider, "value", provider))
+    if provider not in HOST_PROVIDERS:
+        raise StepFailedError(
+            f"provider '{provider}' has no Terraform host module; "
+            f"kobot creates machines on {', '.join(HOST_PROVIDERS)}",
+            task="terraform",
+        )
     env = provider_credentials(provider, os.environ)
     return TerraformWorkspace(
         cluster=cluster,
@@ -29,6 +45,7 @@ def workspace_for(*, settings: Settings, cluster: str, provider: str) -> Terrafo
 
 
 __all__ = [
+    "HOST_PROVIDERS",
     "PROVIDER_ENV_PREFIXES",
     "NodeOutput",
     "TerraformChangeSummary",

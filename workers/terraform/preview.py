@@ -35,6 +35,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from kobot import defaults
+from kobot.automation_values import UnsafeValueError, path_inside
 from kobot.errors import KobotError, StepFailedError
 from workers.terraform.credentials import provider_credentials
 from workers.terraform.models import TerraformPlanSummary
@@ -117,11 +118,15 @@ async def _run_child(
     command: tuple[str, ...],
     timeout: float,
 ) -> TerraformPreview:
+    try:
+        cluster_dir = path_inside(work_root, cluster, what="cluster name")
+    except UnsafeValueError as exc:
+        return TerraformPreview(problem=str(exc))
     previews = work_root / PREVIEWS_DIR
     previews.mkdir(parents=True, exist_ok=True, mode=0o700)
-    work_dir = Path(tempfile.mkdtemp(prefix=f"{cluster}-", dir=previews))
+    work_dir = Path(tempfile.mkdtemp(prefix=f"{cluster_dir.name}-", dir=previews))
     try:
-        state = work_root / cluster / STATE_FILE
+        state = cluster_dir / STATE_FILE
         if state.is_file():
             shutil.copyfile(state, work_dir / STATE_FILE)
         request = {

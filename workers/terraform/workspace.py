@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kobot import defaults
+from kobot.automation_values import UnsafeValueError, path_inside
 from kobot.errors import JobCancelledError, StepFailedError
 from kobot.job_records import JobEvent
 from workers.terraform.events import ACTION_VERBS, EventTranslator
@@ -51,6 +52,17 @@ EventCallback = Callable[[JobEvent], None]
 CancelCheck = Callable[[], bool]
 
 
+def cluster_dir(work_root: Path, cluster: str) -> Path:
+    """`<work_root>/<cluster>`, the cluster name checked to name one directory there (it may come from a
+    record edited in the store); raises StepFailedError otherwise."""
+    try:
+        return path_inside(work_root, cluster, what="cluster name")
+    except UnsafeValueError as exc:
+        raise StepFailedError(
+            "kobot keeps no Terraform workspace for this cluster name", task="terraform", error=str(exc)
+        ) from None
+
+
 class TerraformWorkspace:
     """Plan, apply and destroy one cluster's machines with one host module."""
 
@@ -70,7 +82,7 @@ class TerraformWorkspace:
         self.cluster = cluster
         self.module_dir = module_dir.resolve()
         self.work_root = work_root.resolve()
-        self.work_dir = work_dir.resolve() if work_dir is not None else self.work_root / cluster
+        self.work_dir = work_dir.resolve() if work_dir is not None else cluster_dir(self.work_root, cluster)
         self.mirror_dir = mirror_dir
         self._env = dict(env or {})
         self._backend = dict(backend or {})
