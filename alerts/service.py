@@ -9,7 +9,6 @@ apply as usual. That command is always one of the admin's `runbook_commands` (se
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import uuid
@@ -33,6 +32,7 @@ from alerts.store import AlertStore, IngestResult
 from alerts.subscriptions import notify_targets
 from kobot.access import Authorizer
 from kobot.audit import AuditLog
+from kobot.background import BackgroundTask
 from kobot.chat import ChatAdapter
 from kobot.conversations import ButtonClick
 from kobot.errors import SettingsError
@@ -156,7 +156,7 @@ class AlertService:
         self.deliverer = Deliverer(store=self.store, adapters=adapters, secret=secret, settings=self.settings)
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("alert-delivery")
 
     def router(self) -> APIRouter:
         """POST /alerts/alertmanager."""
@@ -164,21 +164,17 @@ class AlertService:
 
     async def start(self) -> None:
         """Start the delivery loop; entries stored before a crash or restart are delivered first."""
-        if self._task is not None:
+        if self._task.running:
             return
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
-        self._task = asyncio.create_task(
-            self.deliverer.run(stop=self._stop, wake=self._wake), name="alert-delivery"
-        )
+        self._task.start(self.deliverer.run(stop=self._stop, wake=self._wake))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._stop.set()
-            self._wake.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self._task, timeout=defaults.DELIVERY_TIMEOUT_SECONDS + 1)
-            self._task = None
+        # asked to stop, it ends after the delivery in flight (bounded by its timeout)
+        self._stop.set()
+        self._wake.set()
+        await self._task.wait(timeout=defaults.DELIVERY_TIMEOUT_SECONDS + 1)
         await self.redis.aclose()
 
     async def _stored(self, result: IngestResult) -> None:

@@ -12,7 +12,7 @@ from bot.api import api_router
 from bot.api_audit import audit_router
 from bot.chat.registry import build_adapters
 from bot.runtime import Runtime, build_runtime
-from bot.services import Services
+from bot.supervisor import Supervisor
 from kobot.settings import Settings
 
 
@@ -21,15 +21,15 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     runtime = runtime or build_runtime(settings)
     runtime.adapters.update(build_adapters(runtime))
     alerts = _alert_service(runtime)
-    services = Services(runtime=runtime, in_process_worker=settings.in_process_worker)
+    supervisor = Supervisor(runtime=runtime, in_process_worker=settings.in_process_worker)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await services.start()
+        await supervisor.start()
         try:
             yield
         finally:
-            await services.stop()
+            await supervisor.stop()
             runtime.close()
 
     # The interactive docs and the schema are off unless asked for (KOBOT_HTTP_DOCS).
@@ -43,7 +43,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         openapi_url="/openapi.json" if docs else None,
     )
     app.state.runtime = runtime
-    app.state.services = services
+    app.state.supervisor = supervisor
     app.include_router(api_router(runtime))
     app.include_router(audit_router(audit=runtime.audit, policy=runtime.policy))
     for adapter in runtime.adapters.values():

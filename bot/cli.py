@@ -75,17 +75,17 @@ def chat() -> None:
 async def _chat(settings: Settings) -> None:
     from bot.chat.terminal.adapter import TerminalAdapter
     from bot.runtime import build_runtime
-    from bot.services import Services
+    from bot.supervisor import Supervisor
 
     runtime = build_runtime(settings)
     terminal = TerminalAdapter()
     runtime.adapters[terminal.platform] = terminal
-    services = Services(runtime=runtime, in_process_worker=settings.in_process_worker)
+    supervisor = Supervisor(runtime=runtime, in_process_worker=settings.in_process_worker)
     try:
-        await services.start()
+        await supervisor.start()
         await terminal.wait_closed()
     finally:
-        await services.stop()
+        await supervisor.stop()
         runtime.close()
 
 

@@ -1,19 +1,21 @@
-"""Node health: kobot watches the nodes of every running cluster it holds a kubeconfig for, and tells
-the channels that asked (`notify <cluster> node here`) when one stops or starts being Ready.
+"""The node watcher: kobot watches the nodes of every running cluster it holds a kubeconfig for, and
+tells the channels that asked (`notify <cluster> node here`) when one stops or starts being Ready.
 
 A NotReady notice names the node and the command that replaces it (`replace node N on C`), which then
 goes through permissions and approval like any typed command. The last state seen per node is kept in
 Redis, so a restart does not announce every node again, and a flapping node is announced once per change.
+(kobot's own health, `/healthz`, is in `bot.api`.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
 from bot.runtime import Runtime
+from kobot import keys
+from kobot.background import BackgroundTask, every
 from kobot.clusters import ClusterState
 from kobot.errors import KobotError
 from kobot.messages import Field, MessageKind, OutgoingMessage, Tone
@@ -22,45 +24,32 @@ from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
 
 log = logging.getLogger(__name__)
 
-HEALTH_INTERVAL_SECONDS = 30.0
+NODE_WATCH_INTERVAL_SECONDS = 30.0
 """How often every running cluster's nodes are looked at; kubelet marks a node NotReady after 40 s."""
-
-
-def _health_key(cluster: str) -> str:
-    return f"kobot:health:{cluster}"
 
 
 @dataclass(frozen=True)
 class NodeChange:
+    """A node that became NotReady (`ready` False) or Ready again since the last look."""
+
     cluster: str
     node: str
     ready: bool
 
 
-class NodeHealthWatcher:
-    def __init__(self, *, runtime: Runtime, interval: float = HEALTH_INTERVAL_SECONDS) -> None:
+class NodeReadinessWatcher:
+    """Looks at every running cluster's nodes each interval and announces readiness changes."""
+
+    def __init__(self, *, runtime: Runtime, interval: float = NODE_WATCH_INTERVAL_SECONDS) -> None:
         self._runtime = runtime
         self._interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("node-watch")
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="node-health")
+        self._task.start(every(self._interval, self.check_once, log=log, what="node readiness check"))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.check_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("node health check failed; trying again next round")
-            await asyncio.sleep(self._interval)
+        await self._task.stop()
 
     async def check_once(self) -> list[NodeChange]:
         """Look at every running cluster once; announce and return what changed since last time."""
@@ -94,7 +83,7 @@ class NodeHealthWatcher:
             return None
 
     def _changes(self, cluster: str, seen: dict[str, bool]) -> list[NodeChange]:
-        key = _health_key(cluster)
+        key = keys.node_readiness(cluster)
         before = {k.decode(): v.decode() == "1" for k, v in synced(self._runtime.redis.hgetall(key)).items()}
         return [
             NodeChange(cluster=cluster, node=node, ready=ready)
@@ -104,7 +93,7 @@ class NodeHealthWatcher:
         ]
 
     def _remember(self, cluster: str, seen: dict[str, bool]) -> None:
-        key = _health_key(cluster)
+        key = keys.node_readiness(cluster)
         pipe = self._runtime.redis.pipeline()
         pipe.delete(key)
         if seen:

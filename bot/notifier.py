@@ -10,7 +10,6 @@ are acknowledged only once what they announced reached the chat.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -18,11 +17,11 @@ import time
 from dataclasses import dataclass, field
 
 from redis import Redis
-from redis.exceptions import ResponseError
 
 from bot.metrics import EVENT_TO_CHAT_SECONDS, NOTIFIER_DELIVERY_FAILURES
 from commands.job_card import render_job
 from kobot import defaults, keys
+from kobot.background import BackgroundTask, ensure_consumer_group
 from kobot.backoff import capped_backoff
 from kobot.chat import ChatAdapter
 from kobot.errors import DeliveryError
@@ -66,27 +65,16 @@ class Notifier:
             "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
         )
         self._last_edit: dict[str, float] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(f"notifier-{adapter.platform}")
         self._stopping = False
 
     async def start(self) -> None:
-        self._ensure_group()
-        self._task = asyncio.create_task(self._run(), name=f"notifier-{self._adapter.platform}")
+        ensure_consumer_group(self._redis, stream=keys.GLOBAL_EVENTS, group=self._group, start_id="0")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    def _ensure_group(self) -> None:
-        try:
-            self._redis.xgroup_create(keys.GLOBAL_EVENTS, self._group, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await self._task.stop()
 
     async def _run(self) -> None:
         last_claim = 0.0

@@ -8,18 +8,17 @@ service then delivers it with retries), so a crash re-reads rather than drops.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 import time
 
 from redis import Redis
-from redis.exceptions import ResponseError
 
 from alerts.service import AlertService
 from commands.job_card import render_job
 from kobot import defaults, keys
+from kobot.background import BackgroundTask, ensure_consumer_group
 from kobot.job_records import JobEvent, JobEventType, JobKind
 from kobot.store import synced
 from workers.job_store import JobStore
@@ -42,21 +41,14 @@ class ClusterEventRelay:
         self._alerts = alerts
         self._jobs = JobStore(redis)
         self._consumer = f"{socket.gethostname()}:{os.getpid()}"
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("cluster-event-relay")
 
     async def start(self) -> None:
-        try:
-            self._redis.xgroup_create(keys.GLOBAL_EVENTS, GROUP, id="$", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        self._task = asyncio.create_task(self._run(), name="cluster-event-relay")
+        ensure_consumer_group(self._redis, stream=keys.GLOBAL_EVENTS, group=GROUP, start_id="$")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._task.stop()
 
     async def _run(self) -> None:
         last_claim = 0.0

@@ -1,21 +1,21 @@
-"""Starting and stopping everything that runs in a kobot process around the runtime.
+"""The supervisor: starts and stops everything that runs in a kobot process around the runtime.
 
-`kobot chat` and `kobot serve` both use this: adapters receive, the dispatcher handles, one notifier
-per adapter edits progress, the optional in-process worker runs jobs, and a housekeeping loop expires
-approvals.
+`kobot chat` and `kobot serve` both use it: adapters receive, the dispatcher handles, one notifier per
+adapter edits progress, the optional in-process worker runs jobs, the alert service delivers alerts, the
+relay and the node watcher feed cluster events to it, and a housekeeping loop expires approvals.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from bot.dispatcher import Dispatcher
-from bot.health import NodeHealthWatcher
+from bot.node_watch import NodeReadinessWatcher
 from bot.notifier import Notifier
 from bot.relay import ClusterEventRelay
 from bot.runtime import Runtime
+from kobot.background import BackgroundTask, every
 from workers.worker import InProcessWorker
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,10 @@ HOUSEKEEPING_INTERVAL_SECONDS = 2.0
 """How often due approval requests are expired and their cards edited."""
 
 
-class Services:
+class Supervisor:
+    """Owns the long-lived parts of one kobot process: `start` brings them up (adapters after what they
+    feed, so nothing they receive is lost), `stop` takes them down in the reverse order."""
+
     def __init__(self, *, runtime: Runtime, in_process_worker: bool) -> None:
         self.runtime = runtime
         self.dispatcher = Dispatcher(runtime=runtime)
@@ -39,8 +42,8 @@ class Services:
             if in_process_worker
             else None
         )
-        self._housekeeping: asyncio.Task[None] | None = None
-        self.health = NodeHealthWatcher(runtime=runtime) if runtime.alerts is not None else None
+        self._housekeeping = BackgroundTask("kobot-housekeeping")
+        self.node_watch = NodeReadinessWatcher(runtime=runtime) if runtime.alerts is not None else None
         self.relay = (
             ClusterEventRelay(redis=runtime.redis, alerts=runtime.alerts)
             if runtime.alerts is not None
@@ -54,26 +57,31 @@ class Services:
             await self.runtime.alerts.start()
         if self.relay is not None:
             await self.relay.start()
-        if self.health is not None:
-            await self.health.start()
+        if self.node_watch is not None:
+            await self.node_watch.start()
         for adapter in self.runtime.adapters.values():
             await adapter.start(self.dispatcher)
         if self.worker is not None:
             self.worker.start()
-        self._housekeeping = asyncio.create_task(self._housekeep(), name="kobot-housekeeping")
+        self._housekeeping.start(
+            every(
+                HOUSEKEEPING_INTERVAL_SECONDS,
+                self.dispatcher.expire_approvals,
+                log=log,
+                what="housekeeping",
+                wait_first=True,
+            )
+        )
 
     async def stop(self) -> None:
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._housekeeping
+        await self._housekeeping.stop()
         for adapter in self.runtime.adapters.values():
             try:
                 await adapter.stop()
             except Exception:
                 log.exception("adapter %s did not stop cleanly", adapter.platform)
-        if self.health is not None:
-            await self.health.stop()
+        if self.node_watch is not None:
+            await self.node_watch.stop()
         if self.relay is not None:
             await self.relay.stop()
         if self.runtime.alerts is not None:
@@ -82,11 +90,3 @@ class Services:
             await asyncio.to_thread(self.worker.stop)
         for notifier in self.notifiers:
             await notifier.stop()
-
-    async def _housekeep(self) -> None:
-        while True:
-            await asyncio.sleep(HOUSEKEEPING_INTERVAL_SECONDS)
-            try:
-                await self.dispatcher.expire_approvals()
-            except Exception:
-                log.exception("housekeeping failed; trying again")

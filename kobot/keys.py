@@ -42,6 +42,12 @@ def cluster_waiting(cluster: str) -> str:
     return f"{PREFIX}:cluster:{cluster}:waiting"
 
 
+def node_readiness(cluster: str) -> str:
+    """Hash: node name -> "1" (Ready) or "0", as the node watcher last saw the cluster's nodes."""
+    # "health" is the name it was stored under before the watcher had its own; kept so nothing is lost
+    return f"{PREFIX}:health:{cluster}"
+
+
 def job_id_of_rq(rq_job_id: str) -> str | None:
     """The kobot job id inside an RQ job id made by `rq_job_id`, or None for another job's id."""
     prefix, _, rest = rq_job_id.partition("-")

@@ -1,4 +1,4 @@
-"""Node health against the Kubernetes API peer (reached by the official client with the cluster's
+"""The node watcher against the Kubernetes API peer (reached by the official client with the cluster's
 encrypted kubeconfig): NotReady and Ready again reach the channels that asked, once per change."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from alerts.service import AlertService
 from bot.dispatcher import Dispatcher
-from bot.health import NodeHealthWatcher
+from bot.node_watch import NodeReadinessWatcher
 from bot.runtime import Runtime, build_runtime
 from kobot.clusters import ClusterRecord, ClusterState, NodeRecord
 from kobot.conversations import Conversation, Identity, InboundMessage
@@ -75,7 +75,7 @@ async def test_not_ready_and_ready_again_are_announced_once_each_peer(
         InboundMessage(identity=OPS, conversation=WATCHERS, text="notify prod node here")
     )
     await runtime.alerts.start()
-    watcher = NodeHealthWatcher(runtime=runtime)
+    watcher = NodeReadinessWatcher(runtime=runtime)
     try:
         assert await watcher.check_once() == [], "healthy nodes seen for the first time are not news"
         peer.set_ready("prod-worker-2", False)
@@ -108,4 +108,4 @@ async def test_not_ready_and_ready_again_are_announced_once_each_peer(
 async def test_clusters_without_a_kubeconfig_or_not_running_are_left_alone(runtime: Runtime) -> None:
     runtime.clusters.save(ClusterRecord(name="dev", state=ClusterState.RUNNING))
     runtime.clusters.save(ClusterRecord(name="new", state=ClusterState.CREATING))
-    assert await NodeHealthWatcher(runtime=runtime).check_once() == []
+    assert await NodeReadinessWatcher(runtime=runtime).check_once() == []
