@@ -16,7 +16,7 @@ from rq import Queue
 
 from kobot import defaults, keys
 from kobot.conversations import Conversation, Identity
-from kobot.errors import ConflictError
+from kobot.errors import ConflictError, NotFoundError
 from kobot.job_records import JobEvent, JobEventType, JobRecord, JobSpec, JobState, StepState, utcnow
 from kobot.store import synced
 from workers.events import EventPublisher
@@ -70,22 +70,34 @@ class JobService:
         return record
 
     def retry(self, job_id: str) -> JobRecord:
-        """Queue a failed or cancelled job again; it resumes at its first step that did not succeed."""
-        record = self.records.require(job_id)
-        if record.state not in (JobState.FAILED, JobState.CANCELLED):
-            raise ConflictError(
-                f"job {job_id} is {record.state.value}; only failed or cancelled jobs can be retried"
-            )
-        record.attempt += 1
-        record.error = record.failed_task = record.failed_host = record.summary = None
-        record.finished_at = None
-        record.current_task = None
-        for step in record.steps:
-            if step.state is not StepState.SUCCEEDED:
-                step.state = StepState.PENDING
-                step.error = step.task = step.host = None
-                step.failed = 0
-        self.records.clear_cancel(job_id)
+        """Queue a failed or cancelled job again; it resumes at its first step that did not succeed.
+
+        Check and claim are one compare-and-set: of two retries at once, one moves the job out of its
+        ended state (to waiting, then admitted) and the other finds it no longer ended and is refused.
+        A claim whose admission never happened (a crash in between) is admitted by the recovery sweep.
+        """
+        key = keys.job(job_id)
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)  # type: ignore[no-untyped-call]
+                    stored: bytes | None = synced(pipe.get(key))
+                    if stored is None:
+                        raise NotFoundError(f"there is no job {job_id}")
+                    record = JobRecord.model_validate_json(stored)
+                    if record.state not in (JobState.FAILED, JobState.CANCELLED):
+                        raise ConflictError(
+                            f"job {job_id} is {record.state.value}; "
+                            "only failed or cancelled jobs can be retried"
+                        )
+                    _reset_for_retry(record)
+                    pipe.multi()
+                    self.records.queue_save(pipe, record)
+                    pipe.delete(keys.job_cancel(job_id))
+                    pipe.execute()
+                    break
+                except WatchError:
+                    continue
         self.admit(record)
         return record
 
@@ -195,3 +207,19 @@ class JobService:
                 return
             # A waiting job that vanished or was cancelled must not keep the cluster.
             next_id = self.locks.release(cluster=cluster, job_id=next_id)
+
+
+def _reset_for_retry(record: JobRecord) -> None:
+    """The next attempt: its outcome cleared, steps that did not succeed pending again, and waiting
+    (not ended) from the moment it is claimed."""
+    record.attempt += 1
+    record.state = JobState.WAITING
+    record.waiting_for = None
+    record.error = record.failed_task = record.failed_host = record.summary = None
+    record.finished_at = None
+    record.current_task = None
+    for step in record.steps:
+        if step.state is not StepState.SUCCEEDED:
+            step.state = StepState.PENDING
+            step.error = step.task = step.host = None
+            step.failed = 0
