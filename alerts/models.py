@@ -15,15 +15,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from alerts import defaults
+from kobot.clock import utcnow
 from kobot.messages import OutgoingMessage
 from kobot.settings_alerts import RouteTarget
 
 ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 """What Alertmanager sends as `endsAt` of an alert with no known end."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class AlertStatus(str, Enum):

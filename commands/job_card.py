@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from kobot.conversations import utcnow
+from kobot.clock import utcnow
 from kobot.job_records import JobRecord, JobState, StepState
 from kobot.messages import Field, MessageKind, OutgoingMessage, Progress, Tone, format_elapsed
 

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from redis import Redis
 
-from kobot.conversations import utcnow
+from kobot.clock import utcnow
 from kobot.errors import NotFoundError
 from kobot.store import synced
 

@@ -5,13 +5,11 @@ Raw platform payloads never leave their adapter; these typed events do.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from kobot.clock import utcnow
 
 
 class Identity(BaseModel):

@@ -5,17 +5,14 @@ Everything here is JSON (RQ runs with its JSON serializer; nothing is pickled).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kobot.clock import utcnow as utcnow
 from kobot.conversations import Conversation, Identity, MessageRef
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class JobKind(str, Enum):

@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis import Redis
 
 from kobot import automation_values
+from kobot.clock import utcnow
 from kobot.errors import NotFoundError, StepFailedError
-from kobot.job_records import utcnow
 
 # --- defaults -------------------------------------------------------------------------------------
 BACKUPS_DIR = "backups"

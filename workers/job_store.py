@@ -13,9 +13,10 @@ from redis import Redis
 from redis.client import Pipeline
 
 from kobot import defaults, keys
+from kobot.clock import utcnow
 from kobot.conversations import MessageRef
 from kobot.errors import NotFoundError
-from kobot.job_records import JobRecord, utcnow
+from kobot.job_records import JobRecord
 from kobot.store import synced
 
 _SAVE_UNLESS_ENDED = """

@@ -13,8 +13,9 @@ from typing import Any
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from kobot.clock import utcnow
 from kobot.errors import JobCancelledError, KobotError, StepFailedError
-from kobot.job_records import JobEvent, JobEventType, JobRecord, JobState, StepRecord, StepState, utcnow
+from kobot.job_records import JobEvent, JobEventType, JobRecord, JobState, StepRecord, StepState
 from workers import environment
 from workers.context import StepContext
 from workers.operations import Operation, load_operations, operation_for

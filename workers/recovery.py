@@ -13,7 +13,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from kobot import keys
-from kobot.job_records import JobRecord, JobState, StepState, utcnow
+from kobot.clock import utcnow
+from kobot.job_records import JobRecord, JobState, StepState
 from workers.service import JobService
 
 log = logging.getLogger(__name__)

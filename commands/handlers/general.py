@@ -16,7 +16,7 @@ from commands.help import render_help
 from commands.registry import COMMANDS, CommandSpec, handles
 from kobot.access import WhoAmI
 from kobot.audit import parse_since
-from kobot.conversations import utcnow
+from kobot.clock import utcnow
 from kobot.errors import CommandError
 from kobot.messages import Field, MessageKind, OutgoingMessage, Tone
 from kobot.risk import Risk

@@ -7,7 +7,7 @@ from commands.context import CommandContext, CommandResult, Reply, reply
 from commands.definitions.jobs import JobCancelArgs, JobRetryArgs, JobStatusArgs
 from commands.job_card import render_job
 from commands.registry import handles
-from kobot.conversations import utcnow
+from kobot.clock import utcnow
 from kobot.messages import MessageKind, format_elapsed
 from workers.events import read_job_events
 
