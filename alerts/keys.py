@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-PREFIX = "kobot:alerts"
+from kobot import keys
+
+PREFIX = keys.ALERTS_PREFIX
 
 OUTBOX = f"{PREFIX}:outbox"
 """Sorted set: member `<item>|<target key>`, score = when it is due (unix seconds)."""
@@ -13,7 +15,7 @@ ATTEMPTS = f"{PREFIX}:attempts"
 SUBSCRIPTIONS = f"{PREFIX}:subscriptions"
 """Hash: `<conversation key>|<cluster>` -> Subscription JSON (routes managed from the chat)."""
 
-NOTIFY = "kobot:notify:subscriptions"
+NOTIFY = f"{keys.NOTIFY_PREFIX}:subscriptions"
 """Hash: `<conversation key>|<cluster>` -> NotifySubscription JSON (the message center)."""
 
 
@@ -34,7 +36,7 @@ def group_delivered(group_id: str) -> str:
 
 def notice(notice_id: str) -> str:
     """String: a cluster event message waiting to be delivered."""
-    return f"kobot:notify:notice:{notice_id}"
+    return f"{keys.NOTIFY_PREFIX}:notice:{notice_id}"
 
 
 GROUPS_FIRING = f"{PREFIX}:groups:firing"

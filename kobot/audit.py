@@ -19,9 +19,10 @@ from typing import Any, cast
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from redis import Redis
 
+from kobot import keys
 from kobot.conversations import Conversation, Identity
 
-AUDIT_STREAM = "kobot:audit"
+AUDIT_STREAM = keys.AUDIT_STREAM
 """The one stream every audit entry goes to."""
 
 AUDIT_PAGE = 500

@@ -9,17 +9,13 @@ from typing import Any
 from pydantic import BaseModel, Field
 from redis import Redis
 
+from kobot import keys
 from kobot.clock import utcnow
 from kobot.errors import NotFoundError
 from kobot.store import synced
 
-CLUSTERS_INDEX = "kobot:clusters"
 HISTORY_MAX = 200
 """History entries kept per cluster record."""
-
-
-def cluster_key(name: str) -> str:
-    return f"kobot:cluster:{name}:record"
 
 
 class ClusterState(str, Enum):
@@ -72,7 +68,7 @@ class ClusterStore:
         self._redis = redis
 
     def get(self, name: str) -> ClusterRecord | None:
-        raw: bytes | None = synced(self._redis.get(cluster_key(name)))
+        raw: bytes | None = synced(self._redis.get(keys.cluster_record(name)))
         return None if raw is None else ClusterRecord.model_validate_json(raw)
 
     def require(self, name: str) -> ClusterRecord:
@@ -85,18 +81,18 @@ class ClusterStore:
     def save(self, record: ClusterRecord) -> None:
         record.updated_at = utcnow()
         pipe = self._redis.pipeline(transaction=True)
-        pipe.set(cluster_key(record.name), record.model_dump_json())
-        pipe.sadd(CLUSTERS_INDEX, record.name)
+        pipe.set(keys.cluster_record(record.name), record.model_dump_json())
+        pipe.sadd(keys.CLUSTERS_INDEX, record.name)
         pipe.execute()
 
     def delete(self, name: str) -> None:
         pipe = self._redis.pipeline(transaction=True)
-        pipe.delete(cluster_key(name))
-        pipe.srem(CLUSTERS_INDEX, name)
+        pipe.delete(keys.cluster_record(name))
+        pipe.srem(keys.CLUSTERS_INDEX, name)
         pipe.execute()
 
     def names(self) -> list[str]:
-        return sorted(member.decode() for member in synced(self._redis.smembers(CLUSTERS_INDEX)))
+        return sorted(member.decode() for member in synced(self._redis.smembers(keys.CLUSTERS_INDEX)))
 
     def all(self) -> list[ClusterRecord]:
         return [record for name in self.names() if (record := self.get(name)) is not None]

@@ -1,4 +1,8 @@
-"""Redis key names for jobs and cluster locks, in one place so no two modules spell them differently."""
+"""Redis key names, in one place so no two modules spell them differently and none collide.
+
+Every key kobot writes starts with `PREFIX`; the parts of kobot that keep state each have their names or
+their own prefix here (a package with many keys, as alerts, builds them from its prefix in its keys module).
+"""
 
 from __future__ import annotations
 
@@ -46,6 +50,74 @@ def node_readiness(cluster: str) -> str:
     """Hash: node name -> "1" (Ready) or "0", as the node watcher last saw the cluster's nodes."""
     # "health" is the name it was stored under before the watcher had its own; kept so nothing is lost
     return f"{PREFIX}:health:{cluster}"
+
+
+# clusters ---------------------------------------------------------------------------------------
+CLUSTERS_INDEX = f"{PREFIX}:clusters"
+"""Set: the names of every cluster record."""
+
+
+def cluster_record(name: str) -> str:
+    """String: the cluster's record JSON."""
+    return f"{PREFIX}:cluster:{name}:record"
+
+
+def cluster_secrets(cluster: str) -> str:
+    """Hash: secret name -> the secret, encrypted with kobot's key."""
+    return f"{PREFIX}:cluster:{cluster}:secrets"
+
+
+def etcd_access(cluster: str) -> str:
+    """String: how to reach the cluster's etcd for backups (encrypted client certificates)."""
+    return f"{PREFIX}:cluster:{cluster}:etcd"
+
+
+def etcd_backup(backup_id: str) -> str:
+    """String: one etcd backup's metadata."""
+    return f"{PREFIX}:etcd:backup:{backup_id}"
+
+
+def etcd_backups(cluster: str) -> str:
+    """Sorted set: the cluster's backup ids, scored by when they were taken."""
+    return f"{PREFIX}:etcd:backups:{cluster}"
+
+
+# audit, approvals, policy -------------------------------------------------------------------------
+AUDIT_STREAM = f"{PREFIX}:audit"
+"""Stream: the audit trail, one entry per thing that happened."""
+
+APPROVAL_SEQUENCE = f"{PREFIX}:approval:seq"
+"""Counter: the last approval request id handed out."""
+
+APPROVALS_PENDING = f"{PREFIX}:approvals:pending"
+"""Sorted set of pending request ids scored by expiry time."""
+
+
+def approval(request_id: str) -> str:
+    """String: one approval request's JSON."""
+    return f"{PREFIX}:approval:{request_id}"
+
+
+def approval_of_job(job_id: str) -> str:
+    """String: the approval request a job ran under, so `retry job N` knows whether it still holds."""
+    return f"{PREFIX}:approval:job:{job_id}"
+
+
+LDAP_CACHE_PREFIX = f"{PREFIX}:policy:ldap:"
+"""Strings: a directory lookup's groups, cached for a while, under this prefix plus the identity."""
+
+# packages with keys of their own ------------------------------------------------------------------
+ALERTS_PREFIX = f"{PREFIX}:alerts"
+"""Alert groups, their outbox and routes (names in alerts.keys)."""
+
+NOTIFY_PREFIX = f"{PREFIX}:notify"
+"""The message center: who asked for which cluster events, and notices waiting for delivery."""
+
+DINGTALK_PREFIX = f"{PREFIX}:dingtalk"
+"""The DingTalk adapter's cards, nicknames and seen-frame marks."""
+
+WECOM_PREFIX = f"{PREFIX}:wecom"
+"""The WeCom adapter's access token session, response codes and seen-message marks."""
 
 
 def job_id_of_rq(rq_job_id: str) -> str | None:

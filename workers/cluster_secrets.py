@@ -13,6 +13,7 @@ import secrets
 from cryptography.fernet import Fernet, InvalidToken
 from redis import Redis
 
+from kobot import keys
 from kobot.errors import KobotError
 from kobot.store import secret_key, synced
 from workers.context import StepContext
@@ -24,10 +25,6 @@ KUBECONFIG_SECRET = "admin-kubeconfig"  # nosec B105  # a secret's name in the s
 KEEPALIVED_SECRET = "keepalived-auth"  # nosec B105  # a secret's name in the store, not its value
 
 
-def _key(cluster: str) -> str:
-    return f"kobot:cluster:{cluster}:secrets"
-
-
 class ClusterSecrets:
     """Encrypted name → value store per cluster."""
 
@@ -37,10 +34,10 @@ class ClusterSecrets:
         self._fernet = Fernet(base64.urlsafe_b64encode(derived))
 
     def put(self, *, cluster: str, name: str, value: bytes) -> None:
-        self._redis.hset(_key(cluster), name, self._fernet.encrypt(value).decode())
+        self._redis.hset(keys.cluster_secrets(cluster), name, self._fernet.encrypt(value).decode())
 
     def get(self, *, cluster: str, name: str) -> bytes | None:
-        token: bytes | str | None = synced(self._redis.hget(_key(cluster), name))
+        token: bytes | str | None = synced(self._redis.hget(keys.cluster_secrets(cluster), name))
         if token is None:
             return None
         try:
@@ -56,16 +53,16 @@ class ClusterSecrets:
             return existing.decode()
         value = secrets.token_urlsafe(GENERATED_SECRET_BYTES)
         # HSETNX: two jobs racing must end with one password, not two.
-        self._redis.hsetnx(_key(cluster), name, self._fernet.encrypt(value.encode()).decode())
+        self._redis.hsetnx(keys.cluster_secrets(cluster), name, self._fernet.encrypt(value.encode()).decode())
         stored = self.get(cluster=cluster, name=name)
         assert stored is not None
         return stored.decode()
 
     def names(self, *, cluster: str) -> list[str]:
-        return sorted(n.decode() for n in synced(self._redis.hkeys(_key(cluster))))
+        return sorted(n.decode() for n in synced(self._redis.hkeys(keys.cluster_secrets(cluster))))
 
     def drop(self, *, cluster: str) -> None:
-        self._redis.delete(_key(cluster))
+        self._redis.delete(keys.cluster_secrets(cluster))
 
 
 def cluster_secrets_for(ctx: StepContext) -> ClusterSecrets:

@@ -19,7 +19,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 from redis import Redis
 
-from kobot import automation_values
+from kobot import automation_values, keys
 from kobot.clock import utcnow
 from kobot.errors import NotFoundError, StepFailedError
 
@@ -38,18 +38,6 @@ ETCDCTL_COMMAND_TIMEOUT = "5s"
 
 SNAPSHOT_SUFFIX = ".db"
 CHUNK_BYTES = 1 << 20
-
-
-def _access_key(cluster: str) -> str:
-    return f"kobot:cluster:{cluster}:etcd"
-
-
-def _backup_key(backup_id: str) -> str:
-    return f"kobot:etcd:backup:{backup_id}"
-
-
-def _index_key(cluster: str) -> str:
-    return f"kobot:etcd:backups:{cluster}"
 
 
 class EtcdAccess(BaseModel):
@@ -101,16 +89,16 @@ class EtcdMember(BaseModel):
 
 # --- access records ---------------------------------------------------------------------------------
 def save_access(*, redis: Redis, cluster: str, access: EtcdAccess) -> None:
-    redis.set(_access_key(cluster), access.model_dump_json())
+    redis.set(keys.etcd_access(cluster), access.model_dump_json())
 
 
 def load_access(*, redis: Redis, cluster: str) -> EtcdAccess | None:
-    raw: bytes | None = redis.get(_access_key(cluster))  # type: ignore[assignment]
+    raw: bytes | None = redis.get(keys.etcd_access(cluster))  # type: ignore[assignment]
     return None if raw is None else EtcdAccess.model_validate_json(raw)
 
 
 def forget_access(*, redis: Redis, cluster: str) -> None:
-    redis.delete(_access_key(cluster))
+    redis.delete(keys.etcd_access(cluster))
 
 
 # --- snapshots ---------------------------------------------------------------------------------------
@@ -168,7 +156,7 @@ def new_backup_id(*, redis: Redis, cluster: str) -> str:
     """`<cluster>-<UTC date>-<time>`, with a counter if two snapshots share a second."""
     base = f"{cluster}-{utcnow():%Y%m%d-%H%M%S}"
     candidate, n = base, 1
-    while redis.exists(_backup_key(candidate)):
+    while redis.exists(keys.etcd_backup(candidate)):
         n += 1
         candidate = f"{base}-{n}"
     return candidate
@@ -193,22 +181,22 @@ def record_snapshot(
         total_keys=total_keys,
     )
     pipe = redis.pipeline(transaction=True)
-    pipe.set(_backup_key(backup_id), backup.model_dump_json())
-    pipe.zadd(_index_key(cluster), {backup_id: backup.created_at.timestamp()})
+    pipe.set(keys.etcd_backup(backup_id), backup.model_dump_json())
+    pipe.zadd(keys.etcd_backups(cluster), {backup_id: backup.created_at.timestamp()})
     pipe.execute()
     return backup
 
 
 def list_backups(*, redis: Redis, cluster: str) -> list[EtcdBackup]:
     """The cluster's backups, newest first."""
-    members: list[bytes] = redis.zrevrange(_index_key(cluster), 0, -1)  # type: ignore[assignment]
+    members: list[bytes] = redis.zrevrange(keys.etcd_backups(cluster), 0, -1)  # type: ignore[assignment]
     ids = [raw.decode() for raw in members]
-    raws: list[bytes | None] = redis.mget([_backup_key(i) for i in ids]) if ids else []  # type: ignore[assignment]
+    raws: list[bytes | None] = redis.mget([keys.etcd_backup(i) for i in ids]) if ids else []  # type: ignore[assignment]
     return [EtcdBackup.model_validate_json(raw) for raw in raws if raw is not None]
 
 
 def get_backup(*, redis: Redis, backup_id: str, cluster: str) -> EtcdBackup:
-    raw: bytes | None = redis.get(_backup_key(backup_id))  # type: ignore[assignment]
+    raw: bytes | None = redis.get(keys.etcd_backup(backup_id))  # type: ignore[assignment]
     backup = None if raw is None else EtcdBackup.model_validate_json(raw)
     if backup is None or backup.cluster != cluster:
         known = ", ".join(b.id for b in list_backups(redis=redis, cluster=cluster)[:5]) or "none yet"

@@ -13,16 +13,3 @@ EXPIRE_BATCH = 500
 
 UPDATE_ATTEMPTS = 20
 """Optimistic-lock retries when approvers click at the same moment; each retry re-reads the request."""
-
-SEQUENCE_KEY = "kobot:approval:seq"
-PENDING_KEY = "kobot:approvals:pending"
-"""Sorted set of pending request ids scored by expiry time."""
-
-
-def request_key(request_id: str) -> str:
-    return f"kobot:approval:{request_id}"
-
-
-def job_key(job_id: str) -> str:
-    """The approval request a job ran under, so `retry job N` knows whether that approval still holds."""
-    return f"kobot:approval:job:{job_id}"

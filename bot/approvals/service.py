@@ -27,6 +27,7 @@ from bot.approvals.model import (
     ApprovalVote,
 )
 from bot.policy import PolicyStore
+from kobot import keys
 from kobot.audit import AuditAction, AuditLog
 from kobot.conversations import ButtonClick, Conversation, Identity, MessageRef
 from kobot.errors import NotFoundError
@@ -71,7 +72,7 @@ class ApprovalService:
         if not plan_hash:
             raise ValueError("an approval request must carry the plan hash it approves")
         now = datetime.now(UTC).replace(microsecond=0)
-        request_id = str(self._redis.incr(defaults.SEQUENCE_KEY))
+        request_id = str(self._redis.incr(keys.APPROVAL_SEQUENCE))
         request = ApprovalRequest(
             request_id=request_id,
             requester=requester,
@@ -89,8 +90,8 @@ class ApprovalService:
             expires_at=now + timedelta(seconds=ttl_seconds),
         )
         pipe = self._redis.pipeline(transaction=True)
-        pipe.set(defaults.request_key(request_id), request.model_dump_json())
-        pipe.zadd(defaults.PENDING_KEY, {request_id: request.expires_at.timestamp()})
+        pipe.set(keys.approval(request_id), request.model_dump_json())
+        pipe.zadd(keys.APPROVALS_PENDING, {request_id: request.expires_at.timestamp()})
         pipe.execute()
         self._record(
             request,
@@ -102,7 +103,7 @@ class ApprovalService:
         return request
 
     def get(self, *, request_id: str) -> ApprovalRequest:
-        raw = self._redis.get(defaults.request_key(request_id))
+        raw = self._redis.get(keys.approval(request_id))
         if raw is None:
             raise NotFoundError(f"approval request #{request_id} does not exist")
         return ApprovalRequest.model_validate_json(raw)  # type: ignore[arg-type]
@@ -132,11 +133,11 @@ class ApprovalService:
 
     def bind_job(self, *, request_id: str, job_id: str) -> None:
         """Remember that `job_id` runs under this approved request (read back by `approval_of_job`)."""
-        self._redis.set(defaults.job_key(job_id), request_id, ex=defaults.DECIDED_KEEP_SECONDS)
+        self._redis.set(keys.approval_of_job(job_id), request_id, ex=defaults.DECIDED_KEEP_SECONDS)
 
     def approval_of_job(self, *, job_id: str) -> ApprovalRequest | None:
         """The request a job ran under, or None when it ran without one (or the request is gone)."""
-        raw = self._redis.get(defaults.job_key(job_id))
+        raw = self._redis.get(keys.approval_of_job(job_id))
         if raw is None:
             return None
         try:
@@ -242,7 +243,7 @@ class ApprovalService:
         """Expire every pending request past its expiry; the caller edits each returned card."""
         moment = now or datetime.now(UTC)
         due: list[bytes] = self._redis.zrangebyscore(  # type: ignore[assignment]
-            defaults.PENDING_KEY, "-inf", moment.timestamp(), start=0, num=defaults.EXPIRE_BATCH
+            keys.APPROVALS_PENDING, "-inf", moment.timestamp(), start=0, num=defaults.EXPIRE_BATCH
         )
         outcomes: list[ApprovalOutcome] = []
         for raw_id in due:
@@ -256,7 +257,7 @@ class ApprovalService:
             try:
                 result = self._update(request_id, expire)
             except NotFoundError:
-                self._redis.zrem(defaults.PENDING_KEY, request_id)
+                self._redis.zrem(keys.APPROVALS_PENDING, request_id)
                 continue
             if isinstance(result, ApprovalRequest):
                 self._record(
@@ -275,7 +276,7 @@ class ApprovalService:
 
     def _update(self, request_id: str, change: Change) -> ApprovalRequest | ApprovalOutcome:
         """Apply `change` atomically (optimistic WATCH/MULTI, retried when another click raced this one)."""
-        key = defaults.request_key(request_id)
+        key = keys.approval(request_id)
         for _ in range(defaults.UPDATE_ATTEMPTS):
             with self._redis.pipeline(transaction=True) as pipe:
                 try:
@@ -292,7 +293,7 @@ class ApprovalService:
                         pipe.set(key, result.model_dump_json())
                     else:
                         pipe.set(key, result.model_dump_json(), ex=defaults.DECIDED_KEEP_SECONDS)
-                        pipe.zrem(defaults.PENDING_KEY, request_id)
+                        pipe.zrem(keys.APPROVALS_PENDING, request_id)
                     pipe.execute()
                     return result
                 except WatchError:

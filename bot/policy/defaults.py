@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kobot import keys
+
 RELOAD_CHECK_SECONDS = 1.0
 """The policy file's mtime is looked at no more often than this, so authorizing stays a memory lookup."""
 
@@ -14,7 +16,7 @@ LDAP_STALE_SECONDS = 24 * 3600
 LDAP_TIMEOUT_SECONDS = 3.0
 """Connect and receive timeout of one directory lookup; chat acks must not wait on a dead directory."""
 
-LDAP_CACHE_PREFIX = "kobot:policy:ldap:"
+LDAP_CACHE_PREFIX = keys.LDAP_CACHE_PREFIX
 """Redis key prefix of cached directory groups, shared by every kobot process using the same store."""
 
 API_PLATFORM = "api"

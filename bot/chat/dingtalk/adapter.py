@@ -27,6 +27,7 @@ from bot.chat.dingtalk.robot import RobotOutbox
 from bot.chat.dingtalk.stream import TOPIC_CARD, TOPIC_CHAT, StreamConnection
 from bot.chat.registry import register_adapter
 from bot.runtime import Runtime
+from kobot import keys
 from kobot.chat import Capabilities, ChatAdapter, InboundSink
 from kobot.conversations import Conversation, MessageRef
 from kobot.errors import DeliveryError
@@ -44,7 +45,7 @@ CARD_KINDS = frozenset({MessageKind.PROGRESS, MessageKind.APPROVAL})
 VIA_CARD, VIA_ROBOT, VIA_WEBHOOK, VIA_API = "card", "robot", "webhook", "api"
 """MessageRef.extra["via"]: how a message was sent, which decides how it is edited."""
 
-_KEY_PREFIX = "kobot:dingtalk"
+_KEY_PREFIX = keys.DINGTALK_PREFIX
 
 
 class DingTalkAdapter(ChatAdapter):

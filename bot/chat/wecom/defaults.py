@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kobot import keys
+
 PLATFORM = "wecom"
 """The platform name in identities, conversations and message refs."""
 
@@ -60,5 +62,5 @@ CARD_STATE_TTL_SECONDS = 7 * 24 * 3600
 SMART_BOT_REPLY_TTL_SECONDS = 55 * 60
 """A smart-bot response_url is valid for an hour; it is used only while comfortably inside that."""
 
-REDIS_PREFIX = "kobot:wecom"
+REDIS_PREFIX = keys.WECOM_PREFIX
 """Every key the WeCom adapter keeps in Redis starts with this."""
