@@ -259,7 +259,7 @@ class DingTalkPeer(LoopbackPeer):
                 if then_drop:
                     self._abort_socket()
 
-        self.on_loop(deliver)
+        self.run_on_loop(deliver())
         return message_id
 
     async def _send_frame(self, ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
@@ -298,7 +298,7 @@ class DingTalkPeer(LoopbackPeer):
             answer = fault.body or {"code": "ServiceUnavailable", "message": "injected fault"}
             record.status, record.answer = fault.status, answer
             return web.json_response(answer, status=fault.status, headers=headers)
-        response = await handler(request)
+        response: web.StreamResponse = await handler(request)
         record.status = response.status
         if isinstance(response, web.Response) and response.body is not None:
             try:

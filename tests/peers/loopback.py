@@ -9,6 +9,7 @@ Tests use the same verbs on every peer: `start`/`stop` (or `with`), `requests`, 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import threading
 from collections.abc import Callable, Coroutine, Iterator
@@ -192,25 +193,25 @@ class LoopbackPeer:
         assert self._loop is not None, "the peer is not running"
         return self._loop
 
-    def submit(self, coro: Coroutine[Any, Any, T]) -> Any:
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Schedule `coro` on the peer's loop; returns its concurrent future."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
-    def on_loop(self, fn: Callable[[], Any]) -> Any:
-        """Run `fn` (a function, or one returning a coroutine) on the peer's loop and return its result."""
+    def on_loop(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the peer's loop (where the peer's socket state lives) and return its result."""
 
-        async def run() -> Any:
-            result = fn()
-            if asyncio.iscoroutine(result):
-                result = await result
-            return result
+        async def run() -> T:
+            return fn()
 
-        return self.submit(run()).result(PEER_TIMEOUT_SECONDS)
+        return self.run_on_loop(run())
+
+    def run_on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the peer's loop from a thread of the test, and return its result."""
+        return self.submit(coro).result(PEER_TIMEOUT_SECONDS)
 
     async def from_test_loop(self, coro: Coroutine[Any, Any, T]) -> T:
         """Await, from the test's own event loop, a coroutine that must run on the peer's loop."""
-        result: T = await asyncio.wrap_future(self.submit(coro))
-        return result
+        return await asyncio.wrap_future(self.submit(coro))
 
     # -- fault injection --------------------------------------------------------------------------------
 
