@@ -8,13 +8,15 @@ contains another one is never half masked.
 
 A known value is also masked in the encodings a task is likely to print it in: base64 (standard and
 URL-safe, padded or not, and inside a longer base64 text such as `user:secret` in a Basic header, at
-each of the three byte alignments), percent-encoding (`%26`, `+` for spaces) and hex.
+each of the three byte alignments, also wrapped into lines as `base64 -w76` or PEM print it),
+percent-encoding (`%26` or `%2f`, `+` for spaces) and hex.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 import re
 from collections.abc import Iterable
@@ -88,7 +90,8 @@ def encodings_of(value: str) -> set[str]:
     whole = base64.b64encode(raw).decode()
     forms |= {whole, whole.rstrip("=")}
     forms |= {form.translate(_URLSAFE) for form in forms}
-    forms |= {quote(value, safe=""), quote(value), quote_plus(value)}
+    percent = {quote(value, safe=""), quote(value), quote_plus(value)}
+    forms |= percent | {_PERCENT_ESCAPE.sub(lambda m: m.group(0).lower(), form) for form in percent}
     hexed = binascii.hexlify(raw).decode()
     forms |= {hexed, hexed.upper()}
     forms.discard("")
@@ -96,6 +99,13 @@ def encodings_of(value: str) -> set[str]:
 
 
 _URLSAFE = str.maketrans("+/", "-_")
+
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-F]{2}")
+
+_WRAPPED = re.compile(r"[A-Za-z0-9+/_-]+(?:[ \t]*(?:\r?\n|\\r\\n|\\n)[ \t]*[A-Za-z0-9+/_-]+)+=*")
+"""Base64-alphabet runs across line breaks (real ones, or `\\n` as in JSON): a wrapped encoding."""
+
+_BREAK = re.compile(r"([ \t]*(?:\r?\n|\\r\\n|\\n)[ \t]*)")
 
 
 class Masker:
@@ -139,9 +149,30 @@ class Masker:
         for value in self._encoded:
             if value in text:
                 text = text.replace(value, MASK)
+        if self._encoded:
+            text = _WRAPPED.sub(self._mask_wrapped, text)
         for pattern, replacement in _PATTERNS:
             text = pattern.sub(replacement, text)
         return text
+
+    def _mask_wrapped(self, match: re.Match[str]) -> str:
+        """The lines of a wrapped block over which an encoded secret runs, each masked whole."""
+        parts = _BREAK.split(match.group(0))
+        lines = parts[::2]
+        joined = "".join(lines)
+        ends = list(itertools.accumulate(len(line) for line in lines))
+        hit: set[int] = set()
+        for value in self._encoded:
+            start = joined.find(value)
+            while start != -1:
+                end = start + len(value)
+                hit |= {i for i, stop in enumerate(ends) if stop - len(lines[i]) < end and stop > start}
+                start = joined.find(value, start + 1)
+        if not hit:
+            return match.group(0)
+        for i in hit:
+            parts[2 * i] = MASK
+        return "".join(parts)
 
     def mask_optional(self, text: str | None) -> str | None:
         return None if text is None else self.mask(text)

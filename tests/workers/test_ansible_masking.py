@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -11,7 +12,7 @@ import pytest
 from kobot.job_records import JobEvent
 from tests.workers.test_ansible_runner import SECRET, local_inventory, make_run, never
 from workers.ansible import PlaybookStatus, run_playbook
-from workers.masking import MASK, Masker
+from workers.masking import MASK, Masker, encodings_of
 
 ENCODING_PLAY = """
 # A careless playbook that prints a secret from the environment in the encodings tasks use.
@@ -116,6 +117,8 @@ def _b64(raw: bytes) -> str:
         ("s3cret-value", b"s3cret-value".hex().upper(), b"s3cret-value".hex().upper()),
         ("s3cret value&more", quote("s3cret value&more", safe=""), "s3cret%20value%26more"),
         ("s3cret value&more", "p=s3cret+value%26more", "s3cret+value%26more"),
+        ("s3cret/value&more", "s3cret%2fvalue%26more", "s3cret%2fvalue%26more"),
+        ("s3cret value/more", "p=s3cret+value%2fmore", "s3cret+value%2fmore"),
     ],
 )
 def test_encoded_values_are_masked(secret: str, printed: str, must_vanish: str) -> None:
@@ -123,6 +126,32 @@ def test_encoded_values_are_masked(secret: str, printed: str, must_vanish: str) 
     masked = Masker(values=[secret]).mask(f"out {printed} end")
     assert MASK in masked and must_vanish not in masked, masked
     assert masked.startswith("out ") and masked.endswith(" end")
+
+
+@pytest.mark.parametrize("width", [76, 64, 60])
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\\n"], ids=["lf", "crlf", "json-escaped"])
+@pytest.mark.parametrize("shift", [0, 1, 2], ids=["aligned", "one-byte-in", "two-bytes-in"])
+def test_base64_wrapped_into_lines_is_masked_where_the_secret_spans_a_break(
+    width: int, newline: str, shift: int
+) -> None:
+    """`base64 -w76` (and PEM-style 64) of a longer text: the secret's characters straddle a line."""
+    secret = "s3cret-value-that-is-long"
+    offset = (width - 10) * 3 // 4 + shift
+    encoded = _b64(b"x" * offset + secret.encode() + b"y" * 80)
+    lines = [encoded[i : i + width] for i in range(0, len(encoded), width)]
+    assert not any(form in line for line in lines for form in encodings_of(secret)), "it straddles"
+    printed = "    " + newline.join(f"  {line}" for line in lines)
+
+    masked = Masker(values=[secret]).mask(f"out\n{printed}\nend")
+
+    assert MASK in masked and masked.startswith("out") and masked.endswith("end")
+    joined = re.sub(r"\s|\\[rn]", "", masked)
+    assert not any(form in joined for form in encodings_of(secret)), masked
+
+
+def test_wrapped_base64_without_a_secret_is_left_alone() -> None:
+    text = "\n".join(_b64(bytes(range(200)))[i : i + 76] for i in range(0, 268, 76))
+    assert Masker(values=["s3cret-value"]).mask(text) == text
 
 
 def test_short_values_are_not_masked_in_encodings() -> None:
