@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kobot.job_records import JobEvent, JobEventType
+from workers.masking import Masker
 from workers.terraform.models import PlannedResource
 
 NODE_RESOURCE_NAME = "node"
@@ -17,10 +18,12 @@ ACTION_VERBS = {"create": "adding", "update": "changing", "delete": "destroying"
 
 @dataclass
 class EventTranslator:
-    """Feeds JobEvents to `on_event` and remembers what a run changed and what went wrong."""
+    """Feeds JobEvents to `on_event` and remembers what a run changed and what went wrong; every text
+    from Terraform (diagnostics, provisioner output) passes the masker first."""
 
     job_id: str
     on_event: Callable[[JobEvent], None] | None = None
+    masker: Masker = field(default_factory=Masker)
     counts: dict[str, int] = field(default_factory=dict)
     nodes: dict[str, set[str]] = field(default_factory=lambda: {v: set() for v in set(ACTION_VERBS.values())})
     errors: list[str] = field(default_factory=list)
@@ -51,18 +54,22 @@ class EventTranslator:
         elif kind == "apply_errored":
             self.failed_node = self.failed_node or node
             self._send(
-                JobEventType.TASK_FAILED, task="terraform", host=node, message=str(event.get("@message"))
+                JobEventType.TASK_FAILED,
+                task="terraform",
+                host=node,
+                message=self.masker.mask(str(event.get("@message"))),
             )
         elif kind == "diagnostic":
             diagnostic = event.get("diagnostic") or {}
             if diagnostic.get("severity") == "error":
                 text = " ".join(str(diagnostic.get(k) or "") for k in ("summary", "detail")).strip()
+                text = self.masker.mask(text)
                 self.errors.append(text)
                 self._send(JobEventType.LOG, message=f"terraform error: {text}")
         elif kind == "change_summary":
             changes = event.get("changes") or {}
             self.counts = {k: int(changes.get(k, 0)) for k in ("add", "change", "remove")}
-            self._send(JobEventType.LOG, message=str(event.get("@message", "")))
+            self._send(JobEventType.LOG, message=self.masker.mask(str(event.get("@message", ""))))
         elif kind == "outputs":
             self.outputs = dict(event.get("outputs") or {})
 

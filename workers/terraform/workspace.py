@@ -28,6 +28,7 @@ from kobot import defaults
 from kobot.automation_values import UnsafeValueError, path_inside
 from kobot.errors import JobCancelledError, StepFailedError
 from kobot.job_records import JobEvent
+from workers.masking import Masker
 from workers.terraform.events import ACTION_VERBS, EventTranslator
 from workers.terraform.models import (
     RESULT_KEY,
@@ -85,6 +86,8 @@ class TerraformWorkspace:
         self.work_dir = work_dir.resolve() if work_dir is not None else cluster_dir(self.work_root, cluster)
         self.mirror_dir = mirror_dir
         self._env = dict(env or {})
+        self._masker = Masker.with_environment(values=(), environ={**os.environ, **self._env})
+        """Credentials (and kobot's own secret-looking variables) never leave in Terraform's words."""
         self._backend = dict(backend or {})
         """{"type": "s3", "config": {...}}: non-secret settings only; secrets go in `env`."""
 
@@ -103,7 +106,7 @@ class TerraformWorkspace:
     def plan(self, *, variables: Mapping[str, Any]) -> TerraformPlanSummary:
         """What an apply would do now, by node name; changes nothing."""
         self._prepare(variables)
-        translator = EventTranslator(job_id="plan")
+        translator = EventTranslator(job_id="plan", masker=self._masker)
         retcode = self._stream(["plan", "-input=false", "-lock-timeout=30s"], translator, None)
         if retcode not in (0, 2):
             raise StepFailedError(f"terraform plan failed: {translator.error_text()}", task="terraform plan")
@@ -144,7 +147,8 @@ class TerraformWorkspace:
         result = self._capture(["output", "-json", "-no-color"])
         if result["retcode"] != 0:
             raise StepFailedError(
-                f"terraform output failed: {result['stderr'][-500:]}", task="terraform output"
+                f"terraform output failed: {self._masker.mask(result['stderr'][-500:])}",
+                task="terraform output",
             )
         values = json.loads(result["stdout"] or "{}")
         nodes = (values.get("nodes") or {}).get("value") or {}
@@ -154,7 +158,7 @@ class TerraformWorkspace:
     def _apply(
         self, argv: list[str], job_id: str, on_event: EventCallback | None, should_cancel: CancelCheck | None
     ) -> TerraformChangeSummary:
-        translator = EventTranslator(job_id=job_id, on_event=on_event)
+        translator = EventTranslator(job_id=job_id, on_event=on_event, masker=self._masker)
         retcode = self._stream([*argv, "-lock-timeout=30s"], translator, should_cancel)
         if retcode is None:
             raise JobCancelledError("Terraform stopped on request; the state of what was done is saved")
@@ -182,7 +186,9 @@ class TerraformWorkspace:
         _write_private(self.work_dir / VARIABLES_FILE, json.dumps(dict(variables), indent=2))
         result = self._capture(["init", "-input=false", "-no-color"])
         if result["retcode"] != 0:
-            raise StepFailedError(f"terraform init failed: {_tail(result)}", task="terraform init")
+            raise StepFailedError(
+                f"terraform init failed: {self._masker.mask(_tail(result))}", task="terraform init"
+            )
 
     def _module_variables(self) -> set[str]:
         """Variable names the module declares, read offline by Terraform's own config loader."""
@@ -320,8 +326,9 @@ class TerraformWorkspace:
         if cancelled_at is not None:
             return None
         if result is None:
+            stderr = "".join(stderr_box)[-500:]
             translator.errors.append(
-                f"terraform runner exited {process.returncode}: {''.join(stderr_box)[-500:]}"
+                self._masker.mask(f"terraform runner exited {process.returncode}: {stderr}")
             )
             return process.returncode or 1
         return int(result["retcode"])
