@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kobot.clock import utcnow as utcnow
+from kobot.clock import utcnow
 from kobot.conversations import Conversation, Identity, MessageRef
 
 

@@ -15,9 +15,10 @@ from redis.exceptions import WatchError
 from rq import Queue
 
 from kobot import defaults, keys
+from kobot.clock import utcnow
 from kobot.conversations import Conversation, Identity
 from kobot.errors import ConflictError, NotFoundError
-from kobot.job_records import JobEvent, JobEventType, JobRecord, JobSpec, JobState, StepState, utcnow
+from kobot.job_records import JobEvent, JobEventType, JobRecord, JobSpec, JobState, StepState
 from kobot.store import synced
 from workers.events import EventPublisher
 from workers.job_store import JobStore
