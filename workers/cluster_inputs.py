@@ -14,13 +14,13 @@ from typing import Any
 
 from kobot import automation_values
 from kobot.automation_values import UnsafeValueError
+from kobot.cluster_spec import DEFAULT_NODE_SIZES
 from kobot.clusters import ClusterRecord, ClusterStore, NodeRecord
 from kobot.errors import StepFailedError
 from kobot.job_records import JobEventType
 from kobot.settings import Settings
 from workers.context import StepContext
 from workers.inventory import render_inventory, write_inventory
-from workers.plan import DEFAULT_NODE_SIZES
 
 INVENTORY_FILE = "inventory.yml"
 

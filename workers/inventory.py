@@ -19,7 +19,8 @@ from pydantic import SecretStr
 
 from kobot import automation_values
 from kobot.automation_values import UnsafeValueError
-from workers.plan import ClusterPlan, NodeRole
+from kobot.cluster_spec import NodeRole
+from workers.plan import ClusterPlan
 from workers.terraform.models import NodeOutput
 
 NodeRow = tuple[str, str, str]

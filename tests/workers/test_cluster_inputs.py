@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from kobot.cluster_spec import DEFAULT_NODE_SIZES, NodeRole
 from kobot.clusters import ClusterRecord, NodeRecord
 from workers.cluster_inputs import terraform_nodes
-from workers.plan import DEFAULT_NODE_SIZES, NodeRole
 
 
 def test_a_record_without_node_sizes_gets_the_plans_default_size_for_each_role() -> None:

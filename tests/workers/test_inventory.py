@@ -12,8 +12,9 @@ import pytest
 from pydantic import SecretStr
 
 from kobot.automation_values import UnsafeValueError, Untrusted, load_yaml
+from kobot.cluster_spec import ClusterSpec
 from workers.inventory import render_inventory, write_inventory
-from workers.plan import ClusterSpec, plan_cluster
+from workers.plan import plan_cluster
 from workers.terraform.models import NodeOutput
 
 KEY = Path("/etc/kobot/ssh/id_ed25519")

@@ -6,19 +6,12 @@ import pytest
 from pydantic import ValidationError
 from redis import Redis
 
+from kobot.cluster_spec import ClusterSpec, NodeRole, Provider, StorageClass
 from kobot.errors import ConflictError
 from kobot.settings_ip_pools import IpPoolConfig
 from kobot.validation import DEFAULT_KUBERNETES_VERSION
 from workers.ippool import IpPools
-from workers.plan import (
-    ClusterSpec,
-    NodeRole,
-    Provider,
-    StorageClass,
-    plan_cluster,
-    plan_from_params,
-    plan_scale,
-)
+from workers.plan import plan_cluster, plan_from_params, plan_scale
 
 HOSTS = ("10.1.0.1", "10.1.0.2", "10.1.0.3", "10.1.0.4", "10.1.0.5")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from kobot import automation_values
 from kobot.automation_values import ALLOW_LOCAL_HOSTS
+from kobot.cluster_spec import ClusterSpec, NodeRole
 from kobot.clusters import ClusterRecord, NodeRecord
 from kobot.errors import StepFailedError
 from workers import playbook_names
@@ -20,7 +21,7 @@ from workers.day2_ops.progress import load_state, save_state, say
 from workers.day2_ops.record_edits import cluster_store, find_node, mark_nodes, node_index, recount
 from workers.ippool import IpPools
 from workers.kube import NODE_READY_TIMEOUT_SECONDS
-from workers.plan import ClusterPlan, ClusterSpec, NodePlan, NodeRole, plan_scale
+from workers.plan import ClusterPlan, NodePlan, plan_scale
 
 
 # --- steps: drain and remove ----------------------------------------------------------------------

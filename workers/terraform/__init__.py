@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kobot.cluster_spec import Provider
 from kobot.errors import StepFailedError
-from workers.plan import Provider
 from workers.terraform.credentials import PROVIDER_ENV_PREFIXES, provider_credentials
 from workers.terraform.models import NodeOutput, TerraformChangeSummary, TerraformPlanSummary
 from workers.terraform.workspace import TerraformWorkspace
