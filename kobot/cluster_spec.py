@@ -34,6 +34,10 @@ class NodeRole(str, Enum):
     MASTER = "master"
     WORKER = "worker"
 
+    def __str__(self) -> str:
+        """The value, as records, inventories and chat text spell it (not `NodeRole.MASTER`)."""
+        return self.value
+
 
 class Cni(str, Enum):
     FLANNEL = "flannel"

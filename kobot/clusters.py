@@ -11,6 +11,7 @@ from redis import Redis
 
 from kobot import keys
 from kobot.clock import utcnow
+from kobot.cluster_spec import NodeRole
 from kobot.errors import NotFoundError
 from kobot.store import synced
 
@@ -27,12 +28,26 @@ class ClusterState(str, Enum):
     DELETING = "deleting"
 
 
+class NodeState(str, Enum):
+    """How far kobot has brought a node: planned, its machine provisioned, installed and Ready, or only
+    checked (a run without install stages)."""
+
+    PLANNED = "planned"
+    PROVISIONED = "provisioned"
+    READY = "ready"
+    CHECKED = "checked"
+
+    def __str__(self) -> str:
+        """The value, as records and chat text spell it (not `NodeState.READY`)."""
+        return self.value
+
+
 class NodeRecord(BaseModel):
     name: str
-    role: str
+    role: NodeRole
     address: str
     zone: str | None = None
-    state: str = "planned"
+    state: NodeState = NodeState.PLANNED
 
 
 class HistoryEntry(BaseModel):

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kobot.clusters import ClusterRecord, ClusterState, ClusterStore, HistoryEntry, NodeRecord
+from kobot.clusters import ClusterRecord, ClusterState, ClusterStore, HistoryEntry, NodeRecord, NodeState
 from kobot.errors import StepFailedError
 from kobot.job_records import JobEventType, JobKind, JobSpec
 from workers import playbook_names
@@ -100,7 +100,7 @@ def provision_hosts(ctx: StepContext) -> None:
         out = outputs.get(node.name)
         if out is not None:
             node.address = out.ip
-            node.state = "provisioned"
+            node.state = NodeState.PROVISIONED
     store.save(record)
 
 
@@ -153,7 +153,7 @@ def _created(ctx: StepContext) -> None:
     record = store.require(ctx.cluster)
     record.state = ClusterState.RUNNING if INSTALL_STAGES else ClusterState.PENDING
     for node in record.nodes:
-        node.state = "ready" if INSTALL_STAGES else "checked"
+        node.state = NodeState.READY if INSTALL_STAGES else NodeState.CHECKED
     record.add_history(
         HistoryEntry(job_id=ctx.job_id, kind=JobKind.CLUSTER_CREATE.value, outcome="succeeded")
     )

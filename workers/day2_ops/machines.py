@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kobot.clusters import ClusterRecord
+from kobot.clusters import ClusterRecord, NodeState
 from workers.cluster_inputs import refusing_unsafe_values, terraform_nodes, terraform_variables
 from workers.context import StepContext
 from workers.day2_ops.record_edits import cluster_store
@@ -28,6 +28,6 @@ def apply_machines(ctx: StepContext, record: ClusterRecord) -> None:
     current = store.require(ctx.cluster)
     for node in current.nodes:
         out = outputs.get(node.name)
-        if out is not None and node.state == "planned":
-            node.address, node.state = out.ip, "provisioned"
+        if out is not None and node.state is NodeState.PLANNED:
+            node.address, node.state = out.ip, NodeState.PROVISIONED
     store.save(current)

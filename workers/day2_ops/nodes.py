@@ -8,7 +8,7 @@ from __future__ import annotations
 from kobot import automation_values
 from kobot.automation_values import ALLOW_LOCAL_HOSTS
 from kobot.cluster_spec import ClusterSpec, NodeRole
-from kobot.clusters import ClusterRecord, NodeRecord
+from kobot.clusters import ClusterRecord, NodeRecord, NodeState
 from kobot.errors import StepFailedError
 from workers import playbook_names
 from workers.ansible.runner import KNOWN_HOSTS_FILE
@@ -186,7 +186,7 @@ def ready_step(ctx: StepContext) -> None:
     with kube_for(ctx) as kube:
         for name in state.add:
             kube.wait_ready(name, timeout=NODE_READY_TIMEOUT_SECONDS, should_cancel=ctx.should_cancel)
-    mark_nodes(ctx, state.add, "ready")
+    mark_nodes(ctx, state.add, NodeState.READY)
 
 
 def plan_added_node_step(ctx: StepContext) -> None:

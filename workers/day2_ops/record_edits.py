@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kobot.clusters import ClusterRecord, ClusterStore, NodeRecord
+from kobot.clusters import ClusterRecord, ClusterStore, NodeRecord, NodeState
 from kobot.errors import StepFailedError
 from workers.context import StepContext
 
@@ -30,7 +30,7 @@ def recount(record: ClusterRecord) -> None:
     record.spec["masters"] = record.count("master")
 
 
-def mark_nodes(ctx: StepContext, names: Sequence[str], node_state: str) -> None:
+def mark_nodes(ctx: StepContext, names: Sequence[str], node_state: NodeState) -> None:
     store = cluster_store(ctx)
     record = store.require(ctx.cluster)
     for node in record.nodes:
