@@ -6,15 +6,21 @@ whichever way it was allowed.
 
 from __future__ import annotations
 
+import asyncio
+
 from bot.delivery import ChatOut
 from bot.metrics import COMMANDS
+from bot.replies import notice
 from bot.runtime import Runtime
 from commands.context import CommandContext, CommandResult, Reply, SubmitJob
 from commands.parsed import ParsedCommand
 from commands.registry import COMMANDS as COMMAND_SPECS
 from commands.registry import spec_of, typed_args
-from kobot.conversations import Conversation, Identity
+from kobot.access import AuthDecision
+from kobot.conversations import Conversation, Identity, InboundMessage
 from kobot.errors import KobotError
+from kobot.messages import Tone
+from kobot.risk import Risk
 
 RETRY_COMMAND = "job.retry"
 """Authorized and approved as the command of the job it retries, not only as itself."""
@@ -110,6 +116,42 @@ class CommandRuns:
         self.audit(identity, conversation, "command", parsed, "answered", text, cluster=cluster)
         if isinstance(result, Reply):
             await self.chat.reply(conversation, result.message)
+
+    async def authorized(
+        self,
+        message: InboundMessage,
+        parsed: ParsedCommand,
+        *,
+        command_id: str,
+        risk: Risk,
+        cluster: str | None,
+    ) -> AuthDecision | None:
+        """The policy's decision on running `command_id` at `risk` on `cluster`; a refusal is counted,
+        audited on that cluster and answered here, and then None comes back."""
+        rt = self.runtime
+        # the directory lookup behind a policy decision may block on a slow LDAP server
+        decision = await asyncio.to_thread(
+            rt.policy.authorize,
+            identity=message.identity,
+            conversation=message.conversation,
+            command_id=command_id,
+            risk=risk,
+            cluster=cluster,
+        )
+        if decision.allowed:
+            return decision
+        COMMANDS.labels(command=parsed.command, outcome="refused").inc()
+        self.audit(
+            message.identity,
+            message.conversation,
+            "command.refused",
+            parsed,
+            decision.reason,
+            message.text,
+            cluster=cluster,
+        )
+        await self.chat.reply(message.conversation, notice("Not allowed", decision.reason, Tone.WARNING))
+        return None
 
     def audit(
         self,

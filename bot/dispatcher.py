@@ -11,7 +11,6 @@ This module is the message path and the routing of clicks; what happens next has
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable
@@ -87,27 +86,10 @@ class Dispatcher:
             return
         spec = spec_of(parsed)
         cluster = self._acted_on(parsed)
-        # the directory lookup behind a policy decision may block on a slow LDAP server
-        decision = await asyncio.to_thread(
-            rt.policy.authorize,
-            identity=message.identity,
-            conversation=message.conversation,
-            command_id=spec.id,
-            risk=parsed.risk,
-            cluster=cluster,
+        decision = await self.runs.authorized(
+            message, parsed, command_id=spec.id, risk=parsed.risk, cluster=cluster
         )
-        if not decision.allowed:
-            COMMANDS.labels(command=spec.id, outcome="refused").inc()
-            self.runs.audit(
-                message.identity,
-                message.conversation,
-                "command.refused",
-                parsed,
-                decision.reason,
-                message.text,
-                cluster=cluster,
-            )
-            await self.chat.reply(message.conversation, notice("Not allowed", decision.reason, Tone.WARNING))
+        if decision is None:
             return
         if spec.handler is None:
             raise KobotError(f"{spec.id} is understood but cannot run yet in this kobot version")

@@ -8,15 +8,11 @@ the same person asked for, that is unexpired and bound to the same plan as now; 
 
 from __future__ import annotations
 
-import asyncio
-
 from pydantic import ValidationError
 
 from bot.approval_flow import ApprovalFlow
 from bot.command_runs import CommandRuns
 from bot.delivery import ChatOut
-from bot.metrics import COMMANDS
-from bot.replies import notice
 from bot.runtime import Runtime
 from commands.context import SubmitJob
 from commands.handlers.submit import job_params
@@ -27,7 +23,6 @@ from kobot.access import AuthDecision
 from kobot.conversations import InboundMessage
 from kobot.errors import CommandError, ConflictError
 from kobot.job_records import JobRecord, JobState
-from kobot.messages import Tone
 
 
 class RetryFlow:
@@ -53,26 +48,10 @@ class RetryFlow:
             )
         original = original_command(record, allow_local_hosts=rt.settings.allow_local_hosts)
         cluster = record.spec.cluster
-        decision = await asyncio.to_thread(
-            rt.policy.authorize,
-            identity=message.identity,
-            conversation=message.conversation,
-            command_id=original.command,
-            risk=original.risk,
-            cluster=cluster,
+        decision = await self.runs.authorized(
+            message, parsed, command_id=original.command, risk=original.risk, cluster=cluster
         )
-        if not decision.allowed:
-            COMMANDS.labels(command=parsed.command, outcome="refused").inc()
-            self.runs.audit(
-                message.identity,
-                message.conversation,
-                "command.refused",
-                parsed,
-                decision.reason,
-                message.text,
-                cluster=cluster,
-            )
-            await self.chat.reply(message.conversation, notice("Not allowed", decision.reason, Tone.WARNING))
+        if decision is None:
             return
         gate = decision if decision.needs_approval else retry_decision
         if gate.needs_approval and not await self._approved_for(message, record, original, gate):
