@@ -8,6 +8,7 @@ tests/peers/recorder.py.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +17,16 @@ import pytest
 from kobot.chat import ChatAdapter
 from kobot.settings_alerts import AlertsSettings
 from tests.peers.recorder import PLATFORM, ChatRecorder, RecorderAdapter, start_recorder
+from tests.peers.slack import SlackPeer
 from tests.support.alertmanager import Alertmanager, run_alertmanager
 from tests.support.alerts_server import OPS, KobotServer, run_kobot
+
+
+@pytest.fixture
+def peer() -> Iterator[SlackPeer]:
+    """The local Slack Web API peer the alert tests deliver to through the real Slack SDK."""
+    with SlackPeer(bot_token=f"xoxb-{secrets.token_hex(12)}") as running:
+        yield running
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ refused, and a template that would break glass stops the start.
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,12 +28,6 @@ ADMIN_POLICY = 'version: 1\nbindings:\n  - role: admin\n    subjects: ["slack:U0
 """Bob may break glass: the click must still never do it for him."""
 
 TEMPLATES = {"replace-node": "replace node {node} on {cluster}"}
-
-
-@pytest.fixture
-def peer() -> Iterator[SlackPeer]:
-    with SlackPeer(bot_token=f"xoxb-{secrets.token_hex(12)}") as running:
-        yield running
 
 
 def test_runbook_runs_only_allowed_templates_and_never_breaks_glass_peer(

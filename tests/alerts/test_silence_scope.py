@@ -8,11 +8,7 @@ spans clusters needs the right on every cluster.
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.alerts.deployed import buttons, deployed, shown
 from tests.peers.slack import SlackPeer
@@ -22,12 +18,6 @@ from tests.support.waiting import wait_for
 DEV_ADMIN_POLICY = (
     'version: 1\nbindings:\n  - role: admin\n    subjects: ["slack:U0BOB"]\n    clusters: ["dev-*"]\n'
 )
-
-
-@pytest.fixture
-def peer() -> Iterator[SlackPeer]:
-    with SlackPeer(bot_token=f"xoxb-{secrets.token_hex(12)}") as running:
-        yield running
 
 
 def test_dev_admin_silence_matches_only_dev_and_spanning_groups_are_refused_peer(

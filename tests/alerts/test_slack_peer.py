@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from pydantic import SecretStr
 
 from bot.chat.slack.adapter import SlackAdapter
@@ -29,12 +27,6 @@ from tests.support.slack import settings_for
 from tests.support.waiting import wait_for
 
 OPS = RouteTarget(platform="slack", conversation_id="C0OPS")
-
-
-@pytest.fixture
-def peer() -> Iterator[SlackPeer]:
-    with SlackPeer(bot_token=f"xoxb-{secrets.token_hex(12)}") as running:
-        yield running
 
 
 def _buttons(blocks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -10,17 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
 from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime, build_runtime
 from kobot.conversations import ButtonClick, Conversation, Identity, InboundMessage
 from kobot.job_records import JobState
 from kobot.messages import MessageKind, Tone
-from kobot.settings import Settings
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.fixtures.operations import PLAN_VERSION_KEY
-from tests.workers.jobkit import FIXTURE_PLAYBOOKS
+from tests.support.dispatching import dispatching_runtime
 
 ROOM = Conversation(platform="slack", conversation_id="C0OPS")
 ALICE = Identity(platform="slack", user_id="U1", display_name="Alice")
@@ -48,18 +46,7 @@ approvals:
 
 @pytest.fixture
 def runtime(redis_url: str, data_dir: Path, tmp_path: Path) -> Iterator[Runtime]:
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY)
-    settings = Settings(
-        redis_url=SecretStr(redis_url),
-        data_dir=data_dir,
-        playbooks_dir=FIXTURE_PLAYBOOKS,
-        plugins=["tests.fixtures.operations"],
-        policy_file=policy,
-        in_process_worker=False,
-    )
-    rt = build_runtime(settings)
-    rt.adapters["slack"] = RecordingAdapter("slack")
+    rt = dispatching_runtime(redis_url=redis_url, data_dir=data_dir, policy=POLICY, policy_dir=tmp_path)
     yield rt
     rt.close()
 

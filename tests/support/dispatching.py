@@ -1,0 +1,31 @@
+"""A runtime for dispatcher tests: a policy file, the fixture operations and a recording Slack adapter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from bot.runtime import Runtime, build_runtime
+from kobot.settings import Settings
+from tests.bot.recording_adapter import RecordingAdapter
+from tests.workers.jobkit import FIXTURE_PLAYBOOKS
+
+
+def dispatching_runtime(*, redis_url: str, data_dir: Path, policy: str, policy_dir: Path) -> Runtime:
+    """Built on the real store with `policy` (YAML text) written into `policy_dir`; jobs are queued, not
+    run (no in-process worker), and replies land in `adapters["slack"]`. The caller closes it."""
+    policy_file = policy_dir / "policy.yaml"
+    policy_file.write_text(policy)
+    runtime = build_runtime(
+        Settings(
+            redis_url=SecretStr(redis_url),
+            data_dir=data_dir,
+            playbooks_dir=FIXTURE_PLAYBOOKS,
+            plugins=["tests.fixtures.operations"],
+            policy_file=policy_file,
+            in_process_worker=False,
+        )
+    )
+    runtime.adapters["slack"] = RecordingAdapter("slack")
+    return runtime
