@@ -18,6 +18,8 @@ from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from redis import Redis
+from redis.client import Pipeline
+from redis.typing import EncodableT, FieldT
 
 from kobot import keys
 from kobot.conversations import Conversation, Identity
@@ -98,18 +100,29 @@ class AuditLog:
         result: str,
     ) -> str:
         """Append one entry and return its id."""
-        entry = AuditEntry(
-            at=datetime.now(UTC),
-            actor=who.key if who is not None else None,
-            actor_name=who.label() if who is not None else None,
-            where=where.key if where is not None else None,
-            action=action,
-            cluster=cluster,
-            detail=mask_secrets(detail),
-            result=result,
+        fields = _entry_fields(
+            who=who, where=where, action=action, cluster=cluster, detail=detail, result=result
         )
-        entry_id = self._redis.xadd(AUDIT_STREAM, {"e": entry.model_dump_json(exclude={"id"})})
+        entry_id = self._redis.xadd(AUDIT_STREAM, fields)
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    @staticmethod
+    def queue_record(
+        pipe: Pipeline,
+        *,
+        who: Identity | None,
+        where: Conversation | None,
+        action: str,
+        cluster: str | None,
+        detail: Mapping[str, Any],
+        result: str,
+    ) -> None:
+        """Add the append of `record` to a caller's transaction, so the entry lands exactly when what it
+        records does (a job's final state and its outcome entry: both or neither)."""
+        pipe.xadd(
+            AUDIT_STREAM,
+            _entry_fields(who=who, where=where, action=action, cluster=cluster, detail=detail, result=result),
+        )
 
     def query(
         self,
@@ -167,6 +180,28 @@ class AuditLog:
                 low = f"({last_id}"
             if len(page) < AUDIT_PAGE:
                 return
+
+
+def _entry_fields(
+    *,
+    who: Identity | None,
+    where: Conversation | None,
+    action: str,
+    cluster: str | None,
+    detail: Mapping[str, Any],
+    result: str,
+) -> dict[FieldT, EncodableT]:
+    entry = AuditEntry(
+        at=datetime.now(UTC),
+        actor=who.key if who is not None else None,
+        actor_name=who.label() if who is not None else None,
+        where=where.key if where is not None else None,
+        action=action,
+        cluster=cluster,
+        detail=mask_secrets(detail),
+        result=result,
+    )
+    return {"e": entry.model_dump_json(exclude={"id"})}
 
 
 def _matches(entry: AuditEntry, *, cluster: str | None, actor: str | None, action: str | None) -> bool:

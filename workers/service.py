@@ -15,6 +15,7 @@ from redis.exceptions import WatchError
 from rq import Queue
 
 from kobot import defaults, keys
+from kobot.audit import AuditAction, AuditLog
 from kobot.clock import utcnow
 from kobot.conversations import Conversation, Identity
 from kobot.errors import ConflictError, NotFoundError
@@ -123,8 +124,9 @@ class JobService:
         """Record the final state, announce it, release the cluster and start whoever waited for it.
 
         Compare-and-set: a job that already ended (the sweep failed it, a cancel ended it) is left as it
-        is and False is returned. The final state and its event are written in one transaction, so the
-        chat can never miss the end of a job whose record says it ended.
+        is and False is returned. The final state, its event and its audit entry (job.outcome) are written in
+        one transaction, so neither the chat nor the audit trail misses the end of a job whose record says
+        it ended, and each outcome is audited exactly once.
         """
         key = keys.job(record.job_id)
         with self.redis.pipeline(transaction=True) as pipe:
@@ -165,6 +167,22 @@ class JobService:
             JobState.CANCELLED: JobEventType.JOB_CANCELLED,
         }[state]
         self.events.queue_publish(pipe, JobEvent(job_id=record.job_id, type=event_type, message=summary))
+        AuditLog.queue_record(
+            pipe,
+            who=record.spec.requested_by,
+            where=record.spec.reply_to,
+            action=AuditAction.JOB_OUTCOME,
+            cluster=record.spec.cluster,
+            detail={
+                "job": record.job_id,
+                "kind": record.spec.kind,
+                "attempt": record.attempt,
+                "command": record.spec.command_text,
+                "summary": summary,
+                **({"error": error} if error is not None else {}),
+            },
+            result=state.value,
+        )
 
     def admit(self, record: JobRecord) -> None:
         acquired = self.locks.acquire(cluster=record.spec.cluster, job_id=record.job_id)
