@@ -75,7 +75,17 @@ DELIVERY_CONCURRENCY = 8
 """Deliveries in flight at once, so one slow platform does not hold the others."""
 
 DELIVERY_TIMEOUT_SECONDS = 30.0
-"""A send or update that has not returned after this long counts as failed and is retried."""
+"""A send or update that has not returned after this long counts as failed and is retried, unless its
+adapter says one call may take longer (`ChatAdapter.call_budget_seconds`, e.g. Slack's 429 budget):
+then that budget plus DELIVERY_TIMEOUT_MARGIN_SECONDS, so a request the platform already took is never
+cancelled by kobot and posted again."""
+
+DELIVERY_STOP_GRACE_SECONDS = 10.0
+"""On stop, deliveries in flight get this long to end; one cut short was marked before it posted, so
+the next process finds its message instead of posting a second one (where the platform can look)."""
+
+DELIVERY_TIMEOUT_MARGIN_SECONDS = 5.0
+"""Added to an adapter's call budget: its own timeouts fire first, so the adapter reports the outcome."""
 
 DELIVERY_BACKOFF_SECONDS = 0.5
 """First retry delay of a failed delivery; doubles each attempt up to the cap below."""
@@ -118,6 +128,18 @@ LABELS_READ_FIRST = ("alertname", "severity", "instance", *SCOPE_LABELS, *KEY_LA
 """Labels kept before any other when an alert has more than LABELS_KEPT_PER_ALERT: a message's title,
 severity, scope and key fields are made from them."""
 
-CLAIM_SECONDS = 120.0
-"""An outbox entry one process took is hidden from the others this long (a delivery takes far less;
-a process that died mid-delivery hands its entries back after it)."""
+CLAIM_MARGIN_SECONDS = 5.0
+"""An outbox entry one process took is hidden from the others for its delivery timeout plus this long:
+a claim never ends while its delivery may still be running. A dead process's claims end sooner, when
+its heartbeat stops (OWNER_DEAD_AFTER_SECONDS)."""
+
+OWNER_HEARTBEAT_SECONDS = 1.0
+"""How often a delivering process says it is alive, and looks for the claims of processes that died."""
+
+OWNER_DEAD_AFTER_SECONDS = 5.0
+"""A process silent this long is dead (kill -9, crash, lost host): its claimed entries are due again at
+once, so a restart delivers them (and any resolve that arrived meanwhile) within seconds."""
+
+POST_LOOKUP_MARGIN_SECONDS = 60.0
+"""Looking for a message a failed attempt may have posted, the search starts this long before the
+attempt, for clocks that differ between kobot and the platform."""

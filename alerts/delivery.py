@@ -2,8 +2,13 @@
 
 Runs after the webhook answered, from stored state only. A platform that is down or rate-limiting
 (DeliveryError, with `retry_after` when it said so) delays its entries; nothing is dropped, and the
-entry always carries the latest state of its group when it is finally delivered. Delivery is at
-least once: if the store fails between a send and its record, the message is posted again later.
+entry always carries the latest state of its group when it is finally delivered.
+
+One message per group and conversation: a post is marked in the store before it is sent; a ref the
+store could not take is kept in memory and recorded again each round (and used for the next edit);
+and when a marked post has no ref (the process died, or the platform's answer was lost), the next
+attempt asks an adapter that can (`TaggedPosting`, Slack's message metadata) for the message tagged
+with the group before posting again. Adapters without it post again: at least once.
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from redis.exceptions import RedisError
 
 from alerts import defaults
 from alerts.models import AlertGroupState
@@ -21,8 +29,9 @@ from alerts.render import render_group
 from alerts.runbooks import Runbook, RunbookRefused, runbook_for
 from alerts.signing import AlertAction, sign_button
 from alerts.store import AlertStore, OutboxEntry
+from kobot.background import every
 from kobot.backoff import capped_backoff
-from kobot.chat import ChatAdapter
+from kobot.chat import ChatAdapter, TaggedPosting
 from kobot.conversations import Conversation, MessageRef
 from kobot.errors import DeliveryError
 from kobot.messages import OutgoingMessage
@@ -43,6 +52,29 @@ def conversation_of(target: RouteTarget) -> Conversation:
     return Conversation(
         platform=target.platform, conversation_id=target.conversation_id, thread_id=target.thread_id
     )
+
+
+def post_tag(state: AlertGroupState) -> str:
+    """What a group's post is tagged with: the group and its episode (a group that fires again after it
+    resolved gets a fresh message, so its old one must not be found)."""
+    return f"{state.group_id}.{state.episode}"
+
+
+def delivery_timeout(adapter: ChatAdapter) -> float:
+    """How long one delivery through `adapter` may run: never less than the adapter's own budget."""
+    budget = adapter.call_budget_seconds
+    if budget is None:
+        return defaults.DELIVERY_TIMEOUT_SECONDS
+    return max(defaults.DELIVERY_TIMEOUT_SECONDS, budget + defaults.DELIVERY_TIMEOUT_MARGIN_SECONDS)
+
+
+@dataclass(frozen=True)
+class Unrecorded:
+    """A delivery the platform took whose record the store did not (yet)."""
+
+    entry: OutboxEntry
+    version: int
+    ref: MessageRef | None
 
 
 def signing_key(target: RouteTarget) -> str:
@@ -78,27 +110,73 @@ class Deliverer:
         self._secret = secret
         self._settings = settings
         self._limit = asyncio.Semaphore(defaults.DELIVERY_CONCURRENCY)
+        self._unrecorded: dict[str, Unrecorded] = {}
+
+    @property
+    def unrecorded(self) -> int:
+        """Deliveries made whose record still waits for the store."""
+        return len(self._unrecorded)
 
     async def run(self, *, stop: asyncio.Event, wake: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.deliver_due()
-            except Exception:
-                log.exception("alert delivery round failed; retrying")
-            wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=defaults.DELIVERY_POLL_SECONDS)
+        """Deliver until `stop`; a heartbeat beside it keeps this process's claims and frees dead ones'."""
+        heartbeat = asyncio.create_task(
+            every(
+                defaults.OWNER_HEARTBEAT_SECONDS,
+                lambda: self._store.heartbeat(now=time.time()),
+                log=log,
+                what="alert delivery heartbeat",
+            ),
+            name="alert-delivery-heartbeat",
+        )
+        try:
+            while not stop.is_set():
+                try:
+                    await self.record_unrecorded()
+                    await self.deliver_due()
+                except Exception:
+                    log.exception("alert delivery round failed; retrying")
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=defaults.DELIVERY_POLL_SECONDS)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    def claim_seconds(self) -> float:
+        """How long a claim lasts: the longest delivery any configured adapter may take, plus a margin."""
+        longest = max(
+            (delivery_timeout(adapter) for adapter in self._adapters.values()),
+            default=defaults.DELIVERY_TIMEOUT_SECONDS,
+        )
+        return longest + defaults.CLAIM_MARGIN_SECONDS
 
     async def deliver_due(self) -> int:
         """Deliver every entry due now; returns how many were taken."""
-        entries = await self._store.due(now=time.time())
+        entries = await self._store.due(now=time.time(), claim_seconds=self.claim_seconds())
         await asyncio.gather(*(self._guarded(entry) for entry in entries))
         return len(entries)
+
+    async def record_unrecorded(self) -> None:
+        """Record the deliveries the store could not take when they were made; the first failure ends the
+        round (the store is still away)."""
+        for member, pending in list(self._unrecorded.items()):
+            await self._record(pending)
+            if self._unrecorded.get(member) is pending:
+                del self._unrecorded[member]
+
+    async def _record(self, pending: Unrecorded) -> None:
+        await self._store.finish(
+            pending.entry,
+            version=pending.version,
+            ref=pending.ref,
+            next_due=time.time() + (defaults.EDIT_INTERVAL_SECONDS if pending.entry.kind == "g" else 0.0),
+        )
 
     async def _guarded(self, entry: OutboxEntry) -> None:
         async with self._limit:
             try:
-                await asyncio.wait_for(self._deliver(entry), timeout=defaults.DELIVERY_TIMEOUT_SECONDS)
+                await asyncio.wait_for(self._deliver(entry), timeout=self._timeout(entry))
             except DeliveryError as exc:
                 await self._retry(entry, exc.retry_after, exc.user_message)
             except TimeoutError:
@@ -107,10 +185,22 @@ class Deliverer:
                 log.exception("delivering %s failed", entry.member)
                 await self._retry(entry, None, type(exc).__name__)
 
+    def _timeout(self, entry: OutboxEntry) -> float:
+        adapter = self._adapters.get(entry.target_key.partition(":")[0])
+        return delivery_timeout(adapter) if adapter is not None else defaults.DELIVERY_TIMEOUT_SECONDS
+
     async def _retry(self, entry: OutboxEntry, retry_after: float | None, why: str) -> None:
-        delay = await self._store.postpone(
-            entry, delay_for=lambda attempts: backoff_seconds(attempts, retry_after), now=time.time()
-        )
+        if entry.member in self._unrecorded:
+            log.warning("alert delivery %s made; its record waits for the store (%s)", entry.member, why)
+            return
+        try:
+            delay = await self._store.postpone(
+                entry, delay_for=lambda attempts: backoff_seconds(attempts, retry_after), now=time.time()
+            )
+        except RedisError as exc:
+            # the claim ends on its own (or with this process), and the entry is due again then
+            log.warning("alert delivery %s refused (%s); not rescheduled (%s)", entry.member, why, exc)
+            return
         log.warning("alert delivery %s refused (%s); retrying in %.1fs", entry.member, why, delay)
 
     async def _deliver(self, entry: OutboxEntry) -> None:
@@ -128,14 +218,48 @@ class Deliverer:
             await self._store.drop(entry)
             return
         message = self.render(state, target=target, adapter=adapter)
-        ref = await self._store.message_ref(entry)
+        conversation = conversation_of(target)
+        tag = post_tag(state)
+        ref = await self._shown_in(entry, conversation=conversation, adapter=adapter, tag=tag)
         if ref is None:
-            new_ref = await adapter.send(conversation_of(target), message)
+            await self._store.mark_posting(entry, now=time.time())
+            if isinstance(adapter, TaggedPosting):
+                new_ref = await adapter.send_tagged(conversation, message, tag=tag)
+            else:
+                new_ref = await adapter.send(conversation, message)
         else:
             new_ref = await adapter.update(ref, message)
-        await self._store.finish(
-            entry, version=version, ref=new_ref, next_due=time.time() + defaults.EDIT_INTERVAL_SECONDS
-        )
+        await self._made(Unrecorded(entry=entry, version=version, ref=new_ref))
+
+    async def _made(self, made: Unrecorded) -> None:
+        """The platform took the message: record it, or keep it in memory until the store takes it."""
+        self._unrecorded[made.entry.member] = made
+        await self._record(made)
+        if self._unrecorded.get(made.entry.member) is made:
+            del self._unrecorded[made.entry.member]
+
+    async def _shown_in(
+        self, entry: OutboxEntry, *, conversation: Conversation, adapter: ChatAdapter, tag: str
+    ) -> MessageRef | None:
+        """The message showing the group in this conversation: the ref this process holds unrecorded,
+        the stored one, or one an unfinished post left there (found by its tag)."""
+        held = self._unrecorded.get(entry.member)
+        if held is not None and held.ref is not None:
+            return held.ref
+        record = await self._store.message_record(entry)
+        if record.ref is not None or record.posting_since is None:
+            return record.ref
+        if not isinstance(adapter, TaggedPosting):
+            return None
+        since = datetime.fromtimestamp(record.posting_since - defaults.POST_LOOKUP_MARGIN_SECONDS, tz=UTC)
+        found = await adapter.find_tagged(conversation, tag=tag, since=since)
+        if found is not None:
+            log.info(
+                "alert group %s: a post whose record was lost found in %s",
+                entry.item_id,
+                found.conversation_id,
+            )
+        return found
 
     def render(self, state: AlertGroupState, *, target: RouteTarget, adapter: ChatAdapter) -> OutgoingMessage:
         def sign(action: AlertAction) -> str:
@@ -165,9 +289,12 @@ class Deliverer:
         if notice is None or target is None or adapter is None:
             await self._store.drop(entry)
             return
+        if entry.member in self._unrecorded:
+            await self.record_unrecorded()
+            return
         ref: MessageRef = await adapter.send(conversation_of(target), notice.message)
         log.debug("cluster event %s delivered as %s", notice.event, ref.message_id)
-        await self._store.finish(entry, version=1, ref=None, next_due=time.time())
+        await self._made(Unrecorded(entry=entry, version=1, ref=None))
 
     def _adapter(self, entry: OutboxEntry, target: RouteTarget | None) -> ChatAdapter | None:
         if target is None:

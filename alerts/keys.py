@@ -12,6 +12,12 @@ OUTBOX = f"{PREFIX}:outbox"
 ATTEMPTS = f"{PREFIX}:attempts"
 """Hash: outbox member -> failed attempts so far (for the backoff)."""
 
+CLAIMS = f"{PREFIX}:claims"
+"""Hash: outbox member -> id of the process delivering it (its claim ends with the delivery)."""
+
+OWNERS = f"{PREFIX}:owners"
+"""Sorted set: delivering process id -> its last heartbeat (unix seconds); a silent one is dead."""
+
 SUBSCRIPTIONS = f"{PREFIX}:subscriptions"
 """Hash: `<conversation key>|<cluster>` -> Subscription JSON (routes managed from the chat)."""
 
@@ -25,7 +31,8 @@ def group(group_id: str) -> str:
 
 
 def group_refs(group_id: str) -> str:
-    """Hash: target key -> MessageRef JSON of the message showing the group there."""
+    """Hash: target key -> MessageRef JSON of the message showing the group there; `<target key>@posting`
+    -> when a post began whose ref is not recorded yet (it may have reached the platform)."""
     return f"{PREFIX}:group:{group_id}:refs"
 
 

@@ -9,8 +9,10 @@ apply as usual. That command is always one of the admin's `runbook_commands` (se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -171,10 +173,17 @@ class AlertService:
         self._task.start(self.deliverer.run(stop=self._stop, wake=self._wake))
 
     async def stop(self) -> None:
-        # asked to stop, it ends after the delivery in flight (bounded by its timeout)
+        """End the delivery loop (a delivery in flight gets DELIVERY_STOP_GRACE_SECONDS), record what was
+        delivered but not yet recorded, and hand this process's claims back so a successor starts at once."""
         self._stop.set()
         self._wake.set()
-        await self._task.wait(timeout=defaults.DELIVERY_TIMEOUT_SECONDS + 1)
+        with contextlib.suppress(TimeoutError):
+            await self._task.wait(timeout=defaults.DELIVERY_STOP_GRACE_SECONDS)
+        try:
+            await self.deliverer.record_unrecorded()
+            await self.store.release_claims(now=time.time())
+        except RedisError as exc:
+            log.warning("alert claims not handed back at stop (%s); they free themselves shortly", exc)
         await self.redis.aclose()
 
     async def _stored(self, result: IngestResult) -> None:

@@ -4,6 +4,12 @@ A webhook's group is merged and written in one optimistic transaction together w
 entries, so once the receiver answers 2xx the delivery is already scheduled: a crash before the chat
 send resumes on start. The outbox holds one entry per (group, conversation); a group that changes
 again before its entry is delivered needs no second entry (the latest state wins).
+
+A process takes due entries under a claim that names it (keys.CLAIMS) and lasts as long as the
+delivery may (its timeout plus a margin); every process beats a heartbeat (keys.OWNERS), and the claims
+of one that fell silent (kill -9, a lost host) are due again at once, so they come back within
+OWNER_DEAD_AFTER_SECONDS instead of a full claim later. An update that arrives while its entry is
+claimed keeps the claim (`ZADD NX`); the delivery's end sees the newer version and schedules it.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,12 +51,16 @@ async def result(value: Awaitable[T] | T) -> T:
 SHOWN_AT = "@at"
 """Suffix of the delivered-hash field holding when a conversation last got the group."""
 
+POSTING_AT = "@posting"
+"""Suffix of the refs-hash field holding when a post began whose ref is not recorded yet."""
+
 WATCH_RETRIES = 20
 """Concurrent writers of one group retry their transaction this often before giving up (5xx)."""
 
 _FINISH = """
 local current = redis.call('HGET', KEYS[1], 'version')
 redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
 if current and tonumber(current) > tonumber(ARGV[2]) then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
   return 1
@@ -64,10 +75,43 @@ _CLAIM = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, member in ipairs(due) do
   redis.call('ZADD', KEYS[1], 'XX', ARGV[3], member)
+  redis.call('HSET', KEYS[2], member, ARGV[4])
 end
 return due
 """
-"""Takes the due entries for one process (ZRANGEBYSCORE and ZADD XX in one step)."""
+"""Takes the due entries for one process and names it their owner, in one step."""
+
+_RELEASE_DEAD = """
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+local freed = {}
+local claims = redis.call('HGETALL', KEYS[2])
+for i = 1, #claims, 2 do
+  local member, owner = claims[i], claims[i + 1]
+  local seen = redis.call('ZSCORE', KEYS[3], owner)
+  if (not seen) or tonumber(seen) < tonumber(ARGV[2]) then
+    redis.call('ZADD', KEYS[1], 'XX', 'LT', ARGV[1], member)
+    redis.call('HDEL', KEYS[2], member)
+    table.insert(freed, member)
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[2])
+return freed
+"""
+"""Beats this process's heartbeat (ARGV[3], ARGV[4]) and makes the entries claimed by a process silent
+since before ARGV[2] due now (ARGV[1]); returns them."""
+
+_RELEASE_OWN = """
+local claims = redis.call('HGETALL', KEYS[2])
+for i = 1, #claims, 2 do
+  if claims[i + 1] == ARGV[2] then
+    redis.call('ZADD', KEYS[1], 'XX', 'LT', ARGV[1], claims[i])
+    redis.call('HDEL', KEYS[2], claims[i])
+  end
+end
+redis.call('ZREM', KEYS[3], ARGV[2])
+return 0
+"""
+"""A stopping process hands its claims back (due at ARGV[1]) and leaves the heartbeat set."""
 
 
 _FORGET = """
@@ -113,13 +157,27 @@ def outbox_member(*, kind: str, item_id: str, target: RouteTarget) -> str:
     return f"{kind}:{item_id}|{target.key}"
 
 
-class AlertStore:
-    """Async access to the alert keys (the receiver and the delivery loop share one event loop)."""
+@dataclass(frozen=True)
+class MessageRecord:
+    """What the store knows of a group's message in one conversation."""
 
-    def __init__(self, *, redis: AsyncRedis) -> None:
+    ref: MessageRef | None
+    posting_since: float | None
+    """When a post began whose ref was never recorded (unix seconds): it may have reached the platform."""
+
+
+class AlertStore:
+    """Async access to the alert keys (the receiver and the delivery loop share one event loop).
+
+    `owner` names this process on the claims it takes (a fresh id per store unless given)."""
+
+    def __init__(self, *, redis: AsyncRedis, owner: str | None = None) -> None:
         self.redis = redis
+        self.owner = owner or uuid.uuid4().hex
         self._finish = redis.register_script(_FINISH)
         self._claim = redis.register_script(_CLAIM)
+        self._release_dead = redis.register_script(_RELEASE_DEAD)
+        self._release_own = redis.register_script(_RELEASE_OWN)
         self._forget_script = redis.register_script(_FORGET)
         self._waitaof: bool | None = None
 
@@ -326,15 +384,50 @@ class AlertStore:
         raw = await result(self.redis.hget(keys.notice(notice_id), "state"))
         return None if raw is None else Notice.model_validate_json(raw)
 
-    async def due(self, *, now: float, limit: int = defaults.DELIVERY_BATCH) -> list[OutboxEntry]:
-        """Entries due now, claimed for this process: pushed CLAIM_SECONDS into the future, so another
-        kobot process does not deliver them too; a delivery that ends (or a process that dies) moves them."""
-        members = await self._claim(keys=[keys.OUTBOX], args=[now, limit, now + defaults.CLAIM_SECONDS])
+    async def due(
+        self, *, now: float, claim_seconds: float, limit: int = defaults.DELIVERY_BATCH
+    ) -> list[OutboxEntry]:
+        """Entries due now, claimed for this process: hidden from the others for `claim_seconds` (the
+        longest their delivery may take) or until this process is found dead, whichever comes first."""
+        members = await self._claim(
+            keys=[keys.OUTBOX, keys.CLAIMS], args=[now, limit, now + claim_seconds, self.owner]
+        )
         return [OutboxEntry.parse(member) for member in members]
 
-    async def message_ref(self, entry: OutboxEntry) -> MessageRef | None:
-        raw = await result(self.redis.hget(keys.group_refs(entry.item_id), entry.target_key))
-        return None if raw is None else MessageRef.model_validate_json(raw)
+    async def heartbeat(self, *, now: float) -> list[str]:
+        """Say this process is alive, and make the claims of processes silent for OWNER_DEAD_AFTER_SECONDS
+        due at once; returns the outbox members freed."""
+        freed: list[str] = await self._release_dead(
+            keys=[keys.OUTBOX, keys.CLAIMS, keys.OWNERS],
+            args=[now, now - defaults.OWNER_DEAD_AFTER_SECONDS, now, self.owner],
+        )
+        if freed:
+            log.warning("%d alert deliveries of a stopped kobot process taken back", len(freed))
+        return freed
+
+    async def release_claims(self, *, now: float) -> None:
+        """Hand this process's claims back (due at `now`) as it stops, so the next one needs no wait."""
+        await self._release_own(keys=[keys.OUTBOX, keys.CLAIMS, keys.OWNERS], args=[now, self.owner])
+
+    async def message_record(self, entry: OutboxEntry) -> MessageRecord:
+        raw, posting = await result(
+            self.redis.hmget(
+                keys.group_refs(entry.item_id), [entry.target_key, entry.target_key + POSTING_AT]
+            )
+        )
+        return MessageRecord(
+            ref=None if raw is None else MessageRef.model_validate_json(raw),
+            posting_since=None if posting is None else float(posting),
+        )
+
+    async def mark_posting(self, entry: OutboxEntry, *, now: float) -> None:
+        """Note that a post begins, before it is sent: if its ref is never recorded, the next attempt
+        looks for the message first. The earliest attempt's time is kept."""
+        name = keys.group_refs(entry.item_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(name, entry.target_key + POSTING_AT, repr(now))
+            pipe.expire(name, defaults.GROUP_TTL_SECONDS)
+            await pipe.execute()
 
     async def finish(
         self, entry: OutboxEntry, *, version: int, ref: MessageRef | None, next_due: float
@@ -343,6 +436,7 @@ class AlertStore:
         if ref is not None:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(keys.group_refs(entry.item_id), entry.target_key, ref.model_dump_json())
+                pipe.hdel(keys.group_refs(entry.item_id), entry.target_key + POSTING_AT)
                 pipe.hset(
                     keys.group_delivered(entry.item_id),
                     mapping={entry.target_key: str(version), entry.target_key + SHOWN_AT: str(time.time())},
@@ -351,7 +445,8 @@ class AlertStore:
                 pipe.expire(keys.group_delivered(entry.item_id), defaults.GROUP_TTL_SECONDS)
                 await pipe.execute()
         await self._finish(
-            keys=[entry.item_key, keys.OUTBOX, keys.ATTEMPTS], args=[entry.member, version, next_due]
+            keys=[entry.item_key, keys.OUTBOX, keys.ATTEMPTS, keys.CLAIMS],
+            args=[entry.member, version, next_due],
         )
 
     async def drop(self, entry: OutboxEntry) -> None:
@@ -359,13 +454,17 @@ class AlertStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zrem(keys.OUTBOX, entry.member)
             pipe.hdel(keys.ATTEMPTS, entry.member)
+            pipe.hdel(keys.CLAIMS, entry.member)
             await pipe.execute()
 
     async def postpone(self, entry: OutboxEntry, *, delay_for: Callable[[int], float], now: float) -> float:
         """Count a failed attempt and move the entry to when it should be tried again; returns the delay."""
         attempts = int(await result(self.redis.hincrby(keys.ATTEMPTS, entry.member, 1)))
         delay = delay_for(attempts)
-        await self.redis.zadd(keys.OUTBOX, {entry.member: now + delay}, xx=True)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(keys.OUTBOX, {entry.member: now + delay}, xx=True)
+            pipe.hdel(keys.CLAIMS, entry.member)
+            await pipe.execute()
         return delay
 
     async def outbox_size(self) -> int:

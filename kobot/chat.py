@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from kobot.conversations import ButtonClick, Conversation, InboundMessage, MessageRef
 from kobot.messages import OutgoingMessage
@@ -49,6 +50,10 @@ class ChatAdapter(abc.ABC):
 
     platform: str
     capabilities: Capabilities
+    call_budget_seconds: float | None = None
+    """The longest one send or update may take when the adapter waits inside it (Slack waits out 429s);
+    a caller that bounds a call allows more, or it would cancel a request the platform already took.
+    None: the adapter's calls end within their HTTP timeout."""
 
     async def start(self, sink: InboundSink) -> None:
         """Begin receiving (open a socket, register routes...). Returns once receiving has started."""
@@ -79,6 +84,29 @@ class ChatAdapter(abc.ABC):
             return await self.send(conversation, message)
         text_only = message.model_copy(update={"body": _join(message.body, message.to_text())})
         return await self.send(conversation, text_only)
+
+
+@runtime_checkable
+class TaggedPosting(Protocol):
+    """An adapter that tags a post with a key and finds the post again by that key.
+
+    A sender that may have posted without learning or keeping the ref (a crash, a store failure, an
+    answer lost to a timeout) looks for its tag before posting again, so the retry edits that message
+    instead of leaving a second copy. Slack carries the tag in message metadata. `find_tagged` raises
+    DeliveryError when it cannot look (the caller retries later rather than post blind) and returns None
+    when the conversation holds no message with the tag posted since `since`."""
+
+    async def send_tagged(
+        self, conversation: Conversation, message: OutgoingMessage, *, tag: str
+    ) -> MessageRef:
+        """Like `ChatAdapter.send`, with `tag` attached where `find_tagged` can see it."""
+        ...
+
+    async def find_tagged(
+        self, conversation: Conversation, *, tag: str, since: datetime
+    ) -> MessageRef | None:
+        """The message tagged `tag` posted to `conversation` since `since`, if any."""
+        ...
 
 
 def _join(first: str | None, second: str) -> str:
