@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -24,6 +25,7 @@ from tests.deploy.files import (
     COMPOSE_SCHEMA,
     DOCKERFILE,
     ENV_EXAMPLE,
+    REPO,
     compose,
     env_example_values,
     pyproject,
@@ -40,6 +42,13 @@ STEP_STOP_SECONDS = (
 )
 """The longest a step takes to end once cancelled: seeing the cancel, the slowest runner's own stop
 (Terraform finishing the resource in flight), then the step's record and its event, two store writes."""
+
+DOCUMENTS = [
+    REPO / "README.md",
+    REPO / "alerts" / "README.md",
+    *sorted((REPO / "bot" / "chat").glob("*/SETUP.md")),
+]
+"""The guides operators copy settings from: a misspelt name there is one they will set."""
 
 RESTART_POLICIES = re.compile(r"^(always|unless-stopped|on-failure(:\d+)?)$")
 """Policies that bring a dead worker back (`no`, the default, does not)."""
@@ -125,7 +134,12 @@ def compose_problems(text: str) -> list[str]:
             problems.append(f"{name}: its environment does not start kobot's settings: {problem}")
 
     # The store: the service the URL names, persisted (AOF) and limited without ever evicting.
-    redis_url = str(services["bot"].get("environment", {}).get(f"{PREFIX}REDIS_URL", ""))
+    urls = {
+        str((service.get("environment") or {}).get(f"{PREFIX}REDIS_URL")) for service in services.values()
+    }
+    if len(urls) != 1:
+        problems.append(f"kobot's services do not share one store: KOBOT_REDIS_URL is {sorted(urls)}")
+    redis_url = min(urls)
     host = re.sub(r"^redis://([^:/]+).*", r"\1", redis_url)
     store = spec["services"].get(host)
     if store is None:
@@ -190,6 +204,12 @@ def test_compose_file_runs_kobot_as_the_code_expects() -> None:
         pytest.param("image: kobot:0.1.0", "image: kobot:0.0.9", "pyproject's version", id="tag"),
         pytest.param("PYTHON_IMAGE: ${", "PYTHON_BASE: ${", "build arg PYTHON_BASE", id="build-arg"),
         pytest.param("redis://valkey:6379/0", "redis://redis:6379/0", "names no service", id="store-host"),
+        pytest.param(
+            '    command: ["worker"]',
+            '    command: ["worker"]\n    environment: {KOBOT_REDIS_URL: "redis://valkey:6379/1"}',
+            "do not share one store",
+            id="two-stores",
+        ),
         pytest.param('"noeviction"', '"allkeys-lru"', "--maxmemory-policy is 'allkeys-lru'", id="eviction"),
         pytest.param('"--appendonly", "yes"', '"--appendonly", "no"', "--appendonly is 'no'", id="aof"),
         pytest.param(
@@ -210,8 +230,12 @@ def test_each_compose_check_fails_on_a_mistake(old: str, new: str, expected: str
     assert any(expected in problem for problem in problems), problems
 
 
-@pytest.mark.parametrize("path", [COMPOSE_FILE, ENV_EXAMPLE, DOCKERFILE], ids=lambda p: p.name)
-def test_every_kobot_name_in_the_deployment_files_is_a_setting(path: Any) -> None:
+@pytest.mark.parametrize(
+    "path",
+    [COMPOSE_FILE, ENV_EXAMPLE, DOCKERFILE, *DOCUMENTS],
+    ids=lambda p: str(p.relative_to(REPO)),
+)
+def test_every_kobot_name_in_the_deployment_files_and_guides_is_a_setting(path: Path) -> None:
     assert unknown_settings_in(path.read_text()) == []
 
 
