@@ -82,6 +82,8 @@ class PeerMessage:
     text: str
     blocks: list[dict[str, Any]]
     edits: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+    """chat.postMessage's `metadata` (event_type, event_payload); chat.update without it keeps it."""
 
 
 class SlackPeer(LoopbackPeer):
@@ -224,6 +226,8 @@ class SlackPeer(LoopbackPeer):
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
             "chat.postEphemeral": self._post_ephemeral,
+            "conversations.history": self._history,
+            "conversations.replies": self._replies,
             "users.info": self._users_info,
         }
         handler = handlers.get(method)
@@ -257,6 +261,7 @@ class SlackPeer(LoopbackPeer):
             thread_ts=thread_ts,
             text=body.get("text", ""),
             blocks=body.get("blocks", []),
+            metadata=body.get("metadata") if isinstance(body.get("metadata"), dict) else None,
         )
         self.messages[(channel, ts)] = message
         reply = {
@@ -283,6 +288,23 @@ class SlackPeer(LoopbackPeer):
         if "blocks" in body:
             message.blocks = body["blocks"]
         return {"ok": True, "channel": channel, "ts": message.ts, "text": message.text}
+
+    def _history(self, body: dict[str, Any]) -> dict[str, Any]:
+        """conversations.history: top-level messages newer than `oldest`, newest first, paged by `cursor`;
+        metadata only with `include_all_metadata` (as Slack does)."""
+        channel = str(body.get("channel") or "")
+        if not channel or channel in self.missing_channels:
+            return {"ok": False, "error": "channel_not_found"}
+        shown = [m for m in self.messages.values() if m.channel == channel and m.thread_ts in (None, m.ts)]
+        return _history_page(shown, body, newest_first=True)
+
+    def _replies(self, body: dict[str, Any]) -> dict[str, Any]:
+        """conversations.replies: the thread's parent and replies newer than `oldest`, oldest first."""
+        channel, thread = str(body.get("channel") or ""), str(body.get("ts") or "")
+        if (channel, thread) not in self.messages:
+            return {"ok": False, "error": "thread_not_found"}
+        shown = [m for m in self.messages.values() if m.channel == channel and thread in (m.ts, m.thread_ts)]
+        return _history_page(shown, body, newest_first=False)
 
     def _post_ephemeral(self, body: dict[str, Any]) -> dict[str, Any]:
         channel = str(body.get("channel") or "")
@@ -396,6 +418,38 @@ class SlackPeer(LoopbackPeer):
                 await ws.send_json({"type": "disconnect", "reason": "refresh_requested"})
 
         await self.from_test_loop(disconnect())
+
+
+def _history_page(messages: list[PeerMessage], body: dict[str, Any], *, newest_first: bool) -> dict[str, Any]:
+    """One page of a history answer (`oldest`, `limit`, `cursor`, `include_all_metadata`)."""
+    oldest = float(body.get("oldest") or 0)
+    limit = int(body.get("limit") or 100)
+    start = int(body.get("cursor") or 0)
+    chosen = sorted(
+        (m for m in messages if float(m.ts) > oldest), key=lambda m: float(m.ts), reverse=newest_first
+    )
+    page = chosen[start : start + limit]
+    with_metadata = str(body.get("include_all_metadata", "")).lower() in {"1", "true"}
+    shown = []
+    for message in page:
+        item: dict[str, Any] = {
+            "type": "message",
+            "ts": message.ts,
+            "text": message.text,
+            "bot_id": "B0KOBOT",
+        }
+        if message.thread_ts:
+            item["thread_ts"] = message.thread_ts
+        if with_metadata and message.metadata is not None:
+            item["metadata"] = message.metadata
+        shown.append(item)
+    more = start + limit < len(chosen)
+    return {
+        "ok": True,
+        "messages": shown,
+        "has_more": more,
+        "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+    }
 
 
 def _fault_response(fault: Fault) -> web.Response:

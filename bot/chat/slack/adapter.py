@@ -12,6 +12,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Coroutine, Mapping
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -39,6 +40,7 @@ from bot.chat.slack.inbound import (
 )
 from bot.chat.slack.render import ACTIONS_BLOCK_ID, render
 from bot.chat.slack.retry import retry_after_seconds, retry_handlers
+from bot.chat.slack.tagged import LOOKUP_REFUSED_ERRORS, find_tagged_message, tag_metadata
 from bot.chat.slack.users import UserDirectory
 from bot.runtime import Runtime
 from kobot.chat import Capabilities, ChatAdapter, InboundSink
@@ -77,6 +79,8 @@ class SlackAdapter(ChatAdapter):
 
     def __init__(self, *, settings: SlackSettings, redis_url: str) -> None:
         self._settings = settings
+        # a send may wait out 429s this long, then make the call that is answered
+        self.call_budget_seconds = settings.rate_limit_budget_seconds + defaults.API_TIMEOUT_SECONDS
         self._redis: Redis = Redis.from_url(redis_url)
         token = settings.bot_token.get_secret_value()
         self.client = AsyncWebClient(
@@ -183,10 +187,49 @@ class SlackAdapter(ChatAdapter):
         return await self._bolt.handle(request)
 
     async def send(self, conversation: Conversation, message: OutgoingMessage) -> MessageRef:
+        return await self._post(conversation, message, metadata=None)
+
+    async def send_tagged(
+        self, conversation: Conversation, message: OutgoingMessage, *, tag: str
+    ) -> MessageRef:
+        """A post carrying `tag` in its message metadata, so `find_tagged` can find it (TaggedPosting)."""
+        return await self._post(conversation, message, metadata=tag_metadata(tag))
+
+    async def find_tagged(
+        self, conversation: Conversation, *, tag: str, since: datetime
+    ) -> MessageRef | None:
+        """The post tagged `tag` since `since`; None also when kobot may not read the conversation."""
+        try:
+            return await find_tagged_message(
+                self.client, conversation, tag=tag, since=since, platform=self.platform
+            )
+        except SlackApiError as exc:
+            error = _api_error(exc)
+            if error in LOOKUP_REFUSED_ERRORS:
+                log.warning(
+                    "slack: cannot look for an earlier post in %s (%s); posting again",
+                    conversation.conversation_id,
+                    error,
+                )
+                return None
+            retry_after = (
+                retry_after_seconds(exc.response.headers) if exc.response.status_code == 429 else None
+            )
+            raise DeliveryError(f"Slack refused the lookup ({error})", retry_after=retry_after) from None
+        except _UNREACHABLE as exc:
+            log.warning("slack unreachable: %s", type(exc).__name__)
+            raise DeliveryError("Slack could not be reached") from None
+
+    async def _post(
+        self, conversation: Conversation, message: OutgoingMessage, *, metadata: dict[str, Any] | None
+    ) -> MessageRef:
         payload = render(message)
         response = await self._call(
             self.client.chat_postMessage(
-                channel=conversation.conversation_id, thread_ts=conversation.thread_id, **payload
+                channel=conversation.conversation_id,
+                thread_ts=conversation.thread_id,
+                metadata=metadata,
+                **payload,
             )
         )
         return MessageRef(

@@ -76,3 +76,9 @@ CONTEXT_MAX_CHARS = 2000
 
 TEXT_MAX_CHARS = 40_000
 """chat.postMessage truncates `text` beyond this; kobot cuts it first, visibly."""
+
+TAG_LOOKUP_PAGE_SIZE = 100
+"""Messages per conversations.history page when looking for a tagged post (Slack suggests at most 200)."""
+
+TAG_LOOKUP_PAGES = 3
+"""Pages read looking for a tagged post; the search starts shortly before the post began, so few suffice."""
