@@ -3,15 +3,17 @@ chats, group robots and smart-bot replies out.
 
 A template card can be updated once per response code, so progress on WeCom is a new message per
 stage (a new step or the outcome) and an approval card is updated once, when it is decided. Conversation
-ids are described in `inbound`.
+ids are described in `inbound`. People are named through the contacts API (`contacts`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter
@@ -21,7 +23,8 @@ from wechatpy.enterprise.crypto import WeChatCrypto
 from bot.chat.registry import register_adapter
 from bot.chat.wecom import defaults, inbound
 from bot.chat.wecom.callback import CallbackGuard
-from bot.chat.wecom.client import KobotWeChatClient, WeComApi
+from bot.chat.wecom.client import KobotWeChatClient, Sleep, WeComApi
+from bot.chat.wecom.contacts import Contacts
 from bot.chat.wecom.outbound import Outbound
 from bot.chat.wecom.render import render_card, stage_of
 from bot.chat.wecom.routes import build_router
@@ -55,12 +58,22 @@ class WeComAdapter(ChatAdapter):
         max_message_bytes=defaults.MARKDOWN_MAX_BYTES,
         edits_per_message=1,
     )
+    call_budget_seconds = defaults.SEND_BUDGET_SECONDS
 
-    def __init__(self, *, settings: WeComSettings, redis: Redis) -> None:
+    def __init__(
+        self,
+        *,
+        settings: WeComSettings,
+        redis: Redis,
+        clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        """`clock` and `sleep` pace sends and time callbacks; tests pass a clock they can move."""
         self.settings = settings
         self.state = WeComState(redis=redis)
-        self.api = WeComApi(client=KobotWeChatClient(settings=settings, redis=redis))
-        self.outbound = Outbound(settings=settings, api=self.api, state=self.state)
+        self.api = WeComApi(client=KobotWeChatClient(settings=settings, redis=redis), sleep=sleep)
+        self.outbound = Outbound(settings=settings, api=self.api, state=self.state, clock=clock)
+        self.contacts = Contacts(api=self.api, state=self.state)
         self._tasks: set[asyncio.Task[None]] = set()
         self.app_guard = CallbackGuard(
             crypto=WeChatCrypto(
@@ -70,6 +83,7 @@ class WeComAdapter(ChatAdapter):
             ),
             state=self.state,
             endpoint="app",
+            clock=clock,
         )
         self.smart_bot_guard: CallbackGuard | None = None
         if settings.smart_bot_token is not None and settings.smart_bot_encoding_aes_key is not None:
@@ -81,6 +95,7 @@ class WeComAdapter(ChatAdapter):
                 ),
                 state=self.state,
                 endpoint="smartbot",
+                clock=clock,
             )
 
     def router(self) -> APIRouter:
@@ -169,17 +184,23 @@ class WeComAdapter(ChatAdapter):
             return
         if event.reply_url:
             self.state.offer_reply_url(conversation_id=event.conversation_id, url=event.reply_url)
+        name = await self.contacts.display_name(event.user_id)
         if isinstance(event, inbound.TextIn):
-            await sink.on_message(inbound.to_inbound(event))
+            await sink.on_message(inbound.to_inbound(event, display_name=name))
             return
         button = self.state.card_button(task_id=event.task_id, key=event.key)
         if button is None:
             log.info("wecom click on an unknown or expired card")
             await self.send(inbound.conversation_of(event), EXPIRED_BUTTON)
             return
-        if event.response_code:
+        origin = self.state.card_origin(task_id=event.task_id)
+        if origin is not None:
+            # a card sent one-to-one on a group's behalf: the click counts in that group
+            event = dataclasses.replace(event, conversation_id=origin, is_direct=False)
+        elif event.response_code:
             self.state.offer_response_code(task_id=event.task_id, response_code=event.response_code)
-        await sink.on_click(inbound.to_click(event, action_id=button.action_id, value=button.value))
+        click = inbound.to_click(event, action_id=button.action_id, value=button.value, display_name=name)
+        await sink.on_click(click)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(self._guarded(work))

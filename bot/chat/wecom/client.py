@@ -2,7 +2,8 @@
 
 wechatpy is synchronous, so every call runs in a thread (`WeComApi.call`) and the event loop never
 blocks. wechatpy's own token retry recurses without bound; it is turned off here and replaced by one
-refresh-and-retry on the token errcodes.
+refresh-and-retry on the token errcodes. WeCom says "too often" with errcodes, not HTTP 429: such a call
+is tried again after each of `RATE_LIMIT_PAUSES_SECONDS`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis import Redis
@@ -73,17 +74,46 @@ class KobotWeChatClient(WeChatClient):  # type: ignore[misc]
         self.expires_at = None
 
 
+Sleep = Callable[[float], Awaitable[None]]
+"""How the adapter waits (tests pass one that moves a test clock instead)."""
+
+
 class WeComApi:
-    """Async face of the client: one call in a thread, one token refresh, errors as DeliveryError."""
+    """Async face of the client: one call in a thread, one token refresh, rate-limit pauses, errors as
+    DeliveryError."""
 
-    def __init__(self, *, client: KobotWeChatClient) -> None:
+    def __init__(self, *, client: KobotWeChatClient, sleep: Sleep = asyncio.sleep) -> None:
         self.client = client
+        self.sleep = sleep
 
-    async def call(self, fn: Callable[[], dict[str, Any]], *, what: str) -> dict[str, Any]:
-        """Run `fn` (a wechatpy call) in a thread; a token errcode refreshes the token and retries once."""
+    async def call(
+        self,
+        fn: Callable[[], dict[str, Any]],
+        *,
+        what: str,
+        pauses: tuple[float, ...] = defaults.RATE_LIMIT_PAUSES_SECONDS,
+    ) -> dict[str, Any]:
+        """Run `fn` (a wechatpy call) in a thread; a token errcode refreshes the token and retries once, a
+        rate errcode waits each of `pauses` and tries again."""
+        remaining = list(pauses)
+        while True:
+            try:
+                return await self._call_once(fn, what=what)
+            except _RateLimited as limited:
+                if not remaining:
+                    raise _delivery_error(limited.exc, what=what) from None
+                pause = remaining.pop(0)
+                log.info(
+                    "wecom limited %s (errcode %s); trying again in %.0fs", what, limited.exc.errcode, pause
+                )
+                await self.sleep(pause)
+
+    async def _call_once(self, fn: Callable[[], dict[str, Any]], *, what: str) -> dict[str, Any]:
         try:
             return await asyncio.to_thread(_guarded, fn)
         except WeChatClientException as exc:
+            if exc.errcode in defaults.RATE_LIMIT_ERRCODES:
+                raise _RateLimited(exc) from None
             if exc.errcode not in defaults.TOKEN_REFRESH_ERRCODES:
                 raise _delivery_error(exc, what=what) from None
             log.info("wecom access token refused (errcode %s); fetching a new one", exc.errcode)
@@ -91,11 +121,19 @@ class WeComApi:
             await asyncio.to_thread(_guarded, self._refresh)
             return await asyncio.to_thread(_guarded, fn)
         except WeChatClientException as again:
+            if again.errcode in defaults.RATE_LIMIT_ERRCODES:
+                raise _RateLimited(again) from None
             raise _delivery_error(again, what=what) from None
 
     def _refresh(self) -> dict[str, Any]:
         self.client.forget_access_token()
         return self.client.fetch_access_token()
+
+
+class _RateLimited(Exception):
+    def __init__(self, exc: WeChatClientException) -> None:
+        super().__init__(exc.errcode)
+        self.exc = exc
 
 
 def _guarded(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -118,5 +156,9 @@ def _delivery_error(exc: WeChatClientException, *, what: str) -> DeliveryError:
         status = getattr(getattr(exc, "response", None), "status_code", None)
         reason = f"HTTP {status}" if status else str(exc.errmsg or "no answer")
         return DeliveryError(f"WeCom did not take {what} ({reason})")
+    if code == defaults.INVALID_RECIPIENTS_ERRCODE:
+        return DeliveryError(
+            f"WeCom did not take {what}: no recipient is in the app's visible range (errcode {code})"
+        )
     log.warning("wecom refused %s: errcode %s", what, code)
     return DeliveryError(f"WeCom refused {what} (errcode {code})")

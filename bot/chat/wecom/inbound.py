@@ -152,27 +152,29 @@ def _drop_leading_mention(content: str) -> str:
     return stripped
 
 
-def identity_of(user_id: str) -> Identity:
-    """WeCom callbacks carry the userid only; it doubles as the display name."""
-    return Identity(platform=PLATFORM, user_id=user_id, display_name=user_id)
+def identity_of(user_id: str, *, display_name: str | None = None) -> Identity:
+    """WeCom callbacks carry the userid only; the adapter looks the name up (`contacts`), else the userid."""
+    return Identity(platform=PLATFORM, user_id=user_id, display_name=display_name or user_id)
 
 
 def conversation_of(event: TextIn | CardClickIn) -> Conversation:
     return Conversation(platform=PLATFORM, conversation_id=event.conversation_id, is_direct=event.is_direct)
 
 
-def to_inbound(event: TextIn) -> InboundMessage:
+def to_inbound(event: TextIn, *, display_name: str | None = None) -> InboundMessage:
     return InboundMessage(
-        identity=identity_of(event.user_id),
+        identity=identity_of(event.user_id, display_name=display_name),
         conversation=conversation_of(event),
         text=event.text,
         message_id=event.message_id,
     )
 
 
-def to_click(event: CardClickIn, *, action_id: str, value: str) -> ButtonClick:
+def to_click(
+    event: CardClickIn, *, action_id: str, value: str, display_name: str | None = None
+) -> ButtonClick:
     return ButtonClick(
-        identity=identity_of(event.user_id),
+        identity=identity_of(event.user_id, display_name=display_name),
         conversation=conversation_of(event),
         action_id=action_id,
         value=value,

@@ -1,13 +1,20 @@
 """Posting to each kind of WeCom conversation: app session, app group chat, group robot, smart-bot reply.
 
-Only one-to-one app sessions and smart-bot replies can carry clickable cards; elsewhere buttons are shown
-as numbered choices in markdown.
+Only one-to-one app sessions and smart-bot replies can carry clickable cards. A message with buttons for
+an app group chat is posted there (buttons as numbered choices) and sent as a card to the group's members
+one-to-one; a click on such a card counts as a click in the group. Group robots show numbered choices.
+
+WeCom drops, without an error, messages beyond a per-recipient budget (30 a minute and 1,000 an hour per
+person; 200 a minute per group member): every app message waits for its recipient's budget, counted in
+Redis so several kobot processes share it. `invaliduser` in an answer means not delivered.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -25,11 +32,30 @@ from kobot.settings_wecom import WeComSettings
 log = logging.getLogger(__name__)
 
 
+USER_BUDGET = (
+    (60.0, defaults.USER_MESSAGES_PER_MINUTE),
+    (3600.0, defaults.USER_MESSAGES_PER_HOUR),
+)
+GROUP_BUDGET = ((60.0, defaults.GROUP_MESSAGES_PER_MINUTE),)
+ROBOT_BUDGET = ((60.0, defaults.ROBOT_MESSAGES_PER_MINUTE),)
+
+CARD_NOTE = '<font color="comment">The buttons are in the card kobot sent each member one-to-one.</font>'
+"""Under a message with buttons in an app group chat, which cannot carry cards."""
+
+
 class Outbound:
-    def __init__(self, *, settings: WeComSettings, api: WeComApi, state: WeComState) -> None:
+    def __init__(
+        self,
+        *,
+        settings: WeComSettings,
+        api: WeComApi,
+        state: WeComState,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.api = api
         self.state = state
+        self.clock = clock
         self._session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
@@ -37,14 +63,17 @@ class Outbound:
             await self._session.close()
             self._session = None
 
-    async def send(self, conversation_id: str, message: OutgoingMessage, *, hops: int = 0) -> MessageRef:
+    async def send(
+        self, conversation_id: str, message: OutgoingMessage, *, hops: int = 0, origin: str | None = None
+    ) -> MessageRef:
+        """Post `message`; `origin` is the conversation a routed message stands for (clicks count there)."""
         kind, _, target = conversation_id.partition(":")
         if not target:
             raise DeliveryError(f"not a WeCom conversation id: {conversation_id!r}")
         if kind == inbound.USER:
             return await self._to_user(conversation_id, target, message)
         if kind == inbound.APPCHAT:
-            return await self._to_appchat(conversation_id, target, message)
+            return await self._to_appchat(conversation_id, target, message, origin=origin or conversation_id)
         if kind == inbound.ROBOT:
             return await self._to_robot(conversation_id, target, message)
         if kind == inbound.SMARTBOT:
@@ -61,37 +90,76 @@ class Outbound:
             extra={"stage": stage_of(message), **extra},
         )
 
+    async def _pace(self, recipient: str, budget: tuple[tuple[float, int], ...]) -> None:
+        """Wait until `recipient` may get one more message without WeCom dropping it, and count it."""
+        waited = 0.0
+        while True:
+            wait = self.state.reserve_send(recipient=recipient, limits=budget, now=self.clock())
+            if wait <= 0:
+                return
+            if waited + wait > defaults.PACING_WAIT_MAX_SECONDS:
+                raise DeliveryError(
+                    f"WeCom would drop more messages to {recipient} now; retrying later", retry_after=wait
+                )
+            log.info("wecom pacing: %s waits %.1fs for its message budget", recipient, wait)
+            await self.api.sleep(wait)
+            waited += wait
+
+    async def _send_card(
+        self, user_ids: list[str], message: OutgoingMessage, *, origin: str | None = None
+    ) -> str:
+        """One button card to each of `user_ids` (one call); its task id. With `origin`, clicks count
+        there."""
+        client, agent_id = self.api.client, self.settings.agent_id
+        task_id = self.state.new_task_id()
+        keys = self.state.remember_card(task_id=task_id, buttons=message.buttons)
+        if origin is not None:
+            self.state.remember_origin(task_id=task_id, conversation_id=origin)
+        msg = {"msgtype": "template_card", "template_card": render_card(message, task_id=task_id, keys=keys)}
+        for user_id in user_ids:
+            await self._pace(f"{inbound.USER}:{user_id}", USER_BUDGET)
+        touser = "|".join(user_ids)
+        answer = await self.api.call(lambda: client.message.send(agent_id, touser, msg=msg), what="a card")
+        _check_recipients(answer, user_ids, what="a card")
+        if answer.get("response_code") and origin is None:
+            self.state.offer_response_code(task_id=task_id, response_code=str(answer["response_code"]))
+        return task_id
+
     async def _to_user(self, conversation_id: str, user_id: str, message: OutgoingMessage) -> MessageRef:
         client, agent_id = self.api.client, self.settings.agent_id
         if message.buttons:
-            task_id = self.state.new_task_id()
-            keys = self.state.remember_card(task_id=task_id, buttons=message.buttons)
-            msg = {
-                "msgtype": "template_card",
-                "template_card": render_card(message, task_id=task_id, keys=keys),
-            }
-            answer = await self.api.call(
-                lambda: client.message.send(agent_id, user_id, msg=msg), what="a card"
-            )
-            if answer.get("response_code"):
-                self.state.offer_response_code(task_id=task_id, response_code=str(answer["response_code"]))
+            task_id = await self._send_card([user_id], message)
             return self._ref(conversation_id, task_id, message, card="1")
         first = ""
         for part in split_markdown(render_markdown(message)):
             msg = {"msgtype": "markdown", "markdown": {"content": part}}
+            await self._pace(conversation_id, USER_BUDGET)
             answer = await self.api.call(
                 partial(client.message.send, agent_id, user_id, msg=msg), what="a message"
             )
+            _check_recipients(answer, [user_id], what="a message")
             first = first or str(answer.get("msgid") or "")
         return self._ref(conversation_id, first or _local_id(), message)
 
-    async def _to_appchat(self, conversation_id: str, chat_id: str, message: OutgoingMessage) -> MessageRef:
+    async def _to_appchat(
+        self, conversation_id: str, chat_id: str, message: OutgoingMessage, *, origin: str
+    ) -> MessageRef:
         client = self.api.client
-        for part in split_markdown(render_markdown(message)):
+        text = render_markdown(message)
+        if message.buttons:
+            text += "\n" + CARD_NOTE
+        for part in split_markdown(text):
+            await self._pace(conversation_id, GROUP_BUDGET)
             await self.api.call(
                 partial(client.appchat.send, chat_id, "markdown", content=part),
                 what="a group chat message",
             )
+        if message.buttons:
+            info = await self.api.call(lambda: client.appchat.get(chat_id), what="the group chat's members")
+            members = [str(m) for m in (info.get("userlist") or [])][: defaults.APPCHAT_CARD_MEMBERS_MAX]
+            if members:
+                task_id = await self._send_card(members, message, origin=origin)
+                return self._ref(conversation_id, task_id, message)
         return self._ref(conversation_id, _local_id(), message)
 
     async def _to_robot(self, conversation_id: str, name: str, message: OutgoingMessage) -> MessageRef:
@@ -101,8 +169,13 @@ class Outbound:
         if key is None:
             raise DeliveryError(f"no WeCom group robot named {name!r}: add it to KOBOT_WECOM__ROBOT_WEBHOOKS")
         url = self.settings.api_base_url + "webhook/send"
-        for part in split_markdown(render_markdown(message)):
+        for part in split_markdown(
+            render_markdown(message),
+            limit=defaults.ROBOT_MARKDOWN_MAX_BYTES,
+            max_parts=defaults.ROBOT_MESSAGE_PARTS_MAX,
+        ):
             body = {"msgtype": "markdown", "markdown": {"content": part}}
+            await self._pace(conversation_id, ROBOT_BUDGET)
             await self._post_json(
                 url, body, params={"key": key.get_secret_value()}, what=f"group robot {name!r}"
             )
@@ -121,7 +194,7 @@ class Outbound:
                     url, {"msgtype": "template_card", "template_card": card}, what="a reply"
                 )
                 return self._ref(conversation_id, task_id, message)
-            parts = split_markdown(render_markdown(message))
+            parts = split_markdown(render_markdown(message), limit=defaults.ROBOT_MARKDOWN_MAX_BYTES)
             await self._post_json(
                 url, {"msgtype": "markdown", "markdown": {"content": parts[0]}}, what="a reply"
             )
@@ -130,7 +203,7 @@ class Outbound:
             return self._ref(conversation_id, _local_id(), message)
         route = self.settings.smart_bot_routes.get(chat)
         if route is not None and hops == 0 and not route.startswith(f"{inbound.SMARTBOT}:"):
-            sent = await self.send(route, message, hops=hops + 1)
+            sent = await self.send(route, message, hops=hops + 1, origin=conversation_id)
             return sent.model_copy(update={"conversation_id": conversation_id})
         raise DeliveryError(
             f"WeCom group {chat} cannot be posted to now (its reply link is used up); "
@@ -168,6 +241,22 @@ class Outbound:
         if code != 0:
             raise DeliveryError(f"WeCom refused {what} (errcode {code})")
         return dict(answer)
+
+
+def _check_recipients(answer: dict[str, Any], user_ids: list[str], *, what: str) -> None:
+    """WeCom answers errcode 0 with `invaliduser` naming who did not get the message (outside the app's
+    visible range, or unknown); for one recipient, that is not delivered."""
+    invalid = {u.lower() for u in str(answer.get("invaliduser") or "").split("|") if u}
+    missed = [u for u in user_ids if u.lower() in invalid]
+    if missed and len(missed) == len(user_ids):
+        raise DeliveryError(
+            f"WeCom did not deliver {what} to {', '.join(missed)}: "
+            "not in the app's visible range (invaliduser)"
+        )
+    if missed:
+        log.warning(
+            "wecom did not deliver %s to %d of %d members (invaliduser)", what, len(missed), len(user_ids)
+        )
 
 
 def _local_id() -> str:

@@ -1,4 +1,5 @@
-"""What the WeCom adapter remembers in Redis: seen nonces and messages, sent cards, reply URLs.
+"""What the WeCom adapter remembers in Redis: seen nonces and messages, sent cards, reply URLs, people's
+names, and how many messages each recipient got lately (WeCom drops what exceeds its budget).
 
 Kept in Redis (not memory) so replay protection and button mapping survive a restart and hold
 across several kobot processes behind one callback URL.
@@ -16,6 +17,30 @@ from redis import Redis
 
 from bot.chat.wecom import defaults
 from kobot.messages import Button
+
+PACE_SCRIPT = """
+local key, now = KEYS[1], tonumber(ARGV[1])
+local limits = cjson.decode(ARGV[2])
+local longest = 0
+for _, limit in ipairs(limits) do longest = math.max(longest, limit[1]) end
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - longest)
+local wait = 0
+for _, limit in ipairs(limits) do
+  local window, count = limit[1], limit[2]
+  local recent = redis.call('ZRANGEBYSCORE', key, now - window, '+inf', 'WITHSCORES')
+  local n = #recent / 2
+  if n >= count then
+    local oldest = tonumber(recent[2 * (n - count) + 2])
+    wait = math.max(wait, oldest + window - now)
+  end
+end
+if wait > 0 then return tostring(wait) end
+redis.call('ZADD', key, now, ARGV[3])
+redis.call('EXPIRE', key, math.ceil(longest) + 60)
+return '0'
+"""
+"""Atomically: drop sends older than the longest window; if every window has room, record this send and
+answer 0, else answer how long until the fullest window has room (nothing recorded)."""
 
 SHORT_KEY_PREFIX = "k~"
 """Marks a button key that stands for a value kept server-side (values that fit are sent as they are)."""
@@ -87,9 +112,22 @@ class WeComState:
         buttons = sorted((json.loads(value) for value in raw.values()), key=lambda b: int(b["index"]))
         return [CardButton(action_id=b["action_id"], value=b["value"], label=b["label"]) for b in buttons]
 
+    def remember_origin(self, *, task_id: str, conversation_id: str) -> None:
+        """The card was sent one-to-one on behalf of a group (`appchat:...`): a click counts there."""
+        self.redis.set(
+            self._key("origin", task_id), conversation_id.encode(), ex=defaults.CARD_STATE_TTL_SECONDS
+        )
+
+    def card_origin(self, *, task_id: str) -> str | None:
+        raw = cast(bytes | None, self.redis.get(self._key("origin", task_id)))
+        return None if raw is None else raw.decode()
+
     def offer_response_code(self, *, task_id: str, response_code: str) -> None:
-        """A response code (from a send or a click) lets the card be updated once: keep the newest."""
-        self.redis.set(self._key("rc", task_id), response_code.encode(), ex=defaults.CARD_STATE_TTL_SECONDS)
+        """A response code (from a send or a click) lets the card be updated once, within 72 h: keep the
+        newest."""
+        self.redis.set(
+            self._key("rc", task_id), response_code.encode(), ex=defaults.RESPONSE_CODE_TTL_SECONDS
+        )
 
     def take_response_code(self, *, task_id: str) -> str | None:
         """The card's unused response code, consumed: a second caller gets None."""
@@ -104,3 +142,29 @@ class WeComState:
     def take_reply_url(self, *, conversation_id: str) -> str | None:
         raw = cast(bytes | None, self.redis.getdel(self._key("reply-url", conversation_id)))
         return None if raw is None else raw.decode()
+
+    def reserve_send(self, *, recipient: str, limits: tuple[tuple[float, int], ...], now: float) -> float:
+        """Count one message to `recipient` if each (window seconds, count) budget has room and answer 0;
+        otherwise count nothing and answer the seconds until it has room."""
+        answer = cast(
+            bytes | str,
+            self.redis.eval(
+                PACE_SCRIPT,
+                1,
+                self._key("pace", recipient),
+                repr(now),
+                json.dumps([list(limit) for limit in limits]),
+                f"{now!r}:{secrets.token_hex(4)}",
+            ),
+        )
+        return float(answer.decode() if isinstance(answer, bytes) else answer)
+
+    def display_name(self, *, user_id: str) -> str | None:
+        """The cached name of `user_id`: "" when the contacts API would not name them, None when not asked."""
+        raw = cast(bytes | None, self.redis.get(self._key("name", user_id)))
+        return None if raw is None else raw.decode()
+
+    def remember_display_name(self, *, user_id: str, name: str) -> None:
+        """Cache a name (or "" for a userid the contacts API would not name, kept for a shorter time)."""
+        ttl = defaults.DISPLAY_NAME_TTL_SECONDS if name else defaults.DISPLAY_NAME_MISS_TTL_SECONDS
+        self.redis.set(self._key("name", user_id), name.encode(), ex=ttl)

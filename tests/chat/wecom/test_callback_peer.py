@@ -51,7 +51,7 @@ async def test_peer_text_from_the_app_session_reaches_the_sink_with_identity(
     [message] = sink.messages
     assert message.text == "扩容 prod 工作节点 5"
     assert message.identity.platform == "wecom" and message.identity.user_id == "zhangsan"
-    assert message.identity.display_name == "zhangsan"
+    assert message.identity.display_name == "张三"  # the contacts API's name, not the userid
     assert message.conversation.conversation_id == "user:zhangsan" and message.conversation.is_direct
 
 

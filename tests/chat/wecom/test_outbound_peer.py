@@ -80,14 +80,14 @@ async def test_peer_5xx_is_a_delivery_error_the_caller_can_retry(
     assert len([s for s in wecom_peer.sent if s.api == "message/send"]) == 2
 
 
-async def test_peer_long_markdown_is_split_under_4096_bytes(
+async def test_peer_long_markdown_is_split_under_the_app_limit_of_2048_bytes(
     adapter: WeComAdapter, wecom_peer: WeComPeer
 ) -> None:
     body = "\n".join(f"node-{i:03d} 正常运行 Ready " + "·" * 40 for i in range(120))
     await adapter.send(conv("user:alice"), OutgoingMessage(title="nodes", body=body))
     contents = [s.payload["markdown"]["content"] for s in wecom_peer.sent]
     assert len(contents) > 1
-    assert all(len(c.encode()) <= 4096 for c in contents)
+    assert all(len(c.encode()) <= 2048 for c in contents)
     assert "node-000" in contents[0] and "node-119" in "".join(contents)
 
 
@@ -157,8 +157,8 @@ async def test_peer_app_group_chat_created_and_posted_to(
     )
     assert created["chatid"] == "kobotops"
     await adapter.send(conv("appchat:kobotops"), samples.APPROVAL_REQUEST)
-    sent = wecom_peer.sent[-1]
-    assert sent.api == "appchat/send" and sent.target == "kobotops"
+    [sent] = [s for s in wecom_peer.sent if s.api == "appchat/send"]
+    assert sent.target == "kobotops"
     assert "`[1] Approve`" in sent.payload["markdown"]["content"]
 
 
