@@ -19,8 +19,8 @@ import aiohttp
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
-from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.starlette.async_handler import to_starlette_response
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -28,6 +28,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.chat.registry import register_adapter
 from bot.chat.slack import defaults
+from bot.chat.slack.admission import Refused, admit
 from bot.chat.slack.guard import RequestGuard, Verdict, seen_event
 from bot.chat.slack.inbound import (
     InboundPayloadError,
@@ -49,6 +50,7 @@ from kobot.errors import DeliveryError, SettingsError
 from kobot.http_body import read_capped
 from kobot.messages import OutgoingMessage
 from kobot.settings_slack import SlackSettings
+from kobot.validation import has_surrogates
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,6 @@ class SlackAdapter(ChatAdapter):
             process_before_response=False,
             logger=logging.getLogger("bot.chat.slack.bolt"),
         )
-        self._bolt = AsyncSlackRequestHandler(self.app)
         self._socket: AsyncSocketModeHandler | None = None
         self._sink: InboundSink | None = None
         self._bot_user_id: str | None = None
@@ -184,7 +185,16 @@ class SlackAdapter(ChatAdapter):
             return JSONResponse({"error": "replayed request"}, status_code=401)
         if self._sink is None:
             return JSONResponse({"error": "not ready"}, status_code=503)
-        return await self._bolt.handle(request)
+        admitted = admit(body, headers=request.headers)
+        if isinstance(admitted, Refused):
+            log.warning("slack request refused: %s", admitted.reason)
+            return JSONResponse({"error": admitted.reason}, status_code=400)
+        answer = await self.app.async_dispatch(admitted)
+        if answer.status >= 500:
+            # kobot's listeners only schedule work, so a 5xx here is Bolt failing on the payload itself
+            log.warning("slack request not understood by Bolt (HTTP %d)", answer.status)
+            return JSONResponse({"error": "the payload could not be handled"}, status_code=400)
+        return to_starlette_response(answer)
 
     async def send(self, conversation: Conversation, message: OutgoingMessage) -> MessageRef:
         return await self._post(conversation, message, metadata=None)
@@ -314,6 +324,8 @@ class SlackAdapter(ChatAdapter):
 
     async def _deliver_event(self, body: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         event_id = body.get("event_id")
+        if isinstance(event_id, str) and has_surrogates(event_id):
+            raise InboundPayloadError("event_id is not text Slack makes")
         if isinstance(event_id, str) and event_id and await seen_event(self._redis, event_id):
             log.info("slack event %s delivered again; ignored", event_id)
             return

@@ -2,6 +2,8 @@
 
 Slack encodes chat text: `&`, `<`, `>` are escaped and mentions, channels and links arrive as
 `<@U123>`, `<#C1|ops>`, `<http://x|x>`. The command parser sees what the user typed instead.
+Lone surrogates (JSON escapes like \\udfff, which no Slack client sends but a JSON decoder accepts)
+are dropped from text and make an id unusable, so none reaches a key, a store write or a log line.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from bot.chat.slack.defaults import PLATFORM
 from bot.chat.slack.render import kobot_action_id
 from kobot.conversations import ButtonClick, Conversation, Identity, InboundMessage, MessageRef
+from kobot.validation import has_surrogates, without_surrogates
 
 _TOKEN = re.compile(r"<([^<>]*)>")
 
@@ -57,13 +60,13 @@ def clean_text(text: str, *, bot_user_id: str | None) -> str:
             return label
         return target.removeprefix("mailto:")
 
-    plain = _TOKEN.sub(replace, text)
+    plain = _TOKEN.sub(replace, without_surrogates(text))
     return html.unescape(" ".join(plain.split()))
 
 
 def event_user(event: Payload) -> str:
     user = event.get("user")
-    if not isinstance(user, str) or not user:
+    if not isinstance(user, str) or not user or has_surrogates(user):
         raise InboundPayloadError("event without a user")
     return user
 
@@ -78,13 +81,13 @@ def message_from_event(
     channel = _text(event, "channel")
     ts = _text(event, "ts")
     is_direct = event.get("channel_type") == "im"
-    thread_ts = event.get("thread_ts")
+    thread_ts = _optional_text(event, "thread_ts")
     conversation = Conversation(
         platform=PLATFORM,
         conversation_id=channel,
-        thread_id=thread_ts if isinstance(thread_ts, str) and thread_ts else (None if is_direct else ts),
+        thread_id=thread_ts or (None if is_direct else ts),
         is_direct=is_direct,
-        extra={"team_id": team_id} if team_id else {},
+        extra={"team_id": without_surrogates(team_id)} if team_id else {},
     )
     return InboundMessage(
         identity=sender.identity(),
@@ -97,7 +100,7 @@ def message_from_event(
 def message_from_command(body: Payload, *, sender: Sender) -> InboundMessage:
     """`/kobot <text>`: the text is the command. Slash commands are not messages, so there is no thread."""
     channel = _text(body, "channel_id")
-    team_id = str(body.get("team_id", ""))
+    team_id = without_surrogates(str(body.get("team_id", "")))
     return InboundMessage(
         identity=sender.identity(),
         conversation=Conversation(
@@ -107,7 +110,7 @@ def message_from_command(body: Payload, *, sender: Sender) -> InboundMessage:
             extra={"team_id": team_id} if team_id else {},
         ),
         text=clean_text(str(body.get("text", "")), bot_user_id=None),
-        message_id=str(body.get("trigger_id", "")),
+        message_id=without_surrogates(str(body.get("trigger_id", ""))),
     )
 
 
@@ -127,12 +130,11 @@ def clicks_from_actions(body: Payload, *, sender: Sender) -> list[ButtonClick]:
     channel = _channel_of(body)
     container = body.get("container")
     container = container if isinstance(container, Mapping) else {}
-    message_ts = container.get("message_ts")
-    thread_ts = container.get("thread_ts")
-    thread_id = thread_ts if isinstance(thread_ts, str) and thread_ts else None
+    message_ts = _optional_text(container, "message_ts")
+    thread_id = _optional_text(container, "thread_ts")
     ref = (
         MessageRef(platform=PLATFORM, conversation_id=channel, message_id=message_ts, thread_id=thread_id)
-        if isinstance(message_ts, str) and message_ts
+        if message_ts
         else None
     )
     conversation = Conversation(
@@ -150,7 +152,7 @@ def clicks_from_actions(body: Payload, *, sender: Sender) -> list[ButtonClick]:
                 identity=sender.identity(),
                 conversation=conversation,
                 action_id=kobot_action_id(_text(action, "action_id")),
-                value=str(action.get("value", "")),
+                value=without_surrogates(str(action.get("value", ""))),
                 message=ref,
             )
         )
@@ -159,16 +161,24 @@ def clicks_from_actions(body: Payload, *, sender: Sender) -> list[ButtonClick]:
 
 def _channel_of(body: Payload) -> str:
     channel = body.get("channel")
-    if isinstance(channel, Mapping) and isinstance(channel.get("id"), str):
+    if isinstance(channel, Mapping) and _optional_text(channel, "id"):
         return str(channel["id"])
     container = body.get("container")
-    if isinstance(container, Mapping) and isinstance(container.get("channel_id"), str):
+    if isinstance(container, Mapping) and _optional_text(container, "channel_id"):
         return str(container["channel_id"])
     raise InboundPayloadError("block_actions without a channel")
 
 
 def _text(payload: Payload, key: str) -> str:
-    value = payload.get(key)
-    if not isinstance(value, str) or not value:
+    value = _optional_text(payload, key)
+    if value is None:
         raise InboundPayloadError(f"payload without {key}")
+    return value
+
+
+def _optional_text(payload: Payload, key: str) -> str | None:
+    """A non-empty id or timestamp, or None; one with lone surrogates is no id Slack made."""
+    value = payload.get(key)
+    if not isinstance(value, str) or not value or has_surrogates(value):
+        return None
     return value

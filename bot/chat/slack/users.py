@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.chat.slack import defaults
 from bot.chat.slack.inbound import Sender
 from kobot.keys import PREFIX
+from kobot.validation import without_surrogates
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,8 @@ class UserDirectory:
             or profile.get("real_name")
             or user.get("name")
         )
-        email = profile.get("email") or None
-        sender = Sender(user_id=user_id, display_name=str(name or ""), email=email)
+        email = without_surrogates(str(profile.get("email") or "")) or None
+        sender = Sender(user_id=user_id, display_name=without_surrogates(str(name or "")), email=email)
         await self._redis.set(
             user_key(user_id),
             json.dumps({"name": sender.display_name, "email": email}),

@@ -233,3 +233,48 @@ async def test_peer_malformed_timestamp_is_refused_as_forged(
         response = await http.post(EVENTS_PATH, content=body, headers=headers)
         assert response.status_code == 401, (timestamp[:20], response.status_code)
     assert not sink.messages
+
+
+async def test_peer_lone_surrogates_in_a_signed_event_never_reach_a_key_or_the_sink(
+    http: httpx.AsyncClient, signing_secret: str, sink: RecordingSink, adapter: SlackAdapter, redis: Redis
+) -> None:
+    """`\\udfff` escapes are valid JSON but not Unicode text: the text loses them, an id carrying one
+    is dropped with a warning, and nothing is stored under a key built from it."""
+    text_event = event_callback(mention_event(text="<@U0KOBOT> list\udfff clusters"), event_id="Ev0TEXT")
+    broken_id = event_callback(mention_event(text="<@U0KOBOT> help"), event_id="Ev0\udfff")
+    broken_user = event_callback(mention_event(text="<@U0KOBOT> help", user="U0\udfff"))
+    for payload in (text_event, broken_id, broken_user):
+        assert (await post_json(http, signing_secret, payload)).status_code == 200
+    await eventually(lambda: sink.messages)
+    await eventually(lambda: adapter.inbound_in_flight == 0)
+    assert [m.text for m in sink.messages] == ["list clusters"]
+    stored = {k.decode() for k in redis.scan_iter("kobot:slack:event:*")}
+    assert stored == {f"kobot:slack:event:{p['event_id']}" for p in (text_event, broken_user)}
+
+
+async def test_peer_malformed_signed_bodies_are_answered_400_with_the_reason(
+    http: httpx.AsyncClient, signing_secret: str, sink: RecordingSink
+) -> None:
+    """Signed but not a Slack payload: a 400 naming what is wrong, never a 500 (Slack retries those)."""
+    good = json.dumps(event_callback(mention_event(text="<@U0KOBOT> help"))).encode()
+    cases = {
+        b"\xff" + good: "not UTF-8",
+        b"\xef\xbb\xbf" + good: "byte-order mark",
+        b"[1, 2]": "one object",
+        json.dumps(
+            event_callback(mention_event(text="x")) | {"authorizations": "x"}
+        ).encode(): "authorizations",
+        json.dumps(event_callback(mention_event(text="x")) | {"event": None}).encode(): "event must be",
+        json.dumps(
+            event_callback(mention_event(text="x")) | {"event": {"type": ["x"]}}
+        ).encode(): "event.type",
+    }
+    for body, reason in cases.items():
+        headers = {
+            "Content-Type": "application/json",
+            **signed_headers(signing_secret=signing_secret, body=body),
+        }
+        response = await http.post(EVENTS_PATH, content=body, headers=headers)
+        assert response.status_code == 400, (body[:40], response.status_code)
+        assert reason in response.json()["error"]
+    assert not sink.messages

@@ -13,6 +13,7 @@ from bot.chat.slack.inbound import (
     Sender,
     clean_text,
     clicks_from_actions,
+    event_user,
     message_from_event,
 )
 from bot.chat.slack.render import kobot_action_id, slack_action_id
@@ -54,6 +55,19 @@ def test_event_without_user_or_channel_is_refused() -> None:
 def test_block_actions_without_actions_is_refused() -> None:
     with pytest.raises(InboundPayloadError):
         clicks_from_actions({"channel": {"id": "C1"}, "actions": []}, sender=Sender(user_id="U0BOB"))
+
+
+def test_lone_surrogates_dropped_from_text_and_ids_carrying_them_refused() -> None:
+    """Bolt's JSON decoding turns an escape like \\udfff into a lone surrogate; none passes the adapter."""
+    sender = Sender(user_id="U0ALICE")
+    event = {"type": "app_mention", "ts": "1.1", "channel": "C1", "text": "<@U0KOBOT> list\udfff clusters"}
+    message = message_from_event(event, sender=sender, bot_user_id="U0KOBOT", team_id="T\ud83d1")
+    assert message.text == "list clusters"
+    assert message.conversation.extra == {"team_id": "T1"}
+    with pytest.raises(InboundPayloadError, match="channel"):
+        message_from_event(event | {"channel": "C\udfff"}, sender=sender, bot_user_id=None, team_id="")
+    with pytest.raises(InboundPayloadError, match="user"):
+        event_user(event | {"user": "U0\udfff"})
 
 
 @pytest.mark.parametrize("action_id", ["approval.approve", "alert.silence", "odd#name", "x#1y"])
