@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from commands.registry import CommandSpec
 from kobot import defaults
+from kobot.validation import SURROGATE_CATEGORY
 
 CLUSTER_NAMES = ("cluster", "集群")
 """Argument names that always mean the cluster (`cluster=prod`, `集群 prod`)."""
@@ -121,13 +122,18 @@ def has_cjk(text: str) -> bool:
     return any("\u2e80" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in text)
 
 
+DROPPED_CATEGORIES = ("Cc", "Cf", SURROGATE_CATEGORY)
+"""Invisible control and format characters, and lone surrogates (UTF-8 cannot encode them)."""
+
+
 def normalize_text(text: str) -> str:
-    """NFKC (full-width → ASCII), drop mentions, Slack link markup, invisible characters, end punctuation."""
+    """NFKC (full-width → ASCII), drop mentions, Slack link markup, invisible characters, lone
+    surrogates and end punctuation."""
     cleaned = unicodedata.normalize("NFKC", text).translate(_PUNCT)
     cleaned = "".join(
         " " if ch.isspace() else ch
         for ch in cleaned
-        if unicodedata.category(ch) not in ("Cc", "Cf") or ch.isspace()
+        if unicodedata.category(ch) not in DROPPED_CATEGORIES or ch.isspace()
     )
     for _ in range(MENTION_STRIP_MAX):
         stripped = _MENTION.sub("", cleaned, count=1)

@@ -23,6 +23,7 @@ from redis.typing import EncodableT, FieldT
 
 from kobot import keys
 from kobot.conversations import Conversation, Identity
+from kobot.validation import scrub_surrogates
 
 AUDIT_STREAM = keys.AUDIT_STREAM
 """The one stream every audit entry goes to."""
@@ -191,15 +192,21 @@ def _entry_fields(
     detail: Mapping[str, Any],
     result: str,
 ) -> dict[FieldT, EncodableT]:
-    entry = AuditEntry(
-        at=datetime.now(UTC),
-        actor=who.key if who is not None else None,
-        actor_name=who.label() if who is not None else None,
-        where=where.key if where is not None else None,
-        action=action,
-        cluster=cluster,
-        detail=mask_secrets(detail),
-        result=result,
+    # Lone surrogates (a JSON escape in a chat payload) cannot be encoded as UTF-8: they are dropped
+    # here, so no entry fails to be written for what a user's client sent.
+    entry = AuditEntry.model_validate(
+        scrub_surrogates(
+            {
+                "at": datetime.now(UTC),
+                "actor": who.key if who is not None else None,
+                "actor_name": who.label() if who is not None else None,
+                "where": where.key if where is not None else None,
+                "action": action,
+                "cluster": cluster,
+                "detail": mask_secrets(detail),
+                "result": result,
+            }
+        )
     )
     return {"e": entry.model_dump_json(exclude={"id"})}
 

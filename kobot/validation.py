@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -61,6 +62,41 @@ class ArgValueError(ValueError):
 
 
 T = TypeVar("T")
+
+
+SURROGATE_CATEGORY = "Cs"
+"""Unicode's category of surrogate code points: halves of UTF-16 pairs, never characters on their own.
+
+A JSON escape like \\udfff decodes to one in Python, and UTF-8 cannot encode it, so it would break
+every store write, key and log line it reaches.
+"""
+
+
+def has_surrogates(text: str) -> bool:
+    """Whether `text` holds a lone surrogate (category Cs), which UTF-8 cannot encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def without_surrogates(text: str) -> str:
+    """`text` with lone surrogates dropped: what a person typed survives, the broken halves do not."""
+    if not has_surrogates(text):
+        return text
+    return "".join(ch for ch in text if unicodedata.category(ch) != SURROGATE_CATEGORY)
+
+
+def scrub_surrogates(value: object) -> object:
+    """`value` (JSON-like: dicts, lists, strings) with lone surrogates dropped from every string and key."""
+    if isinstance(value, str):
+        return without_surrogates(value)
+    if isinstance(value, dict):
+        return {scrub_surrogates(key): scrub_surrogates(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_surrogates(item) for item in value]
+    return value
 
 
 def _as_arg_error(check: Callable[[], T]) -> T:

@@ -106,3 +106,9 @@ def test_tokenize_splits_arguments_joined_by_commas_but_not_list_values() -> Non
         "workers=5",
         "hosts=a,b",
     ]
+
+
+def test_lone_surrogates_are_dropped_before_parsing() -> None:
+    """Bolt's JSON decoding turns an escape like \\udfff into a lone surrogate; the command still parses."""
+    assert normalize_text("list\udfff clusters\ud83d") == "list clusters"
+    assert parse("list\udfff clusters").command == parse("list clusters").command

@@ -135,3 +135,21 @@ def test_parse_since() -> None:
     assert parse_since("2025-01-31T08:00:00+08:00", now=now) == datetime(2025, 1, 31, 0, 0, tzinfo=UTC)
     with pytest.raises(ValueError, match="'yesterday' is not a time"):
         parse_since("yesterday", now=now)
+
+
+def test_lone_surrogates_never_stop_an_entry_from_being_written(redis: Redis) -> None:
+    """A JSON escape such as \\udfff in a chat payload decodes to a lone surrogate, which UTF-8 cannot
+    encode: the entry is still written, with the broken halves dropped."""
+    log = AuditLog(redis=redis)
+    who = Identity(platform="slack", user_id="U\udfffX", display_name="al\ud83dice")
+    log.record(
+        who=who,
+        where=OPS,
+        action="command",
+        cluster="prod\udfff",
+        detail={"text": "list clusters \udfff", "k\ud800": ["v\udfff"]},
+        result="ok\udfff",
+    )
+    [entry] = log.query(cluster=None, since=None, actor=None, action=None, limit=10)
+    assert (entry.actor, entry.actor_name, entry.cluster, entry.result) == ("slack:UX", "alice", "prod", "ok")
+    assert entry.detail == {"text": "list clusters ", "k": ["v"]}

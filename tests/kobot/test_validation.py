@@ -153,3 +153,12 @@ def test_backup_ids_that_pass(backup: str) -> None:
 def test_backup_ids_that_fail(backup: str) -> None:
     with pytest.raises(ArgValueError, match="is not a backup id"):
         validation.backup_id(backup)
+
+
+def test_lone_surrogates_are_found_and_dropped_and_pairs_kept() -> None:
+    assert validation.has_surrogates("list\udfff clusters")
+    assert not validation.has_surrogates("list clusters 🚀 扩容")
+    assert validation.without_surrogates("list\udfff clusters \ud83d") == "list clusters "
+    assert validation.without_surrogates("🚀 ok") == "🚀 ok"
+    scrubbed = validation.scrub_surrogates({"k\udfff": ["a\ud800", {"b": "c\udfff"}], "n": 1})
+    assert scrubbed == {"k": ["a", {"b": "c"}], "n": 1}
