@@ -1,10 +1,16 @@
 """The DingTalk adapter: stream mode in, session webhook / cards / robot API / custom robots out.
 
 Where a message goes:
-- `robot:<name>` conversations → that custom robot's signed webhook, paced by its outbox;
-- progress and approvals, when a card template is configured → an interactive card, edited in place;
+- `robot:<name>` conversations → that custom robot's signed webhook, paced by its outbox; `send`
+  returns once DingTalk accepted the post;
+- progress, approvals and anything with buttons → an interactive card, edited in place: the team's
+  own template when `card_template_id` is set, else the SDK's public "Markdown with buttons" one;
 - other answers while the conversation's session webhook is fresh → the session webhook;
 - everything else → the robot API (group or one-to-one markdown), which needs no webhook that expires.
+
+Inbound, DingTalk pushes each bot message once and never again (acked or not, socket open or not),
+so nothing here waits for a redelivery: a message kobot could not take is answered with a request
+to send it again, where the frame says where to answer.
 """
 
 from __future__ import annotations
@@ -56,11 +62,16 @@ class DingTalkAdapter(ChatAdapter):
     def __init__(self, *, settings: DingTalkSettings, redis: Redis) -> None:
         self._settings = settings
         self._redis = redis
-        self._template = settings.card_template_id
+        self._template = settings.card_template_id or defaults.PUBLIC_CARD_TEMPLATE_ID
+        self._card_params = (
+            render.card_params if settings.card_template_id is not None else render.public_card_params
+        )
         self._robot_code = settings.robot_code or settings.client_id
+        self.robot_send_wait = defaults.ROBOT_SEND_WAIT_SECONDS
+        """How long a robot `send` waits for DingTalk to accept the post (tests shorten it)."""
         self.capabilities = Capabilities(
-            edits=self._template is not None,
-            buttons=self._template is not None,
+            edits=True,
+            buttons=True,
             threads=False,
             markdown=True,
             max_message_bytes=defaults.MESSAGE_MAX_BYTES,
@@ -105,8 +116,8 @@ class DingTalkAdapter(ChatAdapter):
 
     async def send(self, conversation: Conversation, message: OutgoingMessage) -> MessageRef:
         if conversation.conversation_id.startswith(ROBOT_PREFIX):
-            return self._send_robot(conversation.conversation_id, message, key=None)
-        if self._template is not None and (message.kind in CARD_KINDS or message.buttons):
+            return await self._send_robot(conversation.conversation_id, message, key=None)
+        if message.kind in CARD_KINDS or message.buttons:
             return await self._send_card(conversation, message)
         webhook = _live_session_webhook(conversation)
         if webhook is not None and message.kind not in CARD_KINDS:
@@ -118,24 +129,24 @@ class DingTalkAdapter(ChatAdapter):
     async def update(self, ref: MessageRef, message: OutgoingMessage) -> MessageRef:
         via = ref.extra.get("via")
         if via == VIA_CARD:
-            body = render.card_update(message, out_track_id=ref.message_id)
+            body = render.card_update(self._card_params(message), out_track_id=ref.message_id)
             await self.api.call("PUT", "/v1.0/card/instances", body)
             return ref
         if via == VIA_ROBOT:
-            return self._send_robot(ref.conversation_id, message, key=ref.message_id)
-        # Markdown cannot be edited: each stage is a new message, sent where no webhook can expire.
+            return await self._send_robot(ref.conversation_id, message, key=ref.message_id)
+        # Markdown cannot be edited (a reply, or a message sent before cards were the default): each
+        # stage is a new message, sent where no webhook can expire.
         return await self._send_api(ref.conversation_id, ref.extra.get(inbound.EXTRA_USER_ID), message)
 
     async def ask(self, conversation: Conversation, message: OutgoingMessage) -> MessageRef:
-        """Cards carry the buttons; without a template the markdown already lists them as choices."""
+        """Buttons make `send` choose a card, so asking is sending."""
         return await self.send(conversation, message)
 
     async def _send_card(self, conversation: Conversation, message: OutgoingMessage) -> MessageRef:
-        assert self._template is not None
         out_track_id = f"kobot-{uuid.uuid4().hex}"
         user_id = _direct_user(conversation)
         body = render.card_create(
-            message,
+            self._card_params(message),
             template_id=self._template,
             out_track_id=out_track_id,
             robot_code=self._robot_code,
@@ -144,20 +155,26 @@ class DingTalkAdapter(ChatAdapter):
         )
         ref = self._ref(conversation, message_id=out_track_id, via=VIA_CARD, user_id=user_id)
         # Remember the card before it exists, so a click arriving at once is already trusted.
+        card_key = f"{_KEY_PREFIX}:card:{out_track_id}"
         await asyncio.to_thread(
-            self._redis.set,
-            f"{_KEY_PREFIX}:card:{out_track_id}",
-            inbound.card_record(conversation, ref),
-            ex=defaults.CARD_TTL_SECONDS,
+            self._redis.set, card_key, inbound.card_record(conversation, ref), ex=defaults.CARD_TTL_SECONDS
         )
-        await self.api.call("POST", "/v1.0/card/instances/createAndDeliver", body)
+        try:
+            answer = await self.api.call("POST", "/v1.0/card/instances/createAndDeliver", body)
+            _check_delivered(answer)
+        except DeliveryError:
+            await asyncio.to_thread(self._redis.delete, card_key)
+            raise
         return ref
 
     async def _send_api(
         self, conversation_id: str, user_id: str | None, message: OutgoingMessage
     ) -> MessageRef:
         result: dict[str, Any] = {}
-        for part in render.split_markdown(render.render_markdown(message)):
+        parts = render.split_markdown(
+            render.render_markdown(message), limit_bytes=defaults.ROBOT_API_MSG_PARAM_MAX_BYTES
+        )
+        for part in parts:
             path, body = render.robot_api_markdown(
                 part, robot_code=self._robot_code, conversation_id=conversation_id, user_id=user_id
             )
@@ -168,7 +185,9 @@ class DingTalkAdapter(ChatAdapter):
             platform=self.platform, conversation_id=conversation_id, message_id=message_id, extra=extra
         )
 
-    def _send_robot(self, conversation_id: str, message: OutgoingMessage, *, key: str | None) -> MessageRef:
+    async def _send_robot(
+        self, conversation_id: str, message: OutgoingMessage, *, key: str | None
+    ) -> MessageRef:
         name = conversation_id.removeprefix(ROBOT_PREFIX)
         outbox = self._outbox(name)
         payloads = [
@@ -176,7 +195,9 @@ class DingTalkAdapter(ChatAdapter):
             for part in render.split_markdown(render.render_markdown(message))
         ]
         message_id = key or outbox.new_key()
-        outbox.submit(key=message_id, payloads=payloads, replace=key is not None)
+        await outbox.deliver(
+            key=message_id, payloads=payloads, replace=key is not None, wait=self.robot_send_wait
+        )
         return MessageRef(
             platform=self.platform,
             conversation_id=conversation_id,
@@ -219,10 +240,11 @@ class DingTalkAdapter(ChatAdapter):
             elif topic == TOPIC_CARD:
                 self._on_card(data, frame_id)
         except Exception:
-            # Not handed on: forget that it was seen, so the gateway's redelivery is handled.
-            self._redis.delete(
-                f"{_KEY_PREFIX}:seen:{data.get('msgId') or frame_id}", f"{_KEY_PREFIX}:seen:click:{frame_id}"
-            )
+            # DingTalk never pushes this frame again, so the sender is the only way to get it back:
+            # ask them (the frame carries its conversation and session webhook; no store needed).
+            conversation = inbound.conversation_of(data) if topic == TOPIC_CHAT else None
+            if conversation is not None:
+                self._to_main(self._answer(conversation, inbound.ASK_AGAIN))
             raise
 
     def _on_chat(self, data: dict[str, Any], frame_id: str) -> None:
@@ -265,7 +287,7 @@ class DingTalkAdapter(ChatAdapter):
         )
 
     def _first_delivery(self, delivery_id: str) -> bool:
-        """True once per id: the gateway re-sends frames it saw no ack for, and each must act once."""
+        """True once per id: one message must act once, even if it reaches two connections or processes."""
         first = bool(
             self._redis.set(f"{_KEY_PREFIX}:seen:{delivery_id}", b"1", nx=True, ex=defaults.SEEN_TTL_SECONDS)
         )
@@ -308,6 +330,18 @@ def _point_sdk_at(endpoint: str) -> None:
     if "dingtalk_stream" not in sys.modules:
         os.environ["DINGTALK_OPENAPI_ENDPOINT"] = endpoint
         import dingtalk_stream  # noqa: F401
+
+
+def _check_delivered(answer: dict[str, Any]) -> None:
+    """createAndDeliver answers HTTP 200 with a result per target: a card no target received is not sent."""
+    result = answer.get("result")
+    results = result.get("deliverResults") if isinstance(result, dict) else None
+    if not isinstance(results, list):
+        return
+    failed = [r for r in results if isinstance(r, dict) and r.get("success") is not True]
+    if failed and len(failed) == len(results):
+        reasons = "; ".join(str(r.get("errorMsg") or "no reason given") for r in failed)
+        raise DeliveryError(f"DingTalk created the card but did not deliver it: {reasons}")
 
 
 @register_adapter(defaults.PLATFORM)

@@ -8,6 +8,9 @@ PLATFORM = "dingtalk"
 MESSAGE_MAX_BYTES = 20_000
 """DingTalk refuses a robot message over this size (errcode 460101); longer messages are split."""
 
+ROBOT_API_MSG_PARAM_MAX_BYTES = 15_000
+"""The robot API (groupMessages/send, oToMessages/batchSend) refuses a `msgParam` over this size."""
+
 MESSAGE_MAX_PARTS = 4
 """A message needing more parts than this is cut and says so: a wall of robot posts helps no one."""
 
@@ -27,16 +30,41 @@ ROBOT_STOP_FLUSH_SECONDS = 5.0
 """How long `stop()` waits for queued robot posts before logging what is left."""
 
 ERRCODE_TOO_FAST = 130101
-"""Robot errcode: more than the budget in a minute."""
+"""Robot errcode: more than the budget in a minute, and then every post while the robot is throttled."""
+
+ROBOT_THROTTLE_PROBE_WINDOWS = 1.0
+"""After a 130101 the robot waits this many budget windows before one probing post: DingTalk throttles
+an over-budget robot for 10 minutes, and posting on through the throttle only collects refusals."""
+
+ROBOT_SEND_WAIT_SECONDS = 20.0
+"""How long `send` to a custom robot waits for its post to be accepted; then the post is withdrawn
+from the outbox and the caller gets DeliveryError (with retry_after) to retry from its own durable
+state. Below the alert delivery timeout (30 s), so an alert is never posted after its sender gave up."""
 
 ERRCODE_BUSY = (130101, -1)
 """Robot errcodes that mean "later", not "never": the budget, and the generic system busy."""
+
+ROBOT_WITHDRAW_POLL_SECONDS = 0.05
+"""While a post whose sender stopped waiting is on the wire, how often kobot checks if it may withdraw it."""
 
 ACCESS_TOKEN_MARGIN_SECONDS = 300.0
 """An access token is refreshed this long before DingTalk says it expires."""
 
 SESSION_WEBHOOK_MARGIN_MS = 60_000
 """A session webhook this close to its expiry is not used; the Open API takes over."""
+
+INVALID_TOKEN_CODES = frozenset({"InvalidAuthentication"})
+"""Open API codes for a missing, wrong or expired access token (HTTP 400, not 401): refresh and retry."""
+
+RATE_LIMIT_CODE_PREFIX = "Forbidden.AccessDenied.QpsLimit"
+"""Open API codes for a rate limit (HTTP 403: QpsLimitForApi, QpsLimitForAppkeyAndApi): later, not never."""
+
+RATE_LIMIT_RETRY_SECONDS = 1.0
+"""DingTalk's QPS limits count per second; a limited call is tried again after this long."""
+
+PUBLIC_CARD_TEMPLATE_ID = "1366a1eb-bc54-4859-ac88-517c56a9acb1.schema"
+"""The public "Markdown with buttons" card template shipped with dingtalk-stream (card_instance.py,
+MarkdownButtonCardInstance): cards edited in place with buttons, with no template to build in a console."""
 
 HTTP_TIMEOUT_SECONDS = 10.0
 """Upper bound for one Open API, webhook or gateway request."""
@@ -60,10 +88,10 @@ STREAM_STOP_TIMEOUT_SECONDS = 5.0
 """How long `stop()` waits for the stream thread to end."""
 
 MESSAGE_MAX_AGE_SECONDS = 600.0
-"""A chat message older than this (a re-delivery after a long outage) is refused, not run."""
+"""A chat message older than this (delivered late after an outage on DingTalk's side) is refused, not run."""
 
 SEEN_TTL_SECONDS = 24 * 3600
-"""How long a delivered frame id is remembered, so a re-sent frame is not handled twice."""
+"""How long a message id is remembered, so one message reaching two connections or processes runs once."""
 
 CARD_TTL_SECONDS = 30 * 24 * 3600
 """How long kobot remembers a card it sent, so clicks on it can be trusted and routed."""

@@ -23,6 +23,13 @@ EXTRA_USER_ID = "user_id"
 """Conversation.extra keys: the reply webhook, its expiry, and the staff id a direct chat belongs to."""
 
 
+ASK_AGAIN = (
+    "I received your message but could not take it on (a fault on my side). "
+    "DingTalk does not deliver a message twice: please send it again."
+)
+"""The answer to a message kobot could not hand on: only its sender can bring it back."""
+
+
 class InboundRefused(Exception):
     """A frame kobot will not act on; `user_message` is the clear answer, sent when there is a way to."""
 
@@ -88,6 +95,25 @@ def chat_message(data: dict[str, Any], *, now_ms: int) -> InboundMessage:
         conversation=conversation,
         text=text,
         message_id=str(message.message_id or ""),
+    )
+
+
+def conversation_of(data: dict[str, Any]) -> Conversation | None:
+    """The conversation (with its session webhook) of a raw chat frame, for answering when all else failed."""
+    conversation_id = data.get("conversationId")
+    if not isinstance(conversation_id, str) or not conversation_id:
+        return None
+    is_direct = str(data.get("conversationType")) == CONVERSATION_DIRECT
+    extra: dict[str, str] = {}
+    webhook = data.get("sessionWebhook")
+    if isinstance(webhook, str) and webhook:
+        extra[EXTRA_SESSION_WEBHOOK] = webhook
+        extra[EXTRA_SESSION_EXPIRES_MS] = str(_int(data.get("sessionWebhookExpiredTime")))
+    user_id = data.get("senderStaffId")
+    if is_direct and isinstance(user_id, str) and user_id:
+        extra[EXTRA_USER_ID] = user_id
+    return Conversation(
+        platform=defaults.PLATFORM, conversation_id=conversation_id, is_direct=is_direct, extra=extra
     )
 
 

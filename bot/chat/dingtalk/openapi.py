@@ -75,22 +75,29 @@ class OpenApiClient:
             self._token = None
 
     async def call(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """An authenticated Open API call; a token DingTalk calls invalid is refreshed once."""
+        """An authenticated Open API call; a token DingTalk calls invalid is refreshed once.
+
+        DingTalk refuses a bad or expired token with HTTP 400 and code `InvalidAuthentication`
+        (not 401), so the code decides; a 401 is taken the same way. A 403 with a QpsLimit code is
+        a rate limit (retry soon), any other 403 a refusal that will not change.
+        """
         for attempt in (1, 2):
             token = await self.access_token()
             answer = await self._request(
                 method, f"{self._endpoint}{path}", body=body, headers={TOKEN_HEADER: token}
             )
-            if answer.status == 401 and attempt == 1:
-                log.info("dingtalk access token refused, fetching a new one")
+            code = str(answer.data.get("code") or "")
+            if (answer.status == 401 or code in defaults.INVALID_TOKEN_CODES) and attempt == 1:
+                log.info("dingtalk access token refused (%s), fetching a new one", code or answer.status)
                 self.forget_token(token)
                 continue
             if 200 <= answer.status < 300:
                 return answer.data
-            code = answer.data.get("code", "")
+            retry_after = answer.retry_after()
+            if code.startswith(defaults.RATE_LIMIT_CODE_PREFIX):
+                retry_after = max(retry_after or 0.0, defaults.RATE_LIMIT_RETRY_SECONDS)
             raise DeliveryError(
-                f"DingTalk refused {path}: HTTP {answer.status} {code}".strip(),
-                retry_after=answer.retry_after(),
+                f"DingTalk refused {path}: HTTP {answer.status} {code}".strip(), retry_after=retry_after
             )
         raise DeliveryError(f"DingTalk refused {path}: access token not accepted")
 

@@ -4,7 +4,9 @@ DingTalk markdown is a small dialect: headings, bold, quotes and lists render; f
 not, so code is shown as a quote. Every text that comes from the message goes through
 `escape_markdown` (alert labels, echoed commands and reasons must not form links or mentions); the
 markup around it is kobot's. Card parameters are all strings because `cardParamMap` is
-`Map<String, String>`; the card template (see SETUP.md) binds to the names used here.
+`Map<String, String>`. Two card shapes: the SDK's public "Markdown with buttons" template (the
+default: `title`, `markdown`, `tips`, buttons in `sys_full_json_obj`) and a team's own template
+(SETUP.md lists the variables kobot fills).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from bot.chat.dingtalk import defaults
 from bot.chat.markdown_escape import SAFE_MENTION, escape_markdown
-from kobot.messages import TONE_MARK, OutgoingMessage, format_elapsed
+from kobot.messages import TONE_MARK, ButtonStyle, OutgoingMessage, format_elapsed
 
 CARD_CALLBACK_TYPE = "STREAM"
 """Card button clicks come back over the stream connection, not an HTTP route."""
@@ -101,6 +103,38 @@ def card_params(message: OutgoingMessage) -> dict[str, str]:
     }
 
 
+BUTTON_COLORS = {ButtonStyle.PRIMARY: "blue", ButtonStyle.DANGER: "red", ButtonStyle.DEFAULT: "gray"}
+"""Button colours of the public template (the SDK's MarkdownButtonCardInstance documents blue and gray)."""
+
+
+def public_card_params(message: OutgoingMessage) -> dict[str, str]:
+    """The `cardParamMap` of the public "Markdown with buttons" template.
+
+    Every button calls back (`request: true`) with `params` {action_id, value}, which DingTalk returns
+    as `cardPrivateData.params` in the stream callback, the same shape a team template's buttons send.
+    `sys_full_json_obj` is always set, so an update without buttons removes the old ones.
+    """
+    esc = escape_markdown
+    blocks = [f"**{esc(message.status)}**"] if message.status else []
+    blocks.extend(_details(message))
+    markdown = "\n\n".join(blocks) or esc(message.title)
+    buttons = [
+        {
+            "text": b.label,
+            "color": BUTTON_COLORS[b.style],
+            "request": True,
+            "params": {"action_id": b.action_id, "value": b.value},
+        }
+        for b in message.buttons
+    ]
+    return {
+        "title": f"{TONE_MARK[message.tone]} {message.title}",
+        "markdown": truncate_bytes(markdown, limit_bytes=defaults.MESSAGE_MAX_BYTES // 2),
+        "tips": message.footer or "",
+        "sys_full_json_obj": json.dumps({"msgButtons": buttons}, ensure_ascii=False),
+    }
+
+
 def webhook_markdown(doc: Markdown, *, mentions: tuple[str, ...] = ()) -> dict[str, Any]:
     """Body for a session webhook or a custom robot webhook."""
     return {
@@ -130,7 +164,7 @@ def robot_api_markdown(
 
 
 def card_create(
-    message: OutgoingMessage,
+    params: dict[str, str],
     *,
     template_id: str,
     out_track_id: str,
@@ -142,7 +176,7 @@ def card_create(
     body: dict[str, Any] = {
         "cardTemplateId": template_id,
         "outTrackId": out_track_id,
-        "cardData": {"cardParamMap": card_params(message)},
+        "cardData": {"cardParamMap": params},
         "callbackType": CARD_CALLBACK_TYPE,
         "userIdType": 1,
     }
@@ -157,11 +191,11 @@ def card_create(
     return body
 
 
-def card_update(message: OutgoingMessage, *, out_track_id: str) -> dict[str, Any]:
+def card_update(params: dict[str, str], *, out_track_id: str) -> dict[str, Any]:
     """Body of `PUT /v1.0/card/instances`: every parameter, so stale buttons disappear too."""
     return {
         "outTrackId": out_track_id,
-        "cardData": {"cardParamMap": card_params(message)},
+        "cardData": {"cardParamMap": params},
         "cardUpdateOptions": {"updateCardDataByKey": True},
     }
 

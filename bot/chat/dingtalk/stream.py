@@ -3,8 +3,13 @@
 The SDK's `start()` swallows cancellation and sleeps 10 s after any disconnect, so kobot keeps
 the SDK's frame parsing, handler routing and acks (`route_message`) but runs its own connect loop:
 connections/open with a timeout, the websocket, a reconnect with capped backoff, and a stop that
-cancels the loop and closes the socket. Frames the gateway does not see acked it sends again on the
-next connection, so nothing is lost across a reconnect.
+cancels the loop and closes the socket.
+
+DingTalk pushes each bot message once: a frame that is not acked, or that arrives while no socket
+is open (a reconnect, a restart), is never pushed again. Every frame is therefore acked within
+milliseconds (the work goes on in the app's loop), a reconnect starts at once after a `disconnect`,
+and a message that was taken but could not be handed on is answered by the adapter with a request
+to send it again. Messages sent while kobot had no connection at all are gone; SETUP.md says so.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from kobot.backoff import capped_backoff
 log = logging.getLogger(__name__)
 
 FrameHandler = Callable[[str, dict[str, Any], str], Awaitable[None]]
-"""(topic, data, frame message id) → None; raising means the frame is not acked as done."""
+"""(topic, data, frame message id) → None; raising acks the frame with an error status (DingTalk
+still does not push it again)."""
 
 TOPIC_CHAT = "/v1.0/im/bot/messages/get"
 TOPIC_CARD = "/v1.0/card/instances/callback"
@@ -191,7 +197,7 @@ def _make_handler(*, topic: str, handle: FrameHandler) -> Any:
             try:
                 await handle(topic, data, str(message.headers.message_id or ""))
             except Exception:
-                log.exception("dingtalk frame on %s not handled; the gateway will send it again", topic)
+                log.exception("dingtalk frame on %s not handled (DingTalk will not send it again)", topic)
                 return dingtalk_stream.AckMessage.STATUS_SYSTEM_EXCEPTION, {}
             return dingtalk_stream.AckMessage.STATUS_OK, {}
 

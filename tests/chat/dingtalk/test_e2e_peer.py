@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -35,15 +36,17 @@ approvals:
 """
 
 
-@pytest.fixture
-async def kobot(peer: DingTalkPeer, redis_url: str, data_dir: Path) -> AsyncIterator[FastAPI]:
+@contextlib.asynccontextmanager
+async def _kobot(
+    peer: DingTalkPeer, redis_url: str, data_dir: Path, *, template: bool = True
+) -> AsyncIterator[FastAPI]:
     policy = data_dir / "policy.yaml"
     policy.write_text(POLICY)
     settings = Settings(
         policy_file=policy,
         redis_url=SecretStr(redis_url),
         data_dir=data_dir,
-        dingtalk=settings_for(peer),
+        dingtalk=settings_for(peer, template=template),
         playbooks_dir=Path("tests/fixtures/playbooks"),
         progress_edit_interval=0,
         plugins=["tests.fixtures.operations"],
@@ -53,8 +56,19 @@ async def kobot(peer: DingTalkPeer, redis_url: str, data_dir: Path) -> AsyncIter
         yield app
 
 
+@pytest.fixture
+async def kobot(peer: DingTalkPeer, redis_url: str, data_dir: Path) -> AsyncIterator[FastAPI]:
+    async with _kobot(peer, redis_url, data_dir) as app:
+        yield app
+
+
 def _card_kinds(peer: DingTalkPeer, kind: str) -> list[Card]:
     return [card for card in list(peer.cards.values()) if card.params.get("kind") == kind]
+
+
+def _public_cards(peer: DingTalkPeer, title_part: str) -> list[tuple[str, Card]]:
+    """Cards on the public template (which has no `kind`), told apart by their title."""
+    return [(k, c) for k, c in list(peer.cards.items()) if title_part in c.params.get("title", "")]
 
 
 async def test_peer_e2e_mention_gets_a_reply(kobot: FastAPI, peer: DingTalkPeer) -> None:
@@ -123,13 +137,39 @@ async def test_peer_e2e_forged_click_value_is_refused(kobot: FastAPI, peer: Ding
     assert _card_kinds(peer, "progress") == []
 
 
-async def test_peer_e2e_disconnect_loses_no_message(kobot: FastAPI, peer: DingTalkPeer) -> None:
-    peer.push_chat("help", then_drop=True)
-    peer.push_chat("list clusters")
-    peer.push_disconnect()
+async def test_peer_e2e_message_sent_while_kobot_is_away_is_lost_and_later_ones_are_answered(
+    kobot: FastAPI, peer: DingTalkPeer
+) -> None:
+    # DingTalk keeps nothing for a client that is not connected: kobot cannot answer what it never got.
+    peer.drop()
+    away = peer.push_chat("help")
+    assert await wait_until(lambda: peer.open_connections() == [2], timeout=15)
     peer.push_chat("list clusters", conversation_type="1", conversation_id="cidDirect", staff_id="staff-bob")
 
-    assert await wait_until(lambda: len(peer.requests_to("/robot/sendBySession")) == 3, timeout=15)
-    assert peer.unacked() == []
+    assert await wait_until(lambda: len(peer.requests_to("/robot/sendBySession")) == 1, timeout=15)
     await asyncio.sleep(0.5)
-    assert len(peer.requests_to("/robot/sendBySession")) == 3
+    [reply] = peer.requests_to("/robot/sendBySession")
+    assert "create cluster" not in reply.body["markdown"]["text"]
+    assert peer.dropped == [away]
+    assert peer.unacked() == []
+
+
+async def test_peer_e2e_approval_on_the_public_card_needs_no_template(
+    peer: DingTalkPeer, redis_url: str, data_dir: Path
+) -> None:
+    async with _kobot(peer, redis_url, data_dir, template=False):
+        peer.push_chat(f"test steps guarded marker={MARKER}")
+        assert await wait_until(lambda: len(_public_cards(peer, "Approval")) == 1, timeout=10)
+        [(out_track_id, card)] = _public_cards(peer, "Approval")
+        assert [label for label, _ in card.buttons()] == ["Approve", "Reject"]
+
+        peer.click(out_track_id=out_track_id, user_id="staff-carol", label="Approve")
+
+        assert await wait_until(lambda: peer.cards[out_track_id].buttons() == [], timeout=10)
+        assert "approved" in peer.cards[out_track_id].params["markdown"]
+
+        def finished() -> bool:
+            return any("succeeded" in c.params["markdown"] for _, c in _public_cards(peer, "test steps"))
+
+        assert await wait_until(finished, timeout=60, interval=0.1)
+        assert peer.requests_to("/v1.0/robot/groupMessages/send") == []

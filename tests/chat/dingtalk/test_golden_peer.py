@@ -1,7 +1,8 @@
 """Golden files: the exact requests DingTalk receives for every sample message, captured at the peer.
 
 For each message in `tests/chat/samples.ALL`, three views of what went over the socket:
-with a card template, without one (markdown through the robot API), and through a custom robot.
+with a team card template, without one (the SDK's public card, or markdown through the robot API for
+messages without buttons that are not edited), and through a custom robot.
 Regenerate with KOBOT_UPDATE_GOLDEN=1 after an intended rendering change, and review the diff.
 """
 

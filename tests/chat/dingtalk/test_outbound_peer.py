@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -11,9 +12,10 @@ from bot.chat.dingtalk import inbound
 from bot.chat.dingtalk.adapter import DingTalkAdapter
 from kobot.conversations import Conversation
 from kobot.errors import DeliveryError
+from kobot.messages import OutgoingMessage
 from tests.chat import samples
 from tests.chat.sinks import RecordingSink
-from tests.peers.dingtalk import DingTalkPeer
+from tests.peers.dingtalk import MARKDOWN_BUTTON_TEMPLATE_ID, DingTalkPeer
 from tests.support.dingtalk import TEMPLATE_ID
 from tests.support.waiting import wait_until
 
@@ -87,28 +89,113 @@ async def test_peer_direct_card_goes_to_the_robot_chat(
     assert peer.cards[ref.message_id].params["progress"] == "1/4"
 
 
-async def test_peer_without_template_each_stage_is_a_new_markdown_message(
+async def test_peer_without_template_progress_is_one_public_card_edited_in_place(
     peer: DingTalkPeer, plain_adapter: DingTalkAdapter
 ) -> None:
-    assert not plain_adapter.capabilities.edits and not plain_adapter.capabilities.buttons
+    # No card_template_id and no console step: the SDK's public Markdown-with-buttons template.
+    assert plain_adapter.capabilities.edits and plain_adapter.capabilities.buttons
     ref = await plain_adapter.send(GROUP, samples.PROGRESS_START)
     ref = await plain_adapter.update(ref, samples.PROGRESS_MIDDLE)
     await plain_adapter.update(ref, samples.PROGRESS_FAILED)
 
-    sent = peer.requests_to("/v1.0/robot/groupMessages/send")
-    assert [json.loads(r.body["msgParam"])["title"] for r in sent] == ["Job 42 · create cluster prod"] * 3
-    assert "swap is on" in json.loads(sent[-1].body["msgParam"])["text"]
-    assert peer.requests_to("/v1.0/card/instances/createAndDeliver") == []
+    assert len(peer.requests_to("/v1.0/card/instances/createAndDeliver")) == 1
+    assert [r.status for r in peer.requests_to("/v1.0/card/instances")] == [200, 200]
+    assert peer.requests_to("/v1.0/robot/groupMessages/send") == []
+    card = peer.cards[ref.message_id]
+    assert card.template_id == MARKDOWN_BUTTON_TEMPLATE_ID
+    assert card.params["title"].endswith("Job 42 · create cluster prod")
+    assert "swap is on" in card.params["markdown"]
+    assert card.params["tips"] == "retry job 42 resumes at Preflight"
+    assert len(card.history) == 3
 
 
-async def test_peer_without_template_approval_lists_the_choices(
-    peer: DingTalkPeer, plain_adapter: DingTalkAdapter
+async def test_peer_without_template_approval_buttons_call_back_and_vanish_once_decided(
+    peer: DingTalkPeer, plain_adapter: DingTalkAdapter, sink: RecordingSink
 ) -> None:
-    await plain_adapter.ask(GROUP, samples.APPROVAL_REQUEST)
+    ref = await plain_adapter.ask(GROUP, samples.APPROVAL_REQUEST)
+    card = peer.cards[ref.message_id]
+    assert [label for label, _ in card.buttons()] == ["Approve", "Reject"]
+    assert [b["color"] for b in json.loads(card.params["sys_full_json_obj"])["msgButtons"]] == ["blue", "red"]
 
-    text = json.loads(peer.requests_to("/v1.0/robot/groupMessages/send")[0].body["msgParam"])["text"]
-    assert "[1] Approve  [2] Reject" in text
-    assert text.count("Approval needed") == 1
+    frame = peer.click(out_track_id=ref.message_id, user_id="staff-carol", label="Approve")
+
+    assert await wait_until(lambda: len(sink.clicks) == 1)
+    assert sink.clicks[0].action_id == "approval.approve"
+    assert sink.clicks[0].value == "ap1.approve.sig"
+    assert sink.clicks[0].message == ref
+    assert await wait_until(lambda: peer.ack_for(frame) is not None)
+    await plain_adapter.update(ref, samples.APPROVAL_DECIDED)
+    assert peer.cards[ref.message_id].buttons() == []
+
+
+async def test_peer_card_not_delivered_to_its_target_is_a_delivery_error(
+    peer: DingTalkPeer, adapter: DingTalkAdapter, redis: Redis, sink: RecordingSink
+) -> None:
+    peer.fail_delivery("robot is not a member of this group")
+
+    with pytest.raises(DeliveryError, match="robot is not a member of this group"):
+        await adapter.send(GROUP, samples.APPROVAL_REQUEST)
+
+    [created] = peer.requests_to("/v1.0/card/instances/createAndDeliver")
+    assert created.status == 200 and created.answer["result"]["deliverResults"][0]["success"] is False
+    out_track_id = created.body["outTrackId"]
+    # A card nobody received is not kobot's card: a click naming it is not trusted.
+    assert redis.get(f"kobot:dingtalk:card:{out_track_id}") is None
+    peer.push_card_click(
+        out_track_id=out_track_id, user_id="staff-bob", params={"action_id": "a", "value": "v"}
+    )
+    await asyncio.sleep(0.3)
+    assert sink.clicks == []
+
+
+async def test_peer_card_rate_limit_403_is_retryable_and_other_403_is_not(
+    peer: DingTalkPeer, adapter: DingTalkAdapter
+) -> None:
+    ref = await adapter.send(GROUP, samples.PROGRESS_START)
+    peer.rate_limit_next("/v1.0/card/instances")
+    with pytest.raises(DeliveryError) as limited:
+        await adapter.update(ref, samples.PROGRESS_MIDDLE)
+    assert limited.value.retry_after is not None and limited.value.retry_after >= 1.0
+
+    peer.fail_next(
+        status=403,
+        path="/v1.0/card/instances",
+        body={"code": "Forbidden.AccessDenied.AccessTokenPermissionDenied", "message": "no permission"},
+    )
+    with pytest.raises(DeliveryError) as denied:
+        await adapter.update(ref, samples.PROGRESS_MIDDLE)
+    assert denied.value.retry_after is None
+
+    await adapter.update(ref, samples.PROGRESS_DONE)
+    assert peer.cards[ref.message_id].params["tone"] == "success"
+
+
+async def test_peer_robot_api_message_is_split_under_15000_bytes(
+    peer: DingTalkPeer, adapter: DingTalkAdapter
+) -> None:
+    body = "\n".join(
+        f"node-{n:04d} 节点 NotReady since 5m, kubelet stopped posting status" for n in range(250)
+    )
+    assert 15_000 < len(body.encode()) < 20_000
+    await adapter.send(GROUP, OutgoingMessage(title="many nodes down", body=body))
+
+    sent = peer.requests_to("/v1.0/robot/groupMessages/send")
+    assert len(sent) == 2 and all(r.status == 200 for r in sent)
+    assert all(len(r.body["msgParam"].encode()) <= 15_000 for r in sent)
+    received = "\n".join(json.loads(r.body["msgParam"])["text"] for r in sent)
+    assert "node-0000" in received and "node-0249" in received
+
+
+async def test_peer_refuses_msg_param_over_15000_bytes(peer: DingTalkPeer, adapter: DingTalkAdapter) -> None:
+    oversized = {
+        "robotCode": peer.client_id,
+        "openConversationId": GROUP.conversation_id,
+        "msgKey": "sampleMarkdown",
+        "msgParam": json.dumps({"title": "t", "text": "x" * 15_000}),
+    }
+    with pytest.raises(DeliveryError, match=r"HTTP 400 param\.invalid") as refused:
+        await adapter.api.call("POST", "/v1.0/robot/groupMessages/send", oversized)
+    assert refused.value.retry_after is None
 
 
 async def test_peer_approval_click_reaches_the_sink(
@@ -177,7 +264,9 @@ async def test_peer_access_token_is_cached_and_refreshed_when_refused(
 
     assert adapter.api.token_fetches == 2
     updates = peer.requests_to("/v1.0/card/instances")
-    assert [u.status for u in updates] == [200, 401, 200]
+    # DingTalk says "invalid token" with HTTP 400 and a code, not 401: kobot refreshes on the code.
+    assert [u.status for u in updates] == [200, 400, 200]
+    assert updates[1].answer["code"] == "InvalidAuthentication"
     assert peer.cards[ref.message_id].params["tone"] == "success"
 
 

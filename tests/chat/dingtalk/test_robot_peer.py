@@ -1,7 +1,9 @@
-"""Custom robot notifications against the peer: signatures, the 20-a-window budget, coalescing, splitting."""
+"""Custom robot notifications against the peer: signatures, the 20-a-window budget and the 10-minute
+throttle beyond it, sends that return only once posted, coalescing, splitting."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import subprocess
 import time
@@ -13,12 +15,12 @@ from redis import Redis
 
 from bot.chat.dingtalk.adapter import DingTalkAdapter
 from bot.chat.dingtalk.robot import sign
-from kobot.conversations import Conversation
+from kobot.conversations import Conversation, MessageRef
 from kobot.errors import DeliveryError
 from kobot.messages import OutgoingMessage
 from tests.chat import samples
 from tests.chat.sinks import RecordingSink
-from tests.peers.dingtalk import DingTalkPeer
+from tests.peers.dingtalk import ROBOT_THROTTLE_SECONDS, DingTalkPeer
 from tests.support.dingtalk import ROBOT_WINDOW_SECONDS, settings_for
 from tests.support.waiting import wait_until
 
@@ -71,57 +73,128 @@ async def test_peer_wrong_robot_secret_is_refused_and_not_counted_delivered(
     peer: DingTalkPeer, redis: Redis
 ) -> None:
     dingtalk = DingTalkAdapter(settings=settings_for(peer, robot_secret="SECnotthisone"), redis=redis)
+    dingtalk.robot_send_wait = 1.0
     try:
-        await dingtalk.send(OPS, samples.ALERT_RESOLVED)
-        assert await wait_until(lambda: 310000 in peer.robot_refusals[_token(peer)])
+        with pytest.raises(DeliveryError) as refused:
+            await dingtalk.send(OPS, samples.ALERT_RESOLVED)
+        assert refused.value.retry_after is not None
+        assert 310000 in peer.robot_refusals[_token(peer)]
         assert peer.robot_posts[_token(peer)] == []
         assert dingtalk.robots["ops"].delivered == 0
-        assert dingtalk.robots["ops"].waiting == 1
+        # Withdrawn, not left behind to be posted after the caller gave up and will send it again.
+        assert dingtalk.robots["ops"].waiting == 0
     finally:
-        await dingtalk.robots["ops"].close()
-        await dingtalk.api.close()
+        await dingtalk.stop()
 
 
 async def test_peer_burst_of_60_is_paced_within_budget_and_none_lost(
     peer: DingTalkPeer, adapter: DingTalkAdapter
 ) -> None:
     started = time.monotonic()
-    for n in range(60):
-        await adapter.send(OPS, OutgoingMessage(title=f"notice {n}"))
+    await asyncio.gather(*(adapter.send(OPS, OutgoingMessage(title=f"notice {n}")) for n in range(60)))
 
-    assert await wait_until(lambda: len(peer.robot_posts[_token(peer)]) == 60, timeout=15)
+    # Every send returned only after its post was accepted.
+    assert len(peer.robot_posts[_token(peer)]) == 60
     assert _titles(peer) == [f"notice {n}" for n in range(60)]
     assert peer.robot_refusals[_token(peer)] == []
     # 60 posts at 20 a window cannot all go in fewer than two full windows.
     assert time.monotonic() - started >= 2 * ROBOT_WINDOW_SECONDS
 
 
-async def test_peer_budget_refusal_backs_off_and_retries(redis: Redis, sink: RecordingSink) -> None:
-    # DingTalk counts 10 a window here while kobot believes 20: the refusals must be waited out.
-    with DingTalkPeer(robot_window=ROBOT_WINDOW_SECONDS, robot_budget=10) as peer:
+async def test_peer_over_budget_robot_is_throttled_for_10_minutes_and_probed_not_hammered(
+    redis: Redis,
+) -> None:
+    # DingTalk counts 1 a window here while kobot believes 20: the second post throttles the robot.
+    with DingTalkPeer(robot_window=ROBOT_WINDOW_SECONDS, robot_budget=1) as peer:
         dingtalk = DingTalkAdapter(settings=settings_for(peer), redis=redis)
         try:
-            for n in range(25):
-                await dingtalk.send(OPS, OutgoingMessage(title=f"alert {n}"))
-            assert await wait_until(lambda: len(peer.robot_posts[_token(peer)]) == 25, timeout=15)
-            assert _titles(peer) == [f"alert {n}" for n in range(25)]
-            assert 130101 in peer.robot_refusals[_token(peer)]
+            sends = asyncio.gather(
+                *(dingtalk.send(OPS, OutgoingMessage(title=f"alert {n}")) for n in range(3))
+            )
+            assert await wait_until(lambda: peer.robot_throttled(), timeout=5)
+            # A minute later (three kobot windows here) the robot is still throttled.
+            await asyncio.sleep(3 * ROBOT_WINDOW_SECONDS)
+            assert peer.robot_throttled()
+            refusals = len(peer.robot_refusals[_token(peer)])
+            assert 1 < refusals <= 5, "one probe per window, not a refusal storm"
+            assert _titles(peer) == ["alert 0"]
+
+            while not sends.done():
+                if peer.robot_throttled():
+                    peer.clock.advance(ROBOT_THROTTLE_SECONDS)
+                await asyncio.sleep(0.05)
+            await sends
+            assert _titles(peer) == [f"alert {n}" for n in range(3)]
         finally:
             await dingtalk.stop()
+
+
+async def test_peer_send_waits_for_the_real_post_and_a_withdrawn_one_is_never_posted_later(
+    redis: Redis,
+) -> None:
+    # The robot is throttled by another sender: kobot cannot post. The send must not report delivery
+    # (the caller's durable outbox would forget it), and what it withdrew must not surface later as
+    # a duplicate of the caller's retry.
+    with DingTalkPeer(robot_window=ROBOT_WINDOW_SECONDS, robot_budget=1) as peer:
+        dingtalk = DingTalkAdapter(settings=settings_for(peer), redis=redis)
+        dingtalk.robot_send_wait = 0.5
+        try:
+            await dingtalk.send(OPS, OutgoingMessage(title="other sender"))
+            with pytest.raises(DeliveryError):
+                await dingtalk.send(OPS, OutgoingMessage(title="over budget"))  # throttles the robot
+            assert peer.robot_throttled()
+            with pytest.raises(DeliveryError) as waiting:
+                await dingtalk.send(OPS, samples.ALERT_FIRING)
+            assert waiting.value.retry_after is not None
+            assert dingtalk.robots["ops"].waiting == 0
+
+            peer.clock.advance(ROBOT_THROTTLE_SECONDS)
+            await asyncio.sleep(2 * ROBOT_WINDOW_SECONDS)  # long enough for a leftover post to show
+            dingtalk.robot_send_wait = 5.0
+            await dingtalk.send(OPS, samples.ALERT_FIRING)  # the caller's retry
+            await asyncio.sleep(2 * ROBOT_WINDOW_SECONDS)
+            titles = _titles(peer)
+            assert titles[0] == "other sender"
+            assert sum("KubeNodeNotReady" in t for t in titles) == 1
+            assert "over budget" not in titles
+        finally:
+            await dingtalk.stop()
+
+
+async def test_peer_stop_fails_every_send_still_waiting(
+    peer: DingTalkPeer, small_budget: DingTalkAdapter
+) -> None:
+    sends = [asyncio.ensure_future(small_budget.send(OPS, OutgoingMessage(title=f"n{n}"))) for n in range(50)]
+    # Two posts spend the window's budget; the rest wait in the outbox when it stops.
+    assert await wait_until(lambda: sum(f.done() for f in sends) >= 2, timeout=5)
+    await small_budget.robots["ops"].close()  # what stop() does once its flush time is over
+
+    results = await asyncio.gather(*sends, return_exceptions=True)
+    posted = len(peer.robot_posts[_token(peer)])
+    delivered = [r for r in results if not isinstance(r, BaseException)]
+    failed = [r for r in results if isinstance(r, DeliveryError)]
+    # Exactly the posts DingTalk accepted were reported delivered; every other send was told it failed.
+    assert len(delivered) == posted
+    assert len(failed) == 50 - posted
 
 
 async def test_peer_queued_edits_of_one_message_collapse_to_the_latest(
     peer: DingTalkPeer, small_budget: DingTalkAdapter
 ) -> None:
-    await small_budget.send(OPS, OutgoingMessage(title="first"))
-    await small_budget.send(OPS, OutgoingMessage(title="second"))
-    ref = await small_budget.send(OPS, samples.PROGRESS_START)
-    for n in range(10):
-        ref = await small_budget.update(ref, OutgoingMessage(title=f"job 42 edit {n}"))
+    first = asyncio.ensure_future(small_budget.send(OPS, OutgoingMessage(title="first")))
+    second = asyncio.ensure_future(small_budget.send(OPS, OutgoingMessage(title="second")))
+    ref = MessageRef(
+        platform="dingtalk",
+        conversation_id=OPS.conversation_id,
+        message_id="ops-job-42",
+        extra={"via": "robot"},
+    )
+    # Ten edits of one message while the budget is spent: one post, with the latest content.
+    edits = [small_budget.update(ref, OutgoingMessage(title=f"job 42 edit {n}")) for n in range(10)]
+    await asyncio.gather(first, second, *edits)
 
-    assert await wait_until(lambda: len(peer.robot_posts[_token(peer)]) == 3, timeout=5)
     assert _titles(peer) == ["first", "second", "job 42 edit 9"]
-    assert small_budget.robots["ops"].coalesced == 10
+    assert small_budget.robots["ops"].coalesced == 9
 
 
 async def test_peer_message_over_20000_bytes_is_split_and_accepted(
