@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import Any
 
+from alerts.subscriptions import ClusterEvent, notify_targets
 from bot.approvals import ApprovalRequest, ApprovalStatus
 from bot.command_runs import CommandRuns, retry_command
 from bot.delivery import ChatOut
@@ -46,6 +47,7 @@ class ApprovalFlow:
         action = _action(job, parsed)
         if retry_of is not None:
             action["retry_of"] = retry_of
+        channels = await self._approval_channels(ctx, cluster=job.cluster)
         request = rt.approvals.request(
             requester=ctx.identity,
             conversation=ctx.conversation,
@@ -58,6 +60,7 @@ class ApprovalFlow:
             approvals_required=decision.approvals_required,
             approver_role=decision.approver_role or "admin",
             ttl_seconds=rt.settings.approval_ttl_seconds,
+            approval_channels=channels,
         )
         COMMANDS.labels(command=parsed.command, outcome="approval_requested").inc()
         self.runs.audit(
@@ -72,12 +75,26 @@ class ApprovalFlow:
         ref = await self.chat.ask(ctx.conversation, rt.approvals.card(request))
         rt.approvals.attach_message(request_id=request.id, ref=ref)
         if rt.alerts is not None:
+            card = rt.approvals.card(request)
             await rt.alerts.publish_cluster_event(
                 cluster=job.cluster,
-                event="approval_needed",
-                # the buttons work only where the request was made; elsewhere it is a notice
-                message=rt.approvals.card(request).model_copy(update={"buttons": ()}),
+                event=ClusterEvent.APPROVAL_NEEDED.value,
+                # buttons work where the request was made and, for a one-to-one request, in the
+                # cluster's approval channels; anywhere else it is a notice
+                message=card if channels else card.model_copy(update={"buttons": ()}),
             )
+
+    async def _approval_channels(self, ctx: CommandContext, *, cluster: str) -> tuple[str, ...]:
+        """For a request asked one-to-one (no other approver sees it there): the conversations subscribed
+        to the cluster's approval requests (`notify <cluster> approvals here`)."""
+        alerts = self.runtime.alerts
+        if alerts is None or not ctx.conversation.is_direct:
+            return ()
+        targets = await notify_targets(
+            alerts.redis, cluster=cluster, event=ClusterEvent.APPROVAL_NEEDED.value
+        )
+        own = ctx.conversation.key
+        return tuple(t.key for t in targets if not t.thread_id and t.key != own)
 
     async def on_click(self, click: ButtonClick) -> None:
         """Count a click on an approval button; an approval that completes the count runs the job."""

@@ -66,6 +66,9 @@ class ApprovalRequest(BaseModel):
     note: str | None = None
     """Why it ended as it did (e.g. withdrawn by the requester)."""
     message_ref: MessageRef | None = None
+    approval_channels: tuple[str, ...] = ()
+    """Conversation keys (`platform:conversation_id`) besides `conversation` where a click counts: the
+    cluster's approval channels, for a request asked in a one-to-one chat no other approver can see."""
 
     @property
     def id(self) -> str:

@@ -1,10 +1,11 @@
 """Approval requests kept in Redis (so they survive a restart), decided by signed button clicks.
 
 Rules a click must pass to count: the payload's signature matches the stored request (id, decision,
-plan hash, expiry) under kobot's secret; the click comes from the request's conversation; the request
-is still pending and not past its expiry; an approver holds the approver role on the request's cluster,
-is not the requester (the same person on another platform is the requester too) and has not approved
-already. The requester may withdraw with Reject. Every decision, counted or refused, is audited.
+plan hash, expiry) under kobot's secret; the click comes from the request's conversation (or one of its
+approval channels, for a request asked one-to-one); the request is still pending and not past its
+expiry; an approver holds the approver role on the request's cluster, is not the requester (the same
+person on another platform is the requester too) and has not approved already. The requester may
+withdraw with Reject. Every decision, counted or refused, is audited.
 """
 
 from __future__ import annotations
@@ -65,8 +66,11 @@ class ApprovalService:
         approvals_required: int,
         approver_role: str,
         ttl_seconds: int = defaults.APPROVAL_TTL_SECONDS,
+        approval_channels: Sequence[str] = (),
     ) -> ApprovalRequest:
-        """Store a pending request for exactly this plan and return it (post `card(...)` next)."""
+        """Store a pending request for exactly this plan and return it (post `card(...)` next).
+
+        `approval_channels`: other conversations (keys) whose clicks count, with the same checks."""
         if approvals_required < 1:
             raise ValueError("an approval request needs at least one approval")
         if not plan_hash:
@@ -88,6 +92,7 @@ class ApprovalService:
             approver_role=approver_role,
             created_at=now,
             expires_at=now + timedelta(seconds=ttl_seconds),
+            approval_channels=tuple(approval_channels),
         )
         pipe = self._redis.pipeline(transaction=True)
         pipe.set(keys.approval(request_id), request.model_dump_json())
@@ -174,8 +179,8 @@ class ApprovalService:
         expires = int(stored.expires_at.timestamp())
         if not signing.verify(key=self._key, payload=payload, plan_hash=stored.plan_hash, expires=expires):
             return self._refuse(click, stored, "This approval button was not issued for this request.")
-        if click.conversation.platform != stored.conversation.platform or (
-            click.conversation.conversation_id != stored.conversation.conversation_id
+        if click.conversation.key != stored.conversation.key and (
+            click.conversation.key not in stored.approval_channels
         ):
             return self._refuse(click, stored, "This approval belongs to another conversation.")
         now = click.received_at if click.received_at.tzinfo else click.received_at.replace(tzinfo=UTC)

@@ -271,6 +271,11 @@ class WeComPeer(LoopbackPeer):
             f"<AgentID>{self.agent_id}</AgentID></xml>"
         )
 
+    def add_chat(self, chat_id: str, members: list[str]) -> None:
+        """An app group chat as if the app had created it earlier (appchat/create)."""
+        with self._lock:
+            self._chats[chat_id] = list(members)
+
     def chat_members(self, chat_id: str) -> list[str]:
         with self._lock:
             return list(self._chats.get(chat_id, []))

@@ -1,0 +1,104 @@
+"""A request asked in a one-to-one app chat reaches the cluster's approval channel, and a click there counts.
+
+An app's one-to-one session holds the requester alone, so no other approver could ever click its card.
+The cluster's approval channel here is an app group chat (subscribed with `notify guarded approvals here`);
+app group chats cannot carry cards, so its members get the card one-to-one and a click on it counts as a
+click in the group, with every check a click gets anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+from redis import Redis
+
+from alerts.subscriptions import ClusterEvent, NotifySubscription, save_notify_subscription
+from bot.app import create_app
+from kobot.settings import Settings
+from kobot.settings_alerts import RouteTarget
+from tests.chat.wecom.test_e2e_peer import POLICY, contents, finished, job_messages, say
+from tests.peers.wecom import Sent, WeComPeer
+from tests.support.waiting import eventually
+from tests.support.wecom import settings_for
+
+CHANNEL = "kobotops"
+
+
+@pytest.fixture
+async def kobot(
+    wecom_peer: WeComPeer, redis_url: str, redis: Redis, data_dir: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    policy = data_dir / "policy.yaml"
+    policy.write_text(POLICY)
+    wecom_peer.add_chat(CHANNEL, ["alice", "bob", "carol"])
+    subscription = NotifySubscription(
+        target=RouteTarget(platform="wecom", conversation_id=f"appchat:{CHANNEL}"),
+        cluster="guarded",
+        events=(ClusterEvent.APPROVAL_NEEDED,),
+    )
+    save_notify_subscription(redis, subscription)
+    settings = Settings(
+        policy_file=policy,
+        redis_url=SecretStr(redis_url),
+        data_dir=data_dir,
+        wecom=settings_for(wecom_peer),
+        playbooks_dir=Path("tests/fixtures/playbooks"),
+        progress_edit_interval=0,
+        plugins=["tests.fixtures.operations"],
+    )
+    app: FastAPI = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kobot.test") as client:
+            yield client
+
+
+def cards(peer: WeComPeer) -> list[Sent]:
+    return [s for s in peer.sent if s.payload.get("msgtype") == "template_card"]
+
+
+async def click(kobot: httpx.AsyncClient, peer: WeComPeer, *, user: str, card: Sent, button: int) -> None:
+    template = card.payload["template_card"]
+    key = template["button_list"][button]["key"]
+    query, body = peer.callback_app(peer.card_click_xml(user_id=user, task_id=template["task_id"], key=key))
+    assert (await kobot.post(f"/wecom/callback?{query}", content=body)).status_code == 200
+
+
+async def test_peer_one_to_one_request_is_approved_from_the_clusters_app_group_chat(
+    kobot: httpx.AsyncClient, wecom_peer: WeComPeer, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker"
+    marker.write_text("present")
+    await say(kobot, wecom_peer, f"test steps guarded marker={marker}")
+    await eventually(lambda: len(cards(wecom_peer)) == 2, timeout=20, what="the card and the channel's card")
+    own, channel = sorted(cards(wecom_peer), key=lambda s: s.target.count("|"))
+    assert own.target == "alice"
+    assert sorted(channel.target.split("|")) == ["alice", "bob", "carol"]
+    [notice] = [s for s in wecom_peer.sent if s.api == "appchat/send"]
+    assert notice.target == CHANNEL and "guarded" in notice.payload["markdown"]["content"]
+
+    # the card in alice's own session is hers: bob clicking it (a forwarded card) still does not count
+    await click(kobot, wecom_peer, user="bob", card=own, button=0)
+    await eventually(
+        lambda: any("another conversation" in c for c in contents(wecom_peer)), timeout=10, what="the refusal"
+    )
+    # carol is in the channel but holds no admin role on guarded: the same checks as anywhere
+    await click(kobot, wecom_peer, user="carol", card=channel, button=0)
+    refused = "admin role on guarded"
+    await eventually(lambda: any(refused in c for c in contents(wecom_peer)), timeout=10, what="the refusal")
+    assert not job_messages(wecom_peer)
+
+    await click(kobot, wecom_peer, user="bob", card=channel, button=0)
+    await eventually(
+        lambda: any(finished(c) for c in job_messages(wecom_peer)), timeout=60, what="the job's outcome"
+    )
+    # alice's own card is updated once (its response code), naming the approver as the contacts API does
+    [decided] = [s for s in wecom_peer.sent if s.api == "message/update_template_card"]
+    assert decided.payload["userids"] == ["alice"]
+    assert "approved by Bob Li" in decided.payload["template_card"]["replace_text"]
+    assert [c for c in job_messages(wecom_peer) if finished(c)][-1].startswith("**✅ Job")
