@@ -116,15 +116,19 @@ class OfflineRepository(BaseModel):
         return value
 
 
-class ClusterSpec(BaseModel):
-    """Everything a user decides about a cluster; validated once, with messages that name the field."""
+class ClusterShape(BaseModel):
+    """What a cluster record keeps of its spec: the same fields as `ClusterSpec`, checked for type only.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    A record outlives the rules it was created under: Day 2 changes its counts and version, and what kobot
+    supports may narrow later, so loading a record never applies create's policy checks (supported
+    versions, hosts per node, local addresses). Every value is checked again where it is written into an
+    inventory or a Terraform variable (`kobot.automation_values`)."""
 
-    name: str
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
     provider: Provider = Provider.MANUAL
-    masters: Literal[1, 3, 5] = 3
-    workers: int = Field(default=3, ge=0, le=validation.WORKERS_MAX)
+    masters: int = Field(default=3, ge=0)
+    workers: int = Field(default=3, ge=0)
     zones: tuple[str, ...] = ()
     """Failure domains; masters and workers are spread over them round-robin."""
     version: str = validation.DEFAULT_KUBERNETES_VERSION
@@ -144,6 +148,22 @@ class ClusterSpec(BaseModel):
     node_sizes: dict[NodeRole, NodeSize] = Field(default_factory=lambda: dict(DEFAULT_NODE_SIZES))
     hosts: tuple[str, ...] = ()
     """provider=manual: one address per node, masters first."""
+
+    @field_validator("node_sizes")
+    @classmethod
+    def _sizes(cls, value: dict[NodeRole, NodeSize]) -> dict[NodeRole, NodeSize]:
+        return {**DEFAULT_NODE_SIZES, **value}
+
+
+class ClusterSpec(ClusterShape):
+    """Everything a user decides about a cluster; validated once, at create, with messages that name the
+    field. A recorded cluster keeps it as its `ClusterShape` (`shape()`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    masters: Literal[1, 3, 5] = 3
+    workers: int = Field(default=3, ge=0, le=validation.WORKERS_MAX)
 
     @field_validator("name")
     @classmethod
@@ -176,11 +196,6 @@ class ClusterSpec(BaseModel):
     def _vip(cls, value: str | None) -> str | None:
         return None if value is None else validation.host_address(str(ipaddress.ip_address(value.strip())))
 
-    @field_validator("node_sizes")
-    @classmethod
-    def _sizes(cls, value: dict[NodeRole, NodeSize]) -> dict[NodeRole, NodeSize]:
-        return {**DEFAULT_NODE_SIZES, **value}
-
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         validation.cidrs_disjoint(pod_cidr=self.pod_cidr, service_cidr=self.service_cidr)
@@ -208,3 +223,7 @@ class ClusterSpec(BaseModel):
     @property
     def node_count(self) -> int:
         return self.masters + self.workers
+
+    def shape(self, *, api_vip: str | None) -> ClusterShape:
+        """What the cluster record keeps: this spec with the VIP the plan reserved."""
+        return ClusterShape.model_validate({**self.model_dump(exclude={"name"}), "api_vip": api_vip})

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any
 
 from pydantic import BaseModel, Field
 from redis import Redis
 
 from kobot import keys
 from kobot.clock import utcnow
-from kobot.cluster_spec import NodeRole
+from kobot.cluster_spec import ClusterShape, NodeRole
 from kobot.errors import NotFoundError
 from kobot.store import synced
 
@@ -64,7 +63,8 @@ class ClusterRecord(BaseModel):
     state: ClusterState = ClusterState.PENDING
     creating_job: str | None = None
     """The create job that owns a cluster in CREATING; another create must not take it over."""
-    spec: dict[str, Any] = Field(default_factory=dict)
+    spec: ClusterShape = Field(default_factory=ClusterShape)
+    """What was asked at create, kept current by Day 2 (counts, version); replaced whole, never edited."""
     nodes: list[NodeRecord] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)

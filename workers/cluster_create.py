@@ -72,7 +72,7 @@ def plan_nodes(ctx: StepContext) -> None:
     record.creating_job = ctx.job_id
     record.provider = plan.spec.provider
     record.version = plan.spec.version
-    record.spec = {**plan.spec.model_dump(mode="json"), "api_vip": plan.vip}
+    record.spec = plan.spec.shape(api_vip=plan.vip)
     record.state = ClusterState.CREATING
     record.nodes = [
         NodeRecord(name=node.name, role=node.role, address=node.address, zone=node.zone)

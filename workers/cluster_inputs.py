@@ -14,7 +14,7 @@ from typing import Any
 
 from kobot import automation_values
 from kobot.automation_values import UnsafeValueError
-from kobot.cluster_spec import DEFAULT_NODE_SIZES
+from kobot.cluster_spec import OfflineRepository
 from kobot.clusters import ClusterRecord, ClusterStore, NodeRecord
 from kobot.errors import StepFailedError
 from kobot.job_records import JobEventType
@@ -81,25 +81,29 @@ def inventory_path(ctx: StepContext) -> Path:
 def cluster_vars(record: ClusterRecord) -> dict[str, Any]:
     """Inventory variables from the record, each checked again (the record may have been edited)."""
     spec = record.spec
-
-    def checked(key: str, check: Any, default: str | None = None) -> str | None:
-        value = spec.get(key, default)
-        return None if value is None else str(check(value))
-
-    vip = spec.get("api_vip")
+    vip = spec.api_vip
     return {
         "cluster_name": automation_values.cluster_name(record.name),
-        "kube_version": checked("version", automation_values.semver),
-        "kube_network_plugin": checked("cni", lambda v: automation_values.dns_label(v, what="cni")),
-        "kube_pods_subnet": checked("pod_cidr", lambda v: automation_values.cidr(v, what="pod_cidr")),
-        "kube_service_addresses": checked(
-            "service_cidr", lambda v: automation_values.cidr(v, what="service_cidr")
-        ),
-        "kube_proxy_mode": checked(
-            "kube_proxy_mode", lambda v: automation_values.dns_label(v, what="kube_proxy_mode"), "ipvs"
-        ),
+        "kube_version": automation_values.semver(spec.version),
+        "kube_network_plugin": automation_values.dns_label(spec.cni.value, what="cni"),
+        "kube_pods_subnet": automation_values.cidr(spec.pod_cidr, what="pod_cidr"),
+        "kube_service_addresses": automation_values.cidr(spec.service_cidr, what="service_cidr"),
+        "kube_proxy_mode": automation_values.dns_label(spec.kube_proxy_mode.value, what="kube_proxy_mode"),
         "container_manager": "containerd",
         "apiserver_loadbalancer_vip": automation_values.host_address(vip) if vip else "",
+        **offline_vars(spec.offline_repo),
+    }
+
+
+def offline_vars(offline_repo: OfflineRepository | None) -> dict[str, str]:
+    """The roles' offline settings (packages, images, files) from the spec's `offline_repo`; none at all
+    for a cluster that pulls from the internet, so the role defaults apply."""
+    if offline_repo is None:
+        return {}
+    return {
+        "offline_repo_url": offline_repo.package_repo_url,
+        "offline_registry": offline_repo.image_registry,
+        "offline_files_url": offline_repo.files_url,
     }
 
 
@@ -156,20 +160,18 @@ def plan_nodes_map(plan: Any) -> dict[str, dict[str, Any]]:
 
 
 def terraform_nodes(record: ClusterRecord) -> dict[str, dict[str, Any]]:
-    """The `nodes` input for a recorded cluster; a role the record gives no size gets the plan's default
-    (a role kobot does not know gets none, and `checked_terraform_nodes` refuses it)."""
-    sizes = record.spec.get("node_sizes", {})
-    defaults = {role.value: size for role, size in DEFAULT_NODE_SIZES.items()}
+    """The `nodes` input for a recorded cluster, sized as its spec says (the spec fills a role it gives no
+    size from `DEFAULT_NODE_SIZES`, the same figures the planner uses)."""
+    sizes = record.spec.node_sizes
     nodes = {}
     for node in record.nodes:
-        size = sizes.get(node.role, {})
-        default = defaults.get(node.role)
+        size = sizes[node.role]
         nodes[node.name] = {
-            "role": node.role,
+            "role": node.role.value,
             "ip": node.address,
             "zone": node.zone or "",
-            "cpu": size.get("cpu", default and default.cpu),
-            "memory": size.get("memory_mb", default and default.memory_mb),
-            "disk": size.get("disk_gb", default and default.disk_gb),
+            "cpu": size.cpu,
+            "memory": size.memory_mb,
+            "disk": size.disk_gb,
         }
     return nodes

@@ -42,7 +42,7 @@ SHOW_WHAT_ANSIBLE_SAW = """---
         seen:
           ansible_host: "{{ ansible_host }}"
           ip: "{{ ip }}"
-          kube_network_plugin: "{{ kube_network_plugin }}"
+          kube_version: "{{ kube_version }}"
           etcd_backup_dest: "{{ etcd_backup_dest }}"
 """
 """A stand-in for etcd_backup.yml (the real one reaches etcd on the nodes): it reads what a real play
@@ -74,12 +74,12 @@ def settings_for(redis_url: str, data_dir: Path, playbooks: Path, *, allow_local
     )
 
 
-def edit_record_in_store(redis: Redis, *, address: str, cni: str) -> None:
+def edit_record_in_store(redis: Redis, *, address: str, version: str = "1.31.4") -> None:
     """What someone with write access to Redis (or an older kobot) could leave behind."""
     record = ClusterRecord(
         name="dev-x",
         state=ClusterState.RUNNING,
-        spec={"version": "1.31.4", "masters": 1, "workers": 0, "cni": cni},
+        spec={"version": version, "masters": 1, "workers": 0},
         nodes=[NodeRecord(name="dev-x-master-1", role="master", address=address, state="ready")],
     )
     ClusterStore(redis).save(record)
@@ -120,7 +120,7 @@ def test_a_template_edited_into_the_record_fails_the_job_before_any_play(
     marker = tmp_path / "kobot-pwned"
     settings = settings_for(redis_url, data_dir, playbooks, allow_local_hosts=False)
     service = job_service(settings, redis)
-    edit_record_in_store(redis, address=f"fe80::1%{marker_template(marker)}", cni="calico")
+    edit_record_in_store(redis, address=f"fe80::1%{marker_template(marker)}")
 
     job = service.submit(spec(service, kind=JobKind.ETCD_BACKUP.value, cluster="dev-x"))
     run_queue(service)
@@ -138,6 +138,7 @@ def _without_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     """As if a check had been forgotten: the tag alone must keep the value inert."""
     monkeypatch.setattr(automation_values, "host_address", lambda value, allow_local=False: value)
     monkeypatch.setattr(automation_values, "dns_label", lambda value, what: value)
+    monkeypatch.setattr(automation_values, "semver", lambda value, what="version": value)
     monkeypatch.setattr(automation_values, "check_hosts_resolved", lambda hosts, allow_local=False: None)
 
 
@@ -156,12 +157,12 @@ def test_a_template_that_slips_past_every_check_is_inert_in_the_real_play(
     _without_checks(monkeypatch)
     if not tagged:
         monkeypatch.setattr(automation_values, "untrusted", lambda value: value)
-    address_marker, cni_marker = tmp_path / "via-address", tmp_path / "via-cluster-var"
+    address_marker, version_marker = tmp_path / "via-address", tmp_path / "via-cluster-var"
     address = f"10.0.0.1{marker_template(address_marker)}"
-    cni = marker_template(cni_marker)
+    version = marker_template(version_marker)
     settings = settings_for(redis_url, data_dir, playbooks, allow_local_hosts=False)
     service = job_service(settings, redis)
-    edit_record_in_store(redis, address=address, cni=cni)
+    edit_record_in_store(redis, address=address, version=version)
 
     job = service.submit(spec(service, kind=JobKind.ETCD_BACKUP.value, cluster="dev-x"))
     run_queue(service)
@@ -169,12 +170,12 @@ def test_a_template_that_slips_past_every_check_is_inert_in_the_real_play(
     if not tagged:
         # both: the control must drop the tag of the host values and of the cluster variables alike
         assert address_marker.exists(), "the control run evaluates the address's template"
-        assert cni_marker.exists(), "the control run evaluates the cluster variable's template"
+        assert version_marker.exists(), "the control run evaluates the cluster variable's template"
         return
-    assert not address_marker.exists() and not cni_marker.exists()
+    assert not address_marker.exists() and not version_marker.exists()
     seen: dict[str, Any] = json.loads((data_dir / "seen" / "dev-x-master-1.json").read_text())
     assert seen["ansible_host"] == address and seen["ip"] == address
-    assert seen["kube_network_plugin"] == cni
+    assert seen["kube_version"] == version
     assert seen["etcd_backup_dest"].endswith(".db")
     snapshot = next(s for s in service.records.require(job.job_id).steps if s.name == "snapshot")
     assert snapshot.state is StepState.FAILED, "the stand-in play fetches no snapshot; its run is what counts"
@@ -188,7 +189,7 @@ def test_a_retry_renders_its_inventory_again_instead_of_trusting_the_file_on_dis
     marker = tmp_path / "via-stale-inventory"
     settings = settings_for(redis_url, data_dir, playbooks, allow_local_hosts=True)
     service = job_service(settings, redis)
-    edit_record_in_store(redis, address="127.0.0.1", cni="calico")
+    edit_record_in_store(redis, address="127.0.0.1")
     job = service.submit(spec(service, kind=JobKind.ETCD_BACKUP.value, cluster="dev-x"))
     run_queue(service)
     first = service.records.require(job.job_id)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from redis import Redis
 
+from kobot.cluster_spec import ClusterShape, Provider
 from kobot.clusters import ClusterRecord, ClusterState, ClusterStore, NodeRecord
 from kobot.job_records import JobEventType, JobKind, JobState, StepState
 from kobot.settings import Settings
@@ -157,7 +158,7 @@ def test_scale_down_drains_the_newest_workers_then_removes_them_fixture_playbook
     assert not (data_dir / "jobs" / job_id / "admin.conf").exists(), "the kubeconfig file lives for one run"
     record = ClusterStore(redis).require("demo")
     assert [n.name for n in record.nodes] == ["demo-master-1", "demo-worker-1"]
-    assert record.history[-1].outcome == "succeeded" and record.spec["workers"] == 1
+    assert record.history[-1].outcome == "succeeded" and record.spec.workers == 1
 
 
 def test_blocked_drain_fails_the_job_naming_the_pods_and_keeps_the_node_then_retry_resumes_peer(
@@ -370,8 +371,13 @@ def test_scale_up_on_a_manual_cluster_says_how_to_add_machines(
     settings = settings_for(redis_url, data_dir, playbooks)
     service = job_service(settings, redis)
     record = cluster(redis, settings, peer, THREE_WORKERS)
-    record.spec = {"provider": "manual", "version": "1.30.2", "masters": 1, "workers": 3,
-                   "hosts": [n.address for n in record.nodes]}  # fmt: skip
+    record.spec = ClusterShape(
+        provider=Provider.MANUAL,
+        version="1.30.2",
+        masters=1,
+        workers=3,
+        hosts=tuple(n.address for n in record.nodes),
+    )
     ClusterStore(redis).save(record)
     job_id = submit(service, JobKind.WORKERS_SCALE, delta=2)
     run_queue(service)

@@ -118,7 +118,7 @@ def _plan_new_workers(ctx: StepContext, record: ClusterRecord, target: int) -> l
 
     try:
         spec = ClusterSpec.model_validate(
-            {k: v for k, v in record.spec.items() if k in ClusterSpec.model_fields},
+            {**record.spec.model_dump(), "name": record.name},
             context={ALLOW_LOCAL_HOSTS: ctx.settings.allow_local_hosts},
         )
         nodes = tuple(
@@ -133,7 +133,7 @@ def _plan_new_workers(ctx: StepContext, record: ClusterRecord, target: int) -> l
             )
             for n in record.nodes
         )
-        plan = ClusterPlan(spec=spec, nodes=nodes, vip=record.spec.get("api_vip"))
+        plan = ClusterPlan(spec=spec, nodes=nodes, vip=record.spec.api_vip)
         scale = plan_scale(plan=plan, workers=target, pools=IpPools(ctx.redis))
     except ValueError as exc:
         raise StepFailedError(

@@ -26,8 +26,9 @@ def find_node(record: ClusterRecord, name: str) -> NodeRecord:
 
 
 def recount(record: ClusterRecord) -> None:
-    record.spec["workers"] = record.count("worker")
-    record.spec["masters"] = record.count("master")
+    record.spec = record.spec.model_copy(
+        update={"workers": record.count("worker"), "masters": record.count("master")}
+    )
 
 
 def mark_nodes(ctx: StepContext, names: Sequence[str], node_state: NodeState) -> None:

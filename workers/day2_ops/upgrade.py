@@ -143,5 +143,5 @@ def verify_upgrade_step(ctx: StepContext) -> None:
     store = cluster_store(ctx)
     record = store.require(ctx.cluster)
     record.version = str(ctx.params["version"])
-    record.spec["version"] = record.version
+    record.spec = record.spec.model_copy(update={"version": record.version})
     store.save(record)
