@@ -29,8 +29,10 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         try:
             yield
         finally:
-            await supervisor.stop()
-            runtime.close()
+            try:
+                await supervisor.stop()
+            finally:
+                runtime.close()  # the store (and an embedded Valkey) stops last, whatever failed before
 
     # The interactive docs and the schema are off unless asked for (KOBOT_HTTP_DOCS).
     docs = settings.http_docs

@@ -85,8 +85,10 @@ async def _chat(settings: Settings) -> None:
         await supervisor.start()
         await terminal.wait_closed()
     finally:
-        await supervisor.stop()
-        runtime.close()
+        try:
+            await supervisor.stop()
+        finally:
+            runtime.close()
 
 
 @app.command()

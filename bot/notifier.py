@@ -67,12 +67,30 @@ class Notifier:
         self._last_edit: dict[str, float] = {}
         self._task = BackgroundTask(f"notifier-{adapter.platform}")
         self._stopping = False
+        self._draining = False
+
+    @property
+    def platform(self) -> str:
+        return self._adapter.platform
 
     async def start(self) -> None:
         ensure_consumer_group(self._redis, stream=keys.GLOBAL_EVENTS, group=self._group, start_id="0")
         self._task.start(self._run())
 
-    async def stop(self) -> None:
+    async def stop(self, *, drain_seconds: float = 0.0) -> None:
+        """Stop consuming. With `drain_seconds`, first deliver what the stream still holds (throttle off),
+        so a job that ended while the process stopped shows its final state now, not in the next process."""
+        if drain_seconds > 0 and self._task.running:
+            self._draining = True
+            try:
+                await self._task.wait(timeout=drain_seconds)
+            except TimeoutError:
+                log.warning(
+                    "notifier for %s: %d job messages behind after %.0fs; the next process delivers them",
+                    self.platform,
+                    len(self._pending),
+                    drain_seconds,
+                )
         self._stopping = True
         await self._task.stop()
 
@@ -80,6 +98,10 @@ class Notifier:
         last_claim = 0.0
         while not self._stopping:
             try:
+                if self._draining:
+                    if await self._drain_round():
+                        return
+                    continue
                 if time.monotonic() - last_claim > defaults.NOTIFIER_CLAIM_IDLE_MS / 3000:
                     self._claim_abandoned()
                     last_claim = time.monotonic()
@@ -90,8 +112,30 @@ class Notifier:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if self._draining:
+                    # the store or the chat is gone: nothing more can be delivered in this process
+                    log.warning(
+                        "notifier for %s stops draining: delivery failed", self.platform, exc_info=True
+                    )
+                    return
                 log.exception("notifier for %s hit an error; continuing", self._adapter.platform)
                 await asyncio.sleep(0.5)
+
+    async def _drain_round(self) -> bool:
+        """One round of draining: read what is new, deliver everything pending now. True once done."""
+        entries = await asyncio.to_thread(self._read, defaults.NOTIFIER_DRAIN_BLOCK_MS)
+        self._absorb(entries)
+        now = time.monotonic()
+        for pending in self._pending.values():
+            # a failed delivery keeps its backoff; everything else goes out without waiting for the throttle
+            if pending.attempts == 0:
+                pending.due_at = min(pending.due_at, now)
+        await self._flush_due()
+        if not entries and not self._pending:
+            return True
+        if not entries:
+            await asyncio.sleep(max(0.0, min(p.due_at for p in self._pending.values()) - time.monotonic()))
+        return False
 
     def _block_ms(self) -> int:
         if not self._pending:

@@ -3,20 +3,26 @@
 `kobot chat` and `kobot serve` both use it: adapters receive, the dispatcher handles, one notifier per
 adapter edits progress, the optional in-process worker runs jobs, the alert service delivers alerts, the
 relay and the node watcher feed cluster events to it, and a housekeeping loop expires approvals.
+
+Every such process sweeps what dead workers left (in the in-process worker, or on its own when jobs run
+in separate `kobot worker` processes), so a job whose only worker died is failed within its lease even
+while no worker runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from bot.dispatcher import Dispatcher
 from bot.node_watch import NodeReadinessWatcher
 from bot.notifier import Notifier
 from bot.relay import ClusterEventRelay
 from bot.runtime import Runtime
+from kobot import defaults
 from kobot.background import BackgroundTask, every
-from workers.worker import InProcessWorker
+from workers.worker import InProcessWorker, Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +48,10 @@ class Supervisor:
             if in_process_worker
             else None
         )
+        # the in-process worker sweeps before it takes jobs; without it this process sweeps on its own
+        self.sweeper = (
+            Sweeper(settings=runtime.settings, redis_url=runtime.store.url) if self.worker is None else None
+        )
         self._housekeeping = BackgroundTask("kobot-housekeeping")
         self.node_watch = NodeReadinessWatcher(runtime=runtime) if runtime.alerts is not None else None
         self.relay = (
@@ -63,6 +73,8 @@ class Supervisor:
             await adapter.start(self.dispatcher)
         if self.worker is not None:
             self.worker.start()
+        if self.sweeper is not None:
+            self.sweeper.start()
         self._housekeeping.start(
             every(
                 HOUSEKEEPING_INTERVAL_SECONDS,
@@ -74,19 +86,36 @@ class Supervisor:
         )
 
     async def stop(self) -> None:
-        await self._housekeeping.stop()
-        for adapter in self.runtime.adapters.values():
-            try:
-                await adapter.stop()
-            except Exception:
-                log.exception("adapter %s did not stop cleanly", adapter.platform)
-        if self.node_watch is not None:
-            await self.node_watch.stop()
-        if self.relay is not None:
-            await self.relay.stop()
-        if self.runtime.alerts is not None:
-            await self.runtime.alerts.stop()
+        """Stop everything, each part even when another failed (the store may be down).
+
+        The worker stops first, so the job it ran ends (cancelled, resumable) and announces it; the
+        notifiers then deliver what is left of the event stream while the adapters can still post; the
+        adapters go last."""
+        steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [("housekeeping", self._housekeeping.stop)]
         if self.worker is not None:
-            await asyncio.to_thread(self.worker.stop)
+            steps.append(("the in-process worker", _in_thread(self.worker.stop)))
+        if self.sweeper is not None:
+            steps.append(("the recovery sweep", _in_thread(self.sweeper.stop)))
+        if self.node_watch is not None:
+            steps.append(("the node watcher", self.node_watch.stop))
+        if self.relay is not None:
+            steps.append(("the cluster event relay", self.relay.stop))
+        if self.runtime.alerts is not None:
+            steps.append(("alert delivery", self.runtime.alerts.stop))
         for notifier in self.notifiers:
-            await notifier.stop()
+            steps.append((f"the {notifier.platform} notifier", _draining(notifier)))
+        for adapter in self.runtime.adapters.values():
+            steps.append((f"the {adapter.platform} adapter", adapter.stop))
+        for what, stop in steps:
+            try:
+                await stop()
+            except Exception:
+                log.exception("%s did not stop cleanly; stopping the rest", what)
+
+
+def _in_thread(stop: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    return lambda: asyncio.to_thread(stop)
+
+
+def _draining(notifier: Notifier) -> Callable[[], Awaitable[None]]:
+    return lambda: notifier.stop(drain_seconds=defaults.NOTIFIER_DRAIN_SECONDS)

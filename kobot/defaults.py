@@ -51,6 +51,13 @@ NOTIFIER_BLOCK_MS = 200
 NOTIFIER_CLAIM_IDLE_MS = 30_000
 """Events a crashed notifier read but never acknowledged are claimed again after this idle time."""
 
+NOTIFIER_DRAIN_SECONDS = 10.0
+"""On stop, a notifier keeps delivering what the event stream still holds (a cancelled job's final state)
+this long before it lets go; what is left then waits for the next process (NOTIFIER_CLAIM_IDLE_MS)."""
+
+NOTIFIER_DRAIN_BLOCK_MS = 100
+"""While draining, a read that finds nothing new within this long means the stream is delivered."""
+
 CHAT_DELIVERY_ATTEMPTS = 8
 """A direct reply the chat refuses is retried this many times with backoff, then given up (and logged);
 job progress and alerts are kept in Redis and retried until delivered."""

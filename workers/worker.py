@@ -11,6 +11,7 @@ import threading
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker, Worker
 from rq.exceptions import StopRequested
 from rq.serializers import JSONSerializer
@@ -31,6 +32,10 @@ STOP_WAIT_SECONDS = 30.0
 
 IN_PROCESS_WORKER_TTL = 16
 """RQ blocks on the queue for this minus 15 seconds, so a stop request is seen within a second."""
+
+IN_PROCESS_RECONNECT_MAX_SECONDS = 2.0
+"""Longest pause between two attempts of the in-process worker to reach a lost store (RQ's default of a
+minute would also be how long a stop request waits)."""
 
 
 def _prepare(settings: Settings, redis: Redis) -> Queue:
@@ -89,16 +94,29 @@ class ThreadWorker(SimpleWorker):
     timeouts use a timer instead of SIGALRM."""
 
     death_penalty_class = TimerDeathPenalty
+    max_connection_wait_time = IN_PROCESS_RECONNECT_MAX_SECONDS
+    _dequeuing = False
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
         # RQ's own loop waits for a job forever; come up for air every second to see a stop request.
         if timeout is None:  # burst mode: RQ returns at once when the queue is empty
             return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-        while not self._stop_requested:
-            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time=1)
-            if result is not None:
-                return result
+        self._dequeuing = True
+        try:
+            while not self._stop_requested:
+                result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time=1)
+                if result is not None:
+                    return result
+        finally:
+            self._dequeuing = False
         raise StopRequested()
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        # RQ retries a lost store inside its dequeue loop forever, calling this before each try: a stop
+        # request ends the wait here, so stopping does not hang while the store is down.
+        if self._dequeuing and self._stop_requested:
+            raise StopRequested()
+        super().heartbeat(timeout, pipeline)
 
     def _install_signal_handlers(self) -> None:
         return None
@@ -125,11 +143,15 @@ class InProcessWorker:
         """Stop taking jobs; a job running now is cancelled (it stops at its next check, resumable with
         `retry`) rather than cut off when the store closes under it."""
         self._worker._stop_requested = True
-        running = self._worker.get_current_job_id()
-        job_id = keys.job_id_of_rq(running) if running else None
-        if job_id is not None:
-            log.warning("stopping: cancelling running job %s (retry resumes it)", job_id)
-            JobStore(self._redis).request_cancel(job_id)
+        try:
+            running = self._worker.get_current_job_id()
+            job_id = keys.job_id_of_rq(running) if running else None
+            if job_id is not None:
+                log.warning("stopping: cancelling running job %s (retry resumes it)", job_id)
+                JobStore(self._redis).request_cancel(job_id)
+        except RedisError:
+            # the store is down: the job's lease keeper sees it too and stops the steps within a lease
+            log.warning("stopping: the store does not answer; the running job stops when its lease lapses")
         self._thread.join(timeout=STOP_WAIT_SECONDS)
         self._sweeper.stop()
         self._redis.close()
@@ -137,5 +159,10 @@ class InProcessWorker:
     def _run(self) -> None:
         try:
             self._worker.work(logging_level="WARNING")
+        except RedisError as exc:
+            if not self._worker._stop_requested:
+                log.exception("in-process worker stopped")
+            else:  # RQ's own teardown needs the store; stopping while it is down ends here
+                log.warning("in-process worker stopped without the store: %s", exc)
         except Exception:
             log.exception("in-process worker stopped")
