@@ -48,7 +48,11 @@ _TRAILING = ".。!?…"
 _PUNCT = str.maketrans(
     {"、": ",", "“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "「": '"', "」": '"', "『": '"', "』": '"'}
 )
-_KEY_COMMA = re.compile(r",(?=[^,=\s]+=)")
+_CJK_KEY_COLON = r"[\u2e80-\u9fff\uf900-\ufaff]+:"
+"""A 中文 key and its colon (`主节点：3`, the full-width colon already NFKC'd): Chinese input methods type
+`：` where English users type `=`. Only CJK keys: in `hosts=fe80::1,fe80::2` a colon is no separator."""
+_KEY_COMMA = re.compile(rf",(?=[^,=\s]+=|{_CJK_KEY_COLON})")
+_HAS_CJK_KEY = re.compile(_CJK_KEY_COLON)
 _QUOTES = "\"'"
 
 
@@ -158,7 +162,7 @@ def tokenize(text: str) -> list[Token]:
 
     def flush() -> None:
         word = "".join(buf)
-        if any_quote or "=" not in word:
+        if any_quote or ("=" not in word and not _HAS_CJK_KEY.search(word)):
             tokens.append(Token(word, quoted))
         else:
             tokens.extend(Token(part) for part in _KEY_COMMA.split(word) if part)

@@ -43,6 +43,7 @@ def test_the_same_command_in_many_forms(text: str) -> None:
         "@机器人 扩容 prod 工作节点 5",
         "扩容　prod　工作节点　５",
         "扩容 prod，工作节点＝5",
+        "扩容 prod，工作节点：5",
         "扩容 prod；工作节点：5",
         "扩容prod工作节点5",
         "扩容 在 prod 工作节点 5",
@@ -54,6 +55,19 @@ def test_the_same_command_in_many_forms(text: str) -> None:
 def test_chinese_forms(text: str) -> None:
     parsed = parse(text)
     assert (parsed.command, parsed.cluster, parsed.args["count"]) == ("workers.scale", "prod", 5)
+
+
+def test_full_width_colons_separate_chinese_keys_from_values() -> None:
+    """Chinese input methods type `：` where English users type `=`; IPv6 colons stay what they are."""
+    parsed = parse("创建集群 prod，主节点：3，工作节点：5")
+    assert (parsed.command, parsed.cluster, parsed.args["masters"], parsed.args["workers"]) == (
+        "cluster.create",
+        "prod",
+        3,
+        5,
+    )
+    parsed = parse("创建集群 prod，主节点：1，工作节点：1，主机：2001:db8::7、2001:db8::8")
+    assert parsed.args["hosts"] == ["2001:db8::7", "2001:db8::8"]
 
 
 def test_full_width_create_with_chinese_commas_and_ideographic_list() -> None:
