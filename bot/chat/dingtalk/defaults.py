@@ -36,10 +36,11 @@ ROBOT_THROTTLE_PROBE_WINDOWS = 1.0
 """After a 130101 the robot waits this many budget windows before one probing post: DingTalk throttles
 an over-budget robot for 10 minutes, and posting on through the throttle only collects refusals."""
 
-ROBOT_SEND_WAIT_SECONDS = 20.0
+ROBOT_SEND_WAIT_SECONDS = 15.0
 """How long `send` to a custom robot waits for its post to be accepted; then the post is withdrawn
 from the outbox and the caller gets DeliveryError (with retry_after) to retry from its own durable
-state. Below the alert delivery timeout (30 s), so an alert is never posted after its sender gave up."""
+state. This plus one HTTP timeout (a post already on the wire) stays below the alert delivery
+timeout (30 s), so an alert is not posted after its sender gave up."""
 
 ERRCODE_BUSY = (130101, -1)
 """Robot errcodes that mean "later", not "never": the budget, and the generic system busy."""

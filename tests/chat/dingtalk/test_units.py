@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from bot.chat.dingtalk import inbound, render
+from alerts import defaults as alert_defaults
+from bot.chat.dingtalk import defaults, inbound, render
 from kobot.messages import OutgoingMessage
 from kobot.settings import load_settings
 from kobot.settings_dingtalk import DingTalkSettings
@@ -150,3 +151,27 @@ def test_adapter_is_built_only_when_configured(redis_url: str, data_dir: Path) -
     finally:
         plain.close()
         configured.close()
+
+
+def test_robot_send_gives_up_before_the_alert_delivery_does() -> None:
+    # Were the robot still waiting when the alert outbox cancels the send, a post on the wire could
+    # land after the outbox scheduled its retry: a duplicate alert.
+    longest = defaults.ROBOT_SEND_WAIT_SECONDS + defaults.HTTP_TIMEOUT_SECONDS
+    assert longest < alert_defaults.DELIVERY_TIMEOUT_SECONDS
+
+
+def test_public_card_always_carries_its_buttons_list() -> None:
+    for message in samples.ALL.values():
+        params = render.public_card_params(message)
+        assert params["markdown"], "the public template shows nothing without markdown"
+        buttons = json.loads(params["sys_full_json_obj"])["msgButtons"]
+        assert [b["params"]["value"] for b in buttons] == [b.value for b in message.buttons]
+        assert all(b["request"] is True for b in buttons)
+
+
+def test_conversation_of_a_raw_frame_keeps_where_to_answer() -> None:
+    conversation = inbound.conversation_of(_chat(conversationType="1"))
+    assert conversation is not None and conversation.is_direct
+    assert conversation.extra[inbound.EXTRA_SESSION_WEBHOOK].startswith("http://127.0.0.1:1/")
+    assert conversation.extra[inbound.EXTRA_USER_ID] == "s1"
+    assert inbound.conversation_of({"text": {"content": "hi"}}) is None
