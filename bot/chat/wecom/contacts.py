@@ -7,6 +7,7 @@ answering) the userid stands in. Answers are cached in Redis, misses for a short
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from bot.chat.wecom.client import WeComApi
@@ -25,12 +26,21 @@ class Contacts:
     def __init__(self, *, api: WeComApi, state: WeComState) -> None:
         self.api = api
         self.state = state
+        self._asking: dict[str, asyncio.Future[str]] = {}
 
     async def display_name(self, user_id: str) -> str:
         """The member's name, or the userid when WeCom will not say."""
         cached = self.state.display_name(user_id=user_id)
         if cached is not None:
             return cached or user_id
+        asking = self._asking.get(user_id)
+        if asking is None:  # several messages from one person at once: one question to WeCom
+            asking = asyncio.ensure_future(self._ask(user_id))
+            self._asking[user_id] = asking
+            asking.add_done_callback(lambda _: self._asking.pop(user_id, None))
+        return await asyncio.shield(asking)
+
+    async def _ask(self, user_id: str) -> str:
         client = self.api.client
         try:
             # a name is not worth making the sender wait through rate-limit pauses

@@ -49,6 +49,11 @@ ROBOT_MESSAGES_PER_MINUTE = 20
 """webhook/send: a group robot may post at most this many messages a minute (document/path/91770); beyond,
 WeCom answers errcode 45009."""
 
+PACING_MARGIN_SECONDS = 2.0
+"""Each pacing window is counted this much longer than WeCom's: WeCom counts a message when it arrives,
+kobot when it leaves, and the clocks differ; without the margin the first message of a fresh minute
+can still land in WeCom's previous one and be dropped."""
+
 PACING_WAIT_MAX_SECONDS = 65.0
 """A send waits at most this long for its recipient's budget; longer (the hourly budget is spent) fails the
 delivery with a Retry-After instead of blocking the caller."""

@@ -32,12 +32,11 @@ from kobot.settings_wecom import WeComSettings
 log = logging.getLogger(__name__)
 
 
-USER_BUDGET = (
-    (60.0, defaults.USER_MESSAGES_PER_MINUTE),
-    (3600.0, defaults.USER_MESSAGES_PER_HOUR),
-)
-GROUP_BUDGET = ((60.0, defaults.GROUP_MESSAGES_PER_MINUTE),)
-ROBOT_BUDGET = ((60.0, defaults.ROBOT_MESSAGES_PER_MINUTE),)
+MINUTE = 60.0 + defaults.PACING_MARGIN_SECONDS
+HOUR = 3600.0 + defaults.PACING_MARGIN_SECONDS
+USER_BUDGET = ((MINUTE, defaults.USER_MESSAGES_PER_MINUTE), (HOUR, defaults.USER_MESSAGES_PER_HOUR))
+GROUP_BUDGET = ((MINUTE, defaults.GROUP_MESSAGES_PER_MINUTE),)
+ROBOT_BUDGET = ((MINUTE, defaults.ROBOT_MESSAGES_PER_MINUTE),)
 
 CARD_NOTE = '<font color="comment">The buttons are in the card kobot sent each member one-to-one.</font>'
 """Under a message with buttons in an app group chat, which cannot carry cards."""
@@ -186,21 +185,13 @@ class Outbound:
     ) -> MessageRef:
         url = self.state.take_reply_url(conversation_id=conversation_id)
         if url is not None:
-            if message.buttons:
-                task_id = self.state.new_task_id()
-                keys = self.state.remember_card(task_id=task_id, buttons=message.buttons)
-                card = render_card(message, task_id=task_id, keys=keys)
-                await self._post_json(
-                    url, {"msgtype": "template_card", "template_card": card}, what="a reply"
-                )
-                return self._ref(conversation_id, task_id, message)
-            parts = split_markdown(render_markdown(message), limit=defaults.ROBOT_MARKDOWN_MAX_BYTES)
-            await self._post_json(
-                url, {"msgtype": "markdown", "markdown": {"content": parts[0]}}, what="a reply"
-            )
-            if len(parts) > 1:
-                log.info("wecom smart bot reply cut to its first part (one reply per mention)")
-            return self._ref(conversation_id, _local_id(), message)
+            try:
+                return await self._reply(url, conversation_id, message)
+            except DeliveryError as exc:
+                if exc.retry_after is not None:
+                    raise
+                # the link was refused (WeCom already counts it used or expired): use the route
+                log.info("wecom smart bot reply link refused (%s)", exc.user_message)
         route = self.settings.smart_bot_routes.get(chat)
         if route is not None and hops == 0 and not route.startswith(f"{inbound.SMARTBOT}:"):
             sent = await self.send(route, message, hops=hops + 1, origin=conversation_id)
@@ -209,6 +200,20 @@ class Outbound:
             f"WeCom group {chat} cannot be posted to now (its reply link is used up); "
             "route it in KOBOT_WECOM__SMART_BOT_ROUTES"
         )
+
+    async def _reply(self, url: str, conversation_id: str, message: OutgoingMessage) -> MessageRef:
+        """One post through a smart-bot reply link: a card when there are buttons, else the first part."""
+        if message.buttons:
+            task_id = self.state.new_task_id()
+            keys = self.state.remember_card(task_id=task_id, buttons=message.buttons)
+            card = render_card(message, task_id=task_id, keys=keys)
+            await self._post_json(url, {"msgtype": "template_card", "template_card": card}, what="a reply")
+            return self._ref(conversation_id, task_id, message)
+        parts = split_markdown(render_markdown(message), limit=defaults.ROBOT_MARKDOWN_MAX_BYTES)
+        await self._post_json(url, {"msgtype": "markdown", "markdown": {"content": parts[0]}}, what="a reply")
+        if len(parts) > 1:
+            log.info("wecom smart bot reply cut to its first part (one reply per mention)")
+        return self._ref(conversation_id, _local_id(), message)
 
     async def _post_json(
         self, url: str, body: dict[str, Any], *, what: str, params: dict[str, str] | None = None

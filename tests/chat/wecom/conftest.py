@@ -43,6 +43,17 @@ async def adapter(
 
 
 @pytest.fixture
+async def paced(
+    wecom_settings: WeComSettings, redis: Redis, sink: RecordingSink, wecom_peer: WeComPeer
+) -> AsyncIterator[WeComAdapter]:
+    """The adapter on the peer's clock: its waits move that clock instead of passing real time."""
+    adapter = WeComAdapter(settings=wecom_settings, redis=redis, clock=wecom_peer.now, sleep=wecom_peer.sleep)
+    await adapter.start(sink)
+    yield adapter
+    await adapter.stop()
+
+
+@pytest.fixture
 async def http(adapter: WeComAdapter) -> AsyncIterator[httpx.AsyncClient]:
     """The adapter's routes mounted the way create_app mounts them, called over ASGI."""
     app = FastAPI()
