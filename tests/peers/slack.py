@@ -6,6 +6,37 @@ URL differs.
 It answers the Web API methods kobot uses the way Slack does (HTTP 200 with `ok: false` for API
 errors, 429 with Retry-After for rate limits), keeps the messages it was sent and their edits,
 checks Block Kit limits Slack enforces, records every request, and injects faults on demand.
+Time that matters (retry schedules, the per-channel posting rate) is read from `clock`, a
+`PeerClock` a test moves forward instead of sleeping.
+
+Where each behaviour comes from:
+- Web API answers (HTTP 200 with `ok: false`; `channel_not_found`, `not_in_channel`, `is_archived`,
+  `msg_too_long`, `no_text`, `invalid_blocks`, `message_not_found`): the methods' pages on
+  docs.slack.dev (chat.postMessage, chat.update), and slack_sdk/web/async_client.py for how the
+  SDK sends them (JSON bodies with blocks).
+- chat.update answers with `channel`, `ts`, `text` and the edited `message`: chat.update's page.
+- `msg_blocks_too_long` past about 12,000 characters of text across all blocks: the undocumented
+  cumulative limit, reported in slackapi/bolt-js#2509 (refused at ~13,200 characters, "12,000 text
+  characters with a buffer for block containers" per the maintainers) and #2867 (refused at 11,341
+  characters of text). The peer counts only text, at 12,000; kobot keeps well under it.
+- One message per second per channel, then 429 `ratelimited` with Retry-After: chat.postMessage's
+  rate-limit section ("1 message per second to a specific channel", short bursts allowed) and the
+  rate-limits page (429 + Retry-After). The peer allows no burst, the strictest reading; it applies
+  the limit when built with `post_interval_seconds=POST_INTERVAL_SECONDS`.
+- Event delivery over HTTP: signed v0 requests; an event not answered 2xx within 3 seconds is sent
+  again up to 3 times (nearly at once, after 1 minute, after 5 minutes) with `X-Slack-Retry-Num` and
+  `X-Slack-Retry-Reason` (`http_timeout`, `http_error`): the Events API page, "Error handling" /
+  "Retries". Each attempt is signed afresh (its own timestamp), so a replay guard on (timestamp,
+  signature) never refuses a retry.
+- Socket Mode envelopes: `accepts_response_payload` is true only for slash commands and for
+  interactions that may answer with a payload (view_submission, block_suggestion), false for
+  events and block_actions; `retry_attempt`/`retry_reason` belong to events_api envelopes only
+  (slack_sdk/socket_mode/request.py, the Socket Mode page).
+
+What it leaves out: retries of interactions (Slack does not retry them; a user whose click timed out
+sees a warning and may click again, which is a new click), workspace-wide posting limits (several
+hundred a minute), the `X-Slack-No-Retry` answer header, disabling an app's event subscriptions after
+repeated failures, Slack truncating or re-rendering mrkdwn, and Enterprise Grid payload variants.
 """
 
 from __future__ import annotations
@@ -14,6 +45,7 @@ import asyncio
 import hmac
 import itertools
 import json
+import math
 import secrets
 import threading
 import time
@@ -21,8 +53,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import WSMsgType, web
 
+from tests.peers.clock import PeerClock
 from tests.peers.loopback import LOOPBACK, PEER_TIMEOUT_SECONDS, Fault, LoopbackPeer, Recording
 from tests.peers.slack_events import (
     block_actions,
@@ -37,6 +71,7 @@ from tests.peers.slack_events import (
 
 __all__ = [
     "ApiCall",
+    "EventDelivery",
     "PeerMessage",
     "SlackPeer",
     "block_actions",
@@ -48,6 +83,27 @@ __all__ = [
     "signed_headers",
     "slash_command",
 ]
+
+ACK_DEADLINE_SECONDS = 3.0
+"""Slack waits this long for a 2xx to an Events API request before it counts the attempt as failed."""
+
+RETRY_DELAYS_SECONDS = (0.0, 60.0, 300.0)
+"""When Slack sends a failed event again, after the first failure: nearly at once, 1 min, 5 min."""
+
+POST_INTERVAL_SECONDS = 1.0
+"""chat.postMessage takes one message per second per channel; a faster one is answered 429."""
+
+TEXT_MAX_CHARS = 40_000
+"""A message's `text` longer than this is refused with msg_too_long."""
+
+BLOCKS_TEXT_MAX_CHARS = 12_000
+"""Text across all of a message's blocks beyond this is refused with msg_blocks_too_long."""
+
+SECTION_TEXT_MAX_CHARS = 3000
+"""A section's text beyond this is invalid_blocks."""
+
+MAX_BLOCKS = 50
+"""More blocks than this in one message is invalid_blocks."""
 
 DEFAULT_USERS: dict[str, dict[str, Any]] = {
     "U0ALICE": {
@@ -69,6 +125,19 @@ class ApiCall:
     authorization: str
     status: int
     error: str | None
+    at: float
+
+
+@dataclass
+class EventDelivery:
+    """One HTTP attempt at delivering an event to the app, as Slack makes it."""
+
+    event_id: str
+    attempt: int
+    """0 for the first delivery, then the X-Slack-Retry-Num it carried."""
+    retry_reason: str
+    status: int
+    """The app's HTTP status, or 0 when it did not answer within the deadline."""
     at: float
 
 
@@ -99,8 +168,22 @@ class SlackPeer(LoopbackPeer):
         users: dict[str, dict[str, Any]] | None = None,
         team_id: str = "T0KOBOT",
         bot_user_id: str = "U0KOBOT",
+        clock: PeerClock | None = None,
+        post_interval_seconds: float = 0.0,
     ) -> None:
         super().__init__()
+        self.clock = clock or PeerClock()
+        self.deliveries: Recording[EventDelivery] = Recording()
+        self.not_in_channels: set[str] = set()
+        """Channels the bot is not a member of: posts there answer not_in_channel."""
+        self.archived_channels: set[str] = set()
+        """Archived channels: posts there answer is_archived."""
+        self.post_interval_seconds = post_interval_seconds
+        """Slack's per-channel spacing of chat.postMessage is POST_INTERVAL_SECONDS; tests of the posting
+        rate pass it. 0 (the default) lets throughput tests and alert storms measure kobot, not the limit."""
+        self.blocks_text_max_chars = BLOCKS_TEXT_MAX_CHARS
+        """Lowered by a test to stand for Slack's per-block overhead, which the peer does not count."""
+        self._next_post_at: dict[str, float] = {}
         self.bot_token = bot_token
         self.app_token = app_token
         self.users = dict(DEFAULT_USERS if users is None else users)
@@ -190,8 +273,34 @@ class SlackPeer(LoopbackPeer):
                 _fault_response(fault),
                 "http",
             )
+        wait = self._channel_rate_wait(method, body, authorization)
+        if wait is not None:
+            return self._record(
+                method,
+                body,
+                authorization,
+                web.json_response(
+                    {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": str(wait)}
+                ),
+                "ratelimited",
+            )
         answer = self._answer(method, body, authorization)
         return self._record(method, body, authorization, web.json_response(answer), answer.get("error"))
+
+    def _channel_rate_wait(self, method: str, body: dict[str, Any], authorization: str) -> int | None:
+        """Whole seconds to wait when this post comes within a second of the channel's last one."""
+        if not self.post_interval_seconds or method != "chat.postMessage":
+            return None
+        if authorization != f"Bearer {self.bot_token}":
+            return None
+        channel = str(body.get("channel") or "")
+        now = self.clock.now()
+        with self._lock:
+            due = self._next_post_at.get(channel, 0.0)
+            if now < due:
+                return max(1, math.ceil(due - now))
+            self._next_post_at[channel] = now + self.post_interval_seconds
+        return None
 
     def _record(
         self, method: str, body: dict[str, Any], authorization: str, response: web.Response, error: str | None
@@ -287,7 +396,8 @@ class SlackPeer(LoopbackPeer):
         message.text = body.get("text", message.text)
         if "blocks" in body:
             message.blocks = body["blocks"]
-        return {"ok": True, "channel": channel, "ts": message.ts, "text": message.text}
+        edited = {"type": "message", "text": message.text, "bot_id": "B0KOBOT", "blocks": message.blocks}
+        return {"ok": True, "channel": channel, "ts": message.ts, "text": message.text, "message": edited}
 
     def _history(self, body: dict[str, Any]) -> dict[str, Any]:
         """conversations.history: top-level messages newer than `oldest`, newest first, paged by `cursor`;
@@ -339,15 +449,24 @@ class SlackPeer(LoopbackPeer):
         """The checks Slack applies before it takes a message."""
         if not channel or channel in self.missing_channels:
             return "channel_not_found"
+        if channel in self.archived_channels:
+            return "is_archived"
+        if channel in self.not_in_channels:
+            return "not_in_channel"
         if not body.get("text") and not body.get("blocks"):
             return "no_text"
+        if len(str(body.get("text") or "")) > TEXT_MAX_CHARS:
+            return "msg_too_long"
         blocks = body.get("blocks", [])
-        if not isinstance(blocks, list) or len(blocks) > 50:
+        if not isinstance(blocks, list) or len(blocks) > MAX_BLOCKS:
             return "invalid_blocks"
+        if blocks_text_chars(blocks) > self.blocks_text_max_chars:
+            return "msg_blocks_too_long"
         for block in blocks:
             if block.get("type") == "header" and len(block["text"]["text"]) > 150:
                 return "invalid_blocks"
-            if block.get("type") == "section" and len(block.get("text", {}).get("text", "")) > 3000:
+            text = block.get("text", {}).get("text", "")
+            if block.get("type") == "section" and len(text) > SECTION_TEXT_MAX_CHARS:
                 return "invalid_blocks"
             if block.get("type") == "actions":
                 ids = [element.get("action_id") for element in block.get("elements", [])]
@@ -403,12 +522,78 @@ class SlackPeer(LoopbackPeer):
                 "envelope_id": envelope_id,
                 "type": envelope_type,
                 "payload": payload,
-                "accepts_response_payload": envelope_type != "events_api",
+                "accepts_response_payload": accepts_response_payload(envelope_type, payload),
                 "retry_attempt": 0,
                 "retry_reason": "",
             }
         )
         return await asyncio.wait_for(waiter, PEER_TIMEOUT_SECONDS)
+
+    # -- Events API over HTTP ----------------------------------------------------------------------
+
+    async def deliver_event(
+        self,
+        url: str,
+        payload: dict[str, Any],
+        *,
+        signing_secret: str,
+        deadlines: tuple[float, ...] = (ACK_DEADLINE_SECONDS,),
+    ) -> list[EventDelivery]:
+        """Deliver one event to `url` as Slack does, retries included; returns the attempts.
+
+        `deadlines[n]` is attempt n's deadline (the last one repeats): a test shortens one to stand
+        for an app whose ack came too late. Retries wait on `clock`: advance it to let them go.
+        """
+        return await self.from_test_loop(self._deliver(url, payload, signing_secret, deadlines))
+
+    async def _deliver(
+        self, url: str, payload: dict[str, Any], signing_secret: str, deadlines: tuple[float, ...]
+    ) -> list[EventDelivery]:
+        body = json.dumps(payload).encode()
+        event_id = str(payload.get("event_id", ""))
+        attempts: list[EventDelivery] = []
+        first_failure = 0.0
+        reason = ""
+        async with aiohttp.ClientSession() as session:
+            for attempt in range(len(RETRY_DELAYS_SECONDS) + 1):
+                if attempt:
+                    due = first_failure + RETRY_DELAYS_SECONDS[attempt - 1]
+                    while self.clock.now() < due:
+                        await asyncio.sleep(0.01)
+                headers = {
+                    "Content-Type": "application/json",
+                    # signed with the real time: the app's clock is not the one the test moves
+                    **signed_headers(signing_secret=signing_secret, body=body),
+                }
+                if attempt:
+                    headers |= {"X-Slack-Retry-Num": str(attempt), "X-Slack-Retry-Reason": reason}
+                deadline = deadlines[min(attempt, len(deadlines) - 1)]
+                status = 0
+                try:
+                    async with session.post(
+                        url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=deadline)
+                    ) as response:
+                        await response.read()
+                        status = response.status
+                except TimeoutError:
+                    reason = "http_timeout"
+                except aiohttp.ClientError:
+                    reason = "connection_failed"
+                else:
+                    reason = "" if 200 <= status < 300 else "http_error"
+                delivery = EventDelivery(
+                    event_id=event_id,
+                    attempt=attempt,
+                    retry_reason=headers.get("X-Slack-Retry-Reason", ""),
+                    status=status,
+                    at=self.clock.now(),
+                )
+                attempts.append(self.deliveries.add(delivery))
+                if not reason:
+                    break
+                if attempt == 0:
+                    first_failure = self.clock.now()
+        return attempts
 
     async def send_disconnect(self) -> None:
         """Ask the client to reconnect, as Slack does before it recycles a link."""
@@ -418,6 +603,30 @@ class SlackPeer(LoopbackPeer):
                 await ws.send_json({"type": "disconnect", "reason": "refresh_requested"})
 
         await self.from_test_loop(disconnect())
+
+
+def accepts_response_payload(envelope_type: str, payload: dict[str, Any]) -> bool:
+    """Whether Slack lets the ack of this envelope carry a response (a modal update, a command reply)."""
+    if envelope_type == "slash_commands":
+        return True
+    return envelope_type == "interactive" and payload.get("type") in {"view_submission", "block_suggestion"}
+
+
+def blocks_text_chars(blocks: list[Any]) -> int:
+    """Characters of every `text` string anywhere in `blocks` (sections, fields, context, buttons)."""
+    total = 0
+    stack: list[Any] = list(blocks)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key == "text" and isinstance(value, str):
+                    total += len(value)
+                else:
+                    stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return total
 
 
 def _history_page(messages: list[PeerMessage], body: dict[str, Any], *, newest_first: bool) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -29,10 +29,11 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from bot.chat.registry import register_adapter
 from bot.chat.slack import defaults
 from bot.chat.slack.admission import Refused, admit
-from bot.chat.slack.guard import RequestGuard, Verdict, seen_event
+from bot.chat.slack.guard import RequestGuard, Verdict, seen_click, seen_event
 from bot.chat.slack.inbound import (
     InboundPayloadError,
     action_user,
+    click_delivery_id,
     clicks_from_actions,
     command_user,
     event_user,
@@ -63,8 +64,20 @@ MESSAGE_GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "ed
 _UNREACHABLE = (SlackClientError, aiohttp.ClientError, TimeoutError, OSError)
 
 
+REFUSAL_ADVICE = {
+    "not_in_channel": "kobot is not a member of that channel: invite it there with /invite @kobot",
+    "is_archived": "that channel is archived: unarchive it or bind the cluster to another channel",
+    "channel_not_found": "that channel does not exist or kobot cannot see it",
+}
+"""What to do about a refusal that no retry will change, said where the delivery error is shown."""
+
+
 class _MessageGone(Exception):
     """The message to edit no longer exists or cannot be edited."""
+
+
+class _BlocksTooLong(Exception):
+    """Slack refused the blocks' text as too long in total (msg_blocks_too_long)."""
 
 
 class SlackAdapter(ChatAdapter):
@@ -181,8 +194,19 @@ class SlackAdapter(ChatAdapter):
         verdict = await self._guard.check(body=body, headers=request.headers)
         if verdict is Verdict.FORGED:
             return JSONResponse({"error": "invalid or expired signature"}, status_code=401)
+        retry = request.headers.get("x-slack-retry-num")
+        if verdict is Verdict.REPLAYED and retry is not None:
+            # Slack's first retry comes within the second: same timestamp, same body, so the same
+            # signature. The original was accepted (a pair is stored only once verified), so this
+            # copy is acked and dropped; a replay dressed up as a retry achieves nothing either.
+            log.info("slack retry %s of a request already received; acked", retry[:8])
+            return JSONResponse({"ok": True})
         if verdict is Verdict.REPLAYED:
             return JSONResponse({"error": "replayed request"}, status_code=401)
+        if retry is not None:
+            # Slack sent this again because an earlier ack was late or failed; the event_id check in
+            # the background hands it on at most once, so the retry is acked like any request.
+            log.info("slack retry %s (%s)", retry[:8], request.headers.get("x-slack-retry-reason", "")[:32])
         if self._sink is None:
             return JSONResponse({"error": "not ready"}, status_code=503)
         admitted = admit(body, headers=request.headers)
@@ -233,15 +257,17 @@ class SlackAdapter(ChatAdapter):
     async def _post(
         self, conversation: Conversation, message: OutgoingMessage, *, metadata: dict[str, Any] | None
     ) -> MessageRef:
-        payload = render(message)
-        response = await self._call(
-            self.client.chat_postMessage(
-                channel=conversation.conversation_id,
-                thread_ts=conversation.thread_id,
-                metadata=metadata,
-                **payload,
+        async def post(payload: dict[str, Any]) -> AsyncSlackResponse:
+            return await self._call(
+                self.client.chat_postMessage(
+                    channel=conversation.conversation_id,
+                    thread_ts=conversation.thread_id,
+                    metadata=metadata,
+                    **payload,
+                )
             )
-        )
+
+        response = await _shorter_blocks_once(message, post)
         return MessageRef(
             platform=self.platform,
             conversation_id=str(response.get("channel") or conversation.conversation_id),
@@ -250,11 +276,13 @@ class SlackAdapter(ChatAdapter):
         )
 
     async def update(self, ref: MessageRef, message: OutgoingMessage) -> MessageRef:
-        payload = render(message)
-        try:
-            await self._call(
+        async def edit(payload: dict[str, Any]) -> AsyncSlackResponse:
+            return await self._call(
                 self.client.chat_update(channel=ref.conversation_id, ts=ref.message_id, **payload)
             )
+
+        try:
+            await _shorter_blocks_once(message, edit)
         except _MessageGone:
             conversation = Conversation(
                 platform=self.platform, conversation_id=ref.conversation_id, thread_id=ref.thread_id
@@ -276,7 +304,11 @@ class SlackAdapter(ChatAdapter):
                 ) from None
             if error in MESSAGE_GONE_ERRORS:
                 raise _MessageGone(error) from None
+            if error == "msg_blocks_too_long":
+                raise _BlocksTooLong(error) from None
             log.warning("slack refused a message: %s", error)
+            if error in REFUSAL_ADVICE:
+                raise DeliveryError(f"Slack refused the message ({error}): {REFUSAL_ADVICE[error]}") from None
             raise DeliveryError(f"Slack refused the message ({error})") from None
         except _UNREACHABLE as exc:
             log.warning("slack unreachable: %s", type(exc).__name__)
@@ -340,6 +372,10 @@ class SlackAdapter(ChatAdapter):
         await self._require_sink().on_message(message_from_command(body, sender=sender))
 
     async def _deliver_clicks(self, body: Mapping[str, Any]) -> None:
+        delivery = click_delivery_id(body)
+        if delivery is not None and await seen_click(self._redis, delivery):
+            log.info("slack click delivered again; ignored")
+            return
         sender = await self._users.sender(action_user(body))
         sink = self._require_sink()
         for click in clicks_from_actions(body, sender=sender):
@@ -349,6 +385,20 @@ class SlackAdapter(ChatAdapter):
         if self._sink is None:
             raise InboundPayloadError("adapter stopped before the event was handed on")
         return self._sink
+
+
+async def _shorter_blocks_once(
+    message: OutgoingMessage, call: Callable[[dict[str, Any]], Awaitable[AsyncSlackResponse]]
+) -> AsyncSlackResponse:
+    """`call` with the rendered message; after msg_blocks_too_long, once more with half the text."""
+    try:
+        return await call(render(message))
+    except _BlocksTooLong:
+        log.warning("slack found the blocks too long; sending them shorter")
+    try:
+        return await call(render(message, blocks_text_budget=defaults.BLOCKS_TEXT_RETRY_CHARS))
+    except _BlocksTooLong:
+        raise DeliveryError("Slack refused the message as too long (msg_blocks_too_long)") from None
 
 
 def _api_error(exc: SlackApiError) -> str:

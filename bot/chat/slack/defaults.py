@@ -75,7 +75,17 @@ CONTEXT_MAX_CHARS = 2000
 """A context element's text limit."""
 
 TEXT_MAX_CHARS = 40_000
-"""chat.postMessage truncates `text` beyond this; kobot cuts it first, visibly."""
+"""chat.postMessage refuses `text` beyond this (msg_too_long); kobot cuts it first, visibly."""
+
+BLOCKS_TEXT_MAX_CHARS = 11_000
+"""Text kobot puts across one message's blocks. Slack refuses more than about 12,000 characters in all
+(msg_blocks_too_long, counted with some overhead per block: slackapi/bolt-js#2509, #2867)."""
+
+BLOCKS_TEXT_RETRY_CHARS = 5_500
+"""After a msg_blocks_too_long anyway, the message is rendered again within this and sent once more."""
+
+BLOCK_TEXT_KEPT_CHARS = 200
+"""Shortening blocks to fit never cuts one text below this: a field or a status stays readable."""
 
 TAG_LOOKUP_PAGE_SIZE = 100
 """Messages per conversations.history page when looking for a tagged post (Slack suggests at most 200)."""

@@ -80,3 +80,14 @@ async def seen_event(redis: Redis, event_id: str) -> bool:
     """True when this event_id was handled already (Slack redelivers after a missed ack or a reconnect)."""
     first = await redis.set(event_key(event_id), b"1", nx=True, ex=defaults.EVENT_ID_TTL_SECONDS)
     return not first
+
+
+def click_key(delivery_id: str) -> str:
+    return f"{PREFIX}:slack:click:{delivery_id}"
+
+
+async def seen_click(redis: Redis, delivery_id: str) -> bool:
+    """True when this click was handled already. Clicks carry no event_id, so the same click delivered
+    twice (a proxy's retry, a socket reconnect) is known by its trigger and action timestamps."""
+    first = await redis.set(click_key(delivery_id), b"1", nx=True, ex=defaults.EVENT_ID_TTL_SECONDS)
+    return not first

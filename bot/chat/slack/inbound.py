@@ -8,6 +8,7 @@ are dropped from text and make an id unusable, so none reaches a key, a store wr
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from collections.abc import Mapping
@@ -157,6 +158,22 @@ def clicks_from_actions(body: Payload, *, sender: Sender) -> list[ButtonClick]:
             )
         )
     return clicks
+
+
+def click_delivery_id(body: Payload) -> str | None:
+    """What a click delivered twice keeps and a second click changes: its trigger_id and action_ts."""
+    actions = body.get("actions")
+    stamps = [
+        str(action["action_ts"])
+        for action in (actions if isinstance(actions, list) else [])
+        if isinstance(action, Mapping) and isinstance(action.get("action_ts"), str)
+    ]
+    trigger = body.get("trigger_id")
+    parts = [trigger if isinstance(trigger, str) else "", *stamps]
+    if not any(parts):
+        return None
+    # surrogatepass: a broken stamp still hashes to the same id every time it comes
+    return hashlib.sha256("|".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _channel_of(body: Payload) -> str:

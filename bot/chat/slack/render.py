@@ -46,12 +46,58 @@ def kobot_action_id(slack_id: str) -> str:
     return match.group("action") if match else slack_id
 
 
-def render(message: OutgoingMessage) -> dict[str, Any]:
-    """The `text` and `blocks` arguments of chat.postMessage / chat.update for `message`."""
+def render(
+    message: OutgoingMessage, *, blocks_text_budget: int = defaults.BLOCKS_TEXT_MAX_CHARS
+) -> dict[str, Any]:
+    """The `text` and `blocks` arguments of chat.postMessage / chat.update for `message`; the blocks'
+    text together stays within `blocks_text_budget` (the longest texts are shortened first)."""
     blocks = _blocks(message)
     if len(blocks) > defaults.MAX_BLOCKS:
         raise DeliveryError(f"message has {len(blocks)} blocks, Slack allows {defaults.MAX_BLOCKS}")
+    _fit(blocks, budget=blocks_text_budget)
     return {"text": _fallback_text(message), "blocks": blocks}
+
+
+def blocks_text_length(blocks: list[Block]) -> int:
+    """Characters of text across `blocks`, as Slack counts them against its cumulative limit."""
+    return sum(len(obj["text"]) for obj in _text_objects(blocks))
+
+
+def _text_objects(blocks: list[Block]) -> list[Block]:
+    """Every text object of `blocks`: headers, sections and their fields, context elements, button labels."""
+    found: list[Block] = []
+    for block in blocks:
+        if isinstance(block.get("text"), dict):
+            found.append(block["text"])
+        found.extend(block.get("fields", []))
+        for element in block.get("elements", []):
+            found.append(element["text"] if isinstance(element.get("text"), dict) else element)
+    return [obj for obj in found if isinstance(obj.get("text"), str)]
+
+
+def _fit(blocks: list[Block], *, budget: int) -> None:
+    """Shorten the longest texts, visibly, until all of them together fit `budget`."""
+    objects = _text_objects(blocks)
+    excess = sum(len(obj["text"]) for obj in objects) - budget
+    # many texts share the budget: each keeps at least its share, up to BLOCK_TEXT_KEPT_CHARS
+    floor = min(defaults.BLOCK_TEXT_KEPT_CHARS, budget // max(len(objects), 1))
+    while excess > 0:
+        longest = max(objects, key=lambda obj: len(obj["text"]))
+        length = len(longest["text"])
+        if length <= floor:
+            return
+        keep = max(length - excess, floor)
+        longest["text"] = _shorten(longest["text"], keep)
+        excess -= length - len(longest["text"])
+
+
+def _shorten(text: str, limit: int) -> str:
+    """`_cut`, keeping a code block's closing fence so the rest of the message is not swallowed by it."""
+    fence = "```"
+    if text.startswith(fence + "\n") and text.endswith("\n" + fence) and limit > 2 * len(fence) + 3:
+        inner = text[len(fence) + 1 : -(len(fence) + 1)]
+        return f"{fence}\n{_cut(inner, limit - 2 * len(fence) - 2)}\n{fence}"
+    return _cut(text, limit)
 
 
 def _fallback_text(message: OutgoingMessage) -> str:
