@@ -85,11 +85,13 @@ class DingTalkAdapter(ChatAdapter):
         self.stream: StreamConnection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handoffs: set[concurrent.futures.Future[None]] = set()
+        self._frame_thread = _frame_thread()
 
     async def start(self, sink: InboundSink) -> None:
         """Connect to the stream gateway in its own thread; returns once connected or still trying."""
         await super().start(sink)
         self._loop = asyncio.get_running_loop()
+        self._frame_thread = _frame_thread()  # a new one: stop() shut the last one down
         _point_sdk_at(self._settings.openapi_endpoint)
         self.stream = StreamConnection(
             endpoint=self._settings.openapi_endpoint,
@@ -104,6 +106,7 @@ class DingTalkAdapter(ChatAdapter):
         if self.stream is not None:
             await asyncio.to_thread(self.stream.stop)
             self.stream = None
+        self._frame_thread.shutdown(wait=False, cancel_futures=True)
         for outbox in self.robots.values():
             if not await outbox.flush(timeout=defaults.ROBOT_STOP_FLUSH_SECONDS):
                 log.error("dingtalk robot %s stopped with %d posts undelivered", outbox.name, outbox.waiting)
@@ -235,10 +238,13 @@ class DingTalkAdapter(ChatAdapter):
 
     async def _on_frame(self, topic: str, data: dict[str, Any], frame_id: str) -> None:
         try:
+            # The store calls block: they run on one thread of their own (in arrival order), so a
+            # slow store never delays the acks and pings of other frames on the stream loop.
+            loop = asyncio.get_running_loop()
             if topic == TOPIC_CHAT:
-                self._on_chat(data, frame_id)
+                await loop.run_in_executor(self._frame_thread, self._on_chat, data, frame_id)
             elif topic == TOPIC_CARD:
-                self._on_card(data, frame_id)
+                await loop.run_in_executor(self._frame_thread, self._on_card, data, frame_id)
         except Exception:
             # DingTalk never pushes this frame again, so the sender is the only way to get it back:
             # ask them (the frame carries its conversation and session webhook; no store needed).
@@ -309,6 +315,11 @@ class DingTalkAdapter(ChatAdapter):
         self._handoffs.discard(future)
         if not future.cancelled() and future.exception() is not None:
             log.error("dingtalk inbound event failed in the app", exc_info=future.exception())
+
+
+def _frame_thread() -> concurrent.futures.ThreadPoolExecutor:
+    """One thread for the blocking store work of inbound frames: off the stream loop, in arrival order."""
+    return concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="dingtalk-frames")
 
 
 def _live_session_webhook(conversation: Conversation) -> str | None:
