@@ -19,14 +19,19 @@ from redis import Redis
 
 from alerts.subscriptions import ClusterEvent, NotifySubscription, save_notify_subscription
 from bot.app import create_app
+from bot.chat.wecom.adapter import WeComAdapter
+from kobot.conversations import Conversation
 from kobot.settings import Settings
 from kobot.settings_alerts import RouteTarget
+from tests.chat import samples
+from tests.chat.sinks import RecordingSink
 from tests.chat.wecom.test_e2e_peer import POLICY, contents, finished, job_messages, say
 from tests.peers.wecom import Sent, WeComPeer
 from tests.support.waiting import eventually
 from tests.support.wecom import settings_for
 
 CHANNEL = "kobotops"
+APPROVAL = samples.APPROVAL_REQUEST
 
 
 @pytest.fixture
@@ -102,3 +107,34 @@ async def test_peer_one_to_one_request_is_approved_from_the_clusters_app_group_c
     assert decided.payload["userids"] == ["alice"]
     assert "approved by Bob Li" in decided.payload["template_card"]["replace_text"]
     assert [c for c in job_messages(wecom_peer) if finished(c)][-1].startswith("**✅ Job")
+
+
+async def test_peer_smart_bot_group_routed_to_an_app_group_chat_counts_clicks_in_the_smart_bot_group(
+    wecom_peer: WeComPeer, redis: Redis, sink: RecordingSink
+) -> None:
+    """`@kobot notify guarded approvals here` in a smart-bot group subscribes `smartbot:<chatid>`; with no
+    reply link at hand its route (an app group chat) carries the request, and a click counts in the group
+    that subscribed."""
+    wecom_peer.add_chat(CHANNEL, ["alice", "bob"])
+    settings = settings_for(wecom_peer, smart_bot_routes={"wrgroup1": f"appchat:{CHANNEL}"})
+    adapter = WeComAdapter(settings=settings, redis=redis)
+    await adapter.start(sink)
+    ref = await adapter.send(Conversation(platform="wecom", conversation_id="smartbot:wrgroup1"), APPROVAL)
+    assert ref.conversation_id == "smartbot:wrgroup1"
+    [card] = cards(wecom_peer)
+    template = card.payload["template_card"]
+    key = template["button_list"][0]["key"]
+    query, body = wecom_peer.callback_app(
+        wecom_peer.card_click_xml(user_id="bob", task_id=template["task_id"], key=key)
+    )
+    routes = FastAPI()
+    routes.include_router(adapter.router())
+    transport = httpx.ASGITransport(app=routes)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kobot.test") as client:
+        assert (await client.post(f"/wecom/callback?{query}", content=body)).status_code == 200
+    await eventually(lambda: sink.clicks, timeout=5, what="the click")
+    [clicked] = sink.clicks
+    assert clicked.conversation.conversation_id == "smartbot:wrgroup1" and not clicked.conversation.is_direct
+    assert (clicked.identity.user_id, clicked.identity.display_name) == ("bob", "Bob Li")
+    assert clicked.value == APPROVAL.buttons[0].value
+    await adapter.stop()
