@@ -58,6 +58,7 @@ class DingTalkAdapter(ChatAdapter):
     """One DingTalk app (stream mode) plus its custom robots."""
 
     platform = defaults.PLATFORM
+    call_budget_seconds = defaults.CALL_BUDGET_SECONDS
 
     def __init__(self, *, settings: DingTalkSettings, redis: Redis) -> None:
         self._settings = settings

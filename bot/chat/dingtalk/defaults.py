@@ -39,8 +39,8 @@ an over-budget robot for 10 minutes, and posting on through the throttle only co
 ROBOT_SEND_WAIT_SECONDS = 15.0
 """How long `send` to a custom robot waits for its post to be accepted; then the post is withdrawn
 from the outbox and the caller gets DeliveryError (with retry_after) to retry from its own durable
-state. This plus one HTTP timeout (a post already on the wire) stays below the alert delivery
-timeout (30 s), so an alert is not posted after its sender gave up."""
+state. With one HTTP timeout more (a post already on the wire) this is the adapter's call budget, which
+callers that bound a send (the alert delivery) allow for, so a post never lands after they gave up."""
 
 ERRCODE_BUSY = (130101, -1)
 """Robot errcodes that mean "later", not "never": the budget, and the generic system busy."""
@@ -69,6 +69,10 @@ MarkdownButtonCardInstance): cards edited in place with buttons, with no templat
 
 HTTP_TIMEOUT_SECONDS = 10.0
 """Upper bound for one Open API, webhook or gateway request."""
+
+CALL_BUDGET_SECONDS = ROBOT_SEND_WAIT_SECONDS + HTTP_TIMEOUT_SECONDS
+"""The longest one send may take (`ChatAdapter.call_budget_seconds`): a robot send's wait, then one more
+request's time for a post already on the wire."""
 
 STREAM_OPEN_TIMEOUT_SECONDS = 10.0
 """Upper bound for the websocket handshake with the stream gateway."""
