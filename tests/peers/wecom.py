@@ -22,13 +22,17 @@ Behaviour and where it comes from:
   page this peer was checked against ends before its markdown section, so the figure is the clients'
   quotation of it); 4,096 bytes is the group robot's figure (document/path/91770) and applies to
   webhook/send only.
-- response_code (document/path/94888): one use, within 72 h; a spent or expired one answers 40058.
+- response_code (document/path/94888): one use, within 72 h. The errcode for a spent or expired one is
+  not documented: the peer answers 40058 (invalid parameter), as it does for a card it would not take
+  (it used to answer made-up 40098/40099).
 - appchat (document/path/90248): only chats the app created; a member gets at most 200 messages a minute
   from the app in its groups, the rest dropped silently.
 - group robot: 20 messages a minute per robot, beyond that errcode 45009 (document/path/91770).
-- smart-bot reply URL (document/path/101031 and the smart-bot callback pages): one POST, within an hour.
-- callbacks (`deliver_callback`): WeCom waits 5 s for an answer and tries three more times; each try is
-  signed anew (fresh timestamp and nonce), carrying the same MsgId.
+- smart-bot reply URL (document/path/101031 and the smart-bot callback pages): one POST, within an
+  hour; past that the peer answers 40058 (the real answer is not documented).
+- callbacks (`deliver_callback`): WeCom waits 5 s for an answer and tries three more times (callback
+  documentation, PROTOCOLS.md); each try carries the same MsgId. That each try is signed anew (fresh
+  timestamp and nonce) is this peer's assumption: the documentation does not say.
 - crypto: the peer encrypts with wechatpy's PrpCrypto, the same code kobot decrypts with, so the
   known-answer tests (tests/chat/wecom/test_crypto_sample_peer.py) check both against WeCom's published
   sample instead.

@@ -139,6 +139,7 @@ async def test_peer_e2e_job_progress_is_a_message_per_stage_to_the_end(
     shown = [line.split(" step ")[1].split(" ")[0] for line in steps]
     assert len(shown) == len(set(shown)), f"one message per step, not per edit: {shown}"
     assert all(s.api == "message/send" for s in wecom_peer.sent)
+    assert wecom_peer.dropped == []  # every stage reached alice: none past WeCom's per-person budget
 
 
 async def test_peer_e2e_create_cluster_reaches_its_final_state(
