@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from commands.context import CommandContext, SubmitJob
+from kobot.clusters import ClusterRecord, ClusterState
 from kobot.errors import KobotError
 from kobot.job_records import JobKind
 from workers.operations import OPERATIONS
@@ -41,6 +42,8 @@ def day2_job(ctx: CommandContext, args: BaseModel, *, kind: JobKind, lines: list
     require_operation(kind.value)
     name = ctx.cluster()
     record = ctx.runtime.clusters.require(name)
+    if kind is not JobKind.CLUSTER_DELETE:
+        require_changeable(ctx, record)
     params = job_params(args)
     state = {"nodes": [(n.name, n.role, n.address) for n in record.nodes], "version": record.version}
     digest = plan_hash({"kind": kind.value, "cluster": name, "params": params, "state": state})
@@ -52,3 +55,29 @@ def day2_job(ctx: CommandContext, args: BaseModel, *, kind: JobKind, lines: list
         plan_lines=tuple(lines),
         plan_hash=digest,
     )
+
+
+def require_changeable(ctx: CommandContext, record: ClusterRecord) -> None:
+    """Refuse a Day 2 change of a cluster that is not there to change, at once and with what to do,
+    instead of queueing a job that fails at its first step. A create still running is fine: the cluster
+    lock queues the change behind it."""
+    name = record.name
+    if record.state is ClusterState.CREATING:
+        create = ctx.runtime.jobs.records.get(record.creating_job) if record.creating_job else None
+        if create is not None and not create.state.finished:
+            return
+        if create is None:
+            raise KobotError(
+                f"{name} was never finished and its create job is gone: `delete cluster {name}`."
+            )
+        raise KobotError(
+            f"{name} was never finished: its create (job {create.job_id}) {create.state.value}. "
+            f"Finish it with `retry job {create.job_id}` or remove it with `delete cluster {name}`."
+        )
+    if record.state is ClusterState.FAILED:
+        raise KobotError(
+            f"{name} is failed: its last create or delete did not finish (see `show cluster {name}`). "
+            f"Retry that job, or remove the cluster with `delete cluster {name}`."
+        )
+    if record.state is ClusterState.DELETING:
+        raise KobotError(f"{name} is being deleted; nothing else can change it now.")
