@@ -13,6 +13,7 @@ from typing import Any
 from bot.chat.dingtalk import defaults
 from kobot.conversations import ButtonClick, Conversation, Identity, InboundMessage, MessageRef
 from kobot.defaults import TEXT_MAX_COMMAND_CHARS
+from kobot.validation import scrub_surrogates
 
 CONVERSATION_DIRECT = "1"
 """`conversationType` of a one-to-one chat with the robot ("2" is a group)."""
@@ -53,7 +54,12 @@ def chat_message(data: dict[str, Any], *, now_ms: int) -> InboundMessage:
     """A `/v1.0/im/bot/messages/get` frame as an InboundMessage, or InboundRefused saying why not."""
     from dingtalk_stream import ChatbotMessage
 
-    message = ChatbotMessage.from_dict(data)
+    try:
+        # lone surrogates (a \\udfff escape in the frame's JSON) would break every key and store write
+        message = ChatbotMessage.from_dict(scrub_surrogates(data))
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        # the SDK calls int() and .get() on fields as it finds them: a field of another type is a refusal
+        raise InboundRefused("a chat message whose fields are not DingTalk's") from exc
     if not message.conversation_id or not (message.sender_staff_id or message.sender_id):
         raise InboundRefused("a chat message without conversation or sender")
     user_id = str(message.sender_staff_id or message.sender_id)
@@ -131,7 +137,7 @@ def card_click(data: dict[str, Any]) -> CardClick:
     from dingtalk_stream import CardCallbackMessage
 
     try:
-        callback = CardCallbackMessage.from_dict(data)
+        callback = CardCallbackMessage.from_dict(scrub_surrogates(data))
     except (TypeError, ValueError) as exc:
         raise InboundRefused("a card callback that is not JSON") from exc
     content = callback.content if isinstance(callback.content, dict) else {}
