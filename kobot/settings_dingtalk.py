@@ -27,6 +27,9 @@ class DingTalkSettings(BaseModel):
     client_secret: SecretStr
     robot_code: str | None = None
     card_template_id: str | None = None
+    """A card template the team designed in the developer console. Unset, kobot uses the public
+    Markdown-with-buttons card template the dingtalk-stream SDK itself uses: progress is still one card edited
+    in place, with approve/deny buttons, and no console step is needed."""
     robot_webhook_url: SecretStr | None = None
     robot_secret: SecretStr | None = None
     openapi_endpoint: str = "https://api.dingtalk.com"
