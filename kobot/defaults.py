@@ -92,6 +92,15 @@ REDIS_SOCKET_TIMEOUT_SECONDS = 10.0
 REDIS_START_TIMEOUT_SECONDS = 10.0
 """How long kobot waits for the embedded Valkey to answer before the start fails."""
 
+EMBEDDED_VALKEY_STOP_SECONDS = 5.0
+"""How long the embedded Valkey gets to write its AOF and exit after SIGTERM before it is killed."""
+
+EMBEDDED_VALKEY_CHECK_SECONDS = 1.0
+"""How often a kobot process looks whether its embedded Valkey still runs (a dead one is started again)."""
+
+EMBEDDED_VALKEY_RESTART_BACKOFF_CAP_SECONDS = 30.0
+"""Longest pause between two attempts to start again an embedded Valkey that keeps failing to start."""
+
 TEXT_MAX_COMMAND_CHARS = 2000
 """Longer chat text is refused before parsing: no command is that long."""
 

