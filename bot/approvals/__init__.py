@@ -1,7 +1,7 @@
 """Approvals bound to the exact change: stored requests, signed buttons, counted approvers, expiry."""
 
 from bot.approvals.card import APPROVE_ACTION, REJECT_ACTION
-from bot.approvals.model import (
+from bot.approvals.models import (
     ApprovalDecision,
     ApprovalOutcome,
     ApprovalRequest,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.approvals.model import ApprovalDecision, ApprovalRequest, ApprovalStatus
+from bot.approvals.models import ApprovalDecision, ApprovalRequest, ApprovalStatus
 from kobot.messages import Button, ButtonStyle, Field, MessageKind, OutgoingMessage, Tone
 
 APPROVE_ACTION = "approval.approve"

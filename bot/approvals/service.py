@@ -20,7 +20,7 @@ from redis.exceptions import WatchError
 
 from bot.approvals import defaults, signing
 from bot.approvals.card import ACTION_DECISIONS, render_card
-from bot.approvals.model import (
+from bot.approvals.models import (
     ApprovalDecision,
     ApprovalOutcome,
     ApprovalRequest,

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from bot.approvals.model import ApprovalDecision
+from bot.approvals.models import ApprovalDecision
 
 KEY_PURPOSE = b"kobot approval buttons v1"
 """Domain separation: a signature made for another kind of button never verifies here."""

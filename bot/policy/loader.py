@@ -17,7 +17,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.policy import defaults
 from bot.policy.document import PolicyDocument
-from bot.policy.model import BUILTIN_ROLE_SPECS, Policy, compile_policy
+from bot.policy.models import BUILTIN_ROLE_SPECS, Policy, compile_policy
 from kobot.errors import KobotError
 
 Loc = tuple[str | int, ...]

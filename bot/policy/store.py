@@ -18,7 +18,7 @@ from redis import Redis
 from bot.policy import defaults
 from bot.policy.directory import DirectoryClient, DirectoryGroups, read_password
 from bot.policy.loader import PolicyError, load_policy
-from bot.policy.model import Policy, default_policy
+from bot.policy.models import Policy, default_policy
 from commands.registry import COMMANDS
 from kobot.access import AuthDecision, WhoAmI
 from kobot.conversations import Conversation, Identity

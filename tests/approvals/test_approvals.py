@@ -17,7 +17,7 @@ from bot.approvals import (
     ApprovalService,
     ApprovalStatus,
 )
-from bot.approvals.model import ApprovalDecision
+from bot.approvals.models import ApprovalDecision
 from bot.approvals.signing import derive_key, encode
 from bot.policy import PolicyStore
 from kobot.audit import AuditLog

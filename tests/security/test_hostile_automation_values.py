@@ -26,7 +26,7 @@ from kobot.automation_values import UnsafeValueError, Untrusted, dump_yaml, load
 from kobot.clusters import ClusterRecord, NodeRecord
 from kobot.errors import CommandError
 from workers import etcd
-from workers.ansible.model import PlaybookRun
+from workers.ansible.models import PlaybookRun
 from workers.ansible.runner import _extravars
 from workers.cluster_inputs import checked_terraform_nodes, cluster_vars
 from workers.inventory import render_inventory

@@ -5,7 +5,7 @@ Public API: `PlaybookRun`, `PlaybookStatus`, `PlaybookResult`, `run_playbook`, `
 
 from __future__ import annotations
 
-from workers.ansible.model import PlaybookResult, PlaybookRun, PlaybookStatus
+from workers.ansible.models import PlaybookResult, PlaybookRun, PlaybookStatus
 from workers.ansible.runner import run_playbook, syntax_check
 
 __all__ = ["PlaybookResult", "PlaybookRun", "PlaybookStatus", "run_playbook", "syntax_check"]

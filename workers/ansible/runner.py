@@ -20,7 +20,7 @@ from kobot import automation_values, defaults
 from kobot.job_records import JobEvent
 from workers.ansible.artifacts import prepare_private_data_dir, prune_job_dirs, scrub_private_data_dir
 from workers.ansible.events import EventTranslator, shorten
-from workers.ansible.model import PlaybookResult, PlaybookRun, PlaybookStatus
+from workers.ansible.models import PlaybookResult, PlaybookRun, PlaybookStatus
 from workers.ansible.processes import RUN_MARKER_ENV, playbook_process, reap_leftovers, signal_process
 from workers.masking import Masker
 
