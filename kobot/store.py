@@ -109,9 +109,11 @@ def secret_key(settings: Settings) -> bytes:
     if not path.exists():
         secure_data_dir(settings.data_dir)
         # Written whole under a temporary name, then linked into place: a crash never leaves an empty key,
-        # and of two processes starting at once, the first link wins and both read that key.
-        draft = path.with_name(f".{SECRET_KEY_FILE}.{os.getpid()}")
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # and of two processes starting at once, the first link wins and both read that key. The draft's
+        # name is random, not the pid: containers sharing the data volume can have the same pids, and
+        # O_EXCL makes a clash fail loudly instead of two processes writing one file.
+        draft = path.with_name(f".{SECRET_KEY_FILE}.{secrets.token_hex(8)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32))
             handle.flush()
