@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from typing import Any
 
 from alerts.subscriptions import ClusterEvent, notify_targets
@@ -23,6 +25,7 @@ from commands.parsed import ParsedCommand
 from kobot.access import AuthDecision
 from kobot.conversations import ButtonClick
 from kobot.errors import DeliveryError
+from kobot.job_records import JobState
 from kobot.messages import Tone
 
 log = logging.getLogger(__name__)
@@ -125,7 +128,7 @@ class ApprovalFlow:
         )
         if outcome.status is ApprovalStatus.APPROVED:
             # The job is queued before the card is edited: a chat that refuses the edit must not lose it.
-            await self._run_approved(request, click)
+            await self.run_approved(request)
         try:
             await self.chat.edit_card(request.message_ref, outcome.card, click.conversation)
         except DeliveryError:
@@ -147,20 +150,52 @@ class ApprovalFlow:
             )
             await self.chat.edit_card(request.message_ref, outcome.card, request.conversation)
 
-    async def _run_approved(self, request: ApprovalRequest, click: ButtonClick) -> None:
+    async def run_unrun(self) -> None:
+        """Queue the jobs of approved requests that have none yet: a process that died between writing
+        the decision and queueing the job left them (a click being handled right now holds its turn)."""
+        for request in await asyncio.to_thread(self.runtime.approvals.unrun):
+            await self.run_approved(request)
+
+    async def run_approved(self, request: ApprovalRequest) -> None:
+        """Queue an approved request's job exactly once, whoever calls (the click, or the sweep after a
+        crash): one process at a time holds the turn, and the job id is reserved before the job is
+        queued, so a second try finds the job the first one queued."""
         rt = self.runtime
+        if not rt.approvals.claim_run(request_id=request.id, owner=f"{socket.gethostname()}:{os.getpid()}"):
+            return  # another process is queueing it right now
+        try:
+            await self._run_claimed(request)
+        except Exception:
+            rt.approvals.release_run(request_id=request.id)
+            raise
+
+    async def _run_claimed(self, request: ApprovalRequest) -> None:
+        rt = self.runtime
+        where = request.conversation
+        retry_of = request.action.get("retry_of")
+        job_id = None
+        if retry_of is None:
+            job_id = rt.approvals.reserve_job(request_id=request.id, new_job_id=rt.jobs.records.next_id)
+            if rt.jobs.records.get(job_id) is not None:
+                log.warning("approval %s: job %s was queued before a crash; binding it", request.id, job_id)
+                rt.approvals.mark_run(request_id=request.id, job_id=job_id)
+                return
+        elif not _resumable(rt, str(retry_of)):
+            rt.approvals.mark_run(request_id=request.id, job_id=str(retry_of))  # resumed before a crash
+            return
         job = await self._replan(request)
         if job is None or job.plan_hash != request.plan_hash:
             rt.audit.record(
                 who=None,
-                where=click.conversation,
+                where=where,
                 action="approval.void",
                 cluster=request.cluster,
                 detail={"request": request.id},
                 result="plan changed",
             )
+            rt.approvals.mark_run(request_id=request.id, job_id=None)
             await self.chat.reply(
-                click.conversation,
+                where,
                 notice(
                     "Approval void",
                     f"the plan for `{request.command_text}` changed since it was approved; "
@@ -169,25 +204,26 @@ class ApprovalFlow:
                 ),
             )
             return
-        retry_of = request.action.get("retry_of")
         if retry_of is not None:
             # bound before the job is queued again, so a retry of this retry finds the approval
             rt.approvals.bind_job(request_id=request.id, job_id=str(retry_of))
             await self.runs.resume(
                 identity=request.requester,
-                conversation=request.conversation,
+                conversation=where,
                 parsed=retry_command(retry_of),
                 text=request.command_text,
                 cluster=request.cluster,
             )
+            rt.approvals.mark_run(request_id=request.id, job_id=str(retry_of))
             return
-        job_id = self.runs.submit(
+        self.runs.submit(
             identity=request.requester,
-            conversation=request.conversation,
+            conversation=where,
             job=job,
             command_text=request.command_text,
+            job_id=job_id,
         )
-        rt.approvals.bind_job(request_id=request.id, job_id=job_id)
+        rt.approvals.mark_run(request_id=request.id, job_id=job_id)
 
     async def _replan(self, request: ApprovalRequest) -> SubmitJob | None:
         """Run the command's handler again now: the approval holds only if the plan is still the same."""
@@ -198,6 +234,12 @@ class ApprovalFlow:
             text=request.command_text,
         )
         return await self.runs.plan_of(ctx)
+
+
+def _resumable(runtime: Runtime, job_id: str) -> bool:
+    """Whether the job an approved retry resumes still waits for it (failed or cancelled)."""
+    record = runtime.jobs.records.get(job_id)
+    return record is not None and record.state in (JobState.FAILED, JobState.CANCELLED)
 
 
 def _action(job: SubmitJob, parsed: ParsedCommand) -> dict[str, Any]:

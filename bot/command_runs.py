@@ -71,8 +71,10 @@ class CommandRuns:
         job: SubmitJob,
         command_text: str,
         parsed: ParsedCommand | None = None,
+        job_id: str | None = None,
     ) -> str:
-        """Queue the job; the notifier posts and keeps its progress message."""
+        """Queue the job (as `job_id` when one was reserved); the notifier posts and keeps its progress
+        message."""
         service = self.runtime.jobs
         spec = service.new_spec(
             kind=job.kind,
@@ -81,6 +83,7 @@ class CommandRuns:
             requested_by=identity,
             reply_to=conversation,
             command_text=command_text,
+            job_id=job_id,
         )
         record = service.submit(spec)
         COMMANDS.labels(command=job.kind, outcome="queued").inc()

@@ -27,7 +27,8 @@ from workers.worker import InProcessWorker, Sweeper
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL_SECONDS = 2.0
-"""How often due approval requests are expired and their cards edited."""
+"""How often due approval requests are expired (their cards edited) and approved requests a crash left
+without their job get it."""
 
 
 class Supervisor:
@@ -78,12 +79,18 @@ class Supervisor:
         self._housekeeping.start(
             every(
                 HOUSEKEEPING_INTERVAL_SECONDS,
-                self.dispatcher.expire_approvals,
+                self._housekeep,
                 log=log,
                 what="housekeeping",
                 wait_first=True,
             )
         )
+
+    async def _housekeep(self) -> None:
+        try:
+            await self.dispatcher.expire_approvals()
+        finally:
+            await self.dispatcher.approvals.run_unrun()
 
     async def stop(self) -> None:
         """Stop everything, each part even when another failed (the store may be down).

@@ -103,6 +103,28 @@ def approval_of_job(job_id: str) -> str:
     return f"{PREFIX}:approval:job:{job_id}"
 
 
+APPROVALS_UNRUN = f"{PREFIX}:approvals:unrun"
+"""Sorted set of approved request ids whose job is not queued yet, scored by approval time: written with
+the decision, removed with the job's binding, so a crash in between leaves the request for the sweep."""
+
+
+def approval_run_claim(request_id: str) -> str:
+    """String with a TTL: the process now queueing an approved request's job (one at a time)."""
+    return f"{PREFIX}:approval:run:{request_id}"
+
+
+def approval_job_reserved(request_id: str) -> str:
+    """String: the job id an approved request runs as, chosen before the job is queued, so a second try
+    after a crash finds the job the first one queued instead of queueing another."""
+    return f"{PREFIX}:approval:runs-as:{request_id}"
+
+
+def channel_binding(conversation_key: str) -> str:
+    """String: the cluster a channel was bound to from chat (`use prod here`); it wins over the policy
+    file's channel binding until `unbind`."""
+    return f"{PREFIX}:channel:{conversation_key}:cluster"
+
+
 LDAP_CACHE_PREFIX = f"{PREFIX}:policy:ldap:"
 """Strings: a directory lookup's groups, cached for a while, under this prefix plus the identity."""
 

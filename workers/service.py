@@ -54,9 +54,11 @@ class JobService:
         requested_by: Identity,
         reply_to: Conversation,
         command_text: str = "",
+        job_id: str | None = None,
     ) -> JobSpec:
+        """A new job's spec; `job_id` when the caller reserved one (an approved request's job)."""
         return JobSpec(
-            job_id=self.records.next_id(),
+            job_id=job_id or self.records.next_id(),
             kind=kind,
             cluster=cluster,
             params=params,

@@ -140,6 +140,54 @@ class ApprovalService:
         """Remember that `job_id` runs under this approved request (read back by `approval_of_job`)."""
         self._redis.set(keys.approval_of_job(job_id), request_id, ex=defaults.DECIDED_KEEP_SECONDS)
 
+    # queueing the job of an approved request, exactly once ------------------------------------------
+
+    def claim_run(self, *, request_id: str, owner: str) -> bool:
+        """Take the turn to queue an approved request's job; False while another process holds it."""
+        return bool(
+            self._redis.set(
+                keys.approval_run_claim(request_id), owner, nx=True, ex=defaults.RUN_CLAIM_SECONDS
+            )
+        )
+
+    def release_run(self, *, request_id: str) -> None:
+        """Give the turn back without having finished (the sweep tries again)."""
+        self._redis.delete(keys.approval_run_claim(request_id))
+
+    def reserve_job(self, *, request_id: str, new_job_id: Callable[[], str]) -> str:
+        """The job id this request runs as: the one an earlier try chose, or a new one, kept first."""
+        key = keys.approval_job_reserved(request_id)
+        existing = self._redis.get(key)
+        if existing is None:
+            self._redis.set(key, new_job_id(), nx=True, ex=defaults.DECIDED_KEEP_SECONDS)
+            existing = self._redis.get(key)
+        return existing.decode() if isinstance(existing, bytes) else str(existing)
+
+    def mark_run(self, *, request_id: str, job_id: str | None) -> None:
+        """The request's job is queued (bound to it), or it will never run (None: void): either way it
+        leaves the unrun set, in one transaction with the binding."""
+        pipe = self._redis.pipeline(transaction=True)
+        if job_id is not None:
+            pipe.set(keys.approval_of_job(job_id), request_id, ex=defaults.DECIDED_KEEP_SECONDS)
+        pipe.zrem(keys.APPROVALS_UNRUN, request_id)
+        pipe.delete(keys.approval_run_claim(request_id))
+        pipe.execute()
+
+    def unrun(self) -> list[ApprovalRequest]:
+        """Approved requests whose job is not queued yet (a crash between decision and queueing, or a
+        click being handled right now: `claim_run` tells them apart)."""
+        ids: list[bytes] = self._redis.zrange(  # type: ignore[assignment]
+            keys.APPROVALS_UNRUN, 0, defaults.UNRUN_BATCH - 1
+        )
+        found: list[ApprovalRequest] = []
+        for raw_id in ids:
+            request_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+            try:
+                found.append(self.get(request_id=request_id))
+            except NotFoundError:
+                self._redis.zrem(keys.APPROVALS_UNRUN, request_id)
+        return found
+
     def approval_of_job(self, *, job_id: str) -> ApprovalRequest | None:
         """The request a job ran under, or None when it ran without one (or the request is gone)."""
         raw = self._redis.get(keys.approval_of_job(job_id))
@@ -289,7 +337,8 @@ class ApprovalService:
                     raw: bytes | None = pipe.get(key)  # type: ignore[assignment]
                     if raw is None:
                         raise NotFoundError(f"approval request #{request_id} does not exist")
-                    result = change(ApprovalRequest.model_validate_json(raw))
+                    before = ApprovalRequest.model_validate_json(raw)
+                    result = change(before)
                     if isinstance(result, ApprovalOutcome):
                         pipe.unwatch()
                         return result
@@ -299,6 +348,12 @@ class ApprovalService:
                     else:
                         pipe.set(key, result.model_dump_json(), ex=defaults.DECIDED_KEEP_SECONDS)
                         pipe.zrem(keys.APPROVALS_PENDING, request_id)
+                    if (
+                        result.status is ApprovalStatus.APPROVED
+                        and before.status is not ApprovalStatus.APPROVED
+                    ):
+                        # with the decision, in its transaction: approved means "its job will be queued"
+                        pipe.zadd(keys.APPROVALS_UNRUN, {request_id: datetime.now(UTC).timestamp()})
                     pipe.execute()
                     return result
                 except WatchError:
