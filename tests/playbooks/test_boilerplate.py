@@ -254,3 +254,41 @@ def test_a_bad_node_name_is_refused_naming_the_rule(tmp_path: Path) -> None:
     assert _refused(result) == (
         "inventory refused: node names must be lowercase letters, digits, - and . (RFC 1123): Node_1"
     )
+
+
+def test_node_remove_refuses_to_leave_an_even_etcd_count(tmp_path: Path) -> None:
+    cluster = inventory(tmp_path, masters=["cp-1", "cp-2", "cp-3"], workers=["node-1"])
+
+    result, events = run(
+        tmp_path,
+        "node_remove.yml",
+        cluster,
+        extravars={"nodes_to_remove": ["cp-3"], "kubeconfig_path": "/k"},
+        tags=(),
+    )
+
+    assert _refused(result) == (
+        "inventory refused: removing cp-3 would leave 2 etcd members; an odd number (1, 3, 5) must stay"
+    )
+    assert _ran_past_the_check(events) == set(), "no node was drained"
+
+
+def test_a_pod_network_too_small_for_the_nodes_is_refused(tmp_path: Path) -> None:
+    cluster = inventory(tmp_path, masters=["cp-1"], workers=["node-1", "node-2", "node-3", "node-4"])
+
+    result, _ = run(
+        tmp_path,
+        "etcd_backup.yml",
+        cluster,
+        extravars={
+            "etcd_backup_dest": "/b",
+            "kube_pods_subnet": "10.233.64.0/22",
+            "kube_network_node_prefix": 24,
+        },
+        tags=(),
+    )
+
+    assert _refused(result) == (
+        "inventory refused: kube_pods_subnet 10.233.64.0/22 with a /24 per node holds 4 nodes, "
+        "the inventory has 5"
+    )
