@@ -1,10 +1,13 @@
-"""What steps hand to Terraform for a cluster's record: sizes come from one source."""
+"""What steps hand to Ansible and Terraform for a cluster's record, derived from its spec."""
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from kobot.cluster_spec import DEFAULT_NODE_SIZES, NodeRole
 from kobot.clusters import ClusterRecord, NodeRecord
-from workers.cluster_inputs import terraform_nodes
+from workers.cluster_inputs import cluster_vars, terraform_nodes
 
 
 def test_a_record_without_node_sizes_gets_the_plans_default_size_for_each_role() -> None:
@@ -35,3 +38,40 @@ def test_sizes_in_the_record_win_over_the_defaults() -> None:
     )
     node = terraform_nodes(record)["dev-x-worker-1"]
     assert (node["cpu"], node["memory"], node["disk"]) == (2, 4096, 40)
+
+
+def test_the_offline_repository_of_the_spec_reaches_the_inventory_variables() -> None:
+    record = ClusterRecord(
+        name="dev-x",
+        spec={
+            "version": "1.31.4",
+            "offline_repo": {
+                "package_repo_url": "http://192.0.2.5/repo/",
+                "image_registry": "192.0.2.5:5000",
+                "files_url": "http://192.0.2.5/files",
+            },
+        },
+    )
+    variables = cluster_vars(record)
+    assert variables["offline_repo_url"] == "http://192.0.2.5/repo"
+    assert variables["offline_registry"] == "192.0.2.5:5000"
+    assert variables["offline_files_url"] == "http://192.0.2.5/files"
+
+
+def test_a_cluster_without_an_offline_repository_keeps_the_role_defaults() -> None:
+    variables = cluster_vars(ClusterRecord(name="dev-x", spec={"version": "1.31.4"}))
+    assert not {"offline_repo_url", "offline_registry", "offline_files_url"} & set(variables)
+
+
+def test_an_edited_offline_repository_in_the_record_is_refused_when_it_loads() -> None:
+    with pytest.raises(ValidationError, match="not an http"):
+        ClusterRecord(
+            name="dev-x",
+            spec={
+                "offline_repo": {
+                    "package_repo_url": "file:///etc",
+                    "image_registry": "192.0.2.5:5000",
+                    "files_url": "http://192.0.2.5/files",
+                }
+            },
+        )
