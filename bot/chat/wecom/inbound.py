@@ -12,8 +12,10 @@ Conversation ids (the part after `wecom:`):
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
+from xml.parsers.expat import ExpatError
 
 from wechatpy.enterprise import parse_message
 from wechatpy.enterprise.events import register_event
@@ -23,6 +25,8 @@ from wechatpy.fields import IntegerField, StringField
 
 from bot.chat.wecom.defaults import PLATFORM
 from kobot.conversations import ButtonClick, Conversation, Identity, InboundMessage, MessageRef
+
+log = logging.getLogger(__name__)
 
 USER = "user"
 APPCHAT = "appchat"
@@ -72,7 +76,16 @@ class CardClickIn:
 
 def parse_app_callback(xml: str, *, agent_id: int) -> TextIn | CardClickIn | None:
     """A decrypted app callback, or None for what kobot does not act on (other apps, images, enter events)."""
-    message = parse_message(xml)
+    try:
+        return _app_callback(parse_message(xml), agent_id=agent_id)
+    except (ExpatError, ValueError, TypeError, KeyError, AttributeError):
+        # signed and decrypted, yet not XML of WeCom's shape (wechatpy converts fields as they are
+        # read): nothing to act on, and never a 500
+        log.warning("wecom app callback whose XML kobot cannot read; ignored")
+        return None
+
+
+def _app_callback(message: Any, *, agent_id: int) -> TextIn | CardClickIn | None:
     if message is None or int(getattr(message, "agent", 0) or 0) != agent_id:
         return None
     user_id = str(message.source or "")
