@@ -111,6 +111,8 @@ class Deliverer:
         self._settings = settings
         self._limit = asyncio.Semaphore(defaults.DELIVERY_CONCURRENCY)
         self._unrecorded: dict[str, Unrecorded] = {}
+        self._unscheduled: dict[str, tuple[OutboxEntry, float | None]] = {}
+        """Failed deliveries whose retry the store could not schedule: their claim would hold them."""
 
     @property
     def unrecorded(self) -> int:
@@ -158,12 +160,15 @@ class Deliverer:
         return len(entries)
 
     async def record_unrecorded(self) -> None:
-        """Record the deliveries the store could not take when they were made; the first failure ends the
-        round (the store is still away)."""
+        """Record the deliveries the store could not take when they were made, and schedule the retries
+        it could not; the first failure ends the round (the store is still away)."""
         for member, pending in list(self._unrecorded.items()):
             await self._record(pending)
             if self._unrecorded.get(member) is pending:
                 del self._unrecorded[member]
+        for member, (entry, retry_after) in list(self._unscheduled.items()):
+            await self._postpone(entry, retry_after)
+            self._unscheduled.pop(member, None)
 
     async def _record(self, pending: Unrecorded) -> None:
         await self._store.finish(
@@ -194,14 +199,22 @@ class Deliverer:
             log.warning("alert delivery %s made; its record waits for the store (%s)", entry.member, why)
             return
         try:
-            delay = await self._store.postpone(
-                entry, delay_for=lambda attempts: backoff_seconds(attempts, retry_after), now=time.time()
-            )
+            delay = await self._postpone(entry, retry_after)
         except RedisError as exc:
-            # the claim ends on its own (or with this process), and the entry is due again then
-            log.warning("alert delivery %s refused (%s); not rescheduled (%s)", entry.member, why, exc)
+            self._unscheduled[entry.member] = (entry, retry_after)
+            log.warning(
+                "alert delivery %s refused (%s); rescheduled once the store is back (%s)",
+                entry.member,
+                why,
+                exc,
+            )
             return
         log.warning("alert delivery %s refused (%s); retrying in %.1fs", entry.member, why, delay)
+
+    async def _postpone(self, entry: OutboxEntry, retry_after: float | None) -> float:
+        return await self._store.postpone(
+            entry, delay_for=lambda attempts: backoff_seconds(attempts, retry_after), now=time.time()
+        )
 
     async def _deliver(self, entry: OutboxEntry) -> None:
         if entry.kind == "n":

@@ -35,6 +35,7 @@ from tests.peers.slack import PeerMessage, SlackPeer
 from tests.support.alertmanager import webhook_body
 from tests.support.network import free_port
 from tests.support.slack import settings_for
+from tests.support.waiting import eventually
 
 OPS = RouteTarget(platform="slack", conversation_id="C0OPS")
 SETTINGS = AlertsSettings(default_targets=[OPS])
@@ -45,21 +46,11 @@ RESOLVED = AlertmanagerWebhook.model_validate(
 ENTRY = OutboxEntry.parse(outbox_member(kind="g", item_id=FIRING.group_id(), target=OPS))
 SLOW_ANSWER_SECONDS = 1.0
 """How long the peer takes to answer: the window in which the delivery is cut short."""
-WAIT_SECONDS = 10.0
-"""Longest a test waits for the peer or the store."""
 
 
 def _shown(message: PeerMessage) -> str:
     latest = message.edits[-1] if message.edits else {"text": message.text, "blocks": message.blocks}
     return json.dumps(latest, ensure_ascii=False)
-
-
-async def _until(check: object, what: str) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -90,7 +81,9 @@ async def test_a_post_cut_short_after_slack_took_it_is_found_by_its_tag_and_edit
         cut.cancel()  # the stop's grace ran out while Slack was answering
         await asyncio.gather(cut, return_exceptions=True)
         await first.release_claims(now=time.time())
-        await _until(lambda: len(peer.posted()) == 1, "Slack keeping the post kobot never saw answered")
+        await eventually(
+            lambda: len(peer.posted()) == 1, what="Slack keeping the post kobot never saw answered"
+        )
         peer.faults.delay = 0.0
         (original,) = peer.posted()
         assert original.metadata is not None and original.metadata["event_type"] == EVENT_TYPE
