@@ -19,10 +19,14 @@ from kobot.clusters import ClusterRecord, ClusterStore, NodeRecord
 from kobot.errors import StepFailedError
 from kobot.job_records import JobEventType
 from kobot.settings import Settings
+from workers.cluster_secrets import KEEPALIVED_SECRET, cluster_secrets_for
 from workers.context import StepContext
 from workers.inventory import render_inventory, write_inventory
 
 INVENTORY_FILE = "inventory.yml"
+
+KEEPALIVED_AUTH_ENV = "KOBOT_KEEPALIVED_AUTH"
+"""The environment variable the load_balancer role reads the VRRP password from."""
 
 INVENTORY_RENDERED = "inventory"
 """Key in a step context's per-attempt scratch: the inventory this attempt wrote."""
@@ -105,6 +109,14 @@ def offline_vars(offline_repo: OfflineRepository | None) -> dict[str, str]:
         "offline_registry": offline_repo.image_registry,
         "offline_files_url": offline_repo.files_url,
     }
+
+
+def load_balancer_secrets(ctx: StepContext) -> dict[str, str]:
+    """What every play that renders keepalived needs in its environment (never in its variables): the
+    cluster's VRRP password, made once and kept encrypted. create's load balancer stage and node_add,
+    which renders keepalived again on every master, hand the same one."""
+    password = cluster_secrets_for(ctx).get_or_create_password(cluster=ctx.cluster, name=KEEPALIVED_SECRET)
+    return {KEEPALIVED_AUTH_ENV: password}
 
 
 def play_vars(ctx: StepContext) -> dict[str, Any]:

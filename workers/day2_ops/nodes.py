@@ -12,7 +12,7 @@ from kobot.clusters import ClusterRecord, NodeRecord, NodeState
 from kobot.errors import StepFailedError
 from workers import playbook_names
 from workers.ansible.runner import KNOWN_HOSTS_FILE
-from workers.cluster_inputs import inventory_path, play_vars, refusing_unsafe_values
+from workers.cluster_inputs import inventory_path, load_balancer_secrets, play_vars, refusing_unsafe_values
 from workers.cluster_steps import wait_for_ssh_of
 from workers.context import StepContext
 from workers.day2_ops.kube_access import drain_logger, drain_timeout, kube_for, kubeconfig_file
@@ -175,6 +175,8 @@ def join_step(ctx: StepContext) -> None:
         playbook_names.NODE_ADD,
         inventory=inventory_path(ctx),
         extravars={**play_vars(ctx), "nodes_to_add": joining},
+        # node_add renders keepalived again on every master: without the password auth_pass is empty
+        secrets=load_balancer_secrets(ctx),
     )
 
 

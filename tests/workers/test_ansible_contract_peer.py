@@ -1,0 +1,126 @@
+"""The bot -> Ansible contract: what a job hands its playbook is what the roles need.
+
+A day-2 job through JobService and a real RQ worker, against the local Kubernetes API peer; the entry
+playbook is a recorder that writes down, as the roles would read them, the offline settings and the
+VIP from the inventory and whether the VRRP password is in the environment (its length, never its
+value). The roles' own use of these variables is checked in tests/playbooks.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis import Redis
+
+from kobot.clusters import ClusterRecord, ClusterState, ClusterStore, NodeRecord
+from kobot.job_records import JobKind, JobState
+from kobot.store import secret_key
+from tests.peers.kubernetes import KubernetesApiPeer
+from tests.workers.jobkit import job_service, job_settings, run_queue
+from tests.workers.test_day2_jobs_peer import peer, submit
+from workers.cluster_secrets import KEEPALIVED_SECRET, KUBECONFIG_SECRET, ClusterSecrets
+
+__all__ = ["peer"]  # the Kubernetes API peer fixture, shared with the Day 2 job tests
+
+RECORDER = """---
+- name: Record what kobot handed {name}
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tags: [always]
+  tasks:
+    - name: Append this run
+      ansible.builtin.copy:
+        dest: "{{{{ record_dir }}}}/{name}.json"
+        content: "{{{{ record | to_json }}}}"
+        mode: "0600"
+      vars:
+        first_master: "{{{{ hostvars[groups['kube_control_plane'][0]] }}}}"
+        record:
+          offline_registry: "{{{{ first_master.offline_registry | default(none) }}}}"
+          offline_repo_url: "{{{{ first_master.offline_repo_url | default(none) }}}}"
+          offline_files_url: "{{{{ first_master.offline_files_url | default(none) }}}}"
+          vip: "{{{{ first_master.apiserver_loadbalancer_vip | default(none) }}}}"
+          vrrp_password_length: "{{{{ lookup('ansible.builtin.env', 'KOBOT_KEEPALIVED_AUTH') | length }}}}"
+"""
+
+OFFLINE = {
+    "package_repo_url": "http://192.0.2.5/repo",
+    "image_registry": "192.0.2.5:5000",
+    "files_url": "http://192.0.2.5/files",
+}
+NODES = [
+    ("demo-master-1", "master", "127.0.0.1"),
+    ("demo-master-2", "master", "127.0.0.2"),
+    ("demo-master-3", "master", "127.0.0.3"),
+    ("demo-worker-1", "worker", "127.0.0.11"),
+]
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> Path:
+    folder = tmp_path / "playbooks"
+    folder.mkdir()
+    (folder / "node_add.yml").write_text(RECORDER.format(name="node_add"), encoding="utf-8")
+    return folder
+
+
+def _cluster(redis: Redis, secret: bytes, peer: KubernetesApiPeer, data_dir: Path) -> ClusterRecord:
+    record = ClusterRecord(
+        name="demo",
+        version="1.31.4",
+        state=ClusterState.RUNNING,
+        spec={
+            "version": "1.31.4",
+            "masters": 3,
+            "workers": 1,
+            "api_vip": "192.0.2.10",
+            "offline_repo": OFFLINE,
+        },
+        nodes=[NodeRecord(name=n, role=r, address=a, state="ready") for n, r, a in NODES],
+    )
+    ClusterStore(redis).save(record)
+    kubeconfig = peer.write_kubeconfig(data_dir / "peer.kubeconfig")
+    secrets = ClusterSecrets(redis=redis, secret=secret)
+    secrets.put(cluster="demo", name=KUBECONFIG_SECRET, value=kubeconfig.read_bytes())
+    kubeconfig.unlink()
+    for name, role, _ in NODES:
+        peer.add_node(name, role=role)
+    return record
+
+
+def test_node_add_hands_the_offline_settings_vip_and_vrrp_password_to_ansible_fixture_playbooks_peer(
+    redis_url: str, redis: Redis, data_dir: Path, recorder: Path, peer: KubernetesApiPeer
+) -> None:
+    record_dir = data_dir / "played"
+    record_dir.mkdir()
+    settings = job_settings(
+        redis_url,
+        data_dir,
+        playbooks_dir=recorder,
+        plugins=[],
+        allow_local_hosts=True,
+        ansible_extra_vars={"record_dir": str(record_dir)},
+    )
+    service = job_service(settings, redis)
+    _cluster(redis, secret_key(settings), peer, data_dir)
+    peer.add_node("demo-worker-2", role="worker")
+
+    job_id = submit(service, JobKind.NODE_ADD, role="worker", host="127.0.0.12")
+    run_queue(service)
+
+    done = service.records.require(job_id)
+    assert done.state is JobState.SUCCEEDED, done.error
+    played: dict[str, Any] = json.loads((record_dir / "node_add.json").read_text(encoding="utf-8"))
+    assert played["offline_registry"] == "192.0.2.5:5000"
+    assert played["offline_repo_url"] == "http://192.0.2.5/repo"
+    assert played["offline_files_url"] == "http://192.0.2.5/files"
+    assert played["vip"] == "192.0.2.10"
+    stored = ClusterSecrets(redis=redis, secret=secret_key(settings)).get(
+        cluster="demo", name=KEEPALIVED_SECRET
+    )
+    assert stored is not None
+    assert int(played["vrrp_password_length"]) == len(stored.decode()) >= 8
