@@ -192,3 +192,18 @@ async def test_peer_e2e_create_cluster_shows_one_progress_message_to_the_end(
     assert finished(progress)
     assert progress.text.splitlines()[0].endswith("create cluster prod")
     assert progress.edits[0]["ts"] == progress.ts
+
+
+async def test_peer_e2e_lone_surrogates_get_a_real_answer_not_something_went_wrong(
+    kobot: httpx.AsyncClient, peer: SlackPeer, signing_secret: str
+) -> None:
+    """`\\udfff` is valid JSON and Bolt decodes it to a lone surrogate; the parser, the audit write and
+    the reply all used to fail on it ("Something went wrong"). Now the command is understood."""
+    event = mention_event(text="<@U0KOBOT> list\udfff clusters")
+    body = json.dumps(event_callback(event)).encode()
+    assert b"\\udfff" in body
+    response = await signed_post(kobot, signing_secret, body, "application/json")
+    assert response.status_code == 200
+    await eventually(lambda: thread_of(peer, event["ts"]))
+    [reply] = thread_of(peer, event["ts"])
+    assert reply.text.splitlines()[0] == "ℹ️ Clusters"
