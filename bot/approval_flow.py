@@ -15,6 +15,7 @@ from typing import Any
 
 from alerts.subscriptions import ClusterEvent, notify_targets
 from bot.approvals import ApprovalRequest, ApprovalStatus
+from bot.approvals.defaults import RUN_CLAIM_SECONDS
 from bot.command_runs import CommandRuns, retry_command
 from bot.delivery import ChatOut
 from bot.metrics import COMMANDS
@@ -23,6 +24,7 @@ from bot.runtime import Runtime
 from commands.context import CommandContext, SubmitJob
 from commands.parsed import ParsedCommand
 from kobot.access import AuthDecision
+from kobot.background import BackgroundTask, every
 from kobot.conversations import ButtonClick
 from kobot.errors import DeliveryError
 from kobot.job_records import JobState
@@ -161,13 +163,24 @@ class ApprovalFlow:
         crash): one process at a time holds the turn, and the job id is reserved before the job is
         queued, so a second try finds the job the first one queued."""
         rt = self.runtime
-        if not rt.approvals.claim_run(request_id=request.id, owner=f"{socket.gethostname()}:{os.getpid()}"):
+        owner = f"{socket.gethostname()}:{os.getpid()}"
+        if not rt.approvals.claim_run(request_id=request.id, owner=owner):
             return  # another process is queueing it right now
+        keeper = BackgroundTask(f"approval-{request.id}-turn")
+
+        async def renew() -> None:
+            await asyncio.to_thread(rt.approvals.renew_run, request_id=request.id, owner=owner)
+
+        keeper.start(
+            every(RUN_CLAIM_SECONDS / 3, renew, log=log, what="renewing an approval's turn", wait_first=True)
+        )
         try:
             await self._run_claimed(request)
         except Exception:
             rt.approvals.release_run(request_id=request.id)
             raise
+        finally:
+            await keeper.stop()
 
     async def _run_claimed(self, request: ApprovalRequest) -> None:
         rt = self.runtime

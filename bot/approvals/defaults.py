@@ -14,9 +14,10 @@ EXPIRE_BATCH = 500
 UPDATE_ATTEMPTS = 20
 """Optimistic-lock retries when approvers click at the same moment; each retry re-reads the request."""
 
-RUN_CLAIM_SECONDS = 300
-"""How long one process holds the turn to queue an approved request's job: longer than re-planning it (a
-Terraform preview gets 120 s); a process that died holding it leaves it to the sweep after this long."""
+RUN_CLAIM_SECONDS = 10
+"""The turn to queue an approved request's job lapses this long after its holder last renewed it (it renews
+every third of it while it re-plans and queues): a process that died holding it leaves the request to the
+sweep of another after about this long."""
 
 UNRUN_BATCH = 50
 """Approved requests without a job looked at per housekeeping round."""

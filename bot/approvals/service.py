@@ -150,6 +150,10 @@ class ApprovalService:
             )
         )
 
+    def renew_run(self, *, request_id: str, owner: str) -> None:
+        """Keep the turn while the job is being re-planned and queued."""
+        self._redis.set(keys.approval_run_claim(request_id), owner, xx=True, ex=defaults.RUN_CLAIM_SECONDS)
+
     def release_run(self, *, request_id: str) -> None:
         """Give the turn back without having finished (the sweep tries again)."""
         self._redis.delete(keys.approval_run_claim(request_id))

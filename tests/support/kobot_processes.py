@@ -23,7 +23,13 @@ import httpx
 
 from bot.chat.slack.defaults import EVENTS_PATH
 from tests.peers.slack import SlackPeer
-from tests.peers.slack_events import event_callback, mention_event, signed_headers
+from tests.peers.slack_events import (
+    block_actions,
+    event_callback,
+    interactive_body,
+    mention_event,
+    signed_headers,
+)
 from tests.support.network import LOOPBACK, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,6 +54,7 @@ class KobotProcesses:
     tmp_path: Path
     peer: SlackPeer
     env_extra: dict[str, str] = field(default_factory=dict)
+    policy: str = ADMIN_POLICY
     port: int = field(default_factory=free_port)
     signing_secret: str = field(default_factory=lambda: secrets.token_hex(16))
     started: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -63,7 +70,7 @@ class KobotProcesses:
 
     def env(self) -> dict[str, str]:
         policy = self.tmp_path / "policy.yaml"
-        policy.write_text(ADMIN_POLICY)
+        policy.write_text(self.policy)
         clean = {k: v for k, v in os.environ.items() if not k.startswith("KOBOT_")}
         return {
             **clean,
@@ -111,6 +118,33 @@ class KobotProcesses:
         body = json.dumps(event_callback(mention_event(text=f"<@U0KOBOT> {text}"))).encode()
         headers = {
             "Content-Type": "application/json",
+            **signed_headers(signing_secret=self.signing_secret, body=body),
+        }
+        response = httpx.post(
+            f"http://{LOOPBACK}:{self.port}{EVENTS_PATH}", content=body, headers=headers, timeout=10
+        )
+        assert response.status_code == 200, response.text
+
+    def click(self, label: str, *, user: str) -> None:
+        """`user` clicks the button labelled `label` on the latest card kobot posted with one."""
+        for message in reversed(self.peer.posted()):
+            blocks = message.edits[-1].get("blocks", []) if message.edits else message.blocks
+            for block in blocks:
+                for element in block.get("elements", []):
+                    if element.get("type") == "button" and element.get("text", {}).get("text") == label:
+                        payload = block_actions(
+                            action_id=element["action_id"],
+                            value=element["value"],
+                            message_ts=message.ts,
+                            user=user,
+                        )
+                        self._post_form(interactive_body(payload))
+                        return
+        raise AssertionError(f"no {label} button in what kobot posted")
+
+    def _post_form(self, body: bytes) -> None:
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
             **signed_headers(signing_secret=self.signing_secret, body=body),
         }
         response = httpx.post(
