@@ -112,3 +112,13 @@ TERRAFORM_PREVIEW_TIMEOUT_SECONDS = 120.0
 
 TERRAFORM_PREVIEWS_MAX = 4
 """Terraform previews one kobot process runs at once; more are refused (each is a Terraform run)."""
+
+OFFLINE_REPOSITORY_TIMEOUT_SECONDS = 3.0
+"""Per request to a cluster's offline repository when `upgrade` asks whether it holds a version: the
+answer comes back in chat, so a repository that does not answer in this time refuses the upgrade."""
+
+OFFLINE_INDEX_MAX_BYTES = 64 * 1024 * 1024
+"""Largest package index (decompressed) read from an offline repository; a bigger one is refused."""
+
+UPGRADE_PLAN_BATCHES_SHOWN = 10
+"""Worker batches an upgrade plan lists one by one; the rest are counted (a 500-worker plan stays short)."""

@@ -205,7 +205,10 @@ class ClusterCreateArgs(ClusterLayout):
     job_kind=JobKind.CLUSTER_UPGRADE.value,
 )
 class ClusterUpgradeArgs(Args):
-    """The target version must be newer than the running one; the job checks that before touching a node."""
+    """What kubeadm accepts, refused before approval and checked again by the job before it touches a
+    node: newer than the running version, at most one minor ahead (from 1.30 to 1.32 the answer names
+    the path, 1.30 → 1.31 → 1.32, and the command to run first); control plane before any kubelet; and
+    with an offline repository in the cluster's spec, only a kubeadm version its package index lists."""
 
     version: Annotated[
         Version,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from kobot import automation_values
@@ -18,11 +17,10 @@ from workers.cluster_inputs import (
 from workers.context import StepContext
 from workers.day2_ops.kube_access import drain_logger, drain_timeout, kube_for, kubeconfig_file
 from workers.day2_ops.progress import load_state, save_state, say
-from workers.day2_ops.record_edits import cluster_store, node_index
+from workers.day2_ops.record_edits import cluster_store
+from workers.day2_ops.upgrade_rules import UpgradeRefusedError, check_upgrade, worker_batches
 from workers.kube import NODE_READY_TIMEOUT_SECONDS
-
-WORKER_BATCH_FRACTION = 0.2
-"""Share of the workers upgraded at once (kubespray's 20%); at least one node per batch."""
+from workers.offline_repository import kubeadm_in_repository
 
 
 # --- steps: upgrade -----------------------------------------------------------------------------------
@@ -58,7 +56,10 @@ def snapshot_step(ctx: StepContext) -> None:
 
 
 def check_nodes_step(ctx: StepContext) -> None:
-    """Upgrade only a healthy cluster: every node Ready and schedulable before anything changes."""
+    """Upgrade only what kubeadm accepts, from packages the offline repository holds, on a healthy
+    cluster: every node Ready and schedulable before anything changes. The command checked the same
+    before approval; the cluster or the mirror may have changed since."""
+    check_version(ctx)
     with kube_for(ctx) as kube:
         nodes = kube.list_nodes()
     sick = [n.name for n in nodes if not n.ready or n.unschedulable]
@@ -68,6 +69,26 @@ def check_nodes_step(ctx: StepContext) -> None:
     record = store.require(ctx.cluster)
     record.state = ClusterState.UPGRADING
     store.save(record)
+
+
+def check_version(ctx: StepContext) -> None:
+    """The version rules and the repository answer of `upgrade`, asked again as the job starts; a retry
+    after the masters were upgraded (the record still names the old version) is not refused."""
+    record = cluster_store(ctx).require(ctx.cluster)
+    target = str(ctx.params["version"])
+    if load_state(ctx).upgraded:
+        return
+    try:
+        check_upgrade(cluster=ctx.cluster, current=record.version, target=target)
+    except UpgradeRefusedError as exc:
+        raise StepFailedError(exc.user_message) from None
+    if record.spec.offline_repo is not None:
+        answer = kubeadm_in_repository(
+            repo=record.spec.offline_repo, os=record.spec.os, arch=record.spec.arch, version=target
+        )
+        if not answer.found:
+            raise StepFailedError(f"not upgrading {ctx.cluster}: {answer.line(target)}")
+        say(ctx, answer.line(target))
 
 
 def control_plane_step(ctx: StepContext) -> None:
@@ -86,12 +107,12 @@ def control_plane_step(ctx: StepContext) -> None:
 def workers_step(ctx: StepContext) -> None:
     """Batches of workers: cordon and drain each, upgrade the batch, uncordon, wait for Ready."""
     record = cluster_store(ctx).require(ctx.cluster)
-    workers = sorted((n for n in record.nodes if n.role == "worker"), key=lambda n: node_index(n.name))
-    size = max(1, math.ceil(len(workers) * WORKER_BATCH_FRACTION))
     state = load_state(ctx)
-    pending = [n for n in workers if n.name not in state.upgraded]
-    for start in range(0, len(pending), size):
-        batch = pending[start : start + size]
+    # the batches the approved plan showed (workers.day2_ops.upgrade_rules); a retry skips the upgraded ones
+    for planned in worker_batches([n for n in record.nodes if n.role == "worker"]):
+        batch = [n for n in planned if n.name not in state.upgraded]
+        if not batch:
+            continue
         names = ", ".join(n.name for n in batch)
         with kube_for(ctx) as kube:
             for node in batch:
