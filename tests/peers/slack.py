@@ -517,16 +517,15 @@ class SlackPeer(LoopbackPeer):
         envelope_id = secrets.token_hex(8)
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._ack_waiters[envelope_id] = waiter
-        await self._sockets[-1].send_json(
-            {
-                "envelope_id": envelope_id,
-                "type": envelope_type,
-                "payload": payload,
-                "accepts_response_payload": accepts_response_payload(envelope_type, payload),
-                "retry_attempt": 0,
-                "retry_reason": "",
-            }
-        )
+        envelope: dict[str, Any] = {
+            "envelope_id": envelope_id,
+            "type": envelope_type,
+            "payload": payload,
+            "accepts_response_payload": accepts_response_payload(envelope_type, payload),
+        }
+        if envelope_type == "events_api":
+            envelope |= {"retry_attempt": 0, "retry_reason": ""}
+        await self._sockets[-1].send_json(envelope)
         return await asyncio.wait_for(waiter, PEER_TIMEOUT_SECONDS)
 
     # -- Events API over HTTP ----------------------------------------------------------------------
