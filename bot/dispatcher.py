@@ -24,7 +24,7 @@ from bot.retry_flow import RetryFlow
 from bot.runtime import Runtime
 from commands.context import CommandContext, Reply, SubmitJob
 from commands.parsed import ParsedCommand
-from commands.parser import parse
+from commands.parser import ClusterMissingError, parse
 from commands.registry import spec_of
 from kobot.access import AuthDecision
 from kobot.conversations import ButtonClick, Conversation, Identity, InboundMessage
@@ -33,6 +33,9 @@ from kobot.messages import Tone
 from kobot.risk import Risk
 
 log = logging.getLogger(__name__)
+
+SHOW_CLUSTER_COMMAND = "cluster.show"
+"""A cluster a person may `show` is one they can see (for acting on the only one when none is named)."""
 
 
 class Dispatcher:
@@ -71,15 +74,45 @@ class Dispatcher:
             await self.chat.reply(conversation, failed_with_ref(ref))
 
     # commands --------------------------------------------------------------------------------
+    async def _parse(self, message: InboundMessage, *, default_cluster: str | None) -> ParsedCommand:
+        """Parse with the channel's cluster; a command that still names none acts on the person's only
+        visible cluster, and says so in a notice first."""
+        allow_local = self.runtime.settings.allow_local_hosts
+        try:
+            return parse(message.text, default_cluster=default_cluster, allow_local_hosts=allow_local)
+        except ClusterMissingError:
+            sole = self._sole_cluster(message)
+            if sole is None:
+                raise
+        parsed = parse(message.text, default_cluster=sole, allow_local_hosts=allow_local)
+        await self.chat.reply(
+            message.conversation,
+            notice(f"Using {sole}", "the only cluster you can see; name another with `on NAME`", Tone.INFO),
+        )
+        return parsed
+
+    def _sole_cluster(self, message: InboundMessage) -> str | None:
+        """The one cluster this person may see, when there is exactly one: a command that names none acts
+        on it (and says so) instead of asking which."""
+        rt = self.runtime
+        visible = [
+            name
+            for name in rt.clusters.names()
+            if rt.policy.can_run(
+                identity=message.identity,
+                conversation=message.conversation,
+                command_id=SHOW_CLUSTER_COMMAND,
+                risk=Risk.READ,
+                cluster=name,
+            )
+        ]
+        return visible[0] if len(visible) == 1 else None
+
     async def _handle_message(self, message: InboundMessage) -> None:
         rt = self.runtime
         default_cluster = rt.policy.default_cluster(conversation=message.conversation)
         try:
-            parsed = parse(
-                message.text,
-                default_cluster=default_cluster,
-                allow_local_hosts=rt.settings.allow_local_hosts,
-            )
+            parsed = await self._parse(message, default_cluster=default_cluster)
         except CommandError as exc:
             COMMANDS.labels(command="unknown", outcome="invalid").inc()
             await self.chat.reply(message.conversation, not_understood(exc))

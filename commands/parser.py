@@ -40,6 +40,10 @@ from kobot.risk import Risk
 HELP_COMMAND = "help"
 
 
+class ClusterMissingError(CommandError):
+    """The command needs a cluster and neither the text nor the channel's binding names one."""
+
+
 def parse(text: str, *, default_cluster: str | None = None, allow_local_hosts: bool = False) -> ParsedCommand:
     """Understand one chat line. `default_cluster` (the channel's binding) fills a missing cluster;
     `allow_local_hosts` is the test-only setting that lets host arguments name this machine."""
@@ -137,7 +141,12 @@ class _Scan:
             info = self._lookup(lowered)
             if info is not None and info.is_flag:
                 self._set(lowered, info, "true", pending)
-            elif pending and "=" not in pending[0].text and not pending[0].text.startswith("--"):
+            elif (
+                pending
+                and ("=" not in pending[0].text or lowered.startswith("-"))
+                and not pending[0].text.startswith("--")
+            ):
+                # after a dash flag (`-l app=web`) the next word is its value even with an `=` in it
                 self._set(lowered, info, pending.pop(0).text, pending)
             else:
                 raise CommandError(f"{lowered} needs a value, like {lowered}={self._example_value(info)}")
@@ -299,8 +308,8 @@ def _cluster(spec: CommandSpec[Any], words: _Words, *, default_cluster: str | No
         if spec.cluster == "optional":
             return None
         example = spec.examples[0] if spec.examples else f"{spec.aliases[0]} prod"
-        raise CommandError(
-            f"Which cluster? Name it, e.g. `{example}`, or bind this channel to a cluster.",
+        raise ClusterMissingError(
+            f"Which cluster? Name it, e.g. `{example}`, or bind this channel to one: `use NAME here`.",
             suggestions=[example],
         )
     try:

@@ -21,6 +21,7 @@ from bot.policy.loader import PolicyError, load_policy
 from bot.policy.models import Policy, default_policy
 from commands.registry import COMMANDS
 from kobot.access import AuthDecision, WhoAmI
+from kobot.channel_bindings import ChannelBindings
 from kobot.conversations import Conversation, Identity
 from kobot.errors import KobotError
 from kobot.risk import Risk
@@ -148,7 +149,9 @@ class PolicyStore:
         ).allowed
 
     def default_cluster(self, *, conversation: Conversation) -> str | None:
-        return self.policy.cluster_for(conversation.key)
+        """The channel's cluster: a binding made in chat, else the policy file's."""
+        bound = ChannelBindings(self._redis).get(conversation.key)
+        return bound if bound is not None else self.policy.cluster_for(conversation.key)
 
     def roles_for(self, *, identity: Identity, cluster: str | None, conversation: Conversation) -> list[str]:
         policy = self.policy

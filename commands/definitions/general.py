@@ -80,3 +80,37 @@ class AuditArgs(Args):
     def since_start(self, *, now: datetime) -> datetime | None:
         """The moment the query starts from, or None for everything kept."""
         return None if self.since is None else validation.since_start(self.since, now=now)
+
+
+@command(
+    "channel.bind",
+    aliases=(
+        "use",
+        "bind this channel to",
+        "bind channel to",
+        "bind this chat to",
+        "bind to",
+        "bind",
+        "本群使用",
+        "绑定集群",
+        "绑定",
+        "使用集群",
+    ),
+    risk=Risk.CHANGE,
+    summary="Bind this channel to a cluster, so commands here may leave its name out.",
+    examples=("use prod here", "bind this channel to prod", "绑定 prod"),
+    cluster="required",
+)
+class ChannelBindArgs(Args):
+    """No arguments besides the cluster. Needs the right to change that cluster; grants nobody anything."""
+
+
+@command(
+    "channel.unbind",
+    aliases=("unbind", "unbind this channel", "unbind channel", "解绑", "解除绑定", "取消绑定"),
+    risk=Risk.CHANGE,
+    summary="Remove the cluster binding made in chat; the policy file's binding, if any, applies again.",
+    examples=("unbind", "解绑"),
+)
+class ChannelUnbindArgs(Args):
+    """No arguments."""

@@ -11,13 +11,14 @@ from datetime import datetime
 from typing import Any
 
 from commands.context import CommandContext, CommandResult, Reply
-from commands.definitions.general import AuditArgs, HelpArgs, WhoamiArgs
+from commands.definitions.general import AuditArgs, ChannelBindArgs, ChannelUnbindArgs, HelpArgs, WhoamiArgs
 from commands.help import render_help
 from commands.registry import COMMANDS, CommandSpec, handles
 from kobot.access import WhoAmI
 from kobot.audit import parse_since
+from kobot.channel_bindings import ChannelBindings
 from kobot.clock import utcnow
-from kobot.errors import CommandError
+from kobot.errors import CommandError, KobotError, PermissionDeniedError
 from kobot.messages import Field, MessageKind, OutgoingMessage, Tone
 from kobot.risk import Risk
 
@@ -129,5 +130,53 @@ async def audit(ctx: CommandContext, args: AuditArgs) -> CommandResult:
             status=f"newest {len(entries)} entries first",
             code="\n".join(entry.line() for entry in entries),
             footer="Everything: GET /api/v1/audit?format=jsonl with an API token.",
+        )
+    )
+
+
+@handles(ChannelBindArgs)
+async def bind_channel(ctx: CommandContext, args: ChannelBindArgs) -> CommandResult:
+    """The dispatcher checked the right to change the named cluster; the cluster must exist."""
+    cluster = ctx.runtime.clusters.require(ctx.cluster()).name
+    previous = ChannelBindings(ctx.runtime.redis).bind(ctx.conversation.key, cluster)
+    before = f" (it was bound to {previous})" if previous not in (None, cluster) else ""
+    return Reply(
+        OutgoingMessage(
+            kind=MessageKind.REPLY,
+            title=f"This channel now uses {cluster}",
+            body=f"Commands here act on {cluster} unless they name another cluster{before}. "
+            "`unbind` removes the binding.",
+            tone=Tone.SUCCESS,
+        )
+    )
+
+
+@handles(ChannelUnbindArgs)
+async def unbind_channel(ctx: CommandContext, args: ChannelUnbindArgs) -> CommandResult:
+    """Unbinding needs the right to change the bound cluster, as binding it did."""
+    bindings = ChannelBindings(ctx.runtime.redis)
+    bound = bindings.get(ctx.conversation.key)
+    if bound is None:
+        raise KobotError("this channel has no binding made in chat (a policy file binding is changed there)")
+    allowed = ctx.runtime.policy.can_run(
+        identity=ctx.identity,
+        conversation=ctx.conversation,
+        command_id=ctx.parsed.command,
+        risk=Risk.CHANGE,
+        cluster=bound,
+    )
+    if not allowed:
+        raise PermissionDeniedError(
+            f"unbinding needs the right to change {bound}, which you do not have here"
+        )
+    bindings.unbind(ctx.conversation.key)
+    after = ctx.runtime.policy.default_cluster(conversation=ctx.conversation)
+    fallback = f"the policy file binds it to {after}" if after else "commands here name their cluster again"
+    return Reply(
+        OutgoingMessage(
+            kind=MessageKind.REPLY,
+            title=f"This channel no longer uses {bound}",
+            body=f"{fallback}.",
+            tone=Tone.SUCCESS,
         )
     )
