@@ -122,3 +122,29 @@ OFFLINE_INDEX_MAX_BYTES = 64 * 1024 * 1024
 
 UPGRADE_PLAN_BATCHES_SHOWN = 10
 """Worker batches an upgrade plan lists one by one; the rest are counted (a 500-worker plan stays short)."""
+
+KUBECTL_DEADLINE_SECONDS = 8.0
+"""A chat `kubectl` read (key decryption, every API request, formatting) ends within this, so an API server
+that does not answer is reported in chat before 10 s instead of holding the reply."""
+
+KUBECTL_CONNECT_TIMEOUT_SECONDS = 3.0
+"""Connect timeout of one `kubectl` API request; a dead address fails this fast, without retries."""
+
+KUBECTL_REPLY_LINES_MAX = 40
+"""Lines of `kubectl` output one chat reply shows; the rest is counted with a hint how to narrow it."""
+
+KUBECTL_LINE_CHARS_MAX = 160
+"""A longer output line (a log line, an event message) is cut here so one line cannot fill a reply."""
+
+KUBECTL_LOG_TAIL_DEFAULT = 50
+"""Log lines `kubectl logs` fetches when no --tail is given."""
+
+KUBECTL_LOG_TAIL_MAX = 500
+"""Most log lines one `kubectl logs` may ask for; more belongs in a log system, not a chat."""
+
+KUBECTL_LIST_LIMIT = 5000
+"""Objects one `kubectl get` reads at most (a `limit` on the list call), so a huge cluster cannot stall a
+read; the reply says when the list was cut."""
+
+UPGRADE_PLAN_BATCHES_SHOWN = 10
+"""Worker batches an upgrade plan lists one by one; the rest are counted (a 500-worker plan stays short)."""

@@ -27,6 +27,12 @@ SECRET_KEY_FILE = "secret.key"  # nosec B105  # the key file's name, not a key
 T = TypeVar("T")
 
 
+ENCODING_ERRORS = "backslashreplace"
+"""How a client encodes a string UTF-8 cannot hold (a lone surrogate from a `\\udfff` JSON escape): as
+its escape, so the write succeeds and the same string always makes the same key. Adapters drop such
+characters at the door; this keeps any that slip past from failing a store write."""
+
+
 @dataclass
 class Store:
     """The connection URL kobot uses, and the embedded server if kobot started one."""
@@ -42,6 +48,7 @@ class Store:
             self.url,
             socket_timeout=defaults.REDIS_SOCKET_TIMEOUT_SECONDS,
             socket_connect_timeout=defaults.REDIS_SOCKET_TIMEOUT_SECONDS,
+            encoding_errors=ENCODING_ERRORS,
         )
         self._clients.append(client)
         return client
