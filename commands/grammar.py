@@ -32,6 +32,9 @@ HERE_WORDS = frozenset({"here", "这里", "此处", "本群", "这个群"})
 CLUSTER_PREPOSITIONS = ("on", "in", "from", "for", "at", "to", "在", "于", "对", "到")
 """Words that introduce the cluster in natural orders: `scale workers 5 on prod`, `在 prod`."""
 
+CLUSTER_SLOT = "{cluster}"
+"""In an alias, the word naming the cluster: 中文 puts it between verb and object (`查看 {cluster} 节点`)."""
+
 HELP_FLAGS = ("--help", "-h")
 """`create cluster --help` answers with that command's help instead of running it."""
 
@@ -253,13 +256,17 @@ class AliasIndex:
     def __init__(self, commands: Mapping[str, CommandSpec[Any]]) -> None:
         entries = [(alias.lower(), spec) for spec in commands.values() for alias in (*spec.aliases, spec.id)]
         self.entries = sorted(entries, key=lambda e: len(e[0].replace(" ", "")), reverse=True)
-        self.phrases = sorted({alias for alias, _ in entries})
+        self.phrases = sorted({alias for alias, _ in entries if CLUSTER_SLOT not in alias})
         self.size = len(commands)
 
     def match(self, tokens: Sequence[Token]) -> AliasMatch | None:
         lowered = [t.text.lower() if not t.quoted else "\0" for t in tokens]
         for alias, spec in self.entries:
-            if has_cjk(alias):
+            if CLUSTER_SLOT in alias:
+                around = _match_around_cluster(alias, tokens, lowered)
+                if around is not None:
+                    return AliasMatch(spec=spec, alias=alias, rest=around)
+            elif has_cjk(alias):
                 found = _match_compact(alias.replace(" ", ""), tokens, lowered)
                 if found is not None:
                     return AliasMatch(spec=spec, alias=alias, rest=found)
@@ -311,6 +318,24 @@ def _match_compact(key: str, tokens: Sequence[Token], lowered: Sequence[str]) ->
         if not key.startswith(acc):
             return None
     return None
+
+
+def _match_around_cluster(alias: str, tokens: Sequence[Token], lowered: Sequence[str]) -> list[Token] | None:
+    """`查看 prod 节点` against `查看 {cluster} 节点`: the cluster word comes back as `cluster=prod`."""
+    head, _, tail = (part.replace(" ", "") for part in alias.partition(CLUSTER_SLOT))
+    after = _match_compact(head, tokens, lowered) if head else list(tokens)
+    if not after or after[0].quoted:
+        return None
+    pieces = split_scripts(after[0].text) or [after[0].text]
+    name, rest = pieces[0], [*(Token(piece) for piece in pieces[1:]), *after[1:]]
+    if has_cjk(name) or "=" in name:
+        return None
+    remaining = (
+        _match_compact(tail, rest, [t.text.lower() if not t.quoted else "\0" for t in rest]) if tail else rest
+    )
+    if remaining is None:
+        return None
+    return [Token(f"cluster={name}"), *remaining]
 
 
 def split_scripts(word: str) -> list[str] | None:

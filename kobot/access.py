@@ -8,6 +8,25 @@ from typing import Protocol
 from kobot.conversations import Conversation, Identity
 from kobot.risk import Risk
 
+CLUSTER_READ_PERMISSION = "kubectl"
+"""Reading inside a cluster (`kubectl get/describe/logs/events/top`); viewers do not hold it by default."""
+
+SCOPE_SEPARATOR = ":"
+"""`kubectl:shop` is the `kubectl` permission for namespace shop only (see `scoped_permission`)."""
+
+EVERY_SCOPE = "*"
+"""The scope of a read across every namespace, or of a kind that has none (nodes)."""
+
+
+def scoped_permission(permission: str, scope: str) -> str:
+    """A permission narrowed to one scope (a namespace): `kubectl:shop`.
+
+    The policy grants `P:S` to a role granting `P` itself, or a pattern matching `P:S`; it excludes it when
+    the role excludes `P` or `P:S`. A role granting only some scopes (`kubectl:shop`) holds `P` for the
+    command's own check and is then limited by the handler asking for `P:S`. The scope `*` is not a
+    glob: only a pattern like `kubectl:*` (or `kubectl`) grants reads across every namespace."""
+    return f"{permission}{SCOPE_SEPARATOR}{scope}"
+
 
 @dataclass(frozen=True)
 class AuthDecision:

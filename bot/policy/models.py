@@ -10,6 +10,7 @@ Evaluation rules (documented for admins):
   cluster, and (when it lists channels) a channel glob matches the conversation key. A command that
   names no cluster (help, list) is checked against bindings on any cluster.
 - A role grants a permission when a `commands` glob or a `risks` entry matches and no `exclude` glob does.
+  `kubectl:NAMESPACE` narrows reading inside a cluster to one namespace (kobot.access.scoped_permission).
 - Approvals: the first rule matching command, risk and cluster decides; without one, a risky command
   needs one approval from an admin (no approval at all when kobot runs without a policy file).
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from bot.policy import defaults
 from bot.policy.document import ApprovalRuleSpec, LdapSpec, PersonSpec, PolicyDocument, RoleSpec
+from kobot.access import CLUSTER_READ_PERMISSION, EVERY_SCOPE, SCOPE_SEPARATOR
 from kobot.risk import Risk
 
 HOLDERS_CACHE_MAX = 1024
@@ -31,7 +33,9 @@ HOLDERS_CACHE_MAX = 1024
 
 BUILTIN_ROLE_SPECS: dict[str, RoleSpec] = {
     "viewer": RoleSpec(
-        risks=(Risk.READ,), exclude=("audit",), description="read-only commands, except the audit trail"
+        risks=(Risk.READ,),
+        exclude=("audit", CLUSTER_READ_PERMISSION),
+        description="read-only commands, except the audit trail and reading inside clusters (kubectl)",
     ),
     "operator": RoleSpec(
         risks=(Risk.READ, Risk.CHANGE, Risk.RISKY),
@@ -123,10 +127,19 @@ class Policy:
         return roles
 
     def grants(self, role: str, *, permission: str, risk: Risk) -> bool:
+        """Scoped permissions (`kubectl:shop`) as kobot.access.scoped_permission documents them."""
         spec = self.roles.get(role)
-        if spec is None or glob_match(spec.exclude, permission):
+        if spec is None:
             return False
-        return risk in spec.risks or glob_match(spec.commands, permission)
+        base, scoped, scope = permission.partition(SCOPE_SEPARATOR)
+        names = (permission, base) if scoped else (permission,)
+        if any(glob_match(spec.exclude, name) for name in names):
+            return False
+        if scope == EVERY_SCOPE and any(p.startswith(base + SCOPE_SEPARATOR) for p in spec.exclude):
+            return False  # a role kept out of one namespace cannot read them all at once
+        if risk in spec.risks or any(glob_match(spec.commands, name) for name in names):
+            return True
+        return not scoped and any(p.startswith(permission + SCOPE_SEPARATOR) for p in spec.commands)
 
     def approval_rule(
         self, *, permission: str, command_id: str, risk: Risk, cluster: str | None

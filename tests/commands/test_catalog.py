@@ -23,6 +23,8 @@ SPECS = {
 EXPECTED = {
     "help",
     "whoami",
+    "channel.bind",
+    "channel.unbind",
     "cluster.list",
     "cluster.show",
     "cluster.plan",
@@ -42,6 +44,11 @@ EXPECTED = {
     "alerts.subscribe",
     "alerts.unsubscribe",
     "notify",
+    "kubectl.get",
+    "kubectl.describe",
+    "kubectl.logs",
+    "kubectl.events",
+    "kubectl.top",
 }
 JOB_KINDS_OUTSIDE_ENUM: set[str] = set()
 """Job kinds a command queues that kobot.job_records.JobKind does not list yet."""

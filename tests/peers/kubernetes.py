@@ -1,4 +1,9 @@
-"""A local Kubernetes API server for the endpoints kobot's drains use, over a real loopback socket.
+"""A local Kubernetes API server for the endpoints kobot uses, over a real loopback socket.
+
+Drains: nodes, pods, policy/v1 evictions. Chat `kubectl`: namespaced lists with label and field
+selectors and `limit`, single objects, pod logs (tailLines, container, previous), events, namespaces,
+services, deployments, secrets and configmaps, the metrics API (metrics.k8s.io, switchable off to be
+absent as without metrics-server), discovery (/api, /apis, /version), injected errors and slow answers.
 
 It speaks the API's JSON (nodes, pods, policy/v1 evictions, Status errors) so the official
 `kubernetes` client talks to it exactly as to a real API server, and it records every request.
@@ -10,6 +15,7 @@ gone (its replacement is assumed to start elsewhere, as a controller would do).
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import threading
@@ -51,6 +57,27 @@ class PeerPod:
     uid: str = field(default_factory=lambda: str(uuid.uuid4()))
     remove_at: float | None = None
     deleted_at: str | None = None
+    phase: str = "Running"
+    waiting_reason: str | None = None
+    """`CrashLoopBackOff`, `ImagePullBackOff`: the container is not running."""
+    restarts: int = 0
+    containers: tuple[str, ...] = ("main",)
+    logs: dict[str, list[str]] = field(default_factory=dict)
+    """Container name → its log lines; `<name>/previous` holds the crashed container's."""
+    cpu: str = "5m"
+    memory: str = "32Mi"
+
+
+@dataclass
+class PeerEvent:
+    namespace: str
+    kind: str
+    name: str
+    reason: str
+    message: str
+    type: str = "Normal"
+    uid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    at: str = field(default_factory=lambda: _now())
 
 
 @dataclass
@@ -66,8 +93,65 @@ class PeerBudget:
         )
 
 
+SUPPORTED_POD_FIELDS = ("metadata.name", "metadata.namespace", "spec.nodeName", "status.phase")
+SUPPORTED_EVENT_FIELDS = ("involvedObject.name", "involvedObject.kind", "type", "reason")
+METRICS = ("apis", "metrics.k8s.io", "v1beta1")
+IMAGE = "registry.local/app:1"
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 429: "TooManyRequests"}
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _requirements(selector: str, *, fields: tuple[str, ...] | None) -> list[tuple[str, str, str | None]]:
+    """`a=b,c!=d,e,!f` as (key, operator, value); set-based forms are refused as unsupported here."""
+    found: list[tuple[str, str, str | None]] = []
+    for part in (p.strip() for p in selector.split(",") if p.strip()):
+        for operator in ("!=", "==", "="):
+            if operator in part:
+                key, _, value = part.partition(operator)
+                found.append((key.strip(), "!=" if operator == "!=" else "=", value.strip()))
+                break
+        else:
+            if fields is not None or " " in part or "(" in part:
+                raise ValueError(f"unable to parse requirement: {part}")
+            found.append((part.lstrip("!"), "absent" if part.startswith("!") else "exists", None))
+    for key, _, _ in found:
+        if fields is not None and key not in fields:
+            raise ValueError(f'field label not supported: "{key}"')
+    return found
+
+
+def _matches(requirements: list[tuple[str, str, str | None]], values: dict[str, str]) -> bool:
+    for key, operator, value in requirements:
+        present = key in values
+        if operator == "=" and values.get(key) != value:
+            return False
+        if operator == "!=" and values.get(key) == value:
+            return False
+        if (operator == "exists") != present and operator in ("exists", "absent"):
+            return False
+    return True
+
+
+def _field_values(item: dict[str, Any]) -> dict[str, str]:
+    metadata = item.get("metadata") or {}
+    involved = item.get("involvedObject") or {}
+    values = {
+        "metadata.name": metadata.get("name"),
+        "metadata.namespace": metadata.get("namespace"),
+        "spec.nodeName": (item.get("spec") or {}).get("nodeName"),
+        "status.phase": (item.get("status") or {}).get("phase"),
+        "involvedObject.name": involved.get("name"),
+        "involvedObject.kind": involved.get("kind"),
+        "type": item.get("type"),
+        "reason": item.get("reason"),
+    }
+    return {k: str(v) for k, v in values.items() if v is not None}
 
 
 def _status(code: int, reason: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -98,6 +182,10 @@ class KubernetesApiPeer(LoopbackPeer):
         self._pods: dict[tuple[str, str], PeerPod] = {}
         self._budgets: dict[tuple[str, str], PeerBudget] = {}
         self._requests: Recording[RecordedRequest] = Recording()
+        self._events: list[PeerEvent] = []
+        self._objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        """(plural, namespace, name) → JSON of deployments, services, secrets, configmaps."""
+        self.metrics_available = True
 
     # --- lifecycle ---------------------------------------------------------------------------------
     @property
@@ -156,12 +244,74 @@ class KubernetesApiPeer(LoopbackPeer):
         labels: dict[str, str] | None = None,
         owner_kind: str | None = "ReplicaSet",
         mirror: bool = False,
+        phase: str = "Running",
+        waiting_reason: str | None = None,
+        restarts: int = 0,
+        containers: tuple[str, ...] = ("main",),
+        logs: dict[str, list[str]] | None = None,
     ) -> None:
         with self._lock:
             self._pods[(namespace, name)] = PeerPod(
                 namespace=namespace, name=name, node=node, labels=dict(labels or {}),
-                owner_kind=owner_kind, mirror=mirror,
+                owner_kind=owner_kind, mirror=mirror, phase=phase, waiting_reason=waiting_reason,
+                restarts=restarts, containers=containers, logs=dict(logs or {}),
             )  # fmt: skip
+
+    def add_event(
+        self, namespace: str, *, kind: str, name: str, reason: str, message: str, type: str = "Normal"
+    ) -> None:
+        with self._lock:
+            self._events.append(PeerEvent(namespace, kind, name, reason, message, type))
+
+    def add_deployment(
+        self, namespace: str, name: str, *, match_labels: dict[str, str], replicas: int
+    ) -> None:
+        self._put("deployments", namespace, name, "Deployment", "apps/v1", {
+            "spec": {"replicas": replicas, "selector": {"matchLabels": match_labels},
+                     "template": {"spec": {"containers": [{"name": "main", "image": IMAGE}]}}},
+            "status": {"replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas,
+                       "availableReplicas": replicas},
+        })  # fmt: skip
+
+    def add_service(self, namespace: str, name: str, *, port: int) -> None:
+        spec = {"type": "ClusterIP", "clusterIP": "10.96.0.10", "ports": [{"port": port, "protocol": "TCP"}]}
+        self._put("services", namespace, name, "Service", "v1", {"spec": spec})
+
+    def add_secret(self, namespace: str, name: str, *, data: dict[str, str]) -> None:
+        """`data` in plain text; stored base64 as the API does, and again in the last-applied annotation."""
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+        applied = json.dumps({"apiVersion": "v1", "kind": "Secret", "data": encoded})
+        self._put("secrets", namespace, name, "Secret", "v1", {"type": "Opaque", "data": encoded},
+                  annotations={LAST_APPLIED: applied})  # fmt: skip
+
+    def add_config_map(self, namespace: str, name: str, *, data: dict[str, str]) -> None:
+        applied = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "data": data})
+        self._put("configmaps", namespace, name, "ConfigMap", "v1", {"data": dict(data)},
+                  annotations={LAST_APPLIED: applied})  # fmt: skip
+
+    def _put(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        kind: str,
+        api_version: str,
+        extra: dict[str, Any],
+        *,
+        annotations: dict[str, str] | None = None,
+    ) -> None:
+        metadata: dict[str, Any] = {
+            "name": name,
+            "namespace": namespace,
+            "uid": str(uuid.uuid4()),
+            "creationTimestamp": _now(),
+        }
+        if annotations:
+            metadata["annotations"] = annotations
+        with self._lock:
+            self._objects[(plural, namespace, name)] = {
+                "kind": kind, "apiVersion": api_version, "metadata": metadata, **extra
+            }  # fmt: skip
 
     def add_budget(
         self, namespace: str, name: str, *, match_labels: dict[str, str], disruptions_allowed: int
@@ -197,11 +347,15 @@ class KubernetesApiPeer(LoopbackPeer):
     # --- the API -------------------------------------------------------------------------------------
     def handle(
         self, method: str, path: str, query: dict[str, list[str]], body: Any, content_type: str | None
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> tuple[int, dict[str, Any] | str]:
         self._requests.add(RecordedRequest(method, path, query, content_type, body))
         with self._lock:
             self._expire()
             parts = [part for part in path.split("/") if part]
+            if method == "GET":
+                answer = self._read(parts, query)
+                if answer is not None:
+                    return answer
             if parts[:2] != ["api", "v1"]:
                 return 404, _status(404, "NotFound", f"the server could not find {path}")
             rest = parts[2:]
@@ -252,21 +406,161 @@ class KubernetesApiPeer(LoopbackPeer):
             return 200, node
         return 405, _status(405, "MethodNotAllowed", f"{method} on a node is not supported")
 
-    def _list_pods(self, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
-        selector = (query.get("fieldSelector") or [""])[0]
-        node: str | None = None
-        if selector:
-            key, _, value = selector.partition("=")
-            if key != "spec.nodeName" or not value:
-                return 400, _status(400, "BadRequest", f"field label not supported: {selector}")
-            node = value
-        items = [self._pod_json(pod) for pod in self._pods.values() if node is None or pod.node == node]
-        return 200, {
-            "kind": "PodList",
+    def _list_pods(
+        self, query: dict[str, list[str]], namespace: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        pods = [p for p in self._pods.values() if namespace is None or p.namespace == namespace]
+        items = [self._pod_json(pod) for pod in pods]
+        return self._list("PodList", "v1", items, query, SUPPORTED_POD_FIELDS)
+
+    # --- reads of chat kubectl ---------------------------------------------------------------------
+    def _read(self, parts: list[str], query: dict[str, list[str]]) -> tuple[int, dict[str, Any] | str] | None:
+        """GETs beyond the drain's: None leaves the request to the routes above."""
+        if parts == ["version"]:
+            return 200, {"major": "1", "minor": "31", "gitVersion": "v1.31.4", "platform": "linux/amd64"}
+        if parts == ["api"]:
+            return 200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+        if parts == ["apis"]:
+            return 200, self._discovery()
+        if parts[:3] == list(METRICS):
+            return self._metrics(parts[3:])
+        if parts[:2] == ["api", "v1"]:
+            rest = parts[2:]
+        elif parts[:3] in (
+            ["apis", "apps", "v1"],
+            ["apis", "batch", "v1"],
+            ["apis", "networking.k8s.io", "v1"],
+        ):
+            rest = parts[3:]
+        else:
+            return None
+        namespace: str | None = None
+        if len(rest) >= 2 and rest[0] == "namespaces":
+            namespace, rest = rest[1], rest[2:]
+        elif rest == ["namespaces"]:
+            names = sorted(
+                {p.namespace for p in self._pods.values()} | {k[1] for k in self._objects} | {"default"}
+            )
+            items = [{"kind": "Namespace", "apiVersion": "v1", "status": {"phase": "Active"},
+                      "metadata": {"name": n, "creationTimestamp": _now()}} for n in names]  # fmt: skip
+            return self._list("NamespaceList", "v1", items, query, ("metadata.name",))
+        if not rest:
+            return None
+        plural = rest[0]
+        if plural == "pods" and namespace is not None:
+            if len(rest) == 1:
+                return self._list_pods(query, namespace)
+            pod = self._pods.get((namespace, rest[1]))
+            if pod is None:
+                return 404, _status(404, "NotFound", f'pods "{rest[1]}" not found')
+            if rest[2:] == ["log"]:
+                return self._log(pod, query)
+            return (200, self._pod_json(pod)) if len(rest) == 2 else None
+        if plural == "events":
+            items = [
+                self._event_json(e) for e in self._events if namespace is None or e.namespace == namespace
+            ]
+            return self._list("EventList", "v1", items, query, SUPPORTED_EVENT_FIELDS)
+        if plural in ("nodes", "pods") or (len(rest) > 1 and namespace is None):
+            return None
+        found = [
+            o for (p, ns, _), o in sorted(self._objects.items()) if p == plural and namespace in (None, ns)
+        ]
+        if len(rest) == 2:
+            item = next((o for o in found if o["metadata"]["name"] == rest[1]), None)
+            if item is None:
+                return 404, _status(404, "NotFound", f'{plural} "{rest[1]}" not found')
+            return 200, item
+        return self._list("List", "v1", found, query, ("metadata.name", "metadata.namespace"))
+
+    def _list(
+        self,
+        kind: str,
+        api_version: str,
+        items: list[dict[str, Any]],
+        query: dict[str, list[str]],
+        fields: tuple[str, ...],
+    ) -> tuple[int, dict[str, Any]]:
+        try:
+            labels = _requirements((query.get("labelSelector") or [""])[0], fields=None)
+            by_field = _requirements((query.get("fieldSelector") or [""])[0], fields=fields)
+        except ValueError as exc:
+            return 400, _status(400, "BadRequest", str(exc))
+        chosen = [
+            item for item in items
+            if _matches(labels, item["metadata"].get("labels") or {})
+            and _matches(by_field, _field_values(item))
+        ]  # fmt: skip
+        metadata: dict[str, Any] = {"resourceVersion": "1"}
+        limit = int((query.get("limit") or ["0"])[0])
+        if 0 < limit < len(chosen):
+            chosen, metadata["continue"] = chosen[:limit], "more"
+        return 200, {"kind": kind, "apiVersion": api_version, "metadata": metadata, "items": chosen}
+
+    def _log(self, pod: PeerPod, query: dict[str, list[str]]) -> tuple[int, dict[str, Any] | str]:
+        container = (query.get("container") or [""])[0]
+        if not container:
+            if len(pod.containers) > 1:
+                message = (f"a container name must be specified for pod {pod.name}, "
+                           f"choose one of: [{' '.join(pod.containers)}]")  # fmt: skip
+                return 400, _status(400, "BadRequest", message)
+            container = pod.containers[0]
+        if container not in pod.containers:
+            return 400, _status(400, "BadRequest", f"container {container} is not valid for pod {pod.name}")
+        key = f"{container}/previous" if (query.get("previous") or [""])[0] == "true" else container
+        lines = pod.logs.get(key, [])
+        tail = int((query.get("tailLines") or ["0"])[0])
+        if tail > 0:
+            lines = lines[-tail:]
+        return 200, "".join(f"{line}\n" for line in lines)
+
+    def _metrics(self, rest: list[str]) -> tuple[int, dict[str, Any]]:
+        if not self.metrics_available:
+            return 404, _status(404, "NotFound", "the server could not find the requested resource")
+        if rest == ["nodes"]:
+            nodes: list[dict[str, Any]] = [
+                {"metadata": {"name": name}, "timestamp": _now(), "window": "10s",
+                 "usage": {"cpu": "250m", "memory": "1024Mi"}} for name in sorted(self._nodes)
+            ]  # fmt: skip
+            return 200, {"kind": "NodeMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "items": nodes}
+        namespace = rest[1] if len(rest) == 3 and rest[0] == "namespaces" else None
+        if rest[-1:] != ["pods"] or (len(rest) != 1 and namespace is None):
+            return 404, _status(404, "NotFound", "the server could not find the requested resource")
+        items: list[dict[str, Any]] = [
+            {"metadata": {"name": p.name, "namespace": p.namespace}, "timestamp": _now(), "window": "10s",
+             "containers": [{"name": c, "usage": {"cpu": p.cpu, "memory": p.memory}} for c in p.containers]}
+            for p in self._pods.values() if namespace in (None, p.namespace)
+        ]  # fmt: skip
+        return 200, {"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "items": items}
+
+    def _discovery(self) -> dict[str, Any]:
+        groups = [("apps", "v1"), ("batch", "v1"), ("networking.k8s.io", "v1"), ("policy", "v1")]
+        if self.metrics_available:
+            groups.append(("metrics.k8s.io", "v1beta1"))
+        return {
+            "kind": "APIGroupList",
             "apiVersion": "v1",
-            "metadata": {"resourceVersion": "1"},
-            "items": items,
-        }
+            "groups": [
+                {"name": name, "versions": [{"groupVersion": f"{name}/{v}", "version": v}],
+                 "preferredVersion": {"groupVersion": f"{name}/{v}", "version": v}}
+                for name, v in groups
+            ],
+        }  # fmt: skip
+
+    @staticmethod
+    def _event_json(event: PeerEvent) -> dict[str, Any]:
+        return {
+            "kind": "Event",
+            "apiVersion": "v1",
+            "metadata": {"name": f"{event.name}.{event.uid[:8]}", "namespace": event.namespace,
+                         "uid": event.uid, "creationTimestamp": event.at},
+            "involvedObject": {"kind": event.kind, "name": event.name, "namespace": event.namespace},
+            "reason": event.reason,
+            "message": event.message,
+            "type": event.type,
+            "count": 1,
+            "lastTimestamp": event.at,
+        }  # fmt: skip
 
     def _evict(self, namespace: str, name: str, body: Any) -> tuple[int, dict[str, Any]]:
         if (
@@ -335,13 +629,29 @@ class KubernetesApiPeer(LoopbackPeer):
             metadata["annotations"] = {MIRROR_ANNOTATION: "mirror"}
         if pod.deleted_at:
             metadata["deletionTimestamp"] = pod.deleted_at
+        running = pod.waiting_reason is None and pod.phase == "Running"
+        state: dict[str, Any] = (
+            {"running": {"startedAt": _now()}} if running
+            else {"waiting": {"reason": pod.waiting_reason or "ContainerCreating"}}
+        )  # fmt: skip
         return {
             "kind": "Pod",
             "apiVersion": "v1",
             "metadata": metadata,
-            "spec": {"nodeName": pod.node, "containers": [{"name": "main", "image": "registry.local/app:1"}]},
-            "status": {"phase": "Running"},
-        }
+            "spec": {
+                "nodeName": pod.node,
+                "containers": [{"name": c, "image": "registry.local/app:1"} for c in pod.containers],
+            },
+            "status": {
+                "phase": pod.phase,
+                "podIP": "10.244.0.5",
+                "containerStatuses": [
+                    {"name": c, "ready": running, "restartCount": pod.restarts, "state": state,
+                     "image": "registry.local/app:1"}
+                    for c in pod.containers
+                ],
+            },
+        }  # fmt: skip
 
     async def _dispatch(self, request: web.Request) -> web.Response:
         raw = await request.read()
@@ -353,5 +663,14 @@ class KubernetesApiPeer(LoopbackPeer):
             return web.json_response(_status(400, "BadRequest", "the body is not JSON"), status=400)
         split = urlsplit(request.raw_path)
         content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip() or None
+        fault = self.faults.take(split.path)
+        await self.apply_delay(fault)
+        if fault is not None and fault.status:
+            # `fail_next(status=403, path=..., body="message")`: a Status error as the API server sends it
+            message = str(fault.body or "injected failure")
+            reason = _REASONS.get(fault.status, "InternalError")
+            return web.json_response(_status(fault.status, reason, message), status=fault.status)
         code, answer = self.handle(request.method, split.path, parse_qs(split.query), body, content_type)
+        if isinstance(answer, str):
+            return web.Response(text=answer, status=code, content_type="text/plain")
         return web.json_response(answer, status=code)
