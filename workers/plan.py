@@ -69,8 +69,14 @@ class ClusterPlan(BaseModel):
             f"network: pods {spec.pod_cidr}, services {spec.service_cidr}",
         ]
         if spec.masters > 1:
-            api = f"VIP {self.vip} (keepalived+haproxy)" if self.vip else "a local balancer on every node"
-            lines.append(f"API: {spec.masters} masters behind {api}")
+            if self.vip:
+                lines.append(f"API: {spec.masters} masters behind VIP {self.vip} (keepalived+haproxy)")
+            else:
+                # the install balances several masters only behind a VIP (preflight refuses without one)
+                lines.append(
+                    f"API: {spec.masters} masters but no VIP: the install needs a free address for one "
+                    "(keepalived+haproxy) and stops at preflight without it"
+                )
         for role, nodes in ((NodeRole.MASTER, self.masters), (NodeRole.WORKER, self.workers)):
             if not nodes:
                 continue

@@ -124,3 +124,40 @@ def test_node_add_hands_the_offline_settings_vip_and_vrrp_password_to_ansible_fi
     )
     assert stored is not None
     assert int(played["vrrp_password_length"]) == len(stored.decode()) >= 8
+
+
+def test_add_master_to_a_cluster_without_a_vip_is_refused_before_any_playbook_fixture_playbooks_peer(
+    redis_url: str, redis: Redis, data_dir: Path, recorder: Path, peer: KubernetesApiPeer
+) -> None:
+    record_dir = data_dir / "played"
+    record_dir.mkdir()
+    settings = job_settings(
+        redis_url,
+        data_dir,
+        playbooks_dir=recorder,
+        plugins=[],
+        allow_local_hosts=True,
+        ansible_extra_vars={"record_dir": str(record_dir)},
+    )
+    service = job_service(settings, redis)
+    ClusterStore(redis).save(
+        ClusterRecord(
+            name="demo",
+            version="1.31.4",
+            state=ClusterState.RUNNING,
+            spec={"version": "1.31.4", "masters": 1, "workers": 1},
+            nodes=[
+                NodeRecord(name="demo-master-1", role="master", address="127.0.0.1", state="ready"),
+                NodeRecord(name="demo-worker-1", role="worker", address="127.0.0.11", state="ready"),
+            ],
+        )
+    )
+
+    job_id = submit(service, JobKind.NODE_ADD, role="master", host="127.0.0.2")
+    run_queue(service)
+
+    failed = service.records.require(job_id)
+    assert failed.state is JobState.FAILED
+    assert "masters=3 (which gets a VIP)" in (failed.error or "")
+    assert not (record_dir / "node_add.json").exists(), "no playbook ran"
+    assert [n.name for n in ClusterStore(redis).require("demo").nodes] == ["demo-master-1", "demo-worker-1"]

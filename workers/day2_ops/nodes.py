@@ -201,6 +201,13 @@ def plan_added_node_step(ctx: StepContext) -> None:
     record = store.require(ctx.cluster)
     role = str(ctx.params.get("role") or "worker")
     host = ctx.params.get("host")
+    if role == "master" and not record.spec.api_vip:
+        # kubeadm's endpoint (and the API certificate) of a cluster made without a VIP is its one
+        # master's address; a second master would have no shared endpoint to join behind.
+        raise StepFailedError(
+            f"{ctx.cluster} has no API VIP, so it cannot get a second master",
+            error="a cluster that may grow its control plane is created with masters=3 (which gets a VIP)",
+        )
     same_role = [node_index(n.name) for n in record.nodes if n.role == role]
     name = f"{ctx.cluster}-{role}-{max(same_role, default=0) + 1}"
     if host:
