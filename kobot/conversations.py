@@ -1,18 +1,33 @@
 """What crosses the adapter boundary inbound: who said what, where, and which button they clicked.
 
-Raw platform payloads never leave their adapter; these typed events do.
+Raw platform payloads never leave their adapter; these typed events do, and never with a lone
+surrogate in any string (a `\\udfff` JSON escape decodes to one): it is dropped as the model is
+built, so no key, store write or JSON dump of a record made from it can fail on text UTF-8 cannot hold.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kobot.clock import utcnow
+from kobot.validation import scrub_surrogates
 
 
-class Identity(BaseModel):
+class ChatModel(BaseModel):
+    """A frozen model of chat data whose strings (in dicts and lists too) hold no lone surrogate."""
+
+    model_config = ConfigDict(frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _without_surrogates(cls, value: Any) -> Any:
+        return scrub_surrogates(value) if isinstance(value, str | dict | list) else value
+
+
+class Identity(ChatModel):
     """A user as a platform knows them. `user_id` is the stable key used for permissions and audit."""
 
     model_config = ConfigDict(frozen=True)
@@ -30,7 +45,7 @@ class Identity(BaseModel):
         return self.display_name or self.user_id
 
 
-class Conversation(BaseModel):
+class Conversation(ChatModel):
     """Where a message came from and where answers go: a channel/group/DM, optionally a thread."""
 
     model_config = ConfigDict(frozen=True)
@@ -47,7 +62,7 @@ class Conversation(BaseModel):
         return f"{self.platform}:{self.conversation_id}"
 
 
-class MessageRef(BaseModel):
+class MessageRef(ChatModel):
     """A message kobot sent, so it can be edited later. Persisted with the job it belongs to."""
 
     model_config = ConfigDict(frozen=True)
@@ -59,7 +74,7 @@ class MessageRef(BaseModel):
     extra: dict[str, str] = Field(default_factory=dict)
 
 
-class InboundMessage(BaseModel):
+class InboundMessage(ChatModel):
     """A chat line addressed to kobot (mention prefix may still be in `text`; the parser drops it)."""
 
     model_config = ConfigDict(frozen=True)
@@ -71,7 +86,7 @@ class InboundMessage(BaseModel):
     received_at: datetime = Field(default_factory=utcnow)
 
 
-class ButtonClick(BaseModel):
+class ButtonClick(ChatModel):
     """A button press. `value` is the button's payload exactly as kobot sent it (signed where it matters)."""
 
     model_config = ConfigDict(frozen=True)

@@ -1,4 +1,4 @@
-"""Store clients write any string: one UTF-8 cannot encode becomes its escape instead of an error."""
+"""No lone surrogate breaks a store write: chat models drop them, store clients escape any left."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from kobot.conversations import Conversation, Identity, InboundMessage
 from kobot.settings import Settings
 from kobot.store import open_store
 
@@ -19,3 +20,19 @@ def test_a_lone_surrogate_never_fails_a_store_write(redis_url: str, data_dir: Pa
         assert client.exists("kobot:test:user:U0\\udfff") == 1, "the same string always makes the same key"
     finally:
         store.close()
+
+
+def test_chat_models_never_carry_a_lone_surrogate() -> None:
+    """Whatever an adapter hands on (WeCom's smart-bot JSON, a DingTalk frame, Slack), no string in it
+    can break a key, a store write or a record's JSON dump."""
+    who = Identity(platform="wecom", user_id="al\udfffice", display_name="Al\ud83dice")
+    where = Conversation(
+        platform="wecom", conversation_id="smartbot:@\udfffalice", extra={"k\udfff": "v\ud800"}
+    )
+    message = InboundMessage(
+        identity=who, conversation=where, text="list\udfff clusters", message_id="m\udfff"
+    )
+    assert (who.user_id, who.display_name) == ("alice", "Alice")
+    assert (where.conversation_id, where.extra) == ("smartbot:@alice", {"k": "v"})
+    assert (message.text, message.message_id) == ("list clusters", "m")
+    message.model_dump_json().encode()
