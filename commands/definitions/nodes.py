@@ -134,6 +134,11 @@ class WorkersScaleArgs(Args):
         return current + self.delta
 
 
+def _add_risk(args: NodeAddArgs) -> Risk:
+    # a master joins etcd: a bad join can cost the cluster its quorum, so a second person looks first
+    return Risk.RISKY if args.role == "master" else Risk.CHANGE
+
+
 def _node_words(alias: str, raw: dict[str, Any]) -> dict[str, Any]:
     if alias in MASTER_ALIASES:
         if raw.get("role", "master") != "master":
@@ -155,20 +160,27 @@ def _node_words(alias: str, raw: dict[str, Any]) -> dict[str, Any]:
         "新增节点",
         *sorted(MASTER_ALIASES),
     ),
-    risk=Risk.CHANGE,
+    risk=Risk.RISKY,
+    risk_rule=_add_risk,
     prepare=_node_words,
     summary="Add one node (a worker unless role=master). Masters keep an odd count only in pairs: add two.",
     examples=(
         "add node to prod",
         "add node prod host=10.0.0.9",
-        "add master prod host=10.0.0.10",
-        "添加节点 prod 角色=master 主机=10.0.0.11",
+        "add master prod host=10.0.0.10 --first-of-two",
+        "add master prod host=10.0.0.11",
+        "添加节点 prod 角色=master 主机=10.0.0.12 成对第一台",
     ),
     cluster="required",
     job_kind=JobKind.NODE_ADD.value,
 )
 class NodeAddArgs(Args):
-    """With provider=manual give host; vSphere/OpenStack clusters create the machine."""
+    """With provider=manual give host; vSphere/OpenStack clusters create the machine. Risk: change for a
+    worker; risky (needs approval) for a master, which joins etcd.
+
+    Masters stay odd, so etcd's majority tolerates as many failures as it can: from 3, adding one
+    master is refused unless it is the first of two, said with `--first-of-two`; the second add
+    (4 → 5) needs no flag. Until it runs the cluster has an even count and one more member to lose."""
 
     role: Annotated[
         Literal["worker", "master"],
@@ -195,6 +207,18 @@ class NodeAddArgs(Args):
         ),
         Field(description="the machine to join (provider=manual)"),
     ] = None
+    first_of_two: Annotated[
+        bool,
+        Arg(names=("first-of-pair", "成对第一台", "两台中的第一台")),
+        Field(description="role=master only: this master is the first of two, so an even count is brief"),
+    ] = False
+    break_glass: BreakGlass = None
+
+    @model_validator(mode="after")
+    def _pair_is_for_masters(self) -> Self:
+        if self.first_of_two and self.role != "master":
+            raise validation.ArgValueError("--first-of-two is for role=master: workers need no pairs")
+        return self
 
 
 @command(
@@ -207,7 +231,8 @@ class NodeAddArgs(Args):
     job_kind=JobKind.NODE_REMOVE.value,
 )
 class NodeRemoveArgs(Args):
-    """The node is cordoned and drained first; if the drain fails the node stays."""
+    """The node is cordoned and drained first; if the drain fails the node stays. A master is removed
+    only while the masters left still hold etcd's majority of the members it has now."""
 
     node: NodeName
     break_glass: BreakGlass = None
@@ -223,7 +248,8 @@ class NodeRemoveArgs(Args):
     job_kind="node.replace",
 )
 class NodeReplaceArgs(Args):
-    """Works for masters too: the etcd member is swapped one at a time, keeping quorum."""
+    """Works for masters too, one at a time, and only while the other masters alone hold etcd's majority
+    (the old member goes even when its node is dead): so not on a cluster of one or two masters."""
 
     node: NodeName
     break_glass: BreakGlass = None

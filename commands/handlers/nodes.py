@@ -14,7 +14,7 @@ from commands.definitions.nodes import (
 )
 from commands.handlers.submit import day2_job
 from commands.registry import handles
-from kobot.clusters import ClusterRecord
+from kobot.clusters import ClusterRecord, NodeRecord, NodeState
 from kobot.errors import KobotError
 from kobot.job_records import JobKind
 from kobot.messages import Tone
@@ -34,11 +34,74 @@ async def scale_workers(ctx: CommandContext, args: WorkersScaleArgs) -> CommandR
 
 @handles(NodeAddArgs)
 async def add_node(ctx: CommandContext, args: NodeAddArgs) -> CommandResult:
-    return day2_job(
-        ctx,
-        args,
-        kind=JobKind.NODE_ADD,
-        lines=[f"add a {args.role} node" + (f" at {args.host}" if args.host else "")],
+    lines = [f"add a {args.role} node" + (f" at {args.host}" if args.host else "")]
+    if args.role == "master":
+        record = ctx.runtime.clusters.require(ctx.cluster())
+        lines += master_add_lines(record, first_of_two=args.first_of_two)
+    return day2_job(ctx, args, kind=JobKind.NODE_ADD, lines=lines)
+
+
+SMALLEST_SPARE_MASTERS = 3
+"""The fewest masters from which one can leave etcd and the rest still hold the majority (2 of 3)."""
+
+
+def etcd_members(record: ClusterRecord) -> list[NodeRecord]:
+    """Masters that joined (a planned or provisioned one never became an etcd member)."""
+    return [n for n in record.nodes if n.role == "master" and n.state in (NodeState.READY, NodeState.CHECKED)]
+
+
+def quorum(members: int) -> int:
+    """etcd's majority of `members`: the votes every write and every membership change needs."""
+    return members // 2 + 1
+
+
+def master_add_lines(record: ClusterRecord, *, first_of_two: bool) -> list[str]:
+    """Plan lines of a master add; refused when it would leave an even count outside the two-step."""
+    now = record.count("master")
+    after = now + 1
+    if after % 2 == 0 and not first_of_two:
+        raise KobotError(
+            f"{record.name} has {now} masters; one more makes {after}, an even count: etcd's majority of "
+            f"{after} is {quorum(after)}, so it tolerates no more failures than {now} did, with one more "
+            f"member that can fail. Add two: `add master {record.name} host=A --first-of-two`, then "
+            f"`add master {record.name} host=B`."
+        )
+    if after % 2 == 1 and first_of_two:
+        raise KobotError(
+            f"{record.name} has {now} masters; one more makes {after}, already odd: drop --first-of-two"
+        )
+    lines = [
+        f"masters {now} → {after}: etcd member added (majority {quorum(after)} of {after}), "
+        "load balancer and API endpoints updated by the join"
+    ]
+    if first_of_two:
+        lines.append(f"first of two: {after} masters is even until the next `add master {record.name}` runs")
+    return lines
+
+
+def master_leave_refusal(record: ClusterRecord, node: NodeRecord, *, verb: str) -> str | None:
+    """Why taking `node` out of etcd would drop below quorum, or None.
+
+    The masters left must alone hold the majority of the members there are now: the node may be dead
+    (why it is replaced or removed), and its member is removed before a replacement joins, so it
+    cannot vote for its own removal and no new member votes yet."""
+    members = etcd_members(record)
+    if node not in members:
+        return None
+    survivors = len(members) - 1
+    if survivors >= quorum(len(members)):
+        return None
+    if survivors == 0:
+        why = f"{node.name} is the only etcd member of {record.name}; without it etcd has no data"
+    else:
+        why = (
+            f"{record.name} has {len(members)} masters; etcd needs {quorum(len(members))} of them to "
+            f"change its membership, and without {node.name} only {survivors} remain"
+        )
+    return (
+        f"not going to {verb} {node.name}: {why}. Grow the control plane to {SMALLEST_SPARE_MASTERS} "
+        f"masters first (`add master {record.name} host=...`), then {verb} it; if {node.name}'s etcd is "
+        f"lost for good, `restore etcd {record.name} backup=<id>`."
     )
 
 
@@ -49,9 +112,25 @@ def _no_such_node(record: ClusterRecord, node: str) -> KobotError:
 @handles(NodeRemoveArgs)
 async def remove_node(ctx: CommandContext, args: NodeRemoveArgs) -> CommandResult:
     record = ctx.runtime.clusters.require(ctx.cluster())
-    if not any(n.name == args.node for n in record.nodes):
+    node = next((n for n in record.nodes if n.name == args.node), None)
+    if node is None:
         raise _no_such_node(record, args.node)
-    return day2_job(ctx, args, kind=JobKind.NODE_REMOVE, lines=[f"drain and remove {args.node}"])
+    lines = [f"drain and remove {args.node}"]
+    if node.role == "master":
+        refusal = master_leave_refusal(record, node, verb="remove")
+        if refusal is not None:
+            raise KobotError(refusal)
+        lines += master_leave_lines(record, node)
+    return day2_job(ctx, args, kind=JobKind.NODE_REMOVE, lines=lines)
+
+
+def master_leave_lines(record: ClusterRecord, node: NodeRecord) -> list[str]:
+    members = len(etcd_members(record))
+    left = members - 1 if node in etcd_members(record) else members
+    lines = [f"etcd members {members} → {left}: {node.name}'s member removed (majority {quorum(left)})"]
+    if left % 2 == 0:
+        lines.append(f"{left} masters tolerate {left - quorum(left)} failures, as {left - 1} would")
+    return lines
 
 
 @handles(NodeReplaceArgs)
@@ -60,9 +139,16 @@ async def replace_node(ctx: CommandContext, args: NodeReplaceArgs) -> CommandRes
     node = next((n for n in record.nodes if n.name == args.node), None)
     if node is None:
         raise _no_such_node(record, args.node)
-    return day2_job(
-        ctx, args, kind=JobKind.NODE_REPLACE, lines=[f"replace {node.role} {args.node} with a fresh node"]
-    )
+    lines = [f"replace {node.role} {args.node} with a fresh node"]
+    if node.role == "master":
+        refusal = master_leave_refusal(record, node, verb="replace")
+        if refusal is not None:
+            raise KobotError(refusal)
+        members = len(etcd_members(record))
+        lines.append(
+            f"etcd keeps its majority ({quorum(members)} of {members}) from the other masters throughout"
+        )
+    return day2_job(ctx, args, kind=JobKind.NODE_REPLACE, lines=lines)
 
 
 @handles(EtcdBackupArgs)

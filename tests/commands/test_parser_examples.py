@@ -124,15 +124,30 @@ CASES: list[tuple[str, str, str | None, dict[str, Any], Risk]] = [
     # nodes
     ("add node to prod", "node.add", "prod", {"role": "worker", "host": None}, Risk.CHANGE),
     ("add node prod host=10.0.0.9", "node.add", "prod", {"role": "worker", "host": "10.0.0.9"}, Risk.CHANGE),
-    ("add master prod 10.0.0.10", "node.add", "prod", {"role": "master", "host": "10.0.0.10"}, Risk.CHANGE),
+    # a master joins etcd: risky, so it needs approval
+    ("add master prod 10.0.0.10", "node.add", "prod", {"role": "master", "host": "10.0.0.10"}, Risk.RISKY),
     (
         "添加节点 prod 角色=主节点 主机=node9.example.com",
         "node.add",
         "prod",
         {"role": "master", "host": "node9.example.com"},
-        Risk.CHANGE,
+        Risk.RISKY,
     ),
-    ("添加节点 prod 主节点", "node.add", "prod", {"role": "master"}, Risk.CHANGE),
+    ("添加节点 prod 主节点", "node.add", "prod", {"role": "master"}, Risk.RISKY),
+    (
+        "add master prod host=10.0.0.10 --first-of-two",
+        "node.add",
+        "prod",
+        {"role": "master", "first_of_two": True},
+        Risk.RISKY,
+    ),
+    (
+        "添加节点 prod 主节点 成对第一台",
+        "node.add",
+        "prod",
+        {"role": "master", "first_of_two": True},
+        Risk.RISKY,
+    ),
     # etcd restore
     (
         "restore etcd prod backup=prod-20250131-0200",
