@@ -102,6 +102,14 @@ def run_programs() -> dict[str, list[str]]:
             spec = task[module]
             if isinstance(spec, dict) and "argv" in spec:
                 argv = spec["argv"]
+                local = task.get("vars") or {}
+                lists = (
+                    [n for e in _JINJA.findall(argv) for n in _NAME.findall(e) if n in local]
+                    if isinstance(argv, str)
+                    else []
+                )
+                if lists:  # built from a list in the task's vars: that list's first item
+                    argv = local[lists[0]]
                 if isinstance(argv, str):  # a Jinja expression building the list: its first literal
                     names = set(re.findall(r"\['([^']+)'", argv)[:1])
                 else:

@@ -245,3 +245,48 @@ def test_a_vip_is_the_endpoint_even_for_one_master_so_masters_can_join_later(
     assert f"virtual_ipaddress {{\n        {vip}\n" in keepalived
     san = {doc["kind"]: doc for doc in _documents(out / "master-1" / "kubeadm-config.yaml")}
     assert vip in san["ClusterConfiguration"]["apiServer"]["certSANs"]
+
+
+def test_gpu_nodes_get_the_nvidia_runtime_the_device_plugin_names(
+    rendered: tuple[ClusterShape, Path],
+) -> None:
+    shape, out = rendered
+    if not shape.gpu:
+        pytest.skip("this shape has no GPU node")
+    config = tomllib.loads((out / "worker-1" / "containerd-config.toml").read_text(encoding="utf-8"))
+    cri = (
+        config["plugins"].get("io.containerd.grpc.v1.cri")
+        or config["plugins"]["io.containerd.cri.v1.runtime"]
+    )
+    nvidia = cri["containerd"]["runtimes"]["nvidia"]
+    assert nvidia["options"]["BinaryName"] == "/usr/bin/nvidia-container-runtime"
+    docs = {doc["kind"]: doc for doc in _documents(out / "master-1" / "gpu-device-plugin.yaml")}
+    assert docs["RuntimeClass"]["handler"] == "nvidia"
+    assert docs["DaemonSet"]["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"
+
+
+def test_haproxy_and_keepalived_check_a_serving_api_not_a_process(
+    rendered: tuple[ClusterShape, Path],
+) -> None:
+    _, out = rendered
+    haproxy = (out / "master-1" / "haproxy.cfg").read_text(encoding="utf-8")
+    assert "http-check send meth GET uri /readyz" in haproxy
+    assert "check check-ssl" in haproxy
+    assert "tcp-check" not in haproxy
+    keepalived = (out / "master-1" / "keepalived.conf").read_text(encoding="utf-8")
+    assert "https://127.0.0.1:8443/readyz" in keepalived
+    assert "pgrep" not in keepalived
+    assert "auth_pass vrrp-pw\n" in keepalived
+
+
+def test_the_api_server_writes_an_audit_log_and_encrypts_secrets(rendered: tuple[ClusterShape, Path]) -> None:
+    _, out = rendered
+    cluster = next(
+        d for d in _documents(out / "master-1" / "kubeadm-config.yaml") if d["kind"] == "ClusterConfiguration"
+    )
+    args = cluster["apiServer"]["extraArgs"]
+    flat = {a["name"]: a["value"] for a in args} if isinstance(args, list) else args
+    assert flat["audit-policy-file"] == "/etc/kubernetes/kobot/audit-policy.yaml"
+    assert flat["encryption-provider-config"] == "/etc/kubernetes/kobot/encryption-config.yaml"
+    mounted = {volume["hostPath"] for volume in cluster["apiServer"]["extraVolumes"]}
+    assert {"/etc/kubernetes/kobot", "/var/log/kubernetes/audit"} <= mounted

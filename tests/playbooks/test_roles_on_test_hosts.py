@@ -393,6 +393,8 @@ def test_etcd_restore_real_on_test_hosts_stops_api_servers_first_and_a_retry_res
         "etcd_restore_sha256": hashlib.sha256(snapshot.read_bytes()).hexdigest(),
         "etcd_snapshot_name": "lab-restore.db",
         "etcdutl_bin": "/usr/local/bin/etcdctl",
+        # this machine's etcdctl is 3.4, which restores without --bump-revision/--mark-compacted
+        "etcd_restore_bump_revision": 0,
         "etcd_restore_pod_timeout_seconds": 30,
     }
     try:
