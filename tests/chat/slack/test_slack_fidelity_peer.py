@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -257,3 +258,28 @@ async def test_peer_replay_dressed_as_a_retry_is_acked_and_does_nothing(
     await eventually(lambda: sink.messages)
     await eventually(lambda: adapter.inbound_in_flight == 0)
     assert len(sink.messages) == 1
+
+
+async def test_peer_malformed_bodies_keep_the_keep_alive_connection_usable(
+    adapter: SlackAdapter, signing_secret: str, sink: RecordingSink
+) -> None:
+    """Over a real socket: malformed signed bodies get 400s on one kept-alive connection (a 500 used to
+    make uvicorn drop it without `Connection: close`), and a good event after them is handled."""
+    good = json.dumps(event_callback(mention_event(text="<@U0KOBOT> help"))).encode()
+    bodies = [b"\xff" + good, b"\xef\xbb\xbf" + good, b"[1]", good]
+    opened: list[object] = []
+    async with (
+        served(adapter, late=lambda: False) as url,
+        httpx.AsyncClient(limits=httpx.Limits(max_connections=1)) as client,
+    ):
+        for body in bodies:
+            headers = {
+                "Content-Type": "application/json",
+                **signed_headers(signing_secret=signing_secret, body=body),
+            }
+            response = await client.post(url, content=body, headers=headers)
+            assert response.headers.get("connection", "").lower() != "close"
+            opened.append(response.extensions.get("network_stream"))
+            assert response.status_code == (200 if body is good else 400)
+    assert len({id(stream) for stream in opened}) == 1, "every request went over the same connection"
+    await eventually(lambda: sink.messages)
