@@ -22,6 +22,8 @@ from bot.relay import ClusterEventRelay
 from bot.runtime import Runtime
 from kobot import defaults
 from kobot.background import BackgroundTask, every
+from kobot.clock import utcnow
+from workers.backup_schedule import run_due
 from workers.worker import InProcessWorker, Sweeper
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class Supervisor:
             Sweeper(settings=runtime.settings, redis_url=runtime.store.url) if self.worker is None else None
         )
         self._housekeeping = BackgroundTask("kobot-housekeeping")
+        self._backup_schedules = BackgroundTask("kobot-backup-schedules")
         self.node_watch = NodeReadinessWatcher(runtime=runtime) if runtime.alerts is not None else None
         self.relay = (
             ClusterEventRelay(redis=runtime.redis, alerts=runtime.alerts)
@@ -86,6 +89,16 @@ class Supervisor:
             )
         )
 
+        # at once on start: a run missed while kobot was down starts now (once)
+        self._backup_schedules.start(
+            every(
+                defaults.BACKUP_SCHEDULER_INTERVAL_SECONDS,
+                lambda: asyncio.to_thread(lambda: run_due(service=self.runtime.jobs, now=utcnow())),
+                log=log,
+                what="backup schedules",
+            )
+        )
+
     async def _housekeep(self) -> None:
         try:
             await self.dispatcher.expire_approvals()
@@ -98,7 +111,10 @@ class Supervisor:
         The worker stops first, so the job it ran ends (cancelled, resumable) and announces it; the
         notifiers then deliver what is left of the event stream while the adapters can still post; the
         adapters go last."""
-        steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [("housekeeping", self._housekeeping.stop)]
+        steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("housekeeping", self._housekeeping.stop),
+            ("backup schedules", self._backup_schedules.stop),
+        ]
         if self.worker is not None:
             steps.append(("the in-process worker", _in_thread(self.worker.stop)))
         if self.sweeper is not None:

@@ -148,3 +148,18 @@ read; the reply says when the list was cut."""
 
 UPGRADE_PLAN_BATCHES_SHOWN = 10
 """Worker batches an upgrade plan lists one by one; the rest are counted (a 500-worker plan stays short)."""
+
+BACKUP_SCHEDULER_INTERVAL_SECONDS = 30.0
+"""How often the backup scheduler looks for schedules that are due; a run starts at most this late."""
+
+BACKUP_KEEP_MAX = 1000
+"""Most backups one schedule keeps (`keep 14`); older ones of that schedule's target are deleted."""
+
+BACKUP_TRANSFER_TIMEOUT_SECONDS = 600.0
+"""Longest one upload or download of a snapshot to or from an off-host target may take."""
+
+BACKUP_CONNECT_TIMEOUT_SECONDS = 10.0
+"""Connect (and SSH handshake) timeout of an off-host backup target."""
+
+BACKUPS_LISTED_MAX = 20
+"""Backups `list backups` shows, newest first; the rest are counted."""

@@ -82,6 +82,10 @@ def etcd_backups(cluster: str) -> str:
     return f"{PREFIX}:etcd:backups:{cluster}"
 
 
+BACKUP_SCHEDULES = f"{PREFIX}:etcd:schedules"
+"""Hash: cluster name -> its backup schedule (JSON), read by the scheduler loop of every kobot process."""
+
+
 # audit, approvals, policy -------------------------------------------------------------------------
 AUDIT_STREAM = f"{PREFIX}:audit"
 """Stream: the audit trail, one entry per thing that happened."""

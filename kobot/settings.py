@@ -20,7 +20,9 @@ from pydantic_settings import (
 
 from kobot import defaults
 from kobot.errors import SettingsError
+from kobot.settings_addons import AddonSettings
 from kobot.settings_alerts import AlertsSettings
+from kobot.settings_backups import BackupSettings
 from kobot.settings_dingtalk import DingTalkSettings
 from kobot.settings_ip_pools import IpPoolConfig
 from kobot.settings_slack import SlackSettings
@@ -99,6 +101,10 @@ class Settings(BaseSettings):
     wecom: WeComSettings | None = None
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     """Alertmanager webhook auth, silences API and alert routes (KOBOT_ALERTS__...)."""
+    backups: BackupSettings = Field(default_factory=BackupSettings)
+    """Where etcd backups may be kept besides kobot's disk: SFTP, S3, NFS (KOBOT_BACKUPS__...)."""
+    addons: AddonSettings = Field(default_factory=AddonSettings)
+    """Chart repository, image registry and kobot's webhook URL for addons (KOBOT_ADDONS__...)."""
 
     @field_validator("log_level")
     @classmethod

@@ -76,6 +76,15 @@ class EtcdBackup(BaseModel):
     job_id: str | None = None
     revision: int | None = None
     total_keys: int | None = None
+    target: str = "local"
+    """Name of the backup target that holds it (`local` is kobot's disk; see settings `backups`)."""
+    key: str | None = None
+    """Object key at the target, `<cluster>/<id>.db`; None for snapshots kept before targets existed."""
+    scheduled: bool = False
+    """Taken by a schedule: only these count towards (and are deleted by) the schedule's `keep`."""
+
+    def object_key(self) -> str:
+        return self.key or f"{self.cluster}/{self.file}"
 
 
 class EtcdMember(BaseModel):
@@ -193,6 +202,18 @@ def list_backups(*, redis: Redis, cluster: str) -> list[EtcdBackup]:
     ids = [raw.decode() for raw in members]
     raws: list[bytes | None] = redis.mget([keys.etcd_backup(i) for i in ids]) if ids else []  # type: ignore[assignment]
     return [EtcdBackup.model_validate_json(raw) for raw in raws if raw is not None]
+
+
+def save_backup(*, redis: Redis, backup: EtcdBackup) -> None:
+    """Write a changed record back (where it now lives)."""
+    redis.set(keys.etcd_backup(backup.id), backup.model_dump_json())
+
+
+def forget_backup(*, redis: Redis, backup: EtcdBackup) -> None:
+    pipe = redis.pipeline(transaction=True)
+    pipe.delete(keys.etcd_backup(backup.id))
+    pipe.zrem(keys.etcd_backups(backup.cluster), backup.id)
+    pipe.execute()
 
 
 def get_backup(*, redis: Redis, backup_id: str, cluster: str) -> EtcdBackup:

@@ -30,7 +30,8 @@ class S3Store:
         self.config = config
 
     def describe(self) -> str:
-        return f"{self.name} (s3 {self.config.endpoint_url.rstrip('/')}/{self.config.bucket}/{self.config.prefix})"
+        c = self.config
+        return f"{self.name} (s3 {c.endpoint_url.rstrip('/')}/{c.bucket}/{c.prefix})"
 
     def put(self, *, source: Path, key: str, sha256: str) -> None:
         size = source.stat().st_size
@@ -70,7 +71,9 @@ class S3Store:
 
     # --- internals ---------------------------------------------------------------------------------
     def _client(self) -> httpx.Client:
-        timeout = httpx.Timeout(defaults.BACKUP_TRANSFER_TIMEOUT_SECONDS, connect=defaults.BACKUP_CONNECT_TIMEOUT_SECONDS)
+        timeout = httpx.Timeout(
+            defaults.BACKUP_TRANSFER_TIMEOUT_SECONDS, connect=defaults.BACKUP_CONNECT_TIMEOUT_SECONDS
+        )
         return httpx.Client(timeout=timeout, verify=self.config.verify_tls, trust_env=False)
 
     def _request(
@@ -83,7 +86,11 @@ class S3Store:
         content: Iterator[bytes] | None = None,
     ) -> httpx.Request:
         endpoint = self.config.endpoint_url.rstrip("/")
-        path = f"/{self.config.bucket}/{self.config.prefix}/{key}" if self.config.prefix else f"/{self.config.bucket}/{key}"
+        path = (
+            f"/{self.config.bucket}/{self.config.prefix}/{key}"
+            if self.config.prefix
+            else f"/{self.config.bucket}/{key}"
+        )
         now = utcnow()
         headers = {
             "host": urlsplit(endpoint).netloc,

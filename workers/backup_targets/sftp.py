@@ -35,7 +35,9 @@ class SftpStore:
             attrs = sftp.put(str(source), partial, confirm=True)
             if attrs.st_size != source.stat().st_size:
                 sftp.remove(partial)
-                raise StepFailedError(f"upload of {key} to {self.describe()} came out short", task="sftp upload")
+                raise StepFailedError(
+                    f"upload of {key} to {self.describe()} came out short", task="sftp upload"
+                )
             sftp.chmod(partial, 0o600)
             sftp.posix_rename(partial, final)
 

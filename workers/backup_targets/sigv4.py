@@ -73,6 +73,10 @@ def authorization(
         [ALGORITHM, amz_date(now), scope, hashlib.sha256(request.encode()).hexdigest()]
     )
     sig = signature(
-        secret_key=secret_key, date=f"{now:%Y%m%d}", region=region, service=service, string_to_sign=string_to_sign
+        secret_key=secret_key,
+        date=f"{now:%Y%m%d}",
+        region=region,
+        service=service,
+        string_to_sign=string_to_sign,
     )
     return f"{ALGORITHM} Credential={access_key_id}/{scope}, SignedHeaders={signed}, Signature={sig}"

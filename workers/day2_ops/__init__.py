@@ -11,6 +11,7 @@ from __future__ import annotations
 from kobot.clusters import ClusterState
 from kobot.job_records import JobKind, JobSpec
 from workers.cluster_steps import render_inventory_step, wait_for_ssh_step
+from workers.day2_ops.backups import retention_step, store_step
 from workers.day2_ops.history import day2_operation
 from workers.day2_ops.lifecycle import (
     destroy_machines_step,
@@ -109,7 +110,15 @@ def cluster_upgrade(spec: JobSpec) -> Operation:
 
 @operation(JobKind.ETCD_BACKUP.value)
 def etcd_backup(spec: JobSpec) -> Operation:
-    return day2_operation(JobKind.ETCD_BACKUP, [INVENTORY, Step("snapshot", "etcd snapshot", snapshot_step)])
+    """Snapshot, keep it at the chosen target (kobot's disk unless `target` names another), then apply
+    a schedule's `keep`."""
+    steps = [
+        INVENTORY,
+        Step("snapshot", "etcd snapshot", snapshot_step),
+        Step("store", "Keep the snapshot at its target", store_step),
+        Step("retention", "Delete backups past the schedule's keep", retention_step),
+    ]
+    return day2_operation(JobKind.ETCD_BACKUP, steps)
 
 
 @operation(JobKind.ETCD_RESTORE.value)

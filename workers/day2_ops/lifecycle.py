@@ -14,6 +14,7 @@ from workers.cluster_inputs import (
 )
 from workers.cluster_secrets import cluster_secrets_for
 from workers.context import StepContext
+from workers.day2_ops.backups import local_copy
 from workers.day2_ops.kube_access import kube_for
 from workers.day2_ops.machines import creates_machines
 from workers.day2_ops.progress import say
@@ -25,18 +26,20 @@ from workers.terraform import workspace_for
 
 # --- steps: etcd backup and restore --------------------------------------------------------------------
 def verify_backup_step(ctx: StepContext) -> None:
+    """Fetch the backup from wherever it lives and check its sha256 before anything is stopped."""
     backup = etcd.get_backup(redis=ctx.redis, backup_id=str(ctx.params["backup"]), cluster=ctx.cluster)
-    etcd.verified_file(data_dir=ctx.settings.data_dir, backup=backup)
+    local_copy(ctx, backup)
     say(
         ctx,
-        f"backup {backup.id} from {backup.created_at:%Y-%m-%d %H:%M} UTC, {backup.size} bytes, checksum ok",
+        f"backup {backup.id} from {backup.created_at:%Y-%m-%d %H:%M} UTC at {backup.target}, "
+        f"{backup.size} bytes, checksum ok",
     )
 
 
 def restore_step(ctx: StepContext) -> None:
     """etcd_restore.yml stops every API server before any member's data is replaced."""
     backup = etcd.get_backup(redis=ctx.redis, backup_id=str(ctx.params["backup"]), cluster=ctx.cluster)
-    path = etcd.verified_file(data_dir=ctx.settings.data_dir, backup=backup)
+    path = local_copy(ctx, backup)
     with refusing_unsafe_values(ctx.cluster, task="etcd restore variables"):
         extravars = {
             **play_vars(ctx),
