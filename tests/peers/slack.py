@@ -33,11 +33,12 @@ Where each behaviour comes from:
   events and block_actions; `retry_attempt`/`retry_reason` belong to events_api envelopes only
   (slack_sdk/socket_mode/request.py, the Socket Mode page).
 
-What it leaves out: Socket Mode's redelivery of an envelope not acked in time (every envelope here
-is sent once; `push` twice stands for a redelivery), retries of interactions (Slack does not retry them; a user whose click timed out
-sees a warning and may click again, which is a new click), workspace-wide posting limits (several
-hundred a minute), the `X-Slack-No-Retry` answer header, disabling an app's event subscriptions after
-repeated failures, Slack truncating or re-rendering mrkdwn, and Enterprise Grid payload variants.
+What it leaves out: Socket Mode's redelivery of an envelope not acked in time (every envelope here is
+sent once; `push` twice stands for a redelivery), retries of interactions (Slack does not retry them; a
+user whose click timed out sees a warning and may click again, which is a new click), workspace-wide
+posting limits (several hundred a minute), the `X-Slack-No-Retry` answer header, disabling an app's event
+subscriptions after repeated failures, Slack truncating or re-rendering mrkdwn, and Enterprise Grid
+payload variants.
 """
 
 from __future__ import annotations
