@@ -4,7 +4,8 @@
   stops cleanly and stops the store last;
 - a SIGKILLed serve leaves its Valkey running; the next serve does not adopt it silently forever: it
   shuts it down (AOF written), runs its own and stops it when it ends, data kept;
-- a Valkey that dies under a running serve is started again: /healthz answers 200 again, data kept.
+- a Valkey that dies under a running serve is started again: /healthz answers 200 again, data kept;
+- a job running when its store dies ends in one final state, released its cluster, and the chat shows it.
 """
 
 from __future__ import annotations
@@ -17,10 +18,15 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
+from redis.exceptions import RedisError
 
+from kobot import keys
+from kobot.job_records import JobState
 from tests.peers.slack import SlackPeer
 from tests.support.kobot_processes import KobotProcesses, processes_mentioning, wait_exit
 from tests.support.waiting import wait_for
+from tests.workers.jobkit import task_started
+from workers.job_store import JobStore
 
 RESTARTED_WITHIN_SECONDS = 15.0
 """The watchdog looks every second; starting Valkey and replaying a small AOF takes well under this."""
@@ -115,4 +121,35 @@ def test_a_dead_embedded_valkey_is_started_again_and_health_comes_back(kobot: Ko
 
     assert _recall(kobot, "kobot:test:kept") == b"kept"
     assert "died" in kobot.log("serve.log")
+    assert serve.poll() is None
+
+
+def test_a_job_running_when_the_store_dies_ends_in_one_final_state_that_the_chat_shows(
+    kobot: KobotProcesses,
+) -> None:
+    serve = kobot.start("serve", log_name="serve.log")
+    wait_for(kobot.healthy, timeout=30, what="kobot serve answering")
+    kobot.mention("test slow demo seconds=4")
+    store = Redis.from_url(f"unix://{kobot.embedded_socket}")
+    try:
+        wait_for(task_started(store, "1", "Sleep"), timeout=60, what="the job's Sleep task running")
+        [valkey] = _valkey_pids(kobot)
+        os.kill(valkey, signal.SIGKILL)
+        jobs = JobStore(store)
+
+        def ended() -> JobState | None:
+            try:
+                record = jobs.get("1")
+            except RedisError:
+                return None
+            return record.state if record is not None and record.state.finished else None
+
+        final = wait_for(ended, timeout=60, what=f"the job's final state\n{kobot.log('serve.log')[-3000:]}")
+        shown = {JobState.SUCCEEDED: "succeeded", JobState.FAILED: "failed", JobState.CANCELLED: "cancelled"}
+        wait_for(lambda: kobot.said(shown[final]), timeout=30, what=f"the chat showing the job {final.value}")
+        wait_for(
+            lambda: not store.exists(keys.cluster_holder("demo")), timeout=10, what="the cluster released"
+        )
+    finally:
+        store.close()
     assert serve.poll() is None
