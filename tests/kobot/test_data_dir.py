@@ -101,7 +101,7 @@ def test_compose_redis_never_evicts_and_the_bot_is_published_on_loopback() -> No
     import yaml
 
     compose = yaml.safe_load((Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text())
-    command = compose["services"]["redis"]["command"]
+    command = compose["services"]["valkey"]["command"]
     assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
     assert command[command.index("--maxmemory") + 1] == defaults.VALKEY_MAXMEMORY_DEFAULT
     for service in compose["services"].values():
