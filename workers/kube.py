@@ -72,6 +72,8 @@ class NodeStatus:
     ready: bool
     unschedulable: bool
     roles: tuple[str, ...]
+    kubelet_version: str = ""
+    """What the node's kubelet reports (`v1.31.2`); empty when it has not reported yet."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,11 @@ class KubeCluster:
     def list_nodes(self) -> list[NodeStatus]:
         nodes = self._call("list nodes", self._core.list_node)
         return [_node_status(node) for node in nodes.items]
+
+    def server_version(self) -> str:
+        """The API server's version (`v1.31.2`), as `kubectl version` shows it."""
+        info = self._call("read the API server version", client.VersionApi(self._api_client).get_code)
+        return str(info.git_version)
 
     def node_ready(self, node: str) -> bool:
         """True when the node exists and its Ready condition is True."""
@@ -293,6 +300,7 @@ class KubeCluster:
 def _node_status(node: Any) -> NodeStatus:
     conditions = (node.status.conditions if node.status else None) or []
     ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
+    info = node.status.node_info if node.status else None
     labels = node.metadata.labels or {}
     roles = tuple(
         sorted(k.removeprefix(ROLE_LABEL_PREFIX) for k in labels if k.startswith(ROLE_LABEL_PREFIX))
@@ -302,6 +310,7 @@ def _node_status(node: Any) -> NodeStatus:
         ready=ready,
         unschedulable=bool(node.spec and node.spec.unschedulable),
         roles=roles,
+        kubelet_version=str(getattr(info, "kubelet_version", None) or ""),
     )
 
 

@@ -55,6 +55,7 @@ def load_operations(plugins: list[str] | None = None) -> dict[str, OperationFact
     """Import the built-in operations and any plugin modules, so every kind is registered."""
     importlib.import_module("workers.cluster_create")
     importlib.import_module("workers.day2_ops")
+    importlib.import_module("workers.addons")
     for module in plugins or []:
         importlib.import_module(module)
     return OPERATIONS

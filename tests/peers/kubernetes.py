@@ -154,6 +154,27 @@ def _field_values(item: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in values.items() if v is not None}
 
 
+def _node_info(kubelet_version: str) -> dict[str, str]:
+    """A node's status.nodeInfo: every field the API marks required, as a kubeadm node reports it."""
+    return {
+        "architecture": "amd64", "bootID": "00000000-0000-0000-0000-000000000001",
+        "containerRuntimeVersion": "containerd://1.7.22", "kernelVersion": "5.14.0-427.el9.x86_64",
+        "kubeProxyVersion": kubelet_version, "kubeletVersion": kubelet_version,
+        "machineID": "0" * 32, "operatingSystem": "linux", "osImage": "Rocky Linux 9.4 (Blue Onyx)",
+        "systemUUID": "00000000-0000-0000-0000-000000000002",
+    }  # fmt: skip
+
+
+def _version_info(git_version: str) -> dict[str, str]:
+    """`GET /version` as an API server answers it."""
+    major, minor, _ = git_version.lstrip("v").split(".", 2)
+    return {
+        "major": major, "minor": minor, "gitVersion": git_version, "gitCommit": "0" * 40,
+        "gitTreeState": "clean", "buildDate": "2024-11-20T00:00:00Z", "goVersion": "go1.22.9",
+        "compiler": "gc", "platform": "linux/amd64",
+    }  # fmt: skip
+
+
 def _status(code: int, reason: str, message: str, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "kind": "Status",
@@ -186,6 +207,8 @@ class KubernetesApiPeer(LoopbackPeer):
         self._objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         """(plural, namespace, name) → JSON of deployments, services, secrets, configmaps."""
         self.metrics_available = True
+        self.server_version = "v1.30.2"
+        """What `GET /version` answers as gitVersion, and a new node's kubelet version by default."""
 
     # --- lifecycle ---------------------------------------------------------------------------------
     @property
@@ -213,7 +236,9 @@ class KubernetesApiPeer(LoopbackPeer):
         return path
 
     # --- state the tests arrange and inspect ---------------------------------------------------------
-    def add_node(self, name: str, *, ready: bool = True, role: str = "worker") -> None:
+    def add_node(
+        self, name: str, *, ready: bool = True, role: str = "worker", kubelet_version: str | None = None
+    ) -> None:
         labels = {"kubernetes.io/hostname": name}
         if role == "master":
             labels["node-role.kubernetes.io/control-plane"] = ""
@@ -228,8 +253,15 @@ class KubernetesApiPeer(LoopbackPeer):
                     "creationTimestamp": _now(),
                 },
                 "spec": {},
-                "status": {"conditions": [self._ready_condition(ready)]},
+                "status": {
+                    "conditions": [self._ready_condition(ready)],
+                    "nodeInfo": _node_info(kubelet_version or self.server_version),
+                },
             }
+
+    def set_kubelet_version(self, name: str, version: str) -> None:
+        with self._lock:
+            self._nodes[name]["status"]["nodeInfo"] = _node_info(version)
 
     def set_ready(self, name: str, ready: bool) -> None:
         with self._lock:
@@ -417,7 +449,7 @@ class KubernetesApiPeer(LoopbackPeer):
     def _read(self, parts: list[str], query: dict[str, list[str]]) -> tuple[int, dict[str, Any] | str] | None:
         """GETs beyond the drain's: None leaves the request to the routes above."""
         if parts == ["version"]:
-            return 200, {"major": "1", "minor": "31", "gitVersion": "v1.31.4", "platform": "linux/amd64"}
+            return 200, _version_info(self.server_version)
         if parts == ["api"]:
             return 200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
         if parts == ["apis"]:

@@ -114,3 +114,21 @@ def test_a_version_the_mirror_holds_passes_the_check_and_says_where_it_asked_pee
     assert check_step(service, job_id) is StepState.SUCCEEDED
     said = [e.message for e in read_job_events(redis, job_id) if e.message]
     assert any("offline repository holds kubeadm 1.31.1" in m for m in said), said
+
+
+def test_a_kubelet_newer_than_the_api_server_fails_the_job_before_any_change_peer(
+    redis_url: str, redis: Redis, data_dir: Path, playbooks: Path, peer: KubernetesApiPeer
+) -> None:
+    settings = settings_for(redis_url, data_dir, playbooks)
+    service = job_service(settings, redis)
+    cluster(redis, settings, peer, NODES)
+    peer.set_kubelet_version("demo-worker-1", "v1.31.0")  # installed by hand, ahead of the control plane
+
+    job_id = submit(service, JobKind.CLUSTER_UPGRADE, version="1.31.1")
+    run_queue(service)
+
+    failed = service.records.require(job_id)
+    assert failed.state is JobState.FAILED
+    assert "kubelets newer than the API server (1.30.2): demo-worker-1 (v1.31.0)" in (failed.summary or "")
+    assert etcd.list_backups(redis=redis, cluster="demo") == [] and runs(settings, "cluster_upgrade") == []
+    assert peer.calls("GET", "/version"), "the API server was asked its version"

@@ -18,7 +18,12 @@ from workers.context import StepContext
 from workers.day2_ops.kube_access import drain_logger, drain_timeout, kube_for, kubeconfig_file
 from workers.day2_ops.progress import load_state, save_state, say
 from workers.day2_ops.record_edits import cluster_store
-from workers.day2_ops.upgrade_rules import UpgradeRefusedError, check_upgrade, worker_batches
+from workers.day2_ops.upgrade_rules import (
+    UpgradeRefusedError,
+    check_kubelets,
+    check_upgrade,
+    worker_batches,
+)
 from workers.kube import NODE_READY_TIMEOUT_SECONDS
 from workers.offline_repository import kubeadm_in_repository
 
@@ -62,9 +67,17 @@ def check_nodes_step(ctx: StepContext) -> None:
     check_version(ctx)
     with kube_for(ctx) as kube:
         nodes = kube.list_nodes()
+        server = kube.server_version()
     sick = [n.name for n in nodes if not n.ready or n.unschedulable]
     if sick:
         raise StepFailedError(f"not upgrading {ctx.cluster}: {', '.join(sick)} not Ready or cordoned")
+    try:
+        # a kubelet ahead of the API server now would stay ahead of it through the upgrade
+        check_kubelets(
+            api_server=server, kubelets={n.name: n.kubelet_version for n in nodes if n.kubelet_version}
+        )
+    except UpgradeRefusedError as exc:
+        raise StepFailedError(f"not upgrading {ctx.cluster}: {exc.user_message}") from None
     store = cluster_store(ctx)
     record = store.require(ctx.cluster)
     record.state = ClusterState.UPGRADING

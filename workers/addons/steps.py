@@ -1,0 +1,295 @@
+"""The steps of addon jobs: render (chart from the repository, kobot's values, images to the mirror),
+apply (server-side), prune what left the render, check health, and uninstall exactly what was applied.
+
+The render is kept in the job's private work dir (0600: it holds Secrets such as kobot's webhook
+token), so a retry that resumes at `apply` applies the same objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, config
+
+from kobot.clusters import ClusterStore
+from kobot.errors import KobotError, StepFailedError
+from kobot.job_records import JobEventType
+from workers.addons.apply import BUILTIN_KINDS, ServerSideApplier, locate
+from workers.addons.catalog import AddonEntry, AddonInputs, entry_named
+from workers.addons.chart_repository import fetch_chart
+from workers.addons.defaults import RELEASE_LABEL
+from workers.addons.helm_render import render_chart
+from workers.addons.manifests import (
+    Manifest,
+    ObjectRef,
+    check_mirrored,
+    image_fields,
+    objects_of,
+    rewrite_images,
+)
+from workers.addons.releases import ReleaseRecord, ReleaseStore, values_hash
+from workers.cluster_secrets import KUBECONFIG_SECRET, cluster_secrets_for
+from workers.context import StepContext
+
+RENDER_FILE = "addon-render.json"
+PROGRESS_EVERY = 25
+"""Objects applied or deleted between two progress lines."""
+
+
+def entry_of(ctx: StepContext) -> AddonEntry:
+    return entry_named(str(ctx.params["addon"]))
+
+
+def image_registry(ctx: StepContext) -> str:
+    """The cluster's own offline registry, else the site's; addons never pull from the internet."""
+    record = ClusterStore(ctx.redis).get(ctx.cluster)
+    offline = record.spec.offline_repo if record is not None else None
+    registry = offline.image_registry if offline is not None else ctx.settings.addons.image_registry
+    if not registry:
+        raise StepFailedError(
+            f"{ctx.cluster} names no image registry mirror, and addons.image_registry is unset: "
+            "kobot rewrites every addon image to a mirror and will not pull from the internet"
+        )
+    return registry
+
+
+def inputs_for(ctx: StepContext, entry: AddonEntry, user_values: dict[str, str]) -> AddonInputs:
+    token = ctx.settings.alerts.webhook_bearer_token
+    return AddonInputs(
+        cluster=ctx.cluster,
+        user_values=entry.checked_values(user_values),
+        webhook_url=ctx.settings.addons.kobot_webhook_url,
+        webhook_token=token.get_secret_value() if token is not None else None,
+    )
+
+
+def render_addon(
+    *, entry: AddonEntry, inputs: AddonInputs, repository: str, registry: str, charts_dir: Path, upgrade: bool
+) -> tuple[list[Manifest], str, str]:
+    """Fetch, render and mirror one addon: (objects, chart version, values hash). Tests call it directly."""
+    values = entry.values(inputs)
+    archive = fetch_chart(repository=repository, name=entry.chart, version=entry.version, into=charts_dir)
+    rendered = render_chart(
+        archive=archive, values=values, release=entry.release, namespace=entry.namespace, is_upgrade=upgrade
+    )
+    manifests = objects_of(rendered, namespace=entry.namespace, release=entry.release, locate=locate)
+    if entry.own_namespace:
+        labels = {RELEASE_LABEL: entry.release}
+        namespace = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": entry.namespace, "labels": labels},
+        }
+        ref = ObjectRef(api_version="v1", kind="Namespace", plural="namespaces", name=entry.namespace)
+        manifests.insert(
+            0 if manifests[0].ref.kind != "CustomResourceDefinition" else _after_crds(manifests),
+            Manifest(ref=ref, body=namespace),
+        )
+    rewrite_images(manifests, images=entry.images, registry=registry)
+    check_mirrored(manifests, registry=registry)
+    return manifests, rendered.version, values_hash(values)
+
+
+def _after_crds(manifests: list[Manifest]) -> int:
+    return next(
+        (i for i, m in enumerate(manifests) if m.ref.kind != "CustomResourceDefinition"), len(manifests)
+    )
+
+
+def render_step(ctx: StepContext) -> None:
+    entry = entry_of(ctx)
+    repository = ctx.settings.addons.chart_repository
+    if not repository:
+        raise StepFailedError(
+            "addons.chart_repository is unset: kobot has no chart repository to install from"
+        )
+    previous = ReleaseStore(ctx.redis).get(cluster=ctx.cluster, addon=entry.name)
+    given = dict(ctx.params.get("values") or {})
+    if not given and previous is not None:
+        given = dict(previous.user_values)
+    try:
+        inputs = inputs_for(ctx, entry, given)
+    except KobotError as exc:
+        raise StepFailedError(exc.user_message) from None
+    ctx.emit(JobEventType.LOG, message=f"rendering {entry.chart} {entry.version} from {repository}")
+    manifests, version, digest = render_addon(
+        entry=entry,
+        inputs=inputs,
+        repository=repository,
+        registry=image_registry(ctx),
+        charts_dir=ctx.work_dir / "charts",
+        upgrade=previous is not None,
+    )
+    document = {
+        "chart_version": version,
+        "values_hash": digest,
+        "user_values": inputs.user_values,
+        "objects": [{"ref": m.ref.model_dump(), "body": m.body} for m in manifests],
+    }
+    _write_private(ctx.work_dir / RENDER_FILE, json.dumps(document))
+    ctx.emit(
+        JobEventType.LOG,
+        message=f"{len(manifests)} objects, {len(image_fields(manifests))} images (mirrored)",
+    )
+
+
+def apply_step(ctx: StepContext) -> None:
+    entry = entry_of(ctx)
+    document = _read_render(ctx)
+    manifests = [Manifest(ref=ObjectRef(**o["ref"]), body=o["body"]) for o in document["objects"]]
+    releases = ReleaseStore(ctx.redis)
+    previous = releases.get(cluster=ctx.cluster, addon=entry.name)
+    applied: list[ObjectRef] = []
+    applier = ServerSideApplier(api_client_for(ctx))
+    try:
+        for index, manifest in enumerate(manifests, start=1):
+            ctx.check_cancel()
+            applier.apply(manifest)
+            applied.append(manifest.ref)
+            if index % PROGRESS_EVERY == 0 or index == len(manifests):
+                ctx.emit(JobEventType.LOG, message=f"applied {index}/{len(manifests)} objects")
+    finally:
+        # Whatever got applied is owned now, also when the apply stopped half way: an uninstall
+        # after a failed install must still find it.
+        owned = list(previous.objects) if previous is not None else []
+        owned += [ref for ref in applied if ref not in owned]
+        record = ReleaseRecord(
+            cluster=ctx.cluster,
+            addon=entry.name,
+            release=entry.release,
+            namespace=entry.namespace,
+            chart=entry.chart,
+            chart_version=document["chart_version"] if applied else _old(previous, "chart_version"),
+            values_hash=document["values_hash"] if applied else _old(previous, "values_hash"),
+            user_values=document["user_values"],
+            objects=owned,
+            images=image_fields(manifests),
+            job_id=ctx.job_id,
+        )
+        if previous is not None:
+            record.installed_at = previous.installed_at
+        releases.save(record)
+
+
+def prune_step(ctx: StepContext) -> None:
+    """Delete what the release owned and the new render no longer has."""
+    entry = entry_of(ctx)
+    document = _read_render(ctx)
+    wanted = [ObjectRef(**o["ref"]) for o in document["objects"]]
+    releases = ReleaseStore(ctx.redis)
+    record = releases.get(cluster=ctx.cluster, addon=entry.name)
+    if record is None:
+        raise StepFailedError(f"kobot holds no release record of {entry.name} on {ctx.cluster}")
+    stale = [ref for ref in record.objects if ref not in wanted]
+    _delete(ctx, stale)
+    record.objects = wanted
+    releases.save(record)
+    if stale:
+        ctx.emit(JobEventType.LOG, message=f"pruned {len(stale)} objects the new render no longer has")
+
+
+def uninstall_step(ctx: StepContext) -> None:
+    entry = entry_of(ctx)
+    releases = ReleaseStore(ctx.redis)
+    record = releases.get(cluster=ctx.cluster, addon=entry.name)
+    if record is None:
+        ctx.emit(
+            JobEventType.LOG, message=f"{entry.name} is not installed on {ctx.cluster}: nothing to remove"
+        )
+        return
+    remaining = list(record.objects)
+    try:
+        _delete(ctx, remaining, removed=remaining)
+    finally:
+        releases.save(record.model_copy(update={"objects": remaining}))
+    releases.delete(cluster=ctx.cluster, addon=entry.name)
+
+
+def health_step(ctx: StepContext) -> None:
+    """Report the workloads that tell the addon is healthy; not ready yet is said, not failed."""
+    entry = entry_of(ctx)
+    applier = ServerSideApplier(api_client_for(ctx))
+    pending: list[str] = []
+    for item in entry.healthy:
+        kind, _, name = item.format(release=entry.release).partition("/")
+        plural = BUILTIN_KINDS[kind][0]
+        ref = ObjectRef(api_version="apps/v1", kind=kind, plural=plural, name=name, namespace=entry.namespace)
+        if not workload_ready(applier.read(ref)):
+            pending.append(item.format(release=entry.release))
+    if pending:
+        ctx.emit(JobEventType.LOG, message=f"not ready yet: {', '.join(pending)}")
+    else:
+        ctx.emit(JobEventType.LOG, message="every workload is ready")
+
+
+def workload_ready(workload: dict[str, Any] | None) -> bool:
+    """A Deployment or StatefulSet with all replicas ready, a DaemonSet ready on every node it wants."""
+    if workload is None:
+        return False
+    status = workload.get("status") or {}
+    if workload.get("kind") == "DaemonSet":
+        return int(status.get("numberReady") or 0) >= max(int(status.get("desiredNumberScheduled") or 1), 1)
+    wanted = (workload.get("spec") or {}).get("replicas", 1)
+    return int(status.get("readyReplicas") or 0) >= int(wanted)
+
+
+def api_client_for(ctx: StepContext) -> client.ApiClient:
+    data = cluster_secrets_for(ctx).get(cluster=ctx.cluster, name=KUBECONFIG_SECRET)
+    if data is None:
+        raise StepFailedError(f"kobot holds no admin kubeconfig for {ctx.cluster}")
+    try:
+        api: client.ApiClient = config.new_client_from_config_dict(  # type: ignore[no-untyped-call]
+            config_dict=yaml.safe_load(data), persist_config=False
+        )
+    except (config.ConfigException, yaml.YAMLError, ValueError, KeyError) as exc:
+        raise StepFailedError(
+            f"the kubeconfig of {ctx.cluster} cannot be used", error=type(exc).__name__
+        ) from None
+    return api
+
+
+def final_note(addon: str) -> str:
+    """What the job's last message says: where to reach the addon and how to log in."""
+    entry = entry_named(addon)
+    parts = [
+        f"{link.title}: `kubectl -n {entry.namespace} port-forward svc/{link.service} {link.port}` "
+        for link in entry.links
+    ]
+    if entry.login:
+        parts.append(entry.login)
+    return "; ".join(p.strip() for p in parts)
+
+
+def _delete(ctx: StepContext, refs: list[ObjectRef], *, removed: list[ObjectRef] | None = None) -> None:
+    """Delete in reverse apply order, CRDs last, so custom resources go before their definitions."""
+    applier = ServerSideApplier(api_client_for(ctx))
+    ordered = sorted(reversed(refs), key=lambda r: r.kind == "CustomResourceDefinition")
+    for index, ref in enumerate(ordered, start=1):
+        ctx.check_cancel()
+        applier.delete(ref)
+        if removed is not None:
+            removed.remove(ref)
+        if index % PROGRESS_EVERY == 0 or index == len(ordered):
+            ctx.emit(JobEventType.LOG, message=f"deleted {index}/{len(ordered)} objects")
+
+
+def _old(previous: ReleaseRecord | None, name: str) -> str:
+    return str(getattr(previous, name)) if previous is not None else ""
+
+
+def _read_render(ctx: StepContext) -> dict[str, Any]:
+    path = ctx.work_dir / RENDER_FILE
+    if not path.is_file():
+        raise StepFailedError("the render of this job is gone; retry the job from its start")
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
