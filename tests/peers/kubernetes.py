@@ -206,6 +206,9 @@ class KubernetesApiPeer(LoopbackPeer):
         self._events: list[PeerEvent] = []
         self._objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         """(plural, namespace, name) → JSON of deployments, services, secrets, configmaps."""
+        self._applied: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        """(group/version, plural, namespace or "", name) → objects server-side applied outside `_objects`:
+        cluster-scoped ones, RBAC, CRDs and custom resources."""
         self.metrics_available = True
         self.server_version = "v1.30.2"
         """What `GET /version` answers as gitVersion, and a new node's kubelet version by default."""
@@ -384,6 +387,9 @@ class KubernetesApiPeer(LoopbackPeer):
         with self._lock:
             self._expire()
             parts = [part for part in path.split("/") if part]
+            applied = self._apply_route(method, parts, query, body, content_type)
+            if applied is not None:
+                return applied
             if method == "GET":
                 answer = self._read(parts, query)
                 if answer is not None:
@@ -706,3 +712,155 @@ class KubernetesApiPeer(LoopbackPeer):
         if isinstance(answer, str):
             return web.Response(text=answer, status=code, content_type="text/plain")
         return web.json_response(answer, status=code)
+
+    # --- server-side apply, CRDs and deletion (addons) ------------------------------------------------
+    def applied(self) -> dict[str, dict[str, Any]]:
+        """Every object a server-side apply created and that is still there, as `Kind namespace/name`."""
+        with self._lock:
+            found = list(self._applied.values()) + [
+                o for o in self._objects.values() if (o.get("metadata") or {}).get("managedFields")
+            ]
+        return {_object_label(o): json.loads(json.dumps(o)) for o in found}
+
+    def _apply_route(
+        self, method: str, parts: list[str], query: dict[str, list[str]], body: Any, content_type: str | None
+    ) -> tuple[int, dict[str, Any]] | None:
+        """Server-side apply (PATCH apply-patch+yaml), DELETE of applied objects, and GETs of the kinds the
+        read routes do not serve; None leaves the request to the routes above."""
+        where = _resource_path(parts)
+        if where is None:
+            return None
+        group_version, namespace, plural, name = where
+        if method == "PATCH" and content_type == APPLY_PATCH:
+            if name is None:
+                return 405, _status(405, "MethodNotAllowed", "apply needs an object's name in the path")
+            return self._server_side_apply(group_version, namespace, plural, name, query, body)
+        key = (group_version, plural, namespace or "", name or "")
+        store_key = (plural, namespace or "", name or "")
+        if method == "DELETE" and name is not None:
+            if key in self._applied:
+                gone = self._applied.pop(key)
+            elif store_key in self._objects and plural not in ("pods", "nodes"):
+                gone = self._objects.pop(store_key)
+            else:
+                return 404, _status(404, "NotFound", f'{plural} "{name}" not found')
+            self._cascade(gone)
+            return 200, _status(200, "", "", status="Success", details={"name": name, "kind": plural})
+        if method == "GET" and name is not None and group_version not in READ_GROUPS:
+            found = self._applied.get(key)
+            if found is None:
+                return 404, _status(404, "NotFound", f'{plural} "{name}" not found')
+            return 200, found
+        return None
+
+    def _server_side_apply(
+        self,
+        group_version: str,
+        namespace: str | None,
+        plural: str,
+        name: str,
+        query: dict[str, list[str]],
+        body: Any,
+    ) -> tuple[int, dict[str, Any]]:
+        manager = (query.get("fieldManager") or [""])[0]
+        if not manager:
+            return 400, _status(400, "BadRequest", "fieldManager is required for apply requests")
+        if not isinstance(body, dict) or body.get("apiVersion") != group_version or not body.get("kind"):
+            return 400, _status(400, "BadRequest", f"the object's apiVersion must be {group_version}")
+        if (body.get("metadata") or {}).get("name") != name:
+            return 400, _status(400, "BadRequest", "the object's name does not match the name on the URL")
+        group = group_version.rpartition("/")[0]
+        if group not in BUILTIN_GROUPS and not self._served(group, plural):
+            return 404, _status(404, "NotFound", "the server could not find the requested resource")
+        if namespace is not None and namespace not in self._namespaces():
+            return 404, _status(404, "NotFound", f'namespaces "{namespace}" not found')
+        in_objects = group_version in READ_GROUPS and namespace is not None
+        key = (group_version, plural, namespace or "", name)
+        store_key = (plural, namespace, name) if namespace is not None else None
+        old = self._objects.get(store_key) if in_objects and store_key else self._applied.get(key)
+        metadata = dict(body["metadata"])
+        metadata.update(
+            uid=(old or {}).get("metadata", {}).get("uid") or str(uuid.uuid4()),
+            creationTimestamp=(old or {}).get("metadata", {}).get("creationTimestamp") or _now(),
+            resourceVersion=str(int((old or {}).get("metadata", {}).get("resourceVersion") or "0") + 1),
+            managedFields=[{"manager": manager, "operation": "Apply", "apiVersion": group_version}],
+        )
+        if namespace is not None:
+            metadata["namespace"] = namespace
+        stored = {**body, "metadata": metadata}
+        if body["kind"] in ("Deployment", "StatefulSet"):
+            replicas = (body.get("spec") or {}).get("replicas", 1)
+            stored["status"] = {"replicas": replicas, "readyReplicas": replicas}
+        elif body["kind"] == "DaemonSet":
+            count = max(len(self._nodes), 1)
+            stored["status"] = {"desiredNumberScheduled": count, "numberReady": count}
+        if in_objects and store_key is not None:
+            self._objects[store_key] = stored
+        else:
+            self._applied[key] = stored
+        return (200 if old is not None else 201), stored
+
+    def _served(self, group: str, plural: str) -> bool:
+        """A custom resource is served only once its CRD was applied (and until it is deleted)."""
+        return any(
+            o["kind"] == "CustomResourceDefinition"
+            and o["spec"]["group"] == group
+            and o["spec"]["names"]["plural"] == plural
+            for o in self._applied.values()
+        )
+
+    def _namespaces(self) -> set[str]:
+        applied = {o["metadata"]["name"] for o in self._applied.values() if o["kind"] == "Namespace"}
+        return (
+            applied
+            | {"default", "kube-system"}
+            | {p.namespace for p in self._pods.values()}
+            | {k[1] for k in self._objects}
+        )
+
+    def _cascade(self, gone: dict[str, Any]) -> None:
+        """The API server's garbage collection: a CRD takes its resources, a namespace its objects."""
+        if gone["kind"] == "CustomResourceDefinition":
+            group, plural = gone["spec"]["group"], gone["spec"]["names"]["plural"]
+            for key in [k for k in self._applied if k[0].rpartition("/")[0] == group and k[1] == plural]:
+                del self._applied[key]
+        elif gone["kind"] == "Namespace":
+            namespace = gone["metadata"]["name"]
+            for key in [k for k in self._applied if k[2] == namespace]:
+                del self._applied[key]
+            for store_key in [k for k in self._objects if k[1] == namespace]:
+                del self._objects[store_key]
+
+
+APPLY_PATCH = "application/apply-patch+yaml"
+READ_GROUPS = frozenset({"v1", "apps/v1", "batch/v1", "networking.k8s.io/v1"})
+"""Group versions whose namespaced objects live in `_objects`, where the chat-kubectl reads find them."""
+BUILTIN_GROUPS = frozenset(
+    {
+        "", "apps", "batch", "networking.k8s.io", "rbac.authorization.k8s.io", "apiextensions.k8s.io",
+        "storage.k8s.io", "policy", "scheduling.k8s.io", "node.k8s.io", "admissionregistration.k8s.io",
+        "autoscaling", "apiregistration.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
+    }
+)  # fmt: skip
+
+
+def _resource_path(parts: list[str]) -> tuple[str, str | None, str, str | None] | None:
+    """(group/version, namespace, plural, name) of an object or collection path; None for anything else."""
+    if parts[:2] == ["api", "v1"]:
+        group_version, rest = "v1", parts[2:]
+    elif len(parts) >= 3 and parts[0] == "apis":
+        group_version, rest = f"{parts[1]}/{parts[2]}", parts[3:]
+    else:
+        return None
+    namespace: str | None = None
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        namespace, rest = rest[1], rest[2:]
+    if len(rest) not in (1, 2):
+        return None
+    return group_version, namespace, rest[0], rest[1] if len(rest) == 2 else None
+
+
+def _object_label(obj: dict[str, Any]) -> str:
+    metadata = obj.get("metadata") or {}
+    where = f"{metadata['namespace']}/" if metadata.get("namespace") else ""
+    return f"{obj.get('kind')} {where}{metadata.get('name')}"
