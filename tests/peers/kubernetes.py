@@ -685,7 +685,7 @@ class KubernetesApiPeer(LoopbackPeer):
                 "podIP": "10.244.0.5",
                 "containerStatuses": [
                     {"name": c, "ready": running, "restartCount": pod.restarts, "state": state,
-                     "image": "registry.local/app:1"}
+                     "image": IMAGE, "imageID": f"{IMAGE}@sha256:{'0' * 64}"}
                     for c in pod.containers
                 ],
             },
