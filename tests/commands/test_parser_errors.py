@@ -223,7 +223,7 @@ def test_add_master_cannot_be_a_worker() -> None:
 def test_missing_cluster_is_a_clear_error(text: str, message: str) -> None:
     error = refused(text)
     assert message in error.user_message
-    assert "bind this channel to a cluster" in error.user_message
+    assert "bind this channel to one: `use NAME here`" in error.user_message
 
 
 @pytest.mark.parametrize(
