@@ -131,6 +131,12 @@ def kind_from_alias(alias: str, raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "resource": kind}
 
 
+def top_kind(value: str) -> str:
+    if value not in ("nodes", "pods"):
+        raise ArgValueError(f"top shows nodes or pods, not {value}")
+    return value
+
+
 class KubectlScope(Args):
     """Where to read: a namespace or all, selectors."""
 
@@ -316,7 +322,8 @@ class KubectlEventsArgs(KubectlScope):
 )
 class KubectlTopArgs(KubectlScope):
     resource: Annotated[
-        Literal["nodes", "pods"],
+        ResourceName,
+        AfterValidator(top_kind),
         Arg(positional=True, synonyms=RESOURCE_WORDS),
         Field(description="nodes or pods"),
     ] = "nodes"
