@@ -117,6 +117,10 @@ OFFLINE_REPOSITORY_TIMEOUT_SECONDS = 3.0
 """Per request to a cluster's offline repository when `upgrade` asks whether it holds a version: the
 answer comes back in chat, so a repository that does not answer in this time refuses the upgrade."""
 
+OFFLINE_REPOSITORY_DEADLINE_SECONDS = 6.0
+"""The whole question to an offline repository (index lookups, downloads) ends within this, however
+slowly the repository sends: `upgrade` answers in chat only after it."""
+
 OFFLINE_INDEX_MAX_BYTES = 64 * 1024 * 1024
 """Largest package index (decompressed) read from an offline repository; a bigger one is refused."""
 
@@ -145,9 +149,6 @@ KUBECTL_LOG_TAIL_MAX = 500
 KUBECTL_LIST_LIMIT = 5000
 """Objects one `kubectl get` reads at most (a `limit` on the list call), so a huge cluster cannot stall a
 read; the reply says when the list was cut."""
-
-UPGRADE_PLAN_BATCHES_SHOWN = 10
-"""Worker batches an upgrade plan lists one by one; the rest are counted (a 500-worker plan stays short)."""
 
 BACKUP_SCHEDULER_INTERVAL_SECONDS = 30.0
 """How often the backup scheduler looks for schedules that are due; a run starts at most this late."""

@@ -3,14 +3,16 @@
 The install and upgrade roles take kubeadm, kubelet and kubectl from the package mirror of the spec's
 `offline_repo.package_repo_url` (an apt source `deb URL <release> main` on Ubuntu, a yum baseurl on
 EL), so that mirror's own index is what is read here: apt's `Packages` of the release and architecture,
-or the rpm `primary` metadata that `repodata/repomd.xml` names. Each request gets a short timeout; an
-index that cannot be read is an answer too (found=False, with the reason), never a guess.
+or the rpm `primary` metadata that `repodata/repomd.xml` names. Each request gets a short timeout and
+the whole question a deadline; an index that cannot be read is an answer too (found=False, with the
+reason), never a guess.
 """
 
 from __future__ import annotations
 
 import bz2
 import lzma
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -60,15 +62,18 @@ def kubeadm_in_repository(
     arch: Arch,
     version: str,
     timeout: float = defaults.OFFLINE_REPOSITORY_TIMEOUT_SECONDS,
+    deadline: float = defaults.OFFLINE_REPOSITORY_DEADLINE_SECONDS,
 ) -> RepositoryAnswer:
-    """Whether `repo`'s package index lists kubeadm `version` for `os` and `arch`."""
+    """Whether `repo`'s package index lists kubeadm `version` for `os` and `arch`: each request within
+    `timeout` seconds, the whole question within `deadline`."""
     base = repo.package_repo_url.rstrip("/")
     with httpx.Client(timeout=timeout, follow_redirects=True) as client:
+        mirror = _Mirror(client=client, ends=time.monotonic() + deadline, deadline=deadline)
         if os in DEBIAN_RELEASES:
             index = f"{base}/dists/{DEBIAN_RELEASES[os]}/main/binary-{arch.value}/Packages"
-            return _ask(index, lambda: _in_apt_index(client, index, arch=arch.value, version=version))
+            return _ask(index, lambda: _in_apt_index(mirror, index, arch=arch.value, version=version))
         index = f"{base}/repodata/repomd.xml"
-        return _ask(index, lambda: _in_rpm_repo(client, base, arch=RPM_ARCHES[arch], version=version))
+        return _ask(index, lambda: _in_rpm_repo(mirror, base, arch=RPM_ARCHES[arch], version=version))
 
 
 def _ask(index: str, read: Callable[[], bool]) -> RepositoryAnswer:
@@ -88,9 +93,23 @@ def _shown(url: str) -> str:
     return str(parsed.copy_with(username=None, password=None)) if parsed.userinfo else url
 
 
-def _fetch(client: httpx.Client, url: str) -> bytes | None:
-    """The body of `url`, None on 404; at most OFFLINE_INDEX_MAX_BYTES."""
+@dataclass(frozen=True)
+class _Mirror:
+    client: httpx.Client
+    ends: float
+    """time.monotonic() by which the whole question is answered."""
+    deadline: float
+
+    def fetch(self, url: str) -> bytes | None:
+        """The body of `url`, None on 404; at most OFFLINE_INDEX_MAX_BYTES, before `ends`."""
+        if time.monotonic() > self.ends:
+            raise _Unreadable(f"no complete answer within {self.deadline} s")
+        return _fetch(self, url)
+
+
+def _fetch(mirror: _Mirror, url: str) -> bytes | None:
     limit = defaults.OFFLINE_INDEX_MAX_BYTES
+    client = mirror.client
     try:
         with client.stream("GET", url) as response:
             if response.status_code == httpx.codes.NOT_FOUND:
@@ -100,6 +119,8 @@ def _fetch(client: httpx.Client, url: str) -> bytes | None:
             body = bytearray()
             for chunk in response.iter_bytes():
                 body += chunk
+                if time.monotonic() > mirror.ends:
+                    raise _Unreadable(f"no complete answer within {mirror.deadline} s")
                 if len(body) > limit:
                     raise _Unreadable(f"{_shown(url)} is larger than {limit} bytes")
             return bytes(body)
@@ -132,10 +153,10 @@ def _decompress(data: bytes, *, suffix: str, url: str) -> bytes:
 
 
 # --- apt ---------------------------------------------------------------------------------------------
-def _in_apt_index(client: httpx.Client, index: str, *, arch: str, version: str) -> bool:
+def _in_apt_index(mirror: _Mirror, index: str, *, arch: str, version: str) -> bool:
     """apt tries Packages.xz, .gz, then plain; so does this, taking the first the mirror has."""
     for suffix in (".xz", ".gz", ""):
-        data = _fetch(client, index + suffix)
+        data = mirror.fetch(index + suffix)
         if data is not None:
             text = _decompress(data, suffix=suffix, url=index + suffix).decode("utf-8", "replace")
             return any(
@@ -166,14 +187,14 @@ def _upstream(debian_version: str) -> str:
 
 
 # --- rpm ---------------------------------------------------------------------------------------------
-def _in_rpm_repo(client: httpx.Client, base: str, *, arch: str, version: str) -> bool:
+def _in_rpm_repo(mirror: _Mirror, base: str, *, arch: str, version: str) -> bool:
     repomd_url = f"{base}/repodata/repomd.xml"
-    repomd = _fetch(client, repomd_url)
+    repomd = mirror.fetch(repomd_url)
     if repomd is None:
         raise _Unreadable("the mirror has no repodata/repomd.xml (HTTP 404)")
     href = _primary_href(repomd, url=repomd_url)
     primary_url = f"{base}/{href}"
-    data = _fetch(client, primary_url)
+    data = mirror.fetch(primary_url)
     if data is None:
         raise _Unreadable(f"repomd.xml names {href}, which the mirror does not have (HTTP 404)")
     suffix = next((s for s in (".gz", ".xz", ".bz2", ".zst") if href.endswith(s)), "")

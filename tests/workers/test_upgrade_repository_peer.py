@@ -99,3 +99,19 @@ def test_a_corrupt_index_is_no_yes_peer(mirror: PackageMirrorPeer) -> None:
     assert "not valid .gz data" in ask(mirror, "1.31.2", os=OsFamily.UBUNTU2404)
     mirror.files["/repo/repodata/repomd.xml"] = b"<repomd"
     assert "not well-formed XML" in ask(mirror, "1.31.2", os=OsFamily.ROCKY9)
+
+
+def test_a_mirror_that_sends_slowly_is_cut_off_at_the_deadline_peer(mirror: PackageMirrorPeer) -> None:
+    mirror.serve_apt(KUBE, suite="noble")
+    mirror.slow(SHORT_TIMEOUT_SECONDS * 0.8)  # each answer within the request timeout, together too slow
+    started = time.monotonic()
+    answer = kubeadm_in_repository(
+        repo=repo(mirror.base_url),
+        os=OsFamily.UBUNTU2404,
+        arch=Arch.AMD64,
+        version="1.31.2",
+        timeout=SHORT_TIMEOUT_SECONDS,
+        deadline=SHORT_TIMEOUT_SECONDS,
+    ).line("1.31.2")
+    assert f"no complete answer within {SHORT_TIMEOUT_SECONDS} s" in answer
+    assert time.monotonic() - started < 3 * SHORT_TIMEOUT_SECONDS
