@@ -53,8 +53,13 @@ EXPECTED = {
     "kubectl.logs",
     "kubectl.events",
     "kubectl.top",
+    "addon.list",
+    "addon.show",
+    "addon.install",
+    "addon.upgrade",
+    "addon.uninstall",
 }
-JOB_KINDS_OUTSIDE_ENUM: set[str] = set()
+JOB_KINDS_OUTSIDE_ENUM: set[str] = {"addon.install", "addon.upgrade", "addon.uninstall"}
 """Job kinds a command queues that kobot.job_records.JobKind does not list yet."""
 
 

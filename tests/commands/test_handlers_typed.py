@@ -37,7 +37,7 @@ BUILT_IN = {
 
 
 def test_the_built_in_commands_are_all_handled() -> None:
-    assert len(BUILT_IN) == 30
+    assert len(BUILT_IN) == 35
     assert [command_id for command_id, spec in BUILT_IN.items() if spec.handler is None] == []
 
 

@@ -1,0 +1,130 @@
+"""Handlers of the addon commands: the catalog and releases are read at once; install, upgrade and
+uninstall answer with a job whose plan names the chart, the values set and what will change."""
+
+from __future__ import annotations
+
+from commands.context import CommandContext, CommandResult, SubmitJob, reply
+from commands.definitions.addons import (
+    AddonInstallArgs,
+    AddonListArgs,
+    AddonShowArgs,
+    AddonUninstallArgs,
+    AddonUpgradeArgs,
+)
+from commands.handlers.submit import plan_hash, require_changeable, require_operation
+from commands.registry import handles
+from kobot.errors import KobotError
+from kobot.messages import Field, Tone
+from workers.addons import ADDON_INSTALL, ADDON_UNINSTALL, ADDON_UPGRADE
+from workers.addons.catalog import CATALOG, AddonEntry, entry_named
+from workers.addons.releases import ReleaseRecord, ReleaseStore
+
+
+@handles(AddonListArgs)
+async def list_addons(ctx: CommandContext, args: AddonListArgs) -> CommandResult:
+    cluster = ctx.parsed.cluster
+    installed: dict[str, ReleaseRecord] = {}
+    if cluster is not None:
+        ctx.runtime.clusters.require(cluster)
+        installed = {r.addon: r for r in ReleaseStore(ctx.runtime.redis).installed(cluster=cluster)}
+    fields = []
+    for entry in CATALOG.values():
+        record = installed.get(entry.name)
+        state = f"installed {record.chart_version}" if record else ("not installed" if cluster else "")
+        line = f"{entry.chart} {entry.version} · {len(entry.images)} images to mirror"
+        fields.append(Field(label=entry.name, value=" · ".join(p for p in (line, state) if p)))
+    title = f"Addons on {cluster}" if cluster else "Addon catalog"
+    return reply(title, body="`show addon NAME` lists its images and settings.", fields=tuple(fields))
+
+
+@handles(AddonShowArgs)
+async def show_addon(ctx: CommandContext, args: AddonShowArgs) -> CommandResult:
+    entry = entry_named(args.addon)
+    fields = [
+        Field(label="Chart", value=f"{entry.chart} {entry.version} (from addons.chart_repository)"),
+        Field(label="Namespace", value=entry.namespace),
+        Field(label="Images to mirror", value="\n".join(entry.images)),
+    ]
+    if entry.settable:
+        settings = "\n".join(f"{v.name}={v.example}: {v.description}" for v in entry.settable)
+        fields.append(Field(label="Settable", value=settings))
+    if entry.links:
+        fields.append(
+            Field(
+                label="Links", value=", ".join(f"{link.title} (svc/{link.service})" for link in entry.links)
+            )
+        )
+    cluster = ctx.parsed.cluster
+    if cluster is not None:
+        record = ReleaseStore(ctx.runtime.redis).get(cluster=cluster, addon=entry.name)
+        where = f"{record.chart_version}, {len(record.objects)} objects" if record else "not installed"
+        fields.append(Field(label=f"On {cluster}", value=where))
+    return reply(f"Addon {entry.name}", body=entry.summary, fields=tuple(fields))
+
+
+@handles(AddonInstallArgs)
+async def install_addon(ctx: CommandContext, args: AddonInstallArgs) -> CommandResult:
+    entry = entry_named(args.addon)
+    values = entry.checked_values(args.given())
+    _require_repository(ctx)
+    if _release(ctx, entry) is not None:
+        raise KobotError(
+            f"{entry.name} is already on {ctx.cluster()}: `upgrade addon {entry.name} on {ctx.cluster()}`"
+        )
+    lines = [f"install {entry.chart} {entry.version} into namespace {entry.namespace}"]
+    lines += [f"{name}={value}" for name, value in sorted(values.items())]
+    return _job(ctx, ADDON_INSTALL, entry, values, lines)
+
+
+@handles(AddonUpgradeArgs)
+async def upgrade_addon(ctx: CommandContext, args: AddonUpgradeArgs) -> CommandResult:
+    entry = entry_named(args.addon)
+    _require_repository(ctx)
+    record = _release(ctx, entry)
+    if record is None:
+        raise KobotError(
+            f"{entry.name} is not installed on {ctx.cluster()}: `install {entry.name} on {ctx.cluster()}`"
+        )
+    values = entry.checked_values(args.given() or record.user_values)
+    lines = [
+        f"{entry.chart} {record.chart_version} → {entry.version}; objects no longer rendered are deleted"
+    ]
+    return _job(ctx, ADDON_UPGRADE, entry, values, lines)
+
+
+@handles(AddonUninstallArgs)
+async def uninstall_addon(ctx: CommandContext, args: AddonUninstallArgs) -> CommandResult:
+    entry = entry_named(args.addon)
+    record = _release(ctx, entry)
+    if record is None:
+        return reply(f"{entry.name} is not installed on {ctx.cluster()}", tone=Tone.INFO)
+    lines = [f"delete the {len(record.objects)} objects {entry.name} applied (namespace {entry.namespace})"]
+    return _job(ctx, ADDON_UNINSTALL, entry, {}, lines)
+
+
+def _require_repository(ctx: CommandContext) -> None:
+    if not ctx.runtime.settings.addons.chart_repository:
+        raise KobotError("no chart repository is set: an admin sets it (KOBOT_ADDONS__CHART_REPOSITORY)")
+
+
+def _release(ctx: CommandContext, entry: AddonEntry) -> ReleaseRecord | None:
+    return ReleaseStore(ctx.runtime.redis).get(cluster=ctx.cluster(), addon=entry.name)
+
+
+def _job(
+    ctx: CommandContext, kind: str, entry: AddonEntry, values: dict[str, str], lines: list[str]
+) -> SubmitJob:
+    require_operation(kind)
+    name = ctx.cluster()
+    require_changeable(ctx, ctx.runtime.clusters.require(name))
+    params = {"addon": entry.name, "values": values}
+    record = _release(ctx, entry)
+    state = {"chart": record.chart_version, "objects": len(record.objects)} if record else None
+    return SubmitJob(
+        kind=kind,
+        cluster=name,
+        params=params,
+        title=f"{kind} {entry.name} {name}",
+        plan_lines=tuple(lines),
+        plan_hash=plan_hash({"kind": kind, "cluster": name, "params": params, "state": state}),
+    )
