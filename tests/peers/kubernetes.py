@@ -742,6 +742,8 @@ class KubernetesApiPeer(LoopbackPeer):
                 gone = self._applied.pop(key)
             elif store_key in self._objects and plural not in ("pods", "nodes"):
                 gone = self._objects.pop(store_key)
+            elif plural in ("pods", "nodes") and group_version == "v1":
+                return None  # the node and pod routes below delete those, as kubectl and drains expect
             else:
                 return 404, _status(404, "NotFound", f'{plural} "{name}" not found')
             self._cascade(gone)
