@@ -14,8 +14,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable
+from dataclasses import dataclass
+from enum import Enum
 
 from bot.approval_flow import ApprovalFlow
+from bot.approvals import ApprovalRequest
+from bot.cancel_flow import CancelFlow
 from bot.command_runs import RETRY_COMMAND, CommandRuns
 from bot.delivery import ChatOut
 from bot.metrics import COMMANDS
@@ -23,6 +27,7 @@ from bot.replies import cannot_do, failed_with_ref, not_understood, notice
 from bot.retry_flow import RetryFlow
 from bot.runtime import Runtime
 from commands.context import CommandContext, Reply, SubmitJob
+from commands.job_card import CANCEL_ACTION
 from commands.parsed import ParsedCommand
 from commands.parser import ClusterMissingError, parse
 from commands.registry import spec_of
@@ -38,6 +43,31 @@ SHOW_CLUSTER_COMMAND = "cluster.show"
 """A cluster a person may `show` is one they can see (for acting on the only one when none is named)."""
 
 
+class Handled(str, Enum):
+    """What became of one command message, for callers that answer it elsewhere than in chat (REST)."""
+
+    ANSWERED = "answered"
+    QUEUED = "queued"
+    AWAITING_APPROVAL = "awaiting_approval"
+    NOT_UNDERSTOOD = "not_understood"
+    REFUSED = "refused"
+    CANNOT_DO = "cannot_do"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    """The end of one command message: the job it queued, the approval it asked for, or why it did not
+    run (`error` is chat-safe; `ref` names an unexpected failure in the log). The replies themselves went
+    to the conversation's adapter, as for every message."""
+
+    handled: Handled
+    job_id: str | None = None
+    approval: ApprovalRequest | None = None
+    error: KobotError | None = None
+    ref: str | None = None
+
+
 class Dispatcher:
     """Implements `InboundSink`; one per running kobot."""
 
@@ -47,10 +77,19 @@ class Dispatcher:
         self.runs = CommandRuns(runtime=runtime, chat=self.chat)
         self.approvals = ApprovalFlow(runtime=runtime, chat=self.chat, runs=self.runs)
         self.retries = RetryFlow(runtime=runtime, chat=self.chat, runs=self.runs, approvals=self.approvals)
+        self.cancels = CancelFlow(runtime=runtime, chat=self.chat, run_typed=self._handle_message)
 
     # inbound ---------------------------------------------------------------------------------
     async def on_message(self, message: InboundMessage) -> None:
-        await self._answering_errors(self._handle_message(message), message.conversation, message.identity)
+        await self.handle(message)
+
+    async def handle(self, message: InboundMessage, *, parsed: ParsedCommand | None = None) -> CommandOutcome:
+        """`on_message`, saying what became of the message; with `parsed`, that command is run as typed
+        (not parsed from `message.text`, which is then only what the audit and the job record show)."""
+        outcome = await self._answering_errors(
+            self._outcome_of(message, parsed), message.conversation, message.identity
+        )
+        return outcome or CommandOutcome(handled=Handled.ANSWERED)
 
     async def on_click(self, click: ButtonClick) -> None:
         await self._answering_errors(self._handle_click(click), click.conversation, click.identity)
@@ -60,18 +99,20 @@ class Dispatcher:
         await self.approvals.expire_due()
 
     async def _answering_errors(
-        self, work: Awaitable[None], conversation: Conversation, who: Identity
-    ) -> None:
+        self, work: Awaitable[CommandOutcome | None], conversation: Conversation, who: Identity
+    ) -> CommandOutcome | None:
         """Expected errors are answered with their chat-safe message; anything else with a reference
         the operators find in the log, never with the exception's text."""
         try:
-            await work
+            return await work
         except KobotError as exc:
             await self.chat.reply(conversation, cannot_do(exc))
+            return CommandOutcome(handled=Handled.CANNOT_DO, error=exc)
         except Exception:
             ref = uuid.uuid4().hex[:12]
             log.exception("handling a chat event failed [ref %s] from %s", ref, who.key)
             await self.chat.reply(conversation, failed_with_ref(ref))
+            return CommandOutcome(handled=Handled.FAILED, ref=ref)
 
     # commands --------------------------------------------------------------------------------
     async def _parse(self, message: InboundMessage, *, default_cluster: str | None) -> ParsedCommand:
@@ -109,26 +150,29 @@ class Dispatcher:
         return visible[0] if len(visible) == 1 else None
 
     async def _handle_message(self, message: InboundMessage) -> None:
+        await self._outcome_of(message)
+
+    async def _outcome_of(self, message: InboundMessage, typed: ParsedCommand | None = None) -> CommandOutcome:
         rt = self.runtime
         default_cluster = rt.policy.default_cluster(conversation=message.conversation)
         try:
-            parsed = await self._parse(message, default_cluster=default_cluster)
+            parsed = typed or await self._parse(message, default_cluster=default_cluster)
         except CommandError as exc:
             COMMANDS.labels(command="unknown", outcome="invalid").inc()
             await self.chat.reply(message.conversation, not_understood(exc))
-            return
+            return CommandOutcome(handled=Handled.NOT_UNDERSTOOD, error=exc)
         spec = spec_of(parsed)
         cluster = self._acted_on(parsed)
         decision = await self.runs.authorized(
             message, parsed, command_id=spec.id, risk=parsed.risk, cluster=cluster
         )
         if decision is None:
-            return
+            return CommandOutcome(handled=Handled.REFUSED)
         if spec.handler is None:
             raise KobotError(f"{spec.id} is understood but cannot run yet in this kobot version")
         if spec.id == RETRY_COMMAND:
             await self.retries.retry(message, parsed, decision)
-            return
+            return CommandOutcome(handled=Handled.ANSWERED)
         if decision.needs_approval and spec.job_kind is None and parsed.risk is not Risk.READ:
             # Only commands that queue a job can wait for approval; the rest act in their handler.
             self.runs.audit(
@@ -149,7 +193,7 @@ class Dispatcher:
                     Tone.WARNING,
                 ),
             )
-            return
+            return CommandOutcome(handled=Handled.REFUSED)
         ctx = self.runs.context(
             identity=message.identity, conversation=message.conversation, parsed=parsed, text=message.text
         )
@@ -166,10 +210,10 @@ class Dispatcher:
                 cluster=self._acted_on(parsed),
             )
             await self.chat.reply(message.conversation, result.message)
-            return
-        await self._route_job(ctx, result, decision)
+            return CommandOutcome(handled=Handled.ANSWERED)
+        return await self._route_job(ctx, result, decision)
 
-    async def _route_job(self, ctx: CommandContext, job: SubmitJob, decision: AuthDecision) -> None:
+    async def _route_job(self, ctx: CommandContext, job: SubmitJob, decision: AuthDecision) -> CommandOutcome:
         """Queue the job, or ask for approval first; break-glass skips the approval for who may use it."""
         parsed = ctx.parsed
         break_glass = parsed.args.get("break_glass")
@@ -183,8 +227,8 @@ class Dispatcher:
                         Tone.WARNING,
                     ),
                 )
-            await self.approvals.ask(ctx, job, decision)
-            return
+            request = await self.approvals.ask(ctx, job, decision)
+            return CommandOutcome(handled=Handled.AWAITING_APPROVAL, approval=request)
         if decision.needs_approval and break_glass:
             self.runs.audit(
                 ctx.identity,
@@ -203,13 +247,14 @@ class Dispatcher:
                     Tone.WARNING,
                 ),
             )
-        self.runs.submit(
+        job_id = self.runs.submit(
             identity=ctx.identity,
             conversation=ctx.conversation,
             job=job,
             command_text=ctx.text,
             parsed=parsed,
         )
+        return CommandOutcome(handled=Handled.QUEUED, job_id=job_id)
 
     def _acted_on(self, parsed: ParsedCommand) -> str | None:
         """The cluster a command changes or reads: its own, or for `job …` commands the job's cluster,
@@ -223,6 +268,9 @@ class Dispatcher:
     async def _handle_click(self, click: ButtonClick) -> None:
         if click.action_id.startswith("approval."):
             await self.approvals.on_click(click)
+        elif click.action_id == CANCEL_ACTION:
+            # verified as this job's button, then as if typed: the same policy and audit as `cancel job N`
+            await self.cancels.on_click(click)
         elif click.action_id.startswith("alert.") and self.runtime.alerts is not None:
             outcome = await self.runtime.alerts.handle_click(click)
             if outcome.reply is not None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from redis import Redis
 
+from bot import job_buttons
 from bot.metrics import EVENT_TO_CHAT_SECONDS, NOTIFIER_DELIVERY_FAILURES
 from commands.job_card import render_job
 from kobot import defaults, keys
@@ -52,8 +53,12 @@ class _Pending:
 class Notifier:
     """Consumes job events for one platform and edits that job's message in place."""
 
-    def __init__(self, *, redis: Redis, adapter: ChatAdapter, edit_interval: float) -> None:
+    def __init__(
+        self, *, redis: Redis, adapter: ChatAdapter, edit_interval: float, secret: bytes | None = None
+    ) -> None:
+        """With `secret` (kobot's), the message of a job that has not ended carries a signed Cancel button."""
         self._redis = redis
+        self._cancel_key = job_buttons.derive_key(secret) if secret is not None else None
         self._adapter = adapter
         self._jobs = JobStore(redis)
         self._interval = edit_interval
@@ -221,7 +226,12 @@ class Notifier:
         if record is None:
             self._done(job_id, pending)
             return
-        message = render_job(record)
+        cancel = (
+            job_buttons.cancel_value(key=self._cancel_key, record=record)
+            if self._cancel_key is not None and not record.state.finished
+            else None
+        )
+        message = render_job(record, cancel_value=cancel)
         try:
             ref = self._jobs.message_ref(job_id)
             if ref is None:

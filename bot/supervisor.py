@@ -42,7 +42,10 @@ class Supervisor:
         self.dispatcher = Dispatcher(runtime=runtime)
         self.notifiers = [
             Notifier(
-                redis=runtime.redis, adapter=adapter, edit_interval=runtime.settings.progress_edit_interval
+                redis=runtime.redis,
+                adapter=adapter,
+                edit_interval=runtime.settings.progress_edit_interval,
+                secret=runtime.secret,
             )
             for adapter in runtime.adapters.values()
         ]

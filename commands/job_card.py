@@ -6,10 +6,24 @@ from datetime import datetime
 
 from kobot.clock import utcnow
 from kobot.job_records import JobRecord, JobState, StepState
-from kobot.messages import Field, MessageKind, OutgoingMessage, Progress, Tone, format_elapsed
+from kobot.messages import (
+    Button,
+    ButtonStyle,
+    Field,
+    MessageKind,
+    OutgoingMessage,
+    Progress,
+    Tone,
+    format_elapsed,
+)
 
 ERROR_TEXT_MAX = 1500
 """Longest error excerpt shown in chat; the rest stays in the job's events."""
+
+CANCEL_ACTION = "job.cancel"
+"""Action id of the Cancel button on a job's progress message; its value is signed by the bot."""
+
+CANCEL_LABEL = "Cancel"
 
 
 def job_title(record: JobRecord) -> str:
@@ -19,8 +33,19 @@ def job_title(record: JobRecord) -> str:
     return f"Job {record.job_id} · {phrase.replace('_', ' ')} {record.spec.cluster}"
 
 
-def render_job(record: JobRecord, *, now: datetime | None = None) -> OutgoingMessage:
-    now = now or utcnow()
+def render_job(
+    record: JobRecord, *, now: datetime | None = None, cancel_value: str | None = None
+) -> OutgoingMessage:
+    """The job's message as it stands. With `cancel_value` (a signed payload naming this job), a job
+    that has not ended carries a Cancel button; an ended job never does, so the button goes with it."""
+    message = _render(record, now=now or utcnow())
+    if cancel_value is None or record.state.finished:
+        return message
+    cancel = Button(label=CANCEL_LABEL, action_id=CANCEL_ACTION, value=cancel_value, style=ButtonStyle.DANGER)
+    return message.model_copy(update={"buttons": (cancel,)})
+
+
+def _render(record: JobRecord, *, now: datetime) -> OutgoingMessage:
     title = job_title(record)
     total = len(record.steps)
     started = record.started_at or record.spec.created_at

@@ -128,6 +128,9 @@ class TerminalAdapter(ChatAdapter):
         style = _STYLE[message.tone]
         if message.buttons:
             self._last_buttons = (ref, message)
+        elif self._last_buttons is not None and self._last_buttons[0] == ref:
+            # the message lost its buttons (a job that ended): its numbers choose nothing any more
+            self._last_buttons = None
         if edit and message.kind is MessageKind.PROGRESS and message.tone is Tone.RUNNING:
             self.console.print(Text(f"↻ #{ref.message_id} " + _one_line(message), style=style))
             return
