@@ -19,10 +19,22 @@ import yaml
 ROLES = Path(__file__).resolve().parents[2] / "playbooks" / "roles"
 
 BASE_SYSTEM = frozenset(
-    {"mv", "sysctl", "modprobe", "swapoff", "openssl", "sha256sum", "cut", "bash", "getenforce", "setenforce"}
+    {
+        "mv",
+        "sysctl",
+        "modprobe",
+        "swapoff",
+        "openssl",
+        "sha256sum",
+        "cut",
+        "bash",
+        "getenforce",
+        "setenforce",
+        "ip",
+    }
 )
 """Programs of the minimal install of every supported OS (coreutils, procps, kmod, util-linux, openssl,
-and on EL policycoreutils; getenforce only runs on EL)."""
+iproute2, and on EL policycoreutils; getenforce only runs on EL)."""
 
 PROVIDES = {
     "kubeadm": {"kubeadm"},
@@ -34,6 +46,7 @@ PROVIDES = {
     "haproxy": {"haproxy"},
     "keepalived": {"keepalived"},
     "chrony": {"chronyd", "chronyc"},
+    "ipvsadm": {"ipvsadm"},
 }
 """What each package puts on the PATH (the Kubernetes, Docker and distribution packages)."""
 
