@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from alerts.service import AlertService
 from bot.api import api_router
 from bot.api_audit import audit_router
+from bot.api_commands import RestReplies, commands_router
 from bot.chat.registry import build_adapters
 from bot.runtime import Runtime, build_runtime
 from bot.supervisor import Supervisor
@@ -22,6 +23,10 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     runtime.adapters.update(build_adapters(runtime))
     alerts = _alert_service(runtime)
     supervisor = Supervisor(runtime=runtime, in_process_worker=settings.in_process_worker)
+    # Joins the adapters after the supervisor built one notifier per adapter: REST callers follow their
+    # jobs at GET /api/v1/jobs/{id}, so nothing reads the event stream to post progress for them.
+    rest = RestReplies()
+    runtime.adapters[rest.platform] = rest
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,6 +52,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.runtime = runtime
     app.state.supervisor = supervisor
     app.include_router(api_router(runtime))
+    app.include_router(commands_router(runtime=runtime, dispatcher=supervisor.dispatcher, replies=rest))
     app.include_router(audit_router(audit=runtime.audit, policy=runtime.policy))
     for adapter in runtime.adapters.values():
         router = adapter.router()

@@ -43,7 +43,7 @@ class ApprovalFlow:
 
     async def ask(
         self, ctx: CommandContext, job: SubmitJob, decision: AuthDecision, *, retry_of: str | None = None
-    ) -> None:
+    ) -> ApprovalRequest:
         """Store an approval request for exactly this plan and post its card; nothing runs yet.
 
         With `retry_of`, the approval resumes that job instead of queueing a new one."""
@@ -88,6 +88,7 @@ class ApprovalFlow:
                 # cluster's approval channels; anywhere else it is a notice
                 message=card if channels else card.model_copy(update={"buttons": ()}),
             )
+        return request
 
     async def _approval_channels(self, ctx: CommandContext, *, cluster: str) -> tuple[str, ...]:
         """For a request asked one-to-one (no other approver sees it there): the conversations subscribed

@@ -63,10 +63,13 @@ class ChatOut:
     async def edit_card(
         self, ref: MessageRef | None, card: OutgoingMessage | None, fallback: Conversation
     ) -> None:
-        """Show `card` in place of the one at `ref`, or post it to `fallback` when it was never posted."""
+        """Show `card` in place of the one at `ref`, or post it to `fallback` when it was never posted.
+
+        The card is edited by its own platform's adapter: a click in another platform's approval
+        channel (or a REST request's card) must not hand one platform's message to another."""
         if card is None:
             return
-        adapter = self._adapters.get(fallback.platform)
+        adapter = self._adapters.get(fallback.platform if ref is None else ref.platform)
         if adapter is None:
             return
         if ref is None:

@@ -152,7 +152,9 @@ class Dispatcher:
     async def _handle_message(self, message: InboundMessage) -> None:
         await self._outcome_of(message)
 
-    async def _outcome_of(self, message: InboundMessage, typed: ParsedCommand | None = None) -> CommandOutcome:
+    async def _outcome_of(
+        self, message: InboundMessage, typed: ParsedCommand | None = None
+    ) -> CommandOutcome:
         rt = self.runtime
         default_cluster = rt.policy.default_cluster(conversation=message.conversation)
         try:

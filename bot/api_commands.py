@@ -1,0 +1,431 @@
+"""`POST /api/v1/commands`: a command over REST, through the same dispatcher as a chat line.
+
+The body is the text a person would type (`{"text": "scale workers 5 on prod"}`) or the command typed
+(`{"command": "workers.scale", "cluster": "prod", "args": {"count": 5}}`). Either way the dispatcher
+authorizes it for the caller's `api:<name>` identity (bot.api_audit.bearer_identity), asks for approval
+when the policy wants one (the request goes to the cluster's approval channels: a REST caller is alone
+in its conversation, like a one-to-one chat), queues the job and audits all of it. What the dispatcher
+would have said in chat comes back in the HTTP answer (`replies`), together with the job id, which
+`GET /api/v1/jobs/{id}` follows, or the approval request.
+
+Answers: 200 answered at once, 202 queued or waiting for approval, 403 refused by the policy, 404/409 a
+named thing that does not exist or cannot be changed now, 422 not understood (with "did you mean"), 503
+the store is down. An unexpected failure is a 500 carrying only a reference the operators find in the log.
+
+No `from __future__ import annotations` here: FastAPI resolves the route's annotations at runtime.
+"""
+
+import contextvars
+import itertools
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bot.api_audit import bearer_identity
+from bot.approvals import ApprovalRequest
+from bot.dispatcher import CommandOutcome, Dispatcher, Handled
+from bot.policy import defaults as policy_defaults
+from bot.runtime import Runtime
+from commands.grammar import close_matches
+from commands.parsed import ParsedCommand
+from commands.parser import parse
+from commands.registry import COMMANDS
+from kobot import defaults, validation
+from kobot.automation_values import ALLOW_LOCAL_HOSTS
+from kobot.chat import Capabilities, ChatAdapter
+from kobot.conversations import Conversation, Identity, InboundMessage, MessageRef
+from kobot.errors import (
+    CommandError,
+    ConflictError,
+    KobotError,
+    NotFoundError,
+    PermissionDeniedError,
+    StoreUnavailableError,
+)
+from kobot.messages import OutgoingMessage
+
+log = logging.getLogger(__name__)
+
+COMMANDS_PATH = "/api/v1/commands"
+
+REST_CONVERSATION = Conversation(
+    platform=policy_defaults.API_PLATFORM, conversation_id="rest", is_direct=True
+)
+"""Where REST commands are 'said': the same key as the read-only routes' (`api:rest`, so bindings limited
+to `channels: ["api:*"]` apply alike), and direct, because no approver shares it: approval requests go
+to the cluster's approval channels."""
+
+REST_REPLY_MAX_BYTES = 1024 * 1024
+"""What one reply may hold: an HTTP answer has no platform limit, but a reply is still one message."""
+
+REST_REPLIES_MAX = 20
+"""Replies one command may add to its HTTP answer; a command says two or three things at most."""
+
+CONVERSATION_COMMANDS = frozenset(
+    {"channel.bind", "channel.unbind", "alerts.subscribe", "alerts.unsubscribe", "notify"}
+)
+"""Commands about the conversation they are typed in; every REST caller shares one, so they are refused."""
+
+ERROR_STATUS: tuple[tuple[type[KobotError], int], ...] = (
+    (CommandError, 422),
+    (PermissionDeniedError, 403),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (StoreUnavailableError, 503),
+)
+"""The HTTP status of an expected error, first match wins; any other expected error is a 422."""
+
+_collecting: contextvars.ContextVar[list[OutgoingMessage] | None] = contextvars.ContextVar(
+    "kobot_rest_replies", default=None
+)
+
+
+class RestReplies(ChatAdapter):
+    """The `api` platform: what the dispatcher says to a REST caller is kept for that request's answer.
+
+    The dispatcher handles a REST command inside the request's task, so the replies it sends are
+    collected in a context variable of that request. Anything sent to `api:rest` outside a request (an
+    approval voided after a click, an alert for a subscription that cannot exist) has nowhere to go and
+    is dropped. Nothing posts progress for REST jobs: callers follow them at `GET /api/v1/jobs/{id}`."""
+
+    platform = policy_defaults.API_PLATFORM
+    capabilities = Capabilities(
+        edits=True, buttons=False, threads=False, markdown=True, max_message_bytes=REST_REPLY_MAX_BYTES
+    )
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+
+    @contextmanager
+    def collecting(self) -> Iterator[list[OutgoingMessage]]:
+        """Collect what is sent to REST callers in this context (one request) into the yielded list."""
+        replies: list[OutgoingMessage] = []
+        token = _collecting.set(replies)
+        try:
+            yield replies
+        finally:
+            _collecting.reset(token)
+
+    async def send(self, conversation: Conversation, message: OutgoingMessage) -> MessageRef:
+        return self._keep(conversation.conversation_id, message)
+
+    async def update(self, ref: MessageRef, message: OutgoingMessage) -> MessageRef:
+        return self._keep(ref.conversation_id, message)
+
+    async def ask(self, conversation: Conversation, message: OutgoingMessage) -> MessageRef:
+        """Buttons are for the approvers in the approval channels: their signed values never leave in a
+        REST answer, and a REST caller has nothing to click."""
+        return self._keep(conversation.conversation_id, message.model_copy(update={"buttons": ()}))
+
+    def _keep(self, conversation_id: str, message: OutgoingMessage) -> MessageRef:
+        replies = _collecting.get()
+        if replies is None:
+            log.debug("a reply to REST callers outside a request was dropped: %s", message.title)
+        elif len(replies) < REST_REPLIES_MAX:
+            replies.append(message)
+        return MessageRef(
+            platform=self.platform, conversation_id=conversation_id, message_id=str(next(self._ids))
+        )
+
+
+# --- the request ---------------------------------------------------------------------------------
+
+
+class CommandRequest(BaseModel):
+    """Either `text`, as typed in chat, or `command` (a command id) with `cluster` and `args`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"text": "scale workers 5 on prod"},
+                {"command": "workers.scale", "cluster": "prod", "args": {"count": 5}},
+            ]
+        },
+    )
+
+    text: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=defaults.TEXT_MAX_COMMAND_CHARS,
+        description="The command as a person would type it in chat (English or 中文).",
+    )
+    command: str | None = Field(
+        default=None, description="A command id, e.g. `workers.scale` (`help` in chat lists them)."
+    )
+    cluster: str | None = Field(default=None, description="The cluster a typed command acts on.")
+    args: dict[str, Any] = Field(
+        default_factory=dict, description="A typed command's arguments, by name, as its help lists them."
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "CommandRequest":
+        if (self.text is None) == (self.command is None):
+            raise ValueError("give either `text` (the command as typed in chat) or `command` (a command id)")
+        if self.text is not None and (self.cluster is not None or self.args):
+            raise ValueError("`cluster` and `args` go with `command`; with `text`, write them in the text")
+        return self
+
+
+REQUEST_EXAMPLES: dict[str, Any] = {
+    "text": {
+        "summary": "As typed in chat",
+        "value": {"text": "scale workers 5 on prod"},
+    },
+    "chinese": {
+        "summary": "The same in 中文",
+        "value": {"text": "扩容 prod 工作节点 5"},
+    },
+    "typed": {
+        "summary": "Typed: command id, cluster and arguments",
+        "value": {"command": "workers.scale", "cluster": "prod", "args": {"count": 5}},
+    },
+}
+
+
+# --- the answers ---------------------------------------------------------------------------------
+
+
+class CommandReply(BaseModel):
+    """One thing kobot said about the command, as it would have shown in chat."""
+
+    title: str
+    tone: str
+    text: str = Field(description="The whole reply as plain text (title, body, fields, footer).")
+
+
+class ApprovalAnswer(BaseModel):
+    """The approval request a command waits for; approvers decide it in the cluster's approval channels."""
+
+    id: str
+    status: str
+    cluster: str
+    command: str
+    plan: list[str]
+    approvals_required: int
+    approver_role: str
+    expires_at: datetime
+    approval_channels: list[str] = Field(
+        description="Conversations whose approvers can decide it; empty: no channel takes this cluster's "
+        "approval requests yet (`notify CLUSTER approvals here` in one), so none can."
+    )
+
+
+class CommandAnswer(BaseModel):
+    """A command that was run: answered at once (200), or queued or waiting for approval (202)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "outcome": "queued",
+                    "job_id": "42",
+                    "job_url": "/api/v1/jobs/42",
+                    "approval": None,
+                    "replies": [],
+                }
+            ]
+        }
+    )
+
+    outcome: Handled
+    job_id: str | None = Field(default=None, description="The queued job; follow it at `job_url`.")
+    job_url: str | None = None
+    approval: ApprovalAnswer | None = None
+    replies: list[CommandReply] = Field(default_factory=list)
+
+
+class CommandProblem(BaseModel):
+    """A command that did not run, and why (the same words the chat would have shown)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "outcome": "not_understood",
+                    "detail": "I don't know the command 'scael workers 5'. Say `help` for the list.",
+                    "suggestions": ["scale workers"],
+                    "replies": [],
+                },
+                {
+                    "outcome": "refused",
+                    "detail": "api:ci may not run workers.scale on prod; ask an admin of prod",
+                    "suggestions": [],
+                    "replies": [],
+                },
+            ]
+        }
+    )
+
+    outcome: Handled
+    detail: str
+    suggestions: list[str] = Field(
+        default_factory=list, description="Did you mean: commands that would work."
+    )
+    ref: str | None = Field(default=None, description="An unexpected failure's reference in kobot's log.")
+    replies: list[CommandReply] = Field(default_factory=list)
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"model": CommandProblem, "description": description}
+
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"model": CommandAnswer, "description": "Queued (`job_id`) or waiting for approval (`approval`)."},
+    403: _problem("Refused by the policy; `detail` says why and who can."),
+    404: _problem("A cluster or job the command names does not exist."),
+    409: _problem("The command cannot run in the current state of what it names."),
+    422: _problem("Not understood; `suggestions` holds what would work."),
+    503: _problem("kobot's store is unavailable."),
+}
+
+
+# --- the route -----------------------------------------------------------------------------------
+
+
+def commands_router(*, runtime: Runtime, dispatcher: Dispatcher, replies: RestReplies) -> APIRouter:
+    """The route of REST commands; `replies` must be the `api` adapter the dispatcher sends to."""
+    router = APIRouter()
+    caller = bearer_identity(runtime.policy)
+    allow_local = runtime.settings.allow_local_hosts
+
+    @router.post(
+        COMMANDS_PATH,
+        response_model=CommandAnswer,
+        responses=RESPONSES,
+        summary="Run a command as if typed in chat",
+    )
+    async def run_command(
+        identity: Annotated[Identity, Depends(caller)],
+        body: Annotated[CommandRequest, Body(openapi_examples=REQUEST_EXAMPLES)],
+    ) -> JSONResponse:
+        try:
+            typed = _typed(body, allow_local_hosts=allow_local) if body.command is not None else None
+            text = body.text if body.text is not None else _as_text(body)
+            _refuse_conversation_commands(typed or _pre_parse(text, allow_local_hosts=allow_local))
+        except CommandError as exc:
+            return _answer(CommandOutcome(handled=Handled.NOT_UNDERSTOOD, error=exc), [])
+        message = InboundMessage(identity=identity, conversation=REST_CONVERSATION, text=text)
+        with replies.collecting() as said:
+            outcome = await dispatcher.handle(message, parsed=typed)
+        return _answer(outcome, said)
+
+    return router
+
+
+def _typed(body: CommandRequest, *, allow_local_hosts: bool) -> ParsedCommand:
+    """A typed body as the parser would have understood the same command typed in chat."""
+    command_id = body.command or ""
+    spec = COMMANDS.get(command_id)
+    if spec is None:
+        raise CommandError(
+            f"There is no command `{command_id}`; `help` lists them.",
+            suggestions=close_matches(command_id, sorted(COMMANDS)),
+        )
+    cluster = body.cluster
+    if spec.cluster == "none" and cluster is not None:
+        raise CommandError(f"`{spec.id}` does not act on a cluster; drop `cluster`.")
+    if spec.cluster == "required" and cluster is None:
+        raise CommandError(f"`{spec.id}` acts on a cluster: give `cluster`.")
+    if cluster is not None:
+        try:
+            cluster = validation.cluster_name(cluster)
+        except validation.ArgValueError as exc:
+            raise CommandError(str(exc), suggestions=list(exc.suggestions)) from None
+    try:
+        model = spec.args_model.model_validate(body.args, context={ALLOW_LOCAL_HOSTS: allow_local_hosts})
+    except ValidationError as exc:
+        names = ", ".join(spec.args_model.model_fields) or "none"
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'args'}: {error['msg']}"
+            for error in exc.errors(include_url=False)
+        )
+        raise CommandError(f"Arguments of `{spec.id}` ({names}): {problems}.") from None
+    return ParsedCommand(
+        command=spec.id, cluster=cluster, args=model.model_dump(mode="json"), risk=spec.risk_for(model)
+    )
+
+
+def _as_text(body: CommandRequest) -> str:
+    """A typed command as the audit trail, the approval card and the job record show it."""
+    spec = COMMANDS[body.command or ""]
+    words = [spec.aliases[0]]
+    words += [f"{name}={_word(value)}" for name, value in body.args.items()]
+    if body.cluster is not None:
+        words += ["on", body.cluster]
+    return " ".join(words)
+
+
+def _word(value: Any) -> str:
+    if isinstance(value, str) and value and not any(c.isspace() or c in "\"'" for c in value):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _pre_parse(text: str, *, allow_local_hosts: bool) -> ParsedCommand | None:
+    """What the text names, when it parses on its own; the dispatcher parses it again (and answers any
+    error, with the caller's sole cluster when it names none)."""
+    try:
+        return parse(text, allow_local_hosts=allow_local_hosts)
+    except CommandError:
+        return None
+
+
+def _refuse_conversation_commands(parsed: ParsedCommand | None) -> None:
+    if parsed is not None and parsed.command in CONVERSATION_COMMANDS:
+        raise CommandError(
+            f"`{parsed.command}` is about the conversation it is typed in, and a REST call has none of "
+            "its own; type it in the chat channel it is meant for."
+        )
+
+
+def _answer(outcome: CommandOutcome, said: list[OutgoingMessage]) -> JSONResponse:
+    replies = [CommandReply(title=m.title, tone=m.tone.value, text=m.to_text()) for m in said]
+    handled = outcome.handled
+    if handled in (Handled.ANSWERED, Handled.QUEUED, Handled.AWAITING_APPROVAL):
+        answer = CommandAnswer(
+            outcome=handled,
+            job_id=outcome.job_id,
+            job_url=f"/api/v1/jobs/{outcome.job_id}" if outcome.job_id else None,
+            approval=_approval(outcome.approval) if outcome.approval else None,
+            replies=replies,
+        )
+        status = 200 if handled is Handled.ANSWERED else 202
+        return JSONResponse(answer.model_dump(mode="json"), status_code=status)
+    error = outcome.error
+    if handled is Handled.REFUSED:
+        # the dispatcher said why in its reply (the policy's reason, naming who can)
+        detail = next((m.body for m in reversed(said) if m.body), "refused by the policy")
+        status, suggestions = 403, []
+    elif error is not None:
+        detail = error.user_message
+        status = next((code for kind, code in ERROR_STATUS if isinstance(error, kind)), 422)
+        suggestions = error.suggestions if isinstance(error, CommandError) else []
+    else:
+        detail = "kobot failed to handle the command; the operators find it in the log under the reference"
+        status, suggestions = 500, []
+    problem = CommandProblem(
+        outcome=handled, detail=detail, suggestions=suggestions, ref=outcome.ref, replies=replies
+    )
+    return JSONResponse(problem.model_dump(mode="json"), status_code=status)
+
+
+def _approval(request: ApprovalRequest) -> ApprovalAnswer:
+    return ApprovalAnswer(
+        id=request.id,
+        status=request.status.value,
+        cluster=request.cluster,
+        command=request.command_id,
+        plan=list(request.plan_lines),
+        approvals_required=request.approvals_required,
+        approver_role=request.approver_role,
+        expires_at=request.expires_at,
+        approval_channels=list(request.approval_channels),
+    )
