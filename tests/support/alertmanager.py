@@ -55,7 +55,6 @@ def run_alertmanager(
     work_dir: Path,
     group_by: tuple[str, ...] = ("alertname", "cluster"),
 ) -> Iterator[Alertmanager]:
-    port = free_port()
     config = {
         "route": {
             "receiver": "kobot",
@@ -77,6 +76,14 @@ def run_alertmanager(
             }
         ],
     }
+    with run_alertmanager_with(config=config, work_dir=work_dir) as alertmanager:
+        yield alertmanager
+
+
+@contextlib.contextmanager
+def run_alertmanager_with(*, config: dict[str, Any], work_dir: Path) -> Iterator[Alertmanager]:
+    """Alertmanager on a free loopback port with exactly `config` (e.g. the one an addon rendered)."""
+    port = free_port()
     work_dir.mkdir(parents=True, exist_ok=True)
     config_file = work_dir / "alertmanager.yml"
     fd = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

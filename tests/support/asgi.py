@@ -18,10 +18,11 @@ STOP_SECONDS = 15.0
 
 
 @contextlib.contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """Run `app` (lifespan included) under uvicorn on a free loopback port in a thread; yields its URL."""
+def serve(app: FastAPI, *, port: int = 0) -> Iterator[str]:
+    """Run `app` (lifespan included) under uvicorn on a loopback port (`port`, else a free one) in a
+    thread; yields its URL. A fixed port is for settings that must name kobot's URL before it starts."""
     sock = socket.socket()
-    sock.bind((LOOPBACK, 0))
+    sock.bind((LOOPBACK, port))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
