@@ -8,7 +8,9 @@ from pathlib import Path
 
 from redis import Redis
 
+from bot import job_buttons
 from bot.notifier import Notifier
+from commands.job_card import CANCEL_ACTION
 from kobot import keys
 from kobot.messages import Tone
 from tests.bot.recording_adapter import RecordingAdapter
@@ -114,3 +116,34 @@ async def test_a_restarted_notifier_delivers_what_its_predecessor_never_did(
     finally:
         await notifier.stop()
     assert [d.kind for d in adapter.deliveries] == ["send"], "one message showing the final state"
+
+
+async def test_a_job_carries_its_signed_cancel_button_until_it_ends(
+    redis_url: str, redis: Redis, data_dir: Path
+) -> None:
+    service = job_service(job_settings(redis_url, data_dir), redis)
+    adapter = RecordingAdapter()
+    secret = b"s" * 32
+    notifier = Notifier(redis=redis, adapter=adapter, edit_interval=0.05, secret=secret)
+    await notifier.start()
+    try:
+        marker = data_dir / "marker"
+        marker.touch()
+        record = service.submit(spec(service, kind="test.steps", marker=str(marker)))
+        await _until(lambda: adapter.deliveries, timeout=5, what="the queued job's message")
+        await asyncio.to_thread(run_queue, service)
+        await _until(
+            lambda: any(d.message.tone is Tone.SUCCESS for d in adapter.deliveries), timeout=10, what="final"
+        )
+    finally:
+        await notifier.stop()
+    messages = [d.message for d in adapter.deliveries]
+    before_end = [m for m in messages if m.tone is not Tone.SUCCESS]
+    ended = [m for m in messages if m.tone is Tone.SUCCESS]
+    assert before_end, "the job was shown before it ended"
+    key = job_buttons.derive_key(secret)
+    for message in before_end:
+        [button] = message.buttons
+        assert button.action_id == CANCEL_ACTION
+        assert job_buttons.verify(key=key, value=button.value, record=record)
+    assert ended and all(m.buttons == () for m in ended), "the button goes when the job ends"
