@@ -5,6 +5,8 @@ removes exactly what was applied and nothing else."""
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +16,13 @@ from redis import Redis
 
 from kobot.cluster_spec import OfflineRepository
 from kobot.clusters import ClusterStore
-from kobot.job_records import JobEventType, JobState
+from kobot.job_records import JobEventType, JobState, StepState
 from kobot.settings import Settings
 from tests.addons.chart_server import ChartRepository
 from tests.peers.kubernetes import KubernetesApiPeer
-from tests.workers.jobkit import job_service, run_queue, spec
+from tests.workers.jobkit import job_service, run_queue, spec, wait_for
 from tests.workers.test_day2_jobs_peer import cluster, playbooks, settings_for
-from workers.addons import ADDON_INSTALL, ADDON_UNINSTALL, ADDON_UPGRADE
+from workers.addons import ADDON_INSTALL, ADDON_UNINSTALL, ADDON_UPGRADE, steps
 from workers.addons.catalog import CATALOG, AddonInputs
 from workers.addons.releases import ReleaseRecord, ReleaseStore
 from workers.events import read_job_events
@@ -129,3 +131,67 @@ def test_monitoring_install_upgrade_prune_and_uninstall_leave_exactly_the_expect
         assert not peer.calls("DELETE", "not-ours") and peer.calls("DELETE", "/configmaps/")
         kept = peer.handle("GET", "/api/v1/namespaces/default/configmaps/not-ours", {}, None, None)
         assert kept[0] == 200
+
+
+NFS = {"server": "nfs1.example.test", "path": "/exports/k8s"}
+PROVISIONER = ("deployments", "kube-system", "storage-nfs-nfs-subdir-external-provisioner")
+
+
+def test_health_fails_after_its_wait_naming_the_workloads_not_ready_peer(
+    redis_url: str,
+    redis: Redis,
+    data_dir: Path,
+    playbooks: Path,
+    chart_repository: ChartRepository,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(steps, "HEALTH_WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(steps, "HEALTH_POLL_SECONDS", 0.1)
+    settings = addon_settings(redis_url, data_dir, playbooks, chart_repository)
+    service = job_service(settings, redis)
+    with KubernetesApiPeer() as peer:
+        demo_cluster(redis, settings, peer)
+        peer.hold_not_ready(*PROVISIONER)
+        started = time.monotonic()
+        job_id = service.submit(spec(service, kind=ADDON_INSTALL, addon="storage-nfs", values=NFS)).job_id
+        run_queue(service)
+        done = service.records.require(job_id)
+    assert done.state is JobState.FAILED
+    said = f"{done.summary} {done.error}"
+    assert "not ready after 1s: Deployment/storage-nfs-nfs-subdir-external-provisioner" in said, said
+    assert [s.state for s in done.steps] == [StepState.SUCCEEDED] * 3 + [StepState.FAILED]
+    assert time.monotonic() - started < 60
+    # what was applied stays owned, so `uninstall addon` still finds it
+    assert ReleaseStore(redis).get(cluster="demo", addon="storage-nfs") is not None
+
+
+def test_health_waits_until_the_workloads_are_ready_peer(
+    redis_url: str,
+    redis: Redis,
+    data_dir: Path,
+    playbooks: Path,
+    chart_repository: ChartRepository,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(steps, "HEALTH_POLL_SECONDS", 0.1)
+    settings = addon_settings(redis_url, data_dir, playbooks, chart_repository)
+    service = job_service(settings, redis)
+    with KubernetesApiPeer() as peer:
+        demo_cluster(redis, settings, peer)
+        peer.hold_not_ready(*PROVISIONER)
+        job_id = service.submit(spec(service, kind=ADDON_INSTALL, addon="storage-nfs", values=NFS)).job_id
+
+        def logged(text: str) -> bool:
+            return any(text in (e.message or "") for e in read_job_events(redis, job_id))
+
+        def release_when_waited() -> None:
+            wait_for(lambda: logged("waiting for Deployment/storage-nfs"), timeout=60, what="the wait")
+            peer.let_ready(*PROVISIONER)
+
+        releaser = threading.Thread(target=release_when_waited, daemon=True)
+        releaser.start()
+        run_queue(service)
+        releaser.join(timeout=5)
+        done = service.records.require(job_id)
+    assert done.state is JobState.SUCCEEDED, (done.summary, done.error)
+    assert logged("waiting for Deployment/storage-nfs") and logged("every workload is ready")

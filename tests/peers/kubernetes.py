@@ -209,6 +209,8 @@ class KubernetesApiPeer(LoopbackPeer):
         self._applied: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         """(group/version, plural, namespace or "", name) → objects server-side applied outside `_objects`:
         cluster-scoped ones, RBAC, CRDs and custom resources."""
+        self._held_not_ready: set[tuple[str, str, str]] = set()
+        """(plural, namespace, name) of workloads that report no ready replicas until `let_ready`."""
         self.metrics_available = True
         self.server_version = "v1.30.2"
         """What `GET /version` answers as gitVersion, and a new node's kubelet version by default."""
@@ -307,6 +309,22 @@ class KubernetesApiPeer(LoopbackPeer):
             "status": {"replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas,
                        "availableReplicas": replicas},
         })  # fmt: skip
+
+    def hold_not_ready(self, plural: str, namespace: str, name: str) -> None:
+        """The workload (deployments, statefulsets, daemonsets) reports none ready, applied or not yet."""
+        with self._lock:
+            self._held_not_ready.add((plural, namespace, name))
+            stored = self._objects.get((plural, namespace, name))
+            if stored is not None:
+                stored["status"] = _workload_status(stored, nodes=len(self._nodes), ready=False)
+
+    def let_ready(self, plural: str, namespace: str, name: str) -> None:
+        """A held workload becomes ready, as its pods would once their images are pulled."""
+        with self._lock:
+            self._held_not_ready.discard((plural, namespace, name))
+            stored = self._objects.get((plural, namespace, name))
+            if stored is not None:
+                stored["status"] = _workload_status(stored, nodes=len(self._nodes), ready=True)
 
     def add_service(self, namespace: str, name: str, *, port: int) -> None:
         spec = {"type": "ClusterIP", "clusterIP": "10.96.0.10", "ports": [{"port": port, "protocol": "TCP"}]}
@@ -796,6 +814,8 @@ class KubernetesApiPeer(LoopbackPeer):
         elif body["kind"] == "DaemonSet":
             count = max(len(self._nodes), 1)
             stored["status"] = {"desiredNumberScheduled": count, "numberReady": count}
+        if (plural, namespace or "", name) in self._held_not_ready:
+            stored["status"] = _workload_status(stored, nodes=len(self._nodes), ready=False)
         if in_objects and store_key is not None:
             self._objects[store_key] = stored
         else:
@@ -844,6 +864,14 @@ BUILTIN_GROUPS = frozenset(
         "autoscaling", "apiregistration.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
     }
 )  # fmt: skip
+
+
+def _workload_status(workload: dict[str, Any], *, nodes: int, ready: bool) -> dict[str, Any]:
+    if workload["kind"] == "DaemonSet":
+        count = max(nodes, 1)
+        return {"desiredNumberScheduled": count, "numberReady": count if ready else 0}
+    replicas = (workload.get("spec") or {}).get("replicas", 1)
+    return {"replicas": replicas, "readyReplicas": replicas if ready else 0}
 
 
 def _resource_path(parts: list[str]) -> tuple[str, str | None, str, str | None] | None:

@@ -25,3 +25,10 @@ RELEASE_LABEL = "kobot.io/addon"
 
 USER_VALUE_MAX_CHARS = 256
 """Longest value a person may set for an addon from chat."""
+
+HEALTH_WAIT_SECONDS = 600.0
+"""Longest the health step waits for an addon's workloads to be ready (images pulled from the mirror,
+pods started) before the job fails naming the ones that are not."""
+
+HEALTH_POLL_SECONDS = 5.0
+"""How often the health step reads the addon's workloads while it waits."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,13 @@ import yaml
 from kubernetes import client, config
 
 from kobot.clusters import ClusterStore
+from kobot.defaults import CANCEL_POLL_SECONDS
 from kobot.errors import KobotError, StepFailedError
 from kobot.job_records import JobEventType
 from workers.addons.apply import BUILTIN_KINDS, ServerSideApplier, locate
 from workers.addons.catalog import AddonEntry, AddonInputs, entry_named
 from workers.addons.chart_repository import fetch_chart
-from workers.addons.defaults import RELEASE_LABEL
+from workers.addons.defaults import HEALTH_POLL_SECONDS, HEALTH_WAIT_SECONDS, RELEASE_LABEL
 from workers.addons.helm_render import render_chart
 from workers.addons.manifests import (
     Manifest,
@@ -210,20 +212,42 @@ def uninstall_step(ctx: StepContext) -> None:
 
 
 def health_step(ctx: StepContext) -> None:
-    """Report the workloads that tell the addon is healthy; not ready yet is said, not failed."""
+    """Wait, up to HEALTH_WAIT_SECONDS, until every workload that tells the addon is healthy is ready;
+    fail naming those that are not, so the person knows where to look (a retry waits again)."""
     entry = entry_of(ctx)
     applier = ServerSideApplier(api_client_for(ctx))
-    pending: list[str] = []
+    workloads: dict[str, ObjectRef] = {}
     for item in entry.healthy:
-        kind, _, name = item.format(release=entry.release).partition("/")
+        label = item.format(release=entry.release)
+        kind, _, name = label.partition("/")
         plural = BUILTIN_KINDS[kind][0]
-        ref = ObjectRef(api_version="apps/v1", kind=kind, plural=plural, name=name, namespace=entry.namespace)
-        if not workload_ready(applier.read(ref)):
-            pending.append(item.format(release=entry.release))
-    if pending:
-        ctx.emit(JobEventType.LOG, message=f"not ready yet: {', '.join(pending)}")
-    else:
-        ctx.emit(JobEventType.LOG, message="every workload is ready")
+        workloads[label] = ObjectRef(
+            api_version="apps/v1", kind=kind, plural=plural, name=name, namespace=entry.namespace
+        )
+    deadline = time.monotonic() + HEALTH_WAIT_SECONDS
+    said: list[str] = []
+    while True:
+        pending = [label for label, ref in workloads.items() if not workload_ready(applier.read(ref))]
+        if not pending:
+            ctx.emit(JobEventType.LOG, message="every workload is ready")
+            return
+        if time.monotonic() >= deadline:
+            raise StepFailedError(
+                f"not ready after {HEALTH_WAIT_SECONDS:.0f}s: {', '.join(pending)} "
+                f"(namespace {entry.namespace}); `events -n {entry.namespace} on {ctx.cluster}` "
+                f"says why, `retry job {ctx.job_id}` waits again"
+            )
+        if pending != said:
+            ctx.emit(JobEventType.LOG, message=f"waiting for {', '.join(pending)}")
+            said = pending
+        _pause(min(HEALTH_POLL_SECONDS, max(deadline - time.monotonic(), 0.0)), ctx)
+
+
+def _pause(seconds: float, ctx: StepContext) -> None:
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        ctx.check_cancel()
+        time.sleep(min(CANCEL_POLL_SECONDS, left))
 
 
 def workload_ready(workload: dict[str, Any] | None) -> bool:
