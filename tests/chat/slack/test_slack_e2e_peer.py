@@ -13,9 +13,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
+from redis import Redis
 
 from bot.app import create_app
 from bot.chat.slack.defaults import EVENTS_PATH
+from kobot.audit import AuditLog
 from kobot.settings import Settings
 from tests.peers.slack import (
     PeerMessage,
@@ -207,3 +209,61 @@ async def test_peer_e2e_lone_surrogates_get_a_real_answer_not_something_went_wro
     await eventually(lambda: thread_of(peer, event["ts"]))
     [reply] = thread_of(peer, event["ts"])
     assert reply.text.splitlines()[0] == "ℹ️ Clusters"
+
+
+def cancel_button(message: PeerMessage) -> dict[str, Any] | None:
+    """The Cancel button of a message as Slack shows it now, if it has one."""
+    for block in message.blocks:
+        for element in block.get("elements", []) if block["type"] == "actions" else []:
+            if element["action_id"].startswith("job.cancel"):
+                return dict(element)
+    return None
+
+
+def replies_saying(peer: SlackPeer, *parts: str) -> list[PeerMessage]:
+    return [m for m in peer.posted() if all(part in m.text for part in parts)]
+
+
+async def test_peer_e2e_cancel_button_cancels_for_who_may_and_goes_when_the_job_ends(
+    kobot: httpx.AsyncClient, peer: SlackPeer, signing_secret: str, redis_url: str
+) -> None:
+    peer.users["U0EVE"] = {"name": "eve", "real_name": "Eve Moss", "display_name": "", "email": None}
+    event = await mention(kobot, signing_secret, "test slow demo seconds=60")
+
+    def running() -> PeerMessage | None:
+        jobs = [m for m in thread_of(peer, event["ts"]) if "step 2/2 Sleep" in m.text]
+        return jobs[0] if jobs and cancel_button(jobs[0]) else None
+
+    await eventually(running, timeout=60)
+    progress = running()
+    assert progress is not None
+    button = cancel_button(progress)
+    assert button is not None and button["text"]["text"] == "Cancel"
+    job_id = button["value"].partition(".")[0]
+
+    async def click(value: str, user: str) -> None:
+        body = block_actions(action_id=button["action_id"], value=value, message_ts=progress.ts, user=user)
+        response = await signed_post(
+            kobot, signing_secret, interactive_body(body), "application/x-www-form-urlencoded"
+        )
+        assert response.status_code == 200
+
+    await click(f"{job_id}.{'0' * 64}", "U0ALICE")
+    await eventually(lambda: replies_saying(peer, "Not cancelled", f"not issued for job {job_id}"))
+    await click(button["value"], "U0EVE")
+    await eventually(lambda: replies_saying(peer, "Not allowed"))
+    [refusal] = replies_saying(peer, "Not allowed")
+    assert len(refusal.text.splitlines()) > 1, "the refusal gives the policy's reason"
+    assert cancel_button(progress) is not None, "refused clicks leave the job running"
+
+    await click(button["value"], "U0ALICE")
+    await eventually(lambda: replies_saying(peer, f"Cancelling job {job_id}"))
+    await eventually(lambda: "cancelled" in progress.text.splitlines()[1], timeout=60)
+    assert progress.text.startswith("⚠️ Job")
+    assert cancel_button(progress) is None
+    assert not any(block["type"] == "actions" for block in progress.blocks)
+
+    audit = AuditLog(redis=Redis.from_url(redis_url))
+    assert [e.actor for e in audit.query(action="job.cancel.refused")] == ["slack:U0ALICE"]
+    assert [e.actor for e in audit.query(action="command.refused")] == ["slack:U0EVE"]
+    assert {e.actor for e in audit.query(action="job.cancel.click")} == {"slack:U0ALICE", "slack:U0EVE"}
