@@ -181,3 +181,11 @@ async def test_peer_a_stalled_api_server_is_answered_at_the_deadline(
     reply = shown(await ask(kobot, peer, signing_secret, "kubectl get nodes on prod", "U0ALICE"))
     assert "did not answer within 1s" in reply
     assert time.monotonic() - started < 3
+
+
+async def test_peer_a_cluster_without_a_stored_kubeconfig_says_why(
+    kobot: httpx.AsyncClient, peer: SlackPeer, signing_secret: str, redis: Redis
+) -> None:
+    ClusterStore(redis).save(ClusterRecord(name="half", state=ClusterState.CREATING))
+    reply = shown(await ask(kobot, peer, signing_secret, "kubectl get nodes on half", "U0ALICE"))
+    assert "kobot holds no admin kubeconfig for half" in reply
