@@ -12,6 +12,7 @@ so an API server that is down or stalls is reported within the chat's time limit
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from enum import Enum
@@ -31,6 +32,7 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 HIDDEN_DATA_NOTE = "Secret and ConfigMap values are never shown in chat; only their keys are."
 METRICS_GROUP = "/apis/metrics.k8s.io/v1beta1"
+_PATH_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 
 
 class ReadVerb(str, Enum):
@@ -71,6 +73,14 @@ class KubeReadRequest:
     tail: int = defaults.KUBECTL_LOG_TAIL_DEFAULT
     container: str | None = None
     previous: bool = False
+
+    def __post_init__(self) -> None:
+        # names become path segments of GET requests: nothing but a Kubernetes name may get there
+        for value in (self.name, self.namespace):
+            if value is not None and not _PATH_NAME.fullmatch(value):
+                raise KubeReadError(
+                    f"'{value}' is no Kubernetes name: lowercase letters, digits, '-' and '.'"
+                )
 
 
 @dataclass(frozen=True)

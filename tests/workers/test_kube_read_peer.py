@@ -189,3 +189,11 @@ def test_only_get_requests_leave_a_read_and_kinds_outside_the_allow_list_are_ref
     for word in ("roles", "clusterrolebindings", "serviceaccounts/token", "pods/exec"):
         with pytest.raises(ValueError, match="not a kind kobot reads; allowed: pods, nodes"):
             resolve_resource(word)
+
+
+@pytest.mark.parametrize("name", ["../secrets", "a/b", "x?watch=true", "Upper", ".."])
+def test_a_name_that_is_no_kubernetes_name_never_becomes_a_path(name: str) -> None:
+    with pytest.raises(KubeReadError, match="is no Kubernetes name"):
+        KubeReadRequest(verb=ReadVerb.GET, resource="pods", name=name)
+    with pytest.raises(KubeReadError, match="is no Kubernetes name"):
+        KubeReadRequest(verb=ReadVerb.GET, resource="pods", namespace=name)
