@@ -171,3 +171,60 @@ async def test_peer_e2e_approval_on_the_public_card_needs_no_template(
         # The job's progress is a public card too (its title starts with the job number).
         assert await wait_until(lambda: len(_public_cards(peer, "Job ")) == 1, timeout=10)
         assert peer.requests_to("/v1.0/robot/groupMessages/send") == []
+
+
+def _posted_texts(peer: DingTalkPeer) -> list[str]:
+    """Every markdown text kobot posted as a message (session webhook or robot API), oldest first."""
+    texts = [r.body["markdown"]["text"] for r in peer.requests_to("/robot/sendBySession")]
+    texts += [
+        json.loads(r.body["msgParam"])["text"] for r in peer.requests_to("/v1.0/robot/groupMessages/send")
+    ]
+    return texts
+
+
+def _said(peer: DingTalkPeer, *parts: str) -> bool:
+    return any(all(part in text for part in parts) for text in _posted_texts(peer))
+
+
+async def test_peer_e2e_cancel_button_on_the_public_card(
+    peer: DingTalkPeer, redis_url: str, data_dir: Path
+) -> None:
+    async with _kobot(peer, redis_url, data_dir, template=False):
+        peer.push_chat("test slow demo seconds=60")
+
+        def running() -> str | None:
+            found = [
+                k
+                for k, c in _public_cards(peer, "Job ")
+                if "Sleep" in c.params["markdown"] and "Cancel" in dict(c.buttons())
+            ]
+            return found[0] if found else None
+
+        assert await wait_until(lambda: running() is not None, timeout=60, interval=0.1)
+        out_track_id = running()
+        assert out_track_id is not None
+        card = peer.cards[out_track_id]
+        [(label, params)] = card.buttons()
+        assert (label, params["action_id"]) == ("Cancel", "job.cancel")
+        job_id = params["value"].partition(".")[0]
+
+        peer.push_card_click(
+            out_track_id=out_track_id,
+            user_id="staff-alice",
+            params={"action_id": "job.cancel", "value": f"{job_id}.{'f' * 64}"},
+        )
+        assert await wait_until(
+            lambda: _said(peer, "Not cancelled", f"not issued for job {job_id}"), timeout=10
+        )
+        peer.click(out_track_id=out_track_id, user_id="staff-dave", label="Cancel")
+        assert await wait_until(lambda: _said(peer, "Not allowed"), timeout=10)
+        [refusal] = [text for text in _posted_texts(peer) if "Not allowed" in text]
+        assert len(refusal.split("\n\n")) > 1, "the refusal gives the policy's reason"
+        assert dict(peer.cards[out_track_id].buttons()), "refused clicks leave the job running"
+
+        peer.click(out_track_id=out_track_id, user_id="staff-alice", label="Cancel")
+        assert await wait_until(lambda: _said(peer, f"Cancelling job {job_id}"), timeout=10)
+        assert await wait_until(
+            lambda: "cancelled" in peer.cards[out_track_id].params["markdown"], timeout=60
+        )
+        assert peer.cards[out_track_id].buttons() == []
