@@ -95,7 +95,7 @@ FieldSelector = Annotated[
 Resource = Annotated[
     ResourceName | None,
     Arg(positional=True, names=("kind", "type", "资源", "类型"), synonyms=RESOURCE_WORDS),
-    Field(description=f"what to read: {allowed_text()}"),
+    Field(description="what to read; short names (po, deploy, svc) and 中文 (节点, 容器组) work too"),
 ]
 ObjectName = Annotated[
     str | None,
