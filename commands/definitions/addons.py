@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from commands.definitions.common import Args, BreakGlass
-from commands.grammar import Arg
+from commands.grammar import Arg, close_matches
 from commands.registry import command
 from kobot.risk import Risk
+from kobot.validation import ArgValueError
 from workers.addons import ADDON_INSTALL, ADDON_UNINSTALL, ADDON_UPGRADE
 from workers.addons.catalog import CATALOG
 
@@ -30,8 +31,25 @@ _ADDON_OF_ALIAS = {
 }
 """Aliases that name the addon themselves (`安装监控 prod`)."""
 
+
+def _catalog_addon(value: object) -> object:
+    """An addon word the catalog does not hold is answered with its names (and the nearest), before
+    the generic choice check: `install gpu on prod`."""
+    if isinstance(value, str) and value not in CATALOG:
+        words = [*CATALOG, *ADDON_WORDS]
+        nearest = list(dict.fromkeys(ADDON_WORDS.get(w, w) for w in close_matches(value, words)))
+        hint = f"did you mean {' or '.join(nearest)}? " if nearest else ""
+        raise ArgValueError(
+            f"there is no addon '{value}' in kobot's catalog; {hint}"
+            f"the catalog has {', '.join(sorted(CATALOG))} (`list addons` says what each installs)",
+            suggestions=nearest,
+        )
+    return value
+
+
 Addon = Annotated[
     AddonId,
+    BeforeValidator(_catalog_addon),
     Arg(positional=True, names=("addon", "插件", "组件"), synonyms=ADDON_WORDS),
     Field(description=f"an addon of the catalog: {', '.join(sorted(CATALOG))}"),
 ]

@@ -216,7 +216,7 @@ CATALOG: dict[str, AddonEntry] = {
                 "-o jsonpath='{.data.admin-password}' | base64 -d` on a machine with the cluster's "
                 "kubeconfig, then change it in Grafana"
             ),
-            aliases=("监控", "prometheus"),
+            aliases=("监控", "prometheus", "grafana"),
         ),
         AddonEntry(
             name="logging",
