@@ -75,6 +75,30 @@ class Sweeper:
                 log.warning("recovery sweep failed; trying again shortly", exc_info=True)
 
 
+def cancel_running_job(worker: Worker | SimpleWorker, redis: Redis) -> None:
+    """Ask the job a stopping worker runs to stop at its next check (a step boundary, or Ansible's and
+    Terraform's own cancel): it ends cancelled, in chat too, and `retry` resumes it."""
+    try:
+        running = worker.get_current_job_id()
+        job_id = keys.job_id_of_rq(running) if running else None
+        if job_id is not None:
+            log.warning("stopping: cancelling running job %s (retry resumes it)", job_id)
+            JobStore(redis).request_cancel(job_id)
+    except RedisError:
+        # the store is down: the job's lease keeper sees it too and stops the steps within a lease
+        log.warning("stopping: the store does not answer; the running job stops when its lease lapses")
+
+
+class CancellingWorker(Worker):
+    """`kobot worker`'s forking RQ worker. RQ's warm shutdown (SIGTERM: `docker stop`, systemd) waits for
+    the whole job, which outlives any stop grace; this one also cancels the running job, so the grace only
+    has to cover reaching the next cancel check (compose's stop_grace_period is sized for that)."""
+
+    def handle_warm_shutdown_request(self) -> None:
+        super().handle_warm_shutdown_request()  # type: ignore[no-untyped-call]
+        cancel_running_job(self, self.connection)
+
+
 def run_forking_worker(*, settings: Settings, redis_url: str, burst: bool = False) -> None:
     """`kobot worker`: a real RQ worker that forks a horse per job."""
     redis = Redis.from_url(redis_url)
@@ -82,7 +106,7 @@ def run_forking_worker(*, settings: Settings, redis_url: str, burst: bool = Fals
     sweeper = Sweeper(settings=settings, redis_url=redis_url)
     sweeper.start()
     try:
-        Worker([queue], connection=redis, serializer=JSONSerializer).work(
+        CancellingWorker([queue], connection=redis, serializer=JSONSerializer).work(
             burst=burst, logging_level=settings.log_level
         )
     finally:
@@ -143,15 +167,7 @@ class InProcessWorker:
         """Stop taking jobs; a job running now is cancelled (it stops at its next check, resumable with
         `retry`) rather than cut off when the store closes under it."""
         self._worker._stop_requested = True
-        try:
-            running = self._worker.get_current_job_id()
-            job_id = keys.job_id_of_rq(running) if running else None
-            if job_id is not None:
-                log.warning("stopping: cancelling running job %s (retry resumes it)", job_id)
-                JobStore(self._redis).request_cancel(job_id)
-        except RedisError:
-            # the store is down: the job's lease keeper sees it too and stops the steps within a lease
-            log.warning("stopping: the store does not answer; the running job stops when its lease lapses")
+        cancel_running_job(self._worker, self._redis)
         self._thread.join(timeout=STOP_WAIT_SECONDS)
         self._sweeper.stop()
         self._redis.close()

@@ -30,6 +30,9 @@ from workers.events import read_job_events
 
 REPO = Path(__file__).resolve().parents[2]
 
+WARM_STOP_SECONDS = 45
+"""Well inside the compose stop grace (90 s) and well short of the job's minute of Sleep."""
+
 
 @pytest.fixture
 def start_worker(redis_url: str, data_dir: Path) -> Iterator[object]:
@@ -121,3 +124,23 @@ def _kill_leftovers(text: str) -> None:
         if text in cmdline:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(entry.name), signal.SIGKILL)
+
+
+def test_a_sigterm_cancels_the_running_job_so_the_worker_stops_within_the_grace(
+    redis_url: str, redis: Redis, data_dir: Path, start_worker
+) -> None:  # type: ignore[no-untyped-def]
+    """`docker stop` sends SIGTERM and kills after the stop grace: RQ's warm shutdown alone would wait for
+    the whole job (a minute of Sleep here); kobot's worker cancels it, so it ends cancelled and resumable."""
+    service = job_service(job_settings(redis_url, data_dir), redis)
+    record = service.submit(spec(service, kind="test.slow", seconds=60, fast_marker=str(data_dir / "fast")))
+    worker = start_worker()
+    wait_for(task_started(redis, record.job_id, "Sleep"), timeout=60, what="the job to reach its Sleep task")
+
+    os.kill(worker.pid, signal.SIGTERM)  # the worker only, as a container runtime signals its main process
+
+    worker.wait(timeout=WARM_STOP_SECONDS)
+    cancelled = reload(service, record)
+    assert cancelled.state is JobState.CANCELLED, cancelled.summary
+    assert service.locks.holder("demo") is None
+    final_events = [e for e in read_job_events(redis, record.job_id) if e.type is JobEventType.JOB_CANCELLED]
+    assert final_events, "the chat must be told through the event stream"
