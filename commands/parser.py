@@ -231,6 +231,12 @@ class _Scan:
                 None,
             )
             if slot is None:
+                choosing = next((s for s in slots if s.choices and s.name not in self.words.values), None)
+                if choosing is not None and self.words.cluster is not None:
+                    # with the cluster named, a word no slot takes is a wrong value of the open choice
+                    # (`backup prod every week`): the model's answer names the allowed values
+                    self.words.values[choosing.name] = choosing.normalize(word)
+                    continue
                 if (
                     self.words.cluster is not None
                     and self.spec.cluster != "none"

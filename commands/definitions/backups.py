@@ -5,17 +5,52 @@ prod`, `backup prod off`, `list backups prod` (and 中文). Ids start with `etcd
 from __future__ import annotations
 
 from datetime import time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from commands.definitions.common import Args
 from commands.grammar import Arg
 from commands.registry import command
 from kobot import defaults
+from kobot.errors import CommandError
 from kobot.risk import Risk
+from kobot.settings_backups import LOCAL_TARGET, TARGET_NAME
+from kobot.validation import ArgValueError
 
-TARGET_SHAPE = r"[a-z][a-z0-9-]{0,30}"
+TARGET_SHAPE = TARGET_NAME.pattern
+"""A target name exactly as settings accept them."""
+
+
+def target_name(value: str) -> str:
+    """A target name as settings spell them (the whole word: pydantic's `pattern` would only search)."""
+    if not TARGET_NAME.fullmatch(value):
+        raise ArgValueError(
+            f"target {value!r} is no target name: `local` or a configured one (a-z, 0-9 and -, "
+            "starting with a letter; `backup schedule` lists them)"
+        )
+    return value
+
+
+TargetName = Annotated[
+    str,
+    AfterValidator(target_name),
+    Arg(names=("to-target", "目标"), shape=TARGET_SHAPE, kind="target name"),
+    Field(description="where backups go: local or a configured target"),
+]
+"""`target=NAME` of the backup commands."""
+
+
+HOURLY_ALIAS = "备份 {cluster} 每小时"
+"""The 中文 phrase that says the period itself (`备份 prod 每小时 00:15`); `备份 prod 每天` is the default."""
+
+
+def _period_from_alias(alias: str, raw: dict[str, Any]) -> dict[str, Any]:
+    if alias == HOURLY_ALIAS:
+        if raw.get("every", "hour") != "hour":
+            raise CommandError(f"`备份 <cluster> 每小时` is hourly; `every {raw['every']}` contradicts it")
+        raw["every"] = "hour"
+    return raw
 
 
 @command(
@@ -25,6 +60,7 @@ TARGET_SHAPE = r"[a-z][a-z0-9-]{0,30}"
         "schedule backup",
         "schedule backups",
         "备份 {cluster} 每天",
+        HOURLY_ALIAS,
         "定时备份",
         "备份计划设置",
     ),
@@ -34,9 +70,11 @@ TARGET_SHAPE = r"[a-z][a-z0-9-]{0,30}"
         "backup prod every day at 02:00 keep 14",
         "backup prod every hour at 00:15 target=offsite keep 48",
         "备份 prod 每天 02:00 保留 14",
+        "备份 prod 每小时 00:15 保留 48",
         "定时备份 prod 每天 02:00 目标=offsite",
     ),
     cluster="required",
+    prepare=_period_from_alias,
 )
 class BackupScheduleArgs(Args):
     """A missed run (kobot was down) runs once when kobot is back. A run never overlaps the previous one.
@@ -62,11 +100,7 @@ class BackupScheduleArgs(Args):
         Arg(names=("retain", "保留")),
         Field(ge=1, le=defaults.BACKUP_KEEP_MAX, description="how many scheduled backups to keep"),
     ] = None
-    target: Annotated[
-        str,
-        Arg(names=("to-target", "目标"), shape=TARGET_SHAPE, kind="target name"),
-        Field(pattern=TARGET_SHAPE, description="where backups go: local or a configured target"),
-    ] = "local"
+    target: TargetName = LOCAL_TARGET
 
 
 @command(

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
+from commands.definitions.backups import TargetName
 from commands.definitions.common import Args, BreakGlass, NodeName
 from commands.grammar import Arg
 from commands.registry import command
@@ -13,6 +14,7 @@ from kobot import validation
 from kobot.errors import CommandError
 from kobot.job_records import JobKind
 from kobot.risk import Risk
+from kobot.settings_backups import LOCAL_TARGET
 
 SHRINK_ALIASES = frozenset(
     {
@@ -271,12 +273,14 @@ class NodeReplaceArgs(Args):
     ),
     risk=Risk.CHANGE,
     summary="Take an etcd snapshot now; the reply names the backup id.",
-    examples=("backup prod", "备份 prod"),
+    examples=("backup prod", "备份 prod", "backup prod target=offsite"),
     cluster="required",
     job_kind=JobKind.ETCD_BACKUP.value,
 )
 class EtcdBackupArgs(Args):
-    """No arguments besides the cluster."""
+    """`target` names where the snapshot is kept: `local` (kobot's disk) or a configured target."""
+
+    target: TargetName = LOCAL_TARGET
 
 
 @command(

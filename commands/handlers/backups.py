@@ -12,9 +12,9 @@ from commands.definitions.backups import (
 )
 from commands.registry import handles
 from kobot import defaults
-from kobot.messages import Tone
 from kobot.clock import utcnow
 from kobot.errors import KobotError
+from kobot.messages import Tone
 from workers import etcd
 from workers.backup_schedule import BackupSchedule, ScheduleStore, next_slot
 from workers.backup_targets import target_named, targets_from_settings

@@ -18,6 +18,7 @@ from kobot.clusters import ClusterRecord, NodeRecord, NodeState
 from kobot.errors import KobotError
 from kobot.job_records import JobKind
 from kobot.messages import Tone
+from workers.backup_targets import target_named
 
 
 @handles(WorkersScaleArgs)
@@ -153,7 +154,10 @@ async def replace_node(ctx: CommandContext, args: NodeReplaceArgs) -> CommandRes
 
 @handles(EtcdBackupArgs)
 async def backup_etcd(ctx: CommandContext, args: EtcdBackupArgs) -> CommandResult:
-    return day2_job(ctx, args, kind=JobKind.ETCD_BACKUP, lines=["etcd snapshot"])
+    # a target the settings lack is answered now, naming the configured ones, not by a failed job
+    target = target_named(ctx.runtime.settings, args.target)
+    lines = [f"etcd snapshot, kept at {target.describe()}"]
+    return day2_job(ctx, args, kind=JobKind.ETCD_BACKUP, lines=lines)
 
 
 @handles(EtcdRestoreArgs)
