@@ -6,7 +6,8 @@ authorizes it for the caller's `api:<name>` identity (bot.api_audit.bearer_ident
 when the policy wants one (the request goes to the cluster's approval channels: a REST caller is alone
 in its conversation, like a one-to-one chat), queues the job and audits all of it. What the dispatcher
 would have said in chat comes back in the HTTP answer (`replies`), together with the job id, which
-`GET /api/v1/jobs/{id}` follows, or the approval request.
+`GET /api/v1/jobs/{id}` follows, or the approval request, which `GET /api/v1/approvals/{id}` follows to
+the job it runs as once approved.
 
 Answers: 200 answered at once, 202 queued or waiting for approval, 403 refused by the policy, 404/409 a
 named thing that does not exist or cannot be changed now, 422 not understood (with "did you mean"), 503
@@ -24,12 +25,13 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, HTTPException
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bot.api_audit import bearer_identity
-from bot.approvals import ApprovalRequest
+from bot.approvals import ApprovalRequest, ApprovalStatus
 from bot.dispatcher import CommandOutcome, Dispatcher, Handled
 from bot.policy import defaults as policy_defaults
 from bot.runtime import Runtime
@@ -50,10 +52,15 @@ from kobot.errors import (
     StoreUnavailableError,
 )
 from kobot.messages import OutgoingMessage
+from kobot.risk import Risk
 
 log = logging.getLogger(__name__)
 
 COMMANDS_PATH = "/api/v1/commands"
+APPROVALS_PATH = "/api/v1/approvals"
+JOBS_PATH = "/api/v1/jobs"
+FOLLOW_COMMAND = "job.status"
+"""Following a command's approval over REST is reading its job's status: the same permission."""
 
 REST_CONVERSATION = Conversation(
     platform=policy_defaults.API_PLATFORM, conversation_id="rest", is_direct=True
@@ -216,6 +223,8 @@ class ApprovalAnswer(BaseModel):
         description="Conversations whose approvers can decide it; empty: no channel takes this cluster's "
         "approval requests yet (`notify CLUSTER approvals here` in one), so none can."
     )
+    job_id: str | None = Field(default=None, description="The job it runs as, once approved and queued.")
+    job_url: str | None = None
 
 
 class CommandAnswer(BaseModel):
@@ -317,6 +326,36 @@ def commands_router(*, runtime: Runtime, dispatcher: Dispatcher, replies: RestRe
             outcome = await dispatcher.handle(message, parsed=typed)
         return _answer(outcome, said)
 
+    @router.get(
+        APPROVALS_PATH + "/{request_id}",
+        response_model=ApprovalAnswer,
+        responses={403: {"description": "Not allowed to follow jobs on its cluster."}, 404: {}},
+        summary="Follow a command's approval request to the job it runs as",
+    )
+    def get_approval(
+        request_id: Annotated[str, PathParam(pattern=r"^[0-9]{1,20}$")],
+        identity: Annotated[Identity, Depends(caller)],
+    ) -> ApprovalAnswer:
+        try:
+            request = runtime.approvals.get(request_id=request_id)
+        except NotFoundError:
+            raise HTTPException(status_code=404, detail=f"no approval request {request_id}") from None
+        decision = runtime.policy.authorize(
+            identity=identity,
+            conversation=REST_CONVERSATION,
+            command_id=FOLLOW_COMMAND,
+            risk=Risk.READ,
+            cluster=request.cluster,
+        )
+        if not decision.allowed:
+            raise HTTPException(status_code=403, detail=decision.reason)
+        job_id = (
+            runtime.approvals.job_of(request=request) if request.status is ApprovalStatus.APPROVED else None
+        )
+        if job_id is not None and runtime.jobs.records.get(job_id) is None:
+            job_id = None  # reserved, not queued yet (or never: its plan changed)
+        return _approval(request, job_id=job_id)
+
     return router
 
 
@@ -393,7 +432,7 @@ def _answer(outcome: CommandOutcome, said: list[OutgoingMessage]) -> JSONRespons
         answer = CommandAnswer(
             outcome=handled,
             job_id=outcome.job_id,
-            job_url=f"/api/v1/jobs/{outcome.job_id}" if outcome.job_id else None,
+            job_url=_job_url(outcome.job_id),
             approval=_approval(outcome.approval) if outcome.approval else None,
             replies=replies,
         )
@@ -417,7 +456,7 @@ def _answer(outcome: CommandOutcome, said: list[OutgoingMessage]) -> JSONRespons
     return JSONResponse(problem.model_dump(mode="json"), status_code=status)
 
 
-def _approval(request: ApprovalRequest) -> ApprovalAnswer:
+def _approval(request: ApprovalRequest, *, job_id: str | None = None) -> ApprovalAnswer:
     return ApprovalAnswer(
         id=request.id,
         status=request.status.value,
@@ -428,4 +467,10 @@ def _approval(request: ApprovalRequest) -> ApprovalAnswer:
         approver_role=request.approver_role,
         expires_at=request.expires_at,
         approval_channels=list(request.approval_channels),
+        job_id=job_id,
+        job_url=_job_url(job_id),
     )
+
+
+def _job_url(job_id: str | None) -> str | None:
+    return f"{JOBS_PATH}/{job_id}" if job_id else None

@@ -192,6 +192,17 @@ class ApprovalService:
                 self._redis.zrem(keys.APPROVALS_UNRUN, request_id)
         return found
 
+    def job_of(self, *, request: ApprovalRequest) -> str | None:
+        """The job an approved request runs as: the one it resumes, or the id reserved for it when it was
+        approved (not yet queued while it is being planned, never when its plan changed)."""
+        retry_of = request.action.get("retry_of")
+        if retry_of is not None:
+            return str(retry_of)
+        raw = self._redis.get(keys.approval_job_reserved(request.request_id))
+        if raw is None:
+            return None
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+
     def approval_of_job(self, *, job_id: str) -> ApprovalRequest | None:
         """The request a job ran under, or None when it ran without one (or the request is gone)."""
         raw = self._redis.get(keys.approval_of_job(job_id))

@@ -133,6 +133,8 @@ async def test_openapi_lists_the_rest_api_when_enabled(
             "/api/v1/clusters/{name}",
             "/api/v1/jobs/{job_id}",
             "/api/v1/audit",
+            "/api/v1/commands",
+            "/api/v1/approvals/{request_id}",
         } <= set(paths)
         assert (await client.get("/docs")).status_code == 200
 
