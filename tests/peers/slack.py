@@ -195,6 +195,8 @@ class SlackPeer(LoopbackPeer):
         self.messages: dict[tuple[str, str], PeerMessage] = {}
         self.acks: dict[str, dict[str, Any]] = {}
         self.socket_connections = 0
+        self.api_client_ports: set[int] = set()
+        """The client-side port of every Web API call: how many connections kobot opened for them."""
         self.missing_channels: set[str] = {"C0GONE"}
         self._rate_limited_until = 0.0
         self._retry_after = 1
@@ -249,6 +251,9 @@ class SlackPeer(LoopbackPeer):
 
     async def _api(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
+        peername = request.transport.get_extra_info("peername") if request.transport else None
+        if peername:
+            self.api_client_ports.add(int(peername[1]))
         body = await _read_body(request)
         authorization = request.headers.get("Authorization", "")
         fault = self.faults.take(request.path)

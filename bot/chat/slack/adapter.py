@@ -1,9 +1,11 @@
 """The Slack adapter: Bolt's AsyncApp over HTTP (`POST /slack/events`) or Socket Mode, Web API for sending.
 
-Inbound: Bolt acks within Slack's 3 s window; the listener only schedules the work (name lookup,
-translation, the sink) in a background task, so the ack never waits for Redis or users.info.
-Outbound: chat.postMessage / chat.update with Block Kit; 429s are waited out for a bounded time
-inside the client, then surface as `DeliveryError(retry_after=...)`.
+Inbound: the ack never waits for Redis, users.info or the dispatcher. The guard answers from memory,
+Bolt acks, and the listener only queues the work (the replay record in Redis, name lookup, translation,
+the sink) for a bounded pool of workers; under overload the queue fills and new work is dropped and
+logged, never the ack.
+Outbound: chat.postMessage / chat.update with Block Kit over kept-alive connections shared by all calls;
+429s are waited out for a bounded time inside the client, then surface as `DeliveryError(retry_after=...)`.
 """
 
 from __future__ import annotations
@@ -64,6 +66,9 @@ MESSAGE_GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "ed
 
 _UNREACHABLE = (SlackClientError, aiohttp.ClientError, TimeoutError, OSError)
 
+REPLAY_KEY_CONTEXT = "kobot_replay_key"
+"""Where the guard's replay key rides in Bolt's context from the ack to the work that confirms it."""
+
 
 REFUSAL_ADVICE = {
     "not_in_channel": "kobot is not a member of that channel: invite it there with /invite @kobot",
@@ -105,26 +110,36 @@ class SlackAdapter(ChatAdapter):
             timeout=defaults.API_TIMEOUT_SECONDS,
             retry_handlers=retry_handlers(rate_limit_budget_seconds=settings.rate_limit_budget_seconds),
         )
-        lookups = AsyncWebClient(
+        self._lookups = AsyncWebClient(
             token=token,
             base_url=settings.api_base_url,
             timeout=int(defaults.USER_LOOKUP_TIMEOUT_SECONDS),
             retry_handlers=retry_handlers(rate_limit_budget_seconds=None),
         )
-        self._users = UserDirectory(client=lookups, redis=self._redis)
+        self._users = UserDirectory(client=self._lookups, redis=self._redis)
+        self._connections: aiohttp.TCPConnector | None = None
         self._guard = RequestGuard(
             signing_secret=settings.signing_secret.get_secret_value(), redis=self._redis
         )
         self.app = AsyncApp(
             client=self.client,
             signing_secret=settings.signing_secret.get_secret_value(),
-            process_before_response=False,
+            # the listeners only queue work, so running them before the answer costs the ack nothing and
+            # spares a task per request; what is acked is then always counted in inbound_in_flight
+            process_before_response=True,
+            # handle_http verifies every request before Bolt sees it (Socket Mode needs no signature)
+            request_verification_enabled=False,
             logger=logging.getLogger("bot.chat.slack.bolt"),
         )
         self._socket: AsyncSocketModeHandler | None = None
         self._sink: InboundSink | None = None
         self._bot_user_id: str | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        # each item: the guard's replay key (None in Socket Mode) and the work behind it
+        self._queue: asyncio.Queue[tuple[str | None, Coroutine[Any, Any, None]]] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._busy = 0
+        self.shed = 0
+        """Acked requests dropped because the queue was full (see defaults.INBOUND_QUEUE_MAX)."""
         self._register_listeners()
 
     @property
@@ -134,6 +149,7 @@ class SlackAdapter(ChatAdapter):
     async def start(self, sink: InboundSink) -> None:
         """Check the bot token (auth.test), learn the bot's user id, and open Socket Mode if configured."""
         self.sink = sink
+        self._open_connections()
         try:
             auth = await self.client.auth_test()
         except SlackApiError as exc:
@@ -146,6 +162,7 @@ class SlackAdapter(ChatAdapter):
                 f"setting KOBOT_SLACK__API_BASE_URL: Slack's Web API did not answer ({type(exc).__name__})"
             ) from None
         self._bot_user_id = str(auth.get("user_id") or "") or None
+        self._start_workers()
         self._sink = sink
         if self.socket_mode:
             assert self._settings.app_token is not None
@@ -159,22 +176,77 @@ class SlackAdapter(ChatAdapter):
 
     @property
     def inbound_in_flight(self) -> int:
-        """Acked events still on their way to the sink."""
-        return len(self._tasks)
+        """Acked events still on their way to the sink (queued or being handled)."""
+        queued = self._queue.qsize() if self._queue is not None else 0
+        return queued + self._busy
 
     async def stop(self) -> None:
         """Stop receiving, give acked events a moment to reach the sink, then let go of connections."""
         if self._socket is not None:
             socket, self._socket = self._socket, None
             await socket.close_async()  # type: ignore[no-untyped-call]
-        tasks = list(self._tasks)
-        if tasks:
-            _, late = await asyncio.wait(tasks, timeout=defaults.STOP_GRACE_SECONDS)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+        await self._stop_workers()
         self._sink = None
+        await self._close_connections()
         await self._redis.aclose()
+
+    def _open_connections(self) -> None:
+        """One pool of kept-alive connections for every Web API call; each client keeps its own timeout,
+        which slack_sdk applies only to sessions it makes itself."""
+        if self._connections is not None:
+            return
+        self._connections = aiohttp.TCPConnector(limit=defaults.HTTP_CONNECTIONS_MAX)
+        for client, seconds in (
+            (self.client, defaults.API_TIMEOUT_SECONDS),
+            (self._lookups, defaults.USER_LOOKUP_TIMEOUT_SECONDS),
+        ):
+            client.session = aiohttp.ClientSession(
+                connector=self._connections,
+                connector_owner=False,
+                timeout=aiohttp.ClientTimeout(total=seconds),
+            )
+
+    async def _close_connections(self) -> None:
+        for client in (self.client, self._lookups):
+            session, client.session = client.session, None
+            if session is not None:
+                await session.close()
+        connections, self._connections = self._connections, None
+        if connections is not None:
+            await connections.close()
+
+    def _start_workers(self) -> None:
+        if self._queue is not None:
+            return
+        self._queue = asyncio.Queue(maxsize=defaults.INBOUND_QUEUE_MAX)
+        self._workers = [asyncio.create_task(self._work()) for _ in range(defaults.INBOUND_WORKERS)]
+
+    async def _stop_workers(self) -> None:
+        queue, self._queue = self._queue, None
+        if queue is None:
+            return
+        try:
+            await asyncio.wait_for(queue.join(), timeout=defaults.STOP_GRACE_SECONDS)
+        except TimeoutError:
+            log.warning("slack: %d acked events not handed on before stopping", queue.qsize() + self._busy)
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        while not queue.empty():
+            queue.get_nowait()[1].close()
+
+    async def _work(self) -> None:
+        queue = self._queue
+        assert queue is not None
+        while True:
+            key, work = await queue.get()
+            self._busy += 1
+            try:
+                await self._guarded(self._once_anywhere(key, work) if key is not None else work)
+            finally:
+                self._busy -= 1
+                queue.task_done()
 
     def router(self) -> APIRouter | None:
         if self.socket_mode:
@@ -192,7 +264,8 @@ class SlackAdapter(ChatAdapter):
         body = await read_capped(request, limit=defaults.REQUEST_BODY_MAX_BYTES)
         if body is None:
             return JSONResponse({"error": "request body too large"}, status_code=413)
-        verdict = await self._guard.check(body=body, headers=request.headers)
+        answer = self._guard.check(body=body, headers=request.headers)
+        verdict = answer.verdict
         if verdict is Verdict.FORGED:
             return JSONResponse({"error": "invalid or expired signature"}, status_code=401)
         retry = request.headers.get("x-slack-retry-num")
@@ -214,12 +287,13 @@ class SlackAdapter(ChatAdapter):
         if isinstance(admitted, Refused):
             log.warning("slack request refused: %s", admitted.reason)
             return JSONResponse({"error": admitted.reason}, status_code=400)
-        answer = await self.app.async_dispatch(admitted)
-        if answer.status >= 500:
+        admitted.context[REPLAY_KEY_CONTEXT] = answer.key
+        bolt = await self.app.async_dispatch(admitted)
+        if bolt.status >= 500:
             # kobot's listeners only schedule work, so a 5xx here is Bolt failing on the payload itself
-            log.warning("slack request not understood by Bolt (HTTP %d)", answer.status)
+            log.warning("slack request not understood by Bolt (HTTP %d)", bolt.status)
             return JSONResponse({"error": "the payload could not be handled"}, status_code=400)
-        return to_starlette_response(answer)
+        return to_starlette_response(bolt)
 
     async def send(self, conversation: Conversation, message: OutgoingMessage) -> MessageRef:
         return await self._post(conversation, message, metadata=None)
@@ -319,31 +393,57 @@ class SlackAdapter(ChatAdapter):
         app = self.app
 
         @app.event("app_mention")
-        async def on_mention(body: dict[str, Any], event: dict[str, Any]) -> None:
-            self._spawn(self._deliver_event(body, event))
+        async def on_mention(body: dict[str, Any], event: dict[str, Any], context: Mapping[str, Any]) -> None:
+            self._spawn(self._deliver_event(body, event), context)
 
         @app.event("message")
-        async def on_message(body: dict[str, Any], event: dict[str, Any]) -> None:
+        async def on_message(body: dict[str, Any], event: dict[str, Any], context: Mapping[str, Any]) -> None:
             if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
                 return
-            self._spawn(self._deliver_event(body, event))
+            self._spawn(self._deliver_event(body, event), context)
 
         @app.command(SLASH_COMMAND)
-        async def on_command(ack: Any, body: dict[str, Any]) -> None:
+        async def on_command(ack: Any, body: dict[str, Any], context: Mapping[str, Any]) -> None:
             await ack()
-            self._spawn(self._deliver_command(body))
+            self._spawn(self._deliver_command(body), context)
 
         @app.action(
             {"block_id": re.compile(rf"^{re.escape(ACTIONS_BLOCK_ID)}"), "action_id": re.compile(r".+")}
         )
-        async def on_action(ack: Any, body: dict[str, Any]) -> None:
+        async def on_action(ack: Any, body: dict[str, Any], context: Mapping[str, Any]) -> None:
             await ack()
-            self._spawn(self._deliver_clicks(body))
+            self._spawn(self._deliver_clicks(body), context)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(self._guarded(work))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, work: Coroutine[Any, Any, None], context: Mapping[str, Any]) -> None:
+        """Queue the work behind the replay record; when the queue is full, drop it (the ack stands)."""
+        key = context.get(REPLAY_KEY_CONTEXT)
+        if self._queue is None:
+            work.close()
+            log.warning("slack adapter not started; acked request dropped")
+            return
+        try:
+            self._queue.put_nowait((key if isinstance(key, str) else None, work))
+        except asyncio.QueueFull:
+            work.close()
+            self.shed += 1
+            log.warning(
+                "slack: %d acked requests waiting, this one dropped (%d so far)",
+                self._queue.qsize(),
+                self.shed,
+            )
+
+    async def _once_anywhere(self, key: str, work: Coroutine[Any, Any, None]) -> None:
+        """`work`, unless another kobot behind the same balancer accepted this very request first."""
+        try:
+            first = await self._guard.first_anywhere(key)
+        except BaseException:
+            work.close()
+            raise
+        if not first:
+            work.close()
+            log.warning("slack request replayed to another kobot process; acked there, dropped here")
+            return
+        await work
 
     async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
         try:

@@ -14,6 +14,10 @@ SIGNATURE_MAX_AGE_SECONDS = 300
 REPLAY_TTL_SECONDS = 2 * SIGNATURE_MAX_AGE_SECONDS + 60
 """A seen (timestamp, signature) pair is remembered past both ends of the window, so no repeat can pass."""
 
+REPLAY_MEMORY_MAX = 300_000
+"""Verified pairs one process remembers for the ack-time replay check (about 400 requests a second for
+the whole REPLAY_TTL_SECONDS, some 40 MB at most); older ones are still refused through Redis."""
+
 TIMESTAMP_MAX_DIGITS = 12
 """X-Slack-Request-Timestamp is epoch seconds (10 digits until 2286); a longer value is not Slack's."""
 
@@ -37,6 +41,20 @@ CONNECTION_RETRIES = 3
 
 SERVER_ERROR_RETRIES = 2
 """Retries of a Web API call answered 500/503."""
+
+INBOUND_WORKERS = 48
+"""Acked requests handled at once. Enough to keep Slack's Web API latency (about 50 ms a call, a few calls
+an event) from capping throughput near 400 events a second, few enough that the acks waiting on the same
+event loop never queue behind hundreds of half-done events."""
+
+INBOUND_QUEUE_MAX = 4000
+"""Acked requests waiting for a worker (ten seconds at 400 a second). Beyond it new work is dropped and
+logged: an answer that late is worth less than acks that stay on time, and Slack does not retry an
+acked request."""
+
+HTTP_CONNECTIONS_MAX = 64
+"""Kept-alive connections to Slack's Web API one adapter holds (its calls share them instead of paying a
+TCP and TLS handshake per call)."""
 
 STOP_GRACE_SECONDS = 5.0
 """On stop, events already acked get this long to reach the dispatcher before they are abandoned."""

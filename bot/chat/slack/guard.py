@@ -1,9 +1,14 @@
 """Who may post to /slack/events: Slack's v0 signature, a fresh timestamp, and no repeats.
 
-Bolt checks the signature and the 300 s window too; this guard runs first so that a forged
-request never touches Redis, and then remembers each verified (timestamp, signature) pair so a
-captured request replayed inside the window is refused. Slack's own redeliveries are re-signed, so
-a legitimate request never repeats a pair; they repeat the event_id, which `seen_event` catches.
+This guard runs first so that a forged request never touches Redis or Bolt, and then remembers each
+verified (timestamp, signature) pair so a captured request replayed inside the window is refused.
+Slack's own redeliveries are re-signed, so a legitimate request never repeats a pair; they repeat the
+event_id, which `seen_event` catches.
+
+The ack never waits for Redis: the pair is checked against this process's memory, which answers a
+replay to the same kobot at once (401), and written to Redis afterwards (`first_anywhere`), which the
+work awaits before it does anything, so a replay sent to another kobot behind the same balancer is
+acked there but never acted on.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import Enum
 
 from redis.asyncio import Redis
@@ -39,25 +46,58 @@ def event_key(event_id: str) -> str:
     return f"{PREFIX}:slack:event:{event_id}"
 
 
-class RequestGuard:
-    """Verifies Slack's signature and refuses replays, remembering pairs in Redis."""
+@dataclass(frozen=True)
+class GuardAnswer:
+    """The verdict, and for an accepted request the replay key the work confirms with `first_anywhere`."""
 
-    def __init__(self, *, signing_secret: str, redis: Redis) -> None:
+    verdict: Verdict
+    key: str | None = None
+
+
+class RequestGuard:
+    """Verifies Slack's signature and refuses replays: at once from memory, then across kobots in Redis."""
+
+    def __init__(
+        self, *, signing_secret: str, redis: Redis, remembered_max: int = defaults.REPLAY_MEMORY_MAX
+    ) -> None:
         self._secret = signing_secret.encode()
         self._redis = redis
+        self._remembered_max = remembered_max
+        # key -> monotonic expiry; the TTL is one constant, so insertion order is expiry order
+        self._recent: OrderedDict[str, float] = OrderedDict()
 
-    async def check(self, *, body: bytes, headers: Mapping[str, str]) -> Verdict:
+    def check(self, *, body: bytes, headers: Mapping[str, str]) -> GuardAnswer:
+        """Forged, replayed to this process, or accepted; no I/O, so the ack never waits on the store."""
         timestamp = headers.get("x-slack-request-timestamp", "")
         signature = headers.get("x-slack-signature", "")
         if not _is_epoch_seconds(timestamp) or not signature:
             # slack_sdk calls int() on the header: "abc" or "1e9" would raise there, not be refused
-            return Verdict.FORGED
+            return GuardAnswer(Verdict.FORGED)
         if not self._is_signed(body=body, timestamp=timestamp, signature=signature):
-            return Verdict.FORGED
-        first = await self._redis.set(
-            replay_key(timestamp, signature), b"1", nx=True, ex=defaults.REPLAY_TTL_SECONDS
-        )
-        return Verdict.ACCEPTED if first else Verdict.REPLAYED
+            return GuardAnswer(Verdict.FORGED)
+        key = replay_key(timestamp, signature)
+        now = time.monotonic()
+        self._forget_expired(now)
+        if key in self._recent:
+            return GuardAnswer(Verdict.REPLAYED)
+        self._recent[key] = now + defaults.REPLAY_TTL_SECONDS
+        if len(self._recent) > self._remembered_max:
+            # the oldest pair falls back to the Redis check alone, which still refuses its replay
+            self._recent.popitem(last=False)
+        return GuardAnswer(Verdict.ACCEPTED, key)
+
+    async def first_anywhere(self, key: str) -> bool:
+        """Record an accepted pair in Redis; False when another kobot process accepted it first."""
+        first = await self._redis.set(key, b"1", nx=True, ex=defaults.REPLAY_TTL_SECONDS)
+        return bool(first)
+
+    def _forget_expired(self, now: float) -> None:
+        recent = self._recent
+        while recent:
+            oldest = next(iter(recent))
+            if recent[oldest] > now:
+                return
+            del recent[oldest]
 
     def _is_signed(self, *, body: bytes, timestamp: str, signature: str) -> bool:
         """Slack's v0 HMAC over the raw bytes, inside the window.
