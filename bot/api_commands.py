@@ -291,7 +291,10 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     403: _problem("Refused by the policy; `detail` says why and who can."),
     404: _problem("A cluster or job the command names does not exist."),
     409: _problem("The command cannot run in the current state of what it names."),
-    422: _problem("Not understood; `suggestions` holds what would work."),
+    422: _problem(
+        "Not understood; `suggestions` holds what would work. A body that is neither form (or text over "
+        "the length limit) gets FastAPI's validation error instead: `detail` is then a list naming the field."
+    ),
     503: _problem("kobot's store is unavailable."),
 }
 
@@ -316,7 +319,7 @@ def commands_router(*, runtime: Runtime, dispatcher: Dispatcher, replies: RestRe
         body: Annotated[CommandRequest, Body(openapi_examples=REQUEST_EXAMPLES)],
     ) -> JSONResponse:
         try:
-            typed = _typed(body, allow_local_hosts=allow_local) if body.command is not None else None
+            typed = typed_command(body, allow_local_hosts=allow_local) if body.command is not None else None
             text = body.text if body.text is not None else _as_text(body)
             _refuse_conversation_commands(typed or _pre_parse(text, allow_local_hosts=allow_local))
         except CommandError as exc:
@@ -359,7 +362,7 @@ def commands_router(*, runtime: Runtime, dispatcher: Dispatcher, replies: RestRe
     return router
 
 
-def _typed(body: CommandRequest, *, allow_local_hosts: bool) -> ParsedCommand:
+def typed_command(body: CommandRequest, *, allow_local_hosts: bool) -> ParsedCommand:
     """A typed body as the parser would have understood the same command typed in chat."""
     command_id = body.command or ""
     spec = COMMANDS.get(command_id)

@@ -3,6 +3,7 @@ HTTP, with a real Valkey: the same dispatcher, policy, approvals and audit as a 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +13,11 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from bot.api_commands import REST_CONVERSATION
+from bot.api_commands import REQUEST_EXAMPLES, REST_CONVERSATION, CommandRequest, typed_command
 from bot.app import create_app
 from bot.runtime import Runtime
 from bot.supervisor import Supervisor
+from commands.parser import parse
 from kobot.clusters import ClusterRecord, ClusterState, NodeRecord
 from kobot.settings import Settings
 from tests.support.asgi import serve
@@ -249,3 +251,28 @@ def test_openapi_documents_the_commands_route_with_examples(http: httpx.Client) 
     assert {"200", "202", "403", "422"} <= set(route["responses"])
     problem = schema["components"]["schemas"]["CommandProblem"]
     assert problem["examples"][0]["suggestions"]
+
+
+async def test_concurrent_callers_each_get_only_their_own_replies(http: httpx.Client) -> None:
+    bodies = [{"text": "list clusters"} if i % 2 else {"text": f"job status {900 + i}"} for i in range(12)]
+    async with httpx.AsyncClient(base_url=str(http.base_url), timeout=30) as client:
+        answers = await asyncio.gather(*(client.post("/api/v1/commands", json=b, headers=CI) for b in bodies))
+    for body, answer in zip(bodies, answers, strict=True):
+        [reply] = answer.json()["replies"]
+        if body["text"] == "list clusters":
+            assert answer.status_code == 200 and "prod-eu" in reply["text"], answer.text
+        else:
+            job = body["text"].rsplit(" ", 1)[1]
+            assert answer.status_code == 404 and job in reply["text"], (body, answer.text)
+
+
+def test_the_documented_examples_are_one_command() -> None:
+    """The schema's examples say the same thing three ways: each must be what the others are."""
+    parsed = {
+        name: typed_command(body, allow_local_hosts=False)
+        if body.command is not None
+        else parse(body.text or "", allow_local_hosts=False)
+        for name, example in REQUEST_EXAMPLES.items()
+        for body in [CommandRequest.model_validate(example["value"])]
+    }
+    assert len(set(map(repr, parsed.values()))) == 1, parsed
