@@ -16,33 +16,35 @@ the store is down. An unexpected failure is a 500 carrying only a reference the 
 No `from __future__ import annotations` here: FastAPI resolves the route's annotations at runtime.
 """
 
-import contextvars
-import itertools
 import json
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
 from bot.api_audit import bearer_identity
+from bot.api_command_models import (
+    REQUEST_EXAMPLES,
+    RESPONSES,
+    ApprovalAnswer,
+    CommandAnswer,
+    CommandProblem,
+    CommandReply,
+    CommandRequest,
+)
+from bot.api_replies import REST_CONVERSATION, RestReplies
 from bot.approvals import ApprovalRequest, ApprovalStatus
 from bot.dispatcher import CommandOutcome, Dispatcher, Handled
-from bot.policy import defaults as policy_defaults
 from bot.runtime import Runtime
 from commands.grammar import close_matches
 from commands.parsed import ParsedCommand
 from commands.parser import parse
 from commands.registry import COMMANDS
-from kobot import defaults, validation
+from kobot import validation
 from kobot.automation_values import ALLOW_LOCAL_HOSTS
-from kobot.chat import Capabilities, ChatAdapter
-from kobot.conversations import Conversation, Identity, InboundMessage, MessageRef
+from kobot.conversations import Identity, InboundMessage
 from kobot.errors import (
     CommandError,
     ConflictError,
@@ -54,26 +56,11 @@ from kobot.errors import (
 from kobot.messages import OutgoingMessage
 from kobot.risk import Risk
 
-log = logging.getLogger(__name__)
-
 COMMANDS_PATH = "/api/v1/commands"
 APPROVALS_PATH = "/api/v1/approvals"
 JOBS_PATH = "/api/v1/jobs"
 FOLLOW_COMMAND = "job.status"
 """Following a command's approval over REST is reading its job's status: the same permission."""
-
-REST_CONVERSATION = Conversation(
-    platform=policy_defaults.API_PLATFORM, conversation_id="rest", is_direct=True
-)
-"""Where REST commands are 'said': the same key as the read-only routes' (`api:rest`, so bindings limited
-to `channels: ["api:*"]` apply alike), and direct, because no approver shares it: approval requests go
-to the cluster's approval channels."""
-
-REST_REPLY_MAX_BYTES = 1024 * 1024
-"""What one reply may hold: an HTTP answer has no platform limit, but a reply is still one message."""
-
-REST_REPLIES_MAX = 20
-"""Replies one command may add to its HTTP answer; a command says two or three things at most."""
 
 CONVERSATION_COMMANDS = frozenset(
     {"channel.bind", "channel.unbind", "alerts.subscribe", "alerts.unsubscribe", "notify"}
@@ -88,218 +75,6 @@ ERROR_STATUS: tuple[tuple[type[KobotError], int], ...] = (
     (StoreUnavailableError, 503),
 )
 """The HTTP status of an expected error, first match wins; any other expected error is a 422."""
-
-_collecting: contextvars.ContextVar[list[OutgoingMessage] | None] = contextvars.ContextVar(
-    "kobot_rest_replies", default=None
-)
-
-
-class RestReplies(ChatAdapter):
-    """The `api` platform: what the dispatcher says to a REST caller is kept for that request's answer.
-
-    The dispatcher handles a REST command inside the request's task, so the replies it sends are
-    collected in a context variable of that request. Anything sent to `api:rest` outside a request (an
-    approval voided after a click, an alert for a subscription that cannot exist) has nowhere to go and
-    is dropped. Nothing posts progress for REST jobs: callers follow them at `GET /api/v1/jobs/{id}`."""
-
-    platform = policy_defaults.API_PLATFORM
-    capabilities = Capabilities(
-        edits=True, buttons=False, threads=False, markdown=True, max_message_bytes=REST_REPLY_MAX_BYTES
-    )
-
-    def __init__(self) -> None:
-        self._ids = itertools.count(1)
-
-    @contextmanager
-    def collecting(self) -> Iterator[list[OutgoingMessage]]:
-        """Collect what is sent to REST callers in this context (one request) into the yielded list."""
-        replies: list[OutgoingMessage] = []
-        token = _collecting.set(replies)
-        try:
-            yield replies
-        finally:
-            _collecting.reset(token)
-
-    async def send(self, conversation: Conversation, message: OutgoingMessage) -> MessageRef:
-        return self._keep(conversation.conversation_id, message)
-
-    async def update(self, ref: MessageRef, message: OutgoingMessage) -> MessageRef:
-        return self._keep(ref.conversation_id, message)
-
-    async def ask(self, conversation: Conversation, message: OutgoingMessage) -> MessageRef:
-        """Buttons are for the approvers in the approval channels: their signed values never leave in a
-        REST answer, and a REST caller has nothing to click."""
-        return self._keep(conversation.conversation_id, message.model_copy(update={"buttons": ()}))
-
-    def _keep(self, conversation_id: str, message: OutgoingMessage) -> MessageRef:
-        replies = _collecting.get()
-        if replies is None:
-            log.debug("a reply to REST callers outside a request was dropped: %s", message.title)
-        elif len(replies) < REST_REPLIES_MAX:
-            replies.append(message)
-        return MessageRef(
-            platform=self.platform, conversation_id=conversation_id, message_id=str(next(self._ids))
-        )
-
-
-# --- the request ---------------------------------------------------------------------------------
-
-
-class CommandRequest(BaseModel):
-    """Either `text`, as typed in chat, or `command` (a command id) with `cluster` and `args`."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"text": "scale workers 5 on prod"},
-                {"command": "workers.scale", "cluster": "prod", "args": {"count": 5}},
-            ]
-        },
-    )
-
-    text: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=defaults.TEXT_MAX_COMMAND_CHARS,
-        description="The command as a person would type it in chat (English or 中文).",
-    )
-    command: str | None = Field(
-        default=None, description="A command id, e.g. `workers.scale` (`help` in chat lists them)."
-    )
-    cluster: str | None = Field(default=None, description="The cluster a typed command acts on.")
-    args: dict[str, Any] = Field(
-        default_factory=dict, description="A typed command's arguments, by name, as its help lists them."
-    )
-
-    @model_validator(mode="after")
-    def _one_form(self) -> "CommandRequest":
-        if (self.text is None) == (self.command is None):
-            raise ValueError("give either `text` (the command as typed in chat) or `command` (a command id)")
-        if self.text is not None and (self.cluster is not None or self.args):
-            raise ValueError("`cluster` and `args` go with `command`; with `text`, write them in the text")
-        return self
-
-
-REQUEST_EXAMPLES: dict[str, Any] = {
-    "text": {
-        "summary": "As typed in chat",
-        "value": {"text": "scale workers 5 on prod"},
-    },
-    "chinese": {
-        "summary": "The same in 中文",
-        "value": {"text": "扩容 prod 工作节点 5"},
-    },
-    "typed": {
-        "summary": "Typed: command id, cluster and arguments",
-        "value": {"command": "workers.scale", "cluster": "prod", "args": {"count": 5}},
-    },
-}
-
-
-# --- the answers ---------------------------------------------------------------------------------
-
-
-class CommandReply(BaseModel):
-    """One thing kobot said about the command, as it would have shown in chat."""
-
-    title: str
-    tone: str
-    text: str = Field(description="The whole reply as plain text (title, body, fields, footer).")
-
-
-class ApprovalAnswer(BaseModel):
-    """The approval request a command waits for; approvers decide it in the cluster's approval channels."""
-
-    id: str
-    status: str
-    cluster: str
-    command: str
-    plan: list[str]
-    approvals_required: int
-    approver_role: str
-    expires_at: datetime
-    approval_channels: list[str] = Field(
-        description="Conversations whose approvers can decide it; empty: no channel takes this cluster's "
-        "approval requests yet (`notify CLUSTER approvals here` in one), so none can."
-    )
-    job_id: str | None = Field(default=None, description="The job it runs as, once approved and queued.")
-    job_url: str | None = None
-
-
-class CommandAnswer(BaseModel):
-    """A command that was run: answered at once (200), or queued or waiting for approval (202)."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "outcome": "queued",
-                    "job_id": "42",
-                    "job_url": "/api/v1/jobs/42",
-                    "approval": None,
-                    "replies": [],
-                }
-            ]
-        }
-    )
-
-    outcome: Handled
-    job_id: str | None = Field(default=None, description="The queued job; follow it at `job_url`.")
-    job_url: str | None = None
-    approval: ApprovalAnswer | None = None
-    replies: list[CommandReply] = Field(default_factory=list)
-
-
-class CommandProblem(BaseModel):
-    """A command that did not run, and why (the same words the chat would have shown)."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "outcome": "not_understood",
-                    "detail": "I don't know the command 'scael workers 5'. Say `help` for the list.",
-                    "suggestions": ["scale workers"],
-                    "replies": [],
-                },
-                {
-                    "outcome": "refused",
-                    "detail": "api:ci may not run workers.scale on prod; ask an admin of prod",
-                    "suggestions": [],
-                    "replies": [],
-                },
-            ]
-        }
-    )
-
-    outcome: Handled
-    detail: str
-    suggestions: list[str] = Field(
-        default_factory=list, description="Did you mean: commands that would work."
-    )
-    ref: str | None = Field(default=None, description="An unexpected failure's reference in kobot's log.")
-    replies: list[CommandReply] = Field(default_factory=list)
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {"model": CommandProblem, "description": description}
-
-
-RESPONSES: dict[int | str, dict[str, Any]] = {
-    202: {"model": CommandAnswer, "description": "Queued (`job_id`) or waiting for approval (`approval`)."},
-    403: _problem("Refused by the policy; `detail` says why and who can."),
-    404: _problem("A cluster or job the command names does not exist."),
-    409: _problem("The command cannot run in the current state of what it names."),
-    422: _problem(
-        "Not understood; `suggestions` holds what would work. A body that is neither form (or text over "
-        "the length limit) gets FastAPI's validation error instead: `detail` is then a list naming the field."
-    ),
-    503: _problem("kobot's store is unavailable."),
-}
-
-
-# --- the route -----------------------------------------------------------------------------------
 
 
 def commands_router(*, runtime: Runtime, dispatcher: Dispatcher, replies: RestReplies) -> APIRouter:

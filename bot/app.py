@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from alerts.service import AlertService
 from bot.api import api_router
 from bot.api_audit import audit_router
-from bot.api_commands import RestReplies, commands_router
+from bot.api_commands import commands_router
+from bot.api_replies import RestReplies
 from bot.chat.registry import build_adapters
 from bot.runtime import Runtime, build_runtime
 from bot.supervisor import Supervisor

@@ -13,7 +13,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from bot.api_commands import REQUEST_EXAMPLES, REST_CONVERSATION, CommandRequest, typed_command
+from bot.api_command_models import REQUEST_EXAMPLES, CommandRequest
+from bot.api_commands import typed_command
+from bot.api_replies import REST_CONVERSATION
 from bot.app import create_app
 from bot.runtime import Runtime
 from bot.supervisor import Supervisor
