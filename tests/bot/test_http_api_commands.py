@@ -22,6 +22,7 @@ from bot.supervisor import Supervisor
 from commands.parser import parse
 from kobot.clusters import ClusterRecord, ClusterState, NodeRecord
 from kobot.settings import Settings
+from tests.fixtures.operations import PLAN_DELAY_KEY
 from tests.support.asgi import serve
 from tests.workers.jobkit import FIXTURE_PLAYBOOKS
 
@@ -278,3 +279,16 @@ def test_the_documented_examples_are_one_command() -> None:
         for body in [CommandRequest.model_validate(example["value"])]
     }
     assert len(set(map(repr, parsed.values()))) == 1, parsed
+
+
+def test_an_unexpected_failure_answers_with_a_reference_not_its_text(
+    http: httpx.Client, runtime: Runtime
+) -> None:
+    """A bug is a 500, but its answer names only a reference the operators find in the log."""
+    runtime.redis.set(PLAN_DELAY_KEY, "not-a-number")  # the fixture handler's float() of it raises
+    response = command(http, {"text": "test risky demo marker=/x"})
+    assert response.status_code == 500, response.text
+    problem = response.json()
+    assert problem["outcome"] == "failed" and len(problem["ref"]) == 12
+    assert "float" not in response.text and "not-a-number" not in response.text
+    assert problem["ref"] in problem["replies"][0]["text"]
