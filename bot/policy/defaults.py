@@ -7,6 +7,15 @@ from kobot import keys
 RELOAD_CHECK_SECONDS = 1.0
 """The policy file's mtime is looked at no more often than this, so authorizing stays a memory lookup."""
 
+AUTH_CACHE_SECONDS = 5.0
+"""An authorization decision (and who an identity is, with its directory groups) is reused this long while
+the same policy is in force: `whoami` asks about every command, and a burst of commands asks the same
+questions. A policy reload applies at once; a directory group change takes this on top of
+LDAP_CACHE_SECONDS."""
+
+AUTH_CACHE_MAX = 50_000
+"""Decisions and identities remembered at most; past it the memory starts over rather than growing."""
+
 LDAP_CACHE_SECONDS = 300
 """Directory groups are trusted this long; a group change in the directory takes at most this to apply."""
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from redis import Redis
 
@@ -37,11 +38,19 @@ class _Subject:
     directory_error: str | None
 
 
+_DecisionKey = tuple[str, str, str, str, str, str | None]
+"""(identity key, email, conversation key, command id, risk, cluster)"""
+
+
 @dataclass
 class _Loaded:
+    """One policy in force with what was worked out from it; a reload replaces all of it at once."""
+
     policy: Policy
     directory: DirectoryClient | None
     stamp: tuple[int, int, int] | None
+    subjects: dict[tuple[str, str, str], tuple[float, _Subject]] = field(default_factory=dict)
+    decisions: dict[_DecisionKey, tuple[float, AuthDecision]] = field(default_factory=dict)
 
 
 class PolicyStore:
@@ -95,8 +104,31 @@ class PolicyStore:
         risk: Risk,
         cluster: str | None,
     ) -> AuthDecision:
-        """May this user run this command on this cluster here, and does it need approval first?"""
+        """May this user run this command on this cluster here, and does it need approval first?
+
+        Remembered per identity, conversation and question for AUTH_CACHE_SECONDS while this policy is in
+        force (`whoami` and `help` ask once per command), so a reload applies at once."""
         policy = self.policy
+        loaded = self._loaded
+        key = (identity.key, identity.email or "", conversation.key, command_id, risk.value, cluster)
+        now = time.monotonic()
+        cached = loaded.decisions.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        decision = self._decide(policy, identity, conversation, command_id, risk, cluster)
+        if loaded.policy is policy:  # not when another thread reloaded in between
+            _remember(loaded.decisions, key, (now + _reuse_seconds(policy), decision))
+        return decision
+
+    def _decide(
+        self,
+        policy: Policy,
+        identity: Identity,
+        conversation: Conversation,
+        command_id: str,
+        risk: Risk,
+        cluster: str | None,
+    ) -> AuthDecision:
         who = self._resolve(policy, identity)
         roles = sorted(
             policy.roles_of_subjects(who.subjects, cluster=cluster, conversation_key=conversation.key)
@@ -190,6 +222,19 @@ class PolicyStore:
         return Identity(platform=defaults.API_PLATFORM, user_id=user.name, display_name=user.name)
 
     def _resolve(self, policy: Policy, identity: Identity) -> _Subject:
+        """Who the identity is to the policy, remembered like decisions (see `_reuse_seconds`)."""
+        loaded = self._loaded
+        key = (identity.platform, identity.user_id, identity.email or "")
+        now = time.monotonic()
+        cached = loaded.subjects.get(key)
+        if cached is not None and cached[0] > now and loaded.policy is policy:
+            return cached[1]
+        subject = self._work_out(policy, identity)
+        if loaded.policy is policy:
+            _remember(loaded.subjects, key, (now + _reuse_seconds(policy), subject))
+        return subject
+
+    def _work_out(self, policy: Policy, identity: Identity) -> _Subject:
         keys = _identity_keys(identity)
         person = policy.person_for(keys)
         if identity.platform == defaults.API_PLATFORM:
@@ -276,6 +321,20 @@ class PolicyStore:
                 )
             directory = DirectoryClient(spec=policy.ldap, password=password, redis=self._redis)
         return _Loaded(policy=policy, directory=directory, stamp=stamp)
+
+
+def _reuse_seconds(policy: Policy) -> float:
+    """How long a worked-out answer stands: never longer than the policy lets directory groups stand."""
+    if policy.ldap is None:
+        return defaults.AUTH_CACHE_SECONDS
+    return min(defaults.AUTH_CACHE_SECONDS, float(policy.ldap.cache_seconds))
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= defaults.AUTH_CACHE_MAX:
+        # a flood of distinct identities costs a recomputation, never unbounded memory
+        cache.clear()
+    cache[key] = value
 
 
 def _identity_keys(identity: Identity) -> list[str]:
