@@ -2,6 +2,10 @@
 
 Figures, not verdicts: nothing here fails on time. Each run is also appended to
 .kobot-bench/history.jsonl so a change to a hot path can be compared with the previous figure.
+
+A figure `X` that comes with `X__floor` (the same thing measured on the same machine in the same run
+for the least a program can do, e.g. a bare aiohttp bot) is printed with that floor and the ratio:
+on a shared, busy machine the ratio holds where the absolute figure does not.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 HISTORY = HERE.parents[1] / ".kobot-bench" / "history.jsonl"
+FLOOR_SUFFIX = "__floor"
 
 
 def main(selected: list[str]) -> int:
@@ -38,13 +43,22 @@ def main(selected: list[str]) -> int:
         results[name] = figures
         print(f"\n{name} ({time.monotonic() - started:.1f}s)")
         for key, value in figures.items():
+            if key.endswith(FLOOR_SUFFIX):
+                continue
             before = previous.get(name, {}).get(key)
             delta = f"   (previous {before:.3f})" if isinstance(before, int | float) else ""
-            print(f"  {key:<48} {value:>12.3f}{delta}")
+            print(f"  {key:<48} {value:>12.3f}{_beside_floor(value, figures.get(key + FLOOR_SUFFIX))}{delta}")
     HISTORY.parent.mkdir(exist_ok=True)
     with HISTORY.open("a") as handle:
         handle.write(json.dumps({"at": time.time(), "results": results}) + "\n")
     return 0
+
+
+def _beside_floor(value: float, floor: float | None) -> str:
+    if floor is None:
+        return ""
+    ratio = f"×{value / floor:.2f}" if floor else "×—"
+    return f"   floor {floor:>10.3f}  {ratio}"
 
 
 def _previous() -> dict[str, dict[str, float]]:
