@@ -20,6 +20,8 @@ import hashlib
 import secrets
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,7 @@ from tests.playbooks.test_roles_on_test_hosts import (
 from tests.support.dispatching import dispatching_runtime
 from tests.workers.jobkit import job_service, run_queue
 from workers import etcd
+from workers.backup_schedule import ScheduleStore, run_due
 from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
 from workers.events import read_job_events
 
@@ -139,33 +142,72 @@ def _etcdctl(lab: Lab, command: str) -> str:
     return lab.ssh(MASTER, f"{ETCD_CLIENT_ENV} /usr/local/bin/etcdctl {command}").strip()
 
 
-def _runtime(
-    *, redis_url: str, data_dir: Path, tmp_path: Path, master: LabHost, sftp_host: LabHost, folder: str
-) -> Runtime:
+@dataclass(frozen=True)
+class Offsite:
+    """The SFTP target: a folder of its own on another test host."""
+
+    host: LabHost
+    folder: str
+
+    def ssh(self, command: str) -> str:
+        return Lab(hosts={"sftp": self.host}, inventory=Path("unused"), work=Path("unused")).ssh(
+            "sftp", command
+        )
+
+    def read(self, path: str) -> bytes:
+        return subprocess.run(
+            [*self.host.ssh_args(), f"cat {path}"], capture_output=True, timeout=30, check=True
+        ).stdout
+
+    def write(self, path: str, data: bytes) -> None:
+        subprocess.run([*self.host.ssh_args(), f"cat > {path}"], input=data, capture_output=True, timeout=30,
+                       check=True)  # fmt: skip
+
+
+@pytest.fixture
+def offsite(lab_hosts: list[LabHost]) -> Iterator[Offsite]:
+    target = Offsite(host=lab_hosts[0], folder=f"/var/backups/kobot-{secrets.token_hex(4)}")
+    yield target
+    target.ssh(f"rm -rf {target.folder}")
+
+
+@pytest.fixture
+def runtime(
+    redis_url: str, data_dir: Path, tmp_path: Path, master: Lab, offsite: Offsite, peer: KubernetesApiPeer
+) -> Iterator[Runtime]:
+    """kobot as the site configures it: the real playbooks, SSH to the hosts, one SFTP target `offsite`;
+    prod is a one-master cluster on the `master` host whose API is the peer."""
+    sftp = offsite.host
     backups = BackupSettings(
         sftp={
             "offsite": SftpTarget(
-                host=sftp_host.address,
-                port=sftp_host.port,
-                user=sftp_host.user,
-                path=folder,
-                key_file=sftp_host.key_path,
-                known_hosts_file=sftp_host.known_hosts_path,
+                host=sftp.address,
+                port=sftp.port,
+                user=sftp.user,
+                path=offsite.folder,
+                key_file=sftp.key_path,
+                known_hosts_file=sftp.known_hosts_path,
             )
         }
     )
-    return dispatching_runtime(
+    host = master.hosts[MASTER]
+    rt = dispatching_runtime(
         redis_url=redis_url,
         data_dir=data_dir,
         policy=POLICY,
         policy_dir=tmp_path,
         playbooks_dir=PLAYBOOKS,
         plugins=[],
-        ssh_user=master.user,
-        ssh_key_file=master.key_path,
+        ssh_user=host.user,
+        ssh_key_file=host.key_path,
         ansible_extra_vars=SITE_VARS,
         backups=backups,
     )
+    try:
+        _cluster(rt, master=host, peer=peer)
+        yield rt
+    finally:
+        rt.close()
 
 
 def _cluster(runtime: Runtime, *, master: LabHost, peer: KubernetesApiPeer) -> None:
@@ -225,96 +267,104 @@ def _played(runtime: Runtime, job_id: str) -> list[tuple[str, str]]:
 
 
 async def test_backup_to_sftp_then_restore_fetches_and_checks_before_any_stop_on_test_hosts(
-    redis_url: str,
-    data_dir: Path,
-    tmp_path: Path,
-    lab_hosts: list[LabHost],
-    master: Lab,
-    peer: KubernetesApiPeer,
+    runtime: Runtime, master: Lab, offsite: Offsite, data_dir: Path
 ) -> None:
-    sftp_host = lab_hosts[0]
-    sftp = Lab(hosts={"sftp": sftp_host}, inventory=tmp_path / "unused.yml", work=tmp_path)
-    folder = f"/var/backups/kobot-{secrets.token_hex(4)}"
-    runtime = _runtime(
-        redis_url=redis_url,
-        data_dir=data_dir,
-        tmp_path=tmp_path,
-        master=master.hosts[MASTER],
-        sftp_host=sftp_host,
-        folder=folder,
+    folder = offsite.folder
+    _etcdctl(master, "put /registry/kobot/in-backup yes")
+
+    # --- backup prod target=offsite: job → etcd_backup.yml on the master → upload to the SFTP host
+    await Dispatcher(runtime=runtime).on_message(
+        InboundMessage(identity=OPERATOR, conversation=ROOM, text="backup prod target=offsite")
     )
-    try:
-        _cluster(runtime, master=master.hosts[MASTER], peer=peer)
-        _etcdctl(master, "put /registry/kobot/in-backup yes")
+    [backup_job] = await _run_jobs(runtime)
+    assert backup_job.spec.kind == JobKind.ETCD_BACKUP.value
+    assert backup_job.state is JobState.SUCCEEDED, (backup_job.error, backup_job.failed_host)
+    played = _played(runtime, backup_job.job_id)
+    assert ("Take the snapshot", MASTER) in played, "the snapshot came from the playbook on the master"
+    assert ("Fetch the snapshot to kobot", MASTER) in played
+    [backup] = etcd.list_backups(redis=runtime.redis, cluster="prod")
+    assert (backup.target, backup.key, backup.job_id) == (
+        "offsite",
+        f"prod/{backup.id}.db",
+        backup_job.job_id,
+    )
+    assert backup.total_keys is not None and backup.total_keys >= 1, "a real etcd snapshot"
+    remote = f"{folder}/prod/{backup.id}.db"
+    assert offsite.ssh(f"sha256sum {remote} | cut -d' ' -f1").strip() == backup.sha256
+    assert offsite.ssh(f"stat -c %a {remote}").strip() == "600"
+    assert offsite.ssh(f"ls -A {folder}/prod").split() == [f"{backup.id}.db"], "no partial left"
+    local = etcd.snapshot_path(data_dir=data_dir, cluster="prod", backup_id=backup.id)
+    assert list(local.parent.iterdir()) == [], "once off-host, kobot's disk keeps no copy"
 
-        # --- backup prod target=offsite: job → etcd_backup.yml on the master → upload to the SFTP host
-        await Dispatcher(runtime=runtime).on_message(
-            InboundMessage(identity=OPERATOR, conversation=ROOM, text="backup prod target=offsite")
-        )
-        [backup_job] = await _run_jobs(runtime)
-        assert backup_job.spec.kind == JobKind.ETCD_BACKUP.value
-        assert backup_job.state is JobState.SUCCEEDED, (backup_job.error, backup_job.failed_host)
-        played = _played(runtime, backup_job.job_id)
-        assert ("Take the snapshot", MASTER) in played, "the snapshot came from the playbook on the master"
-        assert ("Fetch the snapshot to kobot", MASTER) in played
-        [backup] = etcd.list_backups(redis=runtime.redis, cluster="prod")
-        assert (backup.target, backup.key, backup.job_id) == (
-            "offsite",
-            f"prod/{backup.id}.db",
-            backup_job.job_id,
-        )
-        assert backup.total_keys is not None and backup.total_keys >= 1, "a real etcd snapshot"
-        remote = f"{folder}/prod/{backup.id}.db"
-        assert sftp.ssh("sftp", f"sha256sum {remote} | cut -d' ' -f1").strip() == backup.sha256
-        assert sftp.ssh("sftp", f"stat -c %a {remote}").strip() == "600"
-        assert sftp.ssh("sftp", f"ls -A {folder}/prod").split() == [f"{backup.id}.db"], "no partial left"
-        local = etcd.snapshot_path(data_dir=data_dir, cluster="prod", backup_id=backup.id)
-        assert list(local.parent.iterdir()) == [], "once off-host, kobot's disk keeps no copy"
+    # --- list backups prod: where it lives
+    listed = await _say(runtime, "list backups prod")
+    assert f"{backup.id}  " in (listed.body or "")
+    assert f"at offsite  sha256 {backup.sha256[:16]}" in (listed.body or "")
 
-        # --- list backups prod: where it lives
-        listed = await _say(runtime, "list backups prod")
-        assert f"{backup.id}  " in (listed.body or "")
-        assert f"at offsite  sha256 {backup.sha256[:16]}" in (listed.body or "")
+    # --- a corrupted remote copy: refused by the checksum before anything is stopped
+    _etcdctl(master, "put /registry/kobot/after-backup lost-on-restore")
+    good = offsite.read(remote)
+    assert hashlib.sha256(good).hexdigest() == backup.sha256
+    offsite.ssh(f"printf 'X' | dd of={remote} bs=1 seek=100 conv=notrunc status=none")
+    await _say(runtime, f"restore prod from {backup.id}")
+    await _approve(runtime)
+    refused = next(r for r in await _run_jobs(runtime) if r.spec.kind == JobKind.ETCD_RESTORE.value)
+    assert refused.state is JobState.FAILED
+    assert (
+        refused.summary == f"backup {backup.id} does not match its recorded checksum; it will not be restored"
+    )
+    assert refused.error == f"sha256 differs for {backup.id}.db"
+    steps = {s.name: s.state for s in refused.steps}
+    assert steps["verify"] is StepState.FAILED and steps["restore"] is StepState.PENDING
+    assert _played(runtime, refused.job_id) == [], "no playbook ran, so nothing was stopped"
+    assert master.ssh(MASTER, f"ls {MANIFESTS}").split() == ["etcd.yaml", "kube-apiserver.yaml"]
+    assert _etcdctl(master, "get --print-value-only /registry/kobot/after-backup") == "lost-on-restore"
+    assert not local.exists(), "the corrupted copy is not kept as the backup"
 
-        # --- a corrupted remote copy: refused by the checksum before anything is stopped
-        _etcdctl(master, "put /registry/kobot/after-backup lost-on-restore")
-        good = subprocess.run([*sftp_host.ssh_args(), f"cat {remote}"], capture_output=True, timeout=30,
-                              check=True).stdout  # fmt: skip
-        assert hashlib.sha256(good).hexdigest() == backup.sha256
-        sftp.ssh("sftp", f"printf 'X' | dd of={remote} bs=1 seek=100 conv=notrunc status=none")
-        await _say(runtime, f"restore prod from {backup.id}")
-        await _approve(runtime)
-        refused = next(r for r in await _run_jobs(runtime) if r.spec.kind == JobKind.ETCD_RESTORE.value)
-        assert refused.state is JobState.FAILED
-        assert (
-            refused.summary
-            == f"backup {backup.id} does not match its recorded checksum; it will not be restored"
-        )
-        assert refused.error == f"sha256 differs for {backup.id}.db"
-        steps = {s.name: s.state for s in refused.steps}
-        assert steps["verify"] is StepState.FAILED and steps["restore"] is StepState.PENDING
-        assert _played(runtime, refused.job_id) == [], "no playbook ran, so nothing was stopped"
-        assert master.ssh(MASTER, f"ls {MANIFESTS}").split() == ["etcd.yaml", "kube-apiserver.yaml"]
-        assert _etcdctl(master, "get --print-value-only /registry/kobot/after-backup") == "lost-on-restore"
-        assert not local.exists(), "the corrupted copy is not kept as the backup"
+    # --- the good copy back at the target: fetched, checked, restored by etcd_restore.yml
+    offsite.write(remote, good)
+    await _say(runtime, f"restore prod from {backup.id}")
+    await _approve(runtime)
+    restored = next(
+        r
+        for r in await _run_jobs(runtime)
+        if r.spec.kind == JobKind.ETCD_RESTORE.value and r.job_id != refused.job_id
+    )
+    assert restored.state is JobState.SUCCEEDED, (restored.error, restored.failed_task)
+    order = _played(runtime, restored.job_id)
+    stopped = order.index(("Wait until the API server and etcd have stopped", MASTER))
+    assert stopped < order.index(("Restore the snapshot into a new data directory", MASTER))
+    assert _etcdctl(master, "get --print-value-only /registry/kobot/in-backup") == "yes"
+    assert _etcdctl(master, "get --print-value-only /registry/kobot/after-backup") == ""
+    assert etcd.file_sha256(local) == backup.sha256, "the fetched copy is the recorded bytes"
 
-        # --- the good copy back at the target: fetched, checked, restored by etcd_restore.yml
-        subprocess.run([*sftp_host.ssh_args(), f"cat > {remote}"], input=good, capture_output=True,
-                       timeout=30, check=True)  # fmt: skip
-        await _say(runtime, f"restore prod from {backup.id}")
-        await _approve(runtime)
-        restored = next(
-            r
-            for r in await _run_jobs(runtime)
-            if r.spec.kind == JobKind.ETCD_RESTORE.value and r.job_id != refused.job_id
-        )
-        assert restored.state is JobState.SUCCEEDED, (restored.error, restored.failed_task)
-        order = _played(runtime, restored.job_id)
-        stopped = order.index(("Wait until the API server and etcd have stopped", MASTER))
-        assert stopped < order.index(("Restore the snapshot into a new data directory", MASTER))
-        assert _etcdctl(master, "get --print-value-only /registry/kobot/in-backup") == "yes"
-        assert _etcdctl(master, "get --print-value-only /registry/kobot/after-backup") == ""
-        assert etcd.file_sha256(local) == backup.sha256, "the fetched copy is the recorded bytes"
-    finally:
-        sftp.ssh("sftp", f"rm -rf {folder}", check=False)
-        runtime.close()
+
+async def test_scheduled_backups_at_sftp_keep_the_newest_and_touch_nothing_else_on_test_hosts(
+    runtime: Runtime, offsite: Offsite
+) -> None:
+    scheduled = await _say(runtime, "backup prod every hour at 00:00 target=offsite keep 1")
+    assert scheduled.title == "Backups of prod scheduled"
+    schedule = ScheduleStore(runtime.redis).get("prod")
+    assert schedule is not None
+    service = job_service(runtime.settings, runtime.redis)
+    folder = f"{offsite.folder}/prod"
+
+    [first] = run_due(service=service, now=schedule.next_run_at)
+    await _run_jobs(runtime)
+    # a backup taken by hand and a file kobot never wrote, next to the scheduled ones
+    await _say(runtime, "backup prod target=offsite")
+    await _run_jobs(runtime)
+    offsite.ssh(f"echo theirs > {folder}/someone-elses.db")
+    [second] = run_due(service=service, now=schedule.next_run_at + timedelta(hours=1))
+    await _run_jobs(runtime)
+
+    for job_id in (first, second):
+        record = runtime.jobs.records.require(job_id)
+        assert record.state is JobState.SUCCEEDED, (record.error, record.failed_task)
+    backups = etcd.list_backups(redis=runtime.redis, cluster="prod")
+    [kept] = [b for b in backups if b.scheduled]
+    [by_hand] = [b for b in backups if not b.scheduled]
+    assert kept.job_id == second, "the newest scheduled backup is kept, the older one deleted"
+    assert sorted(offsite.ssh(f"ls -A {folder}").split()) == sorted(
+        [f"{kept.id}.db", f"{by_hand.id}.db", "someone-elses.db"]
+    ), "retention deleted only the scheduled backup it recorded"
