@@ -15,13 +15,12 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import to_starlette_response
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -55,6 +54,9 @@ from kobot.messages import OutgoingMessage
 from kobot.settings_slack import SlackSettings
 from kobot.store import ENCODING_ERRORS
 from kobot.validation import has_surrogates
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +168,9 @@ class SlackAdapter(ChatAdapter):
         self._sink = sink
         if self.socket_mode:
             assert self._settings.app_token is not None
+            # imported here: HTTP mode, the common case, does not pay its import at every start
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
             self._socket = AsyncSocketModeHandler(
                 self.app,
                 app_token=self._settings.app_token.get_secret_value(),
@@ -252,11 +257,9 @@ class SlackAdapter(ChatAdapter):
         if self.socket_mode:
             return None
         router = APIRouter()
-
-        @router.post(defaults.EVENTS_PATH, include_in_schema=False)
-        async def slack_events(request: Request) -> Response:
-            return await self.handle_http(request)
-
+        # a plain Starlette route: the ack path skips FastAPI's per-request dependency solving, which
+        # costs more than the rest of the ack under load and gives this endpoint nothing
+        router.add_route(defaults.EVENTS_PATH, self.handle_http, methods=["POST"], include_in_schema=False)
         return router
 
     async def handle_http(self, request: Request) -> Response:
