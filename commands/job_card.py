@@ -41,7 +41,13 @@ def render_job(
     message = _render(record, now=now or utcnow())
     if cancel_value is None or record.state.finished:
         return message
-    cancel = Button(label=CANCEL_LABEL, action_id=CANCEL_ACTION, value=cancel_value, style=ButtonStyle.DANGER)
+    cancel = Button(
+        label=CANCEL_LABEL,
+        action_id=CANCEL_ACTION,
+        value=cancel_value,
+        style=ButtonStyle.DANGER,
+        typed=f"cancel job {record.job_id}",
+    )
     return message.model_copy(update={"buttons": (cancel,)})
 
 

@@ -54,6 +54,9 @@ class Button(BaseModel):
     action_id: str
     value: str
     style: ButtonStyle = ButtonStyle.DEFAULT
+    typed: str | None = None
+    """The command a person can type for the same effect: shown instead where nothing can be clicked, and
+    a reason not to fan the message out as one-to-one cards just to make the button clickable."""
 
 
 class Progress(BaseModel):

@@ -22,7 +22,7 @@ import aiohttp
 
 from bot.chat.wecom import defaults, inbound
 from bot.chat.wecom.client import WeComApi
-from bot.chat.wecom.render import render_card, render_markdown, split_markdown, stage_of
+from bot.chat.wecom.render import needs_cards, render_card, render_markdown, split_markdown, stage_of
 from bot.chat.wecom.state import WeComState
 from kobot.conversations import MessageRef
 from kobot.errors import DeliveryError
@@ -145,7 +145,8 @@ class Outbound:
     ) -> MessageRef:
         client = self.api.client
         text = render_markdown(message)
-        if message.buttons:
+        cards = needs_cards(message)
+        if cards:
             text += "\n" + CARD_NOTE
         for part in split_markdown(text):
             await self._pace(conversation_id, GROUP_BUDGET)
@@ -153,7 +154,7 @@ class Outbound:
                 partial(client.appchat.send, chat_id, "markdown", content=part),
                 what="a group chat message",
             )
-        if message.buttons:
+        if cards:
             info = await self.api.call(lambda: client.appchat.get(chat_id), what="the group chat's members")
             members = [str(m) for m in (info.get("userlist") or [])][: defaults.APPCHAT_CARD_MEMBERS_MAX]
             if members:

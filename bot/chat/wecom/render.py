@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.chat.markdown_escape import SAFE_MENTION, escape_markdown
 from bot.chat.wecom import defaults
-from kobot.messages import TONE_MARK, ButtonStyle, MessageKind, OutgoingMessage, Tone, format_elapsed
+from kobot.messages import TONE_MARK, Button, ButtonStyle, MessageKind, OutgoingMessage, Tone, format_elapsed
 
 TONE_COLOR = {
     Tone.INFO: "comment",
@@ -43,12 +43,25 @@ def render_markdown(message: OutgoingMessage, *, with_buttons: bool = True) -> s
     if message.code:
         lines.extend(f"`{esc(line)}`" for line in message.code.splitlines() if line)
     if with_buttons and message.buttons:
-        lines.append("  ".join(f"`[{i}] {esc(b.label)}`" for i, b in enumerate(message.buttons, start=1)))
+        lines.append("  ".join(_choice(i, b) for i, b in enumerate(message.buttons, start=1)))
     if message.mentions:
         lines.append(" ".join(_mention(m) for m in message.mentions))
     if message.footer:
         lines.append(f'<font color="comment">{esc(message.footer)}</font>')
     return "\n".join(lines)
+
+
+def _choice(number: int, button: Button) -> str:
+    """A numbered choice, or for a button with a typed form (nothing to click here) that command."""
+    if button.typed is not None:
+        return f"`{escape_markdown(button.label)}: {escape_markdown(button.typed)}`"
+    return f"`[{number}] {escape_markdown(button.label)}`"
+
+
+def needs_cards(message: OutgoingMessage) -> bool:
+    """Whether a message's buttons are worth a one-to-one card where the place itself shows none: not
+    when every button has a typed form the place shows instead (a job's Cancel on every progress stage)."""
+    return any(button.typed is None for button in message.buttons)
 
 
 def _mention(user_id: str) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -115,8 +116,35 @@ def contents(peer: WeComPeer) -> list[str]:
     return [s.payload["markdown"]["content"] for s in peer.sent if s.payload.get("msgtype") == "markdown"]
 
 
+def card_text(card: dict[str, Any]) -> str:
+    """A template card as its reader sees it, first line marked up like markdown's bold title."""
+    title = card["main_title"]
+    lines = [f"**{title['title']}**", title.get("desc", ""), card.get("sub_title_text", "")]
+    return "\n".join(line for line in lines if line)
+
+
+def shown(peer: WeComPeer) -> list[str]:
+    """Every markdown message, card and card update kobot sent, oldest first, as text."""
+    texts = []
+    for sent in peer.sent:
+        if sent.payload.get("msgtype") == "markdown":
+            texts.append(sent.payload["markdown"]["content"])
+        elif "template_card" in sent.payload:
+            texts.append(card_text(sent.payload["template_card"]))
+    return texts
+
+
 def job_messages(peer: WeComPeer) -> list[str]:
-    return [c for c in contents(peer) if " Job " in c.splitlines()[0]]
+    """A job's messages: markdown, or cards while the job can still be cancelled."""
+    return [c for c in shown(peer) if " Job " in c.splitlines()[0]]
+
+
+def cards_of_jobs(peer: WeComPeer) -> list[Sent]:
+    return [
+        s
+        for s in peer.sent
+        if "template_card" in s.payload and " Job " in s.payload["template_card"]["main_title"]["title"]
+    ]
 
 
 def finished(text: str) -> bool:
@@ -136,9 +164,22 @@ async def test_peer_e2e_job_progress_is_a_message_per_stage_to_the_end(
     assert stages[-1].startswith("**✅ Job") and "succeeded" in stages[-1]
     assert any(c.startswith("**⏳ Job") for c in stages)
     steps = [line for c in stages for line in c.splitlines() if " step " in line]
-    shown = [line.split(" step ")[1].split(" ")[0] for line in steps]
-    assert len(shown) == len(set(shown)), f"one message per step, not per edit: {shown}"
-    assert all(s.api == "message/send" for s in wecom_peer.sent)
+    numbers = [line.split(" step ")[1].split(" ")[0] for line in steps]
+    assert len(numbers) == len(set(numbers)), f"one message per step, not per edit: {numbers}"
+    assert all(s.api in ("message/send", "message/update_template_card") for s in wecom_peer.sent)
+    # while it runs, each stage is a card with a live Cancel button; the final state has none
+    for sent in wecom_peer.sent:
+        card = sent.payload.get("template_card")
+        if card is None:
+            assert finished(sent.payload["markdown"]["content"])
+            continue
+        keys = [button["key"] for button in card["button_list"]]
+        if card.get("replace_text"):  # the final state, shown in place of the card: spent buttons only
+            assert finished(card_text(card)) and all(key.startswith("spent-") for key in keys)
+        else:
+            assert card_text(card).startswith("**⏳ Job") and len(keys) == 1
+            assert [button["text"] for button in card["button_list"]] == ["Cancel"]
+            assert not keys[0].startswith("spent-")
     assert wecom_peer.dropped == []  # every stage reached alice: none past WeCom's per-person budget
 
 
@@ -171,7 +212,12 @@ async def test_peer_e2e_group_approval_click_reaches_the_dispatcher(
         timeout=10,
         what="the expected messages",
     )
-    [card_sent] = [s for s in wecom_peer.sent if s.payload.get("msgtype") == "template_card"]
+    [card_sent] = [
+        s
+        for s in wecom_peer.sent
+        if s.payload.get("msgtype") == "template_card"
+        and "Approval" in s.payload["template_card"]["main_title"]["title"]
+    ]
     assert card_sent.api == "smartbot/reply"
     card = card_sent.payload["template_card"]
     event = {
@@ -206,3 +252,89 @@ def smart_bot_event(peer: WeComPeer, *, user: str, msgtype: str, **fields: objec
         "msgtype": msgtype,
         **fields,
     }
+
+
+async def test_peer_e2e_cancel_button_in_a_smart_bot_group(
+    kobot: httpx.AsyncClient, wecom_peer: WeComPeer
+) -> None:
+    """The first stage is a card (the mention's reply link); later ones go through the group's robot,
+    which cannot carry buttons and shows the command to type instead. A click in the group counts there."""
+    mention = smart_bot_event(wecom_peer, user="alice", msgtype="text")
+    mention["text"] = {"content": "@kobot test slow demo seconds=60"}
+    query, body = wecom_peer.callback_smart_bot(mention)
+    assert (await kobot.post(f"/wecom/smartbot?{query}", content=body)).status_code == 200
+    await eventually(lambda: cards_of_jobs(wecom_peer), timeout=30, what="the job's card")
+    [sent] = cards_of_jobs(wecom_peer)
+    assert sent.api == "smartbot/reply"
+    card = sent.payload["template_card"]
+    [button] = card["button_list"]
+    assert button["text"] == "Cancel"
+    job_id = card["main_title"]["title"].split(" Job ")[1].split(" ")[0]
+    await eventually(
+        lambda: any("step 2/2 Sleep" in c for c in contents(wecom_peer)), timeout=60, what="the sleep step"
+    )
+    [robot_stage] = [c for c in contents(wecom_peer) if "step 2/2 Sleep" in c]
+    assert f"`Cancel: cancel job {job_id}`" in robot_stage, "where nothing can be clicked, what to type"
+
+    async def click(user: str) -> None:
+        event = {
+            "eventtype": "template_card_event",
+            "template_card_event": {
+                "card_type": "button_interaction",
+                "event_key": button["key"],
+                "task_id": card["task_id"],
+            },
+        }
+        query, body = wecom_peer.callback_smart_bot(
+            smart_bot_event(wecom_peer, user=user, msgtype="event", event=event)
+        )
+        assert (await kobot.post(f"/wecom/smartbot?{query}", content=body)).status_code == 200
+
+    await click("dave")
+    await eventually(lambda: any("Not allowed" in c for c in shown(wecom_peer)), what="the refusal")
+    [refusal] = [c for c in shown(wecom_peer) if "Not allowed" in c]
+    assert len(refusal.splitlines()) > 1, "the refusal gives the policy's reason"
+    assert not any(finished(c) for c in job_messages(wecom_peer))
+
+    await click("alice")
+    await eventually(lambda: any(f"Cancelling job {job_id}" in c for c in shown(wecom_peer)), what="cancel")
+    await eventually(
+        lambda: any(finished(c) or c.startswith("**⚠️ Job") for c in job_messages(wecom_peer)),
+        timeout=60,
+        what="the final state",
+    )
+    final = job_messages(wecom_peer)[-1]
+    assert "cancelled" in final and "Cancel:" not in final and "[1]" not in final
+
+
+async def test_peer_e2e_cancel_button_in_an_app_session_and_a_forged_key(
+    kobot: httpx.AsyncClient, wecom_peer: WeComPeer
+) -> None:
+    """WeCom sends back only the button's key; the signed value stays with kobot. A key kobot never
+    issued is refused (nothing is cancelled); the card's own key cancels, and the job ends without one."""
+    await say(kobot, wecom_peer, "test slow demo seconds=60")
+    await eventually(lambda: cards_of_jobs(wecom_peer), timeout=30, what="the job's card")
+    card = cards_of_jobs(wecom_peer)[-1].payload["template_card"]
+    [button] = card["button_list"]
+    job_id = card["main_title"]["title"].split(" Job ")[1].split(" ")[0]
+
+    async def click(key: str) -> None:
+        xml = wecom_peer.card_click_xml(user_id="alice", task_id=card["task_id"], key=key)
+        query, body = wecom_peer.callback_app(xml)
+        assert (await kobot.post(f"/wecom/callback?{query}", content=body)).status_code == 200
+
+    await click(button["key"] + "x")
+    await eventually(lambda: any("button has expired" in c for c in shown(wecom_peer)), what="the refusal")
+    assert not any(f"Cancelling job {job_id}" in c for c in shown(wecom_peer))
+
+    await click(button["key"])
+    await eventually(lambda: any(f"Cancelling job {job_id}" in c for c in shown(wecom_peer)), what="cancel")
+    await eventually(
+        lambda: any(c.startswith("**⚠️ Job") for c in job_messages(wecom_peer)),
+        timeout=60,
+        what="the final state",
+    )
+    [final] = [s for s in wecom_peer.sent if " Job " in str(s.payload) and "cancelled" in str(s.payload)]
+    final_card = final.payload.get("template_card")
+    if final_card is not None:  # shown in place of the clicked card: its buttons are spent
+        assert all(b["key"].startswith("spent-") for b in final_card["button_list"])

@@ -9,7 +9,7 @@ from redis import Redis
 from bot.chat.wecom.adapter import WeComAdapter
 from kobot.conversations import Conversation
 from kobot.errors import DeliveryError
-from kobot.messages import Button, OutgoingMessage, Progress
+from kobot.messages import Button, MessageKind, OutgoingMessage, Progress, Tone
 from kobot.settings_wecom import WeComSettings
 from tests.chat import samples
 from tests.peers.wecom import WeComPeer
@@ -160,6 +160,28 @@ async def test_peer_app_group_chat_created_and_posted_to(
     [sent] = [s for s in wecom_peer.sent if s.api == "appchat/send"]
     assert sent.target == "kobotops"
     assert "`[1] Approve`" in sent.payload["markdown"]["content"]
+
+
+async def test_peer_app_group_chat_gets_a_jobs_cancel_as_a_command_not_a_card_per_member(
+    adapter: WeComAdapter, wecom_peer: WeComPeer
+) -> None:
+    """A group chat cannot carry cards: an approval is worth one to each member, a job's Cancel on every
+    progress stage is not (members' message budgets are small); the group is told what to type."""
+    wecom_peer.add_chat("kobotops", ["alice", "bob"])
+    cancel = Button(label="Cancel", action_id="job.cancel", value="7.sig", typed="cancel job 7")
+    progress = OutgoingMessage(
+        kind=MessageKind.PROGRESS,
+        title="Job 7 · test slow demo",
+        tone=Tone.RUNNING,
+        progress=Progress(step=2, total=2, step_title="Sleep"),
+        buttons=(cancel,),
+    )
+    await adapter.send(conv("appchat:kobotops"), progress)
+    assert [s.api for s in wecom_peer.sent] == ["appchat/send"]
+    content = wecom_peer.sent[0].payload["markdown"]["content"]
+    assert "`Cancel: cancel job 7`" in content and "[1]" not in content and "one-to-one" not in content
+    await adapter.send(conv("appchat:kobotops"), samples.APPROVAL_REQUEST)
+    assert [s.api for s in wecom_peer.sent] == ["appchat/send", "appchat/send", "message/send"]
 
 
 async def test_peer_group_robot_webhook_posts_and_a_bad_key_says_so(
