@@ -212,3 +212,23 @@ def test_leaving_the_chat_cancels_a_running_job_so_it_can_be_retried(chat_data_d
     finally:
         if second.process.poll() is None:
             second.process.kill()
+
+
+def test_the_cancel_choice_of_a_running_job_cancels_it_and_goes_when_it_ends(chat_data_dir: Path) -> None:
+    chat = ChatProcess(chat_data_dir)
+    try:
+        chat.expect("kobot terminal chat")
+        chat.say("test slow demo seconds=120")
+        chat.expect("step 2/2 Sleep", timeout=60)
+        assert any("[1] Cancel" in line for line in chat.seen), chat.seen
+        chat.say("1")
+        chat.expect("Cancelling job 1")
+        chat.expect("cancelled at step 2/2 Sleep", timeout=30)
+        final = chat.expect("retry job 1 resumes where it stopped")  # the rest of the final panel
+        assert not any("Cancel" in line for line in final), final
+        chat.say("1")  # the job's message has no choices any more: a plain line, not a click
+        chat.expect("I did not understand")
+        assert chat.close() == 0
+    finally:
+        if chat.process.poll() is None:
+            chat.process.kill()
