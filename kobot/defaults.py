@@ -124,9 +124,6 @@ slowly the repository sends: `upgrade` answers in chat only after it."""
 OFFLINE_INDEX_MAX_BYTES = 64 * 1024 * 1024
 """Largest package index (decompressed) read from an offline repository; a bigger one is refused."""
 
-UPGRADE_PLAN_BATCHES_SHOWN = 10
-"""Worker batches an upgrade plan lists one by one; the rest are counted (a 500-worker plan stays short)."""
-
 KUBECTL_DEADLINE_SECONDS = 8.0
 """A chat `kubectl` read (key decryption, every API request, formatting) ends within this, so an API server
 that does not answer is reported in chat before 10 s instead of holding the reply."""
@@ -149,6 +146,9 @@ KUBECTL_LOG_TAIL_MAX = 500
 KUBECTL_LIST_LIMIT = 5000
 """Objects one `kubectl get` reads at most (a `limit` on the list call), so a huge cluster cannot stall a
 read; the reply says when the list was cut."""
+
+UPGRADE_PLAN_BATCHES_SHOWN = 10
+"""Worker batches an upgrade plan lists one by one; the rest are counted (a 500-worker plan stays short)."""
 
 BACKUP_SCHEDULER_INTERVAL_SECONDS = 30.0
 """How often the backup scheduler looks for schedules that are due; a run starts at most this late."""

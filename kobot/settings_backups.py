@@ -25,7 +25,9 @@ PREFIX = re.compile(r"[A-Za-z0-9._/-]{0,200}")
 
 def _plain_prefix(value: str) -> str:
     cleaned = value.strip("/")
-    if not PREFIX.fullmatch(cleaned) or any(part in ("", ".", "..") for part in cleaned.split("/") if cleaned):
+    if not PREFIX.fullmatch(cleaned) or any(
+        part in ("", ".", "..") for part in cleaned.split("/") if cleaned
+    ):
         raise ValueError("must be a plain path of letters, digits and . _ - / without `..` or empty parts")
     return cleaned
 
@@ -112,9 +114,13 @@ class BackupSettings(BaseModel):
         for kind, names in (("sftp", self.sftp), ("s3", self.s3), ("nfs", self.nfs)):
             for name in names:
                 if not TARGET_NAME.fullmatch(name):
-                    raise ValueError(f"{kind} target {name!r}: a name is a-z, 0-9 and -, starting with a letter")
+                    raise ValueError(
+                        f"{kind} target {name!r}: a name is a-z, 0-9 and -, starting with a letter"
+                    )
                 if name == LOCAL_TARGET:
-                    raise ValueError(f"{kind} target: {LOCAL_TARGET!r} is kobot's own disk; pick another name")
+                    raise ValueError(
+                        f"{kind} target: {LOCAL_TARGET!r} is kobot's own disk; pick another name"
+                    )
                 if name in seen:
                     raise ValueError(f"target {name!r} is both {seen[name]} and {kind}; names must differ")
                 seen[name] = kind
@@ -126,7 +132,9 @@ class BackupSettings(BaseModel):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (an IANA name such as UTC or Asia/Shanghai)") from None
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name such as UTC or Asia/Shanghai)"
+            ) from None
         return value
 
     def names(self) -> list[str]:
