@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,3 +50,16 @@ def test_a_worker_importing_a_chat_adapter_breaks_the_contract(tmp_path: Path) -
     result = _lint_imports(house)
     assert result.returncode != 0
     assert "workers is not allowed to import bot" in result.stdout
+
+
+def test_every_module_and_package_of_bot_has_a_floor_in_the_contract() -> None:
+    """bot/ holds two floors, named module by module; one left out would be bound by neither."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    (layers,) = [c["layers"] for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers"]
+    named = {name.strip() for layer in layers for name in layer.split(":")}
+    rooms = {
+        f"bot.{path.stem}"
+        for path in (ROOT / "bot").iterdir()
+        if path.suffix == ".py" and path.stem != "__init__"
+    } | {f"bot.{path.name}" for path in (ROOT / "bot").iterdir() if (path / "__init__.py").exists()}
+    assert sorted(rooms - named) == []
