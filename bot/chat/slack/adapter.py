@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -140,6 +141,9 @@ class SlackAdapter(ChatAdapter):
         self._queue: asyncio.Queue[tuple[str | None, Coroutine[Any, Any, None]]] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._busy = 0
+        self._room = asyncio.Condition()
+        self.allowed_workers = defaults.INBOUND_WORKERS
+        """Workers that may handle work now: fewer while the event loop lags (see `_watch_lag`)."""
         self.shed = 0
         """Acked requests dropped because the queue was full (see defaults.INBOUND_QUEUE_MAX)."""
         self._register_listeners()
@@ -224,7 +228,10 @@ class SlackAdapter(ChatAdapter):
         if self._queue is not None:
             return
         self._queue = asyncio.Queue(maxsize=defaults.INBOUND_QUEUE_MAX)
+        self.allowed_workers = defaults.INBOUND_WORKERS
+        self._room = asyncio.Condition()  # made on the loop that runs the workers
         self._workers = [asyncio.create_task(self._work()) for _ in range(defaults.INBOUND_WORKERS)]
+        self._workers.append(asyncio.create_task(self._watch_lag()))
 
     async def _stop_workers(self) -> None:
         queue, self._queue = self._queue, None
@@ -246,12 +253,37 @@ class SlackAdapter(ChatAdapter):
         assert queue is not None
         while True:
             key, work = await queue.get()
-            self._busy += 1
+            async with self._room:
+                await self._room.wait_for(lambda: self._busy < self.allowed_workers)
+                self._busy += 1
             try:
                 await self._guarded(self._once_anywhere(key, work) if key is not None else work)
             finally:
                 self._busy -= 1
                 queue.task_done()
+                async with self._room:
+                    self._room.notify()
+
+    async def _watch_lag(self) -> None:
+        """Keep the event loop responsive for acks: when it answers a short sleep late, work is taking
+        the loop, so half the workers pause (down to INBOUND_WORKERS_MIN); while it keeps time, one more
+        may run again. Acks are cheap and never pass through here; work waits in the queue instead."""
+        probe = defaults.LOOP_LAG_PROBE_SECONDS
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(probe)
+            lag = time.monotonic() - started - probe
+            allowed = self.allowed_workers
+            if lag > defaults.LOOP_LAG_HIGH_SECONDS:
+                allowed = max(defaults.INBOUND_WORKERS_MIN, allowed // 2)
+            elif lag < defaults.LOOP_LAG_LOW_SECONDS:
+                allowed = min(defaults.INBOUND_WORKERS, allowed + 1)
+            if allowed > self.allowed_workers:
+                async with self._room:
+                    self.allowed_workers = allowed
+                    self._room.notify(allowed - self._busy)
+            else:
+                self.allowed_workers = allowed
 
     def router(self) -> APIRouter | None:
         if self.socket_mode:

@@ -47,6 +47,18 @@ INBOUND_WORKERS = 48
 an event) from capping throughput near 400 events a second, few enough that the acks waiting on the same
 event loop never queue behind hundreds of half-done events."""
 
+INBOUND_WORKERS_MIN = 4
+"""Workers that keep running however late the event loop is, so work still moves while acks come first."""
+
+LOOP_LAG_PROBE_SECONDS = 0.02
+"""How often the adapter asks its event loop for the time: a sleep of this long answered late is lag."""
+
+LOOP_LAG_HIGH_SECONDS = 0.02
+"""Lag past this halves the running workers: an ack waiting this long per step would miss 100 ms."""
+
+LOOP_LAG_LOW_SECONDS = 0.005
+"""Lag under this lets one more worker run again."""
+
 INBOUND_QUEUE_MAX = 4000
 """Acked requests waiting for a worker (ten seconds at 400 a second). Beyond it new work is dropped and
 logged: an answer that late is worth less than acks that stay on time, and Slack does not retry an

@@ -161,3 +161,48 @@ async def test_peer_web_api_calls_share_kept_alive_connections(
     # auth.test and the sequential posts reuse one connection; the ten at once need at most ten more
     assert len(peer.api_client_ports) <= 11, len(peer.api_client_ports)
     assert adapter.client.session is None, "the session is closed and let go on stop"
+
+
+class HoggingSink:
+    """Takes the event loop for a while per message, as CPU-bound work does."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+
+    async def on_message(self, message: InboundMessage) -> None:
+        time.sleep(HOG_SECONDS)  # blocking on purpose: the loop is busy, not waiting
+        self.messages += 1
+
+    async def on_click(self, click: ButtonClick) -> None:
+        return None
+
+
+HOG_SECONDS = 0.02
+"""Loop time one message takes in the hogging sink: 48 of them at once would hold an ack for ~1 s."""
+
+
+BURST = 250
+"""Messages queued at once: five seconds of loop time in all, so the gate closes while work remains."""
+
+
+async def test_peer_work_that_takes_the_loop_runs_on_fewer_workers_until_the_loop_keeps_time(
+    peer: SlackPeer, signing_secret: str, redis_url: str
+) -> None:
+    """The gate that keeps acks prompt under CPU-bound work (the ack latency itself is `make bench`'s:
+    over an in-process transport an ack never waits for the loop)."""
+    sink = HoggingSink()
+    adapter = SlackAdapter(settings=settings_for(peer, signing_secret), redis_url=redis_url)
+    await adapter.start(sink)
+    try:
+        assert adapter.allowed_workers == defaults.INBOUND_WORKERS
+        async with _app(adapter) as http:
+            for index in range(BURST):
+                body, headers = _signed(signing_secret, f"status burst-{index}")
+                assert (await http.post(EVENTS_PATH, content=body, headers=headers)).status_code == 200
+            await eventually(lambda: adapter.allowed_workers == defaults.INBOUND_WORKERS_MIN, timeout=10)
+            assert adapter.inbound_in_flight > 0, "fewer workers while work remains, none lost"
+        await eventually(lambda: sink.messages == BURST, timeout=60)
+        await eventually(lambda: adapter.allowed_workers == defaults.INBOUND_WORKERS, timeout=10)
+        assert adapter.shed == 0
+    finally:
+        await adapter.stop()
