@@ -22,6 +22,7 @@ import aiohttp
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from slack_bolt.adapter.starlette.async_handler import to_starlette_response
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -471,6 +472,12 @@ class SlackAdapter(ChatAdapter):
         """`work`, unless another kobot behind the same balancer accepted this very request first."""
         try:
             first = await self._guard.first_anywhere(key)
+        except RedisError:
+            # The store is down, so other kobots cannot be asked; this one's own replay check passed. The
+            # work runs and, needing the store too, answers the person that kobot cannot act now, where
+            # dropping it would leave them with silence.
+            log.warning("slack request taken without the cross-process replay record: the store is down")
+            first = True
         except BaseException:
             work.close()
             raise

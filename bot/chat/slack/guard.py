@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -22,9 +23,12 @@ from dataclasses import dataclass
 from enum import Enum
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from bot.chat.slack import defaults
 from kobot.keys import PREFIX
+
+log = logging.getLogger(__name__)
 
 
 class Verdict(str, Enum):
@@ -118,8 +122,7 @@ def _is_epoch_seconds(value: str) -> bool:
 
 async def seen_event(redis: Redis, event_id: str) -> bool:
     """True when this event_id was handled already (Slack redelivers after a missed ack or a reconnect)."""
-    first = await redis.set(event_key(event_id), b"1", nx=True, ex=defaults.EVENT_ID_TTL_SECONDS)
-    return not first
+    return await _seen(redis, event_key(event_id))
 
 
 def click_key(delivery_id: str) -> str:
@@ -129,5 +132,16 @@ def click_key(delivery_id: str) -> str:
 async def seen_click(redis: Redis, delivery_id: str) -> bool:
     """True when this click was handled already. Clicks carry no event_id, so the same click delivered
     twice (a proxy's retry, a socket reconnect) is known by its trigger and action timestamps."""
-    first = await redis.set(click_key(delivery_id), b"1", nx=True, ex=defaults.EVENT_ID_TTL_SECONDS)
+    return await _seen(redis, click_key(delivery_id))
+
+
+async def _seen(redis: Redis, key: str) -> bool:
+    try:
+        first = await redis.set(key, b"1", nx=True, ex=defaults.EVENT_ID_TTL_SECONDS)
+    except RedisError:
+        # The store is down: a redelivery cannot be told from a first delivery. Handled, it reaches the
+        # dispatcher, which needs the store as well and tells the person kobot cannot act now; dropped,
+        # it would leave them with silence.
+        log.warning("slack delivery taken unchecked for redelivery: the store is down")
+        return False
     return not first

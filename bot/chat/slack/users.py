@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -42,7 +44,10 @@ class UserDirectory:
         return await asyncio.shield(task)
 
     async def _lookup(self, user_id: str) -> Sender:
-        cached = await self._redis.get(user_key(user_id))
+        try:
+            cached = await self._redis.get(user_key(user_id))
+        except RedisError:
+            cached = None  # the cache is a convenience: with the store down, ask Slack
         if cached is not None:
             data = json.loads(cached)
             return Sender(user_id=user_id, display_name=data["name"], email=data.get("email"))
@@ -63,9 +68,10 @@ class UserDirectory:
         )
         email = without_surrogates(str(profile.get("email") or "")) or None
         sender = Sender(user_id=user_id, display_name=without_surrogates(str(name or "")), email=email)
-        await self._redis.set(
-            user_key(user_id),
-            json.dumps({"name": sender.display_name, "email": email}),
-            ex=defaults.USER_CACHE_TTL_SECONDS,
-        )
+        with contextlib.suppress(RedisError):
+            await self._redis.set(
+                user_key(user_id),
+                json.dumps({"name": sender.display_name, "email": email}),
+                ex=defaults.USER_CACHE_TTL_SECONDS,
+            )
         return sender

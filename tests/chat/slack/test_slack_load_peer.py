@@ -206,3 +206,31 @@ async def test_peer_work_that_takes_the_loop_runs_on_fewer_workers_until_the_loo
         assert adapter.shed == 0
     finally:
         await adapter.stop()
+
+
+@pytest.fixture
+def closed_store() -> str:
+    """A Redis URL nobody listens on: the store is down."""
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        port = probe.getsockname()[1]
+    return f"redis://{LOOPBACK}:{port}/0"
+
+
+async def test_peer_with_the_store_down_a_message_is_still_handed_on_to_be_answered(
+    peer: SlackPeer, signing_secret: str, closed_store: str
+) -> None:
+    """Dropping it would leave the person with silence; handed on, the dispatcher (which needs the store
+    too) answers that kobot cannot act now."""
+    sink = RecordingSink()
+    adapter = SlackAdapter(settings=settings_for(peer, signing_secret), redis_url=closed_store)
+    await adapter.start(sink)
+    try:
+        body, headers = _signed(signing_secret, "status down")
+        async with _app(adapter) as http:
+            response = await http.post(EVENTS_PATH, content=body, headers=headers)
+        assert response.status_code == 200
+        await eventually(lambda: len(sink.messages) == 1)
+        assert sink.messages[0].text.endswith("status down")
+    finally:
+        await adapter.stop()
