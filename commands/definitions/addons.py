@@ -1,4 +1,5 @@
-"""Addons from the catalog: list, show, install, upgrade, uninstall (monitoring, logging, dashboard, NFS)."""
+"""Addons from the catalog: list, show, install, upgrade, uninstall (monitoring, logging, dashboard, NFS);
+and the app store: any chart of the site's chart repository, installed by the same mechanism."""
 
 from __future__ import annotations
 
@@ -159,4 +160,76 @@ class AddonUpgradeArgs(AddonValues):
 )
 class AddonUninstallArgs(Args):
     addon: Addon
+    break_glass: BreakGlass = None
+
+
+AppName = Annotated[
+    str,
+    Arg(positional=True, names=("app", "chart", "应用"), shape=r"[a-z0-9][a-z0-9-]{0,52}"),
+    Field(pattern=r"^[a-z0-9][a-z0-9-]{0,52}$", description="a chart of the site's chart repository"),
+]
+
+
+@command(
+    "app.list",
+    aliases=("list apps", "apps", "app store", "应用商店", "应用列表", "列出应用"),
+    risk=Risk.READ,
+    summary="The app store: every chart in the site's chart repository, its newest version.",
+    examples=("list apps", "应用商店"),
+    cluster="none",
+)
+class AppListArgs(Args):
+    """No arguments."""
+
+
+@command(
+    "app.show",
+    aliases=("show app", "describe app", "查看应用", "应用详情"),
+    risk=Risk.READ,
+    summary="One app of the store: its versions, what it is, the images to mirror.",
+    examples=("show app valkey", "查看应用 valkey"),
+    cluster="optional",
+)
+class AppShowArgs(Args):
+    app: AppName
+
+
+@command(
+    "app.install",
+    aliases=("install app", "install chart", "安装应用", "应用安装"),
+    risk=Risk.CHANGE,
+    summary="Install a chart of the app store (newest version unless named) with values set by --set.",
+    examples=(
+        "install app valkey on prod",
+        "install app valkey 0.11.0 --set auth.enabled=false on prod",
+        "安装应用 valkey 到 prod",
+    ),
+    cluster="required",
+    job_kind=ADDON_INSTALL,
+)
+class AppInstallArgs(Args):
+    app: AppName
+    version: Annotated[
+        str | None,
+        Arg(positional=True, shape=r"v?[0-9]+(\.[0-9]+){1,2}([-+][0-9A-Za-z.-]+)?", kind="1.2.3"),
+        Field(max_length=64, description="a version the repository lists; its newest when left out"),
+    ] = None
+    values: Annotated[
+        list[str],
+        Arg(names=("set", "值", "设置"), kind="key=value, one per --set"),
+        Field(max_length=32, description="chart values, like --set auth.enabled=false"),
+    ] = Field(default_factory=list)
+
+
+@command(
+    "app.uninstall",
+    aliases=("uninstall app", "remove app", "delete app", "卸载应用", "删除应用"),
+    risk=Risk.RISKY,
+    summary="Delete every object an app applied (its data volumes with it).",
+    examples=("uninstall app valkey on prod", "卸载应用 valkey 到 prod"),
+    cluster="required",
+    job_kind=ADDON_UNINSTALL,
+)
+class AppUninstallArgs(Args):
+    app: AppName
     break_glass: BreakGlass = None

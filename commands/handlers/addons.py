@@ -3,6 +3,9 @@ uninstall answer with a job whose plan names the chart, the values set and what 
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from commands.context import CommandContext, CommandResult, SubmitJob, reply
 from commands.definitions.addons import (
     AddonInstallArgs,
@@ -10,13 +13,19 @@ from commands.definitions.addons import (
     AddonShowArgs,
     AddonUninstallArgs,
     AddonUpgradeArgs,
+    AppInstallArgs,
+    AppListArgs,
+    AppShowArgs,
+    AppUninstallArgs,
 )
 from commands.handlers.submit import plan_hash, require_changeable, require_operation
 from commands.registry import handles
 from kobot.errors import KobotError
 from kobot.messages import Field, Tone
 from workers.addons import ADDON_INSTALL, ADDON_UNINSTALL, ADDON_UPGRADE
+from workers.addons.app_store import app_entry, app_named, apps_of, release_of, settings_of, version_of
 from workers.addons.catalog import CATALOG, AddonEntry, entry_named
+from workers.addons.chart_repository import fetch_index
 from workers.addons.releases import ReleaseRecord, ReleaseStore
 
 
@@ -102,6 +111,68 @@ async def uninstall_addon(ctx: CommandContext, args: AddonUninstallArgs) -> Comm
     return _job(ctx, ADDON_UNINSTALL, entry, {}, lines)
 
 
+@handles(AppListArgs)
+async def list_apps(ctx: CommandContext, args: AppListArgs) -> CommandResult:
+    apps = apps_of(await _index(ctx))
+    fields = tuple(
+        Field(label=app.name, value=" · ".join(p for p in (app.latest, app.description[:120]) if p))
+        for app in apps
+    )
+    return reply(
+        f"App store: {len(apps)} charts",
+        body="`show app NAME` lists its versions and images; `install app NAME on CLUSTER` installs it.",
+        fields=fields,
+    )
+
+
+@handles(AppShowArgs)
+async def show_app(ctx: CommandContext, args: AppShowArgs) -> CommandResult:
+    app = app_named(await _index(ctx), args.app)
+    fields = [
+        Field(label="Versions", value=", ".join(app.versions[:10])),
+        Field(label="Images to mirror", value="\n".join(app.images) or "not listed by the chart"),
+    ]
+    if app.app_version:
+        fields.insert(1, Field(label="App version", value=app.app_version))
+    cluster = ctx.parsed.cluster
+    if cluster is not None:
+        record = ReleaseStore(ctx.runtime.redis).get(cluster=cluster, addon=release_of(app.name))
+        where = f"{record.chart_version}, {len(record.objects)} objects" if record else "not installed"
+        fields.append(Field(label=f"On {cluster}", value=where))
+    return reply(f"App {app.name}", body=app.description, fields=tuple(fields))
+
+
+@handles(AppInstallArgs)
+async def install_app(ctx: CommandContext, args: AppInstallArgs) -> CommandResult:
+    app = app_named(await _index(ctx), args.app)
+    version = version_of(app, args.version)
+    values = settings_of(args.values)
+    entry = app_entry(chart=app.name, version=version)
+    if _release(ctx, entry) is not None:
+        raise KobotError(f"{app.name} is already on {ctx.cluster()}: `uninstall app {app.name}` first")
+    lines = [f"install {app.name} {version} into namespace {entry.namespace} as release {entry.release}"]
+    lines += [f"{name}={value}" for name, value in sorted(values.items())]
+    return _job(ctx, ADDON_INSTALL, entry, values, lines, extra={"app": app.name, "version": version})
+
+
+@handles(AppUninstallArgs)
+async def uninstall_app(ctx: CommandContext, args: AppUninstallArgs) -> CommandResult:
+    record = ReleaseStore(ctx.runtime.redis).get(cluster=ctx.cluster(), addon=release_of(args.app))
+    if record is None:
+        return reply(f"{args.app} is not installed on {ctx.cluster()}", tone=Tone.INFO)
+    entry = app_entry(chart=args.app, version=record.chart_version)
+    lines = [f"delete the {len(record.objects)} objects {args.app} applied (namespace {entry.namespace})"]
+    extra = {"app": args.app, "version": record.chart_version}
+    return _job(ctx, ADDON_UNINSTALL, entry, {}, lines, extra=extra)
+
+
+async def _index(ctx: CommandContext) -> dict[str, Any]:
+    _require_repository(ctx)
+    repository = ctx.runtime.settings.addons.chart_repository or ""
+    # a blocking read with its own deadline (CHART_FETCH_TIMEOUT_SECONDS), off the event loop
+    return await asyncio.to_thread(fetch_index, repository=repository)
+
+
 def _require_repository(ctx: CommandContext) -> None:
     if not ctx.runtime.settings.addons.chart_repository:
         raise KobotError("no chart repository is set: an admin sets it (KOBOT_ADDONS__CHART_REPOSITORY)")
@@ -112,12 +183,18 @@ def _release(ctx: CommandContext, entry: AddonEntry) -> ReleaseRecord | None:
 
 
 def _job(
-    ctx: CommandContext, kind: str, entry: AddonEntry, values: dict[str, str], lines: list[str]
+    ctx: CommandContext,
+    kind: str,
+    entry: AddonEntry,
+    values: dict[str, str],
+    lines: list[str],
+    *,
+    extra: dict[str, str] | None = None,
 ) -> SubmitJob:
     require_operation(kind)
     name = ctx.cluster()
     require_changeable(ctx, ctx.runtime.clusters.require(name))
-    params = {"addon": entry.name, "values": values}
+    params: dict[str, Any] = {"addon": entry.name, "values": values, **(extra or {})}
     record = _release(ctx, entry)
     state = {"chart": record.chart_version, "objects": len(record.objects)} if record else None
     return SubmitJob(

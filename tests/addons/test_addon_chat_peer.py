@@ -31,7 +31,15 @@ from kobot.settings_alerts import AlertsSettings
 from kobot.store import secret_key
 from tests.addons.chart_server import ChartRepository
 from tests.peers.kubernetes import KubernetesApiPeer
-from tests.peers.slack import PeerMessage, SlackPeer, event_callback, mention_event, signed_headers
+from tests.peers.slack import (
+    PeerMessage,
+    SlackPeer,
+    block_actions,
+    event_callback,
+    interactive_body,
+    mention_event,
+    signed_headers,
+)
 from tests.support.alertmanager import am_alert, run_alertmanager_with
 from tests.support.asgi import serve
 from tests.support.network import LOOPBACK, free_port
@@ -45,6 +53,8 @@ version: 1
 bindings:
   - role: operator
     subjects: ["slack:U0ALICE"]
+  - role: admin
+    subjects: ["slack:U0BOB"]
 """
 MIRROR = "registry.prod.test:5000"
 INSTALL_SECONDS = 120.0
@@ -72,6 +82,17 @@ class Kobot:
         response = httpx.post(f"{self.url}{EVENTS_PATH}", content=body, headers=headers, timeout=10)
         assert response.status_code == 200, response.text
         return event
+
+    def click(self, *, action_id: str, value: str, message_ts: str, user: str) -> None:
+        body = interactive_body(
+            block_actions(action_id=action_id, value=value, message_ts=message_ts, user=user)
+        )
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            **signed_headers(signing_secret=self.signing_secret, body=body),
+        }
+        response = httpx.post(f"{self.url}{EVENTS_PATH}", content=body, headers=headers, timeout=10)
+        assert response.status_code == 200, response.text
 
     def thread(self, event: dict[str, Any]) -> list[PeerMessage]:
         return [m for m in self.slack.posted() if m.thread_ts == event["ts"]]
@@ -204,3 +225,59 @@ def test_the_rendered_alertmanager_config_brings_prod_alerts_to_the_subscribed_c
     # the rendered route: everything to kobot, the always-firing Watchdog to nowhere
     assert receivers == {"KubePodCrashLooping": ["kobot"], "Watchdog": ["null"]}
     assert not [m for m in kobot.slack.posted() if "Watchdog" in shown(m)]
+
+
+def reply_to(kobot: Kobot, text: str) -> str:
+    event = kobot.say(text)
+    wait_for(lambda: kobot.thread(event), what=f"the answer to {text!r}")
+    return shown(kobot.thread(event)[0])
+
+
+def test_the_app_store_lists_shows_and_installs_a_chart_of_the_repository_peer(kobot: Kobot) -> None:
+    listed = reply_to(kobot, "list apps")
+    assert "App store: 11 charts" in listed and "valkey" in listed and "0.11.0" in listed
+    shown_app = reply_to(kobot, "show app valkey")
+    assert "App valkey" in shown_app and "9.1.1" in shown_app
+    assert "did you mean valkey?" in reply_to(kobot, "show app valkee")
+    assert "has no version 9.9.9; the repository has 0.11.0" in reply_to(
+        kobot, "install app valkey 9.9.9 on prod"
+    )
+    assert "is not a value to set" in reply_to(kobot, "install app valkey --set =1 on prod")
+
+    event = kobot.say("install app valkey 0.11.0 --set service.port=6380 on prod")
+    wait_for(
+        lambda: any(m.text.startswith(("✅", "❌")) for m in kobot.thread(event)),
+        timeout=INSTALL_SECONDS,
+        what="the app install's final message",
+    )
+    [final] = kobot.thread(event)
+    assert final.text.startswith("✅ Job"), final.text
+    assert "valkey 0.11.0 runs in namespace valkey as release app-valkey" in final.text
+
+    record = ReleaseStore(kobot.redis).get(cluster="prod", addon="app-valkey")
+    assert record is not None and record.user_values == {"service.port": "6380"}
+    applied = kobot.kube.applied()
+    service = applied["Service valkey/app-valkey"]
+    assert [p["port"] for p in service["spec"]["ports"]] == [6380]
+    assert record.images and all(i.startswith(f"{MIRROR}/") for i in record.images), record.images
+    assert {str(ref) for ref in record.objects} == {
+        label
+        for label, body in applied.items()
+        if (body["metadata"].get("labels") or {}).get("kobot.io/addon") == "app-valkey"
+    }
+    assert "Namespace valkey" in applied
+
+    # uninstall is risky: an admin approves it on the card, then the job removes what the app applied
+    event = kobot.say("uninstall app valkey on prod")
+    [card] = wait_for(lambda: kobot.thread(event), what="the approval card")
+    assert "delete the 5 objects valkey applied (namespace valkey)" in shown(card)
+    [actions] = [block for block in card.blocks if block["type"] == "actions"]
+    approve = actions["elements"][0]
+    kobot.click(action_id=approve["action_id"], value=approve["value"], message_ts=card.ts, user="U0BOB")
+    wait_for(
+        lambda: any(m.text.startswith("✅ Job") for m in kobot.thread(event)),
+        timeout=INSTALL_SECONDS,
+        what="the app uninstall's final message",
+    )
+    assert ReleaseStore(kobot.redis).get(cluster="prod", addon="app-valkey") is None
+    assert not [label for label in kobot.kube.applied() if "valkey" in label]

@@ -115,8 +115,10 @@ def test_monitoring_install_upgrade_prune_and_uninstall_leave_exactly_the_expect
             return {**entry.values(inputs), "grafana": {"enabled": False}}
 
         monkeypatch.setitem(CATALOG, "monitoring", dataclasses.replace(entry, values=without_grafana))
-        run(service, ADDON_UPGRADE, addon="monitoring", values={})
+        upgrade = run(service, ADDON_UPGRADE, addon="monitoring", values={})
         upgraded = release_of(redis)
+        said = [e.message or "" for e in read_job_events(redis, upgrade) if e.type is JobEventType.LOG]
+        assert "not in this render, not waited for: Deployment/monitoring-grafana" in said
         now = {str(ref) for ref in upgraded.objects}
         gone = owned - now
         # Grafana and its dashboards left the render; Prometheus and Alertmanager stay

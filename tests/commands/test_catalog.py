@@ -58,6 +58,10 @@ EXPECTED = {
     "addon.install",
     "addon.upgrade",
     "addon.uninstall",
+    "app.list",
+    "app.show",
+    "app.install",
+    "app.uninstall",
 }
 JOB_KINDS_OUTSIDE_ENUM: set[str] = {"addon.install", "addon.upgrade", "addon.uninstall"}
 """Job kinds a command queues that kobot.job_records.JobKind does not list yet."""

@@ -28,14 +28,14 @@ HEALTH = Step("health", "Check the workloads", health_step)
 @operation(ADDON_INSTALL)
 def addon_install(spec: JobSpec) -> Operation:
     return Operation(
-        kind=ADDON_INSTALL, steps=(RENDER, APPLY, PRUNE, HEALTH), final_note=final_note(spec.params["addon"])
+        kind=ADDON_INSTALL, steps=(RENDER, APPLY, PRUNE, HEALTH), final_note=final_note(spec.params)
     )
 
 
 @operation(ADDON_UPGRADE)
 def addon_upgrade(spec: JobSpec) -> Operation:
     return Operation(
-        kind=ADDON_UPGRADE, steps=(RENDER, APPLY, PRUNE, HEALTH), final_note=final_note(spec.params["addon"])
+        kind=ADDON_UPGRADE, steps=(RENDER, APPLY, PRUNE, HEALTH), final_note=final_note(spec.params)
     )
 
 

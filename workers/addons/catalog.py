@@ -17,6 +17,9 @@ from typing import Any
 from kobot.errors import KobotError
 from workers.addons.defaults import USER_VALUE_MAX_CHARS
 
+VALUE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*){0,7}")
+"""A Helm value path as `--set` takes it (`auth.enabled`): what an app's values may name."""
+
 
 @dataclass(frozen=True)
 class UserValue:
@@ -70,6 +73,9 @@ class AddonEntry:
     aliases: tuple[str, ...] = field(default=())
     own_namespace: bool = True
     """The addon's namespace is created and owned by its release (false for kube-system)."""
+    app: bool = False
+    """Built from the chart repository's index (the app store), not the catalog: any value path may be
+    set (checked for shape), every image the render names is mirrored, its workloads tell health."""
 
     @property
     def release(self) -> str:
@@ -77,6 +83,13 @@ class AddonEntry:
 
     def checked_values(self, given: dict[str, str]) -> dict[str, str]:
         """The person's values, validated; unknown names and missing required ones are refused."""
+        if self.app:
+            bad = [k for k, v in given.items() if not VALUE_KEY.fullmatch(k) or len(v) > USER_VALUE_MAX_CHARS]
+            if bad:
+                raise KobotError(
+                    f"cannot set {', '.join(sorted(bad))}: say --set key=value, like --set a.b=1"
+                )
+            return dict(given)
         allowed = {value.name: value for value in self.settable}
         unknown = sorted(set(given) - set(allowed))
         if unknown:

@@ -18,6 +18,20 @@ from kobot.errors import StepFailedError
 from workers.addons.defaults import CHART_ARCHIVE_MAX_BYTES, CHART_FETCH_TIMEOUT_SECONDS
 
 
+def fetch_index(*, repository: str) -> dict[str, Any]:
+    """The repository's `index.yaml`, parsed: what the app store lists."""
+    base = repository.rstrip("/") + "/"
+    with httpx.Client(timeout=CHART_FETCH_TIMEOUT_SECONDS, follow_redirects=False) as http:
+        index = _get(http, urljoin(base, "index.yaml"), what="the chart repository's index.yaml")
+    try:
+        loaded = yaml.safe_load(index) or {}
+    except yaml.YAMLError:
+        raise StepFailedError(f"the chart repository's index.yaml at {base} is not YAML") from None
+    if not isinstance(loaded, dict):
+        raise StepFailedError(f"the chart repository's index.yaml at {base} is not a chart index")
+    return loaded
+
+
 def fetch_chart(*, repository: str, name: str, version: str, into: Path) -> Path:
     """Download chart `name` at `version` into `into` (kept when already there and its digest holds)."""
     base = repository.rstrip("/") + "/"

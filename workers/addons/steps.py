@@ -20,7 +20,8 @@ from kobot.clusters import ClusterStore
 from kobot.defaults import CANCEL_POLL_SECONDS
 from kobot.errors import KobotError, StepFailedError
 from kobot.job_records import JobEventType
-from workers.addons.apply import BUILTIN_KINDS, ServerSideApplier, locate
+from workers.addons.app_store import app_entry
+from workers.addons.apply import ServerSideApplier, locate
 from workers.addons.catalog import AddonEntry, AddonInputs, entry_named
 from workers.addons.chart_repository import fetch_chart
 from workers.addons.defaults import HEALTH_POLL_SECONDS, HEALTH_WAIT_SECONDS, RELEASE_LABEL
@@ -43,7 +44,14 @@ PROGRESS_EVERY = 25
 
 
 def entry_of(ctx: StepContext) -> AddonEntry:
-    return entry_named(str(ctx.params["addon"]))
+    return entry_for(ctx.params)
+
+
+def entry_for(params: dict[str, Any]) -> AddonEntry:
+    """The catalog's entry, or an app's (the chart and version the plan named)."""
+    if params.get("app"):
+        return app_entry(chart=str(params["app"]), version=str(params.get("version") or ""))
+    return entry_named(str(params["addon"]))
 
 
 def image_registry(ctx: StepContext) -> str:
@@ -91,7 +99,9 @@ def render_addon(
             0 if manifests[0].ref.kind != "CustomResourceDefinition" else _after_crds(manifests),
             Manifest(ref=ref, body=namespace),
         )
-    rewrite_images(manifests, images=entry.images, registry=registry)
+    # an app's images are whatever its render names; the catalog lists each addon's
+    images = image_fields(manifests) if entry.app else entry.images
+    rewrite_images(manifests, images=images, registry=registry)
     check_mirrored(manifests, registry=registry)
     return manifests, rendered.version, values_hash(values)
 
@@ -216,14 +226,16 @@ def health_step(ctx: StepContext) -> None:
     fail naming those that are not, so the person knows where to look (a retry waits again)."""
     entry = entry_of(ctx)
     applier = ServerSideApplier(api_client_for(ctx))
-    workloads: dict[str, ObjectRef] = {}
-    for item in entry.healthy:
-        label = item.format(release=entry.release)
-        kind, _, name = label.partition("/")
-        plural = BUILTIN_KINDS[kind][0]
-        workloads[label] = ObjectRef(
-            api_version="apps/v1", kind=kind, plural=plural, name=name, namespace=entry.namespace
-        )
+    rendered = {
+        f"{ref.kind}/{ref.name}": ref
+        for ref in (ObjectRef(**o["ref"]) for o in _read_render(ctx)["objects"])
+        if ref.kind in ("Deployment", "StatefulSet", "DaemonSet")
+    }
+    # a workload the values switched off (grafana.enabled=false) is not waited for
+    named = [item.format(release=entry.release) for item in entry.healthy]
+    workloads = rendered if entry.app else {label: rendered[label] for label in named if label in rendered}
+    if off := [label for label in named if label not in rendered]:
+        ctx.emit(JobEventType.LOG, message=f"not in this render, not waited for: {', '.join(off)}")
     deadline = time.monotonic() + HEALTH_WAIT_SECONDS
     said: list[str] = []
     while True:
@@ -276,9 +288,11 @@ def api_client_for(ctx: StepContext) -> client.ApiClient:
     return api
 
 
-def final_note(addon: str) -> str:
+def final_note(params: dict[str, Any]) -> str:
     """What the job's last message says: where to reach the addon and how to log in."""
-    entry = entry_named(addon)
+    entry = entry_for(params)
+    if entry.app:
+        return f"{entry.chart} {entry.version} runs in namespace {entry.namespace} as release {entry.release}"
     parts = [
         f"{link.title}: `kubectl -n {entry.namespace} port-forward svc/{link.service} {link.port}` "
         for link in entry.links
