@@ -45,8 +45,11 @@ security: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two processes, a test file each at a time (module fixtures stay shared): most tests wait on real servers,
+# SSH test hosts and subprocesses, so the suite takes about half as long; each process has its own Valkey,
+# temp dirs and host lab (the lab leases its own subnet).
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 ## bench: print this machine's figures (not a test: nothing here passes or fails on time)
 bench: $(STAMP) system-packages

@@ -55,3 +55,19 @@ def _no_ambient_kobot_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("KOBOT_"):
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Captured output may hold the lone surrogates the fuzz and hostile-input tests send; a report that
+    carries them cannot cross to the main process when tests run in parallel (UTF-8 cannot encode them),
+    so they are escaped here, where nothing reads them but people."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    report.sections = [(name, _printable(text)) for name, text in report.sections]
+    if isinstance(report.longrepr, str):
+        report.longrepr = _printable(report.longrepr)
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -143,6 +143,11 @@ def _kobot_commands() -> list[CommandSpec]:
 def _argument_cases() -> Iterator[tuple[str, str, str]]:
     for spec in _kobot_commands():
         alias = spec.aliases[0]
+        if "{cluster}" in alias:  # the cluster stands inside the alias (`backup prod every ...`)
+            for info in args_of(spec.args_model):
+                yield spec.id, info.name, alias.replace("{cluster}", "prod") + f" {info.name}=" + "{value}"
+            yield spec.id, "<cluster>", alias.replace("{cluster}", "{value}")
+            continue
         cluster = " prod" if spec.cluster == "required" else ""
         for info in args_of(spec.args_model):
             yield spec.id, info.name, f"{alias}{cluster} {info.name}=" + "{value}"
