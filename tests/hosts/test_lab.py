@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 import subprocess
 from pathlib import Path
@@ -85,13 +86,15 @@ def test_lab_host_key_is_checked_strictly(lab_hosts: list[LabHost], tmp_path: Pa
 
 def test_lab_stop_removes_the_host_namespace_and_processes(host_lab: HostLab) -> None:
     (extra,) = host_lab.start(count=1)
-    assert _ssh(extra, "nohup sleep 300 >/dev/null 2>&1 & echo started").stdout.strip() == "started"
+    # a sleep no other process of this machine runs (other test processes run beside this one)
+    sleeper = f"sleep 300.{secrets.randbelow(10**9):09d}"
+    assert _ssh(extra, f"nohup {sleeper} >/dev/null 2>&1 & echo started").stdout.strip() == "started"
     host_lab.stop(extra)
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     assert extra.namespace not in namespaces.split()
     assert extra not in host_lab.hosts
     processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
-    assert "sleep 300" not in processes
+    assert sleeper not in processes
     mounts = Path("/proc/self/mountinfo").read_text()
     assert extra.name not in mounts
     with socket.socket() as probe:
