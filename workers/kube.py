@@ -14,14 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from kobot.errors import JobCancelledError, StepFailedError
+
+if TYPE_CHECKING:  # loaded when a job builds a client, not when `kobot serve` starts
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
 
 # --- defaults -------------------------------------------------------------------------------------
 DRAIN_TIMEOUT_SECONDS = 600.0
@@ -87,12 +89,16 @@ class KubeCluster:
     """One cluster's API. Every failure becomes a `StepFailedError` whose message is safe for chat."""
 
     def __init__(self, *, api_client: client.ApiClient, name: str = "the cluster") -> None:
+        from kubernetes import client  # heavy: loaded by the first job that talks to a cluster
+
         self._api_client = api_client
         self._core = client.CoreV1Api(api_client)
         self.name = name
 
     @classmethod
     def from_kubeconfig(cls, *, kubeconfig: Path, name: str = "the cluster") -> KubeCluster:
+        from kubernetes import config
+
         if not kubeconfig.is_file():
             raise StepFailedError(
                 f"kobot has no kubeconfig for {name}", error=f"expected an admin kubeconfig at {kubeconfig}"
@@ -108,6 +114,8 @@ class KubeCluster:
     @classmethod
     def from_kubeconfig_data(cls, *, data: bytes, name: str = "the cluster") -> KubeCluster:
         """From kubeconfig bytes held in memory (kobot keeps admin kubeconfigs encrypted, not on disk)."""
+        from kubernetes import config
+
         try:
             document = yaml.safe_load(data)
             if not isinstance(document, dict):
@@ -137,11 +145,15 @@ class KubeCluster:
 
     def server_version(self) -> str:
         """The API server's version (`v1.31.2`), as `kubectl version` shows it."""
+        from kubernetes import client
+
         info = self._call("read the API server version", client.VersionApi(self._api_client).get_code)
         return str(info.git_version)
 
     def node_ready(self, node: str) -> bool:
         """True when the node exists and its Ready condition is True."""
+        from kubernetes.client.exceptions import ApiException
+
         try:
             found = self._core.read_node(name=node, _request_timeout=API_REQUEST_TIMEOUT_SECONDS)
         except ApiException as exc:
@@ -178,6 +190,8 @@ class KubeCluster:
 
     def delete_node(self, node: str) -> None:
         """Remove the Node object; a node already gone counts as removed (a retry may repeat this)."""
+        from kubernetes.client.exceptions import ApiException
+
         try:
             self._core.delete_node(name=node, _request_timeout=API_REQUEST_TIMEOUT_SECONDS)
         except ApiException as exc:
@@ -243,6 +257,9 @@ class KubeCluster:
 
     # --- internals ----------------------------------------------------------------------------------
     def _evict(self, key: str) -> tuple[DrainEventKind, str]:
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
         namespace, name = key.split("/", 1)
         body = client.V1Eviction(
             api_version="policy/v1",
@@ -277,6 +294,8 @@ class KubeCluster:
         )
 
     def _call(self, what: str, method: Callable[..., Any], **kwargs: Any) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
         try:
             return method(_request_timeout=API_REQUEST_TIMEOUT_SECONDS, **kwargs)
         except ApiException as exc:

@@ -16,16 +16,18 @@ import re
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from kubernetes import client, config
 from urllib3.exceptions import HTTPError
 
 from kobot import defaults
 from kobot.errors import KobotError
 from workers import kube_tables
 from workers.kube_tables import ResourceKind, resolve_resource
+
+if TYPE_CHECKING:  # loaded by the first read, not when `kobot serve` starts
+    from kubernetes import client
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 """Holds a full copy of the object as applied, data included: never shown."""
@@ -344,6 +346,8 @@ def _yaml(kind: ResourceKind, item: dict[str, Any]) -> str:
 
 
 def _api_client(kubeconfig: bytes, cluster: str) -> client.ApiClient:
+    from kubernetes import client, config  # heavy: only a read that reaches a cluster pays for it
+
     try:
         document = yaml.safe_load(kubeconfig)
         if not isinstance(document, dict):

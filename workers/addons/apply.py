@@ -9,14 +9,15 @@ unknown kind stops the apply with its name instead of guessing a URL.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-from kubernetes import client
 
 from kobot.errors import StepFailedError
 from workers.addons.defaults import APPLY_REQUEST_TIMEOUT_SECONDS, FIELD_MANAGER
 from workers.addons.manifests import CrdScopes, Manifest, ObjectRef
+
+if TYPE_CHECKING:  # the client is loaded where a job builds one, not when `kobot serve` starts
+    from kubernetes import client
 
 APPLY_PATCH = "application/apply-patch+yaml"
 

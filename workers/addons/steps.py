@@ -11,10 +11,9 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from kubernetes import client, config
 
 from kobot.clusters import ClusterStore
 from kobot.defaults import CANCEL_POLL_SECONDS
@@ -37,6 +36,9 @@ from workers.addons.manifests import (
 from workers.addons.releases import ReleaseRecord, ReleaseStore, values_hash
 from workers.cluster_secrets import KUBECONFIG_SECRET, cluster_secrets_for
 from workers.context import StepContext
+
+if TYPE_CHECKING:  # the client is loaded where a job builds one, not when `kobot serve` starts
+    from kubernetes import client
 
 RENDER_FILE = "addon-render.json"
 PROGRESS_EVERY = 25
@@ -274,6 +276,8 @@ def workload_ready(workload: dict[str, Any] | None) -> bool:
 
 
 def api_client_for(ctx: StepContext) -> client.ApiClient:
+    from kubernetes import config  # heavy: only a job that talks to a cluster pays for it
+
     data = cluster_secrets_for(ctx).get(cluster=ctx.cluster, name=KUBECONFIG_SECRET)
     if data is None:
         raise StepFailedError(f"kobot holds no admin kubeconfig for {ctx.cluster}")

@@ -14,8 +14,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import ansible_runner
-
 from kobot import automation_values, defaults
 from kobot.job_records import JobEvent
 from workers.ansible.artifacts import prepare_private_data_dir, prune_job_dirs, scrub_private_data_dir
@@ -144,6 +142,8 @@ def run_playbook(
     Nothing secret remains in the private data dir afterwards, no process of the run outlives it,
     and old job dirs beyond `ANSIBLE_ARTIFACTS_KEEP` are pruned.
     """
+    import ansible_runner  # heavy (and only a worker runs playbooks): not loaded when `kobot serve` starts
+
     # ansible-playbook runs in playbooks_dir and /proc is searched by path: use absolute paths.
     run = replace(
         run,

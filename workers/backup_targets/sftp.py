@@ -9,12 +9,14 @@ import posixpath
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-
-import paramiko
+from typing import TYPE_CHECKING
 
 from kobot import defaults
 from kobot.errors import StepFailedError
 from kobot.settings_backups import SftpTarget
+
+if TYPE_CHECKING:  # loaded by the first transfer, not when `kobot serve` starts
+    import paramiko
 
 
 class SftpStore:
@@ -61,6 +63,8 @@ class SftpStore:
 
     @contextlib.contextmanager
     def _sftp(self, action: str) -> Iterator[paramiko.SFTPClient]:
+        import paramiko
+
         c = self.config
         client = paramiko.SSHClient()
         try:
