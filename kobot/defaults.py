@@ -164,3 +164,37 @@ BACKUP_CONNECT_TIMEOUT_SECONDS = 10.0
 
 BACKUPS_LISTED_MAX = 20
 """Backups `list backups` shows, newest first; the rest are counted."""
+
+HEALTH_CHECK_DEADLINE_SECONDS = 20.0
+"""Longest one health check (巡检) may take, API reads, TLS handshakes and etcd included; past it the
+reply says which parts did not answer instead of waiting on a stalled API server."""
+
+HEALTH_CHECK_ETCD_SECONDS = 10.0
+"""Bound of the etcd part of a health check: etcdctl's 3 s dial plus its 5 s command timeout, and margin."""
+
+HEALTH_TLS_TIMEOUT_SECONDS = 5.0
+"""Connect-and-handshake limit when a health check reads a serving certificate (API server, etcd)."""
+
+HEALTH_POD_RESTARTS_WARNING = 5
+"""A container restarted this often counts as a warning even while it runs (it keeps crashing)."""
+
+HEALTH_CERT_WARNING_DAYS = 30
+"""A certificate expiring within this many days is a warning in a health check."""
+
+HEALTH_CERT_CRITICAL_DAYS = 7
+"""A certificate expiring within this many days (or expired) is critical in a health check."""
+
+HEALTH_KUBELET_SKEW_MINORS_MAX = 3
+"""Minor versions a kubelet may lag the API server (Kubernetes' skew policy since 1.28); more is critical."""
+
+HEALTH_FINDINGS_SHOWN_MAX = 25
+"""Findings a health-check card lists one by one; the rest are counted (a sick big cluster stays short)."""
+
+HEALTH_SCHEDULER_INTERVAL_SECONDS = 30.0
+"""How often the health-check scheduler looks for checks that are due and certificates to look at."""
+
+CERT_EXPIRY_NOTICE_DAYS = (30, 14, 7)
+"""Days before a certificate expires when `notify … certificate` channels hear of it, each threshold once."""
+
+CERT_WATCH_INTERVAL_SECONDS = 6 * 3600.0
+"""How often the certificates of a running cluster without a scheduled health check are looked at."""

@@ -85,6 +85,22 @@ def etcd_backups(cluster: str) -> str:
 BACKUP_SCHEDULES = f"{PREFIX}:etcd:schedules"
 """Hash: cluster name -> its backup schedule (JSON), read by the scheduler loop of every kobot process."""
 
+HEALTH_SCHEDULES = f"{PREFIX}:health-check:schedules"
+"""Hash: cluster name -> its health-check schedule (JSON), read by every kobot process's scheduler loop."""
+
+HEALTH_CERT_LOOKS = f"{PREFIX}:health-check:cert-looks"
+"""Hash: cluster name -> when its certificates were last looked at (epoch seconds), for expiry notices."""
+
+
+def health_findings(cluster: str) -> str:
+    """Hash: finding key -> level, as the last scheduled health check saw the cluster (worsening only is posted)."""
+    return f"{PREFIX}:health-check:findings:{cluster}"
+
+
+def cert_notices_sent(cluster: str) -> str:
+    """Set: `certificate|not-after|days` of every expiry notice already posted for the cluster."""
+    return f"{PREFIX}:health-check:cert-notices:{cluster}"
+
 
 # audit, approvals, policy -------------------------------------------------------------------------
 AUDIT_STREAM = f"{PREFIX}:audit"
