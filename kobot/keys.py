@@ -93,7 +93,7 @@ HEALTH_CERT_LOOKS = f"{PREFIX}:health-check:cert-looks"
 
 
 def health_findings(cluster: str) -> str:
-    """Hash: finding key -> level, as the last scheduled health check saw the cluster (worsening only is posted)."""
+    """Hash: finding key -> level, as the last scheduled health check saw the cluster."""
     return f"{PREFIX}:health-check:findings:{cluster}"
 
 
