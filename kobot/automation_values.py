@@ -319,7 +319,12 @@ class AutomationDumper(yaml.SafeDumper):
 
 
 def _represent_untrusted(dumper: yaml.SafeDumper, value: Untrusted) -> yaml.Node:
-    return dumper.represent_scalar("!unsafe", str(value), style='"')
+    text = str(value)
+    if not text:
+        # ansible-core 2.19 loads `!unsafe ""` as None, so an empty value would reach the roles as
+        # null (`| length` fails on it). An empty string holds no template to guard against.
+        return dumper.represent_str("")
+    return dumper.represent_scalar("!unsafe", text, style='"')
 
 
 AutomationDumper.add_representer(Untrusted, _represent_untrusted)
