@@ -27,6 +27,7 @@ class JobKind(str, Enum):
     CLUSTER_UPGRADE = "cluster.upgrade"
     ETCD_BACKUP = "etcd.backup"
     ETCD_RESTORE = "etcd.restore"
+    CERTS_RENEW = "certs.renew"
 
 
 MUTATING_KINDS = frozenset(JobKind)

@@ -18,6 +18,7 @@ CLUSTER_UPGRADE = "cluster_upgrade.yml"
 CLUSTER_DELETE = "cluster_delete.yml"
 ETCD_BACKUP = "etcd_backup.yml"
 ETCD_RESTORE = "etcd_restore.yml"
+CLUSTER_CERT_RENEW = "cluster_cert_renew.yml"
 
 ENTRY_PLAYBOOKS: tuple[str, ...] = (
     PREFLIGHT,
@@ -36,5 +37,6 @@ ENTRY_PLAYBOOKS: tuple[str, ...] = (
     CLUSTER_DELETE,
     ETCD_BACKUP,
     ETCD_RESTORE,
+    CLUSTER_CERT_RENEW,
 )
 """Every playbook a kobot step runs; each must exist in the playbooks directory kobot ships."""
