@@ -1,97 +1,52 @@
 """Backup schedules: one per cluster, kept in Redis, turned into ordinary etcd.backup jobs when due.
 
-RQ 3's CronScheduler registers its jobs from a config file in a process of its own, and keeps no
-per-cluster state a chat command could change; kobot's schedules are data instead, read each round by
-`run_due` in every long-running kobot process. A schedule stores its next run: a round that finds it
-due submits one job and moves it to the first slot after now, so runs missed while kobot was down
-happen once, not once per missed slot. The check-and-move is one WATCH/MULTI transaction, so two kobot
-processes never both submit the same run, and a run whose previous job has not finished is skipped:
-with the cluster lock (one job per cluster) a cluster never has two backups at once.
+The slot arithmetic and the claim are `workers.schedule_slots` (shared with the health-check schedule).
+A run whose previous job has not finished is skipped: with the cluster lock (one job per cluster) a
+cluster never has two backups at once.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, time, timedelta
-from typing import Literal
-from zoneinfo import ZoneInfo
+from datetime import datetime, time
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from redis import Redis
-from redis.exceptions import WatchError
 
 from kobot import defaults, keys
 from kobot.conversations import Conversation, Identity
 from kobot.job_records import JobKind, JobSpec
 from kobot.settings_backups import LOCAL_TARGET
-from kobot.store import synced
+from workers.schedule_slots import Period, SlotSchedule, SlotStore, next_slot
 from workers.service import JobService
 
 log = logging.getLogger(__name__)
 
-Period = Literal["day", "hour"]
+__all__ = ["BackupSchedule", "Period", "ScheduleStore", "next_slot", "run_due"]
 
 
-class BackupSchedule(BaseModel):
+class BackupSchedule(SlotSchedule):
     """`backup prod every day at 02:00 keep 14 target=offsite`, as stored."""
 
-    cluster: str
-    every: Period = "day"
     at: time = time(2, 0)
-    """Time of day for `day`; only its minute counts for `hour`."""
-    timezone: str = "UTC"
     keep: int | None = Field(default=None, ge=1, le=defaults.BACKUP_KEEP_MAX)
     target: str = LOCAL_TARGET
     requested_by: Identity
     reply_to: Conversation
-    next_run_at: datetime
     last_job_id: str | None = None
 
     def describe(self) -> str:
-        when = f"every day at {self.at:%H:%M}" if self.every == "day" else f"every hour at :{self.at:%M}"
+        when = self.when()
         keep = f", keep {self.keep}" if self.keep else ", keep all"
         upcoming = f"{self.next_run_at:%Y-%m-%d %H:%M} UTC"
         return f"{self.cluster}: {when} {self.timezone} to {self.target}{keep}; next {upcoming}"
 
 
-def next_slot(*, every: Period, at: time, timezone: str, after: datetime) -> datetime:
-    """The first scheduled moment strictly after `after` (aware, returned in UTC)."""
-    zone = ZoneInfo(timezone)
-    local = after.astimezone(zone)
-    if every == "hour":
-        slot = local.replace(minute=at.minute, second=0, microsecond=0)
-        while slot <= local:
-            slot += timedelta(hours=1)
-    else:
-        day = local.date()
-        slot = datetime.combine(day, at, tzinfo=zone)
-        while slot <= local:
-            day += timedelta(days=1)
-            slot = datetime.combine(day, at, tzinfo=zone)
-    return slot.astimezone(ZoneInfo("UTC"))
-
-
-class ScheduleStore:
-    """The schedules hash: cluster → JSON."""
+class ScheduleStore(SlotStore[BackupSchedule]):
+    """The backup schedules hash: cluster → JSON."""
 
     def __init__(self, redis: Redis) -> None:
-        self.redis = redis
-
-    def save(self, schedule: BackupSchedule) -> None:
-        self.redis.hset(keys.BACKUP_SCHEDULES, schedule.cluster, schedule.model_dump_json())
-
-    def get(self, cluster: str) -> BackupSchedule | None:
-        raw: bytes | None = self.redis.hget(keys.BACKUP_SCHEDULES, cluster)  # type: ignore[assignment]
-        return None if raw is None else BackupSchedule.model_validate_json(raw)
-
-    def delete(self, cluster: str) -> bool:
-        return bool(self.redis.hdel(keys.BACKUP_SCHEDULES, cluster))
-
-    def all(self) -> list[BackupSchedule]:
-        raws: dict[bytes, bytes] = self.redis.hgetall(keys.BACKUP_SCHEDULES)  # type: ignore[assignment]
-        return sorted(
-            (BackupSchedule.model_validate_json(raw) for raw in raws.values()), key=lambda s: s.cluster
-        )
+        super().__init__(redis=redis, key=keys.BACKUP_SCHEDULES, model=BackupSchedule)
 
 
 def run_due(*, service: JobService, now: datetime) -> list[str]:
@@ -109,42 +64,27 @@ def run_due(*, service: JobService, now: datetime) -> list[str]:
 def _claim(*, service: JobService, cluster: str, now: datetime) -> JobSpec | None:
     """Move a due schedule to its next slot and reserve its job, in one transaction; None when another
     process did it first, or the last run is still going (that slot is skipped, not queued up)."""
-    redis = service.redis
-    with redis.pipeline(transaction=True) as pipe:
-        while True:
-            try:
-                pipe.watch(keys.BACKUP_SCHEDULES)  # type: ignore[no-untyped-call]
-                raw: str | bytes | None = synced(pipe.hget(keys.BACKUP_SCHEDULES, cluster))
-                if raw is None:
-                    return None
-                schedule = BackupSchedule.model_validate_json(raw)
-                if schedule.next_run_at > now:
-                    pipe.unwatch()
-                    return None
-                schedule.next_run_at = next_slot(
-                    every=schedule.every, at=schedule.at, timezone=schedule.timezone, after=now
-                )
-                spec: JobSpec | None = None
-                if _still_running(service, schedule.last_job_id):
-                    log.warning(
-                        "backup of %s skipped: job %s has not finished", cluster, schedule.last_job_id
-                    )
-                else:
-                    spec = service.new_spec(
-                        kind=JobKind.ETCD_BACKUP.value,
-                        cluster=cluster,
-                        params={"target": schedule.target, "keep": schedule.keep, "scheduled": True},
-                        requested_by=schedule.requested_by,
-                        reply_to=schedule.reply_to,
-                        command_text=f"scheduled backup of {cluster}",
-                    )
-                    schedule.last_job_id = spec.job_id
-                pipe.multi()
-                pipe.hset(keys.BACKUP_SCHEDULES, cluster, schedule.model_dump_json())
-                pipe.execute()
-                return spec
-            except WatchError:
-                continue
+    reserved: list[JobSpec] = []
+
+    def advance(schedule: BackupSchedule) -> None:
+        reserved.clear()  # a retried transaction runs this again
+        schedule.next_run_at = schedule.following(now)
+        if _still_running(service, schedule.last_job_id):
+            log.warning("backup of %s skipped: job %s has not finished", cluster, schedule.last_job_id)
+            return
+        spec = service.new_spec(
+            kind=JobKind.ETCD_BACKUP.value,
+            cluster=cluster,
+            params={"target": schedule.target, "keep": schedule.keep, "scheduled": True},
+            requested_by=schedule.requested_by,
+            reply_to=schedule.reply_to,
+            command_text=f"scheduled backup of {cluster}",
+        )
+        schedule.last_job_id = spec.job_id
+        reserved.append(spec)
+
+    claimed = ScheduleStore(service.redis).claim_due(cluster=cluster, now=now, advance=advance)
+    return reserved[0] if claimed is not None and reserved else None
 
 
 def _still_running(service: JobService, job_id: str | None) -> bool:

@@ -1,0 +1,116 @@
+"""What every per-cluster schedule shares (backups, health checks): a slot, the next one, and a claim.
+
+RQ 3's CronScheduler registers its jobs from a config file in a process of its own, and keeps no
+per-cluster state a chat command could change; kobot's schedules are data instead, one hash field per
+cluster, read each round by the scheduler loop of every long-running kobot process. A schedule stores its
+next run: a round that finds it due claims it by moving it to the first slot after now, so runs missed
+while kobot was down happen once, not once per missed slot. The check-and-move is one WATCH/MULTI
+transaction, so two kobot processes never both run the same slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, time, timedelta
+from typing import Generic, Literal, TypeVar
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel
+from redis import Redis
+from redis.exceptions import WatchError
+
+from kobot.store import synced
+
+Period = Literal["day", "hour"]
+
+
+class SlotSchedule(BaseModel):
+    """When a per-cluster schedule runs: every day at `at`, or every hour at `at`'s minute."""
+
+    cluster: str
+    every: Period = "day"
+    at: time = time(2, 0)
+    """Time of day for `day`; only its minute counts for `hour`."""
+    timezone: str = "UTC"
+    next_run_at: datetime
+
+    def when(self) -> str:
+        return f"every day at {self.at:%H:%M}" if self.every == "day" else f"every hour at :{self.at:%M}"
+
+    def following(self, now: datetime) -> datetime:
+        return next_slot(every=self.every, at=self.at, timezone=self.timezone, after=now)
+
+
+S = TypeVar("S", bound=SlotSchedule)
+
+
+class SlotStore(Generic[S]):
+    """One hash of schedules: cluster -> JSON of `model`."""
+
+    def __init__(self, *, redis: Redis, key: str, model: type[S]) -> None:
+        self.redis = redis
+        self.key = key
+        self.model = model
+
+    def save(self, schedule: S) -> None:
+        self.redis.hset(self.key, schedule.cluster, schedule.model_dump_json())
+
+    def get(self, cluster: str) -> S | None:
+        raw: bytes | None = self.redis.hget(self.key, cluster)  # type: ignore[assignment]
+        return None if raw is None else self.model.model_validate_json(raw)
+
+    def delete(self, cluster: str) -> bool:
+        return bool(self.redis.hdel(self.key, cluster))
+
+    def all(self) -> list[S]:
+        raws: dict[bytes, bytes] = self.redis.hgetall(self.key)  # type: ignore[assignment]
+        return sorted((self.model.model_validate_json(raw) for raw in raws.values()), key=lambda s: s.cluster)
+
+    def claim_due(self, *, cluster: str, now: datetime, advance: Callable[[S], None]) -> S | None:
+        """`claim_due` on this hash."""
+        return claim_due(
+            redis=self.redis, key=self.key, cluster=cluster, now=now, model=self.model, advance=advance
+        )
+
+
+def next_slot(*, every: Period, at: time, timezone: str, after: datetime) -> datetime:
+    """The first scheduled moment strictly after `after` (aware, returned in UTC)."""
+    zone = ZoneInfo(timezone)
+    local = after.astimezone(zone)
+    if every == "hour":
+        slot = local.replace(minute=at.minute, second=0, microsecond=0)
+        while slot <= local:
+            slot += timedelta(hours=1)
+    else:
+        day = local.date()
+        slot = datetime.combine(day, at, tzinfo=zone)
+        while slot <= local:
+            day += timedelta(days=1)
+            slot = datetime.combine(day, at, tzinfo=zone)
+    return slot.astimezone(ZoneInfo("UTC"))
+
+
+def claim_due(
+    *, redis: Redis, key: str, cluster: str, now: datetime, model: type[S], advance: Callable[[S], None]
+) -> S | None:
+    """Claim the cluster's schedule in hash `key` when it is due at `now`: `advance` moves it on (its next
+    slot, what the run records) and it is written back in one transaction. None when it is not due, gone,
+    or another process claimed it first. `advance` may run more than once (a retried transaction)."""
+    with redis.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(key)  # type: ignore[no-untyped-call]
+                raw: str | bytes | None = synced(pipe.hget(key, cluster))
+                if raw is None:
+                    return None
+                schedule = model.model_validate_json(raw)
+                if schedule.next_run_at > now:
+                    pipe.unwatch()
+                    return None
+                advance(schedule)
+                pipe.multi()
+                pipe.hset(key, cluster, schedule.model_dump_json())
+                pipe.execute()
+                return schedule
+            except WatchError:
+                continue
