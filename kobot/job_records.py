@@ -28,6 +28,7 @@ class JobKind(str, Enum):
     ETCD_BACKUP = "etcd.backup"
     ETCD_RESTORE = "etcd.restore"
     CERTS_RENEW = "certs.renew"
+    CIS_SCAN = "cis.scan"
 
 
 MUTATING_KINDS = frozenset(JobKind)

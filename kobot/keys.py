@@ -92,6 +92,20 @@ HEALTH_CERT_LOOKS = f"{PREFIX}:health-check:cert-looks"
 """Hash: cluster name -> when its certificates were last looked at (epoch seconds), for expiry notices."""
 
 
+CIS_SCHEDULES = f"{PREFIX}:cis:schedules"
+"""Hash: cluster name -> its CIS scan schedule (JSON), read by every kobot process's scheduler loop."""
+
+
+def cis_scans(cluster: str) -> str:
+    """Hash: scan id (its job id) -> one CIS scan's result JSON, bounded by CIS_SCAN_HISTORY_MAX."""
+    return f"{PREFIX}:cis:scans:{cluster}"
+
+
+def cis_scan_order(cluster: str) -> str:
+    """Sorted set: the cluster's scan ids, scored by when each finished."""
+    return f"{PREFIX}:cis:scan-order:{cluster}"
+
+
 def health_findings(cluster: str) -> str:
     """Hash: finding key -> level, as the last scheduled health check saw the cluster."""
     return f"{PREFIX}:health-check:findings:{cluster}"

@@ -19,6 +19,7 @@ CLUSTER_DELETE = "cluster_delete.yml"
 ETCD_BACKUP = "etcd_backup.yml"
 ETCD_RESTORE = "etcd_restore.yml"
 CLUSTER_CERT_RENEW = "cluster_cert_renew.yml"
+CIS_SCAN = "cis_scan.yml"
 
 ENTRY_PLAYBOOKS: tuple[str, ...] = (
     PREFLIGHT,
@@ -38,5 +39,6 @@ ENTRY_PLAYBOOKS: tuple[str, ...] = (
     ETCD_BACKUP,
     ETCD_RESTORE,
     CLUSTER_CERT_RENEW,
+    CIS_SCAN,
 )
 """Every playbook a kobot step runs; each must exist in the playbooks directory kobot ships."""
