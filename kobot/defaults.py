@@ -198,3 +198,29 @@ CERT_EXPIRY_NOTICE_DAYS = (30, 14, 7)
 
 CERT_WATCH_INTERVAL_SECONDS = 6 * 3600.0
 """How often the certificates of a running cluster without a scheduled health check are looked at."""
+
+CERT_RENEW_BEFORE_DAYS = 30
+"""A renewal's read-back fails when a certificate still expires within this many days (the playbooks'
+kube_cert_renew_before_days, which a site's ansible_extra_vars may change for both)."""
+
+IMPORT_PROBE_TIMEOUT_SECONDS = 8.0
+"""An imported cluster's API (version, nodes, network) is read within this, so an unreachable address is
+answered before 10 s."""
+
+CIS_SCAN_HISTORY_MAX = 20
+"""CIS scans kept per cluster; the oldest is dropped past it (a weekly scan covers about five months)."""
+
+CIS_SCAN_TIMEOUT_SECONDS = 600
+"""Longest kube-bench may run on one node; its checks read files and processes, seconds in practice."""
+
+CIS_REPORT_MAX_BYTES = 4 * 1024 * 1024
+"""A node's kube-bench JSON larger than this is refused unread (a full master report is ~200 KB)."""
+
+CIS_REMEDIATION_CHARS_MAX = 300
+"""A failed check's remediation text is cut to this many characters in chat; the stored scan keeps it."""
+
+CIS_FAILED_SHOWN_MAX = 15
+"""Failed checks a scan card lists one by one; the rest are counted."""
+
+CIS_SCHEDULER_INTERVAL_SECONDS = 30.0
+"""How often the scan scheduler looks for scans that are due and scheduled scans that have finished."""

@@ -137,6 +137,10 @@ class JobRunner:
         summary = "all steps succeeded"
         if op.final_note:
             summary = f"{summary}; {op.final_note}"
+        if op.final_note_from is not None:
+            last = record.steps[-1] if record.steps else StepRecord(name="done", title="Done")
+            found = op.final_note_from(ctx or self._context(record, last, scratch, lease_lost))
+            summary = f"{summary}; {found}" if found else summary
         return JobState.SUCCEEDED, summary, None
 
     def _context(
