@@ -130,6 +130,38 @@ def endpoint_healthy(*, access: EtcdAccess) -> bool:
     return _etcdctl(["endpoint", "health"], env=access.environment(), check=False).returncode == 0
 
 
+class EtcdEndpointHealth(BaseModel):
+    """One endpoint as `etcdctl endpoint health` saw it."""
+
+    endpoint: str
+    healthy: bool
+    error: str = ""
+
+
+def endpoint_health(*, access: EtcdAccess) -> list[EtcdEndpointHealth]:
+    """Each endpoint's health, one row per endpoint: a member that is down does not hide the others."""
+    result = _etcdctl(["endpoint", "health", "--write-out=json"], env=access.environment(), check=False)
+    try:
+        rows = json.loads(result.stdout or "[]")
+    except ValueError:
+        rows = None
+    if not isinstance(rows, list) or not rows:
+        raise StepFailedError(
+            "etcdctl endpoint health gave no answer",
+            task="etcdctl endpoint health",
+            error=_tail(result.stderr),
+        )
+    return [
+        EtcdEndpointHealth(
+            endpoint=str(row.get("endpoint") or "?"),
+            healthy=row.get("health") is True,
+            error=_tail(str(row.get("error") or ""), 200),
+        )
+        for row in rows
+        if isinstance(row, dict)
+    ]
+
+
 def snapshot_save(
     *, access: EtcdAccess, cluster: str, data_dir: Path, redis: Redis, job_id: str | None = None
 ) -> EtcdBackup:

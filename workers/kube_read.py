@@ -54,10 +54,12 @@ class OutputFormat(str, Enum):
 class KubeReadError(KobotError):
     """The read could not be done; the message (safe for chat) says why and what to try."""
 
-    def __init__(self, user_message: str, *, status: int | None = None) -> None:
+    def __init__(self, user_message: str, *, status: int | None = None, body: bytes = b"") -> None:
         super().__init__(user_message)
         self.status = status
         """The API server's HTTP status when it answered with an error."""
+        self.body = body
+        """What it answered with that status (`/readyz?verbose` names its failed checks there)."""
 
 
 @dataclass(frozen=True)
@@ -345,6 +347,21 @@ def _yaml(kind: ResourceKind, item: dict[str, Any]) -> str:
     return yaml.safe_dump(shown, sort_keys=False, allow_unicode=True)
 
 
+ClusterApi = _Api
+"""The deadline-bound, GET-only reader of a cluster's API that `read_cluster` uses, for other read-only
+checks (the health check). Close its `api_client` when done."""
+
+
+def open_api(*, kubeconfig: bytes, cluster: str, timeout: float) -> ClusterApi:
+    """A reader of the cluster whose admin kubeconfig this is, with `timeout` seconds from now."""
+    return _Api(
+        api_client=_api_client(kubeconfig, cluster),
+        cluster=cluster,
+        deadline=time.monotonic() + timeout,
+        timeout=timeout,
+    )
+
+
 def _api_client(kubeconfig: bytes, cluster: str) -> client.ApiClient:
     from kubernetes import client, config  # heavy: only a read that reaches a cluster pays for it
 
@@ -377,4 +394,6 @@ def _refused(cluster: str, status: int, body: bytes) -> KubeReadError:
     except ValueError:
         message = ""
     message = message[: defaults.KUBECTL_LINE_CHARS_MAX] or "no reason given"
-    return KubeReadError(f"the API server of {cluster} answered ({status}): {message}", status=status)
+    return KubeReadError(
+        f"the API server of {cluster} answered ({status}): {message}", status=status, body=body[:65536]
+    )
