@@ -1,5 +1,15 @@
 """Every built-in command. Importing this package registers them (see commands.catalog)."""
 
-from commands.definitions import addons, alerts, backups, clusters, general, inspect, jobs, nodes
+from commands.definitions import (
+    addons,
+    alerts,
+    backups,
+    certificates,
+    clusters,
+    general,
+    inspect,
+    jobs,
+    nodes,
+)
 
-__all__ = ["addons", "alerts", "backups", "clusters", "general", "inspect", "jobs", "nodes"]
+__all__ = ["addons", "alerts", "backups", "certificates", "clusters", "general", "inspect", "jobs", "nodes"]

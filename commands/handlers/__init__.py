@@ -5,6 +5,26 @@ Each handler attaches with `@handles(ArgsModel)` to the command defined on that 
 subscriptions).
 """
 
-from commands.handlers import addons, backups, cluster_create, clusters, general, inspect, jobs, nodes
+from commands.handlers import (
+    addons,
+    backups,
+    certificates,
+    cluster_create,
+    clusters,
+    general,
+    inspect,
+    jobs,
+    nodes,
+)
 
-__all__ = ["addons", "backups", "cluster_create", "clusters", "general", "inspect", "jobs", "nodes"]
+__all__ = [
+    "addons",
+    "backups",
+    "certificates",
+    "cluster_create",
+    "clusters",
+    "general",
+    "inspect",
+    "jobs",
+    "nodes",
+]

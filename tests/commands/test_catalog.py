@@ -35,6 +35,7 @@ EXPECTED = {
     "node.remove",
     "node.replace",
     "cluster.upgrade",
+    "certs.renew",
     "etcd.backup",
     "etcd.restore",
     "etcd.schedule",
