@@ -36,6 +36,8 @@ class Operation:
     on_failure: Callable[[StepContext], None] | None = None
     final_note: str | None = None
     """Said in the job's summary when it succeeds (e.g. what the operation does not do yet)."""
+    final_note_from: Callable[[StepContext], str | None] | None = None
+    """What the steps found, said in the summary when the job succeeds (after `final_note`)."""
 
 
 OperationFactory = Callable[[JobSpec], Operation]
@@ -55,6 +57,7 @@ def load_operations(plugins: list[str] | None = None) -> dict[str, OperationFact
     """Import the built-in operations and any plugin modules, so every kind is registered."""
     importlib.import_module("workers.cluster_create")
     importlib.import_module("workers.day2_ops")
+    importlib.import_module("workers.day2_ops.cert_renew")
     importlib.import_module("workers.addons")
     for module in plugins or []:
         importlib.import_module(module)
