@@ -123,6 +123,83 @@ def worker(burst: bool = typer.Option(False, help="Exit when the queue is empty.
         store.close()
 
 
+bundle_app = typer.Typer(no_args_is_help=True, help="The offline bundle: plan what a site needs, build it.")
+app.add_typer(bundle_app, name="bundle")
+
+
+_UPSTREAM_OPTION = typer.Option(None, help="PREFIX=REPLACEMENT for URLs and images (a site's mirror).")
+
+
+def _comma_list(value: str) -> list[str]:
+    return [part for part in (p.strip() for p in value.split(",")) if part]
+
+
+@bundle_app.command("plan")
+def bundle_plan(
+    version: str = typer.Option(..., help="Kubernetes version, like 1.32.8."),
+    os: str = typer.Option(..., "--os", help="OS families, comma-separated: debian12, ubuntu22.04, el9, ..."),
+    arch: str = typer.Option("amd64", help="Architectures, comma-separated: amd64, arm64."),
+    cni: str = typer.Option("calico", help="calico or flannel."),
+    addons: str = typer.Option("", help="Catalog addons, comma-separated: monitoring, logging, ..."),
+    chart_repository: str | None = typer.Option(None, help="A site's chart repository instead of upstream."),
+    upstream: list[str] | None = _UPSTREAM_OPTION,
+    output: str | None = typer.Option(None, help="Write the manifest (JSON) here; the summary is printed."),
+    json_output: bool = typer.Option(False, "--json", help="Print the manifest as JSON instead."),
+) -> None:
+    """The exact list of OS packages, files, images and charts an offline site needs."""
+    from pathlib import Path
+
+    from workers.bundle.plan import BundlePlanError, plan_bundle
+
+    rewrites = dict(item.split("=", 1) for item in upstream or [] if "=" in item)
+    try:
+        manifest = plan_bundle(
+            version=version,
+            os=_comma_list(os),
+            arch=_comma_list(arch),
+            cni=cni,
+            addons=_comma_list(addons),
+            chart_repository=chart_repository,
+            upstream=rewrites,
+        )
+    except BundlePlanError as exc:
+        typer.echo(f"kobot: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    if output:
+        Path(output).write_text(manifest.model_dump_json(indent=2) + "\n")
+    typer.echo(manifest.model_dump_json(indent=2) if json_output else "\n".join(manifest.summary_lines()))
+
+
+@bundle_app.command("build")
+def bundle_build(
+    manifest: str = typer.Argument(..., help="The manifest `bundle plan --output` wrote."),
+    into: str = typer.Option(..., help="Folder the bundle goes into (a second run resumes it)."),
+    tarball: bool = typer.Option(False, help="Also write the bundle as one tar beside the folder."),
+) -> None:
+    """Fetch everything the manifest lists, verifying every checksum; images as OCI layouts (skopeo)."""
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from workers.bundle.build import build_bundle
+    from workers.bundle.manifest import BundleManifest
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        planned = BundleManifest.model_validate_json(Path(manifest).read_text())
+    except (OSError, ValidationError) as exc:
+        typer.echo(f"kobot: {manifest} is not a bundle manifest: {str(exc).splitlines()[0]}", err=True)
+        raise typer.Exit(code=2) from None
+    try:
+        built = build_bundle(planned, into=Path(into), tarball=tarball, progress=typer.echo)
+    except KobotError as exc:
+        typer.echo(f"kobot: {exc.user_message}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(
+        f"bundle in {into}: {len(built.files)} files, {len(built.images)} images, {len(built.charts)} charts"
+    )
+
+
 def main() -> None:
     # Job dirs, runner artifacts, Terraform workspaces and backups are written long after start, by
     # kobot and by the processes it starts; a private umask keeps them all owner-only (0600/0700).

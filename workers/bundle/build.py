@@ -1,0 +1,141 @@
+"""`bundle build`: fetch everything a manifest lists into a folder, verifying every checksum.
+
+Layout of a built bundle (what the repository host loads):
+    bundle.json           the manifest plus what was fetched: each file's sha256, each image's digest
+    files/<path>          every file at the path the roles ask `offline_files_url` for
+    images/<layout>/      one OCI layout per image (skopeo), `images/<layout>.json` once it is complete
+    charts/<name>-<version>.tgz
+Resumable: run it again after an interruption and verified files and complete images are kept, a
+partial download continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import yaml
+
+from kobot.errors import StepFailedError
+from workers.addons.catalog import AddonInputs, entry_named
+from workers.addons.chart_repository import fetch_chart
+from workers.addons.helm_render import render_chart
+from workers.addons.manifests import Manifest, ObjectRef, image_fields
+from workers.bundle import defaults
+from workers.bundle.fetch import fetch_file, rewritten, sha256_of
+from workers.bundle.images import copy_to_layout, write_policy
+from workers.bundle.manifest import (
+    BuiltBundle,
+    BuiltChart,
+    BuiltFile,
+    BuiltImage,
+    BundleManifest,
+    PlannedChart,
+)
+from workers.bundle.plan import qualified_image
+
+log = logging.getLogger(__name__)
+
+BUNDLE_FILE = "bundle.json"
+
+RENDER_WEBHOOK = "http://kobot.invalid/alerts"
+"""Placeholder wiring for renders that only list images: nothing is installed from them."""
+
+Progress = Callable[[str], None]
+
+
+def build_bundle(
+    manifest: BundleManifest, *, into: Path, tarball: bool = False, progress: Progress = log.info
+) -> BuiltBundle:
+    """Fetch and verify everything `manifest` lists into `into`; write `bundle.json` (and the tarball)."""
+    into.mkdir(parents=True, exist_ok=True)
+    upstream = manifest.upstream
+    files: list[BuiltFile] = []
+    timeout = httpx.Timeout(defaults.FETCH_TIMEOUT_SECONDS)
+    with httpx.Client(timeout=timeout, follow_redirects=True) as http:
+        for planned in manifest.files:
+            sha256, size, how = fetch_file(
+                http, planned, target=into / "files" / planned.path, upstream=upstream
+            )
+            files.append(BuiltFile(path=planned.path, sha256=sha256, size=size, verified_by=how))
+            progress(f"file {planned.path} sha256 {sha256} ({how.value})")
+    charts: list[BuiltChart] = []
+    refs = [image.ref for image in manifest.images]
+    for chart in manifest.charts:
+        built_chart, rendered = _chart(chart, into=into / "charts", upstream=upstream)
+        charts.append(built_chart)
+        progress(f"chart {chart.name} {chart.version} sha256 {built_chart.sha256}")
+        for named in rendered:
+            if named not in refs:
+                progress(f"image {named}: named by the {chart.name} render, added")
+                refs.append(named)
+    policy = write_policy(into / "skopeo-policy.json")
+    images: list[BuiltImage] = []
+    for ref in refs:
+        image = copy_to_layout(ref, images_dir=into / "images", upstream=upstream, policy=policy)
+        images.append(image)
+        progress(f"image {ref} {image.digest}")
+    built = BuiltBundle(manifest=manifest, files=tuple(files), images=tuple(images), charts=tuple(charts))
+    (into / BUNDLE_FILE).write_text(built.model_dump_json(indent=2))
+    if tarball:
+        write_tarball(into, target=into.parent / defaults.TARBALL_NAME)
+    return built
+
+
+def read_built(into: Path) -> BuiltBundle:
+    path = into / BUNDLE_FILE
+    if not path.is_file():
+        raise StepFailedError(f"{into} holds no {BUNDLE_FILE}: build the bundle first (`kobot bundle build`)")
+    return BuiltBundle.model_validate_json(path.read_text())
+
+
+def verify_built(into: Path) -> BuiltBundle:
+    """The built bundle, after checking every file against the sha256 its build recorded."""
+    built = read_built(into)
+    for item in built.files:
+        path = into / "files" / item.path
+        if not path.is_file() or sha256_of(path) != item.sha256:
+            raise StepFailedError(
+                f"{item.path} in {into} is missing or changed since the build", task="verify"
+            )
+    return built
+
+
+def write_tarball(into: Path, *, target: Path) -> Path:
+    with tarfile.open(target, "w") as tar:
+        tar.add(into, arcname=into.name)
+    return target
+
+
+def _chart(chart: PlannedChart, *, into: Path, upstream: dict[str, str]) -> tuple[BuiltChart, list[str]]:
+    """Fetch the chart (its digest checked against the repository's index) and the images its render
+    names, as a registry mirror stores them."""
+    archive = fetch_chart(
+        repository=rewritten(chart.repository, upstream), name=chart.name, version=chart.version, into=into
+    )
+    entry = entry_named(chart.addon)
+    inputs = AddonInputs(
+        cluster="bundle", user_values={}, webhook_url=RENDER_WEBHOOK, webhook_token="render-only"
+    )
+    rendered = render_chart(
+        archive=archive, values=entry.values(inputs), release=entry.release, namespace=entry.namespace
+    )
+    manifests: list[Manifest] = []
+    for path, text in sorted(rendered.manifests.items()):
+        if path.endswith(".txt"):
+            continue
+        for body in yaml.safe_load_all(text):
+            if isinstance(body, dict) and body.get("kind"):
+                name = str((body.get("metadata") or {}).get("name", ""))
+                ref = ObjectRef(
+                    api_version=str(body.get("apiVersion")), kind=str(body["kind"]), plural="", name=name
+                )
+                manifests.append(Manifest(ref=ref, body=body))
+    images = [qualified_image(image) for image in image_fields(manifests)]
+    built = BuiltChart(
+        name=chart.name, version=chart.version, path=f"charts/{archive.name}", sha256=sha256_of(archive)
+    )
+    return built, images

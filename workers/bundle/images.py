@@ -1,0 +1,123 @@
+"""Images for the bundle, with skopeo (no container engine): copied into one OCI layout per image on the
+connected machine, and pushed from those layouts into the repository host's registry.
+
+Registry traffic is content-addressed: skopeo checks every blob and manifest against its digest while
+copying, so the digest recorded here is the image's checksum.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from kobot.errors import StepFailedError
+from workers.addons.manifests import mirrored_image
+from workers.bundle import defaults
+from workers.bundle.fetch import rewritten
+from workers.bundle.manifest import BuiltImage
+
+POLICY = {"default": [{"type": "insecureAcceptAnything"}]}
+"""skopeo's signature policy for the copies: the images carry no signatures to check, and kobot's
+own file keeps the build independent of this machine's /etc/containers/policy.json."""
+
+
+def skopeo() -> str:
+    found = shutil.which("skopeo")
+    if found is None:
+        raise StepFailedError("skopeo is not installed (Debian/Ubuntu: apt install skopeo)", task="images")
+    return found
+
+
+def layout_name(ref: str) -> str:
+    """`registry.k8s.io/pause:3.10` → `registry.k8s.io_pause_3.10`: one folder per image."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", ref)
+
+
+def tag_of(ref: str) -> str:
+    name, _, tag = ref.rpartition(":")
+    return tag if name and "/" not in tag else "latest"
+
+
+def copy_to_layout(ref: str, *, images_dir: Path, upstream: dict[str, str], policy: Path) -> BuiltImage:
+    """Copy `ref` (every architecture it lists) into `images_dir/<layout>`; kept when already copied."""
+    layout = layout_name(ref)
+    marker = images_dir / f"{layout}.json"
+    if marker.is_file() and (images_dir / layout / "index.json").is_file():
+        return BuiltImage.model_validate_json(marker.read_text())
+    source, tls = _source(ref, upstream)
+    target = images_dir / layout
+    if target.exists():
+        shutil.rmtree(target)  # a copy that did not finish: skopeo starts it over
+    images_dir.mkdir(parents=True, exist_ok=True)
+    _skopeo(
+        "copy",
+        "--policy",
+        str(policy),
+        "--multi-arch",
+        "all",
+        f"--src-tls-verify={'true' if tls else 'false'}",
+        f"docker://{source}",
+        f"oci:{target}:{tag_of(ref)}",
+    )
+    built = BuiltImage(ref=ref, layout=layout, digest=_layout_digest(target))
+    marker.write_text(built.model_dump_json())
+    return built
+
+
+def push_to_registry(image: BuiltImage, *, images_dir: Path, registry: str, policy: Path, tls: bool) -> str:
+    """Push a layout to `registry` under the path the clusters' containerd mirror asks for; the pushed
+    name."""
+    name = mirrored_image(image.ref, registry=registry)
+    _skopeo(
+        "copy",
+        "--policy",
+        str(policy),
+        "--multi-arch",
+        "all",
+        f"--dest-tls-verify={'true' if tls else 'false'}",
+        f"oci:{images_dir / image.layout}:{tag_of(image.ref)}",
+        f"docker://{name}",
+    )
+    return name
+
+
+def write_policy(path: Path) -> Path:
+    path.write_text(json.dumps(POLICY))
+    return path
+
+
+def _source(ref: str, upstream: dict[str, str]) -> tuple[str, bool]:
+    """Where to pull `ref` from and whether over TLS (an upstream mirror named `http://` is plain)."""
+    moved = rewritten(ref, upstream)
+    if moved.startswith("http://"):
+        return moved.removeprefix("http://"), False
+    return moved.removeprefix("https://"), True
+
+
+def _layout_digest(layout: Path) -> str:
+    index = json.loads((layout / "index.json").read_text())
+    manifests = index.get("manifests") or []
+    if not manifests:
+        raise StepFailedError(f"skopeo wrote no image into {layout.name}", task="images")
+    return str(manifests[-1]["digest"])
+
+
+def _skopeo(*args: str) -> None:
+    try:
+        done = subprocess.run(  # nosec B603  # skopeo by absolute path, an argv list, no shell
+            [skopeo(), *args],
+            capture_output=True,
+            text=True,
+            timeout=defaults.IMAGE_COPY_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise StepFailedError(
+            f"skopeo {args[0]} did not finish in {defaults.IMAGE_COPY_TIMEOUT_SECONDS:.0f}s", task="images"
+        ) from None
+    if done.returncode != 0:
+        reason = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
+        raise StepFailedError(f"skopeo {args[0]} {args[-2]} failed: {reason[0][:400]}", task="images")

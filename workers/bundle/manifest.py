@@ -1,0 +1,174 @@
+"""The bundle manifest: every OS package, file, image and chart an offline site needs, as data.
+
+`bundle plan` writes it (JSON, one file), `bundle build` reads it and fetches what it lists, and the
+repository host loads what the build fetched. Files name their upstream URL and where their sha256
+comes from; the sha256 itself is read at build time from that source and written into the built
+bundle's copy of the manifest (`BuiltFile`), which is what the repository host serves files by.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SHA256 = re.compile(r"[0-9a-f]{64}")
+"""A sha256 as upstream checksum files write it: 64 lower-case hex digits."""
+
+
+class ChecksumKind(str, Enum):
+    SHA256_FILE = "sha256-file"
+    """A file beside the download holding its sha256 (dl.k8s.io's `kubeadm.sha256`)."""
+    SUMS_FILE = "sums-file"
+    """A release's list of `<sha256>  <name>` lines (etcd's SHA256SUMS); `entry` names the line."""
+    UNPUBLISHED = "unpublished"
+    """Upstream publishes no checksum: the build records what it fetched, and the plan says so."""
+
+
+class ChecksumSource(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: ChecksumKind
+    url: str = ""
+    entry: str = ""
+    """The file name to look up in a SUMS_FILE."""
+
+    def describe(self) -> str:
+        if self.kind is ChecksumKind.SHA256_FILE:
+            return f"sha256 from {self.url}"
+        if self.kind is ChecksumKind.SUMS_FILE:
+            return f"sha256 from {self.url} ({self.entry})"
+        return "upstream publishes no sha256: recorded at build"
+
+
+class PlannedFile(BaseModel):
+    """One download, stored at `path` under the bundle's `files/` (the path the roles ask the file
+    server for under `offline_files_url`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    version: str
+    arch: str | None
+    path: str
+    url: str
+    checksum: ChecksumSource
+
+
+class PlannedImage(BaseModel):
+    """An image as clusters name it (`registry.k8s.io/pause:3.10`) and why the bundle carries it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ref: str
+    group: str
+    """control-plane, cni, dns, addon:<name>."""
+
+
+class PlannedChart(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    version: str
+    repository: str
+    """HTTP chart repository (`index.yaml` + archives); the index's digest is the chart's checksum."""
+    addon: str
+
+
+class PlannedPackage(BaseModel):
+    """An OS package the install roles take from the package mirror, pinned as the roles pin it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    family: str
+    name: str
+    version: str = ""
+    """Empty: whatever the mirror carries (containerd, chrony); otherwise a pin like `1.32.8-*`."""
+    repository: str
+    """Where the package mirror gets it from (pkgs.k8s.io for the Kubernetes packages)."""
+
+
+class BundleManifest(BaseModel):
+    """What `bundle plan` writes and `bundle build` reads."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kobot_bundle: int = 1
+    """Format version of this file."""
+    kubernetes_version: str
+    os: tuple[str, ...]
+    arch: tuple[str, ...]
+    cni: str
+    addons: tuple[str, ...]
+    packages: tuple[PlannedPackage, ...]
+    files: tuple[PlannedFile, ...]
+    images: tuple[PlannedImage, ...]
+    charts: tuple[PlannedChart, ...]
+    upstream: dict[str, str] = Field(default_factory=dict)
+    """Prefix → replacement applied to every URL and image reference at build time: a site with its
+    own upstream mirror (`https://dl.k8s.io=http://mirror/k8s`, `registry.k8s.io=http://mirror:5000`)."""
+
+    def summary_lines(self) -> list[str]:
+        """The human form: one line per item, grouped."""
+        lines = [
+            f"bundle for Kubernetes {self.kubernetes_version}: os {', '.join(self.os)}; "
+            f"arch {', '.join(self.arch)}; cni {self.cni}; addons {', '.join(self.addons) or 'none'}",
+            f"{len(self.packages)} OS packages, {len(self.files)} files, {len(self.images)} images, "
+            f"{len(self.charts)} charts",
+        ]
+        for family in self.os:
+            names = [
+                f"{p.name}{'=' + p.version if p.version else ''}" for p in self.packages if p.family == family
+            ]
+            lines.append(f"packages ({family}): {' '.join(names)}")
+        lines.append("files:")
+        lines += [f"  {f.path}  <- {f.url}  [{f.checksum.describe()}]" for f in self.files]
+        lines.append("images:")
+        lines += [f"  {i.ref}  ({i.group})" for i in self.images]
+        lines.append("charts:")
+        lines += [f"  {c.name} {c.version} from {c.repository} ({c.addon})" for c in self.charts]
+        return lines
+
+
+class BuiltFile(BaseModel):
+    """A fetched file whose sha256 matched its source: what the file server serves by checksum."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str
+    sha256: str
+    size: int
+    verified_by: ChecksumKind
+
+
+class BuiltImage(BaseModel):
+    """An image copied into an OCI layout under the bundle's `images/`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ref: str
+    layout: str
+    """Folder under `images/`, one OCI layout per image, tagged with the image's tag."""
+    digest: str
+    """The manifest (list) digest skopeo copied: content-addressed, so the copy is checked by it."""
+
+
+class BuiltChart(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    version: str
+    path: str
+    sha256: str
+
+
+class BuiltBundle(BaseModel):
+    """`bundle.json` in a built bundle: the plan plus what was fetched and verified."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    manifest: BundleManifest
+    files: tuple[BuiltFile, ...]
+    images: tuple[BuiltImage, ...]
+    charts: tuple[BuiltChart, ...]
