@@ -245,15 +245,27 @@ class NodeRemoveArgs(Args):
     aliases=("replace node", "rebuild node", "替换节点", "更换节点", "重建节点"),
     risk=Risk.RISKY,
     summary="Replace a failed or sick node with a fresh one of the same role.",
-    examples=("replace node worker-3 on prod", "替换节点 prod master-2"),
+    examples=(
+        "replace node worker-3 on prod",
+        "替换节点 prod master-2",
+        "replace node worker-3 on prod host=10.0.0.21",
+    ),
     cluster="required",
     job_kind="node.replace",
 )
 class NodeReplaceArgs(Args):
     """Works for masters too, one at a time, and only while the other masters alone hold etcd's majority
-    (the old member goes even when its node is dead): so not on a cluster of one or two masters."""
+    (the old member goes even when its node is dead): so not on a cluster of one or two masters.
+    A worker's successor joins before the old worker is drained; a master leaves etcd before its
+    successor joins. With provider=manual, `host=` names the new machine."""
 
     node: NodeName
+    host: Annotated[
+        str | None,
+        AfterValidator(validation.optional_host_address_in_context),
+        Arg(names=("address", "ip", "主机", "地址"), kind="IP or hostname"),
+        Field(description="the machine that takes the node's place (provider=manual)"),
+    ] = None
     break_glass: BreakGlass = None
 
 

@@ -140,7 +140,8 @@ async def replace_node(ctx: CommandContext, args: NodeReplaceArgs) -> CommandRes
     node = next((n for n in record.nodes if n.name == args.node), None)
     if node is None:
         raise _no_such_node(record, args.node)
-    lines = [f"replace {node.role} {args.node} with a fresh node"]
+    fresh = f"the machine at {args.host}" if args.host else "a fresh node"
+    lines = [f"replace {node.role} {args.node} with {fresh}"]
     if node.role == "master":
         refusal = master_leave_refusal(record, node, verb="replace")
         if refusal is not None:
@@ -149,6 +150,7 @@ async def replace_node(ctx: CommandContext, args: NodeReplaceArgs) -> CommandRes
         lines.append(
             f"etcd keeps its majority ({quorum(members)} of {members}) from the other masters throughout"
         )
+        lines.append(f"{args.node}'s etcd member is removed first; its successor joins after")
     return day2_job(ctx, args, kind=JobKind.NODE_REPLACE, lines=lines)
 
 

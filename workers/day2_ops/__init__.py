@@ -27,6 +27,7 @@ from workers.day2_ops.nodes import (
     drain_step,
     join_step,
     machines_step,
+    master_leaves_first_step,
     pick_node_step,
     plan_added_node_step,
     plan_replacement_step,
@@ -88,10 +89,13 @@ def node_remove(spec: JobSpec) -> Operation:
 
 @operation(JobKind.NODE_REPLACE.value)
 def node_replace(spec: JobSpec) -> Operation:
-    """The replacement joins first (a new master adds its etcd member), then the old node is drained and
-    reset (kubeadm reset removes its etcd member): quorum never drops below the starting size."""
+    """A worker's successor joins first, then the old worker is drained and removed (capacity first).
+    A master leaves first: its etcd member is removed by a member that stays (refused when those alone
+    would not hold the majority), then its successor joins; joining first would count a dead member
+    towards the majority the join needs, and a join that stalls would cost the quorum."""
     plan = Step("plan", "Plan the replacement", plan_replacement_step)
-    return day2_operation(JobKind.NODE_REPLACE, [plan, *JOIN, *LEAVE])
+    master_first = Step("master_leaves", "A replaced master leaves etcd first", master_leaves_first_step)
+    return day2_operation(JobKind.NODE_REPLACE, [plan, master_first, *JOIN, *LEAVE])
 
 
 @operation(JobKind.CLUSTER_UPGRADE.value)

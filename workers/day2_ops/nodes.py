@@ -13,7 +13,7 @@ from kobot.errors import StepFailedError
 from workers import playbook_names
 from workers.ansible.runner import KNOWN_HOSTS_FILE
 from workers.cluster_inputs import inventory_path, load_balancer_secrets, play_vars, refusing_unsafe_values
-from workers.cluster_steps import wait_for_ssh_of
+from workers.cluster_steps import render_inventory_step, wait_for_ssh_of
 from workers.context import StepContext
 from workers.day2_ops.kube_access import drain_logger, drain_timeout, kube_for, kubeconfig_file
 from workers.day2_ops.machines import apply_machines, creates_machines
@@ -208,21 +208,11 @@ def plan_added_node_step(ctx: StepContext) -> None:
             f"{ctx.cluster} has no API VIP, so it cannot get a second master",
             error="a cluster that may grow its control plane is created with masters=3 (which gets a VIP)",
         )
-    same_role = [node_index(n.name) for n in record.nodes if n.role == role]
-    name = f"{ctx.cluster}-{role}-{max(same_role, default=0) + 1}"
-    if host:
-        with refusing_unsafe_values(ctx.cluster, task="check the new host"):
-            address = automation_values.host_address(str(host), allow_local=ctx.settings.allow_local_hosts)
-        if any(n.address == address for n in record.nodes):
-            raise StepFailedError(f"{address} is already a node of {ctx.cluster}")
-    elif creates_machines(record):
-        zone = next((n.zone for n in record.nodes if n.role == role and n.zone), "") or ""
-        address = IpPools(ctx.redis).reserve(cluster=ctx.cluster, nodes={name: zone})[name]
-    else:
-        raise StepFailedError(
-            f"{ctx.cluster} runs on your own machines: say which one joins",
-            error=f"`add node {ctx.cluster} host=<address>`",
-        )
+    name = _next_name(record, role)
+    zone = next((n.zone for n in record.nodes if n.role == role and n.zone), "") or ""
+    address = _new_address(
+        ctx, record, name=name, zone=zone, host=host, how=f"`add node {ctx.cluster} host=<address>`"
+    )
     record.nodes.append(NodeRecord(name=name, role=role, address=address))
     recount(record)
     store.save(record)
@@ -243,23 +233,107 @@ def pick_node_step(ctx: StepContext) -> None:
 
 
 def plan_replacement_step(ctx: StepContext) -> None:
-
+    """A worker's successor is recorded now and joins before the old worker is drained (capacity first).
+    A master's successor waits: the old master leaves etcd first (`master_leaves_first_step`), since a
+    dead member still counts towards the majority a new member's join needs."""
     store = cluster_store(ctx)
     record = store.require(ctx.cluster)
-    old = find_node(record, str(ctx.params["node"]))
     state = load_state(ctx)
     if state.add:
         return
-    if not creates_machines(record):
-        raise StepFailedError(
-            f"replacing {old.name} needs a new machine, and kobot does not create hosts on provider=manual",
-            error=f"add one with `add node {ctx.cluster} host=<address>`, then `remove node {old.name}`",
-        )
-    same_role = [node_index(n.name) for n in record.nodes if n.role == old.role]
-    name = f"{ctx.cluster}-{old.role}-{max(same_role, default=0) + 1}"
-    address = IpPools(ctx.redis).reserve(cluster=ctx.cluster, nodes={name: old.zone or ""})[name]
-    record.nodes.append(NodeRecord(name=name, role=old.role, address=address, zone=old.zone))
-    store.save(record)
+    old = find_node(record, str(ctx.params["node"]))
+    if old.role == "master":
+        refusal = master_leave_refusal(record, old)
+        if refusal is not None:
+            raise StepFailedError(refusal)
+    name = _next_name(record, old.role)
+    how = f"`replace node {old.name} on {ctx.cluster} host=<address>`"
+    host = ctx.params.get("host")
+    address = _new_address(ctx, record, name=name, zone=old.zone or "", host=host, how=how)
+    successor = NodeRecord(name=name, role=old.role, address=address, zone=old.zone)
     state.add, state.remove = [name], [old.name]
+    if old.role == "master":
+        state.successors = [successor]
+        save_state(ctx, state)
+        say(ctx, f"{old.name} leaves etcd first, then {name} ({address}) joins in its place")
+        return
+    record.nodes.append(successor)
+    store.save(record)
     save_state(ctx, state)
     say(ctx, f"{name} ({address}) replaces {old.name}: it joins before {old.name} is drained")
+
+
+def master_leaves_first_step(ctx: StepContext) -> None:
+    """A replaced master is cordoned, drained and removed (its etcd member taken out by a member that
+    stays) before its successor enters the record and joins; a worker leaves later, after its successor."""
+    state = load_state(ctx)
+    if not state.successors:
+        say(ctx, "a worker leaves after its successor is Ready")
+        return
+    store = cluster_store(ctx)
+    record = store.require(ctx.cluster)
+    recorded = {node.name for node in record.nodes}
+    if any(name in recorded for name in state.remove):
+        for name in state.remove:
+            refusal = master_leave_refusal(record, find_node(record, name))
+            if refusal is not None:
+                raise StepFailedError(refusal)
+        render_inventory_step(ctx)
+        cordon_step(ctx)
+        drain_step(ctx)
+        remove_step(ctx)
+        record = store.require(ctx.cluster)
+    record.nodes += [node for node in state.successors if node.name not in {n.name for n in record.nodes}]
+    recount(record)
+    store.save(record)
+    joining = ", ".join(node.name for node in state.successors)
+    # nothing is left to leave after the successor joins; a retry resumes at the join
+    state.remove, state.successors = [], []
+    save_state(ctx, state)
+    say(ctx, f"{joining} joins now that the old master left etcd")
+
+
+ETCD_MEMBER_STATES = (NodeState.READY, NodeState.CHECKED)
+"""Node states of masters that joined, so hold an etcd member (a planned one never did)."""
+
+
+def etcd_quorum(members: int) -> int:
+    """etcd's majority of `members`: the votes every write and every membership change needs."""
+    return members // 2 + 1
+
+
+def master_leave_refusal(record: ClusterRecord, node: NodeRecord) -> str | None:
+    """Why taking `node` out of etcd would drop below quorum, or None: the masters that stay must alone
+    hold the majority of the members there are now, as the leaving one may be dead."""
+    members = [n for n in record.nodes if n.role == "master" and n.state in ETCD_MEMBER_STATES]
+    if node not in members:
+        return None
+    staying = len(members) - 1
+    if staying >= etcd_quorum(len(members)):
+        return None
+    return (
+        f"{node.name} cannot leave etcd: {record.name} has {len(members)} etcd members, a membership "
+        f"change needs {etcd_quorum(len(members))} of them and only {staying} would stay"
+    )
+
+
+def _next_name(record: ClusterRecord, role: str) -> str:
+    same_role = [node_index(n.name) for n in record.nodes if n.role == role]
+    return f"{record.name}-{role}-{max(same_role, default=0) + 1}"
+
+
+def _new_address(
+    ctx: StepContext, record: ClusterRecord, *, name: str, zone: str, host: object, how: str
+) -> str:
+    """The new node's address: the host a person named (checked), else one from the IaaS pool."""
+    if host:
+        with refusing_unsafe_values(ctx.cluster, task="check the new host"):
+            address = automation_values.host_address(str(host), allow_local=ctx.settings.allow_local_hosts)
+        if any(n.address == address for n in record.nodes):
+            raise StepFailedError(f"{address} is already a node of {ctx.cluster}")
+        return address
+    if creates_machines(record):
+        return IpPools(ctx.redis).reserve(cluster=ctx.cluster, nodes={name: zone})[name]
+    raise StepFailedError(
+        f"{ctx.cluster} runs on your own machines: say which one joins as {name}", error=how
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from kobot.clusters import NodeRecord
 from kobot.job_records import JobEventType
 from workers.context import StepContext
 
@@ -18,6 +19,8 @@ class Day2State(BaseModel):
     drained: list[str] = []
     upgraded: list[str] = []
     backup_id: str | None = None
+    successors: list[NodeRecord] = []
+    """A replaced master's successors: they enter the record (and join) only once it has left etcd."""
 
 
 def load_state(ctx: StepContext) -> Day2State:
