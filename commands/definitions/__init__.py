@@ -7,9 +7,21 @@ from commands.definitions import (
     certificates,
     clusters,
     general,
+    health,
     inspect,
     jobs,
     nodes,
 )
 
-__all__ = ["addons", "alerts", "backups", "certificates", "clusters", "general", "inspect", "jobs", "nodes"]
+__all__ = [
+    "addons",
+    "alerts",
+    "backups",
+    "certificates",
+    "clusters",
+    "general",
+    "health",
+    "inspect",
+    "jobs",
+    "nodes",
+]

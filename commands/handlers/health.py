@@ -1,0 +1,131 @@
+"""Handlers of the health check and its schedule. The check runs on a worker thread within
+`HEALTH_CHECK_DEADLINE_SECONDS`, never on the chat loop; a schedule is data the scheduler loop reads."""
+
+from __future__ import annotations
+
+import asyncio
+
+from commands.context import CommandContext, CommandResult, Reply, reply
+from commands.definitions.health import (
+    HealthCheckArgs,
+    HealthScheduleArgs,
+    HealthScheduleOffArgs,
+    HealthScheduleShowArgs,
+)
+from commands.registry import handles
+from kobot import defaults
+from kobot.access import CLUSTER_READ_PERMISSION, EVERY_SCOPE, scoped_permission
+from kobot.clock import utcnow
+from kobot.errors import KobotError, NotFoundError, PermissionDeniedError
+from kobot.messages import Tone
+from kobot.risk import Risk
+from kobot.store import secret_key
+from workers import etcd
+from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
+from workers.health_cards import report_card
+from workers.health_check import HealthReport, check_cluster
+from workers.health_schedule import HealthCheckSchedule, HealthScheduleStore
+from workers.schedule_slots import next_slot
+
+DEADLINE_MARGIN_SECONDS = 2.0
+"""Past the check's own deadline, how long the chat waits for its thread to hand the report back."""
+
+
+@handles(HealthCheckArgs)
+async def check_health(ctx: CommandContext, args: HealthCheckArgs) -> CommandResult:
+    cluster = ctx.runtime.clusters.require(ctx.cluster()).name
+    _may_read_everything(ctx, cluster)
+    limit = defaults.HEALTH_CHECK_DEADLINE_SECONDS
+    try:
+        report = await asyncio.wait_for(
+            asyncio.to_thread(_check_blocking, ctx, cluster), timeout=limit + DEADLINE_MARGIN_SECONDS
+        )
+    except TimeoutError:
+        raise KobotError(
+            f"the health check of {cluster} did not finish within {limit:.0f}s; "
+            "its API server or etcd may be down or overloaded"
+        ) from None
+    return Reply(report_card(report))
+
+
+def _check_blocking(ctx: CommandContext, cluster: str) -> HealthReport:
+    runtime = ctx.runtime
+    secrets = ClusterSecrets(redis=runtime.redis, secret=secret_key(runtime.settings))
+    kubeconfig = secrets.get(cluster=cluster, name=KUBECONFIG_SECRET)
+    if kubeconfig is None:
+        raise NotFoundError(
+            f"kobot holds no admin kubeconfig for {cluster}: it is stored when its create job installs "
+            "Kubernetes, so the health check works once the cluster is up"
+        )
+    access = etcd.load_access(redis=runtime.redis, cluster=cluster)
+    return check_cluster(kubeconfig=kubeconfig, cluster=cluster, etcd_access=access, now=utcnow())
+
+
+def _may_read_everything(ctx: CommandContext, cluster: str) -> None:
+    """The check lists pods of every namespace: a `kubectl` grant for some namespaces is not enough."""
+    permission = scoped_permission(CLUSTER_READ_PERMISSION, EVERY_SCOPE)
+    allowed = ctx.runtime.policy.can_run(
+        identity=ctx.identity,
+        conversation=ctx.conversation,
+        command_id=permission,
+        risk=Risk.READ,
+        cluster=cluster,
+    )
+    if not allowed:
+        raise PermissionDeniedError(
+            f"the health check reads every namespace of {cluster} (permission {permission}); "
+            f"read the namespaces you may with `kubectl get pods -n NAMESPACE on {cluster}`, or ask an admin"
+        )
+
+
+@handles(HealthScheduleArgs)
+async def schedule_checks(ctx: CommandContext, args: HealthScheduleArgs) -> CommandResult:
+    cluster = ctx.runtime.clusters.require(ctx.cluster()).name
+    zone = args.timezone or ctx.runtime.settings.backups.schedule_timezone
+    schedule = HealthCheckSchedule(
+        cluster=cluster,
+        every=args.every,
+        at=args.at,
+        timezone=zone,
+        set_by=ctx.identity.label(),
+        next_run_at=next_slot(every=args.every, at=args.at, timezone=zone, after=utcnow()),
+    )
+    store = HealthScheduleStore(ctx.runtime.redis)
+    previous = store.get(cluster)
+    store.save(schedule)
+    replaced = f"\nIt replaces: {previous.describe()}" if previous is not None else ""
+    return reply(
+        f"Health checks of {cluster} scheduled",
+        body=(
+            f"{schedule.describe()}\nWhat gets worse is posted once to channels that asked for it: "
+            f"`notify {cluster} health` (or node); certificate expiry: `notify {cluster} certificate`."
+            f"{replaced}"
+        ),
+        tone=Tone.SUCCESS,
+    )
+
+
+@handles(HealthScheduleShowArgs)
+async def show_check_schedules(ctx: CommandContext, args: HealthScheduleShowArgs) -> CommandResult:
+    store = HealthScheduleStore(ctx.runtime.redis)
+    cluster = ctx.parsed.cluster
+    schedules = [s for s in [store.get(cluster)] if s] if cluster else store.all()
+    if not schedules:
+        return reply(
+            f"No health-check schedule for {cluster or 'any cluster'}",
+            body=f"Set one: `check {cluster or 'prod'} every day at 08:00`, or check now: "
+            f"`check cluster {cluster or 'prod'}`.",
+        )
+    return reply("Health-check schedules", body="\n".join(s.describe() for s in schedules))
+
+
+@handles(HealthScheduleOffArgs)
+async def stop_check_schedule(ctx: CommandContext, args: HealthScheduleOffArgs) -> CommandResult:
+    cluster = ctx.cluster()
+    if not HealthScheduleStore(ctx.runtime.redis).delete(cluster):
+        raise KobotError(f"{cluster} has no health-check schedule (`check schedule` lists them)")
+    return reply(
+        f"Scheduled health checks of {cluster} stopped",
+        body="Certificate-expiry notices go on; check by hand with `check cluster " + cluster + "`.",
+        tone=Tone.SUCCESS,
+    )
