@@ -1,0 +1,69 @@
+"""Fixtures of the bundle tests: the local upstream (files peer + registry) and a plan pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.bundle.upstream import (
+    UpstreamFilesPeer,
+    push_layout,
+    running_registry,
+    serve_planned_files,
+    write_oci_layout,
+)
+from workers.bundle.manifest import BundleManifest
+from workers.bundle.plan import plan_bundle
+
+PEER_PREFIX = "/up"
+"""Path under the files peer where the upstream hosts' files live (`/up/dl.k8s.io/...`)."""
+
+BUNDLE_IMAGES = ("registry.k8s.io/pause:3.10", "registry.k8s.io/coredns/coredns:v1.11.3")
+"""The planned images the tests carry (two keep skopeo's share of the run short)."""
+
+
+@dataclass(frozen=True)
+class Upstream:
+    peer: UpstreamFilesPeer
+    registry: str
+    manifest: BundleManifest
+    contents: dict[str, bytes]
+    """bundle path → the bytes upstream serves for it."""
+    digests: dict[str, str]
+    """image ref → manifest digest pushed upstream."""
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
+    work = tmp_path_factory.mktemp("upstream")
+    with UpstreamFilesPeer().running() as peer, running_registry(work / "registry") as registry:
+        origin = f"{peer.origin}{PEER_PREFIX}"
+        planned = plan_bundle(
+            version="1.32.8",
+            os=["debian12"],
+            arch=["amd64", "arm64"],
+            cni="flannel",
+            upstream={
+                "https://dl.k8s.io": f"{origin}/dl.k8s.io",
+                "https://github.com": f"{origin}/github.com",
+                "registry.k8s.io": f"http://{registry}/registry.k8s.io",
+            },
+        )
+        manifest = planned.model_copy(
+            update={"images": tuple(i for i in planned.images if i.ref in BUNDLE_IMAGES)}
+        )
+        contents = serve_planned_files(peer, manifest, prefix=PEER_PREFIX)
+        digests: dict[str, str] = {}
+        for number, image in enumerate(manifest.images):
+            name, _, tag = image.ref.rpartition(":")
+            layout = work / "layouts" / str(number)
+            digests[image.ref] = write_oci_layout(layout, tag=tag, text=f"image {image.ref}")
+            push_layout(layout, tag=tag, to=f"{registry}/{name}:{tag}")
+        yield Upstream(peer=peer, registry=registry, manifest=manifest, contents=contents, digests=digests)
+
+
+def bundle_dir(tmp_path: Path) -> Path:
+    return tmp_path / "bundle"
