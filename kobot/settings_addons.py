@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 class AddonSettings(BaseModel):
@@ -16,6 +16,10 @@ class AddonSettings(BaseModel):
     registry of its own."""
     kobot_webhook_url: str | None = None
     """The URL a cluster's Alertmanager posts to: kobot's /alerts/alertmanager as the cluster reaches it."""
+    credentials: dict[str, SecretStr] = Field(default_factory=dict)
+    """Credentials addons need, by name (bigip-username, bigip-password, ceph-user-id, ceph-user-key,
+    openstack-credential-id, openstack-credential-secret; KOBOT_ADDONS__CREDENTIALS as JSON). An
+    install copies them into the cluster's encrypted secrets, so chat never carries them."""
 
     @field_validator("chart_repository", "kobot_webhook_url")
     @classmethod
