@@ -184,6 +184,30 @@ def host_address(value: str, *, allow_local: bool = False) -> str:
     return _as_arg_error(lambda: automation_values.host_address(value, allow_local=allow_local))
 
 
+def api_vip(value: str | None, info: ValidationInfo) -> str | None:
+    """A free IP address for the API's VIP (keepalived): an address, never a name, since keepalived
+    announces an address; the other `host_address` rules apply."""
+    if value is None:
+        return None
+    try:
+        address = str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise ArgValueError(
+            f"api_vip '{value}' is not an IP address; give a free one, like 10.0.0.100"
+        ) from None
+    return host_address_in_context(address, info)
+
+
+def vip_outside_networks(*, api_vip: str, pod_cidr: str, service_cidr: str) -> None:
+    """The VIP is a host address of the machines' network, so it may not fall in the pod or service range."""
+    address = ipaddress.ip_address(api_vip)
+    for what, network in (("pod_cidr", pod_cidr), ("service_cidr", service_cidr)):
+        if address in ipaddress.ip_network(network):
+            raise ArgValueError(
+                f"api_vip {api_vip} is inside {what} {network}; take a free address of the machines' network"
+            )
+
+
 def host_address_in_context(value: str, info: ValidationInfo) -> str:
     """`host_address` for a pydantic validator: the parse context says whether local hosts are allowed."""
     return host_address(value, allow_local=automation_values.local_hosts_allowed(info.context))

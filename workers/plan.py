@@ -68,6 +68,10 @@ class ClusterPlan(BaseModel):
             f"kube-proxy {spec.kube_proxy_mode.value}",
             f"network: pods {spec.pod_cidr}, services {spec.service_cidr}",
         ]
+        if spec.masters == 1 and self.vip:
+            lines.append(
+                f"API: 1 master behind VIP {self.vip} (keepalived+haproxy), so masters can be added later"
+            )
         if spec.masters > 1:
             if self.vip:
                 lines.append(f"API: {spec.masters} masters behind VIP {self.vip} (keepalived+haproxy)")
@@ -149,8 +153,13 @@ def plan_cluster(*, spec: ClusterSpec, pools: IpPools | None = None, reserve: bo
     if spec.provider.creates_machines:
         pools = _require_pools(pools)
         wanted = {name: zone or "" for name, (_, _, zone) in placed.items()}
-        if spec.masters > 1 and vip is None:
-            wanted[f"{spec.name}-api-vip"] = zones[0] if zones else ""
+        vip_zone = zones[0] if zones else ""
+        if vip is None and (
+            spec.masters > 1 or _room_for_vip(pools, cluster=spec.name, zone=vip_zone, wanted=wanted)
+        ):
+            # One master gets a VIP too when its pool has a spare address: kubeadm's endpoint and the API
+            # certificate cannot move to a VIP later, so `add node role=master` keeps this endpoint.
+            wanted[f"{spec.name}-api-vip"] = vip_zone
         run = pools.reserve if reserve else pools.preview
         addresses = run(cluster=spec.name, nodes=wanted)
         vip = addresses.pop(f"{spec.name}-api-vip", vip)
@@ -163,6 +172,18 @@ def plan_cluster(*, spec: ClusterSpec, pools: IpPools | None = None, reserve: bo
         for name, (role, index, zone) in placed.items()
     )
     return ClusterPlan(spec=spec, nodes=nodes, vip=vip)
+
+
+def _room_for_vip(pools: IpPools, *, cluster: str, zone: str, wanted: dict[str, str]) -> bool:
+    """Whether `zone`'s pool has an address left over after the nodes `wanted` there (a retry finds
+    the VIP it reserved before, and its nodes' addresses already held)."""
+    if pools.get(zone) is None:
+        return False
+    held = pools.reserved(cluster=cluster)
+    if f"{cluster}-api-vip" in held:
+        return True
+    needed = sum(1 for name, node_zone in wanted.items() if node_zone == zone and name not in held)
+    return pools.free(zone) > needed
 
 
 def plan_scale(

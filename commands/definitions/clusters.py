@@ -122,6 +122,15 @@ class ClusterLayout(Args):
         Arg(names=("zone", "az", "可用区", "区域"), kind="names, comma separated"),
         Field(description="vsphere/openstack only: spread nodes over these zones"),
     ] = Field(default_factory=list)
+    api_vip: Annotated[
+        str | None,
+        AfterValidator(validation.api_vip),
+        Arg(names=("vip", "api-vip", "apiserver-vip", "虚拟ip", "虚拟IP", "VIP"), kind="a free IP address"),
+        Field(
+            description="the API's virtual address (keepalived+haproxy); needed with 3 or 5 masters on your "
+            "own hosts; vsphere/openstack reserve one from the pool when not given"
+        ),
+    ] = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -138,6 +147,14 @@ class ClusterLayout(Args):
             )
         if self.zones and self.provider == "manual":
             raise validation.ArgValueError("zones are only for provider=vsphere or openstack")
+        if self.api_vip is not None:
+            if self.api_vip in self.hosts:
+                raise validation.ArgValueError(
+                    f"api_vip {self.api_vip} is also a host; the VIP must be a free address"
+                )
+            validation.vip_outside_networks(
+                api_vip=self.api_vip, pod_cidr=self.pod_cidr, service_cidr=self.service_cidr
+            )
         return self
 
 

@@ -235,6 +235,7 @@ def test_defaults_are_filled_and_args_are_json() -> None:
         "service_cidr": "10.96.0.0/12",
         "hosts": [],
         "zones": [],
+        "api_vip": None,
         "break_glass": None,
     }
     again = type(parsed).model_validate_json(parsed.model_dump_json())

@@ -181,3 +181,22 @@ def test_plan_from_params_takes_the_create_command_arguments(redis: Redis) -> No
     assert [n.name for n in plan.nodes] == ["dev-master-1", "dev-worker-1"]
     dumped = plan.spec.model_dump(mode="json")
     assert dumped["node_sizes"]["worker"] == {"cpu": 8, "memory_mb": 16384, "disk_gb": 100}
+
+
+def test_plan_one_iaas_master_gets_a_vip_when_the_pool_has_room_and_keeps_it_on_a_retry(redis: Redis) -> None:
+    pools = _pools(redis, "az1")
+    spec = ClusterSpec(name="solo", provider=Provider.OPENSTACK, masters=1, workers=1)
+    plan = plan_cluster(spec=spec, pools=pools)
+    assert plan.vip == "10.30.1.12"
+    assert "API: 1 master behind VIP 10.30.1.12" in "\n".join(plan.summary_lines())
+    assert plan_cluster(spec=spec, pools=pools).vip == plan.vip
+    assert len(pools.reserved(cluster="solo")) == 3
+
+
+def test_plan_one_iaas_master_goes_without_a_vip_when_the_pool_is_exactly_full(redis: Redis) -> None:
+    pools = _pools(redis, "az1", size=2)
+    plan = plan_cluster(
+        spec=ClusterSpec(name="solo", provider=Provider.OPENSTACK, masters=1, workers=1), pools=pools
+    )
+    assert plan.vip is None
+    assert not any("VIP" in line for line in plan.summary_lines())
