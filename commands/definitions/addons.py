@@ -1,4 +1,5 @@
-"""Addons from the catalog: list, show, install, upgrade, uninstall (monitoring, logging, dashboard, NFS);
+"""Addons from the catalog: list, show, install, upgrade, uninstall (monitoring, logging, dashboard, Scope,
+GPU, F5 BIG-IP, NFS, Ceph RBD, Cinder);
 and the app store: any chart of the site's chart repository, installed by the same mechanism."""
 
 from __future__ import annotations
@@ -15,7 +16,17 @@ from kobot.validation import ArgValueError
 from workers.addons import ADDON_INSTALL, ADDON_UNINSTALL, ADDON_UPGRADE
 from workers.addons.catalog import CATALOG
 
-AddonId = Literal["monitoring", "logging", "dashboard", "storage-nfs"]
+AddonId = Literal[
+    "monitoring",
+    "logging",
+    "dashboard",
+    "scope",
+    "gpu",
+    "f5",
+    "storage-nfs",
+    "storage-ceph-rbd",
+    "storage-cinder",
+]
 
 ADDON_WORDS = {alias: entry.name for entry in CATALOG.values() for alias in entry.aliases}
 """Other words for catalog entries, 中文 included: 监控 → monitoring, nfs → storage-nfs."""
@@ -25,6 +36,10 @@ _ADDON_OF_ALIAS = {
     "安装日志": "logging",
     "安装仪表盘": "dashboard",
     "安装nfs存储": "storage-nfs",
+    "安装拓扑": "scope",
+    "安装显卡插件": "gpu",
+    "安装ceph存储": "storage-ceph-rbd",
+    "安装cinder存储": "storage-cinder",
     "卸载监控": "monitoring",
     "卸载日志": "logging",
     "升级监控": "monitoring",
@@ -54,6 +69,9 @@ Addon = Annotated[
     Arg(positional=True, names=("addon", "插件", "组件"), synonyms=ADDON_WORDS),
     Field(description=f"an addon of the catalog: {', '.join(sorted(CATALOG))}"),
 ]
+SETTABLE = frozenset(value.name for entry in CATALOG.values() for value in entry.settable)
+"""Every value some catalog entry takes; the entry itself says which are its own."""
+
 SettableValue = Annotated[
     str | None,
     Arg(kind="value"),
@@ -71,18 +89,24 @@ def _addon_from_alias(alias: str, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 class AddonValues(Args):
-    """Values a person may set; each addon's catalog entry says which it takes and checks them."""
+    """Values a person may set; each addon's catalog entry says which it takes and checks them.
+    Credentials are never among them: they come from addons.credentials and stay encrypted."""
 
     server: SettableValue = None
     path: SettableValue = None
     retention: SettableValue = None
+    bigip: SettableValue = None
+    partition: SettableValue = None
+    mode: SettableValue = None
+    insecure: SettableValue = None
+    cluster_id: SettableValue = None
+    monitors: SettableValue = None
+    pool: SettableValue = None
+    auth_url: SettableValue = None
+    region: SettableValue = None
 
     def given(self) -> dict[str, str]:
-        return {
-            k: v
-            for k, v in (("server", self.server), ("path", self.path), ("retention", self.retention))
-            if v
-        }
+        return {name: value for name, value in self.model_dump().items() if value and name in SETTABLE}
 
 
 @command(
@@ -125,6 +149,10 @@ class AddonShowArgs(Args):
     examples=(
         "install monitoring on prod",
         "install storage nfs server=nfs1 path=/exports on prod",
+        "install storage ceph-rbd cluster_id=b9127830-b0cc-4e34-aa47-9d1a2e9949a8 "
+        "monitors=ceph1:6789 pool=kubernetes on prod",
+        "install gpu on prod",
+        "install f5 bigip=https://bigip1.example.com partition=kubernetes mode=cluster on prod",
         "安装监控 prod",
     ),
     cluster="required",

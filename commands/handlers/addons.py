@@ -22,11 +22,14 @@ from commands.handlers.submit import plan_hash, require_changeable, require_oper
 from commands.registry import handles
 from kobot.errors import KobotError
 from kobot.messages import Field, Tone
+from kobot.store import secret_key
 from workers.addons import ADDON_INSTALL, ADDON_UNINSTALL, ADDON_UPGRADE
 from workers.addons.app_store import app_entry, app_named, apps_of, release_of, settings_of, version_of
 from workers.addons.catalog import CATALOG, AddonEntry, entry_named
 from workers.addons.chart_repository import fetch_index
 from workers.addons.releases import ReleaseRecord, ReleaseStore
+from workers.addons.steps import missing_credential
+from workers.cluster_secrets import ClusterSecrets
 
 
 @handles(AddonListArgs)
@@ -40,7 +43,7 @@ async def list_addons(ctx: CommandContext, args: AddonListArgs) -> CommandResult
     for entry in CATALOG.values():
         record = installed.get(entry.name)
         state = f"installed {record.chart_version}" if record else ("not installed" if cluster else "")
-        line = f"{entry.chart} {entry.version} · {len(entry.images)} images to mirror"
+        line = f"{entry.source} · {len(entry.images)} images to mirror"
         fields.append(Field(label=entry.name, value=" · ".join(p for p in (line, state) if p)))
     title = f"Addons on {cluster}" if cluster else "Addon catalog"
     return reply(title, body="`show addon NAME` lists its images and settings.", fields=tuple(fields))
@@ -50,13 +53,22 @@ async def list_addons(ctx: CommandContext, args: AddonListArgs) -> CommandResult
 async def show_addon(ctx: CommandContext, args: AddonShowArgs) -> CommandResult:
     entry = entry_named(args.addon)
     fields = [
-        Field(label="Chart", value=f"{entry.chart} {entry.version} (from addons.chart_repository)"),
+        Field(
+            label="Made from",
+            value=entry.source if entry.own_manifests else f"{entry.source} (from addons.chart_repository)",
+        ),
         Field(label="Namespace", value=entry.namespace),
         Field(label="Images to mirror", value="\n".join(entry.images)),
     ]
     if entry.settable:
         settings = "\n".join(f"{v.name}={v.example}: {v.description}" for v in entry.settable)
         fields.append(Field(label="Settable", value=settings))
+    if entry.secrets:
+        needs = "\n".join(
+            f"{s.name}: {s.description}" + (" (made by kobot)" if s.generated else " (addons.credentials)")
+            for s in entry.secrets
+        )
+        fields.append(Field(label="Credentials (kept encrypted)", value=needs))
     if entry.links:
         fields.append(
             Field(
@@ -80,8 +92,12 @@ async def install_addon(ctx: CommandContext, args: AddonInstallArgs) -> CommandR
         raise KobotError(
             f"{entry.name} is already on {ctx.cluster()}: `upgrade addon {entry.name} on {ctx.cluster()}`"
         )
-    lines = [f"install {entry.chart} {entry.version} into namespace {entry.namespace}"]
+    _require_credentials(ctx, entry)
+    lines = [f"install {entry.source} into namespace {entry.namespace}"]
     lines += [f"{name}={value}" for name, value in sorted(values.items())]
+    if entry.secrets:
+        names = ", ".join(s.name for s in entry.secrets)
+        lines.append(f"credentials {names}: from kobot's encrypted store, applied as Secrets")
     return _job(ctx, ADDON_INSTALL, entry, values, lines)
 
 
@@ -95,6 +111,7 @@ async def upgrade_addon(ctx: CommandContext, args: AddonUpgradeArgs) -> CommandR
             f"{entry.name} is not installed on {ctx.cluster()}: `install {entry.name} on {ctx.cluster()}`"
         )
     values = entry.checked_values(args.given() or record.user_values)
+    _require_credentials(ctx, entry)
     lines = [
         f"{entry.chart} {record.chart_version} → {entry.version}; objects no longer rendered are deleted"
     ]
@@ -176,6 +193,22 @@ async def _index(ctx: CommandContext) -> dict[str, Any]:
 def _require_repository(ctx: CommandContext) -> None:
     if not ctx.runtime.settings.addons.chart_repository:
         raise KobotError("no chart repository is set: an admin sets it (KOBOT_ADDONS__CHART_REPOSITORY)")
+
+
+def _require_credentials(ctx: CommandContext, entry: AddonEntry) -> None:
+    """A site credential the addon needs must be set (addons.credentials) or already stored for the
+    cluster; refused before the job, naming the setting, never asking for it in chat."""
+    runtime = ctx.runtime
+    given = runtime.settings.addons.credentials
+    site = [s for s in entry.secrets if not s.generated and s.name not in given]
+    if not site:
+        return
+    stored = set(
+        ClusterSecrets(redis=runtime.redis, secret=secret_key(runtime.settings)).names(cluster=ctx.cluster())
+    )
+    for secret in site:
+        if secret.store_name(entry.name) not in stored:
+            raise KobotError(missing_credential(entry, secret.name))
 
 
 def _release(ctx: CommandContext, entry: AddonEntry) -> ReleaseRecord | None:

@@ -4,7 +4,9 @@ removes exactly what was applied and nothing else."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 import threading
 import time
 from pathlib import Path
@@ -14,10 +16,12 @@ import pytest
 from pydantic import SecretStr
 from redis import Redis
 
+from kobot import keys
 from kobot.cluster_spec import OfflineRepository
 from kobot.clusters import ClusterStore
 from kobot.job_records import JobEventType, JobState, StepState
 from kobot.settings import Settings
+from kobot.store import secret_key
 from tests.addons.chart_server import ChartRepository
 from tests.peers.kubernetes import KubernetesApiPeer
 from tests.workers.jobkit import job_service, run_queue, spec, wait_for
@@ -25,6 +29,7 @@ from tests.workers.test_day2_jobs_peer import cluster, playbooks, settings_for
 from workers.addons import ADDON_INSTALL, ADDON_UNINSTALL, ADDON_UPGRADE, steps
 from workers.addons.catalog import CATALOG, AddonInputs
 from workers.addons.releases import ReleaseRecord, ReleaseStore
+from workers.cluster_secrets import ClusterSecrets
 from workers.events import read_job_events
 from workers.service import JobService
 
@@ -73,6 +78,18 @@ def release_of(redis: Redis) -> ReleaseRecord:
     return record
 
 
+def grafana_password_kept(redis: Redis, settings: Settings) -> str:
+    store = ClusterSecrets(redis=redis, secret=secret_key(settings))
+    kept = store.get(cluster="demo", name="addon/monitoring/grafana-admin-password")
+    assert kept is not None
+    return kept.decode()
+
+
+def grafana_password_applied(peer: KubernetesApiPeer) -> str:
+    secret = peer.applied()["Secret monitoring/monitoring-grafana"]
+    return base64.b64decode(secret["data"]["admin-password"]).decode()
+
+
 def labelled(peer: KubernetesApiPeer, release: str) -> set[str]:
     return {
         label
@@ -104,9 +121,16 @@ def test_monitoring_install_upgrade_prune_and_uninstall_leave_exactly_the_expect
         messages = [e.message or "" for e in read_job_events(redis, install) if e.type is JobEventType.LOG]
         assert any(m.startswith("applied ") for m in messages) and "every workload is ready" in messages
         assert "hook-token" not in " ".join(messages)
-        assert "Grafana: `kubectl -n monitoring port-forward svc/monitoring-grafana 80`" in (
-            service.records.require(install).summary or ""
-        )
+        summary = service.records.require(install).summary or ""
+        assert "Grafana: `kubectl -n monitoring port-forward svc/monitoring-grafana 80`" in summary
+
+        # Grafana's admin password: made once, kept encrypted in kobot, the same after an upgrade
+        kept = grafana_password_kept(redis, settings)
+        assert grafana_password_applied(peer) == kept and len(kept) >= 20
+        assert kept not in summary and "addon/monitoring/grafana-admin-password" in summary
+        run(service, ADDON_UPGRADE, addon="monitoring", values={})
+        assert grafana_password_applied(peer) == kept == grafana_password_kept(redis, settings)
+        assert release_of(redis).values_hash == release.values_hash, "the same render: nothing changes"
 
         # the next catalog version drops Grafana: the upgrade applies the new render and prunes the rest
         entry = CATALOG["monitoring"]
@@ -197,3 +221,93 @@ def test_health_waits_until_the_workloads_are_ready_peer(
         done = service.records.require(job_id)
     assert done.state is JobState.SUCCEEDED, (done.summary, done.error)
     assert logged("waiting for Deployment/storage-nfs") and logged("every workload is ready")
+
+
+F5 = {"bigip": "https://bigip1.example.test", "partition": "kubernetes", "mode": "cluster"}
+BIGIP_PASSWORD = "bigip-Pa55-word-for-the-test"
+
+
+def test_f5_login_is_stored_encrypted_applied_as_a_secret_and_never_in_the_job_peer(
+    redis_url: str, redis: Redis, data_dir: Path, playbooks: Path, chart_repository: ChartRepository
+) -> None:
+    settings = addon_settings(redis_url, data_dir, playbooks, chart_repository)
+    credentials = {"bigip-username": SecretStr("cis"), "bigip-password": SecretStr(BIGIP_PASSWORD)}
+    with_login = settings.model_copy(
+        update={"addons": settings.addons.model_copy(update={"credentials": credentials})}
+    )
+    with KubernetesApiPeer() as peer:
+        demo_cluster(redis, with_login, peer)
+        install = run(job_service(with_login, redis), ADDON_INSTALL, addon="f5", values=F5)
+        login = peer.applied()["Secret kube-system/f5-bigip-ctlr-login"]
+        assert login["stringData"] == {"username": "cis", "password": BIGIP_PASSWORD}
+        args = peer.applied()["Deployment kube-system/f5-f5-bigip-ctlr"]["spec"]["template"]["spec"]
+        assert "--bigip-partition=kubernetes" in args["containers"][0]["args"]
+
+        # kept encrypted: Redis holds no plaintext, kobot's key reads it back
+        store = ClusterSecrets(redis=redis, secret=secret_key(settings))
+        assert store.get(cluster="demo", name="addon/f5/bigip-password") == BIGIP_PASSWORD.encode()
+        dump = b" ".join(v for v in redis.hvals(keys.cluster_secrets("demo")))
+        assert BIGIP_PASSWORD.encode() not in dump
+        # nothing the job recorded or said carries it
+        record = service_record(redis, with_login, install)
+        said = json.dumps([e.model_dump(mode="json") for e in read_job_events(redis, install)])
+        assert BIGIP_PASSWORD not in record and BIGIP_PASSWORD not in said
+
+        # the setting gone (rotated out of the environment): an upgrade uses the stored copy
+        upgrade = run(job_service(settings, redis), ADDON_UPGRADE, addon="f5", values={})
+        assert upgrade
+        assert (
+            peer.applied()["Secret kube-system/f5-bigip-ctlr-login"]["stringData"]["password"]
+            == BIGIP_PASSWORD
+        )
+
+        run(job_service(settings, redis), ADDON_UNINSTALL, addon="f5")
+        assert labelled(peer, "f5") == set()
+
+
+def test_an_addon_whose_credential_is_neither_set_nor_stored_fails_naming_the_setting_peer(
+    redis_url: str, redis: Redis, data_dir: Path, playbooks: Path, chart_repository: ChartRepository
+) -> None:
+    settings = addon_settings(redis_url, data_dir, playbooks, chart_repository)
+    service = job_service(settings, redis)
+    with KubernetesApiPeer() as peer:
+        demo_cluster(redis, settings, peer)
+        job_id = service.submit(spec(service, kind=ADDON_INSTALL, addon="f5", values=F5)).job_id
+        run_queue(service)
+        done = service.records.require(job_id)
+        assert done.state is JobState.FAILED
+        assert "needs the credential bigip-username" in f"{done.summary} {done.error}"
+        assert "KOBOT_ADDONS__CREDENTIALS" in f"{done.summary} {done.error}"
+        assert not peer.applied()
+
+
+def test_scope_installs_its_own_manifests_and_uninstalls_to_nothing_peer(
+    redis_url: str, redis: Redis, data_dir: Path, playbooks: Path, chart_repository: ChartRepository
+) -> None:
+    settings = addon_settings(redis_url, data_dir, playbooks, chart_repository)
+    service = job_service(settings, redis)
+    with KubernetesApiPeer() as peer:
+        demo_cluster(redis, settings, peer)
+        install = run(service, ADDON_INSTALL, addon="scope", values={})
+        assert labelled(peer, "scope") == {
+            "Namespace weave",
+            "ServiceAccount weave/weave-scope",
+            "ClusterRole weave-scope",
+            "ClusterRoleBinding weave-scope",
+            "Service weave/weave-scope-app",
+            "Deployment weave/weave-scope-app",
+            "DaemonSet weave/weave-scope-agent",
+            "Deployment weave/weave-scope-cluster-agent",
+        }
+        image = peer.applied()["Deployment weave/weave-scope-app"]["spec"]["template"]["spec"]["containers"][
+            0
+        ]
+        assert image["image"] == f"{MIRROR}/weaveworks/scope:1.13.2"
+        summary = service.records.require(install).summary or ""
+        assert "Scope: `kubectl -n weave port-forward svc/weave-scope-app 80`" in summary
+        run(service, ADDON_UNINSTALL, addon="scope")
+        assert labelled(peer, "scope") == set()
+
+
+def service_record(redis: Redis, settings: Settings, job_id: str) -> str:
+    return job_service(settings, redis).records.require(job_id).model_dump_json()

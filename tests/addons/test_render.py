@@ -21,12 +21,17 @@ from workers.addons.steps import render_addon
 MIRROR = "mirror.prod.test:5000"
 WEBHOOK = "https://kobot.example.test/alerts/alertmanager"
 TOKEN = "t0ken-for-the-webhook"
+GRAFANA_PASSWORD = "kept-by-kobot-not-drawn-by-helm"
 USER_VALUES = {"storage-nfs": {"server": "nfs1.example.test", "path": "/exports/k8s"}}
 
 
 def render(entry: str, repository: ChartRepository, charts: Path) -> list[Manifest]:
     inputs = AddonInputs(
-        cluster="prod", user_values=USER_VALUES.get(entry, {}), webhook_url=WEBHOOK, webhook_token=TOKEN
+        cluster="prod",
+        user_values=USER_VALUES.get(entry, {}),
+        webhook_url=WEBHOOK,
+        webhook_token=TOKEN,
+        secrets={"grafana-admin-password": GRAFANA_PASSWORD},
     )
     manifests, _, _ = render_addon(
         entry=CATALOG[entry],
@@ -69,6 +74,11 @@ def test_monitoring_grafana_has_prometheus_and_loki_data_sources(monitoring: lis
     types = {source["type"]: source["url"] for source in loaded["datasources"]}
     assert "prometheus" in types and types["prometheus"].startswith("http://monitoring-kube-prometheus")
     assert types["loki"] == "http://logging-loki-gateway.logging.svc"
+
+
+def test_grafana_admin_password_is_the_one_kobot_keeps_not_one_helm_draws(monitoring: list[Manifest]) -> None:
+    secret = one(monitoring, "Secret", "monitoring-grafana")
+    assert base64.b64decode(secret["data"]["admin-password"]).decode() == GRAFANA_PASSWORD
 
 
 def test_monitoring_every_image_and_the_reloader_flag_point_at_the_mirror(monitoring: list[Manifest]) -> None:
@@ -129,7 +139,9 @@ def test_user_values_are_validated_and_the_answer_names_what_is_allowed() -> Non
         nfs.checked_values({"server": "a", "path": "/x", "size": "1"})
     with pytest.raises(KobotError, match="absolute"):
         nfs.checked_values({"server": "a", "path": "relative"})
-    with pytest.raises(KobotError, match="the catalog has: dashboard, logging, monitoring, storage-nfs"):
+    with pytest.raises(
+        KobotError, match="the catalog has: dashboard, f5, gpu, logging, monitoring, scope, storage"
+    ):
         entry_named("gpu-magic")
     assert entry_named("监控").name == "monitoring"
 

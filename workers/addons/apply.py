@@ -41,6 +41,7 @@ BUILTIN_KINDS: dict[str, tuple[str, bool]] = {
     "Role": ("roles", True),
     "RoleBinding": ("rolebindings", True),
     "Ingress": ("ingresses", True),
+    "IngressClass": ("ingressclasses", False),
     "NetworkPolicy": ("networkpolicies", True),
     "PodDisruptionBudget": ("poddisruptionbudgets", True),
     "StorageClass": ("storageclasses", False),

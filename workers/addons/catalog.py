@@ -1,10 +1,11 @@
 """The addon catalog: one entry type for every addon, and the entries as data.
 
-An entry says which chart (name and version in the site's chart repository), kobot's values for it,
-which values a person may set from chat (each with a pattern and an example), the images it needs
-mirrored, which workloads tell it is healthy, and the links and login hints to post. Wiring an addon
-to kobot (Alertmanager's receiver, the cluster label) is done by its values function, from
-`AddonInputs`, never by special cases in the job.
+An entry says which chart (name and version in the site's chart repository) or which of kobot's own
+manifests (for what has no maintained chart), kobot's values for it, which values a person may set from
+chat (each with a pattern and an example), the credentials it needs (kept encrypted in kobot's cluster
+secrets, never in chat), the images it needs mirrored, which workloads tell it is healthy, and the links
+and login hints to post. Wiring an addon to kobot (Alertmanager's receiver, the cluster label) is done
+by its values function, from `AddonInputs`, never by special cases in the job.
 """
 
 from __future__ import annotations
@@ -38,14 +39,30 @@ class UserValue:
 
 
 @dataclass(frozen=True)
+class AddonSecret:
+    """A credential an addon needs. It lives encrypted in kobot's cluster secrets under `store_name`;
+    a generated one is made there once and reused by every upgrade, a site one is copied there from
+    the setting addons.credentials (by `name`) at install, so chat never carries it."""
+
+    name: str
+    description: str
+    generated: bool = False
+
+    def store_name(self, addon: str) -> str:
+        return f"addon/{addon}/{self.name}"
+
+
+@dataclass(frozen=True)
 class AddonInputs:
-    """What kobot knows when it renders: the cluster, how the cluster reaches kobot, what a person set."""
+    """What kobot knows when it renders: the cluster, how the cluster reaches kobot, what a person set,
+    and the addon's credentials (from kobot's encrypted store; they go into Secrets, never to chat)."""
 
     cluster: str
     user_values: dict[str, str]
     webhook_url: str | None = None
     webhook_token: str | None = None
     """kobot's Alertmanager webhook bearer token; it goes into the cluster's Secret, never to chat."""
+    secrets: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,19 @@ class AddonEntry:
     app: bool = False
     """Built from the chart repository's index (the app store), not the catalog: any value path may be
     set (checked for shape), every image the render names is mirrored, its workloads tell health."""
+    own_manifests: str = ""
+    """A file of workers/addons/own_manifests rendered instead of a chart (`chart` is then empty)."""
+    secrets: tuple[AddonSecret, ...] = ()
+    objects: Callable[[AddonInputs], list[dict[str, Any]]] | None = None
+    """Objects kobot adds to the render: Secrets built from `secrets` (so credentials never pass
+    through Helm values) and what the chart lacks (the GPU RuntimeClass)."""
+
+    @property
+    def source(self) -> str:
+        """What it is made from, for chat: `chart 1.2.3` or kobot's own manifests."""
+        if self.own_manifests:
+            return f"kobot's own manifests ({self.version})"
+        return f"{self.chart} {self.version}"
 
     @property
     def release(self) -> str:
@@ -142,6 +172,8 @@ def _monitoring(inputs: AddonInputs) -> dict[str, Any]:
             }
         },
         "grafana": {
+            # made once and kept in kobot's encrypted store: the chart would draw a new one each render
+            "adminPassword": inputs.secrets[GRAFANA_ADMIN.name],
             "additionalDataSources": [
                 {
                     "name": "Loki",
@@ -149,9 +181,12 @@ def _monitoring(inputs: AddonInputs) -> dict[str, Any]:
                     "access": "proxy",
                     "url": "http://logging-loki-gateway.logging.svc",
                 }
-            ]
+            ],
         },
     }
+
+
+GRAFANA_ADMIN = AddonSecret("grafana-admin-password", "Grafana's admin password", generated=True)
 
 
 def _logging(inputs: AddonInputs) -> dict[str, Any]:
@@ -184,6 +219,153 @@ def _storage_nfs(inputs: AddonInputs) -> dict[str, Any]:
     return {
         "nfs": {"server": inputs.user_values["server"], "path": inputs.user_values["path"]},
         "storageClass": {"name": "nfs-client", "defaultClass": False},
+    }
+
+
+def _scope(inputs: AddonInputs) -> dict[str, Any]:
+    return {}
+
+
+GPU_RUNTIME_CLASS = "nvidia"
+"""The containerd runtime kobot configures on GPU nodes (playbooks' containerd role) and its RuntimeClass."""
+
+GPU_NODE_LABEL = "kobot.io/gpu"
+"""The label kobot puts on GPU nodes (playbooks' post role); the device plugin runs only there."""
+
+
+def _gpu(inputs: AddonInputs) -> dict[str, Any]:
+    return {
+        # kobot labels GPU nodes itself; the chart's default affinity waits for NFD labels kobot has not
+        "nodeSelector": {GPU_NODE_LABEL: "true"},
+        "affinity": {"nodeAffinity": None},  # null drops the chart's default, as with `helm --set`
+        "runtimeClassName": GPU_RUNTIME_CLASS,
+        "gfd": {"enabled": False},
+        "nfd": {"enabled": False},
+    }
+
+
+def _gpu_objects(inputs: AddonInputs) -> list[dict[str, Any]]:
+    return [
+        {
+            "apiVersion": "node.k8s.io/v1",
+            "kind": "RuntimeClass",
+            "metadata": {"name": GPU_RUNTIME_CLASS},
+            "handler": GPU_RUNTIME_CLASS,
+        }
+    ]
+
+
+F5_LOGIN_SECRET = "f5-bigip-ctlr-login"
+BIGIP_USERNAME = AddonSecret("bigip-username", "the BIG-IP user the controller logs in as")
+BIGIP_PASSWORD = AddonSecret("bigip-password", "that user's password")
+F5_MODES = ("nodeport", "cluster", "nodeportlocal")
+"""CIS pool member types: through each node's NodePort, or straight to pod addresses."""
+
+
+def _f5(inputs: AddonInputs) -> dict[str, Any]:
+    given = inputs.user_values
+    return {
+        "bigip_login_secret": F5_LOGIN_SECRET,
+        "bigip_secret": {"create": False},
+        # Traefik stays the cluster's default IngressClass; F5 serves what names class f5
+        "ingressClass": {"create": True, "ingressClassName": "f5", "isDefaultIngressController": False},
+        "namespace": "kube-system",
+        "args": {
+            "bigip_url": given["bigip"],
+            "bigip_partition": given["partition"],
+            "pool_member_type": given.get("mode", "nodeport"),
+            "insecure": given.get("insecure", "false") == "true",
+        },
+        "version": F5_CONTROLLER_VERSION,
+    }
+
+
+F5_CONTROLLER_VERSION = "2.20.1"
+"""The controller image the chart would otherwise take as `latest` (not reproducible, not mirrorable)."""
+
+
+def _f5_objects(inputs: AddonInputs) -> list[dict[str, Any]]:
+    return [
+        _opaque_secret(
+            F5_LOGIN_SECRET,
+            {
+                "username": inputs.secrets[BIGIP_USERNAME.name],
+                "password": inputs.secrets[BIGIP_PASSWORD.name],
+            },
+        )
+    ]
+
+
+CEPH_SECRET = "csi-rbd-secret"
+CEPH_USER_ID = AddonSecret("ceph-user-id", "the Ceph user (without `client.`) with access to the pool")
+CEPH_USER_KEY = AddonSecret("ceph-user-key", "that user's key (`ceph auth get-key client.USER`)")
+
+
+def _ceph_rbd(inputs: AddonInputs) -> dict[str, Any]:
+    given = inputs.user_values
+    cluster_id = given["cluster_id"]
+    return {
+        "csiConfig": [{"clusterID": cluster_id, "monitors": given["monitors"].split(",")}],
+        "storageClass": {
+            "create": True,
+            "name": "ceph-rbd",
+            "clusterID": cluster_id,
+            "pool": given["pool"],
+            "provisionerSecret": CEPH_SECRET,
+            "controllerExpandSecret": CEPH_SECRET,
+            "nodeStageSecret": CEPH_SECRET,
+        },
+        # kobot applies the Secret itself, from its encrypted store: the key never passes through values
+        "secret": {"create": False, "name": CEPH_SECRET},
+        "provisioner": {"replicaCount": 1},
+    }
+
+
+def _ceph_rbd_objects(inputs: AddonInputs) -> list[dict[str, Any]]:
+    return [
+        _opaque_secret(
+            CEPH_SECRET,
+            {"userID": inputs.secrets[CEPH_USER_ID.name], "userKey": inputs.secrets[CEPH_USER_KEY.name]},
+        )
+    ]
+
+
+CINDER_SECRET = "cinder-csi-cloud-config"
+OPENSTACK_CREDENTIAL_ID = AddonSecret("openstack-credential-id", "an OpenStack application credential ID")
+OPENSTACK_CREDENTIAL_SECRET = AddonSecret(
+    "openstack-credential-secret", "that application credential's secret"
+)
+
+
+def _cinder(inputs: AddonInputs) -> dict[str, Any]:
+    return {
+        "secret": {"enabled": True, "create": False, "name": CINDER_SECRET, "hostMount": False},
+        "storageClass": {"enabled": True, "delete": {"isDefault": False}, "retain": {"isDefault": False}},
+    }
+
+
+def _cinder_objects(inputs: AddonInputs) -> list[dict[str, Any]]:
+    given = inputs.user_values
+    cloud = "\n".join(
+        (
+            "[Global]",
+            f"auth-url={given['auth_url']}",
+            f"region={given['region']}",
+            f"application-credential-id={inputs.secrets[OPENSTACK_CREDENTIAL_ID.name]}",
+            f"application-credential-secret={inputs.secrets[OPENSTACK_CREDENTIAL_SECRET.name]}",
+            "",
+        )
+    )
+    return [_opaque_secret(CINDER_SECRET, {"cloud.conf": cloud})]
+
+
+def _opaque_secret(name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "type": "Opaque",
+        "stringData": data,
     }
 
 
@@ -224,12 +406,15 @@ CATALOG: dict[str, AddonEntry] = {
                 Link("Alertmanager", "monitoring-kube-prometheus-alertmanager", 9093),
             ),
             login=(
-                "Grafana's admin password is in Secret monitoring/monitoring-grafana (key admin-password): "
+                "Grafana's admin password was made once by kobot and is kept encrypted in kobot's "
+                f"cluster secrets ({GRAFANA_ADMIN.store_name('monitoring')}), so upgrades keep it; "
+                "the cluster holds it in Secret monitoring/monitoring-grafana (key admin-password): "
                 "read it with `kubectl -n monitoring get secret monitoring-grafana "
                 "-o jsonpath='{.data.admin-password}' | base64 -d` on a machine with the cluster's "
-                "kubeconfig, then change it in Grafana"
+                "kubeconfig, never in a chat"
             ),
             aliases=("监控", "prometheus", "grafana"),
+            secrets=(GRAFANA_ADMIN,),
         ),
         AddonEntry(
             name="logging",
@@ -287,6 +472,157 @@ CATALOG: dict[str, AddonEntry] = {
             healthy=("Deployment/{release}-nfs-subdir-external-provisioner",),
             aliases=("nfs", "存储", "nfs存储"),
             own_namespace=False,
+        ),
+        AddonEntry(
+            name="scope",
+            summary="Weave Scope 1.13.2 (its last release): a live map of the cluster's workloads, read-only",
+            chart="",
+            version="1.13.2",
+            namespace="weave",
+            values=_scope,
+            own_manifests="scope.yaml",
+            images=("docker.io/weaveworks/scope:1.13.2",),
+            healthy=(
+                "Deployment/weave-scope-app",
+                "Deployment/weave-scope-cluster-agent",
+                "DaemonSet/weave-scope-agent",
+            ),
+            links=(Link("Scope", "weave-scope-app", 80),),
+            login="Scope has no login of its own: reach it only by port-forward; its controls are off",
+            aliases=("weave-scope", "weave", "拓扑", "scope拓扑"),
+        ),
+        AddonEntry(
+            name="gpu",
+            summary="The NVIDIA device plugin on kobot's GPU nodes and the `nvidia` RuntimeClass",
+            chart="nvidia-device-plugin",
+            version="0.20.0",
+            namespace="nvidia-device-plugin",
+            values=_gpu,
+            objects=_gpu_objects,
+            images=("nvcr.io/nvidia/k8s-device-plugin:v0.20.0",),
+            healthy=("DaemonSet/{release}-nvidia-device-plugin",),
+            aliases=("nvidia", "gpu-device-plugin", "显卡", "gpu插件"),
+        ),
+        AddonEntry(
+            name="f5",
+            summary="The F5 BIG-IP Container Ingress Services controller: Services and Ingresses on a BIG-IP",
+            chart="f5-bigip-ctlr",
+            version="0.0.35",
+            namespace="kube-system",
+            values=_f5,
+            objects=_f5_objects,
+            secrets=(BIGIP_USERNAME, BIGIP_PASSWORD),
+            images=(f"f5networks/k8s-bigip-ctlr:{F5_CONTROLLER_VERSION}",),
+            settable=(
+                UserValue(
+                    "bigip",
+                    "the BIG-IP management URL, https",
+                    r"https://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?/?",
+                    "https://bigip1.example.com",
+                    True,
+                ),
+                UserValue(
+                    "partition",
+                    "the BIG-IP partition the controller manages (not Common)",
+                    r"(?!Common$)[A-Za-z][A-Za-z0-9_-]{0,63}",
+                    "kubernetes",
+                    True,
+                ),
+                UserValue(
+                    "mode", f"the pool member type: {', '.join(F5_MODES)}", "|".join(F5_MODES), "nodeport"
+                ),
+                UserValue("insecure", "true to skip the BIG-IP's certificate check", r"true|false", "false"),
+            ),
+            healthy=("Deployment/{release}-f5-bigip-ctlr",),
+            login=(
+                "the BIG-IP login comes from addons.credentials (bigip-username, bigip-password) and "
+                "is kept encrypted in kobot's cluster secrets; the cluster holds it in Secret "
+                f"kube-system/{F5_LOGIN_SECRET}"
+            ),
+            aliases=("f5-bigip", "bigip", "big-ip", "cis", "负载均衡f5"),
+            own_namespace=False,
+        ),
+        AddonEntry(
+            name="storage-ceph-rbd",
+            summary="A StorageClass (ceph-rbd) on an existing Ceph cluster's RBD pool (ceph-csi)",
+            chart="ceph-csi-rbd",
+            version="3.17.1",
+            namespace="ceph-csi-rbd",
+            values=_ceph_rbd,
+            objects=_ceph_rbd_objects,
+            secrets=(CEPH_USER_ID, CEPH_USER_KEY),
+            images=(
+                "quay.io/cephcsi/cephcsi:v3.17.1",
+                "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.16.0",
+                "registry.k8s.io/sig-storage/csi-provisioner:v6.2.0",
+                "registry.k8s.io/sig-storage/csi-attacher:v4.11.0",
+                "registry.k8s.io/sig-storage/csi-resizer:v2.1.0",
+                "registry.k8s.io/sig-storage/csi-snapshotter:v8.5.0",
+            ),
+            settable=(
+                UserValue(
+                    "cluster_id",
+                    "the Ceph cluster's fsid (`ceph fsid`)",
+                    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+                    "b9127830-b0cc-4e34-aa47-9d1a2e9949a8",
+                    True,
+                ),
+                UserValue(
+                    "monitors",
+                    "the Ceph monitors, host:port, comma separated",
+                    r"[A-Za-z0-9][A-Za-z0-9.-]*:[0-9]{1,5}(,[A-Za-z0-9][A-Za-z0-9.-]*:[0-9]{1,5}){0,8}",
+                    "ceph1:6789,ceph2:6789",
+                    True,
+                ),
+                UserValue(
+                    "pool",
+                    "the RBD pool volumes are made in",
+                    r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
+                    "kubernetes",
+                    True,
+                ),
+            ),
+            healthy=(
+                "Deployment/{release}-ceph-csi-rbd-provisioner",
+                "DaemonSet/{release}-ceph-csi-rbd-nodeplugin",
+            ),
+            aliases=("ceph-rbd", "ceph", "rbd", "ceph存储"),
+        ),
+        AddonEntry(
+            name="storage-cinder",
+            summary="StorageClasses on OpenStack Cinder (the cinder CSI plugin)",
+            chart="openstack-cinder-csi",
+            version="2.36.0",
+            namespace="cinder-csi",
+            values=_cinder,
+            objects=_cinder_objects,
+            secrets=(OPENSTACK_CREDENTIAL_ID, OPENSTACK_CREDENTIAL_SECRET),
+            images=(
+                "registry.k8s.io/provider-os/cinder-csi-plugin:v1.36.0",
+                "registry.k8s.io/sig-storage/csi-attacher:v4.10.0",
+                "registry.k8s.io/sig-storage/csi-provisioner:v5.3.0",
+                "registry.k8s.io/sig-storage/csi-snapshotter:v8.4.0",
+                "registry.k8s.io/sig-storage/csi-resizer:v1.14.0",
+                "registry.k8s.io/sig-storage/livenessprobe:v2.17.0",
+                "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.15.0",
+            ),
+            settable=(
+                UserValue(
+                    "auth_url",
+                    "the Keystone URL, http(s)",
+                    r"https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[A-Za-z0-9._/-]*)?",
+                    "https://keystone.example.com:5000/v3",
+                    True,
+                ),
+                UserValue(
+                    "region", "the OpenStack region", r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", "RegionOne", True
+                ),
+            ),
+            healthy=(
+                "Deployment/openstack-cinder-csi-controllerplugin",
+                "DaemonSet/openstack-cinder-csi-nodeplugin",
+            ),
+            aliases=("cinder", "openstack-cinder", "cinder存储"),
         ),
     )
 }

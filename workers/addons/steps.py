@@ -7,6 +7,7 @@ token), so a retry that resumes at `apply` applies the same objects.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -24,7 +25,7 @@ from workers.addons.apply import ServerSideApplier, locate
 from workers.addons.catalog import AddonEntry, AddonInputs, entry_named
 from workers.addons.chart_repository import fetch_chart
 from workers.addons.defaults import HEALTH_POLL_SECONDS, HEALTH_WAIT_SECONDS, RELEASE_LABEL
-from workers.addons.helm_render import render_chart
+from workers.addons.helm_render import RenderedChart, render_chart
 from workers.addons.manifests import (
     Manifest,
     ObjectRef,
@@ -41,6 +42,8 @@ if TYPE_CHECKING:  # the client is loaded where a job builds one, not when `kobo
     from kubernetes import client
 
 RENDER_FILE = "addon-render.json"
+OWN_MANIFESTS = Path(__file__).with_name("own_manifests")
+"""kobot's manifests for addons with no maintained chart (Weave Scope)."""
 PROGRESS_EVERY = 25
 """Objects applied or deleted between two progress lines."""
 
@@ -76,6 +79,37 @@ def inputs_for(ctx: StepContext, entry: AddonEntry, user_values: dict[str, str])
         user_values=entry.checked_values(user_values),
         webhook_url=ctx.settings.addons.kobot_webhook_url,
         webhook_token=token.get_secret_value() if token is not None else None,
+        secrets=addon_secrets(ctx, entry),
+    )
+
+
+def addon_secrets(ctx: StepContext, entry: AddonEntry) -> dict[str, str]:
+    """The addon's credentials from kobot's encrypted cluster secrets: a generated one is made there
+    once (an upgrade renders the same Grafana password); a site one is copied there from
+    addons.credentials when the setting has it (a rotation), else the stored copy is used."""
+    store = cluster_secrets_for(ctx)
+    given = ctx.settings.addons.credentials
+    found: dict[str, str] = {}
+    for secret in entry.secrets:
+        name = secret.store_name(entry.name)
+        if secret.generated:
+            found[secret.name] = store.get_or_create_password(cluster=ctx.cluster, name=name)
+            continue
+        if secret.name in given:
+            store.put(cluster=ctx.cluster, name=name, value=given[secret.name].get_secret_value().encode())
+        stored = store.get(cluster=ctx.cluster, name=name)
+        if stored is None:
+            raise StepFailedError(missing_credential(entry, secret.name))
+        found[secret.name] = stored.decode()
+    return found
+
+
+def missing_credential(entry: AddonEntry, name: str) -> str:
+    """What to do when a credential is neither set nor stored: said without any value."""
+    return (
+        f"{entry.name} needs the credential {name}: an admin sets it in addons.credentials "
+        f"(KOBOT_ADDONS__CREDENTIALS, a JSON object with key {name!r}); kobot keeps it encrypted for the "
+        "cluster and never takes credentials in chat"
     )
 
 
@@ -84,10 +118,22 @@ def render_addon(
 ) -> tuple[list[Manifest], str, str]:
     """Fetch, render and mirror one addon: (objects, chart version, values hash). Tests call it directly."""
     values = entry.values(inputs)
-    archive = fetch_chart(repository=repository, name=entry.chart, version=entry.version, into=charts_dir)
-    rendered = render_chart(
-        archive=archive, values=values, release=entry.release, namespace=entry.namespace, is_upgrade=upgrade
-    )
+    if entry.own_manifests:
+        rendered = own_render(entry)
+    else:
+        archive = fetch_chart(repository=repository, name=entry.chart, version=entry.version, into=charts_dir)
+        rendered = render_chart(
+            archive=archive,
+            values=values,
+            release=entry.release,
+            namespace=entry.namespace,
+            is_upgrade=upgrade,
+        )
+    if entry.objects is not None:
+        added = yaml.safe_dump_all(entry.objects(inputs))
+        rendered = dataclasses.replace(
+            rendered, manifests={**rendered.manifests, "kobot/objects.yaml": added}
+        )
     manifests = objects_of(rendered, namespace=entry.namespace, release=entry.release, locate=locate)
     if entry.own_namespace:
         labels = {RELEASE_LABEL: entry.release}
@@ -106,6 +152,14 @@ def render_addon(
     rewrite_images(manifests, images=images, registry=registry)
     check_mirrored(manifests, registry=registry)
     return manifests, rendered.version, values_hash(values)
+
+
+def own_render(entry: AddonEntry) -> RenderedChart:
+    """kobot's own manifests of an addon with no maintained chart, as a render."""
+    text = (OWN_MANIFESTS / entry.own_manifests).read_text()
+    return RenderedChart(
+        chart=entry.name, version=entry.version, manifests={entry.own_manifests: text}, crds=()
+    )
 
 
 def _after_crds(manifests: list[Manifest]) -> int:
