@@ -255,7 +255,7 @@ def _gpu_objects(inputs: AddonInputs) -> list[dict[str, Any]]:
     ]
 
 
-F5_LOGIN_SECRET = "f5-bigip-ctlr-login"
+F5_LOGIN_SECRET = "f5-bigip-ctlr-login"  # nosec B105  # a Secret's name, not its value
 BIGIP_USERNAME = AddonSecret("bigip-username", "the BIG-IP user the controller logs in as")
 BIGIP_PASSWORD = AddonSecret("bigip-password", "that user's password")
 F5_MODES = ("nodeport", "cluster", "nodeportlocal")
@@ -296,7 +296,7 @@ def _f5_objects(inputs: AddonInputs) -> list[dict[str, Any]]:
     ]
 
 
-CEPH_SECRET = "csi-rbd-secret"
+CEPH_SECRET = "csi-rbd-secret"  # nosec B105  # a Secret's name, not its value
 CEPH_USER_ID = AddonSecret("ceph-user-id", "the Ceph user (without `client.`) with access to the pool")
 CEPH_USER_KEY = AddonSecret("ceph-user-key", "that user's key (`ceph auth get-key client.USER`)")
 
@@ -330,7 +330,7 @@ def _ceph_rbd_objects(inputs: AddonInputs) -> list[dict[str, Any]]:
     ]
 
 
-CINDER_SECRET = "cinder-csi-cloud-config"
+CINDER_SECRET = "cinder-csi-cloud-config"  # nosec B105  # a Secret's name, not its value
 OPENSTACK_CREDENTIAL_ID = AddonSecret("openstack-credential-id", "an OpenStack application credential ID")
 OPENSTACK_CREDENTIAL_SECRET = AddonSecret(
     "openstack-credential-secret", "that application credential's secret"
