@@ -36,6 +36,7 @@ class ClusterEvent(str, Enum):
     NODE_NOT_READY = "node_not_ready"
     NODE_READY = "node_ready"
     CERT_EXPIRY_NEAR = "cert_expiry_near"
+    HEALTH_WORSENED = "health_worsened"
 
 
 EVENT_GROUPS: dict[str, tuple[ClusterEvent, ...]] = {
@@ -43,13 +44,14 @@ EVENT_GROUPS: dict[str, tuple[ClusterEvent, ...]] = {
     "jobs": (ClusterEvent.JOB_STARTED, ClusterEvent.JOB_SUCCEEDED, ClusterEvent.JOB_FAILED),
     "approvals": (ClusterEvent.APPROVAL_NEEDED,),
     "backups": (ClusterEvent.BACKUP_SUCCEEDED, ClusterEvent.BACKUP_FAILED),
-    "nodes": (ClusterEvent.NODE_NOT_READY, ClusterEvent.NODE_READY),
+    "nodes": (ClusterEvent.NODE_NOT_READY, ClusterEvent.NODE_READY, ClusterEvent.HEALTH_WORSENED),
     "certificates": (ClusterEvent.CERT_EXPIRY_NEAR,),
+    "health": (ClusterEvent.HEALTH_WORSENED,),
     "failures": (ClusterEvent.JOB_FAILED, ClusterEvent.BACKUP_FAILED, ClusterEvent.NODE_NOT_READY),
     "job": (ClusterEvent.JOB_STARTED, ClusterEvent.JOB_SUCCEEDED, ClusterEvent.JOB_FAILED),
     "approval": (ClusterEvent.APPROVAL_NEEDED,),
     "backup": (ClusterEvent.BACKUP_SUCCEEDED, ClusterEvent.BACKUP_FAILED),
-    "node": (ClusterEvent.NODE_NOT_READY, ClusterEvent.NODE_READY),
+    "node": (ClusterEvent.NODE_NOT_READY, ClusterEvent.NODE_READY, ClusterEvent.HEALTH_WORSENED),
     "certificate": (ClusterEvent.CERT_EXPIRY_NEAR,),
 }
 """Words a user may type instead of listing events one by one."""
@@ -89,7 +91,11 @@ class NotifySubscription(BaseModel):
         return f"{self.target.key}|{self.cluster}"
 
     def wants(self, *, cluster: str, event: str) -> bool:
-        return self.cluster in (cluster, ALL_CLUSTERS) and event in {e.value for e in self.events}
+        chosen = {e.value for e in self.events}
+        # `node` subscriptions kept from before health checks existed hear them too
+        if ClusterEvent.NODE_NOT_READY.value in chosen:
+            chosen.add(ClusterEvent.HEALTH_WORSENED.value)
+        return self.cluster in (cluster, ALL_CLUSTERS) and event in chosen
 
 
 def save_alert_subscription(redis: Redis, subscription: Subscription) -> None:

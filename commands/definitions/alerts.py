@@ -19,7 +19,7 @@ SEVERITY_ARG = Arg(
     synonyms={"严重": "critical", "紧急": "critical", "警告": "warning", "信息": "info", "提示": "info"},
 )
 
-NOTICE_EVENTS = ("job", "approval", "backup", "node", "certificate")
+NOTICE_EVENTS = ("job", "approval", "backup", "node", "certificate", "health")
 """Kinds of notices a channel can ask for besides alerts."""
 
 
@@ -74,7 +74,9 @@ class AlertsUnsubscribeArgs(Args):
     "notify",
     aliases=("notify", "notifications", "notify me", "通知", "订阅通知", "通知设置"),
     risk=Risk.CHANGE,
-    summary="Choose which notices about a cluster come here: job, approval, backup, node, certificate.",
+    summary=(
+        "Choose which notices about a cluster come here: job, approval, backup, node, certificate, health."
+    ),
     examples=("notify prod events=job,backup", "notify prod all", "通知 prod 事件=任务,审批"),
     cluster="required",
 )
@@ -82,7 +84,7 @@ class NotifyArgs(Args):
     """`all` picks every kind. The list replaces what the channel had."""
 
     events: Annotated[
-        list[Literal["job", "approval", "backup", "node", "certificate"]],
+        list[Literal["job", "approval", "backup", "node", "certificate", "health"]],
         Arg(
             names=("event", "kinds", "事件", "类型"),
             positional=True,
@@ -99,6 +101,8 @@ class NotifyArgs(Args):
                 "nodes": "node",
                 "证书": "certificate",
                 "certificates": "certificate",
+                "健康": "health",
+                "巡检": "health",
             },
             kind="list, comma separated, or all",
         ),

@@ -63,6 +63,10 @@ EXPECTED = {
     "app.show",
     "app.install",
     "app.uninstall",
+    "health.check",
+    "health.schedule",
+    "health.schedule.show",
+    "health.schedule.off",
 }
 JOB_KINDS_OUTSIDE_ENUM: set[str] = {"addon.install", "addon.upgrade", "addon.uninstall"}
 """Job kinds a command queues that kobot.job_records.JobKind does not list yet."""

@@ -169,7 +169,7 @@ def test_unknown_argument_without_close_match_lists_allowed() -> None:
         ("audit since=400d", "since '400d' must be between 1m and 366d", []),
         (
             "notify prod events=job,spam",
-            "events must be one of job | approval | backup | node | certificate, got 'spam'",
+            "events must be one of job | approval | backup | node | certificate | health, got 'spam'",
             [],
         ),
         ("notify prod", "events is required", []),

@@ -180,7 +180,7 @@ CASES: list[tuple[str, str, str | None, dict[str, Any], Risk]] = [
         "notify prod all",
         "notify",
         "prod",
-        {"events": ["job", "approval", "backup", "node", "certificate"]},
+        {"events": ["job", "approval", "backup", "node", "certificate", "health"]},
         Risk.CHANGE,
     ),
     ("通知 prod 事件=任务,审批", "notify", "prod", {"events": ["job", "approval"]}, Risk.CHANGE),
