@@ -24,6 +24,8 @@ from kobot import defaults
 from kobot.background import BackgroundTask, every
 from kobot.clock import utcnow
 from workers.backup_schedule import run_due
+from workers.cluster_secrets import ClusterSecrets
+from workers.health_schedule import HealthCheckScheduler
 from workers.worker import InProcessWorker, Sweeper
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,15 @@ class Supervisor:
         self._housekeeping = BackgroundTask("kobot-housekeeping")
         self._backup_schedules = BackgroundTask("kobot-backup-schedules")
         self.node_watch = NodeReadinessWatcher(runtime=runtime) if runtime.alerts is not None else None
+        self.health_checks = (
+            HealthCheckScheduler(
+                redis=runtime.redis,
+                secrets=ClusterSecrets(redis=runtime.redis, secret=runtime.secret),
+                publisher=runtime.alerts,
+            )
+            if runtime.alerts is not None
+            else None
+        )
         self.relay = (
             ClusterEventRelay(redis=runtime.redis, alerts=runtime.alerts)
             if runtime.alerts is not None
@@ -76,6 +87,8 @@ class Supervisor:
             await self.relay.start()
         if self.node_watch is not None:
             await self.node_watch.start()
+        if self.health_checks is not None:
+            await self.health_checks.start()
         for adapter in self.runtime.adapters.values():
             await adapter.start(self.dispatcher)
         if self.worker is not None:
@@ -124,6 +137,8 @@ class Supervisor:
             steps.append(("the recovery sweep", _in_thread(self.sweeper.stop)))
         if self.node_watch is not None:
             steps.append(("the node watcher", self.node_watch.stop))
+        if self.health_checks is not None:
+            steps.append(("scheduled health checks", self.health_checks.stop))
         if self.relay is not None:
             steps.append(("the cluster event relay", self.relay.stop))
         if self.runtime.alerts is not None:
