@@ -16,21 +16,28 @@ gone (its replacement is assumed to start elsewhere, as a controller would do).
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import secrets
+import ssl
+import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
-from tests.peers.loopback import LoopbackPeer, Recording
+from tests.peers.loopback import LOOPBACK, LoopbackPeer, Recording
 
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -97,6 +104,35 @@ SUPPORTED_POD_FIELDS = ("metadata.name", "metadata.namespace", "spec.nodeName", 
 SUPPORTED_EVENT_FIELDS = ("involvedObject.name", "involvedObject.kind", "type", "reason")
 METRICS = ("apis", "metrics.k8s.io", "v1beta1")
 IMAGE = "registry.local/app:1"
+
+
+CERTIFICATE_DAYS = 2
+"""Validity of a TLS peer's self-signed certificate: longer than any test session."""
+
+
+def _self_signed_loopback_certificate() -> tuple[bytes, bytes]:
+    """(certificate PEM, key PEM) for 127.0.0.1, its own CA, as a kubeadm API server's would verify."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=CERTIFICATE_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOOPBACK))]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 def _now() -> str:
@@ -194,9 +230,13 @@ class KubernetesApiPeer(LoopbackPeer):
 
     thread_name = "kube-peer"
 
-    def __init__(self, *, eviction_delay: float = 0.05) -> None:
+    def __init__(self, *, eviction_delay: float = 0.05, tls: bool = False) -> None:
         super().__init__()
         self.token = secrets.token_urlsafe(24)
+        self.tls = tls
+        """Serve HTTPS with a certificate of its own: kubectl sends a token only over TLS."""
+        self.ca_pem = b""
+        """The certificate kubeconfigs trust (self-signed, for 127.0.0.1) once a TLS peer started."""
         self.eviction_delay = eviction_delay
         self._lock = threading.Lock()
         self._nodes: dict[str, dict[str, Any]] = {}
@@ -225,12 +265,25 @@ class KubernetesApiPeer(LoopbackPeer):
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
 
+    def tls_context(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        self.ca_pem, key_pem = _self_signed_loopback_certificate()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        with tempfile.TemporaryDirectory() as scratch:
+            # ssl loads a chain from files only; the key lives on disk just long enough to load it
+            cert_file, key_file = Path(scratch) / "tls.crt", Path(scratch) / "tls.key"
+            cert_file.write_bytes(self.ca_pem)
+            key_file.write_bytes(key_pem)
+            context.load_cert_chain(cert_file, key_file)
+        return context
+
     def write_kubeconfig(self, path: Path) -> Path:
         """A kubeconfig with this peer's URL and bearer token, as an admin.conf would be."""
         document = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "peer", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "peer", "cluster": self._cluster_entry()}],
             "users": [{"name": "admin", "user": {"token": self.token}}],
             "contexts": [{"name": "admin@peer", "context": {"cluster": "peer", "user": "admin"}}],
             "current-context": "admin@peer",
@@ -239,6 +292,12 @@ class KubernetesApiPeer(LoopbackPeer):
         path.write_text(yaml.safe_dump(document))
         path.chmod(0o600)
         return path
+
+    def _cluster_entry(self) -> dict[str, str]:
+        entry = {"server": self.url}
+        if self.ca_pem:
+            entry["certificate-authority-data"] = base64.b64encode(self.ca_pem).decode()
+        return entry
 
     # --- state the tests arrange and inspect ---------------------------------------------------------
     def add_node(
@@ -308,6 +367,15 @@ class KubernetesApiPeer(LoopbackPeer):
                      "template": {"spec": {"containers": [{"name": "main", "image": IMAGE}]}}},
             "status": {"replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas,
                        "availableReplicas": replicas},
+        })  # fmt: skip
+
+    def add_daemon_set(self, namespace: str, name: str) -> None:
+        """A DaemonSet a pod may name as its owner (`owner_kind="DaemonSet"` names `<pod>-owner`):
+        `kubectl drain --ignore-daemonsets` looks its controller up before it skips the pod."""
+        self._put("daemonsets", namespace, name, "DaemonSet", "apps/v1", {
+            "spec": {"selector": {"matchLabels": {"app": name}},
+                     "template": {"spec": {"containers": [{"name": "main", "image": IMAGE}]}}},
+            "status": {"desiredNumberScheduled": 1, "numberReady": 1},
         })  # fmt: skip
 
     def hold_not_ready(self, plural: str, namespace: str, name: str) -> None:
@@ -478,6 +546,9 @@ class KubernetesApiPeer(LoopbackPeer):
             return 200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
         if parts == ["apis"]:
             return 200, self._discovery()
+        served = self._resource_list(parts)
+        if served is not None:
+            return 200, served
         if parts[:3] == list(METRICS):
             return self._metrics(parts[3:])
         if parts[:2] == ["api", "v1"]:
@@ -602,6 +673,23 @@ class KubernetesApiPeer(LoopbackPeer):
                 for name, v in groups
             ],
         }  # fmt: skip
+
+    def _resource_list(self, parts: list[str]) -> dict[str, Any] | None:
+        """A group version's APIResourceList (`/api/v1`, `/apis/apps/v1`): kubectl maps `node` to a
+        resource with it, and `drain` looks for `pods/eviction` there before it evicts."""
+        group_version = "v1" if parts == ["api", "v1"] else "/".join(parts[1:]) if len(parts) == 3 else ""
+        resources = API_RESOURCES.get(group_version)
+        if resources is None or (group_version == "/".join(METRICS[1:]) and not self.metrics_available):
+            return None
+        listed = []
+        for name, kind, namespaced, verbs in resources:
+            entry: dict[str, Any] = {"name": name, "singularName": "", "namespaced": namespaced,
+                                     "kind": kind, "verbs": list(verbs)}  # fmt: skip
+            if name == "pods/eviction":
+                entry.update(group="policy", version="v1")
+            listed.append(entry)
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
+                "resources": listed}  # fmt: skip
 
     @staticmethod
     def _event_json(event: PeerEvent) -> dict[str, Any]:
@@ -855,6 +943,39 @@ class KubernetesApiPeer(LoopbackPeer):
 
 
 APPLY_PATCH = "application/apply-patch+yaml"
+_READ = ("get", "list", "watch")
+_WRITE = ("create", "delete", "patch", "update")
+API_RESOURCES: dict[str, tuple[tuple[str, str, bool, tuple[str, ...]], ...]] = {
+    "v1": (
+        ("nodes", "Node", False, (*_READ, "delete", "patch", "update")),
+        ("pods", "Pod", True, (*_READ, *_WRITE)),
+        ("pods/eviction", "Eviction", True, ("create",)),
+        ("pods/log", "Pod", True, ("get",)),
+        ("namespaces", "Namespace", False, (*_READ, *_WRITE)),
+        ("services", "Service", True, (*_READ, *_WRITE)),
+        ("secrets", "Secret", True, (*_READ, *_WRITE)),
+        ("configmaps", "ConfigMap", True, (*_READ, *_WRITE)),
+        ("events", "Event", True, _READ),
+    ),
+    "apps/v1": tuple(
+        (plural, kind, True, (*_READ, *_WRITE))
+        for plural, kind in (
+            ("deployments", "Deployment"),
+            ("daemonsets", "DaemonSet"),
+            ("statefulsets", "StatefulSet"),
+            ("replicasets", "ReplicaSet"),
+        )
+    ),
+    "batch/v1": (("jobs", "Job", True, (*_READ, *_WRITE)), ("cronjobs", "CronJob", True, (*_READ, *_WRITE))),
+    "networking.k8s.io/v1": (("ingresses", "Ingress", True, (*_READ, *_WRITE)),),
+    "policy/v1": (("poddisruptionbudgets", "PodDisruptionBudget", True, (*_READ, *_WRITE)),),
+    "metrics.k8s.io/v1beta1": (
+        ("nodes", "NodeMetrics", False, ("get", "list")),
+        ("pods", "PodMetrics", True, ("get", "list")),
+    ),
+}
+"""Discovery's resources per group version (name, kind, namespaced, verbs): what kubectl resolves
+`node`, `pods` and `drain`'s eviction support with. `pods/eviction` is policy/v1's Eviction."""
 READ_GROUPS = frozenset({"v1", "apps/v1", "batch/v1", "networking.k8s.io/v1"})
 """Group versions whose namespaced objects live in `_objects`, where the chat-kubectl reads find them."""
 BUILTIN_GROUPS = frozenset(
