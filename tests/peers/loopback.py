@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import ssl
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -121,6 +122,7 @@ class LoopbackPeer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
+        self._tls: ssl.SSLContext | None = None
 
     # -- what a platform module provides ------------------------------------------------------------
 
@@ -130,11 +132,15 @@ class LoopbackPeer:
     async def before_shutdown(self) -> None:
         """Close what the app holds open (websockets) before the runner stops."""
 
+    def tls_context(self) -> ssl.SSLContext | None:
+        """A server context to speak HTTPS (clients that send credentials only over TLS); None is HTTP."""
+        return None
+
     # -- lifecycle ----------------------------------------------------------------------------------
 
     @property
     def origin(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        return f"{'https' if self._tls else 'http'}://{LOOPBACK}:{self.port}"
 
     def start(self) -> Self:
         loop = asyncio.new_event_loop()
@@ -174,7 +180,8 @@ class LoopbackPeer:
     async def _serve(self) -> None:
         self._runner = web.AppRunner(self.build_app(), handle_signals=False, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, LOOPBACK, 0)
+        self._tls = self.tls_context()
+        site = web.TCPSite(self._runner, LOOPBACK, 0, ssl_context=self._tls)
         await site.start()
         server = site._server
         assert server is not None
