@@ -18,9 +18,8 @@ from workers import playbook_names
 from workers.cluster_inputs import (
     inventory_path,
     play_vars,
+    record_terraform_variables,
     refusing_unsafe_values,
-    terraform_nodes,
-    terraform_variables,
 )
 from workers.cluster_secrets import KEEPALIVED_SECRET, KUBECONFIG_SECRET, cluster_secrets_for
 from workers.cluster_steps import render_inventory_step, wait_for_ssh_step
@@ -75,7 +74,7 @@ def plan_nodes(ctx: StepContext) -> None:
     record.spec = plan.spec.shape(api_vip=plan.vip)
     record.state = ClusterState.CREATING
     record.nodes = [
-        NodeRecord(name=node.name, role=node.role, address=node.address, zone=node.zone)
+        NodeRecord(name=node.name, role=node.role, address=node.address, zone=node.zone, gpu=node.gpu)
         for node in plan.nodes
     ]
     store.save(record)
@@ -89,7 +88,7 @@ def provision_hosts(ctx: StepContext) -> None:
     record = store.require(ctx.cluster)
     workspace = workspace_for(settings=ctx.settings, cluster=ctx.cluster, provider=record.provider)
     with refusing_unsafe_values(ctx.cluster, task="terraform variables"):
-        variables = terraform_variables(ctx.settings, provider=record.provider, nodes=terraform_nodes(record))
+        variables = record_terraform_variables(ctx.settings, record)
     outputs = workspace.apply(
         variables=variables,
         job_id=ctx.job_id,

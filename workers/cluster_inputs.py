@@ -7,6 +7,7 @@ kobot refuses fails the step with a message that says which and why.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 from kobot import automation_values
 from kobot.automation_values import UnsafeValueError
-from kobot.cluster_spec import OfflineRepository
+from kobot.cluster_spec import OfflineRepository, Provider
 from kobot.clusters import ClusterRecord, ClusterStore, NodeRecord
 from kobot.errors import StepFailedError
 from kobot.job_records import JobEventType
@@ -57,6 +58,7 @@ def write_cluster_inventory(
             ssh_key_path=ctx.settings.ssh_key_file,
             allow_local_hosts=allow_local,
             cluster_vars=cluster_vars(record),
+            gpu_nodes={n.name for n in nodes if n.gpu},
         )
         automation_values.check_hosts_resolved((n.address for n in nodes), allow_local=allow_local)
     return write_inventory(path, inventory)
@@ -125,11 +127,41 @@ def play_vars(ctx: StepContext) -> dict[str, Any]:
     return {"kobot_job_id": automation_values.path_component(ctx.job_id, what="job id")}
 
 
-def terraform_variables(settings: Settings, *, provider: str, nodes: dict[str, Any]) -> dict[str, Any]:
+def terraform_variables(
+    settings: Settings,
+    *,
+    provider: str,
+    nodes: dict[str, Any],
+    api_vip: str | None = None,
+    pod_cidr: str | None = None,
+) -> dict[str, Any]:
     """The module's input: the site's variables for this provider plus the nodes map, whose every
     value is checked again here: it comes from a plan or a record, and Terraform names machines,
-    disks and addresses after it."""
-    return {**settings.terraform_variables.get(provider, {}), "nodes": checked_terraform_nodes(nodes)}
+    disks and addresses after it. OpenStack also gets the VIP and the pod range: its port security
+    drops every address a port does not own, so keepalived's VIP and routed pod traffic need
+    allowed address pairs (terraform/modules/openstack/addresses.tf)."""
+    variables = {**settings.terraform_variables.get(provider, {}), "nodes": checked_terraform_nodes(nodes)}
+    if provider == Provider.OPENSTACK.value:
+        variables["api_vip_cidr"] = _one_address_network(api_vip) if api_vip else ""
+        variables["pod_cidr"] = automation_values.cidr(pod_cidr, what="pod_cidr") if pod_cidr else ""
+    return variables
+
+
+def _one_address_network(address: str) -> str:
+    """`10.0.0.100/32` (or `/128`): the form OpenStack's allowed address pairs take."""
+    checked = ipaddress.ip_address(automation_values.host_address(address))
+    return f"{checked}/{checked.max_prefixlen}"
+
+
+def record_terraform_variables(settings: Settings, record: ClusterRecord) -> dict[str, Any]:
+    """`terraform_variables` for a recorded cluster: its nodes, VIP and pod range."""
+    return terraform_variables(
+        settings,
+        provider=record.provider,
+        nodes=terraform_nodes(record),
+        api_vip=record.spec.api_vip,
+        pod_cidr=record.spec.pod_cidr,
+    )
 
 
 def checked_terraform_nodes(nodes: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

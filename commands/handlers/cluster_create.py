@@ -79,7 +79,13 @@ async def _terraform_preview(ctx: CommandContext, params: dict[str, Any]) -> str
         module_dir=Path(settings.terraform_dir) / "modules" / provider,
         provider=provider,
         cluster=name,
-        variables=terraform_variables(settings, provider=provider, nodes=plan_nodes_map(plan)),
+        variables=terraform_variables(
+            settings,
+            provider=provider,
+            nodes=plan_nodes_map(plan),
+            api_vip=plan.vip,
+            pod_cidr=plan.spec.pod_cidr,
+        ),
         mirror_dir=settings.terraform_mirror_dir,
     )
     return preview.line()

@@ -8,9 +8,8 @@ from workers import etcd, playbook_names
 from workers.cluster_inputs import (
     inventory_path,
     play_vars,
+    record_terraform_variables,
     refusing_unsafe_values,
-    terraform_nodes,
-    terraform_variables,
 )
 from workers.cluster_secrets import cluster_secrets_for
 from workers.context import StepContext
@@ -81,7 +80,7 @@ def destroy_machines_step(ctx: StepContext) -> None:
         return
     workspace = workspace_for(settings=ctx.settings, cluster=ctx.cluster, provider=record.provider)
     with refusing_unsafe_values(ctx.cluster, task="terraform variables"):
-        variables = terraform_variables(ctx.settings, provider=record.provider, nodes=terraform_nodes(record))
+        variables = record_terraform_variables(ctx.settings, record)
     workspace.destroy(
         variables=variables,
         job_id=ctx.job_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kobot.clusters import ClusterRecord, NodeState
-from workers.cluster_inputs import refusing_unsafe_values, terraform_nodes, terraform_variables
+from workers.cluster_inputs import record_terraform_variables, refusing_unsafe_values
 from workers.context import StepContext
 from workers.day2_ops.record_edits import cluster_store
 from workers.terraform import workspace_for
@@ -17,7 +17,7 @@ def apply_machines(ctx: StepContext, record: ClusterRecord) -> None:
 
     workspace = workspace_for(settings=ctx.settings, cluster=ctx.cluster, provider=record.provider)
     with refusing_unsafe_values(ctx.cluster, task="terraform variables"):
-        variables = terraform_variables(ctx.settings, provider=record.provider, nodes=terraform_nodes(record))
+        variables = record_terraform_variables(ctx.settings, record)
     outputs = workspace.apply(
         variables=variables,
         job_id=ctx.job_id,

@@ -26,6 +26,13 @@ resource "openstack_networking_port_v2" "node" {
     subnet_id  = var.subnet_id
     ip_address = each.value.ip
   }
+
+  dynamic "allowed_address_pairs" {
+    for_each = local.allowed_addresses[each.key]
+    content {
+      ip_address = allowed_address_pairs.value
+    }
+  }
 }
 
 resource "openstack_compute_instance_v2" "node" {
