@@ -46,7 +46,7 @@ def worsened_notice(report: HealthReport, worse: Sequence[Finding]) -> OutgoingM
 
 def expiry_notice(*, cluster: str, cert: CertificateSeen, now: datetime) -> OutgoingMessage:
     days = cert.days_left(now)
-    when = "has expired" if days <= 0 else f"expires in {max(int(days), 0)} days"
+    when = "has expired" if days <= 0 else f"expires in {round(days)} days"
     return OutgoingMessage(
         kind=MessageKind.NOTICE,
         title=f"A certificate of {cluster} {when}",

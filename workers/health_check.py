@@ -367,7 +367,7 @@ def _certificate_part(
 
 
 def _in_days(days: float, when: str) -> str:
-    return f"in {int(days)} days, on {when}" if days >= 1 else f"within a day, on {when}"
+    return f"in {round(days)} days, on {when}" if days >= 1 else f"within a day, on {when}"
 
 
 def _get(document: Any, *path: str) -> Any:

@@ -34,6 +34,7 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 HIDDEN_DATA_NOTE = "Secret and ConfigMap values are never shown in chat; only their keys are."
 METRICS_GROUP = "/apis/metrics.k8s.io/v1beta1"
+_TLS_REFUSED = re.compile(r"certificate verify failed: ([^(\n]{1,80}?) ?\(")
 _PATH_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 
 
@@ -117,6 +118,8 @@ class _Api:
         return document
 
     def get_bytes(self, path: str, query: dict[str, str | int] | None = None, *, accept: str) -> bytes:
+        from kubernetes.client.exceptions import ApiException  # loaded with the ApiClient this holds
+
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise _too_slow(self.cluster, self.timeout)
@@ -136,9 +139,17 @@ class _Api:
                 _request_timeout=(min(defaults.KUBECTL_CONNECT_TIMEOUT_SECONDS, left), left),
             )
             data: bytes = response.read()  # type: ignore[no-untyped-call]
-        except HTTPError as exc:
+        except (HTTPError, ApiException) as exc:
+            # the client turns a TLS failure into ApiException(status=0); a refused certificate is
+            # named, since "unreachable" would send the reader looking at the network
             if time.monotonic() >= self.deadline:
                 raise _too_slow(self.cluster, self.timeout) from None
+            refused = _TLS_REFUSED.search(str(exc))
+            if refused:
+                raise KubeReadError(
+                    f"the API server of {self.cluster} presented a certificate kobot cannot trust "
+                    f"({refused.group(1)}); renew it, or fix the kubeconfig's CA"
+                ) from None
             raise KubeReadError(
                 f"cannot reach the API server of {self.cluster} ({type(exc).__name__}); "
                 "is the cluster up and its address reachable from kobot?"
