@@ -47,6 +47,9 @@ class NodeRecord(BaseModel):
     address: str
     zone: str | None = None
     state: NodeState = NodeState.PLANNED
+    gpu: bool = False
+    """A worker with an NVIDIA GPU: its inventory says `gpu: true`, so it gets the driver, the container
+    toolkit and containerd's nvidia runtime, and the `kobot.io/gpu` label the device plugin runs on."""
 
 
 class HistoryEntry(BaseModel):

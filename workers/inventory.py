@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,15 +53,20 @@ def render_inventory(
     cluster_vars: Mapping[str, Any] | None = None,
     allow_local_hosts: bool = False,
     known_hosts_path: Path | None = None,
+    gpu_nodes: Collection[str] = (),
 ) -> dict[str, Any]:
     """kubespray groups: kube_control_plane and etcd are the masters, kube_node the workers (or the
     masters when there is no worker), k8s_cluster both. Only with `allow_local_hosts` (the test-only
     setting) may a node be this machine, and then it uses Ansible's local connection. With
     `known_hosts_path` host keys are checked strictly against it; without, the runner's own policy
-    applies (workers.ansible: accept a new key once, refuse a changed one).
+    applies (workers.ansible: accept a new key once, refuse a changed one). Nodes in `gpu_nodes` (and a
+    plan's GPU workers) get `gpu: true`, which the GPU roles and containerd's nvidia runtime key on.
 
     Raises ValueError for a bad row (UnsafeValueError for a name or address kobot refuses)."""
     rows = _checked_rows(node_rows(nodes), allow_local_hosts=allow_local_hosts)
+    gpu = set(gpu_nodes) | (
+        {n.name for n in nodes.nodes if n.gpu} if isinstance(nodes, ClusterPlan) else set()
+    )
     hosts: dict[str, dict[str, Any]] = {}
     for name, _role, address in rows:
         host: dict[str, Any] = automation_values.untrusted(
@@ -69,6 +74,8 @@ def render_inventory(
         )
         if allow_local_hosts and automation_values.is_local_address(address):
             host["ansible_connection"] = "local"
+        if name in gpu:
+            host["gpu"] = True
         hosts[name] = host
     masters = [name for name, role, _ in rows if role == NodeRole.MASTER.value]
     workers = [name for name, role, _ in rows if role == NodeRole.WORKER.value]

@@ -193,13 +193,23 @@ def plan_scale(
     pools: IpPools | None = None,
     hosts: Sequence[str] = (),
     reserve: bool = True,
+    gpu_workers: int | None = None,
 ) -> ScalePlan:
     """Grow or shrink the workers to `workers`. New workers take the next free numbers (names are
-    never reused while the old node exists); shrinking removes the highest-numbered workers first."""
+    never reused while the old node exists); shrinking removes the highest-numbered workers first.
+    `gpu_workers` is how many workers have a GPU afterwards: only new workers can add to it (a machine
+    kobot already runs does not grow a GPU), the first of them up to the count."""
     spec = plan.spec
     if not 0 <= workers <= validation.WORKERS_MAX:
         raise ValueError(f"workers must be between 0 and {validation.WORKERS_MAX}, got {workers}")
     current = plan.workers
+    gpu_now = sum(1 for node in current if node.gpu)
+    new_gpus = 0 if gpu_workers is None else gpu_workers - gpu_now
+    if new_gpus < 0 or (new_gpus and workers - len(current) < new_gpus):
+        raise ValueError(
+            f"gpu_workers={gpu_workers}: {spec.name} has {gpu_now} GPU workers, and only new workers "
+            f"({max(workers - len(current), 0)} here) can add to them"
+        )
     if workers < len(current):
         ordered = sorted(current, key=_index)
         removed = tuple(node.name for node in ordered[workers:])
@@ -208,7 +218,7 @@ def plan_scale(
         new_spec = spec.model_copy(
             update={
                 "workers": workers,
-                "gpu_workers": min(spec.gpu_workers, workers),
+                "gpu_workers": sum(1 for node in kept if node.gpu and node.role is NodeRole.WORKER),
                 "hosts": tuple(host for host in spec.hosts if host not in gone),
             }
         )
@@ -241,11 +251,13 @@ def plan_scale(
             role=NodeRole.WORKER,
             zone=_zone(zones, i),
             address=addresses[name],
-            gpu=False,
+            gpu=position < new_gpus,
         )
-        for name, i in names.items()
+        for position, (name, i) in enumerate(names.items())
     )
-    new_spec = spec.model_copy(update={"workers": workers, "hosts": spec.hosts + tuple(hosts)})
+    new_spec = spec.model_copy(
+        update={"workers": workers, "hosts": spec.hosts + tuple(hosts), "gpu_workers": gpu_now + new_gpus}
+    )
     return ScalePlan(
         add=added, remove=(), after=ClusterPlan(spec=new_spec, nodes=plan.nodes + added, vip=plan.vip)
     )

@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
-from commands.definitions.common import Args, BreakGlass, Version
+from commands.definitions.common import Args, BreakGlass, GpuWorkers, Version
 from commands.grammar import Arg
 from commands.registry import command
 from kobot import validation
@@ -79,6 +79,7 @@ class ClusterLayout(Args):
         Field(ge=0, le=validation.WORKERS_MAX, description="worker nodes"),
         Arg(names=("worker", "工作节点", "计算节点")),
     ] = 3
+    gpu_workers: GpuWorkers = 0
     provider: Annotated[
         Literal["manual", "vsphere", "openstack"],
         Arg(
@@ -147,6 +148,11 @@ class ClusterLayout(Args):
             )
         if self.zones and self.provider == "manual":
             raise validation.ArgValueError("zones are only for provider=vsphere or openstack")
+        if self.gpu_workers > self.workers:
+            raise validation.ArgValueError(
+                f"gpu_workers={self.gpu_workers} but only workers={self.workers}: "
+                "GPU workers are some of the workers (the first ones)"
+            )
         if self.api_vip is not None:
             if self.api_vip in self.hosts:
                 raise validation.ArgValueError(

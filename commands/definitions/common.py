@@ -45,6 +45,13 @@ Version = Annotated[
     Field(description=f"Kubernetes version, supported: {validation.supported_versions_text()}"),
 ]
 
+GPU_WORKERS_ARG = Arg(names=("gpu", "gpus", "gpu-workers", "gpu节点", "显卡节点", "GPU节点"))
+GPU_WORKERS_FIELD = Field(
+    ge=0, le=validation.WORKERS_MAX, description="how many workers have an NVIDIA GPU (driver, runtime)"
+)
+GpuWorkers = Annotated[int, GPU_WORKERS_FIELD, GPU_WORKERS_ARG]
+"""Create and scale take it: GPU workers get the NVIDIA driver, toolkit and containerd runtime."""
+
 NodeName = Annotated[
     str,
     AfterValidator(validation.node_name),

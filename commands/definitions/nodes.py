@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, Field, model_validator
 
 from commands.definitions.backups import TargetName
-from commands.definitions.common import Args, BreakGlass, NodeName
+from commands.definitions.common import GPU_WORKERS_ARG, GPU_WORKERS_FIELD, Args, BreakGlass, NodeName
 from commands.grammar import Arg
 from commands.registry import command
 from kobot import validation
@@ -116,6 +116,8 @@ class WorkersScaleArgs(Args):
         ),
         Arg(names=("by", "change", "增减", "变化"), positional=True, shape=r"[+-]\d+", kind="+N or -N"),
     ] = None
+    gpu_workers: Annotated[int | None, GPU_WORKERS_FIELD, GPU_WORKERS_ARG] = None
+    """How many workers have a GPU afterwards; only new workers can add to it."""
     break_glass: BreakGlass = None
 
     @model_validator(mode="after")
@@ -214,12 +216,19 @@ class NodeAddArgs(Args):
         Arg(names=("first-of-pair", "成对第一台", "两台中的第一台")),
         Field(description="role=master only: this master is the first of two, so an even count is brief"),
     ] = False
+    gpu: Annotated[
+        bool,
+        Arg(names=("gpu-worker", "gpu_workers", "显卡", "gpu节点")),
+        Field(description="the new worker has an NVIDIA GPU (driver, toolkit, containerd's nvidia runtime)"),
+    ] = False
     break_glass: BreakGlass = None
 
     @model_validator(mode="after")
     def _pair_is_for_masters(self) -> Self:
         if self.first_of_two and self.role != "master":
             raise validation.ArgValueError("--first-of-two is for role=master: workers need no pairs")
+        if self.gpu and self.role != "worker":
+            raise validation.ArgValueError("--gpu is for workers: kobot runs GPU workloads on workers only")
         return self
 
 

@@ -30,12 +30,25 @@ async def scale_workers(ctx: CommandContext, args: WorkersScaleArgs) -> CommandR
         raise KobotError(f"{record.name} has {current} workers; cannot remove {current - target}")
     if target == current:
         return reply(f"{record.name} already has {current} workers", tone=Tone.INFO)
-    return day2_job(ctx, args, kind=JobKind.WORKERS_SCALE, lines=[f"workers {current} → {target}"])
+    lines = [f"workers {current} → {target}"]
+    if args.gpu_workers is not None:
+        gpus = sum(1 for n in record.nodes if n.gpu and n.role == "worker")
+        if not gpus <= args.gpu_workers <= gpus + max(target - current, 0):
+            raise KobotError(
+                f"{record.name} has {gpus} GPU workers and only new workers can add to them: "
+                f"gpu_workers may be {gpus} to {gpus + max(target - current, 0)} here"
+            )
+        lines.append(f"GPU workers {gpus} → {args.gpu_workers} (driver, toolkit, nvidia runtime)")
+    return day2_job(ctx, args, kind=JobKind.WORKERS_SCALE, lines=lines)
 
 
 @handles(NodeAddArgs)
 async def add_node(ctx: CommandContext, args: NodeAddArgs) -> CommandResult:
-    lines = [f"add a {args.role} node" + (f" at {args.host}" if args.host else "")]
+    lines = [
+        f"add a {args.role} node"
+        + (" with a GPU" if args.gpu else "")
+        + (f" at {args.host}" if args.host else "")
+    ]
     if args.role == "master":
         record = ctx.runtime.clusters.require(ctx.cluster())
         lines += master_add_lines(record, first_of_two=args.first_of_two)

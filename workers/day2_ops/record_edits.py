@@ -27,7 +27,11 @@ def find_node(record: ClusterRecord, name: str) -> NodeRecord:
 
 def recount(record: ClusterRecord) -> None:
     record.spec = record.spec.model_copy(
-        update={"workers": record.count("worker"), "masters": record.count("master")}
+        update={
+            "workers": record.count("worker"),
+            "masters": record.count("master"),
+            "gpu_workers": sum(1 for n in record.nodes if n.gpu and n.role == "worker"),
+        }
     )
 
 
