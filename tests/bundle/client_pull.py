@@ -1,0 +1,56 @@
+"""Runs ON a test host (its own python3, stdin of ssh): pull an image as containerd would through the
+mirror config the containerd role wrote (`certs.d/<registry>/hosts.toml`), checking every digest, or
+fetch a file from the repository by its sha256. Prints one JSON object."""
+
+import gzip
+import hashlib
+import io
+import json
+import sys
+import tarfile
+import tomllib
+import urllib.request
+
+ACCEPT = ",".join(
+    (
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+)
+
+
+def _get(url, accept=None):
+    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return answer.read()
+
+
+def pull(image):
+    registry, rest = image.split("/", 1)
+    repository, tag = rest.rsplit(":", 1)
+    with open(f"/etc/containerd/certs.d/{registry}/hosts.toml", "rb") as config:
+        hosts = tomllib.load(config)["host"]
+    endpoint = next(url for url, host in hosts.items() if "pull" in host["capabilities"])
+    base = f"{endpoint.rstrip('/')}/v2/{repository}"
+    body = _get(f"{base}/manifests/{tag}?ns={registry}", ACCEPT)
+    manifest = json.loads(body)
+    for blob in [manifest["config"], *manifest["layers"]]:
+        data = _get(f"{base}/blobs/{blob['digest']}?ns={registry}")
+        if "sha256:" + hashlib.sha256(data).hexdigest() != blob["digest"]:
+            raise SystemExit(f"blob {blob['digest']} does not match its digest")
+    layer = _get(f"{base}/blobs/{manifest['layers'][0]['digest']}?ns={registry}")
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(layer))) as tar:
+        content = tar.extractfile("etc/kobot-test-image").read().decode()
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    return {"endpoint": endpoint, "digest": digest, "content": content}
+
+
+def fetch(url, sha256):
+    data = _get(url)
+    return {"sha256": hashlib.sha256(data).hexdigest(), "matches": hashlib.sha256(data).hexdigest() == sha256}
+
+
+if __name__ == "__main__":
+    what = sys.argv[1]
+    answer = pull(sys.argv[2]) if what == "pull" else fetch(sys.argv[2], sys.argv[3])
+    print(json.dumps(answer))
