@@ -25,6 +25,7 @@ from kobot.background import BackgroundTask, every
 from kobot.clock import utcnow
 from workers.backup_schedule import run_due
 from workers.cluster_secrets import ClusterSecrets
+from workers.compliance import schedule as scan_schedule
 from workers.health_schedule import HealthCheckScheduler
 from workers.worker import InProcessWorker, Sweeper
 
@@ -62,6 +63,7 @@ class Supervisor:
         )
         self._housekeeping = BackgroundTask("kobot-housekeeping")
         self._backup_schedules = BackgroundTask("kobot-backup-schedules")
+        self._scan_schedules = BackgroundTask("kobot-scan-schedules")
         self.node_watch = NodeReadinessWatcher(runtime=runtime) if runtime.alerts is not None else None
         self.health_checks = (
             HealthCheckScheduler(
@@ -114,6 +116,16 @@ class Supervisor:
                 what="backup schedules",
             )
         )
+        self._scan_schedules.start(
+            every(
+                defaults.CIS_SCHEDULER_INTERVAL_SECONDS,
+                lambda: scan_schedule.scheduler_round(
+                    service=self.runtime.jobs, adapters=self.runtime.adapters, now=utcnow()
+                ),
+                log=log,
+                what="scan schedules",
+            )
+        )
 
     async def _housekeep(self) -> None:
         try:
@@ -130,6 +142,7 @@ class Supervisor:
         steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
             ("housekeeping", self._housekeeping.stop),
             ("backup schedules", self._backup_schedules.stop),
+            ("scan schedules", self._scan_schedules.stop),
         ]
         if self.worker is not None:
             steps.append(("the in-process worker", _in_thread(self.worker.stop)))

@@ -67,6 +67,12 @@ EXPECTED = {
     "health.schedule",
     "health.schedule.show",
     "health.schedule.off",
+    "cis.scan",
+    "cis.show",
+    "cis.list",
+    "cis.schedule",
+    "cis.schedule.show",
+    "cis.schedule.off",
 }
 JOB_KINDS_OUTSIDE_ENUM: set[str] = {"addon.install", "addon.upgrade", "addon.uninstall"}
 """Job kinds a command queues that kobot.job_records.JobKind does not list yet."""
