@@ -1,0 +1,226 @@
+"""Scheduled health checks against the API peer, through the message center to a recording adapter:
+a schedule set from chat survives a restart, what got worse is posted once to `health`/`node` channels,
+and certificate-expiry notices go to `certificate` channels once per threshold."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from alerts.service import AlertService
+from alerts.subscriptions import ClusterEvent
+from bot.dispatcher import Dispatcher
+from bot.runtime import Runtime, build_runtime
+from kobot import keys
+from kobot.clusters import ClusterRecord, ClusterState
+from kobot.conversations import Conversation, Identity, InboundMessage
+from kobot.messages import OutgoingMessage
+from kobot.settings import Settings
+from kobot.store import synced
+from tests.bot.recording_adapter import RecordingAdapter
+from tests.health.peer import HealthPeer
+from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
+from workers.health_schedule import (
+    CERT_EXPIRY_EVENT,
+    HEALTH_WORSENED_EVENT,
+    HealthCheckScheduler,
+    HealthScheduleStore,
+    expiry_notices_due,
+)
+
+OPS = Identity(platform="terminal", user_id="ops")
+HEALTH = Conversation(platform="terminal", conversation_id="health-room")
+NODES = Conversation(platform="terminal", conversation_id="node-room")
+CERTS = Conversation(platform="terminal", conversation_id="cert-room")
+JOBS = Conversation(platform="terminal", conversation_id="job-room")
+DELIVERY_SECONDS = 10.0
+"""The message center delivers within milliseconds; this bounds a test that waits for it."""
+
+
+def build(redis_url: str, data_dir: Path) -> Runtime:
+    rt = build_runtime(Settings(redis_url=SecretStr(redis_url), data_dir=data_dir, in_process_worker=False))
+    rt.adapters["terminal"] = RecordingAdapter("terminal")
+    rt.alerts = AlertService(
+        settings=rt.settings,
+        store_url=rt.store.url,
+        adapters=rt.adapters,
+        secret=rt.secret,
+        policy=rt.policy,
+        audit=rt.audit,
+    )
+    return rt
+
+
+def scheduler(rt: Runtime) -> HealthCheckScheduler:
+    assert rt.alerts is not None
+    return HealthCheckScheduler(
+        redis=rt.redis, secrets=ClusterSecrets(redis=rt.redis, secret=rt.secret), publisher=rt.alerts
+    )
+
+
+async def say(rt: Runtime, where: Conversation, text: str) -> OutgoingMessage:
+    adapter = rt.adapters["terminal"]
+    assert isinstance(adapter, RecordingAdapter)
+    before = len(adapter.deliveries)
+    await Dispatcher(runtime=rt).on_message(InboundMessage(identity=OPS, conversation=where, text=text))
+    return adapter.deliveries[before].message
+
+
+async def posted(rt: Runtime, where: Conversation, *, at_least: int) -> list[str]:
+    adapter = rt.adapters["terminal"]
+    assert isinstance(adapter, RecordingAdapter)
+
+    def titles() -> list[str]:
+        return [
+            d.message.title
+            for d in adapter.deliveries
+            if d.ref.conversation_id == where.conversation_id and d.message.kind.value == "notice"
+        ]
+
+    deadline = time.monotonic() + DELIVERY_SECONDS
+    while time.monotonic() < deadline and len(titles()) < at_least:
+        await asyncio.sleep(0.05)
+    return titles()
+
+
+def add_cluster(rt: Runtime, peer: HealthPeer, data_dir: Path) -> None:
+    rt.clusters.save(ClusterRecord(name="prod", state=ClusterState.RUNNING))
+    ClusterSecrets(redis=rt.redis, secret=rt.secret).put(
+        cluster="prod", name=KUBECONFIG_SECRET, value=peer.write_kubeconfig(data_dir / "k.conf").read_bytes()
+    )
+
+
+@pytest.fixture
+def peer() -> Iterator[HealthPeer]:
+    with HealthPeer() as server:
+        server.add_node("prod-worker-1")
+        server.add_node("prod-worker-2")
+        yield server
+
+
+def test_the_events_are_the_message_centers() -> None:
+    assert ClusterEvent.HEALTH_WORSENED.value == HEALTH_WORSENED_EVENT
+    assert ClusterEvent.CERT_EXPIRY_NEAR.value == CERT_EXPIRY_EVENT
+
+
+async def test_peer_a_schedule_survives_a_restart_and_only_worsening_is_posted_once(
+    redis_url: str, data_dir: Path, peer: HealthPeer
+) -> None:
+    first = build(redis_url, data_dir)
+    add_cluster(first, peer, data_dir)
+    answer = await say(first, HEALTH, "check prod every day at 08:00")
+    assert answer.title == "Health checks of prod scheduled", answer
+    await say(first, HEALTH, "notify prod health")
+    await say(first, NODES, "notify prod node")
+    await say(first, JOBS, "notify prod job")
+    [schedule] = HealthScheduleStore(first.redis).all()
+    assert (schedule.every, f"{schedule.at:%H:%M}", schedule.timezone) == ("day", "08:00", "UTC")
+    assert first.alerts is not None
+    await first.alerts.start()
+    try:
+        due = schedule.next_run_at + timedelta(seconds=1)
+        peer.set_ready("prod-worker-2", False)
+        [report] = await scheduler(first).run_once(due)
+        assert [f.problem for f in report.findings] == ["NotReady"]
+        assert await scheduler(first).run_once(due) == [], "one run per slot"
+        assert await posted(first, HEALTH, at_least=1) == [
+            "Health of prod got worse: 1 new or worse findings"
+        ]
+    finally:
+        await first.alerts.stop()
+        first.close()
+
+    # a restart: new processes, the same store
+    second = build(redis_url, data_dir)
+    assert second.alerts is not None
+    await second.alerts.start()
+    try:
+        [kept] = HealthScheduleStore(second.redis).all()
+        assert kept.next_run_at == schedule.next_run_at + timedelta(days=1), "moved on, and kept"
+        again = kept.next_run_at + timedelta(seconds=1)
+        [same] = await scheduler(second).run_once(again)
+        assert [f.problem for f in same.findings] == ["NotReady"]
+        peer.add_pod("shop", "db-0", node="prod-worker-1", waiting_reason="CrashLoopBackOff", restarts=3)
+        [worse] = await scheduler(second).run_once(again + timedelta(days=1))
+        assert len(worse.findings) == 2
+        titles = await posted(second, HEALTH, at_least=1)
+        assert titles == ["Health of prod got worse: 1 new or worse findings"], "the same state is not news"
+        assert await posted(second, NODES, at_least=1) == titles, "node channels hear it too"
+        assert await posted(second, JOBS, at_least=0) == [], "delivered with the others, or never"
+        adapter = second.adapters["terminal"]
+        assert isinstance(adapter, RecordingAdapter)
+        [notice] = [d.message for d in adapter.deliveries if d.ref.conversation_id == "health-room"]
+        assert notice.body == "✖ pods · shop/db-0: CrashLoopBackOff (restarted 3 times)"
+        assert notice.footer == "The whole report: `check cluster prod`"
+    finally:
+        await second.alerts.stop()
+        second.close()
+
+
+async def test_peer_certificate_expiry_is_posted_once_per_threshold(redis_url: str, data_dir: Path) -> None:
+    rt = build(redis_url, data_dir)
+    assert rt.alerts is not None
+    with HealthPeer(certificate_days=20) as peer:
+        peer.add_node("prod-worker-1")
+        add_cluster(rt, peer, data_dir)
+        await say(rt, CERTS, "notify prod certificate")
+        await say(rt, HEALTH, "notify prod health")
+        await rt.alerts.start()
+        try:
+            # no schedule: certificates are still looked at, every few hours
+            assert await scheduler(rt).run_once() == []
+            assert await scheduler(rt).run_once() == [], "looked at a moment ago: not again yet"
+            titles = await posted(rt, CERTS, at_least=2)
+        finally:
+            await rt.alerts.stop()
+    # the serving certificate and the kubeconfig's CA (the same self-signed one here)
+    assert titles == ["A certificate of prod expires in 20 days"] * 2
+    assert await posted(rt, HEALTH, at_least=0) == [], "expiry goes to certificate channels"
+    sent = {m.decode() for m in synced(rt.redis.smembers(keys.cert_notices_sent("prod")))}
+    assert {m.rsplit("|", 1)[1] for m in sent} == {"30"}, "20 days left: only the 30-day threshold passed"
+    rt.close()
+
+
+async def test_peer_a_certificate_first_seen_at_5_days_gets_one_notice_and_then_none(
+    redis_url: str, data_dir: Path
+) -> None:
+    rt = build(redis_url, data_dir)
+    assert rt.alerts is not None
+    with HealthPeer(certificate_days=5) as peer:
+        peer.add_node("prod-worker-1")
+        add_cluster(rt, peer, data_dir)
+        await say(rt, CERTS, "notify prod certificate")
+        await say(rt, CERTS, "check prod every hour at 00:00")
+        [schedule] = HealthScheduleStore(rt.redis).all()
+        await rt.alerts.start()
+        try:
+            first = schedule.next_run_at + timedelta(seconds=1)
+            [report] = await scheduler(rt).run_once(first)
+            assert {f.problem for f in report.findings} == {"expires"}
+            await scheduler(rt).run_once(first + timedelta(hours=1))
+            titles = await posted(rt, CERTS, at_least=2)
+        finally:
+            await rt.alerts.stop()
+    assert titles == ["A certificate of prod expires in 5 days"] * 2, "one per certificate, not per threshold"
+    later = datetime.now(UTC) + timedelta(days=1)
+    assert expiry_notices_due(rt.redis, cluster="prod", certificates=report.certificates, now=later) == [], (
+        "every threshold it is past is marked sent"
+    )
+    rt.close()
+
+
+async def test_clusters_not_running_or_without_a_kubeconfig_are_left_alone(
+    redis_url: str, data_dir: Path
+) -> None:
+    rt = build(redis_url, data_dir)
+    rt.clusters.save(ClusterRecord(name="dev", state=ClusterState.RUNNING))
+    rt.clusters.save(ClusterRecord(name="new", state=ClusterState.CREATING))
+    await say(rt, HEALTH, "check dev every hour at 00:00")
+    assert await scheduler(rt).run_once(datetime.now(UTC) + timedelta(hours=2)) == []
+    rt.close()
