@@ -7,9 +7,12 @@ text; nothing is ever handed to a shell or evaluated.
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import re
+import threading
 import unicodedata
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -56,6 +59,9 @@ _CJK_KEY_COLON = r"[\u2e80-\u9fff\uf900-\ufaff]+:"
 `：` where English users type `=`. Only CJK keys: in `hosts=fe80::1,fe80::2` a colon is no separator."""
 _KEY_COMMA = re.compile(rf",(?=[^,=\s]+=|{_CJK_KEY_COLON})")
 _HAS_CJK_KEY = re.compile(_CJK_KEY_COLON)
+_CJK_RANGES = "\u2e80-\u9fff\uf900-\ufaff"
+_CJK = re.compile(f"[{_CJK_RANGES}]")
+_SCRIPT_RUNS = re.compile(f"[{_CJK_RANGES}]+|[^{_CJK_RANGES}]+")
 _QUOTES = "\"'"
 
 
@@ -126,7 +132,7 @@ class Token:
 
 
 def has_cjk(text: str) -> bool:
-    return any("\u2e80" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in text)
+    return _CJK.search(text) is not None
 
 
 DROPPED_CATEGORIES = ("Cc", "Cf", SURROGATE_CATEGORY)
@@ -250,47 +256,140 @@ class AliasMatch:
     rest: list[Token]
 
 
+@dataclass(frozen=True)
+class _AliasEntry:
+    """One alias, with what matching needs worked out once instead of per message."""
+
+    order: int
+    alias: str
+    spec: CommandSpec[Any]
+    words: tuple[str, ...]
+    compact: str | None
+    """The alias without spaces when it is matched compactly (中文, or around a `{cluster}` slot)."""
+    around_cluster: bool
+
+
 class AliasIndex:
-    """Every alias of every command, longest first, so the longest phrase wins."""
+    """Every alias of every command, longest first, so the longest phrase wins.
+
+    A line is matched only against the aliases that can start with its first word (plain aliases by
+    that word, 中文 and `{cluster}` aliases by its first character), in the same longest-first order:
+    the index has hundreds of aliases and most lines are one of a few short commands."""
 
     def __init__(self, commands: Mapping[str, CommandSpec[Any]]) -> None:
         entries = [(alias.lower(), spec) for spec in commands.values() for alias in (*spec.aliases, spec.id)]
-        self.entries = sorted(entries, key=lambda e: len(e[0].replace(" ", "")), reverse=True)
+        ordered = sorted(entries, key=lambda e: len(e[0].replace(" ", "")), reverse=True)
+        self.entries = [_entry(order, alias, spec) for order, (alias, spec) in enumerate(ordered)]
+        self._by_word: dict[str, list[_AliasEntry]] = {}
+        self._by_char: dict[str, list[_AliasEntry]] = {}
+        self._anywhere: list[_AliasEntry] = []
+        for entry in self.entries:
+            if entry.compact is None:
+                self._by_word.setdefault(entry.words[0], []).append(entry)
+            elif entry.compact:
+                self._by_char.setdefault(entry.compact[0], []).append(entry)
+            else:
+                self._anywhere.append(entry)
         self.phrases = sorted({alias for alias, _ in entries if CLUSTER_SLOT not in alias})
+        self._letters = _LetterCodes(self.phrases)
+        # per word count, the phrases by length: a head can only be close to phrases of similar length
+        self._by_size: dict[int, tuple[list[int], list[tuple[int, str, int]]]] = {}
+        for position, phrase in sorted(enumerate(self.phrases), key=lambda p: len(p[1])):
+            lengths, shaped = self._by_size.setdefault(len(phrase.split()), ([], []))
+            lengths.append(len(phrase))
+            shaped.append((position, phrase, self._letters.code(phrase)))
+        self._matchers = threading.local()
         self.size = len(commands)
 
+    def _candidates(self, first: str) -> list[_AliasEntry]:
+        if not first:
+            return self.entries
+        found = [
+            *self._by_word.get(first, ()),
+            *self._by_char.get(first[0], ()),
+            *self._anywhere,
+        ]
+        return sorted(found, key=lambda e: e.order)
+
     def match(self, tokens: Sequence[Token]) -> AliasMatch | None:
+        if not tokens:
+            return None
         lowered = [t.text.lower() if not t.quoted else "\0" for t in tokens]
-        for alias, spec in self.entries:
-            if CLUSTER_SLOT in alias:
-                around = _match_around_cluster(alias, tokens, lowered)
+        for entry in self._candidates(lowered[0]):
+            if entry.around_cluster:
+                around = _match_around_cluster(entry.alias, tokens, lowered)
                 if around is not None:
-                    return AliasMatch(spec=spec, alias=alias, rest=around)
-            elif has_cjk(alias):
-                found = _match_compact(alias.replace(" ", ""), tokens, lowered)
+                    return AliasMatch(spec=entry.spec, alias=entry.alias, rest=around)
+            elif entry.compact is not None:
+                found = _match_compact(entry.compact, tokens, lowered)
                 if found is not None:
-                    return AliasMatch(spec=spec, alias=alias, rest=found)
-            else:
-                words = alias.split()
-                if lowered[: len(words)] == words:
-                    return AliasMatch(spec=spec, alias=alias, rest=list(tokens[len(words) :]))
+                    return AliasMatch(spec=entry.spec, alias=entry.alias, rest=found)
+            elif tuple(lowered[: len(entry.words)]) == entry.words:
+                return AliasMatch(spec=entry.spec, alias=entry.alias, rest=list(tokens[len(entry.words) :]))
         return None
 
     def suggest(self, tokens: Sequence[Token]) -> list[str]:
         """Whole corrected lines for an unknown command: the closest alias in place of as many words."""
         words = [t.text.lower() for t in tokens]
-        scored: dict[str, float] = {}
-        for phrase in self.phrases:
-            size = len(phrase.split())
+        cutoff = defaults.SUGGESTION_CUTOFF
+        matchers = self._phrase_matchers()
+        found: list[tuple[int, str, float]] = []
+        for size, (lengths, shaped) in self._by_size.items():
             head = " ".join(words[:size])
-            matcher = difflib.SequenceMatcher(None, head, phrase)
-            if matcher.real_quick_ratio() < defaults.SUGGESTION_CUTOFF:
-                continue
-            ratio = matcher.ratio()
-            if ratio >= defaults.SUGGESTION_CUTOFF:
-                line = " ".join([phrase, *(t.text for t in tokens[size:])])
-                scored[line] = max(ratio, scored.get(line, 0.0))
+            # difflib's two upper bounds, from what is known before comparing: the lengths (a phrase
+            # more than 2/cutoff times longer or shorter cannot reach the cutoff) and the letters shared
+            low = bisect.bisect_left(lengths, len(head) * cutoff / (2 - cutoff))
+            high = bisect.bisect_right(lengths, len(head) * (2 - cutoff) / cutoff)
+            head_letters = self._letters.code(head) if low < high else 0
+            for position, phrase, letters in shaped[low:high]:
+                if 2 * (letters & head_letters).bit_count() < cutoff * (len(head) + len(phrase)):
+                    continue
+                matcher = matchers[position]
+                matcher.set_seq1(head)
+                ratio = matcher.ratio()
+                if ratio >= cutoff:
+                    found.append((position, " ".join([phrase, *(t.text for t in tokens[size:])]), ratio))
+        scored: dict[str, float] = {}
+        for _, line, ratio in sorted(found):
+            scored[line] = max(ratio, scored.get(line, 0.0))
         return [line for line, _ in sorted(scored.items(), key=lambda kv: -kv[1])][:SUGGESTIONS_MAX]
+
+    def _phrase_matchers(self) -> list[difflib.SequenceMatcher[str]]:
+        matchers: list[difflib.SequenceMatcher[str]] | None = getattr(self._matchers, "list", None)
+        if matchers is None:
+            matchers = [difflib.SequenceMatcher(None, "", phrase) for phrase in self.phrases]
+            self._matchers.list = matchers
+        return matchers
+
+
+class _LetterCodes:
+    """A text's letters as one integer, so the letters two texts share are `(a & b).bit_count()`.
+
+    Each letter of the phrases owns a field of bits; a text holding a letter n times sets the field's
+    n lowest bits. The AND of two fields keeps min(n, m) bits: summed over fields, the size of the
+    multiset intersection, which is what difflib's `quick_ratio` computes letter by letter."""
+
+    def __init__(self, phrases: Sequence[str]) -> None:
+        counts = [Counter(phrase) for phrase in phrases]
+        self._width = max((max(c.values()) for c in counts if c), default=1)
+        letters = sorted({letter for c in counts for letter in c})
+        self._shift = {letter: index * self._width for index, letter in enumerate(letters)}
+
+    def code(self, text: str) -> int:
+        code = 0
+        for letter, count in Counter(text).items():
+            shift = self._shift.get(letter)
+            if shift is not None:  # a letter no phrase has cannot be shared
+                code |= ((1 << min(count, self._width)) - 1) << shift
+        return code
+
+
+def _entry(order: int, alias: str, spec: CommandSpec[Any]) -> _AliasEntry:
+    if CLUSTER_SLOT in alias:
+        head = alias.partition(CLUSTER_SLOT)[0].replace(" ", "")
+        return _AliasEntry(order, alias, spec, tuple(alias.split()), head, around_cluster=True)
+    compact = alias.replace(" ", "") if has_cjk(alias) else None
+    return _AliasEntry(order, alias, spec, tuple(alias.split()), compact, around_cluster=False)
 
 
 _INDEX: list[AliasIndex] = []
@@ -340,12 +439,7 @@ def _match_around_cluster(alias: str, tokens: Sequence[Token], lowered: Sequence
 
 def split_scripts(word: str) -> list[str] | None:
     """`扩容prod工作节点5` → `扩容`, `prod`, `工作节点`, `5`: Chinese is often typed without spaces."""
-    pieces: list[str] = []
-    for ch in word:
-        if pieces and has_cjk(ch) == has_cjk(pieces[-1][-1]):
-            pieces[-1] += ch
-        else:
-            pieces.append(ch)
+    pieces = _SCRIPT_RUNS.findall(word)
     return pieces if len(pieces) > 1 else None
 
 
