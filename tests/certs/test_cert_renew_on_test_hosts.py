@@ -1,0 +1,256 @@
+"""Certificate renewal on the SSH test hosts (Debian 12 roots running sshd, no kubeadm, no kubelet).
+
+- cluster_cert_renew.yml in `--check` mode, where kubeadm cannot run: the master whose certificate
+  expires soon is renewed and its static pods restarted, the other is left alone, one master at a
+  time; the certificates are read back to kobot and their expiry parsed.
+- the `renew certificates on prod` job end to end (chat line, approval, real RQ worker, the real
+  playbook over SSH, the Kubernetes API peer): a real run on a master whose certificates are a year
+  away renews nothing, so needs no kubeadm, and its final message shows the expiry read back.
+
+The certificates are real X.509 ones made by the tests (`cryptography`), laid out as kubeadm does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.dispatcher import Dispatcher
+from bot.runtime import Runtime
+from kobot.cluster_spec import ClusterShape
+from kobot.clusters import ClusterRecord, ClusterState, NodeRecord, NodeState
+from kobot.conversations import ButtonClick, Conversation, Identity, InboundMessage
+from kobot.job_records import JobEventType, JobKind, JobState
+from kobot.messages import MessageKind
+from kobot.store import secret_key
+from tests.bot.recording_adapter import RecordingAdapter
+from tests.certs.certificates import KUBEADM_LEAVES, write_pki
+from tests.hosts.lab import HostLab, LabHost
+from tests.peers.kubernetes import KubernetesApiPeer
+from tests.playbooks.test_roles_on_test_hosts import PLAYBOOKS, WITHOUT_HOST_FEATURES, Lab
+from tests.support.dispatching import dispatching_runtime
+from tests.workers.jobkit import job_service, run_queue
+from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
+from workers.day2_ops.cert_renew_expiry import expiry_lines, read_report
+from workers.events import read_job_events
+from workers.inventory import render_inventory, write_inventory
+
+PKI = "/etc/kubernetes/pki"
+MANIFESTS = "/etc/kubernetes/manifests"
+STATIC_PODS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+CHECKED = ("apiserver.crt", "front-proxy-client.crt", "etcd/server.crt")
+"""What the check-mode run looks at: a few of kubeadm's leaves keep it short on a loaded machine."""
+RENEW_TASK = "Renew every kubeadm certificate (validity from the cluster configuration, one year)"
+ROOM = Conversation(platform="slack", conversation_id="C0OPS")
+OPERATOR = Identity(platform="slack", user_id="U7", display_name="Olu")
+ADMIN = Identity(platform="slack", user_id="U1", display_name="Ada")
+POLICY = """
+version: 1
+bindings:
+  - role: operator
+    subjects: ["slack:U7"]
+    clusters: ["prod"]
+  - role: admin
+    subjects: ["slack:U1"]
+"""
+
+
+def _install_pki(lab: Lab, name: str, *, expiries: dict[str, datetime], local: Path) -> None:
+    """kubeadm's leaf certificates and the control plane's static pod manifests on one test host."""
+    write_pki(local, expiries=expiries)
+    lab.ssh(name, f"mkdir -p {PKI}/etcd {MANIFESTS}")
+    for leaf in expiries:
+        lab.copy_in(name, source=local / leaf, dest=f"{PKI}/{leaf}", mode="0644")
+    lab.ssh(name, " && ".join(f"echo 'kind: Pod' > {MANIFESTS}/{pod}.yaml" for pod in STATIC_PODS))
+    # kubeadm's admin kubeconfig (a placeholder: nothing here reads it) and root's kubectl directory
+    lab.ssh(name, "echo 'kind: Config' > /etc/kubernetes/admin.conf && mkdir -p /root/.kube")
+
+
+def _a_year_away(*, except_for: dict[str, datetime] | None = None) -> dict[str, datetime]:
+    year = datetime.now(UTC) + timedelta(days=365)
+    return {leaf: year for leaf in KUBEADM_LEAVES} | (except_for or {})
+
+
+@pytest.fixture
+def masters(host_lab: HostLab, tmp_path: Path) -> Iterator[Lab]:
+    """Two masters of their own (etcd on master-1 only: an even etcd count is refused)."""
+    started = host_lab.start(count=2)
+    try:
+        hosts = dict(zip(("master-1", "master-2"), started, strict=True))
+        inventory = render_inventory(
+            nodes=[(name, "master", host.address) for name, host in hosts.items()],
+            ssh_user=started[0].user,
+            ssh_key_path=started[0].key_path,
+            known_hosts_path=started[0].known_hosts_path,
+            cluster_vars={
+                "cluster_name": "lab",
+                "ansible_pipelining": True,
+                "apiserver_loadbalancer_vip": started[0].address.rsplit(".", 1)[0] + ".200",
+                "apiserver_loadbalancer_interface": "eth0",
+                "preflight_extra_supported_os": [{"distribution": "Debian", "versions": ["12"]}],
+            },
+        )
+        inventory["all"]["children"]["etcd"]["hosts"] = {"master-1": None}
+        yield Lab(
+            hosts=hosts, inventory=write_inventory(tmp_path / "inventory.yml", inventory), work=tmp_path
+        )
+    finally:
+        for host in started:
+            host_lab.stop(host)
+
+
+def test_renewal_check_mode_on_test_hosts_renews_only_the_expiring_master_one_at_a_time(
+    masters: Lab, tmp_path: Path
+) -> None:
+    soon = datetime.now(UTC) + timedelta(days=5, hours=1)
+    _install_pki(masters, "master-1", expiries=_a_year_away(), local=tmp_path / "pki-1")
+    _install_pki(
+        masters,
+        "master-2",
+        expiries=_a_year_away(except_for={"apiserver.crt": soon}),
+        local=tmp_path / "pki-2",
+    )
+    report = tmp_path / "report"
+
+    result, events = masters.run(
+        "cluster_cert_renew.yml",
+        extravars={
+            **WITHOUT_HOST_FEATURES,
+            "cert_renew_report_dir": str(report),
+            "cert_renew_files": [f"{PKI}/{leaf}" for leaf in CHECKED],
+        },
+        check_mode=True,
+    )
+
+    assert result.succeeded, (result.failed_task, result.failed_host, result.error)
+    per_host = [e for e in events if e.host and e.type is not JobEventType.TASK_STARTED]
+    first_of_2 = next(i for i, e in enumerate(per_host) if e.host == "master-2")
+    assert all(e.host == "master-2" for e in per_host[first_of_2:]), "master-1 is done before master-2 starts"
+    changed = {(e.host, e.task) for e in events if e.type is JobEventType.TASK_CHANGED}
+    for pod in STATIC_PODS:
+        assert ("master-2", f"Stop {pod}") in changed, f"master-2's {pod} restarts on the new certificates"
+        assert ("master-1", f"Stop {pod}") not in changed, "nothing of master-1 expires soon"
+    skipped = {(e.host, e.task) for e in events if e.type is JobEventType.TASK_SKIPPED}
+    # kubeadm is skipped on both: on master-2 by check mode, on master-1 because nothing is due
+    assert {("master-1", RENEW_TASK), ("master-2", RENEW_TASK)} <= skipped
+    ran = {(e.host, e.task) for e in events if e.type in (JobEventType.TASK_OK, JobEventType.TASK_CHANGED)}
+    assert ("master-2", "Give root the renewed admin kubeconfig") in ran
+    assert ("master-1", "Give root the renewed admin kubeconfig") in skipped
+    for name in ("master-1", "master-2"):
+        assert masters.ssh(name, f"ls {MANIFESTS}").split() == [f"{pod}.yaml" for pod in sorted(STATIC_PODS)]
+        assert masters.ssh(name, "ls -d /etc/kubernetes/manifests-held 2>/dev/null; true") == ""
+
+    expiries = read_report(report)
+    assert {(e.node, e.file) for e in expiries} == {
+        (node, Path(leaf).name) for node in ("master-1", "master-2") for leaf in CHECKED
+    }
+    [line_1, line_2] = expiry_lines(expiries)
+    assert line_1.startswith("master-1: earliest ") and "(364 days left)" in line_1
+    assert line_2 == f"master-2: earliest apiserver.crt {soon:%Y-%m-%d} (5 days left)"
+
+
+# --- the job end to end ---------------------------------------------------------------------------------
+MASTER = "prod-master-1"
+
+
+@pytest.fixture
+def master(host_lab: HostLab, tmp_path: Path) -> Iterator[LabHost]:
+    [host] = host_lab.start(count=1)
+    try:
+        lab = Lab(hosts={MASTER: host}, inventory=tmp_path / "unused.yml", work=tmp_path)
+        _install_pki(lab, MASTER, expiries=_a_year_away(), local=tmp_path / "pki")
+        yield host
+    finally:
+        host_lab.stop(host)
+
+
+@pytest.fixture
+def peer() -> Iterator[KubernetesApiPeer]:
+    with KubernetesApiPeer() as server:
+        yield server
+
+
+@pytest.fixture
+def runtime(
+    redis_url: str, data_dir: Path, tmp_path: Path, master: LabHost, peer: KubernetesApiPeer
+) -> Iterator[Runtime]:
+    rt = dispatching_runtime(
+        redis_url=redis_url,
+        data_dir=data_dir,
+        policy=POLICY,
+        policy_dir=tmp_path,
+        playbooks_dir=PLAYBOOKS,
+        plugins=[],
+        ssh_user=master.user,
+        ssh_key_file=master.key_path,
+        ansible_extra_vars=dict(WITHOUT_HOST_FEATURES),
+    )
+    try:
+        rt.clusters.save(
+            ClusterRecord(
+                name="prod",
+                version="1.30.5",
+                state=ClusterState.RUNNING,
+                nodes=[NodeRecord(name=MASTER, role="master", address=master.address, state=NodeState.READY)],
+                spec=ClusterShape(version="1.30.5", masters=1, workers=0),
+            )
+        )
+        kubeconfig = peer.write_kubeconfig(data_dir / "peer.kubeconfig")
+        ClusterSecrets(redis=rt.redis, secret=secret_key(rt.settings)).put(
+            cluster="prod", name=KUBECONFIG_SECRET, value=kubeconfig.read_bytes()
+        )
+        kubeconfig.unlink()
+        peer.add_node(MASTER, role="master")
+        yield rt
+    finally:
+        rt.close()
+
+
+async def test_renew_certificates_job_on_test_hosts_reads_expiry_back_and_renews_nothing_not_due(
+    runtime: Runtime,
+) -> None:
+    chat = runtime.adapters["slack"]
+    assert isinstance(chat, RecordingAdapter)
+    secrets = ClusterSecrets(redis=runtime.redis, secret=secret_key(runtime.settings))
+    kubeconfig_before = secrets.get(cluster="prod", name=KUBECONFIG_SECRET)
+
+    await Dispatcher(runtime=runtime).on_message(
+        InboundMessage(identity=OPERATOR, conversation=ROOM, text="renew certificates on prod")
+    )
+    card = next(d for d in reversed(chat.deliveries) if d.message.kind is MessageKind.APPROVAL)
+    assert f"one master at a time: {MASTER}" in card.message.to_text()
+    approve = next(b for b in card.message.buttons if b.label == "Approve")
+    await Dispatcher(runtime=runtime).on_click(
+        ButtonClick(
+            identity=ADMIN,
+            conversation=ROOM,
+            action_id=approve.action_id,
+            value=approve.value,
+            message=card.ref,
+        )
+    )
+    await asyncio.to_thread(run_queue, job_service(runtime.settings, runtime.redis))
+
+    [job] = runtime.jobs.records.recent(limit=5)
+    assert job.spec.kind == JobKind.CERTS_RENEW.value
+    assert job.state is JobState.SUCCEEDED, (job.summary, job.error, job.failed_task)
+    assert job.summary is not None
+    assert f"certificates: {MASTER}: earliest " in job.summary and "(364 days left)" in job.summary
+    assert "kubeconfig refreshed" not in job.summary
+    events = read_job_events(runtime.redis, job.job_id)
+    skipped = {(e.host, e.task) for e in events if e.type is JobEventType.TASK_SKIPPED}
+    assert (MASTER, RENEW_TASK) in skipped, "a year away: nothing renewed, no kubeadm needed"
+    copied = [
+        e
+        for e in events
+        if e.type is JobEventType.TASK_CHANGED and e.task == "Read the certificates back to kobot"
+    ]
+    assert copied, "the certificates were read back from the master"
+    assert secrets.get(cluster="prod", name=KUBECONFIG_SECRET) == kubeconfig_before
+    record = runtime.clusters.require("prod")
+    assert record.state is ClusterState.RUNNING
+    assert (record.history[-1].kind, record.history[-1].outcome) == (JobKind.CERTS_RENEW.value, "succeeded")
