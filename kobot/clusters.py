@@ -59,6 +59,20 @@ class HistoryEntry(BaseModel):
     outcome: str
 
 
+class ImportedCluster(BaseModel):
+    """What kobot read from the API of a cluster it did not build, when it was imported."""
+
+    at: datetime = Field(default_factory=utcnow)
+    by: str
+    """Who imported it (an identity key, `cli:<user>` or `api:<name>`)."""
+    server: str
+    """The API server address of the kubeconfig (no credentials)."""
+    network_plugin: str | None = None
+    """calico, flannel, cilium, ... as its DaemonSets show; None when none was recognised."""
+    pod_cidrs: list[str] = Field(default_factory=list)
+    """The nodes' pod ranges (spec.podCIDR)."""
+
+
 class ClusterRecord(BaseModel):
     name: str
     provider: str = "manual"
@@ -69,6 +83,9 @@ class ClusterRecord(BaseModel):
     spec: ClusterShape = Field(default_factory=ClusterShape)
     """What was asked at create, kept current by Day 2 (counts, version); replaced whole, never edited."""
     nodes: list[NodeRecord] = Field(default_factory=list)
+    imported: ImportedCluster | None = None
+    """Set for a cluster kobot did not build: kobot holds its kubeconfig only, no hosts' SSH access and no
+    Terraform state, so only what the API can do is offered (commands.handlers.submit refuses the rest)."""
     history: list[HistoryEntry] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
