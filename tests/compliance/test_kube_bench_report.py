@@ -1,0 +1,83 @@
+"""kube-bench's JSON report read into typed models: the fixtures in its own schema, its `--nototals`
+form, and every way a report can be unreadable, each answered with the node and the reason."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kobot import defaults
+from kobot.errors import StepFailedError
+from tests.compliance.reports import MASTER, NODE, raw, report
+from workers.compliance.kube_bench import READ_TASK, Status, parse_report
+
+
+def test_master_report_reads_every_target_and_its_counts_match_kube_bench_totals() -> None:
+    parsed = report(MASTER)
+    assert [c.node_type for c in parsed.controls] == ["master", "etcd", "controlplane", "policies"]
+    assert {c.version for c in parsed.controls} == {"cis-1.11"}
+    assert parsed.totals is not None
+    for total, field in (("pass", "total_pass"), ("fail", "total_fail"), ("warn", "total_warn")):
+        counted = sum(
+            1 for c in parsed.controls for g in c.tests for r in g.results if r.status.value.lower() == total
+        )
+        assert counted == getattr(parsed.totals, field), total
+    for controls in parsed.controls:
+        for group in controls.tests:
+            assert group.pass_ == sum(r.status is Status.PASS for r in group.results)
+
+
+def test_fields_without_json_tags_keep_kube_bench_go_names() -> None:
+    """AuditEnv, AuditConfig and IsMultiple have no json tag in check.go, so they appear as Go names."""
+    first = raw(MASTER)["Controls"][0]["tests"][0]["results"][0]
+    assert {"AuditEnv", "AuditConfig", "IsMultiple", "test_number", "status"} <= set(first)
+    check = report(MASTER).controls[0].tests[0].results[0]
+    assert check.test_number == first["test_number"] == "1.1.1"
+    assert check.is_multiple is first["IsMultiple"]
+    assert check.test_info == [check.remediation]
+
+
+def test_failed_checks_carry_their_remediation() -> None:
+    failed = [r for c in report(NODE).controls for g in c.tests for r in g.results if r.status is Status.FAIL]
+    assert [r.test_number for r in failed] == ["4.1.1", "4.2.6"]
+    assert all(r.remediation.strip() for r in failed)
+
+
+def test_nototals_form_is_a_bare_list_of_controls() -> None:
+    bare = json.dumps(raw(MASTER)["Controls"]).encode()
+    parsed = parse_report(bare, node="master-1")
+    assert parsed.totals is None
+    assert len(parsed.controls) == 4
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (b"{not json", "it is not JSON"),
+        (b"\xff\xfe", "it is not JSON"),
+        (b'"text"', "it has no `Controls` list"),
+        (b'{"controls": []}', "it has no `Controls` list"),
+        (b'{"Controls": []}', "it holds no checks"),
+        (b'{"Controls": [{"id": "1"}]}', "Controls.0.version: Field required"),
+    ],
+)
+def test_unreadable_report_names_the_node_and_why(data: bytes, why: str) -> None:
+    with pytest.raises(StepFailedError) as caught:
+        parse_report(data, node="worker-2")
+    assert caught.value.user_message.startswith("the kube-bench report of worker-2 cannot be read: ")
+    assert why in caught.value.user_message
+    assert (caught.value.task, caught.value.host) == (READ_TASK, "worker-2")
+
+
+def test_an_unknown_status_is_refused_with_its_place() -> None:
+    document = raw(NODE)
+    document["Controls"][0]["tests"][0]["results"][0]["status"] = "MAYBE"
+    with pytest.raises(StepFailedError) as caught:
+        parse_report(json.dumps(document).encode(), node="worker-1")
+    assert "Controls.0.tests.0.results.0.status" in caught.value.user_message
+
+
+def test_a_report_past_the_size_limit_is_refused_unread() -> None:
+    with pytest.raises(StepFailedError, match="larger than"):
+        parse_report(b" " * (defaults.CIS_REPORT_MAX_BYTES + 1), node="worker-1")
