@@ -207,6 +207,9 @@ IMPORT_PROBE_TIMEOUT_SECONDS = 8.0
 """An imported cluster's API (version, nodes, network) is read within this, so an unreachable address is
 answered before 10 s."""
 
+IMPORT_KUBECONFIG_MAX_BYTES = 1024 * 1024
+"""Largest kubeconfig `kobot import` accepts; an admin kubeconfig is a few kilobytes."""
+
 CIS_SCAN_HISTORY_MAX = 20
 """CIS scans kept per cluster; the oldest is dropped past it (a weekly scan covers about five months)."""
 
