@@ -88,7 +88,8 @@ def verify_step(ctx: StepContext) -> None:
 def final_note(ctx: StepContext) -> str | None:
     """The expiry read back, one clause per master, and whether kobot's kubeconfig was replaced."""
     outcome = _load_outcome(ctx)
-    expiry = outcome.get("expiry") or []
+    found = outcome.get("expiry")
+    expiry = found if isinstance(found, list) else []
     note = "certificates: " + "; ".join(str(line) for line in expiry) if expiry else None
     if outcome.get("kubeconfig_refreshed"):
         note = f"{note}; kobot's admin kubeconfig refreshed" if note else "kobot's admin kubeconfig refreshed"
