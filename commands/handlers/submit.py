@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from commands.context import CommandContext, SubmitJob
 from kobot.clusters import ClusterRecord, ClusterState
-from kobot.errors import KobotError
+from kobot.errors import ConflictError, KobotError
 from kobot.job_records import JobKind
 from workers.operations import OPERATIONS
 
@@ -42,6 +42,7 @@ def day2_job(ctx: CommandContext, args: BaseModel, *, kind: JobKind, lines: list
     require_operation(kind.value)
     name = ctx.cluster()
     record = ctx.runtime.clusters.require(name)
+    require_own_hosts(record, kind=kind.value)
     if kind is not JobKind.CLUSTER_DELETE:
         require_changeable(ctx, record)
     params = job_params(args)
@@ -54,6 +55,18 @@ def day2_job(ctx: CommandContext, args: BaseModel, *, kind: JobKind, lines: list
         title=f"{kind.value} {name}",
         plan_lines=tuple(lines),
         plan_hash=digest,
+    )
+
+
+def require_own_hosts(record: ClusterRecord, *, kind: str) -> None:
+    """Refuse a job that needs the cluster's hosts (SSH, playbooks) or its Terraform state on a cluster
+    kobot imported: it holds only that cluster's kubeconfig. Every Day 2 job here is such a job."""
+    if record.imported is None:
+        return
+    raise ConflictError(
+        f"{record.name} was imported: kobot holds only its kubeconfig, no SSH access to its hosts and no "
+        f"Terraform state, so it cannot run `{kind}` there. What needs only the API works: kubectl, health "
+        "checks, alerts, notices, addons and apps."
     )
 
 
