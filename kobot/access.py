@@ -11,6 +11,10 @@ from kobot.risk import Risk
 CLUSTER_READ_PERMISSION = "kubectl"
 """Reading inside a cluster (`kubectl get/describe/logs/events/top`); viewers do not hold it by default."""
 
+CLUSTER_IMPORT_PERMISSION = "cluster.import"
+"""Importing a cluster kobot did not build (`kobot import`, `POST /api/v1/clusters/import`): admins only
+by default, since it adds a cluster and its credentials to kobot."""
+
 SCOPE_SEPARATOR = ":"
 """`kubectl:shop` is the `kubectl` permission for namespace shop only (see `scoped_permission`)."""
 
