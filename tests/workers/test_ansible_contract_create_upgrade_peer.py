@@ -84,7 +84,7 @@ def _played(record_dir: Path, playbook: str) -> dict[str, Any]:
     return played
 
 
-def test_create_hands_every_stage_the_offline_settings_and_vip_and_only_keepalived_the_vrrp_password_fixture_playbooks(
+def test_create_gives_each_stage_offline_settings_and_vip_and_keepalived_alone_the_password_fixture_playbooks(
     redis_url: str, redis: Redis, data_dir: Path, tmp_path: Path, mirror: PackageMirrorPeer
 ) -> None:
     record_dir = data_dir / "played"
