@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from alerts.service import AlertService
 from bot.api import api_router
 from bot.api_audit import audit_router
+from bot.api_clusters import clusters_router
 from bot.api_commands import commands_router
 from bot.api_replies import RestReplies
 from bot.chat.registry import build_adapters
@@ -55,6 +56,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(api_router(runtime))
     app.include_router(commands_router(runtime=runtime, dispatcher=supervisor.dispatcher, replies=rest))
     app.include_router(audit_router(audit=runtime.audit, policy=runtime.policy))
+    app.include_router(clusters_router(runtime))
     for adapter in runtime.adapters.values():
         router = adapter.router()
         if router is not None:

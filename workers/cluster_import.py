@@ -1,0 +1,177 @@
+"""Import a cluster kobot did not build: its admin kubeconfig stored encrypted like a created cluster's,
+its API probed within a bound, and its nodes, version and network read into a record marked imported.
+
+The kubeconfig must carry everything inline (certificate and key data, or a token): it is kept in the
+store, not beside files it points to, and one that runs a program to get credentials (`exec`,
+`auth-provider`) is refused, since kobot would run that program on its own machine for every read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import yaml
+from redis import Redis
+
+from kobot import defaults, validation
+from kobot.cluster_spec import ClusterShape, NodeRole
+from kobot.clusters import ClusterRecord, ClusterState, ClusterStore, ImportedCluster, NodeRecord, NodeState
+from kobot.errors import CommandError, ConflictError, KobotError
+from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
+from workers.kube_read import open_api
+
+IMPORTED_PROVIDER = "imported"
+"""`provider` of an imported cluster's record: no Terraform and no SSH inventory stand behind it."""
+
+NETWORK_PLUGINS = {
+    "calico-node": "calico",
+    "kube-flannel-ds": "flannel",
+    "kube-flannel": "flannel",
+    "cilium": "cilium",
+    "weave-net": "weave",
+    "kube-router": "kube-router",
+    "antrea-agent": "antrea",
+    "canal": "canal",
+}
+"""DaemonSet names that say which pod network plugin a cluster runs."""
+
+CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
+
+_FILE_KEYS = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
+_PROGRAM_KEYS = ("exec", "auth-provider")
+
+
+def check_kubeconfig(data: bytes) -> str:
+    """The API server address of a self-contained kubeconfig; any other kubeconfig is a clear error."""
+    if len(data) > defaults.IMPORT_KUBECONFIG_MAX_BYTES:
+        raise CommandError(
+            f"the kubeconfig is {len(data)} bytes; "
+            f"at most {defaults.IMPORT_KUBECONFIG_MAX_BYTES} are accepted"
+        )
+    try:
+        document = yaml.safe_load(data)
+    except yaml.YAMLError:
+        raise CommandError("the kubeconfig is not YAML") from None
+    if not isinstance(document, dict) or document.get("kind", "Config") != "Config":
+        raise CommandError("the kubeconfig is not a kubeconfig (kind: Config)")
+    current = document.get("current-context")
+    context = _named(document.get("contexts"), current, what="context")
+    cluster = _named(document.get("clusters"), context.get("cluster"), what="cluster")
+    user = _named(document.get("users"), context.get("user"), what="user")
+    for key in _PROGRAM_KEYS:
+        if key in user:
+            raise CommandError(
+                f"the kubeconfig's user gets credentials by running a program (`{key}`); kobot does not run "
+                "programs from a kubeconfig: give a token or client certificate data instead"
+            )
+    for section, values in (("cluster", cluster), ("user", user)):
+        for key in _FILE_KEYS:
+            if key in values:
+                raise CommandError(
+                    f"the kubeconfig's {section} points to a file (`{key}`); kobot keeps the kubeconfig "
+                    f"alone, so inline it (`{key}-data`, e.g. `kubectl config view --raw --flatten`)"
+                )
+    server = cluster.get("server")
+    if not isinstance(server, str) or not server.startswith(("https://", "http://")):
+        raise CommandError("the kubeconfig's cluster has no `server` URL (https://HOST:PORT)")
+    return server
+
+
+def _named(entries: Any, name: Any, *, what: str) -> dict[str, Any]:
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and entry.get("name") == name and isinstance(entry.get(what), dict):
+            found: dict[str, Any] = entry[what]
+            return found
+    raise CommandError(f"the kubeconfig has no {what} named by its current context ({name!r})")
+
+
+def probe(
+    *, name: str, kubeconfig: bytes, timeout: float = defaults.IMPORT_PROBE_TIMEOUT_SECONDS
+) -> ClusterRecord:
+    """Read version, nodes and network from the API within `timeout` seconds; raise KobotError (safe to
+    show) when the API cannot be reached or refuses."""
+    server = check_kubeconfig(kubeconfig)
+    api = open_api(kubeconfig=kubeconfig, cluster=name, timeout=timeout)
+    try:
+        version = str(api.get_json("/version").get("gitVersion") or "").lstrip("v")
+        nodes = api.get_json("/api/v1/nodes").get("items") or []
+        try:
+            daemon_sets = api.get_json("/apis/apps/v1/daemonsets").get("items") or []
+        except KobotError:
+            daemon_sets = []  # the network plugin stays unknown; everything else was read
+    finally:
+        api.api_client.close()  # type: ignore[no-untyped-call]
+    records = [_node(item) for item in nodes]
+    records.sort(key=lambda n: (n.role is not NodeRole.MASTER, n.name))
+    masters = sum(1 for n in records if n.role is NodeRole.MASTER)
+    return ClusterRecord(
+        name=name,
+        provider=IMPORTED_PROVIDER,
+        version=version or None,
+        state=ClusterState.RUNNING,
+        spec=ClusterShape(masters=masters, workers=len(records) - masters, version=version or "unknown"),
+        nodes=records,
+        imported=ImportedCluster(
+            by="",
+            server=server,
+            network_plugin=_plugin(daemon_sets),
+            pod_cidrs=sorted({str(c) for item in nodes if (c := (item.get("spec") or {}).get("podCIDR"))}),
+        ),
+    )
+
+
+def import_cluster(
+    *,
+    name: str,
+    kubeconfig: bytes,
+    by: str,
+    redis: Redis,
+    secret: bytes,
+    timeout: float = defaults.IMPORT_PROBE_TIMEOUT_SECONDS,
+) -> ClusterRecord:
+    """Probe, then store the kubeconfig encrypted and the record; a name already taken is refused first."""
+    try:
+        name = validation.cluster_name(name)
+    except validation.ArgValueError as exc:
+        raise CommandError(str(exc)) from None
+    clusters = ClusterStore(redis)
+    if clusters.get(name) is not None:
+        raise ConflictError(f"there is already a cluster {name}; import under another name")
+    record = probe(name=name, kubeconfig=kubeconfig, timeout=timeout)
+    assert record.imported is not None
+    record.imported = record.imported.model_copy(update={"by": by})
+    ClusterSecrets(redis=redis, secret=secret).put(cluster=name, name=KUBECONFIG_SECRET, value=kubeconfig)
+    clusters.save(record)
+    return record
+
+
+def _node(item: dict[str, Any]) -> NodeRecord:
+    metadata = item.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    role = NodeRole.MASTER if any(label in labels for label in CONTROL_PLANE_LABELS) else NodeRole.WORKER
+    addresses = {a.get("type"): a.get("address") for a in (item.get("status") or {}).get("addresses") or []}
+    address = addresses.get("InternalIP") or addresses.get("ExternalIP") or addresses.get("Hostname") or ""
+    return NodeRecord(name=str(metadata.get("name")), role=role, address=str(address), state=NodeState.READY)
+
+
+def _plugin(daemon_sets: Iterable[dict[str, Any]]) -> str | None:
+    for item in daemon_sets:
+        plugin = NETWORK_PLUGINS.get(str((item.get("metadata") or {}).get("name")))
+        if plugin is not None:
+            return plugin
+    return None
+
+
+def summary_lines(record: ClusterRecord) -> list[str]:
+    """What the import read, as the CLI and the audit trail say it."""
+    info = record.imported
+    lines = [
+        f"{record.name}: kubernetes {record.version or '?'}, {record.count('master')} control-plane and "
+        f"{record.count('worker')} worker nodes",
+    ]
+    if info is not None:
+        network = info.network_plugin or "network plugin not recognised"
+        cidrs = ", ".join(info.pod_cidrs) or "no pod ranges on the nodes"
+        lines.append(f"API {info.server} · {network} · pods {cidrs}")
+    return lines
