@@ -4,13 +4,16 @@ form, and every way a report can be unreadable, each answered with the node and 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
 from kobot import defaults
 from kobot.errors import StepFailedError
 from tests.compliance.reports import MASTER, NODE, raw, report
-from workers.compliance.kube_bench import READ_TASK, Status, parse_report
+from workers.bundle import plan
+from workers.compliance.kube_bench import KUBE_BENCH_VERSION, READ_TASK, Status, parse_report
 
 
 def test_master_report_reads_every_target_and_its_counts_match_kube_bench_totals() -> None:
@@ -81,3 +84,14 @@ def test_an_unknown_status_is_refused_with_its_place() -> None:
 def test_a_report_past_the_size_limit_is_refused_unread() -> None:
     with pytest.raises(StepFailedError, match="larger than"):
         parse_report(b" " * (defaults.CIS_REPORT_MAX_BYTES + 1), node="worker-1")
+
+
+def test_the_role_and_the_offline_bundle_use_the_release_these_models_read() -> None:
+    defaults_file = Path(__file__).resolve().parents[2] / "playbooks/roles/cis_scan/defaults/main.yml"
+    role = yaml.safe_load(defaults_file.read_text())
+    assert str(role["kube_bench_version"]) == KUBE_BENCH_VERSION
+    assert (
+        role["kube_bench_archive"] == "kube-bench_{{ kube_bench_version }}_linux_{{ kube_bench_arch }}.tar.gz"
+    )
+    assert "offline_files_url ~ '/kube-bench/v' ~ kube_bench_version" in role["kube_bench_base_url"]
+    assert plan.KUBE_BENCH_VERSION == KUBE_BENCH_VERSION

@@ -29,6 +29,7 @@ from workers.bundle.manifest import (
     PlannedImage,
     PlannedPackage,
 )
+from workers.compliance.kube_bench import KUBE_BENCH_VERSION  # the release `scan` installs and reads
 
 ROLES_DIR = Path(__file__).resolve().parents[2] / "playbooks" / "roles"
 """The roles whose defaults name the versions the install uses."""
@@ -59,9 +60,6 @@ DISTRO_PACKAGES = ("chrony", "ipvsadm", "haproxy", "keepalived")
 
 CNI_PLUGINS_VERSION = "v1.6.2"
 """containernetworking/plugins release the bundle carries (the kubelet's bridge/loopback/portmap)."""
-
-KUBE_BENCH_VERSION = "0.10.1"
-"""aquasecurity/kube-bench release for the CIS checks."""
 
 KUBEADM_IMAGES: dict[str, dict[str, str]] = {
     "1.29": {"etcd": "3.5.16-0", "coredns": "v1.11.1"},

@@ -21,15 +21,8 @@ from kobot.errors import StepFailedError
 
 KUBE_BENCH_VERSION = "0.15.6"
 """The kube-bench release the scan installs (the cis_scan role's `kube_bench_version`, passed to it) and
-whose JSON these models read; the offline files server holds `kube-bench/v<version>/`."""
-
-KUBE_BENCH_OFFLINE_FILES = (
-    f"kube-bench/v{KUBE_BENCH_VERSION}/kube-bench_{KUBE_BENCH_VERSION}_linux_amd64.tar.gz",
-    f"kube-bench/v{KUBE_BENCH_VERSION}/kube-bench_{KUBE_BENCH_VERSION}_linux_arm64.tar.gz",
-    f"kube-bench/v{KUBE_BENCH_VERSION}/kube-bench_{KUBE_BENCH_VERSION}_checksums.txt",
-)
-"""What `scan` needs on the offline files server, relative to `offline_repo.files_url`: the release
-archives as kube-bench publishes them, and the checksums file they are checked against."""
+whose JSON these models read. The offline bundle's plan (workers.bundle.plan) carries its archives and
+checksums file to `kube-bench/v<version>/` on the offline files server, where the role looks."""
 
 READ_TASK = "read kube-bench report"
 """The task a report that cannot be read is blamed on (there is no Ansible task for it)."""
