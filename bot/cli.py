@@ -6,9 +6,12 @@ The only place that exits the process.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import logging
 import os
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -198,6 +201,51 @@ def bundle_build(
     typer.echo(
         f"bundle in {into}: {len(built.files)} files, {len(built.images)} images, {len(built.charts)} charts"
     )
+
+
+@app.command("import")
+def import_cluster(
+    name: Annotated[str, typer.Argument(help="The cluster's name in kobot.")],
+    kubeconfig: Annotated[
+        Path,
+        typer.Option(
+            "--kubeconfig",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="File holding the cluster's admin kubeconfig, credentials inline (never given on the line).",
+        ),
+    ],
+) -> None:
+    """Import a cluster kobot did not build: probe its API, store its kubeconfig encrypted (admins only)."""
+    from bot.api_clusters import run_import
+    from bot.runtime import build_runtime
+    from kobot.conversations import Conversation, Identity
+    from workers.cluster_import import summary_lines
+
+    settings = _settings()
+    user = getpass.getuser()
+    try:
+        data = kubeconfig.read_bytes()
+        runtime = build_runtime(settings)
+        try:
+            record = run_import(
+                runtime,
+                identity=Identity(platform="terminal", user_id=user, display_name=user),
+                conversation=Conversation(platform="terminal", conversation_id="cli"),
+                name=name,
+                kubeconfig=data,
+            )
+        finally:
+            runtime.close()
+    except KobotError as exc:
+        typer.echo(f"kobot: {exc.user_message}", err=True)
+        raise typer.Exit(code=1) from None
+    except OSError as exc:
+        typer.echo(f"kobot: cannot read {kubeconfig}: {exc.strerror}", err=True)
+        raise typer.Exit(code=2) from None
+    for line in ["Imported " + summary_lines(record)[0], *summary_lines(record)[1:]]:
+        typer.echo(line)
 
 
 def main() -> None:
