@@ -331,6 +331,18 @@ class KubernetesApiPeer(LoopbackPeer):
         with self._lock:
             self._nodes[name]["status"]["conditions"] = [self._ready_condition(ready)]
 
+    def set_node_network(self, name: str, *, address: str, pod_cidr: str | None = None) -> None:
+        """The node's InternalIP (as its kubelet reports it) and pod range (as the controller manager
+        allocates it)."""
+        with self._lock:
+            node = self._nodes[name]
+            node["status"]["addresses"] = [
+                {"type": "InternalIP", "address": address},
+                {"type": "Hostname", "address": name},
+            ]
+            if pod_cidr is not None:
+                node["spec"]["podCIDR"] = pod_cidr
+
     def add_pod(
         self,
         namespace: str,
