@@ -227,3 +227,7 @@ CIS_FAILED_SHOWN_MAX = 15
 
 CIS_SCHEDULER_INTERVAL_SECONDS = 30.0
 """How often the scan scheduler looks for scans that are due and scheduled scans that have finished."""
+
+CHANNEL_BINDING_CACHE_SECONDS = 1.0
+"""How long a process reuses a channel's binding it read: every command reads it (twice for some) on the
+event loop; a bind or unbind in this process is seen at once, one in another process within this."""
