@@ -116,6 +116,10 @@ def cert_notices_sent(cluster: str) -> str:
     return f"{PREFIX}:health-check:cert-notices:{cluster}"
 
 
+OFFLINE_REPOSITORY = f"{PREFIX}:offline-repository"
+"""The offline repository `setup repository on <host>` recorded for new clusters (JSON)."""
+
+
 # audit, approvals, policy -------------------------------------------------------------------------
 AUDIT_STREAM = f"{PREFIX}:audit"
 """Stream: the audit trail, one entry per thing that happened."""
