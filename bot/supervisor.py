@@ -70,6 +70,7 @@ class Supervisor:
                 redis=runtime.redis,
                 secrets=ClusterSecrets(redis=runtime.redis, secret=runtime.secret),
                 publisher=runtime.alerts,
+                notice_days=runtime.settings.health.cert_notice_days,
             )
             if runtime.alerts is not None
             else None

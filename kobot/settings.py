@@ -24,6 +24,7 @@ from kobot.settings_addons import AddonSettings
 from kobot.settings_alerts import AlertsSettings
 from kobot.settings_backups import BackupSettings
 from kobot.settings_dingtalk import DingTalkSettings
+from kobot.settings_health import HealthSettings
 from kobot.settings_ip_pools import IpPoolConfig
 from kobot.settings_slack import SlackSettings
 from kobot.settings_wecom import WeComSettings
@@ -105,6 +106,8 @@ class Settings(BaseSettings):
     """Where etcd backups may be kept besides kobot's disk: SFTP, S3, NFS (KOBOT_BACKUPS__...)."""
     addons: AddonSettings = Field(default_factory=AddonSettings)
     """Chart repository, image registry and kobot's webhook URL for addons (KOBOT_ADDONS__...)."""
+    health: HealthSettings = Field(default_factory=HealthSettings)
+    """Health-check schedule time zone and certificate-expiry notice days (KOBOT_HEALTH__...)."""
 
     @field_validator("log_level")
     @classmethod

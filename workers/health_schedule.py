@@ -6,7 +6,8 @@ got worse since the last scheduled check (a new finding, or warning become criti
 the channels that asked for `health` (or `node`) notices; the same state seen again is not posted again,
 and the findings are kept in Redis, so a restart does not post them anew.
 Certificates are looked at with every scheduled check, and every `CERT_WATCH_INTERVAL_SECONDS` for a
-running cluster without one; each threshold of `CERT_EXPIRY_NOTICE_DAYS` is posted once per certificate.
+running cluster without one; each threshold (settings `health.cert_notice_days`) is posted once per
+certificate.
 A check is not an RQ job: it only reads, and must not wait for (or hold) the cluster's job lock.
 """
 
@@ -88,14 +89,19 @@ def remember(redis: Redis, report: HealthReport) -> None:
 
 
 def expiry_notices_due(
-    redis: Redis, *, cluster: str, certificates: Sequence[CertificateSeen], now: datetime
+    redis: Redis,
+    *,
+    cluster: str,
+    certificates: Sequence[CertificateSeen],
+    now: datetime,
+    thresholds: Sequence[int] = defaults.CERT_EXPIRY_NOTICE_DAYS,
 ) -> list[tuple[CertificateSeen, list[str]]]:
     """Certificates past a notice threshold not posted yet, each with the marks to record once posted."""
     due: list[tuple[CertificateSeen, list[str]]] = []
     sent = {m.decode() for m in synced(redis.smembers(keys.cert_notices_sent(cluster)))}
     for cert in certificates:
         days = cert.days_left(now)
-        crossed = [d for d in defaults.CERT_EXPIRY_NOTICE_DAYS if days <= d]
+        crossed = [d for d in thresholds if days <= d]
         marks = [f"{cert.name}|{cert.not_after.isoformat()}|{d}" for d in crossed]
         # a certificate first seen at 5 days left gets one notice, not one per threshold it is past
         if any(mark not in sent for mark in marks):
@@ -112,11 +118,13 @@ class HealthCheckScheduler:
         redis: Redis,
         secrets: ClusterSecrets,
         publisher: NoticePublisher,
+        notice_days: Sequence[int] = defaults.CERT_EXPIRY_NOTICE_DAYS,
         interval: float = defaults.HEALTH_SCHEDULER_INTERVAL_SECONDS,
     ) -> None:
         self._redis = redis
         self._secrets = secrets
         self._publisher = publisher
+        self._notice_days = tuple(notice_days)
         self._interval = interval
         self._task = BackgroundTask("kobot-health-checks")
 
@@ -188,7 +196,10 @@ class HealthCheckScheduler:
         remember(self._redis, report)
 
     async def _post_expiry(self, cluster: str, seen: list[CertificateSeen], now: datetime) -> None:
-        for cert, marks in expiry_notices_due(self._redis, cluster=cluster, certificates=seen, now=now):
+        due = expiry_notices_due(
+            self._redis, cluster=cluster, certificates=seen, now=now, thresholds=self._notice_days
+        )
+        for cert, marks in due:
             message = expiry_notice(cluster=cluster, cert=cert, now=now)
             await self._publisher.publish_cluster_event(
                 cluster=cluster, event=CERT_EXPIRY_EVENT, message=message

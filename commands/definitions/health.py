@@ -85,7 +85,7 @@ class HealthScheduleArgs(Args):
         str | None,
         AfterValidator(optional(time_zone)),
         Arg(names=("tz", "zone", "时区"), kind="time zone, like Asia/Shanghai"),
-        Field(description="the time zone of `at`; default the backup schedule's (settings)"),
+        Field(description="the time zone of `at`; default settings `health.schedule_timezone` (UTC)"),
     ] = None
 
 

@@ -81,7 +81,7 @@ def _may_read_everything(ctx: CommandContext, cluster: str) -> None:
 @handles(HealthScheduleArgs)
 async def schedule_checks(ctx: CommandContext, args: HealthScheduleArgs) -> CommandResult:
     cluster = ctx.runtime.clusters.require(ctx.cluster()).name
-    zone = args.timezone or ctx.runtime.settings.backups.schedule_timezone
+    zone = args.timezone or ctx.runtime.settings.health.schedule_timezone
     schedule = HealthCheckSchedule(
         cluster=cluster,
         every=args.every,

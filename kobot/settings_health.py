@@ -1,0 +1,40 @@
+"""`KOBOT_HEALTH__...`: the health check's schedule time zone and when certificate-expiry notices go."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from kobot import defaults
+
+CERT_NOTICE_DAYS_MAX = 365
+"""A notice threshold further ahead than a year would be posted for every kubeadm certificate at once."""
+
+
+class HealthSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schedule_timezone: str = "UTC"
+    """The zone `check prod every day at 08:00` is read in, unless the command names one (`tz=`)."""
+    cert_notice_days: tuple[int, ...] = Field(default=defaults.CERT_EXPIRY_NOTICE_DAYS, min_length=1)
+    """Days before a certificate expires when `notify … certificate` channels hear of it, each once."""
+
+    @field_validator("schedule_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name such as UTC or Asia/Shanghai)"
+            ) from None
+        return value
+
+    @field_validator("cert_notice_days")
+    @classmethod
+    def _days(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        for days in value:
+            if not 1 <= days <= CERT_NOTICE_DAYS_MAX:
+                raise ValueError(f"{days} is no notice threshold: days from 1 to {CERT_NOTICE_DAYS_MAX}")
+        return tuple(sorted(set(value), reverse=True))
