@@ -12,7 +12,7 @@ import yaml
 from kobot import defaults
 from kobot.errors import StepFailedError
 from tests.compliance.reports import MASTER, NODE, raw, report
-from workers.bundle import plan
+from workers.bundle.plan import plan_bundle
 from workers.compliance.kube_bench import KUBE_BENCH_VERSION, READ_TASK, Status, parse_report
 
 
@@ -94,4 +94,10 @@ def test_the_role_and_the_offline_bundle_use_the_release_these_models_read() -> 
         role["kube_bench_archive"] == "kube-bench_{{ kube_bench_version }}_linux_{{ kube_bench_arch }}.tar.gz"
     )
     assert "offline_files_url ~ '/kube-bench/v' ~ kube_bench_version" in role["kube_bench_base_url"]
-    assert plan.KUBE_BENCH_VERSION == KUBE_BENCH_VERSION
+    bundle = plan_bundle(version="1.31.4", os=["ubuntu22.04"], arch=["amd64"], cni="calico")
+    [bench] = [f for f in bundle.files if f.name == "kube-bench"]
+    assert (
+        bench.path == f"kube-bench/v{KUBE_BENCH_VERSION}/kube-bench_{KUBE_BENCH_VERSION}_linux_amd64.tar.gz"
+    )
+    assert bench.checksum.url is not None
+    assert bench.checksum.url.endswith(f"/kube-bench_{KUBE_BENCH_VERSION}_checksums.txt")
