@@ -77,6 +77,8 @@ class HealthReport:
     """Things looked at that were well (a Ready node, a running pod, a healthy etcd member, …)."""
     skipped: tuple[str, ...] = ()
     """Parts that could not be looked at, each with why."""
+    unseen: frozenset[HealthArea] = frozenset()
+    """Areas this look could not see: what was known of them before still stands."""
     certificates: tuple[CertificateSeen, ...] = ()
     seconds: float = 0.0
 
@@ -93,6 +95,7 @@ class _Tally:
     findings: list[Finding] = field(default_factory=list)
     ok: int = 0
     skipped: list[str] = field(default_factory=list)
+    unseen: set[HealthArea] = field(default_factory=set)
 
     def add(self, area: HealthArea, subject: str, problem: str, level: HealthLevel, detail: str = "") -> None:
         self.findings.append(
@@ -140,6 +143,7 @@ def check_cluster(
         findings=tuple(sorted(tally.findings, key=lambda f: (-f.level.rank, f.area.value, f.subject))),
         ok=tally.ok,
         skipped=tuple(tally.skipped),
+        unseen=frozenset(tally.unseen),
         certificates=tuple(seen),
         seconds=time.monotonic() - started,
     )
@@ -165,19 +169,22 @@ def _api_parts(api: ClusterApi, tally: _Tally) -> None:
             HealthArea.CONTROL_PLANE, "API server", "unreachable", HealthLevel.CRITICAL, exc.user_message
         )
         tally.skipped.append("nodes, pods, PVCs and versions: the API server did not answer")
+        tally.unseen |= {HealthArea.NODES, HealthArea.PODS, HealthArea.STORAGE, HealthArea.VERSIONS}
+        tally.unseen.add(HealthArea.CONTROL_PLANE)
         return
     _readiness(api, tally)
     kubelets: dict[str, str] = {}
-    parts: tuple[tuple[str, Callable[[], None]], ...] = (
-        ("nodes", lambda: _nodes(api, tally, kubelets)),
-        ("pods", lambda: _pods(api, tally)),
-        ("PVCs", lambda: _volume_claims(api, tally)),
+    parts: tuple[tuple[str, Callable[[], None], set[HealthArea]], ...] = (
+        ("nodes", lambda: _nodes(api, tally, kubelets), {HealthArea.NODES, HealthArea.VERSIONS}),
+        ("pods", lambda: _pods(api, tally), {HealthArea.PODS, HealthArea.CONTROL_PLANE}),
+        ("PVCs", lambda: _volume_claims(api, tally), {HealthArea.STORAGE}),
     )
-    for what, part in parts:
+    for what, part, areas in parts:
         try:
             part()
         except KubeReadError as exc:
             tally.skipped.append(f"{what}: {exc.user_message}")
+            tally.unseen |= areas
     _versions(version, kubelets, tally)
 
 
@@ -307,9 +314,11 @@ def _etcd_part(rows: Future[list[EtcdEndpointHealth]] | None, tally: _Tally, tim
         found = rows.result(timeout=timeout)
     except FutureTimeout:
         tally.skipped.append(f"etcd: no answer within {timeout:.0f}s")
+        tally.unseen.add(HealthArea.ETCD)
         return
     except KobotError as exc:
         tally.skipped.append(f"etcd: {exc.user_message}")
+        tally.unseen.add(HealthArea.ETCD)
         return
     for row in found:
         if row.healthy:
@@ -346,6 +355,7 @@ def _certificate_part(
         seen, missed = looked.result(timeout=timeout)
     except FutureTimeout:
         tally.skipped.append("certificates: no answer in time")
+        tally.unseen.add(HealthArea.CERTIFICATES)
         return []
     tally.skipped += [f"certificate: {what}" for what in missed]
     for cert in seen:

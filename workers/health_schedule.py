@@ -80,11 +80,17 @@ def worse_than_before(redis: Redis, report: HealthReport) -> list[Finding]:
 
 
 def remember(redis: Redis, report: HealthReport) -> None:
+    """Keep what this check found; of an area it could not see, what was known before (an API server
+    that did not answer for one round does not make its NotReady node news again afterwards)."""
     key = keys.health_findings(report.cluster)
+    unseen = {area.value for area in report.unseen}
+    before = {k.decode(): v.decode() for k, v in synced(redis.hgetall(key)).items()}
+    found = {k: v for k, v in before.items() if k.split("|", 1)[0] in unseen}
+    found.update({f.key: f.level.value for f in report.findings})
     with redis.pipeline(transaction=True) as pipe:
         pipe.delete(key)
-        if report.findings:
-            pipe.hset(key, mapping={f.key: f.level.value for f in report.findings})
+        if found:
+            pipe.hset(key, mapping=found)
         pipe.execute()
 
 

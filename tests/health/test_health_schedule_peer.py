@@ -163,6 +163,38 @@ async def test_peer_a_schedule_survives_a_restart_and_only_worsening_is_posted_o
         second.close()
 
 
+async def test_peer_an_api_server_that_missed_one_round_does_not_make_known_problems_news_again(
+    redis_url: str, data_dir: Path, peer: HealthPeer
+) -> None:
+    rt = build(redis_url, data_dir)
+    assert rt.alerts is not None
+    add_cluster(rt, peer, data_dir)
+    await say(rt, HEALTH, "notify prod health")
+    await say(rt, HEALTH, "check prod every hour at 00:00")
+    [schedule] = HealthScheduleStore(rt.redis).all()
+    peer.set_ready("prod-worker-2", False)
+    slot = schedule.next_run_at + timedelta(seconds=1)
+    await rt.alerts.start()
+    try:
+        [first] = await scheduler(rt).run_once(slot)
+        peer.fail_next(1, status=503, path="/version")
+        [down] = await scheduler(rt).run_once(slot + timedelta(hours=1))
+        assert [(f.subject, f.problem) for f in down.findings] == [("API server", "unreachable")]
+        [back] = await scheduler(rt).run_once(slot + timedelta(hours=2))
+        assert [f.problem for f in back.findings] == [f.problem for f in first.findings] == ["NotReady"]
+        titles = await posted(rt, HEALTH, at_least=2)
+    finally:
+        await rt.alerts.stop()
+    adapter = rt.adapters["terminal"]
+    assert isinstance(adapter, RecordingAdapter)
+    bodies = [d.message.body for d in adapter.deliveries if d.ref.conversation_id == "health-room"]
+    assert len(titles) == 2 and bodies[-2:] == [
+        "✖ nodes · prod-worker-2: NotReady (KubeletNotReady)",
+        "✖ control plane · API server: unreachable (the API server of prod answered (503): injected failure)",
+    ]
+    rt.close()
+
+
 async def test_peer_certificate_expiry_is_posted_once_per_threshold(redis_url: str, data_dir: Path) -> None:
     rt = build(redis_url, data_dir)
     assert rt.alerts is not None
