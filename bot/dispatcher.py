@@ -173,8 +173,12 @@ class Dispatcher:
         if spec.handler is None:
             raise KobotError(f"{spec.id} is understood but cannot run yet in this kobot version")
         if spec.id == RETRY_COMMAND:
-            await self.retries.retry(message, parsed, decision)
-            return CommandOutcome(handled=Handled.ANSWERED)
+            retried = await self.retries.retry(message, parsed, decision)
+            if isinstance(retried, str):
+                return CommandOutcome(handled=Handled.QUEUED, job_id=retried)
+            if retried is not None:
+                return CommandOutcome(handled=Handled.AWAITING_APPROVAL, approval=retried)
+            return CommandOutcome(handled=Handled.REFUSED)
         if decision.needs_approval and spec.job_kind is None and parsed.risk is not Risk.READ:
             # Only commands that queue a job can wait for approval; the rest act in their handler.
             self.runs.audit(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from bot.approval_flow import ApprovalFlow
+from bot.approvals import ApprovalRequest
 from bot.command_runs import CommandRuns
 from bot.delivery import ChatOut
 from bot.runtime import Runtime
@@ -38,8 +39,11 @@ class RetryFlow:
 
     async def retry(
         self, message: InboundMessage, parsed: ParsedCommand, retry_decision: AuthDecision
-    ) -> None:
-        """`retry_decision` is the policy's answer for `job.retry` itself; the job's command is asked too."""
+    ) -> str | ApprovalRequest | None:
+        """`retry_decision` is the policy's answer for `job.retry` itself; the job's command is asked too.
+
+        Returns the id of the job queued again, the approval request it now waits for, or None when the
+        policy refused (and said so)."""
         rt = self.runtime
         record = rt.jobs.records.require(str(parsed.args["job"]))
         if record.state not in (JobState.FAILED, JobState.CANCELLED):
@@ -52,10 +56,12 @@ class RetryFlow:
             message, parsed, command_id=original.command, risk=original.risk, cluster=cluster
         )
         if decision is None:
-            return
+            return None
         gate = decision if decision.needs_approval else retry_decision
-        if gate.needs_approval and not await self._approved_for(message, record, original, gate):
-            return
+        if gate.needs_approval:
+            asked = await self._approved_for(message, record, original, gate)
+            if asked is not None:
+                return asked
         await self.runs.resume(
             identity=message.identity,
             conversation=message.conversation,
@@ -63,11 +69,12 @@ class RetryFlow:
             text=message.text,
             cluster=cluster,
         )
+        return record.job_id
 
     async def _approved_for(
         self, message: InboundMessage, record: JobRecord, original: ParsedCommand, gate: AuthDecision
-    ) -> bool:
-        """Whether the job's approval still covers this retry; if not, a fresh one is asked for (False)."""
+    ) -> ApprovalRequest | None:
+        """None when the job's approval still covers this retry; if not, the fresh request asked for."""
         rt = self.runtime
         ctx = self.runs.context(
             identity=message.identity,
@@ -87,9 +94,9 @@ class RetryFlow:
             and approval.requester.key == message.identity.key
             and rt.approvals.still_covers(request=approval, plan_hash=job.plan_hash)
         ):
-            return True
+            return None
         resume = next((s.title for s in record.steps if s.state.value != "succeeded"), "the end")
-        await self.approvals.ask(
+        return await self.approvals.ask(
             self.runs.context(
                 identity=message.identity,
                 conversation=message.conversation,
@@ -107,7 +114,6 @@ class RetryFlow:
             gate,
             retry_of=record.job_id,
         )
-        return False
 
 
 def original_command(record: JobRecord, *, allow_local_hosts: bool) -> ParsedCommand:
