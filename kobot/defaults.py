@@ -231,3 +231,19 @@ CIS_SCHEDULER_INTERVAL_SECONDS = 30.0
 CHANNEL_BINDING_CACHE_SECONDS = 1.0
 """How long a process reuses a channel's binding it read: every command reads it (twice for some) on the
 event loop; a bind or unbind in this process is seen at once, one in another process within this."""
+
+
+AUTOHEAL_AFTER_SECONDS_DEFAULT = 600
+"""How long a worker stays NotReady before autoheal replaces it: a reboot or a kubelet restart is back
+well inside it."""
+
+AUTOHEAL_AFTER_SECONDS_MIN = 120
+"""The shortest `after=` autoheal takes: kubelet marks a node NotReady after 40 s, so anything near that
+replaces nodes that only blinked."""
+
+AUTOHEAL_AFTER_SECONDS_MAX = 7 * 24 * 3600
+"""The longest `after=`: past a week a person has long looked at the node."""
+
+AUTOHEAL_MAX_UNHEALTHY_PERCENT_DEFAULT = 20
+"""Past this share of NotReady nodes a cluster has an outage, not a node failure: autoheal pages people
+instead of replacing nodes."""

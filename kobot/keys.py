@@ -52,6 +52,17 @@ def node_readiness(cluster: str) -> str:
     return f"{PREFIX}:health:{cluster}"
 
 
+def autoheal_setting(cluster: str) -> str:
+    """String: the cluster's autoheal setting (JSON), as `autoheal <cluster> on|off` left it."""
+    return f"{PREFIX}:autoheal:{cluster}:setting"
+
+
+def autoheal_watch(cluster: str) -> str:
+    """Hash: what autoheal keeps between rounds (NotReady since when, the replacement under way, what
+    it already said), so a restart neither acts twice nor announces again."""
+    return f"{PREFIX}:autoheal:{cluster}:watch"
+
+
 # clusters ---------------------------------------------------------------------------------------
 CLUSTERS_INDEX = f"{PREFIX}:clusters"
 """Set: the names of every cluster record."""
