@@ -81,6 +81,10 @@ class Arg:
     """Other words for allowed values, mostly 中文: {"主节点": "master"}."""
     kind: str = ""
     """How help describes the value when the type alone does not say (`1.N.P`, `IP or hostname`)."""
+    before_cluster: bool = False
+    """The command's object, said before the cluster: in `install app redis prod` the first bare word is
+    this argument and a later one the cluster (without it, a first bare word that could be either is the
+    cluster: `remove node prod worker-3`)."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,7 @@ class ArgInfo:
     kind: str
     minimum: int | None
     maximum: int | None
+    before_cluster: bool = False
 
     def normalize(self, raw: str) -> str | list[str]:
         """Map synonyms and split lists; type conversion is left to the model."""
@@ -233,6 +238,7 @@ def _args_of(model: type[BaseModel]) -> tuple[ArgInfo, ...]:
                 kind=arg.kind,
                 minimum=minimum,
                 maximum=maximum,
+                before_cluster=arg.before_cluster,
             )
         )
     return tuple(infos)
@@ -333,22 +339,35 @@ class AliasIndex:
         words = [t.text.lower() for t in tokens]
         cutoff = defaults.SUGGESTION_CUTOFF
         matchers = self._phrase_matchers()
-        found: list[tuple[int, str, float]] = []
+        bounded: list[tuple[float, int, str, int, str]] = []
         for size, (lengths, shaped) in self._by_size.items():
             head = " ".join(words[:size])
             # difflib's two upper bounds, from what is known before comparing: the lengths (a phrase
             # more than 2/cutoff times longer or shorter cannot reach the cutoff) and the letters shared
-            low = bisect.bisect_left(lengths, len(head) * cutoff / (2 - cutoff))
-            high = bisect.bisect_right(lengths, len(head) * (2 - cutoff) / cutoff)
+            # (the range is widened by one against float rounding; the exact test is the one below)
+            low = bisect.bisect_left(lengths, len(head) * cutoff / (2 - cutoff) - 1)
+            high = bisect.bisect_right(lengths, len(head) * (2 - cutoff) / cutoff + 1)
             head_letters = self._letters.code(head) if low < high else 0
             for position, phrase, letters in shaped[low:high]:
-                if 2 * (letters & head_letters).bit_count() < cutoff * (len(head) + len(phrase)):
+                total = len(head) + len(phrase)
+                # as difflib computes them, so a phrase at the cutoff is kept exactly as there
+                bound = 2.0 * (letters & head_letters).bit_count() / total
+                if 2.0 * min(len(head), len(phrase)) / total < cutoff or bound < cutoff:
                     continue
-                matcher = matchers[position]
-                matcher.set_seq1(head)
-                ratio = matcher.ratio()
-                if ratio >= cutoff:
-                    found.append((position, " ".join([phrase, *(t.text for t in tokens[size:])]), ratio))
+                bounded.append((-bound, position, phrase, size, head))
+        # best bound first: once SUGGESTIONS_MAX lines score above what the rest could reach, stop
+        found: list[tuple[int, str, float]] = []
+        best: dict[str, float] = {}
+        for negative_bound, position, phrase, size, head in sorted(bounded):
+            if len(best) >= SUGGESTIONS_MAX and -negative_bound < sorted(best.values())[-SUGGESTIONS_MAX]:
+                break
+            matcher = matchers[position]
+            matcher.set_seq1(head)
+            ratio = matcher.ratio()
+            if ratio >= cutoff:
+                line = " ".join([phrase, *(t.text for t in tokens[size:])])
+                found.append((position, line, ratio))
+                best[line] = max(ratio, best.get(line, 0.0))
         scored: dict[str, float] = {}
         for _, line, ratio in sorted(found):
             scored[line] = max(ratio, scored.get(line, 0.0))

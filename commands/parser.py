@@ -214,9 +214,13 @@ class _Scan:
             first = bare[0]
             required = [s for s in slots if s.required]
             fits = [s for s in slots if s.accepts(first)]
+            # the command's object comes first (`install app redis prod`): then the cluster is a later
+            # word no argument takes, found below, never the object
+            object_first = any(s.required and s.before_cluster for s in fits)
             if (
                 _could_be_cluster(first)
                 and not any(s.choices for s in fits)
+                and not object_first
                 and (len(bare) > len(required) or not fits)
             ):
                 self.words.cluster = first
@@ -238,12 +242,15 @@ class _Scan:
                     self.words.values[choosing.name] = choosing.normalize(word)
                     continue
                 if (
-                    self.words.cluster is not None
-                    and self.spec.cluster != "none"
+                    self.spec.cluster != "none"
                     and _could_be_cluster(word)
                     and not close_matches(word, list(self.by_name))
                 ):
-                    self._set_cluster(word)
+                    if self.words.cluster is None:
+                        # `install monitoring prod`: a cluster-like word left after the arguments
+                        self.words.cluster = word
+                        continue
+                    raise self._second_cluster(word)
                 raise self._stray(word)
             if slot.greedy:
                 previous = self.words.values.get(slot.name)
@@ -269,6 +276,13 @@ class _Scan:
         return CommandError(
             f"`{self.alias}` has no argument '{key}'. Allowed: {self._allowed()}.",
             suggestions=[f"{name}{suffix}" for name in canonical],
+        )
+
+    def _second_cluster(self, word: str) -> CommandError:
+        example = f" For example: {self.spec.examples[0]}" if self.spec.examples else ""
+        return CommandError(
+            f"Two clusters given ({self.words.cluster} and {word}); a command acts on one. "
+            f"If '{word}' is meant as something else, `{self.alias}` takes: {self._allowed()}.{example}"
         )
 
     def _stray(self, word: str) -> CommandError:

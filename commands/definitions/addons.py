@@ -193,7 +193,12 @@ class AddonUninstallArgs(Args):
 
 AppName = Annotated[
     str,
-    Arg(positional=True, names=("app", "chart", "应用"), shape=r"[a-z0-9][a-z0-9-]{0,52}"),
+    Arg(
+        positional=True,
+        names=("app", "chart", "应用"),
+        shape=r"[a-z0-9][a-z0-9-]{0,52}",
+        before_cluster=True,  # `install app redis prod`: the app, then the cluster
+    ),
     Field(pattern=r"^[a-z0-9][a-z0-9-]{0,52}$", description="a chart of the site's chart repository"),
 ]
 
