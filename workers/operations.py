@@ -59,6 +59,7 @@ def load_operations(plugins: list[str] | None = None) -> dict[str, OperationFact
     importlib.import_module("workers.day2_ops")
     importlib.import_module("workers.day2_ops.cert_renew")
     importlib.import_module("workers.addons")
+    importlib.import_module("workers.bundle.repository_job")
     importlib.import_module("workers.compliance.operation")
     for module in plugins or []:
         importlib.import_module(module)

@@ -10,6 +10,7 @@ import sys
 import tarfile
 import tomllib
 import urllib.request
+from typing import Any
 
 ACCEPT = ",".join(
     (
@@ -19,13 +20,14 @@ ACCEPT = ",".join(
 )
 
 
-def _get(url, accept=None):
+def _get(url: str, accept: str | None = None) -> bytes:
     request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
     with urllib.request.urlopen(request, timeout=10) as answer:
-        return answer.read()
+        body: bytes = answer.read()
+        return body
 
 
-def pull(image):
+def pull(image: str) -> dict[str, Any]:
     registry, rest = image.split("/", 1)
     repository, tag = rest.rsplit(":", 1)
     with open(f"/etc/containerd/certs.d/{registry}/hosts.toml", "rb") as config:
@@ -40,12 +42,15 @@ def pull(image):
             raise SystemExit(f"blob {blob['digest']} does not match its digest")
     layer = _get(f"{base}/blobs/{manifest['layers'][0]['digest']}?ns={registry}")
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(layer))) as tar:
-        content = tar.extractfile("etc/kobot-test-image").read().decode()
+        member = tar.extractfile("etc/kobot-test-image")
+        if member is None:
+            raise SystemExit("the image's layer holds no etc/kobot-test-image")
+        content = member.read().decode()
     digest = "sha256:" + hashlib.sha256(body).hexdigest()
     return {"endpoint": endpoint, "digest": digest, "content": content}
 
 
-def fetch(url, sha256):
+def fetch(url: str, sha256: str) -> dict[str, Any]:
     data = _get(url)
     return {"sha256": hashlib.sha256(data).hexdigest(), "matches": hashlib.sha256(data).hexdigest() == sha256}
 

@@ -142,3 +142,13 @@ def test_verify_notices_a_file_changed_after_the_build_peer(upstream: Upstream, 
 
     with pytest.raises(StepFailedError, match="changed since the build"):
         verify_built(into)
+
+
+def test_every_file_is_also_reachable_by_its_sha256_peer(upstream: Upstream, tmp_path: Path) -> None:
+    into = tmp_path / "bundle"
+    built = build_bundle(upstream.manifest, into=into, progress=lambda _line: None)
+
+    for item in built.files:
+        link = into / "files" / "sha256" / item.sha256
+        assert link.is_symlink() and not link.readlink().is_absolute(), "relative: it survives a copy"
+        assert link.read_bytes() == upstream.contents[item.path]

@@ -73,9 +73,12 @@ EXPECTED = {
     "cis.schedule",
     "cis.schedule.show",
     "cis.schedule.off",
+    "repository.setup",
 }
-JOB_KINDS_OUTSIDE_ENUM: set[str] = {"addon.install", "addon.upgrade", "addon.uninstall"}
+JOB_KINDS_OUTSIDE_ENUM: set[str] = {"addon.install", "addon.upgrade", "addon.uninstall", "repository.setup"}
 """Job kinds a command queues that kobot.job_records.JobKind does not list yet."""
+HOST_JOB_KINDS: set[str] = {"repository.setup"}
+"""Jobs on a host that belongs to no cluster (the repository host): their scope is fixed, not named."""
 
 
 def test_every_command_of_the_catalog_is_registered() -> None:
@@ -117,7 +120,8 @@ def test_job_kinds_are_known_and_only_on_mutating_commands() -> None:
         if spec.job_kind is None:
             continue
         assert spec.job_kind in {k.value for k in JobKind} | JOB_KINDS_OUTSIDE_ENUM, spec.id
-        assert spec.risk is not Risk.READ and spec.cluster == "required", spec.id
+        assert spec.risk is not Risk.READ, spec.id
+        assert spec.cluster == ("none" if spec.job_kind in HOST_JOB_KINDS else "required"), spec.id
     queued = {spec.job_kind for spec in SPECS.values() if spec.job_kind}
     assert queued >= {k.value for k in JobKind}
 

@@ -3,6 +3,7 @@
 Layout of a built bundle (what the repository host loads):
     bundle.json           the manifest plus what was fetched: each file's sha256, each image's digest
     files/<path>          every file at the path the roles ask `offline_files_url` for
+    files/sha256/<hex>    a relative link to each file: what a client fetches by checksum
     images/<layout>/      one OCI layout per image (skopeo), `images/<layout>.json` once it is complete
     charts/<name>-<version>.tgz
 Resumable: run it again after an interruption and verified files and complete images are kept, a
@@ -41,6 +42,9 @@ log = logging.getLogger(__name__)
 
 BUNDLE_FILE = "bundle.json"
 
+BY_CHECKSUM = "sha256"
+"""Folder under `files/` holding one link per file, named by its sha256."""
+
 RENDER_WEBHOOK = "http://kobot.invalid/alerts"
 """Placeholder wiring for renders that only list images: nothing is installed from them."""
 
@@ -61,6 +65,7 @@ def build_bundle(
                 http, planned, target=into / "files" / planned.path, upstream=upstream
             )
             files.append(BuiltFile(path=planned.path, sha256=sha256, size=size, verified_by=how))
+            _link_by_checksum(into / "files", path=planned.path, sha256=sha256)
             progress(f"file {planned.path} sha256 {sha256} ({how.value})")
     charts: list[BuiltChart] = []
     refs = [image.ref for image in manifest.images]
@@ -108,6 +113,16 @@ def write_tarball(into: Path, *, target: Path) -> Path:
     with tarfile.open(target, "w") as tar:
         tar.add(into, arcname=into.name)
     return target
+
+
+def _link_by_checksum(files: Path, *, path: str, sha256: str) -> None:
+    link = files / BY_CHECKSUM / sha256
+    link.parent.mkdir(parents=True, exist_ok=True)
+    target = Path("..") / path
+    if link.is_symlink() and link.readlink() == target:
+        return
+    link.unlink(missing_ok=True)
+    link.symlink_to(target)
 
 
 def _chart(chart: PlannedChart, *, into: Path, upstream: dict[str, str]) -> tuple[BuiltChart, list[str]]:

@@ -1,0 +1,135 @@
+"""The `repository.setup` job (`setup repository on <host>`): the repository host's file server and
+registry installed, started and loaded with the bundle kobot built, and the repository recorded for
+new clusters.
+
+The bundle is the one in kobot's data folder (`kobot bundle build --into <data_dir>/bundle`), so no
+path from chat reaches the worker. The job's scope (its lock and its place in `jobs`) is
+`REPOSITORY_SCOPE`: one repository setup at a time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from redis import Redis
+
+from kobot import automation_values, keys
+from kobot.cluster_spec import OfflineRepository
+from kobot.job_records import JobEventType, JobSpec
+from kobot.settings import Settings
+from kobot.store import synced
+from workers.bundle.build import read_built
+from workers.bundle.load import push_images, repository_of
+from workers.context import StepContext
+from workers.inventory import render_inventory, write_inventory
+from workers.operations import Operation, Step, operation
+
+KIND = "repository.setup"
+"""commands.definitions.repository.REPOSITORY_SETUP: the command that queues it."""
+
+REPOSITORY_SCOPE = "offline-repository"
+"""The `cluster` of a repository job: what its lock, approvals and job listing are keyed by."""
+
+BUNDLE_FOLDER = "bundle"
+"""Folder under settings.data_dir the job loads from."""
+
+FILES_PORT = 8080
+"""Port of the repository host's file server (the role's default)."""
+
+REGISTRY_PORT = 5000
+"""Port of the repository host's registry (the role's default)."""
+
+INVENTORY = "repository-inventory.yml"
+
+
+class RepositoryStore:
+    """The offline repository new clusters use, as the last successful setup recorded it."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    def get(self) -> OfflineRepository | None:
+        raw: bytes | None = synced(self._redis.get(keys.OFFLINE_REPOSITORY))
+        return None if raw is None else OfflineRepository.model_validate_json(raw)
+
+    def put(self, repository: OfflineRepository) -> None:
+        self._redis.set(keys.OFFLINE_REPOSITORY, repository.model_dump_json())
+
+
+def bundle_folder(settings: Settings) -> Path:
+    """Where the job loads the bundle from: `kobot bundle build --into` this folder."""
+    return settings.data_dir / BUNDLE_FOLDER
+
+
+def bundle_dir(ctx: StepContext) -> Path:
+    return bundle_folder(ctx.settings)
+
+
+def _host(ctx: StepContext) -> str:
+    return str(ctx.params["host"])
+
+
+def _repository(ctx: StepContext) -> OfflineRepository:
+    return repository_of(host=_host(ctx), files_port=FILES_PORT, registry_port=REGISTRY_PORT)
+
+
+def check_bundle_step(ctx: StepContext) -> None:
+    built = read_built(bundle_dir(ctx))
+    manifest = built.manifest
+    ctx.emit(
+        JobEventType.LOG,
+        message=f"bundle for Kubernetes {manifest.kubernetes_version}: {len(built.files)} files, "
+        f"{len(built.images)} images, {len(built.charts)} charts",
+    )
+
+
+def serve_step(ctx: StepContext) -> None:
+    host = _host(ctx)
+    allow_local = ctx.settings.allow_local_hosts
+    inventory: dict[str, Any] = render_inventory(
+        nodes=[("repository", "master", host)],
+        ssh_user=ctx.settings.ssh_user,
+        ssh_key_path=ctx.settings.ssh_key_file,
+        allow_local_hosts=allow_local,
+    )
+    automation_values.check_hosts_resolved([host], allow_local=allow_local)
+    # the host is checked and written as a node would be, but it belongs to no cluster group
+    inventory["all"]["children"] = {"repository_host": {"hosts": {"repository": None}}}
+    path = write_inventory(ctx.work_dir / INVENTORY, inventory)
+    ctx.run_playbook(
+        "repository_host.yml",
+        inventory=path,
+        extravars={
+            "repository_host_bundle_dir": str(bundle_dir(ctx)),
+            "repository_host_files_port": FILES_PORT,
+            "repository_host_registry_port": REGISTRY_PORT,
+        },
+    )
+
+
+def images_step(ctx: StepContext) -> None:
+    pushed = push_images(into=bundle_dir(ctx), registry=_repository(ctx).image_registry)
+    ctx.emit(JobEventType.LOG, message=f"{len(pushed)} images in {_repository(ctx).image_registry}")
+
+
+def record_step(ctx: StepContext) -> None:
+    repository = _repository(ctx)
+    RepositoryStore(ctx.redis).put(repository)
+    ctx.emit(
+        JobEventType.LOG,
+        message=f"new clusters use files {repository.files_url}, images {repository.image_registry}",
+    )
+
+
+@operation(KIND)
+def repository_setup(spec: JobSpec) -> Operation:
+    return Operation(
+        kind=KIND,
+        steps=(
+            Step("bundle", "Check the built bundle", check_bundle_step),
+            Step("serve", "Install and start the file server and registry, load the files", serve_step),
+            Step("images", "Push the bundle's images into the registry", images_step),
+            Step("record", "Record the repository for new clusters", record_step),
+        ),
+    )
