@@ -34,10 +34,15 @@ class CertificateSeen:
 
 
 def serving_certificate(
-    url: str, *, name: str, timeout: float = defaults.HEALTH_TLS_TIMEOUT_SECONDS
+    url: str,
+    *,
+    name: str,
+    client_certificate: tuple[Path, Path] | None = None,
+    timeout: float = defaults.HEALTH_TLS_TIMEOUT_SECONDS,
 ) -> CertificateSeen | None:
     """The certificate the server at `url` presents; None when `url` is not https. OSError when the
-    server cannot be reached or does not speak TLS."""
+    server cannot be reached or does not speak TLS. `client_certificate` (certificate and key files) is
+    offered to a server that asks for one, as kubeadm's etcd does."""
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         return None
@@ -47,6 +52,8 @@ def serving_certificate(
     # still be read, since reporting exactly that is the point (the API reads verify it as usual)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    if client_certificate is not None:
+        context.load_cert_chain(*client_certificate)
     with socket.create_connection((host, port), timeout=timeout) as raw:
         raw.settimeout(timeout)
         with context.wrap_socket(raw, server_hostname=host) as tls:

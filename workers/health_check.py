@@ -335,9 +335,13 @@ def _certificates(api: ClusterApi, etcd_access: EtcdAccess | None) -> tuple[list
     endpoints = [(str(configuration.host), "API server serving certificate")] + [
         (url, "etcd serving certificate") for url in (etcd_access.endpoints if etcd_access else ())
     ]
+    etcd_client = (
+        (etcd_access.cert, etcd_access.key) if etcd_access and etcd_access.cert and etcd_access.key else None
+    )
     for url, name in endpoints:
         try:
-            found = serving_certificate(url, name=name)
+            client_certificate = etcd_client if name.startswith("etcd") else None
+            found = serving_certificate(url, name=name, client_certificate=client_certificate)
         except OSError as exc:
             missed.append(f"{name} at {url}: {type(exc).__name__}")
             continue
