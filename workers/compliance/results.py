@@ -183,6 +183,3 @@ class ScanStore:
         if before is not None:
             ids = ids[ids.index(before) + 1 :] if before in ids else ids
         return self.get(cluster=cluster, scan_id=ids[0]) if ids else None
-
-    def forget(self, cluster: str) -> None:
-        self.redis.delete(keys.cis_scans(cluster), keys.cis_scan_order(cluster))
