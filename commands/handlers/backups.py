@@ -10,10 +10,12 @@ from commands.definitions.backups import (
     BackupScheduleOffArgs,
     BackupScheduleShowArgs,
 )
+from commands.handlers.submit import require_own_hosts
 from commands.registry import handles
 from kobot import defaults
 from kobot.clock import utcnow
 from kobot.errors import KobotError
+from kobot.job_records import JobKind
 from kobot.messages import Tone
 from workers import etcd
 from workers.backup_schedule import BackupSchedule, ScheduleStore, next_slot
@@ -22,7 +24,9 @@ from workers.backup_targets import target_named, targets_from_settings
 
 @handles(BackupScheduleArgs)
 async def schedule_backups(ctx: CommandContext, args: BackupScheduleArgs) -> CommandResult:
-    cluster = ctx.runtime.clusters.require(ctx.cluster()).name
+    record = ctx.runtime.clusters.require(ctx.cluster())
+    require_own_hosts(record, kind=JobKind.ETCD_BACKUP.value)  # each scheduled backup would be refused
+    cluster = record.name
     settings = ctx.runtime.settings
     target = target_named(settings, args.target)
     zone = settings.backups.schedule_timezone

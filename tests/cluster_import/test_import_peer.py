@@ -229,6 +229,7 @@ def test_an_imported_cluster_peer_gets_api_commands_and_refuses_ssh_ones(
         ("upgrade legacy 1.31.4", "cluster.upgrade"),
         ("backup legacy", "etcd.backup"),
         ("delete cluster legacy", "cluster.delete"),
+        ("backup legacy every day at 02:00 keep 14", "etcd.backup"),
     ):
         refused = http.post("/api/v1/commands", json={"text": text}, headers=ADMIN)
         assert refused.status_code == 409, (text, refused.text)
