@@ -92,7 +92,10 @@ class ClusterPlan(BaseModel):
             )
             lines.append(f"{len(nodes)} {role.value}{'s' if len(nodes) > 1 else ''}{sized}: {_names(nodes)}")
         if spec.gpu_workers:
-            lines.append(f"GPU workers: {_names([n for n in self.nodes if n.gpu])}")
+            lines.append(
+                f"GPU workers: {_names([n for n in self.nodes if n.gpu])}; NVIDIA driver and runtime "
+                f"on them, the device plugin with `install gpu on {spec.name}`"
+            )
         if spec.zones:
             per_zone = {zone: sum(1 for n in self.masters if n.zone == zone) for zone in spec.zones}
             lines.append("masters per zone: " + ", ".join(f"{z} {c}" for z, c in per_zone.items()))
