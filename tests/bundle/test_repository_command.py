@@ -1,0 +1,89 @@
+"""`setup repository on <host>` through the real dispatcher, policy and store (real Valkey): risky, so it
+asks for approval and queues nothing yet (an operator's request waits for an admin, the policy's
+default approver); its plan names the host and the bundle; a bad host is answered with what a host may
+be."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.dispatcher import Dispatcher
+from bot.runtime import Runtime
+from kobot.conversations import Conversation, Identity, InboundMessage
+from kobot.messages import OutgoingMessage
+from tests.bot.recording_adapter import RecordingAdapter
+from tests.support.dispatching import dispatching_runtime
+
+ROOM = Conversation(platform="slack", conversation_id="C0OPS")
+ADMIN = Identity(platform="slack", user_id="U1", display_name="Ada")
+OPERATOR = Identity(platform="slack", user_id="U7", display_name="Olu")
+
+POLICY = """
+version: 1
+bindings:
+  - role: admin
+    subjects: ["slack:U1"]
+  - role: operator
+    subjects: ["slack:U7"]
+    clusters: ["prod"]
+"""
+
+
+@pytest.fixture
+def runtime(redis_url: str, data_dir: Path, tmp_path: Path) -> Iterator[Runtime]:
+    rt = dispatching_runtime(redis_url=redis_url, data_dir=data_dir, policy=POLICY, policy_dir=tmp_path)
+    yield rt
+    rt.close()
+
+
+async def say(runtime: Runtime, text: str, *, who: Identity = ADMIN) -> list[OutgoingMessage]:
+    adapter = runtime.adapters["slack"]
+    assert isinstance(adapter, RecordingAdapter)
+    before = len(adapter.deliveries)
+    await Dispatcher(runtime=runtime).on_message(InboundMessage(identity=who, conversation=ROOM, text=text))
+    return [delivery.message for delivery in adapter.deliveries[before:]]
+
+
+async def test_setup_repository_asks_for_approval_with_its_plan_and_queues_nothing_yet(
+    runtime: Runtime,
+) -> None:
+    answers = await say(runtime, "setup repository on repo1.example.com")
+
+    text = "\n".join(message.to_text() for message in answers)
+    assert "approv" in text.lower(), text
+    assert "docker-registry) on repo1.example.com" in text
+    assert str(runtime.settings.data_dir / "bundle") in text
+    assert runtime.jobs.records.recent(limit=5) == [] and len(runtime.queue) == 0
+
+
+async def test_chinese_alias_reaches_the_same_command(runtime: Runtime) -> None:
+    answers = await say(runtime, "搭建离线仓库 repo1.example.com")
+    assert "docker-registry) on repo1.example.com" in "\n".join(m.to_text() for m in answers)
+
+
+async def test_an_operators_request_waits_for_an_admins_approval_and_queues_nothing(runtime: Runtime) -> None:
+    answers = await say(runtime, "setup repository on repo1.example.com", who=OPERATOR)
+    text = "\n".join(message.to_text() for message in answers)
+    assert "approv" in text.lower(), text
+    assert runtime.jobs.records.recent(limit=5) == [] and len(runtime.queue) == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "answer"),
+    [
+        ("setup repository on not_a_host!", "Allowed arguments: host, break_glass"),
+        ("setup repository on 127.0.0.1", "is a loopback address (this machine)"),
+        ("setup repository on", "host is required (IP or hostname)"),
+    ],
+)
+async def test_a_bad_or_missing_host_is_answered_and_queues_nothing(
+    runtime: Runtime, line: str, answer: str
+) -> None:
+    answers = await say(runtime, line)
+    text = "\n".join(message.to_text() for message in answers)
+    assert answer in text, text
+    assert "Approve" not in text
+    assert runtime.jobs.records.recent(limit=5) == [] and len(runtime.queue) == 0
