@@ -16,6 +16,7 @@ from kobot.clusters import ClusterState
 from kobot.errors import ConflictError, KobotError
 from kobot.job_records import JobKind
 from kobot.messages import Field
+from workers.bundle.repository_job import RepositoryStore
 from workers.cluster_inputs import plan_nodes_map, terraform_variables
 from workers.plan import plan_from_params
 from workers.terraform.preview import preview_hosts
@@ -23,6 +24,11 @@ from workers.terraform.preview import preview_hosts
 
 def _cluster_plan(ctx: CommandContext, args: ClusterLayout) -> tuple[tuple[str, ...], str, dict[str, Any]]:
     params = job_params(args)
+    recorded = RepositoryStore(ctx.runtime.redis).get()
+    if recorded is not None:
+        # the repository `setup repository` recorded: new clusters take everything from it, and the plan
+        # (so the approval) says so
+        params["offline_repo"] = recorded.model_dump(mode="json")
     try:
         plan = plan_from_params(
             cluster=ctx.cluster(),

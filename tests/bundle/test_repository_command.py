@@ -16,6 +16,8 @@ from kobot.conversations import Conversation, Identity, InboundMessage
 from kobot.messages import OutgoingMessage
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.support.dispatching import dispatching_runtime
+from workers.bundle.load import repository_of
+from workers.bundle.repository_job import RepositoryStore
 
 ROOM = Conversation(platform="slack", conversation_id="C0OPS")
 ADMIN = Identity(platform="slack", user_id="U1", display_name="Ada")
@@ -87,3 +89,15 @@ async def test_a_bad_or_missing_host_is_answered_and_queues_nothing(
     assert answer in text, text
     assert "Approve" not in text
     assert runtime.jobs.records.recent(limit=5) == [] and len(runtime.queue) == 0
+
+
+async def test_a_new_clusters_plan_takes_the_recorded_repository(runtime: Runtime) -> None:
+    before = await say(runtime, "plan cluster lab masters=1 workers=0 hosts=node1.example.com")
+    assert "offline repo" not in "\n".join(m.to_text() for m in before)
+
+    RepositoryStore(runtime.redis).put(
+        repository_of(host="repo1.example.com", files_port=8080, registry_port=5000)
+    )
+    after = await say(runtime, "plan cluster lab masters=1 workers=0 hosts=node1.example.com")
+
+    assert "offline repo http://repo1.example.com:8080/packages" in "\n".join(m.to_text() for m in after)
