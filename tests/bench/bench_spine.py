@@ -25,7 +25,7 @@ from bot.runtime import build_runtime
 from kobot.conversations import Conversation, Identity, InboundMessage
 from kobot.job_records import JobEvent, JobEventType
 from kobot.settings import Settings
-from tests.bench.figures import percentile
+from tests.bench.figures import percentile, resident_mb
 from tests.bot.recording_adapter import RecordingAdapter
 
 REPO = Path(__file__).resolve().parents[2]
@@ -140,15 +140,8 @@ def _time_to_ready(command: Callable[[int], list[str]]) -> tuple[float, float]:
                 except httpx.HTTPError:
                     time.sleep(0.02)
             time.sleep(0.5)
-            rss_kb = _rss_kb(process.pid)
+            rss_mb = resident_mb(process.pid)
         finally:
             process.terminate()
             process.wait(timeout=20)
-    return (ready if ready is not None else float("nan"), rss_kb / 1024)
-
-
-def _rss_kb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return float(line.split()[1])
-    return float("nan")
+    return (ready if ready is not None else float("nan"), rss_mb)

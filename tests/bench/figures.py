@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kobot.chat import ChatAdapter
 from kobot.conversations import ButtonClick, InboundMessage
 from kobot.messages import OutgoingMessage
@@ -13,6 +15,14 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def resident_mb(pid: int) -> float:
+    """A live process's resident memory (VmRSS), MB; NaN when it has none to report."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return float(line.split()[1]) / 1024
+    return float("nan")
 
 
 class EchoSink:
