@@ -111,10 +111,21 @@ class AddonValues(Args):
 
 @command(
     "addon.list",
-    aliases=("list addons", "addons", "addon list", "插件列表", "列出插件", "查看插件列表"),
+    aliases=(
+        "list addons",
+        "addons",
+        "addon list",
+        "list releases",
+        "releases",
+        "插件列表",
+        "列出插件",
+        "查看插件列表",
+        "已安装应用",
+    ),
     risk=Risk.READ,
-    summary="The addon catalog, what each needs mirrored, and (with a cluster) what is installed there.",
-    examples=("list addons", "list addons on prod", "插件列表 prod"),
+    summary="The addon catalog, what each needs mirrored, and (with a cluster) every release installed "
+    "there, apps included.",
+    examples=("list addons", "list addons on prod", "list releases on prod", "插件列表 prod"),
     cluster="optional",
 )
 class AddonListArgs(Args):

@@ -45,6 +45,10 @@ async def list_addons(ctx: CommandContext, args: AddonListArgs) -> CommandResult
         state = f"installed {record.chart_version}" if record else ("not installed" if cluster else "")
         line = f"{entry.source} · {len(entry.images)} images to mirror"
         fields.append(Field(label=entry.name, value=" · ".join(p for p in (line, state) if p)))
+    for name, record in sorted(installed.items()):
+        if name not in CATALOG:  # an app of the store
+            where = f"namespace {record.namespace} · {len(record.objects)} objects"
+            fields.append(Field(label=name, value=f"{record.chart} {record.chart_version} · {where}"))
     title = f"Addons on {cluster}" if cluster else "Addon catalog"
     return reply(title, body="`show addon NAME` lists its images and settings.", fields=tuple(fields))
 
@@ -93,6 +97,8 @@ async def install_addon(ctx: CommandContext, args: AddonInstallArgs) -> CommandR
             f"{entry.name} is already on {ctx.cluster()}: `upgrade addon {entry.name} on {ctx.cluster()}`"
         )
     _require_credentials(ctx, entry)
+    if entry.refuses is not None and (reason := entry.refuses(ctx.runtime.clusters.require(ctx.cluster()))):
+        raise KobotError(reason)
     lines = [f"install {entry.source} into namespace {entry.namespace}"]
     lines += [f"{name}={value}" for name, value in sorted(values.items())]
     if entry.secrets:

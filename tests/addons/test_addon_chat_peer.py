@@ -266,6 +266,8 @@ def test_the_app_store_lists_shows_and_installs_a_chart_of_the_repository_peer(k
         if (body["metadata"].get("labels") or {}).get("kobot.io/addon") == "app-valkey"
     }
     assert "Namespace valkey" in applied
+    releases = reply_to(kobot, "list releases on prod")
+    assert "app-valkey" in releases and "valkey 0.11.0 · namespace valkey · 5 objects" in releases
 
     # uninstall is risky: an admin approves it on the card, then the job removes what the app applied
     event = kobot.say("uninstall app valkey on prod")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kobot.clusters import ClusterRecord
 from kobot.errors import KobotError
 from workers.addons.defaults import USER_VALUE_MAX_CHARS
 
@@ -99,6 +100,8 @@ class AddonEntry:
     objects: Callable[[AddonInputs], list[dict[str, Any]]] | None = None
     """Objects kobot adds to the render: Secrets built from `secrets` (so credentials never pass
     through Helm values) and what the chart lacks (the GPU RuntimeClass)."""
+    refuses: Callable[[ClusterRecord], str | None] | None = None
+    """Why the addon cannot serve this cluster (said before any job), or None."""
 
     @property
     def source(self) -> str:
@@ -242,6 +245,15 @@ def _gpu(inputs: AddonInputs) -> dict[str, Any]:
         "gfd": {"enabled": False},
         "nfd": {"enabled": False},
     }
+
+
+def _without_gpu_nodes(record: ClusterRecord) -> str | None:
+    if any(node.gpu for node in record.nodes):
+        return None
+    return (
+        f"{record.name} has no GPU workers, so the device plugin would run nowhere: add them with "
+        f"`scale workers N gpu_workers=M on {record.name}` or `add node {record.name} host=ADDRESS --gpu`"
+    )
 
 
 def _gpu_objects(inputs: AddonInputs) -> list[dict[str, Any]]:
@@ -499,6 +511,7 @@ CATALOG: dict[str, AddonEntry] = {
             namespace="nvidia-device-plugin",
             values=_gpu,
             objects=_gpu_objects,
+            refuses=_without_gpu_nodes,
             images=("nvcr.io/nvidia/k8s-device-plugin:v0.20.0",),
             healthy=("DaemonSet/{release}-nvidia-device-plugin",),
             aliases=("nvidia", "gpu-device-plugin", "显卡", "gpu插件"),
