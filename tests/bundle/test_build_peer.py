@@ -8,7 +8,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from bot.cli import app
 from kobot.errors import StepFailedError
 from tests.bundle.conftest import PEER_PREFIX, Upstream
 from workers.bundle.build import BUNDLE_FILE, build_bundle, verify_built
@@ -152,3 +154,34 @@ def test_every_file_is_also_reachable_by_its_sha256_peer(upstream: Upstream, tmp
         link = into / "files" / "sha256" / item.sha256
         assert link.is_symlink() and not link.readlink().is_absolute(), "relative: it survives a copy"
         assert link.read_bytes() == upstream.contents[item.path]
+
+
+def test_cli_build_fetches_the_manifest_and_says_what_it_holds_peer(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(upstream.manifest.model_dump_json())
+    into = tmp_path / "bundle"
+
+    result = CliRunner().invoke(app, ["bundle", "build", str(manifest), "--into", str(into), "--tarball"])
+
+    assert result.exit_code == 0, result.output
+    files, images = len(upstream.manifest.files), len(upstream.manifest.images)
+    assert f"bundle in {into}: {files} files, {images} images, 0 charts" in result.output
+    assert verify_built(into).manifest == upstream.manifest
+    assert (tmp_path / "kobot-bundle.tar").is_file()
+
+
+def test_cli_build_answers_a_failed_download_with_exit_1_peer(upstream: Upstream, tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.json"
+    broken = upstream.manifest.model_copy(
+        update={
+            "upstream": {**upstream.manifest.upstream, "https://dl.k8s.io": upstream.peer.origin + "/nowhere"}
+        }
+    )
+    manifest.write_text(broken.model_dump_json())
+
+    result = CliRunner().invoke(app, ["bundle", "build", str(manifest), "--into", str(tmp_path / "bundle")])
+
+    assert result.exit_code == 1
+    assert "answered HTTP 404" in result.output
