@@ -18,20 +18,26 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime
 from kobot.cluster_spec import ClusterShape
 from kobot.clusters import ClusterRecord, ClusterState, NodeRecord, NodeState
 from kobot.conversations import ButtonClick, Conversation, Identity, InboundMessage
-from kobot.job_records import JobEventType, JobKind, JobState
+from kobot.job_records import JobEventType, JobKind, JobRecord, JobState
 from kobot.messages import MessageKind
 from kobot.store import secret_key
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.certs.certificates import KUBEADM_LEAVES, write_pki
 from tests.hosts.lab import HostLab, LabHost
 from tests.peers.kubernetes import KubernetesApiPeer
-from tests.playbooks.test_roles_on_test_hosts import PLAYBOOKS, WITHOUT_HOST_FEATURES, Lab
+from tests.playbooks.test_roles_on_test_hosts import (
+    PLAYBOOKS,
+    WITHOUT_HOST_FEATURES,
+    Lab,
+    _wait_until_listening,
+)
 from tests.support.dispatching import dispatching_runtime
 from tests.workers.jobkit import job_service, run_queue
 from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
@@ -158,14 +164,20 @@ MASTER = "prod-master-1"
 
 
 @pytest.fixture
-def master(host_lab: HostLab, tmp_path: Path) -> Iterator[LabHost]:
+def master_lab(host_lab: HostLab, tmp_path: Path) -> Iterator[Lab]:
+    """prod's only master, its certificates a year away."""
     [host] = host_lab.start(count=1)
     try:
         lab = Lab(hosts={MASTER: host}, inventory=tmp_path / "unused.yml", work=tmp_path)
         _install_pki(lab, MASTER, expiries=_a_year_away(), local=tmp_path / "pki")
-        yield host
+        yield lab
     finally:
         host_lab.stop(host)
+
+
+@pytest.fixture
+def master(master_lab: Lab) -> LabHost:
+    return master_lab.hosts[MASTER]
 
 
 @pytest.fixture
@@ -187,7 +199,12 @@ def runtime(
         plugins=[],
         ssh_user=master.user,
         ssh_key_file=master.key_path,
-        ansible_extra_vars=dict(WITHOUT_HOST_FEATURES),
+        ansible_extra_vars={
+            **WITHOUT_HOST_FEATURES,
+            # no metrics-server here, and the stand-in static pods restart in well under a second
+            "metrics_server_enabled": False,
+            "cert_renew_pod_timeout_seconds": 30,
+        },
     )
     try:
         rt.clusters.save(
@@ -210,14 +227,10 @@ def runtime(
         rt.close()
 
 
-async def test_renew_certificates_job_on_test_hosts_reads_expiry_back_and_renews_nothing_not_due(
-    runtime: Runtime,
-) -> None:
+async def _renew_approved_and_run(runtime: Runtime) -> JobRecord:
+    """`renew certificates on prod` from the operator, approved by the admin, run by a real RQ worker."""
     chat = runtime.adapters["slack"]
     assert isinstance(chat, RecordingAdapter)
-    secrets = ClusterSecrets(redis=runtime.redis, secret=secret_key(runtime.settings))
-    kubeconfig_before = secrets.get(cluster="prod", name=KUBECONFIG_SECRET)
-
     await Dispatcher(runtime=runtime).on_message(
         InboundMessage(identity=OPERATOR, conversation=ROOM, text="renew certificates on prod")
     )
@@ -234,8 +247,18 @@ async def test_renew_certificates_job_on_test_hosts_reads_expiry_back_and_renews
         )
     )
     await asyncio.to_thread(run_queue, job_service(runtime.settings, runtime.redis))
-
     [job] = runtime.jobs.records.recent(limit=5)
+    return job
+
+
+async def test_renew_certificates_job_on_test_hosts_reads_expiry_back_and_renews_nothing_not_due(
+    runtime: Runtime,
+) -> None:
+    secrets = ClusterSecrets(redis=runtime.redis, secret=secret_key(runtime.settings))
+    kubeconfig_before = secrets.get(cluster="prod", name=KUBECONFIG_SECRET)
+
+    job = await _renew_approved_and_run(runtime)
+
     assert job.spec.kind == JobKind.CERTS_RENEW.value
     assert job.state is JobState.SUCCEEDED, (job.summary, job.error, job.failed_task)
     assert job.summary is not None
@@ -254,3 +277,99 @@ async def test_renew_certificates_job_on_test_hosts_reads_expiry_back_and_renews
     record = runtime.clusters.require("prod")
     assert record.state is ClusterState.RUNNING
     assert (record.history[-1].kind, record.history[-1].outcome) == (JobKind.CERTS_RENEW.value, "succeeded")
+
+
+STATIC_POD_PORTS = {
+    "etcd": 2379,
+    "kube-apiserver": 6443,
+    "kube-controller-manager": 10257,
+    "kube-scheduler": 10259,
+}
+KUBELET_STAND_IN = """
+while true; do
+  for pod in {pods}; do
+    port=${{pod#*:}}
+    if [ -f /etc/kubernetes/manifests/${{pod%%:*}}.yaml ]; then
+      pgrep -f "^python3 -m http.server $port" >/dev/null ||
+        setsid -f python3 -m http.server $port --bind 127.0.0.1 >/dev/null 2>&1
+    else
+      pkill -f "^python3 -m http.server $port"
+    fi
+  done
+  sleep 0.2
+done
+""".format(pods=" ".join(f"{pod}:{port}" for pod, port in STATIC_POD_PORTS.items()))
+"""What the kubelet does with the control plane's static pods, as far as a renewal sees it: a manifest in
+place runs a listener on the pod's port, a manifest moved away stops it."""
+KUBEADM_STAND_IN = """#!/bin/sh
+# `kubeadm certs renew all` as far as the job sees it: renewed certificates and admin.conf in place
+[ "$*" = "certs renew all" ] || exit 64
+cp -r /root/renewed/pki/. /etc/kubernetes/pki/ && cp /root/renewed/admin.conf /etc/kubernetes/admin.conf
+"""
+KUBECTL_STAND_IN = """#!/bin/sh
+# `kubectl get csr --output json`: no kubelet asks for a serving certificate here
+echo '{"items": []}'
+"""
+
+
+def _listener_pids(lab: Lab) -> dict[str, str]:
+    return {
+        pod: lab.ssh(MASTER, f"pgrep -f '^python3 -m http.server {port}'").strip()
+        for pod, port in STATIC_POD_PORTS.items()
+    }
+
+
+async def test_renew_certificates_job_on_test_hosts_renews_restarts_and_refreshes_kobots_kubeconfig(
+    runtime: Runtime, master_lab: Lab, peer: KubernetesApiPeer, tmp_path: Path
+) -> None:
+    """A real run, kubeadm and the kubelet played by stand-ins (no real ones can run in a test host):
+    apiserver.crt expires in 5 days, so the master is renewed, its four static pods restart one after
+    another, the new admin.conf replaces kobot's and the expiry read back is a year away."""
+    lab = master_lab
+    soon = {"apiserver.crt": datetime.now(UTC) + timedelta(days=5)}
+    _install_pki(lab, MASTER, expiries=_a_year_away(except_for=soon), local=tmp_path / "expiring")
+    write_pki(tmp_path / "renewed" / "pki", expiries=_a_year_away())
+    lab.ssh(MASTER, "mkdir -p /root/renewed/pki/etcd")
+    for leaf in KUBEADM_LEAVES:
+        lab.copy_in(
+            MASTER, source=tmp_path / "renewed" / "pki" / leaf, dest=f"/root/renewed/pki/{leaf}", mode="0644"
+        )
+    renewed = yaml.safe_load(peer.write_kubeconfig(tmp_path / "renewed.conf").read_text())
+    renewed["contexts"][0]["name"] = renewed["current-context"] = "kubernetes-admin@prod"
+    renewed_bytes = yaml.safe_dump(renewed).encode()
+    (tmp_path / "renewed.conf").write_bytes(renewed_bytes)
+    lab.copy_in(MASTER, source=tmp_path / "renewed.conf", dest="/root/renewed/admin.conf", mode="0600")
+    for name, script in (("kubeadm", KUBEADM_STAND_IN), ("kubectl", KUBECTL_STAND_IN)):
+        lab.ssh(MASTER, f"cat > /usr/local/bin/{name} && chmod 0755 /usr/local/bin/{name}", stdin=script)
+    lab.ssh(MASTER, "cat > /root/kubelet.sh && setsid -f sh /root/kubelet.sh >/dev/null 2>&1 </dev/null",
+            stdin=KUBELET_STAND_IN)  # fmt: skip
+    for port in STATIC_POD_PORTS.values():
+        _wait_until_listening(lab, MASTER, port)
+    before = _listener_pids(lab)
+
+    try:
+        job = await _renew_approved_and_run(runtime)
+        after = _listener_pids(lab)
+    finally:
+        lab.ssh(
+            MASTER, "pkill -f '^sh /root/kubelet.sh'; pkill -f '^python3 -m http.server'; true", check=False
+        )
+
+    assert job.state is JobState.SUCCEEDED, (job.summary, job.error, job.failed_task)
+    assert job.summary is not None
+    assert f"certificates: {MASTER}: earliest " in job.summary and "(364 days left)" in job.summary
+    assert job.summary.endswith("; kobot's admin kubeconfig refreshed")
+    assert all(after[pod] and after[pod] != before[pod] for pod in STATIC_POD_PORTS), (before, after)
+    events = read_job_events(runtime.redis, job.job_id)
+    played = [
+        e.task for e in events if e.type in (JobEventType.TASK_CHANGED, JobEventType.TASK_OK) and e.host
+    ]
+    stops = [played.index(f"Stop {pod}") for pod in STATIC_PODS]
+    starts = [played.index(f"Wait until it listens again, {pod}") for pod in STATIC_PODS]
+    assert stops[0] < starts[0] < stops[1] < starts[1] < stops[2] < starts[2] < stops[3] < starts[3], (
+        "one static pod at a time, each back before the next stops"
+    )
+    secrets = ClusterSecrets(redis=runtime.redis, secret=secret_key(runtime.settings))
+    assert secrets.get(cluster="prod", name=KUBECONFIG_SECRET) == renewed_bytes
+    assert not list(Path(runtime.settings.job_artifacts_dir()).rglob("admin.conf.renewed"))
+    assert lab.ssh(MASTER, "ls /etc/kubernetes/manifests-held").split() == [], "every manifest is back"
