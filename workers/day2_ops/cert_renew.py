@@ -8,6 +8,7 @@ import json
 import shutil
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from kobot import defaults
 from kobot.errors import StepFailedError
@@ -46,15 +47,21 @@ def renew_step(ctx: StepContext) -> None:
                 "kubeconfig_dest": str(fetched),
             },
         )
-        refreshed = fetched.is_file() and fetched.stat().st_size > 0
-        if refreshed:
+    finally:
+        # also when a later master failed: the first one's renewed kubeconfig is kept, not dropped
+        _keep_renewed_kubeconfig(ctx, fetched)
+
+
+def _keep_renewed_kubeconfig(ctx: StepContext, fetched: Path) -> None:
+    try:
+        if fetched.is_file() and fetched.stat().st_size > 0:
             cluster_secrets_for(ctx).put(
                 cluster=ctx.cluster, name=KUBECONFIG_SECRET, value=fetched.read_bytes()
             )
             say(ctx, "the renewed admin kubeconfig replaced kobot's (stored encrypted)")
+            _save_outcome(ctx, {"kubeconfig_refreshed": True})  # a retry that renews nothing keeps it said
     finally:
         fetched.unlink(missing_ok=True)
-    _save_outcome(ctx, {"kubeconfig_refreshed": refreshed})
 
 
 def verify_step(ctx: StepContext) -> None:
