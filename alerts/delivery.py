@@ -7,8 +7,10 @@ entry always carries the latest state of its group when it is finally delivered.
 One message per group and conversation: a post is marked in the store before it is sent; a ref the
 store could not take is kept in memory and recorded again each round (and used for the next edit);
 and when a marked post has no ref (the process died, or the platform's answer was lost), the next
-attempt asks an adapter that can (`TaggedPosting`, Slack's message metadata) for the message tagged
-with the group before posting again. Adapters without it post again: at least once.
+attempt asks an adapter that can (`TaggedPosting`: Slack's message metadata, DingTalk's card id) for
+the message tagged with the group before posting again, rendered as of the first attempt (WeCom drops
+a repeated identical app message). Adapters without it, and conversations the platform cannot tag
+(DingTalk custom robots, WeCom group chats and robots), post again: at least once.
 """
 
 from __future__ import annotations
@@ -230,12 +232,18 @@ class Deliverer:
         if target is None or adapter is None:
             await self._store.drop(entry)
             return
-        message = self.render(state, target=target, adapter=adapter)
         conversation = conversation_of(target)
         tag = post_tag(state)
-        ref = await self._shown_in(entry, conversation=conversation, adapter=adapter, tag=tag)
+        ref, posting_since = await self._shown_in(entry, conversation=conversation, adapter=adapter, tag=tag)
+        now = time.time()
+        # A post made again is rendered as of the first attempt: unchanged, it is the same request, which
+        # platforms that drop repeated requests (WeCom's duplicate check) show once.
+        moment = posting_since if ref is None and posting_since is not None else now
+        message = self.render(
+            state, target=target, adapter=adapter, now=datetime.fromtimestamp(moment, tz=UTC)
+        )
         if ref is None:
-            await self._store.mark_posting(entry, now=time.time())
+            await self._store.mark_posting(entry, now=now)
             if isinstance(adapter, TaggedPosting):
                 new_ref = await adapter.send_tagged(conversation, message, tag=tag)
             else:
@@ -253,17 +261,18 @@ class Deliverer:
 
     async def _shown_in(
         self, entry: OutboxEntry, *, conversation: Conversation, adapter: ChatAdapter, tag: str
-    ) -> MessageRef | None:
+    ) -> tuple[MessageRef | None, float | None]:
         """The message showing the group in this conversation: the ref this process holds unrecorded,
-        the stored one, or one an unfinished post left there (found by its tag)."""
+        the stored one, or one an unfinished post left there (found by its tag); and when the first
+        unfinished post began, if one did."""
         held = self._unrecorded.get(entry.member)
         if held is not None and held.ref is not None:
-            return held.ref
+            return held.ref, None
         record = await self._store.message_record(entry)
         if record.ref is not None or record.posting_since is None:
-            return record.ref
+            return record.ref, None
         if not isinstance(adapter, TaggedPosting):
-            return None
+            return None, record.posting_since
         since = datetime.fromtimestamp(record.posting_since - defaults.POST_LOOKUP_MARGIN_SECONDS, tz=UTC)
         found = await adapter.find_tagged(conversation, tag=tag, since=since)
         if found is not None:
@@ -272,9 +281,16 @@ class Deliverer:
                 entry.item_id,
                 found.conversation_id,
             )
-        return found
+        return found, record.posting_since
 
-    def render(self, state: AlertGroupState, *, target: RouteTarget, adapter: ChatAdapter) -> OutgoingMessage:
+    def render(
+        self,
+        state: AlertGroupState,
+        *,
+        target: RouteTarget,
+        adapter: ChatAdapter,
+        now: datetime | None = None,
+    ) -> OutgoingMessage:
         def sign(action: AlertAction) -> str:
             return sign_button(
                 secret=self._secret,
@@ -289,7 +305,7 @@ class Deliverer:
             max_bytes=adapter.capabilities.max_message_bytes,
             severity_order=self._settings.severity_order,
             grafana_url=self._settings.grafana_url,
-            now=datetime.now(UTC),
+            now=now or datetime.now(UTC),
             runbook=offered_runbook(state, settings=self._settings),
         )
 

@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -119,6 +120,21 @@ class WeComAdapter(ChatAdapter):
 
     async def send(self, conversation: Conversation, message: OutgoingMessage) -> MessageRef:
         return await self.outbound.send(conversation.conversation_id, message)
+
+    async def send_tagged(
+        self, conversation: Conversation, message: OutgoingMessage, *, tag: str
+    ) -> MessageRef:
+        """A post WeCom takes once (TaggedPosting): to a one-to-one app session it goes under WeCom's
+        duplicate check, so a retry of a post whose answer was lost is not shown again. App group chats,
+        group robots and smart-bot replies have no such check: a retry there may show twice."""
+        return await self.outbound.send(conversation.conversation_id, message, tag=tag)
+
+    async def find_tagged(
+        self, conversation: Conversation, *, tag: str, since: datetime
+    ) -> MessageRef | None:
+        """Always None: WeCom cannot list what an app sent. The caller posts again through `send_tagged`,
+        and WeCom's duplicate check keeps a post that already landed from showing twice."""
+        return None
 
     async def update(self, ref: MessageRef, message: OutgoingMessage) -> MessageRef:
         """A card is updated once (its response code); otherwise a new stage gets a new message."""

@@ -124,3 +124,11 @@ SMART_BOT_REPLY_TTL_SECONDS = 55 * 60
 
 REDIS_PREFIX = keys.WECOM_PREFIX
 """Every key the WeCom adapter keeps in Redis starts with this."""
+
+DUPLICATE_CHECK_SECONDS = 4 * 3600
+"""`duplicate_check_interval` on tagged app messages: WeCom's maximum (message/send, document/path/90236:
+"默认1800s，最大不超过4小时"), so a post retried after a long outage is still recognised as the same."""
+
+TAG_REF_CHARS = 8
+"""Hex characters of a tag's digest shown under a tagged markdown message: two alert groups whose text
+happens to match stay two messages under the duplicate check, which compares whole requests."""

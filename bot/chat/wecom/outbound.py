@@ -7,10 +7,20 @@ one-to-one; a click on such a card counts as a click in the group. Group robots 
 WeCom drops, without an error, messages beyond a per-recipient budget (30 a minute and 1,000 an hour per
 person; 200 a minute per group member): every app message waits for its recipient's budget, counted in
 Redis so several kobot processes share it. `invaliduser` in an answer means not delivered.
+
+Tagged sends (`tag`, the alert outbox's group key) to one-to-one app sessions use WeCom's duplicate check
+(message/send, document/path/90236: with `enable_duplicate_check` 1, "在一定时间间隔内，同样内容（请求json）
+的消息，不会重复收到"; the interval is at most 4 hours): the card's task id and button keys and the
+markdown's tag line are derived from the tag and the content, so a post retried after its answer was lost
+is the same request and the person does not get it twice. WeCom offers no way to look a sent message up,
+and appchat/send, group robots and smart-bot replies have no duplicate check: there a retried post may be
+shown twice (at least once).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import secrets
 import time
@@ -23,7 +33,7 @@ import aiohttp
 from bot.chat.wecom import defaults, inbound
 from bot.chat.wecom.client import WeComApi
 from bot.chat.wecom.render import needs_cards, render_card, render_markdown, split_markdown, stage_of
-from bot.chat.wecom.state import WeComState
+from bot.chat.wecom.state import WeComState, button_keys
 from kobot.conversations import MessageRef
 from kobot.errors import DeliveryError
 from kobot.messages import OutgoingMessage
@@ -63,14 +73,21 @@ class Outbound:
             self._session = None
 
     async def send(
-        self, conversation_id: str, message: OutgoingMessage, *, hops: int = 0, origin: str | None = None
+        self,
+        conversation_id: str,
+        message: OutgoingMessage,
+        *,
+        hops: int = 0,
+        origin: str | None = None,
+        tag: str | None = None,
     ) -> MessageRef:
-        """Post `message`; `origin` is the conversation a routed message stands for (clicks count there)."""
+        """Post `message`; `origin` is the conversation a routed message stands for (clicks count there).
+        With `tag`, an app session gets it under WeCom's duplicate check (see the module docstring)."""
         kind, _, target = conversation_id.partition(":")
         if not target:
             raise DeliveryError(f"not a WeCom conversation id: {conversation_id!r}")
         if kind == inbound.USER:
-            return await self._to_user(conversation_id, target, message)
+            return await self._to_user(conversation_id, target, message, tag=tag)
         if kind == inbound.APPCHAT:
             return await self._to_appchat(conversation_id, target, message, origin=origin or conversation_id)
         if kind == inbound.ROBOT:
@@ -105,16 +122,34 @@ class Outbound:
             waited += wait
 
     async def _send_card(
-        self, user_ids: list[str], message: OutgoingMessage, *, origin: str | None = None
+        self,
+        user_ids: list[str],
+        message: OutgoingMessage,
+        *,
+        origin: str | None = None,
+        tag: str | None = None,
     ) -> str:
         """One button card to each of `user_ids` (one call); its task id. With `origin`, clicks count
-        there."""
+        there; with `tag`, the same card sent again is the same request, under the duplicate check."""
         client, agent_id = self.api.client, self.settings.agent_id
-        task_id = self.state.new_task_id()
-        keys = self.state.remember_card(task_id=task_id, buttons=message.buttons)
+        if tag is None:
+            task_id = self.state.new_task_id()
+            keys = self.state.remember_card(task_id=task_id, buttons=message.buttons)
+        else:
+            stable = _digest(json.dumps([user_ids, tag]))
+            content = render_card(message, task_id="", keys=button_keys(message.buttons, stable=stable))
+            # A task id may not be used twice by an app: it names this content, so a changed message
+            # is a new card and the same one a duplicate.
+            task_id = f"kobot_t_{_digest(json.dumps([stable, content], sort_keys=True))[:40]}"
+            keys = self.state.remember_card(task_id=task_id, buttons=message.buttons, stable=stable)
         if origin is not None:
             self.state.remember_origin(task_id=task_id, conversation_id=origin)
-        msg = {"msgtype": "template_card", "template_card": render_card(message, task_id=task_id, keys=keys)}
+        msg: dict[str, Any] = {
+            "msgtype": "template_card",
+            "template_card": render_card(message, task_id=task_id, keys=keys),
+        }
+        if tag is not None:
+            msg |= _DUPLICATE_CHECK
         for user_id in user_ids:
             await self._pace(f"{inbound.USER}:{user_id}", USER_BUDGET)
         touser = "|".join(user_ids)
@@ -124,14 +159,21 @@ class Outbound:
             self.state.offer_response_code(task_id=task_id, response_code=str(answer["response_code"]))
         return task_id
 
-    async def _to_user(self, conversation_id: str, user_id: str, message: OutgoingMessage) -> MessageRef:
+    async def _to_user(
+        self, conversation_id: str, user_id: str, message: OutgoingMessage, *, tag: str | None = None
+    ) -> MessageRef:
         client, agent_id = self.api.client, self.settings.agent_id
         if message.buttons:
-            task_id = await self._send_card([user_id], message)
+            task_id = await self._send_card([user_id], message, tag=tag)
             return self._ref(conversation_id, task_id, message, card="1")
         first = ""
-        for part in split_markdown(render_markdown(message)):
-            msg = {"msgtype": "markdown", "markdown": {"content": part}}
+        text = render_markdown(message)
+        if tag is not None:
+            text += f'\n<font color="comment">ref {_digest(tag)[: defaults.TAG_REF_CHARS]}</font>'
+        for part in split_markdown(text):
+            msg: dict[str, Any] = {"msgtype": "markdown", "markdown": {"content": part}}
+            if tag is not None:
+                msg |= _DUPLICATE_CHECK
             await self._pace(conversation_id, USER_BUDGET)
             answer = await self.api.call(
                 partial(client.message.send, agent_id, user_id, msg=msg), what="a message"
@@ -263,6 +305,14 @@ def _check_recipients(answer: dict[str, Any], user_ids: list[str], *, what: str)
         log.warning(
             "wecom did not deliver %s to %d of %d members (invaliduser)", what, len(missed), len(user_ids)
         )
+
+
+_DUPLICATE_CHECK = {"enable_duplicate_check": 1, "duplicate_check_interval": defaults.DUPLICATE_CHECK_SECONDS}
+"""message/send fields that make WeCom drop a repeat of the same request within the interval."""
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _local_id() -> str:

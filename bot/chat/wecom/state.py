@@ -78,19 +78,18 @@ class WeComState:
         """template_card task ids: unique per app, [0-9a-zA-Z_-@], at most 128 bytes."""
         return f"kobot_{secrets.token_hex(12)}"
 
-    def remember_card(self, *, task_id: str, buttons: tuple[Button, ...]) -> list[str]:
-        """Store the card's buttons and return the key each button sends back when clicked."""
-        keys: list[str] = []
-        mapping: dict[str, str] = {}
-        for index, button in enumerate(buttons):
-            key = button.value
-            too_long = len(key.encode()) > defaults.BUTTON_KEY_MAX_BYTES
-            if too_long or key in mapping or key.startswith(SHORT_KEY_PREFIX) or not key:
-                key = f"{SHORT_KEY_PREFIX}{index}~{secrets.token_hex(6)}"
-            keys.append(key)
-            mapping[key] = json.dumps(
+    def remember_card(
+        self, *, task_id: str, buttons: tuple[Button, ...], stable: str | None = None
+    ) -> list[str]:
+        """Store the card's buttons and return the key each button sends back when clicked (see
+        `button_keys` for `stable`)."""
+        keys = button_keys(buttons, stable=stable)
+        mapping = {
+            key: json.dumps(
                 {"index": index, "action_id": button.action_id, "value": button.value, "label": button.label}
             )
+            for index, (key, button) in enumerate(zip(keys, buttons, strict=True))
+        }
         name = self._key("card", task_id)
         if mapping:
             pipe = self.redis.pipeline()
@@ -168,3 +167,22 @@ class WeComState:
         """Cache a name (or "" for a userid the contacts API would not name, kept for a shorter time)."""
         ttl = defaults.DISPLAY_NAME_TTL_SECONDS if name else defaults.DISPLAY_NAME_MISS_TTL_SECONDS
         self.redis.set(self._key("name", user_id), name.encode(), ex=ttl)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def button_keys(buttons: tuple[Button, ...], *, stable: str | None = None) -> list[str]:
+    """The key each button sends back: its value when that fits, else a short key kept server-side. With
+    `stable`, a short key is derived from it instead of drawn at random, so the same card sent again is
+    the same request (WeCom's duplicate check compares whole requests)."""
+    keys: list[str] = []
+    for index, button in enumerate(buttons):
+        key = button.value
+        too_long = len(key.encode()) > defaults.BUTTON_KEY_MAX_BYTES
+        if too_long or key in keys or key.startswith(SHORT_KEY_PREFIX) or not key:
+            salt = secrets.token_hex(6) if stable is None else _digest(f"{stable}:{index}")[:12]
+            key = f"{SHORT_KEY_PREFIX}{index}~{salt}"
+        keys.append(key)
+    return keys
