@@ -13,6 +13,7 @@ partial download continues where it stopped.
 from __future__ import annotations
 
 import logging
+import secrets
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -46,7 +47,8 @@ BY_CHECKSUM = "sha256"
 """Folder under `files/` holding one link per file, named by its sha256."""
 
 RENDER_WEBHOOK = "http://kobot.invalid/alerts"
-"""Placeholder wiring for renders that only list images: nothing is installed from them."""
+"""Placeholder wiring for renders that only list images (with a throwaway token): nothing is installed
+from them."""
 
 Progress = Callable[[str], None]
 
@@ -133,7 +135,7 @@ def _chart(chart: PlannedChart, *, into: Path, upstream: dict[str, str]) -> tupl
     )
     entry = entry_named(chart.addon)
     inputs = AddonInputs(
-        cluster="bundle", user_values={}, webhook_url=RENDER_WEBHOOK, webhook_token="render-only"
+        cluster="bundle", user_values={}, webhook_url=RENDER_WEBHOOK, webhook_token=secrets.token_hex(16)
     )
     rendered = render_chart(
         archive=archive, values=entry.values(inputs), release=entry.release, namespace=entry.namespace
