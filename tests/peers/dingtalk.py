@@ -24,6 +24,14 @@ What it models, and where each behaviour comes from:
   `markdown`; buttons travel in `sys_full_json_obj` as `{"msgButtons": [...]}`; a button with
   `request: true` sends its `params` back as `cardPrivateData.params` (button shape from
   community code, not the SDK: the SDK documents only link buttons).
+- The card's outTrackId is chosen by the caller (Open API page "创建并投放卡片", the SDK's
+  card_replier.gen_card_id: a SHA-256 hex digest); `PUT /v1.0/card/instances` edits the card with that
+  id in place (page "更新卡片"). What DingTalk answers for an update of an outTrackId it never created,
+  and what a second createAndDeliver with an outTrackId that exists does, are not documented on the
+  pages this peer was checked against: the peer refuses the update with HTTP 400 `card.notFound` (a
+  stand-in code; kobot decides on "refused, not later", never on the code), and takes the reading that
+  would hurt a sender most for the second create: the card is delivered again, a second message
+  (`deliveries`). kobot never creates a tagged card it may have created already.
 - API rate limits answer HTTP 403 `Forbidden.AccessDenied.QpsLimitForApi` (限流 docs page);
   `rate_limit_next` queues one.
 - robot groupMessages/send: `msgParam` at most 15,000 bytes (Open API page "机器人发送群聊消息");
@@ -178,6 +186,8 @@ class DingTalkPeer(LoopbackPeer):
         self.requests: Recording[Recorded] = Recording()
         self._tokens: dict[str, float] = {}
         self.cards: dict[str, Card] = {}
+        self.deliveries: list[tuple[str, str]] = []
+        """(outTrackId, openSpaceId) of every card delivery: what the conversations show."""
         self.sessions: dict[str, int] = {}
         self.robot_posts: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
         self.robot_refusals: dict[str, list[int]] = collections.defaultdict(list)
@@ -230,6 +240,11 @@ class DingTalkPeer(LoopbackPeer):
             await connection.ws.close()
 
     # --- test-facing views and faults ------------------------------------------------------------
+
+    def cards_shown_in(self, open_space_id: str) -> list[str]:
+        """The outTrackId of every card message delivered to `open_space_id`, in order (twice if twice)."""
+        with self._lock:
+            return [track for track, space in self.deliveries if space == open_space_id]
 
     def requests_to(self, path: str) -> list[Recorded]:
         return self.requests.where(lambda r: r.path == path)
@@ -555,6 +570,8 @@ class DingTalkPeer(LoopbackPeer):
         space_type, _, space_id = space.removeprefix("dtv1.card//").partition(".")
         with self._lock:
             failure = self._delivery_failures.popleft() if self._delivery_failures else None
+            if failure is None:
+                self.deliveries.append((str(body["outTrackId"]), space))
             self.cards[body["outTrackId"]] = Card(
                 template_id=template,
                 open_space_id=space,

@@ -8,6 +8,12 @@ Where a message goes:
 - other answers while the conversation's session webhook is fresh → the session webhook;
 - everything else → the robot API (group or one-to-one markdown), which needs no webhook that expires.
 
+Alert posts are tagged (`send_tagged`, TaggedPosting): their card's outTrackId is a digest of the
+app, the conversation and the tag, and kobot keeps the card's record before creating it. A post whose
+answer or record was lost is then found by that id and edited in place (`update` creates the card only
+when DingTalk refuses to update it, i.e. the first attempt never created it). Custom robots cannot be
+tagged or edited: a robot post retried after its answer was lost shows twice (at least once).
+
 Inbound, DingTalk pushes each bot message once and never again (acked or not, socket open or not),
 so nothing here waits for a redelivery: a message kobot could not take is answered with a request
 to send it again, where the frame says where to answer.
@@ -17,12 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import logging
 import os
 import sys
 import time
 import uuid
 from collections.abc import Coroutine
+from datetime import datetime
 from typing import Any
 
 from redis import Redis
@@ -50,6 +58,10 @@ CARD_KINDS = frozenset({MessageKind.PROGRESS, MessageKind.APPROVAL})
 
 VIA_CARD, VIA_ROBOT, VIA_WEBHOOK, VIA_API = "card", "robot", "webhook", "api"
 """MessageRef.extra["via"]: how a message was sent, which decides how it is edited."""
+
+UNCONFIRMED = "unconfirmed"
+"""MessageRef.extra key of a tagged card kobot set out to create but never saw created: `update` creates
+it when DingTalk refuses to update it."""
 
 _KEY_PREFIX = keys.DINGTALK_PREFIX
 
@@ -133,9 +145,7 @@ class DingTalkAdapter(ChatAdapter):
     async def update(self, ref: MessageRef, message: OutgoingMessage) -> MessageRef:
         via = ref.extra.get("via")
         if via == VIA_CARD:
-            body = render.card_update(self._card_params(message), out_track_id=ref.message_id)
-            await self.api.call("PUT", "/v1.0/card/instances", body)
-            return ref
+            return await self._update_card(ref, message)
         if via == VIA_ROBOT:
             return await self._send_robot(ref.conversation_id, message, key=ref.message_id)
         # Markdown cannot be edited (a reply, or a message sent before cards were the default): each
@@ -146,8 +156,65 @@ class DingTalkAdapter(ChatAdapter):
         """Buttons make `send` choose a card, so asking is sending."""
         return await self.send(conversation, message)
 
-    async def _send_card(self, conversation: Conversation, message: OutgoingMessage) -> MessageRef:
-        out_track_id = f"kobot-{uuid.uuid4().hex}"
+    async def send_tagged(
+        self, conversation: Conversation, message: OutgoingMessage, *, tag: str
+    ) -> MessageRef:
+        """A card whose outTrackId comes from `tag` (TaggedPosting), so `find_tagged` can name it again.
+        Custom robots (`robot:<name>`) cannot be tagged: they get a plain post, at least once."""
+        if conversation.conversation_id.startswith(ROBOT_PREFIX):
+            return await self.send(conversation, message)
+        return await self._send_card(
+            conversation, message, out_track_id=self.tagged_track_id(conversation, tag)
+        )
+
+    async def find_tagged(
+        self, conversation: Conversation, *, tag: str, since: datetime
+    ) -> MessageRef | None:
+        """The card `send_tagged` set out to create for `tag`, when kobot recorded it (the record is
+        written before the card is created, so no record means no card). DingTalk has no way to list the
+        cards in a conversation, so the ref may name a card that was never created: it is marked
+        unconfirmed and `update` creates it then. None for custom robots, which cannot be tagged."""
+        if conversation.conversation_id.startswith(ROBOT_PREFIX):
+            return None
+        out_track_id = self.tagged_track_id(conversation, tag)
+        record = await asyncio.to_thread(self._redis.get, f"{_KEY_PREFIX}:card:{out_track_id}")
+        if not isinstance(record, bytes):
+            return None
+        _, ref = inbound.parse_card_record(record)
+        return ref.model_copy(update={"extra": {**ref.extra, UNCONFIRMED: "1"}})
+
+    def tagged_track_id(self, conversation: Conversation, tag: str) -> str:
+        """The outTrackId of a tagged card: a SHA-256 hex digest, the form the SDK's own card ids take
+        (dingtalk_stream card_replier.gen_card_id), of the app, the conversation and the tag, since
+        outTrackIds are the app's and one tag is posted to several conversations."""
+        factor = f"{self._robot_code}\n{conversation.conversation_id}\n{conversation.thread_id or ''}\n{tag}"
+        return hashlib.sha256(factor.encode()).hexdigest()
+
+    async def _update_card(self, ref: MessageRef, message: OutgoingMessage) -> MessageRef:
+        body = render.card_update(self._card_params(message), out_track_id=ref.message_id)
+        try:
+            await self.api.call("PUT", "/v1.0/card/instances", body)
+        except DeliveryError as exc:
+            if not ref.extra.get(UNCONFIRMED) or exc.retry_after is not None:
+                raise
+            # DingTalk refused to update a tagged card kobot never saw created: the first attempt ended
+            # before DingTalk made it, so it is made now, under the same id.
+            record = await asyncio.to_thread(self._redis.get, f"{_KEY_PREFIX}:card:{ref.message_id}")
+            if not isinstance(record, bytes):
+                raise
+            conversation, _ = inbound.parse_card_record(record)
+            log.info("dingtalk tagged card %s was never created; creating it", ref.message_id)
+            return await self._send_card(conversation, message, out_track_id=ref.message_id)
+        extra = {k: v for k, v in ref.extra.items() if k != UNCONFIRMED}
+        return ref.model_copy(update={"extra": extra})
+
+    async def _send_card(
+        self, conversation: Conversation, message: OutgoingMessage, *, out_track_id: str | None = None
+    ) -> MessageRef:
+        """Create and deliver a card; with `out_track_id` (a tagged card) its record is kept whatever
+        DingTalk answers, since a call that failed on the way back may have created the card."""
+        tagged = out_track_id is not None
+        out_track_id = out_track_id or f"kobot-{uuid.uuid4().hex}"
         user_id = _direct_user(conversation)
         body = render.card_create(
             self._card_params(message),
@@ -167,7 +234,8 @@ class DingTalkAdapter(ChatAdapter):
             answer = await self.api.call("POST", "/v1.0/card/instances/createAndDeliver", body)
             _check_delivered(answer)
         except DeliveryError:
-            await asyncio.to_thread(self._redis.delete, card_key)
+            if not tagged:
+                await asyncio.to_thread(self._redis.delete, card_key)
             raise
         return ref
 

@@ -1,0 +1,130 @@
+"""One DingTalk card per alert group even when a post's answer or record was lost (real Valkey, the
+alert outbox's real Deliverer, kobot's adapter against the DingTalk peer).
+
+An alert card's outTrackId is derived from the app, the conversation and the group's tag, and its record
+is kept before the card is created: a delivery cut short after DingTalk took the card is found by that
+id and edited, and a first attempt that never created the card is created on the next one (DingTalk
+refuses to update it). Custom robots cannot be tagged: they stay at least once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import pytest
+from redis.asyncio import Redis as AsyncRedis
+
+from alerts.delivery import Deliverer
+from alerts.models import AlertmanagerWebhook
+from alerts.store import AlertStore, OutboxEntry, outbox_member
+from bot.chat.dingtalk.adapter import UNCONFIRMED, DingTalkAdapter
+from kobot.chat import TaggedPosting
+from kobot.conversations import Conversation
+from kobot.errors import DeliveryError
+from kobot.messages import OutgoingMessage
+from kobot.settings_alerts import AlertsSettings, RouteTarget
+from tests.peers.dingtalk import DingTalkPeer
+from tests.support.alertmanager import webhook_body
+from tests.support.waiting import eventually
+
+GROUP = "cidAlertsProd01"
+SPACE = f"dtv1.card//IM_GROUP.{GROUP}"
+OPS = RouteTarget(platform="dingtalk", conversation_id=GROUP)
+SETTINGS = AlertsSettings(default_targets=[OPS])
+FIRING = AlertmanagerWebhook.model_validate(webhook_body(fingerprints=("a1",), group="disk"))
+RESOLVED = AlertmanagerWebhook.model_validate(
+    webhook_body(fingerprints=("a1",), group="disk", status="resolved")
+)
+ENTRY = OutboxEntry.parse(outbox_member(kind="g", item_id=FIRING.group_id(), target=OPS))
+CREATE = "/v1.0/card/instances/createAndDeliver"
+UPDATE = "/v1.0/card/instances"
+SLOW_ANSWER_SECONDS = 1.0
+"""How long DingTalk takes to answer the create: the window in which the delivery is cut short."""
+
+
+def _deliverer(store: AlertStore, adapter: DingTalkAdapter) -> Deliverer:
+    return Deliverer(store=store, adapters={"dingtalk": adapter}, secret=b"k" * 32, settings=SETTINGS)
+
+
+async def test_a_card_cut_short_after_dingtalk_took_it_is_found_by_its_id_and_edited_peer(
+    peer: DingTalkPeer, adapter: DingTalkAdapter, redis_url: str
+) -> None:
+    assert isinstance(adapter, TaggedPosting)
+    redis = AsyncRedis.from_url(redis_url, decode_responses=True)
+    try:
+        first = AlertStore(redis=redis, owner="first")
+        await first.ingest(FIRING, settings=SETTINGS, now=datetime.now(UTC))
+        peer.slow(SLOW_ANSWER_SECONDS, path=CREATE)
+        cut = asyncio.create_task(_deliverer(first, adapter).deliver_due())
+        await eventually(lambda: len(peer.requests_to(CREATE)) == 1, what="the create on its way")
+        cut.cancel()  # the process is gone while DingTalk creates the card
+        await asyncio.gather(cut, return_exceptions=True)
+        await first.release_claims(now=time.time())
+        await eventually(lambda: len(peer.cards_shown_in(SPACE)) == 1, what="DingTalk keeping the card")
+        (track_id,) = peer.cards_shown_in(SPACE)
+        assert (await first.message_record(ENTRY)).ref is None, "kobot never learnt the card was made"
+
+        second = AlertStore(redis=redis, owner="second")
+        await second.ingest(RESOLVED, settings=SETTINGS, now=datetime.now(UTC))
+        assert await _deliverer(second, adapter).deliver_due() == 1
+        assert peer.cards_shown_in(SPACE) == [track_id], "found by its id: no second card"
+        assert len(peer.requests_to(CREATE)) == 1, "the retry edits, it never creates again"
+        card = peer.cards[track_id]
+        assert len(card.history) == 2 and card.params["tone"] == "success", "the card shows the resolve"
+        stored = await second.message_record(ENTRY)
+        assert stored.ref is not None and stored.ref.message_id == track_id
+        assert UNCONFIRMED not in stored.ref.extra and stored.posting_since is None
+    finally:
+        await redis.aclose()
+
+
+async def test_a_tagged_card_the_first_attempt_never_created_is_created_by_the_next_peer(
+    peer: DingTalkPeer, adapter: DingTalkAdapter
+) -> None:
+    conversation = Conversation(platform="dingtalk", conversation_id=GROUP)
+    message = OutgoingMessage(title="[critical] disk full on prod")
+    peer.fail_next(1, status=503, path=CREATE)
+    with pytest.raises(DeliveryError) as refused:
+        await adapter.send_tagged(conversation, message, tag="group-1.1")
+    assert refused.value.retry_after is not None, "DingTalk was unavailable, not refusing"
+    assert peer.cards_shown_in(SPACE) == [], "DingTalk never made the card"
+
+    found = await adapter.find_tagged(conversation, tag="group-1.1", since=datetime.now(UTC))
+    assert found is not None and found.extra[UNCONFIRMED] == "1"
+    shown = await adapter.update(found, message.model_copy(update={"title": "[resolved] disk full"}))
+    assert peer.cards_shown_in(SPACE) == [found.message_id], "created once, under the tagged id"
+    assert [r.status for r in peer.requests_to(UPDATE)] == [400], "the update was refused first"
+    assert UNCONFIRMED not in shown.extra
+    assert peer.cards[found.message_id].params["title"].endswith("[resolved] disk full")
+
+    await adapter.update(shown, message.model_copy(update={"title": "[resolved] again"}))
+    assert peer.cards_shown_in(SPACE) == [found.message_id], "a confirmed card is only ever edited"
+
+
+async def test_an_untagged_conversation_is_not_found_and_tags_stay_apart_peer(
+    peer: DingTalkPeer, adapter: DingTalkAdapter
+) -> None:
+    group = Conversation(platform="dingtalk", conversation_id=GROUP)
+    other = Conversation(platform="dingtalk", conversation_id="cidAlertsStaging")
+    assert await adapter.find_tagged(group, tag="g.1", since=datetime.now(UTC)) is None
+    sent = await adapter.send_tagged(group, OutgoingMessage(title="disk"), tag="g.1")
+    assert sent.message_id == adapter.tagged_track_id(group, "g.1")
+    assert len(sent.message_id) == 64 and set(sent.message_id) <= set("0123456789abcdef")
+    assert adapter.tagged_track_id(other, "g.1") != sent.message_id, "one tag, one card per conversation"
+    assert adapter.tagged_track_id(group, "g.2") != sent.message_id, "a new episode is a new card"
+    found = await adapter.find_tagged(group, tag="g.1", since=datetime.now(UTC))
+    assert found is not None and found.message_id == sent.message_id
+    assert await adapter.find_tagged(other, tag="g.1", since=datetime.now(UTC)) is None
+
+
+async def test_custom_robot_posts_cannot_be_tagged_and_stay_at_least_once_peer(
+    peer: DingTalkPeer, adapter: DingTalkAdapter
+) -> None:
+    robot = Conversation(platform="dingtalk", conversation_id="robot:ops")
+    sent = await adapter.send_tagged(robot, OutgoingMessage(title="disk full"), tag="g.1")
+    assert sent.extra["via"] == "robot"
+    assert await adapter.find_tagged(robot, tag="g.1", since=datetime.now(UTC)) is None
+    assert peer.requests_to(CREATE) == [], "no card: a robot post is a webhook post"
+    assert len(next(iter(peer.robot_posts.values()))) == 1
