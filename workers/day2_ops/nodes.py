@@ -56,6 +56,10 @@ def drain_step(ctx: StepContext) -> None:
 
 def remove_step(ctx: StepContext) -> None:
     """Reset and delete drained nodes only, then drop them from the record (and their machines)."""
+    _remove_drained(ctx, replacement_joins_after=False)
+
+
+def _remove_drained(ctx: StepContext, *, replacement_joins_after: bool) -> None:
     state = load_state(ctx)
     if not state.remove:
         say(ctx, "no node leaves")
@@ -79,6 +83,8 @@ def remove_step(ctx: StepContext) -> None:
                     "kubeconfig_path": str(kubeconfig),
                     # the runner's own known_hosts: a removed node's key must not refuse its successor
                     "known_hosts_path": str(ctx.settings.job_artifacts_dir() / KNOWN_HOSTS_FILE),
+                    # a replaced master leaves an even count behind until its successor joins
+                    "replacement_joins_after": replacement_joins_after,
                 },
             )
     with kube_for(ctx) as kube:
@@ -130,11 +136,18 @@ def _plan_new_workers(ctx: StepContext, record: ClusterRecord, target: int) -> l
                 cpu=spec.node_sizes[NodeRole(n.role)].cpu,
                 memory_mb=spec.node_sizes[NodeRole(n.role)].memory_mb,
                 disk_gb=spec.node_sizes[NodeRole(n.role)].disk_gb,
+                gpu=n.gpu,
             )
             for n in record.nodes
         )
         plan = ClusterPlan(spec=spec, nodes=nodes, vip=record.spec.api_vip)
-        scale = plan_scale(plan=plan, workers=target, pools=IpPools(ctx.redis))
+        gpu_workers = ctx.params.get("gpu_workers")
+        scale = plan_scale(
+            plan=plan,
+            workers=target,
+            pools=IpPools(ctx.redis),
+            gpu_workers=None if gpu_workers is None else int(gpu_workers),
+        )
     except ValueError as exc:
         raise StepFailedError(
             f"cannot plan new workers for {ctx.cluster}: {exc}",
@@ -142,7 +155,8 @@ def _plan_new_workers(ctx: StepContext, record: ClusterRecord, target: int) -> l
         ) from None
     store = cluster_store(ctx)
     record.nodes += [
-        NodeRecord(name=n.name, role=n.role.value, address=n.address, zone=n.zone) for n in scale.add
+        NodeRecord(name=n.name, role=n.role.value, address=n.address, zone=n.zone, gpu=n.gpu)
+        for n in scale.add
     ]
     recount(record)
     store.save(record)
@@ -213,7 +227,8 @@ def plan_added_node_step(ctx: StepContext) -> None:
     address = _new_address(
         ctx, record, name=name, zone=zone, host=host, how=f"`add node {ctx.cluster} host=<address>`"
     )
-    record.nodes.append(NodeRecord(name=name, role=role, address=address))
+    gpu = role == "worker" and bool(ctx.params.get("gpu"))
+    record.nodes.append(NodeRecord(name=name, role=role, address=address, gpu=gpu))
     recount(record)
     store.save(record)
     state.add = [name]
@@ -281,7 +296,7 @@ def master_leaves_first_step(ctx: StepContext) -> None:
         render_inventory_step(ctx)
         cordon_step(ctx)
         drain_step(ctx)
-        remove_step(ctx)
+        _remove_drained(ctx, replacement_joins_after=True)
         record = store.require(ctx.cluster)
     record.nodes += [node for node in state.successors if node.name not in {n.name for n in record.nodes}]
     recount(record)
