@@ -2,8 +2,10 @@
 tells the channels that asked (`notify <cluster> node here`) when one stops or starts being Ready.
 
 A NotReady notice names the node and the command that replaces it (`replace node N on C`), which then
-goes through permissions and approval like any typed command. The last state seen per node is kept in
-Redis, so a restart does not announce every node again, and a flapping node is announced once per change.
+goes through permissions and approval like any typed command; on a cluster with autoheal on
+(`autoheal C on`), `bot.autoheal` replaces a worker NotReady for too long itself. The last state
+seen per node is kept in Redis, so a restart does not announce every node again, and a flapping node
+is announced once per change.
 (kobot's own health, `/healthz`, is in `bot.api`.)
 """
 
@@ -13,6 +15,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from bot.autoheal import Autoheal, AutohealOutcome
 from bot.runtime import Runtime
 from kobot import keys
 from kobot.background import BackgroundTask, every
@@ -40,9 +43,18 @@ class NodeChange:
 class NodeReadinessWatcher:
     """Looks at every running cluster's nodes each interval and announces readiness changes."""
 
-    def __init__(self, *, runtime: Runtime, interval: float = NODE_WATCH_INTERVAL_SECONDS) -> None:
+    def __init__(
+        self,
+        *,
+        runtime: Runtime,
+        interval: float = NODE_WATCH_INTERVAL_SECONDS,
+        autoheal: Autoheal | None = None,
+    ) -> None:
         self._runtime = runtime
         self._interval = interval
+        self._autoheal = autoheal
+        self.autoheal_outcomes: dict[str, AutohealOutcome] = {}
+        """What autoheal did in the last round, per cluster with autoheal on."""
         self._task = BackgroundTask("node-watch")
 
     async def start(self) -> None:
@@ -66,6 +78,8 @@ class NodeReadinessWatcher:
             # remembered only once announced: a failed announcement is tried again next round
             self._remember(record.name, seen)
             changes += found
+            if self._autoheal is not None:
+                self.autoheal_outcomes[record.name] = await self._autoheal.consider(record.name, seen)
         return changes
 
     def _readiness(self, cluster: str) -> dict[str, bool] | None:

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from bot.autoheal import Autoheal
 from bot.dispatcher import Dispatcher
 from bot.node_watch import NodeReadinessWatcher
 from bot.notifier import Notifier
@@ -64,7 +65,16 @@ class Supervisor:
         self._housekeeping = BackgroundTask("kobot-housekeeping")
         self._backup_schedules = BackgroundTask("kobot-backup-schedules")
         self._scan_schedules = BackgroundTask("kobot-scan-schedules")
-        self.node_watch = NodeReadinessWatcher(runtime=runtime) if runtime.alerts is not None else None
+        self.node_watch = (
+            NodeReadinessWatcher(
+                runtime=runtime,
+                autoheal=Autoheal(
+                    runtime=runtime, approvals=self.dispatcher.approvals, runs=self.dispatcher.runs
+                ),
+            )
+            if runtime.alerts is not None
+            else None
+        )
         self.health_checks = (
             HealthCheckScheduler(
                 redis=runtime.redis,
