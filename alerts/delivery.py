@@ -291,12 +291,16 @@ class Deliverer:
         adapter: ChatAdapter,
         now: datetime | None = None,
     ) -> OutgoingMessage:
+        """The group's message as of `now` (default: now), its buttons signed then too."""
+        moment = now or datetime.now(UTC)
+
         def sign(action: AlertAction) -> str:
             return sign_button(
                 secret=self._secret,
                 group_id=state.group_id,
                 action=action,
                 conversation_key=signing_key(target),
+                now=moment.timestamp(),
             )
 
         return render_group(
@@ -305,7 +309,7 @@ class Deliverer:
             max_bytes=adapter.capabilities.max_message_bytes,
             severity_order=self._settings.severity_order,
             grafana_url=self._settings.grafana_url,
-            now=now or datetime.now(UTC),
+            now=moment,
             runbook=offered_runbook(state, settings=self._settings),
         )
 

@@ -22,6 +22,13 @@ Behaviour and where it comes from:
   page this peer was checked against ends before its markdown section, so the figure is the clients'
   quotation of it); 4,096 bytes is the group robot's figure (document/path/91770) and applies to
   webhook/send only.
+- message/send duplicate check (document/path/90236): with `enable_duplicate_check` 1, "在一定时间间隔内，
+  同样内容（请求json）的消息，不会重复收到"; the interval is `duplicate_check_interval`, 1,800 s by default,
+  at most 4 hours. The page says only that the person does not get the repeat, not what the call answers:
+  the peer answers errcode 0 "ok" with no msgid or response_code (kobot relies on nothing but the
+  errcode) and records the repeat in `duplicates`, not in `sent`. It compares whole requests (sorted JSON)
+  and checks them before anything else, task ids included. appchat/send and webhook/send document no such
+  check (document/path/90248, 91770): they post every request.
 - response_code (document/path/94888): one use, within 72 h. The errcode for a spent or expired one is
   not documented: the peer answers 40058 (invalid parameter), as it does for a card it would not take
   (it used to answer made-up 40098/40099).
@@ -38,8 +45,8 @@ Behaviour and where it comes from:
   sample instead.
 
 Left out: the per-app daily quota (account limit × 200 person-times), toparty/totag recipients,
-`enable_duplicate_check`, media uploads, other card types, passive replies in callback answers, the
-smart-bot stream replies, and IP allow-lists (企业可信IP).
+duplicate-check intervals over 4 hours (the refusal is not documented), media uploads, other card
+types, passive replies in callback answers, the smart-bot stream replies, and IP allow-lists (企业可信IP).
 """
 
 from __future__ import annotations
@@ -77,6 +84,8 @@ ROBOT_PER_MINUTE = 20
 APP_MARKDOWN_MAX_BYTES = 2048
 ROBOT_MARKDOWN_MAX_BYTES = 4096
 TEXT_MAX_BYTES = 2048
+DUPLICATE_CHECK_DEFAULT_SECONDS = 1800
+"""message/send's duplicate check interval when the request names none (document/path/90236)."""
 
 ERR_INVALID_PARAMETER = 40058
 ERR_CHAT_NOT_FOUND = 40050
@@ -134,11 +143,14 @@ class WeComPeer(LoopbackPeer):
 
     requests: Recording[Recorded] = field(default_factory=Recording)
     sent: list[Sent] = field(default_factory=list)
+    duplicates: list[Sent] = field(default_factory=list)
+    """message/send requests the duplicate check kept from being shown again."""
     dropped: list[Sent] = field(default_factory=list)
     tokens_issued: int = 0
     _tokens: dict[str, float] = field(default_factory=dict)
     _response_codes: dict[str, tuple[str, float]] = field(default_factory=dict)
     _task_ids: set[str] = field(default_factory=set)
+    _checked_requests: dict[str, float] = field(default_factory=dict)
     _reply_urls: dict[str, float] = field(default_factory=dict)
     _chats: dict[str, list[str]] = field(default_factory=dict)
     _deliveries: dict[str, list[float]] = field(default_factory=dict)
@@ -360,6 +372,14 @@ class WeComPeer(LoopbackPeer):
         users = [u for u in str(body.get("touser") or "").split("|") if u]
         if not users:
             return _err(40031, "invalid user list")
+        fingerprint = json.dumps(body, sort_keys=True, ensure_ascii=False)
+        interval = float(body.get("duplicate_check_interval") or DUPLICATE_CHECK_DEFAULT_SECONDS)
+        checked = body.get("enable_duplicate_check") == 1
+        with self._lock:
+            first = self._checked_requests.get(fingerprint) if checked else None
+            if first is not None and self.now() - first < interval:
+                self.duplicates.append(Sent("message/send", "|".join(users), body))
+                return web.json_response({"errcode": 0, "errmsg": "ok"})
         msgtype = body.get("msgtype")
         answer: dict[str, Any] = {"errcode": 0, "errmsg": "ok", "msgid": secrets.token_hex(12)}
         if msgtype == "markdown":
@@ -392,6 +412,9 @@ class WeComPeer(LoopbackPeer):
                 self.dropped.append(Sent("message/send", user, body))
         if delivered:
             self.sent.append(Sent("message/send", "|".join(delivered), body))
+        if checked:
+            with self._lock:
+                self._checked_requests.setdefault(fingerprint, self.now())
         if invalid:
             answer["invaliduser"] = "|".join(u.lower() for u in invalid)
         return web.json_response(answer)
