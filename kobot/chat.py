@@ -92,9 +92,12 @@ class TaggedPosting(Protocol):
 
     A sender that may have posted without learning or keeping the ref (a crash, a store failure, an
     answer lost to a timeout) looks for its tag before posting again, so the retry edits that message
-    instead of leaving a second copy. Slack carries the tag in message metadata. `find_tagged` raises
-    DeliveryError when it cannot look (the caller retries later rather than post blind) and returns None
-    when the conversation holds no message with the tag posted since `since`."""
+    instead of leaving a second copy. Slack carries the tag in message metadata, DingTalk in the card's
+    id. `find_tagged` raises DeliveryError when it cannot look (the caller retries later rather than post
+    blind) and returns None when the conversation holds no message with the tag posted since `since`,
+    or when the platform cannot look but drops a repeated `send_tagged` itself (WeCom's duplicate
+    check). Conversations a platform cannot tag (DingTalk custom robots, WeCom group chats and robots)
+    get plain posts: at least once."""
 
     async def send_tagged(
         self, conversation: Conversation, message: OutgoingMessage, *, tag: str

@@ -59,6 +59,9 @@ CARD_KINDS = frozenset({MessageKind.PROGRESS, MessageKind.APPROVAL})
 VIA_CARD, VIA_ROBOT, VIA_WEBHOOK, VIA_API = "card", "robot", "webhook", "api"
 """MessageRef.extra["via"]: how a message was sent, which decides how it is edited."""
 
+EXTRA_TAG = "tag"
+"""MessageRef.extra key of a tagged card: its tag's generation-0 outTrackId."""
+
 UNCONFIRMED = "unconfirmed"
 """MessageRef.extra key of a tagged card kobot set out to create but never saw created: `update` creates
 it when DingTalk refuses to update it."""
@@ -163,9 +166,9 @@ class DingTalkAdapter(ChatAdapter):
         Custom robots (`robot:<name>`) cannot be tagged: they get a plain post, at least once."""
         if conversation.conversation_id.startswith(ROBOT_PREFIX):
             return await self.send(conversation, message)
-        return await self._send_card(
-            conversation, message, out_track_id=self.tagged_track_id(conversation, tag)
-        )
+        base = self.tagged_track_id(conversation, tag)
+        out_track_id = await self._current_track_id(base)
+        return await self._send_card(conversation, message, out_track_id=out_track_id, tag_base=base)
 
     async def find_tagged(
         self, conversation: Conversation, *, tag: str, since: datetime
@@ -176,19 +179,35 @@ class DingTalkAdapter(ChatAdapter):
         unconfirmed and `update` creates it then. None for custom robots, which cannot be tagged."""
         if conversation.conversation_id.startswith(ROBOT_PREFIX):
             return None
-        out_track_id = self.tagged_track_id(conversation, tag)
+        out_track_id = await self._current_track_id(self.tagged_track_id(conversation, tag))
         record = await asyncio.to_thread(self._redis.get, f"{_KEY_PREFIX}:card:{out_track_id}")
         if not isinstance(record, bytes):
             return None
         _, ref = inbound.parse_card_record(record)
         return ref.model_copy(update={"extra": {**ref.extra, UNCONFIRMED: "1"}})
 
-    def tagged_track_id(self, conversation: Conversation, tag: str) -> str:
+    def tagged_track_id(self, conversation: Conversation, tag: str, *, generation: int = 0) -> str:
         """The outTrackId of a tagged card: a SHA-256 hex digest, the form the SDK's own card ids take
         (dingtalk_stream card_replier.gen_card_id), of the app, the conversation and the tag, since
-        outTrackIds are the app's and one tag is posted to several conversations."""
+        outTrackIds are the app's and one tag is posted to several conversations. A later `generation`
+        replaces a card DingTalk created but delivered to no one."""
         factor = f"{self._robot_code}\n{conversation.conversation_id}\n{conversation.thread_id or ''}\n{tag}"
-        return hashlib.sha256(factor.encode()).hexdigest()
+        base = hashlib.sha256(factor.encode()).hexdigest()
+        return base if generation == 0 else _generation_id(base, generation)
+
+    async def _current_track_id(self, base: str) -> str:
+        raw = await asyncio.to_thread(self._redis.get, f"{_KEY_PREFIX}:card-gen:{base}")
+        generation = int(raw) if isinstance(raw, bytes) else 0
+        return base if generation == 0 else _generation_id(base, generation)
+
+    async def _next_generation(self, base: str) -> None:
+        """The card under the current id reached no one: the tag's next post is a card of a new id, so a
+        second create of an id DingTalk holds (whose effect is not documented) never happens."""
+        key = f"{_KEY_PREFIX}:card-gen:{base}"
+        pipe = self._redis.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, defaults.CARD_TTL_SECONDS)
+        await asyncio.to_thread(pipe.execute)
 
     async def _update_card(self, ref: MessageRef, message: OutgoingMessage) -> MessageRef:
         body = render.card_update(self._card_params(message), out_track_id=ref.message_id)
@@ -204,15 +223,23 @@ class DingTalkAdapter(ChatAdapter):
                 raise
             conversation, _ = inbound.parse_card_record(record)
             log.info("dingtalk tagged card %s was never created; creating it", ref.message_id)
-            return await self._send_card(conversation, message, out_track_id=ref.message_id)
+            return await self._send_card(
+                conversation, message, out_track_id=ref.message_id, tag_base=ref.extra.get(EXTRA_TAG)
+            )
         extra = {k: v for k, v in ref.extra.items() if k != UNCONFIRMED}
         return ref.model_copy(update={"extra": extra})
 
     async def _send_card(
-        self, conversation: Conversation, message: OutgoingMessage, *, out_track_id: str | None = None
+        self,
+        conversation: Conversation,
+        message: OutgoingMessage,
+        *,
+        out_track_id: str | None = None,
+        tag_base: str | None = None,
     ) -> MessageRef:
-        """Create and deliver a card; with `out_track_id` (a tagged card) its record is kept whatever
-        DingTalk answers, since a call that failed on the way back may have created the card."""
+        """Create and deliver a card. A tagged card (`tag_base`, its generation-0 id) keeps its record
+        whatever DingTalk answers, since a call that failed on the way back may have created it, unless
+        DingTalk said it reached no one: then the tag moves on to a new id."""
         tagged = out_track_id is not None
         out_track_id = out_track_id or f"kobot-{uuid.uuid4().hex}"
         user_id = _direct_user(conversation)
@@ -225,6 +252,8 @@ class DingTalkAdapter(ChatAdapter):
             user_id=user_id,
         )
         ref = self._ref(conversation, message_id=out_track_id, via=VIA_CARD, user_id=user_id)
+        if tag_base is not None:
+            ref = ref.model_copy(update={"extra": {**ref.extra, EXTRA_TAG: tag_base}})
         # Remember the card before it exists, so a click arriving at once is already trusted.
         card_key = f"{_KEY_PREFIX}:card:{out_track_id}"
         await asyncio.to_thread(
@@ -233,9 +262,11 @@ class DingTalkAdapter(ChatAdapter):
         try:
             answer = await self.api.call("POST", "/v1.0/card/instances/createAndDeliver", body)
             _check_delivered(answer)
-        except DeliveryError:
-            if not tagged:
+        except DeliveryError as exc:
+            if not tagged or isinstance(exc, CardNotDelivered):
                 await asyncio.to_thread(self._redis.delete, card_key)
+            if tag_base is not None and isinstance(exc, CardNotDelivered):
+                await self._next_generation(tag_base)
             raise
         return ref
 
@@ -421,7 +452,15 @@ def _check_delivered(answer: dict[str, Any]) -> None:
     failed = [r for r in results if isinstance(r, dict) and r.get("success") is not True]
     if failed and len(failed) == len(results):
         reasons = "; ".join(str(r.get("errorMsg") or "no reason given") for r in failed)
-        raise DeliveryError(f"DingTalk created the card but did not deliver it: {reasons}")
+        raise CardNotDelivered(f"DingTalk created the card but did not deliver it: {reasons}")
+
+
+class CardNotDelivered(DeliveryError):
+    """createAndDeliver made the card but delivered it to no target: nobody sees it."""
+
+
+def _generation_id(base: str, generation: int) -> str:
+    return hashlib.sha256(f"{base}\n{generation}".encode()).hexdigest()
 
 
 @register_adapter(defaults.PLATFORM)

@@ -19,7 +19,7 @@ from redis.asyncio import Redis as AsyncRedis
 from alerts.delivery import Deliverer
 from alerts.models import AlertmanagerWebhook
 from alerts.store import AlertStore, OutboxEntry, outbox_member
-from bot.chat.dingtalk.adapter import UNCONFIRMED, DingTalkAdapter
+from bot.chat.dingtalk.adapter import UNCONFIRMED, CardNotDelivered, DingTalkAdapter
 from kobot.chat import TaggedPosting
 from kobot.conversations import Conversation
 from kobot.errors import DeliveryError
@@ -128,3 +128,24 @@ async def test_custom_robot_posts_cannot_be_tagged_and_stay_at_least_once_peer(
     assert await adapter.find_tagged(robot, tag="g.1", since=datetime.now(UTC)) is None
     assert peer.requests_to(CREATE) == [], "no card: a robot post is a webhook post"
     assert len(next(iter(peer.robot_posts.values()))) == 1
+
+
+async def test_a_tagged_card_that_reached_no_one_is_replaced_by_a_card_of_a_new_id_peer(
+    peer: DingTalkPeer, adapter: DingTalkAdapter
+) -> None:
+    """DingTalk made the card but delivered it nowhere: an edit of it would show nothing, and a second
+    create of its id is undocumented, so the next post is a card of the tag's next id."""
+    group = Conversation(platform="dingtalk", conversation_id=GROUP)
+    peer.fail_delivery("robot is not in the group")
+    with pytest.raises(CardNotDelivered):
+        await adapter.send_tagged(group, OutgoingMessage(title="disk"), tag="g.1")
+    assert await adapter.find_tagged(group, tag="g.1", since=datetime.now(UTC)) is None
+    sent = await adapter.send_tagged(group, OutgoingMessage(title="disk"), tag="g.1")
+    assert sent.message_id == adapter.tagged_track_id(group, "g.1", generation=1)
+    assert peer.cards_shown_in(SPACE) == [sent.message_id]
+    assert [r.body["outTrackId"] for r in peer.requests_to(CREATE)] == [
+        adapter.tagged_track_id(group, "g.1"),
+        sent.message_id,
+    ], "no id was created twice"
+    found = await adapter.find_tagged(group, tag="g.1", since=datetime.now(UTC))
+    assert found is not None and found.message_id == sent.message_id
