@@ -175,8 +175,7 @@ def _monitoring(inputs: AddonInputs) -> dict[str, Any]:
             }
         },
         "grafana": {
-            # made once and kept in kobot's encrypted store: the chart would draw a new one each render
-            "adminPassword": inputs.secrets[GRAFANA_ADMIN.name],
+            **_grafana_admin(inputs),
             "additionalDataSources": [
                 {
                     "name": "Loki",
@@ -190,6 +189,13 @@ def _monitoring(inputs: AddonInputs) -> dict[str, Any]:
 
 
 GRAFANA_ADMIN = AddonSecret("grafana-admin-password", "Grafana's admin password", generated=True)
+
+
+def _grafana_admin(inputs: AddonInputs) -> dict[str, str]:
+    """The password kobot made once and keeps encrypted (the chart would draw a new one each render).
+    Renders that only list images (the offline bundle, the benchmark) have none, and need none."""
+    password = inputs.secrets.get(GRAFANA_ADMIN.name)
+    return {"adminPassword": password} if password else {}
 
 
 def _logging(inputs: AddonInputs) -> dict[str, Any]:
