@@ -12,6 +12,7 @@ from commands.definitions import (
     inspect,
     jobs,
     nodes,
+    repository,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "inspect",
     "jobs",
     "nodes",
+    "repository",
 ]

@@ -17,6 +17,7 @@ from commands.handlers import (
     inspect,
     jobs,
     nodes,
+    repository,
 )
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "inspect",
     "jobs",
     "nodes",
+    "repository",
 ]
