@@ -41,6 +41,9 @@ class _Subject:
 _DecisionKey = tuple[str, str, str, str, str, str | None]
 """(identity key, email, conversation key, command id, risk, cluster)"""
 
+_AllowedKey = tuple[str, str, str, str | None]
+"""(identity key, email, conversation key, cluster)"""
+
 
 @dataclass
 class _Loaded:
@@ -51,6 +54,7 @@ class _Loaded:
     stamp: tuple[int, int, int] | None
     subjects: dict[tuple[str, str, str], tuple[float, _Subject]] = field(default_factory=dict)
     decisions: dict[_DecisionKey, tuple[float, AuthDecision]] = field(default_factory=dict)
+    allowed: dict[_AllowedKey, tuple[_Subject, frozenset[str]]] = field(default_factory=dict)
 
 
 class PolicyStore:
@@ -179,6 +183,31 @@ class PolicyStore:
         return self.authorize(
             identity=identity, conversation=conversation, command_id=command_id, risk=risk, cluster=cluster
         ).allowed
+
+    def allowed_commands(
+        self, *, identity: Identity, conversation: Conversation, cluster: str | None
+    ) -> frozenset[str]:
+        """Ids of every command this user may run here (approval may still be needed): `whoami` and `help`
+        ask this once instead of authorizing each command.
+
+        Remembered with the worked-out identity it came from: a policy reload starts over at once, and
+        when that identity is worked out again (its groups may have changed) so is this answer."""
+        policy = self.policy
+        loaded = self._loaded
+        who = self._resolve(policy, identity)
+        key = (identity.key, identity.email or "", conversation.key, cluster)
+        cached = loaded.allowed.get(key)
+        if cached is not None and cached[0] is who:
+            return cached[1]
+        roles = policy.roles_of_subjects(who.subjects, cluster=cluster, conversation_key=conversation.key)
+        allowed = frozenset(
+            spec.id
+            for spec in COMMANDS.values()
+            if any(policy.grants(role, permission=spec.permission, risk=spec.risk) for role in roles)
+        )
+        if loaded.policy is policy:  # not when another thread reloaded in between
+            _remember(loaded.allowed, key, (who, allowed))
+        return allowed
 
     def default_cluster(self, *, conversation: Conversation) -> str | None:
         """The channel's cluster: a binding made in chat, else the policy file's."""

@@ -33,16 +33,14 @@ AUDIT_COMMAND = "audit"
 
 @handles(HelpArgs)
 async def show_help(ctx: CommandContext, args: HelpArgs) -> CommandResult:
-    def allowed(spec: CommandSpec[Any]) -> bool:
-        return ctx.runtime.policy.can_run(
-            identity=ctx.identity,
-            conversation=ctx.conversation,
-            command_id=spec.id,
-            risk=spec.risk,
-            cluster=ctx.parsed.cluster,
-        )
+    allowed = ctx.runtime.policy.allowed_commands(
+        identity=ctx.identity, conversation=ctx.conversation, cluster=ctx.parsed.cluster
+    )
 
-    return Reply(render_help(args.topic, allowed=allowed))
+    def may_run(spec: CommandSpec[Any]) -> bool:
+        return spec.id in allowed
+
+    return Reply(render_help(args.topic, allowed=may_run))
 
 
 @handles(WhoamiArgs)
@@ -50,17 +48,7 @@ async def whoami(ctx: CommandContext, args: WhoamiArgs) -> CommandResult:
     policy = ctx.runtime.policy
     cluster = ctx.parsed.cluster or policy.default_cluster(conversation=ctx.conversation)
     who = policy.describe(identity=ctx.identity, conversation=ctx.conversation, cluster=cluster)
-    allowed = [
-        spec
-        for spec in COMMANDS.values()
-        if policy.can_run(
-            identity=ctx.identity,
-            conversation=ctx.conversation,
-            command_id=spec.id,
-            risk=spec.risk,
-            cluster=cluster,
-        )
-    ]
+    allowed = policy.allowed_commands(identity=ctx.identity, conversation=ctx.conversation, cluster=cluster)
     return Reply(render_whoami(who, allowed_count=len(allowed), total=len(COMMANDS)))
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from redis import Redis
 
 from bot.policy import PolicyStore
+from commands.catalog import load_commands
 from kobot.conversations import Conversation, Identity
 from kobot.risk import Risk
 
@@ -57,3 +58,40 @@ def test_a_reloaded_policy_applies_to_the_next_question_at_once(redis: Redis, tm
     assert store.reload_if_changed()
     assert not _scale(store)
     assert not _scale(store, ELSEWHERE)
+
+
+def test_allowed_commands_agree_with_asking_each_command(redis: Redis) -> None:
+    store = PolicyStore(path=Path(__file__).with_name("sample_policy.yaml"), redis=redis)
+    people = [
+        ALICE,
+        Identity(platform="slack", user_id="U9MAL"),
+        Identity(platform="slack", user_id="U3CAROL"),
+    ]
+    for identity in people:
+        for cluster in ("prod-eu", "dev", None):
+            allowed = store.allowed_commands(identity=identity, conversation=OPS, cluster=cluster)
+            one_by_one = {
+                spec.id
+                for spec in load_commands().values()
+                if store.can_run(
+                    identity=identity, conversation=OPS, command_id=spec.id, risk=spec.risk, cluster=cluster
+                )
+            }
+            assert allowed == one_by_one, (identity.key, cluster)
+            assert allowed, "every sample user may run something"
+            assert store.allowed_commands(identity=identity, conversation=OPS, cluster=cluster) is allowed
+    assert store.allowed_commands(
+        identity=ALICE, conversation=OPS, cluster="prod-eu"
+    ) != store.allowed_commands(
+        identity=Identity(platform="slack", user_id="U9MAL"), conversation=OPS, cluster="prod-eu"
+    )
+
+
+def test_allowed_commands_follow_a_policy_reload_at_once(redis: Redis, tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(OPERATOR)
+    store = PolicyStore(path=path, redis=redis)
+    assert "workers.scale" in store.allowed_commands(identity=ALICE, conversation=OPS, cluster="prod")
+    path.write_text(VIEWER_ONLY + "\n# revoked\n")
+    assert store.reload_if_changed()
+    assert "workers.scale" not in store.allowed_commands(identity=ALICE, conversation=OPS, cluster="prod")

@@ -11,6 +11,7 @@ from redis import Redis
 from bot.policy import PolicyError, PolicyStore
 from bot.policy.directory import DirectoryClient
 from bot.policy.document import LdapSpec
+from commands.catalog import load_commands
 from kobot.conversations import Conversation, Identity
 from kobot.risk import Risk
 from tests.peers.ldap import KOBOT_DN, SUFFIX, Slapd, start_slapd
@@ -113,6 +114,20 @@ def test_fresh_cache_skips_the_directory(redis: Redis, tmp_path: Path) -> None:
         server.stop()
     who = store.describe(identity=BOB, conversation=HERE, cluster="dev")
     assert who.directory_error is None and who.groups == ("ldap:k8s-ops",)
+
+
+def test_allowed_commands_follow_a_change_of_directory_groups(redis: Redis, tmp_path: Path) -> None:
+    server = start_slapd(tmp_path / "ldap")
+    try:
+        load_commands()
+        store = PolicyStore(path=_policy(tmp_path / "p.yaml", server, cache_seconds=0), redis=redis)
+        assert "workers.scale" in store.allowed_commands(identity=BOB, conversation=HERE, cluster="dev")
+    finally:
+        server.stop()
+    # the directory is gone and so is every remembered lookup: BOB is in no group any more
+    redis.flushdb()
+    after = store.allowed_commands(identity=BOB, conversation=HERE, cluster="dev")
+    assert "workers.scale" not in after
 
 
 def test_wrong_bind_password_is_a_clear_error(slapd: Slapd, redis: Redis, tmp_path: Path) -> None:
