@@ -155,3 +155,24 @@ def test_cli_build_refuses_a_file_that_is_no_manifest(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["bundle", "build", str(bad), "--into", str(tmp_path / "b")])
     assert result.exit_code == 2
     assert "is not a bundle manifest" in result.output
+
+
+@pytest.mark.parametrize("addon", sorted(CATALOG))
+def test_every_catalog_addon_plans_with_its_images_and_chart(addon: str) -> None:
+    manifest = plan_bundle(version="1.32.8", os=["el9"], arch=["amd64"], cni="calico", addons=[addon])
+    entry = CATALOG[addon]
+    assert {c.name for c in manifest.charts} == ({entry.chart} if entry.chart else set())
+    assert all(c.repository.startswith("https://") for c in manifest.charts)
+    assert sum(1 for i in manifest.images if i.group == f"addon:{addon}") >= 1 or not entry.images
+
+
+def test_a_site_chart_repository_replaces_every_upstream_one() -> None:
+    manifest = plan_bundle(
+        version="1.32.8",
+        os=["el9"],
+        arch=["amd64"],
+        cni="calico",
+        addons=["monitoring", "logging"],
+        chart_repository="http://charts.site.example/",
+    )
+    assert {c.repository for c in manifest.charts} == {"http://charts.site.example"}

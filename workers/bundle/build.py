@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from kobot.errors import StepFailedError
+from kobot.errors import KobotError, StepFailedError
 from workers.addons.catalog import AddonInputs, entry_named
 from workers.addons.chart_repository import fetch_chart
 from workers.addons.helm_render import render_chart
@@ -137,9 +137,11 @@ def _chart(chart: PlannedChart, *, into: Path, upstream: dict[str, str]) -> tupl
     inputs = AddonInputs(
         cluster="bundle", user_values={}, webhook_url=RENDER_WEBHOOK, webhook_token=secrets.token_hex(16)
     )
-    rendered = render_chart(
-        archive=archive, values=entry.values(inputs), release=entry.release, namespace=entry.namespace
-    )
+    try:
+        values = entry.values(inputs)
+    except (KobotError, KeyError):
+        values = {}  # an addon that needs a person's values (an NFS server, say): the chart's defaults
+    rendered = render_chart(archive=archive, values=values, release=entry.release, namespace=entry.namespace)
     manifests: list[Manifest] = []
     for path, text in sorted(rendered.manifests.items()):
         if path.endswith(".txt"):

@@ -19,6 +19,7 @@ import yaml
 
 from kobot import validation
 from kobot.cluster_spec import Arch, Cni
+from kobot.errors import KobotError
 from workers.addons.catalog import CATALOG, entry_named
 from workers.bundle.manifest import (
     BundleManifest,
@@ -92,6 +93,10 @@ CHART_REPOSITORIES: dict[str, str] = {
     "loki": "https://grafana.github.io/helm-charts",
     "kubernetes-dashboard": "https://kubernetes.github.io/dashboard",
     "nfs-subdir-external-provisioner": "https://kubernetes-sigs.github.io/nfs-subdir-external-provisioner",
+    "nvidia-device-plugin": "https://nvidia.github.io/k8s-device-plugin",
+    "f5-bigip-ctlr": "https://f5networks.github.io/charts/stable",
+    "ceph-csi-rbd": "https://ceph.github.io/csi-charts",
+    "openstack-cinder-csi": "https://kubernetes.github.io/cloud-provider-openstack",
 }
 """Each catalog chart's upstream repository, used unless a site names its own chart repository."""
 
@@ -136,13 +141,24 @@ def plan_bundle(
             PlannedChart(
                 name=entry.chart,
                 version=entry.version,
-                repository=(chart_repository or CHART_REPOSITORIES[entry.chart]).rstrip("/"),
+                repository=_chart_repository(entry.chart, chart_repository),
                 addon=entry.name,
             )
             for entry in entries
+            if entry.chart  # an addon kobot writes as plain objects has no chart
         ),
         upstream=dict(upstream or {}),
     )
+
+
+def _chart_repository(chart: str, site: str | None) -> str:
+    if site:
+        return site.rstrip("/")
+    if chart not in CHART_REPOSITORIES:
+        raise BundlePlanError(
+            f"kobot knows no upstream repository of chart {chart}: name the site's (--chart-repository URL)"
+        )
+    return CHART_REPOSITORIES[chart]
 
 
 def _choices(values: Iterable[str], *, allowed: Sequence[str], what: str) -> list[str]:
@@ -167,7 +183,7 @@ def _families(os: Sequence[str]) -> list[str]:
 def _addon(name: str) -> Any:
     try:
         return entry_named(name)
-    except Exception:
+    except KobotError:
         raise BundlePlanError(
             f"addon {name!r} is not in the catalog; allowed: {', '.join(sorted(CATALOG))}"
         ) from None
