@@ -3,6 +3,7 @@
 from commands.definitions import (
     addons,
     alerts,
+    autoheal,
     backups,
     certificates,
     clusters,
@@ -18,6 +19,7 @@ from commands.definitions import (
 __all__ = [
     "addons",
     "alerts",
+    "autoheal",
     "backups",
     "certificates",
     "clusters",

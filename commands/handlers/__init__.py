@@ -7,6 +7,7 @@ subscriptions).
 
 from commands.handlers import (
     addons,
+    autoheal,
     backups,
     certificates,
     cluster_create,
@@ -22,6 +23,7 @@ from commands.handlers import (
 
 __all__ = [
     "addons",
+    "autoheal",
     "backups",
     "certificates",
     "cluster_create",

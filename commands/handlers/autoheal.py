@@ -6,7 +6,11 @@ from commands.context import CommandContext, CommandResult, reply
 from commands.definitions.autoheal import AutohealArgs
 from commands.registry import handles
 from kobot.autoheal import AutohealSetting, AutohealStore
+from kobot.errors import KobotError
 from kobot.messages import Tone
+
+MANUAL_PROVIDERS = ("manual", "")
+"""Providers whose machines kobot does not create: no spare machine to replace a node with."""
 
 
 def _minutes(seconds: int) -> str:
@@ -16,6 +20,12 @@ def _minutes(seconds: int) -> str:
 @handles(AutohealArgs)
 async def set_autoheal(ctx: CommandContext, args: AutohealArgs) -> CommandResult:
     record = ctx.runtime.clusters.require(ctx.cluster())
+    if args.state == "on" and record.provider in MANUAL_PROVIDERS:
+        raise KobotError(
+            f"{record.name} runs on your own machines (provider=manual): autoheal replaces a node with a "
+            "new machine, which kobot creates only on vSphere or OpenStack. Replace a node yourself with "
+            f"`replace node <node> on {record.name} host=<address>`."
+        )
     setting = AutohealSetting(
         enabled=args.state == "on",
         after_seconds=args.after,

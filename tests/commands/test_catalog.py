@@ -32,6 +32,7 @@ EXPECTED = {
     "cluster.delete",
     "workers.scale",
     "node.add",
+    "node.autoheal",
     "node.remove",
     "node.replace",
     "cluster.upgrade",

@@ -1,0 +1,343 @@
+"""Autoheal end to end: the Kubernetes API peer flips a worker NotReady, the node watcher sees it, and
+past the threshold the replacement is queued (pre-approved by the policy) or asked for (an approval
+request), one node at a time; the storm guard replaces nothing and says so once; a master is never
+replaced. The queued replacement runs to the end on a real RQ worker: Terraform's `testhosts` module
+stands in for vSphere, the new machine's address comes from kobot's IP pool (an SSH test host), Ansible
+runs the recording fixture playbooks of tests/workers/test_day2_jobs_peer.py."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from alerts.service import AlertService
+from bot.autoheal import AUTOHEAL_IDENTITY, Autoheal, AutohealVerdict
+from bot.dispatcher import Dispatcher
+from bot.node_watch import NodeReadinessWatcher
+from bot.runtime import Runtime, build_runtime
+from kobot.autoheal import AutohealStore
+from kobot.clock import utcnow
+from kobot.clusters import ClusterRecord, ClusterState, NodeRecord
+from kobot.conversations import Conversation, Identity, InboundMessage
+from kobot.job_records import JobKind, JobState
+from kobot.settings_ip_pools import IpPoolConfig
+from kobot.store import secret_key
+from tests.bot.recording_adapter import RecordingAdapter
+from tests.hosts.lab import LabHost
+from tests.peers.kubernetes import KubernetesApiPeer
+from tests.workers.jobkit import job_service, run_queue
+from tests.workers.test_day2_jobs_peer import PLAYBOOKS, RECORDER, runs, settings_for
+from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
+
+REPO = Path(__file__).resolve().parents[2]
+OPS = Identity(platform="terminal", user_id="ops")
+WATCHERS = Conversation(platform="terminal", conversation_id="watchers")
+APPROVERS = Conversation(platform="terminal", conversation_id="approvers")
+NODES = [
+    ("demo-master-1", "master", "127.0.0.1"),
+    ("demo-worker-1", "worker", "127.0.0.11"),
+    ("demo-worker-2", "worker", "127.0.0.12"),
+    ("demo-worker-3", "worker", "127.0.0.13"),
+]
+PRE_APPROVED = """version: 1
+bindings:
+  - {role: admin, subjects: ["terminal:*"]}
+approvals:
+  - {clusters: ["demo"], commands: ["node.autoheal"], approvals: 0}
+"""
+ASKS_APPROVAL = """version: 1
+bindings:
+  - {role: admin, subjects: ["terminal:*"]}
+"""
+
+
+class Clock:
+    """The time autoheal reads, moved by the test instead of waiting minutes."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def peer() -> Iterator[KubernetesApiPeer]:
+    with KubernetesApiPeer(eviction_delay=0.05) as server:
+        yield server
+
+
+def _terraform_dir_with_testhosts_as_vsphere(tmp_path: Path) -> Path:
+    modules = tmp_path / "terraform" / "modules"
+    modules.mkdir(parents=True)
+    (modules / "vsphere").symlink_to(REPO / "terraform" / "modules" / "testhosts", target_is_directory=True)
+    return tmp_path / "terraform"
+
+
+def _runtime(
+    redis_url: str, data_dir: Path, tmp_path: Path, *, policy: str, pool: list[LabHost] | None = None
+) -> Runtime:
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    for name in PLAYBOOKS:
+        (playbooks / f"{name}.yml").write_text(RECORDER.format(name=name))
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(policy)
+    extra: dict[str, object] = {}
+    if pool:
+        network = pool[0].address.rsplit(".", 1)[0]
+        extra = {
+            "ssh_user": pool[0].user,
+            "ssh_key_file": pool[0].key_path,
+            "terraform_dir": _terraform_dir_with_testhosts_as_vsphere(tmp_path),
+            "ip_pools": [
+                IpPoolConfig(zone="lab", cidr=f"{network}.0/24", first=pool[0].address, last=pool[0].address)
+            ],
+        }
+    settings = settings_for(redis_url, data_dir, playbooks).model_copy(
+        update={
+            "policy_file": policy_file,
+            "in_process_worker": False,
+            "redis_url": SecretStr(redis_url),
+            **extra,
+        }
+    )
+    rt = build_runtime(settings)
+    rt.adapters["terminal"] = RecordingAdapter("terminal")
+    rt.alerts = AlertService(
+        settings=rt.settings,
+        store_url=rt.store.url,
+        adapters=rt.adapters,
+        secret=rt.secret,
+        policy=rt.policy,
+        audit=rt.audit,
+    )
+    return rt
+
+
+def _cluster(rt: Runtime, peer: KubernetesApiPeer, *, network: str | None = None) -> None:
+    """With `network`, the nodes have addresses there that no host answers (the fixture playbooks play
+    locally; Terraform takes no loopback address); the new machine is the pool's SSH test host."""
+    nodes = [(n, r, f"{network}.{201 + i}" if network else a) for i, (n, r, a) in enumerate(NODES)]
+    rt.clusters.save(
+        ClusterRecord(
+            name="demo",
+            provider="vsphere",
+            version="1.30.2",
+            state=ClusterState.RUNNING,
+            spec={"version": "1.30.2", "masters": 1, "workers": 3, "provider": "vsphere"},
+            nodes=[NodeRecord(name=n, role=r, address=a, zone="lab", state="ready") for n, r, a in nodes],
+        )
+    )
+    kubeconfig = peer.write_kubeconfig(rt.settings.data_dir / "peer.kubeconfig")
+    ClusterSecrets(redis=rt.redis, secret=secret_key(rt.settings)).put(
+        cluster="demo", name=KUBECONFIG_SECRET, value=kubeconfig.read_bytes()
+    )
+    kubeconfig.unlink()
+    for name, role, _ in NODES:
+        peer.add_node(name, role=role)
+
+
+async def _say(dispatcher: Dispatcher, text: str, *, where: Conversation = WATCHERS) -> None:
+    await dispatcher.on_message(InboundMessage(identity=OPS, conversation=where, text=text))
+
+
+def _titles(rt: Runtime) -> list[str]:
+    adapter = rt.adapters["terminal"]
+    assert isinstance(adapter, RecordingAdapter)
+    return [d.message.title for d in adapter.deliveries if d.ref.conversation_id == WATCHERS.conversation_id]
+
+
+async def _until_said(rt: Runtime, title: str) -> None:
+    for _ in range(200):
+        if any(title in t for t in _titles(rt)):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never said {title!r}: {_titles(rt)}")
+
+
+async def test_worker_not_ready_past_the_threshold_is_replaced_pre_approved_to_a_finished_job_peer(
+    redis_url: str, data_dir: Path, tmp_path: Path, peer: KubernetesApiPeer, lab_hosts: list[LabHost]
+) -> None:
+    rt = _runtime(redis_url, data_dir, tmp_path, policy=PRE_APPROVED, pool=lab_hosts[:1])
+    clock = Clock()
+    try:
+        _cluster(rt, peer, network=lab_hosts[0].address.rsplit(".", 1)[0])
+        dispatcher = Dispatcher(runtime=rt)
+        autoheal = Autoheal(runtime=rt, approvals=dispatcher.approvals, runs=dispatcher.runs, clock=clock)
+        watcher = NodeReadinessWatcher(runtime=rt, autoheal=autoheal)
+        await _say(dispatcher, "notify demo node here")
+        await _say(dispatcher, "autoheal demo on after=5m max-unhealthy=30%")
+        assert any("autoheal is on for demo" in t for t in _titles(rt))
+        await rt.alerts.start()  # type: ignore[union-attr]
+        peer.add_node("demo-worker-4", role="worker")  # what kubeadm join makes appear in the API
+
+        peer.set_ready("demo-worker-2", False)
+        await watcher.check_once()
+        assert watcher.autoheal_outcomes["demo"].verdict is AutohealVerdict.NOTHING, (
+            "not NotReady long enough"
+        )
+        clock.advance(minutes=4)
+        await watcher.check_once()
+        assert watcher.autoheal_outcomes["demo"].verdict is AutohealVerdict.NOTHING
+        clock.advance(minutes=2)
+        await watcher.check_once()
+        queued = watcher.autoheal_outcomes["demo"]
+        assert (queued.verdict, queued.node) == (AutohealVerdict.QUEUED, "demo-worker-2")
+        assert queued.job_id is not None
+        await watcher.check_once()
+        assert watcher.autoheal_outcomes["demo"].verdict is AutohealVerdict.BUSY, "the job is under way"
+
+        job = rt.jobs.records.require(queued.job_id)
+        assert job.spec.kind == JobKind.NODE_REPLACE.value and job.spec.params["node"] == "demo-worker-2"
+        assert job.spec.requested_by == AUTOHEAL_IDENTITY
+        await asyncio.to_thread(run_queue, job_service(rt.settings, rt.redis))
+
+        done = rt.jobs.records.require(queued.job_id)
+        assert done.state is JobState.SUCCEEDED, done.error
+        assert [s.name for s in done.steps] == [
+            "plan",
+            "master_leaves",
+            "machines",
+            "inventory",
+            "wait_ssh",
+            "join",
+            "ready",
+            "cordon",
+            "drain",
+            "remove",
+        ]
+        assert "demo-worker-2" not in peer.node_names()
+        [joined] = runs(rt.settings, "node_add")
+        assert joined["vars"]["nodes_to_add"] == ["demo-worker-4"]
+        [left] = runs(rt.settings, "node_remove")
+        assert left["vars"]["nodes_to_remove"] == ["demo-worker-2"]
+        record = rt.clusters.require("demo")
+        new = next(n for n in record.nodes if n.name == "demo-worker-4")
+        assert new.address == lab_hosts[0].address and "demo-worker-2" not in [n.name for n in record.nodes]
+        entries = rt.audit.query(action="autoheal.replace")
+        assert [(e.actor, e.result) for e in entries] == [
+            (AUTOHEAL_IDENTITY.key, "queued (pre-approved by the policy)")
+        ]
+        assert entries[0].detail["turned_on_by"] == OPS.key
+
+        await watcher.check_once()
+        assert watcher.autoheal_outcomes["demo"].verdict is AutohealVerdict.NOTHING
+        assert AutohealStore(rt.redis).action("demo") is None, "the finished job is forgotten"
+    finally:
+        if rt.alerts is not None:
+            await rt.alerts.stop()
+        rt.close()
+
+
+async def test_without_pre_approval_one_request_at_a_time_and_masters_are_left_to_people_peer(
+    redis_url: str, data_dir: Path, tmp_path: Path, peer: KubernetesApiPeer
+) -> None:
+    rt = _runtime(redis_url, data_dir, tmp_path, policy=ASKS_APPROVAL)
+    clock = Clock()
+    try:
+        _cluster(rt, peer)
+        dispatcher = Dispatcher(runtime=rt)
+        autoheal = Autoheal(runtime=rt, approvals=dispatcher.approvals, runs=dispatcher.runs, clock=clock)
+        watcher = NodeReadinessWatcher(runtime=rt, autoheal=autoheal)
+        await _say(dispatcher, "notify demo node here")
+        await _say(dispatcher, "notify demo approvals here", where=APPROVERS)
+        await _say(dispatcher, "自愈 demo 开 等待=2m max-unhealthy=80%")
+        await rt.alerts.start()  # type: ignore[union-attr]
+
+        peer.set_ready("demo-master-1", False)
+        peer.set_ready("demo-worker-3", False)
+        await watcher.check_once()
+        clock.advance(minutes=3)
+        await watcher.check_once()
+        asked = watcher.autoheal_outcomes["demo"]
+        assert (asked.verdict, asked.node) == (AutohealVerdict.ASKED, "demo-worker-3")
+        assert asked.approval_id is not None
+        request = rt.approvals.get(request_id=asked.approval_id)
+        assert (
+            request.requester == AUTOHEAL_IDENTITY
+            and request.command_text == "replace node demo-worker-3 on demo"
+        )
+        assert request.conversation.conversation_id == APPROVERS.conversation_id, "asked where approvals go"
+        assert rt.jobs.records.get("1") is None, "nothing runs before the approval"
+        await _until_said(rt, "autoheal never replaces a master: demo-master-1 is left to people")
+
+        peer.set_ready("demo-worker-1", False)
+        clock.advance(minutes=3)
+        await watcher.check_once()
+        await watcher.check_once()
+        busy = watcher.autoheal_outcomes["demo"]
+        assert (busy.verdict, busy.node) == (AutohealVerdict.BUSY, "demo-worker-3"), "one node at a time"
+        assert (
+            rt.approvals.unrun() == []
+            and len([t for t in _titles(rt) if "never replaces a master" in t]) == 1
+        )
+        entries = rt.audit.query(action="autoheal.replace")
+        assert [(e.actor, e.result, e.detail["node"]) for e in entries] == [
+            (AUTOHEAL_IDENTITY.key, "approval requested", "demo-worker-3")
+        ]
+    finally:
+        if rt.alerts is not None:
+            await rt.alerts.stop()
+        rt.close()
+
+
+async def test_storm_guard_replaces_nothing_and_pages_once_peer(
+    redis_url: str, data_dir: Path, tmp_path: Path, peer: KubernetesApiPeer
+) -> None:
+    rt = _runtime(redis_url, data_dir, tmp_path, policy=PRE_APPROVED)
+    clock = Clock()
+    try:
+        _cluster(rt, peer)
+        dispatcher = Dispatcher(runtime=rt)
+        autoheal = Autoheal(runtime=rt, approvals=dispatcher.approvals, runs=dispatcher.runs, clock=clock)
+        watcher = NodeReadinessWatcher(runtime=rt, autoheal=autoheal)
+        await _say(dispatcher, "notify demo node here")
+        await _say(dispatcher, "autoheal demo on after=2m max-unhealthy=30%")
+        await rt.alerts.start()  # type: ignore[union-attr]
+
+        peer.set_ready("demo-worker-1", False)
+        peer.set_ready("demo-worker-2", False)  # 2 of 4 nodes: 50% > 30%
+        for _ in range(3):
+            clock.advance(minutes=3)
+            await watcher.check_once()
+            assert watcher.autoheal_outcomes["demo"].verdict is AutohealVerdict.OUTAGE
+        await _until_said(rt, "outage, not a node failure: paging humans")
+        await asyncio.sleep(0.3)
+        assert len([t for t in _titles(rt) if t.startswith("outage, not a node failure")]) == 1, "said once"
+        assert rt.jobs.records.get("1") is None and rt.approvals.unrun() == []
+        assert rt.audit.query(action="autoheal.replace") == []
+
+        await _say(dispatcher, "autoheal demo off")
+        clock.advance(minutes=3)
+        await watcher.check_once()
+        assert watcher.autoheal_outcomes["demo"].verdict is AutohealVerdict.NOTHING
+    finally:
+        if rt.alerts is not None:
+            await rt.alerts.stop()
+        rt.close()
+
+
+async def test_autoheal_on_a_manual_cluster_is_refused_with_what_to_do(
+    redis_url: str, data_dir: Path, tmp_path: Path, peer: KubernetesApiPeer
+) -> None:
+    rt = _runtime(redis_url, data_dir, tmp_path, policy=PRE_APPROVED)
+    try:
+        rt.clusters.save(ClusterRecord(name="own", state=ClusterState.RUNNING))
+        dispatcher = Dispatcher(runtime=rt)
+        await _say(dispatcher, "autoheal own on")
+        adapter = rt.adapters["terminal"]
+        assert isinstance(adapter, RecordingAdapter)
+        said = adapter.deliveries[-1].message
+        assert "provider=manual" in (said.body or said.title) or "provider=manual" in str(said)
+        assert AutohealStore(rt.redis).setting("own") is None
+    finally:
+        rt.close()
