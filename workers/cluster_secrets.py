@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import secrets
+from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 from redis import Redis
@@ -63,6 +65,37 @@ class ClusterSecrets:
 
     def drop(self, *, cluster: str) -> None:
         self._redis.delete(keys.cluster_secrets(cluster))
+
+
+class SealedJobFile:
+    """A job file that may hold secrets (an addon's rendered Secrets, kobot's webhook token in an
+    Alertmanager config), written encrypted under a key kobot's secret key derives, mode 0600: a
+    job's work dir is kept for a retry, and its plaintext must not sit on disk meanwhile."""
+
+    def __init__(self, *, path: Path, secret: bytes) -> None:
+        self.path = path
+        derived = hashlib.sha256(b"kobot/job-files/v1\0" + secret).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+
+    def write(self, data: bytes) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(self._fernet.encrypt(data))
+
+    def read(self) -> bytes | None:
+        """The file's plaintext; None when it is missing or was sealed under another key."""
+        try:
+            return self._fernet.decrypt(self.path.read_bytes())
+        except (FileNotFoundError, InvalidToken):
+            return None
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def sealed_job_file(ctx: StepContext, name: str) -> SealedJobFile:
+    """`name` in the step's work dir, sealed under the key kobot's settings derive."""
+    return SealedJobFile(path=ctx.work_dir / name, secret=secret_key(ctx.settings))
 
 
 def cluster_secrets_for(ctx: StepContext) -> ClusterSecrets:

@@ -159,6 +159,12 @@ def test_monitoring_install_upgrade_prune_and_uninstall_leave_exactly_the_expect
         assert kept[0] == 200
 
 
+def job_files_holding(settings: Settings, job_id: str, text: bytes) -> list[Path]:
+    """Every file under the job's private directory whose bytes contain `text`."""
+    folder = settings.job_artifacts_dir() / job_id
+    return [path for path in folder.rglob("*") if path.is_file() and text in path.read_bytes()]
+
+
 NFS = {"server": "nfs1.example.test", "path": "/exports/k8s"}
 PROVISIONER = ("deployments", "kube-system", "storage-nfs-nfs-subdir-external-provisioner")
 
@@ -189,6 +195,10 @@ def test_health_fails_after_its_wait_naming_the_workloads_not_ready_peer(
     assert time.monotonic() - started < 60
     # what was applied stays owned, so `uninstall addon` still finds it
     assert ReleaseStore(redis).get(cluster="demo", addon="storage-nfs") is not None
+    # the render stays for a retry, sealed: its text is not on disk in the clear
+    render = settings.job_artifacts_dir() / job_id / steps.RENDER_FILE
+    assert render.is_file() and render.stat().st_mode & 0o777 == 0o600
+    assert b"storage-nfs" not in render.read_bytes() and b"nfs1.example.test" not in render.read_bytes()
 
 
 def test_health_waits_until_the_workloads_are_ready_peer(
@@ -252,6 +262,9 @@ def test_f5_login_is_stored_encrypted_applied_as_a_secret_and_never_in_the_job_p
         record = service_record(redis, with_login, install)
         said = json.dumps([e.model_dump(mode="json") for e in read_job_events(redis, install)])
         assert BIGIP_PASSWORD not in record and BIGIP_PASSWORD not in said
+        # nor any file the job left: its render (the Secret it applied) is gone once it succeeded
+        assert not job_files_holding(with_login, install, BIGIP_PASSWORD.encode())
+        assert not (with_login.job_artifacts_dir() / install / steps.RENDER_FILE).exists()
 
         # the setting gone (rotated out of the environment): an upgrade uses the stored copy
         upgrade = run(job_service(settings, redis), ADDON_UPGRADE, addon="f5", values={})

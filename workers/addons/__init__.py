@@ -8,6 +8,7 @@ from kobot.job_records import JobSpec
 from workers.addons.steps import (
     apply_step,
     final_note,
+    forget_render,
     health_step,
     prune_step,
     render_step,
@@ -28,14 +29,20 @@ HEALTH = Step("health", "Check the workloads", health_step)
 @operation(ADDON_INSTALL)
 def addon_install(spec: JobSpec) -> Operation:
     return Operation(
-        kind=ADDON_INSTALL, steps=(RENDER, APPLY, PRUNE, HEALTH), final_note=final_note(spec.params)
+        kind=ADDON_INSTALL,
+        steps=(RENDER, APPLY, PRUNE, HEALTH),
+        on_success=forget_render,
+        final_note=final_note(spec.params),
     )
 
 
 @operation(ADDON_UPGRADE)
 def addon_upgrade(spec: JobSpec) -> Operation:
     return Operation(
-        kind=ADDON_UPGRADE, steps=(RENDER, APPLY, PRUNE, HEALTH), final_note=final_note(spec.params)
+        kind=ADDON_UPGRADE,
+        steps=(RENDER, APPLY, PRUNE, HEALTH),
+        on_success=forget_render,
+        final_note=final_note(spec.params),
     )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +34,7 @@ from workers.addons.manifests import (
     rewrite_images,
 )
 from workers.addons.releases import ReleaseRecord, ReleaseStore, values_hash
-from workers.cluster_secrets import KUBECONFIG_SECRET, cluster_secrets_for
+from workers.cluster_secrets import KUBECONFIG_SECRET, cluster_secrets_for, sealed_job_file
 from workers.context import StepContext
 
 if TYPE_CHECKING:  # the client is loaded where a job builds one, not when `kobot serve` starts
@@ -198,7 +197,7 @@ def render_step(ctx: StepContext) -> None:
         "user_values": inputs.user_values,
         "objects": [{"ref": m.ref.model_dump(), "body": m.body} for m in manifests],
     }
-    _write_private(ctx.work_dir / RENDER_FILE, json.dumps(document))
+    sealed_job_file(ctx, RENDER_FILE).write(json.dumps(document).encode())
     ctx.emit(
         JobEventType.LOG,
         message=f"{len(manifests)} objects, {len(image_fields(manifests))} images (mirrored)",
@@ -378,14 +377,13 @@ def _old(previous: ReleaseRecord | None, name: str) -> str:
 
 
 def _read_render(ctx: StepContext) -> dict[str, Any]:
-    path = ctx.work_dir / RENDER_FILE
-    if not path.is_file():
+    text = sealed_job_file(ctx, RENDER_FILE).read()
+    if text is None:
         raise StepFailedError("the render of this job is gone; retry the job from its start")
-    loaded: dict[str, Any] = json.loads(path.read_text())
+    loaded: dict[str, Any] = json.loads(text)
     return loaded
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
+def forget_render(ctx: StepContext) -> None:
+    """A finished job's render goes: it holds the Secrets it applied, and nothing reads it again."""
+    sealed_job_file(ctx, RENDER_FILE).remove()
