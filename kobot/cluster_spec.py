@@ -216,8 +216,12 @@ class ClusterSpec(ClusterShape):
             only_on = PLATFORM_STORAGE.get(storage)
             if only_on is not None and only_on is not self.provider:
                 raise ValueError(f"storage class {storage.value} needs provider={only_on.value}")
-        if self.api_vip is not None and self.api_vip in self.hosts:
-            raise ValueError(f"api_vip {self.api_vip} is also a host; the VIP must be a free address")
+        if self.api_vip is not None:
+            if self.api_vip in self.hosts:
+                raise ValueError(f"api_vip {self.api_vip} is also a host; the VIP must be a free address")
+            validation.vip_outside_networks(
+                api_vip=self.api_vip, pod_cidr=self.pod_cidr, service_cidr=self.service_cidr
+            )
         return self
 
     @property

@@ -38,6 +38,15 @@ class IpPoolConfig(BaseModel):
     def prefixlen(self) -> int:
         return ipaddress.IPv4Network(self.cidr).prefixlen
 
+    def hands_out(self, address: str) -> bool:
+        """Whether `address` lies in the range this pool hands to machines."""
+        try:
+            value = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        first, last = ipaddress.IPv4Address(self.first), ipaddress.IPv4Address(self.last)
+        return value.version == 4 and first <= value <= last
+
     def size(self) -> int:
         """Addresses the pool can hand out (the gateway excluded when it lies in the range)."""
         first, last = int(ipaddress.IPv4Address(self.first)), int(ipaddress.IPv4Address(self.last))

@@ -155,6 +155,7 @@ def plan_cluster(*, spec: ClusterSpec, pools: IpPools | None = None, reserve: bo
     vip = spec.api_vip
     if spec.provider.creates_machines:
         pools = _require_pools(pools)
+        _refuse_vip_in_a_pool(pools, vip)
         wanted = {name: zone or "" for name, (_, _, zone) in placed.items()}
         vip_zone = zones[0] if zones else ""
         if vip is None and (
@@ -175,6 +176,20 @@ def plan_cluster(*, spec: ClusterSpec, pools: IpPools | None = None, reserve: bo
         for name, (role, index, zone) in placed.items()
     )
     return ClusterPlan(spec=spec, nodes=nodes, vip=vip)
+
+
+def _refuse_vip_in_a_pool(pools: IpPools, vip: str | None) -> None:
+    """A VIP given by hand must lie outside every pool: the pool would hand the same address to a machine."""
+    if vip is None:
+        return
+    for zone in pools.zones():
+        pool = pools.get(zone)
+        if pool is not None and pool.hands_out(vip):
+            raise ValueError(
+                f"api_vip {vip} lies in the IP pool of zone {zone} ({pool.first}-{pool.last}), which "
+                "hands it to machines: leave api_vip out and kobot reserves one from the pool, or give an "
+                "address outside it"
+            )
 
 
 def _room_for_vip(pools: IpPools, *, cluster: str, zone: str, wanted: dict[str, str]) -> bool:

@@ -200,3 +200,20 @@ def test_plan_one_iaas_master_goes_without_a_vip_when_the_pool_is_exactly_full(r
     )
     assert plan.vip is None
     assert not any("VIP" in line for line in plan.summary_lines())
+
+
+def test_plan_refuses_a_hand_given_vip_a_pool_would_hand_to_a_machine(redis: Redis) -> None:
+    pools = _pools(redis, "az1")
+    spec = ClusterSpec(name="prod", provider=Provider.OPENSTACK, masters=3, workers=0, api_vip="10.30.1.20")
+    with pytest.raises(ValueError, match=r"api_vip 10.30.1.20 lies in the IP pool of zone az1 \(10.30.1.10-"):
+        plan_cluster(spec=spec, pools=pools)
+    assert pools.reserved(cluster="prod") == {}
+    outside = plan_cluster(spec=spec.model_copy(update={"api_vip": "10.30.1.200"}), pools=pools)
+    assert outside.vip == "10.30.1.200"
+    assert "10.30.1.200" not in pools.reserved(cluster="prod").values()
+
+
+@pytest.mark.parametrize(("vip", "network"), [("10.244.0.9", "pod_cidr"), ("10.96.0.1", "service_cidr")])
+def test_spec_refuses_a_vip_inside_the_pod_or_service_range(vip: str, network: str) -> None:
+    with pytest.raises(ValidationError, match=f"api_vip {vip} is inside {network}"):
+        ClusterSpec(name="dev", masters=1, workers=1, hosts=HOSTS[:2], api_vip=vip)
