@@ -32,7 +32,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from bot.chat.registry import register_adapter
 from bot.chat.slack import defaults
 from bot.chat.slack.admission import Refused, admit
-from bot.chat.slack.guard import RequestGuard, Verdict, seen_click, seen_event
+from bot.chat.slack.guard import Delivery, RequestGuard, Verdict, click_key, event_key, seen_delivery
 from bot.chat.slack.inbound import (
     InboundPayloadError,
     action_user,
@@ -80,6 +80,18 @@ REFUSAL_ADVICE = {
     "channel_not_found": "that channel does not exist or kobot cannot see it",
 }
 """What to do about a refusal that no retry will change, said where the delivery error is shown."""
+
+
+_Queued = tuple[str | None, str | None, Coroutine[Any, Any, None]]
+"""(replay key, redelivery key, work): see SlackAdapter._once_anywhere."""
+
+
+def _event_delivery_key(body: Mapping[str, Any]) -> str | None:
+    """The redelivery key of an event; none for an id that is not text Slack makes (the work refuses it)."""
+    event_id = body.get("event_id")
+    if isinstance(event_id, str) and event_id and not has_surrogates(event_id):
+        return event_key(event_id)
+    return None
 
 
 class _MessageGone(Exception):
@@ -138,8 +150,9 @@ class SlackAdapter(ChatAdapter):
         self._socket: AsyncSocketModeHandler | None = None
         self._sink: InboundSink | None = None
         self._bot_user_id: str | None = None
-        # each item: the guard's replay key (None in Socket Mode) and the work behind it
-        self._queue: asyncio.Queue[tuple[str | None, Coroutine[Any, Any, None]]] | None = None
+        # each item: the guard's replay key (None in Socket Mode), the redelivery key (event_id or click;
+        # None when the request has none) and the work behind them
+        self._queue: asyncio.Queue[_Queued] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._busy = 0
         self._room = asyncio.Condition()
@@ -247,18 +260,18 @@ class SlackAdapter(ChatAdapter):
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         while not queue.empty():
-            queue.get_nowait()[1].close()
+            queue.get_nowait()[2].close()
 
     async def _work(self) -> None:
         queue = self._queue
         assert queue is not None
         while True:
-            key, work = await queue.get()
+            key, delivery_key, work = await queue.get()
             async with self._room:
                 await self._room.wait_for(lambda: self._busy < self.allowed_workers)
                 self._busy += 1
             try:
-                await self._guarded(self._once_anywhere(key, work) if key is not None else work)
+                await self._guarded(self._once_anywhere(key, delivery_key, work))
             finally:
                 self._busy -= 1
                 queue.task_done()
@@ -430,13 +443,13 @@ class SlackAdapter(ChatAdapter):
 
         @app.event("app_mention")
         async def on_mention(body: dict[str, Any], event: dict[str, Any], context: Mapping[str, Any]) -> None:
-            self._spawn(self._deliver_event(body, event), context)
+            self._spawn(self._deliver_event(body, event), context, delivery_key=_event_delivery_key(body))
 
         @app.event("message")
         async def on_message(body: dict[str, Any], event: dict[str, Any], context: Mapping[str, Any]) -> None:
             if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
                 return
-            self._spawn(self._deliver_event(body, event), context)
+            self._spawn(self._deliver_event(body, event), context, delivery_key=_event_delivery_key(body))
 
         @app.command(SLASH_COMMAND)
         async def on_command(ack: Any, body: dict[str, Any], context: Mapping[str, Any]) -> None:
@@ -448,17 +461,25 @@ class SlackAdapter(ChatAdapter):
         )
         async def on_action(ack: Any, body: dict[str, Any], context: Mapping[str, Any]) -> None:
             await ack()
-            self._spawn(self._deliver_clicks(body), context)
+            delivery = click_delivery_id(body)
+            self._spawn(
+                self._deliver_clicks(body),
+                context,
+                delivery_key=None if delivery is None else click_key(delivery),
+            )
 
-    def _spawn(self, work: Coroutine[Any, Any, None], context: Mapping[str, Any]) -> None:
-        """Queue the work behind the replay record; when the queue is full, drop it (the ack stands)."""
+    def _spawn(
+        self, work: Coroutine[Any, Any, None], context: Mapping[str, Any], *, delivery_key: str | None = None
+    ) -> None:
+        """Queue the work behind the replay and redelivery records; when the queue is full, drop it (the
+        ack stands)."""
         key = context.get(REPLAY_KEY_CONTEXT)
         if self._queue is None:
             work.close()
             log.warning("slack adapter not started; acked request dropped")
             return
         try:
-            self._queue.put_nowait((key if isinstance(key, str) else None, work))
+            self._queue.put_nowait((key if isinstance(key, str) else None, delivery_key, work))
         except asyncio.QueueFull:
             work.close()
             self.shed += 1
@@ -468,22 +489,35 @@ class SlackAdapter(ChatAdapter):
                 self.shed,
             )
 
-    async def _once_anywhere(self, key: str, work: Coroutine[Any, Any, None]) -> None:
-        """`work`, unless another kobot behind the same balancer accepted this very request first."""
+    async def _once_anywhere(
+        self, key: str | None, delivery_key: str | None, work: Coroutine[Any, Any, None]
+    ) -> None:
+        """`work`, unless another kobot behind the same balancer accepted this very request first or Slack
+        delivered its event (or click) before: both records are written in one round trip."""
         try:
-            first = await self._guard.first_anywhere(key)
+            if key is not None:
+                delivery = await self._guard.first_delivery(key, delivery_key=delivery_key)
+            elif delivery_key is not None and await seen_delivery(self._redis, delivery_key):
+                delivery = Delivery.DELIVERED_AGAIN
+            else:
+                delivery = Delivery.FIRST
         except RedisError:
-            # The store is down, so other kobots cannot be asked; this one's own replay check passed. The
-            # work runs and, needing the store too, answers the person that kobot cannot act now, where
-            # dropping it would leave them with silence.
+            # The store is down, so other kobots cannot be asked and a redelivery cannot be told from a
+            # first delivery; this one's own replay check passed. The work runs and, needing the store
+            # too, answers the person that kobot cannot act now, where dropping it would leave them with
+            # silence.
             log.warning("slack request taken without the cross-process replay record: the store is down")
-            first = True
+            delivery = Delivery.FIRST
         except BaseException:
             work.close()
             raise
-        if not first:
+        if delivery is Delivery.REPLAYED_ELSEWHERE:
             work.close()
             log.warning("slack request replayed to another kobot process; acked there, dropped here")
+            return
+        if delivery is Delivery.DELIVERED_AGAIN:
+            work.close()
+            log.info("slack event or click delivered again; ignored")
             return
         await work
 
@@ -501,9 +535,6 @@ class SlackAdapter(ChatAdapter):
         event_id = body.get("event_id")
         if isinstance(event_id, str) and has_surrogates(event_id):
             raise InboundPayloadError("event_id is not text Slack makes")
-        if isinstance(event_id, str) and event_id and await seen_event(self._redis, event_id):
-            log.info("slack event %s delivered again; ignored", event_id)
-            return
         sender = await self._users.sender(event_user(event))
         message = message_from_event(
             event, sender=sender, bot_user_id=self._bot_user_id, team_id=str(body.get("team_id", ""))
@@ -515,10 +546,6 @@ class SlackAdapter(ChatAdapter):
         await self._require_sink().on_message(message_from_command(body, sender=sender))
 
     async def _deliver_clicks(self, body: Mapping[str, Any]) -> None:
-        delivery = click_delivery_id(body)
-        if delivery is not None and await seen_click(self._redis, delivery):
-            log.info("slack click delivered again; ignored")
-            return
         sender = await self._users.sender(action_user(body))
         sink = self._require_sink()
         for click in clicks_from_actions(body, sender=sender):

@@ -3,12 +3,13 @@
 This guard runs first so that a forged request never touches Redis or Bolt, and then remembers each
 verified (timestamp, signature) pair so a captured request replayed inside the window is refused.
 Slack's own redeliveries are re-signed, so a legitimate request never repeats a pair; they repeat the
-event_id, which `seen_event` catches.
+event_id, which `seen_delivery` catches.
 
 The ack never waits for Redis: the pair is checked against this process's memory, which answers a
 replay to the same kobot at once (401), and written to Redis afterwards (`first_anywhere`), which the
 work awaits before it does anything, so a replay sent to another kobot behind the same balancer is
-acked there but never acted on.
+acked there but never acted on. The work writes the pair and the event_id in one round trip
+(`first_delivery`): the pair first, and the event_id only when the pair was new.
 """
 
 from __future__ import annotations
@@ -50,6 +51,27 @@ def event_key(event_id: str) -> str:
     return f"{PREFIX}:slack:event:{event_id}"
 
 
+class Delivery(str, Enum):
+    """What the store says of an accepted request before its work runs."""
+
+    FIRST = "first"
+    REPLAYED_ELSEWHERE = "replayed_elsewhere"
+    """Another kobot process behind the same balancer accepted this very request (the same pair)."""
+    DELIVERED_AGAIN = "delivered_again"
+    """A new request carrying an event_id (or click) that was handled already: Slack's redelivery."""
+
+
+FIRST_DELIVERY_SCRIPT = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+if #KEYS < 2 or redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then return 1 end
+return 2
+"""
+"""The replay record, then the delivery record only when the pair was new, atomically: a replay to
+another process never marks the event as seen, so the process that took the pair still handles it."""
+
+_SCRIPT_ANSWERS = {0: Delivery.REPLAYED_ELSEWHERE, 1: Delivery.FIRST, 2: Delivery.DELIVERED_AGAIN}
+
+
 @dataclass(frozen=True)
 class GuardAnswer:
     """The verdict, and for an accepted request the replay key the work confirms with `first_anywhere`."""
@@ -69,6 +91,7 @@ class RequestGuard:
         self._remembered_max = remembered_max
         # key -> monotonic expiry; the TTL is one constant, so insertion order is expiry order
         self._recent: OrderedDict[str, float] = OrderedDict()
+        self._first_delivery = redis.register_script(FIRST_DELIVERY_SCRIPT)
 
     def check(self, *, body: bytes, headers: Mapping[str, str]) -> GuardAnswer:
         """Forged, replayed to this process, or accepted; no I/O, so the ack never waits on the store."""
@@ -95,6 +118,15 @@ class RequestGuard:
         first = await self._redis.set(key, b"1", nx=True, ex=defaults.REPLAY_TTL_SECONDS)
         return bool(first)
 
+    async def first_delivery(self, key: str, *, delivery_key: str | None) -> Delivery:
+        """`first_anywhere` and, when the pair was new, `seen_delivery` on `delivery_key`, in
+        one round trip. RedisError passes through: the caller decides what a store outage means."""
+        keys = [key] if delivery_key is None else [key, delivery_key]
+        answer = await self._first_delivery(
+            keys=keys, args=[defaults.REPLAY_TTL_SECONDS, defaults.EVENT_ID_TTL_SECONDS]
+        )
+        return _SCRIPT_ANSWERS[int(answer)]
+
     def _forget_expired(self, now: float) -> None:
         recent = self._recent
         while recent:
@@ -120,22 +152,14 @@ def _is_epoch_seconds(value: str) -> bool:
     return 0 < len(value) <= defaults.TIMESTAMP_MAX_DIGITS and value.isascii() and value.isdigit()
 
 
-async def seen_event(redis: Redis, event_id: str) -> bool:
-    """True when this event_id was handled already (Slack redelivers after a missed ack or a reconnect)."""
-    return await _seen(redis, event_key(event_id))
-
-
 def click_key(delivery_id: str) -> str:
     return f"{PREFIX}:slack:click:{delivery_id}"
 
 
-async def seen_click(redis: Redis, delivery_id: str) -> bool:
-    """True when this click was handled already. Clicks carry no event_id, so the same click delivered
-    twice (a proxy's retry, a socket reconnect) is known by its trigger and action timestamps."""
-    return await _seen(redis, click_key(delivery_id))
-
-
-async def _seen(redis: Redis, key: str) -> bool:
+async def seen_delivery(redis: Redis, key: str) -> bool:
+    """True when this event (`event_key`) or click (`click_key`) was handled already: Slack redelivers an
+    event after a missed ack or a reconnect, and a click delivered twice (a proxy's retry, a socket
+    reconnect) carries no event_id, so it is known by its trigger and action timestamps."""
     try:
         first = await redis.set(key, b"1", nx=True, ex=defaults.EVENT_ID_TTL_SECONDS)
     except RedisError:
