@@ -66,11 +66,60 @@ class SlotStore(Generic[S]):
         raws: dict[bytes, bytes] = self.redis.hgetall(self.key)  # type: ignore[assignment]
         return sorted((self.model.model_validate_json(raw) for raw in raws.values()), key=lambda s: s.cluster)
 
+    def update(self, cluster: str, change: Callable[[S], bool]) -> S | None:
+        """Change the cluster's stored schedule in one WATCH/MULTI transaction: `change` edits it in place
+        and says whether to write it. The schedule written, or None when it is gone or `change` declined.
+        `change` may run more than once (a retried transaction). A read-then-save outside a transaction
+        would overwrite what the scheduler loop of another process wrote in between (its last job)."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(self.key)  # type: ignore[no-untyped-call]
+                    raw: str | bytes | None = synced(pipe.hget(self.key, cluster))
+                    if raw is None:
+                        pipe.unwatch()
+                        return None
+                    schedule = self.model.model_validate_json(raw)
+                    if not change(schedule):
+                        pipe.unwatch()
+                        return None
+                    pipe.multi()
+                    pipe.hset(self.key, cluster, schedule.model_dump_json())
+                    pipe.execute()
+                    return schedule
+                except WatchError:
+                    continue
+
+    def put(self, schedule: S, *, keep: Callable[[S, S], None]) -> S | None:
+        """Store `schedule` in one transaction; when one is stored already, `keep(stored, schedule)` first
+        carries over what must survive the replacement. The schedule it replaced, or None."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(self.key)  # type: ignore[no-untyped-call]
+                    raw: str | bytes | None = synced(pipe.hget(self.key, schedule.cluster))
+                    previous = None if raw is None else self.model.model_validate_json(raw)
+                    if previous is not None:
+                        keep(previous, schedule)
+                    pipe.multi()
+                    pipe.hset(self.key, schedule.cluster, schedule.model_dump_json())
+                    pipe.execute()
+                    return previous
+                except WatchError:
+                    continue
+
     def claim_due(self, *, cluster: str, now: datetime, advance: Callable[[S], None]) -> S | None:
-        """`claim_due` on this hash."""
-        return claim_due(
-            redis=self.redis, key=self.key, cluster=cluster, now=now, model=self.model, advance=advance
-        )
+        """Claim the cluster's schedule when it is due at `now`: `advance` moves it on (its next slot, what
+        the run records) and it is written back in one transaction. None when it is not due, gone, or
+        another process claimed it first. `advance` may run more than once (a retried transaction)."""
+
+        def due(schedule: S) -> bool:
+            if schedule.next_run_at > now:
+                return False
+            advance(schedule)
+            return True
+
+        return self.update(cluster, due)
 
 
 def next_slot(*, every: Period, at: time, timezone: str, after: datetime) -> datetime:
@@ -88,29 +137,3 @@ def next_slot(*, every: Period, at: time, timezone: str, after: datetime) -> dat
             day += timedelta(days=1)
             slot = datetime.combine(day, at, tzinfo=zone)
     return slot.astimezone(ZoneInfo("UTC"))
-
-
-def claim_due(
-    *, redis: Redis, key: str, cluster: str, now: datetime, model: type[S], advance: Callable[[S], None]
-) -> S | None:
-    """Claim the cluster's schedule in hash `key` when it is due at `now`: `advance` moves it on (its next
-    slot, what the run records) and it is written back in one transaction. None when it is not due, gone,
-    or another process claimed it first. `advance` may run more than once (a retried transaction)."""
-    with redis.pipeline(transaction=True) as pipe:
-        while True:
-            try:
-                pipe.watch(key)  # type: ignore[no-untyped-call]
-                raw: str | bytes | None = synced(pipe.hget(key, cluster))
-                if raw is None:
-                    return None
-                schedule = model.model_validate_json(raw)
-                if schedule.next_run_at > now:
-                    pipe.unwatch()
-                    return None
-                advance(schedule)
-                pipe.multi()
-                pipe.hset(key, cluster, schedule.model_dump_json())
-                pipe.execute()
-                return schedule
-            except WatchError:
-                continue

@@ -16,7 +16,7 @@ from redis import Redis
 from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime
 from kobot.clusters import ClusterRecord, ClusterState, NodeRecord, NodeState
-from kobot.conversations import Conversation, Identity, InboundMessage
+from kobot.conversations import Conversation, Identity, InboundMessage, MessageRef
 from kobot.job_records import JobKind, JobState
 from kobot.messages import OutgoingMessage, Tone
 from tests.bot.recording_adapter import RecordingAdapter
@@ -147,10 +147,13 @@ def _ended_scan(
     return job_id
 
 
+SLACK_ONLY = frozenset({"slack"})
+
+
 def _first_posted(service: JobService) -> OutgoingMessage:
-    [change] = changes_to_post(service=service)
+    [change] = changes_to_post(service=service, platforms=SLACK_ONLY)
     assert change.conversation == ROOM
-    assert changes_to_post(service=service) == [], "each ended scan is reported once"
+    assert changes_to_post(service=service, platforms=SLACK_ONLY) == [], "each ended scan is reported once"
     return change.message
 
 
@@ -161,7 +164,7 @@ def test_first_changed_and_failed_scans_are_posted_once_and_an_unchanged_one_not
     assert "First scan of this cluster" in (posted.body or "")
 
     same = _ended_scan(service, state=JobState.SUCCEEDED, report_path=MASTER, previous=first)
-    assert changes_to_post(service=service) == [], "no change, nothing posted"
+    assert changes_to_post(service=service, platforms=SLACK_ONLY) == [], "no change, nothing posted"
     schedule = ScanScheduleStore(service.redis).get("prod")
     assert schedule is not None and schedule.reported_job_id == same
 
@@ -184,7 +187,7 @@ def test_first_changed_and_failed_scans_are_posted_once_and_an_unchanged_one_not
 def test_a_scan_still_running_is_not_reported(service: JobService) -> None:
     ScanScheduleStore(service.redis).save(_schedule())
     run_due(service=service, now=MONDAY_3AM)
-    assert changes_to_post(service=service) == []
+    assert changes_to_post(service=service, platforms=SLACK_ONLY) == []
     schedule = ScanScheduleStore(service.redis).get("prod")
     assert schedule is not None and schedule.reported_job_id is None
 
@@ -200,6 +203,51 @@ async def test_the_scheduler_round_posts_a_change_through_the_schedule_platforms
     assert delivery.message.title == "CIS scan of prod changed"
     await scheduler_round(service=service, adapters={"slack": slack}, now=datetime.now(UTC))
     assert len(slack.deliveries) == 1
+
+
+async def test_a_process_without_the_schedules_platform_leaves_the_change_to_one_with_it(
+    service: JobService,
+) -> None:
+    """The loop runs in every long-running process, a terminal `kobot chat` too: it must not take the
+    change it cannot post."""
+    _ended_scan(service, state=JobState.SUCCEEDED, report_path=MASTER, previous=None)
+    terminal = RecordingAdapter("terminal")
+    await scheduler_round(service=service, adapters={"terminal": terminal}, now=datetime.now(UTC))
+    await scheduler_round(service=service, adapters={}, now=datetime.now(UTC))
+    assert terminal.deliveries == []
+    slack = RecordingAdapter("slack")
+    await scheduler_round(service=service, adapters={"slack": slack}, now=datetime.now(UTC))
+    [delivery] = slack.deliveries
+    assert delivery.message.title == "CIS scan of prod changed"
+
+
+class _DroppingAdapter(RecordingAdapter):
+    """Slack whose first send dies on the connection (not a KobotError)."""
+
+    def __init__(self) -> None:
+        super().__init__("slack")
+        self.drops = 1
+
+    async def send(self, conversation: Conversation, message: OutgoingMessage) -> MessageRef:
+        if self.drops:
+            self.drops -= 1
+            raise ConnectionResetError("connection reset by peer")
+        return await super().send(conversation, message)
+
+
+@pytest.mark.parametrize("failure", ["refused", "connection"])
+async def test_a_change_whose_post_fails_is_posted_the_next_round(service: JobService, failure: str) -> None:
+    _ended_scan(service, state=JobState.SUCCEEDED, report_path=MASTER, previous=None)
+    slack = _DroppingAdapter()
+    if failure == "refused":
+        slack.drops, slack.refuse_next = 0, 1
+    await scheduler_round(service=service, adapters={"slack": slack}, now=datetime.now(UTC))
+    assert slack.deliveries == []
+    await scheduler_round(service=service, adapters={"slack": slack}, now=datetime.now(UTC))
+    [delivery] = slack.deliveries
+    assert delivery.message.title == "CIS scan of prod changed"
+    await scheduler_round(service=service, adapters={"slack": slack}, now=datetime.now(UTC))
+    assert len(slack.deliveries) == 1, "posted once"
 
 
 # --- the commands -----------------------------------------------------------------------------------------

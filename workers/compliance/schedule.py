@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from redis import Redis
-from redis.exceptions import WatchError
 
 from kobot import keys
 from kobot.chat import ChatAdapter
@@ -28,7 +27,6 @@ from kobot.conversations import Conversation, Identity
 from kobot.errors import KobotError
 from kobot.job_records import JobKind, JobSpec, JobState
 from kobot.messages import MessageKind, OutgoingMessage, Tone
-from kobot.store import synced
 from workers.compliance.cards import change_card
 from workers.compliance.results import ScanStore
 from workers.schedule_slots import SlotSchedule, SlotStore, next_slot
@@ -135,18 +133,23 @@ def _claim(*, service: JobService, cluster: str, now: datetime) -> JobSpec | Non
 class ScanChange:
     """A message for the schedule's conversation about one ended scheduled scan."""
 
+    cluster: str
     conversation: Conversation
     message: OutgoingMessage
     job_id: str
 
 
-def changes_to_post(*, service: JobService) -> list[ScanChange]:
-    """For every schedule whose last scan has ended and was not reported yet: claim it as reported and,
-    when it changed something, failed or is the cluster's first, the message to post."""
+def changes_to_post(*, service: JobService, platforms: Collection[str]) -> list[ScanChange]:
+    """For every schedule whose last scan has ended and was not reported yet, and whose conversation is on
+    one of `platforms` (the adapters this process runs): claim it as reported and, when it changed
+    something, failed or is the cluster's first, the message to post. A process without the schedule's
+    platform (a terminal `kobot chat`) leaves it to one that has it."""
     changes: list[ScanChange] = []
     for schedule in ScanScheduleStore(service.redis).all():
         job_id = schedule.last_job_id
         if job_id is None or job_id == schedule.reported_job_id:
+            continue
+        if schedule.reply_to.platform not in platforms:
             continue
         record = service.records.get(job_id)
         if record is not None and not record.state.finished:
@@ -155,7 +158,11 @@ def changes_to_post(*, service: JobService) -> list[ScanChange]:
             continue
         message = _change_message(service, cluster=schedule.cluster, job_id=job_id)
         if message is not None:
-            changes.append(ScanChange(conversation=schedule.reply_to, message=message, job_id=job_id))
+            changes.append(
+                ScanChange(
+                    cluster=schedule.cluster, conversation=schedule.reply_to, message=message, job_id=job_id
+                )
+            )
     return changes
 
 
@@ -178,24 +185,26 @@ def _change_message(service: JobService, *, cluster: str, job_id: str) -> Outgoi
 
 def _claim_report(redis: Redis, *, cluster: str, job_id: str) -> bool:
     """Set the schedule's reported job to `job_id` unless another process did; True for the one that did."""
-    with redis.pipeline(transaction=True) as pipe:
-        while True:
-            try:
-                pipe.watch(keys.CIS_SCHEDULES)  # type: ignore[no-untyped-call]
-                raw: str | bytes | None = synced(pipe.hget(keys.CIS_SCHEDULES, cluster))
-                if raw is None:
-                    return False
-                schedule = ScanSchedule.model_validate_json(raw)
-                if schedule.reported_job_id == job_id or schedule.last_job_id != job_id:
-                    pipe.unwatch()
-                    return False
-                schedule.reported_job_id = job_id
-                pipe.multi()
-                pipe.hset(keys.CIS_SCHEDULES, cluster, schedule.model_dump_json())
-                pipe.execute()
-                return True
-            except WatchError:
-                continue
+
+    def claim(schedule: ScanSchedule) -> bool:
+        if schedule.reported_job_id == job_id or schedule.last_job_id != job_id:
+            return False
+        schedule.reported_job_id = job_id
+        return True
+
+    return ScanScheduleStore(redis).update(cluster, claim) is not None
+
+
+def _release_report(redis: Redis, *, cluster: str, job_id: str) -> None:
+    """Undo `_claim_report` after the post failed, so a later round (of any process) tries again."""
+
+    def release(schedule: ScanSchedule) -> bool:
+        if schedule.reported_job_id != job_id:
+            return False
+        schedule.reported_job_id = None
+        return True
+
+    ScanScheduleStore(redis).update(cluster, release)
 
 
 def _still_running(service: JobService, job_id: str | None) -> bool:
@@ -207,17 +216,18 @@ def _still_running(service: JobService, job_id: str | None) -> bool:
 
 async def scheduler_round(*, service: JobService, adapters: Mapping[str, ChatAdapter], now: datetime) -> None:
     """One round of the scan scheduler loop: submit what is due, then post what ended with a change to
-    the conversation each schedule was set in (through its platform's adapter)."""
+    the conversation each schedule was set in (through its platform's adapter). A change whose post
+    fails is released, so the next round tries it again rather than losing it."""
     await asyncio.to_thread(run_due, service=service, now=now)
-    for change in await asyncio.to_thread(changes_to_post, service=service):
-        adapter = adapters.get(change.conversation.platform)
-        if adapter is None:
-            log.warning(
-                "scan %s changed, but no %s adapter runs here", change.job_id, change.conversation.platform
-            )
-            continue
+    changes = await asyncio.to_thread(changes_to_post, service=service, platforms=frozenset(adapters))
+    for change in changes:
+        adapter = adapters[change.conversation.platform]
         try:
             await adapter.send(change.conversation, change.message)
-        except KobotError as exc:
-            # reported once: the scan itself stays in `list scans`
-            log.warning("scan %s: its change was not posted (%s)", change.job_id, exc.user_message)
+        except Exception as exc:
+            # any failure (a KobotError, a timeout, a dropped connection): the change must not be lost
+            why = exc.user_message if isinstance(exc, KobotError) else type(exc).__name__
+            log.warning("scan %s: its change was not posted (%s); tried again next round", change.job_id, why)
+            await asyncio.to_thread(
+                _release_report, service.redis, cluster=change.cluster, job_id=change.job_id
+            )
