@@ -89,12 +89,7 @@ async def schedule_scans(ctx: CommandContext, args: ScanScheduleArgs) -> Command
         next_run_at=utcnow(),
     )
     schedule.next_run_at = schedule.following(utcnow())
-    store = ScanScheduleStore(ctx.runtime.redis)
-    previous = store.get(cluster)
-    if previous is not None:
-        # the scan still running (or not yet reported) stays known, so it is neither doubled nor lost
-        schedule.last_job_id, schedule.reported_job_id = previous.last_job_id, previous.reported_job_id
-    store.save(schedule)
+    previous = ScanScheduleStore(ctx.runtime.redis).put(schedule, keep=_keep_scan_in_flight)
     replaced = f"\nIt replaces: {previous.describe()}" if previous is not None else ""
     return reply(
         f"CIS scans of {cluster} scheduled",
@@ -102,6 +97,12 @@ async def schedule_scans(ctx: CommandContext, args: ScanScheduleArgs) -> Command
         f"{replaced}",
         tone=Tone.SUCCESS,
     )
+
+
+def _keep_scan_in_flight(stored: ScanSchedule, replacement: ScanSchedule) -> None:
+    """The scan still running (or not yet reported) stays known, so it is neither doubled nor lost; read
+    in the write's transaction, as the scheduler loop of another process may be recording one just now."""
+    replacement.last_job_id, replacement.reported_job_id = stored.last_job_id, stored.reported_job_id
 
 
 @handles(ScanScheduleShowArgs)
