@@ -1,9 +1,12 @@
 """Importing a cluster kobot did not build: `POST /api/v1/clusters/import` and the shared path the CLI's
-`kobot import NAME --kubeconfig FILE` takes too (authorize, probe and store, audit).
+`kobot import NAME --kubeconfig FILE` takes too (authorize, probe and store, audit); and giving it SSH
+access to its hosts, at import or later (`POST /api/v1/clusters/{name}/ssh`, `kobot attach-ssh`).
 
 Only who holds `cluster.import` on the new cluster's name may import (admins by default). The kubeconfig
 travels in the body, never in a URL or a command line, is stored encrypted like a created cluster's and
 is never echoed back. An API that cannot be reached is answered within IMPORT_PROBE_TIMEOUT_SECONDS.
+An SSH private key travels the same way, is proven on every node before it is kept, and is never echoed,
+logged or audited; only the account it logs in as is.
 
 No `from __future__ import annotations` here: FastAPI resolves the route's annotations at runtime.
 """
@@ -25,16 +28,23 @@ from kobot.errors import (
     CommandError,
     ConflictError,
     KobotError,
+    NotFoundError,
     PermissionDeniedError,
     StoreUnavailableError,
 )
 from kobot.risk import Risk
 from kobot.store import secret_key
 from workers.cluster_import import import_cluster, summary_lines
+from workers.cluster_import_ssh import SshAccess, attach_ssh
 
 IMPORT_PATH = "/api/v1/clusters/import"
 IMPORT_ACTION = "cluster.import"
 """The audit action of an import, whether it succeeded or not."""
+SSH_PATH = "/api/v1/clusters/{name}/ssh"
+SSH_ACTION = "cluster.attach_ssh"
+"""The audit action of giving an imported cluster SSH access, whether it succeeded or not."""
+DEFAULT_SSH_USER = "root"
+"""The account kobot logs in as on an imported cluster's hosts when none is named."""
 
 _KUBECONFIG_EXAMPLE = """apiVersion: v1
 kind: Config
@@ -67,6 +77,27 @@ class ImportRequest(BaseModel):
         description="The admin kubeconfig as YAML text, credentials inline (`kubectl config view --raw "
         "--flatten`); programs (`exec`) and file paths are refused.",
     )
+    ssh_key: str | None = Field(
+        default=None,
+        description="Optional: a private key (no passphrase) that logs in to every node; proven on each "
+        "before anything is stored, then kept encrypted. Without it only what needs the API is offered.",
+    )
+    ssh_user: str = Field(default=DEFAULT_SSH_USER, description="The account `ssh_key` logs in as.")
+
+
+class SshRequest(BaseModel):
+    """SSH access to an imported cluster's hosts: a private key and the account it logs in as."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ssh_key: str = Field(
+        min_length=1,
+        description="The private key (OpenSSH or PEM, no passphrase) that logs in to every node.",
+    )
+    ssh_user: str = Field(default=DEFAULT_SSH_USER, description="The account the key logs in as.")
+
+    def access(self) -> SshAccess:
+        return SshAccess(private_key=self.ssh_key.encode(), user=self.ssh_user)
 
 
 IMPORT_EXAMPLES: dict[str, Any] = {
@@ -91,6 +122,7 @@ class ImportProblem(BaseModel):
 IMPORT_STATUS: tuple[tuple[type[KobotError], int], ...] = (
     (PermissionDeniedError, 403),
     (ConflictError, 409),
+    (NotFoundError, 404),
     (CommandError, 422),
     (StoreUnavailableError, 503),
 )
@@ -99,9 +131,76 @@ refusing) is a 502: the failure is the cluster's, not the request's."""
 
 
 def run_import(
-    runtime: Runtime, *, identity: Identity, conversation: Conversation, name: str, kubeconfig: bytes
+    runtime: Runtime,
+    *,
+    identity: Identity,
+    conversation: Conversation,
+    name: str,
+    kubeconfig: bytes,
+    ssh: SshAccess | None = None,
 ) -> ClusterRecord:
     """Authorize, import and audit; raise KobotError (safe to show) when refused or failed."""
+    ssh_detail = {} if ssh is None else {"ssh_user": ssh.user}
+    _authorize(runtime, identity, conversation, name, IMPORT_ACTION, ssh_detail)
+    try:
+        record = import_cluster(
+            name=name,
+            kubeconfig=kubeconfig,
+            by=identity.key,
+            redis=runtime.redis,
+            secret=secret_key(runtime.settings),
+            ssh=ssh,
+            settings=runtime.settings,
+        )
+    except KobotError as exc:
+        _audit(
+            runtime, identity, conversation, name, IMPORT_ACTION, ssh_detail, f"failed: {exc.user_message}"
+        )
+        raise
+    info = record.imported
+    detail = {
+        "server": info.server if info else None,
+        "version": record.version,
+        "nodes": len(record.nodes),
+        "network_plugin": info.network_plugin if info else None,
+        **ssh_detail,
+    }
+    _audit(runtime, identity, conversation, record.name, IMPORT_ACTION, detail, "imported")
+    return record
+
+
+def run_attach_ssh(
+    runtime: Runtime, *, identity: Identity, conversation: Conversation, name: str, ssh: SshAccess
+) -> ClusterRecord:
+    """Authorize (as an import), prove SSH on every node, keep the key, audit; raise KobotError."""
+    detail = {"ssh_user": ssh.user}
+    _authorize(runtime, identity, conversation, name, SSH_ACTION, detail)
+    try:
+        record = attach_ssh(
+            name=name,
+            access=ssh,
+            redis=runtime.redis,
+            secret=secret_key(runtime.settings),
+            settings=runtime.settings,
+        )
+    except KobotError as exc:
+        _audit(runtime, identity, conversation, name, SSH_ACTION, detail, f"failed: {exc.user_message}")
+        raise
+    _audit(
+        runtime, identity, conversation, name, SSH_ACTION, {**detail, "nodes": len(record.nodes)}, "attached"
+    )
+    return record
+
+
+def _authorize(
+    runtime: Runtime,
+    identity: Identity,
+    conversation: Conversation,
+    name: str,
+    action: str,
+    detail: dict[str, Any],
+) -> None:
+    """Importing and giving SSH access both hand kobot credentials of a cluster: `cluster.import`."""
     decision = runtime.policy.authorize(
         identity=identity,
         conversation=conversation,
@@ -110,28 +209,8 @@ def run_import(
         cluster=name,
     )
     if not decision.allowed:
-        _audit(runtime, identity, conversation, name, {}, f"refused: {decision.reason}")
+        _audit(runtime, identity, conversation, name, action, detail, f"refused: {decision.reason}")
         raise PermissionDeniedError(decision.reason)
-    try:
-        record = import_cluster(
-            name=name,
-            kubeconfig=kubeconfig,
-            by=identity.key,
-            redis=runtime.redis,
-            secret=secret_key(runtime.settings),
-        )
-    except KobotError as exc:
-        _audit(runtime, identity, conversation, name, {}, f"failed: {exc.user_message}")
-        raise
-    info = record.imported
-    detail = {
-        "server": info.server if info else None,
-        "version": record.version,
-        "nodes": len(record.nodes),
-        "network_plugin": info.network_plugin if info else None,
-    }
-    _audit(runtime, identity, conversation, record.name, detail, "imported")
-    return record
 
 
 def _audit(
@@ -139,12 +218,18 @@ def _audit(
     identity: Identity,
     conversation: Conversation,
     name: str,
+    action: str,
     detail: dict[str, Any],
     result: str,
 ) -> None:
     runtime.audit.record(
-        who=identity, where=conversation, action=IMPORT_ACTION, cluster=name, detail=detail, result=result
+        who=identity, where=conversation, action=action, cluster=name, detail=detail, result=result
     )
+
+
+def _problem(exc: KobotError) -> JSONResponse:
+    status = next((code for kind, code in IMPORT_STATUS if isinstance(exc, kind)), 502)
+    return JSONResponse(ImportProblem(detail=exc.user_message).model_dump(), status_code=status)
 
 
 def clusters_router(runtime: Runtime) -> APIRouter:
@@ -184,11 +269,47 @@ def clusters_router(runtime: Runtime) -> APIRouter:
                 conversation=API_CONVERSATION,
                 name=body.name,
                 kubeconfig=body.kubeconfig.encode(),
+                ssh=None
+                if body.ssh_key is None
+                else SshAccess(private_key=body.ssh_key.encode(), user=body.ssh_user),
             )
         except KobotError as exc:
-            status = next((code for kind, code in IMPORT_STATUS if isinstance(exc, kind)), 502)
-            return JSONResponse(ImportProblem(detail=exc.user_message).model_dump(), status_code=status)
+            return _problem(exc)
         answer = ImportAnswer(cluster=record, summary=summary_lines(record))
         return JSONResponse(answer.model_dump(mode="json"), status_code=201)
+
+    @router.post(
+        SSH_PATH,
+        response_model=ImportAnswer,
+        responses={
+            403: {"model": ImportProblem, "description": "The caller may not (admins only by default)."},
+            404: {"model": ImportProblem, "description": "There is no cluster of that name."},
+            409: {"model": ImportProblem, "description": "The cluster was built by kobot, not imported."},
+            422: {
+                "model": ImportProblem,
+                "description": "The key or user is refused, or SSH did not work on a node; `detail` names "
+                "each such node and why. Nothing was stored.",
+            },
+        },
+        summary="Give an imported cluster SSH access to its hosts, proven on every node first",
+    )
+    async def ssh_route(
+        name: str,
+        identity: Annotated[Identity, Depends(caller)],
+        body: SshRequest,
+    ) -> JSONResponse:
+        try:
+            record = await asyncio.to_thread(
+                run_attach_ssh,
+                runtime,
+                identity=identity,
+                conversation=API_CONVERSATION,
+                name=name,
+                ssh=body.access(),
+            )
+        except KobotError as exc:
+            return _problem(exc)
+        answer = ImportAnswer(cluster=record, summary=summary_lines(record))
+        return JSONResponse(answer.model_dump(mode="json"), status_code=200)
 
     return router

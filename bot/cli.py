@@ -11,13 +11,20 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kobot import defaults
 from kobot.errors import CommandError, KobotError, SettingsError
 from kobot.settings import Settings
+
+if TYPE_CHECKING:  # the commands below import what they run when they run: `kobot --help` stays fast
+    from collections.abc import Callable
+
+    from bot.runtime import Runtime
+    from kobot.clusters import ClusterRecord
+    from kobot.conversations import Conversation, Identity
 
 app = typer.Typer(
     add_completion=False,
@@ -203,6 +210,12 @@ def bundle_build(
     )
 
 
+_SSH_KEY_HELP = (
+    "File holding a private key (no passphrase) that logs in to every node; never given on the line."
+)
+_SSH_USER_HELP = "The account the key logs in as."
+
+
 @app.command("import")
 def import_cluster(
     name: Annotated[str, typer.Argument(help="The cluster's name in kobot.")],
@@ -216,36 +229,92 @@ def import_cluster(
             help="File holding the cluster's admin kubeconfig, credentials inline (never given on the line).",
         ),
     ],
+    ssh_key: Annotated[
+        Path | None,
+        typer.Option("--ssh-key", exists=True, dir_okay=False, readable=True, help=_SSH_KEY_HELP),
+    ] = None,
+    ssh_user: Annotated[str, typer.Option("--ssh-user", help=_SSH_USER_HELP)] = "root",
 ) -> None:
-    """Import a cluster kobot did not build: probe its API, store its kubeconfig encrypted (admins only)."""
+    """Import a cluster kobot did not build: probe its API, store its kubeconfig encrypted (admins only);
+    with --ssh-key, SSH is proven on every node first and the key kept encrypted too."""
     from bot.api_clusters import run_import
+    from workers.cluster_import import summary_lines
+    from workers.cluster_import_ssh import SshAccess
+
+    def act(runtime: Runtime, identity: Identity, conversation: Conversation) -> ClusterRecord:
+        return run_import(
+            runtime,
+            identity=identity,
+            conversation=conversation,
+            name=name,
+            kubeconfig=_read(kubeconfig),
+            ssh=None if ssh_key is None else SshAccess(private_key=_read(ssh_key), user=ssh_user),
+        )
+
+    record = _as_admin(act)
+    lines = summary_lines(record)
+    for line in ["Imported " + lines[0], *lines[1:]]:
+        typer.echo(line)
+
+
+@app.command("attach-ssh")
+def attach_ssh(
+    name: Annotated[str, typer.Argument(help="The imported cluster's name in kobot.")],
+    ssh_key: Annotated[
+        Path,
+        typer.Option("--ssh-key", exists=True, dir_okay=False, readable=True, help=_SSH_KEY_HELP),
+    ],
+    ssh_user: Annotated[str, typer.Option("--ssh-user", help=_SSH_USER_HELP)] = "root",
+) -> None:
+    """Give an imported cluster SSH access to its hosts: proven on every node first, then the key kept
+    encrypted (admins only). Jobs that need only SSH and playbooks then run there."""
+    from bot.api_clusters import run_attach_ssh
+    from workers.cluster_import import summary_lines
+    from workers.cluster_import_ssh import SshAccess
+
+    def act(runtime: Runtime, identity: Identity, conversation: Conversation) -> ClusterRecord:
+        access = SshAccess(private_key=_read(ssh_key), user=ssh_user)
+        return run_attach_ssh(runtime, identity=identity, conversation=conversation, name=name, ssh=access)
+
+    record = _as_admin(act)
+    typer.echo(summary_lines(record)[-1])
+
+
+class _Unreadable(Exception):
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot read {path}: {reason}")
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise _Unreadable(path, exc.strerror or type(exc).__name__) from None
+
+
+def _as_admin(act: Callable[[Runtime, Identity, Conversation], ClusterRecord]) -> ClusterRecord:
+    """Run `act` as the terminal's user through a runtime; exit 1 on a refusal, 2 on an unreadable file."""
     from bot.runtime import build_runtime
     from kobot.conversations import Conversation, Identity
-    from workers.cluster_import import summary_lines
 
     settings = _settings()
     user = getpass.getuser()
     try:
-        data = kubeconfig.read_bytes()
         runtime = build_runtime(settings)
         try:
-            record = run_import(
+            return act(
                 runtime,
-                identity=Identity(platform="terminal", user_id=user, display_name=user),
-                conversation=Conversation(platform="terminal", conversation_id="cli"),
-                name=name,
-                kubeconfig=data,
+                Identity(platform="terminal", user_id=user, display_name=user),
+                Conversation(platform="terminal", conversation_id="cli"),
             )
         finally:
             runtime.close()
     except KobotError as exc:
         typer.echo(f"kobot: {exc.user_message}", err=True)
         raise typer.Exit(code=1) from None
-    except OSError as exc:
-        typer.echo(f"kobot: cannot read {kubeconfig}: {exc.strerror}", err=True)
+    except _Unreadable as exc:
+        typer.echo(f"kobot: {exc}", err=True)
         raise typer.Exit(code=2) from None
-    for line in ["Imported " + summary_lines(record)[0], *summary_lines(record)[1:]]:
-        typer.echo(line)
 
 
 def main() -> None:

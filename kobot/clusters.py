@@ -71,6 +71,9 @@ class ImportedCluster(BaseModel):
     """calico, flannel, cilium, ... as its DaemonSets show; None when none was recognised."""
     pod_cidrs: list[str] = Field(default_factory=list)
     """The nodes' pod ranges (spec.podCIDR)."""
+    ssh_user: str | None = None
+    """Set once kobot proved SSH to every node as this account with a private key kept encrypted among
+    the cluster's secrets: then jobs that need only SSH and playbooks run there; None: API only."""
 
 
 class ClusterRecord(BaseModel):

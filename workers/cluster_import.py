@@ -18,11 +18,14 @@ from kobot import defaults, validation
 from kobot.cluster_spec import ClusterShape, NodeRole
 from kobot.clusters import ClusterRecord, ClusterState, ClusterStore, ImportedCluster, NodeRecord, NodeState
 from kobot.errors import CommandError, ConflictError, KobotError
+from kobot.settings import Settings
+from workers.cluster_import_ssh import SshAccess, check_access, prove_ssh, store_access
 from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
 from workers.kube_read import open_api
 
 IMPORTED_PROVIDER = "imported"
-"""`provider` of an imported cluster's record: no Terraform and no SSH inventory stand behind it."""
+"""`provider` of an imported cluster's record: no Terraform stands behind it, and SSH only once access
+was given (workers.cluster_import_ssh)."""
 
 NETWORK_PLUGINS = {
     "calico-node": "calico",
@@ -129,8 +132,16 @@ def import_cluster(
     redis: Redis,
     secret: bytes,
     timeout: float = defaults.IMPORT_PROBE_TIMEOUT_SECONDS,
+    ssh: SshAccess | None = None,
+    settings: Settings | None = None,
 ) -> ClusterRecord:
-    """Probe, then store the kubeconfig encrypted and the record; a name already taken is refused first."""
+    """Probe, then store the kubeconfig encrypted and the record; a name already taken is refused first.
+    With `ssh` (and the `settings` that say where host keys are pinned), SSH is proven on every node the
+    API lists before anything is stored, and the key is kept with the kubeconfig."""
+    if ssh is not None:
+        if settings is None:
+            raise ValueError("importing with SSH access needs the settings")
+        ssh = check_access(ssh)
     try:
         name = validation.cluster_name(name)
     except validation.ArgValueError as exc:
@@ -141,6 +152,9 @@ def import_cluster(
     record = probe(name=name, kubeconfig=kubeconfig, timeout=timeout)
     assert record.imported is not None
     record.imported = record.imported.model_copy(update={"by": by})
+    if ssh is not None and settings is not None:
+        prove_ssh(nodes=record.nodes, access=ssh, settings=settings)
+        record = store_access(redis=redis, secret=secret, record=record, access=ssh)
     ClusterSecrets(redis=redis, secret=secret).put(cluster=name, name=KUBECONFIG_SECRET, value=kubeconfig)
     clusters.save(record)
     return record
@@ -174,4 +188,6 @@ def summary_lines(record: ClusterRecord) -> list[str]:
         network = info.network_plugin or "network plugin not recognised"
         cidrs = ", ".join(info.pod_cidrs) or "no pod ranges on the nodes"
         lines.append(f"API {info.server} · {network} · pods {cidrs}")
+        if info.ssh_user is not None:
+            lines.append(f"SSH as {info.ssh_user} proven on all {len(record.nodes)} nodes")
     return lines

@@ -20,6 +20,7 @@ from kobot.clusters import ClusterRecord, ClusterStore, NodeRecord
 from kobot.errors import StepFailedError
 from kobot.job_records import JobEventType
 from kobot.settings import Settings
+from workers.cluster_import_ssh import attempt_identity
 from workers.cluster_secrets import KEEPALIVED_SECRET, cluster_secrets_for
 from workers.context import StepContext
 from workers.inventory import render_inventory, write_inventory
@@ -51,11 +52,14 @@ def write_cluster_inventory(
     machine included) and written inert, at `path`."""
 
     allow_local = ctx.settings.allow_local_hosts
+    ssh_user, ssh_key_path = ctx.settings.ssh_user, ctx.settings.ssh_key_file
+    if record.imported is not None:
+        ssh_user, ssh_key_path = attempt_identity(ctx, record)
     with refusing_unsafe_values(record.name, task="render inventory"):
         inventory = render_inventory(
             nodes=[(n.name, n.role, n.address) for n in nodes],
-            ssh_user=ctx.settings.ssh_user,
-            ssh_key_path=ctx.settings.ssh_key_file,
+            ssh_user=ssh_user,
+            ssh_key_path=ssh_key_path,
             allow_local_hosts=allow_local,
             cluster_vars=cluster_vars(record),
             gpu_nodes={n.name for n in nodes if n.gpu},

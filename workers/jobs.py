@@ -17,6 +17,7 @@ from kobot.clock import utcnow
 from kobot.errors import JobCancelledError, KobotError, StepFailedError
 from kobot.job_records import JobEvent, JobEventType, JobRecord, JobState, StepRecord, StepState
 from workers import environment
+from workers.cluster_import_ssh import remove_attempt_key
 from workers.context import StepContext
 from workers.operations import Operation, load_operations, operation_for
 from workers.service import JobService
@@ -63,6 +64,8 @@ class JobRunner:
             return {"job_id": job_id, "state": "lost"}
         finally:
             lease.stop()
+            # an imported cluster's SSH key is on disk for the attempt only
+            remove_attempt_key(self.env.settings.job_artifacts_dir() / job_id)
         self.service.finish(record, state=state, summary=summary, error=error)
         return {"job_id": job_id, "state": state.value, "summary": summary}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -42,7 +43,7 @@ def day2_job(ctx: CommandContext, args: BaseModel, *, kind: JobKind, lines: list
     require_operation(kind.value)
     name = ctx.cluster()
     record = ctx.runtime.clusters.require(name)
-    require_own_hosts(record, kind=kind.value)
+    require_own_hosts(record, kind=kind.value, params=job_params(args))
     if kind is not JobKind.CLUSTER_DELETE:
         require_changeable(ctx, record)
     params = job_params(args)
@@ -58,16 +59,41 @@ def day2_job(ctx: CommandContext, args: BaseModel, *, kind: JobKind, lines: list
     )
 
 
-def require_own_hosts(record: ClusterRecord, *, kind: str) -> None:
-    """Refuse a job that needs the cluster's hosts (SSH, playbooks) or its Terraform state on a cluster
-    kobot imported: it holds only that cluster's kubeconfig. Every Day 2 job here is such a job."""
-    if record.imported is None:
+def require_own_hosts(record: ClusterRecord, *, kind: str, params: Mapping[str, Any] | None = None) -> None:
+    """Refuse a job on an imported cluster that kobot cannot run there: without SSH access every job
+    that needs the hosts (SSH, playbooks); with it, those that need machines kobot makes (Terraform)
+    or that would tear down hosts kobot did not build."""
+    info = record.imported
+    if info is None:
         return
-    raise ConflictError(
-        f"{record.name} was imported: kobot holds only its kubeconfig, no SSH access to its hosts and no "
-        f"Terraform state, so it cannot run `{kind}` there. What needs only the API works: kubectl, health "
-        "checks, alerts, notices, addons and apps."
-    )
+    if info.ssh_user is None:
+        raise ConflictError(
+            f"{record.name} was imported: kobot holds only its kubeconfig, no SSH access to its hosts and no "
+            f"Terraform state, so it cannot run `{kind}` there. What needs only the API works: kubectl, "
+            "health checks, alerts, notices, addons and apps. An admin gives SSH access with "
+            f"`kobot attach-ssh {record.name} --ssh-key FILE`."
+        )
+    why = _needs_machines(record, kind=kind, params=params or {})
+    if why is not None:
+        raise ConflictError(
+            f"{record.name} was imported: kobot reaches its hosts over SSH but made none of its machines "
+            f"and holds no Terraform state, so it cannot run `{kind}` there: {why}"
+        )
+
+
+def _needs_machines(record: ClusterRecord, *, kind: str, params: Mapping[str, Any]) -> str | None:
+    """Why a job on an imported cluster with SSH access would need Terraform, or None."""
+    if kind == JobKind.CLUSTER_DELETE.value:
+        return "deleting would reset hosts kobot did not build; remove them yourself."
+    if kind in (JobKind.NODE_ADD.value, JobKind.NODE_REPLACE.value) and not params.get("host"):
+        return f"name the machine that joins: `... {record.name} host=<address>`."
+    if kind == JobKind.WORKERS_SCALE.value:
+        current = record.count("worker")
+        count, delta = params.get("count"), params.get("delta")
+        target = int(count) if count is not None else current + int(delta or 0)
+        if target > current:
+            return f"new workers need machines; add each with `add node {record.name} host=<address>`."
+    return None
 
 
 def require_changeable(ctx: CommandContext, record: ClusterRecord) -> None:

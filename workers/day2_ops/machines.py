@@ -10,7 +10,8 @@ from workers.terraform import workspace_for
 
 
 def creates_machines(record: ClusterRecord) -> bool:
-    return record.provider not in ("manual", "")
+    # an imported cluster's machines are not kobot's, whatever its provider says
+    return record.imported is None and record.provider not in ("manual", "")
 
 
 def apply_machines(ctx: StepContext, record: ClusterRecord) -> None:
