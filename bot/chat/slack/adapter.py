@@ -11,6 +11,7 @@ Outbound: chat.postMessage / chat.update with Block Kit over kept-alive connecti
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -25,6 +26,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from slack_bolt.adapter.starlette.async_handler import to_starlette_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger import get_bolt_app_logger
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
@@ -94,6 +97,28 @@ def _event_delivery_key(body: Mapping[str, Any]) -> str | None:
     return None
 
 
+class _SharedClientApp(AsyncApp):
+    """Bolt gives every request a Web API client of its own, so that a listener may change its token
+    without touching the app's. kobot's listeners only queue work and never use or change that client,
+    so every request shares the app's (its session and kept-alive connections included) instead of
+    paying for a new one. A request bringing its own token (a workflow function's) still gets its own,
+    since Bolt sets that token on the request's client."""
+
+    @functools.cached_property
+    def _context_logger(self) -> logging.Logger:
+        # Bolt configures this logger again for every request; once is enough
+        return get_bolt_app_logger(app_name=self.name, base_logger=self._base_logger)
+
+    def _init_context(self, req: AsyncBoltRequest) -> None:
+        if req.context.function_bot_access_token is not None:
+            super()._init_context(req)
+            return
+        req.context["logger"] = self._context_logger
+        req.context["token"] = self._token
+        req.context["client"] = self._async_client
+        req.context["listener_runner"] = self.listener_runner
+
+
 class _MessageGone(Exception):
     """The message to edit no longer exists or cannot be edited."""
 
@@ -137,7 +162,7 @@ class SlackAdapter(ChatAdapter):
         self._guard = RequestGuard(
             signing_secret=settings.signing_secret.get_secret_value(), redis=self._redis
         )
-        self.app = AsyncApp(
+        self.app = _SharedClientApp(
             client=self.client,
             signing_secret=settings.signing_secret.get_secret_value(),
             # the listeners only queue work, so running them before the answer costs the ack nothing and

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import time
+from typing import Any
 
 import httpx
 from redis import Redis
@@ -280,3 +281,22 @@ async def test_peer_malformed_signed_bodies_are_answered_400_with_the_reason(
         assert response.status_code == 400, (body[:40], response.status_code)
         assert reason in response.json()["error"]
     assert not sink.messages
+
+
+async def test_peer_every_request_shares_the_apps_web_api_client(
+    http: httpx.AsyncClient, signing_secret: str, sink: RecordingSink, adapter: SlackAdapter
+) -> None:
+    seen: list[object] = []
+
+    @adapter.app.middleware
+    async def record_client(context: Any, next: Any) -> Any:
+        seen.append(context.client)
+        return await next()
+
+    for index in range(3):
+        event = mention_event(text=f"<@U0KOBOT> list clusters {index}")
+        assert (await post_json(http, signing_secret, event_callback(event))).status_code == 200
+    await eventually(lambda: len(sink.messages) == 3)
+    assert len(seen) == 3
+    assert all(client is adapter.client for client in seen)
+    assert adapter.client.session is not None and not adapter.client.session.closed
