@@ -38,7 +38,13 @@ from tests.workers.jobkit import job_service, run_queue
 from workers.ansible import PlaybookResult, PlaybookRun, run_playbook
 from workers.bundle.build import build_bundle
 from workers.bundle.load import repository_of
-from workers.bundle.repository_job import BUNDLE_FOLDER, FILES_PORT, REGISTRY_PORT, RepositoryStore
+from workers.bundle.repository_job import (
+    BUNDLE_FOLDER,
+    FILES_PORT,
+    PACKAGES_NOTE,
+    REGISTRY_PORT,
+    RepositoryStore,
+)
 from workers.inventory import render_inventory, write_inventory
 
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
@@ -202,6 +208,7 @@ def test_setup_repository_job_runs_every_step_and_records_the_repository_real_on
         (name, StepState.SUCCEEDED) for name in ("bundle", "serve", "images", "record")
     ]
     assert site.recorded == site.repository
+    assert PACKAGES_NOTE in (site.job.summary or ""), "the job says the OS packages are the site's to mirror"
 
 
 def test_repository_host_second_run_changes_nothing_real_on_test_hosts_without_init_or_package_mirror(

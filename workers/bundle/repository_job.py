@@ -42,6 +42,12 @@ REGISTRY_PORT = 5000
 
 INVENTORY = "repository-inventory.yml"
 
+PACKAGES_NOTE = (
+    "the OS packages the bundle lists (`kobot bundle plan`) are not carried by it yet: put an apt or yum "
+    "mirror of them under the repository's files/packages, the package_repo_url new clusters use"
+)
+"""Said when the job succeeds: what the repository host does not serve by itself."""
+
 
 class RepositoryStore:
     """The offline repository new clusters use, as the last successful setup recorded it."""
@@ -132,4 +138,5 @@ def repository_setup(spec: JobSpec) -> Operation:
             Step("images", "Push the bundle's images into the registry", images_step),
             Step("record", "Record the repository for new clusters", record_step),
         ),
+        final_note=PACKAGES_NOTE,
     )
