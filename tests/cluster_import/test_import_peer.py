@@ -236,7 +236,8 @@ def test_an_imported_cluster_peer_gets_api_commands_and_refuses_ssh_ones(
         assert refused.json()["detail"] == (
             "legacy was imported: kobot holds only its kubeconfig, no SSH access to its hosts and no "
             f"Terraform state, so it cannot run `{kind}` there. What needs only the API works: kubectl, "
-            "health checks, alerts, notices, addons and apps."
+            "health checks, alerts, notices, addons and apps. An admin gives SSH access with "
+            "`kobot attach-ssh legacy --ssh-key FILE`."
         )
     assert runtime.jobs.records.recent(limit=5) == []
 
