@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -106,7 +106,12 @@ class Deliverer:
         adapters: Mapping[str, ChatAdapter],
         secret: bytes,
         settings: AlertsSettings,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`clock` (epoch seconds) is what the outbox is read, and a message rendered and its buttons
+        signed, as of; tests pass a clock they can move. The heartbeat keeps real time (other processes
+        read it)."""
+        self._clock = clock
         self._store = store
         self._adapters = adapters
         self._secret = secret
@@ -157,7 +162,7 @@ class Deliverer:
 
     async def deliver_due(self) -> int:
         """Deliver every entry due now; returns how many were taken."""
-        entries = await self._store.due(now=time.time(), claim_seconds=self.claim_seconds())
+        entries = await self._store.due(now=self._clock(), claim_seconds=self.claim_seconds())
         await asyncio.gather(*(self._guarded(entry) for entry in entries))
         return len(entries)
 
@@ -177,7 +182,7 @@ class Deliverer:
             pending.entry,
             version=pending.version,
             ref=pending.ref,
-            next_due=time.time() + (defaults.EDIT_INTERVAL_SECONDS if pending.entry.kind == "g" else 0.0),
+            next_due=self._clock() + (defaults.EDIT_INTERVAL_SECONDS if pending.entry.kind == "g" else 0.0),
         )
 
     async def _guarded(self, entry: OutboxEntry) -> None:
@@ -215,7 +220,7 @@ class Deliverer:
 
     async def _postpone(self, entry: OutboxEntry, retry_after: float | None) -> float:
         return await self._store.postpone(
-            entry, delay_for=lambda attempts: backoff_seconds(attempts, retry_after), now=time.time()
+            entry, delay_for=lambda attempts: backoff_seconds(attempts, retry_after), now=self._clock()
         )
 
     async def _deliver(self, entry: OutboxEntry) -> None:
@@ -235,7 +240,7 @@ class Deliverer:
         conversation = conversation_of(target)
         tag = post_tag(state)
         ref, posting_since = await self._shown_in(entry, conversation=conversation, adapter=adapter, tag=tag)
-        now = time.time()
+        now = self._clock()
         # A post made again is rendered as of the first attempt: unchanged, it is the same request, which
         # platforms that drop repeated requests (WeCom's duplicate check) show once.
         moment = posting_since if ref is None and posting_since is not None else now
@@ -291,8 +296,8 @@ class Deliverer:
         adapter: ChatAdapter,
         now: datetime | None = None,
     ) -> OutgoingMessage:
-        """The group's message as of `now` (default: now), its buttons signed then too."""
-        moment = now or datetime.now(UTC)
+        """The group's message as of `now` (default: the clock's now), its buttons signed then too."""
+        moment = now or datetime.fromtimestamp(self._clock(), tz=UTC)
 
         def sign(action: AlertAction) -> str:
             return sign_button(

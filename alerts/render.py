@@ -3,6 +3,10 @@ platform's size limit.
 
 Large groups are summarized ("+480 more alerts") so a storm stays readable and every message fits
 `Capabilities.max_message_bytes` with room for the platform's own markup.
+
+The text follows the group, not the clock: a firing group says when it started ("since 2026-01-05
+10:42 UTC"), not how long ago. WeCom and DingTalk custom robots cannot edit a message, so each changed
+text is a new message there; a moving "for 3m" made every re-render one.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ SignButton = Callable[[AlertAction], str]
 """Makes the signed value of one button for the conversation being rendered for."""
 
 SEVERITY_TONE = {"critical": Tone.DANGER, "error": Tone.DANGER, "warning": Tone.WARNING}
+
+STARTED_FORMAT = "%Y-%m-%d %H:%M UTC"
+"""When a firing group started, as its status line shows it: a fixed time (with the date, since groups
+fire for days), the same at every render."""
 
 
 def group_severity(state: AlertGroupState, order: tuple[str, ...]) -> str:
@@ -81,7 +89,7 @@ def _links(state: AlertGroupState, grafana_url: str | None) -> list[Field]:
     return links
 
 
-def _status_line(state: AlertGroupState, now: datetime) -> str:
+def _status_line(state: AlertGroupState) -> str:
     firing = len(state.firing()) + state.truncated_alerts
     resolved = len(state.alerts) - len(state.firing())
     if state.status is AlertStatus.RESOLVED:
@@ -89,7 +97,7 @@ def _status_line(state: AlertGroupState, now: datetime) -> str:
     parts = [f"firing · {firing} alert{'s' if firing != 1 else ''}"]
     if resolved:
         parts.append(f"{resolved} resolved")
-    parts.append(f"for {format_elapsed((now - state.started_at()).total_seconds())}")
+    parts.append(f"since {state.started_at().astimezone(UTC):{STARTED_FORMAT}}")
     return " · ".join(parts)
 
 
@@ -127,7 +135,8 @@ def render_group(
     """The group's message; its plain text stays within MESSAGE_HEADROOM of `max_bytes`.
 
     `runbook` is the allowed command a Run runbook button would run (see `alerts.runbooks`); the
-    command is shown next to the button, so the clicker sees what they run."""
+    command is shown next to the button, so the clicker sees what they run. `now` only tells which
+    silences still hold: the text is otherwise the same whenever the unchanged group is rendered."""
     moment = now or datetime.now(UTC)
     severity = group_severity(state, severity_order)
     resolved = state.status is AlertStatus.RESOLVED
@@ -150,7 +159,7 @@ def render_group(
         kind=MessageKind.ALERT,
         title=clip(_title(state, severity), 200),
         tone=tone,
-        status=_status_line(state, moment),
+        status=_status_line(state),
         fields=tuple(fields),
         buttons=_buttons(state, sign, runbook=runbook),
         footer=clip(generator, 500) if generator else None,

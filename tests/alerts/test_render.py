@@ -74,7 +74,7 @@ def test_firing_message_parts() -> None:
     message = render_group(_group(2), sign=_sign, max_bytes=WECOM_MARKDOWN_BYTES, now=NOW)
     assert message.title == "[warning] prod · KubePodCrashLooping"
     assert message.tone is Tone.WARNING
-    assert message.status == "firing · 2 alerts · for 17m00s"
+    assert message.status == "firing · 2 alerts · since 2026-01-05 11:43 UTC"
     assert message.body == "• pod api-0 restarts 中文\n• pod api-1 restarts 中文"
     fields = {f.label: f.value for f in message.fields}
     assert fields == {"namespace": "apps", "Runbook": "http://rb.test/crash"}
@@ -85,6 +85,16 @@ def test_firing_message_parts() -> None:
         "signed-silence24h",
         "signed-ack",
     ]
+
+
+def test_a_firing_group_reads_the_same_minutes_and_days_later() -> None:
+    # WeCom and DingTalk robots post a changed text as a new message: the clock must not change it.
+    state = _group(2)
+    at_start = render_group(state, sign=_sign, max_bytes=WECOM_MARKDOWN_BYTES, now=NOW)
+    for later in (timedelta(minutes=3), timedelta(hours=5), timedelta(days=2)):
+        again = render_group(state, sign=_sign, max_bytes=WECOM_MARKDOWN_BYTES, now=NOW + later)
+        assert again == at_start, later
+    assert "since 2026-01-05 11:43 UTC" in at_start.to_text()
 
 
 def test_resolved_message_has_duration_and_no_buttons() -> None:
