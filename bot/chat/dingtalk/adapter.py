@@ -2,7 +2,8 @@
 
 Where a message goes:
 - `robot:<name>` conversations → that custom robot's signed webhook, paced by its outbox; `send`
-  returns once DingTalk accepted the post;
+  returns once DingTalk accepted the post; a robot cannot edit, so `update` is a new post, and none
+  when it would post what the message already shows;
 - progress, approvals and anything with buttons → an interactive card, edited in place: the team's
   own template when `card_template_id` is set, else the SDK's public "Markdown with buttons" one;
 - other answers while the conversation's session webhook is fresh → the session webhook;
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
+import json
 import logging
 import os
 import sys
@@ -65,6 +67,10 @@ EXTRA_TAG = "tag"
 UNCONFIRMED = "unconfirmed"
 """MessageRef.extra key of a tagged card kobot set out to create but never saw created: `update` creates
 it when DingTalk refuses to update it."""
+
+EXTRA_SHOWN = "shown"
+"""MessageRef.extra key of a robot post: a digest of what it posted. A robot cannot edit, so an update
+would be a new post: one that would post the same again is skipped."""
 
 _KEY_PREFIX = keys.DINGTALK_PREFIX
 
@@ -150,6 +156,8 @@ class DingTalkAdapter(ChatAdapter):
         if via == VIA_CARD:
             return await self._update_card(ref, message)
         if via == VIA_ROBOT:
+            if ref.extra.get(EXTRA_SHOWN) == _shown_digest(_robot_payloads(message)):
+                return ref
             return await self._send_robot(ref.conversation_id, message, key=ref.message_id)
         # Markdown cannot be edited (a reply, or a message sent before cards were the default): each
         # stage is a new message, sent where no webhook can expire.
@@ -293,10 +301,7 @@ class DingTalkAdapter(ChatAdapter):
     ) -> MessageRef:
         name = conversation_id.removeprefix(ROBOT_PREFIX)
         outbox = self._outbox(name)
-        payloads = [
-            render.webhook_markdown(part, mentions=message.mentions)
-            for part in render.split_markdown(render.render_markdown(message))
-        ]
+        payloads = _robot_payloads(message)
         message_id = key or outbox.new_key()
         await outbox.deliver(
             key=message_id, payloads=payloads, replace=key is not None, wait=self.robot_send_wait
@@ -305,7 +310,7 @@ class DingTalkAdapter(ChatAdapter):
             platform=self.platform,
             conversation_id=conversation_id,
             message_id=message_id,
-            extra={"via": VIA_ROBOT, "robot": name},
+            extra={"via": VIA_ROBOT, "robot": name, EXTRA_SHOWN: _shown_digest(payloads)},
         )
 
     def _outbox(self, name: str) -> RobotOutbox:
@@ -457,6 +462,18 @@ def _check_delivered(answer: dict[str, Any]) -> None:
 
 class CardNotDelivered(DeliveryError):
     """createAndDeliver made the card but delivered it to no target: nobody sees it."""
+
+
+def _robot_payloads(message: OutgoingMessage) -> list[dict[str, Any]]:
+    """The posts a custom robot makes of `message` (its parts, in order)."""
+    return [
+        render.webhook_markdown(part, mentions=message.mentions)
+        for part in render.split_markdown(render.render_markdown(message))
+    ]
+
+
+def _shown_digest(payloads: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(json.dumps(payloads, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32]
 
 
 def _generation_id(base: str, generation: int) -> str:

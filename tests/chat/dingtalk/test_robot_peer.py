@@ -64,7 +64,10 @@ async def test_peer_notification_is_signed_and_accepted(peer: DingTalkPeer, adap
     post = peer.robot_posts[_token(peer)][0]
     assert post["msgtype"] == "markdown"
     assert "KubeNodeNotReady" in post["markdown"]["title"]
-    assert ref.extra == {"via": "robot", "robot": "ops"}
+    assert ref.extra["via"] == "robot" and ref.extra["robot"] == "ops"
+    # a robot cannot edit: an update that would post the same again posts nothing
+    assert await adapter.update(ref, samples.ALERT_FIRING) == ref
+    assert len(peer.robot_posts[_token(peer)]) == 1
     query = peer.requests_to("/robot/send")[0].query
     assert set(query) == {"access_token", "timestamp", "sign"}
 
