@@ -156,3 +156,22 @@ def test_a_chart_whose_archive_does_not_match_the_index_digest_is_refused(tmp_pa
         fetch_chart(repository=served.url, name="valkey", version="0.11.0", into=tmp_path / "charts")
     with ChartRepository(repo) as served, pytest.raises(StepFailedError, match=r"lists: 0.11.0"):
         fetch_chart(repository=served.url, name="valkey", version="9.9.9", into=tmp_path / "charts")
+
+
+@pytest.mark.parametrize("digest", [None, 0, "", "abc123"])
+def test_a_chart_the_index_lists_without_a_usable_digest_is_refused_unverified(
+    tmp_path: Path, digest: object
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    index = yaml.safe_load((SHARED_CHARTS / "index.yaml").read_text())
+    [entry] = [e for e in index["entries"]["valkey"] if e["version"] == "0.11.0"]
+    if digest is None:
+        del entry["digest"]
+    else:
+        entry["digest"] = digest
+    (repo / "index.yaml").write_text(yaml.safe_dump(index))
+    (repo / "valkey-0.11.0.tgz").write_bytes((SHARED_CHARTS / "valkey-0.11.0.tgz").read_bytes())
+    with ChartRepository(repo) as served, pytest.raises(StepFailedError, match="no usable sha256 digest"):
+        fetch_chart(repository=served.url, name="valkey", version="0.11.0", into=tmp_path / "charts")
+    assert not (tmp_path / "charts").exists()

@@ -7,6 +7,7 @@ mirror that serves something else than it lists is refused instead of rendered.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -16,6 +17,8 @@ import yaml
 
 from kobot.errors import StepFailedError
 from workers.addons.defaults import CHART_ARCHIVE_MAX_BYTES, CHART_FETCH_TIMEOUT_SECONDS
+
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def fetch_index(*, repository: str) -> dict[str, Any]:
@@ -39,20 +42,34 @@ def fetch_chart(*, repository: str, name: str, version: str, into: Path) -> Path
         index = _get(http, urljoin(base, "index.yaml"), what="the chart repository's index.yaml")
         entry = _entry(yaml.safe_load(index) or {}, name=name, version=version, repository=base)
         target = into / f"{name}-{version}.tgz"
-        digest = str(entry.get("digest") or "")
+        digest = _digest(entry, name=name, version=version)
         if target.is_file() and _sha256(target.read_bytes()) == digest:
             return target
         urls = entry.get("urls") or []
         if not urls:
             raise StepFailedError(f"the chart repository lists no archive for {name} {version}")
         data = _get(http, urljoin(base, str(urls[0])), what=f"the {name} {version} archive")
-    if digest and _sha256(data) != digest:
+    if _sha256(data) != digest:
         raise StepFailedError(
             f"the {name} {version} archive does not match the digest the repository's index lists"
         )
     into.mkdir(parents=True, exist_ok=True, mode=0o700)
     target.write_bytes(data)
     return target
+
+
+def _digest(entry: dict[str, Any], *, name: str, version: str) -> str:
+    """The SHA-256 the index lists for the archive. Without one kobot cannot tell the archive is the one
+    listed, so the chart is refused rather than rendered unverified (an all-digit digest that YAML read
+    as a number is refused too: its leading zeros are gone)."""
+    digest = entry.get("digest")
+    if not isinstance(digest, str) or not _SHA256_HEX.fullmatch(digest):
+        raise StepFailedError(
+            f"the chart repository's index lists no usable sha256 digest for {name} {version}: "
+            "kobot installs only charts whose archive it can verify "
+            "(regenerate the index with `helm repo index`)"
+        )
+    return digest.lower()
 
 
 def _entry(index: dict[str, Any], *, name: str, version: str, repository: str) -> dict[str, Any]:
