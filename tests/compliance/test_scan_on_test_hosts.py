@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import secrets
 import tarfile
 from collections.abc import Iterator
@@ -162,6 +163,46 @@ def test_cis_scan_check_mode_on_test_hosts_runs_nothing_and_fetches_nothing(lab:
         assert (node, "Fetch the report to kobot") in skipped
     assert list(dest.iterdir()) == []
     assert lab.ssh(MASTER_NODE, f"test -e {INSTALL_DIR}/kube-bench && echo yes || echo no").strip() == "no"
+
+
+BUILD_TASK = "Require a kube-bench build for this node's architecture"
+
+
+def test_cis_scan_on_test_hosts_picks_kube_bench_build_from_node_architecture(lab: Lab) -> None:
+    """The gathered architecture picks the archive; an arm64 node (the fact overridden here, as these
+    hosts are x86_64) gets the arm64 build, and an architecture with no build stops the scan by name."""
+    dest = lab.work / "architecture"
+    dest.mkdir()
+    gathered, _ = lab.run("cis_scan.yml", extravars=_extravars(dest), check_mode=True)
+    assert gathered.succeeded, (gathered.failed_task, gathered.failed_host, gathered.error)
+    assert _builds_chosen(lab) == {MASTER_NODE: ARCHIVE, WORKER_NODE: ARCHIVE}
+
+    arm = {**_extravars(dest), "ansible_architecture": "aarch64"}
+    arm_run, _ = lab.run("cis_scan.yml", extravars=arm, check_mode=True)
+    assert arm_run.succeeded, (arm_run.failed_task, arm_run.failed_host, arm_run.error)
+    arm64 = f"kube-bench_{KUBE_BENCH_VERSION}_linux_arm64.tar.gz"
+    assert _builds_chosen(lab) == {MASTER_NODE: arm64, WORKER_NODE: arm64}
+
+    riscv = {**_extravars(dest), "ansible_architecture": "riscv64"}
+    refused, _ = lab.run("cis_scan.yml", extravars=riscv, check_mode=True)
+    assert not refused.succeeded and refused.failed_task == BUILD_TASK
+    assert "no build for this node's architecture riscv64; builds exist for: x86_64, aarch64" in (
+        refused.error or ""
+    )
+    assert list(dest.iterdir()) == []
+
+
+def _builds_chosen(lab: Lab) -> dict[str, str]:
+    """Host -> the archive the last run's build check named, from that run's ansible-runner stdout."""
+    [stdout] = (lab.work / "jobs" / f"lab{lab.runs}").glob("*/artifacts/*/stdout")
+    return {
+        m["host"]: m["archive"]
+        for m in re.finditer(
+            r'ok: \[(?P<host>[^\]]+)\] => \{\s*"changed": false,\s*'
+            r'"msg": "kube-bench build (?P<archive>[^"]+)"',
+            stdout.read_text(),
+        )
+    }
 
 
 def test_cis_scan_with_stand_in_kube_bench_on_test_hosts_fetches_each_report_idempotent(lab: Lab) -> None:
