@@ -7,7 +7,10 @@ sweeping every few seconds while they run.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
+import time
+from types import FrameType
 from typing import Any
 
 from redis import Redis
@@ -18,6 +21,7 @@ from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
 from kobot import keys
+from kobot.backoff import capped_backoff
 from kobot.settings import Settings
 from workers import environment
 from workers.job_store import JobStore
@@ -36,6 +40,21 @@ IN_PROCESS_WORKER_TTL = 16
 IN_PROCESS_RECONNECT_MAX_SECONDS = 2.0
 """Longest pause between two attempts of the in-process worker to reach a lost store (RQ's default of a
 minute would also be how long a stop request waits)."""
+
+
+STORE_RECONNECT_FIRST_SECONDS = 0.5
+"""First pause of `kobot worker` before asking a lost store again; it doubles per failed try."""
+
+STORE_RECONNECT_MAX_SECONDS = 10.0
+"""Longest pause of `kobot worker` between two tries at a lost store: a store back after an outage is
+taking jobs again within this."""
+
+STOP_LISTENING_SECONDS = 2.0
+"""Longest wait for a worker loop's pub/sub thread to end after the store was lost under it."""
+
+WORKER_RESTART_PAUSE_SECONDS = 1.0
+"""Pause before `kobot worker` starts a new RQ worker loop after one ended on an error, so an error that
+repeats at once costs a log line a second, not a busy loop."""
 
 
 def _prepare(settings: Settings, redis: Redis) -> Queue:
@@ -100,17 +119,94 @@ class CancellingWorker(Worker):
 
 
 def run_forking_worker(*, settings: Settings, redis_url: str, burst: bool = False) -> None:
-    """`kobot worker`: a real RQ worker that forks a horse per job."""
+    """`kobot worker`: a real RQ worker that forks a horse per job.
+
+    RQ's loop ends when the store goes away mid-job (and its teardown then raises); this process does
+    not: it says so in one line, waits for the store with a capped backoff, and starts a new RQ worker
+    loop. The job that was running is ended by its lease (failed, resumable) through the sweep. Only a
+    stop request (SIGTERM, SIGINT) or a finished burst ends it."""
     redis = Redis.from_url(redis_url)
     queue = _prepare(settings, redis)
     sweeper = Sweeper(settings=settings, redis_url=redis_url)
     sweeper.start()
     try:
-        CancellingWorker([queue], connection=redis, serializer=JSONSerializer).work(
-            burst=burst, logging_level=settings.log_level
-        )
+        while True:
+            worker = CancellingWorker([queue], connection=redis, serializer=JSONSerializer)
+            try:
+                worker.work(burst=burst, logging_level=settings.log_level)
+            except RedisError as exc:
+                lost: str | None = f"{type(exc).__name__}: {exc}"
+                _stop_listening(worker)
+            else:
+                lost = None
+            if burst or worker._stop_requested:
+                return
+            if lost is None:
+                lost = "RQ's worker loop ended without a stop request"
+            if not _wait_for_store(redis, reason=lost, location=_location(redis)):
+                return
     finally:
         sweeper.stop()
+
+
+def _stop_listening(worker: Worker) -> None:
+    """RQ's teardown stops the worker's pub/sub thread only after recording its death, which fails while
+    the store is down; left running, that thread would try the store for ever, one more per outage."""
+    thread = getattr(worker, "pubsub_thread", None)
+    if thread is not None:
+        thread.stop()
+        thread.join(timeout=STOP_LISTENING_SECONDS)
+
+
+def _location(redis: Redis) -> str:
+    """Where the store is, for a log line: host and port or socket path, never a password."""
+    options = redis.connection_pool.connection_kwargs
+    if "path" in options:
+        return str(options["path"])
+    return f"{options.get('host', 'localhost')}:{options.get('port', 6379)}"
+
+
+def _wait_for_store(redis: Redis, *, reason: str, location: str) -> bool:
+    """Wait until the store answers (True) or a stop is requested (False), saying so once each way."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        stop.set()
+
+    # RQ's handlers belong to the loop that ended; while waiting, a signal only ends the wait
+    previous = {number: signal.signal(number, request_stop) for number in (signal.SIGTERM, signal.SIGINT)}
+    log.error(
+        "kobot worker: lost the store at %s (%s); waiting for it and taking jobs again once it answers",
+        location,
+        reason,
+    )
+    started = time.monotonic()
+    try:
+        stop.wait(WORKER_RESTART_PAUSE_SECONDS)
+        attempt = 0
+        while not stop.is_set():
+            try:
+                redis.ping()
+            except RedisError:
+                attempt += 1
+                stop.wait(
+                    capped_backoff(
+                        attempt=attempt, first=STORE_RECONNECT_FIRST_SECONDS, cap=STORE_RECONNECT_MAX_SECONDS
+                    )
+                )
+                continue
+            log.warning(
+                "kobot worker: the store at %s answers again after %.0f s; taking jobs",
+                location,
+                time.monotonic() - started,
+            )
+            return True
+        log.warning("kobot worker: stopping on request while the store was away")
+        return False
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 class ThreadWorker(SimpleWorker):
