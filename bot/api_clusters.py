@@ -248,7 +248,8 @@ def clusters_router(runtime: Runtime) -> APIRouter:
             409: {"model": ImportProblem, "description": "A cluster of that name exists already."},
             422: {
                 "model": ImportProblem,
-                "description": "The name or the kubeconfig is refused; `detail` says why.",
+                "description": "The name, the kubeconfig or the SSH key is refused, or SSH did not work "
+                "on a node; `detail` says why (naming each such node). Nothing was stored.",
             },
             502: {
                 "model": ImportProblem,

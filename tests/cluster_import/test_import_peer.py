@@ -19,7 +19,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from bot.api_clusters import IMPORT_PATH
+from bot.api_clusters import IMPORT_PATH, SSH_PATH
 from bot.app import create_app
 from bot.runtime import Runtime
 from kobot import defaults, keys
@@ -249,6 +249,9 @@ def test_openapi_shows_the_import_route_with_its_example(served: tuple[httpx.Cli
     example = route["requestBody"]["content"]["application/json"]["examples"]["import"]["value"]
     assert example["name"] == "legacy" and "current-context" in example["kubeconfig"]
     assert {"201", "403", "409", "422", "502"} <= set(route["responses"])
+    ssh = schema["paths"][SSH_PATH]["post"]
+    assert {"200", "403", "404", "409", "422"} <= set(ssh["responses"])
+    assert ssh["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/SshRequest")
 
 
 def test_cli_import_peer_reads_the_kubeconfig_from_its_file(

@@ -225,10 +225,10 @@ def test_rest_ssh_peer_on_test_hosts_with_a_wrong_key_names_every_node_and_recor
         and "PRIVATE" not in entry.model_dump_json()
     )
 
-    encrypted = http.post(
+    bad_user = http.post(
         SSH_PATH.format(name="legacy"), json={"ssh_key": bad, "ssh_user": "root;id"}, headers=ADMIN
     )
-    assert encrypted.status_code == 422 and "is not an account name" in encrypted.json()["detail"]
+    assert bad_user.status_code == 422 and "is not an account name" in bad_user.json()["detail"]
 
 
 def test_cli_attach_ssh_peer_on_test_hosts_reads_the_key_from_its_file(
