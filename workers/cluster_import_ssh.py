@@ -116,6 +116,8 @@ def known_hosts_path(settings: Settings) -> Path:
 def prove_ssh(*, nodes: Sequence[NodeRecord], access: SshAccess, settings: Settings) -> None:
     """Log in to every node as `access.user` with the key and run `true`, pinning each host's key on
     first contact; raise CommandError naming every node that did not let kobot in, and why."""
+    if not nodes:
+        raise CommandError("the cluster has no nodes to reach over SSH")
     allow_local = settings.allow_local_hosts
     problems: dict[str, str] = {}
     targets: list[tuple[NodeRecord, str]] = []
@@ -127,8 +129,6 @@ def prove_ssh(*, nodes: Sequence[NodeRecord], access: SshAccess, settings: Setti
             problems[node.name] = f"kobot will not connect to {node.address or 'no address'}: {exc}"
             continue
         targets.append((node, address))
-    if not nodes:
-        raise CommandError("the cluster has no nodes to reach over SSH")
     known_hosts = known_hosts_path(settings)
     known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     workers = max(1, min(SSH_PROOF_WORKERS_MAX, len(targets)))
