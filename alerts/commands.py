@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from alerts.routing import Subscription
 from alerts.subscriptions import (
+    ClusterEvent,
     NotifySubscription,
     alert_subscriptions_of,
     parse_events,
@@ -19,6 +20,7 @@ from alerts.subscriptions import (
 )
 from commands.context import CommandContext, CommandResult, Reply
 from commands.definitions.alerts import AlertsSubscribeArgs, AlertsUnsubscribeArgs, NotifyArgs
+from commands.handlers.health import require_every_namespace_read
 from commands.registry import handles
 from kobot.messages import Field, OutgoingMessage, Tone
 from kobot.settings_alerts import AlertsSettings, RouteTarget
@@ -99,11 +101,26 @@ async def notify(ctx: CommandContext, args: NotifyArgs) -> CommandResult:
         events = parse_events(words)
     except ValueError as exc:
         return _reply("Notifications unchanged", status=str(exc), tone=Tone.WARNING)
+    if ClusterEvent.HEALTH_WORSENED in events:
+        # a health notice names pods and volumes of every namespace: what `check cluster` needs
+        others = ",".join(dict.fromkeys(w for w in words if w != "health")) or "node"
+        require_every_namespace_read(
+            ctx,
+            cluster,
+            why=f"health notices name pods and volumes of every namespace of {cluster}",
+            instead=f"`notify {cluster} {others}` posts the other notices (node findings with node)",
+        )
     target = _target(ctx)
     remove_notify_subscription(ctx.runtime.redis, target=target, cluster=cluster)
     save_notify_subscription(
         ctx.runtime.redis,
-        NotifySubscription(target=target, cluster=cluster, events=events, created_by=ctx.identity.label()),
+        NotifySubscription(
+            target=target,
+            cluster=cluster,
+            events=events,
+            created_by=ctx.identity.label(),
+            every_namespace=ClusterEvent.HEALTH_WORSENED in events,
+        ),
     )
     names = ", ".join(event.value for event in events)
     return _reply(f"Notices about {cluster} will be posted here", status=names)

@@ -37,6 +37,8 @@ class ClusterEvent(str, Enum):
     NODE_READY = "node_ready"
     CERT_EXPIRY_NEAR = "cert_expiry_near"
     HEALTH_WORSENED = "health_worsened"
+    NODE_HEALTH_WORSENED = "node_health_worsened"
+    """A worse scheduled health check, its node findings only (what `node` channels may hear)."""
 
 
 EVENT_GROUPS: dict[str, tuple[ClusterEvent, ...]] = {
@@ -44,14 +46,14 @@ EVENT_GROUPS: dict[str, tuple[ClusterEvent, ...]] = {
     "jobs": (ClusterEvent.JOB_STARTED, ClusterEvent.JOB_SUCCEEDED, ClusterEvent.JOB_FAILED),
     "approvals": (ClusterEvent.APPROVAL_NEEDED,),
     "backups": (ClusterEvent.BACKUP_SUCCEEDED, ClusterEvent.BACKUP_FAILED),
-    "nodes": (ClusterEvent.NODE_NOT_READY, ClusterEvent.NODE_READY, ClusterEvent.HEALTH_WORSENED),
+    "nodes": (ClusterEvent.NODE_NOT_READY, ClusterEvent.NODE_READY, ClusterEvent.NODE_HEALTH_WORSENED),
     "certificates": (ClusterEvent.CERT_EXPIRY_NEAR,),
     "health": (ClusterEvent.HEALTH_WORSENED,),
     "failures": (ClusterEvent.JOB_FAILED, ClusterEvent.BACKUP_FAILED, ClusterEvent.NODE_NOT_READY),
     "job": (ClusterEvent.JOB_STARTED, ClusterEvent.JOB_SUCCEEDED, ClusterEvent.JOB_FAILED),
     "approval": (ClusterEvent.APPROVAL_NEEDED,),
     "backup": (ClusterEvent.BACKUP_SUCCEEDED, ClusterEvent.BACKUP_FAILED),
-    "node": (ClusterEvent.NODE_NOT_READY, ClusterEvent.NODE_READY, ClusterEvent.HEALTH_WORSENED),
+    "node": (ClusterEvent.NODE_NOT_READY, ClusterEvent.NODE_READY, ClusterEvent.NODE_HEALTH_WORSENED),
     "certificate": (ClusterEvent.CERT_EXPIRY_NEAR,),
 }
 """Words a user may type instead of listing events one by one."""
@@ -90,11 +92,23 @@ class NotifySubscription(BaseModel):
     def key(self) -> str:
         return f"{self.target.key}|{self.cluster}"
 
+    every_namespace: bool = False
+    """Its creator could read every namespace of the cluster when it was set: only then does it hear the
+    whole health notice (pod and volume names of every namespace); a subscription without it, one kept
+    from before this was asked, hears the node findings instead."""
+
     def wants(self, *, cluster: str, event: str) -> bool:
         chosen = {e.value for e in self.events}
-        # `node` subscriptions kept from before health checks existed hear them too
+        health = ClusterEvent.HEALTH_WORSENED.value
+        node_health = ClusterEvent.NODE_HEALTH_WORSENED.value
+        if health in chosen and not self.every_namespace:
+            chosen.discard(health)
+            chosen.add(node_health)
+        # `node` subscriptions kept from before health checks existed hear their node findings too
         if ClusterEvent.NODE_NOT_READY.value in chosen:
-            chosen.add(ClusterEvent.HEALTH_WORSENED.value)
+            chosen.add(node_health)
+        if health in chosen:
+            chosen.discard(node_health)  # the whole notice holds the node findings already
         return self.cluster in (cluster, ALL_CLUSTERS) and event in chosen
 
 

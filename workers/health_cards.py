@@ -44,6 +44,19 @@ def worsened_notice(report: HealthReport, worse: Sequence[Finding]) -> OutgoingM
     )
 
 
+def node_worsened_notice(report: HealthReport, worse: Sequence[Finding]) -> OutgoingMessage:
+    """The node findings of `worse` alone, for channels that asked for `node` notices: they may not
+    read every namespace, so no pod or volume names, and no counts of them either."""
+    return OutgoingMessage(
+        kind=MessageKind.NOTICE,
+        title=f"Nodes of {report.cluster} got worse: {len(worse)} new or worse findings",
+        tone=TONE_OF[max((f.level for f in worse), key=lambda level: level.rank)],
+        body=_lines(worse),
+        footer=f"Node findings only: `notify {report.cluster} health` posts the whole report to those "
+        "who may read every namespace",
+    )
+
+
 def expiry_notice(*, cluster: str, cert: CertificateSeen, now: datetime) -> OutgoingMessage:
     days = cert.days_left(now)
     when = "has expired" if days <= 0 else f"expires in {round(days)} days"

@@ -31,15 +31,25 @@ from kobot.messages import OutgoingMessage
 from kobot.store import synced
 from workers import etcd
 from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
-from workers.health_cards import expiry_notice, worsened_notice
+from workers.health_cards import expiry_notice, node_worsened_notice, worsened_notice
 from workers.health_certs import CertificateSeen
-from workers.health_check import Finding, HealthLevel, HealthReport, check_cluster, look_at_certificates
+from workers.health_check import (
+    Finding,
+    HealthArea,
+    HealthLevel,
+    HealthReport,
+    check_cluster,
+    look_at_certificates,
+)
 from workers.schedule_slots import SlotSchedule, SlotStore
 
 log = logging.getLogger(__name__)
 
 HEALTH_WORSENED_EVENT = "health_worsened"
 """The message-center event of a worse scheduled check (alerts.subscriptions.ClusterEvent holds it)."""
+
+NODE_HEALTH_WORSENED_EVENT = "node_health_worsened"
+"""The same, with the node findings alone: what `node` channels hear (they may not read every namespace)."""
 
 CERT_EXPIRY_EVENT = "cert_expiry_near"
 """The message-center event of a certificate-expiry notice (`notify … certificate`)."""
@@ -197,6 +207,13 @@ class HealthCheckScheduler:
         if worse:
             await self._publisher.publish_cluster_event(
                 cluster=report.cluster, event=HEALTH_WORSENED_EVENT, message=worsened_notice(report, worse)
+            )
+        nodes = [f for f in worse if f.area is HealthArea.NODES]
+        if nodes:
+            await self._publisher.publish_cluster_event(
+                cluster=report.cluster,
+                event=NODE_HEALTH_WORSENED_EVENT,
+                message=node_worsened_notice(report, nodes),
             )
         # remembered only once posted: a failed post is tried again next time
         remember(self._redis, report)

@@ -63,6 +63,17 @@ def _check_blocking(ctx: CommandContext, cluster: str) -> HealthReport:
 
 def _may_read_everything(ctx: CommandContext, cluster: str) -> None:
     """The check lists pods of every namespace: a `kubectl` grant for some namespaces is not enough."""
+    require_every_namespace_read(
+        ctx,
+        cluster,
+        why=f"the health check reads every namespace of {cluster}",
+        instead=f"read the namespaces you may with `kubectl get pods -n NAMESPACE on {cluster}`",
+    )
+
+
+def require_every_namespace_read(ctx: CommandContext, cluster: str, *, why: str, instead: str) -> None:
+    """Refuse unless the person may read every namespace of `cluster` (what a health check shows: pod
+    and volume names of all of them); `why` and `instead` make the answer."""
     permission = scoped_permission(CLUSTER_READ_PERMISSION, EVERY_SCOPE)
     allowed = ctx.runtime.policy.can_run(
         identity=ctx.identity,
@@ -72,10 +83,7 @@ def _may_read_everything(ctx: CommandContext, cluster: str) -> None:
         cluster=cluster,
     )
     if not allowed:
-        raise PermissionDeniedError(
-            f"the health check reads every namespace of {cluster} (permission {permission}); "
-            f"read the namespaces you may with `kubectl get pods -n NAMESPACE on {cluster}`, or ask an admin"
-        )
+        raise PermissionDeniedError(f"{why} (permission {permission}); {instead}, or ask an admin")
 
 
 @handles(HealthScheduleArgs)
