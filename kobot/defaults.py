@@ -193,6 +193,21 @@ HEALTH_FINDINGS_SHOWN_MAX = 25
 HEALTH_SCHEDULER_INTERVAL_SECONDS = 30.0
 """How often the health-check scheduler looks for checks that are due and certificates to look at."""
 
+HEALTH_LIST_PAGE_SIZE = 500
+"""Objects a health check asks the API server for per list request (`limit`, then `continue`)."""
+
+HEALTH_LIST_OBJECTS_MAX = 10_000
+"""Nodes, pods or PVCs a health check reads of one kind; past it the list is cut and the card says so."""
+
+HEALTH_CHECKS_CONCURRENT_MAX = 4
+"""`check cluster` requests that may run at once in one process; more are answered "busy, try again"."""
+
+HEALTH_CHECK_DEADLINE_MARGIN_SECONDS = 2.0
+"""Past the check's own deadline, how long the chat waits for its thread to hand the report back."""
+
+CERT_NOTICE_DAYS_MAX = 365
+"""A notice threshold further ahead than a year would be posted for every kubeadm certificate at once."""
+
 CERT_EXPIRY_NOTICE_DAYS = (30, 14, 7)
 """Days before a certificate expires when `notify … certificate` channels hear of it, each threshold once."""
 
@@ -227,6 +242,12 @@ CIS_FAILED_SHOWN_MAX = 15
 
 CIS_SCHEDULER_INTERVAL_SECONDS = 30.0
 """How often the scan scheduler looks for scans that are due and scheduled scans that have finished."""
+
+CIS_CHANGES_SHOWN_MAX = 10
+"""Newly failing and fixed checks a CIS change card names one by one each; the rest are counted."""
+
+CIS_NODES_NAMED_MAX = 3
+"""Nodes named for one check in a CIS change line; past it the line says "on N nodes"."""
 
 CHANNEL_BINDING_CACHE_SECONDS = 1.0
 """How long a process reuses a channel's binding it read: every command reads it (twice for some) on the

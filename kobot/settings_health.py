@@ -8,9 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kobot import defaults
 
-CERT_NOTICE_DAYS_MAX = 365
-"""A notice threshold further ahead than a year would be posted for every kubeadm certificate at once."""
-
 
 class HealthSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -35,6 +32,7 @@ class HealthSettings(BaseModel):
     @classmethod
     def _days(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         for days in value:
-            if not 1 <= days <= CERT_NOTICE_DAYS_MAX:
-                raise ValueError(f"{days} is no notice threshold: days from 1 to {CERT_NOTICE_DAYS_MAX}")
+            most = defaults.CERT_NOTICE_DAYS_MAX
+            if not 1 <= days <= most:
+                raise ValueError(f"{days} is no notice threshold: days from 1 to {most}")
         return tuple(sorted(set(value), reverse=True))

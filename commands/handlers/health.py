@@ -27,9 +27,6 @@ from workers.health_check import HealthReport, check_cluster
 from workers.health_schedule import HealthCheckSchedule, HealthScheduleStore
 from workers.schedule_slots import next_slot
 
-DEADLINE_MARGIN_SECONDS = 2.0
-"""Past the check's own deadline, how long the chat waits for its thread to hand the report back."""
-
 
 @handles(HealthCheckArgs)
 async def check_health(ctx: CommandContext, args: HealthCheckArgs) -> CommandResult:
@@ -38,7 +35,8 @@ async def check_health(ctx: CommandContext, args: HealthCheckArgs) -> CommandRes
     limit = defaults.HEALTH_CHECK_DEADLINE_SECONDS
     try:
         report = await asyncio.wait_for(
-            asyncio.to_thread(_check_blocking, ctx, cluster), timeout=limit + DEADLINE_MARGIN_SECONDS
+            asyncio.to_thread(_check_blocking, ctx, cluster),
+            timeout=limit + defaults.HEALTH_CHECK_DEADLINE_MARGIN_SECONDS,
         )
     except TimeoutError:
         raise KobotError(

@@ -33,6 +33,9 @@ def test_thresholds_are_kept_largest_first_once_and_checked() -> None:
     assert HealthSettings(cert_notice_days=(7, 60, 7)).cert_notice_days == (60, 7)
     with pytest.raises(ValidationError, match="0 is no notice threshold: days from 1 to 365"):
         HealthSettings(cert_notice_days=(30, 0))
+    # the bound is a named limit of the defaults module, like every other
+    assert defaults.CERT_NOTICE_DAYS_MAX == 365
+    assert HealthSettings(cert_notice_days=(365,)).cert_notice_days == (365,)
     with pytest.raises(ValidationError, match="unknown time zone 'Mars/Base'"):
         HealthSettings(schedule_timezone="Mars/Base")
 
