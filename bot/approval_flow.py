@@ -68,7 +68,7 @@ class ApprovalFlow:
             approval_channels=channels,
         )
         COMMANDS.labels(command=parsed.command, outcome="approval_requested").inc()
-        self.runs.audit(
+        await self.runs.audit(
             ctx.identity,
             ctx.conversation,
             "approval.requested",

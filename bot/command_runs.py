@@ -116,7 +116,7 @@ class CommandRuns:
         ctx = self.context(identity=identity, conversation=conversation, parsed=parsed, text=text)
         result = await self.call_handler(ctx)
         COMMANDS.labels(command=parsed.command, outcome="answered").inc()
-        self.audit(identity, conversation, "command", parsed, "answered", text, cluster=cluster)
+        await self.audit(identity, conversation, "command", parsed, "answered", text, cluster=cluster)
         if isinstance(result, Reply):
             await self.chat.reply(conversation, result.message)
 
@@ -144,7 +144,7 @@ class CommandRuns:
         if decision.allowed:
             return decision
         COMMANDS.labels(command=parsed.command, outcome="refused").inc()
-        self.audit(
+        await self.audit(
             message.identity,
             message.conversation,
             "command.refused",
@@ -156,7 +156,7 @@ class CommandRuns:
         await self.chat.reply(message.conversation, notice("Not allowed", decision.reason, Tone.WARNING))
         return None
 
-    def audit(
+    async def audit(
         self,
         who: Identity,
         where: Conversation,
@@ -168,8 +168,10 @@ class CommandRuns:
         cluster: str | None,
     ) -> None:
         """`cluster` is the one the command acted on (a `job …` command's is its job's), so the entry is
-        shown to that cluster's auditors and to no one else's."""
-        self.runtime.audit.record(
+        shown to that cluster's auditors and to no one else's. Written off the event loop, together with
+        the entries of other commands handled meanwhile (`AuditLog.append`); it is in the store when
+        this returns."""
+        await self.runtime.audit.append(
             who=who,
             where=where,
             action=action,

@@ -181,7 +181,7 @@ class Dispatcher:
             return CommandOutcome(handled=Handled.REFUSED)
         if decision.needs_approval and spec.job_kind is None and parsed.risk is not Risk.READ:
             # Only commands that queue a job can wait for approval; the rest act in their handler.
-            self.runs.audit(
+            await self.runs.audit(
                 message.identity,
                 message.conversation,
                 "command.refused",
@@ -206,7 +206,7 @@ class Dispatcher:
         result = await self.runs.call_handler(ctx)
         if isinstance(result, Reply):
             COMMANDS.labels(command=spec.id, outcome="answered").inc()
-            self.runs.audit(
+            await self.runs.audit(
                 message.identity,
                 message.conversation,
                 "command",
@@ -236,7 +236,7 @@ class Dispatcher:
             request = await self.approvals.ask(ctx, job, decision)
             return CommandOutcome(handled=Handled.AWAITING_APPROVAL, approval=request)
         if decision.needs_approval and break_glass:
-            self.runs.audit(
+            await self.runs.audit(
                 ctx.identity,
                 ctx.conversation,
                 "break_glass",

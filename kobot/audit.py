@@ -8,6 +8,7 @@ look secret are masked before they are written, so the trail never holds a crede
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -33,6 +34,9 @@ AUDIT_PAGE = 500
 
 AUDIT_SCAN_MAX = 200_000
 """A query looks at no more entries than this, so a filter that matches nothing cannot stall the API."""
+
+AUDIT_WRITE_BATCH_MAX = 500
+"""Most entries `append` writes in one round trip; entries that arrive meanwhile go in the next."""
 
 AUDIT_LIMIT_MAX = 1000
 """Most entries one query returns (chat and the REST API); export has no limit."""
@@ -89,6 +93,9 @@ class AuditLog:
 
     def __init__(self, *, redis: Redis) -> None:
         self._redis = redis
+        # `append`'s entries waiting for the writer, and the writer task, of the loop that made them
+        self._waiting: list[tuple[dict[FieldT, EncodableT], asyncio.Future[str]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     def record(
         self,
@@ -106,6 +113,55 @@ class AuditLog:
         )
         entry_id = self._redis.xadd(AUDIT_STREAM, fields)
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    async def append(
+        self,
+        *,
+        who: Identity | None,
+        where: Conversation | None,
+        action: str,
+        cluster: str | None,
+        detail: Mapping[str, Any],
+        result: str,
+    ) -> str:
+        """`record` for the event loop: the write happens in a thread, never on the loop, and the entries
+        of every coroutine appending meanwhile go in one round trip. Returns once this entry is in the
+        store (its id), so nothing answered before it is written can be lost; a store error is raised to
+        the caller as `record` would."""
+        fields = _entry_fields(
+            who=who, where=where, action=action, cluster=cluster, detail=detail, result=result
+        )
+        loop = asyncio.get_running_loop()
+        written: asyncio.Future[str] = loop.create_future()
+        self._waiting.append((fields, written))
+        if self._writer is None or self._writer.done() or self._writer.get_loop() is not loop:
+            self._writer = loop.create_task(self._write_waiting())
+        return await written
+
+    async def _write_waiting(self) -> None:
+        while self._waiting:
+            batch = self._waiting[:AUDIT_WRITE_BATCH_MAX]
+            del self._waiting[:AUDIT_WRITE_BATCH_MAX]
+            try:
+                ids = await asyncio.to_thread(self._write_all, [fields for fields, _ in batch])
+            except BaseException as exc:
+                for _, written in batch:
+                    if not written.done():
+                        written.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for (_, written), entry_id in zip(batch, ids, strict=True):
+                if not written.done():
+                    written.set_result(entry_id)
+
+    def _write_all(self, entries: list[dict[FieldT, EncodableT]]) -> list[str]:
+        pipe = self._redis.pipeline(transaction=False)
+        for fields in entries:
+            pipe.xadd(AUDIT_STREAM, fields)
+        return [
+            entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id) for entry_id in pipe.execute()
+        ]
 
     @staticmethod
     def queue_record(
