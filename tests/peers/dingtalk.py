@@ -29,9 +29,9 @@ What it models, and where each behaviour comes from:
   id in place (page "更新卡片"). What DingTalk answers for an update of an outTrackId it never created,
   and what a second createAndDeliver with an outTrackId that exists does, are not documented on the
   pages this peer was checked against: the peer refuses the update with HTTP 400 `card.notFound` (a
-  stand-in code; kobot decides on "refused, not later", never on the code), and takes the reading that
-  would hurt a sender most for the second create: the card is delivered again, a second message
-  (`deliveries`). kobot never creates a tagged card it may have created already.
+  stand-in, `CARD_NOT_FOUND_CODE`: kobot creates a tagged card on this code only), and takes the
+  reading that would hurt a sender most for the second create: the card is delivered again, a second
+  message (`deliveries`). kobot never creates a tagged card it may have created already.
 - API rate limits answer HTTP 403 `Forbidden.AccessDenied.QpsLimitForApi` (限流 docs page);
   `rate_limit_next` queues one.
 - robot groupMessages/send: `msgParam` at most 15,000 bytes (Open API page "机器人发送群聊消息");
@@ -92,6 +92,8 @@ DISCONNECT_GRACE_SECONDS = 10.0
 GRACE_POLL_SECONDS = 0.05
 """How often the peer looks for connections whose disconnect grace is over."""
 
+CARD_NOT_FOUND_CODE = "card.notFound"
+"""The code of an update refused for want of a card with that outTrackId (undocumented: a stand-in)."""
 INVALID_TOKEN_CODE = "InvalidAuthentication"  # nosec B105  # an error code, not a token
 QPS_LIMIT_CODE = "Forbidden.AccessDenied.QpsLimitForApi"
 
@@ -593,8 +595,10 @@ class DingTalkPeer(LoopbackPeer):
         params = body.get("cardData", {}).get("cardParamMap")
         with self._lock:
             card = self.cards.get(str(body.get("outTrackId")))
-            if card is None or not isinstance(params, dict):
-                return self._open_api_error(400, "card.notFound", "no card with this outTrackId")
+            if card is None:
+                return self._open_api_error(400, CARD_NOT_FOUND_CODE, "no card with this outTrackId")
+            if not isinstance(params, dict):
+                return self._open_api_error(400, "param.invalid", "cardData.cardParamMap")
             problem = _public_template_problem(card.template_id, {**card.params, **params})
             if problem is not None:
                 return self._open_api_error(400, "param.invalid", problem)

@@ -38,7 +38,7 @@ from typing import Any
 from redis import Redis
 
 from bot.chat.dingtalk import defaults, inbound, render
-from bot.chat.dingtalk.openapi import OpenApiClient
+from bot.chat.dingtalk.openapi import OpenApiClient, OpenApiRefused
 from bot.chat.dingtalk.robot import RobotOutbox
 from bot.chat.dingtalk.stream import TOPIC_CARD, TOPIC_CHAT, StreamConnection
 from bot.chat.registry import register_adapter
@@ -221,11 +221,11 @@ class DingTalkAdapter(ChatAdapter):
         body = render.card_update(self._card_params(message), out_track_id=ref.message_id)
         try:
             await self.api.call("PUT", "/v1.0/card/instances", body)
-        except DeliveryError as exc:
-            if not ref.extra.get(UNCONFIRMED) or exc.retry_after is not None:
+        except OpenApiRefused as exc:
+            if not ref.extra.get(UNCONFIRMED) or exc.code not in defaults.CARD_NOT_FOUND_CODES:
                 raise
-            # DingTalk refused to update a tagged card kobot never saw created: the first attempt ended
-            # before DingTalk made it, so it is made now, under the same id.
+            # DingTalk holds no card of this id: the first attempt ended before DingTalk made it, so it
+            # is made now, under the same id. Any other refusal may come from a card DingTalk holds.
             record = await asyncio.to_thread(self._redis.get, f"{_KEY_PREFIX}:card:{ref.message_id}")
             if not isinstance(record, bytes):
                 raise

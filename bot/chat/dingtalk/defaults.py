@@ -60,6 +60,13 @@ INVALID_TOKEN_CODES = frozenset({"InvalidAuthentication"})
 RATE_LIMIT_CODE_PREFIX = "Forbidden.AccessDenied.QpsLimit"
 """Open API codes for a rate limit (HTTP 403: QpsLimitForApi, QpsLimitForAppkeyAndApi): later, not never."""
 
+CARD_NOT_FOUND_CODES = frozenset({"card.notFound"})
+"""Open API codes with which DingTalk refuses to update a card because it holds no card of that
+outTrackId: the one answer on which kobot creates a tagged card it never saw created. The pages kobot
+was checked against do not document the code; this is the one the DingTalk peer models. Any other
+refusal of the update (a 5xx, a 400 about the content) may come from a card DingTalk holds, so a
+create then could show it twice: the update fails and the outbox retries it."""
+
 RATE_LIMIT_RETRY_SECONDS = 1.0
 """DingTalk's QPS limits count per second; a limited call is tried again after this long."""
 

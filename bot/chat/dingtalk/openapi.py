@@ -96,8 +96,11 @@ class OpenApiClient:
             retry_after = answer.retry_after()
             if code.startswith(defaults.RATE_LIMIT_CODE_PREFIX):
                 retry_after = max(retry_after or 0.0, defaults.RATE_LIMIT_RETRY_SECONDS)
-            raise DeliveryError(
-                f"DingTalk refused {path}: HTTP {answer.status} {code}".strip(), retry_after=retry_after
+            raise OpenApiRefused(
+                f"DingTalk refused {path}: HTTP {answer.status} {code}".strip(),
+                status=answer.status,
+                code=code,
+                retry_after=retry_after,
             )
         raise DeliveryError(f"DingTalk refused {path}: access token not accepted")
 
@@ -142,6 +145,15 @@ class OpenApiClient:
             raise DeliveryError(
                 f"DingTalk could not be reached ({type(exc).__name__})", retry_after=1.0
             ) from None
+
+
+class OpenApiRefused(DeliveryError):
+    """An Open API call DingTalk answered with a refusal: `status` and `code` say which."""
+
+    def __init__(self, user_message: str, *, status: int, code: str, retry_after: float | None) -> None:
+        super().__init__(user_message, retry_after=retry_after)
+        self.status = status
+        self.code = code
 
 
 class WebhookRefused(DeliveryError):

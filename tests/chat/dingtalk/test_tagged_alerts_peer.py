@@ -149,3 +149,35 @@ async def test_a_tagged_card_that_reached_no_one_is_replaced_by_a_card_of_a_new_
     ], "no id was created twice"
     found = await adapter.find_tagged(group, tag="g.1", since=datetime.now(UTC))
     assert found is not None and found.message_id == sent.message_id
+
+
+@pytest.mark.parametrize(
+    ("status", "answer"),
+    [
+        (500, {"code": "ServiceUnavailable", "message": "injected fault"}),
+        (400, {"code": "param.invalid", "message": "cardParamMap.markdown too long"}),
+        (403, {"code": "Forbidden.AccessDenied", "message": "no permission"}),
+    ],
+    ids=["server-error", "content-refused", "forbidden"],
+)
+async def test_a_tagged_card_dingtalk_holds_is_never_created_again_when_its_update_fails_peer(
+    peer: DingTalkPeer, adapter: DingTalkAdapter, status: int, answer: dict[str, str]
+) -> None:
+    """Only DingTalk's "no such card" makes kobot create an unconfirmed card: any other refusal may come
+    from a card DingTalk holds, so the update fails (the outbox retries it) and no second card appears."""
+    conversation = Conversation(platform="dingtalk", conversation_id=GROUP)
+    message = OutgoingMessage(title="[critical] disk full on prod")
+    sent = await adapter.send_tagged(conversation, message, tag="group-1.1")
+    found = await adapter.find_tagged(conversation, tag="group-1.1", since=datetime.now(UTC))
+    assert found is not None and found.extra[UNCONFIRMED] == "1"
+
+    peer.fail_next(1, status=status, path=UPDATE, body=answer)
+    resolved = message.model_copy(update={"title": "[resolved] disk full"})
+    with pytest.raises(DeliveryError):
+        await adapter.update(found, resolved)
+    assert peer.cards_shown_in(SPACE) == [sent.message_id], "no second card of the same id"
+    assert len(peer.requests_to(CREATE)) == 1
+
+    shown = await adapter.update(found, resolved)
+    assert UNCONFIRMED not in shown.extra and peer.cards_shown_in(SPACE) == [sent.message_id]
+    assert peer.cards[sent.message_id].params["title"].endswith("[resolved] disk full")
