@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -43,7 +42,7 @@ def day2_job(ctx: CommandContext, args: BaseModel, *, kind: JobKind, lines: list
     require_operation(kind.value)
     name = ctx.cluster()
     record = ctx.runtime.clusters.require(name)
-    require_own_hosts(record, kind=kind.value, params=job_params(args))
+    require_own_hosts(record, kind=kind.value)
     if kind is not JobKind.CLUSTER_DELETE:
         require_changeable(ctx, record)
     params = job_params(args)
@@ -59,13 +58,30 @@ def day2_job(ctx: CommandContext, args: BaseModel, *, kind: JobKind, lines: list
     )
 
 
-def require_own_hosts(record: ClusterRecord, *, kind: str, params: Mapping[str, Any] | None = None) -> None:
-    """Refuse a job on an imported cluster that kobot cannot run there: without SSH access every job
-    that needs the hosts (SSH, playbooks); with it, those that need machines kobot makes (Terraform)
-    or that would tear down hosts kobot did not build."""
+IMPORTED_CLUSTER_KINDS: frozenset[str] = frozenset(
+    {JobKind.CERTS_RENEW.value, JobKind.CIS_SCAN.value, JobKind.ETCD_BACKUP.value}
+)
+"""The only jobs kobot runs on a cluster it imported: they read or renew what is there and reconfigure
+nothing, so they do not depend on the cluster's configuration, which kobot's record does not describe."""
+
+
+def require_own_hosts(record: ClusterRecord, *, kind: str) -> None:
+    """Refuse a job on an imported cluster that kobot cannot run there: every job that would reconfigure
+    it (its record holds kobot's defaults for network plugin, address ranges, kube-proxy mode, OS and
+    ingress, and every inventory is built from that record), and without SSH access also those that read
+    or renew over SSH."""
     info = record.imported
     if info is None:
         return
+    if kind not in IMPORTED_CLUSTER_KINDS:
+        allowed = ", ".join(f"`{k}`" for k in sorted(IMPORTED_CLUSTER_KINDS))
+        raise ConflictError(
+            f"{record.name} was imported: kobot did not build it and does not know its configuration "
+            "(network plugin, pod and service ranges, kube-proxy mode, OS, ingress), so it will not run "
+            f"`{kind}` there, which would apply kobot's defaults instead. On an imported cluster kobot runs "
+            f"only {allowed} (with SSH access) and what needs only the API: kubectl, health checks, alerts, "
+            "notices, addons and apps. Change the cluster itself with the tools that built it."
+        )
     if info.ssh_user is None:
         raise ConflictError(
             f"{record.name} was imported: kobot holds only its kubeconfig, no SSH access to its hosts and no "
@@ -73,27 +89,6 @@ def require_own_hosts(record: ClusterRecord, *, kind: str, params: Mapping[str, 
             "health checks, alerts, notices, addons and apps. An admin gives SSH access with "
             f"`kobot attach-ssh {record.name} --ssh-key FILE`."
         )
-    why = _needs_machines(record, kind=kind, params=params or {})
-    if why is not None:
-        raise ConflictError(
-            f"{record.name} was imported: kobot reaches its hosts over SSH but made none of its machines "
-            f"and holds no Terraform state, so it cannot run `{kind}` there: {why}"
-        )
-
-
-def _needs_machines(record: ClusterRecord, *, kind: str, params: Mapping[str, Any]) -> str | None:
-    """Why a job on an imported cluster with SSH access would need Terraform, or None."""
-    if kind == JobKind.CLUSTER_DELETE.value:
-        return "deleting would reset hosts kobot did not build; remove them yourself."
-    if kind in (JobKind.NODE_ADD.value, JobKind.NODE_REPLACE.value) and not params.get("host"):
-        return f"name the machine that joins: `... {record.name} host=<address>`."
-    if kind == JobKind.WORKERS_SCALE.value:
-        current = record.count("worker")
-        count, delta = params.get("count"), params.get("delta")
-        target = int(count) if count is not None else current + int(delta or 0)
-        if target > current:
-            return f"new workers need machines; add each with `add node {record.name} host=<address>`."
-    return None
 
 
 def require_changeable(ctx: CommandContext, record: ClusterRecord) -> None:
