@@ -19,7 +19,6 @@ shown twice (at least once).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import secrets
@@ -33,7 +32,7 @@ import aiohttp
 from bot.chat.wecom import defaults, inbound
 from bot.chat.wecom.client import WeComApi
 from bot.chat.wecom.render import needs_cards, render_card, render_markdown, split_markdown, stage_of
-from bot.chat.wecom.state import WeComState, button_keys
+from bot.chat.wecom.state import WeComState, button_keys, digest
 from kobot.conversations import MessageRef
 from kobot.errors import DeliveryError
 from kobot.messages import OutgoingMessage
@@ -136,11 +135,11 @@ class Outbound:
             task_id = self.state.new_task_id()
             keys = self.state.remember_card(task_id=task_id, buttons=message.buttons)
         else:
-            stable = _digest(json.dumps([user_ids, tag]))
+            stable = digest(json.dumps([user_ids, tag]))
             content = render_card(message, task_id="", keys=button_keys(message.buttons, stable=stable))
             # A task id may not be used twice by an app: it names this content, so a changed message
             # is a new card and the same one a duplicate.
-            task_id = f"kobot_t_{_digest(json.dumps([stable, content], sort_keys=True))[:40]}"
+            task_id = f"kobot_t_{digest(json.dumps([stable, content], sort_keys=True))[:40]}"
             keys = self.state.remember_card(task_id=task_id, buttons=message.buttons, stable=stable)
         if origin is not None:
             self.state.remember_origin(task_id=task_id, conversation_id=origin)
@@ -169,7 +168,7 @@ class Outbound:
         first = ""
         text = render_markdown(message)
         if tag is not None:
-            text += f'\n<font color="comment">ref {_digest(tag)[: defaults.TAG_REF_CHARS]}</font>'
+            text += f'\n<font color="comment">ref {digest(tag)[: defaults.TAG_REF_CHARS]}</font>'
         for part in split_markdown(text):
             msg: dict[str, Any] = {"msgtype": "markdown", "markdown": {"content": part}}
             if tag is not None:
@@ -309,10 +308,6 @@ def _check_recipients(answer: dict[str, Any], user_ids: list[str], *, what: str)
 
 _DUPLICATE_CHECK = {"enable_duplicate_check": 1, "duplicate_check_interval": defaults.DUPLICATE_CHECK_SECONDS}
 """message/send fields that make WeCom drop a repeat of the same request within the interval."""
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _local_id() -> str:

@@ -169,7 +169,8 @@ class WeComState:
         self.redis.set(self._key("name", user_id), name.encode(), ex=ttl)
 
 
-def _digest(text: str) -> str:
+def digest(text: str) -> str:
+    """The SHA-256 hex digest of `text`: what kobot derives stable task ids, button keys and tag refs from."""
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -182,7 +183,7 @@ def button_keys(buttons: tuple[Button, ...], *, stable: str | None = None) -> li
         key = button.value
         too_long = len(key.encode()) > defaults.BUTTON_KEY_MAX_BYTES
         if too_long or key in keys or key.startswith(SHORT_KEY_PREFIX) or not key:
-            salt = secrets.token_hex(6) if stable is None else _digest(f"{stable}:{index}")[:12]
+            salt = secrets.token_hex(6) if stable is None else digest(f"{stable}:{index}")[:12]
             key = f"{SHORT_KEY_PREFIX}{index}~{salt}"
         keys.append(key)
     return keys
