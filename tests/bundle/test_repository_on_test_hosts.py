@@ -29,22 +29,28 @@ from bot.dispatcher import Dispatcher
 from bot.runtime import build_runtime
 from kobot.cluster_spec import OfflineRepository
 from kobot.conversations import Conversation, Identity, InboundMessage
+from kobot.errors import StepFailedError
 from kobot.job_records import JobEvent, JobEventType, JobRecord, JobState, StepState
 from kobot.settings import Settings
+from kobot.store import secret_key
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.bundle.conftest import Upstream
 from tests.hosts.lab import HostLab, LabHost
 from tests.workers.jobkit import job_service, run_queue
 from workers.ansible import PlaybookResult, PlaybookRun, run_playbook
-from workers.bundle.build import build_bundle
+from workers.bundle.build import build_bundle, read_built
+from workers.bundle.images import push_to_registry, write_policy
 from workers.bundle.load import repository_of
 from workers.bundle.repository_job import (
     BUNDLE_FOLDER,
     FILES_PORT,
     PACKAGES_NOTE,
     REGISTRY_PORT,
+    REGISTRY_PUSH_PORT,
     RepositoryStore,
+    push_htpasswd,
 )
+from workers.cluster_secrets import ClusterSecrets
 from workers.inventory import render_inventory, write_inventory
 
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
@@ -71,6 +77,7 @@ class Site:
     bundle: Path
     job: JobRecord | None = None
     recorded: OfflineRepository | None = None
+    htpasswd: str = ""
     runs: int = 0
 
     @property
@@ -184,6 +191,7 @@ def _run_setup_job(site: Site, *, redis_url: str, data: Path) -> None:
         run_queue(job_service(settings, runtime.redis))
         site.job = runtime.jobs.records.require("1")
         site.recorded = RepositoryStore(runtime.redis).get()
+        site.htpasswd = push_htpasswd(ClusterSecrets(redis=runtime.redis, secret=secret_key(settings)))
     finally:
         runtime.close()
         Redis.from_url(redis_url).flushall()
@@ -196,6 +204,8 @@ def _repository_vars(site: Site) -> dict[str, Any]:
         "repository_host_bundle_dir": str(site.bundle),
         "repository_host_files_port": FILES_PORT,
         "repository_host_registry_port": REGISTRY_PORT,
+        "repository_host_registry_push_port": REGISTRY_PUSH_PORT,
+        "repository_host_push_htpasswd": site.htpasswd,
     }
 
 
@@ -242,3 +252,37 @@ def test_client_pull_of_an_image_the_bundle_lacks_fails_real_on_test_hosts(site:
     done = site.on_client("pull", "registry.k8s.io/kube-apiserver:v1.32.8")
     assert done.returncode != 0
     assert "404" in done.stderr
+
+
+@pytest.mark.parametrize("port", [REGISTRY_PORT, REGISTRY_PUSH_PORT], ids=["pull-listener", "push-listener"])
+def test_anonymous_push_is_refused_real_on_test_hosts(site: Site, port: int, tmp_path: Path) -> None:
+    """Anyone on the repository's network could otherwise replace the images every new cluster pulls:
+    the pull listener is read-only, the push listener asks for kobot's credential."""
+    image = read_built(site.bundle).images[0]
+    with pytest.raises(StepFailedError) as refused:
+        push_to_registry(
+            image,
+            images_dir=site.bundle / "images",
+            registry=f"{site.repo.address}:{port}",
+            policy=write_policy(tmp_path / "policy.json"),
+            tls=False,
+        )
+    assert any(
+        word in refused.value.user_message for word in ("401", "unauthorized", "405", "unsupported", "denied")
+    ), refused.value.user_message
+
+
+def test_registry_config_deletes_nothing_real_on_test_hosts(site: Site) -> None:
+    done = subprocess.run(
+        [
+            *site.repo.ssh_args(),
+            "cat",
+            "/etc/kobot-repository/registry.yml",
+            "/etc/kobot-repository/registry-push.yml",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=SSH_TIMEOUT_SECONDS,
+        check=True,
+    )
+    assert done.stdout.count("enabled: false") >= 2 and "delete:\n    enabled: true" not in done.stdout

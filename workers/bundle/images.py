@@ -7,7 +7,9 @@ copying, so the digest recorded here is the image's checksum.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -67,21 +69,40 @@ def copy_to_layout(ref: str, *, images_dir: Path, upstream: dict[str, str], poli
     return built
 
 
-def push_to_registry(image: BuiltImage, *, images_dir: Path, registry: str, policy: Path, tls: bool) -> str:
+def push_to_registry(
+    image: BuiltImage,
+    *,
+    images_dir: Path,
+    registry: str,
+    policy: Path,
+    tls: bool,
+    authfile: Path | None = None,
+) -> str:
     """Push a layout to `registry` under the path the clusters' containerd mirror asks for; the pushed
-    name."""
+    name. The push credential, if any, is read by skopeo from `authfile` (never on its command line)."""
     name = mirrored_image(image.ref, registry=registry)
+    auth = () if authfile is None else ("--dest-authfile", str(authfile))
     _skopeo(
         "copy",
         "--policy",
         str(policy),
         "--multi-arch",
         "all",
+        *auth,
         f"--dest-tls-verify={'true' if tls else 'false'}",
         f"oci:{images_dir / image.layout}:{tag_of(image.ref)}",
         f"docker://{name}",
     )
     return name
+
+
+def write_authfile(path: Path, *, registry: str, user: str, password: str) -> Path:
+    """A containers-auth.json for `registry`, mode 0600 from its creation: what skopeo pushes with."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"auths": {registry: {"auth": token}}}, handle)
+    return path
 
 
 def write_policy(path: Path) -> Path:

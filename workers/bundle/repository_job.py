@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 from redis import Redis
 
 from kobot import automation_values, keys
@@ -20,7 +21,8 @@ from kobot.job_records import JobEventType, JobSpec
 from kobot.settings import Settings
 from kobot.store import synced
 from workers.bundle.build import read_built
-from workers.bundle.load import push_images, repository_of
+from workers.bundle.load import PushCredential, push_htpasswd_line, push_images, repository_of
+from workers.cluster_secrets import ClusterSecrets, cluster_secrets_for
 from workers.context import StepContext
 from workers.inventory import render_inventory, write_inventory
 from workers.operations import Operation, Step, operation
@@ -38,7 +40,14 @@ FILES_PORT = 8080
 """Port of the repository host's file server (the role's default)."""
 
 REGISTRY_PORT = 5000
-"""Port of the repository host's registry (the role's default)."""
+"""Port of the repository host's registry (the role's default): read-only, anonymous pulls."""
+
+REGISTRY_PUSH_PORT = 5001
+"""Port of the repository host's push listener (the role's default): the same storage, writes only
+with kobot's push credential (htpasswd)."""
+
+PUSH_PASSWORD_SECRET = "registry-push-password"  # nosec B105  # a secret's name in the store, not its value
+PUSH_HTPASSWD_SECRET = "registry-push-htpasswd"  # nosec B105  # a secret's name in the store, not its value
 
 INVENTORY = "repository-inventory.yml"
 
@@ -80,6 +89,27 @@ def _repository(ctx: StepContext) -> OfflineRepository:
     return repository_of(host=_host(ctx), files_port=FILES_PORT, registry_port=REGISTRY_PORT)
 
 
+def push_password(secrets: ClusterSecrets) -> str:
+    """kobot's push password for the repository host: generated once, kept encrypted with the others."""
+    return secrets.get_or_create_password(cluster=REPOSITORY_SCOPE, name=PUSH_PASSWORD_SECRET)
+
+
+def push_htpasswd(secrets: ClusterSecrets) -> str:
+    """The htpasswd line of the push password, hashed once and kept, so a second setup changes nothing."""
+    password = push_password(secrets)
+    stored = secrets.get(cluster=REPOSITORY_SCOPE, name=PUSH_HTPASSWD_SECRET)
+    if stored is not None and bcrypt_matches(password, stored.decode()):
+        return stored.decode()
+    line = push_htpasswd_line(password)
+    secrets.put(cluster=REPOSITORY_SCOPE, name=PUSH_HTPASSWD_SECRET, value=line.encode())
+    return line
+
+
+def bcrypt_matches(password: str, line: str) -> bool:
+    _user, _, hashed = line.partition(":")
+    return bool(hashed) and bcrypt.checkpw(password.encode(), hashed.encode())
+
+
 def check_bundle_step(ctx: StepContext) -> None:
     built = read_built(bundle_dir(ctx))
     manifest = built.manifest
@@ -110,12 +140,17 @@ def serve_step(ctx: StepContext) -> None:
             "repository_host_bundle_dir": str(bundle_dir(ctx)),
             "repository_host_files_port": FILES_PORT,
             "repository_host_registry_port": REGISTRY_PORT,
+            "repository_host_registry_push_port": REGISTRY_PUSH_PORT,
+            "repository_host_push_htpasswd": push_htpasswd(cluster_secrets_for(ctx)),
         },
     )
 
 
 def images_step(ctx: StepContext) -> None:
-    pushed = push_images(into=bundle_dir(ctx), registry=_repository(ctx).image_registry)
+    credential = PushCredential(password=push_password(cluster_secrets_for(ctx)), private_dir=ctx.work_dir)
+    pushed = push_images(
+        into=bundle_dir(ctx), registry=f"{_host(ctx)}:{REGISTRY_PUSH_PORT}", credential=credential
+    )
     ctx.emit(JobEventType.LOG, message=f"{len(pushed)} images in {_repository(ctx).image_registry}")
 
 
