@@ -161,7 +161,15 @@ def bundle_plan(
 
     from workers.bundle.plan import BundlePlanError, plan_bundle
 
-    rewrites = dict(item.split("=", 1) for item in upstream or [] if "=" in item)
+    malformed = [item for item in upstream or [] if "=" not in item or not item.partition("=")[0]]
+    if malformed:
+        typer.echo(
+            f"kobot: --upstream {malformed[0]!r} is not PREFIX=REPLACEMENT "
+            "(like https://dl.k8s.io=http://mirror.example/dl.k8s.io or registry.k8s.io=mirror.example:5000)",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+    rewrites = dict(item.split("=", 1) for item in upstream or [])
     try:
         manifest = plan_bundle(
             version=version,

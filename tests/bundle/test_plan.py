@@ -149,6 +149,14 @@ def test_cli_refuses_bad_input_with_exit_2() -> None:
     assert "allowed: debian12" in result.output
 
 
+@pytest.mark.parametrize("given", ["https://dl.k8s.io", "=http://mirror/dl.k8s.io"])
+def test_cli_refuses_an_upstream_rewrite_that_is_not_prefix_equals_replacement(given: str) -> None:
+    args = ["bundle", "plan", "--version", "1.32.8", "--os", "debian12", "--upstream", given]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "is not PREFIX=REPLACEMENT" in result.output
+
+
 def test_cli_build_refuses_a_file_that_is_no_manifest(tmp_path: Path) -> None:
     bad = tmp_path / "m.json"
     bad.write_text("{}")
