@@ -29,6 +29,10 @@ Behaviour and where it comes from:
   errcode) and records the repeat in `duplicates`, not in `sent`. It compares whole requests (sorted JSON)
   and checks them before anything else, task ids included. appchat/send and webhook/send document no such
   check (document/path/90248, 91770): they post every request.
+- template_card task ids: one use per app; message/send refuses a used, empty or too long one with
+  errcode 42014 "taskid has existed or empty or exceed max len" (global error list; the errmsg is
+  quoted in a developers.weixin.qq.com thread). The duplicate check comes first, so a repeat within
+  the interval is dropped, and one after it is refused.
 - response_code (document/path/94888): one use, within 72 h. The errcode for a spent or expired one is
   not documented: the peer answers 40058 (invalid parameter), as it does for a card it would not take
   (it used to answer made-up 40098/40099).
@@ -92,6 +96,13 @@ ERR_CHAT_NOT_FOUND = 40050
 ERR_ALL_RECIPIENTS_INVALID = 81013
 ERR_CHAT_MEMBER_COUNT = 86006
 ERR_API_LIMIT = 45009
+ERR_TASK_ID = 42014
+"""A template card's task_id used before by the app, empty or too long (global error list; the errmsg is
+quoted in a public thread on developers.weixin.qq.com)."""
+TASK_ID_USED = "task_id already used"
+TASK_ID_EMPTY_OR_LONG = "task_id empty or too long"
+TASK_ID_PROBLEMS = (TASK_ID_USED, TASK_ID_EMPTY_OR_LONG)
+"""Card problems message/send answers with errcode 42014, not 40058."""
 JSON_BODY: web.RequestKey[Any] = web.RequestKey("json_body", object)
 TASK_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-@")
 
@@ -390,6 +401,8 @@ class WeComPeer(LoopbackPeer):
                 return _err(ERR_INVALID_PARAMETER, "content exceed max length")
         elif msgtype == "template_card":
             problem = self._card_problem(body["template_card"], new=True)
+            if problem in TASK_ID_PROBLEMS:
+                return _err(ERR_TASK_ID, "taskid has existed or empty or exceed max len")
             if problem:
                 return _err(ERR_INVALID_PARAMETER, f"invalid template_card: {problem}")
         else:
@@ -423,10 +436,12 @@ class WeComPeer(LoopbackPeer):
         if card.get("card_type") != "button_interaction":
             return "card_type"
         task_id = str(card.get("task_id", ""))
-        if not task_id or len(task_id.encode()) > 128 or not set(task_id) <= TASK_ID_CHARS:
+        if not task_id or len(task_id.encode()) > 128:
+            return TASK_ID_EMPTY_OR_LONG
+        if not set(task_id) <= TASK_ID_CHARS:
             return "task_id"
         if new and task_id in self._task_ids:
-            return "task_id already used"
+            return TASK_ID_USED
         buttons = card.get("button_list") or []
         keys = [b.get("key", "") for b in buttons]
         if not 1 <= len(buttons) <= 6 or len(set(keys)) != len(keys):

@@ -157,8 +157,17 @@ def _delivery_error(exc: WeChatClientException, *, what: str) -> DeliveryError:
         reason = f"HTTP {status}" if status else str(exc.errmsg or "no answer")
         return DeliveryError(f"WeCom did not take {what} ({reason})")
     if code == defaults.INVALID_RECIPIENTS_ERRCODE:
-        return DeliveryError(
-            f"WeCom did not take {what}: no recipient is in the app's visible range (errcode {code})"
+        return WeComRefused(
+            f"WeCom did not take {what}: no recipient is in the app's visible range (errcode {code})",
+            errcode=code,
         )
     log.warning("wecom refused %s: errcode %s", what, code)
-    return DeliveryError(f"WeCom refused {what} (errcode {code})")
+    return WeComRefused(f"WeCom refused {what} (errcode {code})", errcode=code)
+
+
+class WeComRefused(DeliveryError):
+    """WeCom answered a call with a refusal: `errcode` says which."""
+
+    def __init__(self, user_message: str, *, errcode: int) -> None:
+        super().__init__(user_message)
+        self.errcode = errcode

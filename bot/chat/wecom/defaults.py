@@ -129,6 +129,15 @@ DUPLICATE_CHECK_SECONDS = 4 * 3600
 """`duplicate_check_interval` on tagged app messages: WeCom's maximum (message/send, document/path/90236:
 "默认1800s，最大不超过4小时"), so a post retried after a long outage is still recognised as the same."""
 
+TASK_ID_USED_ERRCODE = 42014
+"""message/send refuses a template card whose task_id the app has used before (or an empty or too long
+one): "taskid has existed or empty or exceed max len" (errcode 42014, global error list). A tagged card
+retried after the duplicate check's interval meets it: WeCom took the first attempt."""
+
+TASK_ID_GENERATIONS_MAX = 8
+"""How many task ids, one after the other, a tagged card tries when WeCom says the previous one is used;
+each later one is met only by a retry more than `DUPLICATE_CHECK_SECONDS` after the last was taken."""
+
 TAG_REF_CHARS = 8
 """Hex characters of a tag's digest shown under a tagged markdown message: two alert groups whose text
 happens to match stay two messages under the duplicate check, which compares whole requests."""

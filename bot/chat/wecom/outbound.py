@@ -12,7 +12,9 @@ Tagged sends (`tag`, the alert outbox's group key) to one-to-one app sessions us
 (message/send, document/path/90236: with `enable_duplicate_check` 1, "在一定时间间隔内，同样内容（请求json）
 的消息，不会重复收到"; the interval is at most 4 hours): the card's task id and button keys and the
 markdown's tag line are derived from the tag and the content, so a post retried after its answer was lost
-is the same request and the person does not get it twice. WeCom offers no way to look a sent message up,
+is the same request and the person does not get it twice. A card retried after the interval is refused
+for its used task id (errcode 42014): WeCom took it then, and it goes out again under the next task id.
+WeCom offers no way to look a sent message up,
 and appchat/send, group robots and smart-bot replies have no duplicate check: there a retried post may be
 shown twice (at least once).
 """
@@ -30,7 +32,7 @@ from typing import Any
 import aiohttp
 
 from bot.chat.wecom import defaults, inbound
-from bot.chat.wecom.client import WeComApi
+from bot.chat.wecom.client import WeComApi, WeComRefused
 from bot.chat.wecom.render import needs_cards, render_card, render_markdown, split_markdown, stage_of
 from bot.chat.wecom.state import WeComState, button_keys, digest
 from kobot.conversations import MessageRef
@@ -130,33 +132,59 @@ class Outbound:
     ) -> str:
         """One button card to each of `user_ids` (one call); its task id. With `origin`, clicks count
         there; with `tag`, the same card sent again is the same request, under the duplicate check."""
-        client, agent_id = self.api.client, self.settings.agent_id
+        for user_id in user_ids:
+            await self._pace(f"{inbound.USER}:{user_id}", USER_BUDGET)
         if tag is None:
             task_id = self.state.new_task_id()
             keys = self.state.remember_card(task_id=task_id, buttons=message.buttons)
+            if origin is not None:
+                self.state.remember_origin(task_id=task_id, conversation_id=origin)
+            answer = await self._post_card(user_ids, message, task_id=task_id, keys=keys, checked=False)
         else:
             stable = digest(json.dumps([user_ids, tag]))
             content = render_card(message, task_id="", keys=button_keys(message.buttons, stable=stable))
             # A task id may not be used twice by an app: it names this content, so a changed message
             # is a new card and the same one a duplicate.
-            task_id = f"kobot_t_{digest(json.dumps([stable, content], sort_keys=True))[:40]}"
-            keys = self.state.remember_card(task_id=task_id, buttons=message.buttons, stable=stable)
-        if origin is not None:
-            self.state.remember_origin(task_id=task_id, conversation_id=origin)
+            base = f"kobot_t_{digest(json.dumps([stable, content], sort_keys=True))[:40]}"
+            generation = 0
+            while True:
+                # A retry past the duplicate check's interval is refused for its used task id, though
+                # the card it names was shown long ago: the card goes out again under the next id (the
+                # person may see it twice, rather than never see what changed), and that id stays the
+                # same request for a retry of its own.
+                task_id = base if generation == 0 else f"{base}_{generation}"
+                keys = self.state.remember_card(task_id=task_id, buttons=message.buttons, stable=stable)
+                try:
+                    answer = await self._post_card(
+                        user_ids, message, task_id=task_id, keys=keys, checked=True
+                    )
+                    break
+                except WeComRefused as exc:
+                    generation += 1
+                    if exc.errcode != defaults.TASK_ID_USED_ERRCODE:
+                        raise
+                    if generation >= defaults.TASK_ID_GENERATIONS_MAX:
+                        raise
+                    log.info("wecom card task id %s is used; sending under the next one", task_id)
+        if answer.get("response_code") and origin is None:
+            self.state.offer_response_code(task_id=task_id, response_code=str(answer["response_code"]))
+        return task_id
+
+    async def _post_card(
+        self, user_ids: list[str], message: OutgoingMessage, *, task_id: str, keys: list[str], checked: bool
+    ) -> dict[str, Any]:
+        """One message/send of the card; `checked` puts it under WeCom's duplicate check."""
+        client, agent_id = self.api.client, self.settings.agent_id
         msg: dict[str, Any] = {
             "msgtype": "template_card",
             "template_card": render_card(message, task_id=task_id, keys=keys),
         }
-        if tag is not None:
+        if checked:
             msg |= _DUPLICATE_CHECK
-        for user_id in user_ids:
-            await self._pace(f"{inbound.USER}:{user_id}", USER_BUDGET)
         touser = "|".join(user_ids)
         answer = await self.api.call(lambda: client.message.send(agent_id, touser, msg=msg), what="a card")
         _check_recipients(answer, user_ids, what="a card")
-        if answer.get("response_code") and origin is None:
-            self.state.offer_response_code(task_id=task_id, response_code=str(answer["response_code"]))
-        return task_id
+        return answer
 
     async def _to_user(
         self, conversation_id: str, user_id: str, message: OutgoingMessage, *, tag: str | None = None

@@ -125,3 +125,34 @@ async def test_group_chats_have_no_duplicate_check_and_stay_at_least_once_peer(
     await adapter.send_tagged(robot, OutgoingMessage(title="disk full"), tag="g.1")
     posts = [s for s in wecom_peer.sent if s.api == "webhook/send"]
     assert len(posts) == 2 and all("enable_duplicate_check" not in s.payload for s in posts)
+
+
+async def test_a_tagged_card_retried_after_the_duplicate_check_goes_out_under_a_new_task_id_peer(
+    wecom_peer: WeComPeer, adapter: WeComAdapter
+) -> None:
+    """WeCom took the card, kobot never learnt it, and the outbox retries hours later: the task id is
+    used, so WeCom refuses it (errcode 42014) and the post would fail forever under it."""
+    alice = Conversation(platform="wecom", conversation_id="user:alice")
+    card = OutgoingMessage(
+        title="[critical] disk full",
+        buttons=(Button(label="Silence 1h", action_id="alert.silence", value="silence:g.1"),),
+    )
+    first = await adapter.send_tagged(alice, card, tag="g.1")
+    wecom_peer.clock.advance(defaults.DUPLICATE_CHECK_SECONDS + 1)
+
+    again = await adapter.send_tagged(alice, card, tag="g.1")
+    assert again.message_id != first.message_id, "a fresh task id"
+    tried = [r.body["template_card"]["task_id"] for r in wecom_peer.requests_to(SEND)]
+    # the first id is sent again (with a fresh access token, hours later) and refused, then the next
+    assert (
+        list(dict.fromkeys(tried)) == [first.message_id, again.message_id] and tried[-1] == again.message_id
+    )
+    assert tried.count(first.message_id) >= 2, "the first id was tried again and refused"
+    shown = [p["template_card"]["task_id"] for p in _sent_to_alice(wecom_peer)]
+    assert shown == [first.message_id, again.message_id]
+    (button,) = _sent_to_alice(wecom_peer)[-1]["template_card"]["button_list"]
+    assert adapter.state.card_button(task_id=again.message_id, key=button["key"]) is not None
+
+    once_more = await adapter.send_tagged(alice, card, tag="g.1")
+    assert once_more.message_id == again.message_id, "the new task id is the same request again"
+    assert len(_sent_to_alice(wecom_peer)) == 2 and len(wecom_peer.duplicates) == 1
