@@ -9,15 +9,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from redis import Redis
 
 from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime
+from commands.definitions.repository import REPOSITORY_SETUP
 from kobot.conversations import Conversation, Identity, InboundMessage
+from kobot.job_records import JobState
 from kobot.messages import OutgoingMessage
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.support.dispatching import dispatching_runtime
+from tests.workers.jobkit import job_service, job_settings, run_queue, spec
 from workers.bundle.load import repository_of
-from workers.bundle.repository_job import RepositoryStore
+from workers.bundle.repository_job import REPOSITORY_SCOPE, RepositoryStore, bundle_sha256
 
 ROOM = Conversation(platform="slack", conversation_id="C0OPS")
 ADMIN = Identity(platform="slack", user_id="U1", display_name="Ada")
@@ -36,6 +40,9 @@ bindings:
 
 @pytest.fixture
 def runtime(redis_url: str, data_dir: Path, tmp_path: Path) -> Iterator[Runtime]:
+    """A bundle.json in place: the handler binds the request to it (its content is the worker's concern)."""
+    (data_dir / "bundle").mkdir(parents=True, exist_ok=True)
+    (data_dir / "bundle" / "bundle.json").write_text('{"built": 1}')
     rt = dispatching_runtime(redis_url=redis_url, data_dir=data_dir, policy=POLICY, policy_dir=tmp_path)
     yield rt
     rt.close()
@@ -101,3 +108,42 @@ async def test_a_new_clusters_plan_takes_the_recorded_repository(runtime: Runtim
     after = await say(runtime, "plan cluster lab masters=1 workers=0 hosts=node1.example.com")
 
     assert "offline repo http://repo1.example.com:8080/packages" in "\n".join(m.to_text() for m in after)
+
+
+async def test_without_a_built_bundle_the_request_is_answered_and_queues_nothing(runtime: Runtime) -> None:
+    (runtime.settings.data_dir / "bundle" / "bundle.json").unlink()
+    text = "\n".join(m.to_text() for m in await say(runtime, "setup repository on repo1.example.com"))
+    assert "holds no bundle.json: build the bundle first" in text, text
+    assert "Approve" not in text and len(runtime.queue) == 0
+
+
+async def test_the_plan_names_the_bundle_it_is_approved_for(runtime: Runtime) -> None:
+    bundle = runtime.settings.data_dir / "bundle"
+    first = "\n".join(m.to_text() for m in await say(runtime, "setup repository on repo1.example.com"))
+    assert f"bundle.json sha256 {bundle_sha256(bundle)[:12]}" in first, first
+
+
+def test_a_job_approved_for_another_bundle_refuses_to_load_this_one(redis_url: str, data_dir: Path) -> None:
+    """The approval's params carry the bundle.json sha256 the approver saw; a bundle rebuilt meanwhile
+    (other images, other files) is not what they approved."""
+    bundle = data_dir / "bundle"
+    bundle.mkdir(parents=True, exist_ok=True)
+    (bundle / "bundle.json").write_text('{"built": 1}')
+    approved = bundle_sha256(bundle)
+    (bundle / "bundle.json").write_text('{"built": 2}')
+    settings = job_settings(redis_url, data_dir)
+    service = job_service(settings, Redis.from_url(redis_url))
+    record = service.submit(
+        spec(
+            service,
+            kind=REPOSITORY_SETUP,
+            cluster=REPOSITORY_SCOPE,
+            host="repo1.example.com",
+            bundle_sha256=approved,
+        )
+    )
+    run_queue(service)
+
+    done = service.records.require(record.job_id)
+    assert done.state is JobState.FAILED
+    assert "the bundle changed since approval" in (done.error or ""), done.error

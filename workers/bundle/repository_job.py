@@ -17,10 +17,12 @@ from redis import Redis
 
 from kobot import automation_values, keys
 from kobot.cluster_spec import OfflineRepository
+from kobot.errors import StepFailedError
 from kobot.job_records import JobEventType, JobSpec
 from kobot.settings import Settings
 from kobot.store import synced
-from workers.bundle.build import read_built
+from workers.bundle.build import BUNDLE_FILE, read_built
+from workers.bundle.fetch import sha256_of
 from workers.bundle.load import PushCredential, push_htpasswd_line, push_images, repository_of
 from workers.cluster_secrets import ClusterSecrets, cluster_secrets_for
 from workers.context import StepContext
@@ -110,7 +112,25 @@ def bcrypt_matches(password: str, line: str) -> bool:
     return bool(hashed) and bcrypt.checkpw(password.encode(), hashed.encode())
 
 
+def bundle_sha256(folder: Path) -> str:
+    """sha256 of the bundle's `bundle.json` (its files' checksums, its images' digests): what an approval
+    of `setup repository` is given for."""
+    path = folder / BUNDLE_FILE
+    if not path.is_file():
+        raise StepFailedError(
+            f"{folder} holds no {BUNDLE_FILE}: build the bundle first (`kobot bundle build`)"
+        )
+    return sha256_of(path)
+
+
 def check_bundle_step(ctx: StepContext) -> None:
+    approved = ctx.params.get("bundle_sha256")
+    if approved != bundle_sha256(bundle_dir(ctx)):
+        raise StepFailedError(
+            f"the bundle changed since approval (its {BUNDLE_FILE} is not the one approved): "
+            "ask for `setup repository` again to approve the bundle there now",
+            task="bundle",
+        )
     built = read_built(bundle_dir(ctx))
     manifest = built.manifest
     ctx.emit(
