@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -113,6 +113,14 @@ CONTROL_PLANE_COMPONENTS = frozenset({"kube-apiserver", "kube-controller-manager
 _VERSION = re.compile(r"v?(\d+)\.(\d+)")
 
 
+@dataclass(frozen=True)
+class ListBounds:
+    """How a health check lists nodes, pods and PVCs: pages of `page` objects, at most `most` of a kind."""
+
+    page: int = defaults.HEALTH_LIST_PAGE_SIZE
+    most: int = defaults.HEALTH_LIST_OBJECTS_MAX
+
+
 def check_cluster(
     *,
     kubeconfig: bytes,
@@ -120,6 +128,7 @@ def check_cluster(
     etcd_access: EtcdAccess | None,
     now: datetime,
     timeout: float = defaults.HEALTH_CHECK_DEADLINE_SECONDS,
+    bounds: ListBounds = ListBounds(),
 ) -> HealthReport:
     """Look at the cluster whose admin kubeconfig this is, within `timeout` seconds."""
     started = time.monotonic()
@@ -129,7 +138,7 @@ def check_cluster(
     try:
         etcd_rows = pool.submit(endpoint_health, access=etcd_access) if etcd_access is not None else None
         certificates = pool.submit(_certificates, api, etcd_access)
-        _api_parts(api, tally)
+        _api_parts(api, tally, bounds)
         left = max(0.0, started + timeout - time.monotonic())
         _etcd_part(etcd_rows, tally, min(left, defaults.HEALTH_CHECK_ETCD_SECONDS))
         seen = _certificate_part(certificates, tally, max(0.0, started + timeout - time.monotonic()), now)
@@ -161,7 +170,32 @@ def look_at_certificates(
 
 
 # --- the API's part ------------------------------------------------------------------------------------
-def _api_parts(api: ClusterApi, tally: _Tally) -> None:
+def _listed(
+    api: ClusterApi, path: str, what: str, areas: set[HealthArea], tally: _Tally, bounds: ListBounds
+) -> Iterator[dict[str, Any]]:
+    """The objects at list `path`, page by page (`limit`/`continue`, as kubectl does), at most
+    `bounds.most`: a bigger list is cut, the card says where, and its areas count as unseen (what was
+    known of them before still stands, rather than the part not read being taken for healed)."""
+    token = ""
+    listed = 0
+    while True:
+        query: dict[str, str | int] = {"limit": min(bounds.page, bounds.most - listed)}
+        if token:
+            query["continue"] = token
+        document = api.get_json(path, query)
+        items = list(document.get("items") or [])[: bounds.most - listed]
+        listed += len(items)
+        yield from items
+        token = str((document.get("metadata") or {}).get("continue") or "")
+        if not token:
+            return
+        if listed >= bounds.most:
+            tally.skipped.append(f"{what}: cut at {bounds.most}")
+            tally.unseen |= areas
+            return
+
+
+def _api_parts(api: ClusterApi, tally: _Tally, bounds: ListBounds) -> None:
     try:
         version = str(api.get_json("/version").get("gitVersion") or "")
     except KubeReadError as exc:
@@ -174,14 +208,29 @@ def _api_parts(api: ClusterApi, tally: _Tally) -> None:
         return
     _readiness(api, tally)
     kubelets: dict[str, str] = {}
-    parts: tuple[tuple[str, Callable[[], None], set[HealthArea]], ...] = (
-        ("nodes", lambda: _nodes(api, tally, kubelets), {HealthArea.NODES, HealthArea.VERSIONS}),
-        ("pods", lambda: _pods(api, tally), {HealthArea.PODS, HealthArea.CONTROL_PLANE}),
-        ("PVCs", lambda: _volume_claims(api, tally), {HealthArea.STORAGE}),
+    parts: tuple[tuple[str, str, Callable[[Iterator[dict[str, Any]]], None], set[HealthArea]], ...] = (
+        (
+            "nodes",
+            "/api/v1/nodes",
+            lambda found: _nodes(found, tally, kubelets),
+            {HealthArea.NODES, HealthArea.VERSIONS},
+        ),
+        (
+            "pods",
+            "/api/v1/pods",
+            lambda found: _pods(found, tally),
+            {HealthArea.PODS, HealthArea.CONTROL_PLANE},
+        ),
+        (
+            "PVCs",
+            "/api/v1/persistentvolumeclaims",
+            lambda found: _volume_claims(found, tally),
+            {HealthArea.STORAGE},
+        ),
     )
-    for what, part, areas in parts:
+    for what, path, part, areas in parts:
         try:
-            part()
+            part(_listed(api, path, what, areas, tally, bounds))
         except KubeReadError as exc:
             tally.skipped.append(f"{what}: {exc.user_message}")
             tally.unseen |= areas
@@ -209,8 +258,8 @@ def _readiness(api: ClusterApi, tally: _Tally) -> None:
     tally.ok += 1
 
 
-def _nodes(api: ClusterApi, tally: _Tally, kubelets: dict[str, str]) -> None:
-    for node in api.get_json("/api/v1/nodes").get("items") or []:
+def _nodes(found: Iterator[dict[str, Any]], tally: _Tally, kubelets: dict[str, str]) -> None:
+    for node in found:
         name = str(_get(node, "metadata", "name") or "?")
         kubelets[name] = str(_get(node, "status", "nodeInfo", "kubeletVersion") or "")
         conditions = {str(c.get("type")): c for c in _get(node, "status", "conditions") or []}
@@ -230,8 +279,8 @@ def _nodes(api: ClusterApi, tally: _Tally, kubelets: dict[str, str]) -> None:
         tally.ok += len(tally.findings) == before
 
 
-def _pods(api: ClusterApi, tally: _Tally) -> None:
-    for pod in api.get_json("/api/v1/pods").get("items") or []:
+def _pods(found: Iterator[dict[str, Any]], tally: _Tally) -> None:
+    for pod in found:
         phase = str(_get(pod, "status", "phase") or "Unknown")
         if phase == "Succeeded" or _get(pod, "metadata", "deletionTimestamp"):
             continue
@@ -262,8 +311,8 @@ def _pods(api: ClusterApi, tally: _Tally) -> None:
             tally.ok += 1
 
 
-def _volume_claims(api: ClusterApi, tally: _Tally) -> None:
-    for claim in api.get_json("/api/v1/persistentvolumeclaims").get("items") or []:
+def _volume_claims(found: Iterator[dict[str, Any]], tally: _Tally) -> None:
+    for claim in found:
         subject = f"{_get(claim, 'metadata', 'namespace')}/{_get(claim, 'metadata', 'name')}"
         phase = str(_get(claim, "status", "phase") or "Pending")
         storage_class = _get(claim, "spec", "storageClassName")

@@ -92,10 +92,34 @@ class HealthPeer(KubernetesApiPeer):
             "status": {"phase": phase},
         })  # fmt: skip
 
+    def _list(
+        self,
+        kind: str,
+        api_version: str,
+        items: list[dict[str, Any]],
+        query: dict[str, list[str]],
+        fields: tuple[str, ...],
+    ) -> tuple[int, dict[str, Any]]:
+        """Pages as the API server does: `limit` objects, and a `continue` token that resumes after them."""
+        offset = int((query.get("continue") or ["0"])[0] or 0)
+        limit = int((query.get("limit") or ["0"])[0])
+        whole = {k: v for k, v in query.items() if k not in ("limit", "continue")}
+        status, document = super()._list(kind, api_version, items, whole, fields)
+        if status != 200:
+            return status, document
+        chosen = document["items"][offset:]
+        if 0 < limit < len(chosen):
+            chosen, document["metadata"]["continue"] = chosen[:limit], str(offset + limit)
+        document["items"] = chosen
+        return status, document
+
     def _read(self, parts: list[str], query: dict[str, list[str]]) -> tuple[int, dict[str, Any] | str] | None:
         if parts == ["readyz"]:
             lines = [f"[-]{c} failed: reason withheld" if c in self.readyz_failing else f"[+]{c} ok"
                      for c in READYZ_CHECKS]  # fmt: skip
             lines.append("readyz check failed" if self.readyz_failing else "readyz check passed")
             return (500 if self.readyz_failing else 200), "\n".join(lines) + "\n"
+        if parts == ["api", "v1", "nodes"]:
+            # the node list pages like the others (the base peer answers it whole); under its lock already
+            return self._list("NodeList", "v1", list(self._nodes.values()), query, ("metadata.name",))
         return super()._read(parts, query)

@@ -15,7 +15,7 @@ from tests.health.peer import HealthPeer
 from tests.workers.test_etcd_real import start_etcd
 from workers.etcd import EtcdAccess
 from workers.health_cards import report_card
-from workers.health_check import HealthArea, HealthLevel, HealthReport, check_cluster
+from workers.health_check import HealthArea, HealthLevel, HealthReport, ListBounds, check_cluster
 
 
 def healthy(peer: HealthPeer, nodes: int = 3) -> None:
@@ -193,3 +193,29 @@ def test_peer_an_api_server_that_refuses_the_token_is_named(peer: HealthPeer, tm
     )
     assert [(f.problem, f.level) for f in report.findings] == [("unreachable", HealthLevel.CRITICAL)]
     assert "(401)" in report.findings[0].detail
+
+
+def test_peer_lists_are_read_page_by_page_and_cut_at_their_bound(peer: HealthPeer, tmp_path: Path) -> None:
+    healthy(peer, nodes=8)
+    peer.add_pod("shop", "zz-broken", node="prod-worker-1", waiting_reason="CrashLoopBackOff")
+    kubeconfig = peer.write_kubeconfig(tmp_path / "admin.conf").read_bytes()
+
+    def look(bounds: ListBounds) -> HealthReport:
+        return check_cluster(
+            kubeconfig=kubeconfig, cluster="prod", etcd_access=None, now=datetime.now(UTC), bounds=bounds
+        )
+
+    whole = look(ListBounds(page=3, most=100))
+    assert ("pods", "shop/zz-broken", "CrashLoopBackOff", "critical") in found(whole), "found on page 3"
+    pages = [r.query for r in peer.calls("GET", "/api/v1/pods")]
+    assert [q.get("limit") for q in pages] == [["3"], ["3"], ["3"]]
+    assert [q.get("continue") for q in pages] == [None, ["3"], ["6"]]
+    assert not any("cut at" in what for what in whole.skipped)
+
+    cut = look(ListBounds(page=3, most=5))
+    assert "nodes: cut at 5" in cut.skipped and "pods: cut at 5" in cut.skipped
+    assert "PVCs: cut at 5" not in cut.skipped
+    assert ("pods", "shop/zz-broken", "CrashLoopBackOff", "critical") not in found(cut)
+    assert {HealthArea.PODS, HealthArea.NODES} <= cut.unseen, "what was known of the rest still stands"
+    assert "skipped pods: cut at 5" in (report_card(cut).footer or "")
+    assert len(peer.calls("GET", "/api/v1/pods")) == 3 + 2, "no page past the bound is asked for"
