@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from commands.context import CommandContext, CommandResult, Reply, reply
 from commands.definitions.health import (
@@ -33,9 +34,14 @@ async def check_health(ctx: CommandContext, args: HealthCheckArgs) -> CommandRes
     cluster = ctx.runtime.clusters.require(ctx.cluster()).name
     _may_read_everything(ctx, cluster)
     limit = defaults.HEALTH_CHECK_DEADLINE_SECONDS
+    if not CHECKS_RUNNING.acquire(blocking=False):
+        raise KobotError(
+            f"kobot is busy with {defaults.HEALTH_CHECKS_CONCURRENT_MAX} health checks already; "
+            f"try `check cluster {cluster}` again in a minute"
+        )
     try:
         report = await asyncio.wait_for(
-            asyncio.to_thread(_check_blocking, ctx, cluster),
+            asyncio.to_thread(_check_holding_slot, ctx, cluster),
             timeout=limit + defaults.HEALTH_CHECK_DEADLINE_MARGIN_SECONDS,
         )
     except TimeoutError:
@@ -44,6 +50,19 @@ async def check_health(ctx: CommandContext, args: HealthCheckArgs) -> CommandRes
             "its API server or etcd may be down or overloaded"
         ) from None
     return Reply(report_card(report))
+
+
+CHECKS_RUNNING = threading.BoundedSemaphore(defaults.HEALTH_CHECKS_CONCURRENT_MAX)
+"""Slots of the `check cluster` threads of this process; a thread frees its own when it ends (a check the
+chat stopped waiting for still holds one), so the threads stay bounded. Threading's, not asyncio's: it is
+freed on the worker thread and is not tied to one event loop."""
+
+
+def _check_holding_slot(ctx: CommandContext, cluster: str) -> HealthReport:
+    try:
+        return _check_blocking(ctx, cluster)
+    finally:
+        CHECKS_RUNNING.release()
 
 
 def _check_blocking(ctx: CommandContext, cluster: str) -> HealthReport:

@@ -3,6 +3,7 @@ peer, the health card posted to the Slack peer; the permission it needs, and the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -157,3 +158,21 @@ async def test_peer_a_schedule_is_set_shown_and_stopped_from_chat(
     assert "prod has no health-check schedule" in again
     bad = await ask(kobot, slack, signing_secret, "check prod every day at 08:00 tz=Mars/Base", "U0ALICE")
     assert "is no time zone: an IANA name like UTC, Asia/Shanghai" in bad
+
+
+async def test_peer_checks_past_the_concurrent_bound_are_answered_busy(
+    kobot: httpx.AsyncClient, slack: SlackPeer, signing_secret: str, kube: HealthPeer
+) -> None:
+    """Each check holds a worker thread until it ends: past the bound the answer is "busy", at once."""
+    kube.faults.delay = 0.3
+    asked = defaults.HEALTH_CHECKS_CONCURRENT_MAX + 1
+    replies = await asyncio.gather(
+        *(ask(kobot, slack, signing_secret, "check cluster prod", "U0ALICE") for _ in range(asked))
+    )
+    busy = [r for r in replies if "busy with" in r]
+    assert len(busy) == 1, replies
+    assert f"busy with {defaults.HEALTH_CHECKS_CONCURRENT_MAX} health checks already" in busy[0]
+    assert "try `check cluster prod` again in a minute" in busy[0]
+    assert sum("Health of prod: 4 critical" in r for r in replies) == asked - 1
+    kube.faults.delay = 0.0
+    assert "Health of prod: 4 critical" in await ask(kobot, slack, signing_secret, "巡检 prod", "U0ALICE")
