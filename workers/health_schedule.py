@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time as clock
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Protocol
 
@@ -125,6 +126,37 @@ def expiry_notices_due(
     return due
 
 
+def claim_expiry_notices(
+    redis: Redis,
+    *,
+    cluster: str,
+    certificates: Sequence[CertificateSeen],
+    now: datetime,
+    thresholds: Sequence[int] = defaults.CERT_EXPIRY_NOTICE_DAYS,
+) -> list[CertificateSeen]:
+    """The certificates whose notice this process is to post: their marks are added before the post
+    (SADD answers how many were new), so of two processes looking at once only one posts each; a post
+    that then fails is not tried again, which beats posting every notice twice."""
+    claimed: list[CertificateSeen] = []
+    key = keys.cert_notices_sent(cluster)
+    for cert, marks in expiry_notices_due(
+        redis, cluster=cluster, certificates=certificates, now=now, thresholds=thresholds
+    ):
+        if int(synced(redis.sadd(key, *marks))) > 0:
+            claimed.append(cert)
+    return claimed
+
+
+@dataclass(frozen=True)
+class _Look:
+    """What one round found of one cluster, to post from the event loop."""
+
+    cluster: str
+    report: HealthReport | None
+    worse: list[Finding]
+    expiring: list[CertificateSeen]
+
+
 class HealthCheckScheduler:
     """Runs due health checks and certificate looks each interval and posts what must be posted."""
 
@@ -152,27 +184,56 @@ class HealthCheckScheduler:
         await self._task.stop()
 
     async def run_once(self, now: datetime | None = None) -> list[HealthReport]:
-        """One round over every running cluster; the reports of the checks that ran."""
+        """One round over every running cluster; the reports of the checks that ran. The round's Redis
+        work and checks run on one thread (the client is synchronous); only the posting is awaited on
+        the event loop, and what was found is remembered on a thread again once it is posted."""
         now = now or utcnow()
+        looks = await asyncio.to_thread(self._round, now)
+        posted: list[HealthReport] = []
+        for look in looks:
+            try:
+                await self._post(look, now)
+            except Exception:
+                # remembered only once posted: a failed post is tried again next time
+                log.exception("health notices of %s not posted", look.cluster)
+                continue
+            if look.report is not None:
+                posted.append(look.report)
+        if posted:
+            await asyncio.to_thread(self._remember, posted)
+        return [look.report for look in looks if look.report is not None]
+
+    def _remember(self, reports: list[HealthReport]) -> None:
+        for report in reports:
+            remember(self._redis, report)
+
+    def _round(self, now: datetime) -> list[_Look]:
         store = HealthScheduleStore(self._redis)
-        reports: list[HealthReport] = []
+        looks: list[_Look] = []
         for record in ClusterStore(self._redis).all():
             if record.state is not ClusterState.RUNNING:
                 continue
             cluster = record.name
             try:
                 if store.claim_due(cluster=cluster, now=now, advance=lambda s: self._advance(s, now)):
-                    report = await asyncio.to_thread(self._check, cluster, now)
+                    report = self._check(cluster, now)
                     if report is not None:
-                        await self._post_worse(report)
-                        await self._post_expiry(cluster, list(report.certificates), now)
-                        reports.append(report)
+                        worse = worse_than_before(self._redis, report)
+                        expiring = self._claim_expiring(cluster, list(report.certificates), now)
+                        looks.append(_Look(cluster, report, worse, expiring))
                 elif store.get(cluster) is None and self._cert_look_due(cluster):
-                    seen = await asyncio.to_thread(self._certificates, cluster)
-                    await self._post_expiry(cluster, seen, now)
+                    expiring = self._claim_expiring(cluster, self._certificates(cluster), now)
+                    looks.append(_Look(cluster, None, [], expiring))
             except KobotError as exc:
                 log.warning("health check of %s: %s", cluster, exc.user_message)
-        return reports
+        return looks
+
+    def _claim_expiring(
+        self, cluster: str, seen: list[CertificateSeen], now: datetime
+    ) -> list[CertificateSeen]:
+        return claim_expiry_notices(
+            self._redis, cluster=cluster, certificates=seen, now=now, thresholds=self._notice_days
+        )
 
     @staticmethod
     def _advance(schedule: HealthCheckSchedule, now: datetime) -> None:
@@ -202,29 +263,22 @@ class HealthCheckScheduler:
         access = etcd.load_access(redis=self._redis, cluster=cluster)
         return look_at_certificates(kubeconfig=kubeconfig, cluster=cluster, etcd_access=access)
 
-    async def _post_worse(self, report: HealthReport) -> None:
-        worse = worse_than_before(self._redis, report)
-        if worse:
+    async def _post(self, look: _Look, now: datetime) -> None:
+        report, worse = look.report, look.worse
+        if report is not None and worse:
             await self._publisher.publish_cluster_event(
-                cluster=report.cluster, event=HEALTH_WORSENED_EVENT, message=worsened_notice(report, worse)
+                cluster=look.cluster, event=HEALTH_WORSENED_EVENT, message=worsened_notice(report, worse)
             )
-        nodes = [f for f in worse if f.area is HealthArea.NODES]
-        if nodes:
+            nodes = [f for f in worse if f.area is HealthArea.NODES]
+            if nodes:
+                await self._publisher.publish_cluster_event(
+                    cluster=look.cluster,
+                    event=NODE_HEALTH_WORSENED_EVENT,
+                    message=node_worsened_notice(report, nodes),
+                )
+        for cert in look.expiring:
             await self._publisher.publish_cluster_event(
-                cluster=report.cluster,
-                event=NODE_HEALTH_WORSENED_EVENT,
-                message=node_worsened_notice(report, nodes),
+                cluster=look.cluster,
+                event=CERT_EXPIRY_EVENT,
+                message=expiry_notice(cluster=look.cluster, cert=cert, now=now),
             )
-        # remembered only once posted: a failed post is tried again next time
-        remember(self._redis, report)
-
-    async def _post_expiry(self, cluster: str, seen: list[CertificateSeen], now: datetime) -> None:
-        due = expiry_notices_due(
-            self._redis, cluster=cluster, certificates=seen, now=now, thresholds=self._notice_days
-        )
-        for cert, marks in due:
-            message = expiry_notice(cluster=cluster, cert=cert, now=now)
-            await self._publisher.publish_cluster_event(
-                cluster=cluster, event=CERT_EXPIRY_EVENT, message=message
-            )
-            self._redis.sadd(keys.cert_notices_sent(cluster), *marks)

@@ -5,13 +5,16 @@ and certificate-expiry notices go to `certificate` channels once per threshold."
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from redis import Redis
 
 from alerts.service import AlertService
 from alerts.subscriptions import ClusterEvent
@@ -26,11 +29,13 @@ from kobot.store import synced
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.health.peer import HealthPeer
 from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
+from workers.health_certs import CertificateSeen
 from workers.health_schedule import (
     CERT_EXPIRY_EVENT,
     HEALTH_WORSENED_EVENT,
     HealthCheckScheduler,
     HealthScheduleStore,
+    claim_expiry_notices,
     expiry_notices_due,
 )
 
@@ -259,3 +264,64 @@ async def test_clusters_not_running_or_without_a_kubeconfig_are_left_alone(
     await say(rt, HEALTH, "check dev every hour at 00:00")
     assert await scheduler(rt).run_once(datetime.now(UTC) + timedelta(hours=2)) == []
     rt.close()
+
+
+class ThreadNotingRedis(Redis):
+    """The real client, noting the thread of every command it sends."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.threads: set[int] = set()
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.threads.add(threading.get_ident())
+        return super().execute_command(*args, **options)
+
+
+async def test_peer_a_round_sends_no_redis_command_from_the_event_loop(
+    redis_url: str, data_dir: Path, peer: HealthPeer
+) -> None:
+    """The client is synchronous: a command sent from the loop stalls every chat for its round trip."""
+    rt = build(redis_url, data_dir)
+    assert rt.alerts is not None
+    add_cluster(rt, peer, data_dir)
+    await say(rt, HEALTH, "notify prod health")
+    await say(rt, HEALTH, "check prod every hour at 00:00")
+    [schedule] = HealthScheduleStore(rt.redis).all()
+    peer.set_ready("prod-worker-2", False)
+    noting = ThreadNotingRedis.from_url(redis_url)
+    rounds = HealthCheckScheduler(
+        redis=noting, secrets=ClusterSecrets(redis=noting, secret=rt.secret), publisher=rt.alerts
+    )
+    await rt.alerts.start()
+    try:
+        [report] = await rounds.run_once(schedule.next_run_at + timedelta(seconds=1))
+        assert [f.problem for f in report.findings] == ["NotReady"]
+        assert await posted(rt, HEALTH, at_least=1) == ["Health of prod got worse: 1 new or worse findings"]
+    finally:
+        await rt.alerts.stop()
+        noting.close()
+        rt.close()
+    assert noting.threads, "the round used the client"
+    assert threading.get_ident() not in noting.threads
+    with Redis.from_url(redis_url) as client:
+        assert synced(client.hgetall(keys.health_findings("prod"))), "remembered once posted"
+
+
+def test_two_processes_seeing_the_same_expiry_post_it_once(redis_url: str, redis: Redis) -> None:
+    """The marks are claimed with SADD before posting, so only the process that added them posts."""
+    other = Redis.from_url(redis_url)
+    now = datetime.now(UTC)
+    expiring = CertificateSeen(
+        name="API server serving certificate", subject="CN=x", not_after=now + timedelta(days=5)
+    )
+    try:
+        first = claim_expiry_notices(redis, cluster="prod", certificates=[expiring], now=now)
+        second = claim_expiry_notices(other, cluster="prod", certificates=[expiring], now=now)
+    finally:
+        other.close()
+    assert (first, second) == ([expiring], [])
+    later = now + timedelta(days=3)
+    assert claim_expiry_notices(redis, cluster="prod", certificates=[expiring], now=later) == [], (
+        "every threshold it was past is claimed with the first notice"
+    )
