@@ -15,6 +15,10 @@ CLUSTER_IMPORT_PERMISSION = "cluster.import"
 """Importing a cluster kobot did not build (`kobot import`, `POST /api/v1/clusters/import`): admins only
 by default, since it adds a cluster and its credentials to kobot."""
 
+REPOSITORY_SETUP_PERMISSION = "repository.setup"
+"""Setting up the offline repository every new cluster pulls from: admins only by default, since what
+it serves runs on every node of every new cluster."""
+
 SCOPE_SEPARATOR = ":"
 """`kubectl:shop` is the `kubectl` permission for namespace shop only (see `scoped_permission`)."""
 

@@ -109,11 +109,23 @@ def dns_label(value: str, *, what: str) -> str:
     return name
 
 
+OFFLINE_REPOSITORY_SCOPE = "offline-repository"
+"""The `cluster` of the offline repository's jobs (their lock, approvals, job listing and secrets)."""
+
+RESERVED_CLUSTER_NAMES = frozenset({OFFLINE_REPOSITORY_SCOPE})
+"""Scopes kobot keeps for itself: a cluster of that name would share their lock, approvals and secrets."""
+
+
 def cluster_name(value: str) -> str:
     """A DNS-1123 label that starts with a letter, so `scale workers 5` never reads 5 as a cluster."""
     name = dns_label(value, what="cluster name")
     if not name[0].isalpha():
         raise UnsafeValueError(f"cluster name '{value}' must start with a letter (like prod or dev-2)")
+    if name in RESERVED_CLUSTER_NAMES:
+        raise UnsafeValueError(
+            f"cluster name '{value}' is kept for kobot's own jobs "
+            f"(reserved: {', '.join(sorted(RESERVED_CLUSTER_NAMES))})"
+        )
     return name
 
 

@@ -25,7 +25,13 @@ from pathlib import Path
 
 from bot.policy import defaults
 from bot.policy.document import ApprovalRuleSpec, LdapSpec, PersonSpec, PolicyDocument, RoleSpec
-from kobot.access import CLUSTER_IMPORT_PERMISSION, CLUSTER_READ_PERMISSION, EVERY_SCOPE, SCOPE_SEPARATOR
+from kobot.access import (
+    CLUSTER_IMPORT_PERMISSION,
+    CLUSTER_READ_PERMISSION,
+    EVERY_SCOPE,
+    REPOSITORY_SETUP_PERMISSION,
+    SCOPE_SEPARATOR,
+)
 from kobot.risk import Risk
 
 HOLDERS_CACHE_MAX = 1024
@@ -34,13 +40,14 @@ HOLDERS_CACHE_MAX = 1024
 BUILTIN_ROLE_SPECS: dict[str, RoleSpec] = {
     "viewer": RoleSpec(
         risks=(Risk.READ,),
-        exclude=("audit", CLUSTER_READ_PERMISSION, CLUSTER_IMPORT_PERMISSION),
+        exclude=("audit", CLUSTER_READ_PERMISSION, CLUSTER_IMPORT_PERMISSION, REPOSITORY_SETUP_PERMISSION),
         description="read-only commands, except the audit trail and reading inside clusters (kubectl)",
     ),
     "operator": RoleSpec(
         risks=(Risk.READ, Risk.CHANGE, Risk.RISKY),
-        exclude=("audit", CLUSTER_IMPORT_PERMISSION),
-        description="every command but importing clusters; risky ones go through approval",
+        exclude=("audit", CLUSTER_IMPORT_PERMISSION, REPOSITORY_SETUP_PERMISSION),
+        description="every command but importing clusters and setting up the offline repository; "
+        "risky ones go through approval",
     ),
     "admin": RoleSpec(
         commands=("*",),

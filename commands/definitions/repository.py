@@ -11,6 +11,7 @@ from commands.definitions.common import Args, BreakGlass
 from commands.grammar import Arg
 from commands.registry import command
 from kobot import validation
+from kobot.access import REPOSITORY_SETUP_PERMISSION
 from kobot.risk import Risk
 
 REPOSITORY_SETUP = "repository.setup"
@@ -28,6 +29,7 @@ REPOSITORY_SETUP = "repository.setup"
         "部署离线仓库",
     ),
     risk=Risk.RISKY,
+    permission=REPOSITORY_SETUP_PERMISSION,
     summary="Set up the offline repository on a host: file server and registry, loaded with kobot's bundle.",
     examples=("setup repository on repo1.example.com", "搭建离线仓库 repo1.example.com"),
     job_kind=REPOSITORY_SETUP,

@@ -1,7 +1,7 @@
 """`setup repository on <host>` through the real dispatcher, policy and store (real Valkey): risky, so it
-asks for approval and queues nothing yet (an operator's request waits for an admin, the policy's
-default approver); its plan names the host and the bundle; a bad host is answered with what a host may
-be."""
+asks for approval and queues nothing yet; an operator may not ask at all (admins only by default, like
+importing a cluster); its plan names the host and the bundle; a bad host is answered with what a host
+may be."""
 
 from __future__ import annotations
 
@@ -73,11 +73,22 @@ async def test_chinese_alias_reaches_the_same_command(runtime: Runtime) -> None:
     assert "docker-registry) on repo1.example.com" in "\n".join(m.to_text() for m in answers)
 
 
-async def test_an_operators_request_waits_for_an_admins_approval_and_queues_nothing(runtime: Runtime) -> None:
+async def test_an_operator_may_not_set_up_the_repository_every_new_cluster_pulls_from(
+    runtime: Runtime,
+) -> None:
     answers = await say(runtime, "setup repository on repo1.example.com", who=OPERATOR)
     text = "\n".join(message.to_text() for message in answers)
-    assert "approv" in text.lower(), text
+    assert "it needs the repository.setup permission" in text, text
+    assert "Approve" not in text
     assert runtime.jobs.records.recent(limit=5) == [] and len(runtime.queue) == 0
+
+
+@pytest.mark.parametrize(
+    "line", ["plan cluster offline-repository masters=1 workers=0 hosts=node1.example.com"]
+)
+async def test_the_repository_scope_is_no_cluster_name(runtime: Runtime, line: str) -> None:
+    text = "\n".join(m.to_text() for m in await say(runtime, line))
+    assert "is kept for kobot's own jobs (reserved: offline-repository)" in text, text
 
 
 @pytest.mark.parametrize(

@@ -32,8 +32,9 @@ from workers.operations import Operation, Step, operation
 KIND = "repository.setup"
 """commands.definitions.repository.REPOSITORY_SETUP: the command that queues it."""
 
-REPOSITORY_SCOPE = "offline-repository"
-"""The `cluster` of a repository job: what its lock, approvals and job listing are keyed by."""
+REPOSITORY_SCOPE = automation_values.OFFLINE_REPOSITORY_SCOPE
+"""The `cluster` of a repository job: what its lock, approvals and job listing are keyed by (a name no
+cluster may take)."""
 
 BUNDLE_FOLDER = "bundle"
 """Folder under settings.data_dir the job loads from."""
