@@ -12,7 +12,7 @@ from kobot import defaults
 from kobot.messages import Tone
 from tests.compliance.reports import MASTER, MASTER_HARDENED, NODE, report
 from workers.compliance.cards import change_card, scan_card, trimmed
-from workers.compliance.results import ScanResult, ScanStore, build_result, diff_scans
+from workers.compliance.results import ScanDiff, ScanResult, ScanStore, build_result, diff_scans
 
 
 def _scan(scan_id: str, **reports: object) -> ScanResult:
@@ -94,6 +94,27 @@ def test_change_card_says_only_the_change_and_where_the_rest_is() -> None:
         "  fixed 1.1.12 on master-1\n  fixed 1.2.16 on master-1"
     )
     assert card.footer == "show scan prod 9"
+
+
+def test_change_card_of_a_big_cluster_stays_short() -> None:
+    """A first hardening run on 200 nodes may fix hundreds of checks on every node: counted, not listed."""
+    nodes = [f"worker-{i}" for i in range(200)]
+    after = _scan("11", **{"master-1": MASTER})
+    after.diff = ScanDiff(
+        previous_id="10",
+        newly_failing={"4.2.6": nodes[:2]},
+        fixed={f"1.{i}.1": nodes for i in range(300)},
+    )
+    body = change_card(after).body or ""
+    lines = body.split("\n")
+    assert lines[1] == "  newly failing 4.2.6 on worker-0, worker-1"
+    assert lines[2] == "  fixed 1.0.1 on 200 nodes"
+    assert sum(line.startswith("  fixed ") for line in lines) == defaults.CIS_CHANGES_SHOWN_MAX
+    assert lines[-1] == f"  … and {300 - defaults.CIS_CHANGES_SHOWN_MAX} more fixed checks"
+    assert len(body) < 1000
+    scan = _scan("12", **{"master-1": MASTER})
+    scan.failed = [scan.failed[0].model_copy(update={"nodes": nodes})]
+    assert f"— on {len(nodes)} nodes" in (scan_card(scan).body or "")
 
 
 def test_trimmed_cuts_at_a_word_and_flattens_lines() -> None:

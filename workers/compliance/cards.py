@@ -27,7 +27,7 @@ def scan_card(result: ScanResult) -> OutgoingMessage:
         lines += ["", "Failed checks:"]
         shown = result.failed[: defaults.CIS_FAILED_SHOWN_MAX]
         for check in shown:
-            lines.append(f"• {check.id} {check.text} — on {', '.join(check.nodes)}")
+            lines.append(f"• {check.id} {check.text} — on {on_nodes(check.nodes)}")
             if check.remediation:
                 lines.append(f"  fix: {trimmed(check.remediation)}")
         if len(result.failed) > len(shown):
@@ -55,14 +55,26 @@ def change_card(result: ScanResult) -> OutgoingMessage:
 
 
 def diff_lines(diff: ScanDiff) -> list[str]:
+    """What changed since the previous scan, `CIS_CHANGES_SHOWN_MAX` checks of each kind at most (a big
+    cluster's first hardening run may fix hundreds): the rest are counted."""
     if diff.previous_id is None:
         return ["First scan of this cluster: nothing to compare with."]
     if not diff.changed:
         return [f"No change since scan {diff.previous_id}."]
     lines = [f"Since scan {diff.previous_id}:"]
-    lines += [f"  newly failing {check} on {', '.join(nodes)}" for check, nodes in diff.newly_failing.items()]
-    lines += [f"  fixed {check} on {', '.join(nodes)}" for check, nodes in diff.fixed.items()]
+    for what, changes in (("newly failing", diff.newly_failing), ("fixed", diff.fixed)):
+        shown = list(changes.items())[: defaults.CIS_CHANGES_SHOWN_MAX]
+        lines += [f"  {what} {check} on {on_nodes(nodes)}" for check, nodes in shown]
+        if len(changes) > len(shown):
+            lines.append(f"  … and {len(changes) - len(shown)} more {what} checks")
     return lines
+
+
+def on_nodes(nodes: list[str]) -> str:
+    """The nodes by name when few, else how many (`on 40 nodes`): one line stays one line."""
+    if len(nodes) <= defaults.CIS_NODES_NAMED_MAX:
+        return ", ".join(nodes)
+    return f"{len(nodes)} nodes"
 
 
 def trimmed(text: str, *, limit: int = defaults.CIS_REMEDIATION_CHARS_MAX) -> str:
