@@ -346,9 +346,18 @@ class AlertService:
         )
         return AlertClickOutcome(reply=message, command_to_run=runbook.command)
 
-    async def publish_cluster_event(self, *, cluster: str, event: str, message: OutgoingMessage) -> None:
-        """Queue `message` for every conversation subscribed to `event` of `cluster` (with retries)."""
-        targets = await notify_targets(self.redis, cluster=cluster, event=event)
+    async def publish_cluster_event(
+        self, *, cluster: str, event: str, message: OutgoingMessage, posted_in: str | None = None
+    ) -> None:
+        """Queue `message` for every conversation subscribed to `event` of `cluster` (with retries).
+
+        `posted_in` (`platform:conversation_id`): the conversation the message was already posted to by
+        its sender, skipped here (any thread of it) so that it does not show there twice."""
+        targets = [
+            t
+            for t in await notify_targets(self.redis, cluster=cluster, event=event)
+            if f"{t.platform}:{t.conversation_id}" != posted_in
+        ]
         if not targets:
             return
         notice = Notice(

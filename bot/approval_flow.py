@@ -87,6 +87,8 @@ class ApprovalFlow:
                 # buttons work where the request was made and, for a one-to-one request, in the
                 # cluster's approval channels; anywhere else it is a notice
                 message=card if channels else card.model_copy(update={"buttons": ()}),
+                # the card with buttons is there already: a subscribed channel that asks sees it once
+                posted_in=ctx.conversation.key,
             )
         return request
 
