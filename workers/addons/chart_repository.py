@@ -19,6 +19,7 @@ from kobot.errors import StepFailedError
 from workers.addons.defaults import CHART_ARCHIVE_MAX_BYTES, CHART_FETCH_TIMEOUT_SECONDS
 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+_FILE_PART = re.compile(r"[A-Za-z0-9._+-]+")
 
 
 def fetch_index(*, repository: str) -> dict[str, Any]:
@@ -38,10 +39,10 @@ def fetch_index(*, repository: str) -> dict[str, Any]:
 def fetch_chart(*, repository: str, name: str, version: str, into: Path) -> Path:
     """Download chart `name` at `version` into `into` (kept when already there and its digest holds)."""
     base = repository.rstrip("/") + "/"
+    target = into / f"{_file_part(name)}-{_file_part(version)}.tgz"
     with httpx.Client(timeout=CHART_FETCH_TIMEOUT_SECONDS, follow_redirects=False) as http:
         index = _get(http, urljoin(base, "index.yaml"), what="the chart repository's index.yaml")
         entry = _entry(yaml.safe_load(index) or {}, name=name, version=version, repository=base)
-        target = into / f"{name}-{version}.tgz"
         digest = _digest(entry, name=name, version=version)
         if target.is_file() and _sha256(target.read_bytes()) == digest:
             return target
@@ -56,6 +57,16 @@ def fetch_chart(*, repository: str, name: str, version: str, into: Path) -> Path
     into.mkdir(parents=True, exist_ok=True, mode=0o700)
     target.write_bytes(data)
     return target
+
+
+def _file_part(value: str) -> str:
+    """A chart's name or version as part of the archive's file name: one plain name, never a path."""
+    if not _FILE_PART.fullmatch(value) or value in (".", ".."):
+        raise StepFailedError(
+            f"chart name or version {value!r} must be letters, digits and ._+- only "
+            "(like 1.2.3 or 65.1.0+up1)"
+        )
+    return value
 
 
 def _digest(entry: dict[str, Any], *, name: str, version: str) -> str:

@@ -10,11 +10,50 @@ from __future__ import annotations
 
 import re
 from enum import Enum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 """A sha256 as upstream checksum files write it: 64 lower-case hex digits."""
+
+_PATH_CHARS = re.compile(r"[A-Za-z0-9._/-]+")
+_COMPONENT_CHARS = re.compile(r"[A-Za-z0-9._+-]+")
+
+
+def bundle_path(value: str) -> str:
+    """A path inside the bundle folder: relative POSIX, of letters, digits and `._/-`, no `.`/`..` step.
+
+    A manifest is a file someone hands kobot: a path like `../../etc/cron.d/x` would make the build
+    write, and the repository host serve, outside the bundle."""
+    parts = value.split("/")
+    if (
+        not _PATH_CHARS.fullmatch(value)
+        or value.startswith("/")
+        or any(part in ("", ".", "..") for part in parts)
+    ):
+        raise ValueError(
+            f"bundle path {value!r} must be relative, of letters, digits and ._/- only, "
+            "with no empty, '.' or '..' step (like kubernetes/v1.32.8/amd64/kubeadm)"
+        )
+    return value
+
+
+def path_component(value: str) -> str:
+    """One file or folder name inside the bundle (an image's layout, a chart's name or version)."""
+    if not _COMPONENT_CHARS.fullmatch(value) or value in (".", ".."):
+        raise ValueError(
+            f"{value!r} must be one name of letters, digits and ._+- (not '.' or '..'), "
+            "like registry.k8s.io_pause_3.10"
+        )
+    return value
+
+
+BundlePath = Annotated[str, AfterValidator(bundle_path)]
+"""A file's place under the bundle's folders, checked by `bundle_path`."""
+
+PathComponent = Annotated[str, AfterValidator(path_component)]
+"""One name in the bundle's folders, checked by `path_component`."""
 
 
 class ChecksumKind(str, Enum):
@@ -51,7 +90,7 @@ class PlannedFile(BaseModel):
     name: str
     version: str
     arch: str | None
-    path: str
+    path: BundlePath
     url: str
     checksum: ChecksumSource
 
@@ -69,8 +108,8 @@ class PlannedImage(BaseModel):
 class PlannedChart(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str
-    version: str
+    name: PathComponent
+    version: PathComponent
     repository: str
     """HTTP chart repository (`index.yaml` + archives); the index's digest is the chart's checksum."""
     addon: str
@@ -136,7 +175,7 @@ class BuiltFile(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    path: str
+    path: BundlePath
     sha256: str
     size: int
     verified_by: ChecksumKind
@@ -148,7 +187,7 @@ class BuiltImage(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     ref: str
-    layout: str
+    layout: PathComponent
     """Folder under `images/`, one OCI layout per image, tagged with the image's tag."""
     digest: str
     """The manifest (list) digest skopeo copied: content-addressed, so the copy is checked by it."""
@@ -157,9 +196,9 @@ class BuiltImage(BaseModel):
 class BuiltChart(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str
-    version: str
-    path: str
+    name: PathComponent
+    version: PathComponent
+    path: BundlePath
     sha256: str
 
 
