@@ -1,6 +1,7 @@
 """Autoheal end to end: the Kubernetes API peer flips a worker NotReady, the node watcher sees it, and
 past the threshold the replacement is queued (pre-approved by the policy) or asked for (an approval
-request), one node at a time; the storm guard replaces nothing and says so once; a master is never
+request, whose Approve click runs the replacement to its end and whose Reject leaves the node to
+people, said once), one node at a time; the storm guard replaces nothing and says so once; a master is never
 replaced. The queued replacement runs to the end on a real RQ worker: Terraform's `testhosts` module
 stands in for vSphere, the new machine's address comes from kobot's IP pool (an SSH test host), Ansible
 runs the recording fixture playbooks of tests/workers/test_day2_jobs_peer.py."""
@@ -16,6 +17,7 @@ import pytest
 from pydantic import SecretStr
 
 from alerts.service import AlertService
+from bot.approvals import APPROVE_ACTION, REJECT_ACTION, ApprovalStatus
 from bot.autoheal import AUTOHEAL_IDENTITY, Autoheal, AutohealVerdict
 from bot.dispatcher import Dispatcher
 from bot.node_watch import NodeReadinessWatcher
@@ -23,8 +25,9 @@ from bot.runtime import Runtime, build_runtime
 from kobot.autoheal import AutohealStore
 from kobot.clock import utcnow
 from kobot.clusters import ClusterRecord, ClusterState, NodeRecord
-from kobot.conversations import Conversation, Identity, InboundMessage
+from kobot.conversations import ButtonClick, Conversation, Identity, InboundMessage
 from kobot.job_records import JobKind, JobState
+from kobot.messages import OutgoingMessage
 from kobot.settings_ip_pools import IpPoolConfig
 from kobot.store import secret_key
 from tests.bot.recording_adapter import RecordingAdapter
@@ -156,6 +159,25 @@ def _titles(rt: Runtime) -> list[str]:
     return [d.message.title for d in adapter.deliveries if d.ref.conversation_id == WATCHERS.conversation_id]
 
 
+def _approval_cards(rt: Runtime) -> list[OutgoingMessage]:
+    """Approval cards posted to the approval channel (not their edits)."""
+    adapter = rt.adapters["terminal"]
+    assert isinstance(adapter, RecordingAdapter)
+    return [
+        d.message
+        for d in adapter.deliveries
+        if d.kind == "send"
+        and d.ref.conversation_id == APPROVERS.conversation_id
+        and "replace node" in str(d.message)
+    ]
+
+
+def _click_on_card(card: OutgoingMessage, action: str) -> ButtonClick:
+    """A click on the card's own (signed) button, as the chat adapter hands it over."""
+    button = next(b for b in card.buttons if b.action_id == action)
+    return ButtonClick(identity=OPS, conversation=APPROVERS, action_id=action, value=button.value)
+
+
 async def _until_said(rt: Runtime, title: str) -> None:
     for _ in range(200):
         if any(title in t for t in _titles(rt)):
@@ -284,6 +306,115 @@ async def test_without_pre_approval_one_request_at_a_time_and_masters_are_left_t
         assert [(e.actor, e.result, e.detail["node"]) for e in entries] == [
             (AUTOHEAL_IDENTITY.key, "approval requested", "demo-worker-3")
         ]
+    finally:
+        if rt.alerts is not None:
+            await rt.alerts.stop()
+        rt.close()
+
+
+async def test_approved_replacement_runs_to_a_finished_job_peer(
+    redis_url: str, data_dir: Path, tmp_path: Path, peer: KubernetesApiPeer, lab_hosts: list[LabHost]
+) -> None:
+    rt = _runtime(redis_url, data_dir, tmp_path, policy=ASKS_APPROVAL, pool=lab_hosts[:1])
+    clock = Clock()
+    try:
+        _cluster(rt, peer, network=lab_hosts[0].address.rsplit(".", 1)[0])
+        dispatcher = Dispatcher(runtime=rt)
+        autoheal = Autoheal(runtime=rt, approvals=dispatcher.approvals, runs=dispatcher.runs, clock=clock)
+        watcher = NodeReadinessWatcher(runtime=rt, autoheal=autoheal)
+        await _say(dispatcher, "notify demo node here")
+        await _say(dispatcher, "notify demo approvals here", where=APPROVERS)
+        await _say(dispatcher, "autoheal demo on after=2m max-unhealthy=30%")
+        await rt.alerts.start()  # type: ignore[union-attr]
+        peer.add_node("demo-worker-4", role="worker")  # what kubeadm join makes appear in the API
+
+        peer.set_ready("demo-worker-2", False)
+        await watcher.check_once()
+        clock.advance(minutes=3)
+        await watcher.check_once()
+        asked = watcher.autoheal_outcomes["demo"]
+        assert (asked.verdict, asked.node) == (AutohealVerdict.ASKED, "demo-worker-2")
+        assert asked.approval_id is not None
+        await asyncio.sleep(0.3)  # the cluster's approval notice would have reached the channel by now
+        [card] = _approval_cards(rt)
+        assert card.buttons, "one card, with buttons, in the approval channel autoheal asked in"
+
+        await dispatcher.on_click(_click_on_card(card, APPROVE_ACTION))
+        assert rt.approvals.get(request_id=asked.approval_id).status is ApprovalStatus.APPROVED
+        await watcher.check_once()
+        busy = watcher.autoheal_outcomes["demo"]
+        assert (busy.verdict, busy.node) == (AutohealVerdict.BUSY, "demo-worker-2"), "the job is under way"
+        action = AutohealStore(rt.redis).action("demo")
+        assert action is not None and action.job_id is not None
+        job = rt.jobs.records.require(action.job_id)
+        assert job.spec.kind == JobKind.NODE_REPLACE.value and job.spec.params["node"] == "demo-worker-2"
+        assert job.spec.requested_by == AUTOHEAL_IDENTITY
+
+        await asyncio.to_thread(run_queue, job_service(rt.settings, rt.redis))
+        done = rt.jobs.records.require(action.job_id)
+        assert done.state is JobState.SUCCEEDED, done.error
+        assert "demo-worker-2" not in peer.node_names()
+        [left] = runs(rt.settings, "node_remove")
+        assert left["vars"]["nodes_to_remove"] == ["demo-worker-2"]
+
+        await watcher.check_once()
+        assert watcher.autoheal_outcomes["demo"].verdict is AutohealVerdict.NOTHING
+        assert AutohealStore(rt.redis).action("demo") is None, "the finished job is forgotten"
+        assert not [t for t in _titles(rt) if "autoheal leaves" in t]
+    finally:
+        if rt.alerts is not None:
+            await rt.alerts.stop()
+        rt.close()
+
+
+async def test_rejected_replacement_leaves_the_node_to_people_said_once_peer(
+    redis_url: str, data_dir: Path, tmp_path: Path, peer: KubernetesApiPeer
+) -> None:
+    rt = _runtime(redis_url, data_dir, tmp_path, policy=ASKS_APPROVAL)
+    clock = Clock()
+    try:
+        _cluster(rt, peer)
+        dispatcher = Dispatcher(runtime=rt)
+        autoheal = Autoheal(runtime=rt, approvals=dispatcher.approvals, runs=dispatcher.runs, clock=clock)
+        watcher = NodeReadinessWatcher(runtime=rt, autoheal=autoheal)
+        await _say(dispatcher, "notify demo node here")
+        await _say(dispatcher, "notify demo approvals here", where=APPROVERS)
+        await _say(dispatcher, "autoheal demo on after=2m max-unhealthy=30%")
+        await rt.alerts.start()  # type: ignore[union-attr]
+
+        peer.set_ready("demo-worker-3", False)
+        await watcher.check_once()
+        clock.advance(minutes=3)
+        await watcher.check_once()
+        asked = watcher.autoheal_outcomes["demo"]
+        assert (asked.verdict, asked.node) == (AutohealVerdict.ASKED, "demo-worker-3")
+        assert asked.approval_id is not None
+        [card] = _approval_cards(rt)
+
+        await dispatcher.on_click(_click_on_card(card, REJECT_ACTION))
+        assert rt.approvals.get(request_id=asked.approval_id).status is ApprovalStatus.REJECTED
+        for _ in range(3):
+            clock.advance(minutes=3)
+            await watcher.check_once()
+            assert watcher.autoheal_outcomes["demo"].verdict is AutohealVerdict.NOTHING
+        left = "autoheal leaves demo-worker-3 to people"
+        await _until_said(rt, left)
+        await asyncio.sleep(0.3)
+        assert len([t for t in _titles(rt) if t == left]) == 1, "said once"
+        assert rt.jobs.records.get("1") is None and rt.approvals.unrun() == []
+        assert AutohealStore(rt.redis).action("demo") is None
+        assert len(_approval_cards(rt)) == 1, "not asked again while the node stays NotReady"
+
+        peer.set_ready("demo-worker-3", True)
+        await watcher.check_once()
+        peer.set_ready("demo-worker-3", False)
+        await watcher.check_once()
+        clock.advance(minutes=3)
+        await watcher.check_once()
+        again = watcher.autoheal_outcomes["demo"]
+        assert (again.verdict, again.node) == (AutohealVerdict.ASKED, "demo-worker-3"), (
+            "Ready once more, the node is autoheal's again"
+        )
     finally:
         if rt.alerts is not None:
             await rt.alerts.stop()
