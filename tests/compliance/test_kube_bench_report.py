@@ -13,7 +13,7 @@ from kobot import defaults
 from kobot.errors import StepFailedError
 from tests.compliance.reports import MASTER, NODE, raw, report
 from workers.bundle.plan import plan_bundle
-from workers.compliance.kube_bench import KUBE_BENCH_VERSION, READ_TASK, Status, parse_report
+from workers.compliance.kube_bench import KUBE_BENCH_VERSION, READ_TASK, Status, parse_report, read_report
 
 
 def test_master_report_reads_every_target_and_its_counts_match_kube_bench_totals() -> None:
@@ -101,3 +101,13 @@ def test_the_role_and_the_offline_bundle_use_the_release_these_models_read() -> 
     )
     assert bench.checksum.url is not None
     assert bench.checksum.url.endswith(f"/kube-bench_{KUBE_BENCH_VERSION}_checksums.txt")
+
+
+def test_a_report_file_far_over_the_bound_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """A sparse 64 GiB file: loading it first (then checking its size) would exhaust kobot's memory."""
+    huge = tmp_path / "master-1.json"
+    with huge.open("wb") as sparse:
+        sparse.truncate(64 * 1024**3)
+    with pytest.raises(StepFailedError, match=f"larger than {defaults.CIS_REPORT_MAX_BYTES} bytes"):
+        read_report(huge, node="master-1")
+    assert read_report(MASTER, node="master-1").controls, "a report within the bound reads as before"

@@ -144,8 +144,8 @@ def files_url() -> str:
     return f"http://127.0.0.1:{FILES_PORT}"
 
 
-def _extravars(dest: Path) -> dict[str, Any]:
-    return {"cis_scan_dest": str(dest), "kube_bench_version": KUBE_BENCH_VERSION}
+def _extravars(dest: Path, job_id: str = "7") -> dict[str, Any]:
+    return {"cis_scan_dest": str(dest), "kube_bench_version": KUBE_BENCH_VERSION, "kobot_job_id": job_id}
 
 
 def test_cis_scan_check_mode_on_test_hosts_runs_nothing_and_fetches_nothing(lab: Lab) -> None:
@@ -217,13 +217,11 @@ def test_cis_scan_with_stand_in_kube_bench_on_test_hosts_fetches_each_report_ide
     assert f"{INSTALL_DIR}/cfg" in master_args and "--json" in master_args
     worker_args = lab.ssh(WORKER_NODE, f"cat {INSTALL_DIR}/last-args").split("\n")
     assert worker_args[:3] == ["run", "--targets", "node"]
-    assert lab.ssh(
-        WORKER_NODE, "stat -c %a /var/lib/kobot/cis /var/lib/kobot/cis/kube-bench.json"
-    ).split() == [
-        "700",
-        "600",
-    ]
-    again, more = lab.run("cis_scan.yml", extravars=_extravars(dest))
+    assert master_args[master_args.index("--outputfile") + 1] == "/var/lib/kobot/cis/kube-bench-7.json"
+    # the report is the job's own and goes once fetched: no later run can fetch it as its own
+    assert lab.ssh(WORKER_NODE, "stat -c %a /var/lib/kobot/cis").strip() == "700"
+    assert lab.ssh(WORKER_NODE, "ls -A /var/lib/kobot/cis").strip() == ""
+    again, more = lab.run("cis_scan.yml", extravars=_extravars(dest, job_id="8"))
     assert again.succeeded and again.changed == 0, [
         (e.host, e.task) for e in more if e.type is JobEventType.TASK_CHANGED
     ]

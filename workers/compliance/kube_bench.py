@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from enum import Enum
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -102,6 +103,16 @@ class KubeBenchReport(_Report):
 
     controls: list[Controls] = Field(alias="Controls")
     totals: Totals | None = Field(default=None, alias="Totals")
+
+
+def read_report(path: Path, *, node: str) -> KubeBenchReport:
+    """The node's fetched report file: its size is looked at before a byte is read, so a report far
+    over the bound is refused without being loaded."""
+    if path.stat().st_size > defaults.CIS_REPORT_MAX_BYTES:
+        raise _unreadable(node, f"it is larger than {defaults.CIS_REPORT_MAX_BYTES} bytes")
+    with path.open("rb") as report:
+        # read one byte past the bound: a file that grew after the stat is still refused
+        return parse_report(report.read(defaults.CIS_REPORT_MAX_BYTES + 1), node=node)
 
 
 def parse_report(data: bytes, *, node: str) -> KubeBenchReport:

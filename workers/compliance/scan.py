@@ -12,7 +12,7 @@ from kobot.errors import StepFailedError
 from workers import playbook_names
 from workers.cluster_inputs import inventory_path, play_vars
 from workers.compliance.cards import diff_lines
-from workers.compliance.kube_bench import KUBE_BENCH_VERSION, READ_TASK, KubeBenchReport, parse_report
+from workers.compliance.kube_bench import KUBE_BENCH_VERSION, READ_TASK, KubeBenchReport, read_report
 from workers.compliance.results import ScanStore, build_result, diff_scans
 from workers.context import StepContext
 from workers.day2_ops.progress import say
@@ -55,7 +55,7 @@ def record_step(ctx: StepContext) -> None:
             raise StepFailedError(
                 f"no kube-bench report came back from {node}", task=READ_TASK, host=node, error="no report"
             )
-        reports[node] = parse_report(path.read_bytes(), node=node)
+        reports[node] = read_report(path, node=node)
     store = ScanStore(ctx.redis)
     result = build_result(
         scan_id=ctx.job_id, cluster=ctx.cluster, reports=reports, kube_bench_version=KUBE_BENCH_VERSION
