@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from alerts.routing import Subscription
 from alerts.subscriptions import (
+    EVENT_GROUPS,
     ClusterEvent,
     NotifySubscription,
     alert_subscriptions_of,
+    notify_subscriptions_of,
     parse_events,
     remove_alert_subscription,
     remove_notify_subscription,
@@ -19,7 +21,7 @@ from alerts.subscriptions import (
     save_notify_subscription,
 )
 from commands.context import CommandContext, CommandResult, Reply
-from commands.definitions.alerts import AlertsSubscribeArgs, AlertsUnsubscribeArgs, NotifyArgs
+from commands.definitions.alerts import NOTICE_EVENTS, AlertsSubscribeArgs, AlertsUnsubscribeArgs, NotifyArgs
 from commands.handlers.health import require_every_namespace_read
 from commands.registry import handles
 from kobot.messages import Field, OutgoingMessage, Tone
@@ -94,7 +96,8 @@ async def unsubscribe_alerts(ctx: CommandContext, args: AlertsUnsubscribeArgs) -
 
 @handles(NotifyArgs)
 async def notify(ctx: CommandContext, args: NotifyArgs) -> CommandResult:
-    """The event list replaces what the conversation had for this cluster."""
+    """The event list replaces what the conversation had for this cluster; the answer names what
+    stops being posted and the command that keeps it too."""
     cluster = _cluster(ctx)
     words = list(args.events)
     try:
@@ -111,6 +114,7 @@ async def notify(ctx: CommandContext, args: NotifyArgs) -> CommandResult:
             instead=f"`notify {cluster} {others}` posts the other notices (node findings with node)",
         )
     target = _target(ctx)
+    before = [s for s in notify_subscriptions_of(ctx.runtime.redis, target=target) if s.cluster == cluster]
     remove_notify_subscription(ctx.runtime.redis, target=target, cluster=cluster)
     save_notify_subscription(
         ctx.runtime.redis,
@@ -123,4 +127,19 @@ async def notify(ctx: CommandContext, args: NotifyArgs) -> CommandResult:
         ),
     )
     names = ", ".join(event.value for event in events)
-    return _reply(f"Notices about {cluster} will be posted here", status=names)
+    dropped = [e for s in before for e in s.events if e not in events]
+    if not dropped:
+        return _reply(f"Notices about {cluster} will be posted here", status=names)
+    # the list replaces the old one (that is how a channel narrows it), so say what stops and how to
+    # keep everything: a channel wanting both node and approval notices is common
+    kept = {*events, *dropped}
+    both = ",".join(kind for kind in NOTICE_EVENTS if any(e in kept for e in EVENT_GROUPS[kind]))
+    return _reply(
+        f"Notices about {cluster} will be posted here",
+        status=names,
+        tone=Tone.WARNING,
+        fields=(
+            Field(label="No longer posted here", value=", ".join(e.value for e in dropped)),
+            Field(label="To keep them too", value=f"notify {cluster} {both} here"),
+        ),
+    )

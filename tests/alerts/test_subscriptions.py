@@ -120,3 +120,31 @@ def test_notify_subscriptions_receive_cluster_events(
 
     replaced = _say(runtime, "ops", "notify prod certificate")
     assert replaced.status == "cert_expiry_near"
+
+
+def test_notify_replacing_a_channels_events_says_what_stops_and_how_to_keep_it(
+    redis_url: str, redis: Any, data_dir: Path
+) -> None:
+    """`notify` replaces the channel's list (that is how a channel narrows it); a replacement that drops
+    notices says so and gives the command that keeps both, never losing them silently."""
+    runtime = _runtime(redis_url, redis, data_dir)
+    first = _say(runtime, "ops", "notify prod node here")
+    assert (first.tone, first.fields) == (Tone.SUCCESS, ())
+    same = _say(runtime, "ops", "notify prod node here")
+    assert (same.tone, same.fields) == (Tone.SUCCESS, ()), "nothing dropped, nothing to say"
+
+    replaced = _say(runtime, "ops", "notify prod approvals here")
+    assert replaced.status == "approval_needed" and replaced.tone is Tone.WARNING
+    said = {f.label: f.value for f in replaced.fields}
+    assert said["No longer posted here"] == "node_not_ready, node_ready, node_health_worsened"
+    assert said["To keep them too"] == "notify prod approval,node here"
+
+    both = _say(runtime, "ops", said["To keep them too"])
+    assert (both.tone, both.fields) == (Tone.SUCCESS, ())
+    assert set(both.status.split(", ")) == {
+        "approval_needed",
+        "node_not_ready",
+        "node_ready",
+        "node_health_worsened",
+    }
+    assert _say(runtime, "other", "notify prod job here").fields == (), "another channel keeps its own"
