@@ -10,16 +10,20 @@ transaction, so two kobot processes never both run the same slot.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 from redis import Redis
 from redis.exceptions import WatchError
 
+from kobot.job_records import JobRecord, JobSpec
 from kobot.store import synced
+
+log = logging.getLogger(__name__)
 
 Period = Literal["day", "hour"]
 
@@ -137,3 +141,78 @@ def next_slot(*, every: Period, at: time, timezone: str, after: datetime) -> dat
             day += timedelta(days=1)
             slot = datetime.combine(day, at, tzinfo=zone)
     return slot.astimezone(ZoneInfo("UTC"))
+
+
+class JobSlotSchedule(SlotSchedule):
+    """A schedule whose slots become jobs (backups, CIS scans): it remembers the last one it submitted."""
+
+    last_job_id: str | None = None
+
+
+J = TypeVar("J", bound=JobSlotSchedule)
+
+
+class JobRecords(Protocol):
+    """What a schedule reads of its last job (workers.job_store.JobStore)."""
+
+    def get(self, job_id: str) -> JobRecord | None: ...
+
+
+def job_ended(records: JobRecords, job_id: str) -> bool:
+    """The job finished, or is gone (expired): either way the next may start."""
+    record = records.get(job_id)
+    return record is None or record.state.finished
+
+
+def run_due_jobs(
+    *,
+    store: SlotStore[J],
+    now: datetime,
+    what: str,
+    new_spec: Callable[[J], JobSpec],
+    ended: Callable[[str], bool],
+    submit: Callable[[JobSpec], object],
+) -> list[str]:
+    """Submit one job (`new_spec`) for every schedule of `store` due at `now`; the ids submitted.
+
+    The slot moves on and the job is reserved in one transaction, so of two processes only one submits
+    it; a slot whose previous job has not `ended` is skipped, not queued up behind it (`what` names the
+    job in the log line that says so)."""
+    submitted: list[str] = []
+    for schedule in store.all():
+        if schedule.next_run_at > now:
+            continue
+        spec = claim_job_slot(
+            store=store, cluster=schedule.cluster, now=now, what=what, new_spec=new_spec, ended=ended
+        )
+        if spec is not None:
+            submit(spec)
+            submitted.append(spec.job_id)
+    return submitted
+
+
+def claim_job_slot(
+    *,
+    store: SlotStore[J],
+    cluster: str,
+    now: datetime,
+    what: str,
+    new_spec: Callable[[J], JobSpec],
+    ended: Callable[[str], bool],
+) -> JobSpec | None:
+    """Move the cluster's due schedule to its next slot and reserve its job, in one transaction; None when
+    it is not due, another process did it first, or its last job has not ended (that slot is skipped)."""
+    reserved: list[JobSpec] = []
+
+    def advance(schedule: J) -> None:
+        reserved.clear()  # a retried transaction runs this again
+        schedule.next_run_at = schedule.following(now)
+        if schedule.last_job_id is not None and not ended(schedule.last_job_id):
+            log.warning("%s of %s skipped: job %s has not ended", what, cluster, schedule.last_job_id)
+            return
+        spec = new_spec(schedule)
+        schedule.last_job_id = spec.job_id
+        reserved.append(spec)
+
+    claimed = store.claim_due(cluster=cluster, now=now, advance=advance)
+    return reserved[0] if claimed is not None and reserved else None

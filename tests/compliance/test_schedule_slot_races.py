@@ -11,7 +11,9 @@ import pytest
 from redis import Redis
 
 from kobot.conversations import Conversation, Identity
+from kobot.job_records import JobSpec
 from workers.compliance.schedule import ScanSchedule, ScanScheduleStore
+from workers.schedule_slots import claim_job_slot
 
 DUE = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
 ROOM = Conversation(platform="slack", conversation_id="C0OPS")
@@ -97,3 +99,45 @@ def _record_job(job_id: str) -> Callable[[ScanSchedule], bool]:
         return True
 
     return record
+
+
+def test_a_job_slot_retried_after_a_conflicting_write_reserves_one_job(redis: Redis, other: Redis) -> None:
+    """`new_spec` runs again when EXEC finds the hash changed; only the job of the write that landed is
+    returned and recorded (the first attempt's is dropped, never submitted)."""
+    store = ScanScheduleStore(redis)
+    store.save(_schedule(last_job_id="40"))
+    made: list[JobSpec] = []
+
+    def new_spec(schedule: ScanSchedule) -> JobSpec:
+        if not made:
+            # another process changes the schedule (not its slot) meanwhile
+            ScanScheduleStore(other).update("prod", _record_job("40"))
+        spec = JobSpec(
+            job_id=str(41 + len(made)),
+            kind="cis.scan",
+            cluster="prod",
+            requested_by=OPERATOR,
+            reply_to=ROOM,
+            command_text="scheduled scan of prod",
+        )
+        made.append(spec)
+        return spec
+
+    spec = claim_job_slot(
+        store=store, cluster="prod", now=DUE, what="scan", new_spec=new_spec, ended=lambda _: True
+    )
+    assert [s.job_id for s in made] == ["41", "42"]
+    assert spec is not None and spec.job_id == "42"
+    stored = store.get("prod")
+    assert stored is not None and stored.last_job_id == "42"
+    still_going = claim_job_slot(
+        store=store,
+        cluster="prod",
+        now=stored.next_run_at,
+        what="scan",
+        new_spec=new_spec,
+        ended=lambda _: False,
+    )
+    assert still_going is None, "a slot whose last job has not ended is skipped"
+    skipped = store.get("prod")
+    assert skipped is not None and skipped.last_job_id == "42" and skipped.next_run_at > stored.next_run_at

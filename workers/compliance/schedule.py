@@ -29,7 +29,7 @@ from kobot.job_records import JobKind, JobSpec, JobState
 from kobot.messages import MessageKind, OutgoingMessage, Tone
 from workers.compliance.cards import change_card
 from workers.compliance.results import ScanStore
-from workers.schedule_slots import SlotSchedule, SlotStore, next_slot
+from workers.schedule_slots import JobSlotSchedule, SlotStore, job_ended, next_slot, run_due_jobs
 from workers.service import JobService
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def scheduled_scan_chat(cluster: str) -> Conversation:
     return Conversation(platform=SCHEDULED_SCAN_PLATFORM, conversation_id=f"cis:{cluster}")
 
 
-class ScanSchedule(SlotSchedule):
+class ScanSchedule(JobSlotSchedule):
     """`scan prod every week on monday at 03:00`, as stored: daily (`on` None) or weekly."""
 
     at: time = time(3, 0)
@@ -62,7 +62,6 @@ class ScanSchedule(SlotSchedule):
     """The weekday of a weekly schedule, in the schedule's time zone."""
     requested_by: Identity
     reply_to: Conversation
-    last_job_id: str | None = None
     reported_job_id: str | None = None
     """The last scheduled job whose outcome was handed to the loop to post (or found unchanged)."""
 
@@ -95,38 +94,25 @@ class ScanScheduleStore(SlotStore[ScanSchedule]):
 def run_due(*, service: JobService, now: datetime) -> list[str]:
     """Submit one cis.scan job for every scan schedule due at `now`; the ids of the jobs submitted. A
     slot whose previous scan has not ended is skipped (the cluster lock would queue it behind anyway)."""
-    submitted: list[str] = []
-    for schedule in ScanScheduleStore(service.redis).all():
-        if schedule.next_run_at <= now:
-            spec = _claim(service=service, cluster=schedule.cluster, now=now)
-            if spec is not None:
-                service.submit(spec)
-                submitted.append(spec.job_id)
-    return submitted
 
-
-def _claim(*, service: JobService, cluster: str, now: datetime) -> JobSpec | None:
-    reserved: list[JobSpec] = []
-
-    def advance(schedule: ScanSchedule) -> None:
-        reserved.clear()  # a retried transaction runs this again
-        schedule.next_run_at = schedule.following(now)
-        if _still_running(service, schedule.last_job_id):
-            log.warning("scan of %s skipped: job %s has not ended", cluster, schedule.last_job_id)
-            return
-        spec = service.new_spec(
+    def scan(schedule: ScanSchedule) -> JobSpec:
+        return service.new_spec(
             kind=JobKind.CIS_SCAN.value,
-            cluster=cluster,
+            cluster=schedule.cluster,
             params={"scheduled": True},
             requested_by=schedule.requested_by,
-            reply_to=scheduled_scan_chat(cluster),
-            command_text=f"scheduled scan of {cluster}",
+            reply_to=scheduled_scan_chat(schedule.cluster),
+            command_text=f"scheduled scan of {schedule.cluster}",
         )
-        schedule.last_job_id = spec.job_id
-        reserved.append(spec)
 
-    claimed = ScanScheduleStore(service.redis).claim_due(cluster=cluster, now=now, advance=advance)
-    return reserved[0] if claimed is not None and reserved else None
+    return run_due_jobs(
+        store=ScanScheduleStore(service.redis),
+        now=now,
+        what="scan",
+        new_spec=scan,
+        ended=lambda job_id: job_ended(service.records, job_id),
+        submit=service.submit,
+    )
 
 
 @dataclass(frozen=True)
@@ -205,13 +191,6 @@ def _release_report(redis: Redis, *, cluster: str, job_id: str) -> None:
         return True
 
     ScanScheduleStore(redis).update(cluster, release)
-
-
-def _still_running(service: JobService, job_id: str | None) -> bool:
-    if job_id is None:
-        return False
-    record = service.records.get(job_id)
-    return record is not None and not record.state.finished
 
 
 async def scheduler_round(*, service: JobService, adapters: Mapping[str, ChatAdapter], now: datetime) -> None:
