@@ -52,3 +52,55 @@ def test_gpu_node_gets_driver_toolkit_and_nvidia_runtime_check_mode_on_test_host
             name, "ls /etc/modprobe.d/kobot-blacklist-nouveau.conf 2>/dev/null; command -v dkms; true"
         )
         assert left == "", "check mode changes nothing"
+
+
+NOUVEAU_STAND_IN = "/tmp/kobot-stand-in-nouveau"
+"""A directory shaped like /sys/module/nouveau (its `refcnt` counts users): the test hosts run no GPU."""
+KERNEL_CHECK = {"kobot_manage_services": False, "nvidia_driver_nouveau_sysfs": NOUVEAU_STAND_IN, **STAND_INS}
+"""The role with kernel management on, in check mode: it reads nouveau's state and touches no kernel."""
+REBUILD = "Rebuild the initramfs without nouveau"
+STOP = "Stop when nouveau cannot be unloaded"
+
+
+def test_the_blacklist_rebuilds_the_initramfs_of_the_gpu_node_only_check_mode_on_test_hosts(
+    lab: RolesLab,
+) -> None:
+    result, events = lab.run(
+        "container_runtime.yml", extravars=KERNEL_CHECK, check_mode=True, tags=("nvidia_driver",)
+    )
+
+    assert result.succeeded, (result.failed_task, result.failed_host, result.error)
+    seen = {(event.host, event.task) for event in events}
+    assert ("worker-1", REBUILD) in seen, "the new blacklist notified the rebuild"
+    assert ("master-1", REBUILD) not in seen
+    assert ("worker-1", STOP) in seen and "worker-1: " + STOP not in changed_tasks(events)
+
+
+@pytest.mark.parametrize(
+    ("refcnt", "reason"),
+    [("1", "in use: refcnt 1"), (None, "built into the kernel")],
+    ids=["in-use", "built-in"],
+)
+def test_a_nouveau_that_cannot_be_unloaded_stops_the_run_asking_for_a_reboot_check_mode_on_test_hosts(
+    lab: RolesLab, refcnt: str | None, reason: str
+) -> None:
+    setup = f"mkdir -p {NOUVEAU_STAND_IN}" + (
+        f" && echo {refcnt} > {NOUVEAU_STAND_IN}/refcnt" if refcnt else ""
+    )
+    for name in NAMES:
+        lab.ssh(name, setup)
+    try:
+        result, events = lab.run(
+            "container_runtime.yml", extravars=KERNEL_CHECK, check_mode=True, tags=("nvidia_driver",)
+        )
+    finally:
+        for name in NAMES:
+            lab.ssh(name, f"rm -rf {NOUVEAU_STAND_IN}")
+
+    assert not result.succeeded
+    assert (result.failed_host, result.failed_task) == ("worker-1", STOP), (
+        "only the GPU node needs nouveau gone"
+    )
+    assert reason in str(result.error) and "reboot the node" in str(result.error)
+    assert ("worker-1", REBUILD) in {(event.host, event.task) for event in events}, "rebuilt before stopping"
+    assert "worker-1: Unload nouveau" not in changed_tasks(events), "nothing was unloaded"
