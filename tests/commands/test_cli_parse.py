@@ -30,7 +30,7 @@ def test_kobot_parse_prints_the_parsed_command() -> None:
     assert json.loads(done.stdout) == {
         "command": "workers.scale",
         "cluster": "prod",
-        "args": {"count": None, "delta": -2, "break_glass": None},
+        "args": {"count": None, "delta": -2, "gpu_workers": None, "break_glass": None},
         "risk": "risky",
     }
 
