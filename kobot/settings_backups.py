@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from kobot.validation import time_zone
 
 LOCAL_TARGET = "local"
 """The target every kobot has: `<data_dir>/backups/<cluster>/`."""
@@ -129,13 +130,7 @@ class BackupSettings(BaseModel):
     @field_validator("schedule_timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r} (an IANA name such as UTC or Asia/Shanghai)"
-            ) from None
-        return value
+        return time_zone(value)
 
     def names(self) -> list[str]:
         """Every target a schedule may choose, `local` first."""

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kobot import defaults
+from kobot.validation import time_zone
 
 
 class HealthSettings(BaseModel):
@@ -20,13 +19,7 @@ class HealthSettings(BaseModel):
     @field_validator("schedule_timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r} (an IANA name such as UTC or Asia/Shanghai)"
-            ) from None
-        return value
+        return time_zone(value)
 
     @field_validator("cert_notice_days")
     @classmethod

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationInfo
 
@@ -96,6 +97,17 @@ def scrub_surrogates(value: object) -> object:
         return {scrub_surrogates(key): scrub_surrogates(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [scrub_surrogates(item) for item in value]
+    return value
+
+
+def time_zone(value: str) -> str:
+    """An IANA time zone name (a schedule's `at` is read in it); settings and command arguments alike."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ArgValueError(
+            f"unknown time zone {value!r}: an IANA name such as UTC, Asia/Shanghai or Europe/Berlin"
+        ) from None
     return value
 
 

@@ -5,11 +5,11 @@ prod`, `backup prod off`, `list backups prod` (and 中文). Ids start with `etcd
 from __future__ import annotations
 
 from datetime import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from commands.definitions.common import Args
+from commands.definitions.common import Args, DailyOrHourly, TimeOfDay
 from commands.grammar import Arg
 from commands.registry import command
 from kobot import defaults
@@ -80,21 +80,8 @@ class BackupScheduleArgs(Args):
     """A missed run (kobot was down) runs once when kobot is back. A run never overlaps the previous one.
     `keep` deletes only older scheduled backups of that target, never ones taken by hand."""
 
-    every: Annotated[
-        Literal["day", "hour"],
-        Arg(
-            names=("period", "周期"),
-            positional=True,
-            synonyms={"daily": "day", "days": "day", "天": "day", "每天": "day", "hourly": "hour",
-                      "hours": "hour", "小时": "hour", "每小时": "hour"},
-        ),
-        Field(description="day or hour"),
-    ] = "day"  # fmt: skip
-    at: Annotated[
-        time,
-        Arg(names=("time", "时间"), positional=True, shape=r"[0-2]?[0-9]:[0-5][0-9]", kind="HH:MM"),
-        Field(description="time of day (for hour: its minute), in the schedule time zone"),
-    ] = time(2, 0)
+    every: DailyOrHourly = "day"
+    at: TimeOfDay = time(2, 0)
     keep: Annotated[
         int | None,
         Arg(names=("retain", "保留")),

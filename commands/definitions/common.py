@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from datetime import time
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -67,3 +68,32 @@ JobNumber = Annotated[
     ),
     Field(description="the job number kobot showed when it queued the job"),
 ]
+
+
+# --- schedules (backups, health checks, CIS scans) ---------------------------------------------------------
+DailyOrHourly = Annotated[
+    Literal["day", "hour"],
+    Arg(
+        names=("period", "周期"),
+        positional=True,
+        synonyms={"daily": "day", "days": "day", "天": "day", "每天": "day", "hourly": "hour",
+                  "hours": "hour", "小时": "hour", "每小时": "hour"},
+    ),
+    Field(description="day or hour"),
+]  # fmt: skip
+"""`every day` / `every hour` of a schedule."""
+
+TimeOfDay = Annotated[
+    time,
+    Arg(names=("time", "时间"), positional=True, shape=r"[0-2]?[0-9]:[0-5][0-9]", kind="HH:MM"),
+    Field(description="time of day (for hour: its minute), in the schedule's time zone"),
+]
+"""`at 02:00` of a schedule."""
+
+ScheduleTimeZone = Annotated[
+    str | None,
+    AfterValidator(optional(validation.time_zone)),
+    Arg(names=("tz", "zone", "时区"), kind="time zone, like Asia/Shanghai"),
+    Field(description="the time zone of `at`; default the settings' schedule time zone (UTC)"),
+]
+"""`tz=Asia/Shanghai` of a schedule."""

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
 
-from commands.definitions.common import Args
+from commands.definitions.common import Args, ScheduleTimeZone, TimeOfDay
 from commands.grammar import Arg
 from commands.registry import command
 from kobot import validation
@@ -145,11 +145,8 @@ class ScanScheduleArgs(Args):
         Arg(names=("weekday", "星期"), positional=True, synonyms=WEEKDAY_SYNONYMS, kind="monday … sunday"),
         Field(description="the weekday of a weekly scan"),
     ] = None
-    at: Annotated[
-        time,
-        Arg(names=("time", "时间"), positional=True, shape=r"[0-2]?[0-9]:[0-5][0-9]", kind="HH:MM"),
-        Field(description="time of day, in the schedule time zone"),
-    ] = time(3, 0)
+    at: TimeOfDay = time(3, 0)
+    timezone: ScheduleTimeZone = None
 
 
 @command(

@@ -5,28 +5,11 @@ namespace, so it needs the `kubectl` permission for all of them, as `kubectl get
 from __future__ import annotations
 
 from datetime import time
-from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, Field
-
-from commands.definitions.common import Args, optional
-from commands.grammar import Arg
+from commands.definitions.common import Args, DailyOrHourly, ScheduleTimeZone, TimeOfDay
 from commands.registry import command
 from kobot.access import CLUSTER_READ_PERMISSION
 from kobot.risk import Risk
-from kobot.validation import ArgValueError
-
-
-def time_zone(value: str) -> str:
-    """An IANA time zone name, as the schedule's `at` is read in it."""
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ArgValueError(
-            f"{value!r} is no time zone: an IANA name like UTC, Asia/Shanghai or Europe/Berlin"
-        ) from None
-    return value
 
 
 @command(
@@ -66,27 +49,9 @@ class HealthScheduleArgs(Args):
     """A missed run (kobot was down) runs once when kobot is back. Channels that said
     `notify prod health` (or `node`) hear what got worse, once; `certificate` ones hear of expiry."""
 
-    every: Annotated[
-        Literal["day", "hour"],
-        Arg(
-            names=("period", "周期"),
-            positional=True,
-            synonyms={"daily": "day", "days": "day", "天": "day", "每天": "day", "hourly": "hour",
-                      "hours": "hour", "小时": "hour", "每小时": "hour"},
-        ),
-        Field(description="day or hour"),
-    ] = "day"  # fmt: skip
-    at: Annotated[
-        time,
-        Arg(names=("time", "时间"), positional=True, shape=r"[0-2]?[0-9]:[0-5][0-9]", kind="HH:MM"),
-        Field(description="time of day (for hour: its minute)"),
-    ] = time(8, 0)
-    timezone: Annotated[
-        str | None,
-        AfterValidator(optional(time_zone)),
-        Arg(names=("tz", "zone", "时区"), kind="time zone, like Asia/Shanghai"),
-        Field(description="the time zone of `at`; default settings `health.schedule_timezone` (UTC)"),
-    ] = None
+    every: DailyOrHourly = "day"
+    at: TimeOfDay = time(8, 0)
+    timezone: ScheduleTimeZone = None
 
 
 @command(

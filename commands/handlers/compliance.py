@@ -12,10 +12,11 @@ from commands.definitions.compliance import (
     ScanScheduleShowArgs,
     ScanShowArgs,
 )
+from commands.handlers.schedule_replies import ScheduleWords, show_schedules, stop_schedule
 from commands.handlers.submit import day2_job
 from commands.registry import handles
 from kobot.clock import utcnow
-from kobot.errors import KobotError, NotFoundError
+from kobot.errors import NotFoundError
 from kobot.job_records import JobKind
 from kobot.messages import Tone
 from workers.compliance.cards import scan_card
@@ -83,7 +84,7 @@ async def schedule_scans(ctx: CommandContext, args: ScanScheduleArgs) -> Command
         cluster=cluster,
         at=args.at,
         on=args.on if args.every == "week" else None,
-        timezone=ctx.runtime.settings.backups.schedule_timezone,
+        timezone=args.timezone or ctx.runtime.settings.backups.schedule_timezone,
         requested_by=ctx.identity,
         reply_to=ctx.conversation,
         next_run_at=utcnow(),
@@ -105,24 +106,21 @@ def _keep_scan_in_flight(stored: ScanSchedule, replacement: ScanSchedule) -> Non
     replacement.last_job_id, replacement.reported_job_id = stored.last_job_id, stored.reported_job_id
 
 
+SCAN_SCHEDULE_WORDS = ScheduleWords(
+    noun="CIS scan schedule",
+    listed="CIS scan schedules",
+    list_command="scan schedule",
+    stopped=lambda cluster: f"Scheduled CIS scans of {cluster} stopped",
+    after_stop=lambda cluster: "Scans already taken stay.",
+    set_example=lambda cluster: f"Set one: `scan {cluster} every week on monday at 03:00`.",
+)
+
+
 @handles(ScanScheduleShowArgs)
 async def show_scan_schedules(ctx: CommandContext, args: ScanScheduleShowArgs) -> CommandResult:
-    store = ScanScheduleStore(ctx.runtime.redis)
-    cluster = ctx.parsed.cluster
-    schedules = [s for s in [store.get(cluster)] if s] if cluster else store.all()
-    if not schedules:
-        return reply(
-            f"No CIS scan schedule for {cluster or 'any cluster'}",
-            body=f"Set one: `scan {cluster or 'prod'} every week on monday at 03:00`.",
-        )
-    return reply("CIS scan schedules", body="\n".join(s.describe() for s in schedules))
+    return show_schedules(ctx, ScanScheduleStore(ctx.runtime.redis), SCAN_SCHEDULE_WORDS)
 
 
 @handles(ScanScheduleOffArgs)
 async def stop_scan_schedule(ctx: CommandContext, args: ScanScheduleOffArgs) -> CommandResult:
-    cluster = ctx.cluster()
-    if not ScanScheduleStore(ctx.runtime.redis).delete(cluster):
-        raise KobotError(f"{cluster} has no CIS scan schedule (`scan schedule` lists them)")
-    return reply(
-        f"Scheduled CIS scans of {cluster} stopped", body="Scans already taken stay.", tone=Tone.SUCCESS
-    )
+    return stop_schedule(ctx, ScanScheduleStore(ctx.runtime.redis), SCAN_SCHEDULE_WORDS)

@@ -13,6 +13,7 @@ from commands.definitions.health import (
     HealthScheduleOffArgs,
     HealthScheduleShowArgs,
 )
+from commands.handlers.schedule_replies import ScheduleWords, show_schedules, stop_schedule
 from commands.registry import handles
 from kobot import defaults
 from kobot.access import CLUSTER_READ_PERMISSION, EVERY_SCOPE, scoped_permission
@@ -130,27 +131,25 @@ async def schedule_checks(ctx: CommandContext, args: HealthScheduleArgs) -> Comm
     )
 
 
+HEALTH_SCHEDULE_WORDS = ScheduleWords(
+    noun="health-check schedule",
+    listed="Health-check schedules",
+    list_command="check schedule",
+    stopped=lambda cluster: f"Scheduled health checks of {cluster} stopped",
+    after_stop=lambda cluster: (
+        f"Certificate-expiry notices go on; check by hand with `check cluster {cluster}`."
+    ),
+    set_example=lambda cluster: (
+        f"Set one: `check {cluster} every day at 08:00`, or check now: `check cluster {cluster}`."
+    ),
+)
+
+
 @handles(HealthScheduleShowArgs)
 async def show_check_schedules(ctx: CommandContext, args: HealthScheduleShowArgs) -> CommandResult:
-    store = HealthScheduleStore(ctx.runtime.redis)
-    cluster = ctx.parsed.cluster
-    schedules = [s for s in [store.get(cluster)] if s] if cluster else store.all()
-    if not schedules:
-        return reply(
-            f"No health-check schedule for {cluster or 'any cluster'}",
-            body=f"Set one: `check {cluster or 'prod'} every day at 08:00`, or check now: "
-            f"`check cluster {cluster or 'prod'}`.",
-        )
-    return reply("Health-check schedules", body="\n".join(s.describe() for s in schedules))
+    return show_schedules(ctx, HealthScheduleStore(ctx.runtime.redis), HEALTH_SCHEDULE_WORDS)
 
 
 @handles(HealthScheduleOffArgs)
 async def stop_check_schedule(ctx: CommandContext, args: HealthScheduleOffArgs) -> CommandResult:
-    cluster = ctx.cluster()
-    if not HealthScheduleStore(ctx.runtime.redis).delete(cluster):
-        raise KobotError(f"{cluster} has no health-check schedule (`check schedule` lists them)")
-    return reply(
-        f"Scheduled health checks of {cluster} stopped",
-        body="Certificate-expiry notices go on; check by hand with `check cluster " + cluster + "`.",
-        tone=Tone.SUCCESS,
-    )
+    return stop_schedule(ctx, HealthScheduleStore(ctx.runtime.redis), HEALTH_SCHEDULE_WORDS)

@@ -316,3 +316,15 @@ async def test_show_scan_answers_without_scans_and_names_the_kept_ones(runtime: 
     assert "prod has no scan 99; kept scans: 41" in missing.to_text()
     card = await _say(runtime, "扫描结果 prod #41")
     assert card.title == "CIS scan 41 of prod"
+
+
+async def test_a_scan_schedule_takes_its_time_zone_like_health_checks(runtime: Runtime) -> None:
+    answer = await _say(runtime, "scan prod every week on monday at 03:00 tz=Asia/Shanghai")
+    assert answer.title == "CIS scans of prod scheduled", answer
+    schedule = ScanScheduleStore(runtime.redis).get("prod")
+    assert schedule is not None and schedule.timezone == "Asia/Shanghai"
+    # Monday 03:00 in Shanghai is Sunday 19:00 UTC
+    assert (schedule.next_run_at.weekday(), schedule.next_run_at.hour) == (6, 19)
+    assert "every week on monday at 03:00 Asia/Shanghai" in (answer.body or "")
+    refused = await _say(runtime, "scan prod every day at 04:00 tz=Mars/Base")
+    assert "unknown time zone 'Mars/Base': an IANA name such as UTC, Asia/Shanghai" in refused.to_text()

@@ -157,7 +157,7 @@ async def test_peer_a_schedule_is_set_shown_and_stopped_from_chat(
     again = await ask(kobot, slack, signing_secret, "check prod off", "U0ALICE")
     assert "prod has no health-check schedule" in again
     bad = await ask(kobot, slack, signing_secret, "check prod every day at 08:00 tz=Mars/Base", "U0ALICE")
-    assert "is no time zone: an IANA name like UTC, Asia/Shanghai" in bad
+    assert "unknown time zone 'Mars/Base': an IANA name such as UTC, Asia/Shanghai" in bad
 
 
 async def test_peer_checks_past_the_concurrent_bound_are_answered_busy(
