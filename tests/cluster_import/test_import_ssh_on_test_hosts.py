@@ -5,6 +5,7 @@ that only reads or renews runs there with the stored key while one that would re
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -34,7 +35,7 @@ from tests.support.asgi import serve
 from tests.workers.jobkit import job_service, run_queue, spec
 from workers.cluster_import_ssh import ATTEMPT_KEY_FILE, SSH_KEY_SECRET, known_hosts_path
 from workers.cluster_inputs import INVENTORY_FILE
-from workers.cluster_secrets import ClusterSecrets
+from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
 
 NODES = ("legacy-cp-1", "legacy-w-1", "legacy-w-2")
 
@@ -60,6 +61,28 @@ CERT_RENEW_STAND_IN = """---
         src: /tmp/apiserver.crt
         dest: "{{ cert_renew_report_dir }}/{{ inventory_hostname }}/apiserver.crt"
         flat: true
+    - name: Note the variables the real playbook's optional tasks follow
+      ansible.builtin.copy:
+        content: "{{ asked | to_json }}"
+        dest: /tmp/cert-renew-asked.json
+        mode: "0644"
+      vars:
+        asked:
+          kubeconfig_dest: "{{ kubeconfig_dest | default('unset') }}"
+          metrics_server_enabled: "{{ metrics_server_enabled | default('unset') }}"
+          cert_renew_approve_serving_csrs: "{{ cert_renew_approve_serving_csrs | default('unset') }}"
+          cert_renew_root_kubeconfig: "{{ cert_renew_root_kubeconfig | default('unset') }}"
+    - name: Hand them to the test
+      ansible.builtin.fetch:
+        src: /tmp/cert-renew-asked.json
+        dest: "{{ cert_renew_report_dir }}/../asked.json"
+        flat: true
+    - name: Fetch a file as the renewed kubeconfig where kobot asks for one, as the real playbook does
+      ansible.builtin.fetch:
+        src: /tmp/apiserver.crt
+        dest: "{{ kubeconfig_dest }}"
+        flat: true
+      when: kubeconfig_dest | default('') | length > 0
 """
 
 
@@ -177,6 +200,15 @@ def test_rest_import_with_ssh_peer_on_test_hosts_proves_every_node_then_an_ssh_j
     assert done.state is JobState.SUCCEEDED, (done.summary, done.error, [s.state for s in done.steps])
     assert [s.state for s in done.steps] == [StepState.SUCCEEDED] * 4
     assert "legacy-cp-1: earliest apiserver.crt" in done.summary
+    assert "kobot kept the kubeconfig given at import" in done.summary
+    assert secrets.get(cluster="legacy", name=KUBECONFIG_SECRET) == kubeconfig, "the admin's is kept"
+    asked = json.loads((app_settings.job_artifacts_dir() / job_id / "asked.json").read_text())
+    assert asked == {
+        "kubeconfig_dest": "",
+        "metrics_server_enabled": False,
+        "cert_renew_approve_serving_csrs": False,
+        "cert_renew_root_kubeconfig": False,
+    }, "an imported cluster's renewal touches neither addons kobot never installed nor CSRs"
     work_dir = app_settings.job_artifacts_dir() / job_id
     inventory = automation_values.load_yaml((work_dir / INVENTORY_FILE).read_text())
     assert inventory["all"]["vars"]["ansible_user"] == "root"

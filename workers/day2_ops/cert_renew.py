@@ -1,6 +1,7 @@
 """Renew the control plane's certificates: cluster_cert_renew.yml one master at a time (kubeadm certs
 renew, each static pod restarted before the next node starts), kobot's stored admin kubeconfig replaced
-by the renewed one, and every certificate's expiry read back from the nodes and shown."""
+by the renewed one (not on an imported cluster: `IMPORTED_CLUSTER_VARS`), and every certificate's expiry
+read back from the nodes and shown."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kobot import defaults
+from kobot.clusters import ClusterStore
 from kobot.errors import StepFailedError
 from kobot.job_records import JobKind, JobSpec
 from workers import playbook_names
@@ -30,26 +32,40 @@ RENEWED_KUBECONFIG = "admin.conf.renewed"
 """Where the playbook fetches the renewed admin kubeconfig; encrypted into the store, then removed."""
 OUTCOME_FILE = "cert-renew.json"
 """What the job says at its end (expiry lines, kubeconfig refreshed), kept for a retry in a new process."""
+IMPORTED_CLUSTER_VARS: dict[str, object] = {
+    "kubeconfig_dest": "",
+    "cert_renew_root_kubeconfig": False,
+    "metrics_server_enabled": False,
+    "cert_renew_approve_serving_csrs": False,
+}
+"""A renewal on a cluster kobot imported renews the certificates only: the kubeconfig the admin gave is
+kept (the node's admin.conf has another server address and more privilege), root's on the nodes is left
+alone, and addons kobot never installed (metrics-server's TLS) or kubelet serving CSRs are not touched."""
 
 
 def renew_step(ctx: StepContext) -> None:
     report = ctx.work_dir / REPORT_DIR
     shutil.rmtree(report, ignore_errors=True)  # an earlier attempt's copies must not be read back as new
     fetched = ctx.work_dir / RENEWED_KUBECONFIG
+    imported = ClusterStore(ctx.redis).require(ctx.cluster).imported is not None
+    extravars = {
+        **play_vars(ctx),
+        "cert_renew_force": bool(ctx.params.get("force", False)),
+        "cert_renew_report_dir": str(report),
+        "kubeconfig_dest": str(fetched),
+    }
+    if imported:
+        extravars.update(IMPORTED_CLUSTER_VARS)
+        _save_outcome(ctx, {"kubeconfig_kept": True})
     try:
         ctx.run_playbook(
-            playbook_names.CLUSTER_CERT_RENEW,
-            inventory=inventory_path(ctx),
-            extravars={
-                **play_vars(ctx),
-                "cert_renew_force": bool(ctx.params.get("force", False)),
-                "cert_renew_report_dir": str(report),
-                "kubeconfig_dest": str(fetched),
-            },
+            playbook_names.CLUSTER_CERT_RENEW, inventory=inventory_path(ctx), extravars=extravars
         )
     finally:
-        # also when a later master failed: the first one's renewed kubeconfig is kept, not dropped
-        _keep_renewed_kubeconfig(ctx, fetched)
+        if imported:  # nothing was asked to be fetched; should anything be there, it is not stored
+            fetched.unlink(missing_ok=True)
+        else:  # also when a later master failed: the first one's renewed kubeconfig is kept, not dropped
+            _keep_renewed_kubeconfig(ctx, fetched)
 
 
 def _keep_renewed_kubeconfig(ctx: StepContext, fetched: Path) -> None:
@@ -98,7 +114,10 @@ def final_note(ctx: StepContext) -> str | None:
     found = outcome.get("expiry")
     expiry = found if isinstance(found, list) else []
     note = "certificates: " + "; ".join(str(line) for line in expiry) if expiry else None
-    if outcome.get("kubeconfig_refreshed"):
+    if outcome.get("kubeconfig_kept"):
+        kept = "kobot kept the kubeconfig given at import (an imported cluster's is never replaced)"
+        note = f"{note}; {kept}" if note else kept
+    elif outcome.get("kubeconfig_refreshed"):
         note = f"{note}; kobot's admin kubeconfig refreshed" if note else "kobot's admin kubeconfig refreshed"
     return note
 
