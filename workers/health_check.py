@@ -176,18 +176,18 @@ def _listed(
     """The objects at list `path`, page by page (`limit`/`continue`, as kubectl does), at most
     `bounds.most`: a bigger list is cut, the card says where, and its areas count as unseen (what was
     known of them before still stands, rather than the part not read being taken for healed)."""
-    token = ""
+    resume = ""  # the API server's `continue` value of the next page
     listed = 0
     while True:
         query: dict[str, str | int] = {"limit": min(bounds.page, bounds.most - listed)}
-        if token:
-            query["continue"] = token
+        if resume:
+            query["continue"] = resume
         document = api.get_json(path, query)
         items = list(document.get("items") or [])[: bounds.most - listed]
         listed += len(items)
         yield from items
-        token = str((document.get("metadata") or {}).get("continue") or "")
-        if not token:
+        resume = str((document.get("metadata") or {}).get("continue") or "")
+        if not resume:
             return
         if listed >= bounds.most:
             tally.skipped.append(f"{what}: cut at {bounds.most}")
