@@ -6,7 +6,8 @@ checks; a weekly schedule is a daily one that lets pass the days that are not it
 scan posts only what changed: its job answers to no chat (`SCHEDULED_SCAN_CHAT`, which no adapter
 serves, so no progress card is posted each week), and once it has ended `changes_to_post` hands the
 loop one message for the schedule's conversation when the scan found something new or fixed (or is
-the first), or failed. Each ended job is reported at most once, whichever process sees it first.
+the first), or failed. Each ended job is reported once, by the first process that runs its chat
+platform; a post that fails is released and tried again the next round.
 """
 
 from __future__ import annotations
