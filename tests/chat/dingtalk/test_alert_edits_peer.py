@@ -8,49 +8,26 @@ the group and the resolve are new posts as before. A group's card is still edite
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-from redis.asyncio import Redis as AsyncRedis
-
-from alerts.delivery import Deliverer
-from alerts.models import AlertmanagerWebhook
 from alerts.store import AlertStore
 from bot.chat.dingtalk.adapter import DingTalkAdapter
 from kobot.settings_alerts import AlertsSettings, RouteTarget
+from tests.chat.alert_outbox import deliverer as deliverer_for
+from tests.chat.alert_outbox import disk_group as _body
+from tests.chat.dingtalk.alerting import GROUP, SPACE
 from tests.peers.dingtalk import DingTalkPeer
-from tests.support.alertmanager import webhook_body
 
 ROBOT = RouteTarget(platform="dingtalk", conversation_id="robot:ops")
-GROUP = "cidAlertsProd01"
-SPACE = f"dtv1.card//IM_GROUP.{GROUP}"
 SETTINGS = AlertsSettings(default_targets=[ROBOT, RouteTarget(platform="dingtalk", conversation_id=GROUP)])
 MINUTES_FIRING = 5
 """How many simulated minutes the group fires, re-rendered once a minute, before anything changes."""
 
 
-def _body(*fingerprints: str, status: str = "firing", description: str = "") -> AlertmanagerWebhook:
-    body = webhook_body(fingerprints=fingerprints, group="disk", status=status)
-    for alert in body["alerts"]:
-        # kept and part of the group's digest, but not shown while a summary is: a change no one reads
-        alert["annotations"]["description"] = description
-    return AlertmanagerWebhook.model_validate(body)
-
-
 def _robot_posts(peer: DingTalkPeer) -> list[str]:
     posts: list[dict[str, Any]] = peer.robot_posts[next(iter(peer.robots))]
     return [str(post["markdown"]["text"]) for post in posts]
-
-
-@pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[AlertStore]:
-    redis = AsyncRedis.from_url(redis_url, decode_responses=True)
-    try:
-        yield AlertStore(redis=redis)
-    finally:
-        await redis.aclose()
 
 
 async def test_a_firing_group_posts_once_to_a_robot_over_minutes_then_its_changes_peer(
@@ -62,9 +39,7 @@ async def test_a_firing_group_posts_once_to_a_robot_over_minutes_then_its_change
     def peer_now() -> datetime:
         return datetime.fromtimestamp(clock(), tz=UTC)
 
-    deliverer = Deliverer(
-        store=store, adapters={"dingtalk": adapter}, secret=b"k" * 32, settings=SETTINGS, clock=clock
-    )
+    deliverer = deliverer_for(store, platform="dingtalk", adapter=adapter, settings=SETTINGS, clock=clock)
     first = _body("a1", description="disk 91% full")
     await store.ingest(first, settings=SETTINGS, now=peer_now())
     assert await deliverer.deliver_due() == 2

@@ -17,7 +17,6 @@ import pytest
 from redis.asyncio import Redis as AsyncRedis
 
 from alerts.delivery import Deliverer
-from alerts.models import AlertmanagerWebhook
 from alerts.store import AlertStore, OutboxEntry, outbox_member
 from bot.chat.dingtalk.adapter import UNCONFIRMED, CardNotDelivered, DingTalkAdapter
 from kobot.chat import TaggedPosting
@@ -25,59 +24,50 @@ from kobot.conversations import Conversation
 from kobot.errors import DeliveryError
 from kobot.messages import OutgoingMessage
 from kobot.settings_alerts import AlertsSettings, RouteTarget
+from tests.chat.alert_outbox import deliverer, disk_group
+from tests.chat.dingtalk.alerting import CREATE, GROUP, SPACE, UPDATE
 from tests.peers.dingtalk import DingTalkPeer
-from tests.support.alertmanager import webhook_body
 from tests.support.waiting import eventually
 
-GROUP = "cidAlertsProd01"
-SPACE = f"dtv1.card//IM_GROUP.{GROUP}"
 OPS = RouteTarget(platform="dingtalk", conversation_id=GROUP)
 SETTINGS = AlertsSettings(default_targets=[OPS])
-FIRING = AlertmanagerWebhook.model_validate(webhook_body(fingerprints=("a1",), group="disk"))
-RESOLVED = AlertmanagerWebhook.model_validate(
-    webhook_body(fingerprints=("a1",), group="disk", status="resolved")
-)
+FIRING = disk_group("a1")
+RESOLVED = disk_group("a1", status="resolved")
 ENTRY = OutboxEntry.parse(outbox_member(kind="g", item_id=FIRING.group_id(), target=OPS))
-CREATE = "/v1.0/card/instances/createAndDeliver"
-UPDATE = "/v1.0/card/instances"
 SLOW_ANSWER_SECONDS = 1.0
 """How long DingTalk takes to answer the create: the window in which the delivery is cut short."""
 
 
 def _deliverer(store: AlertStore, adapter: DingTalkAdapter) -> Deliverer:
-    return Deliverer(store=store, adapters={"dingtalk": adapter}, secret=b"k" * 32, settings=SETTINGS)
+    return deliverer(store, platform="dingtalk", adapter=adapter, settings=SETTINGS)
 
 
 async def test_a_card_cut_short_after_dingtalk_took_it_is_found_by_its_id_and_edited_peer(
-    peer: DingTalkPeer, adapter: DingTalkAdapter, redis_url: str
+    peer: DingTalkPeer, adapter: DingTalkAdapter, alert_redis: AsyncRedis
 ) -> None:
     assert isinstance(adapter, TaggedPosting)
-    redis = AsyncRedis.from_url(redis_url, decode_responses=True)
-    try:
-        first = AlertStore(redis=redis, owner="first")
-        await first.ingest(FIRING, settings=SETTINGS, now=datetime.now(UTC))
-        peer.slow(SLOW_ANSWER_SECONDS, path=CREATE)
-        cut = asyncio.create_task(_deliverer(first, adapter).deliver_due())
-        await eventually(lambda: len(peer.requests_to(CREATE)) == 1, what="the create on its way")
-        cut.cancel()  # the process is gone while DingTalk creates the card
-        await asyncio.gather(cut, return_exceptions=True)
-        await first.release_claims(now=time.time())
-        await eventually(lambda: len(peer.cards_shown_in(SPACE)) == 1, what="DingTalk keeping the card")
-        (track_id,) = peer.cards_shown_in(SPACE)
-        assert (await first.message_record(ENTRY)).ref is None, "kobot never learnt the card was made"
+    first = AlertStore(redis=alert_redis, owner="first")
+    await first.ingest(FIRING, settings=SETTINGS, now=datetime.now(UTC))
+    peer.slow(SLOW_ANSWER_SECONDS, path=CREATE)
+    cut = asyncio.create_task(_deliverer(first, adapter).deliver_due())
+    await eventually(lambda: len(peer.requests_to(CREATE)) == 1, what="the create on its way")
+    cut.cancel()  # the process is gone while DingTalk creates the card
+    await asyncio.gather(cut, return_exceptions=True)
+    await first.release_claims(now=time.time())
+    await eventually(lambda: len(peer.cards_shown_in(SPACE)) == 1, what="DingTalk keeping the card")
+    (track_id,) = peer.cards_shown_in(SPACE)
+    assert (await first.message_record(ENTRY)).ref is None, "kobot never learnt the card was made"
 
-        second = AlertStore(redis=redis, owner="second")
-        await second.ingest(RESOLVED, settings=SETTINGS, now=datetime.now(UTC))
-        assert await _deliverer(second, adapter).deliver_due() == 1
-        assert peer.cards_shown_in(SPACE) == [track_id], "found by its id: no second card"
-        assert len(peer.requests_to(CREATE)) == 1, "the retry edits, it never creates again"
-        card = peer.cards[track_id]
-        assert len(card.history) == 2 and card.params["tone"] == "success", "the card shows the resolve"
-        stored = await second.message_record(ENTRY)
-        assert stored.ref is not None and stored.ref.message_id == track_id
-        assert UNCONFIRMED not in stored.ref.extra and stored.posting_since is None
-    finally:
-        await redis.aclose()
+    second = AlertStore(redis=alert_redis, owner="second")
+    await second.ingest(RESOLVED, settings=SETTINGS, now=datetime.now(UTC))
+    assert await _deliverer(second, adapter).deliver_due() == 1
+    assert peer.cards_shown_in(SPACE) == [track_id], "found by its id: no second card"
+    assert len(peer.requests_to(CREATE)) == 1, "the retry edits, it never creates again"
+    card = peer.cards[track_id]
+    assert len(card.history) == 2 and card.params["tone"] == "success", "the card shows the resolve"
+    stored = await second.message_record(ENTRY)
+    assert stored.ref is not None and stored.ref.message_id == track_id
+    assert UNCONFIRMED not in stored.ref.extra and stored.posting_since is None
 
 
 async def test_a_tagged_card_the_first_attempt_never_created_is_created_by_the_next_peer(

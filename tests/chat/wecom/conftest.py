@@ -8,9 +8,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 
+from alerts.store import AlertStore
 from bot.chat.wecom.adapter import WeComAdapter
 from kobot.settings_wecom import WeComSettings
+from tests.chat.alert_outbox import outbox_redis
 from tests.chat.sinks import RecordingSink
 from tests.peers.wecom import WeComPeer
 from tests.support.wecom import settings_for
@@ -63,3 +66,16 @@ async def http(adapter: WeComAdapter) -> AsyncIterator[httpx.AsyncClient]:
         transport=httpx.ASGITransport(app=app), base_url="http://kobot.test"
     ) as client:
         yield client
+
+
+@pytest.fixture
+async def alert_redis(redis_url: str) -> AsyncIterator[AsyncRedis]:
+    """The alert outbox's connection to the test Valkey."""
+    async with outbox_redis(redis_url) as redis:
+        yield redis
+
+
+@pytest.fixture
+def store(alert_redis: AsyncRedis) -> AlertStore:
+    """The alert outbox, on the test Valkey."""
+    return AlertStore(redis=alert_redis)

@@ -9,38 +9,23 @@ the resolve still reach the conversation as before.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-from redis.asyncio import Redis as AsyncRedis
-
-from alerts.delivery import Deliverer
-from alerts.models import AlertmanagerWebhook
 from alerts.store import AlertStore
 from bot.chat.wecom.adapter import WeComAdapter
 from kobot.settings_alerts import AlertsSettings, RouteTarget
+from tests.chat.alert_outbox import deliverer as deliverer_for
+from tests.chat.alert_outbox import disk_group as _body
+from tests.chat.wecom.alerting import ALICE_ID
+from tests.chat.wecom.alerting import sent as _sent
 from tests.peers.wecom import Sent, WeComPeer
-from tests.support.alertmanager import webhook_body
 
-ALICE = RouteTarget(platform="wecom", conversation_id="user:alice")
+ALICE = RouteTarget(platform="wecom", conversation_id=f"user:{ALICE_ID}")
 ROBOT = RouteTarget(platform="wecom", conversation_id="robot:default")
 SETTINGS = AlertsSettings(default_targets=[ALICE, ROBOT])
 MINUTES_FIRING = 5
 """How many simulated minutes the group fires, re-rendered once a minute, before anything changes."""
-
-
-def _body(*fingerprints: str, status: str = "firing", description: str = "") -> AlertmanagerWebhook:
-    body = webhook_body(fingerprints=fingerprints, group="disk", status=status)
-    for alert in body["alerts"]:
-        # kept and part of the group's digest, but not shown while a summary is: a change no one reads
-        alert["annotations"]["description"] = description
-    return AlertmanagerWebhook.model_validate(body)
-
-
-def _sent(peer: WeComPeer, api: str, target: str) -> list[Sent]:
-    return [s for s in peer.sent if s.api == api and s.target == target]
 
 
 def _robot_text(sent: Sent) -> str:
@@ -48,20 +33,11 @@ def _robot_text(sent: Sent) -> str:
     return str(payload["markdown"]["content"])
 
 
-@pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[AlertStore]:
-    redis = AsyncRedis.from_url(redis_url, decode_responses=True)
-    try:
-        yield AlertStore(redis=redis)
-    finally:
-        await redis.aclose()
-
-
 async def test_a_firing_group_posts_once_over_minutes_then_its_changes_peer(
     wecom_peer: WeComPeer, adapter: WeComAdapter, store: AlertStore
 ) -> None:
-    deliverer = Deliverer(
-        store=store, adapters={"wecom": adapter}, secret=b"k" * 32, settings=SETTINGS, clock=wecom_peer.now
+    deliverer = deliverer_for(
+        store, platform="wecom", adapter=adapter, settings=SETTINGS, clock=wecom_peer.now
     )
 
     def peer_now() -> datetime:
@@ -70,7 +46,7 @@ async def test_a_firing_group_posts_once_over_minutes_then_its_changes_peer(
     first = _body("a1", description="disk 91% full")
     await store.ingest(first, settings=SETTINGS, now=peer_now())
     assert await deliverer.deliver_due() == 2
-    (card,) = _sent(wecom_peer, "message/send", "alice")
+    (card,) = _sent(wecom_peer, "message/send", ALICE_ID)
     (robot_post,) = [s for s in wecom_peer.sent if s.api == "webhook/send"]
     robot = robot_post.target
     assert "since 2026-01-01 10:00 UTC" in _robot_text(robot_post)
@@ -86,7 +62,7 @@ async def test_a_firing_group_posts_once_over_minutes_then_its_changes_peer(
         await store.update_group(first.group_id(), lambda state: state, now=peer_now())
         assert await deliverer.deliver_due() == 2
 
-    assert _sent(wecom_peer, "message/send", "alice") == [card], "one card, never a second one"
+    assert _sent(wecom_peer, "message/send", ALICE_ID) == [card], "one card, never a second one"
     assert _sent(wecom_peer, "message/update_template_card", card.payload["template_card"]["task_id"]) == []
     assert len(_sent(wecom_peer, "webhook/send", robot)) == 1, "the group robot got one post"
 
@@ -102,7 +78,7 @@ async def test_a_firing_group_posts_once_over_minutes_then_its_changes_peer(
     wecom_peer.clock.advance(60)
     await store.ingest(_body("a1", "a2", status="resolved"), settings=SETTINGS, now=peer_now())
     assert await deliverer.deliver_due() == 2
-    to_alice = _sent(wecom_peer, "message/send", "alice")
+    to_alice = _sent(wecom_peer, "message/send", ALICE_ID)
     assert len(to_alice) == 2, "the card's one update is spent: the resolve is a new message"
     assert "[resolved]" in to_alice[-1].payload["markdown"]["content"]
     robot_posts = _sent(wecom_peer, "webhook/send", robot)

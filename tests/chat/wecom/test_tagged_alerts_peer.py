@@ -18,7 +18,6 @@ from typing import Any
 from redis.asyncio import Redis as AsyncRedis
 
 from alerts.delivery import Deliverer
-from alerts.models import AlertmanagerWebhook
 from alerts.store import AlertStore, OutboxEntry, outbox_member
 from bot.chat.wecom import defaults
 from bot.chat.wecom.adapter import WeComAdapter
@@ -26,57 +25,53 @@ from kobot.chat import TaggedPosting
 from kobot.conversations import Conversation
 from kobot.messages import Button, OutgoingMessage
 from kobot.settings_alerts import AlertsSettings, RouteTarget
+from tests.chat.alert_outbox import deliverer, disk_group
+from tests.chat.wecom.alerting import ALICE_ID, SEND, sent
 from tests.peers.wecom import WeComPeer
-from tests.support.alertmanager import webhook_body
 from tests.support.waiting import eventually
 
-ALICE = RouteTarget(platform="wecom", conversation_id="user:alice")
+ALICE = RouteTarget(platform="wecom", conversation_id=f"user:{ALICE_ID}")
 SETTINGS = AlertsSettings(default_targets=[ALICE])
-FIRING = AlertmanagerWebhook.model_validate(webhook_body(fingerprints=("a1",), group="disk"))
+FIRING = disk_group("a1")
 ENTRY = OutboxEntry.parse(outbox_member(kind="g", item_id=FIRING.group_id(), target=ALICE))
-SEND = "/cgi-bin/message/send"
 SLOW_ANSWER_SECONDS = 1.0
 """How long WeCom takes to answer the send: the window in which the delivery is cut short."""
 
 
 def _deliverer(store: AlertStore, adapter: WeComAdapter) -> Deliverer:
-    return Deliverer(store=store, adapters={"wecom": adapter}, secret=b"k" * 32, settings=SETTINGS)
+    return deliverer(store, platform="wecom", adapter=adapter, settings=SETTINGS)
 
 
 def _sent_to_alice(peer: WeComPeer) -> list[dict[str, Any]]:
-    return [s.payload for s in peer.sent if s.api == "message/send" and s.target == "alice"]
+    return [s.payload for s in sent(peer, "message/send", ALICE_ID)]
 
 
 async def test_a_post_cut_short_after_wecom_took_it_is_not_shown_twice_peer(
-    wecom_peer: WeComPeer, adapter: WeComAdapter, redis_url: str
+    wecom_peer: WeComPeer, adapter: WeComAdapter, alert_redis: AsyncRedis
 ) -> None:
     assert isinstance(adapter, TaggedPosting)
-    redis = AsyncRedis.from_url(redis_url, decode_responses=True)
-    try:
-        first = AlertStore(redis=redis, owner="first")
-        await first.ingest(FIRING, settings=SETTINGS, now=datetime.now(UTC))
-        wecom_peer.slow(SLOW_ANSWER_SECONDS, path=SEND)
-        cut = asyncio.create_task(_deliverer(first, adapter).deliver_due())
-        await eventually(lambda: len(wecom_peer.requests_to(SEND)) == 1, what="the send on its way")
-        cut.cancel()  # the process is gone while WeCom takes the message
-        await asyncio.gather(cut, return_exceptions=True)
-        await first.release_claims(now=time.time())
-        await eventually(lambda: len(_sent_to_alice(wecom_peer)) == 1, what="WeCom showing the message")
-        assert (await first.message_record(ENTRY)).ref is None, "kobot never learnt it was shown"
-        await asyncio.sleep(1.1)  # a later render would read "for 1s" and be a different request
+    first = AlertStore(redis=alert_redis, owner="first")
+    await first.ingest(FIRING, settings=SETTINGS, now=datetime.now(UTC))
+    wecom_peer.slow(SLOW_ANSWER_SECONDS, path=SEND)
+    cut = asyncio.create_task(_deliverer(first, adapter).deliver_due())
+    await eventually(lambda: len(wecom_peer.requests_to(SEND)) == 1, what="the send on its way")
+    cut.cancel()  # the process is gone while WeCom takes the message
+    await asyncio.gather(cut, return_exceptions=True)
+    await first.release_claims(now=time.time())
+    await eventually(lambda: len(_sent_to_alice(wecom_peer)) == 1, what="WeCom showing the message")
+    assert (await first.message_record(ENTRY)).ref is None, "kobot never learnt it was shown"
+    await asyncio.sleep(1.1)  # a later render would read "for 1s" and be a different request
 
-        second = AlertStore(redis=redis, owner="second")
-        assert await _deliverer(second, adapter).deliver_due() == 1
-        assert len(wecom_peer.requests_to(SEND)) == 2, "WeCom cannot be asked: the post is made again"
-        assert len(_sent_to_alice(wecom_peer)) == 1, "the repeat is the same request: not shown twice"
-        assert len(wecom_peer.duplicates) == 1
-        (shown,) = _sent_to_alice(wecom_peer)
-        assert shown["enable_duplicate_check"] == 1
-        assert shown["duplicate_check_interval"] == defaults.DUPLICATE_CHECK_SECONDS <= 4 * 3600
-        stored = await second.message_record(ENTRY)
-        assert stored.ref is not None and stored.posting_since is None
-    finally:
-        await redis.aclose()
+    second = AlertStore(redis=alert_redis, owner="second")
+    assert await _deliverer(second, adapter).deliver_due() == 1
+    assert len(wecom_peer.requests_to(SEND)) == 2, "WeCom cannot be asked: the post is made again"
+    assert len(_sent_to_alice(wecom_peer)) == 1, "the repeat is the same request: not shown twice"
+    assert len(wecom_peer.duplicates) == 1
+    (shown,) = _sent_to_alice(wecom_peer)
+    assert shown["enable_duplicate_check"] == 1
+    assert shown["duplicate_check_interval"] == defaults.DUPLICATE_CHECK_SECONDS <= 4 * 3600
+    stored = await second.message_record(ENTRY)
+    assert stored.ref is not None and stored.posting_since is None
 
 
 async def test_a_changed_message_or_another_group_is_a_new_message_peer(
