@@ -13,8 +13,10 @@ from typing import Any
 
 import yaml
 from redis import Redis
+from redis.exceptions import WatchError
 
-from kobot import defaults, validation
+from kobot import defaults, keys, validation
+from kobot.clock import utcnow
 from kobot.cluster_spec import ClusterShape, NodeRole
 from kobot.clusters import ClusterRecord, ClusterState, ClusterStore, ImportedCluster, NodeRecord, NodeState
 from kobot.errors import CommandError, ConflictError, KobotError
@@ -154,9 +156,34 @@ def import_cluster(
     record.imported = record.imported.model_copy(update={"by": by})
     if ssh is not None and settings is not None:
         prove_ssh(nodes=record.nodes, access=ssh, settings=settings)
-        record = store_access(redis=redis, secret=secret, record=record, access=ssh)
-    ClusterSecrets(redis=redis, secret=secret).put(cluster=name, name=KUBECONFIG_SECRET, value=kubeconfig)
-    clusters.save(record)
+    return _record_new(redis=redis, secret=secret, record=record, kubeconfig=kubeconfig, ssh=ssh)
+
+
+def _record_new(
+    *, redis: Redis, secret: bytes, record: ClusterRecord, kubeconfig: bytes, ssh: SshAccess | None
+) -> ClusterRecord:
+    """Write the record and its secrets in one transaction that holds only while no record of that name
+    appeared during the probe and the SSH proof (a concurrent import or create): the later one is refused
+    instead of overwriting the first one's record, kubeconfig or key."""
+    key = keys.cluster_record(record.name)
+    taken = ConflictError(f"{record.name} was created or imported meanwhile; import under another name")
+    with redis.pipeline(transaction=True) as pipe:
+        try:
+            pipe.watch(key)  # type: ignore[no-untyped-call]
+            if pipe.exists(key):
+                raise taken
+            pipe.multi()
+            if ssh is not None:
+                record = store_access(redis=pipe, secret=secret, record=record, access=ssh)
+            ClusterSecrets(redis=pipe, secret=secret).put(
+                cluster=record.name, name=KUBECONFIG_SECRET, value=kubeconfig
+            )
+            record.updated_at = utcnow()
+            pipe.set(key, record.model_dump_json())
+            pipe.sadd(keys.CLUSTERS_INDEX, record.name)
+            pipe.execute()
+        except WatchError:
+            raise taken from None
     return record
 
 

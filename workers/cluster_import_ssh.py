@@ -20,11 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from redis import Redis
+from redis.exceptions import WatchError
 
-from kobot import automation_values
+from kobot import automation_values, keys
+from kobot.clock import utcnow
 from kobot.clusters import ClusterRecord, ClusterStore, NodeRecord
 from kobot.errors import CommandError, ConflictError, StepFailedError
 from kobot.settings import Settings
+from kobot.store import synced
 from workers.ansible.runner import KNOWN_HOSTS_FILE
 from workers.cluster_secrets import ClusterSecrets, cluster_secrets_for
 from workers.context import StepContext
@@ -218,16 +221,37 @@ def attach_ssh(
     """Give an imported cluster SSH access: the key and user checked, every node proven, then stored.
     A node that does not let kobot in is named and nothing changes."""
     access = check_access(access)
-    clusters = ClusterStore(redis)
-    record = clusters.require(name)
+    record = ClusterStore(redis).require(name)
+    _require_imported(record)
+    prove_ssh(nodes=record.nodes, access=access, settings=settings)
+    # the proof takes seconds: what a job recorded meanwhile (a node, a version) is read again and kept,
+    # only the account changes, and a record changed during the write is read once more
+    key = keys.cluster_record(name)
+    while True:
+        with redis.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(key)  # type: ignore[no-untyped-call]
+                raw: bytes | None = synced(pipe.get(key))
+                if raw is None:
+                    raise ConflictError(f"{name} was deleted while SSH was being proven")
+                record = ClusterRecord.model_validate_json(raw)
+                _require_imported(record)
+                pipe.multi()
+                record = store_access(redis=pipe, secret=secret, record=record, access=access)
+                record.updated_at = utcnow()
+                pipe.set(key, record.model_dump_json())
+                pipe.execute()
+                return record
+            except WatchError:
+                continue
+
+
+def _require_imported(record: ClusterRecord) -> None:
     if record.imported is None:
         raise ConflictError(
-            f"{name} was built by kobot: its hosts are reached with kobot's own key (setting ssh_key_file)"
+            f"{record.name} was built by kobot: its hosts are reached with kobot's own key "
+            "(setting ssh_key_file)"
         )
-    prove_ssh(nodes=record.nodes, access=access, settings=settings)
-    record = store_access(redis=redis, secret=secret, record=record, access=access)
-    clusters.save(record)
-    return record
 
 
 def attempt_identity(ctx: StepContext, record: ClusterRecord) -> tuple[str, Path]:
