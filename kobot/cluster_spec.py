@@ -7,6 +7,7 @@ record keeps it, commands validate it; none of them owns it.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from enum import Enum
 from typing import Literal, Self
@@ -15,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from kobot import automation_values, validation
 from kobot.validation import SUPPORTED_KUBERNETES_VERSIONS
+
+_FILE_PATH = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 SUPPORTED_VERSIONS = SUPPORTED_KUBERNETES_VERSIONS
 """Kubernetes minors (and newest patch) kobot can install; one list, shared with the command checks."""
@@ -98,6 +102,17 @@ class OfflineRepository(BaseModel):
     package_repo_url: str
     image_registry: str
     files_url: str
+    file_sha256: dict[str, str] = Field(default_factory=dict)
+    """Path under `files_url` → the sha256 the bundle build verified: what the roles check a download
+    against where upstream publishes no checksum (the Tigera operator manifest)."""
+
+    @field_validator("file_sha256")
+    @classmethod
+    def _checksums(cls, value: dict[str, str]) -> dict[str, str]:
+        for path, digest in value.items():
+            if not _FILE_PATH.fullmatch(path) or ".." in path.split("/") or not _SHA256_HEX.fullmatch(digest):
+                raise ValueError(f"file_sha256 entry {path!r} must map a relative path to 64 hex digits")
+        return value
 
     @field_validator("package_repo_url", "files_url")
     @classmethod

@@ -105,15 +105,17 @@ def cluster_vars(record: ClusterRecord) -> dict[str, Any]:
     }
 
 
-def offline_vars(offline_repo: OfflineRepository | None) -> dict[str, str]:
-    """The roles' offline settings (packages, images, files) from the spec's `offline_repo`; none at all
-    for a cluster that pulls from the internet, so the role defaults apply."""
+def offline_vars(offline_repo: OfflineRepository | None) -> dict[str, Any]:
+    """The roles' offline settings (packages, images, files and the files' recorded sha256) from the
+    spec's `offline_repo`; none at all for a cluster that pulls from the internet, so the role defaults
+    apply."""
     if offline_repo is None:
         return {}
     return {
         "offline_repo_url": offline_repo.package_repo_url,
         "offline_registry": offline_repo.image_registry,
         "offline_files_url": offline_repo.files_url,
+        "offline_file_sha256": dict(offline_repo.file_sha256),
     }
 
 

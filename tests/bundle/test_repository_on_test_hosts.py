@@ -82,7 +82,10 @@ class Site:
 
     @property
     def repository(self) -> OfflineRepository:
-        return repository_of(host=self.repo.address, files_port=FILES_PORT, registry_port=REGISTRY_PORT)
+        checksums = {item.path: item.sha256 for item in read_built(self.bundle).files}
+        return repository_of(
+            host=self.repo.address, files_port=FILES_PORT, registry_port=REGISTRY_PORT, file_sha256=checksums
+        )
 
     def run(self, playbook: str, extravars: dict[str, Any]) -> tuple[PlaybookResult, list[JobEvent]]:
         self.runs += 1
@@ -218,6 +221,7 @@ def test_setup_repository_job_runs_every_step_and_records_the_repository_real_on
         (name, StepState.SUCCEEDED) for name in ("bundle", "serve", "images", "record")
     ]
     assert site.recorded == site.repository
+    assert site.recorded is not None and site.recorded.file_sha256, "the files' sha256 reach new clusters"
     assert PACKAGES_NOTE in (site.job.summary or ""), "the job says the OS packages are the site's to mirror"
 
 

@@ -65,10 +65,14 @@ def push_htpasswd_line(password: str) -> str:
     return f"{PUSH_USER}:{hashed}"
 
 
-def repository_of(*, host: str, files_port: int, registry_port: int) -> OfflineRepository:
-    """What a cluster spec names for this repository host (the role's default layout)."""
+def repository_of(
+    *, host: str, files_port: int, registry_port: int, file_sha256: dict[str, str] | None = None
+) -> OfflineRepository:
+    """What a cluster spec names for this repository host (the role's default layout), with the sha256
+    the bundle build verified for each file it serves."""
     return OfflineRepository(
         package_repo_url=f"http://{host}:{files_port}/packages",
         image_registry=f"{host}:{registry_port}",
         files_url=f"http://{host}:{files_port}",
+        file_sha256=file_sha256 or {},
     )

@@ -89,7 +89,10 @@ def _host(ctx: StepContext) -> str:
 
 
 def _repository(ctx: StepContext) -> OfflineRepository:
-    return repository_of(host=_host(ctx), files_port=FILES_PORT, registry_port=REGISTRY_PORT)
+    checksums = {item.path: item.sha256 for item in read_built(bundle_dir(ctx)).files}
+    return repository_of(
+        host=_host(ctx), files_port=FILES_PORT, registry_port=REGISTRY_PORT, file_sha256=checksums
+    )
 
 
 def push_password(secrets: ClusterSecrets) -> str:
