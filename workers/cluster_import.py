@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from redis import Redis
 from redis.exceptions import WatchError
 
-from kobot import defaults, keys, validation
+from kobot import automation_values, defaults, keys, validation
 from kobot.clock import utcnow
 from kobot.cluster_spec import ClusterShape, NodeRole
 from kobot.clusters import ClusterRecord, ClusterState, ClusterStore, ImportedCluster, NodeRecord, NodeState
@@ -23,7 +24,7 @@ from kobot.errors import CommandError, ConflictError, KobotError
 from kobot.settings import Settings
 from workers.cluster_import_ssh import SshAccess, check_access, prove_ssh, store_access
 from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
-from workers.kube_read import open_api
+from workers.kube_read import KubeReadError, open_api
 
 IMPORTED_PROVIDER = "imported"
 """`provider` of an imported cluster's record: no Terraform stands behind it, and SSH only once access
@@ -47,8 +48,11 @@ _FILE_KEYS = ("certificate-authority", "client-certificate", "client-key", "toke
 _PROGRAM_KEYS = ("exec", "auth-provider")
 
 
-def check_kubeconfig(data: bytes) -> str:
-    """The API server address of a self-contained kubeconfig; any other kubeconfig is a clear error."""
+def check_kubeconfig(data: bytes, *, allow_local: bool = False) -> str:
+    """The API server address of a self-contained kubeconfig; any other kubeconfig is a clear error.
+    The address must be https (the kubeconfig's token would cross the network in clear otherwise) and
+    its host one kobot may reach, as node addresses are checked; `allow_local` (tests) lets loopback
+    and plain http through."""
     if len(data) > defaults.IMPORT_KUBECONFIG_MAX_BYTES:
         raise CommandError(
             f"the kubeconfig is {len(data)} bytes; "
@@ -80,6 +84,16 @@ def check_kubeconfig(data: bytes) -> str:
     server = cluster.get("server")
     if not isinstance(server, str) or not server.startswith(("https://", "http://")):
         raise CommandError("the kubeconfig's cluster has no `server` URL (https://HOST:PORT)")
+    if not server.startswith("https://") and not allow_local:
+        raise CommandError(
+            "the kubeconfig's server is plain http: its credentials would cross the network in clear; "
+            "give the API server's https:// address"
+        )
+    try:
+        host = automation_values.host_address(urlsplit(server).hostname or "", allow_local=allow_local)
+        automation_values.check_resolved(host, allow_local=allow_local)
+    except (automation_values.UnsafeValueError, ValueError) as exc:
+        raise CommandError(f"kobot will not connect to the kubeconfig's server: {exc}") from None
     return server
 
 
@@ -92,15 +106,28 @@ def _named(entries: Any, name: Any, *, what: str) -> dict[str, Any]:
 
 
 def probe(
-    *, name: str, kubeconfig: bytes, timeout: float = defaults.IMPORT_PROBE_TIMEOUT_SECONDS
+    *,
+    name: str,
+    kubeconfig: bytes,
+    timeout: float = defaults.IMPORT_PROBE_TIMEOUT_SECONDS,
+    allow_local: bool = False,
 ) -> ClusterRecord:
     """Read version, nodes and network from the API within `timeout` seconds; raise KobotError (safe to
-    show) when the API cannot be reached or refuses."""
-    server = check_kubeconfig(kubeconfig)
+    show) when the API cannot be reached or refuses. What the server answered with an error is not
+    repeated: it names a status only, since the address may not be a Kubernetes API at all."""
+    server = check_kubeconfig(kubeconfig, allow_local=allow_local)
     api = open_api(kubeconfig=kubeconfig, cluster=name, timeout=timeout)
     try:
-        version = str(api.get_json("/version").get("gitVersion") or "").lstrip("v")
-        nodes = api.get_json("/api/v1/nodes").get("items") or []
+        try:
+            version = str(api.get_json("/version").get("gitVersion") or "").lstrip("v")
+            nodes = api.get_json("/api/v1/nodes").get("items") or []
+        except KubeReadError as exc:
+            if exc.status is None:
+                raise
+            raise KobotError(
+                f"the API server of {name} answered with status {exc.status}; check that the kubeconfig "
+                "names the cluster's API server and carries admin credentials"
+            ) from None
         try:
             daemon_sets = api.get_json("/apis/apps/v1/daemonsets").get("items") or []
         except KobotError:
@@ -151,7 +178,8 @@ def import_cluster(
     clusters = ClusterStore(redis)
     if clusters.get(name) is not None:
         raise ConflictError(f"there is already a cluster {name}; import under another name")
-    record = probe(name=name, kubeconfig=kubeconfig, timeout=timeout)
+    allow_local = settings.allow_local_hosts if settings is not None else False
+    record = probe(name=name, kubeconfig=kubeconfig, timeout=timeout, allow_local=allow_local)
     assert record.imported is not None
     record.imported = record.imported.model_copy(update={"by": by})
     if ssh is not None and settings is not None:

@@ -18,16 +18,20 @@ import httpx
 import pytest
 import yaml
 from pydantic import SecretStr
+from redis import Redis
 
 from bot.api_clusters import IMPORT_PATH, SSH_PATH
 from bot.app import create_app
 from bot.runtime import Runtime
 from kobot import defaults, keys
+from kobot.clusters import ClusterStore
+from kobot.errors import CommandError
 from kobot.settings import Settings
 from kobot.store import secret_key
 from tests.peers.kubernetes import KubernetesApiPeer
 from tests.support.asgi import serve
 from tests.workers.jobkit import FIXTURE_PLAYBOOKS
+from workers.cluster_import import import_cluster
 from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
 
 ADMIN_TOKEN = "root-" + "a" * 40
@@ -65,6 +69,7 @@ def _settings(redis_url: str, data_dir: Path) -> Settings:
         in_process_worker=False,
         policy_file=policy,
         http_docs=True,
+        allow_local_hosts=True,  # the peers listen on loopback
     )
 
 
@@ -195,6 +200,55 @@ def _kubeconfig_at(url: str) -> bytes:
     ).encode()
 
 
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://cluster.example.com:6443", "plain http: its credentials would cross the network in clear"),
+        ("https://127.0.0.1:6443", "kobot will not connect to the kubeconfig's server: host '127.0.0.1'"),
+        (
+            "https://169.254.169.254",
+            "kobot will not connect to the kubeconfig's server: host '169.254.169.254'",
+        ),
+        ("https://localhost:6443", "kobot will not connect to the kubeconfig's server: host 'localhost'"),
+    ],
+    ids=["plain-http", "loopback", "metadata", "local-name"],
+)
+def test_import_refuses_a_server_in_clear_or_at_an_address_kobot_does_not_reach(
+    redis: Redis, redis_url: str, data_dir: Path, url: str, says: str
+) -> None:
+    settings = _settings(redis_url, data_dir).model_copy(update={"allow_local_hosts": False})
+
+    with pytest.raises(CommandError) as refused:
+        import_cluster(
+            name="legacy",
+            kubeconfig=_kubeconfig_at(url),
+            by="api:root",
+            redis=redis,
+            secret=secret_key(settings),
+            settings=settings,
+        )
+
+    assert says in refused.value.user_message
+    assert ClusterStore(redis).get("legacy") is None
+
+
+def test_rest_import_peer_refused_by_the_server_names_its_status_not_its_body(
+    served: tuple[httpx.Client, Runtime], peer: KubernetesApiPeer, kubeconfig: bytes
+) -> None:
+    http, runtime = served
+    peer.fail_next(status=403, path="/version", body="internal gateway 10.1.2.3 says: token abc")
+
+    response = _import(http, "legacy", kubeconfig)
+
+    assert response.status_code == 502, response.text
+    assert response.json()["detail"] == (
+        "the API server of legacy answered with status 403; check that the kubeconfig names the cluster's "
+        "API server and carries admin credentials"
+    )
+    assert "gateway" not in response.text
+    assert runtime.clusters.get("legacy") is None
+
+
 def test_rest_import_peer_of_an_api_that_never_answers_is_a_clear_error_within_10_seconds(
     served: tuple[httpx.Client, Runtime],
 ) -> None:
@@ -303,6 +357,7 @@ def test_cli_import_peer_reads_the_kubeconfig_from_its_file(
         "KOBOT_REDIS_URL": redis_url,
         "KOBOT_DATA_DIR": str(data_dir),
         "KOBOT_POLICY_FILE": str(settings.policy_file),
+        "KOBOT_ALLOW_LOCAL_HOSTS": "true",
     }
     kobot = [sys.executable, "-m", "bot.cli"]
 

@@ -42,7 +42,8 @@ def kubeconfig(peer: KubernetesApiPeer, tmp_path: Path) -> bytes:
 def test_import_peer_refuses_a_name_taken_while_it_probed_and_keeps_the_first_record(
     peer: KubernetesApiPeer, kubeconfig: bytes, redis: Redis, redis_url: str, data_dir: Path
 ) -> None:
-    secret = secret_key(_settings(redis_url, data_dir))
+    settings = _settings(redis_url, data_dir)
+    secret = secret_key(settings)
     peer.slow(PROBE_HELD_SECONDS, path="/version")
     outcome: list[BaseException | ClusterRecord] = []
 
@@ -50,7 +51,12 @@ def test_import_peer_refuses_a_name_taken_while_it_probed_and_keeps_the_first_re
         try:
             outcome.append(
                 import_cluster(
-                    name="legacy", kubeconfig=kubeconfig, by="api:root", redis=redis, secret=secret
+                    name="legacy",
+                    kubeconfig=kubeconfig,
+                    by="api:root",
+                    redis=redis,
+                    secret=secret,
+                    settings=settings,
                 )
             )
         except BaseException as exc:  # handed to the test thread

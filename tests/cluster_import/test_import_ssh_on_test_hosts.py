@@ -275,6 +275,7 @@ def test_cli_attach_ssh_peer_on_test_hosts_reads_the_key_from_its_file(
         "KOBOT_REDIS_URL": redis_url,
         "KOBOT_DATA_DIR": str(app_settings.data_dir),
         "KOBOT_POLICY_FILE": str(app_settings.policy_file),
+        "KOBOT_ALLOW_LOCAL_HOSTS": "true",
     }
     kobot = [sys.executable, "-m", "bot.cli"]
 
