@@ -143,3 +143,11 @@ once, so a restart delivers them (and any resolve that arrived meanwhile) within
 POST_LOOKUP_MARGIN_SECONDS = 60.0
 """Looking for a message a failed attempt may have posted, the search starts this long before the
 attempt, for clocks that differ between kobot and the platform."""
+
+PLATFORM_ELSEWHERE_RETRY_SECONDS = 2.0
+"""When a process takes an outbox entry for a platform it does not run (a terminal `kobot chat` beside
+`kobot serve`), the entry is handed back this soon for a process that runs it."""
+
+PLATFORM_ELSEWHERE_ATTEMPTS_MAX = 1800
+"""Hand-backs after which an entry no process delivers is dropped with an error (about an hour at the
+retry above): its platform has left every process's settings."""

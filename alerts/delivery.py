@@ -233,9 +233,12 @@ class Deliverer:
             return
         state, version = loaded
         target = next((t for t in state.targets if t.key == entry.target_key), None)
-        adapter = self._adapter(entry, target)
-        if target is None or adapter is None:
+        if target is None:
             await self._store.drop(entry)
+            return
+        adapter = self._adapters.get(target.platform)
+        if adapter is None:
+            await self._elsewhere(entry, target)
             return
         conversation = conversation_of(target)
         tag = post_tag(state)
@@ -323,9 +326,12 @@ class Deliverer:
         target = (
             None if notice is None else next((t for t in notice.targets if t.key == entry.target_key), None)
         )
-        adapter = self._adapter(entry, target)
-        if notice is None or target is None or adapter is None:
+        if notice is None or target is None:
             await self._store.drop(entry)
+            return
+        adapter = self._adapters.get(target.platform)
+        if adapter is None:
+            await self._elsewhere(entry, target)
             return
         if entry.member in self._unrecorded:
             await self.record_unrecorded()
@@ -334,14 +340,21 @@ class Deliverer:
         log.debug("cluster event %s delivered as %s", notice.event, ref.message_id)
         await self._made(Unrecorded(entry=entry, version=1, ref=None))
 
-    def _adapter(self, entry: OutboxEntry, target: RouteTarget | None) -> ChatAdapter | None:
-        if target is None:
-            return None
-        adapter = self._adapters.get(target.platform)
-        if adapter is None:
+    async def _elsewhere(self, entry: OutboxEntry, target: RouteTarget) -> None:
+        """Hand back an entry for a platform this process does not run: another kobot process sharing the
+        store (`kobot serve` beside a terminal `kobot chat`) does. Dropped, with an error, only once no
+        process has taken it for PLATFORM_ELSEWHERE_ATTEMPTS_MAX hand-backs."""
+        attempts: list[int] = []
+
+        def retry_soon(count: int) -> float:
+            attempts.append(count)
+            return defaults.PLATFORM_ELSEWHERE_RETRY_SECONDS
+
+        await self._store.postpone(entry, delay_for=retry_soon, now=self._clock())
+        if attempts and attempts[0] >= defaults.PLATFORM_ELSEWHERE_ATTEMPTS_MAX:
             log.error(
-                "alert target %s: platform %s is not configured; entry dropped",
+                "alert target %s: no kobot process runs platform %s; entry dropped",
                 entry.target_key,
                 target.platform,
             )
-        return adapter
+            await self._store.drop(entry)
