@@ -225,6 +225,21 @@ answered before 10 s."""
 IMPORT_KUBECONFIG_MAX_BYTES = 1024 * 1024
 """Largest kubeconfig `kobot import` accepts; an admin kubeconfig is a few kilobytes."""
 
+SSH_KEY_MAX_BYTES = 16 * 1024
+"""Largest private key an import or attach-ssh accepts; an RSA 8192 key in OpenSSH format is ~6.5 KiB."""
+
+SSH_PROOF_TIMEOUT_SECONDS = 10.0
+"""One imported node's SSH connect and host key (ssh's ConnectTimeout); slower is named as not answering."""
+
+SSH_PROOF_LOGIN_GRACE_SECONDS = 5.0
+"""What the login and `true` may take past the connect, before the ssh client is stopped."""
+
+SSH_PROOF_WORKERS_MAX = 32
+"""Imported nodes whose SSH access is proven at the same time."""
+
+KEYGEN_TIMEOUT_SECONDS = 10.0
+"""`ssh-keygen -y` reading an imported cluster's key back; it takes milliseconds."""
+
 CIS_SCAN_HISTORY_MAX = 20
 """CIS scans kept per cluster; the oldest is dropped past it (a weekly scan covers about five months)."""
 

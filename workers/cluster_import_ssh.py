@@ -22,7 +22,7 @@ from pathlib import Path
 from redis import Redis
 from redis.exceptions import WatchError
 
-from kobot import automation_values, keys
+from kobot import automation_values, defaults, keys
 from kobot.clock import utcnow
 from kobot.clusters import ClusterRecord, ClusterStore, NodeRecord
 from kobot.errors import CommandError, ConflictError, StepFailedError
@@ -34,18 +34,6 @@ from workers.context import StepContext
 
 SSH_KEY_SECRET = "imported-ssh-key"  # nosec B105  # a secret's name in the store, not its value
 """The cluster secret holding the private key of an imported cluster's hosts."""
-
-SSH_KEY_MAX_BYTES = 16 * 1024
-"""Largest private key accepted; an RSA 8192 key in OpenSSH format is about 6.5 KiB."""
-
-SSH_PROOF_TIMEOUT_SECONDS = 10.0
-"""One node's connect, host key, login and `true`; a node slower than this is named as not answering."""
-
-SSH_PROOF_WORKERS_MAX = 32
-"""Nodes proven at the same time."""
-
-KEYGEN_TIMEOUT_SECONDS = 10.0
-"""`ssh-keygen -y` reading the key back; it takes milliseconds."""
 
 SSH_PORT = 22
 """The port nodes are reached on: the import reads addresses, not ports, and Ansible uses 22 too."""
@@ -73,8 +61,10 @@ def check_access(access: SshAccess) -> SshAccess:
             "starting with a letter or `_`, at most 32"
         )
     key = access.private_key
-    if len(key) > SSH_KEY_MAX_BYTES:
-        raise CommandError(f"the SSH key is {len(key)} bytes; at most {SSH_KEY_MAX_BYTES} are accepted")
+    if len(key) > defaults.SSH_KEY_MAX_BYTES:
+        raise CommandError(
+            f"the SSH key is {len(key)} bytes; at most {defaults.SSH_KEY_MAX_BYTES} are accepted"
+        )
     text = key.strip()
     if not (text.startswith(b"-----BEGIN ") and b"PRIVATE KEY-----" in text):
         raise CommandError(
@@ -85,7 +75,7 @@ def check_access(access: SshAccess) -> SshAccess:
         done = subprocess.run(  # nosec B603 B607  # OpenSSH's ssh-keygen from PATH, the key as a 0600 file
             ["ssh-keygen", "-y", "-P", "", "-f", str(path)],
             capture_output=True,
-            timeout=KEYGEN_TIMEOUT_SECONDS,
+            timeout=defaults.KEYGEN_TIMEOUT_SECONDS,
             check=False,
         )
     if done.returncode != 0:
@@ -134,7 +124,7 @@ def prove_ssh(*, nodes: Sequence[NodeRecord], access: SshAccess, settings: Setti
         targets.append((node, address))
     known_hosts = known_hosts_path(settings)
     known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    workers = max(1, min(SSH_PROOF_WORKERS_MAX, len(targets)))
+    workers = max(1, min(defaults.SSH_PROOF_WORKERS_MAX, len(targets)))
     with (
         _key_file(access.private_key, directory=settings.data_dir) as key_path,
         ThreadPoolExecutor(max_workers=workers) as pool,
@@ -183,21 +173,22 @@ def _log_in(*, address: str, user: str, key_path: Path, known_hosts: Path) -> st
         "-o",
         "GlobalKnownHostsFile=/dev/null",
         "-o",
-        f"ConnectTimeout={int(SSH_PROOF_TIMEOUT_SECONDS)}",
+        f"ConnectTimeout={int(defaults.SSH_PROOF_TIMEOUT_SECONDS)}",
         "--",
         address,
         "true",
     ]
+    bound = defaults.SSH_PROOF_TIMEOUT_SECONDS + defaults.SSH_PROOF_LOGIN_GRACE_SECONDS
     try:
         done = subprocess.run(  # nosec B603  # OpenSSH's ssh, an argv list of checked values, no shell
             command,
             capture_output=True,
-            timeout=SSH_PROOF_TIMEOUT_SECONDS + 5,
+            timeout=bound,
             check=False,
             stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
-        return f"no answer within {SSH_PROOF_TIMEOUT_SECONDS:g}s"
+        return f"no answer within {bound:g}s"
     if done.returncode == 0:
         return None
     words = [line.strip() for line in done.stderr.decode(errors="replace").splitlines() if line.strip()]
