@@ -4,7 +4,10 @@ access to its hosts, at import or later (`POST /api/v1/clusters/{name}/ssh`, `ko
 
 Only who holds `cluster.import` on the new cluster's name may import (admins by default). The kubeconfig
 travels in the body, never in a URL or a command line, is stored encrypted like a created cluster's and
-is never echoed back. An API that cannot be reached is answered within IMPORT_PROBE_TIMEOUT_SECONDS.
+is never echoed back. An API that cannot be reached is answered within IMPORT_PROBE_TIMEOUT_SECONDS;
+with an SSH key, the SSH proof follows the probe, so the answer takes up to that plus
+SSH_PROOF_TIMEOUT_SECONDS + SSH_PROOF_LOGIN_GRACE_SECONDS for each SSH_PROOF_WORKERS_MAX nodes (one such
+round for up to 32 nodes: about 23 s). attach-ssh takes the proof's bound alone.
 An SSH private key travels the same way, is proven on every node before it is kept, and is never echoed,
 logged or audited; only the account it logs in as is.
 
@@ -12,6 +15,8 @@ No `from __future__ import annotations` here: FastAPI resolves the route's annot
 """
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
@@ -20,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api_audit import API_CONVERSATION, bearer_identity
 from bot.runtime import Runtime
-from kobot import defaults
+from kobot import automation_values, defaults
 from kobot.access import CLUSTER_IMPORT_PERMISSION
 from kobot.clusters import ClusterRecord
 from kobot.conversations import Conversation, Identity
@@ -35,7 +40,7 @@ from kobot.errors import (
 from kobot.risk import Risk
 from kobot.store import secret_key
 from workers.cluster_import import import_cluster, summary_lines
-from workers.cluster_import_ssh import SshAccess, attach_ssh
+from workers.cluster_import_ssh import SSH_USER_MAX_CHARS, SshAccess, attach_ssh
 
 IMPORT_PATH = "/api/v1/clusters/import"
 IMPORT_ACTION = "cluster.import"
@@ -70,7 +75,11 @@ class ImportRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="The cluster's name in kobot (a DNS label starting with a letter).")
+    name: str = Field(
+        min_length=1,
+        max_length=automation_values.NAME_MAX_CHARS,
+        description="The cluster's name in kobot (a DNS label starting with a letter).",
+    )
     kubeconfig: str = Field(
         min_length=1,
         max_length=defaults.IMPORT_KUBECONFIG_MAX_BYTES,
@@ -79,10 +88,16 @@ class ImportRequest(BaseModel):
     )
     ssh_key: str | None = Field(
         default=None,
+        max_length=defaults.SSH_KEY_MAX_BYTES,
         description="Optional: a private key (no passphrase) that logs in to every node; proven on each "
         "before anything is stored, then kept encrypted. Without it only what needs the API is offered.",
     )
-    ssh_user: str = Field(default=DEFAULT_SSH_USER, description="The account `ssh_key` logs in as.")
+    ssh_user: str = Field(
+        default=DEFAULT_SSH_USER,
+        min_length=1,
+        max_length=SSH_USER_MAX_CHARS,
+        description="The account `ssh_key` logs in as.",
+    )
 
 
 class SshRequest(BaseModel):
@@ -92,9 +107,15 @@ class SshRequest(BaseModel):
 
     ssh_key: str = Field(
         min_length=1,
+        max_length=defaults.SSH_KEY_MAX_BYTES,
         description="The private key (OpenSSH or PEM, no passphrase) that logs in to every node.",
     )
-    ssh_user: str = Field(default=DEFAULT_SSH_USER, description="The account the key logs in as.")
+    ssh_user: str = Field(
+        default=DEFAULT_SSH_USER,
+        min_length=1,
+        max_length=SSH_USER_MAX_CHARS,
+        description="The account the key logs in as.",
+    )
 
     def access(self) -> SshAccess:
         return SshAccess(private_key=self.ssh_key.encode(), user=self.ssh_user)
@@ -142,7 +163,7 @@ def run_import(
     """Authorize, import and audit; raise KobotError (safe to show) when refused or failed."""
     ssh_detail = {} if ssh is None else {"ssh_user": ssh.user}
     _authorize(runtime, identity, conversation, name, IMPORT_ACTION, ssh_detail)
-    try:
+    with _audited_failure(runtime, identity, conversation, name, IMPORT_ACTION, ssh_detail):
         record = import_cluster(
             name=name,
             kubeconfig=kubeconfig,
@@ -152,11 +173,6 @@ def run_import(
             ssh=ssh,
             settings=runtime.settings,
         )
-    except KobotError as exc:
-        _audit(
-            runtime, identity, conversation, name, IMPORT_ACTION, ssh_detail, f"failed: {exc.user_message}"
-        )
-        raise
     info = record.imported
     detail = {
         "server": info.server if info else None,
@@ -175,7 +191,7 @@ def run_attach_ssh(
     """Authorize (as an import), prove SSH on every node, keep the key, audit; raise KobotError."""
     detail = {"ssh_user": ssh.user}
     _authorize(runtime, identity, conversation, name, SSH_ACTION, detail)
-    try:
+    with _audited_failure(runtime, identity, conversation, name, SSH_ACTION, detail):
         record = attach_ssh(
             name=name,
             access=ssh,
@@ -183,9 +199,6 @@ def run_attach_ssh(
             secret=secret_key(runtime.settings),
             settings=runtime.settings,
         )
-    except KobotError as exc:
-        _audit(runtime, identity, conversation, name, SSH_ACTION, detail, f"failed: {exc.user_message}")
-        raise
     _audit(
         runtime, identity, conversation, name, SSH_ACTION, {**detail, "nodes": len(record.nodes)}, "attached"
     )
@@ -211,6 +224,23 @@ def _authorize(
     if not decision.allowed:
         _audit(runtime, identity, conversation, name, action, detail, f"refused: {decision.reason}")
         raise PermissionDeniedError(decision.reason)
+
+
+@contextmanager
+def _audited_failure(
+    runtime: Runtime,
+    identity: Identity,
+    conversation: Conversation,
+    name: str,
+    action: str,
+    detail: dict[str, Any],
+) -> Iterator[None]:
+    """A refused or failed import or attach-ssh is audited with its reason, then raised on."""
+    try:
+        yield
+    except KobotError as exc:
+        _audit(runtime, identity, conversation, name, action, detail, f"failed: {exc.user_message}")
+        raise
 
 
 def _audit(

@@ -342,6 +342,25 @@ def test_openapi_shows_the_import_route_with_its_example(served: tuple[httpx.Cli
     ssh = schema["paths"][SSH_PATH]["post"]
     assert {"200", "403", "404", "409", "422"} <= set(ssh["responses"])
     assert ssh["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/SshRequest")
+    models = schema["components"]["schemas"]
+    limits = {
+        (model, field): models[model]["properties"][field].get("maxLength")
+        or max(
+            (v.get("maxLength", 0) for v in models[model]["properties"][field].get("anyOf", [])), default=0
+        )
+        for model, fields in (
+            ("ImportRequest", ("name", "ssh_key", "ssh_user")),
+            ("SshRequest", ("ssh_key", "ssh_user")),
+        )
+        for field in fields
+    }
+    assert limits == {
+        ("ImportRequest", "name"): 63,
+        ("ImportRequest", "ssh_key"): defaults.SSH_KEY_MAX_BYTES,
+        ("ImportRequest", "ssh_user"): 32,
+        ("SshRequest", "ssh_key"): defaults.SSH_KEY_MAX_BYTES,
+        ("SshRequest", "ssh_user"): 32,
+    }, "every field of the import bodies shows its limit"
 
 
 def test_cli_import_peer_reads_the_kubeconfig_from_its_file(
