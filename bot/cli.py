@@ -275,7 +275,7 @@ def attach_ssh(
     ssh_user: Annotated[str, typer.Option("--ssh-user", help=_SSH_USER_HELP)] = "root",
 ) -> None:
     """Give an imported cluster SSH access to its hosts: proven on every node first, then the key kept
-    encrypted (admins only). Jobs that need only SSH and playbooks then run there."""
+    encrypted (admins only). Then certificate renewal, CIS scans and etcd backups run there."""
     from bot.api_clusters import run_attach_ssh
     from workers.cluster_import import summary_lines
     from workers.cluster_import_ssh import SshAccess

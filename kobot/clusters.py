@@ -73,7 +73,7 @@ class ImportedCluster(BaseModel):
     """The nodes' pod ranges (spec.podCIDR)."""
     ssh_user: str | None = None
     """Set once kobot proved SSH to every node as this account with a private key kept encrypted among
-    the cluster's secrets: then jobs that need only SSH and playbooks run there; None: API only."""
+    the cluster's secrets: then the jobs that only read or renew run there; None: API only."""
 
 
 class ClusterRecord(BaseModel):
