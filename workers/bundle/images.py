@@ -81,6 +81,7 @@ def push_to_registry(
     """Push a layout to `registry` under the path the clusters' containerd mirror asks for; the pushed
     name. The push credential, if any, is read by skopeo from `authfile` (never on its command line)."""
     name = mirrored_image(image.ref, registry=registry)
+    verify_layout(image, images_dir=images_dir)
     auth = () if authfile is None else ("--dest-authfile", str(authfile))
     _skopeo(
         "copy",
@@ -94,6 +95,18 @@ def push_to_registry(
         f"docker://{name}",
     )
     return name
+
+
+def verify_layout(image: BuiltImage, *, images_dir: Path) -> None:
+    """Refuse a layout whose image is not the one the build recorded: skopeo checks every blob against the
+    layout's own index, so the index is what must match `bundle.json`."""
+    found = _layout_digest(images_dir / image.layout)
+    if found != image.digest:
+        raise StepFailedError(
+            f"image {image.ref}: its layout holds {found}, not {image.digest} as the build recorded "
+            "(the bundle changed since it was built: build it again)",
+            task="images",
+        )
 
 
 def write_authfile(path: Path, *, registry: str, user: str, password: str) -> Path:
