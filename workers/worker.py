@@ -113,7 +113,12 @@ class CancellingWorker(Worker):
     the whole job, which outlives any stop grace; this one also cancels the running job, so the grace only
     has to cover reaching the next cancel check (compose's stop_grace_period is sized for that)."""
 
+    stop_was_requested = False
+    """Set by SIGTERM/SIGINT. RQ marks its own `_stop_requested` only when a job is running (an idle
+    worker's loop just ends), so `run_forking_worker` asks this to tell a stop from a lost store."""
+
     def handle_warm_shutdown_request(self) -> None:
+        self.stop_was_requested = True
         super().handle_warm_shutdown_request()  # type: ignore[no-untyped-call]
         cancel_running_job(self, self.connection)
 
@@ -139,7 +144,7 @@ def run_forking_worker(*, settings: Settings, redis_url: str, burst: bool = Fals
                 _stop_listening(worker)
             else:
                 lost = None
-            if burst or worker._stop_requested:
+            if burst or worker.stop_was_requested:
                 return
             if lost is None:
                 lost = "RQ's worker loop ended without a stop request"
