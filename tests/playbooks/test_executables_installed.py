@@ -101,7 +101,27 @@ def installed_programs() -> set[str]:
         link = task.get("ansible.builtin.file", {})
         if isinstance(link, dict) and link.get("state") == "link" and "bin_dir" in str(link.get("dest")):
             programs |= _words(task.get("loop"), defaults)
+        programs |= _placed_program(task)
     return programs
+
+
+def _placed_program(task: dict[str, Any]) -> set[str]:
+    """A program a role writes itself: a script it templates or copies to a path (mode executable), or the
+    binary an unarchive `creates`."""
+    for module in ("ansible.builtin.template", "ansible.builtin.copy"):
+        spec = task.get(module)
+        if isinstance(spec, dict) and str(spec.get("mode", "")).endswith(("755", "750", "700", "+x")):
+            return {_literal_name(str(spec.get("dest", "")))} - {""}
+    unpack = task.get("ansible.builtin.unarchive")
+    if isinstance(unpack, dict) and unpack.get("creates"):
+        return {_literal_name(str(unpack["creates"]))} - {""}
+    return set()
+
+
+def _literal_name(path: str) -> str:
+    """The file name at the end of a path, when it is literal (`{{ dir }}/kube-bench` -> kube-bench)."""
+    name = path.rsplit("/", 1)[-1]
+    return "" if "{{" in name or "}}" in name else name
 
 
 def run_programs() -> dict[str, list[str]]:
@@ -125,6 +145,8 @@ def run_programs() -> dict[str, list[str]]:
                     argv = local[lists[0]]
                 if isinstance(argv, str):  # a Jinja expression building the list: its first literal
                     names = set(re.findall(r"\['([^']+)'", argv)[:1])
+                elif "{{" in argv[0] and _literal_name(argv[0]):
+                    names = {_literal_name(argv[0])}  # a program under a templated folder
                 else:
                     names = _words(argv[0], defaults) if "{{" in argv[0] else {argv[0]}
             else:
