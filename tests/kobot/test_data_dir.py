@@ -14,6 +14,7 @@ from redis.exceptions import OutOfMemoryError
 from kobot import defaults
 from kobot.settings import load_settings
 from kobot.store import Store, open_store
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -49,6 +50,8 @@ def test_embedded_store_keeps_the_data_dir_and_its_files_owner_only(short_dir: P
         client = store.client()
         client.set("kobot:test:audit", "who did what")
         client.execute_command("BGREWRITEAOF")
+        # walk the folder once the rewrite is done: its temp files come and go while it runs
+        wait_for(lambda: _rewrite_done(client), timeout=30, what="the AOF rewrite to finish")
         modes = _modes(data_dir)
         files = [
             p for p in [data_dir, *data_dir.rglob("*")] if p.is_file() and not stat.S_ISSOCK(p.stat().st_mode)
@@ -60,6 +63,11 @@ def test_embedded_store_keeps_the_data_dir_and_its_files_owner_only(short_dir: P
         assert all(p.stat().st_mode & 0o777 == defaults.DATA_FILE_MODE for p in files), modes
     finally:
         store.close()
+
+
+def _rewrite_done(client: Redis) -> bool:
+    persistence: dict[str, object] = client.info("persistence")  # type: ignore[assignment]
+    return not persistence.get("aof_rewrite_in_progress") and not persistence.get("aof_rewrite_scheduled")
 
 
 def _config(store: Store, name: str) -> str:
