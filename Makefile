@@ -49,7 +49,7 @@ typecheck: $(STAMP)
 # SSH test hosts and subprocesses, so the suite takes about half as long; each process has its own Valkey,
 # temp dirs and host lab (the lab leases its own subnet).
 unit: $(STAMP)
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=25
 
 ## bench: print this machine's figures (not a test: nothing here passes or fails on time)
 bench: $(STAMP) system-packages
