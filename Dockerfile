@@ -50,10 +50,11 @@ RUN pip install --no-cache-dir /build
 
 FROM ${PYTHON_IMAGE} AS runtime
 # openssh-client: Ansible reaches cluster hosts over ssh. tini: PID 1 that forwards SIGTERM to kobot alone
-# (a warm stop) and reaps the processes Ansible's workers leave behind.
+# (a warm stop) and reaps the processes Ansible's workers leave behind. skopeo: `kobot bundle build` copies
+# images as OCI layouts and `setup repository` pushes them to the repository host.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends openssh-client tini \
+ && apt-get install -y --no-install-recommends openssh-client tini skopeo \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed numeric id, so a mounted SSH key or policy file can be given to it (chown 10001) and Kubernetes'

@@ -86,6 +86,14 @@ def _copied_packages(text: str) -> set[str]:
     }
 
 
+RUNTIME_PACKAGES = {
+    "openssh-client": "Ansible reaches cluster hosts over ssh",
+    "tini": "PID 1 that forwards SIGTERM to kobot alone",
+    "skopeo": "the bundle build and the repository setup copy images with it",
+}
+"""Programs kobot's jobs run outside Python, installed from Debian in the runtime stage."""
+
+
 def dockerfile_problems(text: str) -> list[str]:
     """What keeps this Dockerfile from making kobot's image; empty when nothing does."""
     parsed = dockerfile.parse(text)
@@ -172,6 +180,11 @@ def dockerfile_problems(text: str) -> list[str]:
     if problem:
         problems.append(f"the image's ENV: {problem}")
 
+    installed = " ".join(i.text for i in final.all("RUN") if "apt-get install" in i.text).split()
+    for package, why in RUNTIME_PACKAGES.items():
+        if package not in installed:
+            problems.append(f"the image lacks {package}: {why}")
+
     kubectl = next(
         (i.words()[0].partition("=")[2] for i in parsed.global_args if i.text.startswith("KUBECTL_VERSION=")),
         "",
@@ -228,6 +241,7 @@ def test_the_dockerfile_builds_kobots_image() -> None:
         ),
         pytest.param("COPY bot/ bot/", "COPY . .", "COPY .:", id="copy-all"),
         pytest.param("KUBECTL_VERSION=v1.31.12", "KUBECTL_VERSION=v1.26.3", "kubectl v1.26.3", id="kubectl"),
+        pytest.param("openssh-client tini skopeo", "openssh-client tini", "lacks skopeo", id="skopeo"),
     ],
 )
 def test_each_dockerfile_check_fails_on_a_mistake(old: str, new: str, expected: str) -> None:
