@@ -3,7 +3,7 @@
 Where a message goes:
 - `robot:<name>` conversations → that custom robot's signed webhook, paced by its outbox; `send`
   returns once DingTalk accepted the post; a robot cannot edit, so `update` is a new post, and none
-  when it would post what the message already shows;
+  when it would post what the message already shows apart from a job's running time and task;
 - progress, approvals and anything with buttons → an interactive card, edited in place: the team's
   own template when `card_template_id` is set, else the SDK's public "Markdown with buttons" one;
 - other answers while the conversation's session webhook is fresh → the session webhook;
@@ -69,8 +69,9 @@ UNCONFIRMED = "unconfirmed"
 it when DingTalk refuses to update it."""
 
 EXTRA_SHOWN = "shown"
-"""MessageRef.extra key of a robot post: a digest of what it posted. A robot cannot edit, so an update
-would be a new post: one that would post the same again is skipped."""
+"""MessageRef.extra key of a robot post: a digest of what it posted, less the running time and task of a
+job's progress. A robot cannot edit, so an update would be a new post: one that would say the same again
+is skipped."""
 
 _KEY_PREFIX = keys.DINGTALK_PREFIX
 
@@ -156,7 +157,7 @@ class DingTalkAdapter(ChatAdapter):
         if via == VIA_CARD:
             return await self._update_card(ref, message)
         if via == VIA_ROBOT:
-            if ref.extra.get(EXTRA_SHOWN) == _shown_digest(_robot_payloads(message)):
+            if ref.extra.get(EXTRA_SHOWN) == _shown_digest(message):
                 return ref
             return await self._send_robot(ref.conversation_id, message, key=ref.message_id)
         # Markdown cannot be edited (a reply, or a message sent before cards were the default): each
@@ -310,7 +311,7 @@ class DingTalkAdapter(ChatAdapter):
             platform=self.platform,
             conversation_id=conversation_id,
             message_id=message_id,
-            extra={"via": VIA_ROBOT, "robot": name, EXTRA_SHOWN: _shown_digest(payloads)},
+            extra={"via": VIA_ROBOT, "robot": name, EXTRA_SHOWN: _shown_digest(message)},
         )
 
     def _outbox(self, name: str) -> RobotOutbox:
@@ -472,7 +473,14 @@ def _robot_payloads(message: OutgoingMessage) -> list[dict[str, Any]]:
     ]
 
 
-def _shown_digest(payloads: list[dict[str, Any]]) -> str:
+def _shown_digest(message: OutgoingMessage) -> str:
+    """What a robot post says, leaving out what only ticks: a job's running time and its current Ansible
+    task. A robot cannot edit, so each update is a new post; one per task or per progress tick would bury
+    the channel, while a new step, state or outcome is news."""
+    if message.progress is not None:
+        steady = message.progress.model_copy(update={"elapsed_seconds": 0.0, "task": None})
+        message = message.model_copy(update={"progress": steady})
+    payloads = _robot_payloads(message)
     return hashlib.sha256(json.dumps(payloads, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32]
 
 

@@ -17,7 +17,7 @@ from bot.chat.dingtalk.adapter import DingTalkAdapter
 from bot.chat.dingtalk.robot import sign
 from kobot.conversations import Conversation, MessageRef
 from kobot.errors import DeliveryError
-from kobot.messages import OutgoingMessage
+from kobot.messages import MessageKind, OutgoingMessage, Progress
 from tests.chat import samples
 from tests.chat.sinks import RecordingSink
 from tests.peers.dingtalk import ROBOT_THROTTLE_SECONDS, DingTalkPeer
@@ -230,3 +230,33 @@ async def test_peer_robot_server_error_is_retried(peer: DingTalkPeer, adapter: D
 async def test_unknown_robot_is_a_delivery_error(adapter: DingTalkAdapter) -> None:
     with pytest.raises(DeliveryError, match="no DingTalk robot named 'nope'"):
         await adapter.send(Conversation(platform="dingtalk", conversation_id="robot:nope"), samples.HELP)
+
+
+async def test_peer_robot_posts_a_job_only_when_its_step_or_state_changes(
+    peer: DingTalkPeer, adapter: DingTalkAdapter
+) -> None:
+    # A robot cannot edit, so every update is a new post: the running time and the current Ansible task
+    # tick on every progress edit and must not make one; a new step or the outcome must.
+    def running(step: int, task: str | None, elapsed: float) -> OutgoingMessage:
+        progress = Progress(
+            step=step, total=3, step_title=f"stage {step}", task=task, elapsed_seconds=elapsed
+        )
+        return OutgoingMessage(
+            kind=MessageKind.PROGRESS, title="create prod", status="running", progress=progress
+        )
+
+    ref = await adapter.send(OPS, running(1, "gather facts", 2))
+    for elapsed, task in ((9, "gather facts"), (31, "install containerd"), (75, "pull images")):
+        ref = await adapter.update(ref, running(1, task, elapsed))
+    assert len(peer.robot_posts[_token(peer)]) == 1, "ticks of one step are not news"
+
+    ref = await adapter.update(ref, running(2, "kubeadm init", 80))
+    ref = await adapter.update(ref, running(2, "wait for the API", 140))
+    final = OutgoingMessage(kind=MessageKind.PROGRESS, title="create prod", status="succeeded in 4m10s")
+    ref = await adapter.update(ref, final)
+
+    assert await wait_until(lambda: len(peer.robot_posts[_token(peer)]) == 3)
+    texts = [post["markdown"]["text"] for post in peer.robot_posts[_token(peer)]]
+    assert "step 1/3" in texts[0] and "step 2/3" in texts[1] and "succeeded in 4m10s" in texts[2]
+    # A post shows the time as of when it was made: the first post's running time stays its own.
+    assert "2s" in texts[0] and "1m20s" in texts[1]
