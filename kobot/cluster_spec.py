@@ -19,6 +19,11 @@ from kobot.validation import SUPPORTED_KUBERNETES_VERSIONS
 
 _FILE_PATH = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_PEM_CERTIFICATE = re.compile(
+    r"-----BEGIN CERTIFICATE-----\n(?:[A-Za-z0-9+/=]{1,76}\n)+-----END CERTIFICATE-----\n?"
+)
+_CA_CERTIFICATE_MAX_CHARS = 8192
+"""A repository CA certificate longer than this is not one certificate: refused."""
 
 SUPPORTED_VERSIONS = SUPPORTED_KUBERNETES_VERSIONS
 """Kubernetes minors (and newest patch) kobot can install; one list, shared with the command checks."""
@@ -105,6 +110,9 @@ class OfflineRepository(BaseModel):
     file_sha256: dict[str, str] = Field(default_factory=dict)
     """Path under `files_url` → the sha256 the bundle build verified: what the roles check a download
     against where upstream publishes no checksum (the Tigera operator manifest)."""
+    ca_certificate: str | None = None
+    """PEM of the CA the registry's TLS certificate chains to (kobot's repository CA): public, installed
+    on every node for containerd's `ca =`. None: the registry is reached over plain HTTP."""
 
     @field_validator("file_sha256")
     @classmethod
@@ -112,6 +120,15 @@ class OfflineRepository(BaseModel):
         for path, digest in value.items():
             if not _FILE_PATH.fullmatch(path) or ".." in path.split("/") or not _SHA256_HEX.fullmatch(digest):
                 raise ValueError(f"file_sha256 entry {path!r} must map a relative path to 64 hex digits")
+        return value
+
+    @field_validator("ca_certificate")
+    @classmethod
+    def _ca_certificate(cls, value: str | None) -> str | None:
+        if value is not None and (
+            len(value) > _CA_CERTIFICATE_MAX_CHARS or not _PEM_CERTIFICATE.fullmatch(value)
+        ):
+            raise ValueError("ca_certificate must be one PEM certificate (-----BEGIN CERTIFICATE----- ...)")
         return value
 
     @field_validator("package_repo_url", "files_url")

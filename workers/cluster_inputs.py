@@ -116,6 +116,8 @@ def offline_vars(offline_repo: OfflineRepository | None) -> dict[str, Any]:
         "offline_registry": offline_repo.image_registry,
         "offline_files_url": offline_repo.files_url,
         "offline_file_sha256": dict(offline_repo.file_sha256),
+        # public: the CA containerd and preflight verify the registry with; its key never leaves kobot
+        **({"offline_registry_ca": offline_repo.ca_certificate} if offline_repo.ca_certificate else {}),
     }
 
 
