@@ -22,3 +22,15 @@ IMAGE_INSPECT_TIMEOUT_SECONDS = 60.0
 
 TARBALL_NAME = "kobot-bundle.tar"
 """The tarball `bundle build --tarball` writes beside the bundle folder."""
+
+REPOSITORY_CA_VALIDITY_DAYS = 3650
+"""Lifetime of kobot's repository CA: every cluster node trusts it, so it outlives many server certs."""
+
+REPOSITORY_CERT_VALIDITY_DAYS = 397
+"""Lifetime of the repository host's server certificate (the longest browsers accept for a leaf)."""
+
+REPOSITORY_CERT_RENEW_BEFORE_DAYS = 30
+"""A server certificate with fewer days left than this is reissued by the next `setup repository`."""
+
+REPOSITORY_CLOCK_SKEW_SECONDS = 300
+"""A new certificate is valid from this long before its issue, so a node whose clock lags still takes it."""

@@ -77,12 +77,17 @@ def push_to_registry(
     policy: Path,
     tls: bool,
     authfile: Path | None = None,
+    ca_dir: Path | None = None,
 ) -> str:
     """Push a layout to `registry` under the path the clusters' containerd mirror asks for; the pushed
-    name. The push credential, if any, is read by skopeo from `authfile` (never on its command line)."""
+    name. The push credential, if any, is read by skopeo from `authfile` (never on its command line).
+
+    With `ca_dir` (a folder holding one `ca.crt`) the push goes over TLS and trusts that CA only: not
+    this machine's system CAs, so no other CA can vouch for the registry the credential goes to."""
     name = mirrored_image(image.ref, registry=registry)
     verify_layout(image, images_dir=images_dir)
     auth = () if authfile is None else ("--dest-authfile", str(authfile))
+    trust = () if ca_dir is None else ("--dest-cert-dir", str(ca_dir))
     _skopeo(
         "copy",
         "--policy",
@@ -90,11 +95,19 @@ def push_to_registry(
         "--multi-arch",
         "all",
         *auth,
-        f"--dest-tls-verify={'true' if tls else 'false'}",
+        *trust,
+        f"--dest-tls-verify={'true' if tls or ca_dir is not None else 'false'}",
         f"oci:{images_dir / image.layout}:{tag_of(image.ref)}",
         f"docker://{name}",
+        env=None if ca_dir is None else only_ca_environment(ca_dir),
     )
     return name
+
+
+def only_ca_environment(ca_dir: Path) -> dict[str, str]:
+    """skopeo's environment trusting the CA in `ca_dir` alone: Go reads its system roots from
+    SSL_CERT_FILE/SSL_CERT_DIR, and `--dest-cert-dir` only adds to those."""
+    return {**os.environ, "SSL_CERT_FILE": str(ca_dir / "ca.crt"), "SSL_CERT_DIR": str(ca_dir)}
 
 
 def verify_layout(image: BuiltImage, *, images_dir: Path) -> None:
@@ -139,7 +152,7 @@ def _layout_digest(layout: Path) -> str:
     return str(manifests[-1]["digest"])
 
 
-def _skopeo(*args: str) -> None:
+def _skopeo(*args: str, env: dict[str, str] | None = None) -> None:
     try:
         done = subprocess.run(  # nosec B603  # skopeo by absolute path, an argv list, no shell
             [skopeo(), *args],
@@ -147,6 +160,7 @@ def _skopeo(*args: str) -> None:
             text=True,
             timeout=defaults.IMAGE_COPY_TIMEOUT_SECONDS,
             check=False,
+            env=env,
         )
     except subprocess.TimeoutExpired:
         raise StepFailedError(
