@@ -283,3 +283,6 @@ AUTOHEAL_AFTER_SECONDS_MAX = 7 * 24 * 3600
 AUTOHEAL_MAX_UNHEALTHY_PERCENT_DEFAULT = 20
 """Past this share of NotReady nodes a cluster has an outage, not a node failure: autoheal pages people
 instead of replacing nodes."""
+
+DRY_RUN_TASKS_SHOWN = 4
+"""Task names a dry run's final message lists per install stage that would change; the rest are counted."""
