@@ -49,6 +49,13 @@ class ClusterSecrets:
                 f"the stored {name} of cluster {cluster} cannot be decrypted: kobot's secret key changed"
             ) from None
 
+    def put_if_absent(self, *, cluster: str, name: str, value: bytes) -> bytes:
+        """Keep `value` unless the secret exists; the one kept (of two writers racing, the first)."""
+        self._redis.hsetnx(keys.cluster_secrets(cluster), name, self._fernet.encrypt(value).decode())
+        stored = self.get(cluster=cluster, name=name)
+        assert stored is not None
+        return stored
+
     def get_or_create_password(self, *, cluster: str, name: str) -> str:
         existing = self.get(cluster=cluster, name=name)
         if existing is not None:

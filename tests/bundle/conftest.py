@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.bundle.apt_upstream import AptUpstream, running_apt_upstream
 from tests.bundle.upstream import (
     UpstreamFilesPeer,
     push_layout,
@@ -53,7 +54,12 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
             },
         )
         manifest = planned.model_copy(
-            update={"images": tuple(i for i in planned.images if i.ref in BUNDLE_IMAGES)}
+            update={
+                "images": tuple(i for i in planned.images if i.ref in BUNDLE_IMAGES),
+                # the OS packages have their own upstream (apt_upstream) and tests
+                "packages": (),
+                "package_sources": (),
+            }
         )
         contents = serve_planned_files(peer, manifest, prefix=PEER_PREFIX)
         digests: dict[str, str] = {}
@@ -63,6 +69,13 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
             digests[image.ref] = write_oci_layout(layout, tag=tag, text=f"image {image.ref}")
             push_layout(layout, tag=tag, to=f"{registry}/{name}:{tag}")
         yield Upstream(peer=peer, registry=registry, manifest=manifest, contents=contents, digests=digests)
+
+
+@pytest.fixture(scope="session")
+def apt_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AptUpstream]:
+    """The signed upstream apt repositories (tests/bundle/apt_upstream.py), built once per session."""
+    with running_apt_upstream(tmp_path_factory.mktemp("apt-upstream")) as built:
+        yield built
 
 
 def bundle_dir(tmp_path: Path) -> Path:

@@ -123,7 +123,8 @@ def _sign(repo: Path, release: bytes) -> None:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _etcd_archive(files: Path) -> None:
+def write_etcd_archive(files: Path) -> None:
+    """etcd's release layout (archive and SHA256SUMS) under `files`: what kube_packages unpacks."""
     directory = files / "etcd" / f"v{ETCD_VERSION}"
     directory.mkdir(parents=True)
     name = f"etcd-v{ETCD_VERSION}-linux-{ARCH}.tar.gz"
@@ -163,5 +164,5 @@ def build_local_repository(root: Path, *, kube_version: str) -> LocalRepository:
         f" {hashlib.sha256(index).hexdigest()} {len(index)} main/binary-{ARCH}/Packages\n"
     ).encode()
     _sign(repo, release)
-    _etcd_archive(root / "files")
+    write_etcd_archive(root / "files")
     return LocalRepository(root=root, kube_packages=tuple((p, v) for p, v, _ in wanted))

@@ -4,6 +4,9 @@ Layout of a built bundle (what the repository host loads):
     bundle.json           the manifest plus what was fetched: each file's sha256, each image's digest
     files/<path>          every file at the path the roles ask `offline_files_url` for
     files/sha256/<hex>    a relative link to each file: what a client fetches by checksum
+    files/packages/       the apt repository of the Debian/Ubuntu families' packages and their dependencies,
+                          signed by kobot's repository key (workers.bundle.apt_repository)
+    packages-cache/       apt's downloads, what a second build resumes from (not served)
     images/<layout>/      one OCI layout per image (skopeo), `images/<layout>.json` once it is complete
     charts/<name>-<version>.tgz
 Resumable: run it again after an interruption and verified files and complete images are kept, a
@@ -27,17 +30,22 @@ from workers.addons.chart_repository import fetch_chart
 from workers.addons.helm_render import render_chart
 from workers.addons.manifests import Manifest, ObjectRef, image_fields
 from workers.bundle import defaults
+from workers.bundle.apt_packages import PACKAGES_DIR, fetch_family
+from workers.bundle.apt_repository import write_apt_repository
+from workers.bundle.apt_signing import RepositorySigner
 from workers.bundle.fetch import fetch_file, rewritten, sha256_of
 from workers.bundle.images import copy_to_layout, write_policy
 from workers.bundle.manifest import (
+    RPM_NOT_FETCHED,
     BuiltBundle,
     BuiltChart,
     BuiltFile,
     BuiltImage,
+    BuiltPackage,
     BundleManifest,
     PlannedChart,
 )
-from workers.bundle.plan import qualified_image
+from workers.bundle.plan import APT_SUITES, qualified_image
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +62,19 @@ Progress = Callable[[str], None]
 
 
 def build_bundle(
-    manifest: BundleManifest, *, into: Path, tarball: bool = False, progress: Progress = log.info
+    manifest: BundleManifest,
+    *,
+    into: Path,
+    tarball: bool = False,
+    progress: Progress = log.info,
+    signer: RepositorySigner | None = None,
 ) -> BuiltBundle:
-    """Fetch and verify everything `manifest` lists into `into`; write `bundle.json` (and the tarball)."""
+    """Fetch and verify everything `manifest` lists into `into`; write `bundle.json` (and the tarball).
+
+    `signer` signs the apt repository of the Debian/Ubuntu families' packages; a manifest listing such
+    packages is refused without it."""
     into.mkdir(parents=True, exist_ok=True)
+    packages = _packages(manifest, into=into, progress=progress, signer=signer)
     upstream = manifest.upstream
     files: list[BuiltFile] = []
     timeout = httpx.Timeout(defaults.FETCH_TIMEOUT_SECONDS)
@@ -85,7 +102,13 @@ def build_bundle(
         image = copy_to_layout(ref, images_dir=into / "images", upstream=upstream, policy=policy)
         images.append(image)
         progress(f"image {ref} {image.digest}")
-    built = BuiltBundle(manifest=manifest, files=tuple(files), images=tuple(images), charts=tuple(charts))
+    built = BuiltBundle(
+        manifest=manifest,
+        files=tuple(files),
+        images=tuple(images),
+        charts=tuple(charts),
+        packages=tuple(packages),
+    )
     (into / BUNDLE_FILE).write_text(built.model_dump_json(indent=2))
     if tarball:
         write_tarball(into, target=into.parent / defaults.TARBALL_NAME)
@@ -108,6 +131,12 @@ def verify_built(into: Path) -> BuiltBundle:
             raise StepFailedError(
                 f"{item.path} in {into} is missing or changed since the build", task="verify"
             )
+    for package in built.packages:
+        path = into / "files" / package.path
+        if not path.is_file() or sha256_of(path) != package.sha256:
+            raise StepFailedError(
+                f"{package.path} in {into} is missing or changed since the build", task="verify"
+            )
     return built
 
 
@@ -115,6 +144,37 @@ def write_tarball(into: Path, *, target: Path) -> Path:
     with tarfile.open(target, "w") as tar:
         tar.add(into, arcname=into.name)
     return target
+
+
+def _packages(
+    manifest: BundleManifest, *, into: Path, progress: Progress, signer: RepositorySigner | None
+) -> list[BuiltPackage]:
+    """The apt families' packages with their dependencies, in a signed apt repository; the EL families'
+    are said to be left out."""
+    listed = {package.family for package in manifest.packages}
+    apt = [family for family in manifest.os if family in listed and family in APT_SUITES]
+    for family in manifest.os:
+        if family in listed and family not in APT_SUITES:
+            progress(f"packages ({family}): {RPM_NOT_FETCHED}")
+    if not apt:
+        return []
+    if signer is None:
+        raise StepFailedError(
+            "the bundle's apt repository is signed with kobot's repository key, and this build was given "
+            "none: build with `kobot bundle build`, which takes it from kobot's store",
+            task="packages",
+        )
+    packages: list[BuiltPackage] = []
+    for family in apt:
+        packages += fetch_family(
+            manifest, family=family, suite=APT_SUITES[family], into=into, progress=progress
+        )
+    root = into / "files" / PACKAGES_DIR
+    write_apt_repository(root, suites={APT_SUITES[f]: manifest.arch for f in apt}, signer=signer)
+    progress(
+        f"apt repository files/{PACKAGES_DIR}: {len(packages)} packages, signed by kobot's repository key"
+    )
+    return packages
 
 
 def _link_by_checksum(files: Path, *, path: str, sha256: str) -> None:

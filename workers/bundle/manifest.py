@@ -49,11 +49,34 @@ def path_component(value: str) -> str:
     return value
 
 
+_DEB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+~_-]*\.deb")
+
+
+def package_path(value: str) -> str:
+    """A .deb's place in the bundle: a `bundle_path` folder and a Debian file name (`+` and `~` are in
+    Debian versions: `containerd_1.6.20~ds1-1+b1_amd64.deb`)."""
+    folder, _, name = value.rpartition("/")
+    if not folder or not _DEB_NAME.fullmatch(name):
+        raise ValueError(
+            f"package path {value!r} must be a folder and a .deb name of letters, digits and .+~_- "
+            "(like packages/pool/bookworm/kubeadm_1.32.8-1.1_amd64.deb)"
+        )
+    bundle_path(folder)
+    return value
+
+
 BundlePath = Annotated[str, AfterValidator(bundle_path)]
 """A file's place under the bundle's folders, checked by `bundle_path`."""
 
 PathComponent = Annotated[str, AfterValidator(path_component)]
 """One name in the bundle's folders, checked by `path_component`."""
+
+PackagePath = Annotated[str, AfterValidator(package_path)]
+"""A .deb's place under the bundle's `files/`, checked by `package_path`."""
+
+
+RPM_NOT_FETCHED = "rpm packages are not fetched yet: a site mirrors these itself"
+"""What plan and build say of an EL family's packages."""
 
 
 class ChecksumKind(str, Enum):
@@ -128,6 +151,24 @@ class PlannedPackage(BaseModel):
     """Where the package mirror gets it from (pkgs.k8s.io for the Kubernetes packages)."""
 
 
+class PackageSource(BaseModel):
+    """An upstream apt repository a family's packages and their dependencies are resolved against.
+
+    `suite` is a distribution's suite (`bookworm`, with `components`) or `/` for a flat repository
+    (pkgs.k8s.io). `keyring` is the file on the building machine holding the keys that sign the
+    repository's index: the build refuses a source without one, never trusting an unsigned index."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    family: str
+    uri: str
+    suite: str
+    components: tuple[str, ...] = ()
+    arch: tuple[str, ...] = ()
+    """The architectures this source serves (Ubuntu's ports archive); empty: all."""
+    keyring: str = ""
+
+
 class BundleManifest(BaseModel):
     """What `bundle plan` writes and `bundle build` reads."""
 
@@ -144,6 +185,8 @@ class BundleManifest(BaseModel):
     files: tuple[PlannedFile, ...]
     images: tuple[PlannedImage, ...]
     charts: tuple[PlannedChart, ...]
+    package_sources: tuple[PackageSource, ...] = ()
+    """Where `bundle build` resolves the apt families' packages (and their dependencies) from."""
     upstream: dict[str, str] = Field(default_factory=dict)
     """Prefix → replacement applied to every URL and image reference at build time: a site with its
     own upstream mirror (`https://dl.k8s.io=http://mirror/k8s`, `registry.k8s.io=http://mirror:5000`)."""
@@ -161,6 +204,12 @@ class BundleManifest(BaseModel):
                 f"{p.name}{'=' + p.version if p.version else ''}" for p in self.packages if p.family == family
             ]
             lines.append(f"packages ({family}): {' '.join(names)}")
+            sources = [source for source in self.package_sources if source.family == family]
+            if not sources and names:
+                lines.append(f"  {family}: {RPM_NOT_FETCHED}")
+            for source in sources:
+                keyring = source.keyring or "NO KEYRING: name one with --keyring URI_PREFIX=FILE"
+                lines.append(f"  from {source.uri} {source.suite} {' '.join(source.components)}  [{keyring}]")
         lines.append("files:")
         lines += [f"  {f.path}  <- {f.url}  [{f.checksum.describe()}]" for f in self.files]
         lines.append("images:")
@@ -202,6 +251,21 @@ class BuiltChart(BaseModel):
     sha256: str
 
 
+class BuiltPackage(BaseModel):
+    """A .deb fetched into the bundle's apt repository, its sha256 checked against the upstream's signed
+    index; `path` is under `files/` (the repository host serves it with the files)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    family: str
+    name: str
+    version: str
+    arch: str
+    path: PackagePath
+    sha256: str
+    size: int
+
+
 class BuiltBundle(BaseModel):
     """`bundle.json` in a built bundle: the plan plus what was fetched and verified."""
 
@@ -211,3 +275,4 @@ class BuiltBundle(BaseModel):
     files: tuple[BuiltFile, ...]
     images: tuple[BuiltImage, ...]
     charts: tuple[BuiltChart, ...]
+    packages: tuple[BuiltPackage, ...] = ()

@@ -25,6 +25,7 @@ from workers.bundle.manifest import (
     BundleManifest,
     ChecksumKind,
     ChecksumSource,
+    PackageSource,
     PlannedChart,
     PlannedFile,
     PlannedImage,
@@ -55,6 +56,49 @@ DISTRO_ARCHIVES: dict[str, str] = {
     "el9": "the EL 9 BaseOS and AppStream repositories",
 }
 """Where each family's distribution packages (chrony, haproxy, ...) come from."""
+
+APT_SUITES: dict[str, str] = {"debian12": "bookworm", "ubuntu22.04": "jammy", "ubuntu24.04": "noble"}
+"""Each apt family's release: the suite its nodes name (`ansible_distribution_release`), so the bundle's
+apt repository serves each family under `dists/<suite>`."""
+
+DISTRO_APT_SOURCES: dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]] = {
+    "debian12": (
+        ("http://deb.debian.org/debian", ("bookworm", "bookworm-updates"), ("main",), ()),
+        ("http://deb.debian.org/debian-security", ("bookworm-security",), ("main",), ()),
+    ),
+    "ubuntu22.04": (
+        ("http://archive.ubuntu.com/ubuntu", ("jammy", "jammy-updates"), ("main", "universe"), ("amd64",)),
+        ("http://security.ubuntu.com/ubuntu", ("jammy-security",), ("main", "universe"), ("amd64",)),
+        (
+            "http://ports.ubuntu.com/ubuntu-ports",
+            ("jammy", "jammy-updates", "jammy-security"),
+            ("main", "universe"),
+            ("arm64",),
+        ),
+    ),
+    "ubuntu24.04": (
+        ("http://archive.ubuntu.com/ubuntu", ("noble", "noble-updates"), ("main", "universe"), ("amd64",)),
+        ("http://security.ubuntu.com/ubuntu", ("noble-security",), ("main", "universe"), ("amd64",)),
+        (
+            "http://ports.ubuntu.com/ubuntu-ports",
+            ("noble", "noble-updates", "noble-security"),
+            ("main", "universe"),
+            ("arm64",),
+        ),
+    ),
+}
+"""(URI, suites, components, architectures) of each apt family's distribution archive: what chrony,
+haproxy, containerd and every dependency are resolved against (Ubuntu's arm64 lives on its ports
+archive)."""
+
+DISTRO_KEYRINGS: dict[str, str] = {
+    "debian12": "/usr/share/keyrings/debian-archive-keyring.gpg",
+    "ubuntu22.04": "/usr/share/keyrings/ubuntu-archive-keyring.gpg",
+    "ubuntu24.04": "/usr/share/keyrings/ubuntu-archive-keyring.gpg",
+}
+"""The keyring (Debian's `debian-archive-keyring`, `ubuntu-keyring`) that verifies each distribution
+archive's signed index, unless the plan names another (`--keyring`). pkgs.k8s.io's key is in no
+package: the plan names it or the build refuses that source."""
 
 DISTRO_PACKAGES = ("chrony", "ipvsadm", "haproxy", "keepalived")
 """What base_os and load_balancer install from the distribution (their defaults and tasks)."""
@@ -117,8 +161,12 @@ def plan_bundle(
     addons: Sequence[str] = (),
     chart_repository: str | None = None,
     upstream: dict[str, str] | None = None,
+    keyrings: dict[str, str] | None = None,
 ) -> BundleManifest:
-    """The manifest for these inputs; the same inputs always give the same manifest."""
+    """The manifest for these inputs; the same inputs always give the same manifest.
+
+    `keyrings` maps a source URI prefix to the keyring file that verifies it (`https://pkgs.k8s.io` →
+    the Kubernetes `Release.key` the site checked), for the apt sources the build resolves against."""
     try:
         version = validation.kubernetes_version(version)
     except ValueError as exc:
@@ -135,6 +183,11 @@ def plan_bundle(
         cni=network,
         addons=tuple(entry.name for entry in entries),
         packages=tuple(p for family in families for p in _packages(family, version=version, minor=minor)),
+        package_sources=tuple(
+            source
+            for family in families
+            for source in _apt_sources(family, minor=minor, keyrings=keyrings or {})
+        ),
         files=tuple(_files(version=version, minor=minor, arches=arches, cni=network)),
         images=tuple(_unique_images(_images(version=version, minor=minor, cni=network, addons=entries))),
         charts=tuple(
@@ -208,6 +261,37 @@ def _packages(family: str, *, version: str, minor: str) -> list[PlannedPackage]:
     tools = PlannedPackage(family=family, name="cri-tools", version=f"{minor}.*", repository=pkgs_k8s)
     distro_packages = [PlannedPackage(family=family, name=n, repository=distro) for n in DISTRO_PACKAGES]
     return [containerd, *kube, tools, *distro_packages]
+
+
+def _apt_sources(family: str, *, minor: str, keyrings: dict[str, str]) -> list[PackageSource]:
+    if family not in APT_SUITES:
+        return []
+    kubernetes = PackageSource(
+        family=family, uri=f"https://pkgs.k8s.io/core:/stable:/v{minor}/deb/", suite="/"
+    )
+    sources = [
+        PackageSource(
+            family=family,
+            uri=uri,
+            suite=suite,
+            components=components,
+            arch=arches,
+            keyring=DISTRO_KEYRINGS[family],
+        )
+        for uri, suites, components, arches in DISTRO_APT_SOURCES[family]
+        for suite in suites
+    ]
+    return [
+        source.model_copy(update={"keyring": _longest_prefix(source.uri, keyrings) or source.keyring})
+        for source in [*sources, kubernetes]
+    ]
+
+
+def _longest_prefix(location: str, mapping: dict[str, str]) -> str | None:
+    for prefix in sorted(mapping, key=len, reverse=True):
+        if location.startswith(prefix):
+            return mapping[prefix]
+    return None
 
 
 def _files(*, version: str, minor: str, arches: Sequence[str], cni: str) -> list[PlannedFile]:

@@ -1,0 +1,338 @@
+"""The apt families' OS packages for `bundle build`: resolved with their dependencies and downloaded by
+apt itself, from the upstream repositories the manifest names, every index checked against its
+signature.
+
+apt runs against a private tree per family and architecture (its own sources, an empty dpkg status, no
+host keyring): `apt-get update` verifies each source's signed index with the keyring the manifest
+names for it (`Signed-By`), `apt-get --simulate` resolves the closure of the planned packages from
+an empty system, and `apt-get --download-only` fetches it, checking every .deb against the index.
+The downloads stay in `packages-cache/<family>` of the bundle folder: a second build keeps what is
+there and continues a partial download (apt's own range requests). Each .deb is then checked once
+more against the sha256 of the signed index, by kobot, before it joins the bundle's pool.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kobot.errors import StepFailedError
+from workers.bundle import package_defaults
+from workers.bundle.fetch import rewritten, sha256_of
+from workers.bundle.manifest import BuiltPackage, BundleManifest, PackageSource, package_path
+
+PACKAGES_DIR = "packages"
+"""The apt repository's folder under the bundle's `files/`: the `package_repo_url` clusters use."""
+
+CACHE_DIR = "packages-cache"
+"""apt's download cache in the bundle folder (not served): what a second build resumes from."""
+
+_INST = re.compile(r"^Inst (\S+) (?:\[[^\]]*\] )?\((\S+) .*\[([^\]]+)\]\)")
+_FAILED_FETCH = re.compile(r"^E: Failed to fetch (\S+)\s+(.*)$")
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One package version as the upstream's signed index lists it."""
+
+    name: str
+    version: str
+    arch: str
+    filename: str
+    sha256: str
+    size: int
+
+    @property
+    def cache_name(self) -> str:
+        """The name apt gives the download in its archives folder (an epoch's `:` escaped)."""
+        return f"{self.name}_{self.version.replace(':', '%3a')}_{self.arch}.deb"
+
+    @property
+    def pool_name(self) -> str:
+        return self.filename.rsplit("/", 1)[-1]
+
+
+def fetch_family(
+    manifest: BundleManifest,
+    *,
+    family: str,
+    suite: str,
+    into: Path,
+    progress: Callable[[str], None],
+) -> list[BuiltPackage]:
+    """Resolve, download and verify `family`'s planned packages and their dependencies for every
+    architecture; put them in the bundle's pool (`files/packages/pool/<suite>/`), which then holds
+    exactly that closure."""
+    sources = [source for source in manifest.package_sources if source.family == family]
+    wanted = [
+        f"{p.name}={p.version}" if p.version else p.name for p in manifest.packages if p.family == family
+    ]
+    if not sources:
+        raise StepFailedError(
+            f"the manifest names no apt source for {family}: plan it again", task="packages"
+        )
+    for source in sources:
+        _check_keyring(source)
+    cache = into / CACHE_DIR / family
+    (cache / "partial").mkdir(parents=True, exist_ok=True)
+    pool = into / "files" / PACKAGES_DIR / "pool" / suite
+    pool.mkdir(parents=True, exist_ok=True)
+    built: dict[str, BuiltPackage] = {}
+    for arch in manifest.arch:
+        chosen = [s for s in sources if not s.arch or arch in s.arch]
+        with tempfile.TemporaryDirectory(prefix="kobot-apt-") as scratch:
+            apt = PrivateApt(Path(scratch), arch=arch, archives=cache)
+            apt.write_sources(chosen, upstream=manifest.upstream)
+            apt.update(family=family)
+            entries = apt.index_entries(apt.resolve(wanted, family=family))
+            _drop_changed_downloads(cache, entries)
+            apt.download(wanted, family=family)
+        for entry in entries:
+            package = _into_pool(entry, cache=cache, pool=pool, family=family, suite=suite)
+            known = built.setdefault(package.path, package)
+            if known.sha256 != package.sha256:
+                raise StepFailedError(
+                    f"{entry.pool_name} of {family} differs between architectures' indexes", task="packages"
+                )
+        progress(f"packages ({family}, {arch}): {len(entries)} with their dependencies, sha256 verified")
+    for stale in pool.iterdir():
+        if f"{PACKAGES_DIR}/pool/{suite}/{stale.name}" not in built:
+            stale.unlink()  # a previous plan's package: the pool holds exactly this closure
+    return sorted(built.values(), key=lambda p: p.path)
+
+
+class PrivateApt:
+    """apt-get and apt-cache confined to a private tree: its own sources and state, an empty dpkg
+    status (so the closure is what a bare node needs), one architecture, no keyring but the sources'."""
+
+    def __init__(self, root: Path, *, arch: str, archives: Path) -> None:
+        self.root = root
+        for folder in ("etc/sources.list.d", "etc/preferences.d", "etc/trusted.gpg.d", "state/lists/partial"):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / "log").mkdir(exist_ok=True)
+        (root / "state" / "status").write_text("")
+        self._options = {
+            "Dir": f"{root}/",
+            "Dir::State": f"{root}/state",
+            "Dir::State::status": f"{root}/state/status",
+            "Dir::Cache": f"{root}/cache",
+            "Dir::Cache::archives": f"{archives}/",
+            "Dir::Etc": f"{root}/etc",
+            "Dir::Etc::sourcelist": "/dev/null",
+            "Dir::Etc::sourceparts": f"{root}/etc/sources.list.d",
+            "Dir::Etc::preferences": "/dev/null",
+            "Dir::Etc::preferencesparts": f"{root}/etc/preferences.d",
+            "Dir::Etc::trusted": "/dev/null",
+            "Dir::Etc::trustedparts": f"{root}/etc/trusted.gpg.d",
+            "Dir::Log": f"{root}/log",
+            "Debug::NoLocking": "true",
+            "APT::Architecture": arch,
+            "APT::Architectures": arch,
+            "APT::Install-Recommends": "false",
+            "APT::Get::AllowUnauthenticated": "false",
+            "Acquire::AllowInsecureRepositories": "false",
+            "Acquire::AllowDowngradeToInsecureRepositories": "false",
+            "Acquire::Languages": "none",
+            # apt drops to `_apt` for downloads when root; that account cannot enter a 0700 data dir
+            "APT::Sandbox::User": getpass.getuser(),
+        }
+
+    def write_sources(self, sources: Sequence[PackageSource], *, upstream: dict[str, str]) -> None:
+        stanzas = []
+        for source in sources:
+            lines = [
+                "Types: deb",
+                f"URIs: {rewritten(source.uri, upstream)}",
+                f"Suites: {source.suite}",
+                f"Signed-By: {Path(source.keyring).resolve()}",
+            ]
+            if source.components:
+                lines.append(f"Components: {' '.join(source.components)}")
+            stanzas.append("\n".join(lines) + "\n")
+        (self.root / "etc" / "sources.list.d" / "kobot-bundle.sources").write_text("\n".join(stanzas))
+
+    def update(self, *, family: str) -> None:
+        """Fetch every source's index; a bad or missing signature, or any failed index, stops the build."""
+        done = self._run(
+            ["apt-get", "--error-on=any", "update"], timeout=package_defaults.APT_UPDATE_TIMEOUT_SECONDS
+        )
+        if done.returncode != 0:
+            raise StepFailedError(
+                f"the upstream apt indexes of {family} could not be fetched or verified, nothing of them is "
+                f"used: {_errors(done)}",
+                task="packages",
+            )
+
+    def resolve(self, wanted: Sequence[str], *, family: str) -> list[tuple[str, str, str]]:
+        """(name, version, arch) of every package installing `wanted` on a bare node takes."""
+        done = self._run(
+            ["apt-get", "--simulate", "--quiet", "install", *wanted],
+            timeout=package_defaults.APT_RESOLVE_TIMEOUT_SECONDS,
+        )
+        if done.returncode != 0:
+            raise StepFailedError(
+                f"{family}'s packages cannot be resolved against its upstream: {_errors(done)}",
+                task="packages",
+            )
+        return [
+            (match.group(1), match.group(2), match.group(3))
+            for line in done.stdout.splitlines()
+            if (match := _INST.match(line))
+        ]
+
+    def index_entries(self, resolved: Sequence[tuple[str, str, str]]) -> list[IndexEntry]:
+        """What the signed indexes list for each resolved package (its sha256 above all)."""
+        if not resolved:
+            return []
+        done = self._run(
+            ["apt-cache", "show", "--no-all-versions", *(f"{n}:{a}={v}" for n, v, a in resolved)],
+            timeout=package_defaults.APT_RESOLVE_TIMEOUT_SECONDS,
+        )
+        if done.returncode != 0:
+            raise StepFailedError(f"apt-cache show failed: {_errors(done)}", task="packages")
+        listed: dict[tuple[str, str, str], IndexEntry] = {}
+        for fields in _paragraphs(done.stdout):
+            key = (fields.get("Package", ""), fields.get("Version", ""), fields.get("Architecture", ""))
+            if key in listed:
+                continue
+            if not re.fullmatch(r"[0-9a-f]{64}", fields.get("SHA256", "")):
+                raise StepFailedError(
+                    f"the upstream index lists no sha256 for {key[0]} {key[1]}: refused", task="packages"
+                )
+            listed[key] = IndexEntry(
+                name=key[0],
+                version=key[1],
+                arch=key[2],
+                filename=fields.get("Filename", ""),
+                sha256=fields["SHA256"],
+                size=int(fields.get("Size", "0")),
+            )
+        entries = []
+        for name, version, arch in resolved:
+            entry = listed.get((name, version, arch)) or listed.get((name, version, "all"))
+            if entry is None:
+                raise StepFailedError(f"the upstream index does not list {name} {version}", task="packages")
+            entries.append(entry)
+        return entries
+
+    def download(self, wanted: Sequence[str], *, family: str) -> None:
+        done = self._run(
+            ["apt-get", "--download-only", "--yes", "--quiet", "install", *wanted],
+            timeout=package_defaults.APT_DOWNLOAD_TIMEOUT_SECONDS,
+        )
+        for failed in Path(self._options["Dir::Cache::archives"], "partial").glob("*.FAILED"):
+            failed.unlink()
+        if done.returncode == 0:
+            return
+        for line in done.stderr.splitlines():
+            match = _FAILED_FETCH.match(line)
+            if match and "Hash Sum mismatch" in done.stderr + done.stdout:
+                url = match.group(1)
+                raise StepFailedError(
+                    f"{url.rsplit('/', 1)[-1]} ({family}): the download from {url} does not match the sha256 "
+                    "of the upstream's signed index; refused, nothing of it is kept",
+                    task="packages",
+                )
+        raise StepFailedError(
+            f"{family}'s packages could not be downloaded ({_errors(done)}); run the build again to resume",
+            task="packages",
+        )
+
+    def _run(self, argv: list[str], *, timeout: float) -> subprocess.CompletedProcess[str]:
+        options = [f"-o{name}={value}" for name, value in self._options.items()]
+        env = {**os.environ, "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"}
+        try:
+            return subprocess.run(
+                [argv[0], *options, *argv[1:]],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+                env=env,
+            )
+        except FileNotFoundError:
+            raise StepFailedError(f"{argv[0]} is not installed: apt packages cannot be fetched") from None
+        except subprocess.TimeoutExpired:
+            raise StepFailedError(
+                f"{argv[0]} {argv[-1]} took longer than {timeout:.0f} s; run the build again to resume",
+                task="packages",
+            ) from None
+
+
+def _check_keyring(source: PackageSource) -> None:
+    if not source.keyring:
+        raise StepFailedError(
+            f"no keyring verifies {source.uri} ({source.family}): kobot never trusts an unsigned index. Get "
+            "the repository's public key, check its fingerprint where its publisher documents it, and plan "
+            f"with --keyring {source.uri.rstrip('/')}=FILE",
+            task="packages",
+        )
+    path = Path(source.keyring)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise StepFailedError(
+            f"the keyring {source.keyring} named for {source.uri} ({source.family}) is missing or empty",
+            task="packages",
+        )
+
+
+def _drop_changed_downloads(cache: Path, entries: Sequence[IndexEntry]) -> None:
+    """apt takes a cached .deb of the right size as done: one changed since (same size) is removed here,
+    so apt fetches it again."""
+    for entry in entries:
+        cached = cache / entry.cache_name
+        if cached.is_file() and sha256_of(cached) != entry.sha256:
+            cached.unlink()
+
+
+def _into_pool(entry: IndexEntry, *, cache: Path, pool: Path, family: str, suite: str) -> BuiltPackage:
+    cached = cache / entry.cache_name
+    got = sha256_of(cached) if cached.is_file() else "missing"
+    if got != entry.sha256:
+        cached.unlink(missing_ok=True)
+        raise StepFailedError(
+            f"{entry.pool_name} ({family}): sha256 {got} is not the {entry.sha256} of the upstream's signed "
+            "index; removed, the next build fetches it again",
+            task="packages",
+        )
+    path = package_path(f"{PACKAGES_DIR}/pool/{suite}/{entry.pool_name}")
+    target = pool / entry.pool_name
+    if not (target.is_file() and os.path.samefile(target, cached)):
+        target.unlink(missing_ok=True)
+        try:
+            os.link(cached, target)  # one copy on disk: the cache and the pool share it
+        except OSError:
+            target.write_bytes(cached.read_bytes())
+    return BuiltPackage(
+        family=family,
+        name=entry.name,
+        version=entry.version,
+        arch=entry.arch,
+        path=path,
+        sha256=entry.sha256,
+        size=cached.stat().st_size,
+    )
+
+
+def _paragraphs(text: str) -> list[dict[str, str]]:
+    paragraphs: list[dict[str, str]] = []
+    fields: dict[str, str] = {}
+    for line in [*text.splitlines(), ""]:
+        if not line.strip():
+            if fields:
+                paragraphs.append(fields)
+            fields = {}
+        elif not line[0].isspace() and ":" in line:
+            name, _, value = line.partition(":")
+            fields[name] = value.strip()
+    return paragraphs
+
+
+def _errors(done: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in (done.stderr + done.stdout).splitlines() if line.startswith(("E:", "W:"))]
+    return " ".join(lines[-3:]) or f"exit {done.returncode}"
