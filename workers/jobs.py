@@ -10,6 +10,7 @@ import time
 import traceback
 from typing import Any
 
+from redis.exceptions import RedisError
 from rq import Queue
 from rq.serializers import JSONSerializer
 
@@ -229,6 +230,8 @@ class _LeaseKeeper:
                 stored = self._service.records.get(self._job_id)
                 if stored is not None and stored.state.finished:
                     self._give_up("the job was ended elsewhere (the recovery sweep or a cancel)")
+            except RedisError as exc:
+                log.warning("job %s: could not renew its lease (store: %s)", self._job_id, exc)
             except Exception:
                 log.warning("job %s: could not renew its lease", self._job_id, exc_info=True)
                 if time.monotonic() - renewed > self._seconds:

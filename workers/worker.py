@@ -56,6 +56,9 @@ WORKER_RESTART_PAUSE_SECONDS = 1.0
 """Pause before `kobot worker` starts a new RQ worker loop after one ended on an error, so an error that
 repeats at once costs a log line a second, not a busy loop."""
 
+RQ_WORKER_LOGGER = "rq.worker"
+"""The logger RQ's worker loop reports through."""
+
 
 def _prepare(settings: Settings, redis: Redis) -> Queue:
     environment.configure(settings=settings, redis=redis)
@@ -90,6 +93,8 @@ class Sweeper:
         while not self._stop.wait(self._settings.job_lease_seconds / 2):
             try:
                 self.sweep_once()
+            except RedisError as exc:
+                log.warning("recovery sweep failed (store: %s); trying again shortly", exc)
             except Exception:
                 log.warning("recovery sweep failed; trying again shortly", exc_info=True)
 
@@ -123,6 +128,16 @@ class CancellingWorker(Worker):
         cancel_running_job(self, self.connection)
 
 
+class _StoreLossSaidOnce(logging.Filter):
+    """RQ logs its own traceback when the store goes away under its loop ("found an unhandled exception,
+    quitting"); this process says it in one line and rides the outage out, so RQ's copy is dropped. Any
+    other exception RQ reports still reaches the log whole."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, RedisError) and "unhandled exception" in str(record.msg))
+
+
 def run_forking_worker(*, settings: Settings, redis_url: str, burst: bool = False) -> None:
     """`kobot worker`: a real RQ worker that forks a horse per job.
 
@@ -134,6 +149,9 @@ def run_forking_worker(*, settings: Settings, redis_url: str, burst: bool = Fals
     queue = _prepare(settings, redis)
     sweeper = Sweeper(settings=settings, redis_url=redis_url)
     sweeper.start()
+    store_loss_filter = _StoreLossSaidOnce()
+    rq_log = logging.getLogger(RQ_WORKER_LOGGER)
+    rq_log.addFilter(store_loss_filter)
     try:
         while True:
             worker = CancellingWorker([queue], connection=redis, serializer=JSONSerializer)
@@ -151,6 +169,7 @@ def run_forking_worker(*, settings: Settings, redis_url: str, burst: bool = Fals
             if not _wait_for_store(redis, reason=lost, location=_location(redis)):
                 return
     finally:
+        rq_log.removeFilter(store_loss_filter)
         sweeper.stop()
 
 

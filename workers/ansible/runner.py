@@ -14,6 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from kobot import automation_values, defaults
 from kobot.job_records import JobEvent
 from workers.ansible.artifacts import prepare_private_data_dir, prune_job_dirs, scrub_private_data_dir
@@ -103,6 +105,9 @@ class _CancelWatch:
         if not self.requested:
             try:
                 self.requested = bool(self._should_cancel())
+            except RedisError as exc:
+                # a store outage repeats this every check: one line each, not a traceback each
+                log.error("job %s: cancel check failed (store: %s); the run goes on", self._run.job_id, exc)
             except Exception:
                 log.exception("job %s: cancel check failed; the run goes on", self._run.job_id)
                 return False
