@@ -1,9 +1,12 @@
 """The Slack adapter: Bolt's AsyncApp over HTTP (`POST /slack/events`) or Socket Mode, Web API for sending.
 
 Inbound: the ack never waits for Redis, users.info or the dispatcher. The guard answers from memory,
-Bolt acks, and the listener only queues the work (the replay record in Redis, name lookup, translation,
-the sink) for a bounded pool of workers; under overload the queue fills and new work is dropped and
-logged, never the ack.
+and the work (the replay record in Redis, name lookup, translation, the sink) is only queued for a
+bounded pool of workers; under overload the queue fills and new work is dropped and logged, never the
+ack. A mention or a direct message over HTTP, nearly all of the traffic, is taken without Bolt: its one
+parsed body is checked, queued and acked here, since Bolt's middleware chain and listener matching
+would spend several times the rest of the ack on what kobot does not use. Slash commands, clicks, the
+URL check and Socket Mode go through Bolt.
 Outbound: chat.postMessage / chat.update with Block Kit over kept-alive connections shared by all calls;
 429s are waited out for a bounded time inside the client, then surface as `DeliveryError(retry_after=...)`.
 """
@@ -34,7 +37,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.chat.registry import register_adapter
 from bot.chat.slack import defaults
-from bot.chat.slack.admission import Refused, admit
+from bot.chat.slack.admission import Admitted, Refused, admit
 from bot.chat.slack.guard import Delivery, RequestGuard, Verdict, click_key, event_key, seen_delivery
 from bot.chat.slack.inbound import (
     InboundPayloadError,
@@ -76,6 +79,12 @@ _UNREACHABLE = (SlackClientError, aiohttp.ClientError, TimeoutError, OSError)
 REPLAY_KEY_CONTEXT = "kobot_replay_key"
 """Where the guard's replay key rides in Bolt's context from the ack to the work that confirms it."""
 
+TAKEN_EVENTS = frozenset({"app_mention", "message"})
+"""Event types kobot acts on; over HTTP the adapter takes these itself, any other goes to Bolt."""
+
+SELF_EVENTS_KEPT = frozenset({"member_joined_channel", "member_left_channel"})
+"""kobot's own events that are not dropped as its own (as Bolt keeps them)."""
+
 
 REFUSAL_ADVICE = {
     "not_in_channel": "kobot is not a member of that channel: invite it there with /invite @kobot",
@@ -87,6 +96,12 @@ REFUSAL_ADVICE = {
 
 _Queued = tuple[str | None, str | None, Coroutine[Any, Any, None]]
 """(replay key, redelivery key, work): see SlackAdapter._once_anywhere."""
+
+
+def _replay_key(context: Mapping[str, Any]) -> str | None:
+    """The guard's replay key `handle_http` put in Bolt's context; none in Socket Mode."""
+    key = context.get(REPLAY_KEY_CONTEXT)
+    return key if isinstance(key, str) else None
 
 
 def _event_delivery_key(body: Mapping[str, Any]) -> str | None:
@@ -175,6 +190,7 @@ class SlackAdapter(ChatAdapter):
         self._socket: AsyncSocketModeHandler | None = None
         self._sink: InboundSink | None = None
         self._bot_user_id: str | None = None
+        self._bot_id: str | None = None
         # each item: the guard's replay key (None in Socket Mode), the redelivery key (event_id or click;
         # None when the request has none) and the work behind them
         self._queue: asyncio.Queue[_Queued] | None = None
@@ -207,6 +223,7 @@ class SlackAdapter(ChatAdapter):
                 f"setting KOBOT_SLACK__API_BASE_URL: Slack's Web API did not answer ({type(exc).__name__})"
             ) from None
         self._bot_user_id = str(auth.get("user_id") or "") or None
+        self._bot_id = str(auth.get("bot_id") or "") or None
         self._start_workers()
         self._sink = sink
         if self.socket_mode:
@@ -358,11 +375,14 @@ class SlackAdapter(ChatAdapter):
         if self._sink is None:
             return JSONResponse({"error": "not ready"}, status_code=503)
         admitted = admit(body, headers=request.headers)
-        if isinstance(admitted, Refused):
-            log.warning("slack request refused: %s", admitted.reason)
-            return JSONResponse({"error": admitted.reason}, status_code=400)
-        admitted.context[REPLAY_KEY_CONTEXT] = answer.key
-        bolt = await self.app.async_dispatch(admitted)
+        if isinstance(admitted, Admitted) and self._took_event(admitted.document, key=answer.key):
+            return Response(status_code=200)
+        bolt_request = admitted.bolt_request() if isinstance(admitted, Admitted) else admitted
+        if isinstance(bolt_request, Refused):
+            log.warning("slack request refused: %s", bolt_request.reason)
+            return JSONResponse({"error": bolt_request.reason}, status_code=400)
+        bolt_request.context[REPLAY_KEY_CONTEXT] = answer.key
+        bolt = await self.app.async_dispatch(bolt_request)
         if bolt.status >= 500:
             # kobot's listeners only schedule work, so a 5xx here is Bolt failing on the payload itself
             log.warning("slack request not understood by Bolt (HTTP %d)", bolt.status)
@@ -463,23 +483,53 @@ class SlackAdapter(ChatAdapter):
             log.warning("slack unreachable: %s", type(exc).__name__)
             raise DeliveryError("Slack could not be reached") from None
 
+    def _took_event(self, document: Mapping[str, Any], *, key: str | None) -> bool:
+        """Take a mention or a direct message without Bolt (queue it, or drop kobot's own and what kobot
+        does not act on) and say so; False for anything else, which Bolt then answers."""
+        if document.get("type") != "event_callback":
+            return False
+        event = document.get("event")
+        if not isinstance(event, Mapping) or event.get("type") not in TAKEN_EVENTS:
+            return False
+        self._take_event(document, event, key=key)
+        return True
+
+    def _take_event(self, body: Mapping[str, Any], event: Mapping[str, Any], *, key: str | None) -> None:
+        """Queue a mention or a person's direct message; kobot's own events, other messages and edits
+        are acked and dropped."""
+        if self._is_own(event):
+            return
+        if event.get("type") == "message" and (
+            event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id")
+        ):
+            return
+        self._spawn(self._deliver_event(body, event), key=key, delivery_key=_event_delivery_key(body))
+
+    def _is_own(self, event: Mapping[str, Any]) -> bool:
+        """An event kobot itself caused (its own message or mention), as Bolt's self-event check sees it."""
+        if event.get("type") in SELF_EVENTS_KEPT:
+            return False
+        user, bot_id = event.get("user"), event.get("bot_id")
+        return (user is not None and user == self._bot_user_id) or (
+            bot_id is not None and bot_id == self._bot_id
+        )
+
     def _register_listeners(self) -> None:
+        """Bolt's listeners: every Socket Mode request, and HTTP requests the adapter does not take itself."""
         app = self.app
 
         @app.event("app_mention")
         async def on_mention(body: dict[str, Any], event: dict[str, Any], context: Mapping[str, Any]) -> None:
-            self._spawn(self._deliver_event(body, event), context, delivery_key=_event_delivery_key(body))
+            self._take_event(body, event, key=_replay_key(context))
 
         @app.event("message")
         async def on_message(body: dict[str, Any], event: dict[str, Any], context: Mapping[str, Any]) -> None:
-            if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
-                return
-            self._spawn(self._deliver_event(body, event), context, delivery_key=_event_delivery_key(body))
+            self._take_event(body, event, key=_replay_key(context))
 
         @app.command(SLASH_COMMAND)
         async def on_command(ack: Any, body: dict[str, Any], context: Mapping[str, Any]) -> None:
             await ack()
-            self._spawn(self._deliver_command(body), context)
+            self._spawn(self._deliver_command(body), key=_replay_key(context))
 
         @app.action(
             {"block_id": re.compile(rf"^{re.escape(ACTIONS_BLOCK_ID)}"), "action_id": re.compile(r".+")}
@@ -489,22 +539,21 @@ class SlackAdapter(ChatAdapter):
             delivery = click_delivery_id(body)
             self._spawn(
                 self._deliver_clicks(body),
-                context,
+                key=_replay_key(context),
                 delivery_key=None if delivery is None else click_key(delivery),
             )
 
     def _spawn(
-        self, work: Coroutine[Any, Any, None], context: Mapping[str, Any], *, delivery_key: str | None = None
+        self, work: Coroutine[Any, Any, None], *, key: str | None, delivery_key: str | None = None
     ) -> None:
-        """Queue the work behind the replay and redelivery records; when the queue is full, drop it (the
-        ack stands)."""
-        key = context.get(REPLAY_KEY_CONTEXT)
+        """Queue the work behind the replay (`key`, none in Socket Mode) and redelivery records; when the
+        queue is full, drop it (the ack stands)."""
         if self._queue is None:
             work.close()
             log.warning("slack adapter not started; acked request dropped")
             return
         try:
-            self._queue.put_nowait((key if isinstance(key, str) else None, delivery_key, work))
+            self._queue.put_nowait((key, delivery_key, work))
         except asyncio.QueueFull:
             work.close()
             self.shed += 1

@@ -3,8 +3,9 @@
 A signed body can still be malformed (a proxy re-encoding it, a bug on either side, a replayed
 fuzz corpus). Bolt assumes Slack's shapes: it calls `.get` on `event`, indexes `authorizations[0]`
 and decodes the body as UTF-8, and any surprise becomes an exception and an HTTP 500, which Slack
-answers by retrying the same body. This check runs first and answers 400 with the reason instead;
-what passes is the Bolt request itself, so the body is parsed once.
+answers by retrying the same body. This check runs first and answers 400 with the reason instead.
+What passes carries its parsed document, so an event the adapter takes itself is parsed once; only
+what goes on to Bolt (slash commands, clicks, the URL check) is parsed again by Bolt.
 """
 
 from __future__ import annotations
@@ -46,6 +47,25 @@ EVENT_OBJECT_FIELDS = frozenset({"message", "previous_message", "item", "assista
 ACTION_TEXT_FIELDS = frozenset({"type", "action_id", "block_id", "value", "action_ts"})
 """Fields of each `actions` entry that are strings whenever present (Bolt matches ids by pattern)."""
 
+NOT_A_PAYLOAD = "the body is not a Slack payload (a JSON object or a form)"
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A verified body that has Slack's shapes: its text and the document parsed from it."""
+
+    text: str
+    document: dict[str, Any]
+    headers: Mapping[str, str]
+
+    def bolt_request(self) -> AsyncBoltRequest | Refused:
+        """The request for Bolt, or why Bolt cannot take it."""
+        try:
+            return AsyncBoltRequest(body=self.text, headers=dict(self.headers))
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError):
+            # Bolt's context building raised on a shape the checks in `admit` do not know yet
+            return Refused(NOT_A_PAYLOAD)
+
 
 @dataclass(frozen=True)
 class Refused:
@@ -54,8 +74,8 @@ class Refused:
     reason: str
 
 
-def admit(body: bytes, *, headers: Mapping[str, str]) -> AsyncBoltRequest | Refused:
-    """The Bolt request for a verified body, or why it is refused."""
+def admit(body: bytes, *, headers: Mapping[str, str]) -> Admitted | Refused:
+    """A verified body parsed once and checked for Slack's shapes, or why it is refused."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -68,15 +88,11 @@ def admit(body: bytes, *, headers: Mapping[str, str]) -> AsyncBoltRequest | Refu
     try:
         document = parse_body(text, headers.get("content-type"))
     except (ValueError, RecursionError):
-        return Refused("the body is not a Slack payload (a JSON object or a form)")
+        return Refused(NOT_A_PAYLOAD)
     problem = shape_problem(document)
     if problem is not None:
         return Refused(problem)
-    try:
-        return AsyncBoltRequest(body=text, headers=dict(headers))
-    except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError):
-        # Bolt's context building raised on a shape the checks above do not know yet
-        return Refused("the body is not a Slack payload (a JSON object or a form)")
+    return Admitted(text=text, document=document, headers=headers)
 
 
 def _form_problem(text: str, headers: Mapping[str, str]) -> str | None:

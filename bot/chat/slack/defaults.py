@@ -30,6 +30,13 @@ REQUEST_BODY_MAX_BYTES = 1_000_000
 USER_CACHE_TTL_SECONDS = 3600
 """Display names from users.info are cached this long; renames show up within the hour."""
 
+USER_MEMORY_SECONDS = 60.0
+"""A process reuses a display name it read (from Redis or users.info) this long before reading it again,
+sparing a store round trip per event; a rename still shows within USER_CACHE_TTL_SECONDS plus this."""
+
+USER_MEMORY_MAX = 10_000
+"""Display names one process keeps in memory; past this the oldest are read from Redis again."""
+
 USER_LOOKUP_TIMEOUT_SECONDS = 5.0
 """users.info gets this long; past it the user id stands in for the name rather than holding the event."""
 

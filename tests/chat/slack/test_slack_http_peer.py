@@ -283,7 +283,7 @@ async def test_peer_malformed_signed_bodies_are_answered_400_with_the_reason(
     assert not sink.messages
 
 
-async def test_peer_every_request_shares_the_apps_web_api_client(
+async def test_peer_every_request_bolt_runs_shares_the_apps_web_api_client(
     http: httpx.AsyncClient, signing_secret: str, sink: RecordingSink, adapter: SlackAdapter
 ) -> None:
     seen: list[object] = []
@@ -294,9 +294,46 @@ async def test_peer_every_request_shares_the_apps_web_api_client(
         return await next()
 
     for index in range(3):
-        event = mention_event(text=f"<@U0KOBOT> list clusters {index}")
-        assert (await post_json(http, signing_secret, event_callback(event))).status_code == 200
+        body = form_body(slash_command(text=f"list clusters {index}"))
+        assert (await post_form(http, signing_secret, body)).status_code == 200
     await eventually(lambda: len(sink.messages) == 3)
     assert len(seen) == 3
     assert all(client is adapter.client for client in seen)
     assert adapter.client.session is not None and not adapter.client.session.closed
+
+
+async def test_peer_mentions_and_direct_messages_are_taken_without_bolt(
+    http: httpx.AsyncClient, signing_secret: str, sink: RecordingSink, adapter: SlackAdapter
+) -> None:
+    """The bulk of the traffic skips Bolt's middleware chain; what Bolt answers still reaches it."""
+    through_bolt: list[str] = []
+
+    @adapter.app.middleware
+    async def record(body: dict[str, Any], next: Any) -> Any:
+        through_bolt.append(str(body.get("type") or body.get("command")))
+        return await next()
+
+    for payload in (
+        event_callback(mention_event(text="<@U0KOBOT> help")),
+        event_callback(im_event(text="list clusters")),
+    ):
+        assert (await post_json(http, signing_secret, payload)).status_code == 200
+    await eventually(lambda: len(sink.messages) == 2)
+    assert through_bolt == []
+    check = await post_json(http, signing_secret, {"type": "url_verification", "challenge": "c-1"})
+    assert check.json() == {"challenge": "c-1"}
+    assert (await post_form(http, signing_secret, form_body(slash_command(text="help")))).status_code == 200
+    assert through_bolt == ["/kobot"]
+
+
+async def test_peer_kobots_own_events_are_dropped_as_bolt_drops_them(
+    http: httpx.AsyncClient, signing_secret: str, sink: RecordingSink, adapter: SlackAdapter
+) -> None:
+    """kobot's own mention (its user) or message (its bot id) is acked and never handed on."""
+    own_mention = mention_event(text="<@U0KOBOT> help", user="U0KOBOT")
+    own_message = im_event(text="list clusters", user="U0OTHER") | {"bot_id": "B0KOBOT"}
+    for payload in (own_mention, own_message, mention_event(text="<@U0KOBOT> status")):
+        assert (await post_json(http, signing_secret, event_callback(payload))).status_code == 200
+    await eventually(lambda: sink.messages)
+    await eventually(lambda: adapter.inbound_in_flight == 0)
+    assert [m.text for m in sink.messages] == ["status"]
