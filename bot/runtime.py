@@ -46,14 +46,17 @@ class Runtime:
         self.store.close()
 
 
-def build_runtime(settings: Settings) -> Runtime:
-    """Open the store (starting the embedded Valkey when no URL is set), the queue and the stores."""
+def build_runtime(settings: Settings, *, store: Store | None = None) -> Runtime:
+    """Open the store (starting the embedded Valkey when no URL is set), the queue and the stores.
+
+    `store`: one already opened for these settings (`kobot serve` opens it while it imports the rest).
+    """
     for module in settings.plugins:
         importlib.import_module(module)
     load_operations(settings.plugins)
     importlib.import_module("commands.handlers")
     importlib.import_module("alerts.commands")
-    store = open_store(settings)
+    store = store or open_store(settings)
     redis = store.client()
     queue = Queue(settings.queue_name, connection=redis, serializer=JSONSerializer)
     secret = secret_key(settings)
