@@ -13,7 +13,7 @@ import os
 import re
 import subprocess  # nosec B404  # the OpenSSH client, argument lists only, never a shell
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -271,3 +271,16 @@ def attempt_identity(ctx: StepContext, record: ClusterRecord) -> tuple[str, Path
 def remove_attempt_key(work_dir: Path) -> None:
     """Remove an attempt's copy of an imported cluster's key (nothing when there is none)."""
     (work_dir / ATTEMPT_KEY_FILE).unlink(missing_ok=True)
+    (work_dir / ATTEMPT_KEY_FILE).with_suffix(".part").unlink(missing_ok=True)
+
+
+def remove_abandoned_attempt_keys(artifacts_dir: Path, *, lease_alive: Callable[[str], bool]) -> list[str]:
+    """Remove the key copies of attempts no worker runs any more (a worker killed mid-attempt never
+    reached its own clean-up); returns the job ids. A job whose lease is alive keeps its copy."""
+    removed: list[str] = []
+    for job_dir in sorted({key.parent for key in artifacts_dir.glob(f"*/{ATTEMPT_KEY_FILE}*")}):
+        if lease_alive(job_dir.name):
+            continue
+        remove_attempt_key(job_dir)
+        removed.append(job_dir.name)
+    return removed

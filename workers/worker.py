@@ -24,6 +24,7 @@ from kobot import keys
 from kobot.backoff import capped_backoff
 from kobot.settings import Settings
 from workers import environment
+from workers.cluster_import_ssh import remove_abandoned_attempt_keys
 from workers.job_store import JobStore
 from workers.operations import load_operations
 from workers.recovery import sweep
@@ -77,7 +78,13 @@ class Sweeper:
 
     def sweep_once(self) -> list[str]:
         queue = Queue(self._settings.queue_name, connection=self._redis, serializer=JSONSerializer)
-        return sweep(JobService(redis=self._redis, queue=queue))
+        service = JobService(redis=self._redis, queue=queue)
+        failed = sweep(service)
+        for job_id in remove_abandoned_attempt_keys(
+            self._settings.job_artifacts_dir(), lease_alive=service.records.lease_alive
+        ):
+            log.warning("job %s: removed the SSH key copy its dead worker left on disk", job_id)
+        return failed
 
     def start(self) -> None:
         self.sweep_once()
