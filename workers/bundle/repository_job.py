@@ -23,7 +23,9 @@ from kobot.settings import Settings
 from kobot.store import synced
 from workers.bundle.build import BUNDLE_FILE, read_built
 from workers.bundle.fetch import sha256_of
-from workers.bundle.load import PushCredential, push_htpasswd_line, push_images, repository_of
+from workers.bundle.load import PushCredential, push_htpasswd_line, repository_of
+from workers.bundle.repository_tls import RepositoryCa, ServerCertificate, repository_ca, server_certificate
+from workers.bundle.repository_tls_push import push_images_trusting
 from workers.cluster_secrets import ClusterSecrets, cluster_secrets_for
 from workers.context import StepContext
 from workers.inventory import render_inventory, write_inventory
@@ -43,11 +45,14 @@ FILES_PORT = 8080
 """Port of the repository host's file server (the role's default)."""
 
 REGISTRY_PORT = 5000
-"""Port of the repository host's registry (the role's default): read-only, anonymous pulls."""
+"""Port of the repository host's registry (the role's default): read-only, anonymous pulls, over TLS."""
 
 REGISTRY_PUSH_PORT = 5001
 """Port of the repository host's push listener (the role's default): the same storage, writes only
-with kobot's push credential (htpasswd)."""
+with kobot's push credential (htpasswd), over TLS so the credential never crosses the network in clear."""
+
+TLS_KEY_ENV = "KOBOT_REPOSITORY_TLS_KEY"
+"""Environment variable the playbook reads the server key from (a secret: never an extra var)."""
 
 PUSH_PASSWORD_SECRET = "registry-push-password"  # nosec B105  # a secret's name in the store, not its value
 PUSH_HTPASSWD_SECRET = "registry-push-htpasswd"  # nosec B105  # a secret's name in the store, not its value
@@ -90,9 +95,21 @@ def _host(ctx: StepContext) -> str:
 
 def _repository(ctx: StepContext) -> OfflineRepository:
     checksums = {item.path: item.sha256 for item in read_built(bundle_dir(ctx)).files}
-    return repository_of(
+    plain = repository_of(
         host=_host(ctx), files_port=FILES_PORT, registry_port=REGISTRY_PORT, file_sha256=checksums
     )
+    ca = tls_ca(cluster_secrets_for(ctx))
+    return OfflineRepository.model_validate({**plain.model_dump(), "ca_certificate": ca.certificate_pem})
+
+
+def tls_ca(secrets: ClusterSecrets) -> RepositoryCa:
+    """kobot's repository CA (made on the first setup, its key kept encrypted with the other secrets)."""
+    return repository_ca(secrets, scope=REPOSITORY_SCOPE)
+
+
+def tls_certificate(secrets: ClusterSecrets, *, host: str) -> ServerCertificate:
+    """The repository host's server certificate for `host`: the stored one while it fits, else reissued."""
+    return server_certificate(secrets, scope=REPOSITORY_SCOPE, ca=tls_ca(secrets), names=[host])
 
 
 def push_password(secrets: ClusterSecrets) -> str:
@@ -157,6 +174,8 @@ def serve_step(ctx: StepContext) -> None:
     # the host is checked and written as a node would be, but it belongs to no cluster group
     inventory["all"]["children"] = {"repository_host": {"hosts": {"repository": None}}}
     path = write_inventory(ctx.work_dir / INVENTORY, inventory)
+    secrets = cluster_secrets_for(ctx)
+    certificate = tls_certificate(secrets, host=host)
     ctx.run_playbook(
         "repository_host.yml",
         inventory=path,
@@ -165,15 +184,21 @@ def serve_step(ctx: StepContext) -> None:
             "repository_host_files_port": FILES_PORT,
             "repository_host_registry_port": REGISTRY_PORT,
             "repository_host_registry_push_port": REGISTRY_PUSH_PORT,
-            "repository_host_push_htpasswd": push_htpasswd(cluster_secrets_for(ctx)),
+            "repository_host_push_htpasswd": push_htpasswd(secrets),
+            "repository_host_tls_certificate": certificate.certificate_pem,
         },
+        secrets={TLS_KEY_ENV: certificate.key_pem},
     )
 
 
 def images_step(ctx: StepContext) -> None:
-    credential = PushCredential(password=push_password(cluster_secrets_for(ctx)), private_dir=ctx.work_dir)
-    pushed = push_images(
-        into=bundle_dir(ctx), registry=f"{_host(ctx)}:{REGISTRY_PUSH_PORT}", credential=credential
+    secrets = cluster_secrets_for(ctx)
+    credential = PushCredential(password=push_password(secrets), private_dir=ctx.work_dir)
+    pushed = push_images_trusting(
+        into=bundle_dir(ctx),
+        registry=f"{_host(ctx)}:{REGISTRY_PUSH_PORT}",
+        credential=credential,
+        ca_pem=tls_ca(secrets).certificate_pem,
     )
     ctx.emit(JobEventType.LOG, message=f"{len(pushed)} images in {_repository(ctx).image_registry}")
 
