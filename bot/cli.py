@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the commands below import what they run when they run: `kob
     from bot.runtime import Runtime
     from kobot.clusters import ClusterRecord
     from kobot.conversations import Conversation, Identity
+    from workers.bundle.apt_signing import RepositorySigner
 
 app = typer.Typer(
     add_completion=False,
@@ -138,6 +139,12 @@ app.add_typer(bundle_app, name="bundle")
 
 
 _UPSTREAM_OPTION = typer.Option(None, help="PREFIX=REPLACEMENT for URLs and images (a site's mirror).")
+_KEYRING_OPTION = typer.Option(
+    None,
+    help="URI_PREFIX=FILE: the keyring verifying an apt source's signed index (pkgs.k8s.io's Release.key, "
+    "its fingerprint checked); Debian's and Ubuntu's archives default to their keyring packages.",
+)
+
 
 
 def _comma_list(value: str) -> list[str]:
@@ -153,6 +160,7 @@ def bundle_plan(
     addons: str = typer.Option("", help="Catalog addons, comma-separated: monitoring, logging, ..."),
     chart_repository: str | None = typer.Option(None, help="A site's chart repository instead of upstream."),
     upstream: list[str] | None = _UPSTREAM_OPTION,
+    keyring: list[str] | None = _KEYRING_OPTION,
     output: str | None = typer.Option(None, help="Write the manifest (JSON) here; the summary is printed."),
     json_output: bool = typer.Option(False, "--json", help="Print the manifest as JSON instead."),
 ) -> None:
@@ -170,6 +178,7 @@ def bundle_plan(
         )
         raise typer.Exit(code=2)
     rewrites = dict(item.split("=", 1) for item in upstream or [])
+    keyrings = _keyrings(keyring or [])
     try:
         manifest = plan_bundle(
             version=version,
@@ -179,6 +188,7 @@ def bundle_plan(
             addons=_comma_list(addons),
             chart_repository=chart_repository,
             upstream=rewrites,
+            keyrings=keyrings,
         )
     except BundlePlanError as exc:
         typer.echo(f"kobot: {exc}", err=True)
@@ -186,6 +196,39 @@ def bundle_plan(
     if output:
         Path(output).write_text(manifest.model_dump_json(indent=2) + "\n")
     typer.echo(manifest.model_dump_json(indent=2) if json_output else "\n".join(manifest.summary_lines()))
+
+
+def _keyrings(items: list[str]) -> dict[str, str]:
+    keyrings: dict[str, str] = {}
+    for item in items:
+        prefix, _, file = item.partition("=")
+        if not prefix or not file:
+            typer.echo(
+                f"kobot: --keyring {item!r} is not URI_PREFIX=FILE "
+                "(like https://pkgs.k8s.io=/etc/kobot/kubernetes-release.gpg)",
+                err=True,
+            )
+            raise typer.Exit(code=2)
+        if not Path(file).is_file():
+            typer.echo(f"kobot: --keyring {prefix}: {file} is not a file", err=True)
+            raise typer.Exit(code=2)
+        keyrings[prefix] = str(Path(file).resolve())
+    return keyrings
+
+
+def _repository_signer() -> RepositorySigner:
+    """kobot's repository signing key from the store (generated there on first use)."""
+    from kobot.store import open_store, secret_key
+    from workers.bundle.apt_signing import RepositorySigner, repository_signing_key
+    from workers.cluster_secrets import ClusterSecrets
+
+    settings = _settings()
+    store = open_store(settings)
+    try:
+        secrets = ClusterSecrets(redis=store.client(), secret=secret_key(settings))
+        return RepositorySigner(secret_key=repository_signing_key(secrets))
+    finally:
+        store.close()
 
 
 @bundle_app.command("build")
@@ -199,7 +242,7 @@ def bundle_build(
 
     from pydantic import ValidationError
 
-    from workers.bundle.build import build_bundle
+    from workers.bundle.build import apt_families, build_bundle
     from workers.bundle.manifest import BundleManifest
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -209,12 +252,14 @@ def bundle_build(
         typer.echo(f"kobot: {manifest} is not a bundle manifest: {str(exc).splitlines()[0]}", err=True)
         raise typer.Exit(code=2) from None
     try:
-        built = build_bundle(planned, into=Path(into), tarball=tarball, progress=typer.echo)
+        signer = _repository_signer() if apt_families(planned) else None
+        built = build_bundle(planned, into=Path(into), tarball=tarball, progress=typer.echo, signer=signer)
     except KobotError as exc:
         typer.echo(f"kobot: {exc.user_message}", err=True)
         raise typer.Exit(code=1) from None
     typer.echo(
-        f"bundle in {into}: {len(built.files)} files, {len(built.images)} images, {len(built.charts)} charts"
+        f"bundle in {into}: {len(built.files)} files, {len(built.images)} images, {len(built.charts)} charts, "
+        f"{len(built.packages)} OS packages"
     )
 
 

