@@ -146,7 +146,6 @@ _KEYRING_OPTION = typer.Option(
 )
 
 
-
 def _comma_list(value: str) -> list[str]:
     return [part for part in (p.strip() for p in value.split(",")) if part]
 
