@@ -143,6 +143,14 @@ KUBECTL_LOG_TAIL_DEFAULT = 50
 KUBECTL_LOG_TAIL_MAX = 500
 """Most log lines one `kubectl logs` may ask for; more belongs in a log system, not a chat."""
 
+KUBECTL_LOG_MAX_BYTES = 512 * 1024
+"""Most bytes of log one `kubectl logs` asks the API server for (`limitBytes`): 500 lines of a pod that
+writes megabyte lines must not be read whole to show a chat reply."""
+
+KUBE_READ_MAX_BYTES = 32 * 1024 * 1024
+"""Largest answer kobot reads from a cluster's API server for one request; a bigger one is refused
+instead of being held in memory (a 5,000-pod list page is a few MB)."""
+
 KUBECTL_LIST_LIMIT = 5000
 """Objects one `kubectl get` reads at most (a `limit` on the list call), so a huge cluster cannot stall a
 read; the reply says when the list was cut."""

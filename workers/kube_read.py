@@ -138,7 +138,7 @@ class _Api:
                 header_params=headers,
                 _request_timeout=(min(defaults.KUBECTL_CONNECT_TIMEOUT_SECONDS, left), left),
             )
-            data: bytes = response.read()  # type: ignore[no-untyped-call]
+            data = _read_bounded(response.response, cluster=self.cluster, path=path)
         except (HTTPError, ApiException) as exc:
             # the client turns a TLS failure into ApiException(status=0); a refused certificate is
             # named, since "unreachable" would send the reader looking at the network
@@ -157,6 +157,30 @@ class _Api:
         if not 200 <= response.status <= 299:
             raise _refused(self.cluster, response.status, data)
         return data
+
+
+def _read_bounded(raw: Any, *, cluster: str, path: str) -> bytes:
+    """The body of an answer read without preloading (urllib3), refused past KUBE_READ_MAX_BYTES."""
+    limit = defaults.KUBE_READ_MAX_BYTES
+    try:
+        data: bytes = raw.read(limit + 1)
+    except BaseException:
+        raw.close()
+        raise
+    if len(data) <= limit:
+        raw.release_conn()
+    else:
+        raw.close()  # the rest is never read: the connection cannot go back to the pool
+        raise KubeReadError(
+            f"the API server of {cluster} answered {path} with more than {_size(limit)}; "
+            "narrow the read (a namespace, a label selector)"
+        )
+    return data
+
+
+def _size(count: int) -> str:
+    mib = 1024 * 1024
+    return f"{count // mib} MB" if count >= mib else f"{count} bytes"
 
 
 def read_cluster(
@@ -238,7 +262,10 @@ def _logs(api: _Api, request: KubeReadRequest) -> KubeReadResult:
         raise KubeReadError("logs of which pod? `kubectl logs POD` or `kubectl logs deploy/NAME`")
     namespace = request.namespace or "default"
     pod = _pod_for(api, namespace, request.resource, request.name)
-    query: dict[str, str | int] = {"tailLines": min(request.tail, defaults.KUBECTL_LOG_TAIL_MAX)}
+    query: dict[str, str | int] = {
+        "tailLines": min(request.tail, defaults.KUBECTL_LOG_TAIL_MAX),
+        "limitBytes": defaults.KUBECTL_LOG_MAX_BYTES,
+    }
     if request.container:
         query["container"] = request.container
     if request.previous:

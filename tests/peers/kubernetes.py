@@ -651,7 +651,11 @@ class KubernetesApiPeer(LoopbackPeer):
         tail = int((query.get("tailLines") or ["0"])[0])
         if tail > 0:
             lines = lines[-tail:]
-        return 200, "".join(f"{line}\n" for line in lines)
+        text = "".join(f"{line}\n" for line in lines)
+        limit = int((query.get("limitBytes") or ["0"])[0])
+        if limit > 0:  # the API server stops at limitBytes, even inside a line or a character
+            text = text.encode()[:limit].decode(errors="ignore")
+        return 200, text
 
     def _metrics(self, rest: list[str]) -> tuple[int, dict[str, Any]]:
         if not self.metrics_available:

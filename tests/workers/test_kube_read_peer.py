@@ -197,3 +197,24 @@ def test_a_name_that_is_no_kubernetes_name_never_becomes_a_path(name: str) -> No
         KubeReadRequest(verb=ReadVerb.GET, resource="pods", name=name)
     with pytest.raises(KubeReadError, match="is no Kubernetes name"):
         KubeReadRequest(verb=ReadVerb.GET, resource="pods", namespace=name)
+
+
+def test_logs_ask_for_at_most_the_byte_limit_peer(kubeconfig: bytes, peer: KubernetesApiPeer) -> None:
+    # 20 lines of 100 KB each: the tail alone would be 2 MB; the API server stops at limitBytes
+    peer.add_pod("shop", "chatty-1", node="prod-worker-1", logs={"main": ["x" * 100_000] * 20})
+    _, lines, _ = read(kubeconfig, verb=ReadVerb.LOGS, name="chatty-1", namespace="shop", tail=20)
+    [call] = peer.calls("GET", "/log")
+    assert call.query["limitBytes"] == [str(defaults.KUBECTL_LOG_MAX_BYTES)]
+    assert len(lines) == 6 and sum(len(line) for line in lines) <= defaults.KUBECTL_LOG_MAX_BYTES
+
+
+def test_an_answer_past_the_read_limit_is_refused_not_held_peer(
+    kubeconfig: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the real limit is 32 MB; a small one shows the same refusal with the peer's ordinary pod list
+    monkeypatch.setattr(defaults, "KUBE_READ_MAX_BYTES", 200)
+    with pytest.raises(KubeReadError, match="answered /api/v1/namespaces/shop/pods with more than"):
+        read(kubeconfig, verb=ReadVerb.GET, resource="pods", namespace="shop")
+    monkeypatch.setattr(defaults, "KUBE_READ_MAX_BYTES", 32 * 1024 * 1024)
+    title, _, _ = read(kubeconfig, verb=ReadVerb.GET, resource="pods", namespace="shop")
+    assert title.endswith("pods in shop"), "the client still works after a refused answer"
