@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the commands below import what they run when they run: `kob
     from bot.runtime import Runtime
     from kobot.clusters import ClusterRecord
     from kobot.conversations import Conversation, Identity
+    from kobot.store import Store
     from workers.bundle.apt_signing import RepositorySigner
 
 app = typer.Typer(
@@ -105,14 +106,25 @@ async def _chat(settings: Settings) -> None:
 @app.command()
 def serve() -> None:
     """HTTP app and every configured chat adapter (with an in-process worker unless disabled)."""
-    import uvicorn
+    from concurrent.futures import ThreadPoolExecutor
 
-    from bot.app import create_app
+    from kobot.store import open_store
 
     settings = _settings()
+    # The embedded Valkey boots (a process of its own, ~0.1 s) while this one imports the app.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kobot-store-open") as opening:
+        store_opened = opening.submit(open_store, settings)
+        import uvicorn
+
+        from bot.app import create_app
+        from bot.runtime import build_runtime
+    store: Store | None = None
     try:
-        application = create_app(settings)
+        store = store_opened.result()
+        application = create_app(settings, runtime=build_runtime(settings, store=store))
     except KobotError as exc:
+        if store is not None:
+            store.close()
         typer.echo(f"kobot: {exc.user_message}", err=True)
         raise typer.Exit(code=1) from None
     uvicorn.run(
@@ -369,10 +381,18 @@ def _as_admin(act: Callable[[Runtime, Identity, Conversation], ClusterRecord]) -
         raise typer.Exit(code=2) from None
 
 
+def _without_httpx_cli() -> None:
+    """httpx loads its own command-line client (rich, pygments: about 0.1 s of every start) whenever its
+    dependencies are installed, which they are for `kobot chat`; kobot never runs that client. A None entry
+    is how Python marks a module absent: httpx then defines its stub `main` instead."""
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
 def main() -> None:
     # Job dirs, runner artifacts, Terraform workspaces and backups are written long after start, by
     # kobot and by the processes it starts; a private umask keeps them all owner-only (0600/0700).
     os.umask(defaults.PROCESS_UMASK)
+    _without_httpx_cli()
     app()
 
 
