@@ -1,11 +1,14 @@
 """Runs ON a test host (its own python3, stdin of ssh): pull an image as containerd would through the
-mirror config the containerd role wrote (`certs.d/<registry>/hosts.toml`), checking every digest, or
-fetch a file from the repository by its sha256. Prints one JSON object."""
+mirror config the containerd role wrote (`certs.d/<registry>/hosts.toml`), verifying the registry's
+certificate with the CA file its `ca =` names and checking every digest, or fetch a file from the
+repository by its sha256. `pull-ignoring-ca` pulls the same way but trusts only the host's system CAs,
+as a client kobot did not configure would. Prints one JSON object."""
 
 import gzip
 import hashlib
 import io
 import json
+import ssl
 import sys
 import tarfile
 import tomllib
@@ -20,34 +23,37 @@ ACCEPT = ",".join(
 )
 
 
-def _get(url: str, accept: str | None = None) -> bytes:
+def _get(url: str, accept: str | None = None, context: ssl.SSLContext | None = None) -> bytes:
     request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
-    with urllib.request.urlopen(request, timeout=10) as answer:
+    with urllib.request.urlopen(request, timeout=10, context=context) as answer:
         body: bytes = answer.read()
         return body
 
 
-def pull(image: str) -> dict[str, Any]:
+def pull(image: str, *, use_ca: bool = True) -> dict[str, Any]:
     registry, rest = image.split("/", 1)
     repository, tag = rest.rsplit(":", 1)
     with open(f"/etc/containerd/certs.d/{registry}/hosts.toml", "rb") as config:
         hosts = tomllib.load(config)["host"]
-    endpoint = next(url for url, host in hosts.items() if "pull" in host["capabilities"])
+    endpoint, host = next((url, host) for url, host in hosts.items() if "pull" in host["capabilities"])
+    # containerd verifies an https endpoint with the CA file `ca` names; here with that CA alone
+    ca = host.get("ca")
+    context = ssl.create_default_context(cafile=ca if use_ca else None)
     base = f"{endpoint.rstrip('/')}/v2/{repository}"
-    body = _get(f"{base}/manifests/{tag}?ns={registry}", ACCEPT)
+    body = _get(f"{base}/manifests/{tag}?ns={registry}", ACCEPT, context)
     manifest = json.loads(body)
     for blob in [manifest["config"], *manifest["layers"]]:
-        data = _get(f"{base}/blobs/{blob['digest']}?ns={registry}")
+        data = _get(f"{base}/blobs/{blob['digest']}?ns={registry}", context=context)
         if "sha256:" + hashlib.sha256(data).hexdigest() != blob["digest"]:
             raise SystemExit(f"blob {blob['digest']} does not match its digest")
-    layer = _get(f"{base}/blobs/{manifest['layers'][0]['digest']}?ns={registry}")
+    layer = _get(f"{base}/blobs/{manifest['layers'][0]['digest']}?ns={registry}", context=context)
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(layer))) as tar:
         member = tar.extractfile("etc/kobot-test-image")
         if member is None:
             raise SystemExit("the image's layer holds no etc/kobot-test-image")
         content = member.read().decode()
     digest = "sha256:" + hashlib.sha256(body).hexdigest()
-    return {"endpoint": endpoint, "digest": digest, "content": content}
+    return {"endpoint": endpoint, "ca": ca, "digest": digest, "content": content}
 
 
 def fetch(url: str, sha256: str) -> dict[str, Any]:
@@ -57,5 +63,8 @@ def fetch(url: str, sha256: str) -> dict[str, Any]:
 
 if __name__ == "__main__":
     what = sys.argv[1]
-    answer = pull(sys.argv[2]) if what == "pull" else fetch(sys.argv[2], sys.argv[3])
+    if what in ("pull", "pull-ignoring-ca"):
+        answer = pull(sys.argv[2], use_ca=what == "pull")
+    else:
+        answer = fetch(sys.argv[2], sys.argv[3])
     print(json.dumps(answer))

