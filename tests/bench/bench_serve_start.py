@@ -1,0 +1,98 @@
+"""`kobot serve` start: time and CPU until /healthz answers, and resident memory, beside a floor.
+
+Target (issue: under load and faults): ready < 1 s. The floor is this interpreter importing FastAPI and
+uvicorn and serving one route, started the same way in the same run. Each figure is the median of
+SERVE_START_RUNS starts, after one untimed start of each (it writes bytecode caches a changed tree lacks,
+and warms the page cache). Wall time to ready swings with the machine's load; the CPU the process spent
+until ready does much less, so both are reported.
+
+`python -m tests.bench serve_start` runs this alone.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from tests.bench.figures import cpu_seconds, resident_mb
+
+REPO = Path(__file__).resolve().parents[2]
+SERVE_START_RUNS = 5
+"""Starts of each program per figure (the median is reported)."""
+READY_WAIT_SECONDS = 60.0
+"""Longest one start may take on a busy machine before it counts as not ready."""
+SETTLE_SECONDS = 0.5
+"""Pause after ready before resident memory is read (the lifespan's first rounds have run)."""
+
+FLOOR_SERVER = (
+    "import sys, fastapi, uvicorn\n"
+    "app = fastapi.FastAPI()\n"
+    "app.get('/healthz')(lambda: {'status': 'ok'})\n"
+    "uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[1]), log_level='warning')\n"
+)
+"""The floor of `kobot serve`'s start: this interpreter importing FastAPI and uvicorn, serving one route."""
+
+
+def run() -> dict[str, float]:
+    kobot = _median_start(lambda port: [sys.executable, "-m", "bot.cli", "serve"])
+    floor = _median_start(lambda port: [sys.executable, "-c", FLOOR_SERVER, str(port)])
+    return {
+        "kobot serve time to ready s": kobot[0],
+        "kobot serve time to ready s__floor": floor[0],
+        "kobot serve CPU to ready s": kobot[1],
+        "kobot serve CPU to ready s__floor": floor[1],
+        "kobot serve resident memory MB": kobot[2],
+        "kobot serve resident memory MB__floor": floor[2],
+    }
+
+
+def _median_start(command: Callable[[int], list[str]]) -> tuple[float, float, float]:
+    _start(command)
+    starts = [_start(command) for _ in range(SERVE_START_RUNS)]
+    return (
+        statistics.median(s[0] for s in starts),
+        statistics.median(s[1] for s in starts),
+        statistics.median(s[2] for s in starts),
+    )
+
+
+def _start(command: Callable[[int], list[str]]) -> tuple[float, float, float]:
+    """Seconds from spawn to /healthz answering 200, the CPU seconds the process had used by then, and its
+    resident MB a moment later (NaN each when it never became ready)."""
+    with tempfile.TemporaryDirectory(prefix="ks-", dir="/tmp") as tmp, socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KOBOT_")}
+        env.update({"KOBOT_DATA_DIR": f"{tmp}/d", "KOBOT_HTTP_PORT": str(port), "KOBOT_LOG_LEVEL": "WARNING"})
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            command(port), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        nan = float("nan")
+        ready, cpu, rss_mb = nan, nan, nan
+        try:
+            while time.perf_counter() - started < READY_WAIT_SECONDS and process.poll() is None:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
+                        ready = time.perf_counter() - started
+                        cpu = cpu_seconds(process.pid)
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.01)
+            if ready == ready:
+                time.sleep(SETTLE_SECONDS)
+                rss_mb = resident_mb(process.pid)
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+    return ready, cpu, rss_mb
