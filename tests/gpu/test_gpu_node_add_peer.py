@@ -4,7 +4,6 @@ which the nvidia_driver and containerd roles key on."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,8 @@ from kobot.clusters import ClusterStore
 from kobot.job_records import JobKind, JobState
 from kobot.store import secret_key
 from tests.peers.kubernetes import KubernetesApiPeer
-from tests.workers.jobkit import job_service, job_settings, run_queue
+from tests.workers.jobkit import job_service, run_queue
+from tests.workers.recorders import played, recording_settings, write_recorders
 from tests.workers.test_ansible_contract_peer import _cluster
 from tests.workers.test_day2_jobs_peer import peer, submit
 
@@ -29,7 +29,7 @@ RECORDER = """---
   tasks:
     - name: Write them down
       ansible.builtin.copy:
-        dest: "{{ record_dir }}/node_add.json"
+        dest: "{{ record_dir }}/{name}.json"
         content: "{{ gpu_hosts | to_json }}"
         mode: "0600"
       vars:
@@ -41,25 +41,13 @@ RECORDER = """---
 
 @pytest.fixture
 def recorder(tmp_path: Path) -> Path:
-    folder = tmp_path / "playbooks"
-    folder.mkdir()
-    (folder / "node_add.yml").write_text(RECORDER, encoding="utf-8")
-    return folder
+    return write_recorders(tmp_path / "playbooks", ["node_add.yml"], template=RECORDER)
 
 
 def test_add_node_gpu_reaches_the_record_and_the_inventory_fixture_playbooks_peer(
     redis_url: str, redis: Redis, data_dir: Path, recorder: Path, peer: KubernetesApiPeer
 ) -> None:
-    record_dir = data_dir / "played"
-    record_dir.mkdir()
-    settings = job_settings(
-        redis_url,
-        data_dir,
-        playbooks_dir=recorder,
-        plugins=[],
-        allow_local_hosts=True,
-        ansible_extra_vars={"record_dir": str(record_dir)},
-    )
+    settings, record_dir = recording_settings(redis_url, data_dir, playbooks_dir=recorder)
     service = job_service(settings, redis)
     _cluster(redis, secret_key(settings), peer, data_dir)
     peer.add_node("demo-worker-2", role="worker")
@@ -69,7 +57,7 @@ def test_add_node_gpu_reaches_the_record_and_the_inventory_fixture_playbooks_pee
 
     done = service.records.require(job_id)
     assert done.state is JobState.SUCCEEDED, done.error
-    assert json.loads((record_dir / "node_add.json").read_text(encoding="utf-8")) == ["demo-worker-2"]
+    assert played(record_dir, "node_add.yml") == ["demo-worker-2"]
     record = ClusterStore(redis).require("demo")
     assert [n.name for n in record.nodes if n.gpu] == ["demo-worker-2"]
     assert record.spec.gpu_workers == 1 and record.spec.workers == 2

@@ -9,10 +9,8 @@ loopback package mirror as in production.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from redis import Redis
@@ -23,7 +21,9 @@ from kobot.job_records import JobKind, JobState
 from kobot.store import secret_key
 from tests.peers.kubernetes import KubernetesApiPeer
 from tests.peers.package_mirror import PackageMirrorPeer
-from tests.workers.jobkit import job_service, job_settings, run_queue
+from tests.workers.jobkit import job_service, run_queue
+from tests.workers.recorders import played as recorded
+from tests.workers.recorders import recording_settings, write_recorders
 from tests.workers.test_day2_jobs_peer import cluster, live_etcd, peer, submit
 from tests.workers.test_etcd_real import EtcdProcess
 from workers import etcd, playbook_names
@@ -32,37 +32,10 @@ from workers.cluster_secrets import KEEPALIVED_SECRET, ClusterSecrets
 
 __all__ = ["live_etcd", "peer"]  # fixtures shared with the Day 2 job tests
 
-RECORDER = """---
-- name: Record what kobot handed {name}
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  tags: [always]
-  tasks:
-    - name: Write this run down
-      ansible.builtin.copy:
-        dest: "{{{{ record_dir }}}}/{name}.json"
-        content: "{{{{ record | to_json }}}}"
-        mode: "0600"
-      vars:
-        first_master: "{{{{ hostvars[groups['kube_control_plane'][0]] }}}}"
-        record:
-          offline_registry: "{{{{ first_master.offline_registry | default(none) }}}}"
-          offline_repo_url: "{{{{ first_master.offline_repo_url | default(none) }}}}"
-          offline_files_url: "{{{{ first_master.offline_files_url | default(none) }}}}"
-          vip: "{{{{ first_master.apiserver_loadbalancer_vip | default(none) }}}}"
-          masters: "{{{{ groups['kube_control_plane'] }}}}"
-          vrrp_password_length: "{{{{ lookup('ansible.builtin.env', 'KOBOT_KEEPALIVED_AUTH') | length }}}}"
-"""
-
 OFFLINE_REGISTRY = "registry.demo.test:5000"
 CREATE_PLAYBOOKS = (playbook_names.PREFLIGHT, *(playbook for _, _, playbook in INSTALL_STAGES))
 HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.11"]
 VIP = "192.0.2.10"  # never dialled: the recorders connect nowhere
-
-
-def _stem(playbook: str) -> str:
-    return playbook.removesuffix(".yml")
 
 
 @pytest.fixture
@@ -71,31 +44,11 @@ def mirror() -> Iterator[PackageMirrorPeer]:
         yield server
 
 
-def _recorders(tmp_path: Path, playbooks: tuple[str, ...]) -> Path:
-    folder = tmp_path / "playbooks"
-    folder.mkdir()
-    for playbook in playbooks:
-        (folder / playbook).write_text(RECORDER.format(name=_stem(playbook)), encoding="utf-8")
-    return folder
-
-
-def _played(record_dir: Path, playbook: str) -> dict[str, Any]:
-    played: dict[str, Any] = json.loads((record_dir / f"{_stem(playbook)}.json").read_text(encoding="utf-8"))
-    return played
-
-
 def test_create_gives_each_stage_offline_settings_and_vip_and_keepalived_alone_the_password_fixture_playbooks(
     redis_url: str, redis: Redis, data_dir: Path, tmp_path: Path, mirror: PackageMirrorPeer
 ) -> None:
-    record_dir = data_dir / "played"
-    record_dir.mkdir()
-    settings = job_settings(
-        redis_url,
-        data_dir,
-        playbooks_dir=_recorders(tmp_path, CREATE_PLAYBOOKS),
-        plugins=[],
-        allow_local_hosts=True,
-        ansible_extra_vars={"record_dir": str(record_dir)},
+    settings, record_dir = recording_settings(
+        redis_url, data_dir, playbooks_dir=write_recorders(tmp_path / "playbooks", CREATE_PLAYBOOKS)
     )
     service = job_service(settings, redis)
     offline = {
@@ -116,7 +69,7 @@ def test_create_gives_each_stage_offline_settings_and_vip_and_keepalived_alone_t
     )
     assert stored is not None and len(stored.decode()) >= 8
     for playbook in CREATE_PLAYBOOKS:
-        played = _played(record_dir, playbook)
+        played = recorded(record_dir, playbook)
         assert played["offline_registry"] == OFFLINE_REGISTRY, playbook
         assert played["offline_repo_url"] == mirror.base_url, playbook
         assert played["offline_files_url"] == mirror.base_url + "/files", playbook
@@ -135,15 +88,12 @@ def test_upgrade_hands_its_play_the_offline_settings_and_vip_fixture_playbooks_p
     mirror: PackageMirrorPeer,
     live_etcd: EtcdProcess,
 ) -> None:
-    record_dir = data_dir / "played"
-    record_dir.mkdir()
-    settings = job_settings(
+    settings, record_dir = recording_settings(
         redis_url,
         data_dir,
-        playbooks_dir=_recorders(tmp_path, (playbook_names.CLUSTER_UPGRADE, playbook_names.ETCD_BACKUP)),
-        plugins=[],
-        allow_local_hosts=True,
-        ansible_extra_vars={"record_dir": str(record_dir)},
+        playbooks_dir=write_recorders(
+            tmp_path / "playbooks", (playbook_names.CLUSTER_UPGRADE, playbook_names.ETCD_BACKUP)
+        ),
     )
     service = job_service(settings, redis)
     cluster(
@@ -169,7 +119,7 @@ def test_upgrade_hands_its_play_the_offline_settings_and_vip_fixture_playbooks_p
 
     done = service.records.require(job_id)
     assert done.state is JobState.SUCCEEDED, done.error
-    played = _played(record_dir, playbook_names.CLUSTER_UPGRADE)
+    played = recorded(record_dir, playbook_names.CLUSTER_UPGRADE)
     assert played["offline_registry"] == OFFLINE_REGISTRY
     assert played["offline_repo_url"] == mirror.base_url
     assert played["offline_files_url"] == mirror.base_url + "/files"

@@ -8,9 +8,7 @@ value). The roles' own use of these variables is checked in tests/playbooks.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from redis import Redis
@@ -19,33 +17,13 @@ from kobot.clusters import ClusterRecord, ClusterState, ClusterStore, NodeRecord
 from kobot.job_records import JobKind, JobState
 from kobot.store import secret_key
 from tests.peers.kubernetes import KubernetesApiPeer
-from tests.workers.jobkit import job_service, job_settings, run_queue
+from tests.workers.jobkit import job_service, run_queue
+from tests.workers.recorders import played as recorded
+from tests.workers.recorders import recording_settings, write_recorders
 from tests.workers.test_day2_jobs_peer import peer, submit
 from workers.cluster_secrets import KEEPALIVED_SECRET, KUBECONFIG_SECRET, ClusterSecrets
 
 __all__ = ["peer"]  # the Kubernetes API peer fixture, shared with the Day 2 job tests
-
-RECORDER = """---
-- name: Record what kobot handed {name}
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  tags: [always]
-  tasks:
-    - name: Append this run
-      ansible.builtin.copy:
-        dest: "{{{{ record_dir }}}}/{name}.json"
-        content: "{{{{ record | to_json }}}}"
-        mode: "0600"
-      vars:
-        first_master: "{{{{ hostvars[groups['kube_control_plane'][0]] }}}}"
-        record:
-          offline_registry: "{{{{ first_master.offline_registry | default(none) }}}}"
-          offline_repo_url: "{{{{ first_master.offline_repo_url | default(none) }}}}"
-          offline_files_url: "{{{{ first_master.offline_files_url | default(none) }}}}"
-          vip: "{{{{ first_master.apiserver_loadbalancer_vip | default(none) }}}}"
-          vrrp_password_length: "{{{{ lookup('ansible.builtin.env', 'KOBOT_KEEPALIVED_AUTH') | length }}}}"
-"""
 
 OFFLINE = {
     "package_repo_url": "http://192.0.2.5/repo",
@@ -62,10 +40,7 @@ NODES = [
 
 @pytest.fixture
 def recorder(tmp_path: Path) -> Path:
-    folder = tmp_path / "playbooks"
-    folder.mkdir()
-    (folder / "node_add.yml").write_text(RECORDER.format(name="node_add"), encoding="utf-8")
-    return folder
+    return write_recorders(tmp_path / "playbooks", ["node_add.yml"])
 
 
 def _cluster(redis: Redis, secret: bytes, peer: KubernetesApiPeer, data_dir: Path) -> ClusterRecord:
@@ -95,16 +70,7 @@ def _cluster(redis: Redis, secret: bytes, peer: KubernetesApiPeer, data_dir: Pat
 def test_node_add_hands_the_offline_settings_vip_and_vrrp_password_to_ansible_fixture_playbooks_peer(
     redis_url: str, redis: Redis, data_dir: Path, recorder: Path, peer: KubernetesApiPeer
 ) -> None:
-    record_dir = data_dir / "played"
-    record_dir.mkdir()
-    settings = job_settings(
-        redis_url,
-        data_dir,
-        playbooks_dir=recorder,
-        plugins=[],
-        allow_local_hosts=True,
-        ansible_extra_vars={"record_dir": str(record_dir)},
-    )
+    settings, record_dir = recording_settings(redis_url, data_dir, playbooks_dir=recorder)
     service = job_service(settings, redis)
     _cluster(redis, secret_key(settings), peer, data_dir)
     peer.add_node("demo-worker-2", role="worker")
@@ -114,7 +80,7 @@ def test_node_add_hands_the_offline_settings_vip_and_vrrp_password_to_ansible_fi
 
     done = service.records.require(job_id)
     assert done.state is JobState.SUCCEEDED, done.error
-    played: dict[str, Any] = json.loads((record_dir / "node_add.json").read_text(encoding="utf-8"))
+    played = recorded(record_dir, "node_add.yml")
     assert played["offline_registry"] == "192.0.2.5:5000"
     assert played["offline_repo_url"] == "http://192.0.2.5/repo"
     assert played["offline_files_url"] == "http://192.0.2.5/files"
@@ -129,16 +95,7 @@ def test_node_add_hands_the_offline_settings_vip_and_vrrp_password_to_ansible_fi
 def test_add_master_to_a_cluster_without_a_vip_is_refused_before_any_playbook_fixture_playbooks_peer(
     redis_url: str, redis: Redis, data_dir: Path, recorder: Path, peer: KubernetesApiPeer
 ) -> None:
-    record_dir = data_dir / "played"
-    record_dir.mkdir()
-    settings = job_settings(
-        redis_url,
-        data_dir,
-        playbooks_dir=recorder,
-        plugins=[],
-        allow_local_hosts=True,
-        ansible_extra_vars={"record_dir": str(record_dir)},
-    )
+    settings, record_dir = recording_settings(redis_url, data_dir, playbooks_dir=recorder)
     service = job_service(settings, redis)
     ClusterStore(redis).save(
         ClusterRecord(
