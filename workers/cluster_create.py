@@ -15,6 +15,7 @@ from kobot.clusters import ClusterRecord, ClusterState, ClusterStore, HistoryEnt
 from kobot.errors import StepFailedError
 from kobot.job_records import JobEventType, JobKind, JobSpec
 from workers import playbook_names
+from workers.cluster_dry_run import dry_run_operation, is_dry_run
 from workers.cluster_inputs import (
     inventory_path,
     play_vars,
@@ -171,6 +172,8 @@ def _create_failed(ctx: StepContext) -> None:
 
 @operation(JobKind.CLUSTER_CREATE.value)
 def cluster_create(spec: JobSpec) -> Operation:
+    if is_dry_run(spec):
+        return dry_run_operation(spec, stages=INSTALL_STAGES)
     steps = [Step("plan", "Plan nodes", plan_nodes)]
     if spec.params.get("provider", "manual") != "manual":
         steps.append(Step("provision", "Create hosts (Terraform)", provision_hosts))
