@@ -30,7 +30,13 @@ def job_title(record: JobRecord) -> str:
     """`Job 42 · create cluster prod`: the kind read as the command people type ("cluster.create")."""
     noun, _, verb = record.spec.kind.partition(".")
     phrase = f"{verb} {noun}" if noun in ("cluster", "workers", "node", "etcd") else f"{noun} {verb}".strip()
-    return f"Job {record.job_id} · {phrase.replace('_', ' ')} {record.spec.cluster}"
+    rehearsal = "dry run: " if _dry_run(record) else ""
+    return f"Job {record.job_id} · {rehearsal}{phrase.replace('_', ' ')} {record.spec.cluster}"
+
+
+def _dry_run(record: JobRecord) -> bool:
+    """A job queued with `dry_run` changes nothing: its title says so, its counts are what would change."""
+    return record.spec.params.get("dry_run") is True
 
 
 def render_job(
@@ -97,7 +103,7 @@ def _render(record: JobRecord, *, now: datetime) -> OutgoingMessage:
 
 def _render_final(record: JobRecord, *, title: str, elapsed: float) -> OutgoingMessage:
     counts = (
-        Field(label="Changed", value=str(record.changed_total())),
+        Field(label="Would change" if _dry_run(record) else "Changed", value=str(record.changed_total())),
         Field(label="Failed", value=str(record.failed_total())),
     )
     duration = format_elapsed(elapsed)

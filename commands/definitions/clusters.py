@@ -164,7 +164,12 @@ class ClusterLayout(Args):
         return self
 
 
-def _create_risk(args: ClusterLayout) -> Risk:
+def _create_risk(args: ClusterCreateArgs) -> Risk:
+    # a dry run builds and pays for nothing, so it never waits for the approval a real IaaS create needs;
+    # it still runs as a job under `cluster.create` (Ansible check mode on the hosts, Terraform plan with
+    # the provider's credentials), so it needs the same right: "change", as `plan cluster` on IaaS
+    if args.dry_run:
+        return Risk.CHANGE
     return Risk.RISKY if args.provider in IAAS_PROVIDERS else Risk.CHANGE
 
 
@@ -207,14 +212,27 @@ class ClusterPlanArgs(ClusterLayout):
         "create cluster dev masters=1 workers=2 hosts=10.0.0.1,10.0.0.2,10.0.0.3",
         "创建集群 prod 主节点=3 工作节点=5 平台=openstack",
         "创建集群 test 主节点=1 工作节点=1 主机=10.0.0.1,10.0.0.2 网络插件=flannel",
+        "create cluster dev masters=1 workers=2 hosts=10.0.0.1,10.0.0.2,10.0.0.3 dry_run=true",
+        "创建集群 dev 主节点=1 工作节点=1 主机=10.0.0.1,10.0.0.2 试运行",
     ),
     cluster="required",
     job_kind=JobKind.CLUSTER_CREATE.value,
 )
 class ClusterCreateArgs(ClusterLayout):
     """Risk: change with provider=manual; risky (needs approval) with vsphere or openstack,
-    because kobot then creates and pays for machines. provider=manual needs hosts: one per node."""
+    because kobot then creates and pays for machines. provider=manual needs hosts: one per node.
+    With dry_run the job changes nothing and records nothing: preflight runs for real, every install
+    stage in Ansible check mode, and on vsphere/openstack Terraform only plans; its final message says
+    what a real run would change. A dry run needs no approval, only the right to create."""
 
+    dry_run: Annotated[
+        bool,
+        Arg(names=("dry-run", "dryrun", "试运行", "演练", "预演")),
+        Field(
+            description="rehearse the create: preflight for real, the rest in check mode (Terraform plan "
+            "only); nothing is changed or recorded, no approval needed"
+        ),
+    ] = False
     break_glass: BreakGlass = None
 
 

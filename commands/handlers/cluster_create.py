@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from commands.context import CommandContext, CommandResult, SubmitJob, reply
 from commands.definitions.clusters import ClusterCreateArgs, ClusterLayout, ClusterPlanArgs
-from commands.handlers.submit import job_params
+from commands.handlers.submit import job_params, plan_hash
 from commands.registry import handles
 from kobot.clusters import ClusterState
 from kobot.errors import ConflictError, KobotError
@@ -20,6 +20,12 @@ from workers.bundle.repository_job import RepositoryStore
 from workers.cluster_inputs import plan_nodes_map, terraform_variables
 from workers.plan import plan_from_params
 from workers.terraform.preview import preview_hosts
+
+DRY_RUN_LINE = (
+    "dry run: preflight for real, every install stage in check mode, Terraform plan only; "
+    "nothing is changed or recorded"
+)
+"""First line of a dry run's plan: what it does instead of building."""
 
 
 def _cluster_plan(ctx: CommandContext, args: ClusterLayout) -> tuple[tuple[str, ...], str, dict[str, Any]]:
@@ -104,6 +110,18 @@ async def create_cluster(ctx: CommandContext, args: ClusterCreateArgs) -> Comman
     if existing is not None and existing.state is not ClusterState.FAILED:
         raise ConflictError(f"cluster {name} already exists ({existing.state.value})")
     lines, digest, params = _cluster_plan(ctx, args)
+    if args.dry_run:
+        # the job itself asks Terraform (plan only) and the hosts (check mode); what it would change is
+        # its final message, so nothing is previewed here. Its hash is never a real create's: whatever
+        # a policy does with a dry run's request cannot stand for the create.
+        return SubmitJob(
+            kind=JobKind.CLUSTER_CREATE.value,
+            cluster=name,
+            params=params,
+            title=f"dry run of create cluster {name}",
+            plan_lines=(DRY_RUN_LINE, *lines),
+            plan_hash=plan_hash({"dry_run": True, "plan": digest}),
+        )
     if params.get("provider", "manual") != "manual":
         # the approval request shows what Terraform will create, as `plan cluster` does (in a child
         # process, see plan_cluster); the hash binds kobot's plan, which the preview derives from
