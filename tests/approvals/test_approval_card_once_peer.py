@@ -4,21 +4,19 @@ subscribed to it (`notify guarded approvals here`); another subscribed channel g
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from pydantic import SecretStr
 
 from bot.app import create_app
-from bot.chat.slack.defaults import EVENTS_PATH
 from kobot.settings import Settings
-from tests.peers.slack import PeerMessage, SlackPeer, event_callback, mention_event, signed_headers
-from tests.support.slack import settings_for
+from tests.peers.slack import PeerMessage, SlackPeer
+from tests.support.asgi import in_process
+from tests.support.slack import post_mention, running_slack_peer, settings_for
 from tests.support.waiting import eventually
 
 POLICY = """
@@ -45,9 +43,7 @@ def signing_secret() -> str:
 
 @pytest.fixture
 def peer() -> Iterator[SlackPeer]:
-    with SlackPeer(
-        bot_token=f"xoxb-{secrets.token_hex(12)}", app_token=f"xapp-{secrets.token_hex(12)}"
-    ) as running:
+    with running_slack_peer() as running:
         yield running
 
 
@@ -66,22 +62,14 @@ async def kobot(
         progress_edit_interval=0,
         plugins=["tests.fixtures.operations"],
     )
-    app: FastAPI = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kobot.test") as client,
-    ):
+    async with in_process(create_app(settings)) as client:
         yield client
 
 
 async def mention(
     kobot: httpx.AsyncClient, secret: str, text: str, *, channel: str, user: str = "U0ALICE"
 ) -> str:
-    event = mention_event(text=f"<@U0KOBOT> {text}", user=user, channel=channel)
-    body = json.dumps(event_callback(event)).encode()
-    headers = {"Content-Type": "application/json", **signed_headers(signing_secret=secret, body=body)}
-    assert (await kobot.post(EVENTS_PATH, content=body, headers=headers)).status_code == 200
-    return str(event["ts"])
+    return await post_mention(kobot, signing_secret=secret, text=text, user=user, channel=channel)
 
 
 def approval_cards(peer: SlackPeer, channel: str) -> list[PeerMessage]:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from pydantic import SecretStr
 
 from alerts.defaults import WEBHOOK_PATH
@@ -27,6 +26,7 @@ from kobot.settings_alerts import AlertsSettings
 from tests.fuzz.mutations import NASTY_STRINGS, mutate_bytes, mutated_json_bodies
 from tests.peers.wecom import WeComPeer
 from tests.support.alertmanager import webhook_body
+from tests.support.asgi import in_process
 from tests.support.wecom import settings_for
 
 REQUESTS = 2_000
@@ -69,11 +69,8 @@ async def kobot(wecom_peer: WeComPeer, redis_url: str, data_dir: Path) -> AsyncI
         alerts=AlertsSettings(webhook_bearer_token=SecretStr(WEBHOOK_TOKEN)),
         plugins=["tests.fixtures.operations"],
     )
-    app: FastAPI = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kobot.test") as client:
-            yield client
+    async with in_process(create_app(settings), raise_app_exceptions=False) as client:
+        yield client
 
 
 def _unexpected(records: list[logging.LogRecord]) -> list[str]:

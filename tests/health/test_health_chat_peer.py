@@ -12,19 +12,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from pydantic import SecretStr
 from redis import Redis
 
 from bot.app import create_app
-from bot.chat.slack.defaults import EVENTS_PATH
 from kobot import defaults
 from kobot.clusters import ClusterRecord, ClusterState, ClusterStore
 from kobot.settings import Settings
 from kobot.store import secret_key
 from tests.health.peer import HealthPeer
-from tests.peers.slack import PeerMessage, SlackPeer, event_callback, mention_event, signed_headers
-from tests.support.slack import settings_for
+from tests.peers.slack import PeerMessage, SlackPeer
+from tests.support.asgi import in_process
+from tests.support.slack import post_mention, running_slack_peer, settings_for
 from tests.support.waiting import eventually
 from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
 from workers.health_schedule import HealthScheduleStore
@@ -51,9 +50,7 @@ def signing_secret() -> str:
 
 @pytest.fixture
 def slack() -> Iterator[SlackPeer]:
-    with SlackPeer(
-        bot_token=f"xoxb-{secrets.token_hex(12)}", app_token=f"xapp-{secrets.token_hex(12)}"
-    ) as peer:
+    with running_slack_peer() as peer:
         yield peer
 
 
@@ -85,22 +82,15 @@ async def kobot(
     ClusterSecrets(redis=redis, secret=secret_key(settings)).put(
         cluster="prod", name=KUBECONFIG_SECRET, value=kube.write_kubeconfig(data_dir / "k.conf").read_bytes()
     )
-    app: FastAPI = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kobot.test") as client,
-    ):
+    async with in_process(create_app(settings)) as client:
         yield client
 
 
 async def ask(kobot: httpx.AsyncClient, slack: SlackPeer, secret: str, text: str, user: str) -> str:
-    event = mention_event(text=f"<@U0KOBOT> {text}", user=user)
-    body = json.dumps(event_callback(event)).encode()
-    headers = {"Content-Type": "application/json", **signed_headers(signing_secret=secret, body=body)}
-    assert (await kobot.post(EVENTS_PATH, content=body, headers=headers)).status_code == 200
+    said = await post_mention(kobot, signing_secret=secret, text=text, user=user)
 
     def replies() -> list[PeerMessage]:
-        return [m for m in slack.posted() if m.thread_ts == event["ts"]]
+        return [m for m in slack.posted() if m.thread_ts == said]
 
     await eventually(replies, what="a reply")
     [reply] = replies()

@@ -1,12 +1,14 @@
-"""An ASGI app served for real: uvicorn on a loopback socket in a thread, so clients use HTTP."""
+"""An ASGI app served for real: uvicorn on a loopback socket in a thread, so clients use HTTP; or, where no
+socket is needed, called in-process with its lifespan running."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 
@@ -34,3 +36,14 @@ def serve(app: FastAPI, *, port: int = 0) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=STOP_SECONDS)
         sock.close()
+
+
+@contextlib.asynccontextmanager
+async def in_process(app: FastAPI, *, raise_app_exceptions: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    """`app` with its lifespan (start-up and shutdown) running, and a client that calls it in-process."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://kobot.test") as client,
+    ):
+        yield client

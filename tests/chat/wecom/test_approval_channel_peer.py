@@ -27,6 +27,7 @@ from tests.chat import samples
 from tests.chat.sinks import RecordingSink
 from tests.chat.wecom.test_e2e_peer import POLICY, contents, finished, job_messages, say
 from tests.peers.wecom import Sent, WeComPeer
+from tests.support.asgi import in_process
 from tests.support.waiting import eventually
 from tests.support.wecom import settings_for
 
@@ -56,11 +57,8 @@ async def kobot(
         progress_edit_interval=0,
         plugins=["tests.fixtures.operations"],
     )
-    app: FastAPI = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kobot.test") as client:
-            yield client
+    async with in_process(create_app(settings)) as client:
+        yield client
 
 
 def cards(peer: WeComPeer) -> list[Sent]:

@@ -10,12 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from pydantic import SecretStr
 
 from bot.app import create_app
 from kobot.settings import Settings
 from tests.peers.wecom import Sent, WeComPeer
+from tests.support.asgi import in_process
 from tests.support.waiting import eventually
 from tests.support.wecom import settings_for
 
@@ -48,11 +48,8 @@ async def kobot(wecom_peer: WeComPeer, redis_url: str, data_dir: Path) -> AsyncI
         plugins=["tests.fixtures.operations"],
         allow_local_hosts=True,  # the create test runs its job on this machine
     )
-    app: FastAPI = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kobot.test") as client:
-            yield client
+    async with in_process(create_app(settings)) as client:
+        yield client
 
 
 async def sent_where(peer: WeComPeer, count: int, *, seconds: float = 10.0) -> list[Sent]:
