@@ -14,21 +14,11 @@ from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime
 from kobot.cluster_spec import ClusterShape
 from kobot.clusters import ClusterRecord, ClusterState, NodeRecord, NodeState
-from kobot.conversations import Conversation, Identity, InboundMessage
+from kobot.conversations import InboundMessage
 from kobot.messages import OutgoingMessage
 from kobot.settings_addons import AddonSettings
-from tests.bot.recording_adapter import RecordingAdapter
-from tests.support.dispatching import dispatching_runtime
+from tests.support.dispatching import OPERATOR, OPERATOR_ON_PROD, ROOM, dispatching_runtime, reply_to
 
-ROOM = Conversation(platform="slack", conversation_id="C0OPS")
-OPERATOR = Identity(platform="slack", user_id="U7", display_name="Olu")
-POLICY = """
-version: 1
-bindings:
-  - role: operator
-    subjects: ["slack:U7"]
-    clusters: ["prod"]
-"""
 BIGIP_PASSWORD = "bigip-pa55-never-in-chat"
 F5 = "install f5 bigip=https://bigip1.example.test partition=k8s on prod"
 
@@ -39,7 +29,7 @@ def runtime_with(redis_url: str, data_dir: Path, tmp_path: Path, *, gpu: bool, c
         chart_repository="http://127.0.0.1:9/charts", credentials=given if credentials else {}
     )
     runtime = dispatching_runtime(
-        redis_url=redis_url, data_dir=data_dir, policy=POLICY, policy_dir=tmp_path, addons=addons
+        redis_url=redis_url, data_dir=data_dir, policy=OPERATOR_ON_PROD, policy_dir=tmp_path, addons=addons
     )
     nodes = [
         NodeRecord(name="prod-master-1", role="master", address="10.1.0.1", state=NodeState.READY),
@@ -72,12 +62,7 @@ def equipped(redis_url: str, data_dir: Path, tmp_path: Path) -> Iterator[Runtime
 
 
 async def say(runtime: Runtime, text: str) -> OutgoingMessage:
-    await Dispatcher(runtime=runtime).on_message(
-        InboundMessage(identity=OPERATOR, conversation=ROOM, text=text)
-    )
-    adapter = runtime.adapters["slack"]
-    assert isinstance(adapter, RecordingAdapter)
-    return adapter.deliveries[-1].message
+    return await reply_to(runtime, text)
 
 
 def queued(runtime: Runtime) -> int:

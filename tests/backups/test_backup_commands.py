@@ -18,28 +18,22 @@ from bot.runtime import Runtime
 from kobot import keys
 from kobot.cluster_spec import ClusterShape
 from kobot.clusters import ClusterRecord, ClusterState, NodeRecord, NodeState
-from kobot.conversations import Conversation, Identity, InboundMessage
+from kobot.conversations import Identity, InboundMessage
 from kobot.job_records import JobKind
 from kobot.messages import OutgoingMessage, Tone
 from kobot.settings_backups import BackupSettings, DirectoryTarget, SftpTarget
 from tests.bot.recording_adapter import RecordingAdapter
-from tests.support.dispatching import dispatching_runtime
+from tests.support.dispatching import OPERATOR, OPERATOR_ON_PROD, ROOM, dispatching_runtime
 from workers import etcd
 from workers.backup_schedule import ScheduleStore
 
-ROOM = Conversation(platform="slack", conversation_id="C0OPS")
-OPERATOR = Identity(platform="slack", user_id="U7", display_name="Olu")
 VIEWER = Identity(platform="slack", user_id="U9", display_name="Vic")
-
-POLICY = """
-version: 1
-bindings:
-  - role: operator
-    subjects: ["slack:U7"]
-    clusters: ["prod"]
-  - role: viewer
+POLICY = (
+    OPERATOR_ON_PROD
+    + """  - role: viewer
     subjects: ["slack:U9"]
 """
+)
 
 
 @pytest.fixture

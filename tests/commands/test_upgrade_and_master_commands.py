@@ -13,27 +13,17 @@ from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime
 from kobot.cluster_spec import ClusterShape, OfflineRepository, OsFamily
 from kobot.clusters import ClusterRecord, ClusterState, NodeRecord, NodeState
-from kobot.conversations import Conversation, Identity, InboundMessage
-from kobot.messages import MessageKind, OutgoingMessage
-from tests.bot.recording_adapter import RecordingAdapter
+from kobot.conversations import InboundMessage
+from kobot.messages import MessageKind
 from tests.peers.package_mirror import PackageMirrorPeer
-from tests.support.dispatching import dispatching_runtime
-
-ROOM = Conversation(platform="slack", conversation_id="C0OPS")
-OPERATOR = Identity(platform="slack", user_id="U7", display_name="Olu")
-
-POLICY = """
-version: 1
-bindings:
-  - role: operator
-    subjects: ["slack:U7"]
-    clusters: ["prod"]
-"""
+from tests.support.dispatching import OPERATOR, OPERATOR_ON_PROD, ROOM, dispatching_runtime, reply_to
 
 
 @pytest.fixture
 def runtime(redis_url: str, data_dir: Path, tmp_path: Path) -> Iterator[Runtime]:
-    rt = dispatching_runtime(redis_url=redis_url, data_dir=data_dir, policy=POLICY, policy_dir=tmp_path)
+    rt = dispatching_runtime(
+        redis_url=redis_url, data_dir=data_dir, policy=OPERATOR_ON_PROD, policy_dir=tmp_path
+    )
     yield rt
     rt.close()
 
@@ -85,15 +75,6 @@ def cluster(
     return record
 
 
-async def say(runtime: Runtime, text: str) -> OutgoingMessage:
-    await Dispatcher(runtime=runtime).on_message(
-        InboundMessage(identity=OPERATOR, conversation=ROOM, text=text)
-    )
-    adapter = runtime.adapters["slack"]
-    assert isinstance(adapter, RecordingAdapter)
-    return adapter.deliveries[-1].message
-
-
 def nothing_queued(runtime: Runtime) -> bool:
     return runtime.jobs.records.active_ids() == [] and len(runtime.queue) == 0
 
@@ -112,7 +93,7 @@ async def test_upgrade_refuses_what_kubeadm_refuses_before_any_approval(
     runtime: Runtime, text: str, expected: str
 ) -> None:
     cluster(runtime)
-    answer = await say(runtime, text)
+    answer = await reply_to(runtime, text)
     assert answer.kind is not MessageKind.APPROVAL
     assert expected in answer.to_text()
     assert nothing_queued(runtime)
@@ -120,12 +101,12 @@ async def test_upgrade_refuses_what_kubeadm_refuses_before_any_approval(
 
 async def test_a_skipped_minor_names_the_command_to_run_first(runtime: Runtime) -> None:
     cluster(runtime)
-    assert "Run `upgrade prod 1.31.12` first" in (await say(runtime, "upgrade prod to 1.32.1")).to_text()
+    assert "Run `upgrade prod 1.31.12` first" in (await reply_to(runtime, "upgrade prod to 1.32.1")).to_text()
 
 
 async def test_the_upgrade_approval_shows_the_path_and_every_drain_batch(runtime: Runtime) -> None:
     cluster(runtime, workers=7)
-    card = await say(runtime, "upgrade prod 1.31.2")
+    card = await reply_to(runtime, "upgrade prod 1.31.2")
     assert card.kind is MessageKind.APPROVAL, card.to_text()
     text = card.to_text()
     assert "path: kubernetes 1.30.5 → 1.31.2" in text
@@ -142,11 +123,11 @@ async def test_upgrade_asks_the_offline_mirror_and_refuses_a_version_it_lacks_pe
     mirror.serve_rpm([("kubeadm", "1.31.2"), ("kubelet", "1.31.4")])
     cluster(runtime, offline=mirror.base_url)
 
-    refused = (await say(runtime, "upgrade prod 1.31.4")).to_text()
+    refused = (await reply_to(runtime, "upgrade prod 1.31.4")).to_text()
     assert "not upgrading prod to 1.31.4" in refused and "the index does not list it" in refused
     assert nothing_queued(runtime)
 
-    card = await say(runtime, "upgrade prod 1.31.2")
+    card = await reply_to(runtime, "upgrade prod 1.31.2")
     assert card.kind is MessageKind.APPROVAL
     assert "offline repository holds kubeadm 1.31.2" in card.to_text()
     assert "/repo/repodata/repomd.xml" in mirror.requests.all()
@@ -157,7 +138,7 @@ async def test_upgrade_refuses_when_the_offline_mirror_does_not_answer_peer(
 ) -> None:
     cluster(runtime, offline=mirror.base_url)
     mirror.fail_next(status=502)
-    answer = (await say(runtime, "upgrade prod 1.31.2")).to_text()
+    answer = (await reply_to(runtime, "upgrade prod 1.31.2")).to_text()
     assert "not confirmed" in answer and "answered HTTP 502" in answer
     assert nothing_queued(runtime)
 
@@ -170,7 +151,7 @@ async def test_adding_a_worker_queues_at_once_but_adding_a_master_needs_approval
     )
     assert len(runtime.queue) == 1, "a worker is a change: queued without approval"
 
-    card = await say(runtime, "add master prod host=m2.prod.test --first-of-two")
+    card = await reply_to(runtime, "add master prod host=m2.prod.test --first-of-two")
     assert card.kind is MessageKind.APPROVAL, card.to_text()
     assert "masters 1 → 2" in card.to_text() and "first of two" in card.to_text()
     assert len(runtime.queue) == 1, "the master waits for approval"
@@ -178,7 +159,7 @@ async def test_adding_a_worker_queues_at_once_but_adding_a_master_needs_approval
 
 async def test_a_master_that_would_leave_an_even_count_is_refused_with_the_two_step(runtime: Runtime) -> None:
     cluster(runtime, masters=3)
-    answer = (await say(runtime, "添加节点 prod 角色=master 主机=m4.prod.test")).to_text()
+    answer = (await reply_to(runtime, "添加节点 prod 角色=master 主机=m4.prod.test")).to_text()
     assert "one more makes 4, an even count" in answer
     assert "`add master prod host=A --first-of-two`, then `add master prod host=B`" in answer
     assert nothing_queued(runtime)
@@ -190,16 +171,17 @@ async def test_the_second_of_two_needs_no_flag_and_a_flag_on_an_odd_result_is_re
     cluster(runtime, masters=4)
     assert (
         "already odd: drop --first-of-two"
-        in (await say(runtime, "add master prod host=m5.prod.test --first-of-two")).to_text()
+        in (await reply_to(runtime, "add master prod host=m5.prod.test --first-of-two")).to_text()
     )
-    card = await say(runtime, "add master prod host=m5.prod.test")
+    card = await reply_to(runtime, "add master prod host=m5.prod.test")
     assert card.kind is MessageKind.APPROVAL and "masters 4 → 5" in card.to_text()
 
 
 async def test_first_of_two_is_for_masters_only(runtime: Runtime) -> None:
     cluster(runtime)
     assert (
-        "--first-of-two is for role=master" in (await say(runtime, "add node prod --first-of-two")).to_text()
+        "--first-of-two is for role=master"
+        in (await reply_to(runtime, "add node prod --first-of-two")).to_text()
     )
 
 
@@ -209,7 +191,7 @@ async def test_taking_a_master_out_below_quorum_is_refused_with_the_reason(
     runtime: Runtime, verb: str, masters: int, why: str
 ) -> None:
     cluster(runtime, masters=masters)
-    answer = (await say(runtime, f"{verb} node master-1 on prod")).to_text()
+    answer = (await reply_to(runtime, f"{verb} node master-1 on prod")).to_text()
     assert f"not going to {verb} master-1" in answer and why in answer
     assert "Grow the control plane to 3 masters first" in answer
     assert nothing_queued(runtime)
@@ -220,7 +202,7 @@ async def test_taking_one_of_three_masters_out_keeps_quorum_and_goes_to_approval
     runtime: Runtime, verb: str
 ) -> None:
     cluster(runtime, masters=3)
-    card = await say(runtime, f"{verb} node master-2 on prod")
+    card = await reply_to(runtime, f"{verb} node master-2 on prod")
     assert card.kind is MessageKind.APPROVAL, card.to_text()
     expected = "etcd members 3 → 2" if verb == "remove" else "majority (2 of 3) from the other masters"
     assert expected in card.to_text()
@@ -228,5 +210,5 @@ async def test_taking_one_of_three_masters_out_keeps_quorum_and_goes_to_approval
 
 async def test_a_master_that_never_joined_etcd_does_not_count_for_quorum(runtime: Runtime) -> None:
     cluster(runtime, masters=1, sick_master=True)
-    assert (await say(runtime, "remove node master-9 on prod")).kind is MessageKind.APPROVAL
-    assert "only etcd member" in (await say(runtime, "remove node master-1 on prod")).to_text()
+    assert (await reply_to(runtime, "remove node master-9 on prod")).kind is MessageKind.APPROVAL
+    assert "only etcd member" in (await reply_to(runtime, "remove node master-1 on prod")).to_text()

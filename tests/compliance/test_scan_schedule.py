@@ -13,15 +13,14 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime
 from kobot.clusters import ClusterRecord, ClusterState, NodeRecord, NodeState
-from kobot.conversations import Conversation, Identity, InboundMessage, MessageRef
+from kobot.conversations import Conversation, MessageRef
 from kobot.job_records import JobKind, JobState
 from kobot.messages import OutgoingMessage, Tone
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.compliance.reports import MASTER, MASTER_HARDENED, report
-from tests.support.dispatching import dispatching_runtime
+from tests.support.dispatching import OPERATOR, OPERATOR_ON_PROD, ROOM, dispatching_runtime, reply_to
 from tests.workers.jobkit import job_service, job_settings
 from workers.compliance.results import ScanStore, build_result, diff_scans
 from workers.compliance.schedule import (
@@ -34,8 +33,6 @@ from workers.compliance.schedule import (
 )
 from workers.service import JobService
 
-ROOM = Conversation(platform="slack", conversation_id="C0OPS")
-OPERATOR = Identity(platform="slack", user_id="U7", display_name="Olu")
 MONDAY_3AM = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
 """A Monday."""
 
@@ -251,18 +248,13 @@ async def test_a_change_whose_post_fails_is_posted_the_next_round(service: JobSe
 
 
 # --- the commands -----------------------------------------------------------------------------------------
-POLICY = """
-version: 1
-bindings:
-  - role: operator
-    subjects: ["slack:U7"]
-    clusters: ["prod"]
-"""
 
 
 @pytest.fixture
 def runtime(redis_url: str, data_dir: Path, tmp_path: Path) -> Iterator[Runtime]:
-    rt = dispatching_runtime(redis_url=redis_url, data_dir=data_dir, policy=POLICY, policy_dir=tmp_path)
+    rt = dispatching_runtime(
+        redis_url=redis_url, data_dir=data_dir, policy=OPERATOR_ON_PROD, policy_dir=tmp_path
+    )
     rt.clusters.save(
         ClusterRecord(
             name="prod",
@@ -275,17 +267,8 @@ def runtime(redis_url: str, data_dir: Path, tmp_path: Path) -> Iterator[Runtime]
     rt.close()
 
 
-async def _say(runtime: Runtime, text: str) -> OutgoingMessage:
-    await Dispatcher(runtime=runtime).on_message(
-        InboundMessage(identity=OPERATOR, conversation=ROOM, text=text)
-    )
-    adapter = runtime.adapters["slack"]
-    assert isinstance(adapter, RecordingAdapter)
-    return adapter.deliveries[-1].message
-
-
 async def test_schedule_commands_set_show_and_stop_a_weekly_scan(runtime: Runtime) -> None:
-    answer = await _say(runtime, "scan prod every week on monday at 03:00")
+    answer = await reply_to(runtime, "scan prod every week on monday at 03:00")
     assert (answer.title, answer.tone) == ("CIS scans of prod scheduled", Tone.SUCCESS)
     schedule = ScanScheduleStore(runtime.redis).get("prod")
     assert schedule is not None and (schedule.on, schedule.at) == ("monday", time(3, 0))
@@ -294,37 +277,37 @@ async def test_schedule_commands_set_show_and_stop_a_weekly_scan(runtime: Runtim
     assert "prod: every week on monday at 03:00 UTC, changes posted here" in (answer.body or "")
     assert runtime.jobs.records.recent(limit=5) == [], "setting a schedule queues nothing"
 
-    shown = await _say(runtime, "扫描计划 prod")
+    shown = await reply_to(runtime, "扫描计划 prod")
     assert "every week on monday at 03:00" in (shown.body or "")
-    refused = await _say(runtime, "scan prod every week at 03:00")
+    refused = await reply_to(runtime, "scan prod every week at 03:00")
     assert "a weekly scan needs its day: `on monday`" in refused.to_text()
-    stopped = await _say(runtime, "scan prod off")
+    stopped = await reply_to(runtime, "scan prod off")
     assert stopped.title == "Scheduled CIS scans of prod stopped"
     assert ScanScheduleStore(runtime.redis).get("prod") is None
-    again = await _say(runtime, "取消定时扫描 prod")
+    again = await reply_to(runtime, "取消定时扫描 prod")
     assert "prod has no CIS scan schedule" in again.to_text()
 
 
 async def test_show_scan_answers_without_scans_and_names_the_kept_ones(runtime: Runtime) -> None:
-    none_yet = await _say(runtime, "show scan prod")
+    none_yet = await reply_to(runtime, "show scan prod")
     assert "prod has no CIS scan yet; run one with `scan prod`" in none_yet.to_text()
     result = build_result(
         scan_id="41", cluster="prod", reports={"master-1": report(MASTER)}, kube_bench_version="0.15.6"
     )
     ScanStore(runtime.redis).save(result)
-    missing = await _say(runtime, "show scan prod 99")
+    missing = await reply_to(runtime, "show scan prod 99")
     assert "prod has no scan 99; kept scans: 41" in missing.to_text()
-    card = await _say(runtime, "扫描结果 prod #41")
+    card = await reply_to(runtime, "扫描结果 prod #41")
     assert card.title == "CIS scan 41 of prod"
 
 
 async def test_a_scan_schedule_takes_its_time_zone_like_health_checks(runtime: Runtime) -> None:
-    answer = await _say(runtime, "scan prod every week on monday at 03:00 tz=Asia/Shanghai")
+    answer = await reply_to(runtime, "scan prod every week on monday at 03:00 tz=Asia/Shanghai")
     assert answer.title == "CIS scans of prod scheduled", answer
     schedule = ScanScheduleStore(runtime.redis).get("prod")
     assert schedule is not None and schedule.timezone == "Asia/Shanghai"
     # Monday 03:00 in Shanghai is Sunday 19:00 UTC
     assert (schedule.next_run_at.weekday(), schedule.next_run_at.hour) == (6, 19)
     assert "every week on monday at 03:00 Asia/Shanghai" in (answer.body or "")
-    refused = await _say(runtime, "scan prod every day at 04:00 tz=Mars/Base")
+    refused = await reply_to(runtime, "scan prod every day at 04:00 tz=Mars/Base")
     assert "unknown time zone 'Mars/Base': an IANA name such as UTC, Asia/Shanghai" in refused.to_text()

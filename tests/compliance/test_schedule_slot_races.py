@@ -10,14 +10,12 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from redis import Redis
 
-from kobot.conversations import Conversation, Identity
 from kobot.job_records import JobSpec
+from tests.support.dispatching import OPERATOR, ROOM
 from workers.compliance.schedule import ScanSchedule, ScanScheduleStore
 from workers.schedule_slots import claim_job_slot
 
 DUE = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
-ROOM = Conversation(platform="slack", conversation_id="C0OPS")
-OPERATOR = Identity(platform="slack", user_id="U7", display_name="Olu")
 
 
 def _schedule(**overrides: object) -> ScanSchedule:

@@ -1,4 +1,5 @@
-"""A runtime for dispatcher tests: a policy file, the fixture operations and a recording Slack adapter."""
+"""A runtime for dispatcher tests: a policy file, the fixture operations and a recording Slack adapter; the
+people and the channel those tests speak as, their policies, and what kobot answers them."""
 
 from __future__ import annotations
 
@@ -7,10 +8,33 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime, build_runtime
+from kobot.conversations import Conversation, Identity, InboundMessage
+from kobot.messages import OutgoingMessage
 from kobot.settings import Settings
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.workers.jobkit import FIXTURE_PLAYBOOKS
+
+ROOM = Conversation(platform="slack", conversation_id="C0OPS")
+"""The channel the dispatcher tests speak in."""
+OPERATOR = Identity(platform="slack", user_id="U7", display_name="Olu")
+ADMIN = Identity(platform="slack", user_id="U1", display_name="Ada")
+OPERATOR_ON_PROD = """
+version: 1
+bindings:
+  - role: operator
+    subjects: ["slack:U7"]
+    clusters: ["prod"]
+"""
+"""Policy: OPERATOR operates the cluster prod; nobody else may do anything."""
+OPERATOR_ON_PROD_ADMIN_EVERYWHERE = (
+    OPERATOR_ON_PROD
+    + """  - role: admin
+    subjects: ["slack:U1"]
+"""
+)
+"""Policy: OPERATOR operates prod, ADMIN administers every cluster (and approves)."""
 
 
 def dispatching_runtime(
@@ -32,3 +56,13 @@ def dispatching_runtime(
     runtime = build_runtime(Settings(**{**values, **settings}))
     runtime.adapters["slack"] = RecordingAdapter("slack")
     return runtime
+
+
+async def reply_to(
+    runtime: Runtime, text: str, *, who: Identity = OPERATOR, where: Conversation = ROOM
+) -> OutgoingMessage:
+    """The last message kobot sends on the recording Slack adapter after `who` says `text` in `where`."""
+    await Dispatcher(runtime=runtime).on_message(InboundMessage(identity=who, conversation=where, text=text))
+    adapter = runtime.adapters["slack"]
+    assert isinstance(adapter, RecordingAdapter)
+    return adapter.deliveries[-1].message
