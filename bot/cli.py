@@ -269,8 +269,8 @@ def bundle_build(
         typer.echo(f"kobot: {exc.user_message}", err=True)
         raise typer.Exit(code=1) from None
     typer.echo(
-        f"bundle in {into}: {len(built.files)} files, {len(built.images)} images, {len(built.charts)} charts, "
-        f"{len(built.packages)} OS packages"
+        f"bundle in {into}: {len(built.files)} files, {len(built.images)} images, "
+        f"{len(built.charts)} charts, {len(built.packages)} OS packages"
     )
 
 
