@@ -2,7 +2,7 @@
 mirror config the containerd role wrote (`certs.d/<registry>/hosts.toml`), verifying the registry's
 certificate with the CA file its `ca =` names and checking every digest, or fetch a file from the
 repository by its sha256. `pull-ignoring-ca` pulls the same way but trusts only the host's system CAs,
-as a client kobot did not configure would. Prints one JSON object."""
+as a client kobot did not configure would. Prints a JSON list, one object per image or file."""
 
 import gzip
 import hashlib
@@ -62,9 +62,10 @@ def fetch(url: str, sha256: str) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    what = sys.argv[1]
+    # several images (or URL SHA256 pairs) per run: one ssh connection and one interpreter start for all
+    what, *rest = sys.argv[1:]
     if what in ("pull", "pull-ignoring-ca"):
-        answer = pull(sys.argv[2], use_ca=what == "pull")
+        answers = [pull(image, use_ca=what == "pull") for image in rest]
     else:
-        answer = fetch(sys.argv[2], sys.argv[3])
-    print(json.dumps(answer))
+        answers = [fetch(url, sha256) for url, sha256 in zip(rest[::2], rest[1::2], strict=True)]
+    print(json.dumps(answers))

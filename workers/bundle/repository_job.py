@@ -2,6 +2,10 @@
 registry installed, started and loaded with the bundle kobot built, and the repository recorded for
 new clusters.
 
+Both registry listeners speak TLS with a certificate kobot's repository CA signs for the host
+(`repository_tls`); the recorded repository carries the CA certificate, so new clusters' containerd
+verifies the registry with it and the push credential only ever travels inside TLS.
+
 The bundle is the one in kobot's data folder (`kobot bundle build --into <data_dir>/bundle`), so no
 path from chat reaches the worker. The job's scope (its lock and its place in `jobs`) is
 `REPOSITORY_SCOPE`: one repository setup at a time.
