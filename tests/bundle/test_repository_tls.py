@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
 
+import jinja2
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -198,3 +203,32 @@ def test_a_ca_certificate_that_is_no_pem_certificate_is_refused(value: str) -> N
             files_url="http://192.0.2.7:8080",
             ca_certificate=value,
         )
+
+
+HOSTS_TOML = Path(__file__).resolve().parents[2] / "playbooks/roles/containerd/templates/hosts.toml.j2"
+
+
+def _hosts_toml(**variables: Any) -> dict[str, Any]:
+    """The containerd role's hosts.toml as Ansible renders it (trim_blocks on), parsed as containerd would."""
+    environment = jinja2.Environment(trim_blocks=True, undefined=jinja2.StrictUndefined, autoescape=False)  # nosec B701  # TOML, not HTML
+    environment.filters["regex_replace"] = lambda value, pattern, repl: re.sub(pattern, repl, value)
+    text = environment.from_string(HOSTS_TOML.read_text()).render(ansible_managed="managed", **variables)
+    return tomllib.loads(text)
+
+
+def test_hosts_toml_names_the_ca_for_the_offline_registry_endpoint_and_server(ca: RepositoryCa) -> None:
+    common = {
+        "offline_registry": "192.0.2.7:5000",
+        "containerd_insecure_registries": [],
+        "containerd_offline_registry_ca_file": "/etc/containerd/offline-registry-ca.crt",
+    }
+    endpoint = "https://192.0.2.7:5000"
+    verified = _hosts_toml(
+        item={"key": "registry.k8s.io", "value": endpoint}, offline_registry_ca=ca.certificate_pem, **common
+    )
+    assert verified["server"] == endpoint and verified["ca"] == "/etc/containerd/offline-registry-ca.crt"
+    assert verified["host"][endpoint]["ca"] == "/etc/containerd/offline-registry-ca.crt"
+    plain = _hosts_toml(
+        item={"key": "registry.k8s.io", "value": "http://192.0.2.7:5000"}, offline_registry_ca="", **common
+    )
+    assert "ca" not in plain and "ca" not in plain["host"]["http://192.0.2.7:5000"]
