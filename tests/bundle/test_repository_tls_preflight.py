@@ -110,12 +110,14 @@ def test_preflight_verifies_the_offline_repository_with_its_ca_only(
         on_event=events.append,
         should_cancel=lambda: False,
     )
+    # the report passes or fails with whatever else this machine lacks: only the offline problems matter
     reports = {
         event.host: event.message or ""
         for event in events
-        if event.type is JobEventType.TASK_FAILED and event.task == "Report the problems found"
+        if event.type in (JobEventType.TASK_FAILED, JobEventType.TASK_OK)
+        and event.task == "Report the problems found"
     }
-    assert set(reports) == set(hosts), "this machine runs no time sync: both hosts report their problems"
+    assert set(reports) == set(hosts), "both hosts reach the report"
     assert "offline registry" not in reports["trusting"] and "offline repository" not in reports["trusting"]
     assert f"offline registry https://{tls_repository} unreachable or not verified" in reports["other-ca"]
     assert "CERTIFICATE_VERIFY_FAILED" in reports["other-ca"]
