@@ -7,6 +7,7 @@ whichever way it was allowed.
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from bot.delivery import ChatOut
 from bot.metrics import COMMANDS
@@ -132,8 +133,7 @@ class CommandRuns:
         """The policy's decision on running `command_id` at `risk` on `cluster`; a refusal is counted,
         audited on that cluster and answered here, and then None comes back."""
         rt = self.runtime
-        # the directory lookup behind a policy decision may block on a slow LDAP server
-        decision = await asyncio.to_thread(
+        ask = functools.partial(
             rt.policy.authorize,
             identity=message.identity,
             conversation=message.conversation,
@@ -141,6 +141,11 @@ class CommandRuns:
             risk=risk,
             cluster=cluster,
         )
+        # the directory lookup behind a policy decision may block on a slow LDAP server, so a decision
+        # is worked out in a thread; one the policy remembers is taken here, sparing the thread hop
+        decision = rt.policy.remembered_decision(**ask.keywords)
+        if decision is None:
+            decision = await asyncio.to_thread(ask)
         if decision.allowed:
             return decision
         COMMANDS.labels(command=parsed.command, outcome="refused").inc()

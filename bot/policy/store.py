@@ -124,6 +124,25 @@ class PolicyStore:
             _remember(loaded.decisions, key, (now + _reuse_seconds(policy), decision))
         return decision
 
+    def remembered_decision(
+        self,
+        *,
+        identity: Identity,
+        conversation: Conversation,
+        command_id: str,
+        risk: Risk,
+        cluster: str | None,
+    ) -> AuthDecision | None:
+        """`authorize`'s answer when it is remembered and the policy file is not due a look, else None:
+        never blocks (no file, no directory, no store), so the event loop can ask before paying a thread."""
+        if self._path is not None and time.monotonic() >= self._next_check:
+            return None
+        key = (identity.key, identity.email or "", conversation.key, command_id, risk.value, cluster)
+        cached = self._loaded.decisions.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        return None
+
     def _decide(
         self,
         policy: Policy,

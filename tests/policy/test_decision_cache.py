@@ -8,6 +8,7 @@ from redis import Redis
 
 from bot.policy import PolicyStore
 from commands.catalog import load_commands
+from kobot.access import AuthDecision
 from kobot.conversations import Conversation, Identity
 from kobot.risk import Risk
 
@@ -95,3 +96,30 @@ def test_allowed_commands_follow_a_policy_reload_at_once(redis: Redis, tmp_path:
     path.write_text(VIEWER_ONLY + "\n# revoked\n")
     assert store.reload_if_changed()
     assert "workers.scale" not in store.allowed_commands(identity=ALICE, conversation=OPS, cluster="prod")
+
+
+def test_a_remembered_decision_is_given_without_deciding_and_never_past_a_due_reload_check(
+    redis: Redis, tmp_path: Path
+) -> None:
+    """The event loop asks `remembered_decision` before paying a thread for `authorize`: it answers only
+    what `authorize` remembered, and nothing once the policy file is due a look (it may have changed)."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(OPERATOR)
+
+    def remembered(store: PolicyStore, risk: Risk = Risk.CHANGE) -> AuthDecision | None:
+        return store.remembered_decision(
+            identity=ALICE, conversation=OPS, command_id="workers.scale", risk=risk, cluster="prod"
+        )
+
+    store = PolicyStore(path=path, redis=redis, reload_check_seconds=3600)
+    assert remembered(store) is None
+    decided = store.authorize(
+        identity=ALICE, conversation=OPS, command_id="workers.scale", risk=Risk.CHANGE, cluster="prod"
+    )
+    assert decided.allowed and remembered(store) is decided
+    assert remembered(store, Risk.READ) is None
+    due = PolicyStore(path=path, redis=redis, reload_check_seconds=0)
+    assert _scale(due)
+    path.write_text(VIEWER_ONLY)
+    assert remembered(due) is None
+    assert not _scale(due)
