@@ -6,6 +6,7 @@ signatures refused, resume, EL families said to be left out, and kobot's signing
 from __future__ import annotations
 
 import gzip
+import hashlib
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -126,6 +127,10 @@ def test_build_fetches_exactly_the_closure_into_a_signed_apt_repository_peer(
             timeout=GPG_SECONDS,
         )
     assert b"PRIVATE KEY" not in (repo / "gpg.key").read_bytes()
+    key = next(item for item in built.bundle.files if item.path == "packages/gpg.key")
+    assert key.sha256 == hashlib.sha256((repo / "gpg.key").read_bytes()).hexdigest(), (
+        "the key's sha256 travels with the files' (offline_file_sha256), so base_os can check it"
+    )
 
 
 def test_apt_accepts_the_bundle_repository_with_its_key_alone_and_resolves_from_it(

@@ -27,6 +27,7 @@ from tests.bundle.apt_upstream import KUBE_VERSION, AptUpstream
 from tests.hosts.lab import HostLab
 from tests.playbooks.local_repository import ETCD_VERSION, write_etcd_archive
 from tests.playbooks.roles_lab import (
+    PLAYBOOKS,
     WITHOUT_HOST_FEATURES,
     RolesLab,
     assert_succeeded,
@@ -34,9 +35,10 @@ from tests.playbooks.roles_lab import (
     open_roles_lab,
     tasks_of,
 )
-from workers.ansible import PlaybookResult
+from workers.ansible import PlaybookResult, PlaybookRun, run_playbook
 from workers.bundle.apt_signing import RepositorySigner, gnupg_home, repository_signing_key
 from workers.bundle.build import build_bundle
+from workers.bundle.manifest import BuiltBundle
 from workers.cluster_secrets import ClusterSecrets
 
 NAMES = ("master-1", "worker-1")
@@ -53,6 +55,8 @@ TOOL_TIMEOUT_SECONDS = 60.0
 @dataclass(frozen=True)
 class Installed:
     lab: RolesLab
+    site: dict[str, object]
+    """The variables both playbooks ran with (a cluster's offline repository among them)."""
     base: PlaybookResult
     base_events: list[JobEvent]
     kube: PlaybookResult
@@ -75,20 +79,22 @@ def installed(
     finally:
         client.close()
     bundle = work / "bundle"
-    build_bundle(apt_upstream.lean_manifest, into=bundle, signer=signer, progress=lambda _line: None)
+    built = build_bundle(apt_upstream.lean_manifest, into=bundle, signer=signer, progress=lambda _line: None)
     write_etcd_archive(bundle / "files")  # master-1 is an etcd member: kube_packages unpacks etcdctl
     with open_roles_lab(host_lab, work, names=NAMES) as opened:
         for name in NAMES:
             # air-gapped as a customer's host: only the bundle's repository may answer apt
             opened.ssh(name, ": > /etc/apt/sources.list && rm -f /etc/apt/sources.list.d/*")
         _load_and_serve(opened, files=bundle / "files")
-        site = _site(opened)
+        site = {**_site(opened), **_recorded(built)}
         # one run of each playbook (they are the slow part): the tests read what they did
         base, base_events = opened.run("base_os.yml", extravars={**site, "kobot_manage_packages": True})
         kube, kube_events = opened.run(
             "kubernetes_packages.yml", extravars={**site, "kobot_manage_packages": True}
         )
-        yield Installed(lab=opened, base=base, base_events=base_events, kube=kube, kube_events=kube_events)
+        yield Installed(
+            lab=opened, site=site, base=base, base_events=base_events, kube=kube, kube_events=kube_events
+        )
 
 
 def _load_and_serve(lab: RolesLab, *, files: Path) -> None:
@@ -130,6 +136,11 @@ def _site(lab: RolesLab) -> dict[str, object]:
         "kube_packages_preload_images": False,
         "etcd_tools_version": ETCD_VERSION,
     }
+
+
+def _recorded(built: BuiltBundle) -> dict[str, object]:
+    """What the recorded repository passes the roles of each file's sha256 (as cluster_inputs does)."""
+    return {"offline_file_sha256": {item.path: item.sha256 for item in built.files}}
 
 
 def _installed(lab: RolesLab, name: str, *packages: str) -> dict[str, str]:
@@ -216,3 +227,37 @@ def test_apt_on_the_node_refuses_the_repository_under_another_key_real_on_test_h
     assert refused.returncode != 0
     said = refused.stdout + refused.stderr
     assert "NO_PUBKEY" in said or "not signed" in said
+
+
+def test_base_os_refuses_a_signing_key_that_is_not_the_one_the_bundle_recorded_real_on_test_hosts(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """The key comes over the same plain HTTP as the packages: base_os checks it against the sha256 the
+    build recorded (here a wrong one), so a key swapped on the way is never trusted."""
+    assert "packages/gpg.key" in installed.site["offline_file_sha256"]  # type: ignore[operator]
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "roles").symlink_to(PLAYBOOKS / "roles")
+    (project / "key.yml").write_text(
+        "- hosts: worker-1\n  gather_facts: false\n  roles: [cluster_defaults]\n  tasks:\n"
+        "    - ansible.builtin.include_role: {name: base_os, tasks_from: repo_debian.yml}\n"
+    )
+    events: list[JobEvent] = []
+    result = run_playbook(
+        PlaybookRun(
+            job_id="wrongkey",
+            step="key",
+            attempt=1,
+            playbook="key.yml",
+            playbooks_dir=project,
+            inventory=installed.lab.inventory,
+            artifacts_root=tmp_path / "jobs",
+            extravars={**installed.site, "offline_file_sha256": {"packages/gpg.key": "f" * 64}},
+            secrets={},
+        ),
+        on_event=events.append,
+        should_cancel=lambda: False,
+    )
+    assert not result.succeeded
+    assert result.failed_task == "Install the offline repository's signing key", result.error
+    assert "checksum" in (result.error or "").lower()

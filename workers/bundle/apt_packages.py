@@ -24,6 +24,7 @@ from pathlib import Path
 
 from kobot.errors import StepFailedError
 from workers.bundle import package_defaults
+from workers.bundle.debian_tools import debian_tool
 from workers.bundle.fetch import rewritten, sha256_of
 from workers.bundle.manifest import BuiltPackage, BundleManifest, PackageSource, package_path
 
@@ -247,17 +248,16 @@ class PrivateApt:
     def _run(self, argv: list[str], *, timeout: float) -> subprocess.CompletedProcess[str]:
         options = [f"-o{name}={value}" for name, value in self._options.items()]
         env = {**os.environ, "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"}
+        program = debian_tool(argv[0], package="apt")
         try:
-            return subprocess.run(
-                [argv[0], *options, *argv[1:]],
+            return subprocess.run(  # nosec B603  # apt by absolute path, an argv list, no shell
+                [program, *options, *argv[1:]],
                 capture_output=True,
                 text=True,
                 timeout=timeout,
                 check=False,
                 env=env,
             )
-        except FileNotFoundError:
-            raise StepFailedError(f"{argv[0]} is not installed: apt packages cannot be fetched") from None
         except subprocess.TimeoutExpired:
             raise StepFailedError(
                 f"{argv[0]} {argv[-1]} took longer than {timeout:.0f} s; run the build again to resume",

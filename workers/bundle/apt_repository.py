@@ -21,6 +21,7 @@ from pathlib import Path
 from kobot.errors import StepFailedError
 from workers.bundle import package_defaults
 from workers.bundle.apt_signing import RepositorySigner
+from workers.bundle.debian_tools import debian_tool
 
 COMPONENT = "main"
 """The one component of every suite (what base_os names)."""
@@ -73,19 +74,17 @@ def write_apt_repository(
 
 
 def _ftparchive(cwd: Path, args: list[str]) -> bytes:
+    limit = package_defaults.APT_FTPARCHIVE_TIMEOUT_SECONDS
     try:
-        done = subprocess.run(
-            ["apt-ftparchive", *args],
+        done = subprocess.run(  # nosec B603  # apt-ftparchive by absolute path, an argv list, no shell
+            [debian_tool("apt-ftparchive", package="apt-utils"), *args],
             cwd=cwd,
             capture_output=True,
-            timeout=package_defaults.APT_FTPARCHIVE_TIMEOUT_SECONDS,
+            timeout=limit,
             check=False,
         )
-    except FileNotFoundError:
-        raise StepFailedError(
-            "apt-ftparchive is not installed (Debian's apt-utils): the apt repository cannot be indexed",
-            task="packages",
-        ) from None
+    except subprocess.TimeoutExpired:
+        raise StepFailedError(f"apt-ftparchive took longer than {limit:.0f} s", task="packages") from None
     if done.returncode != 0:
         raise StepFailedError(
             f"apt-ftparchive failed: {done.stderr.decode(errors='replace').strip()[-300:]}", task="packages"

@@ -19,6 +19,7 @@ from pathlib import Path
 from kobot import automation_values
 from kobot.errors import StepFailedError
 from workers.bundle import package_defaults
+from workers.bundle.debian_tools import debian_tool
 from workers.cluster_secrets import ClusterSecrets
 
 SIGNING_KEY_SECRET = "apt-signing-key"  # nosec B105  # a secret's name in the store, not its value
@@ -27,7 +28,7 @@ SIGNING_KEY_EXPIRY = "never"
 """The key signs every bundle a site builds; nodes trust it through the public key they were given, so
 an expiry would break installs from a bundle that was fine yesterday. Rotate by deleting the secret."""
 
-GNUPG_HOME_PREFIX = "/tmp"
+GNUPG_HOME_PREFIX = "/tmp"  # nosec B108  # mkdtemp: a new 0700 folder of a random name, removed after
 """Where throwaway GnuPG homes go: a short path keeps gpg-agent's socket under the 108-byte limit."""
 
 
@@ -82,8 +83,8 @@ def gnupg_home() -> Iterator[Path]:
         home.chmod(0o700)
         yield home
     finally:
-        subprocess.run(
-            ["gpgconf", "--kill", "all"],
+        subprocess.run(  # nosec B603  # gpgconf by absolute path, an argv list, no shell
+            [debian_tool("gpgconf", package="gpgconf"), "--kill", "all"],
             env=_env(home),
             capture_output=True,
             timeout=package_defaults.GPG_TIMEOUT_SECONDS,
@@ -97,30 +98,22 @@ def _env(home: Path) -> dict[str, str]:
 
 
 def _gpg(home: Path, args: list[str], *, stdin: bytes | None = None) -> bytes:
-    argv = [
-        "gpg",
-        "--batch",
-        "--quiet",
-        "--pinentry-mode",
-        "loopback",
-        "--passphrase",
-        "",
-        "--digest-algo",
-        "SHA512",
-        *args,
-    ]
+    gpg = debian_tool("gpg", package="gpg")
+    # the key is kept without a passphrase: the store encrypts it, and the home is gone after the build
+    options = ["--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""]
+    options += ["--digest-algo", "SHA512"]
     try:
-        done = subprocess.run(
-            argv,
+        done = subprocess.run(  # nosec B603  # gpg by absolute path, an argv list, no shell
+            [gpg, *options, *args],
             input=stdin,
             env=_env(home),
             capture_output=True,
             timeout=package_defaults.GPG_TIMEOUT_SECONDS,
             check=False,
         )
-    except FileNotFoundError:
+    except subprocess.TimeoutExpired:
         raise StepFailedError(
-            "gpg is not installed: the apt repository cannot be signed", task="sign"
+            f"gpg {args[0]} took longer than {package_defaults.GPG_TIMEOUT_SECONDS:.0f} s", task="sign"
         ) from None
     if done.returncode != 0:
         last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1]

@@ -31,7 +31,7 @@ from workers.addons.helm_render import render_chart
 from workers.addons.manifests import Manifest, ObjectRef, image_fields
 from workers.bundle import defaults
 from workers.bundle.apt_packages import PACKAGES_DIR, fetch_family
-from workers.bundle.apt_repository import write_apt_repository
+from workers.bundle.apt_repository import PUBLIC_KEY, write_apt_repository
 from workers.bundle.apt_signing import RepositorySigner
 from workers.bundle.fetch import fetch_file, rewritten, sha256_of
 from workers.bundle.images import copy_to_layout, write_policy
@@ -43,6 +43,7 @@ from workers.bundle.manifest import (
     BuiltImage,
     BuiltPackage,
     BundleManifest,
+    ChecksumKind,
     PlannedChart,
 )
 from workers.bundle.plan import APT_SUITES, qualified_image
@@ -77,6 +78,8 @@ def build_bundle(
     packages = _packages(manifest, into=into, progress=progress, signer=signer)
     upstream = manifest.upstream
     files: list[BuiltFile] = []
+    if packages:
+        files.append(_public_key_file(into / "files"))
     timeout = httpx.Timeout(defaults.FETCH_TIMEOUT_SECONDS)
     with httpx.Client(timeout=timeout, follow_redirects=True) as http:
         for planned in manifest.files:
@@ -181,6 +184,16 @@ def _packages(
         f"apt repository files/{PACKAGES_DIR}: {len(packages)} packages, signed by kobot's repository key"
     )
     return packages
+
+
+def _public_key_file(files: Path) -> BuiltFile:
+    """The apt repository's public key as one of the bundle's files: its sha256 reaches the clusters with
+    the others' (`offline_file_sha256`), so base_os checks the key it fetches before trusting it."""
+    path = f"{PACKAGES_DIR}/{PUBLIC_KEY}"
+    key = files / path
+    sha256 = sha256_of(key)
+    _link_by_checksum(files, path=path, sha256=sha256)
+    return BuiltFile(path=path, sha256=sha256, size=key.stat().st_size, verified_by=ChecksumKind.UNPUBLISHED)
 
 
 def _link_by_checksum(files: Path, *, path: str, sha256: str) -> None:
