@@ -237,6 +237,7 @@ def test_defaults_are_filled_and_args_are_json() -> None:
         "zones": [],
         "api_vip": None,
         "gpu_workers": 0,
+        "dry_run": False,
         "break_glass": None,
     }
     again = type(parsed).model_validate_json(parsed.model_dump_json())
