@@ -51,10 +51,11 @@ RUN pip install --no-cache-dir /build
 FROM ${PYTHON_IMAGE} AS runtime
 # openssh-client: Ansible reaches cluster hosts over ssh. tini: PID 1 that forwards SIGTERM to kobot alone
 # (a warm stop) and reaps the processes Ansible's workers leave behind. skopeo: `kobot bundle build` copies
-# images as OCI layouts and `setup repository` pushes them to the repository host.
+# images as OCI layouts and `setup repository` pushes them to the repository host. apt-utils, gpg, gpg-agent:
+# `kobot bundle build` writes the OS packages' apt indexes (apt-ftparchive) and signs them (gpg).
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends openssh-client tini skopeo \
+ && apt-get install -y --no-install-recommends openssh-client tini skopeo apt-utils gpg gpg-agent gpgconf \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed numeric id, so a mounted SSH key or policy file can be given to it (chown 10001) and Kubernetes'

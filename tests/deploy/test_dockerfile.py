@@ -90,6 +90,10 @@ RUNTIME_PACKAGES = {
     "openssh-client": "Ansible reaches cluster hosts over ssh",
     "tini": "PID 1 that forwards SIGTERM to kobot alone",
     "skopeo": "the bundle build and the repository setup copy images with it",
+    "apt-utils": "the bundle build writes the OS packages' apt indexes with apt-ftparchive",
+    "gpg": "the bundle build signs the OS packages' apt repository",
+    "gpg-agent": "gpg signs only through its agent",
+    "gpgconf": "the bundle build stops its throwaway gpg agent",
 }
 """Programs kobot's jobs run outside Python, installed from Debian in the runtime stage."""
 

@@ -64,8 +64,9 @@ PUSH_HTPASSWD_SECRET = "registry-push-htpasswd"  # nosec B105  # a secret's name
 INVENTORY = "repository-inventory.yml"
 
 PACKAGES_NOTE = (
-    "the OS packages the bundle lists (`kobot bundle plan`) are not carried by it yet: put an apt or yum "
-    "mirror of them under the repository's files/packages, the package_repo_url new clusters use"
+    "the bundle carries the Debian/Ubuntu packages as a signed apt repository under files/packages; EL "
+    "(rpm) packages are not carried yet: for EL hosts put a yum mirror of the packages `kobot bundle plan` "
+    "lists there, the package_repo_url new clusters use"
 )
 """Said when the job succeeds: what the repository host does not serve by itself."""
 
