@@ -25,12 +25,18 @@ class PushCredential:
 
 
 def push_images(
-    *, into: Path, registry: str, tls: bool = False, credential: PushCredential | None = None
+    *,
+    into: Path,
+    registry: str,
+    tls: bool = False,
+    credential: PushCredential | None = None,
+    ca_dir: Path | None = None,
 ) -> list[str]:
     """Push every image of the built bundle in `into` to `registry` (host:port); the names pushed.
 
     With a credential, skopeo reads it from an auth file (0600, in the job's private folder, removed
-    afterwards): a password on a command line is readable by every user of the machine."""
+    afterwards): a password on a command line is readable by every user of the machine. `ca_dir`: the
+    folder of the only CA the registry's certificate is verified against."""
     built = verify_built(into)
     policy = write_policy(into / "skopeo-policy.json")
     authfile = None
@@ -51,6 +57,7 @@ def push_images(
                 policy=policy,
                 tls=tls,
                 authfile=authfile,
+                ca_dir=ca_dir,
             )
             for image in built.images
         ]

@@ -9,9 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from workers.bundle.build import verify_built
-from workers.bundle.images import push_to_registry, write_authfile, write_policy
-from workers.bundle.load import PUSH_USER, PushCredential
+from workers.bundle.load import PushCredential, push_images
 
 CA_FOLDER = "repository-ca"
 """Folder in the job's private folder that holds the CA skopeo trusts (`--dest-cert-dir`)."""
@@ -30,29 +28,8 @@ def push_images_trusting(*, into: Path, registry: str, credential: PushCredentia
     """Push every image of the built bundle in `into` to `registry` (host:port) over TLS verified
     against `ca_pem` only; the names pushed. skopeo reads the credential from a 0600 auth file in the
     job's private folder, removed afterwards with the CA folder."""
-    built = verify_built(into)
-    policy = write_policy(into / "skopeo-policy.json")
-    credential.private_dir.mkdir(parents=True, exist_ok=True)
     ca_dir = write_ca_dir(credential.private_dir / CA_FOLDER, ca_pem=ca_pem)
-    authfile = write_authfile(
-        credential.private_dir / "registry-auth.json",
-        registry=registry,
-        user=PUSH_USER,
-        password=credential.password,
-    )
     try:
-        return [
-            push_to_registry(
-                image,
-                images_dir=into / "images",
-                registry=registry,
-                policy=policy,
-                tls=True,
-                authfile=authfile,
-                ca_dir=ca_dir,
-            )
-            for image in built.images
-        ]
+        return push_images(into=into, registry=registry, tls=True, credential=credential, ca_dir=ca_dir)
     finally:
-        authfile.unlink(missing_ok=True)
         shutil.rmtree(ca_dir, ignore_errors=True)
