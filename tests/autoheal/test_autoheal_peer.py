@@ -9,14 +9,16 @@ runs the recording fixture playbooks of tests/workers/test_day2_jobs_peer.py."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
-from alerts.service import AlertService
 from bot.approvals import APPROVE_ACTION, REJECT_ACTION, ApprovalStatus
 from bot.autoheal import AUTOHEAL_IDENTITY, Autoheal, AutohealVerdict
 from bot.dispatcher import Dispatcher
@@ -26,13 +28,14 @@ from kobot.autoheal import AutohealStore
 from kobot.clock import utcnow
 from kobot.clusters import ClusterRecord, ClusterState, NodeRecord
 from kobot.conversations import ButtonClick, Conversation, Identity, InboundMessage
-from kobot.job_records import JobKind, JobState
+from kobot.job_records import JobKind, JobRecord, JobState
 from kobot.messages import OutgoingMessage
 from kobot.settings_ip_pools import IpPoolConfig
 from kobot.store import secret_key
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.hosts.lab import LabHost
 from tests.peers.kubernetes import KubernetesApiPeer
+from tests.support.dispatching import with_recorded_terminal_and_alerts
 from tests.workers.jobkit import job_service, run_queue
 from tests.workers.test_day2_jobs_peer import PLAYBOOKS, RECORDER, runs, settings_for
 from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
@@ -53,6 +56,7 @@ bindings:
 approvals:
   - {clusters: ["demo"], commands: ["node.autoheal"], approvals: 0}
 """
+SWITCH_ON = "autoheal demo on after=2m max-unhealthy=30%"
 ASKS_APPROVAL = """version: 1
 bindings:
   - {role: admin, subjects: ["terminal:*"]}
@@ -76,6 +80,14 @@ class Clock:
 def peer() -> Iterator[KubernetesApiPeer]:
     with KubernetesApiPeer(eviction_delay=0.05) as server:
         yield server
+
+
+@pytest.fixture
+def autoheal_on(
+    redis_url: str, data_dir: Path, tmp_path: Path, peer: KubernetesApiPeer
+) -> Callable[..., contextlib.AbstractAsyncContextManager[Scene]]:
+    """`_autoheal_on` for this test's store, folders and peer."""
+    return functools.partial(_autoheal_on, redis_url, data_dir, tmp_path, peer)
 
 
 def _terraform_dir_with_testhosts_as_vsphere(tmp_path: Path) -> Path:
@@ -113,16 +125,7 @@ def _runtime(
             **extra,
         }
     )
-    rt = build_runtime(settings)
-    rt.adapters["terminal"] = RecordingAdapter("terminal")
-    rt.alerts = AlertService(
-        settings=rt.settings,
-        store_url=rt.store.url,
-        adapters=rt.adapters,
-        secret=rt.secret,
-        policy=rt.policy,
-        audit=rt.audit,
-    )
+    rt = with_recorded_terminal_and_alerts(build_runtime(settings))
     return rt
 
 
@@ -147,6 +150,49 @@ def _cluster(rt: Runtime, peer: KubernetesApiPeer, *, network: str | None = None
     kubeconfig.unlink()
     for name, role, _ in NODES:
         peer.add_node(name, role=role)
+
+
+@dataclass
+class Scene:
+    """A kobot runtime with the demo cluster on the peer, autoheal switched on from chat, alerts running."""
+
+    rt: Runtime
+    dispatcher: Dispatcher
+    watcher: NodeReadinessWatcher
+    clock: Clock
+
+
+@contextlib.asynccontextmanager
+async def _autoheal_on(
+    redis_url: str,
+    data_dir: Path,
+    tmp_path: Path,
+    peer: KubernetesApiPeer,
+    *,
+    policy: str,
+    switch_on: str = SWITCH_ON,
+    approvals_here: bool = False,
+    pool: list[LabHost] | None = None,
+) -> AsyncIterator[Scene]:
+    """The cluster's node notices go to WATCHERS (and its approvals to APPROVERS with `approvals_here`),
+    then `switch_on` is said there. With `pool`, new machines come from the pool's SSH test host."""
+    rt = _runtime(redis_url, data_dir, tmp_path, policy=policy, pool=pool)
+    clock = Clock()
+    try:
+        _cluster(rt, peer, network=pool[0].address.rsplit(".", 1)[0] if pool else None)
+        dispatcher = Dispatcher(runtime=rt)
+        autoheal = Autoheal(runtime=rt, approvals=dispatcher.approvals, runs=dispatcher.runs, clock=clock)
+        watcher = NodeReadinessWatcher(runtime=rt, autoheal=autoheal)
+        await _say(dispatcher, "notify demo node here")
+        if approvals_here:
+            await _say(dispatcher, "notify demo approvals here", where=APPROVERS)
+        await _say(dispatcher, switch_on)
+        await rt.alerts.start()  # type: ignore[union-attr]
+        yield Scene(rt=rt, dispatcher=dispatcher, watcher=watcher, clock=clock)
+    finally:
+        if rt.alerts is not None:
+            await rt.alerts.stop()
+        rt.close()
 
 
 async def _say(dispatcher: Dispatcher, text: str, *, where: Conversation = WATCHERS) -> None:
@@ -178,6 +224,33 @@ def _click_on_card(card: OutgoingMessage, action: str) -> ButtonClick:
     return ButtonClick(identity=OPS, conversation=APPROVERS, action_id=action, value=button.value)
 
 
+async def _replacement_runs_to_the_end(
+    rt: Runtime, peer: KubernetesApiPeer, *, job_id: str, node: str
+) -> JobRecord:
+    """The job is autoheal's replacement of `node`; a real RQ worker runs it to success and `node` leaves."""
+    job = rt.jobs.records.require(job_id)
+    assert job.spec.kind == JobKind.NODE_REPLACE.value and job.spec.params["node"] == node
+    assert job.spec.requested_by == AUTOHEAL_IDENTITY
+    await asyncio.to_thread(run_queue, job_service(rt.settings, rt.redis))
+    done = rt.jobs.records.require(job_id)
+    assert done.state is JobState.SUCCEEDED, done.error
+    assert node not in peer.node_names()
+    [left] = runs(rt.settings, "node_remove")
+    assert left["vars"]["nodes_to_remove"] == [node]
+    return done
+
+
+async def _asked_past_the_threshold(scene: Scene, node: str) -> str:
+    """Seen NotReady, then again past the 2-minute threshold: autoheal asks for `node`'s replacement."""
+    await scene.watcher.check_once()
+    scene.clock.advance(minutes=3)
+    await scene.watcher.check_once()
+    asked = scene.watcher.autoheal_outcomes["demo"]
+    assert (asked.verdict, asked.node) == (AutohealVerdict.ASKED, node)
+    assert asked.approval_id is not None
+    return asked.approval_id
+
+
 async def _until_said(rt: Runtime, title: str) -> None:
     for _ in range(200):
         if any(title in t for t in _titles(rt)):
@@ -187,19 +260,17 @@ async def _until_said(rt: Runtime, title: str) -> None:
 
 
 async def test_worker_not_ready_past_the_threshold_is_replaced_pre_approved_to_a_finished_job_peer(
-    redis_url: str, data_dir: Path, tmp_path: Path, peer: KubernetesApiPeer, lab_hosts: list[LabHost]
+    autoheal_on: Callable[..., contextlib.AbstractAsyncContextManager[Scene]],
+    peer: KubernetesApiPeer,
+    lab_hosts: list[LabHost],
 ) -> None:
-    rt = _runtime(redis_url, data_dir, tmp_path, policy=PRE_APPROVED, pool=lab_hosts[:1])
-    clock = Clock()
-    try:
-        _cluster(rt, peer, network=lab_hosts[0].address.rsplit(".", 1)[0])
-        dispatcher = Dispatcher(runtime=rt)
-        autoheal = Autoheal(runtime=rt, approvals=dispatcher.approvals, runs=dispatcher.runs, clock=clock)
-        watcher = NodeReadinessWatcher(runtime=rt, autoheal=autoheal)
-        await _say(dispatcher, "notify demo node here")
-        await _say(dispatcher, "autoheal demo on after=5m max-unhealthy=30%")
+    async with autoheal_on(
+        policy=PRE_APPROVED,
+        switch_on="autoheal demo on after=5m max-unhealthy=30%",
+        pool=lab_hosts[:1],
+    ) as scene:
+        rt, watcher, clock = scene.rt, scene.watcher, scene.clock
         assert any("autoheal is on for demo" in t for t in _titles(rt))
-        await rt.alerts.start()  # type: ignore[union-attr]
         peer.add_node("demo-worker-4", role="worker")  # what kubeadm join makes appear in the API
 
         peer.set_ready("demo-worker-2", False)
@@ -216,15 +287,10 @@ async def test_worker_not_ready_past_the_threshold_is_replaced_pre_approved_to_a
         assert (queued.verdict, queued.node) == (AutohealVerdict.QUEUED, "demo-worker-2")
         assert queued.job_id is not None
         await watcher.check_once()
-        assert watcher.autoheal_outcomes["demo"].verdict is AutohealVerdict.BUSY, "the job is under way"
+        under_way = watcher.autoheal_outcomes["demo"]
+        assert under_way.verdict is AutohealVerdict.BUSY, "the job is under way"
 
-        job = rt.jobs.records.require(queued.job_id)
-        assert job.spec.kind == JobKind.NODE_REPLACE.value and job.spec.params["node"] == "demo-worker-2"
-        assert job.spec.requested_by == AUTOHEAL_IDENTITY
-        await asyncio.to_thread(run_queue, job_service(rt.settings, rt.redis))
-
-        done = rt.jobs.records.require(queued.job_id)
-        assert done.state is JobState.SUCCEEDED, done.error
+        done = await _replacement_runs_to_the_end(rt, peer, job_id=queued.job_id, node="demo-worker-2")
         assert [s.name for s in done.steps] == [
             "plan",
             "master_leaves",
@@ -237,11 +303,8 @@ async def test_worker_not_ready_past_the_threshold_is_replaced_pre_approved_to_a
             "drain",
             "remove",
         ]
-        assert "demo-worker-2" not in peer.node_names()
         [joined] = runs(rt.settings, "node_add")
         assert joined["vars"]["nodes_to_add"] == ["demo-worker-4"]
-        [left] = runs(rt.settings, "node_remove")
-        assert left["vars"]["nodes_to_remove"] == ["demo-worker-2"]
         record = rt.clusters.require("demo")
         new = next(n for n in record.nodes if n.name == "demo-worker-4")
         assert new.address == lab_hosts[0].address and "demo-worker-2" not in [n.name for n in record.nodes]
@@ -254,36 +317,22 @@ async def test_worker_not_ready_past_the_threshold_is_replaced_pre_approved_to_a
         await watcher.check_once()
         assert watcher.autoheal_outcomes["demo"].verdict is AutohealVerdict.NOTHING
         assert AutohealStore(rt.redis).action("demo") is None, "the finished job is forgotten"
-    finally:
-        if rt.alerts is not None:
-            await rt.alerts.stop()
-        rt.close()
 
 
 async def test_without_pre_approval_one_request_at_a_time_and_masters_are_left_to_people_peer(
-    redis_url: str, data_dir: Path, tmp_path: Path, peer: KubernetesApiPeer
+    autoheal_on: Callable[..., contextlib.AbstractAsyncContextManager[Scene]], peer: KubernetesApiPeer
 ) -> None:
-    rt = _runtime(redis_url, data_dir, tmp_path, policy=ASKS_APPROVAL)
-    clock = Clock()
-    try:
-        _cluster(rt, peer)
-        dispatcher = Dispatcher(runtime=rt)
-        autoheal = Autoheal(runtime=rt, approvals=dispatcher.approvals, runs=dispatcher.runs, clock=clock)
-        watcher = NodeReadinessWatcher(runtime=rt, autoheal=autoheal)
-        await _say(dispatcher, "notify demo node here")
-        await _say(dispatcher, "notify demo approvals here", where=APPROVERS)
-        await _say(dispatcher, "自愈 demo 开 等待=2m max-unhealthy=80%")
-        await rt.alerts.start()  # type: ignore[union-attr]
+    async with autoheal_on(
+        policy=ASKS_APPROVAL,
+        switch_on="自愈 demo 开 等待=2m max-unhealthy=80%",
+        approvals_here=True,
+    ) as scene:
+        rt, watcher, clock = scene.rt, scene.watcher, scene.clock
 
         peer.set_ready("demo-master-1", False)
         peer.set_ready("demo-worker-3", False)
-        await watcher.check_once()
-        clock.advance(minutes=3)
-        await watcher.check_once()
-        asked = watcher.autoheal_outcomes["demo"]
-        assert (asked.verdict, asked.node) == (AutohealVerdict.ASKED, "demo-worker-3")
-        assert asked.approval_id is not None
-        request = rt.approvals.get(request_id=asked.approval_id)
+        approval_id = await _asked_past_the_threshold(scene, "demo-worker-3")
+        request = rt.approvals.get(request_id=approval_id)
         assert (
             request.requester == AUTOHEAL_IDENTITY
             and request.command_text == "replace node demo-worker-3 on demo"
@@ -306,93 +355,57 @@ async def test_without_pre_approval_one_request_at_a_time_and_masters_are_left_t
         assert [(e.actor, e.result, e.detail["node"]) for e in entries] == [
             (AUTOHEAL_IDENTITY.key, "approval requested", "demo-worker-3")
         ]
-    finally:
-        if rt.alerts is not None:
-            await rt.alerts.stop()
-        rt.close()
 
 
 async def test_approved_replacement_runs_to_a_finished_job_peer(
-    redis_url: str, data_dir: Path, tmp_path: Path, peer: KubernetesApiPeer, lab_hosts: list[LabHost]
+    autoheal_on: Callable[..., contextlib.AbstractAsyncContextManager[Scene]],
+    peer: KubernetesApiPeer,
+    lab_hosts: list[LabHost],
 ) -> None:
-    rt = _runtime(redis_url, data_dir, tmp_path, policy=ASKS_APPROVAL, pool=lab_hosts[:1])
-    clock = Clock()
-    try:
-        _cluster(rt, peer, network=lab_hosts[0].address.rsplit(".", 1)[0])
-        dispatcher = Dispatcher(runtime=rt)
-        autoheal = Autoheal(runtime=rt, approvals=dispatcher.approvals, runs=dispatcher.runs, clock=clock)
-        watcher = NodeReadinessWatcher(runtime=rt, autoheal=autoheal)
-        await _say(dispatcher, "notify demo node here")
-        await _say(dispatcher, "notify demo approvals here", where=APPROVERS)
-        await _say(dispatcher, "autoheal demo on after=2m max-unhealthy=30%")
-        await rt.alerts.start()  # type: ignore[union-attr]
+    async with autoheal_on(
+        policy=ASKS_APPROVAL,
+        approvals_here=True,
+        pool=lab_hosts[:1],
+    ) as scene:
+        rt, dispatcher, watcher = scene.rt, scene.dispatcher, scene.watcher
         peer.add_node("demo-worker-4", role="worker")  # what kubeadm join makes appear in the API
 
         peer.set_ready("demo-worker-2", False)
-        await watcher.check_once()
-        clock.advance(minutes=3)
-        await watcher.check_once()
-        asked = watcher.autoheal_outcomes["demo"]
-        assert (asked.verdict, asked.node) == (AutohealVerdict.ASKED, "demo-worker-2")
-        assert asked.approval_id is not None
+        approval_id = await _asked_past_the_threshold(scene, "demo-worker-2")
         await asyncio.sleep(0.3)  # the cluster's approval notice would have reached the channel by now
         [card] = _approval_cards(rt)
         assert card.buttons, "one card, with buttons, in the approval channel autoheal asked in"
 
         await dispatcher.on_click(_click_on_card(card, APPROVE_ACTION))
-        assert rt.approvals.get(request_id=asked.approval_id).status is ApprovalStatus.APPROVED
+        assert rt.approvals.get(request_id=approval_id).status is ApprovalStatus.APPROVED
         await watcher.check_once()
         busy = watcher.autoheal_outcomes["demo"]
         assert (busy.verdict, busy.node) == (AutohealVerdict.BUSY, "demo-worker-2"), "the job is under way"
         action = AutohealStore(rt.redis).action("demo")
         assert action is not None and action.job_id is not None
-        job = rt.jobs.records.require(action.job_id)
-        assert job.spec.kind == JobKind.NODE_REPLACE.value and job.spec.params["node"] == "demo-worker-2"
-        assert job.spec.requested_by == AUTOHEAL_IDENTITY
-
-        await asyncio.to_thread(run_queue, job_service(rt.settings, rt.redis))
-        done = rt.jobs.records.require(action.job_id)
-        assert done.state is JobState.SUCCEEDED, done.error
-        assert "demo-worker-2" not in peer.node_names()
-        [left] = runs(rt.settings, "node_remove")
-        assert left["vars"]["nodes_to_remove"] == ["demo-worker-2"]
+        await _replacement_runs_to_the_end(rt, peer, job_id=action.job_id, node="demo-worker-2")
 
         await watcher.check_once()
         assert watcher.autoheal_outcomes["demo"].verdict is AutohealVerdict.NOTHING
         assert AutohealStore(rt.redis).action("demo") is None, "the finished job is forgotten"
         assert not [t for t in _titles(rt) if "autoheal leaves" in t]
-    finally:
-        if rt.alerts is not None:
-            await rt.alerts.stop()
-        rt.close()
 
 
 async def test_rejected_replacement_leaves_the_node_to_people_said_once_peer(
-    redis_url: str, data_dir: Path, tmp_path: Path, peer: KubernetesApiPeer
+    autoheal_on: Callable[..., contextlib.AbstractAsyncContextManager[Scene]], peer: KubernetesApiPeer
 ) -> None:
-    rt = _runtime(redis_url, data_dir, tmp_path, policy=ASKS_APPROVAL)
-    clock = Clock()
-    try:
-        _cluster(rt, peer)
-        dispatcher = Dispatcher(runtime=rt)
-        autoheal = Autoheal(runtime=rt, approvals=dispatcher.approvals, runs=dispatcher.runs, clock=clock)
-        watcher = NodeReadinessWatcher(runtime=rt, autoheal=autoheal)
-        await _say(dispatcher, "notify demo node here")
-        await _say(dispatcher, "notify demo approvals here", where=APPROVERS)
-        await _say(dispatcher, "autoheal demo on after=2m max-unhealthy=30%")
-        await rt.alerts.start()  # type: ignore[union-attr]
+    async with autoheal_on(
+        policy=ASKS_APPROVAL,
+        approvals_here=True,
+    ) as scene:
+        rt, dispatcher, watcher, clock = scene.rt, scene.dispatcher, scene.watcher, scene.clock
 
         peer.set_ready("demo-worker-3", False)
-        await watcher.check_once()
-        clock.advance(minutes=3)
-        await watcher.check_once()
-        asked = watcher.autoheal_outcomes["demo"]
-        assert (asked.verdict, asked.node) == (AutohealVerdict.ASKED, "demo-worker-3")
-        assert asked.approval_id is not None
+        approval_id = await _asked_past_the_threshold(scene, "demo-worker-3")
         [card] = _approval_cards(rt)
 
         await dispatcher.on_click(_click_on_card(card, REJECT_ACTION))
-        assert rt.approvals.get(request_id=asked.approval_id).status is ApprovalStatus.REJECTED
+        assert rt.approvals.get(request_id=approval_id).status is ApprovalStatus.REJECTED
         for _ in range(3):
             clock.advance(minutes=3)
             await watcher.check_once()
@@ -415,25 +428,15 @@ async def test_rejected_replacement_leaves_the_node_to_people_said_once_peer(
         assert (again.verdict, again.node) == (AutohealVerdict.ASKED, "demo-worker-3"), (
             "Ready once more, the node is autoheal's again"
         )
-    finally:
-        if rt.alerts is not None:
-            await rt.alerts.stop()
-        rt.close()
 
 
 async def test_storm_guard_replaces_nothing_and_pages_once_peer(
-    redis_url: str, data_dir: Path, tmp_path: Path, peer: KubernetesApiPeer
+    autoheal_on: Callable[..., contextlib.AbstractAsyncContextManager[Scene]], peer: KubernetesApiPeer
 ) -> None:
-    rt = _runtime(redis_url, data_dir, tmp_path, policy=PRE_APPROVED)
-    clock = Clock()
-    try:
-        _cluster(rt, peer)
-        dispatcher = Dispatcher(runtime=rt)
-        autoheal = Autoheal(runtime=rt, approvals=dispatcher.approvals, runs=dispatcher.runs, clock=clock)
-        watcher = NodeReadinessWatcher(runtime=rt, autoheal=autoheal)
-        await _say(dispatcher, "notify demo node here")
-        await _say(dispatcher, "autoheal demo on after=2m max-unhealthy=30%")
-        await rt.alerts.start()  # type: ignore[union-attr]
+    async with autoheal_on(
+        policy=PRE_APPROVED,
+    ) as scene:
+        rt, dispatcher, watcher, clock = scene.rt, scene.dispatcher, scene.watcher, scene.clock
 
         peer.set_ready("demo-worker-1", False)
         peer.set_ready("demo-worker-2", False)  # 2 of 4 nodes: 50% > 30%
@@ -451,10 +454,6 @@ async def test_storm_guard_replaces_nothing_and_pages_once_peer(
         clock.advance(minutes=3)
         await watcher.check_once()
         assert watcher.autoheal_outcomes["demo"].verdict is AutohealVerdict.NOTHING
-    finally:
-        if rt.alerts is not None:
-            await rt.alerts.stop()
-        rt.close()
 
 
 async def test_autoheal_on_a_manual_cluster_is_refused_with_what_to_do(

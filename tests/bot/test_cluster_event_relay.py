@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from alerts.service import AlertService
 from bot.dispatcher import Dispatcher
 from bot.relay import ClusterEventRelay
 from bot.runtime import Runtime, build_runtime
 from kobot.conversations import Conversation, Identity, InboundMessage
 from kobot.settings import Settings
 from tests.bot.recording_adapter import RecordingAdapter
+from tests.support.dispatching import with_recorded_terminal_and_alerts
 from tests.workers.jobkit import FIXTURE_PLAYBOOKS, job_service, run_queue
 
 ME = Identity(platform="terminal", user_id="ops")
@@ -34,16 +34,7 @@ def runtime(redis_url: str, data_dir: Path) -> Iterator[Runtime]:
         plugins=["tests.fixtures.operations"],
         in_process_worker=False,
     )
-    rt = build_runtime(settings)
-    rt.adapters["terminal"] = RecordingAdapter("terminal")
-    rt.alerts = AlertService(
-        settings=rt.settings,
-        store_url=rt.store.url,
-        adapters=rt.adapters,
-        secret=rt.secret,
-        policy=rt.policy,
-        audit=rt.audit,
-    )
+    rt = with_recorded_terminal_and_alerts(build_runtime(settings))
     yield rt
     rt.close()
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from alerts.service import AlertService
 from bot.dispatcher import Dispatcher
 from bot.node_watch import NodeReadinessWatcher
 from bot.runtime import Runtime, build_runtime
@@ -21,6 +20,7 @@ from kobot.settings import Settings
 from kobot.store import secret_key
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.peers.kubernetes import KubernetesApiPeer
+from tests.support.dispatching import with_recorded_terminal_and_alerts
 from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
 
 OPS = Identity(platform="terminal", user_id="ops")
@@ -29,15 +29,8 @@ WATCHERS = Conversation(platform="terminal", conversation_id="watchers")
 
 @pytest.fixture
 def runtime(redis_url: str, data_dir: Path) -> Iterator[Runtime]:
-    rt = build_runtime(Settings(redis_url=SecretStr(redis_url), data_dir=data_dir, in_process_worker=False))
-    rt.adapters["terminal"] = RecordingAdapter("terminal")
-    rt.alerts = AlertService(
-        settings=rt.settings,
-        store_url=rt.store.url,
-        adapters=rt.adapters,
-        secret=rt.secret,
-        policy=rt.policy,
-        audit=rt.audit,
+    rt = with_recorded_terminal_and_alerts(
+        build_runtime(Settings(redis_url=SecretStr(redis_url), data_dir=data_dir, in_process_worker=False))
     )
     yield rt
     rt.close()

@@ -16,7 +16,6 @@ import pytest
 from pydantic import SecretStr
 from redis import Redis
 
-from alerts.service import AlertService
 from alerts.subscriptions import ClusterEvent
 from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime, build_runtime
@@ -28,11 +27,13 @@ from kobot.settings import Settings
 from kobot.store import synced
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.health.peer import HealthPeer
+from tests.support.dispatching import with_recorded_terminal_and_alerts
 from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
 from workers.health_certs import CertificateSeen
 from workers.health_schedule import (
     CERT_EXPIRY_EVENT,
     HEALTH_WORSENED_EVENT,
+    HealthCheckSchedule,
     HealthCheckScheduler,
     HealthScheduleStore,
     claim_expiry_notices,
@@ -49,17 +50,22 @@ DELIVERY_SECONDS = 10.0
 
 
 def build(redis_url: str, data_dir: Path) -> Runtime:
-    rt = build_runtime(Settings(redis_url=SecretStr(redis_url), data_dir=data_dir, in_process_worker=False))
-    rt.adapters["terminal"] = RecordingAdapter("terminal")
-    rt.alerts = AlertService(
-        settings=rt.settings,
-        store_url=rt.store.url,
-        adapters=rt.adapters,
-        secret=rt.secret,
-        policy=rt.policy,
-        audit=rt.audit,
+    rt = with_recorded_terminal_and_alerts(
+        build_runtime(Settings(redis_url=SecretStr(redis_url), data_dir=data_dir, in_process_worker=False))
     )
     return rt
+
+
+async def hourly_checks_of_prod_with_a_worker_not_ready(
+    rt: Runtime, peer: HealthPeer, data_dir: Path
+) -> HealthCheckSchedule:
+    """prod on the peer, its health notices and hourly checks set from chat, prod-worker-2 NotReady."""
+    add_cluster(rt, peer, data_dir)
+    await say(rt, HEALTH, "notify prod health")
+    await say(rt, HEALTH, "check prod every hour at 00:00")
+    [schedule] = HealthScheduleStore(rt.redis).all()
+    peer.set_ready("prod-worker-2", False)
+    return schedule
 
 
 def scheduler(rt: Runtime) -> HealthCheckScheduler:
@@ -176,11 +182,7 @@ async def test_peer_an_api_server_that_missed_one_round_does_not_make_known_prob
 ) -> None:
     rt = build(redis_url, data_dir)
     assert rt.alerts is not None
-    add_cluster(rt, peer, data_dir)
-    await say(rt, HEALTH, "notify prod health")
-    await say(rt, HEALTH, "check prod every hour at 00:00")
-    [schedule] = HealthScheduleStore(rt.redis).all()
-    peer.set_ready("prod-worker-2", False)
+    schedule = await hourly_checks_of_prod_with_a_worker_not_ready(rt, peer, data_dir)
     slot = schedule.next_run_at + timedelta(seconds=1)
     await rt.alerts.start()
     try:
@@ -284,11 +286,7 @@ async def test_peer_a_round_sends_no_redis_command_from_the_event_loop(
     """The client is synchronous: a command sent from the loop stalls every chat for its round trip."""
     rt = build(redis_url, data_dir)
     assert rt.alerts is not None
-    add_cluster(rt, peer, data_dir)
-    await say(rt, HEALTH, "notify prod health")
-    await say(rt, HEALTH, "check prod every hour at 00:00")
-    [schedule] = HealthScheduleStore(rt.redis).all()
-    peer.set_ready("prod-worker-2", False)
+    schedule = await hourly_checks_of_prod_with_a_worker_not_ready(rt, peer, data_dir)
     noting = ThreadNotingRedis.from_url(redis_url)
     rounds = HealthCheckScheduler(
         redis=noting, secrets=ClusterSecrets(redis=noting, secret=rt.secret), publisher=rt.alerts

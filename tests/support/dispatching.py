@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from alerts.service import AlertService
 from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime, build_runtime
 from kobot.conversations import Conversation, Identity, InboundMessage
@@ -66,3 +67,18 @@ async def reply_to(
     adapter = runtime.adapters["slack"]
     assert isinstance(adapter, RecordingAdapter)
     return adapter.deliveries[-1].message
+
+
+def with_recorded_terminal_and_alerts(runtime: Runtime) -> Runtime:
+    """`runtime` with a recording terminal adapter and the alert service the bot's app builds (not started:
+    the caller starts and stops it)."""
+    runtime.adapters["terminal"] = RecordingAdapter("terminal")
+    runtime.alerts = AlertService(
+        settings=runtime.settings,
+        store_url=runtime.store.url,
+        adapters=runtime.adapters,
+        secret=runtime.secret,
+        policy=runtime.policy,
+        audit=runtime.audit,
+    )
+    return runtime
