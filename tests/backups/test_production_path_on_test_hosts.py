@@ -30,7 +30,7 @@ from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime
 from kobot.cluster_spec import ClusterShape
 from kobot.clusters import ClusterRecord, ClusterState, NodeRecord, NodeState
-from kobot.conversations import ButtonClick, Conversation, Identity, InboundMessage
+from kobot.conversations import ButtonClick, Identity, InboundMessage
 from kobot.job_records import JobEventType, JobKind, JobRecord, JobState, StepState
 from kobot.messages import MessageKind, OutgoingMessage
 from kobot.settings_backups import BackupSettings, SftpTarget
@@ -38,39 +38,31 @@ from kobot.store import secret_key
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.hosts.lab import HostLab, LabHost
 from tests.peers.kubernetes import KubernetesApiPeer
-from tests.playbooks.test_roles_on_test_hosts import (
-    ETCD_BINARIES,
+from tests.playbooks.etcd_lab import (
     ETCD_CLIENT_ENV,
     ETCD_PKI,
     MANIFESTS,
-    PLAYBOOKS,
     RUNNER_PATH,
     STATIC_POD_RUNNER,
-    Lab,
-    _etcd_pki,
-    _start_etcd,
-    _stop_etcd,
-    _wait_until_listening,
+    etcd_pki,
+    install_etcd,
+    start_etcd,
+    stop_etcd,
 )
-from tests.support.dispatching import dispatching_runtime
+from tests.playbooks.roles_lab import PLAYBOOKS, RolesLab, wait_until_listening
+from tests.support.dispatching import (
+    ADMIN,
+    OPERATOR,
+    OPERATOR_ON_PROD_ADMIN_EVERYWHERE,
+    ROOM,
+    dispatching_runtime,
+)
 from tests.workers.jobkit import job_service, run_queue
 from workers import etcd
 from workers.backup_schedule import ScheduleStore, run_due
 from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
 from workers.events import read_job_events
 
-ROOM = Conversation(platform="slack", conversation_id="C0OPS")
-OPERATOR = Identity(platform="slack", user_id="U7", display_name="Olu")
-ADMIN = Identity(platform="slack", user_id="U1", display_name="Ada")
-POLICY = """
-version: 1
-bindings:
-  - role: operator
-    subjects: ["slack:U7"]
-    clusters: ["prod"]
-  - role: admin
-    subjects: ["slack:U1"]
-"""
 MASTER = "prod-master-1"
 ETCD_COMMAND = (
     "setsid -f /usr/local/bin/etcd --name " + MASTER + " --data-dir /var/lib/etcd"
@@ -93,38 +85,30 @@ SITE_VARS = {
     "kobot_manage_kernel": False,
 }
 """What the site's ansible_extra_vars say for these hosts."""
-CERTIFICATE_FILES = ("ca.crt", "server.crt", "server.key", "healthcheck-client.crt", "healthcheck-client.key")
 
 
 @pytest.fixture
-def master(host_lab: HostLab, tmp_path: Path) -> Iterator[Lab]:
+def master(host_lab: HostLab, tmp_path: Path) -> Iterator[RolesLab]:
     """A test host of its own, as prod's only master: etcd running as its static pod would, and the
     kubelet stand-in keeping etcd and the API server up while their manifests are in place."""
     [host] = host_lab.start(count=1)
-    lab = Lab(hosts={MASTER: host}, inventory=tmp_path / "unused-inventory.yml", work=tmp_path)
+    lab = RolesLab(hosts={MASTER: host}, inventory=tmp_path / "unused-inventory.yml", work=tmp_path)
     try:
-        pki = _etcd_pki(tmp_path / "etcd-pki")
-        lab.ssh(MASTER, f"mkdir -p {ETCD_PKI} {MANIFESTS} && chmod 700 {ETCD_PKI}")
-        for binary in ETCD_BINARIES:
-            lab.copy_in(MASTER, source=binary, dest=f"/usr/local/bin/{binary.name}")
-        for file in (
-            "ca.crt",
-            "server.crt",
-            "server.key",
-            "healthcheck-client.crt",
-            "healthcheck-client.key",
-        ):
-            lab.copy_in(MASTER, source=pki / file, dest=f"{ETCD_PKI}/{file}", mode="0600")
-        _start_etcd(lab, MASTER)
-        _stop_etcd(lab, MASTER)  # from here on the kubelet stand-in runs it, from its manifest
-        lab.ssh(MASTER, f"for p in etcd kube-apiserver; do echo 'kind: Pod' > {MANIFESTS}/$p.yaml; done")
+        install_etcd(lab, MASTER, pki=etcd_pki(tmp_path / "etcd-pki"))
+        start_etcd(lab, MASTER)
+        stop_etcd(lab, MASTER)  # from here on the kubelet stand-in runs it, from its manifest
+        lab.ssh(
+            MASTER,
+            f"mkdir -p {MANIFESTS}"
+            f" && for p in etcd kube-apiserver; do echo 'kind: Pod' > {MANIFESTS}/$p.yaml; done",
+        )
         lab.ssh(
             MASTER,
             f"cat > {RUNNER_PATH} && setsid -f sh {RUNNER_PATH} >/dev/null 2>&1 </dev/null",
             stdin=STATIC_POD_RUNNER.format(etcd=ETCD_COMMAND),
         )
-        _wait_until_listening(lab, MASTER, 2379)
-        _wait_until_listening(lab, MASTER, 6443)
+        wait_until_listening(lab, MASTER, 2379)
+        wait_until_listening(lab, MASTER, 6443)
         yield lab
     finally:
         stop_all = f"pkill -f '^sh {RUNNER_PATH}'; pkill -x etcd; pkill -f '^python3 -m http.server'; true"
@@ -138,7 +122,7 @@ def peer() -> Iterator[KubernetesApiPeer]:
         yield server
 
 
-def _etcdctl(lab: Lab, command: str) -> str:
+def _etcdctl(lab: RolesLab, command: str) -> str:
     return lab.ssh(MASTER, f"{ETCD_CLIENT_ENV} /usr/local/bin/etcdctl {command}").strip()
 
 
@@ -150,7 +134,7 @@ class Offsite:
     folder: str
 
     def ssh(self, command: str) -> str:
-        return Lab(hosts={"sftp": self.host}, inventory=Path("unused"), work=Path("unused")).ssh(
+        return RolesLab(hosts={"sftp": self.host}, inventory=Path("unused"), work=Path("unused")).ssh(
             "sftp", command
         )
 
@@ -173,7 +157,12 @@ def offsite(lab_hosts: list[LabHost]) -> Iterator[Offsite]:
 
 @pytest.fixture
 def runtime(
-    redis_url: str, data_dir: Path, tmp_path: Path, master: Lab, offsite: Offsite, peer: KubernetesApiPeer
+    redis_url: str,
+    data_dir: Path,
+    tmp_path: Path,
+    master: RolesLab,
+    offsite: Offsite,
+    peer: KubernetesApiPeer,
 ) -> Iterator[Runtime]:
     """kobot as the site configures it: the real playbooks, SSH to the hosts, one SFTP target `offsite`;
     prod is a one-master cluster on the `master` host whose API is the peer."""
@@ -194,7 +183,7 @@ def runtime(
     rt = dispatching_runtime(
         redis_url=redis_url,
         data_dir=data_dir,
-        policy=POLICY,
+        policy=OPERATOR_ON_PROD_ADMIN_EVERYWHERE,
         policy_dir=tmp_path,
         playbooks_dir=PLAYBOOKS,
         plugins=[],
@@ -267,7 +256,7 @@ def _played(runtime: Runtime, job_id: str) -> list[tuple[str, str]]:
 
 
 async def test_backup_to_sftp_then_restore_fetches_and_checks_before_any_stop_on_test_hosts(
-    runtime: Runtime, master: Lab, offsite: Offsite, data_dir: Path
+    runtime: Runtime, master: RolesLab, offsite: Offsite, data_dir: Path
 ) -> None:
     folder = offsite.folder
     _etcdctl(master, "put /registry/kobot/in-backup yes")

@@ -24,7 +24,7 @@ from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime
 from kobot.cluster_spec import ClusterShape
 from kobot.clusters import ClusterRecord, ClusterState, NodeRecord, NodeState
-from kobot.conversations import ButtonClick, Conversation, Identity, InboundMessage
+from kobot.conversations import ButtonClick, InboundMessage
 from kobot.job_records import JobEventType, JobKind, JobRecord, JobState
 from kobot.messages import MessageKind
 from kobot.store import secret_key
@@ -32,18 +32,24 @@ from tests.bot.recording_adapter import RecordingAdapter
 from tests.certs.certificates import KUBEADM_LEAVES, write_pki
 from tests.hosts.lab import HostLab, LabHost
 from tests.peers.kubernetes import KubernetesApiPeer
-from tests.playbooks.test_roles_on_test_hosts import (
+from tests.playbooks.roles_lab import (
     PLAYBOOKS,
     WITHOUT_HOST_FEATURES,
-    Lab,
-    _wait_until_listening,
+    RolesLab,
+    open_roles_lab,
+    wait_until_listening,
 )
-from tests.support.dispatching import dispatching_runtime
+from tests.support.dispatching import (
+    ADMIN,
+    OPERATOR,
+    OPERATOR_ON_PROD_ADMIN_EVERYWHERE,
+    ROOM,
+    dispatching_runtime,
+)
 from tests.workers.jobkit import job_service, run_queue
 from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
 from workers.day2_ops.cert_renew_expiry import expiry_lines, read_report
 from workers.events import read_job_events
-from workers.inventory import render_inventory, write_inventory
 
 PKI = "/etc/kubernetes/pki"
 MANIFESTS = "/etc/kubernetes/manifests"
@@ -51,21 +57,9 @@ STATIC_PODS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-schedu
 CHECKED = ("apiserver.crt", "front-proxy-client.crt", "etcd/server.crt")
 """What the check-mode run looks at: a few of kubeadm's leaves keep it short on a loaded machine."""
 RENEW_TASK = "Renew every kubeadm certificate (validity from the cluster configuration, one year)"
-ROOM = Conversation(platform="slack", conversation_id="C0OPS")
-OPERATOR = Identity(platform="slack", user_id="U7", display_name="Olu")
-ADMIN = Identity(platform="slack", user_id="U1", display_name="Ada")
-POLICY = """
-version: 1
-bindings:
-  - role: operator
-    subjects: ["slack:U7"]
-    clusters: ["prod"]
-  - role: admin
-    subjects: ["slack:U1"]
-"""
 
 
-def _install_pki(lab: Lab, name: str, *, expiries: dict[str, datetime], local: Path) -> None:
+def _install_pki(lab: RolesLab, name: str, *, expiries: dict[str, datetime], local: Path) -> None:
     """kubeadm's leaf certificates and the control plane's static pod manifests on one test host."""
     write_pki(local, expiries=expiries)
     lab.ssh(name, f"mkdir -p {PKI}/etcd {MANIFESTS}")
@@ -82,35 +76,14 @@ def _a_year_away(*, except_for: dict[str, datetime] | None = None) -> dict[str, 
 
 
 @pytest.fixture
-def masters(host_lab: HostLab, tmp_path: Path) -> Iterator[Lab]:
+def masters(host_lab: HostLab, tmp_path: Path) -> Iterator[RolesLab]:
     """Two masters of their own (etcd on master-1 only: an even etcd count is refused)."""
-    started = host_lab.start(count=2)
-    try:
-        hosts = dict(zip(("master-1", "master-2"), started, strict=True))
-        inventory = render_inventory(
-            nodes=[(name, "master", host.address) for name, host in hosts.items()],
-            ssh_user=started[0].user,
-            ssh_key_path=started[0].key_path,
-            known_hosts_path=started[0].known_hosts_path,
-            cluster_vars={
-                "cluster_name": "lab",
-                "ansible_pipelining": True,
-                "apiserver_loadbalancer_vip": started[0].address.rsplit(".", 1)[0] + ".200",
-                "apiserver_loadbalancer_interface": "eth0",
-                "preflight_extra_supported_os": [{"distribution": "Debian", "versions": ["12"]}],
-            },
-        )
-        inventory["all"]["children"]["etcd"]["hosts"] = {"master-1": None}
-        yield Lab(
-            hosts=hosts, inventory=write_inventory(tmp_path / "inventory.yml", inventory), work=tmp_path
-        )
-    finally:
-        for host in started:
-            host_lab.stop(host)
+    with open_roles_lab(host_lab, tmp_path, names=("master-1", "master-2"), offline_registry=None) as lab:
+        yield lab
 
 
 def test_renewal_check_mode_on_test_hosts_renews_only_the_expiring_master_one_at_a_time(
-    masters: Lab, tmp_path: Path
+    masters: RolesLab, tmp_path: Path
 ) -> None:
     soon = datetime.now(UTC) + timedelta(days=5, hours=1)
     _install_pki(masters, "master-1", expiries=_a_year_away(), local=tmp_path / "pki-1")
@@ -164,11 +137,11 @@ MASTER = "prod-master-1"
 
 
 @pytest.fixture
-def master_lab(host_lab: HostLab, tmp_path: Path) -> Iterator[Lab]:
+def master_lab(host_lab: HostLab, tmp_path: Path) -> Iterator[RolesLab]:
     """prod's only master, its certificates a year away."""
     [host] = host_lab.start(count=1)
     try:
-        lab = Lab(hosts={MASTER: host}, inventory=tmp_path / "unused.yml", work=tmp_path)
+        lab = RolesLab(hosts={MASTER: host}, inventory=tmp_path / "unused.yml", work=tmp_path)
         _install_pki(lab, MASTER, expiries=_a_year_away(), local=tmp_path / "pki")
         yield lab
     finally:
@@ -176,7 +149,7 @@ def master_lab(host_lab: HostLab, tmp_path: Path) -> Iterator[Lab]:
 
 
 @pytest.fixture
-def master(master_lab: Lab) -> LabHost:
+def master(master_lab: RolesLab) -> LabHost:
     return master_lab.hosts[MASTER]
 
 
@@ -193,7 +166,7 @@ def runtime(
     rt = dispatching_runtime(
         redis_url=redis_url,
         data_dir=data_dir,
-        policy=POLICY,
+        policy=OPERATOR_ON_PROD_ADMIN_EVERYWHERE,
         policy_dir=tmp_path,
         playbooks_dir=PLAYBOOKS,
         plugins=[],
@@ -312,7 +285,7 @@ echo '{"items": []}'
 """
 
 
-def _listener_pids(lab: Lab) -> dict[str, str]:
+def _listener_pids(lab: RolesLab) -> dict[str, str]:
     return {
         pod: lab.ssh(MASTER, f"pgrep -f '^python3 -m http.server {port}'").strip()
         for pod, port in STATIC_POD_PORTS.items()
@@ -320,7 +293,7 @@ def _listener_pids(lab: Lab) -> dict[str, str]:
 
 
 async def test_renew_certificates_job_on_test_hosts_renews_restarts_and_refreshes_kobots_kubeconfig(
-    runtime: Runtime, master_lab: Lab, peer: KubernetesApiPeer, tmp_path: Path
+    runtime: Runtime, master_lab: RolesLab, peer: KubernetesApiPeer, tmp_path: Path
 ) -> None:
     """A real run, kubeadm and the kubelet played by stand-ins (no real ones can run in a test host):
     apiserver.crt expires in 5 days, so the master is renewed, its four static pods restart one after
@@ -344,7 +317,7 @@ async def test_renew_certificates_job_on_test_hosts_renews_restarts_and_refreshe
     lab.ssh(MASTER, "cat > /root/kubelet.sh && setsid -f sh /root/kubelet.sh >/dev/null 2>&1 </dev/null",
             stdin=KUBELET_STAND_IN)  # fmt: skip
     for port in STATIC_POD_PORTS.values():
-        _wait_until_listening(lab, MASTER, port)
+        wait_until_listening(lab, MASTER, port)
     before = _listener_pids(lab)
 
     try:

@@ -36,7 +36,7 @@ from kobot.settings import Settings
 from tests.compliance.reports import MASTER, MASTER_HARDENED, NODE
 from tests.hosts.lab import HostLab
 from tests.peers.slack import PeerMessage, SlackPeer, event_callback, mention_event, signed_headers
-from tests.playbooks.test_roles_on_test_hosts import PLAYBOOKS, Lab, _wait_until_listening
+from tests.playbooks.roles_lab import PLAYBOOKS, RolesLab, wait_until_listening
 from tests.support.asgi import serve
 from tests.support.network import free_port
 from tests.support.slack import settings_for
@@ -97,7 +97,7 @@ def _archive() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def lab(host_lab: HostLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def lab(host_lab: HostLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RolesLab]:
     """A master and a worker of their own; each serves the offline files to itself."""
     started = host_lab.start(count=2)
     work = tmp_path_factory.mktemp("cis-lab")
@@ -118,7 +118,7 @@ def lab(host_lab: HostLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             known_hosts_path=started[0].known_hosts_path,
             cluster_vars={"cluster_name": "prod", "kube_version": "1.31.4", "offline_files_url": files_url()},
         )
-        lab = Lab(hosts=hosts, inventory=write_inventory(work / "inventory.yml", inventory), work=work)
+        lab = RolesLab(hosts=hosts, inventory=write_inventory(work / "inventory.yml", inventory), work=work)
         for name in hosts:
             lab.ssh(name, f"mkdir -p {folder}")
             lab.copy_in(name, source=work / ARCHIVE, dest=f"{folder}/{ARCHIVE}", mode="0644")
@@ -133,7 +133,7 @@ def lab(host_lab: HostLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                 f"setsid -f python3 -m http.server {FILES_PORT} --bind 127.0.0.1 --directory {FILES_ROOT}"
                 " >/dev/null 2>&1 </dev/null",
             )
-            _wait_until_listening(lab, name, FILES_PORT)
+            wait_until_listening(lab, name, FILES_PORT)
         yield lab
     finally:
         for host in started:
@@ -148,7 +148,7 @@ def _extravars(dest: Path, job_id: str = "7") -> dict[str, Any]:
     return {"cis_scan_dest": str(dest), "kube_bench_version": KUBE_BENCH_VERSION, "kobot_job_id": job_id}
 
 
-def test_cis_scan_check_mode_on_test_hosts_runs_nothing_and_fetches_nothing(lab: Lab) -> None:
+def test_cis_scan_check_mode_on_test_hosts_runs_nothing_and_fetches_nothing(lab: RolesLab) -> None:
     dest = lab.work / "check-mode"
     dest.mkdir()
     result, events = lab.run("cis_scan.yml", extravars=_extravars(dest), check_mode=True)
@@ -168,7 +168,7 @@ def test_cis_scan_check_mode_on_test_hosts_runs_nothing_and_fetches_nothing(lab:
 BUILD_TASK = "Require a kube-bench build for this node's architecture"
 
 
-def test_cis_scan_on_test_hosts_picks_kube_bench_build_from_node_architecture(lab: Lab) -> None:
+def test_cis_scan_on_test_hosts_picks_kube_bench_build_from_node_architecture(lab: RolesLab) -> None:
     """The gathered architecture picks the archive; an arm64 node (the fact overridden here, as these
     hosts are x86_64) gets the arm64 build, and an architecture with no build stops the scan by name."""
     dest = lab.work / "architecture"
@@ -192,7 +192,7 @@ def test_cis_scan_on_test_hosts_picks_kube_bench_build_from_node_architecture(la
     assert list(dest.iterdir()) == []
 
 
-def _builds_chosen(lab: Lab) -> dict[str, str]:
+def _builds_chosen(lab: RolesLab) -> dict[str, str]:
     """Host -> the archive the last run's build check named, from that run's ansible-runner stdout."""
     [stdout] = (lab.work / "jobs" / f"lab{lab.runs}").glob("*/artifacts/*/stdout")
     return {
@@ -205,7 +205,9 @@ def _builds_chosen(lab: Lab) -> dict[str, str]:
     }
 
 
-def test_cis_scan_with_stand_in_kube_bench_on_test_hosts_fetches_each_report_idempotent(lab: Lab) -> None:
+def test_cis_scan_with_stand_in_kube_bench_on_test_hosts_fetches_each_report_idempotent(
+    lab: RolesLab,
+) -> None:
     dest = lab.work / "reports"
     dest.mkdir()
     first, _ = lab.run("cis_scan.yml", extravars=_extravars(dest))
@@ -266,7 +268,7 @@ def shown(message: PeerMessage) -> str:
 
 
 @pytest.fixture
-def kobot(lab: Lab, redis_url: str, redis: Redis, data_dir: Path) -> Iterator[Kobot]:
+def kobot(lab: RolesLab, redis_url: str, redis: Redis, data_dir: Path) -> Iterator[Kobot]:
     signing_secret = secrets.token_hex(16)
     policy = data_dir / "policy.yaml"
     policy.write_text(POLICY)
@@ -308,7 +310,7 @@ def kobot(lab: Lab, redis_url: str, redis: Redis, data_dir: Path) -> Iterator[Ko
 
 
 def test_scan_prod_from_slack_peer_runs_stand_in_kube_bench_and_shows_what_changed_on_test_hosts(
-    kobot: Kobot, lab: Lab
+    kobot: Kobot, lab: RolesLab
 ) -> None:
     first = kobot.answer("scan prod", final=True)
     assert "succeeded in" in first, first

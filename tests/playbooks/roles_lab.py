@@ -7,9 +7,10 @@ what the roles leave behind on the hosts meets no other module's tests.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import subprocess
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,8 @@ class RolesLab:
     hosts: dict[str, LabHost]
     inventory: Path
     work: Path
-    runs: list[int] = field(default_factory=lambda: [0])
+    runs: int = 0
+    """Playbook runs so far; run N keeps its artifacts under work/jobs/labN."""
 
     def run(
         self,
@@ -50,11 +52,11 @@ class RolesLab:
         tags: tuple[str, ...] = (),
         inventory: Path | None = None,
     ) -> tuple[PlaybookResult, list[JobEvent]]:
-        self.runs[0] += 1
+        self.runs += 1
         events: list[JobEvent] = []
         result = run_playbook(
             PlaybookRun(
-                job_id=f"lab{self.runs[0]}",
+                job_id=f"lab{self.runs}",
                 step=playbook.removesuffix(".yml"),
                 attempt=1,
                 playbook=playbook,
@@ -71,9 +73,10 @@ class RolesLab:
         )
         return result, events
 
-    def ssh(self, name: str, command: str, *, check: bool = True) -> str:
+    def ssh(self, name: str, command: str, *, check: bool = True, stdin: str | None = None) -> str:
         completed = subprocess.run(
             [*self.hosts[name].ssh_args(), command],
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=SSH_TIMEOUT_SECONDS,
@@ -101,8 +104,12 @@ def open_roles_lab(
     *,
     names: tuple[str, ...],
     cluster_vars: Mapping[str, Any] | None = None,
+    offline_registry: str | None = LAB_OFFLINE_REGISTRY,
+    etcd: tuple[str, ...] | None = None,
 ) -> Iterator[RolesLab]:
-    """Start one host per name ("master-…" names are masters, etcd on the first), stop them after."""
+    """Start one host per name ("master-…" names are masters), stop them after. etcd runs on `etcd`, by
+    default the first master alone: every playbook but the node and delete ones refuses an even etcd
+    count. `offline_registry` None leaves the registry out of the inventory."""
     started = host_lab.start(count=len(names))
     try:
         hosts = dict(zip(names, started, strict=True))
@@ -120,13 +127,13 @@ def open_roles_lab(
                 "ansible_pipelining": True,
                 "apiserver_loadbalancer_vip": vip,
                 "apiserver_loadbalancer_interface": "eth0",
-                "offline_registry": LAB_OFFLINE_REGISTRY,
                 "preflight_extra_supported_os": [{"distribution": "Debian", "versions": ["12"]}],
+                **({"offline_registry": offline_registry} if offline_registry else {}),
                 **dict(cluster_vars or {}),
             },
         )
-        first_master = next(name for name in names if name.startswith("master"))
-        inventory["all"]["children"]["etcd"]["hosts"] = {first_master: None}
+        members = etcd or (next(name for name in names if name.startswith("master")),)
+        inventory["all"]["children"]["etcd"]["hosts"] = dict.fromkeys(members)
         yield RolesLab(hosts=hosts, inventory=write_inventory(work / "inventory.yml", inventory), work=work)
     finally:
         for host in started:
@@ -144,3 +151,12 @@ def tasks_of(events: list[JobEvent], kind: JobEventType) -> set[tuple[str, str]]
 
 def assert_succeeded(result: PlaybookResult) -> None:
     assert result.succeeded, (result.failed_task, result.failed_host, result.error)
+
+
+def wait_until_listening(lab: RolesLab, name: str, port: int) -> None:
+    """Until something on the host accepts TCP connections on its loopback `port` (about 10 s at most)."""
+    probe = (
+        f"for i in $(seq 100); do (echo > /dev/tcp/127.0.0.1/{port}) 2>/dev/null && exit 0; sleep 0.1; done;"
+        " exit 1"
+    )
+    lab.ssh(name, f"bash -c {shlex.quote(probe)}")

@@ -8,15 +8,12 @@ of its own or the offline package mirror runs in `--check` mode and its name say
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import secrets
-import shlex
 import socket
 import subprocess
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,137 +22,55 @@ import yaml
 
 from kobot.automation_values import load_yaml
 from kobot.job_records import JobEvent, JobEventType
-from tests.hosts.lab import HostLab, LabHost
-from workers.ansible import PlaybookResult, PlaybookRun, run_playbook
-from workers.inventory import render_inventory, write_inventory
+from tests.hosts.lab import HostLab
+from tests.playbooks.etcd_lab import (
+    ETCD_CLIENT_ENV,
+    ETCD_PKI,
+    MANIFESTS,
+    RUNNER_PATH,
+    STATIC_POD_RUNNER,
+    etcd_pki,
+    install_etcd,
+    start_etcd,
+    stop_etcd,
+)
+from tests.playbooks.roles_lab import (
+    WITHOUT_HOST_FEATURES,
+    RolesLab,
+    changed_tasks,
+    open_roles_lab,
+    wait_until_listening,
+)
+from workers.ansible import PlaybookResult
+from workers.inventory import write_inventory
 
-PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 NAMES = ("master-1", "master-2", "worker-1")
-"""Two masters (so the load balancer plays) and one worker, one test host each."""
-SSH_TIMEOUT_SECONDS = 30.0
-"""Upper bound of one ssh command to a test host."""
-WITHOUT_HOST_FEATURES = {
-    "kobot_manage_services": False,
-    "kobot_manage_packages": False,
-    "kobot_manage_kernel": False,
-}
-
-
-@dataclass
-class Lab:
-    """The module's own three hosts, their inventory, and a runner that records every event."""
-
-    hosts: dict[str, LabHost]
-    inventory: Path
-    work: Path
-    runs: int = 0
-
-    def run(
-        self,
-        playbook: str,
-        *,
-        extravars: Mapping[str, Any] | None = None,
-        secrets: Mapping[str, str] | None = None,
-        check_mode: bool = False,
-        tags: tuple[str, ...] = (),
-    ) -> tuple[PlaybookResult, list[JobEvent]]:
-        self.runs += 1
-        events: list[JobEvent] = []
-        result = run_playbook(
-            PlaybookRun(
-                job_id=f"lab{self.runs}",
-                step=playbook.removesuffix(".yml"),
-                attempt=1,
-                playbook=playbook,
-                playbooks_dir=PLAYBOOKS,
-                inventory=self.inventory,
-                artifacts_root=self.work / "jobs",
-                extravars=dict(extravars or {}),
-                secrets=dict(secrets or {}),
-                check_mode=check_mode,
-                tags=tags,
-            ),
-            on_event=events.append,
-            should_cancel=lambda: False,
-        )
-        return result, events
-
-    def ssh(self, name: str, command: str, *, check: bool = True, stdin: str | None = None) -> str:
-        completed = subprocess.run(
-            [*self.hosts[name].ssh_args(), command],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=SSH_TIMEOUT_SECONDS,
-            check=False,
-        )
-        if check and completed.returncode != 0:
-            raise AssertionError(f"{name}: {command} failed: {completed.stderr}")
-        return completed.stdout
-
-    def copy_in(self, name: str, *, source: Path, dest: str, mode: str = "0755") -> None:
-        with source.open("rb") as data:
-            subprocess.run(
-                [*self.hosts[name].ssh_args(), f"cat > {dest} && chmod {mode} {dest}"],
-                stdin=data,
-                capture_output=True,
-                timeout=SSH_TIMEOUT_SECONDS,
-                check=True,
-            )
+"""Two masters (so the load balancer plays) and one worker, one test host each; etcd on master-1 alone."""
 
 
 @pytest.fixture(scope="module")
-def lab(host_lab: HostLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def lab(host_lab: HostLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RolesLab]:
     """Hosts of this module only, so what the roles leave behind meets no other test."""
-    started = host_lab.start(count=len(NAMES))
-    work = tmp_path_factory.mktemp("roles-lab")
-    try:
-        hosts = dict(zip(NAMES, started, strict=True))
-        vip = started[0].address.rsplit(".", 1)[0] + ".200"
-        inventory = render_inventory(
-            nodes=[
-                (name, "master" if name.startswith("master") else "worker", host.address)
-                for name, host in hosts.items()
-            ],
-            ssh_user=started[0].user,
-            ssh_key_path=started[0].key_path,
-            known_hosts_path=started[0].known_hosts_path,
-            cluster_vars={
-                "cluster_name": "lab",
-                "ansible_pipelining": True,
-                "apiserver_loadbalancer_vip": vip,
-                "apiserver_loadbalancer_interface": "eth0",
-                "offline_registry": "10.10.0.5:5000",
-                "preflight_extra_supported_os": [{"distribution": "Debian", "versions": ["12"]}],
-            },
-        )
-        # One etcd member (etcd runs on master-1 only): every playbook but the node and delete ones
-        # refuses an even etcd count, and two masters are what the load balancer needs.
-        inventory["all"]["children"]["etcd"]["hosts"] = {"master-1": None}
-        yield Lab(hosts=hosts, inventory=write_inventory(work / "inventory.yml", inventory), work=work)
-    finally:
-        for host in started:
-            host_lab.stop(host)
+    with open_roles_lab(host_lab, tmp_path_factory.mktemp("roles-lab"), names=NAMES) as roles_lab:
+        yield roles_lab
 
 
-def _changed_tasks(events: list[JobEvent]) -> set[str]:
-    return {f"{event.host}: {event.task}" for event in events if event.type is JobEventType.TASK_CHANGED}
-
-
-def _twice(lab: Lab, playbook: str, **kwargs: Any) -> tuple[PlaybookResult, PlaybookResult, list[JobEvent]]:
+def _twice(
+    lab: RolesLab, playbook: str, **kwargs: Any
+) -> tuple[PlaybookResult, PlaybookResult, list[JobEvent]]:
     first, events = lab.run(playbook, **kwargs)
     assert first.succeeded, (first.failed_task, first.failed_host, first.error)
     second, again = lab.run(playbook, **kwargs)
     assert second.succeeded, (second.failed_task, second.failed_host, second.error)
-    assert second.changed == 0, _changed_tasks(again)
+    assert second.changed == 0, changed_tasks(again)
     return first, second, events
 
 
-def test_base_os_files_real_on_test_hosts_idempotent_without_services_packages_kernel(lab: Lab) -> None:
+def test_base_os_files_real_on_test_hosts_idempotent_without_services_packages_kernel(lab: RolesLab) -> None:
     first, _, events = _twice(lab, "base_os.yml", extravars=WITHOUT_HOST_FEATURES)
 
     assert first.changed > 0
-    changed = _changed_tasks(events)
+    changed = changed_tasks(events)
     for name in NAMES:
         assert f"{name}: Write kernel parameters" in changed
         assert f"{name}: Name every cluster node in /etc/hosts" in changed
@@ -168,7 +83,9 @@ def test_base_os_files_real_on_test_hosts_idempotent_without_services_packages_k
         assert hosts_file.startswith("127.0.0.1 localhost"), "what was in /etc/hosts stays"
 
 
-def test_container_runtime_config_real_on_test_hosts_idempotent_without_services_packages(lab: Lab) -> None:
+def test_container_runtime_config_real_on_test_hosts_idempotent_without_services_packages(
+    lab: RolesLab,
+) -> None:
     first, _, _ = _twice(lab, "container_runtime.yml", extravars=WITHOUT_HOST_FEATURES)
 
     assert first.changed > 0
@@ -183,7 +100,7 @@ def test_container_runtime_config_real_on_test_hosts_idempotent_without_services
         )
 
 
-def test_load_balancer_config_real_on_test_hosts_idempotent_without_services_packages(lab: Lab) -> None:
+def test_load_balancer_config_real_on_test_hosts_idempotent_without_services_packages(lab: RolesLab) -> None:
     vrrp_password = secrets.token_hex(4)
     first, _, events = _twice(
         lab,
@@ -216,80 +133,16 @@ def test_load_balancer_config_real_on_test_hosts_idempotent_without_services_pac
 
 
 # --- etcd: the real etcd and etcdctl binaries of this machine, copied into the masters --------------
-ETCD_PKI = "/etc/kubernetes/pki/etcd"
-ETCD_BINARIES = (Path("/usr/bin/etcd"), Path("/usr/bin/etcdctl"))
-ETCD_CLIENT_ENV = (
-    f"ETCDCTL_API=3 ETCDCTL_ENDPOINTS=https://127.0.0.1:2379 ETCDCTL_CACERT={ETCD_PKI}/ca.crt "
-    f"ETCDCTL_CERT={ETCD_PKI}/healthcheck-client.crt ETCDCTL_KEY={ETCD_PKI}/healthcheck-client.key"
-)
-ETCD_READY_ATTEMPTS = 50
-"""Polls (0.2 s apart) for a freshly started etcd to answer."""
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, timeout=30, check=True)
-
-
-def _etcd_pki(directory: Path) -> Path:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, as kubeadm lays them out."""
-    directory.mkdir()
-    new_key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
-    _openssl("req", "-x509", *new_key, "-days", "2", "-subj", "/CN=etcd-ca", "-keyout", "ca.key",
-             "-out", "ca.crt", cwd=directory)  # fmt: skip
-    for name, usage in (("server", "serverAuth"), ("healthcheck-client", "clientAuth")):
-        (directory / f"{name}.cnf").write_text(f"subjectAltName=IP:127.0.0.1\nextendedKeyUsage={usage}\n")
-        _openssl("req", *new_key, "-subj", f"/CN={name}", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                 cwd=directory)  # fmt: skip
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                 "-days", "2", "-extfile", f"{name}.cnf", "-out", f"{name}.crt", cwd=directory)  # fmt: skip
-    return directory
-
-
-def _start_etcd(lab: Lab, name: str) -> None:
-    pki = ETCD_PKI
-    lab.ssh(
-        name,
-        "setsid -f /usr/local/bin/etcd --name " + name + " --data-dir /var/lib/etcd"
-        " --listen-client-urls https://127.0.0.1:2379 --advertise-client-urls https://127.0.0.1:2379"
-        " --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380"
-        f" --initial-cluster {name}=http://127.0.0.1:2380"
-        f" --cert-file {pki}/server.crt --key-file {pki}/server.key --client-cert-auth"
-        f" --trusted-ca-file {pki}/ca.crt >/var/log/etcd.log 2>&1 </dev/null",
-    )
-    for _ in range(ETCD_READY_ATTEMPTS):
-        if "is healthy" in lab.ssh(
-            name, f"{ETCD_CLIENT_ENV} /usr/local/bin/etcdctl endpoint health 2>&1", check=False
-        ):
-            return
-        subprocess.run(["sleep", "0.2"], check=True)
-    raise AssertionError(lab.ssh(name, "tail -20 /var/log/etcd.log"))
-
-
-def _stop_etcd(lab: Lab, name: str) -> None:
-    lab.ssh(
-        name,
-        "pkill -x etcd; for i in $(seq 50); do pgrep -x etcd >/dev/null || exit 0; sleep 0.1; done; exit 1",
-    )
 
 
 @pytest.fixture(scope="module")
-def etcd_masters(lab: Lab) -> Iterator[list[str]]:
+def etcd_masters(lab: RolesLab) -> Iterator[list[str]]:
     """etcd and etcdctl on both masters, kubeadm's etcd certificates in place, etcd running on master-1."""
-    pki = _etcd_pki(lab.work / "etcd-pki")
+    pki = etcd_pki(lab.work / "etcd-pki")
     masters = ["master-1", "master-2"]
     for name in masters:
-        lab.ssh(name, f"mkdir -p {ETCD_PKI} && chmod 700 {ETCD_PKI}")
-        for binary in ETCD_BINARIES:
-            lab.copy_in(name, source=binary, dest=f"/usr/local/bin/{binary.name}")
-        for file in (
-            "ca.crt",
-            "server.crt",
-            "server.key",
-            "healthcheck-client.crt",
-            "healthcheck-client.key",
-        ):
-            lab.copy_in(name, source=pki / file, dest=f"{ETCD_PKI}/{file}", mode="0600")
-    _start_etcd(lab, "master-1")
+        install_etcd(lab, name, pki=pki)
+    start_etcd(lab, "master-1")
     try:
         yield masters
     finally:
@@ -297,11 +150,11 @@ def etcd_masters(lab: Lab) -> Iterator[list[str]]:
             lab.ssh(name, "pkill -x etcd; true", check=False)
 
 
-def _etcd_get(lab: Lab, name: str, key: str) -> str:
+def _etcd_get(lab: RolesLab, name: str, key: str) -> str:
     return lab.ssh(name, f"{ETCD_CLIENT_ENV} /usr/local/bin/etcdctl get --print-value-only {key}").strip()
 
 
-def test_etcd_backup_real_on_test_hosts_idempotent(lab: Lab, etcd_masters: list[str]) -> None:
+def test_etcd_backup_real_on_test_hosts_idempotent(lab: RolesLab, etcd_masters: list[str]) -> None:
     lab.ssh("master-1", f"{ETCD_CLIENT_ENV} /usr/local/bin/etcdctl put /kobot/before-backup kept")
     dest = lab.work / "backups" / "lab-1.db"
     extravars = {
@@ -313,7 +166,7 @@ def test_etcd_backup_real_on_test_hosts_idempotent(lab: Lab, etcd_masters: list[
 
     _, _, events = _twice(lab, "etcd_backup.yml", extravars=extravars)
 
-    assert {"master-1: Take the snapshot", "master-1: Fetch the snapshot to kobot"} <= _changed_tasks(events)
+    assert {"master-1: Take the snapshot", "master-1: Fetch the snapshot to kobot"} <= changed_tasks(events)
     assert {event.host for event in events if event.host} == {"master-1"}
     digest = hashlib.sha256(dest.read_bytes()).hexdigest()
     assert (dest.parent / "lab-1.db.sha256").read_text() == f"{digest}  lab-1.db\n"
@@ -331,31 +184,8 @@ def test_etcd_backup_real_on_test_hosts_idempotent(lab: Lab, etcd_masters: list[
     assert not any("PRIVATE KEY" in event.model_dump_json() for event in events)
 
 
-STATIC_POD_RUNNER = """
-while true; do
-  if [ -f /etc/kubernetes/manifests/etcd.yaml ]; then
-    pgrep -x etcd >/dev/null || {etcd}
-  else
-    pkill -x etcd
-  fi
-  if [ -f /etc/kubernetes/manifests/kube-apiserver.yaml ]; then
-    pgrep -f '^python3 -m http.server 6443' >/dev/null ||
-      setsid -f python3 -m http.server 6443 --bind 127.0.0.1 >/dev/null 2>&1
-  else
-    pkill -f '^python3 -m http.server 6443'
-  fi
-  sleep 0.2
-done
-"""
-"""What the kubelet does with static pods, as far as a restore sees it: a manifest in
-/etc/kubernetes/manifests runs its process, a manifest moved away stops it. etcd is the real etcd;
-the API server is represented by a listener on its port (no API server binary exists here)."""
-RUNNER_PATH = "/root/static-pods.sh"
-MANIFESTS = "/etc/kubernetes/manifests"
-
-
 def test_etcd_restore_real_on_test_hosts_stops_api_servers_first_and_a_retry_restores_nothing_again(
-    lab: Lab, etcd_masters: list[str], tmp_path: Path
+    lab: RolesLab, etcd_masters: list[str], tmp_path: Path
 ) -> None:
     # A one-member etcd (master-1); both masters run an API server that must stop first.
     inventory = load_yaml(lab.inventory.read_text())  # keeps the !unsafe tags kobot wrote
@@ -374,7 +204,7 @@ def test_etcd_restore_real_on_test_hosts_stops_api_servers_first_and_a_retry_res
     snapshot.write_bytes(subprocess.run([*lab.hosts["master-1"].ssh_args(), "cat /root/snap.db"],
                                         capture_output=True, timeout=30, check=True).stdout)  # fmt: skip
     lab.ssh("master-1", f"{ETCD_CLIENT_ENV} /usr/local/bin/etcdctl put /kobot/after-snapshot lost")
-    _stop_etcd(lab, "master-1")
+    stop_etcd(lab, "master-1")
     for name in etcd_masters:
         pods = "etcd kube-apiserver" if name == "master-1" else "kube-apiserver"
         lab.ssh(
@@ -386,7 +216,7 @@ def test_etcd_restore_real_on_test_hosts_stops_api_servers_first_and_a_retry_res
             f"cat > {RUNNER_PATH} && setsid -f sh {RUNNER_PATH} >/dev/null 2>&1 </dev/null",
             stdin=runner,
         )
-    _wait_until_listening(lab, "master-1", 2379)
+    wait_until_listening(lab, "master-1", 2379)
     extravars = {
         **WITHOUT_HOST_FEATURES,
         "etcd_restore_snapshot": str(snapshot),
@@ -398,8 +228,7 @@ def test_etcd_restore_real_on_test_hosts_stops_api_servers_first_and_a_retry_res
         "etcd_restore_pod_timeout_seconds": 30,
     }
     try:
-        run = dataclasses.replace(lab, inventory=restore_inventory)
-        result, events = run.run("etcd_restore.yml", extravars=extravars)
+        result, events = lab.run("etcd_restore.yml", extravars=extravars, inventory=restore_inventory)
         assert result.succeeded, (result.failed_task, result.failed_host, result.error)
         order = [
             (e.task, e.host) for e in events if e.type in (JobEventType.TASK_CHANGED, JobEventType.TASK_OK)
@@ -416,7 +245,7 @@ def test_etcd_restore_real_on_test_hosts_stops_api_servers_first_and_a_retry_res
         assert lab.ssh("master-1", f"ls {MANIFESTS}").split() == ["etcd.yaml", "kube-apiserver.yaml"]
         assert lab.ssh("master-2", f"ls {MANIFESTS}").split() == ["kube-apiserver.yaml"]
 
-        again, again_events = run.run("etcd_restore.yml", extravars=extravars)
+        again, again_events = lab.run("etcd_restore.yml", extravars=extravars, inventory=restore_inventory)
         assert again.succeeded, (again.failed_task, again.failed_host, again.error)
         data_tasks = {
             "Restore the snapshot into a new data directory",
@@ -433,18 +262,10 @@ def test_etcd_restore_real_on_test_hosts_stops_api_servers_first_and_a_retry_res
                 name,
                 f"pkill -f '^sh {RUNNER_PATH}'; pkill -f '^python3 -m http.server'; rm -rf {MANIFESTS}; true",
             )
-        _stop_etcd(lab, "master-1")
+        stop_etcd(lab, "master-1")
 
 
-def _wait_until_listening(lab: Lab, name: str, port: int) -> None:
-    probe = (
-        f"for i in $(seq 100); do (echo > /dev/tcp/127.0.0.1/{port}) 2>/dev/null && exit 0; sleep 0.1; done;"
-        " exit 1"
-    )
-    lab.ssh(name, f"bash -c {shlex.quote(probe)}")
-
-
-def test_cluster_delete_real_on_test_hosts_idempotent_without_services(lab: Lab) -> None:
+def test_cluster_delete_real_on_test_hosts_idempotent_without_services(lab: RolesLab) -> None:
     """No node here ever joined (no kubeadm), so the reset itself is skipped; the leftovers go."""
     for name in NAMES:
         lab.ssh(
@@ -469,7 +290,7 @@ def test_cluster_delete_real_on_test_hosts_idempotent_without_services(lab: Lab)
         assert lab.ssh(name, "head -1 /etc/hosts").startswith("127.0.0.1 localhost")
 
 
-def test_node_add_check_mode_on_test_hosts_without_services_or_kube_packages(lab: Lab) -> None:
+def test_node_add_check_mode_on_test_hosts_without_services_or_kube_packages(lab: RolesLab) -> None:
     """base OS, runtime, packages, load balancer, control-plane join (serial) and worker join in
     `--check` mode: kubeadm cannot run here and the mirror holding kubelet/kubeadm/kubectl does not
     exist (`kube_packages: []`); chrony, containerd, haproxy and keepalived come from Debian's lists."""
@@ -486,7 +307,7 @@ def test_node_add_check_mode_on_test_hosts_without_services_or_kube_packages(lab
     )
 
     assert result.succeeded, (result.failed_task, result.failed_host, result.error)
-    would_change = _changed_tasks(events)
+    would_change = changed_tasks(events)
     for name in ("master-2", "worker-1"):
         assert f"{name}: Install containerd" in would_change
         assert f"{name}: Install the time sync daemon" in would_change
@@ -502,7 +323,9 @@ def test_node_add_check_mode_on_test_hosts_without_services_or_kube_packages(lab
     assert not [event for event in events if event.type is JobEventType.TASK_FAILED]
 
 
-def test_node_remove_real_on_test_hosts_resets_nothing_when_the_drain_fails(lab: Lab, tmp_path: Path) -> None:
+def test_node_remove_real_on_test_hosts_resets_nothing_when_the_drain_fails(
+    lab: RolesLab, tmp_path: Path
+) -> None:
     """The API cannot be reached (a closed loopback port), so cordon/drain fail: the play stops before
     kubeadm reset, the node keeps its files, the other nodes keep its name and kobot keeps its key."""
     with socket.socket() as probe:
@@ -556,7 +379,7 @@ def test_node_remove_real_on_test_hosts_resets_nothing_when_the_drain_fails(lab:
 
 
 def test_cluster_upgrade_check_mode_on_test_hosts_without_services_or_kube_packages(
-    lab: Lab, tmp_path: Path
+    lab: RolesLab, tmp_path: Path
 ) -> None:
     """The kube_upgrade plays in `--check` mode (the etcd snapshot step has its own real test):
     masters one at a time, the first with `upgrade apply`, workers drained before anything else."""

@@ -16,84 +16,31 @@ import pytest
 
 from kobot.job_records import JobEvent, JobEventType
 from tests.hosts.lab import HostLab
-from tests.playbooks.test_roles_on_test_hosts import ETCD_BINARIES, ETCD_CLIENT_ENV, ETCD_PKI, Lab
-from workers.inventory import render_inventory, write_inventory
+from tests.playbooks.etcd_lab import ETCD_CLIENT_ENV, ETCD_PKI, etcd_pki, install_etcd, stop_etcd
+from tests.playbooks.roles_lab import WITHOUT_HOST_FEATURES, RolesLab, open_roles_lab
 
 NAMES = ("master-1", "master-2", "master-3")
 ETCD_READY_ATTEMPTS = 100
 """Polls (0.2 s apart) for the three members to elect a leader and answer."""
-WITHOUT_HOST_FEATURES = {
-    "kobot_manage_services": False,
-    "kobot_manage_packages": False,
-    "kobot_manage_kernel": False,
-}
 CHECK_TASK = "Refuse to drop etcd below its majority"
 SHOW_TASK = "Show the etcd membership change"
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, timeout=30, check=True)
-
-
-def _etcd_pki(directory: Path, addresses: list[str]) -> Path:
-    """A CA, a server certificate for every member's address and a client certificate, kubeadm's names."""
-    directory.mkdir()
-    new_key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
-    _openssl("req", "-x509", *new_key, "-days", "2", "-subj", "/CN=etcd-ca", "-keyout", "ca.key",
-             "-out", "ca.crt", cwd=directory)  # fmt: skip
-    sans = ",".join(f"IP:{a}" for a in ["127.0.0.1", *addresses])
-    for name, usage in (("server", "serverAuth"), ("healthcheck-client", "clientAuth")):
-        (directory / f"{name}.cnf").write_text(f"subjectAltName={sans}\nextendedKeyUsage={usage}\n")
-        _openssl("req", *new_key, "-subj", f"/CN={name}", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                 cwd=directory)  # fmt: skip
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                 "-days", "2", "-extfile", f"{name}.cnf", "-out", f"{name}.crt", cwd=directory)  # fmt: skip
-    return directory
-
-
 @pytest.fixture(scope="module")
-def etcd_lab(host_lab: HostLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def etcd_lab(host_lab: HostLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RolesLab]:
     """Three masters, one etcd member each, peers on the hosts' own addresses."""
-    started = host_lab.start(count=len(NAMES))
     work = tmp_path_factory.mktemp("replace-lab")
-    try:
-        hosts = dict(zip(NAMES, started, strict=True))
-        inventory = render_inventory(
-            nodes=[(name, "master", host.address) for name, host in hosts.items()],
-            ssh_user=started[0].user,
-            ssh_key_path=started[0].key_path,
-            known_hosts_path=started[0].known_hosts_path,
-            cluster_vars={
-                "cluster_name": "lab",
-                "ansible_pipelining": True,
-                "apiserver_loadbalancer_vip": started[0].address.rsplit(".", 1)[0] + ".200",
-                "apiserver_loadbalancer_interface": "eth0",
-            },
-        )
-        lab = Lab(hosts=hosts, inventory=write_inventory(work / "inventory.yml", inventory), work=work)
-        pki = _etcd_pki(work / "etcd-pki", [h.address for h in started])
+    with open_roles_lab(host_lab, work, names=NAMES, offline_registry=None, etcd=NAMES) as lab:
+        pki = etcd_pki(work / "etcd-pki", addresses=tuple(host.address for host in lab.hosts.values()))
         for name in NAMES:
-            lab.ssh(name, f"mkdir -p {ETCD_PKI} && chmod 700 {ETCD_PKI}")
-            for binary in ETCD_BINARIES:
-                lab.copy_in(name, source=binary, dest=f"/usr/local/bin/{binary.name}")
-            for file in (
-                "ca.crt",
-                "server.crt",
-                "server.key",
-                "healthcheck-client.crt",
-                "healthcheck-client.key",
-            ):
-                lab.copy_in(name, source=pki / file, dest=f"{ETCD_PKI}/{file}", mode="0600")
+            install_etcd(lab, name, pki=pki)
         for name in NAMES:
             _start_member(lab, name)
         _wait_until_healthy(lab, count=3)
         yield lab
-    finally:
-        for host in started:
-            host_lab.stop(host)
 
 
-def _start_member(lab: Lab, name: str) -> None:
+def _start_member(lab: RolesLab, name: str) -> None:
     address = lab.hosts[name].address
     cluster = ",".join(f"{n}=http://{h.address}:2380" for n, h in lab.hosts.items())
     lab.ssh(
@@ -108,14 +55,7 @@ def _start_member(lab: Lab, name: str) -> None:
     )
 
 
-def _stop_member(lab: Lab, name: str) -> None:
-    lab.ssh(
-        name,
-        "pkill -x etcd; for i in $(seq 50); do pgrep -x etcd >/dev/null || exit 0; sleep 0.1; done; exit 1",
-    )
-
-
-def _health(lab: Lab) -> dict[str, bool]:
+def _health(lab: RolesLab) -> dict[str, bool]:
     """endpoint -> healthy, as master-1 sees every member."""
     out = lab.ssh(
         "master-1",
@@ -129,7 +69,7 @@ def _health(lab: Lab) -> dict[str, bool]:
         return {}
 
 
-def _wait_until_healthy(lab: Lab, *, count: int) -> None:
+def _wait_until_healthy(lab: RolesLab, *, count: int) -> None:
     for _ in range(ETCD_READY_ATTEMPTS):
         if sum(_health(lab).values()) >= count:
             return
@@ -137,12 +77,14 @@ def _wait_until_healthy(lab: Lab, *, count: int) -> None:
     raise AssertionError(lab.ssh("master-1", "tail -20 /var/log/etcd.log"))
 
 
-def _members(lab: Lab) -> list[str]:
+def _members(lab: RolesLab) -> list[str]:
     out = lab.ssh("master-1", f"{ETCD_CLIENT_ENV} /usr/local/bin/etcdctl member list -w json")
     return sorted(m["name"] for m in json.loads(out)["members"])
 
 
-def _remove_in_check_mode(lab: Lab, tmp_path: Path, node: str) -> tuple[bool, list[JobEvent], str | None]:
+def _remove_in_check_mode(
+    lab: RolesLab, tmp_path: Path, node: str
+) -> tuple[bool, list[JobEvent], str | None]:
     result, events = lab.run(
         "node_remove.yml",
         extravars={
@@ -164,11 +106,11 @@ def _message(events: list[JobEvent], task: str) -> str:
 
 
 def test_master_leave_refused_below_quorum_then_shown_against_real_etcd_check_mode_on_test_hosts(
-    etcd_lab: Lab, tmp_path: Path
+    etcd_lab: RolesLab, tmp_path: Path
 ) -> None:
     lab = etcd_lab
     # master-2 is down: master-3 leaving would leave master-1 alone of the two members that stay
-    _stop_member(lab, "master-2")
+    stop_etcd(lab, "master-2")
     _wait_until_healthy(lab, count=2)  # a new leader, if master-2 led
     ok, events, error = _remove_in_check_mode(lab, tmp_path, "master-3")
 
@@ -181,7 +123,7 @@ def test_master_leave_refused_below_quorum_then_shown_against_real_etcd_check_mo
 
     # master-2 back, master-3 dead (why it is replaced): the two that stay hold the majority
     _start_member(lab, "master-2")
-    _stop_member(lab, "master-3")
+    stop_etcd(lab, "master-3")
     _wait_until_healthy(lab, count=2)
     ok, events, error = _remove_in_check_mode(lab, tmp_path, "master-3")
 
