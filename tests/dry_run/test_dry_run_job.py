@@ -58,16 +58,16 @@ def _recorders(tmp_path: Path) -> Path:
 def test_dry_run_runs_preflight_for_real_then_check_mode_and_a_failure_keeps_the_record_fixture_playbooks(
     redis_url: str, redis: Redis, data_dir: Path, tmp_path: Path
 ) -> None:
-    """Preflight runs for real, the stages in check mode; the second stage fails here, and the failed
+    """Preflight runs for real, the stages in check mode; the first stage fails here, and the failed
     rehearsal leaves the earlier failed create's record of that name as it was (no hooks run)."""
     record_dir = data_dir / "played"
     record_dir.mkdir()
     playbooks = _recorders(tmp_path)
-    base_os = (playbooks / playbook_names.BASE_OS).read_text()
-    failing = "    - name: Run kubeadm init\n      ansible.builtin.fail:\n        msg: no kubeadm here\n"
-    (playbooks / playbook_names.CONTAINER_RUNTIME).write_text(
-        base_os.replace("base_os", "container_runtime") + failing
+    failing = (
+        "    - name: Set the kernel modules\n      ansible.builtin.fail:\n        msg: no modules here\n"
     )
+    with (playbooks / playbook_names.BASE_OS).open("a") as base_os:
+        base_os.write(failing)
     settings = job_settings(
         redis_url,
         data_dir,
@@ -83,7 +83,7 @@ def test_dry_run_runs_preflight_for_real_then_check_mode_and_a_failure_keeps_the
     run_queue(service)
 
     done = service.records.require(job_id)
-    assert done.state is JobState.FAILED and done.failed_task == "Run kubeadm init", done.error
+    assert done.state is JobState.FAILED and done.failed_task == "Set the kernel modules", done.error
     assert [s.title for s in done.steps][:6] == [
         "Plan nodes (dry run: nothing recorded)",
         "Render inventory",
@@ -93,7 +93,7 @@ def test_dry_run_runs_preflight_for_real_then_check_mode_and_a_failure_keeps_the
         "Container runtime (check mode)",
     ]
     played = {path.stem: json.loads(path.read_text())["check_mode"] for path in record_dir.glob("*.json")}
-    assert played == {"preflight": False, "base_os": True, "container_runtime": True}
+    assert played == {"preflight": False, "base_os": True}
     installed = sorted(path.name for path in record_dir.glob("*.installed"))
     assert installed == ["preflight.installed"], "only preflight ran for real"
     kept = ClusterStore(redis).require("demo")
