@@ -56,6 +56,7 @@ NOTHING_CHANGED = (
     "dry run: nothing was changed and nothing recorded (no cluster record, no addresses reserved, "
     "no Terraform state, no kubeconfig)"
 )
+"""The first line of a dry run's final message, whatever it found."""
 
 TERRAFORM_PLAN_FILE = "dry-run-terraform-plan.txt"
 """In the job's work dir: Terraform's plan line, for the final message of this or a later attempt."""
@@ -63,9 +64,12 @@ TERRAFORM_PLAN_FILE = "dry-run-terraform-plan.txt"
 _PLANNED = "dry_run_record"
 """Scratch key: the cluster as the plan describes it, never saved."""
 _INVENTORY = "dry_run_inventory"
+"""Scratch key: the inventory this attempt rendered from that plan."""
 
 
 def is_dry_run(spec: JobSpec) -> bool:
+    """A create queued with `dry_run=true` (only a JSON true counts: a retried or edited job is no
+    rehearsal by accident)."""
     return spec.params.get(DRY_RUN_PARAM) is True
 
 
