@@ -68,8 +68,7 @@ _INVENTORY = "dry_run_inventory"
 
 
 def is_dry_run(spec: JobSpec) -> bool:
-    """A create queued with `dry_run=true` (only a JSON true counts: a retried or edited job is no
-    rehearsal by accident)."""
+    """A create queued with `dry_run=true`; the command's model makes the param a bool."""
     return spec.params.get(DRY_RUN_PARAM) is True
 
 
