@@ -200,6 +200,18 @@ async def test_peer_display_names_are_cached(
     assert len(peer.requests_to("users.info")) == 1
 
 
+async def test_peer_a_display_name_is_kept_in_memory_sparing_the_store_read(
+    http: httpx.AsyncClient, signing_secret: str, sink: RecordingSink, redis: Redis
+) -> None:
+    """Within USER_MEMORY_SECONDS an event's sender comes from the process's memory, not the store."""
+    await post_json(http, signing_secret, event_callback(mention_event(text="<@U0KOBOT> help")))
+    await eventually(lambda: len(sink.messages) == 1)
+    redis.set("kobot:slack:user:U0ALICE", json.dumps({"name": "Renamed", "email": None}))
+    await post_json(http, signing_secret, event_callback(mention_event(text="<@U0KOBOT> status")))
+    await eventually(lambda: len(sink.messages) == 2)
+    assert [m.identity.display_name for m in sink.messages] == ["Alice", "Alice"]
+
+
 async def test_peer_unknown_user_falls_back_to_id(
     http: httpx.AsyncClient, signing_secret: str, sink: RecordingSink
 ) -> None:
