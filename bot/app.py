@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,7 +15,7 @@ from bot.api_clusters import clusters_router
 from bot.api_commands import commands_router
 from bot.api_replies import RestReplies
 from bot.chat.registry import build_adapters
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime, build_runtime, load_handlers
 from bot.supervisor import Supervisor
 from kobot.settings import Settings
 
@@ -33,10 +34,14 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await supervisor.start()
+        # Attaching every command's handler imports most of kobot (the bundle builder, the cluster
+        # readers): it happens beside serving, and a command that comes first waits for it (handler_of).
+        handlers_loaded = asyncio.create_task(asyncio.to_thread(load_handlers))
         try:
             yield
         finally:
             try:
+                await handlers_loaded
                 await supervisor.stop()
             finally:
                 runtime.close()  # the store (and an embedded Valkey) stops last, whatever failed before

@@ -121,7 +121,8 @@ def serve() -> None:
     store: Store | None = None
     try:
         store = store_opened.result()
-        application = create_app(settings, runtime=build_runtime(settings, store=store))
+        # handlers are attached once serve answers (create_app's lifespan), not before
+        application = create_app(settings, runtime=build_runtime(settings, store=store, handlers=False))
     except KobotError as exc:
         if store is not None:
             store.close()

@@ -12,7 +12,7 @@ import functools
 from bot.delivery import ChatOut
 from bot.metrics import COMMANDS
 from bot.replies import notice
-from bot.runtime import Runtime
+from bot.runtime import Runtime, handler_of
 from commands.context import CommandContext, CommandResult, Reply, SubmitJob
 from commands.parsed import ParsedCommand
 from commands.registry import COMMANDS as COMMAND_SPECS
@@ -51,15 +51,16 @@ class CommandRuns:
     async def call_handler(self, ctx: CommandContext) -> CommandResult:
         """The command's handler on its typed arguments; a command without one cannot run yet."""
         spec = spec_of(ctx.parsed)
-        if spec.handler is None:
+        handler = handler_of(spec)
+        if handler is None:
             raise KobotError(f"{spec.id} is understood but cannot run yet in this kobot version")
-        return await spec.handler(
+        return await handler(
             ctx, typed_args(ctx.parsed, allow_local_hosts=self.runtime.settings.allow_local_hosts)
         )
 
     async def plan_of(self, ctx: CommandContext) -> SubmitJob | None:
         """The job the command in `ctx` would queue now (None when it would only answer)."""
-        if spec_of(ctx.parsed).handler is None:
+        if handler_of(spec_of(ctx.parsed)) is None:
             return None
         result = await self.call_handler(ctx)
         return result if isinstance(result, SubmitJob) else None

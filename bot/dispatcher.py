@@ -25,7 +25,7 @@ from bot.delivery import ChatOut
 from bot.metrics import COMMANDS
 from bot.replies import cannot_do, failed_with_ref, not_understood, notice
 from bot.retry_flow import RetryFlow
-from bot.runtime import Runtime
+from bot.runtime import Runtime, handler_of
 from commands.context import CommandContext, Reply, SubmitJob
 from commands.job_card import CANCEL_ACTION
 from commands.parsed import ParsedCommand
@@ -170,7 +170,7 @@ class Dispatcher:
         )
         if decision is None:
             return CommandOutcome(handled=Handled.REFUSED)
-        if spec.handler is None:
+        if handler_of(spec) is None:
             raise KobotError(f"{spec.id} is understood but cannot run yet in this kobot version")
         if spec.id == RETRY_COMMAND:
             retried = await self.retries.retry(message, parsed, decision)

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+import commands.handlers
 from alerts.service import AlertService
 from bot.approvals import ApprovalService
 from bot.policy import PolicyStore
+from commands.registry import CommandSpec, Handler
 from kobot.audit import AuditLog
 from kobot.chat import ChatAdapter
 from kobot.clusters import ClusterStore
@@ -46,16 +49,32 @@ class Runtime:
         self.store.close()
 
 
-def build_runtime(settings: Settings, *, store: Store | None = None) -> Runtime:
+def load_handlers() -> None:
+    """Attach every command's handler, kobot's own and the alert commands' (a no-op once done)."""
+    commands.handlers.load_all()
+    importlib.import_module("alerts.commands")
+
+
+def handler_of(spec: CommandSpec[Any]) -> Handler[Any] | None:
+    """The command's handler, attaching every handler first when this one is not yet (`kobot serve`
+    loads them after it answers); None for a command no handler exists for."""
+    if spec.handler is None:
+        load_handlers()
+    return spec.handler
+
+
+def build_runtime(settings: Settings, *, store: Store | None = None, handlers: bool = True) -> Runtime:
     """Open the store (starting the embedded Valkey when no URL is set), the queue and the stores.
 
     `store`: one already opened for these settings (`kobot serve` opens it while it imports the rest).
+    `handlers`: attach every command's handler now; `kobot serve` says False and loads them once it
+    answers, and a command that comes first loads them itself (`handler_of`).
     """
     for module in settings.plugins:
         importlib.import_module(module)
     load_operations(settings.plugins)
-    importlib.import_module("commands.handlers")
-    importlib.import_module("alerts.commands")
+    if handlers:
+        load_handlers()
     store = store or open_store(settings)
     redis = store.client()
     queue = Queue(settings.queue_name, connection=redis, serializer=JSONSerializer)

@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-import commands.handlers  # noqa: F401  (attaches the handlers)
+import commands.handlers
 from bot.runtime import Runtime, build_runtime
 from commands.context import CommandContext, Reply
 from commands.parser import parse
 from commands.registry import spec_of, typed_args
 from kobot.conversations import Conversation, Identity
 from kobot.settings import Settings
+
+commands.handlers.load_all()  # attaches kobot's own handlers
 
 POLICY = """
 people:

@@ -17,7 +17,7 @@ import pytest
 from pydantic import BaseModel
 
 import alerts.commands  # noqa: F401  (attaches the alert commands' handlers)
-import commands.handlers  # noqa: F401  (attaches kobot's own handlers)
+import commands.handlers
 from commands.context import CommandContext, CommandResult, reply
 from commands.definitions.clusters import ClusterShowArgs
 from commands.definitions.common import Args
@@ -25,6 +25,8 @@ from commands.definitions.nodes import NodeAddArgs
 from commands.registry import COMMANDS, command, handles
 from kobot.risk import Risk
 from tests.commands.test_catalog import EXPECTED
+
+commands.handlers.load_all()  # attaches kobot's own handlers
 
 REPO = Path(__file__).resolve().parents[2]
 MYPY_SECONDS = 300
