@@ -17,6 +17,7 @@ from bot.api_replies import RestReplies
 from bot.chat.registry import build_adapters
 from bot.runtime import Runtime, build_runtime, load_handlers
 from bot.supervisor import Supervisor
+from kobot.defaults import HANDLERS_LOAD_DELAY_SECONDS
 from kobot.settings import Settings
 
 
@@ -35,13 +36,14 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await supervisor.start()
         # Attaching every command's handler imports most of kobot (the bundle builder, the cluster
-        # readers): it happens beside serving, and a command that comes first waits for it (handler_of).
-        handlers_loaded = asyncio.create_task(asyncio.to_thread(load_handlers))
+        # readers): it happens once serve answers, and a command that comes first loads them (handler_of).
+        handlers_loaded = asyncio.create_task(_load_handlers_soon())
         try:
             yield
         finally:
             try:
-                await handlers_loaded
+                handlers_loaded.cancel()
+                await asyncio.gather(handlers_loaded, return_exceptions=True)
                 await supervisor.stop()
             finally:
                 runtime.close()  # the store (and an embedded Valkey) stops last, whatever failed before
@@ -81,3 +83,10 @@ def _alert_service(runtime: Runtime) -> AlertService | None:
         audit=runtime.audit,
     )
     return runtime.alerts
+
+
+async def _load_handlers_soon() -> None:
+    """Attach every handler on a thread once the server is up (uvicorn listens after the lifespan's
+    start): loading them beside the start would hold the interpreter while it comes up."""
+    await asyncio.sleep(HANDLERS_LOAD_DELAY_SECONDS)
+    await asyncio.to_thread(load_handlers)

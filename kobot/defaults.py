@@ -143,6 +143,10 @@ KUBECTL_LOG_TAIL_DEFAULT = 50
 KUBECTL_LOG_TAIL_MAX = 500
 """Most log lines one `kubectl logs` may ask for; more belongs in a log system, not a chat."""
 
+HANDLERS_LOAD_DELAY_SECONDS = 1.0
+"""How long after its start `kobot serve` attaches every command's handler: by then it answers, and a
+command that comes sooner attaches them itself."""
+
 KUBECTL_LOG_MAX_BYTES = 512 * 1024
 """Most bytes of log one `kubectl logs` asks the API server for (`limitBytes`): 500 lines of a pod that
 writes megabyte lines must not be read whole to show a chat reply."""
