@@ -8,6 +8,7 @@ nodes' apt is told to trust for that repository only (`signed-by=`).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -21,6 +22,8 @@ from kobot.errors import StepFailedError
 from workers.bundle import package_defaults
 from workers.bundle.debian_tools import debian_tool
 from workers.cluster_secrets import ClusterSecrets
+
+log = logging.getLogger(__name__)
 
 SIGNING_KEY_SECRET = "apt-signing-key"  # nosec B105  # a secret's name in the store, not its value
 SIGNING_KEY_UID = "kobot offline repository <repository@kobot.invalid>"
@@ -83,14 +86,19 @@ def gnupg_home() -> Iterator[Path]:
         home.chmod(0o700)
         yield home
     finally:
-        subprocess.run(  # nosec B603  # gpgconf by absolute path, an argv list, no shell
-            [debian_tool("gpgconf", package="gpgconf"), "--kill", "all"],
-            env=_env(home),
-            capture_output=True,
-            timeout=package_defaults.GPG_TIMEOUT_SECONDS,
-            check=False,
-        )
-        shutil.rmtree(home, ignore_errors=True)
+        try:
+            subprocess.run(  # nosec B603  # gpgconf by absolute path, an argv list, no shell
+                [debian_tool("gpgconf", package="gpgconf"), "--kill", "all"],
+                env=_env(home),
+                capture_output=True,
+                timeout=package_defaults.GPG_TIMEOUT_SECONDS,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError, StepFailedError) as exc:
+            log.warning("could not stop the signing gpg agent (%s); removing its home anyway", exc)
+        finally:
+            # the home holds the private key in the clear: it goes whatever happened to the agent
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def _env(home: Path) -> dict[str, str]:
