@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,6 +20,8 @@ from bot.runtime import Runtime, build_runtime, load_handlers
 from bot.supervisor import Supervisor
 from kobot.defaults import HANDLERS_LOAD_DELAY_SECONDS
 from kobot.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
@@ -89,4 +92,8 @@ async def _load_handlers_soon() -> None:
     """Attach every handler on a thread once the server is up (uvicorn listens after the lifespan's
     start): loading them beside the start would hold the interpreter while it comes up."""
     await asyncio.sleep(HANDLERS_LOAD_DELAY_SECONDS)
-    await asyncio.to_thread(load_handlers)
+    try:
+        await asyncio.to_thread(load_handlers)
+    except Exception:
+        # said now, not at shutdown; a command retries the load and answers with what went wrong
+        log.exception("attaching the command handlers failed")

@@ -51,7 +51,7 @@ class CommandRuns:
     async def call_handler(self, ctx: CommandContext) -> CommandResult:
         """The command's handler on its typed arguments; a command without one cannot run yet."""
         spec = spec_of(ctx.parsed)
-        handler = handler_of(spec)
+        handler = await handler_of(spec)
         if handler is None:
             raise KobotError(f"{spec.id} is understood but cannot run yet in this kobot version")
         return await handler(
@@ -60,7 +60,7 @@ class CommandRuns:
 
     async def plan_of(self, ctx: CommandContext) -> SubmitJob | None:
         """The job the command in `ctx` would queue now (None when it would only answer)."""
-        if handler_of(spec_of(ctx.parsed)) is None:
+        if await handler_of(spec_of(ctx.parsed)) is None:
             return None
         result = await self.call_handler(ctx)
         return result if isinstance(result, SubmitJob) else None

@@ -170,7 +170,7 @@ class Dispatcher:
         )
         if decision is None:
             return CommandOutcome(handled=Handled.REFUSED)
-        if handler_of(spec) is None:
+        if await handler_of(spec) is None:
             raise KobotError(f"{spec.id} is understood but cannot run yet in this kobot version")
         if spec.id == RETRY_COMMAND:
             retried = await self.retries.retry(message, parsed, decision)

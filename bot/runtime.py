@@ -5,7 +5,9 @@ Built once by `build_runtime(settings)` and passed to whoever needs it; nothing 
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,17 +51,30 @@ class Runtime:
         self.store.close()
 
 
+_handlers_loading = threading.Lock()
+_handlers_loaded = threading.Event()
+
+
 def load_handlers() -> None:
-    """Attach every command's handler, kobot's own and the alert commands' (a no-op once done)."""
-    commands.handlers.load_all()
-    importlib.import_module("alerts.commands")
+    """Attach every command's handler, kobot's own and the alert commands' (a no-op once done).
+
+    One thread imports them at a time: `@handles` attaches a handler while its module is still running,
+    so a handler seen before the whole load ended could call a helper defined below it."""
+    if _handlers_loaded.is_set():
+        return
+    with _handlers_loading:
+        if not _handlers_loaded.is_set():
+            commands.handlers.load_all()
+            importlib.import_module("alerts.commands")
+            _handlers_loaded.set()
 
 
-def handler_of(spec: CommandSpec[Any]) -> Handler[Any] | None:
-    """The command's handler, attaching every handler first when this one is not yet (`kobot serve`
-    loads them after it answers); None for a command no handler exists for."""
-    if spec.handler is None:
-        load_handlers()
+async def handler_of(spec: CommandSpec[Any]) -> Handler[Any] | None:
+    """The command's handler once every handler is attached (`kobot serve` loads them after it answers;
+    a command that comes sooner waits for that load on a thread, never on the event loop); None for a
+    command no handler exists for."""
+    if not _handlers_loaded.is_set():
+        await asyncio.to_thread(load_handlers)
     return spec.handler
 
 

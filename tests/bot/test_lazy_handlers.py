@@ -36,11 +36,12 @@ def test_importing_the_app_attaches_no_handler() -> None:
 
 def test_a_command_arriving_before_the_handlers_loads_them_itself() -> None:
     answer = _run(
+        "import asyncio\n"
         "from commands.catalog import load_commands\n"
         "from bot.runtime import handler_of\n"
         "spec = load_commands()['cluster.create']\n"
         "before = spec.handler is None\n"
-        "handler = handler_of(spec)\n"
+        "handler = asyncio.run(handler_of(spec))\n"
         "print(before, handler is not None and handler is spec.handler)"
     )
     assert answer == "True True"
@@ -60,3 +61,26 @@ def test_every_module_that_attaches_handlers_is_loaded() -> None:
         if any(isinstance(d, ast.Call) and getattr(d.func, "id", "") == "handles" for d in decorators):
             attaching.add(path.stem)
     assert attaching and attaching == set(commands.handlers.MODULES)
+
+
+def test_a_command_waiting_for_the_load_leaves_the_event_loop_free() -> None:
+    # the load imports most of kobot; on the loop it would stall every ack and /healthz meanwhile
+    answer = _run(
+        "import asyncio\n"
+        "from commands.catalog import load_commands\n"
+        "from bot.runtime import handler_of\n"
+        "spec = load_commands()['cluster.create']\n"
+        "async def main():\n"
+        "    ticks = 0\n"
+        "    async def tick():\n"
+        "        nonlocal ticks\n"
+        "        while True:\n"
+        "            ticks += 1\n"
+        "            await asyncio.sleep(0.005)\n"
+        "    ticker = asyncio.create_task(tick())\n"
+        "    handler = await handler_of(spec)\n"
+        "    ticker.cancel()\n"
+        "    print(ticks > 3, handler is not None)\n"
+        "asyncio.run(main())"
+    )
+    assert answer == "True True"
