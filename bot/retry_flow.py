@@ -16,7 +16,7 @@ from bot.command_runs import CommandRuns
 from bot.delivery import ChatOut
 from bot.runtime import Runtime
 from commands.context import SubmitJob
-from commands.handlers.submit import job_params
+from commands.handlers.submit import RECORDED_CONTEXT_PARAMS, job_params
 from commands.parsed import ParsedCommand
 from commands.parser import parse
 from commands.registry import spec_of, typed_args
@@ -141,6 +141,7 @@ def original_command(record: JobRecord, *, allow_local_hosts: bool) -> ParsedCom
         asked = job_params(typed_args(parsed, allow_local_hosts=allow_local_hosts))
     except ValidationError:
         raise refusal from None
-    if asked != record.spec.params:
+    stored = {k: v for k, v in record.spec.params.items() if k not in RECORDED_CONTEXT_PARAMS}
+    if asked != stored:
         raise refusal
     return parsed

@@ -25,6 +25,12 @@ def plan_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+RECORDED_CONTEXT_PARAMS = frozenset({"offline_repo"})
+"""Params a handler adds from what kobot had recorded when the job was asked for (the offline repository
+`setup repository` recorded), not from the command's text: a retry resumes with the stored ones, which the
+approval showed, so they are not read again from the text."""
+
+
 def job_params(args: BaseModel) -> dict[str, Any]:
     """The arguments a job runs with: all but `break_glass`, which unlocks the command, not the job."""
     return {k: v for k, v in args.model_dump(mode="json").items() if k != "break_glass"}

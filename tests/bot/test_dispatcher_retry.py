@@ -13,9 +13,14 @@ from pathlib import Path
 import pytest
 
 from bot.dispatcher import Dispatcher
+from bot.retry_flow import original_command
 from bot.runtime import Runtime, build_runtime
+from commands.handlers.submit import job_params
+from commands.parser import parse
+from commands.registry import typed_args
 from kobot.clusters import ClusterRecord, ClusterState, NodeRecord
 from kobot.conversations import ButtonClick, Conversation, Identity, InboundMessage
+from kobot.errors import ConflictError
 from kobot.job_records import JobState
 from kobot.messages import MessageKind
 from tests.bot.recording_adapter import Delivery, RecordingAdapter
@@ -315,3 +320,32 @@ async def test_job_commands_are_audited_on_their_jobs_cluster(runtime: Runtime, 
         assert f"cancel job {job.job_id}" in prod_view and f"retry job {job.job_id}" in prod_view
     finally:
         rt.close()
+
+
+async def test_a_create_that_took_the_recorded_repository_is_retried(runtime: Runtime) -> None:
+    # the create handler adds the repository `setup repository` recorded to the job's params; the text
+    # never holds it, and the retry resumes with what the approval showed
+    text = "create cluster lab masters=1 workers=1 provider=vsphere"
+    params = job_params(typed_args(parse(text)))
+    params["offline_repo"] = {"registry": "repo.lab:5000", "files_url": "http://repo.lab:8080/files"}
+    record = runtime.jobs.submit(
+        runtime.jobs.new_spec(
+            kind="cluster.create",
+            cluster="lab",
+            params=params,
+            requested_by=ALICE,
+            reply_to=ROOM,
+            command_text=text,
+        )
+    )
+    runtime.jobs.cancel(record.job_id)
+    await say(Dispatcher(runtime=runtime), ALICE, f"retry job {record.job_id}")
+    answer = deliveries(runtime)[-1].message
+    assert "run its command anew" not in (answer.body or ""), answer
+    with pytest.raises(ConflictError):  # a text that asks for other params is still refused
+        original_command(
+            record.model_copy(
+                update={"spec": record.spec.model_copy(update={"params": {**params, "workers": 2}})}
+            ),
+            allow_local_hosts=False,
+        )
