@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis import Redis
@@ -347,3 +348,27 @@ def test_cli_refuses_a_keyring_that_is_not_prefix_equals_file(given: str, said: 
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     assert said in result.output
+
+
+OPTION_AS_NAME = {"name": "-oAPT::Get::AllowUnauthenticated=true"}
+OPTION_IN_VERSION = {"version": "1.0 -oDir::Etc::trusted=/x"}
+FIELD_IN_SOURCE = {"suite": "bookworm\nTrusted: yes"}
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda m: {"packages": (m.packages[0].model_copy(update=OPTION_AS_NAME),)},
+        lambda m: {"packages": (m.packages[0].model_copy(update=OPTION_IN_VERSION),)},
+        lambda m: {"package_sources": (m.package_sources[0].model_copy(update=FIELD_IN_SOURCE),)},
+    ],
+    ids=["option-as-name", "option-in-version", "field-in-source"],
+)
+def test_manifest_values_apt_would_read_as_options_are_refused_before_any_download_peer(
+    apt_upstream: AptUpstream, signer: RepositorySigner, tmp_path: Path, tamper: Any
+) -> None:
+    manifest = apt_upstream.lean_manifest.model_copy(update=tamper(apt_upstream.lean_manifest))
+    before = len(apt_upstream.peer.requests.where(lambda r: True))
+    with pytest.raises(StepFailedError, match="plan it again"):
+        build_bundle(manifest, into=tmp_path / "bundle", signer=signer, progress=lambda _: None)
+    assert len(apt_upstream.peer.requests.where(lambda r: True)) == before

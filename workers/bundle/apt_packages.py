@@ -59,6 +59,43 @@ class IndexEntry:
         return self.filename.rsplit("/", 1)[-1]
 
 
+DEBIAN_PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]*")
+"""Debian policy's package names: anything else (a leading `-`) apt would read as an option."""
+
+DEBIAN_VERSION_PIN = re.compile(r"[A-Za-z0-9.+~:*-]+")
+"""A version or a version glob (`1.32.8-*`) as the plan pins it."""
+
+SOURCE_FIELD = re.compile(r"[^\s\x00-\x1f\x7f]+")
+"""One token of a deb822 sources stanza: a space or a newline would add fields (`Trusted: yes`)."""
+
+
+def _refuse_what_apt_would_read_as_options(manifest: BundleManifest, *, family: str) -> None:
+    """The manifest is an operator's file: a package name like `-oAPT::Get::AllowUnauthenticated=true` or a
+    newline in a source would undo the verification this module sets up, so such values are refused."""
+    for package in manifest.packages:
+        if package.family != family:
+            continue
+        if not DEBIAN_PACKAGE_NAME.fullmatch(package.name) or (
+            package.version and not DEBIAN_VERSION_PIN.fullmatch(package.version)
+        ):
+            raise StepFailedError(
+                f"the manifest's package {package.name!r} {package.version or ''} is no Debian package name "
+                "and version: plan it again",
+                task="packages",
+            )
+    for source in manifest.package_sources:
+        if source.family != family:
+            continue
+        keyring = [str(source.keyring)] if source.keyring else []  # a missing one is named further on
+        for value in (source.uri, source.suite, *source.components, *keyring):
+            if not SOURCE_FIELD.fullmatch(value):
+                raise StepFailedError(
+                    f"the manifest's apt source {source.uri!r} has a field with spaces or control "
+                    "characters: plan it again",
+                    task="packages",
+                )
+
+
 def fetch_family(
     manifest: BundleManifest,
     *,
@@ -71,6 +108,7 @@ def fetch_family(
     architecture; put them in the bundle's pool (`files/packages/pool/<suite>/`), which then holds
     exactly that closure."""
     sources = [source for source in manifest.package_sources if source.family == family]
+    _refuse_what_apt_would_read_as_options(manifest, family=family)
     wanted = [
         f"{p.name}={p.version}" if p.version else p.name for p in manifest.packages if p.family == family
     ]
