@@ -372,3 +372,20 @@ def test_manifest_values_apt_would_read_as_options_are_refused_before_any_downlo
     with pytest.raises(StepFailedError, match="plan it again"):
         build_bundle(manifest, into=tmp_path / "bundle", signer=signer, progress=lambda _: None)
     assert len(apt_upstream.peer.requests.where(lambda r: True)) == before
+
+
+def test_the_hosts_apt_configuration_does_not_reach_the_build_peer(
+    apt_upstream: AptUpstream, signer: RepositorySigner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a machine's apt configuration (here through APT_CONFIG: a proxy nothing answers on, and trust in
+    # unsigned sources) would change what is fetched and how it is checked; the build reads only its own
+    hostile = tmp_path / "host-apt.conf"
+    hostile.write_text(
+        'Acquire::http::Proxy "http://127.0.0.1:9";\nAPT::Get::AllowUnauthenticated "true";\n'
+        'Acquire::AllowInsecureRepositories "true";\n'
+    )
+    monkeypatch.setenv("APT_CONFIG", str(hostile))
+    built = build_bundle(
+        apt_upstream.lean_manifest, into=tmp_path / "bundle", signer=signer, progress=lambda _: None
+    )
+    assert built.packages, "fetched through the upstream itself, not the proxy"

@@ -155,7 +155,14 @@ class PrivateApt:
         for folder in ("etc/sources.list.d", "etc/preferences.d", "etc/trusted.gpg.d", "state/lists/partial"):
             (root / folder).mkdir(parents=True, exist_ok=True)
         (root / "log").mkdir(exist_ok=True)
+        (root / "etc" / "apt.conf.d").mkdir(exist_ok=True)
         (root / "state" / "status").write_text("")
+        # apt reads APT_CONFIG before anything else: pointing its main file and parts into this tree keeps
+        # the host's /etc/apt/apt.conf(.d) (hooks, proxies, trust settings) out of the build
+        self.config = root / "apt.conf"
+        self.config.write_text(
+            f'Dir::Etc::main "{root}/etc/apt.conf";\nDir::Etc::parts "{root}/etc/apt.conf.d";\n'
+        )
         self._options = {
             "Dir": f"{root}/",
             "Dir::State": f"{root}/state",
@@ -285,7 +292,12 @@ class PrivateApt:
 
     def _run(self, argv: list[str], *, timeout: float) -> subprocess.CompletedProcess[str]:
         options = [f"-o{name}={value}" for name, value in self._options.items()]
-        env = {**os.environ, "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"}
+        env = {
+            **os.environ,
+            "LC_ALL": "C",
+            "DEBIAN_FRONTEND": "noninteractive",
+            "APT_CONFIG": str(self.config),
+        }
         program = debian_tool(argv[0], package="apt")
         try:
             return subprocess.run(  # nosec B603  # apt by absolute path, an argv list, no shell
