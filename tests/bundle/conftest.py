@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.bundle.apt_upstream import AptUpstream, running_apt_upstream
+from tests.bundle.rpm_upstream import RpmUpstream, running_rpm_upstream
 from tests.bundle.upstream import (
     UpstreamFilesPeer,
     push_layout,
@@ -75,6 +76,13 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
 def apt_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AptUpstream]:
     """The signed upstream apt repositories (tests/bundle/apt_upstream.py), built once per session."""
     with running_apt_upstream(tmp_path_factory.mktemp("apt-upstream")) as built:
+        yield built
+
+
+@pytest.fixture(scope="session")
+def rpm_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RpmUpstream]:
+    """The signed upstream dnf repositories (tests/bundle/rpm_upstream.py), built once per session."""
+    with running_rpm_upstream(tmp_path_factory.mktemp("rpm-upstream")) as built:
         yield built
 
 

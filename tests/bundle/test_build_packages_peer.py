@@ -1,7 +1,8 @@
 """`bundle build` for the OS packages of the apt families, against the signed local upstream
 (tests/bundle/apt_upstream.py) served by the files peer: exactly the dependency closure, a signed apt
 repository that apt itself accepts with the bundle's key alone, tampered .debs and bad upstream
-signatures refused, resume, EL families said to be left out, and kobot's signing key kept encrypted."""
+signatures refused, resume, and kobot's signing key kept encrypted (the EL families' dnf repositories:
+test_build_rpm_packages_peer.py)."""
 
 from __future__ import annotations
 
@@ -26,14 +27,7 @@ from tests.bundle.apt_upstream import APT_PREFIX, CLOSURE, AptUpstream, sign_rel
 from workers.bundle.apt_packages import CACHE_DIR, PrivateApt
 from workers.bundle.apt_signing import SIGNING_KEY_SECRET, RepositorySigner, repository_signing_key
 from workers.bundle.build import build_bundle, verify_built
-from workers.bundle.manifest import (
-    RPM_NOT_FETCHED,
-    BuiltBundle,
-    BundleManifest,
-    PackageSource,
-    PlannedPackage,
-)
-from workers.bundle.plan import plan_bundle
+from workers.bundle.manifest import BuiltBundle, BundleManifest, PackageSource
 from workers.cluster_secrets import ClusterSecrets
 
 GPG_SECONDS = 30.0
@@ -262,17 +256,6 @@ def test_source_without_a_keyring_is_refused_before_any_download_peer(
 def test_apt_packages_without_a_signing_key_are_refused(apt_upstream: AptUpstream, tmp_path: Path) -> None:
     with pytest.raises(StepFailedError, match="repository key"):
         build_bundle(apt_upstream.manifest, into=tmp_path / "bundle", progress=lambda _: None)
-
-
-def test_el_family_packages_are_said_to_be_left_out(tmp_path: Path) -> None:
-    planned = plan_bundle(version="1.32.8", os=["el9"], arch=["amd64"], cni="flannel")
-    manifest = planned.model_copy(update={"files": (), "images": (), "charts": ()})
-    assert manifest.packages and all(isinstance(p, PlannedPackage) for p in manifest.packages)
-    lines: list[str] = []
-    built = build_bundle(manifest, into=tmp_path / "bundle", progress=lines.append)
-    assert built.packages == ()
-    assert f"packages (el9): {RPM_NOT_FETCHED}" in lines
-    assert any(RPM_NOT_FETCHED in line for line in manifest.summary_lines())
 
 
 def test_verify_notices_a_package_changed_after_the_build(built: Built, tmp_path: Path) -> None:

@@ -271,7 +271,7 @@ def test_setup_repository_job_runs_every_step_and_records_the_repository_real_on
     ]
     assert site.recorded == site.repository
     assert site.recorded is not None and site.recorded.file_sha256, "the files' sha256 reach new clusters"
-    assert PACKAGES_NOTE in (site.job.summary or ""), "the job says what the site still mirrors"
+    assert PACKAGES_NOTE in (site.job.summary or ""), "the job says where the packages are"
 
 
 def test_repository_host_second_run_changes_nothing_real_on_test_hosts_without_init_or_package_mirror(

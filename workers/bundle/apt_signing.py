@@ -1,9 +1,10 @@
-"""kobot's repository signing key: the OpenPGP key that signs the bundle's apt repository.
+"""kobot's repository signing key: the OpenPGP key that signs the bundle's apt and dnf repositories.
 
 Generated once (ed25519) and kept encrypted in the store with the repository's other secrets; the
 private half exists in plain only in a throwaway GnuPG home while a build signs (0700, removed
 afterwards, its agent stopped). The public half ships in the bundle as `packages/gpg.key`, which the
-nodes' apt is told to trust for that repository only (`signed-by=`).
+nodes' apt is told to trust for that repository only (`signed-by=`), and dnf checks the repository's
+`repomd.xml` with (`repo_gpgcheck`).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def repository_signing_key(secrets: ClusterSecrets) -> bytes:
 
 
 class RepositorySigner:
-    """Signs apt `Release` files with kobot's repository key."""
+    """Signs apt `Release` files and dnf `repomd.xml` files with kobot's repository key."""
 
     def __init__(self, *, secret_key: bytes) -> None:
         self._secret_key = secret_key
@@ -76,6 +77,35 @@ class RepositorySigner:
                     ],
                 )
             return _gpg(home, ["--armor", "--export", SIGNING_KEY_UID])
+
+    def sign_detached(self, paths: Sequence[Path]) -> bytes:
+        """Write an armored detached signature `<name>.asc` beside each file (dnf's `repomd.xml.asc`,
+        what `repo_gpgcheck` verifies); the armored public key that verifies them."""
+        with gnupg_home() as home:
+            _gpg(home, ["--import"], stdin=self._secret_key)
+            for path in paths:
+                signature = path.with_name(f"{path.name}.asc")
+                signature.unlink(missing_ok=True)
+                _gpg(home, ["--armor", "--detach-sign", "--output", str(signature), str(path)])
+            return _gpg(home, ["--armor", "--export", SIGNING_KEY_UID])
+
+
+def armored_keys(keyring: Path) -> dict[str, bytes]:
+    """Fingerprint → that one public key, armored, of every key in `keyring` (a binary keyring or an
+    armored key file): what rpm imports (one key a file) and what the nodes are given."""
+    with gnupg_home() as home:
+        _gpg(home, ["--import"], stdin=keyring.read_bytes())
+        listing = _gpg(home, ["--with-colons", "--fingerprint", "--list-keys"]).decode()
+        fingerprints: list[str] = []
+        primary = False
+        for line in listing.splitlines():
+            fields = line.split(":")
+            if fields[0] in ("pub", "sub"):
+                primary = fields[0] == "pub"
+            elif fields[0] == "fpr" and primary:
+                fingerprints.append(fields[9])
+                primary = False
+        return {fpr: _gpg(home, ["--armor", "--export", fpr]) for fpr in fingerprints}
 
 
 @contextmanager

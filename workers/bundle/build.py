@@ -5,8 +5,10 @@ Layout of a built bundle (what the repository host loads):
     files/<path>          every file at the path the roles ask `offline_files_url` for
     files/sha256/<hex>    a relative link to each file: what a client fetches by checksum
     files/packages/       the apt repository of the Debian/Ubuntu families' packages and their dependencies,
-                          signed by kobot's repository key (workers.bundle.apt_repository)
-    packages-cache/       apt's downloads, what a second build resumes from (not served)
+                          signed by kobot's repository key (workers.bundle.apt_repository), and one dnf
+                          repository per EL release and architecture, its repomd.xml signed by that key
+                          (workers.bundle.rpm_repository)
+    packages-cache/       apt's and dnf's downloads, what a second build resumes from (not served)
     images/<layout>/      one OCI layout per image (skopeo), `images/<layout>.json` once it is complete
     charts/<name>-<version>.tgz
 Resumable: run it again after an interruption and verified files and complete images are kept, a
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import shutil
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -29,14 +32,13 @@ from workers.addons.catalog import AddonInputs, entry_named
 from workers.addons.chart_repository import fetch_chart
 from workers.addons.helm_render import render_chart
 from workers.addons.manifests import Manifest, ObjectRef, image_fields
-from workers.bundle import defaults
+from workers.bundle import defaults, rpm_packages
 from workers.bundle.apt_packages import PACKAGES_DIR, fetch_family
 from workers.bundle.apt_repository import PUBLIC_KEY, write_apt_repository
 from workers.bundle.apt_signing import RepositorySigner
 from workers.bundle.fetch import fetch_file, rewritten, sha256_of
 from workers.bundle.images import copy_to_layout, write_policy
 from workers.bundle.manifest import (
-    RPM_NOT_FETCHED,
     BuiltBundle,
     BuiltChart,
     BuiltFile,
@@ -46,7 +48,8 @@ from workers.bundle.manifest import (
     ChecksumKind,
     PlannedChart,
 )
-from workers.bundle.plan import APT_SUITES, qualified_image
+from workers.bundle.plan import APT_SUITES, DNF_RELEASES, qualified_image
+from workers.bundle.rpm_repository import write_rpm_repositories
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +75,12 @@ def build_bundle(
 ) -> BuiltBundle:
     """Fetch and verify everything `manifest` lists into `into`; write `bundle.json` (and the tarball).
 
-    `signer` signs the apt repository of the Debian/Ubuntu families' packages; a manifest listing such
-    packages is refused without it."""
+    `signer` signs the package repositories (apt's Release files, dnf's repomd.xml); a manifest listing
+    OS packages is refused without it."""
     into.mkdir(parents=True, exist_ok=True)
-    packages = _packages(manifest, into=into, progress=progress, signer=signer)
+    packages, keys = _packages(manifest, into=into, progress=progress, signer=signer)
     upstream = manifest.upstream
-    files: list[BuiltFile] = []
-    if packages:
-        files.append(_public_key_file(into / "files"))
+    files = [_key_file(into / "files", path=path) for path in keys]
     timeout = httpx.Timeout(defaults.FETCH_TIMEOUT_SECONDS)
     with httpx.Client(timeout=timeout, follow_redirects=True) as http:
         for planned in manifest.files:
@@ -155,41 +156,61 @@ def apt_families(manifest: BundleManifest) -> list[str]:
     return [family for family in manifest.os if family in listed and family in APT_SUITES]
 
 
+def el_families(manifest: BundleManifest) -> list[str]:
+    """The families whose packages the build fetches into signed dnf repositories."""
+    listed = {package.family for package in manifest.packages}
+    return [family for family in manifest.os if family in listed and family in DNF_RELEASES]
+
+
 def _packages(
     manifest: BundleManifest, *, into: Path, progress: Progress, signer: RepositorySigner | None
-) -> list[BuiltPackage]:
-    """The apt families' packages with their dependencies, in a signed apt repository; the EL families'
-    are said to be left out."""
-    listed = {package.family for package in manifest.packages}
+) -> tuple[list[BuiltPackage], list[str]]:
+    """Every family's packages with their dependencies, in signed apt and dnf repositories; the packages,
+    and the paths under `files/` of the keys the nodes are given (kobot's, the EL upstreams')."""
     apt = apt_families(manifest)
-    for family in manifest.os:
-        if family in listed and family not in APT_SUITES:
-            progress(f"packages ({family}): {RPM_NOT_FETCHED}")
-    if not apt:
-        return []
+    el = el_families(manifest)
+    if not apt and not el:
+        return [], []
     if signer is None:
         raise StepFailedError(
-            "the bundle's apt repository is signed with kobot's repository key, and this build was given "
-            "none: build with `kobot bundle build`, which takes it from kobot's store",
+            "the bundle's package repositories are signed with kobot's repository key, and this build was "
+            "given none: build with `kobot bundle build`, which takes it from kobot's store",
             task="packages",
         )
+    root = into / "files" / PACKAGES_DIR
     packages: list[BuiltPackage] = []
     for family in apt:
         packages += fetch_family(
             manifest, family=family, suite=APT_SUITES[family], into=into, progress=progress
         )
-    root = into / "files" / PACKAGES_DIR
-    write_apt_repository(root, suites={APT_SUITES[f]: manifest.arch for f in apt}, signer=signer)
-    progress(
-        f"apt repository files/{PACKAGES_DIR}: {len(packages)} packages, signed by kobot's repository key"
-    )
-    return packages
+    if apt:
+        write_apt_repository(root, suites={APT_SUITES[f]: manifest.arch for f in apt}, signer=signer)
+        progress(
+            f"apt repository files/{PACKAGES_DIR}: {len(packages)} packages, signed by kobot's repository key"
+        )
+    keys: list[str] = []
+    repositories: list[Path] = []
+    for family in el:
+        fetched, upstream_keys = rpm_packages.fetch_family(
+            manifest, family=family, release=DNF_RELEASES[family], into=into, progress=progress
+        )
+        packages += fetched
+        key_dir = root / family / rpm_packages.KEYS_DIR
+        shutil.rmtree(key_dir, ignore_errors=True)  # the keys of this plan's sources, no other
+        key_dir.mkdir(parents=True)
+        for fingerprint, key in sorted(upstream_keys.items()):
+            (key_dir / f"{fingerprint}.asc").write_bytes(key)
+            keys.append(f"{PACKAGES_DIR}/{family}/{rpm_packages.KEYS_DIR}/{fingerprint}.asc")
+        repositories += [root / family / rpm_packages.DNF_ARCHES[arch] for arch in manifest.arch]
+    if repositories:
+        (root / PUBLIC_KEY).write_bytes(write_rpm_repositories(repositories, signer=signer))
+        progress(f"dnf repositories files/{PACKAGES_DIR}/{'|'.join(el)}: signed by kobot's repository key")
+    return packages, [f"{PACKAGES_DIR}/{PUBLIC_KEY}", *keys]
 
 
-def _public_key_file(files: Path) -> BuiltFile:
-    """The apt repository's public key as one of the bundle's files: its sha256 reaches the clusters with
-    the others' (`offline_file_sha256`), so base_os checks the key it fetches before trusting it."""
-    path = f"{PACKAGES_DIR}/{PUBLIC_KEY}"
+def _key_file(files: Path, *, path: str) -> BuiltFile:
+    """A key the nodes are given as one of the bundle's files: its sha256 reaches the clusters with the
+    others' (`offline_file_sha256`), so base_os checks each key it fetches before trusting it."""
     key = files / path
     sha256 = sha256_of(key)
     _link_by_checksum(files, path=path, sha256=sha256)

@@ -49,17 +49,18 @@ def path_component(value: str) -> str:
     return value
 
 
-_DEB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+~_-]*\.deb")
+_PACKAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+~^_-]*\.(?:deb|rpm)")
 
 
 def package_path(value: str) -> str:
-    """A .deb's place in the bundle: a `bundle_path` folder and a Debian file name (`+` and `~` are in
-    Debian versions: `containerd_1.6.20~ds1-1+b1_amd64.deb`)."""
+    """A .deb's or .rpm's place in the bundle: a `bundle_path` folder and a package file name (`+`, `~`
+    and `^` are in Debian and rpm versions: `containerd_1.6.20~ds1-1+b1_amd64.deb`)."""
     folder, _, name = value.rpartition("/")
-    if not folder or not _DEB_NAME.fullmatch(name):
+    if not folder or not _PACKAGE_NAME.fullmatch(name):
         raise ValueError(
-            f"package path {value!r} must be a folder and a .deb name of letters, digits and .+~_- "
-            "(like packages/pool/bookworm/kubeadm_1.32.8-1.1_amd64.deb)"
+            f"package path {value!r} must be a folder and a .deb or .rpm name of letters, digits and "
+            ".+~^_- (like packages/pool/bookworm/kubeadm_1.32.8-1.1_amd64.deb or "
+            "packages/el9/x86_64/Packages/chrony-4.5-3.el9.x86_64.rpm)"
         )
     bundle_path(folder)
     return value
@@ -72,11 +73,7 @@ PathComponent = Annotated[str, AfterValidator(path_component)]
 """One name in the bundle's folders, checked by `path_component`."""
 
 PackagePath = Annotated[str, AfterValidator(package_path)]
-"""A .deb's place under the bundle's `files/`, checked by `package_path`."""
-
-
-RPM_NOT_FETCHED = "rpm packages are not fetched yet: a site mirrors these itself"
-"""What plan and build say of an EL family's packages."""
+"""A .deb's or .rpm's place under the bundle's `files/`, checked by `package_path`."""
 
 
 class ChecksumKind(str, Enum):
@@ -152,11 +149,13 @@ class PlannedPackage(BaseModel):
 
 
 class PackageSource(BaseModel):
-    """An upstream apt repository a family's packages and their dependencies are resolved against.
+    """An upstream repository a family's packages and their dependencies are resolved against.
 
-    `suite` is a distribution's suite (`bookworm`, with `components`) or `/` for a flat repository
-    (pkgs.k8s.io). `keyring` is the file on the building machine holding the keys that sign the
-    repository's index: the build refuses a source without one, never trusting an unsigned index."""
+    apt families: `suite` is a distribution's suite (`bookworm`, with `components`) or `/` for a flat
+    repository (pkgs.k8s.io). EL families: `uri` is a dnf baseurl (`$releasever` and `$basearch` are
+    filled in per build) and `suite` is empty. `keyring` is the file on the building machine holding the
+    keys that sign the repository's index (apt) or its packages (rpm): the build refuses a source without
+    one, never trusting an unsigned index or package."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -186,7 +185,7 @@ class BundleManifest(BaseModel):
     images: tuple[PlannedImage, ...]
     charts: tuple[PlannedChart, ...]
     package_sources: tuple[PackageSource, ...] = ()
-    """Where `bundle build` resolves the apt families' packages (and their dependencies) from."""
+    """Where `bundle build` resolves each family's packages (and their dependencies) from."""
     upstream: dict[str, str] = Field(default_factory=dict)
     """Prefix → replacement applied to every URL and image reference at build time: a site with its
     own upstream mirror (`https://dl.k8s.io=http://mirror/k8s`, `registry.k8s.io=http://mirror:5000`)."""
@@ -204,12 +203,12 @@ class BundleManifest(BaseModel):
                 f"{p.name}{'=' + p.version if p.version else ''}" for p in self.packages if p.family == family
             ]
             lines.append(f"packages ({family}): {' '.join(names)}")
-            sources = [source for source in self.package_sources if source.family == family]
-            if not sources and names:
-                lines.append(f"  {family}: {RPM_NOT_FETCHED}")
-            for source in sources:
+            for source in (source for source in self.package_sources if source.family == family):
                 keyring = source.keyring or "NO KEYRING: name one with --keyring URI_PREFIX=FILE"
-                lines.append(f"  from {source.uri} {source.suite} {' '.join(source.components)}  [{keyring}]")
+                where = source.uri  # a dnf baseurl
+                if source.suite:
+                    where = f"{source.uri} {source.suite} {' '.join(source.components)}"
+                lines.append(f"  from {where}  [{keyring}]")
         lines.append("files:")
         lines += [f"  {f.path}  <- {f.url}  [{f.checksum.describe()}]" for f in self.files]
         lines.append("images:")
@@ -253,7 +252,9 @@ class BuiltChart(BaseModel):
 
 class BuiltPackage(BaseModel):
     """A .deb fetched into the bundle's apt repository, its sha256 checked against the upstream's signed
-    index; `path` is under `files/` (the repository host serves it with the files)."""
+    index, or an .rpm fetched into one of its dnf repositories, its sha256 checked against the upstream's
+    repodata and its signature against the upstream's keys; `path` is under `files/` (the repository
+    host serves it with the files)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -16,3 +16,21 @@ APT_FTPARCHIVE_TIMEOUT_SECONDS = 600.0
 
 GPG_TIMEOUT_SECONDS = 60.0
 """Longest one gpg call: generating, importing or exporting the signing key, signing one Release."""
+
+DNF_METADATA_TIMEOUT_SECONDS = 600.0
+"""Longest one `dnf makecache` of a family's upstream repodata (AppStream's is tens of MB)."""
+
+DNF_RESOLVE_TIMEOUT_SECONDS = 120.0
+"""Longest one `dnf download --url --resolve` over the cached repodata may take."""
+
+DNF_DOWNLOAD_TIMEOUT_SECONDS = 3600.0
+"""Longest one `dnf download --resolve` of a family's closure for one architecture (hundreds of MB)."""
+
+RPM_CHECKSIG_TIMEOUT_SECONDS = 120.0
+"""Longest one `rpmkeys` call: importing an upstream key, or checking one batch of packages' signatures."""
+
+CREATEREPO_TIMEOUT_SECONDS = 600.0
+"""Longest one `createrepo_c` run over one family's and architecture's packages."""
+
+REPODATA_MAX_BYTES = 1024**3
+"""Largest uncompressed primary.xml the build reads (AppStream's is ~100 MB): a bigger one is refused."""

@@ -100,6 +100,22 @@ DISTRO_KEYRINGS: dict[str, str] = {
 archive's signed index, unless the plan names another (`--keyring`). pkgs.k8s.io's key is in no
 package: the plan names it or the build refuses that source."""
 
+DNF_RELEASES: dict[str, str] = {"el8": "8", "el9": "9"}
+"""Each EL family's `$releasever`: what its nodes' dnf names, so the bundle's dnf repository serves
+each family under `el<release>/`."""
+
+DISTRO_DNF_SOURCES: dict[str, tuple[str, ...]] = {
+    family: (
+        f"https://dl.rockylinux.org/pub/rocky/{release}/BaseOS/$basearch/os/",
+        f"https://dl.rockylinux.org/pub/rocky/{release}/AppStream/$basearch/os/",
+        f"https://download.docker.com/linux/centos/{release}/$basearch/stable/",
+    )
+    for family, release in DNF_RELEASES.items()
+}
+"""The dnf baseurls of each EL family's distribution (Rocky's BaseOS and AppStream: chrony, haproxy,
+container-selinux and every dependency) and of Docker's repository (containerd.io). None of their keys
+is in a Debian package: the plan names them (`--keyring`) or the build refuses the source."""
+
 DISTRO_PACKAGES = ("chrony", "ipvsadm", "haproxy", "keepalived")
 """What base_os and load_balancer install from the distribution (their defaults and tasks)."""
 
@@ -166,7 +182,8 @@ def plan_bundle(
     """The manifest for these inputs; the same inputs always give the same manifest.
 
     `keyrings` maps a source URI prefix to the keyring file that verifies it (`https://pkgs.k8s.io` →
-    the Kubernetes `Release.key` the site checked), for the apt sources the build resolves against."""
+    the Kubernetes `Release.key` the site checked), for the apt and dnf sources the build resolves
+    against."""
     try:
         version = validation.kubernetes_version(version)
     except ValueError as exc:
@@ -186,7 +203,10 @@ def plan_bundle(
         package_sources=tuple(
             source
             for family in families
-            for source in _apt_sources(family, minor=minor, keyrings=keyrings or {})
+            for source in [
+                *_apt_sources(family, minor=minor, keyrings=keyrings or {}),
+                *_dnf_sources(family, minor=minor, keyrings=keyrings or {}),
+            ]
         ),
         files=tuple(_files(version=version, minor=minor, arches=arches, cni=network)),
         images=tuple(_unique_images(_images(version=version, minor=minor, cni=network, addons=entries))),
@@ -284,6 +304,16 @@ def _apt_sources(family: str, *, minor: str, keyrings: dict[str, str]) -> list[P
     return [
         source.model_copy(update={"keyring": _longest_prefix(source.uri, keyrings) or source.keyring})
         for source in [*sources, kubernetes]
+    ]
+
+
+def _dnf_sources(family: str, *, minor: str, keyrings: dict[str, str]) -> list[PackageSource]:
+    if family not in DNF_RELEASES:
+        return []
+    uris = [*DISTRO_DNF_SOURCES[family], f"https://pkgs.k8s.io/core:/stable:/v{minor}/rpm/"]
+    return [
+        PackageSource(family=family, uri=uri, suite="", keyring=_longest_prefix(uri, keyrings) or "")
+        for uri in uris
     ]
 
 

