@@ -129,7 +129,13 @@ def serve() -> None:
         typer.echo(f"kobot: {exc.user_message}", err=True)
         raise typer.Exit(code=1) from None
     uvicorn.run(
-        application, host=settings.http_host, port=settings.http_port, log_level=settings.log_level.lower()
+        application,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level=settings.log_level.lower(),
+        # kobot serves no WebSocket route (DingTalk's stream is a client); "auto" imports a WebSocket
+        # implementation at every start for nothing
+        ws="none",
     )
 
 
@@ -389,11 +395,18 @@ def _without_httpx_cli() -> None:
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
+def _without_pydantic_v1() -> None:
+    """FastAPI imports pydantic's v1 compatibility layer (about 50 ms of `kobot serve`'s start) only to
+    refuse v1 models, and kobot has none; marked absent, FastAPI takes its no-v1 branch."""
+    sys.modules.setdefault("pydantic.v1", None)  # type: ignore[arg-type]
+
+
 def main() -> None:
     # Job dirs, runner artifacts, Terraform workspaces and backups are written long after start, by
     # kobot and by the processes it starts; a private umask keeps them all owner-only (0600/0700).
     os.umask(defaults.PROCESS_UMASK)
     _without_httpx_cli()
+    _without_pydantic_v1()
     app()
 
 

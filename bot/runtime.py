@@ -59,11 +59,13 @@ def load_handlers() -> None:
     """Attach every command's handler, kobot's own and the alert commands' (a no-op once done).
 
     One thread imports them at a time: `@handles` attaches a handler while its module is still running,
-    so a handler seen before the whole load ended could call a helper defined below it."""
+    so a handler seen before the whole load ended could call a helper defined below it. The built-in
+    operations come first: the `submit` handler checks a job kind against them."""
     if _handlers_loaded.is_set():
         return
     with _handlers_loading:
         if not _handlers_loaded.is_set():
+            load_operations()
             commands.handlers.load_all()
             importlib.import_module("alerts.commands")
             _handlers_loaded.set()
@@ -82,12 +84,12 @@ def build_runtime(settings: Settings, *, store: Store | None = None, handlers: b
     """Open the store (starting the embedded Valkey when no URL is set), the queue and the stores.
 
     `store`: one already opened for these settings (`kobot serve` opens it while it imports the rest).
-    `handlers`: attach every command's handler now; `kobot serve` says False and loads them once it
-    answers, and a command that comes first loads them itself (`handler_of`).
+    `handlers`: attach every command's handler (and register the built-in operations) now; `kobot serve`
+    says False and loads them once it answers: a command that comes first loads them itself
+    (`handler_of`), a job submitted first its operation (`operation_for`).
     """
-    for module in settings.plugins:
+    for module in settings.plugins:  # a plugin registers its operations and commands on import
         importlib.import_module(module)
-    load_operations(settings.plugins)
     if handlers:
         load_handlers()
     store = store or open_store(settings)

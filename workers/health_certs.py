@@ -13,11 +13,13 @@ import ssl
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from cryptography import x509
-
 from kobot import defaults
+
+if TYPE_CHECKING:  # loaded where a certificate is read: the scheduler imports this with `kobot serve`
+    from cryptography import x509
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ def serving_certificate(
             der = tls.getpeercert(binary_form=True)
     if der is None:
         raise OSError(f"{host}:{port} presented no certificate")
+    from cryptography import x509
+
     return _seen(x509.load_der_x509_certificate(der), f"{name} ({host}:{port})")
 
 
@@ -72,6 +76,8 @@ def pem_certificates(path: Path | str | None, *, name: str) -> list[CertificateS
         data = Path(path).read_bytes()
     except OSError:
         return []
+    from cryptography import x509
+
     try:
         certificates = x509.load_pem_x509_certificates(data)
     except ValueError:

@@ -19,7 +19,6 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from urllib3.exceptions import HTTPError
 
 from kobot import defaults
 from kobot.errors import KobotError
@@ -119,6 +118,7 @@ class _Api:
 
     def get_bytes(self, path: str, query: dict[str, str | int] | None = None, *, accept: str) -> bytes:
         from kubernetes.client.exceptions import ApiException  # loaded with the ApiClient this holds
+        from urllib3.exceptions import HTTPError  # the client's transport, loaded with it
 
         left = self.deadline - time.monotonic()
         if left <= 0:

@@ -67,10 +67,13 @@ def load_operations(plugins: list[str] | None = None) -> dict[str, OperationFact
 
 
 def operation_for(spec: JobSpec) -> Operation:
-    try:
-        factory = OPERATIONS[spec.kind]
-    except KeyError:
-        raise KeyError(f"no operation registered for job kind {spec.kind!r}") from None
+    factory = OPERATIONS.get(spec.kind)
+    if factory is None:
+        # `kobot serve` registers the built-in kinds after it answers; a job submitted sooner loads them
+        load_operations()
+        factory = OPERATIONS.get(spec.kind)
+    if factory is None:
+        raise KeyError(f"no operation registered for job kind {spec.kind!r}")
     return factory(spec)
 
 

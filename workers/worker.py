@@ -61,9 +61,12 @@ RQ_WORKER_LOGGER = "rq.worker"
 """The logger RQ's worker loop reports through."""
 
 
-def _prepare(settings: Settings, redis: Redis) -> Queue:
+def _prepare(settings: Settings, redis: Redis, *, operations: bool = True) -> Queue:
+    """`operations`: register every operation now (a forking worker's jobs then inherit them); a job
+    registers what it runs itself (`run_job`), so a worker inside `kobot serve` leaves that for later."""
     environment.configure(settings=settings, redis=redis)
-    load_operations(settings.plugins)
+    if operations:
+        load_operations(settings.plugins)
     return Queue(settings.queue_name, connection=redis, serializer=JSONSerializer)
 
 
@@ -280,7 +283,7 @@ class InProcessWorker:
         self._settings = settings
         self._redis = Redis.from_url(redis_url)
         self._sweeper = Sweeper(settings=settings, redis_url=redis_url)
-        queue = _prepare(settings, self._redis)
+        queue = _prepare(settings, self._redis, operations=False)
         self._worker = ThreadWorker(
             [queue], connection=self._redis, serializer=JSONSerializer, worker_ttl=IN_PROCESS_WORKER_TTL
         )
