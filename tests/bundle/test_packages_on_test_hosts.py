@@ -187,6 +187,26 @@ def test_kube_packages_install_the_pinned_versions_from_the_bundle_repository_re
             "kubectl": "1.32.8-1.1",
             "cri-tools": "1.32.0-1.1",
         }
+        assert sorted(installed.lab.ssh(name, "apt-mark showhold").split()) == [
+            "cri-tools",
+            "kubeadm",
+            "kubectl",
+            "kubelet",
+        ], "held, so an unattended upgrade cannot move them"
+    assert "master-1: Unpack etcdctl and etcdutl" in changed, "an etcd member gets etcdctl"
+    assert installed.lab.ssh("master-1", "/usr/local/bin/etcdctl version").startswith(
+        f"etcdctl version: {ETCD_VERSION}"
+    )
+    assert "worker-1: Unpack etcdctl and etcdutl" not in changed
+    assert installed.lab.ssh("worker-1", "ls /usr/local/bin/etcdctl 2>/dev/null; true") == ""
+
+
+def test_kube_packages_second_run_changes_nothing_real_on_test_hosts(installed: Installed) -> None:
+    again, events = installed.lab.run(
+        "kubernetes_packages.yml", extravars={**installed.site, "kobot_manage_packages": True}
+    )
+    assert_succeeded(again)
+    assert again.changed == 0, changed_tasks(events)
 
 
 def test_apt_on_the_node_refuses_the_repository_under_another_key_real_on_test_hosts(

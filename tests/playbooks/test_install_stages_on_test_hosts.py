@@ -5,10 +5,10 @@ from Slack, through kobot's own worker, preflight for real (chrony runs on the h
 init script) and every stage after it in check mode ("check_mode"): kubeadm init/join, the pod network
 and addons applied to an API server and the post-install smoke test need a running cluster, which no
 test host can have; every task of every host must be reached without a failure, and nothing may be
-recorded or written. Then what the hosts can do runs for real ("for_real"): the offline repository
-configured from a signed local apt repository, kubelet/kubeadm/kubectl/cri-tools installed and held
-from it, etcdctl and etcdutl unpacked from the offline files after their checksum; twice, with no
-change the second time.
+recorded or written. What the hosts can do runs for real in tests/bundle/test_packages_on_test_hosts.py:
+the offline repository configured from a bundle's signed apt repository, kubelet/kubeadm/kubectl/
+cri-tools installed and held from it, etcdctl and etcdutl unpacked from the offline files after their
+checksum; twice, with no change the second time.
 """
 
 from __future__ import annotations
@@ -35,8 +35,6 @@ from tests.playbooks.roles_lab import (
     PLAYBOOKS,
     WITHOUT_HOST_FEATURES,
     RolesLab,
-    assert_succeeded,
-    changed_tasks,
     open_roles_lab,
     tasks_of,
 )
@@ -198,47 +196,3 @@ def test_dry_run_create_from_slack_peer_preflight_for_real_every_stage_check_mod
             name, "ls /etc/kubernetes/kobot-kubeadm-done /etc/containerd/config.toml 2>/dev/null; true"
         )
         assert left == "", "check mode writes nothing"
-
-
-def test_kube_packages_for_real_on_test_hosts_from_the_local_repository_idempotent(
-    lab: RolesLab, repository: LocalRepository
-) -> None:
-    extravars = {
-        **WITHOUT_HOST_FEATURES,
-        "kube_version": KUBE_VERSION,
-        "offline_repo_url": repository.apt_url,
-        "offline_files_url": repository.files_url,
-        "kube_packages_preload_images": False,
-    }
-    base, events = lab.run("base_os.yml", extravars=extravars)
-    assert_succeeded(base)
-    assert {f"{n}: Add the offline repository (signature checks on)" for n in NAMES} <= changed_tasks(events)
-
-    packages = {**extravars, "kobot_manage_packages": True}
-    first, events = lab.run("kubernetes_packages.yml", extravars=packages)
-    assert_succeeded(first)
-    changed = changed_tasks(events)
-    assert {f"{n}: Install kubeadm, kubelet, kubectl and cri-tools (Debian family)" for n in NAMES} <= changed
-    assert (
-        "master-1: Unpack etcdctl and etcdutl" in changed
-        and "worker-1: Unpack etcdctl and etcdutl" not in changed
-    )
-    for name in NAMES:
-        versions = lab.ssh(
-            name, "dpkg-query -W -f '${Package} ${Version}\\n' kubelet kubeadm kubectl cri-tools"
-        )
-        assert sorted(versions.splitlines()) == sorted(
-            f"{package} {version}" for package, version in repository.kube_packages
-        )
-        assert sorted(lab.ssh(name, "apt-mark showhold").split()) == [
-            "cri-tools",
-            "kubeadm",
-            "kubectl",
-            "kubelet",
-        ]
-    assert lab.ssh("master-1", "/usr/local/bin/etcdctl version").startswith("etcdctl version: 3.5.16")
-    assert lab.ssh("worker-1", "ls /usr/local/bin/etcdctl 2>/dev/null; true") == ""
-
-    again, again_events = lab.run("kubernetes_packages.yml", extravars=packages)
-    assert_succeeded(again)
-    assert again.changed == 0, changed_tasks(again_events)
