@@ -14,6 +14,7 @@ from bot.api import api_router
 from bot.api_audit import audit_router
 from bot.api_clusters import clusters_router
 from bot.api_commands import commands_router
+from bot.api_direct import DirectCallbacksApp
 from bot.api_replies import RestReplies
 from bot.chat.registry import build_adapters
 from bot.runtime import Runtime, build_runtime, load_handlers
@@ -53,7 +54,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
 
     # The interactive docs and the schema are off unless asked for (KOBOT_HTTP_DOCS).
     docs = settings.http_docs
-    app = FastAPI(
+    app = DirectCallbacksApp(
         title="kobot",
         version="0.1.0",
         lifespan=lifespan,
@@ -71,6 +72,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         router = adapter.router()
         if router is not None:
             app.include_router(router)
+            # a chat callback's own route (Slack's events) skips FastAPI's middleware and route matching
+            app.answer_directly(router.routes)
     if alerts is not None:
         app.include_router(alerts.router())
     return app

@@ -1,0 +1,130 @@
+"""A chat callback route is answered at the app's entry, skipping FastAPI's middleware and route matching,
+with the same answers: its endpoint's response, 405 for another method, 500 (and the exception re-raised
+for the server's log) when the endpoint fails; every other route still passes FastAPI."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import APIRouter, Request, Response
+from fastapi.routing import iter_route_contexts
+from pydantic import SecretStr
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.responses import JSONResponse
+
+from bot.api_direct import DirectCallbacksApp
+from bot.app import create_app
+from bot.chat.slack.defaults import EVENTS_PATH
+from bot.runtime import build_runtime
+from kobot.settings import Settings
+from kobot.settings_slack import SlackSettings
+from tests.support.network import LOOPBACK
+from tests.workers.jobkit import FIXTURE_PLAYBOOKS
+
+UNREACHABLE = f"http://{LOOPBACK}:9/"
+"""Where Slack's API would be: the discard port, never dialled (the adapter is not started)."""
+
+
+CallNext = Callable[[Request], Awaitable[Response]]
+
+
+class _Passed:
+    """Paths of the requests that went through FastAPI's middleware stack."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    def middleware(self) -> Callable[[Request, CallNext], Awaitable[Response]]:
+        async def record(request: Request, call_next: CallNext) -> Response:
+            self.paths.append(request.url.path)
+            return await call_next(request)
+
+        return record
+
+
+class _Failed(Exception):
+    pass
+
+
+def _app(passed: _Passed) -> DirectCallbacksApp:
+    app = DirectCallbacksApp()
+    app.add_middleware(BaseHTTPMiddleware, dispatch=passed.middleware())
+    router = APIRouter()
+
+    async def callback(request: Request) -> Response:
+        return JSONResponse({"got": (await request.body()).decode()})
+
+    async def failing(request: Request) -> Response:
+        raise _Failed("the endpoint failed")
+
+    async def with_parameter(request: Request) -> Response:
+        return JSONResponse({"id": request.path_params["id"]})
+
+    router.add_route("/chat/events", callback, methods=["POST"], include_in_schema=False)
+    router.add_route("/chat/failing", failing, methods=["POST"], include_in_schema=False)
+    router.add_route("/chat/{id}", with_parameter, methods=["POST"], include_in_schema=False)
+
+    @router.post("/api/thing")
+    async def thing() -> dict[str, str]:
+        return {"thing": "ok"}
+
+    app.include_router(router)
+    app.answer_directly(router.routes)
+    return app
+
+
+async def test_a_callback_route_is_answered_without_fastapi_and_others_pass_it() -> None:
+    passed = _Passed()
+    transport = httpx.ASGITransport(app=_app(passed))
+    async with httpx.AsyncClient(transport=transport, base_url="http://kobot.test") as client:
+        answer = await client.post("/chat/events", content=b"hello")
+        assert (answer.status_code, answer.json()) == (200, {"got": "hello"})
+        assert passed.paths == []
+        # routes outside the contract (path parameters, FastAPI's own routes) take the usual way
+        assert (await client.post("/chat/7")).json() == {"id": "7"}
+        assert (await client.post("/api/thing")).json() == {"thing": "ok"}
+        assert passed.paths == ["/chat/7", "/api/thing"]
+        # another method on a callback path is FastAPI's answer, as before
+        assert (await client.get("/chat/events")).status_code == 405
+
+
+async def test_a_failing_callback_is_answered_500_and_its_exception_reaches_the_server() -> None:
+    app = _app(_Passed())
+    raising = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=raising, base_url="http://kobot.test") as client:
+        with pytest.raises(_Failed):
+            await client.post("/chat/failing")
+    answering = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=answering, base_url="http://kobot.test") as client:
+        answer = await client.post("/chat/failing")
+    assert (answer.status_code, answer.text) == (500, "Internal Server Error")
+
+
+async def test_slacks_events_skip_fastapi_in_the_real_app(redis_url: str, data_dir: Path) -> None:
+    settings = Settings(
+        redis_url=SecretStr(redis_url),
+        data_dir=data_dir,
+        playbooks_dir=FIXTURE_PLAYBOOKS,
+        in_process_worker=False,
+        slack=SlackSettings(
+            bot_token=SecretStr("xoxb-direct"), signing_secret=SecretStr("s" * 32), api_base_url=UNREACHABLE
+        ),
+    )
+    app = create_app(settings, runtime=build_runtime(settings, handlers=False))
+    try:
+        passed = _Passed()
+        app.add_middleware(BaseHTTPMiddleware, dispatch=passed.middleware())
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kobot.test") as client:
+            forged = await client.post(EVENTS_PATH, content=b"{}", headers={"X-Slack-Signature": "v0=00"})
+            assert forged.status_code == 401  # the adapter's own answer: signature checked first
+            assert passed.paths == []
+            assert (await client.get("/healthz")).status_code == 200
+            assert passed.paths == ["/healthz"]
+        # still one of the app's routes (FastAPI includes routers lazily)
+        assert EVENTS_PATH in {route.path for route in iter_route_contexts(app.routes)}
+    finally:
+        app.state.runtime.close()
