@@ -280,6 +280,40 @@ def test_changed_cached_rpm_is_fetched_again_peer(
     assert (folder / "files" / kubectl.path).read_bytes() == body == rpm_upstream.peer.files[path]
 
 
+def test_configuration_planted_in_the_cache_or_the_environment_does_not_reach_dnf_peer(
+    rpm_upstream: RpmUpstream,
+    signer: RepositorySigner,
+    built: Built,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """dnf looks for its configuration and repositories inside the installroot first, and takes
+    `DNF_VAR_*` from the environment: a bundle folder (carried around, resumed) with a dnf.conf and a
+    .repo planted in the cache's installroot, and a caller's environment, change nothing of the build."""
+    folder = _copy(built, tmp_path)
+    root = folder / CACHE_DIR / "el9" / "x86_64" / "root"
+    (root / "etc" / "dnf").mkdir(parents=True)
+    (root / "etc" / "yum.repos.d").mkdir(parents=True)
+    planted = f"{rpm_upstream.peer.origin}/planted"
+    (root / "etc" / "dnf" / "dnf.conf").write_text(
+        "[main]\ngpgcheck=0\nproxy=http://127.0.0.1:9\nreposdir=/etc/yum.repos.d\n"
+    )
+    (root / "etc" / "yum.repos.d" / "planted.repo").write_text(
+        f"[planted]\nname=planted\nbaseurl={planted}\ngpgcheck=0\nenabled=1\n"
+    )
+    monkeypatch.setenv("DNF_VAR_releasever", "7")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "nowhere"))
+    before = len(rpm_upstream.peer.requests.where(lambda r: True))
+
+    again = build_bundle(
+        _amd64_only(rpm_upstream.manifest), into=folder, signer=signer, progress=lambda _: None
+    )
+
+    assert again.packages, "fetched through the upstream itself, not the planted proxy"
+    asked = [r.path for r in rpm_upstream.peer.requests.where(lambda r: True)[before:]]
+    assert asked and not [path for path in asked if path.startswith("/planted")]
+
+
 def test_package_missing_upstream_fails_naming_it_peer(
     rpm_upstream: RpmUpstream, signer: RepositorySigner, tmp_path: Path
 ) -> None:
