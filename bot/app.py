@@ -25,7 +25,7 @@ from kobot.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> DirectCallbacksApp:
     """Build the app for these settings. The store opens now; everything else starts with the lifespan."""
     runtime = runtime or build_runtime(settings)
     runtime.adapters.update(build_adapters(runtime))

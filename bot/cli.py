@@ -116,6 +116,7 @@ def serve() -> None:
         store_opened = opening.submit(open_store, settings)
         import uvicorn
 
+        from bot.api_direct import ACCESS_LOGGER, QuietAcceptedCallbacks
         from bot.app import create_app
         from bot.runtime import build_runtime
     store: Store | None = None
@@ -128,6 +129,8 @@ def serve() -> None:
             store.close()
         typer.echo(f"kobot: {exc.user_message}", err=True)
         raise typer.Exit(code=1) from None
+    # uvicorn's logging set-up keeps a logger's filters
+    logging.getLogger(ACCESS_LOGGER).addFilter(QuietAcceptedCallbacks(application.direct_paths))
     uvicorn.run(
         application,
         host=settings.http_host,

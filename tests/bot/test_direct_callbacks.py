@@ -4,18 +4,22 @@ for the server's log) when the endpoint fails; every other route still passes Fa
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import iter_route_contexts
 from pydantic import SecretStr
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.responses import JSONResponse
 
-from bot.api_direct import DirectCallbacksApp
+from bot.api_direct import ACCESS_LOGGER, DirectCallbacksApp, QuietAcceptedCallbacks
 from bot.app import create_app
 from bot.chat.slack.defaults import EVENTS_PATH
 from bot.runtime import build_runtime
@@ -26,6 +30,8 @@ from tests.workers.jobkit import FIXTURE_PLAYBOOKS
 
 UNREACHABLE = f"http://{LOOPBACK}:9/"
 """Where Slack's API would be: the discard port, never dialled (the adapter is not started)."""
+SERVER_START_SECONDS = 30.0
+"""Longest uvicorn may take to listen on a busy machine."""
 
 
 CallNext = Callable[[Request], Awaitable[Response]]
@@ -60,11 +66,15 @@ def _app(passed: _Passed) -> DirectCallbacksApp:
     async def failing(request: Request) -> Response:
         raise _Failed("the endpoint failed")
 
+    async def refusing(request: Request) -> Response:
+        return JSONResponse({"error": "invalid or expired signature"}, status_code=401)
+
     async def with_parameter(request: Request) -> Response:
         return JSONResponse({"id": request.path_params["id"]})
 
     router.add_route("/chat/events", callback, methods=["POST"], include_in_schema=False)
     router.add_route("/chat/failing", failing, methods=["POST"], include_in_schema=False)
+    router.add_route("/chat/refusing", refusing, methods=["POST"], include_in_schema=False)
     router.add_route("/chat/{id}", with_parameter, methods=["POST"], include_in_schema=False)
 
     @router.post("/api/thing")
@@ -128,3 +138,56 @@ async def test_slacks_events_skip_fastapi_in_the_real_app(redis_url: str, data_d
         assert EVENTS_PATH in {route.path for route in iter_route_contexts(app.routes)}
     finally:
         app.state.runtime.close()
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def access_lines() -> Iterator[tuple[str, list[str]]]:
+    """A real uvicorn serving the app, set up as `kobot serve` does: the filter on the access logger
+    before uvicorn configures its logging; yields its URL and the access lines written."""
+    app = _app(_Passed())
+    access = logging.getLogger(ACCESS_LOGGER)
+    quiet = QuietAcceptedCallbacks(app.direct_paths)
+    access.addFilter(quiet)
+    config = uvicorn.Config(app, host=LOOPBACK, port=0, log_level="info", lifespan="off")
+    lines = _Lines()
+    access.addHandler(lines)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    try:
+        thread.start()
+        deadline = time.monotonic() + SERVER_START_SECONDS
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://{LOOPBACK}:{port}", lines.lines
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        access.removeFilter(quiet)
+        access.removeHandler(lines)
+
+
+def test_an_accepted_callback_writes_no_access_line_and_a_refused_one_does(
+    access_lines: tuple[str, list[str]],
+) -> None:
+    url, lines = access_lines
+    assert httpx.post(f"{url}/chat/events", content=b"x", timeout=5).status_code == 200
+    assert httpx.post(f"{url}/chat/refusing", timeout=5).status_code == 401
+    assert httpx.post(f"{url}/api/thing", timeout=5).status_code == 200
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while len(lines) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [line.split('"')[1] for line in lines] == [
+        "POST /chat/refusing HTTP/1.1",
+        "POST /api/thing HTTP/1.1",
+    ]
