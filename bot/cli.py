@@ -164,7 +164,8 @@ _UPSTREAM_OPTION = typer.Option(None, help="PREFIX=REPLACEMENT for URLs and imag
 _KEYRING_OPTION = typer.Option(
     None,
     help="URI_PREFIX=FILE: the keyring verifying an apt source's signed index (pkgs.k8s.io's Release.key, "
-    "its fingerprint checked); Debian's and Ubuntu's archives default to their keyring packages.",
+    "its fingerprint checked) or a dnf source's packages (Rocky's RPM-GPG-KEY-Rocky-9, Docker's gpg, "
+    "pkgs.k8s.io's repomd.xml.key); Debian's and Ubuntu's archives default to their keyring packages.",
 )
 
 
