@@ -62,11 +62,6 @@ URL_SCHEMES = ("http://", "https://", "file://", "ftp://")
 """What `dnf download --url` prints a package's location with."""
 
 
-def repository_dir(family: str) -> str:
-    """The folder of `family`'s dnf repositories under `files/packages` (`el9`)."""
-    return family
-
-
 def refuse_what_dnf_would_read_as_options(manifest: BundleManifest, *, family: str) -> None:
     """The manifest is an operator's file: a package named `--setopt=gpgcheck=0` or `*`, or a newline in
     a source's URL, would undo the checks this module sets up or fetch what nobody planned: refused."""
@@ -130,48 +125,57 @@ def fetch_family(
                 Path(scratch) / basearch, cache=cache, release=release, basearch=basearch, family=family
             )
             dnf.write_repos(sources, upstream=manifest.upstream, keys=keys)
-            dnf.makecache()
-            urls = dnf.closure_urls(wanted)
-            listed = dnf.repodata()
-            missing = [url for url in urls if url not in listed]
-            if missing:
-                raise StepFailedError(
-                    f"the upstream repodata of {family} does not list {missing[0]}", task="packages"
-                )
-            names = [url.rsplit("/", 1)[-1] for url in urls]
-            if len(set(names)) != len(names):
-                raise StepFailedError(
-                    f"two upstream repositories of {family} serve different packages under one file name "
-                    f"({sorted(n for n in names if names.count(n) > 1)[0]}): plan fewer sources",
-                    task="packages",
-                )
-            dnf.download(wanted)
-            pool = into / "files" / PACKAGES_DIR / repository_dir(family) / basearch / "Packages"
-            pool.mkdir(parents=True, exist_ok=True)
-            here = [
-                _into_pool(listed[url], name=name, downloads=dnf.downloads, pool=pool, family=family)
-                for url, name in zip(urls, names, strict=True)
-            ]
-            unsigned = rpmdb.unsigned([pool / name for name in names])
-            if unsigned:
-                bad, why = unsigned[0]
-                for name in (bad, *(other for other, _ in unsigned[1:])):
-                    (pool / name).unlink(missing_ok=True)
-                    (dnf.downloads / name).unlink(missing_ok=True)
-                raise StepFailedError(
-                    f"{bad} ({family}) is not signed by a key the plan names for {family} ({why}): "
-                    "removed, nothing of this build is used",
-                    task="packages",
-                )
-            for stale in pool.iterdir():
-                if stale.name not in names:
-                    stale.unlink()  # a previous plan's package: the pool holds exactly this closure
+            pool = into / "files" / PACKAGES_DIR / family / basearch / "Packages"
+            here = _fetch_arch(dnf, wanted=wanted, pool=pool, rpmdb=rpmdb)
             built += here
             progress(
                 f"packages ({family}, {basearch}): {len(here)} with their dependencies, sha256 and "
                 "signature verified"
             )
     return sorted(built, key=lambda p: p.path), keys
+
+
+def _fetch_arch(
+    dnf: PrivateDnf, *, wanted: Sequence[str], pool: Path, rpmdb: PrivateRpmdb
+) -> list[BuiltPackage]:
+    """One architecture's closure, downloaded, checked and in `pool`, which then holds nothing else."""
+    family = dnf.family
+    dnf.makecache()
+    urls = dnf.closure_urls(wanted)
+    listed = dnf.repodata()
+    missing = [url for url in urls if url not in listed]
+    if missing:
+        raise StepFailedError(
+            f"the upstream repodata of {family} does not list {missing[0]}", task="packages"
+        )
+    names = [url.rsplit("/", 1)[-1] for url in urls]
+    if len(set(names)) != len(names):
+        raise StepFailedError(
+            f"two upstream repositories of {family} serve different packages under one file name "
+            f"({sorted(n for n in names if names.count(n) > 1)[0]}): plan fewer sources",
+            task="packages",
+        )
+    dnf.download(wanted)
+    pool.mkdir(parents=True, exist_ok=True)
+    fetched = [
+        _into_pool(listed[url], name=name, downloads=dnf.downloads, pool=pool, family=family)
+        for url, name in zip(urls, names, strict=True)
+    ]
+    unsigned = rpmdb.unsigned([pool / name for name in names])
+    if unsigned:
+        for name, _ in unsigned:
+            (pool / name).unlink(missing_ok=True)
+            (dnf.downloads / name).unlink(missing_ok=True)
+        bad, why = unsigned[0]
+        raise StepFailedError(
+            f"{bad} ({family}) is not signed by a key the plan names for {family} ({why}): removed, "
+            "nothing of this build is used",
+            task="packages",
+        )
+    for stale in pool.iterdir():
+        if stale.name not in names:
+            stale.unlink()  # a previous plan's package: the pool holds exactly this closure
+    return fetched
 
 
 class PrivateDnf:
@@ -372,7 +376,7 @@ def _into_pool(entry: RepodataEntry, *, name: str, downloads: Path, pool: Path, 
             "upstream's repodata; removed, the next build fetches it again",
             task="packages",
         )
-    path = package_path(f"{PACKAGES_DIR}/{repository_dir(family)}/{pool.parent.name}/Packages/{name}")
+    path = package_path(f"{PACKAGES_DIR}/{family}/{pool.parent.name}/Packages/{name}")
     target = pool / name
     if not (target.is_file() and os.path.samefile(target, downloaded)):
         target.unlink(missing_ok=True)
