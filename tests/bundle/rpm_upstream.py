@@ -4,8 +4,9 @@ pkgs.k8s.io's rpm repository (one for every architecture), with real tiny rpms b
 signed by a throwaway test key (`rpmsign`), indexed by `createrepo_c` and served over loopback by the
 files peer (ranges, faults, a request log).
 
-BaseOS holds a dependency chain (chrony Requires `libtiny >= 2`, and libtiny Requires the noarch
-`kobot-tzdata`) beside packages nothing needs (libtiny 1.0, unwanted); Docker's containerd.io Requires
+BaseOS holds a dependency chain (chrony Requires `libtiny++ >= 2`, and libtiny++ Requires the noarch
+`kobot-tzdata`; a `+` in a file name, as libstdc++ has) beside packages nothing needs (libtiny++ 1.0,
+unwanted); Docker's containerd.io Requires
 AppStream's container-selinux; the Kubernetes repository holds two patch releases, so the pin decides.
 """
 
@@ -37,9 +38,9 @@ KUBERNETES = "pkgs.k8s.io/core:/stable:/v1.32/rpm"
 
 PACKAGES: tuple[tuple[str, str, str, str, bool, str], ...] = (
     # (repository, name, version, release, noarch, Requires)
-    (BASEOS, "chrony", "4.5", "3.el9", False, "libtiny >= 2"),
-    (BASEOS, "libtiny", "1.0", "1.el9", False, ""),
-    (BASEOS, "libtiny", "2.0", "1.el9", False, "kobot-tzdata"),
+    (BASEOS, "chrony", "4.5", "3.el9", False, "libtiny++ >= 2"),
+    (BASEOS, "libtiny++", "1.0", "1.el9", False, ""),
+    (BASEOS, "libtiny++", "2.0", "1.el9", False, "kobot-tzdata"),
     (BASEOS, "kobot-tzdata", "2024a", "1.el9", True, ""),
     (BASEOS, "ipvsadm", "1.31", "6.el9", False, ""),
     (BASEOS, "unwanted", "1.0", "1.el9", False, ""),
@@ -68,7 +69,7 @@ CLOSURE_NAMES = (
     "kubeadm-1.32.8-150500.1.1",
     "kubectl-1.32.8-150500.1.1",
     "kubelet-1.32.8-150500.1.1",
-    "libtiny-2.0-1.el9",
+    "libtiny++-2.0-1.el9",
 )
 """name-version-release of exactly what installing the el9 plan's packages on a bare node takes."""
 

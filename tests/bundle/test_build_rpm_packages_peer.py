@@ -95,10 +95,10 @@ def test_build_fetches_exactly_the_el_closure_into_signed_dnf_repositories_peer(
         assert (packages / "el9" / arch / "repodata" / "repomd.xml.asc").is_file()
     fetched = {Path(path).name for path in built.fetched}
     assert fetched == set(closure("x86_64") + closure("aarch64")), "nothing outside the closure"
-    assert not any("unwanted" in name or "1.32.7" in name or "libtiny-1.0" in name for name in fetched)
+    assert not any("unwanted" in name or "1.32.7" in name or "libtiny++-1.0" in name for name in fetched)
     versions = {(p.name, p.arch): p.version for p in built.bundle.packages}
     assert versions[("kubeadm", "aarch64")] == "1.32.8-150500.1.1"  # the pin, not the newest-but-one
-    assert versions[("libtiny", "x86_64")] == "2.0-1.el9"  # the >= 2
+    assert versions[("libtiny++", "x86_64")] == "2.0-1.el9"  # the >= 2
     assert {f"{p.name}-{p.version}" for p in built.bundle.packages} == set(CLOSURE_NAMES)
     for package in built.bundle.packages:
         body = (built.folder / "files" / package.path).read_bytes()
@@ -146,7 +146,7 @@ def test_dnf_accepts_the_bundle_repository_with_both_checks_on_and_refuses_a_tam
         downloaded = _dnf_client(
             tmp_path / "node", repository=repository, wanted=["kubeadm-1.32.8", "chrony"]
         )
-        wanted_closure = ("kubeadm-", "kubelet-", "cri-tools-", "chrony-", "libtiny-", "kobot-tzdata-")
+        wanted_closure = ("kubeadm-", "kubelet-", "cri-tools-", "chrony-", "libtiny++-", "kobot-tzdata-")
         assert [path.name for path in downloaded] == [
             n for n in closure("x86_64") if n.startswith(wanted_closure)
         ]

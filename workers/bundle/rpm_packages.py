@@ -155,6 +155,13 @@ def _fetch_arch(
             f"({sorted(n for n in names if names.count(n) > 1)[0]}): plan fewer sources",
             task="packages",
         )
+    for name in names:  # an upstream's file name becomes a path of the bundle: checked before any download
+        try:
+            package_path(f"{PACKAGES_DIR}/{family}/{dnf.basearch}/Packages/{name}")
+        except ValueError as exc:
+            raise StepFailedError(
+                f"the upstream of {family} names a file kobot does not take: {exc}", task="packages"
+            ) from None
     dnf.download(wanted)
     pool.mkdir(parents=True, exist_ok=True)
     fetched = [
