@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -93,10 +94,16 @@ def _alert_service(runtime: Runtime) -> AlertService | None:
 
 async def _load_handlers_soon() -> None:
     """Attach every handler on a thread once the server is up (uvicorn listens after the lifespan's
-    start): loading them beside the start would hold the interpreter while it comes up."""
+    start): loading them beside the start would hold the interpreter while it comes up.
+
+    Then everything loaded so far (modules, models, schemas: several hundred thousand objects that live
+    as long as the process) leaves the garbage collector's view: its full collections scanned them all
+    again and again under load, in pauses of milliseconds on the event loop."""
     await asyncio.sleep(HANDLERS_LOAD_DELAY_SECONDS)
     try:
         await asyncio.to_thread(load_handlers)
     except Exception:
         # said now, not at shutdown; a command retries the load and answers with what went wrong
         log.exception("attaching the command handlers failed")
+        return
+    gc.freeze()

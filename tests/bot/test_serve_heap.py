@@ -1,0 +1,51 @@
+"""Once `kobot serve` has attached its handlers, what it loaded leaves the garbage collector's view: full
+collections no longer rescan the modules, models and schemas of a process that lives for months."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+import bot.app
+from bot.app import create_app
+from bot.runtime import build_runtime
+from kobot.settings import Settings
+from tests.workers.jobkit import FIXTURE_PLAYBOOKS
+
+FREEZE_WAIT_SECONDS = 30.0
+"""Longest the handlers' load may take on a busy machine."""
+
+
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    """This test process's heap back in the collector's view before and after."""
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+
+
+async def test_what_serve_loaded_is_frozen_once_handlers_are_attached(
+    redis_url: str, data_dir: Path, unfrozen: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bot.app, "HANDLERS_LOAD_DELAY_SECONDS", 0.0)
+    settings = Settings(
+        redis_url=SecretStr(redis_url),
+        data_dir=data_dir,
+        playbooks_dir=FIXTURE_PLAYBOOKS,
+        in_process_worker=False,
+    )
+    app = create_app(settings, runtime=build_runtime(settings, handlers=False))
+    assert gc.get_freeze_count() == 0
+    async with app.router.lifespan_context(app):
+        deadline = time.monotonic() + FREEZE_WAIT_SECONDS
+        while gc.get_freeze_count() == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        # the app and its runtime are among what was frozen
+        assert gc.get_freeze_count() > 0
+        assert all(seen is not app for seen in gc.get_objects())
