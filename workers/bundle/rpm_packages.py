@@ -3,17 +3,18 @@ dnf itself, from the upstream repositories the manifest names, every package's s
 against the keys the plan names for its family.
 
 dnf runs with a private configuration per family and architecture: its own dnf.conf, reposdir and
-varsdir, no plugin configuration and no environment of the machine (`DNF_VAR_*` would rewrite the
-baseurls), `--releasever` and `--forcearch` from the plan, and an installroot whose rpmdb is never
-written (so the closure is what a bare node needs). `dnf download --url --resolve --alldeps` names the
-closure of the planned packages; `dnf download --resolve --alldeps` fetches it, librepo checking each
-rpm against the checksum of the upstream repodata. kobot then checks each one again against that
-repodata (read from dnf's cache) and its signature with `rpmkeys` against the family's keys alone, with
-`%_pkgverify_level all`: an unsigned or unknown-key package is refused. EL distributions do not sign
-their repodata, so the packages' signatures are what the trust rests on (`gpgcheck`).
+varsdir, no plugin configuration and none of the caller's environment but its proxy settings
+(`DNF_VAR_*` would rewrite the baseurls), `--releasever` and `--forcearch` from the plan, and an
+installroot whose rpmdb is never written (so the closure is what a bare node needs).
+`dnf download --url --resolve --alldeps` names the closure of the planned packages;
+`dnf download --resolve --alldeps` fetches it, librepo checking each rpm against the checksum of the
+upstream repodata. kobot then checks each one again against that repodata (read from dnf's cache) and
+its signature with `rpmkeys` against the family's keys alone, with `%_pkgverify_level all`: an unsigned
+or unknown-key package is refused. EL distributions do not sign their repodata, so the packages'
+signatures are what the trust rests on (`gpgcheck`).
 
 The downloads stay in `packages-cache/<family>/<arch>/` of the bundle folder: a second build reuses what
-still matches the repodata, continues a partial download, and fetches a changed one again.
+still matches the repodata and fetches a changed or partial one again, whole.
 """
 
 from __future__ import annotations
