@@ -1,18 +1,21 @@
-"""Every entry playbook parses (`ansible-playbook --syntax-check`) and passes `ansible-lint --offline`."""
+"""Every entry playbook parses (`ansible-playbook --syntax-check`); ansible-lint's production profile holds.
+
+ansible-lint itself runs in `make test` beside mypy (`make playbook-lint`), where it takes a core that
+stood idle; here only what keeps that run meaningful is checked."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 SAMPLE_INVENTORY = PLAYBOOKS / "inventory" / "sample" / "hosts.yml"
 ENTRY_PLAYBOOKS = sorted(path.name for path in PLAYBOOKS.glob("*.yml"))
-LINT_TIMEOUT_SECONDS = 900.0
-"""ansible-lint over ~160 files takes about a minute alone and 2-3 beside the rest of the suite on 2 cores;
-this bound only stops a hung run."""
 SYNTAX_CHECK_TIMEOUT_SECONDS = 300.0
 """One syntax check of every entry playbook takes a few seconds; this bound only stops a hung run."""
 
@@ -80,16 +83,13 @@ def test_every_entry_playbook_passes_syntax_check() -> None:
     assert checked == ENTRY_PLAYBOOKS, "every entry playbook was checked"
 
 
-def test_playbooks_pass_ansible_lint_production_profile() -> None:
-    completed = subprocess.run(
-        [_venv_program("ansible-lint"), "--offline", "--nocolor"],
-        cwd=PLAYBOOKS,
-        env=_venv_env(),
-        capture_output=True,
-        text=True,
-        timeout=LINT_TIMEOUT_SECONDS,
-        check=False,
-    )
-    report = completed.stdout + completed.stderr
-    assert completed.returncode == 0, report
-    assert "Profile 'production' was required, and it passed" in report
+def test_make_test_lints_the_playbooks_with_the_production_profile_offline() -> None:
+    config = yaml.safe_load((PLAYBOOKS / ".ansible-lint").read_text(encoding="utf-8"))
+    assert config["profile"] == "production"
+    assert config["offline"] is True
+    assert set(config.get("skip_list", [])) <= {"var-naming[no-role-prefix]"}, "no rule skipped silently"
+    assert not config.get("warn_list"), "a warning passes the run: every finding must fail it"
+    makefile = (PLAYBOOKS.parent / "Makefile").read_text(encoding="utf-8")
+    static = re.search(r"^static: .*\n\t(.*)$", makefile, re.MULTILINE)
+    assert static and "playbook-lint" in static.group(1).split(), "make test runs ansible-lint"
+    assert re.search(r"^test: .*\bstatic\b", makefile, re.MULTILINE)
