@@ -151,6 +151,27 @@ def test_preflight_names_a_port_in_use(tmp_path: Path, busy_port: int) -> None:
     assert f"port {busy_port} is in use" in (result.error or "")
 
 
+def test_preflight_names_a_port_a_listener_holds_on_one_address_only(tmp_path: Path) -> None:
+    """kubeadm binds its ports on every address, so a listener on any one address blocks it: a connection
+    to 0.0.0.0 would not have seen this one, on 127.0.0.2 alone."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.2", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        inv = inventory(
+            tmp_path,
+            hosts={"cp-1": "192.168.77.10"},
+            etcd=["cp-1"],
+            preflight_ports_control_plane=[port, port + 1 if port < 65535 else port - 1],
+            preflight_ports_node=[],
+            preflight_nodeport_sample=[],
+        )
+        result = preflight(tmp_path, inv)
+    error = result.error or ""
+    assert f"port {port} is in use" in error
+    assert error.count("is in use") == 1, error
+
+
 def test_preflight_probes_the_offline_repository(tmp_path: Path, offline_repo: str) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
