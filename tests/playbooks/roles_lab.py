@@ -30,6 +30,9 @@ WITHOUT_HOST_FEATURES: dict[str, Any] = {
 """What the test hosts lack: no systemd, no package sources of their own, a kernel of their own."""
 LAB_OFFLINE_REGISTRY = "10.10.0.5:5000"
 """Written into configs only: nothing on the test hosts ever connects to it."""
+LAB_MIRRORED_REGISTRIES = ["registry.k8s.io"]
+"""One upstream registry besides the offline one: containerd's loop writes a directory and a hosts.toml per
+registry, two tasks per host per registry (about 2 s each on the test hosts), the same for every entry."""
 
 
 @dataclass
@@ -129,6 +132,7 @@ def open_roles_lab(
                 "apiserver_loadbalancer_interface": "eth0",
                 "preflight_extra_supported_os": [{"distribution": "Debian", "versions": ["12"]}],
                 **({"offline_registry": offline_registry} if offline_registry else {}),
+                "containerd_mirrored_registries": LAB_MIRRORED_REGISTRIES,
                 **dict(cluster_vars or {}),
             },
         )

@@ -32,6 +32,7 @@ from tests.hosts.lab import HostLab
 from tests.hosts.time_sync import start_time_sync
 from tests.playbooks.local_repository import LOCAL_REPOSITORY_ROOT, LocalRepository, build_local_repository
 from tests.playbooks.roles_lab import (
+    LAB_MIRRORED_REGISTRIES,
     PLAYBOOKS,
     WITHOUT_HOST_FEATURES,
     RolesLab,
@@ -136,6 +137,7 @@ def test_dry_run_create_from_slack_peer_preflight_for_real_every_stage_check_mod
         "preflight_extra_supported_os": [{"distribution": "Debian", "versions": ["12"]}],
         "apiserver_loadbalancer_interface": "eth0",
         "kube_packages_preload_images": False,
+        "containerd_mirrored_registries": LAB_MIRRORED_REGISTRIES,
     }
     addresses = ",".join(host.address for host in hosts)
     with slack_kobot(
