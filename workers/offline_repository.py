@@ -72,18 +72,22 @@ def kubeadm_in_repository(
         if os in DEBIAN_RELEASES:
             index = f"{base}/dists/{DEBIAN_RELEASES[os]}/main/binary-{arch.value}/Packages"
             return _ask(index, lambda: _in_apt_index(mirror, index, arch=arch.value, version=version))
-        # the repository of the node's release and arch where the mirror has one (a kobot bundle's
-        # `el9/x86_64`, base_os's baseurl), else the mirror itself (a site's flat mirror)
-        nested = f"{base}/el{os.value[-1]}/{RPM_ARCHES[arch]}"
-        try:
-            if mirror.fetch(f"{nested}/repodata/repomd.xml") is not None:
-                base = nested
-        except _Unreadable as exc:
-            return RepositoryAnswer(
-                found=False, asked=_shown(f"{nested}/repodata/repomd.xml"), reason=str(exc)
-            )
+        base = rpm_repository_url(repo, os=os, arch=arch)
         index = f"{base}/repodata/repomd.xml"
         return _ask(index, lambda: _in_rpm_repo(mirror, base, arch=RPM_ARCHES[arch], version=version))
+
+
+def rpm_repository_url(repo: OfflineRepository, *, os: OsFamily, arch: Arch) -> str:
+    """The dnf repository an EL node of `os` and `arch` is given (base_os's `base_os_offline_rpm_baseurl`
+    follows the same rule): a kobot bundle's `<package_repo_url>/el<N>/<arch>` when the files recorded
+    with the repository (`file_sha256`) hold `packages/el<N>/...` (the bundle's upstream keys of that
+    release), else the mirror itself, a site's own flat yum mirror. Never both: the answer is read where
+    the nodes read."""
+    base = repo.package_repo_url.rstrip("/")
+    release = f"el{os.value[-1]}"
+    if any(path.startswith(f"packages/{release}/") for path in repo.file_sha256):
+        return f"{base}/{release}/{RPM_ARCHES[arch]}"
+    return base
 
 
 def _ask(index: str, read: Callable[[], bool]) -> RepositoryAnswer:

@@ -121,21 +121,54 @@ def test_base_os_gives_dnf_the_bundle_repository_and_every_key_checked_by_sha256
     ]
 
 
-def test_the_upgrade_check_reads_the_bundle_repository_of_the_nodes_release_and_arch_peer(
-    rpm_built: BuiltRpmBundle,
+def test_base_os_points_el_nodes_at_a_sites_flat_mirror_when_no_kobot_bundle_is_recorded(
+    tmp_path: Path,
 ) -> None:
-    """`upgrade` asks the package mirror whether it holds kubeadm of a version: for EL it reads the
-    repository base_os points the nodes at (`el9/<arch>`), not a flat one the bundle does not have."""
-    with _served(rpm_built.folder / "files") as (_peer, origin):
+    """A site's own yum mirror (no bundle recorded, so no `packages/el<N>/` keys in offline_file_sha256)
+    is the repository itself, as documented before kobot built bundles; the same rule as the upgrade
+    check's (test_the_upgrade_check_reads_where_base_os_points_the_nodes_peer)."""
+    reposdir = tmp_path / "yum.repos.d"
+    reposdir.mkdir()
+    repository = yaml.safe_load((ROLES_DIR / "base_os" / "tasks" / "repo_redhat.yml").read_text())[-1]
+    repository["ansible.builtin.yum_repository"]["reposdir"] = str(reposdir)
+    result = _run_tasks(
+        tmp_path,
+        tasks=[repository],
+        extravars={
+            "offline_repo_url": "http://mirror.site.test/el",
+            "offline_file_sha256": {"calico/v3.29.1/tigera-operator.yaml": "a" * 64},
+        },
+    )
+    assert result.status is PlaybookStatus.SUCCESSFUL, (result.failed_task, result.error)
+    assert "baseurl = http://mirror.site.test/el\n" in (reposdir / "kobot-offline.repo").read_text()
+
+
+def test_the_upgrade_check_reads_where_base_os_points_the_nodes_peer(rpm_built: BuiltRpmBundle) -> None:
+    """`upgrade` asks the package mirror whether it holds kubeadm of a version, where base_os points the
+    nodes: a kobot bundle (its files recorded) at the repository of the nodes' release and arch
+    (`el9/<arch>`), with no fall back to the flat layout; a mirror with no bundle recorded, at itself."""
+    with _served(rpm_built.folder / "files") as (peer, origin):
+        recorded = {item.path: item.sha256 for item in rpm_built.bundle.files}
         repo = OfflineRepository(
             package_repo_url=f"{origin}/packages",
             image_registry="registry.offline.test:5000",
             files_url=origin,
+            file_sha256=recorded,
         )
         held = kubeadm_in_repository(repo=repo, os=OsFamily.ROCKY9, arch=Arch.ARM64, version="1.32.8")
         older = kubeadm_in_repository(repo=repo, os=OsFamily.ALMA9, arch=Arch.AMD64, version="1.32.7")
+        # the same tree also served flat: a bundle's nodes never read it, so neither does the check
+        for path, body in list(peer.files.items()):
+            if path.startswith("/packages/el9/x86_64/"):
+                peer.files[path.replace("/el9/x86_64/", "/", 1)] = body
+        peer.files.pop("/packages/el9/aarch64/repodata/repomd.xml")
+        not_nested = kubeadm_in_repository(repo=repo, os=OsFamily.ROCKY9, arch=Arch.ARM64, version="1.32.8")
+        site = repo.model_copy(update={"file_sha256": {}})
+        flat = kubeadm_in_repository(repo=site, os=OsFamily.ROCKY9, arch=Arch.AMD64, version="1.32.8")
     assert held.found and held.asked == f"{origin}/packages/el9/aarch64/repodata/repomd.xml"
     assert not older.found and older.reason == "the index does not list it", "the bundle carries the pin only"
+    assert not not_nested.found and not_nested.asked == held.asked, "no silent fall back to the flat layout"
+    assert flat.found and flat.asked == f"{origin}/packages/repodata/repomd.xml"
 
 
 # --- helpers -----------------------------------------------------------------------------------------
