@@ -48,6 +48,7 @@ from tests.hosts.lab import HostLab, LabHost
 from tests.workers.jobkit import job_service, run_queue
 from workers.ansible import PlaybookResult, PlaybookRun, run_playbook
 from workers.bundle.build import build_bundle, read_built
+from workers.bundle.files_archive import files_archive, loaded_marker
 from workers.bundle.images import push_to_registry, write_policy
 from workers.bundle.load import PushCredential, repository_of
 from workers.bundle.repository_job import (
@@ -58,6 +59,7 @@ from workers.bundle.repository_job import (
     REGISTRY_PUSH_PORT,
     TLS_KEY_ENV,
     RepositoryStore,
+    bundle_sha256,
     push_htpasswd,
     push_password,
     tls_ca,
@@ -247,7 +249,9 @@ def _repository_vars(site: Site) -> dict[str, Any]:
     """What the job ran the playbook with: the site's variables and the job's own."""
     return {
         **HOST_WITHOUT_INIT_OR_MIRROR,
-        "repository_host_bundle_dir": str(site.bundle),
+        "repository_host_files_archive": str(
+            files_archive(site.bundle, bundle_sha256=bundle_sha256(site.bundle))
+        ),
         "repository_host_files_port": FILES_PORT,
         "repository_host_registry_port": REGISTRY_PORT,
         "repository_host_registry_push_port": REGISTRY_PUSH_PORT,
@@ -399,6 +403,29 @@ def test_push_trusting_another_ca_fails_before_the_credential_is_sent_real_on_te
     assert "certificate signed by unknown authority" in refused.value.user_message, refused.value.user_message
     assert not (tmp_path / "job" / "registry-auth.json").exists(), (
         "the auth file is removed after a failed push"
+    )
+
+
+def test_files_arrive_as_one_archive_unpacked_as_served_and_removed_real_on_test_hosts(site: Site) -> None:
+    archive = files_archive(site.bundle, bundle_sha256=bundle_sha256(site.bundle))
+    assert site.job_events is not None
+    changed = {e.task for e in site.job_events if e.type is JobEventType.TASK_CHANGED}
+    assert {"Copy the bundle's files in as one archive", "Load the bundle's files"} <= changed
+    link = next(path for path in (site.bundle / "files" / "sha256").iterdir())
+    listed = subprocess.run(
+        [
+            *site.repo.ssh_args(),
+            "cd /srv/kobot-repository && ls bundle-files.tar 2>/dev/null;"
+            f" stat -c '%a %U' files/{loaded_marker(archive)} files/packages;"
+            f" readlink files/sha256/{link.name}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=SSH_TIMEOUT_SECONDS,
+        check=True,
+    )
+    assert listed.stdout.splitlines() == ["644 root", "755 root", str(link.readlink())], (
+        "the archive is gone, the files are root's as served, the checksum links stay links"
     )
 
 

@@ -27,6 +27,7 @@ from kobot.settings import Settings
 from kobot.store import synced
 from workers.bundle.build import BUNDLE_FILE, read_built
 from workers.bundle.fetch import sha256_of
+from workers.bundle.files_archive import files_archive
 from workers.bundle.load import PushCredential, push_htpasswd_line, repository_of
 from workers.bundle.repository_tls import RepositoryCa, ServerCertificate, repository_ca, server_certificate
 from workers.bundle.repository_tls_push import push_images_trusting
@@ -185,7 +186,9 @@ def serve_step(ctx: StepContext) -> None:
         "repository_host.yml",
         inventory=path,
         extravars={
-            "repository_host_bundle_dir": str(bundle_dir(ctx)),
+            "repository_host_files_archive": str(
+                files_archive(bundle_dir(ctx), bundle_sha256=bundle_sha256(bundle_dir(ctx)))
+            ),
             "repository_host_files_port": FILES_PORT,
             "repository_host_registry_port": REGISTRY_PORT,
             "repository_host_registry_push_port": REGISTRY_PUSH_PORT,
