@@ -44,6 +44,11 @@ PACKAGES: tuple[tuple[str, str, str, str, bool, str], ...] = (
     (BASEOS, "kobot-tzdata", "2024a", "1.el9", True, ""),
     (BASEOS, "ipvsadm", "1.31", "6.el9", False, ""),
     (BASEOS, "unwanted", "1.0", "1.el9", False, ""),
+    (BASEOS, "kobot-ja", "1.0", "1.el9", False, "kobot-cap"),
+    (BASEOS, "kobot-jb", "1.0", "1.el9", False, ""),
+    (BASEOS, "kobot-p1", "1.0", "1.el9", False, ""),
+    (BASEOS, "kobot-p2", "1.0", "1.el9", False, ""),
+    (BASEOS, "kobot-recommended", "1.0", "1.el9", False, ""),
     (APPSTREAM, "haproxy", "2.8.3", "1.el9", False, ""),
     (APPSTREAM, "keepalived", "2.2.8", "3.el9", False, ""),
     (APPSTREAM, "container-selinux", "2.229.0", "1.el9", True, ""),
@@ -56,6 +61,16 @@ PACKAGES: tuple[tuple[str, str, str, str, bool, str], ...] = (
     (KUBERNETES, "cri-tools", "1.32.0", "150500.1.1", False, ""),
 )
 """The upstream as the tests shape it."""
+
+HEADERS = {
+    "kobot-ja": "Recommends: kobot-recommended\n",
+    "kobot-jb": "Conflicts: kobot-p1\n",
+    "kobot-p1": "Provides: kobot-cap\n",
+    "kobot-p2": "Provides: kobot-cap\n",
+}
+"""More spec header lines of some packages: `kobot-ja` needs `kobot-cap`, which p1 and p2 both provide,
+and `kobot-jb` conflicts with p1, so only p2 lets ja and jb install together (no plan names them: a test
+adds them); ja recommends a package a bundle leaves out, as it leaves out apt's Recommends."""
 
 CLOSURE_NAMES = (
     "chrony-4.5-3.el9",
@@ -124,6 +139,7 @@ def _spec(packages: list[tuple[str, str, str, str, bool, str]]) -> str:
         text += f"%package -n {name}\nVersion: {version}\nRelease: {release}\nSummary: {name}\n"
         text += "BuildArch: noarch\n" if noarch else ""
         text += f"Requires: {requires}\n" if requires else ""
+        text += HEADERS.get(name, "")
         text += f"%description -n {name}\n{name} as the tests' upstream carries it\n"
         install += f"echo '{name} {version}' > %{{buildroot}}/usr/share/kobot-tests/{name}\n"
         files += f"%files -n {name}\n/usr/share/kobot-tests/{name}\n"

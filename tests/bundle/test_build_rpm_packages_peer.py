@@ -158,6 +158,26 @@ def test_configuration_planted_in_the_cache_or_the_environment_does_not_reach_dn
     assert asked and not [path for path in asked if path.startswith("/planted")]
 
 
+def test_the_planned_packages_are_resolved_together_as_one_install_without_weak_deps_peer(
+    rpm_upstream: RpmUpstream, repository_signer: RepositorySigner, tmp_path: Path
+) -> None:
+    """kobot-ja needs a capability kobot-p1 and kobot-p2 both provide, and kobot-jb conflicts with p1:
+    each package's closure alone takes p1, but a node installing both needs p2, and that is what the
+    bundle carries. ja's Recommends stays out, as apt's do."""
+    extra = tuple(
+        PlannedPackage(family="el9", name=name, repository="https://dl.rockylinux.org")
+        for name in ("kobot-ja", "kobot-jb")
+    )
+    manifest = _amd64_only(rpm_upstream.manifest, packages=(*rpm_upstream.manifest.packages, *extra))
+    built = build_bundle(
+        manifest, into=tmp_path / "bundle", signer=repository_signer, progress=lambda _: None
+    )
+    names = {p.name for p in built.packages}
+    assert {"kobot-ja", "kobot-jb", "kobot-p2"} <= names
+    assert "kobot-p1" not in names and "kobot-recommended" not in names
+    assert names == {nvr.rsplit("-", 2)[0] for nvr in CLOSURE_NAMES} | {"kobot-ja", "kobot-jb", "kobot-p2"}
+
+
 def test_package_missing_upstream_fails_naming_it_peer(
     rpm_upstream: RpmUpstream, repository_signer: RepositorySigner, tmp_path: Path
 ) -> None:

@@ -21,10 +21,10 @@ DNF_METADATA_TIMEOUT_SECONDS = 600.0
 """Longest one `dnf makecache` of a family's upstream repodata (AppStream's is tens of MB)."""
 
 DNF_RESOLVE_TIMEOUT_SECONDS = 120.0
-"""Longest one `dnf download --url --resolve` over the cached repodata may take."""
+"""Longest one resolution of a family's planned packages (`install --assumeno`) over the cached repodata."""
 
 DNF_DOWNLOAD_TIMEOUT_SECONDS = 3600.0
-"""Longest one `dnf download --resolve` of a family's closure for one architecture (hundreds of MB)."""
+"""Longest one `dnf install --downloadonly` of a family's closure for one architecture (hundreds of MB)."""
 
 RPM_CHECKSIG_TIMEOUT_SECONDS = 120.0
 """Longest one `rpmkeys` call: importing an upstream key, or checking one batch of packages' signatures."""

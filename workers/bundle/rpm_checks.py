@@ -44,6 +44,11 @@ class RepodataEntry:
         epoch = f"{self.epoch}:" if self.epoch not in ("", "0") else ""
         return f"{epoch}{self.version}-{self.release}"
 
+    @property
+    def nevra(self) -> str:
+        """name-epoch:version-release.arch: what dnf takes as exactly this package."""
+        return f"{self.name}-{self.epoch or '0'}:{self.version}-{self.release}.{self.arch}"
+
 
 class PrivateRpmdb:
     """An rpm database that holds the family's upstream keys and nothing else: what each package's

@@ -5,12 +5,16 @@ against the keys the plan names for its family.
 dnf runs with a private configuration per family and architecture: its own dnf.conf, reposdir and
 varsdir, no plugin configuration and none of the caller's environment but its proxy settings
 (`DNF_VAR_*` would rewrite the baseurls), `--releasever` and `--forcearch` from the plan, and an
-installroot whose rpmdb is never written (so the closure is what a bare node needs).
-`dnf download --url --resolve --alldeps` names the closure of the planned packages;
-`dnf download --resolve --alldeps` fetches it, librepo checking each rpm against the checksum of the
-upstream repodata. kobot then checks each one again against that repodata (read from dnf's cache) and
-its signature with `rpmkeys` against the family's keys alone, with `%_pkgverify_level all`: an unsigned
-or unknown-key package is refused. EL distributions do not sign their repodata, so the packages'
+installroot that holds no package (so the closure is what a bare node needs).
+All planned packages of a release and architecture are resolved together, in one transaction as a node's
+`dnf install` of them resolves it (a union of per-package closures can miss what only the set together
+needs: two providers of one capability, one of them conflicting with another planned package), weak
+dependencies (Recommends) left out as the apt side leaves them out, the best candidate or none.
+dnf's own resolver lists that transaction (RESOLVE_SCRIPT); `dnf install --downloadonly` of exactly those
+packages fetches it, librepo checking each rpm against the checksum of the upstream repodata. kobot
+then checks each one again against that repodata (read from dnf's cache) and its signature with
+`rpmkeys` against the family's keys alone, with `%_pkgverify_level all`: an unsigned or unknown-key
+package is refused. EL distributions do not sign their repodata, so the packages'
 signatures are what the trust rests on (`gpgcheck`).
 
 The downloads stay in `packages-cache/<family>/<arch>/` of the bundle folder: a second build reuses what
@@ -60,7 +64,29 @@ SOURCE_FIELD = re.compile(r"[^\s\x00-\x1f\x7f]+")
 """One value of a .repo file: a space or a newline would add options (`gpgcheck=0`)."""
 
 URL_SCHEMES = ("http://", "https://", "file://", "ftp://")
-"""What `dnf download --url` prints a package's location with."""
+"""What dnf gives a package's remote location with."""
+
+RESOLVED = "kobot-resolved "
+"""The prefix of each line RESOLVE_SCRIPT prints: one package's remote location."""
+
+RESOLVE_SCRIPT = f"""
+import sys
+import dnf.cli.main
+
+
+def listing(cli, base):
+    base.resolve(cli.demands.allow_erasing)
+    for package in sorted(base.transaction.install_set):
+        sys.stdout.write({RESOLVED!r} + package.remote_location() + "\\n")
+    return 0
+
+
+dnf.cli.main.resolving = listing
+sys.exit(dnf.cli.main.main(sys.argv[1:]))
+"""
+"""dnf's own command line (`install --assumeno`), its configuration read exactly as `dnf` reads it, whose
+resolved transaction is printed instead of run: dnf 4 has no machine-readable listing of what an
+install takes, and its table wraps long names. Run by the Python that runs dnf."""
 
 
 def refuse_what_dnf_would_read_as_options(manifest: BundleManifest, *, family: str) -> None:
@@ -163,27 +189,39 @@ def _fetch_arch(
             raise StepFailedError(
                 f"the upstream of {family} names a file kobot does not take: {exc}", task="packages"
             ) from None
-    dnf.download(wanted)
+    try:
+        dnf.download([listed[url].nevra for url in urls])
+    except StepFailedError:
+        # dnf's own gpgcheck refuses a bad signature first: name the package, and drop it from the cache
+        _refuse_unsigned(rpmdb, [dnf.downloads / n for n in names if (dnf.downloads / n).is_file()], dnf=dnf)
+        raise
     pool.mkdir(parents=True, exist_ok=True)
     fetched = [
         _into_pool(listed[url], name=name, downloads=dnf.downloads, pool=pool, family=family)
         for url, name in zip(urls, names, strict=True)
     ]
-    unsigned = rpmdb.unsigned([pool / name for name in names])
-    if unsigned:
-        for name, _ in unsigned:
-            (pool / name).unlink(missing_ok=True)
-            (dnf.downloads / name).unlink(missing_ok=True)
-        bad, why = unsigned[0]
-        raise StepFailedError(
-            f"{bad} ({family}) is not signed by a key the plan names for {family} ({why}): removed, "
-            "nothing of this build is used",
-            task="packages",
-        )
+    _refuse_unsigned(rpmdb, [pool / name for name in names], dnf=dnf)
     for stale in pool.iterdir():
         if stale.name not in names:
             stale.unlink()  # a previous plan's package: the pool holds exactly this closure
     return fetched
+
+
+def _refuse_unsigned(rpmdb: PrivateRpmdb, rpms: Sequence[Path], *, dnf: PrivateDnf) -> None:
+    """Stop the build at the first of `rpms` not signed by the family's keys, removing every such one
+    from the pool and the cache (the next build fetches them again)."""
+    unsigned = rpmdb.unsigned(rpms)
+    if not unsigned:
+        return
+    for name, _ in unsigned:
+        for folder in {rpm.parent for rpm in rpms} | {dnf.downloads}:
+            (folder / name).unlink(missing_ok=True)
+    bad, why = unsigned[0]
+    raise StepFailedError(
+        f"{bad} ({dnf.family}) is not signed by a key the plan names for {dnf.family} ({why}): removed, "
+        "nothing of this build is used",
+        task="packages",
+    )
 
 
 class PrivateDnf:
@@ -202,7 +240,10 @@ class PrivateDnf:
         self.downloads.mkdir(parents=True, exist_ok=True)
         self.root.mkdir(parents=True, exist_ok=True)
         self.config = scratch / "dnf.conf"
-        # cachedir, logdir and persistdir are taken inside the installroot: the cache survives the build
+        # cachedir, logdir and persistdir are taken inside the installroot: the cache survives the build.
+        # gpgcheck: `install --downloadonly` checks each download against the source's gpgkey list (the
+        # plan's keys), a defence only: rpmkeys' check against those keys alone decides (_refuse_unsigned).
+        # install_weak_deps=0 and best=1 shape the one transaction the closure is.
         self.config.write_text(
             "[main]\n"
             "gpgcheck=1\n"
@@ -258,8 +299,9 @@ class PrivateDnf:
     def closure_urls(self, wanted: Sequence[str]) -> list[str]:
         """Where every package installing `wanted` on a bare node takes is downloaded from."""
         done = self._run(
-            ["download", "--url", *self._closure_options(), "--", *wanted],
+            ["install", "--assumeno", "--", *wanted],
             timeout=package_defaults.DNF_RESOLVE_TIMEOUT_SECONDS,
+            script=RESOLVE_SCRIPT,
         )
         if done.returncode != 0:
             raise StepFailedError(
@@ -267,11 +309,18 @@ class PrivateDnf:
                 f"{_errors(done)}",
                 task="packages",
             )
-        return sorted({line.strip() for line in done.stdout.splitlines() if line.startswith(URL_SCHEMES)})
+        urls = {
+            line.removeprefix(RESOLVED).strip()
+            for line in done.stdout.splitlines()
+            if line.startswith(RESOLVED)
+        }
+        return sorted(url for url in urls if url.startswith(URL_SCHEMES))
 
-    def download(self, wanted: Sequence[str]) -> None:
+    def download(self, packages: Sequence[str]) -> None:
+        """Download exactly `packages` (name-epoch:version-release.arch, the resolved transaction) into
+        the cache, keeping every copy that still matches the repodata."""
         done = self._run(
-            ["download", *self._closure_options(), f"--destdir={self.downloads}", "--", *wanted],
+            ["install", "--downloadonly", f"--destdir={self.downloads}", "--", *packages],
             timeout=package_defaults.DNF_DOWNLOAD_TIMEOUT_SECONDS,
         )
         if done.returncode != 0:
@@ -296,15 +345,14 @@ class PrivateDnf:
                 listed[f"{(base or baseurl).rstrip('/')}/{href.lstrip('/')}"] = entry
         return listed
 
-    def _closure_options(self) -> list[str]:
-        return ["--resolve", "--alldeps", f"--arch={self.basearch}", "--arch=noarch"]
-
     def _expanded(self, uri: str) -> str:
         for name, value in (("releasever", self.release), ("basearch", self.basearch)):
             uri = uri.replace(f"${{{name}}}", value).replace(f"${name}", value)
         return uri
 
-    def _run(self, argv: list[str], *, timeout: float) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, argv: list[str], *, timeout: float, script: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         options = [
             f"--config={self.config}",
             f"--installroot={self.root}",
@@ -314,14 +362,18 @@ class PrivateDnf:
             f"--setopt=reposdir={self.scratch / 'repos.d'}",
             f"--setopt=varsdir={self.scratch / 'vars'}",
             "--disableplugin=*",
-            "--enableplugin=download",
             "--assumeyes",
             "--quiet",
         ]
-        program = debian_tool("dnf", package="dnf and dnf-plugins-core")
+        program = debian_tool("dnf", package="dnf")
+        command = (
+            [_dnf_python(program), "-I", "-c", script, *options, *argv]
+            if script
+            else [program, *options, *argv]
+        )
         try:
-            return subprocess.run(  # nosec B603  # dnf by absolute path, an argv list, no shell
-                [program, *options, *argv],
+            return subprocess.run(  # nosec B603  # dnf (or its Python) by absolute path, an argv list, no shell
+                command,
                 capture_output=True,
                 text=True,
                 timeout=timeout,
@@ -401,6 +453,18 @@ def _into_pool(entry: RepodataEntry, *, name: str, downloads: Path, pool: Path, 
         sha256=sha256_of(downloaded),
         size=downloaded.stat().st_size,
     )
+
+
+def _dnf_python(dnf: str) -> str:
+    """The interpreter of the `dnf` script (its `#!` line): the Python its modules are installed for."""
+    with open(dnf, "rb") as script:
+        first = script.readline(256).decode(errors="replace")
+    interpreter = first.removeprefix("#!").split()[0] if first.startswith("#!") else ""
+    if not interpreter.startswith("/"):
+        raise StepFailedError(
+            f"{dnf} names no interpreter kobot can run dnf's resolver with", task="packages"
+        )
+    return interpreter
 
 
 def _errors(done: subprocess.CompletedProcess[str]) -> str:
