@@ -50,6 +50,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> DirectC
                 handlers_loaded.cancel()
                 await asyncio.gather(handlers_loaded, return_exceptions=True)
                 await supervisor.stop()
+                await runtime.audit.aclose()
             finally:
                 runtime.close()  # the store (and an embedded Valkey) stops last, whatever failed before
 

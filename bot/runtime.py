@@ -110,5 +110,5 @@ def build_runtime(settings: Settings, *, store: Store | None = None, handlers: b
         clusters=ClusterStore(redis),
         policy=policy,
         approvals=ApprovalService(redis=redis, secret=secret, policy=policy),
-        audit=AuditLog(redis=redis),
+        audit=AuditLog(redis=redis, store_url=store.url),
     )

@@ -19,10 +19,11 @@ from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from redis.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
-from kobot import keys
+from kobot import defaults, keys
 from kobot.conversations import Conversation, Identity
 from kobot.validation import scrub_surrogates
 
@@ -91,11 +92,17 @@ class AuditEntry(BaseModel):
 class AuditLog:
     """Appends to and reads the audit stream."""
 
-    def __init__(self, *, redis: Redis) -> None:
+    def __init__(self, *, redis: Redis, store_url: str | None = None) -> None:
+        """`store_url`: the store `redis` talks to; given, `append` writes on the event loop's own
+        connection (a write and a read on the loop) instead of handing each batch to a thread, whose
+        wake-ups and hand-backs cost more than the write itself."""
         self._redis = redis
+        self._store_url = store_url
         # `append`'s entries waiting for the writer, and the writer task, of the loop that made them
         self._waiting: list[tuple[dict[FieldT, EncodableT], asyncio.Future[str]]] = []
         self._writer: asyncio.Task[None] | None = None
+        # an asyncio client belongs to the loop it was first used on
+        self._loop_client: tuple[asyncio.AbstractEventLoop, AsyncRedis] | None = None
 
     def record(
         self,
@@ -124,8 +131,9 @@ class AuditLog:
         detail: Mapping[str, Any],
         result: str,
     ) -> str:
-        """`record` for the event loop: the write happens in a thread, never on the loop, and the entries
-        of every coroutine appending meanwhile go in one round trip. Returns once this entry is in the
+        """`record` for the event loop: the write never blocks the loop (it is awaited on the loop's own
+        connection, or made in a thread without a store URL), and the entries of every coroutine appending
+        meanwhile go in one round trip. Returns once this entry is in the
         store (its id), so nothing answered before it is written can be lost; a store error is raised to
         the caller as `record` would."""
         fields = _entry_fields(
@@ -143,7 +151,7 @@ class AuditLog:
             batch = self._waiting[:AUDIT_WRITE_BATCH_MAX]
             del self._waiting[:AUDIT_WRITE_BATCH_MAX]
             try:
-                ids = await asyncio.to_thread(self._write_all, [fields for fields, _ in batch])
+                ids = await self._write_batch([fields for fields, _ in batch])
             except BaseException as exc:
                 for _, written in batch:
                     if not written.done():
@@ -154,6 +162,36 @@ class AuditLog:
             for (_, written), entry_id in zip(batch, ids, strict=True):
                 if not written.done():
                     written.set_result(entry_id)
+
+    async def _write_batch(self, entries: list[dict[FieldT, EncodableT]]) -> list[str]:
+        client = self._client_of(asyncio.get_running_loop())
+        if client is None:
+            return await asyncio.to_thread(self._write_all, entries)
+        pipe = client.pipeline(transaction=False)
+        for fields in entries:
+            pipe.xadd(AUDIT_STREAM, fields)
+        return [
+            entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+            for entry_id in await pipe.execute()
+        ]
+
+    def _client_of(self, loop: asyncio.AbstractEventLoop) -> AsyncRedis | None:
+        if self._store_url is None:
+            return None
+        if self._loop_client is None or self._loop_client[0] is not loop:
+            client = AsyncRedis.from_url(
+                self._store_url,
+                socket_timeout=defaults.REDIS_SOCKET_TIMEOUT_SECONDS,
+                socket_connect_timeout=defaults.REDIS_SOCKET_TIMEOUT_SECONDS,
+            )
+            self._loop_client = (loop, client)
+        return self._loop_client[1]
+
+    async def aclose(self) -> None:
+        """Close the event loop's connection `append` wrote on, if any (call it on that loop)."""
+        loop_client, self._loop_client = self._loop_client, None
+        if loop_client is not None and loop_client[0] is asyncio.get_running_loop():
+            await loop_client[1].aclose()
 
     def _write_all(self, entries: list[dict[FieldT, EncodableT]]) -> list[str]:
         pipe = self._redis.pipeline(transaction=False)
