@@ -24,7 +24,7 @@ def test_archive_holds_every_file_root_owned_as_served_with_links_kept_and_its_m
     bundle = _bundle(tmp_path)
     archive = files_archive(bundle, bundle_sha256="0123456789abcdef" + "0" * 48)
 
-    assert archive.name == "files-0123456789abcdef.tar"
+    assert archive == bundle.parent / "bundle-files-0123456789abcdef.tar", "beside the bundle, not in it"
     with tarfile.open(archive) as tar:
         members = {member.name: member for member in tar.getmembers()}
         assert set(members) == {
@@ -42,7 +42,7 @@ def test_archive_holds_every_file_root_owned_as_served_with_links_kept_and_its_m
         assert members["sha256/ab"].issym() and members["sha256/ab"].linkname == "../kubeadm"
         kubeadm = tar.extractfile("kubeadm")
         assert kubeadm is not None and kubeadm.read() == b"binary"
-    assert loaded_marker(archive) == ".kobot-loaded-files-0123456789abcdef"
+    assert loaded_marker(archive) == ".kobot-loaded-bundle-files-0123456789abcdef"
 
 
 def test_archive_is_made_once_per_bundle_and_an_earlier_bundles_is_removed(tmp_path: Path) -> None:
@@ -55,7 +55,7 @@ def test_archive_is_made_once_per_bundle_and_an_earlier_bundles_is_removed(tmp_p
     (bundle / "files" / "kubeadm").write_bytes(b"newer")
     second = files_archive(bundle, bundle_sha256="b" * 64)
     assert second != first and not first.exists()
-    assert sorted(p.name for p in bundle.glob("files-*")) == [second.name]
+    assert sorted(p.name for p in bundle.parent.glob("bundle-files-*")) == [second.name]
     with tarfile.open(second) as tar:
         newer = tar.extractfile("kubeadm")
         assert newer is not None and newer.read() == b"newer"

@@ -7,7 +7,8 @@ takes as `creates`: a host that already unpacked this bundle's files skips both.
 
 Members are root's, files 0644 and folders 0755 as the file server serves them; the `sha256/<hex>` entries
 stay the relative links the build made. The archive is made once per bundle (its name carries the sha256
-of the bundle's `bundle.json`) next to it, and the archives of earlier bundles are removed.
+of the bundle's `bundle.json`) beside the bundle's folder, not in it, so a later `bundle build --tarball`
+into the same folder does not pack it; the archives of earlier bundles are removed.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import os
 import tarfile
 from pathlib import Path
 
-ARCHIVE_PREFIX = "files-"
-"""`<bundle>/files-<sha256 prefix>.tar`: one per bundle, named after its `bundle.json`."""
+ARCHIVE_INFIX = "-files-"
+"""`<bundle folder>-files-<sha256 prefix>.tar` beside the folder: one per bundle, after its `bundle.json`."""
 
 ARCHIVE_NAME_DIGITS = 16
 """Hex digits of the bundle's sha256 in the archive's name: enough to tell bundles apart."""
@@ -28,12 +29,12 @@ LOADED_MARKER_PREFIX = ".kobot-loaded-"
 
 def files_archive(bundle: Path, *, bundle_sha256: str) -> Path:
     """The tar of `bundle/files` for the bundle whose `bundle.json` has `bundle_sha256`, made if missing."""
-    archive = bundle / f"{ARCHIVE_PREFIX}{bundle_sha256[:ARCHIVE_NAME_DIGITS]}.tar"
+    archive = bundle.parent / f"{bundle.name}{ARCHIVE_INFIX}{bundle_sha256[:ARCHIVE_NAME_DIGITS]}.tar"
     if not archive.is_file():
         partial = archive.with_name(archive.name + ".partial")
         _write(bundle / "files", into=partial, marker=loaded_marker(archive))
         os.replace(partial, archive)
-    for older in bundle.glob(f"{ARCHIVE_PREFIX}*.tar*"):
+    for older in bundle.parent.glob(f"{bundle.name}{ARCHIVE_INFIX}*.tar*"):
         if older != archive:
             older.unlink()
     return archive
