@@ -94,14 +94,19 @@ def test_build_fetches_exactly_the_el_closure_into_signed_dnf_repositories_peer(
     )
 
 
-def test_second_el_build_downloads_only_what_changed_or_was_interrupted_peer(
+def test_second_el_build_downloads_only_what_changed_and_serves_no_earlier_plans_repository_peer(
     rpm_upstream: RpmUpstream, repository_signer: RepositorySigner, rpm_built: BuiltRpmBundle, tmp_path: Path
 ) -> None:
     """A second build reuses every download that still matches the repodata; kubectl's cached copy
     changed since (same size) and the half of kubeadm an interrupted build left are fetched again (librepo
     1.14 refuses its own resumed range as a size mismatch, so a partial rpm is fetched whole), and the
-    bundle gets the upstream's bytes."""
+    bundle gets the upstream's bytes. The second build is x86_64 only over a folder an x86_64+aarch64
+    build (and an el8 one) left: the aarch64 and el8 repositories, signed by the earlier builds, are gone;
+    verify refuses an rpm or repodata no recorded package accounts for, as a repository host would serve
+    it."""
     folder = _copy(rpm_built, tmp_path)
+    packages = folder / "files" / "packages"
+    shutil.copytree(packages / "el9" / "aarch64", packages / "el8" / "aarch64")
     cache = folder / CACHE_DIR / "el9" / "x86_64" / "rpms"
     changed, partial = "kubectl-1.32.8-150500.1.1.x86_64.rpm", "kubeadm-1.32.8-150500.1.1.x86_64.rpm"
     bodies = {name: (cache / name).read_bytes() for name in (changed, partial)}
@@ -122,6 +127,17 @@ def test_second_el_build_downloads_only_what_changed_or_was_interrupted_peer(
         if Path(package.path).name in bodies:
             assert (folder / "files" / package.path).read_bytes() == bodies[Path(package.path).name]
     verify_built(folder)
+    assert sorted(p.name for p in packages.iterdir() if p.name.startswith("el")) == ["el9"]
+    assert sorted(p.name for p in (packages / "el9").iterdir()) == ["keys", "x86_64"]
+
+    stray = packages / "el9" / "x86_64" / "Packages" / "unwanted-1.0-1.el9.x86_64.rpm"
+    stray.write_bytes(b"an rpm of no plan")
+    with pytest.raises(StepFailedError, match=r"unwanted-1\.0-1\.el9\.x86_64\.rpm .* is no part of"):
+        verify_built(folder)
+    stray.unlink()
+    shutil.copytree(packages / "el9" / "x86_64" / "repodata", packages / "el8" / "x86_64" / "repodata")
+    with pytest.raises(StepFailedError, match=r"packages/el8/x86_64/repodata/.* is no part of the build"):
+        verify_built(folder)
 
 
 def test_configuration_planted_in_the_cache_or_the_environment_does_not_reach_dnf_peer(

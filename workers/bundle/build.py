@@ -127,7 +127,8 @@ def read_built(into: Path) -> BuiltBundle:
 
 
 def verify_built(into: Path) -> BuiltBundle:
-    """The built bundle, after checking every file against the sha256 its build recorded."""
+    """The built bundle, after checking every file against the sha256 its build recorded and that its
+    EL repositories hold nothing the build did not record."""
     built = read_built(into)
     for item in built.files:
         path = into / "files" / item.path
@@ -141,6 +142,13 @@ def verify_built(into: Path) -> BuiltBundle:
             raise StepFailedError(
                 f"{package.path} in {into} is missing or changed since the build", task="verify"
             )
+    unlisted = _unlisted_rpm_repository_files(into, built)
+    if unlisted:
+        raise StepFailedError(
+            f"{unlisted[0]} in {into} is no part of the build ({len(unlisted)} such files): a repository "
+            "host would serve it; build the bundle again",
+            task="verify",
+        )
     return built
 
 
@@ -169,6 +177,10 @@ def _packages(
     and the paths under `files/` of the keys the nodes are given (kobot's, the EL upstreams')."""
     apt = apt_families(manifest)
     el = el_families(manifest)
+    root = into / "files" / PACKAGES_DIR
+    _remove_other_plans_rpm_repositories(
+        root, el=el, arches=[rpm_packages.DNF_ARCHES[a] for a in manifest.arch]
+    )
     if not apt and not el:
         return [], []
     if signer is None:
@@ -177,7 +189,6 @@ def _packages(
             "given none: build with `kobot bundle build`, which takes it from kobot's store",
             task="packages",
         )
-    root = into / "files" / PACKAGES_DIR
     packages: list[BuiltPackage] = []
     for family in apt:
         packages += fetch_family(
@@ -206,6 +217,44 @@ def _packages(
         (root / PUBLIC_KEY).write_bytes(write_rpm_repositories(repositories, signer=signer))
         progress(f"dnf repositories files/{PACKAGES_DIR}/{'|'.join(el)}: signed by kobot's repository key")
     return packages, [f"{PACKAGES_DIR}/{PUBLIC_KEY}", *keys]
+
+
+def _remove_other_plans_rpm_repositories(root: Path, *, el: list[str], arches: list[str]) -> None:
+    """A bundle folder is built again with another plan: an EL release or architecture this plan does
+    not name would stay served, signed by an earlier build, so it goes before anything is written."""
+    if not root.is_dir():
+        return
+    for family in sorted(root.iterdir()):
+        if family.name not in DNF_RELEASES or not family.is_dir():
+            continue
+        if family.name not in el:
+            shutil.rmtree(family)
+            continue
+        for arch in sorted(family.iterdir()):
+            if arch.name in (*arches, rpm_packages.KEYS_DIR):
+                continue
+            if arch.is_dir():
+                shutil.rmtree(arch)
+            else:
+                arch.unlink()
+
+
+def _unlisted_rpm_repository_files(into: Path, built: BuiltBundle) -> list[str]:
+    """Paths under `files/` of the EL repositories that the build did not record: an rpm no package
+    names, repodata of a repository that holds none of the recorded packages, a key that is no file."""
+    root = into / "files" / PACKAGES_DIR
+    listed = {package.path for package in built.packages} | {item.path for item in built.files}
+    repositories = {str(Path(path).parent.parent) for path in listed if path.endswith(".rpm")}
+    unlisted: list[str] = []
+    for family in sorted(DNF_RELEASES):
+        for file in sorted((root / family).rglob("*")):
+            path = file.relative_to(into / "files").as_posix()
+            if file.is_dir():
+                continue
+            in_repodata = file.parent.name == "repodata" and str(Path(path).parent.parent) in repositories
+            if path not in listed and not in_repodata:
+                unlisted.append(path)
+    return unlisted
 
 
 def _key_file(files: Path, *, path: str) -> BuiltFile:
