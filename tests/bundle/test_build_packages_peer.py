@@ -344,8 +344,9 @@ FIELD_IN_SOURCE = {"suite": "bookworm\nTrusted: yes"}
         lambda m: {"packages": (m.packages[0].model_copy(update=OPTION_AS_NAME),)},
         lambda m: {"packages": (m.packages[0].model_copy(update=OPTION_IN_VERSION),)},
         lambda m: {"package_sources": (m.package_sources[0].model_copy(update=FIELD_IN_SOURCE),)},
+        lambda m: {"upstream": {prefix: f"{url}\nTrusted: yes" for prefix, url in m.upstream.items()}},
     ],
-    ids=["option-as-name", "option-in-version", "field-in-source"],
+    ids=["option-as-name", "option-in-version", "field-in-source", "field-in-upstream"],
 )
 def test_manifest_values_apt_would_read_as_options_are_refused_before_any_download_peer(
     apt_upstream: AptUpstream, signer: RepositorySigner, tmp_path: Path, tamper: Any

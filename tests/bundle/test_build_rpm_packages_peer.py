@@ -274,8 +274,19 @@ def test_el_source_without_a_keyring_is_refused_before_any_request_peer(
         lambda m: {
             "package_sources": (m.package_sources[0].model_copy(update={"uri": "http://x/\ngpgcheck=0"}),)
         },
+        lambda m: {
+            "upstream": {**m.upstream, "https://pkgs.k8s.io": "http://x/\ngpgcheck=0\nbaseurl=http://x"}
+        },
+        lambda m: {"upstream": {**m.upstream, "https://pkgs.k8s.io": "gopher://x"}},
     ],
-    ids=["option-as-name", "glob-as-name", "option-in-version", "option-in-baseurl"],
+    ids=[
+        "option-as-name",
+        "glob-as-name",
+        "option-in-version",
+        "option-in-baseurl",
+        "option-in-upstream",
+        "scheme-in-upstream",
+    ],
 )
 def test_manifest_values_dnf_would_read_as_options_are_refused_before_any_request_peer(
     rpm_upstream: RpmUpstream, repository_signer: RepositorySigner, tmp_path: Path, tamper: Any

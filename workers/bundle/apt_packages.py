@@ -68,6 +68,22 @@ DEBIAN_VERSION_PIN = re.compile(r"[A-Za-z0-9.+~:*-]+")
 SOURCE_FIELD = re.compile(r"[^\s\x00-\x1f\x7f]+")
 """One token of a deb822 sources stanza: a space or a newline would add fields (`Trusted: yes`)."""
 
+SOURCE_SCHEMES = ("http://", "https://", "file://")
+"""The schemes a package source may be fetched with once the manifest's `upstream` has rewritten it."""
+
+
+def source_url(url: str, *, family: str) -> str:
+    """`url` as a source line of apt or dnf takes it: one token with an allowed scheme. A rewrite of the
+    manifest's `upstream` with a newline would add lines to the source (`Trusted: yes`, `gpgcheck=0`),
+    and it is applied after the manifest's own sources were checked: so the final URL is checked here."""
+    if not SOURCE_FIELD.fullmatch(url) or not url.lower().startswith(SOURCE_SCHEMES):
+        raise StepFailedError(
+            f"a package source of {family} is {url!r} once the manifest's upstream rewrites it: no single "
+            f"URL with a scheme kobot takes ({', '.join(SOURCE_SCHEMES)}); plan it again",
+            task="packages",
+        )
+    return url
+
 
 def _refuse_what_apt_would_read_as_options(manifest: BundleManifest, *, family: str) -> None:
     """The manifest is an operator's file: a package name like `-oAPT::Get::AllowUnauthenticated=true` or a
@@ -190,11 +206,12 @@ class PrivateApt:
         }
 
     def write_sources(self, sources: Sequence[PackageSource], *, upstream: dict[str, str]) -> None:
+        """apt's sources, each URI as `upstream` rewrites it (checked: one line, an allowed scheme)."""
         stanzas = []
         for source in sources:
             lines = [
                 "Types: deb",
-                f"URIs: {rewritten(source.uri, upstream)}",
+                f"URIs: {source_url(rewritten(source.uri, upstream), family=source.family)}",
                 f"Suites: {source.suite}",
                 f"Signed-By: {Path(source.keyring).resolve()}",
             ]

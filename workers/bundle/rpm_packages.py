@@ -33,7 +33,7 @@ from pathlib import Path
 
 from kobot.errors import StepFailedError
 from workers.bundle import package_defaults
-from workers.bundle.apt_packages import CACHE_DIR, PACKAGES_DIR
+from workers.bundle.apt_packages import CACHE_DIR, PACKAGES_DIR, source_url
 from workers.bundle.apt_signing import armored_keys
 from workers.bundle.debian_tools import debian_tool
 from workers.bundle.fetch import rewritten, sha256_of
@@ -276,7 +276,7 @@ class PrivateDnf:
         gpgkeys = " ".join(f"file://{key_dir / fingerprint}.asc" for fingerprint in sorted(keys))
         stanzas = []
         for source in sources:
-            baseurl = self._expanded(rewritten(source.uri, upstream))
+            baseurl = source_url(self._expanded(rewritten(source.uri, upstream)), family=self.family)
             # the repo id names the URL: a changed source gets its own cache, never another's metadata
             repoid = f"kobot-{hashlib.sha256(baseurl.encode()).hexdigest()[:12]}"
             self.baseurls[repoid] = baseurl
