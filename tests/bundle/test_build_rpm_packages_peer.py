@@ -147,9 +147,12 @@ def test_configuration_planted_in_the_cache_or_the_environment_does_not_reach_dn
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """dnf looks for its configuration and repositories inside the installroot first, and takes
-    `DNF_VAR_*` from the environment: a bundle folder (carried around, resumed) with a dnf.conf and a
-    .repo planted in the cache's installroot, and a caller's environment, change nothing of the build."""
+    """A bundle folder is carried around and resumed, and the build runs in an operator's environment:
+    - a dnf.conf and a .repo planted in the cache's installroot (`/etc/dnf`, `/etc/yum.repos.d`: what dnf
+      reads there without kobot's own --config and reposdir) are not read;
+    - `DNF_VAR_kobotvar` does not rewrite a source's `$kobotvar` (the source names it literally, and the
+      upstream serves that literal path; the variable's value, `/planted`, would be asked for instead);
+    - a `PYTHONPATH` whose sitecustomize.py the Python that runs dnf would import leaves no marker."""
     folder = _copy(rpm_built, tmp_path)
     root = folder / CACHE_DIR / "el9" / "x86_64" / "root"
     (root / "etc" / "dnf").mkdir(parents=True)
@@ -161,17 +164,38 @@ def test_configuration_planted_in_the_cache_or_the_environment_does_not_reach_dn
     (root / "etc" / "yum.repos.d" / "planted.repo").write_text(
         f"[planted]\nname=planted\nbaseurl={planted}\ngpgcheck=0\nenabled=1\n"
     )
-    monkeypatch.setenv("DNF_VAR_releasever", "7")
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "nowhere"))
+    literal = f"{RPM_PREFIX}/$kobotvar"
+    for path, body in list(rpm_upstream.peer.files.items()):
+        if path.startswith(f"{RPM_PREFIX}/pkgs.k8s.io/"):
+            rpm_upstream.peer.files[path.replace(RPM_PREFIX, literal, 1)] = body
+    upstream = {
+        **rpm_upstream.manifest.upstream,
+        "https://pkgs.k8s.io": f"{rpm_upstream.peer.origin}{literal}/pkgs.k8s.io",
+    }
+    monkeypatch.setenv("DNF_VAR_kobotvar", "planted")
+    site = tmp_path / "site"
+    site.mkdir()
+    marker = tmp_path / "imported"
+    (site / "sitecustomize.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.setenv("PYTHONPATH", str(site))
     before = len(rpm_upstream.peer.requests.where(lambda r: True))
 
-    again = build_bundle(
-        _amd64_only(rpm_upstream.manifest), into=folder, signer=repository_signer, progress=lambda _: None
-    )
+    try:
+        again = build_bundle(
+            _amd64_only(rpm_upstream.manifest, upstream=upstream),
+            into=folder,
+            signer=repository_signer,
+            progress=lambda _: None,
+        )
+    finally:
+        for path in [p for p in rpm_upstream.peer.files if p.startswith(f"{literal}/")]:
+            del rpm_upstream.peer.files[path]
 
     assert again.packages, "fetched through the upstream itself, not the planted proxy"
     asked = [r.path for r in rpm_upstream.peer.requests.where(lambda r: True)[before:]]
-    assert asked and not [path for path in asked if path.startswith("/planted")]
+    assert [path for path in asked if path.startswith(f"{literal}/")], "the source as written"
+    assert not [path for path in asked if path.startswith("/planted")]
+    assert not marker.exists(), "the caller's PYTHONPATH reached dnf's Python"
 
 
 def test_the_planned_packages_are_resolved_together_as_one_install_without_weak_deps_peer(
