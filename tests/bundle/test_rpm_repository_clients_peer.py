@@ -66,8 +66,10 @@ def test_base_os_gives_dnf_the_bundle_repository_and_every_key_checked_by_sha256
 ) -> None:
     """base_os's own EL tasks (repo_redhat.yml), run for real on loopback with the bundle's recorded
     sha256 (offline_file_sha256) and a Rocky 9 x86_64 node's facts: each key is fetched and checked, the
-    repository names this release and arch with both checks on, and dnf takes the packages with it; the
-    key task with a sha256 that is not the served key's fails and keeps nothing. Only where the files
+    repository names this release and arch with both checks on, and a real `dnf install` into the node's
+    installroot takes the packages with it, its gpgcheck verifying them with base_os's key list (without
+    the upstream key it refuses them); the key task with a sha256 that is not the served key's fails and
+    keeps nothing. Only where the files
     land changes (a folder of the test, not /etc)."""
     files = rpm_built.folder / "files"
     pki = tmp_path / "rpm-gpg"
@@ -110,15 +112,16 @@ def test_base_os_gives_dnf_the_bundle_repository_and_every_key_checked_by_sha256
         assert hashlib.sha256(fetched.read_bytes()).hexdigest() == upstream.sha256
         assert f"file:///etc/pki/rpm-gpg/{fetched.name}" in written
 
-        downloaded = _dnf_client(
-            tmp_path / "node",
-            repository=written.replace("file:///etc/pki/rpm-gpg/", f"file://{pki}/"),
-            wanted=["containerd.io"],
-        )
-    assert [path.name for path in downloaded] == [
-        "container-selinux-2.229.0-1.el9.noarch.rpm",
-        "containerd.io-1.7.25-3.1.el9.x86_64.rpm",
-    ]
+        as_written = written.replace("file:///etc/pki/rpm-gpg/", f"file://{pki}/")
+        installed = _dnf_install(tmp_path / "node", repository=as_written, wanted=["containerd.io"])
+        without_upstream_key = as_written.replace(f"\n\tfile://{fetched}", "")  # the list's second line
+        assert without_upstream_key != as_written
+        with pytest.raises(subprocess.CalledProcessError) as refused:
+            _dnf_install(tmp_path / "other-node", repository=without_upstream_key, wanted=["containerd.io"])
+    assert installed == ["container-selinux-2.229.0-1.el9.noarch", "containerd.io-1.7.25-3.1.el9.x86_64"]
+    assert (tmp_path / "node" / "installroot" / "usr/share/kobot-tests/containerd.io").is_file()
+    assert "GPG check FAILED" in refused.value.stdout + refused.value.stderr, "dnf's gpgcheck ran"
+    assert not (tmp_path / "other-node" / "installroot" / "usr/share/kobot-tests/containerd.io").exists()
 
 
 def test_base_os_points_el_nodes_at_a_sites_flat_mirror_when_no_kobot_bundle_is_recorded(
@@ -233,6 +236,38 @@ def _repository_like_base_os(baseurl: str, keys: list[Path]) -> str:
 def _dnf_client(root: Path, *, repository: str, wanted: list[str]) -> list[Path]:
     """A node's dnf (its own configuration, x86_64, release 9) with `repository` its only .repo file;
     the packages `wanted` resolves to, downloaded from that repository alone."""
+    _dnf(
+        root,
+        repository=repository,
+        argv=[
+            "--enableplugin=download",
+            "download",
+            "--resolve",
+            "--alldeps",
+            f"--destdir={root / 'downloads'}",
+            *wanted,
+        ],
+    )
+    return sorted((root / "downloads").iterdir())
+
+
+def _dnf_install(root: Path, *, repository: str, wanted: list[str]) -> list[str]:
+    """A node's `dnf install` of `wanted` into its installroot from `repository` alone, gpgcheck and
+    repo_gpgcheck as the .repo says (the tests' rpms have no scriptlets); name-version-release.arch of
+    what the installroot's rpm database then holds."""
+    _dnf(root, repository=repository, argv=["install", *wanted])
+    listed = subprocess.run(
+        ["rpm", f"--root={root / 'installroot'}", "-qa", "--qf", "%{NVRA}\\n"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=TOOL_SECONDS,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(root)},
+    ).stdout.split()
+    return sorted(name for name in listed if not name.startswith("gpg-pubkey-"))
+
+
+def _dnf(root: Path, *, repository: str, argv: list[str]) -> None:
     for folder in ("repos.d", "vars", "plugins.d", "installroot", "downloads"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     (root / "dnf.conf").write_text(
@@ -240,19 +275,17 @@ def _dnf_client(root: Path, *, repository: str, wanted: list[str]) -> list[Path]
         f"pluginconfpath={root / 'plugins.d'}\ncachedir=/cache\nlogdir=/log\npersistdir=/persist\n"
     )
     (root / "repos.d" / "kobot-offline.repo").write_text(repository)
-    argv = ["dnf", f"--config={root / 'dnf.conf'}", f"--installroot={root / 'installroot'}"]
-    argv += ["--releasever=9", "--forcearch=x86_64", f"--setopt=reposdir={root / 'repos.d'}"]
-    argv += ["--disableplugin=*", "--enableplugin=download", "--assumeyes", "--quiet"]
-    argv += ["download", "--resolve", "--alldeps", f"--destdir={root / 'downloads'}", *wanted]
+    options = ["dnf", f"--config={root / 'dnf.conf'}", f"--installroot={root / 'installroot'}"]
+    options += ["--releasever=9", "--forcearch=x86_64", f"--setopt=reposdir={root / 'repos.d'}"]
+    options += ["--disableplugin=*", "--assumeyes", "--quiet"]
     subprocess.run(
-        argv,
+        [*options, *argv],
         capture_output=True,
         text=True,
         check=True,
         timeout=TOOL_SECONDS,
         env={"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": str(root)},
     )
-    return sorted((root / "downloads").iterdir())
 
 
 def _rpmkeys(database: Path, args: list[str]) -> None:
