@@ -29,6 +29,10 @@ PACKAGE = "kubeadm"
 DEBIAN_RELEASES = {OsFamily.UBUNTU2204: "jammy", OsFamily.UBUNTU2404: "noble"}
 """`ansible_distribution_release` of each Ubuntu kobot installs: the apt source's suite."""
 
+EL_RELEASES = {OsFamily.ROCKY8: "el8", OsFamily.ALMA8: "el8", OsFamily.ROCKY9: "el9", OsFamily.ALMA9: "el9"}
+"""The bundle's dnf release folder (`packages/el9/...`) of each EL kobot installs: the node's major
+release, as base_os's `ansible_distribution_major_version` names it."""
+
 RPM_ARCHES = {Arch.AMD64: "x86_64", Arch.ARM64: "aarch64"}
 """rpm's names for the architectures (apt uses kobot's own: amd64, arm64)."""
 
@@ -84,7 +88,7 @@ def rpm_repository_url(repo: OfflineRepository, *, os: OsFamily, arch: Arch) -> 
     release), else the mirror itself, a site's own flat yum mirror. Never both: the answer is read where
     the nodes read."""
     base = repo.package_repo_url.rstrip("/")
-    release = f"el{os.value[-1]}"
+    release = EL_RELEASES[os]
     if any(path.startswith(f"packages/{release}/") for path in repo.file_sha256):
         return f"{base}/{release}/{RPM_ARCHES[arch]}"
     return base

@@ -10,7 +10,7 @@ import pytest
 
 from kobot.cluster_spec import Arch, OfflineRepository, OsFamily
 from tests.peers.package_mirror import PackageMirrorPeer
-from workers.offline_repository import kubeadm_in_repository
+from workers.offline_repository import DEBIAN_RELEASES, EL_RELEASES, kubeadm_in_repository
 
 KUBE = [("kubelet", "1.31.2"), ("kubeadm", "1.30.9"), ("kubeadm", "1.31.2"), ("kubectl", "1.31.3")]
 
@@ -60,6 +60,19 @@ def test_rpm_mirror_is_read_through_repomd_and_primary_peer(mirror: PackageMirro
     )
     assert "does not list it" in ask(mirror, "1.32.0", os=OsFamily.ROCKY9, arch=Arch.ARM64)
     assert any(path.endswith("-primary.xml.gz") for path in mirror.requests.all())
+
+
+def test_each_os_family_is_read_in_one_named_layout_and_repomd_is_fetched_once_peer(
+    mirror: PackageMirrorPeer,
+) -> None:
+    """Every OS kobot installs names its index explicitly (no release read off the name's last
+    character); an EL mirror's repomd.xml is asked for once per question."""
+    assert set(DEBIAN_RELEASES) | set(EL_RELEASES) == set(OsFamily)
+    assert not set(DEBIAN_RELEASES) & set(EL_RELEASES)
+    assert {EL_RELEASES[OsFamily.ROCKY8], EL_RELEASES[OsFamily.ALMA9]} == {"el8", "el9"}
+    mirror.serve_rpm(KUBE)
+    assert "holds kubeadm 1.31.2" in ask(mirror, "1.31.2", os=OsFamily.ALMA8)
+    assert mirror.requests.all().count("/repo/repodata/repomd.xml") == 1
 
 
 def test_a_mirror_without_rpm_metadata_is_no_yes_peer(mirror: PackageMirrorPeer) -> None:
