@@ -97,11 +97,18 @@ def test_base_os_gives_dnf_the_bundle_repository_and_every_key_checked_by_sha256
         "ignore_errors": True,
     }
     checked = {"name": "It failed", "ansible.builtin.assert": {"that": ["not_recorded is failed"]}}
-    with _served(files) as (_peer, origin):
+    with _served(files) as (peer, origin):
+        for path in [p for p in peer.files if p.startswith("/packages/el9/keys/")]:
+            # the file server's paths (offline_files_url), not the package mirror's, name the keys
+            peer.files[f"/files{path}"] = peer.files.pop(path)
         result = _run_tasks(
             tmp_path,
             tasks=[*tasks, not_recorded, checked],
-            extravars={"offline_repo_url": f"{origin}/packages", "offline_file_sha256": recorded},
+            extravars={
+                "offline_repo_url": f"{origin}/packages",
+                "offline_files_url": f"{origin}/files",
+                "offline_file_sha256": recorded,
+            },
         )
         assert result.status is PlaybookStatus.SUCCESSFUL, (result.failed_task, result.error)
         written = (reposdir / "kobot-offline.repo").read_text()
