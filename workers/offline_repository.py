@@ -22,6 +22,7 @@ import httpx
 
 from kobot import defaults
 from kobot.cluster_spec import Arch, OfflineRepository, OsFamily
+from workers.bundle.plan import RPM_ARCHES  # rpm's arch names (apt uses kobot's own: amd64, arm64)
 
 PACKAGE = "kubeadm"
 """The package whose version decides: the upgrade installs it first, on the first control-plane node."""
@@ -33,8 +34,6 @@ EL_RELEASES = {OsFamily.ROCKY8: "el8", OsFamily.ALMA8: "el8", OsFamily.ROCKY9: "
 """The bundle's dnf release folder (`packages/el9/...`) of each EL kobot installs: the node's major
 release, as base_os's `ansible_distribution_major_version` names it."""
 
-RPM_ARCHES = {Arch.AMD64: "x86_64", Arch.ARM64: "aarch64"}
-"""rpm's names for the architectures (apt uses kobot's own: amd64, arm64)."""
 
 _RPM_COMMON = "{http://linux.duke.edu/metadata/common}"
 _RPM_REPO = "{http://linux.duke.edu/metadata/repo}"
@@ -78,7 +77,7 @@ def kubeadm_in_repository(
             return _ask(index, lambda: _in_apt_index(mirror, index, arch=arch.value, version=version))
         base = rpm_repository_url(repo, os=os, arch=arch)
         index = f"{base}/repodata/repomd.xml"
-        return _ask(index, lambda: _in_rpm_repo(mirror, base, arch=RPM_ARCHES[arch], version=version))
+        return _ask(index, lambda: _in_rpm_repo(mirror, base, arch=RPM_ARCHES[arch.value], version=version))
 
 
 def rpm_repository_url(repo: OfflineRepository, *, os: OsFamily, arch: Arch) -> str:
@@ -90,7 +89,7 @@ def rpm_repository_url(repo: OfflineRepository, *, os: OsFamily, arch: Arch) -> 
     base = repo.package_repo_url.rstrip("/")
     release = EL_RELEASES[os]
     if any(path.startswith(f"packages/{release}/") for path in repo.file_sha256):
-        return f"{base}/{release}/{RPM_ARCHES[arch]}"
+        return f"{base}/{release}/{RPM_ARCHES[arch.value]}"
     return base
 
 

@@ -21,11 +21,11 @@ from pathlib import Path
 from tests.bundle.upstream import UpstreamFilesPeer
 from workers.bundle.apt_signing import gnupg_home
 from workers.bundle.manifest import BuiltBundle, BundleManifest
+from workers.bundle.plan import RPM_ARCHES as ARCHES
 from workers.bundle.plan import plan_bundle
 
 RPM_PREFIX = "/rpm"
 """Path under the files peer where the upstream hosts live (`/rpm/dl.rockylinux.org/pub/...`)."""
-ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
 KUBE_VERSION = "1.32.8"
 TOOL_TIMEOUT_SECONDS = 60.0
 """Upper bound of one rpmbuild, rpmsign, createrepo_c or gpg call."""

@@ -112,7 +112,7 @@ def _refuse_what_apt_would_read_as_options(manifest: BundleManifest, *, family: 
                 )
 
 
-def fetch_family(
+def fetch_apt_family(
     manifest: BundleManifest,
     *,
     family: str,

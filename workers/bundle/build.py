@@ -33,7 +33,7 @@ from workers.addons.chart_repository import fetch_chart
 from workers.addons.helm_render import render_chart
 from workers.addons.manifests import Manifest, ObjectRef, image_fields
 from workers.bundle import defaults, rpm_packages
-from workers.bundle.apt_packages import PACKAGES_DIR, fetch_family
+from workers.bundle.apt_packages import PACKAGES_DIR, fetch_apt_family
 from workers.bundle.apt_repository import PUBLIC_KEY, write_apt_repository
 from workers.bundle.apt_signing import RepositorySigner
 from workers.bundle.fetch import fetch_file, rewritten, sha256_of
@@ -48,7 +48,7 @@ from workers.bundle.manifest import (
     ChecksumKind,
     PlannedChart,
 )
-from workers.bundle.plan import APT_SUITES, DNF_RELEASES, qualified_image
+from workers.bundle.plan import APT_SUITES, DNF_RELEASES, RPM_ARCHES, qualified_image
 from workers.bundle.rpm_repository import write_rpm_repositories
 
 log = logging.getLogger(__name__)
@@ -178,9 +178,7 @@ def _packages(
     apt = apt_families(manifest)
     el = el_families(manifest)
     root = into / "files" / PACKAGES_DIR
-    _remove_other_plans_rpm_repositories(
-        root, el=el, arches=[rpm_packages.DNF_ARCHES[a] for a in manifest.arch]
-    )
+    _remove_other_plans_rpm_repositories(root, el=el, arches=[RPM_ARCHES[a] for a in manifest.arch])
     if not apt and not el:
         return [], []
     if signer is None:
@@ -191,7 +189,7 @@ def _packages(
         )
     packages: list[BuiltPackage] = []
     for family in apt:
-        packages += fetch_family(
+        packages += fetch_apt_family(
             manifest, family=family, suite=APT_SUITES[family], into=into, progress=progress
         )
     if apt:
@@ -202,7 +200,7 @@ def _packages(
     keys: list[str] = []
     repositories: list[Path] = []
     for family in el:
-        fetched, upstream_keys = rpm_packages.fetch_family(
+        fetched, upstream_keys = rpm_packages.fetch_el_family(
             manifest, family=family, release=DNF_RELEASES[family], into=into, progress=progress
         )
         packages += fetched
@@ -212,7 +210,7 @@ def _packages(
         for fingerprint, key in sorted(upstream_keys.items()):
             (key_dir / f"{fingerprint}.asc").write_bytes(key)
             keys.append(f"{PACKAGES_DIR}/{family}/{rpm_packages.KEYS_DIR}/{fingerprint}.asc")
-        repositories += [root / family / rpm_packages.DNF_ARCHES[arch] for arch in manifest.arch]
+        repositories += [root / family / RPM_ARCHES[arch] for arch in manifest.arch]
     if repositories:
         (root / PUBLIC_KEY).write_bytes(write_rpm_repositories(repositories, signer=signer))
         progress(f"dnf repositories files/{PACKAGES_DIR}/{'|'.join(el)}: signed by kobot's repository key")

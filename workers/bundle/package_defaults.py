@@ -1,4 +1,5 @@
-"""Timeouts of fetching a bundle's OS packages and writing its signed apt repository."""
+"""Timeouts and limits of fetching a bundle's OS packages (apt for Debian and Ubuntu, dnf for EL) and of
+writing its signed apt and dnf repositories (apt-ftparchive, createrepo_c, gpg)."""
 
 from __future__ import annotations
 

@@ -100,6 +100,10 @@ DISTRO_KEYRINGS: dict[str, str] = {
 archive's signed index, unless the plan names another (`--keyring`). pkgs.k8s.io's key is in no
 package: the plan names it or the build refuses that source."""
 
+RPM_ARCHES: dict[str, str] = {Arch.AMD64.value: "x86_64", Arch.ARM64.value: "aarch64"}
+"""rpm's name of each architecture kobot names (the `$basearch` of EL nodes, the bundle's `el9/x86_64`):
+the one map the bundle build, its tests and the upgrade check read."""
+
 DNF_RELEASES: dict[str, str] = {"el8": "8", "el9": "9"}
 """Each EL family's `$releasever`: what its nodes' dnf names, so the bundle's dnf repository serves
 each family under `el<release>/`."""

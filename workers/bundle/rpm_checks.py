@@ -37,10 +37,10 @@ class RepodataEntry:
     arch: str
     checksum_type: str
     checksum: str
-    size: int
 
     @property
     def evr(self) -> str:
+        """[epoch:]version-release, the epoch shown only where it is not 0."""
         epoch = f"{self.epoch}:" if self.epoch not in ("", "0") else ""
         return f"{epoch}{self.version}-{self.release}"
 
@@ -103,6 +103,7 @@ class PrivateRpmdb:
 
 
 def digest_of(path: Path, kind: str) -> str:
+    """The hex digest of `path` by hashlib's `kind` (sha256, sha512, ...), read in chunks."""
     digest = hashlib.new(kind)
     with path.open("rb") as stream:
         while chunk := stream.read(1_048_576):
@@ -111,6 +112,7 @@ def digest_of(path: Path, kind: str) -> str:
 
 
 def primary_name(repomd: Path) -> str:
+    """The file name of the primary metadata a cached repomd.xml names."""
     root = ElementTree.parse(repomd).getroot()  # nosec B314  # see the import
     for data in root.iter(f"{_REPO}data"):
         location = data.find(f"{_REPO}location")
@@ -127,7 +129,6 @@ def primary_entries(primary: Path) -> Iterator[tuple[str, str, RepodataEntry]]:
                 continue
             version = element.find(f"{_COMMON}version")
             checksum = element.find(f"{_COMMON}checksum")
-            size = element.find(f"{_COMMON}size")
             location = element.find(f"{_COMMON}location")
             if version is None or checksum is None or location is None:
                 element.clear()
@@ -140,7 +141,6 @@ def primary_entries(primary: Path) -> Iterator[tuple[str, str, RepodataEntry]]:
                 arch=element.findtext(f"{_COMMON}arch", default=""),
                 checksum_type=checksum.get("type", ""),
                 checksum=(checksum.text or "").strip().lower(),
-                size=int(size.get("package", "0")) if size is not None else 0,
             )
             yield (
                 location.get("href", ""),
