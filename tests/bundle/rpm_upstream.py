@@ -207,19 +207,28 @@ def write_repositories(root: Path, built: dict[tuple[str, str, str, str], Path])
         _run(["createrepo_c", "--quiet", "--no-database", str(folder)])
 
 
+EL8_PATHS = {"/rocky/9/": "/rocky/8/", "/centos/9/": "/centos/8/"}
+"""Where the el9 plan's Rocky and Docker repositories live for an el8 plan: the upstream serves the same
+repositories there too (their rpms say el9, what an el8 build shows is its layout and `$releasever`)."""
+
+
 def serve_tree(peer: UpstreamFilesPeer, root: Path) -> None:
     for path in sorted(root.rglob("*")):
         if path.is_file() and not path.name.endswith(".spec"):
-            peer.files[f"{RPM_PREFIX}/{path.relative_to(root).as_posix()}"] = path.read_bytes()
+            served = f"{RPM_PREFIX}/{path.relative_to(root).as_posix()}"
+            peer.files[served] = body = path.read_bytes()
+            for el9, el8 in EL8_PATHS.items():
+                if el9 in served:
+                    peer.files[served.replace(el9, el8, 1)] = body
 
 
-def el_manifest(*, origin: str, key: Path) -> BundleManifest:
-    """The el9 plan for `KUBE_VERSION` on both architectures, its sources rewritten to the peer and
+def el_manifest(*, origin: str, key: Path, family: str = "el9") -> BundleManifest:
+    """The `family` plan for `KUBE_VERSION` on both architectures, its sources rewritten to the peer and
     verified by the test key; packages only."""
     hosts = ("https://dl.rockylinux.org", "https://download.docker.com", "https://pkgs.k8s.io")
     planned = plan_bundle(
         version=KUBE_VERSION,
-        os=["el9"],
+        os=[family],
         arch=list(ARCHES),
         cni="flannel",
         upstream={host: f"{origin}{RPM_PREFIX}/{host.split('://', 1)[1]}" for host in hosts},

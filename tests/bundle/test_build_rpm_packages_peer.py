@@ -25,6 +25,7 @@ from tests.bundle.rpm_upstream import (
     BuiltRpmBundle,
     RpmUpstream,
     closure,
+    el_manifest,
     sign_rpms,
 )
 from tests.bundle.upstream import UpstreamFilesPeer
@@ -92,6 +93,27 @@ def test_build_fetches_exactly_the_el_closure_into_signed_dnf_repositories_peer(
     assert _fingerprints((rpm_built.folder / "files" / upstream_keys[0]).read_bytes()) == _fingerprints(
         rpm_upstream.key.read_bytes()
     )
+
+
+def test_an_el8_plan_builds_the_el8_repository_from_the_release_8_sources_peer(
+    rpm_upstream: RpmUpstream, repository_signer: RepositorySigner, tmp_path: Path
+) -> None:
+    """An el8 plan takes Rocky's and Docker's `8` repositories (`$releasever` 8) into `packages/el8/`,
+    signed, its upstream keys under `packages/el8/keys/`, nothing of el9."""
+    manifest = _amd64_only(el_manifest(origin=rpm_upstream.peer.origin, key=rpm_upstream.key, family="el8"))
+    before = len(rpm_upstream.rpm_requests())
+    built = build_bundle(
+        manifest, into=tmp_path / "bundle", signer=repository_signer, progress=lambda _: None
+    )
+    packages = tmp_path / "bundle" / "files" / "packages"
+    assert sorted(p.name for p in (packages / "el8" / "x86_64" / "Packages").iterdir()) == closure("x86_64")
+    assert (packages / "el8" / "x86_64" / "repodata" / "repomd.xml.asc").is_file()
+    assert not (packages / "el9").exists()
+    asked = rpm_upstream.rpm_requests()[before:]
+    assert asked and all("/rocky/9/" not in path and "/centos/9/" not in path for path in asked)
+    assert any("/rocky/8/" in path for path in asked) and any("/centos/8/" in path for path in asked)
+    assert next(item.path for item in built.files if "/keys/" in item.path).startswith("packages/el8/keys/")
+    verify_built(tmp_path / "bundle")
 
 
 def test_second_el_build_downloads_only_what_changed_and_serves_no_earlier_plans_repository_peer(
