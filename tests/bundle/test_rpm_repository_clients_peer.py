@@ -69,8 +69,7 @@ def test_base_os_gives_dnf_the_bundle_repository_and_every_key_checked_by_sha256
     repository names this release and arch with both checks on, and a real `dnf install` into the node's
     installroot takes the packages with it, its gpgcheck verifying them with base_os's key list (without
     the upstream key it refuses them); the key task with a sha256 that is not the served key's fails and
-    keeps nothing. Only where the files
-    land changes (a folder of the test, not /etc)."""
+    keeps nothing. Only where the files land changes (a folder of the test, not /etc)."""
     files = rpm_built.folder / "files"
     pki = tmp_path / "rpm-gpg"
     reposdir = tmp_path / "yum.repos.d"
@@ -123,11 +122,11 @@ def test_base_os_gives_dnf_the_bundle_repository_and_every_key_checked_by_sha256
         installed = _dnf_install(tmp_path / "node", repository=as_written, wanted=["containerd.io"])
         without_upstream_key = as_written.replace(f"\n\tfile://{fetched}", "")  # the list's second line
         assert without_upstream_key != as_written
-        with pytest.raises(subprocess.CalledProcessError) as refused:
+        with pytest.raises(subprocess.CalledProcessError) as gpgcheck:
             _dnf_install(tmp_path / "other-node", repository=without_upstream_key, wanted=["containerd.io"])
     assert installed == ["container-selinux-2.229.0-1.el9.noarch", "containerd.io-1.7.25-3.1.el9.x86_64"]
     assert (tmp_path / "node" / "installroot" / "usr/share/kobot-tests/containerd.io").is_file()
-    assert "GPG check FAILED" in refused.value.stdout + refused.value.stderr, "dnf's gpgcheck ran"
+    assert "GPG check FAILED" in gpgcheck.value.stdout + gpgcheck.value.stderr, "dnf's gpgcheck ran"
     assert not (tmp_path / "other-node" / "installroot" / "usr/share/kobot-tests/containerd.io").exists()
 
 

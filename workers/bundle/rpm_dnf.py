@@ -48,7 +48,8 @@ install takes, and its table wraps long names. Run by the Python that runs dnf."
 
 class PrivateDnf:
     """dnf confined to a private configuration: its own dnf.conf, reposdir, varsdir and plugin
-    configuration, the plan's release and architecture, an installroot that holds only dnf's cache."""
+    configuration, the plan's release and architecture, an installroot that holds dnf's cache and the
+    keys its gpgcheck imported, never a package."""
 
     def __init__(self, scratch: Path, *, cache: Path, release: str, basearch: str, family: str) -> None:
         self.scratch = scratch
@@ -123,6 +124,7 @@ class PrivateDnf:
     def closure_urls(self, wanted: Sequence[str]) -> list[str]:
         """Where every package installing `wanted` on a bare node takes is downloaded from."""
         done = self._run(
+            # --assumeno outranks --assumeyes: should the listing not take, dnf still installs nothing
             ["install", "--assumeno", "--", *wanted],
             timeout=package_defaults.DNF_RESOLVE_TIMEOUT_SECONDS,
             script=RESOLVE_SCRIPT,
@@ -138,7 +140,13 @@ class PrivateDnf:
             for line in done.stdout.splitlines()
             if line.startswith(RESOLVED)
         }
-        return sorted(url for url in urls if url.startswith(URL_SCHEMES))
+        if not urls or not all(url.startswith(URL_SCHEMES) for url in urls):
+            raise StepFailedError(
+                f"dnf's resolver listed no download location for {self.family}'s packages ({self.basearch}): "
+                "this dnf is not the dnf 4 kobot reads the transaction of",
+                task="packages",
+            )
+        return sorted(urls)
 
     def download(self, packages: Sequence[str]) -> None:
         """Download exactly `packages` (name-epoch:version-release.arch, the resolved transaction) into
