@@ -25,6 +25,8 @@ OFFLINE = {
     "offline_repo_url": "http://10.10.0.5/repo",
     "offline_files_url": "http://10.10.0.5/files",
     "offline_registry": "10.10.0.5:5000",
+    # what a kobot bundle records (its EL upstream keys): EL nodes get its el<N>/<arch> repositories
+    "offline_file_sha256": {f"packages/el{n}/keys/0123ABCD.asc": "a" * 64 for n in (8, 9)},
 }
 """An offline site, as a cluster spec names it (nothing connects to it)."""
 
