@@ -21,6 +21,7 @@ ROLES = Path(__file__).resolve().parents[2] / "playbooks" / "roles"
 BASE_SYSTEM = frozenset(
     {
         "mv",
+        "cat",
         "sysctl",
         "modprobe",
         "swapoff",
