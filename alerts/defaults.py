@@ -80,6 +80,9 @@ adapter says one call may take longer (`ChatAdapter.call_budget_seconds`, e.g. S
 then that budget plus DELIVERY_TIMEOUT_MARGIN_SECONDS, so a request the platform already took is never
 cancelled by kobot and posted again."""
 
+REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
+"""A store that does not answer within this long fails the webhook with 503 instead of hanging."""
+
 DELIVERY_STOP_GRACE_SECONDS = 10.0
 """On stop, deliveries in flight get this long to end; one cut short was marked before it posted, so
 the next process finds its message instead of posting a second one (where the platform can look)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import time
 import uuid
@@ -25,28 +24,25 @@ from redis.exceptions import RedisError
 from alerts import defaults
 from alerts.audit import record_audit
 from alerts.delivery import Deliverer
+from alerts.exposure import check_webhook_exposure
 from alerts.models import AlertGroupState, AlertStatus, Notice, SilenceRecord
 from alerts.receiver import build_router
 from alerts.runbooks import RunbookRefused, check_templates, runbook_for
 from alerts.signing import AlertAction, ButtonRefused, verify_button
 from alerts.silences import SilenceError, create_silence
-from alerts.store import AlertStore, IngestResult
+from alerts.store import AlertStore, IngestResult, open_alert_store
 from alerts.subscriptions import notify_targets
 from kobot.access import Authorizer
 from kobot.audit import AuditLog
 from kobot.background import BackgroundTask
 from kobot.chat import ChatAdapter
 from kobot.conversations import ButtonClick
-from kobot.errors import SettingsError
 from kobot.messages import Field, MessageKind, OutgoingMessage, Tone
 from kobot.risk import Risk
 from kobot.settings import Settings
 from kobot.settings_alerts import AlertsSettings
 
 log = logging.getLogger(__name__)
-
-REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
-"""A store that does not answer within this long fails the webhook with 503 instead of hanging."""
 
 
 @dataclass(frozen=True)
@@ -59,50 +55,6 @@ class AlertClickOutcome:
 
 
 NOT_OURS = AlertClickOutcome()
-
-LOOPBACK_NAMES = ("localhost",)
-"""Host names `http_host` may use for a loopback-only bind, besides loopback addresses."""
-
-
-def loopback_only(host: str) -> bool:
-    """Whether a server bound to `host` is reachable from this machine only."""
-    if host.lower().rstrip(".") in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_webhook_exposure(settings: AlertsSettings, *, http_host: str) -> None:
-    """A webhook reachable beyond loopback needs credentials, or an explicit opt-out (logged). On loopback
-    an open webhook starts with a warning: a reverse proxy or tunnel in front of the port makes it public,
-    and kobot cannot tell (every request then comes from loopback)."""
-    if settings.auth_required:
-        return
-    if loopback_only(http_host):
-        log.warning(
-            "the Alertmanager webhook %s has no credentials; kobot listens on %s only, but a reverse proxy "
-            "or tunnel forwarding this port exposes it: anyone reaching the proxy can post alerts into the "
-            "chat and fill the alert store. Set KOBOT_ALERTS__WEBHOOK_BEARER_TOKEN (or "
-            "KOBOT_ALERTS__WEBHOOK_USERNAME and KOBOT_ALERTS__WEBHOOK_PASSWORD) when anything forwards to it",
-            defaults.WEBHOOK_PATH,
-            http_host,
-        )
-        return
-    if settings.allow_unauthenticated:
-        log.warning(
-            "the Alertmanager webhook accepts posts without credentials on %s "
-            "(KOBOT_ALERTS__ALLOW_UNAUTHENTICATED=true): anyone who reaches the port can post alerts",
-            http_host,
-        )
-        return
-    raise SettingsError(
-        f"kobot listens on {http_host!r} (KOBOT_HTTP_HOST), beyond loopback, and the Alertmanager webhook "
-        "has no credentials: set KOBOT_ALERTS__WEBHOOK_BEARER_TOKEN (or KOBOT_ALERTS__WEBHOOK_USERNAME "
-        "and KOBOT_ALERTS__WEBHOOK_PASSWORD), listen on 127.0.0.1, or accept anyone's alerts with "
-        "KOBOT_ALERTS__ALLOW_UNAUTHENTICATED=true"
-    )
 
 
 def runbook_reply(
@@ -139,22 +91,24 @@ class AlertService:
         secret: bytes,
         policy: Authorizer | None = None,
         audit: AuditLog | None = None,
+        store: AlertStore | None = None,
+        settings_checked: bool = False,
     ) -> None:
         """`adapters` is read at each delivery, so adapters added after this still get their alerts;
-        without `policy` every click is allowed (tests), without `audit` actions go straight to the stream."""
+        without `policy` every click is allowed (tests), without `audit` actions go straight to the stream.
+        `store`: the alert store a webhook already writes to (`kobot serve` opens it, and mounts the
+        webhook, before it builds the service); this service then owns it. By default one on `store_url`.
+        `settings_checked`: the caller ran `check_webhook_exposure` and `check_templates` already (`kobot
+        serve`, at its start), so their warnings are not said twice."""
         self._secret = secret
         self._policy = policy
         self._audit_log = audit
         self.settings: AlertsSettings = settings.alerts
-        check_webhook_exposure(self.settings, http_host=settings.http_host)
-        check_templates(self.settings.runbook_commands)
-        self.redis = AsyncRedis.from_url(
-            store_url,
-            decode_responses=True,
-            socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
-            socket_connect_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
-        )
-        self.store = AlertStore(redis=self.redis)
+        if not settings_checked:
+            check_webhook_exposure(self.settings, http_host=settings.http_host)
+            check_templates(self.settings.runbook_commands)
+        self.store = store or open_alert_store(store_url)
+        self.redis: AsyncRedis = self.store.redis
         self.deliverer = Deliverer(store=self.store, adapters=adapters, secret=secret, settings=self.settings)
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -162,7 +116,7 @@ class AlertService:
 
     def router(self) -> APIRouter:
         """POST /alerts/alertmanager."""
-        return build_router(settings=self.settings, store=self.store, on_stored=self._stored)
+        return build_router(settings=self.settings, store=self.store, on_stored=self.stored)
 
     async def start(self) -> None:
         """Start the delivery loop; entries stored before a crash or restart are delivered first."""
@@ -186,7 +140,8 @@ class AlertService:
             log.warning("alert claims not handed back at stop (%s); they free themselves shortly", exc)
         await self.redis.aclose()
 
-    async def _stored(self, result: IngestResult) -> None:
+    async def stored(self, result: IngestResult) -> None:
+        """A webhook stored `result`: a new group or change is delivered now, not at the next round."""
         if not result.duplicate:
             self._wake.set()
 

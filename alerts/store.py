@@ -166,6 +166,17 @@ class MessageRecord:
     """When a post began whose ref was never recorded (unix seconds): it may have reached the platform."""
 
 
+def open_alert_store(store_url: str) -> AlertStore:
+    """An alert store on its own async client for `store_url` (connecting at its first command)."""
+    redis = AsyncRedis.from_url(
+        store_url,
+        decode_responses=True,
+        socket_timeout=defaults.REDIS_SOCKET_TIMEOUT_SECONDS,
+        socket_connect_timeout=defaults.REDIS_SOCKET_TIMEOUT_SECONDS,
+    )
+    return AlertStore(redis=redis)
+
+
 class AlertStore:
     """Async access to the alert keys (the receiver and the delivery loop share one event loop).
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
-from alerts.service import loopback_only
+from alerts.exposure import loopback_only
 from bot.api_audit import bearer_identity
 from bot.metrics import JOBS, QUEUE_DEPTH
 from bot.runtime import Runtime

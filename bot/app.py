@@ -7,10 +7,14 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from alerts.service import AlertService
+from alerts.exposure import check_webhook_exposure
+from alerts.receiver import build_router
+from alerts.runbooks import check_templates
+from alerts.store import open_alert_store
 from bot.api import api_router
 from bot.api_audit import audit_router
 from bot.api_clusters import clusters_router
@@ -18,10 +22,13 @@ from bot.api_commands import commands_router
 from bot.api_direct import DirectCallbacksApp
 from bot.api_replies import RestReplies
 from bot.chat.registry import build_adapters
-from bot.runtime import Runtime, build_runtime, load_handlers
+from bot.runtime import AlertPipeline, Runtime, build_runtime, load_handlers
 from bot.supervisor import Supervisor
 from kobot.defaults import HANDLERS_LOAD_DELAY_SECONDS
 from kobot.settings import Settings
+
+if TYPE_CHECKING:
+    from alerts.service import AlertService
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +37,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> DirectC
     """Build the app for these settings. The store opens now; everything else starts with the lifespan."""
     runtime = runtime or build_runtime(settings)
     runtime.adapters.update(build_adapters(runtime))
-    alerts = _alert_service(runtime)
+    alerts = _alert_pipeline(runtime)
     supervisor = Supervisor(runtime=runtime, in_process_worker=settings.in_process_worker)
     # Joins the adapters after the supervisor built one notifier per adapter: REST callers follow their
     # jobs at GET /api/v1/jobs/{id}, so nothing reads the event stream to post progress for them.
@@ -76,21 +83,37 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> DirectC
             app.include_router(router)
             # a chat callback's own route (Slack's events) skips FastAPI's middleware and route matching
             app.answer_directly(router.routes)
-    if alerts is not None:
-        app.include_router(alerts.router())
+    # the webhook stores from its first post, before the pipeline that delivers is built
+    app.include_router(build_router(settings=settings.alerts, store=alerts.store, on_stored=alerts.stored))
     return app
 
 
-def _alert_service(runtime: Runtime) -> AlertService | None:
-    runtime.alerts = AlertService(
-        settings=runtime.settings,
-        store_url=runtime.store.url,
-        adapters=runtime.adapters,
-        secret=runtime.secret,
-        policy=runtime.policy,
-        audit=runtime.audit,
-    )
-    return runtime.alerts
+def _alert_pipeline(runtime: Runtime) -> AlertPipeline:
+    """The alert service, built once serve answers; its settings are checked now, so a webhook open to
+    the network or a runbook that would break glass still stops the start."""
+    settings = runtime.settings
+    check_webhook_exposure(settings.alerts, http_host=settings.http_host)
+    check_templates(settings.alerts.runbook_commands)
+    store = open_alert_store(runtime.store.url)
+
+    def build() -> AlertService:
+        # imported on the build's thread, once serve answers: the import is most of what building costs
+        from alerts.service import AlertService
+
+        return AlertService(
+            settings=settings,
+            store_url=runtime.store.url,
+            adapters=runtime.adapters,
+            secret=runtime.secret,
+            policy=runtime.policy,
+            audit=runtime.audit,
+            store=store,
+            settings_checked=True,
+        )
+
+    pipeline = AlertPipeline(store=store, build=build, start_delay=HANDLERS_LOAD_DELAY_SECONDS)
+    runtime.alerts = pipeline
+    return pipeline
 
 
 async def _load_handlers_soon() -> None:

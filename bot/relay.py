@@ -15,12 +15,12 @@ import time
 
 from redis import Redis
 
-from alerts.service import AlertService
 from commands.job_card import render_job
 from kobot import defaults, keys
 from kobot.background import BackgroundTask, ensure_consumer_group
 from kobot.job_records import JobEvent, JobEventType, JobKind
 from kobot.store import synced
+from workers.health_schedule import NoticePublisher
 from workers.job_store import JobStore
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ BACKUP_NOTICES = {JobEventType.JOB_SUCCEEDED: "backup_succeeded", JobEventType.J
 
 
 class ClusterEventRelay:
-    def __init__(self, *, redis: Redis, alerts: AlertService) -> None:
+    def __init__(self, *, redis: Redis, alerts: NoticePublisher) -> None:
         self._redis = redis
         self._alerts = alerts
         self._jobs = JobStore(redis)

@@ -6,17 +6,19 @@ Built once by `build_runtime(settings)` and passed to whoever needs it; nothing 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
+import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
 import commands.handlers
-from alerts.service import AlertService
 from bot.approvals import ApprovalService
 from bot.policy import PolicyStore
 from commands.registry import CommandSpec, Handler
@@ -28,6 +30,16 @@ from kobot.store import Store, open_store, secret_key
 from workers.ippool import IpPools
 from workers.operations import load_operations
 from workers.service import JobService
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis as AsyncRedis
+
+    from alerts.service import AlertClickOutcome, AlertService
+    from alerts.store import AlertStore, IngestResult
+    from kobot.conversations import ButtonClick
+    from kobot.messages import OutgoingMessage
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,10 +57,90 @@ class Runtime:
     approvals: ApprovalService
     audit: AuditLog
     adapters: dict[str, ChatAdapter] = field(default_factory=dict)
-    alerts: AlertService | None = None
+    alerts: AlertService | AlertPipeline | None = None
 
     def close(self) -> None:
         self.store.close()
+
+
+class AlertPipeline:
+    """The alert service of `kobot serve`, built on a thread once serve answers: importing the delivery
+    pipeline (rendering, the runbook buttons, silences) and building it would hold the interpreter while
+    it comes up. The webhook writes to the pipeline's store from the first request (delivery starts with
+    what it finds stored); a click or a notice that comes before the build waits for it, on a thread, never
+    on the event loop. Offers what the rest of kobot uses of an `AlertService`."""
+
+    def __init__(self, *, store: AlertStore, build: Callable[[], AlertService], start_delay: float) -> None:
+        """`build` runs once, on a thread, and makes a service owning `store`; `start_delay`: how long after
+        `start` the delivery loop (and the recovery of what a previous process left) starts, unless a use
+        builds the service sooner (the loop still starts then)."""
+        self.store = store
+        self._build = build
+        self._start_delay = start_delay
+        self._building = threading.Lock()
+        self._service: AlertService | None = None
+        self._starting: asyncio.Task[None] | None = None
+
+    @property
+    def redis(self) -> AsyncRedis:
+        """The message center's async client (the store's, which the service takes over)."""
+        return self.store.redis
+
+    @property
+    def is_built(self) -> bool:
+        return self._service is not None
+
+    def built(self) -> AlertService:
+        """The service, building it now when no one has yet (blocking: call it on a thread)."""
+        with self._building:
+            if self._service is None:
+                self._service = self._build()
+            return self._service
+
+    async def service(self) -> AlertService:
+        return self._service if self._service is not None else await asyncio.to_thread(self.built)
+
+    async def stored(self, result: IngestResult) -> None:
+        """The webhook stored `result`: a built service delivers it now; else its loop finds it at start."""
+        if self._service is not None:
+            await self._service.stored(result)
+
+    async def start(self) -> None:
+        """Build the service and start its delivery loop `start_delay` from now, off the start's path."""
+        if self._starting is None:
+            self._starting = asyncio.create_task(self._start_soon(), name="alert-pipeline-start")
+
+    async def _start_soon(self) -> None:
+        await asyncio.sleep(self._start_delay)
+        try:
+            service = await self.service()
+        except Exception:
+            # said now, not at the first click; a use retries the build and fails with what went wrong
+            log.exception("building the alert pipeline failed")
+            return
+        await service.start()
+
+    async def stop(self) -> None:
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+        if self._service is not None:
+            await self._service.stop()
+        else:
+            await self.store.redis.aclose()
+
+    async def handle_click(self, click: ButtonClick) -> AlertClickOutcome:
+        return await (await self.service()).handle_click(click)
+
+    async def publish_cluster_event(
+        self, *, cluster: str, event: str, message: OutgoingMessage, posted_in: str | None = None
+    ) -> None:
+        service = await self.service()
+        await service.publish_cluster_event(
+            cluster=cluster, event=event, message=message, posted_in=posted_in
+        )
 
 
 _handlers_loading = threading.Lock()

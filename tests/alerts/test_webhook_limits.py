@@ -61,7 +61,7 @@ def test_explicit_opt_out_starts_with_a_warning(
 ) -> None:
     from bot.app import create_app
 
-    with caplog.at_level(logging.WARNING, logger="alerts.service"):
+    with caplog.at_level(logging.WARNING, logger="alerts.exposure"):
         create_app(
             _settings(redis_url, data_dir, host="0.0.0.0", alerts=AlertsSettings(allow_unauthenticated=True))
         )
@@ -266,9 +266,9 @@ def test_an_open_webhook_on_loopback_starts_with_a_reverse_proxy_warning(
 ) -> None:
     from bot.app import create_app
 
-    with caplog.at_level(logging.WARNING, logger="alerts.service"):
+    with caplog.at_level(logging.WARNING, logger="alerts.exposure"):
         create_app(_settings(redis_url, data_dir, host=host, alerts=AlertsSettings()))
-    warnings = [r.getMessage() for r in caplog.records if r.name == "alerts.service"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "alerts.exposure"]
     assert any(
         "reverse proxy" in text
         and defaults.WEBHOOK_PATH in text
@@ -284,6 +284,8 @@ def test_a_webhook_with_credentials_on_loopback_starts_without_the_warning(
     from bot.app import create_app
 
     alerts = AlertsSettings(webhook_bearer_token=SecretStr("t" * 32))
-    with caplog.at_level(logging.WARNING, logger="alerts.service"):
+    with caplog.at_level(logging.WARNING, logger="alerts.exposure"):
         create_app(_settings(redis_url, data_dir, host="127.0.0.1", alerts=alerts))
-    assert not [r for r in caplog.records if r.name == "alerts.service" and "reverse proxy" in r.getMessage()]
+    assert not [
+        r for r in caplog.records if r.name == "alerts.exposure" and "reverse proxy" in r.getMessage()
+    ]
