@@ -13,9 +13,10 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
@@ -26,17 +27,39 @@ class DirectCallbacksApp(FastAPI):
     """FastAPI, answering the routes given to `answer_directly` without passing its middleware.
 
     Contract of such a route: a plain Starlette `Route` (no dependencies, no path parameters) whose async
-    endpoint answers every outcome with a response. An exception it raises is answered 500 and re-raised
-    for the server to log, as FastAPI's outermost middleware does; an `HTTPException` is no exception to
-    that here, so such an endpoint must not raise one."""
+    endpoint answers every outcome with a response. An `HTTPException` it raises is answered as FastAPI's
+    default handler answers it; any other exception is answered 500 and re-raised for the server to log,
+    as FastAPI's outermost middleware does.
+
+    Whatever the app is given beyond FastAPI's defaults applies to every request, so while it has any
+    (a middleware, a body size limit, an exception handler of its own) nothing is answered directly: a
+    limit or a check added later can never silently miss the callbacks."""
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._direct: dict[tuple[str, str], Endpoint] = {}
+        # FastAPI's own handlers; handlers given here or added later take the direct path away
+        self._default_handlers = (
+            frozenset() if options.get("exception_handlers") else frozenset(self.exception_handlers)
+        )
 
     @property
     def direct_paths(self) -> frozenset[str]:
+        """The paths answered at the entry (uvicorn's access filter keeps their accepted lines out)."""
         return frozenset(path for _, path in self._direct)
+
+    def include_callbacks(self, router: APIRouter) -> None:
+        """Mount a chat adapter's router and answer its callback routes at the entry: how `create_app`
+        mounts every adapter, and how the adapters' tests mount theirs."""
+        self.include_router(router)
+        self.answer_directly(router.routes)
+
+    def _only_defaults(self) -> bool:
+        return (
+            not self.user_middleware
+            and getattr(self, "max_body_size", None) is None
+            and self.exception_handlers.keys() <= self._default_handlers
+        )
 
     def answer_directly(self, routes: Iterable[BaseRoute]) -> None:
         """Answer these routes at the entry; any route outside the contract above stays with FastAPI."""
@@ -49,7 +72,13 @@ class DirectCallbacksApp(FastAPI):
                 self._direct[(method, route.path)] = route.endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._direct and scope["type"] == "http" and not scope.get("root_path") and not self.root_path:
+        if (
+            self._direct
+            and scope["type"] == "http"
+            and not scope.get("root_path")
+            and not self.root_path
+            and self._only_defaults()
+        ):
             endpoint = self._direct.get((scope["method"], scope["path"]))
             if endpoint is not None:
                 scope["app"] = self
@@ -61,6 +90,12 @@ class DirectCallbacksApp(FastAPI):
 async def _answer(endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
     try:
         response = await endpoint(Request(scope, receive, send))
+    except HTTPException as refused:
+        # as FastAPI's default handler answers it
+        await JSONResponse(
+            {"detail": refused.detail}, status_code=refused.status_code, headers=refused.headers
+        )(scope, receive, send)
+        return
     except Exception:
         await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)
         raise

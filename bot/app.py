@@ -80,9 +80,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> DirectC
     for adapter in runtime.adapters.values():
         router = adapter.router()
         if router is not None:
-            app.include_router(router)
             # a chat callback's own route (Slack's events) skips FastAPI's middleware and route matching
-            app.answer_directly(router.routes)
+            app.include_callbacks(router)
     # the webhook stores from its first post, before the pipeline that delivers is built
     app.include_router(build_router(settings=settings.alerts, store=alerts.store, on_stored=alerts.stored))
     return app

@@ -13,11 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.routing import iter_route_contexts
 from pydantic import SecretStr
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from bot.api_direct import ACCESS_LOGGER, DirectCallbacksApp, QuietAcceptedCallbacks
 from bot.app import create_app
@@ -38,10 +39,23 @@ CallNext = Callable[[Request], Awaitable[Response]]
 
 
 class _Passed:
-    """Paths of the requests that went through FastAPI's middleware stack."""
+    """Paths of the requests that went through FastAPI's middleware stack.
+
+    The probe wraps the stack FastAPI builds instead of adding a middleware: an added middleware applies
+    to every request, so the app stops answering anything directly while it has one."""
 
     def __init__(self) -> None:
         self.paths: list[str] = []
+
+    def watch(self, app: DirectCallbacksApp) -> None:
+        stack = app.build_middleware_stack()
+
+        async def recorded(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                self.paths.append(scope["path"])
+            await stack(scope, receive, send)
+
+        app.middleware_stack = recorded
 
     def middleware(self) -> Callable[[Request, CallNext], Awaitable[Response]]:
         async def record(request: Request, call_next: CallNext) -> Response:
@@ -55,9 +69,8 @@ class _Failed(Exception):
     pass
 
 
-def _app(passed: _Passed) -> DirectCallbacksApp:
+def _app(passed: _Passed, *, watched: bool = True) -> DirectCallbacksApp:
     app = DirectCallbacksApp()
-    app.add_middleware(BaseHTTPMiddleware, dispatch=passed.middleware())
     router = APIRouter()
 
     async def callback(request: Request) -> Response:
@@ -69,20 +82,25 @@ def _app(passed: _Passed) -> DirectCallbacksApp:
     async def refusing(request: Request) -> Response:
         return JSONResponse({"error": "invalid or expired signature"}, status_code=401)
 
+    async def refusing_with_an_exception(request: Request) -> Response:
+        raise HTTPException(status_code=403, detail="not yours", headers={"X-Why": "policy"})
+
     async def with_parameter(request: Request) -> Response:
         return JSONResponse({"id": request.path_params["id"]})
 
     router.add_route("/chat/events", callback, methods=["POST"], include_in_schema=False)
     router.add_route("/chat/failing", failing, methods=["POST"], include_in_schema=False)
     router.add_route("/chat/refusing", refusing, methods=["POST"], include_in_schema=False)
+    router.add_route("/chat/raising", refusing_with_an_exception, methods=["POST"], include_in_schema=False)
     router.add_route("/chat/{id}", with_parameter, methods=["POST"], include_in_schema=False)
 
     @router.post("/api/thing")
     async def thing() -> dict[str, str]:
         return {"thing": "ok"}
 
-    app.include_router(router)
-    app.answer_directly(router.routes)
+    app.include_callbacks(router)
+    if watched:
+        passed.watch(app)
     return app
 
 
@@ -99,6 +117,41 @@ async def test_a_callback_route_is_answered_without_fastapi_and_others_pass_it()
         assert passed.paths == ["/chat/7", "/api/thing"]
         # another method on a callback path is FastAPI's answer, as before
         assert (await client.get("/chat/events")).status_code == 405
+
+
+async def test_an_http_exception_of_a_callback_is_answered_as_fastapi_answers_it() -> None:
+    passed = _Passed()
+    transport = httpx.ASGITransport(app=_app(passed))
+    async with httpx.AsyncClient(transport=transport, base_url="http://kobot.test") as client:
+        answer = await client.post("/chat/raising")
+    assert (answer.status_code, answer.json(), answer.headers["x-why"]) == (
+        403,
+        {"detail": "not yours"},
+        "policy",
+    )
+    assert passed.paths == []
+
+
+async def test_while_the_app_has_a_middleware_a_limit_or_a_handler_of_its_own_nothing_skips_it() -> None:
+    """What the app is given applies to every request: a middleware, a body limit or an exception handler
+    added later takes the direct path away instead of silently missing the callbacks."""
+    with_middleware = _app(_Passed(), watched=False)
+    added = _Passed()
+    with_middleware.add_middleware(BaseHTTPMiddleware, dispatch=added.middleware())
+    limited = _app(_Passed(), watched=False)
+    limited.max_body_size = 10
+    handled = _app(_Passed(), watched=False)
+    handled.add_exception_handler(_Failed, lambda request, exc: JSONResponse({"handled": True}))
+
+    def client(app: DirectCallbacksApp) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        return httpx.AsyncClient(transport=transport, base_url="http://kobot.test")
+
+    async with client(with_middleware) as a, client(limited) as b, client(handled) as c:
+        assert (await a.post("/chat/events", content=b"hello")).status_code == 200
+        assert added.paths == ["/chat/events"], "the added middleware saw the callback"
+        assert (await b.post("/chat/events", content=b"x" * 100)).status_code == 413, "the body limit held"
+        assert (await c.post("/chat/failing")).json() == {"handled": True}, "the app's own handler answered"
 
 
 async def test_a_failing_callback_is_answered_500_and_its_exception_reaches_the_server() -> None:
@@ -126,7 +179,7 @@ async def test_slacks_events_skip_fastapi_in_the_real_app(redis_url: str, data_d
     app = create_app(settings, runtime=build_runtime(settings, handlers=False))
     try:
         passed = _Passed()
-        app.add_middleware(BaseHTTPMiddleware, dispatch=passed.middleware())
+        passed.watch(app)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://kobot.test") as client:
             forged = await client.post(EVENTS_PATH, content=b"{}", headers={"X-Slack-Signature": "v0=00"})

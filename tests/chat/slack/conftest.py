@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
+from bot.api_direct import DirectCallbacksApp
 from bot.chat.slack.adapter import SlackAdapter
 from tests.chat.sinks import RecordingSink
 from tests.peers.slack import SlackPeer
@@ -45,11 +45,13 @@ async def adapter(
 
 @pytest.fixture
 async def http(adapter: SlackAdapter) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client for the app that mounts the adapter's router, as create_app does."""
-    app = FastAPI()
+    """An HTTP client for the app that mounts the adapter's router as create_app does: its events are
+    answered at the app's entry, the path production requests take."""
+    app = DirectCallbacksApp()
     router = adapter.router()
     assert router is not None
-    app.include_router(router)
+    app.include_callbacks(router)
+    assert app.direct_paths == {"/slack/events"}
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://kobot.test"
     ) as client:
