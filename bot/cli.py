@@ -99,6 +99,7 @@ async def _chat(settings: Settings) -> None:
     finally:
         try:
             await supervisor.stop()
+            await runtime.audit.aclose()
         finally:
             runtime.close()
 

@@ -174,9 +174,9 @@ class CommandRuns:
         cluster: str | None,
     ) -> None:
         """`cluster` is the one the command acted on (a `job …` command's is its job's), so the entry is
-        shown to that cluster's auditors and to no one else's. Written off the event loop, together with
-        the entries of other commands handled meanwhile (`AuditLog.append`); it is in the store when
-        this returns."""
+        shown to that cluster's auditors and to no one else's. Written without blocking the event loop
+        (on its own store connection), together with the entries of other commands handled meanwhile
+        (`AuditLog.append`); it is in the store when this returns."""
         await self.runtime.audit.append(
             who=who,
             where=where,

@@ -188,9 +188,16 @@ class AuditLog:
         return self._loop_client[1]
 
     async def aclose(self) -> None:
-        """Close the event loop's connection `append` wrote on, if any (call it on that loop)."""
+        """Let the entries being written finish, then close the event loop's connection `append` wrote on,
+        if any (call it on that loop: an `append` after it opens the connection again, for its loop's own
+        `aclose` to close)."""
+        loop = asyncio.get_running_loop()
+        writer = self._writer
+        if writer is not None and not writer.done() and writer.get_loop() is loop:
+            # each entry's own append raises its failure; here only the end of the writing matters
+            await asyncio.gather(writer, return_exceptions=True)
         loop_client, self._loop_client = self._loop_client, None
-        if loop_client is not None and loop_client[0] is asyncio.get_running_loop():
+        if loop_client is not None and loop_client[0] is loop:
             await loop_client[1].aclose()
 
     def _write_all(self, entries: list[dict[FieldT, EncodableT]]) -> list[str]:

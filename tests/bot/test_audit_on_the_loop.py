@@ -5,6 +5,7 @@ stored when `append` returns, and a store that does not answer fails the append,
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ def test_the_runtimes_audit_entries_are_written_on_each_loop_without_a_thread(
         runtime.close()
 
 
-async def test_a_store_that_does_not_answer_fails_an_append_on_the_loop(
+async def test_a_store_that_refuses_the_connection_fails_an_append_on_the_loop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url = f"redis://{LOOPBACK}:{free_port()}/0"
@@ -71,3 +72,26 @@ async def test_a_store_that_does_not_answer_fails_an_append_on_the_loop(
             await _append(log, "whoami")
     finally:
         await log.aclose()
+
+
+async def test_an_append_waiting_on_a_silent_store_leaves_the_loop_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A store that takes the connection and never answers: the append waits (until its socket timeout),
+    and meanwhile the loop goes on serving everything else."""
+    with socket.socket() as silent:
+        silent.bind((LOOPBACK, 0))
+        silent.listen()
+        url = f"redis://{LOOPBACK}:{silent.getsockname()[1]}/0"
+        log = AuditLog(redis=Redis.from_url(url), store_url=url)
+        _no_threads(monkeypatch)
+        waiting = asyncio.create_task(_append(log, "whoami"))
+        ticks = 0
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 20 and not waiting.done(), "the loop ran on while the append waited"
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+    # the listener is closed: the write waiting on it ends at once, and closing the log waits for it
+    await log.aclose()
