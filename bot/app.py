@@ -33,8 +33,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, runtime: Runtime | None = None) -> DirectCallbacksApp:
-    """Build the app for these settings. The store opens now; everything else starts with the lifespan."""
+def create_app(
+    settings: Settings, *, runtime: Runtime | None = None, freeze_heap: bool = False
+) -> DirectCallbacksApp:
+    """Build the app for these settings. The store opens now; everything else starts with the lifespan.
+
+    `freeze_heap`: once the handlers are attached, take everything loaded out of the garbage collector's
+    view (`kobot serve` does: the process is that app alone; a process that builds apps among other work,
+    as a test run does, would keep its own garbage of that moment forever)."""
     runtime = runtime or build_runtime(settings)
     runtime.adapters.update(build_adapters(runtime))
     alerts = _alert_pipeline(runtime)
@@ -49,7 +55,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> DirectC
         await supervisor.start()
         # Attaching every command's handler imports most of kobot (the bundle builder, the cluster
         # readers): it happens once serve answers, and a command that comes first loads them (handler_of).
-        handlers_loaded = asyncio.create_task(_load_handlers_soon())
+        handlers_loaded = asyncio.create_task(_load_handlers_soon(freeze_heap=freeze_heap))
         try:
             yield
         finally:
@@ -115,13 +121,14 @@ def _alert_pipeline(runtime: Runtime) -> AlertPipeline:
     return pipeline
 
 
-async def _load_handlers_soon() -> None:
+async def _load_handlers_soon(*, freeze_heap: bool) -> None:
     """Attach every handler on a thread once the server is up (uvicorn listens after the lifespan's
     start): loading them beside the start would hold the interpreter while it comes up.
 
-    Then everything loaded so far (modules, models, schemas: several hundred thousand objects that live
-    as long as the process) leaves the garbage collector's view: its full collections scanned them all
-    again and again under load, in pauses of milliseconds on the event loop."""
+    Then, with `freeze_heap`, everything loaded so far (modules, models, schemas: several hundred
+    thousand objects that live as long as the process) leaves the garbage collector's view: its full
+    collections scanned them all again and again under load, in pauses of milliseconds on the event
+    loop."""
     await asyncio.sleep(HANDLERS_LOAD_DELAY_SECONDS)
     try:
         await asyncio.to_thread(load_handlers)
@@ -129,4 +136,5 @@ async def _load_handlers_soon() -> None:
         # said now, not at shutdown; a command retries the load and answers with what went wrong
         log.exception("attaching the command handlers failed")
         return
-    gc.freeze()
+    if freeze_heap:
+        gc.freeze()

@@ -124,7 +124,9 @@ def serve() -> None:
     try:
         store = store_opened.result()
         # handlers are attached once serve answers (create_app's lifespan), not before
-        application = create_app(settings, runtime=build_runtime(settings, store=store, handlers=False))
+        application = create_app(
+            settings, runtime=build_runtime(settings, store=store, handlers=False), freeze_heap=True
+        )
     except KobotError as exc:
         if store is not None:
             store.close()

@@ -13,6 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 import bot.app
+import bot.runtime
 from bot.app import create_app
 from bot.runtime import build_runtime
 from kobot.settings import Settings
@@ -40,7 +41,7 @@ async def test_what_serve_loaded_is_frozen_once_handlers_are_attached(
         playbooks_dir=FIXTURE_PLAYBOOKS,
         in_process_worker=False,
     )
-    app = create_app(settings, runtime=build_runtime(settings, handlers=False))
+    app = create_app(settings, runtime=build_runtime(settings, handlers=False), freeze_heap=True)
     assert gc.get_freeze_count() == 0
     async with app.router.lifespan_context(app):
         deadline = time.monotonic() + FREEZE_WAIT_SECONDS
@@ -49,3 +50,25 @@ async def test_what_serve_loaded_is_frozen_once_handlers_are_attached(
         # the app and its runtime are among what was frozen
         assert gc.get_freeze_count() > 0
         assert all(seen is not app for seen in gc.get_objects())
+
+
+async def test_an_app_built_without_freeze_heap_leaves_the_heap_to_the_collector(
+    redis_url: str, data_dir: Path, unfrozen: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only `kobot serve` freezes: a process that builds apps among other work (a test run) would keep
+    whatever garbage it held at that moment forever."""
+    monkeypatch.setattr(bot.app, "HANDLERS_LOAD_DELAY_SECONDS", 0.0)
+    settings = Settings(
+        redis_url=SecretStr(redis_url),
+        data_dir=data_dir,
+        playbooks_dir=FIXTURE_PLAYBOOKS,
+        in_process_worker=False,
+    )
+    app = create_app(settings, runtime=build_runtime(settings, handlers=False))
+    async with app.router.lifespan_context(app):
+        deadline = time.monotonic() + FREEZE_WAIT_SECONDS
+        while not bot.runtime._handlers_loaded.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert bot.runtime._handlers_loaded.is_set()
+        await asyncio.sleep(0.1)  # the load's coroutine has run to its end
+        assert gc.get_freeze_count() == 0
