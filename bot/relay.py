@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import time
+from typing import TYPE_CHECKING
 
 from redis import Redis
 
@@ -20,8 +21,10 @@ from kobot import defaults, keys
 from kobot.background import BackgroundTask, ensure_consumer_group
 from kobot.job_records import JobEvent, JobEventType, JobKind
 from kobot.store import synced
-from workers.health_schedule import NoticePublisher
 from workers.job_store import JobStore
+
+if TYPE_CHECKING:
+    from workers.health_schedule import NoticePublisher
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,10 @@ while no worker runs.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from bot.autoheal import Autoheal
 from bot.dispatcher import Dispatcher
@@ -26,9 +28,14 @@ from kobot.background import BackgroundTask, every
 from kobot.clock import utcnow
 from workers.backup_schedule import run_due
 from workers.cluster_secrets import ClusterSecrets
-from workers.compliance import schedule as scan_schedule
-from workers.health_schedule import HealthCheckScheduler
 from workers.worker import InProcessWorker, Sweeper
+
+if TYPE_CHECKING:
+    from workers.health_schedule import HealthCheckScheduler
+
+SCHEDULER_MODULES = ("workers.health_schedule", "workers.compliance.schedule")
+"""The health-check and scan schedulers: imported on a thread once serve answers (with the cards and
+result parsers they bring), not on the way to it."""
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +82,9 @@ class Supervisor:
             if runtime.alerts is not None
             else None
         )
-        self.health_checks = (
-            HealthCheckScheduler(
-                redis=runtime.redis,
-                secrets=ClusterSecrets(redis=runtime.redis, secret=runtime.secret),
-                publisher=runtime.alerts,
-                notice_days=runtime.settings.health.cert_notice_days,
-            )
-            if runtime.alerts is not None
-            else None
-        )
+        # built by `start`, a moment after it returns (`_start_schedulers_soon`)
+        self.health_checks: HealthCheckScheduler | None = None
+        self._schedulers_soon: asyncio.Task[None] | None = None
         self.relay = (
             ClusterEventRelay(redis=runtime.redis, alerts=runtime.alerts)
             if runtime.alerts is not None
@@ -100,8 +100,6 @@ class Supervisor:
             await self.relay.start()
         if self.node_watch is not None:
             await self.node_watch.start()
-        if self.health_checks is not None:
-            await self.health_checks.start()
         for adapter in self.runtime.adapters.values():
             await adapter.start(self.dispatcher)
         if self.worker is not None:
@@ -117,6 +115,9 @@ class Supervisor:
                 wait_first=True,
             )
         )
+        self._schedulers_soon = asyncio.create_task(
+            self._start_schedulers_soon(), name="kobot-schedulers-start"
+        )
 
         # at once on start: a run missed while kobot was down starts now (once)
         self._backup_schedules.start(
@@ -127,11 +128,32 @@ class Supervisor:
                 what="backup schedules",
             )
         )
+
+    async def _start_schedulers_soon(self) -> None:
+        """Start the scheduled health checks and scans once serve answers (`kobot serve` listens after
+        `start` returns): their modules load on a thread meanwhile, not on the way to ready."""
+        await asyncio.sleep(defaults.HANDLERS_LOAD_DELAY_SECONDS)
+        try:
+            modules = await asyncio.to_thread(lambda: [importlib.import_module(m) for m in SCHEDULER_MODULES])
+        except Exception:
+            log.exception("loading the health-check and scan schedulers failed; neither runs")
+            return
+        health_schedule, scan_schedule = modules
+        runtime = self.runtime
+        if runtime.alerts is not None:
+            self.health_checks = health_schedule.HealthCheckScheduler(
+                redis=runtime.redis,
+                secrets=ClusterSecrets(redis=runtime.redis, secret=runtime.secret),
+                publisher=runtime.alerts,
+                notice_days=runtime.settings.health.cert_notice_days,
+            )
+            await self.health_checks.start()
+        # at once: a scan missed while kobot was down starts now (once)
         self._scan_schedules.start(
             every(
                 defaults.CIS_SCHEDULER_INTERVAL_SECONDS,
                 lambda: scan_schedule.scheduler_round(
-                    service=self.runtime.jobs, adapters=self.runtime.adapters, now=utcnow()
+                    service=runtime.jobs, adapters=runtime.adapters, now=utcnow()
                 ),
                 log=log,
                 what="scan schedules",
@@ -150,6 +172,10 @@ class Supervisor:
         The worker stops first, so the job it ran ends (cancelled, resumable) and announces it; the
         notifiers then deliver what is left of the event stream while the adapters can still post; the
         adapters go last."""
+        schedulers_soon, self._schedulers_soon = self._schedulers_soon, None
+        if schedulers_soon is not None:
+            schedulers_soon.cancel()
+            await asyncio.gather(schedulers_soon, return_exceptions=True)
         steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
             ("housekeeping", self._housekeeping.stop),
             ("backup schedules", self._backup_schedules.stop),

