@@ -80,6 +80,7 @@ class AlertPipeline:
         self._building = threading.Lock()
         self._service: AlertService | None = None
         self._starting: asyncio.Task[None] | None = None
+        self._stopped = False
 
     @property
     def redis(self) -> AsyncRedis:
@@ -94,6 +95,8 @@ class AlertPipeline:
         """The service, building it now when no one has yet (blocking: call it on a thread)."""
         with self._building:
             if self._service is None:
+                if self._stopped:
+                    raise RuntimeError("the alert pipeline has stopped: kobot is shutting down")
                 self._service = self._build()
             return self._service
 
@@ -126,10 +129,17 @@ class AlertPipeline:
             starting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await starting
+        # A build already on its thread runs on after the cancel: it ends first, and the service it made
+        # (owner of the store's client) is stopped, instead of appearing after the client was closed.
+        await asyncio.to_thread(self._end_building)
         if self._service is not None:
             await self._service.stop()
         else:
             await self.store.redis.aclose()
+
+    def _end_building(self) -> None:
+        with self._building:
+            self._stopped = True
 
     async def handle_click(self, click: ButtonClick) -> AlertClickOutcome:
         return await (await self.service()).handle_click(click)

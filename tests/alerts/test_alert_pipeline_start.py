@@ -3,9 +3,13 @@ what comes first, and a restart must still deliver what the previous process sto
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import types
 from pathlib import Path
 
 import httpx
+import pytest
 from pydantic import SecretStr
 
 from alerts import defaults
@@ -63,3 +67,58 @@ def test_a_pipeline_never_built_stops_cleanly(redis_url: str, data_dir: Path, re
     with serve(app):
         pass
     assert not pipeline.is_built
+
+
+class _Closable:
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class _StandInService:
+    """What the pipeline's stop touches of a built service."""
+
+    def __init__(self) -> None:
+        self.redis = _Closable()
+        self.stopped = False
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.stopped = True
+        await self.redis.aclose()
+
+
+async def test_a_stop_during_the_build_waits_for_it_and_stops_what_it_built() -> None:
+    """The build runs on a thread that a cancel cannot stop: the pipeline's stop waits for it and stops
+    the service it made, and nothing is built after the stop."""
+    building = threading.Event()
+    release = threading.Event()
+    made = _StandInService()
+
+    def build() -> _StandInService:
+        building.set()
+        assert release.wait(timeout=30)
+        return made
+
+    store = types.SimpleNamespace(redis=_Closable())
+    pipeline = AlertPipeline(store=store, build=build, start_delay=0.0)  # type: ignore[arg-type]
+    await pipeline.start()
+    assert await asyncio.to_thread(building.wait, 30)
+    stopping = asyncio.create_task(pipeline.stop())
+    await asyncio.sleep(0.05)
+    assert not stopping.done(), "the stop waits for the build on its thread"
+    release.set()
+    await asyncio.wait_for(stopping, timeout=30)
+    assert made.stopped and made.redis.closed, "the service built during the stop was stopped"
+
+    def never() -> _StandInService:
+        raise AssertionError("built after the stop")
+
+    unbuilt = AlertPipeline(store=types.SimpleNamespace(redis=_Closable()), build=never, start_delay=60.0)  # type: ignore[arg-type]
+    await unbuilt.stop()
+    with pytest.raises(RuntimeError, match="stopped"):
+        await unbuilt.service()
