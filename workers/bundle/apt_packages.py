@@ -27,6 +27,7 @@ from workers.bundle import package_defaults
 from workers.bundle.debian_tools import debian_tool
 from workers.bundle.fetch import rewritten, sha256_of
 from workers.bundle.manifest import BuiltPackage, BundleManifest, PackageSource, package_path
+from workers.bundle.package_names import refuse_unlike_package_names
 
 PACKAGES_DIR = "packages"
 """The apt repository's folder under the bundle's `files/`: the `package_repo_url` clusters use."""
@@ -88,17 +89,9 @@ def source_url(url: str, *, family: str) -> str:
 def _refuse_what_apt_would_read_as_options(manifest: BundleManifest, *, family: str) -> None:
     """The manifest is an operator's file: a package name like `-oAPT::Get::AllowUnauthenticated=true` or a
     newline in a source would undo the verification this module sets up, so such values are refused."""
-    for package in manifest.packages:
-        if package.family != family:
-            continue
-        if not DEBIAN_PACKAGE_NAME.fullmatch(package.name) or (
-            package.version and not DEBIAN_VERSION_PIN.fullmatch(package.version)
-        ):
-            raise StepFailedError(
-                f"the manifest's package {package.name!r} {package.version or ''} is no Debian package name "
-                "and version: plan it again",
-                task="packages",
-            )
+    refuse_unlike_package_names(
+        manifest, family=family, name=DEBIAN_PACKAGE_NAME, version=DEBIAN_VERSION_PIN, kind="Debian"
+    )
     for source in manifest.package_sources:
         if source.family != family:
             continue

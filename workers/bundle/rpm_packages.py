@@ -33,6 +33,7 @@ from workers.bundle.apt_packages import CACHE_DIR, PACKAGES_DIR, SOURCE_FIELD
 from workers.bundle.apt_signing import armored_keys
 from workers.bundle.fetch import sha256_of
 from workers.bundle.manifest import BuiltPackage, BundleManifest, PackageSource, package_path
+from workers.bundle.package_names import refuse_unlike_package_names
 from workers.bundle.plan import RPM_ARCHES
 from workers.bundle.rpm_checks import STRONG_CHECKSUMS, PrivateRpmdb, RepodataEntry, digest_of
 from workers.bundle.rpm_dnf import PrivateDnf
@@ -50,17 +51,9 @@ RPM_VERSION_PIN = re.compile(r"[A-Za-z0-9._+~^*-]+")
 def refuse_what_dnf_would_read_as_options(manifest: BundleManifest, *, family: str) -> None:
     """The manifest is an operator's file: a package named `--setopt=gpgcheck=0` or `*`, or a newline in
     a source's URL, would undo the checks this module sets up or fetch what nobody planned: refused."""
-    for package in manifest.packages:
-        if package.family != family:
-            continue
-        if not RPM_PACKAGE_NAME.fullmatch(package.name) or (
-            package.version and not RPM_VERSION_PIN.fullmatch(package.version)
-        ):
-            raise StepFailedError(
-                f"the manifest's package {package.name!r} {package.version or ''} is no rpm package name "
-                "and version: plan it again",
-                task="packages",
-            )
+    refuse_unlike_package_names(
+        manifest, family=family, name=RPM_PACKAGE_NAME, version=RPM_VERSION_PIN, kind="rpm"
+    )
     for source in manifest.package_sources:
         if source.family != family:
             continue
