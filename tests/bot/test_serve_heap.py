@@ -31,16 +31,22 @@ def unfrozen() -> Iterator[None]:
     gc.unfreeze()
 
 
-async def test_what_serve_loaded_is_frozen_once_handlers_are_attached(
-    redis_url: str, data_dir: Path, unfrozen: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _settings_loading_handlers_at_once(
+    redis_url: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
     monkeypatch.setattr(bot.app, "HANDLERS_LOAD_DELAY_SECONDS", 0.0)
-    settings = Settings(
+    return Settings(
         redis_url=SecretStr(redis_url),
         data_dir=data_dir,
         playbooks_dir=FIXTURE_PLAYBOOKS,
         in_process_worker=False,
     )
+
+
+async def test_what_serve_loaded_is_frozen_once_handlers_are_attached(
+    redis_url: str, data_dir: Path, unfrozen: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _settings_loading_handlers_at_once(redis_url, data_dir, monkeypatch)
     app = create_app(settings, runtime=build_runtime(settings, handlers=False), freeze_heap=True)
     assert gc.get_freeze_count() == 0
     async with app.router.lifespan_context(app):
@@ -57,13 +63,7 @@ async def test_an_app_built_without_freeze_heap_leaves_the_heap_to_the_collector
 ) -> None:
     """Only `kobot serve` freezes: a process that builds apps among other work (a test run) would keep
     whatever garbage it held at that moment forever."""
-    monkeypatch.setattr(bot.app, "HANDLERS_LOAD_DELAY_SECONDS", 0.0)
-    settings = Settings(
-        redis_url=SecretStr(redis_url),
-        data_dir=data_dir,
-        playbooks_dir=FIXTURE_PLAYBOOKS,
-        in_process_worker=False,
-    )
+    settings = _settings_loading_handlers_at_once(redis_url, data_dir, monkeypatch)
     app = create_app(settings, runtime=build_runtime(settings, handlers=False))
     async with app.router.lifespan_context(app):
         deadline = time.monotonic() + FREEZE_WAIT_SECONDS
