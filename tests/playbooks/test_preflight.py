@@ -121,7 +121,9 @@ def test_preflight_names_every_problem_of_a_host_per_host(tmp_path: Path) -> Non
         hosts={"cp-1": "10.233.64.50", "node-1": "192.168.77.21"},
         etcd=["cp-1"],
         preflight_extra_supported_os=[],
+        # on both hosts: either may be the one reported first
         preflight_min_memory_mb_control_plane=10_000_000,
+        preflight_min_memory_mb_node=10_000_000,
     )
 
     result = preflight(tmp_path, hosts_wrong)
