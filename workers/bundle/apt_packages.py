@@ -27,7 +27,7 @@ from workers.bundle import package_defaults
 from workers.bundle.debian_tools import debian_tool
 from workers.bundle.fetch import rewritten, sha256_of
 from workers.bundle.manifest import BuiltPackage, BundleManifest, PackageSource, package_path
-from workers.bundle.package_names import refuse_unlike_package_names
+from workers.bundle.package_names import refuse_unlike_package_names, require_keyring
 
 PACKAGES_DIR = "packages"
 """The apt repository's folder under the bundle's `files/`: the `package_repo_url` clusters use."""
@@ -326,19 +326,7 @@ class PrivateApt:
 
 
 def _check_keyring(source: PackageSource) -> None:
-    if not source.keyring:
-        raise StepFailedError(
-            f"no keyring verifies {source.uri} ({source.family}): kobot never trusts an unsigned index. Get "
-            "the repository's public key, check its fingerprint where its publisher documents it, and plan "
-            f"with --keyring {source.uri.rstrip('/')}=FILE",
-            task="packages",
-        )
-    path = Path(source.keyring)
-    if not path.is_file() or path.stat().st_size == 0:
-        raise StepFailedError(
-            f"the keyring {source.keyring} named for {source.uri} ({source.family}) is missing or empty",
-            task="packages",
-        )
+    require_keyring(source, verified=source.uri, never="trusts an unsigned index")
 
 
 def _drop_changed_downloads(cache: Path, entries: Sequence[IndexEntry]) -> None:

@@ -1,11 +1,12 @@
-"""The check both package fetchers (apt, dnf) make of the manifest's package names and version pins."""
+"""The checks both package fetchers (apt, dnf) make of the manifest: package names, version pins, keyrings."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from kobot.errors import StepFailedError
-from workers.bundle.manifest import BundleManifest
+from workers.bundle.manifest import BundleManifest, PackageSource
 
 
 def refuse_unlike_package_names(
@@ -23,3 +24,21 @@ def refuse_unlike_package_names(
                 "and version: plan it again",
                 task="packages",
             )
+
+
+def require_keyring(source: PackageSource, *, verified: str, never: str) -> None:
+    """`source` names a keyring file that exists and is not empty, else the build stops saying how to get
+    one. `verified`: what the keyring verifies of the source; `never`: what kobot never takes unsigned."""
+    if not source.keyring:
+        raise StepFailedError(
+            f"no keyring verifies {verified} ({source.family}): kobot never {never}. Get the repository's "
+            "public key, check its fingerprint where its publisher documents it, and plan with --keyring "
+            f"{source.uri.rstrip('/')}=FILE",
+            task="packages",
+        )
+    path = Path(source.keyring)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise StepFailedError(
+            f"the keyring {source.keyring} named for {source.uri} ({source.family}) is missing or empty",
+            task="packages",
+        )

@@ -33,7 +33,7 @@ from workers.bundle.apt_packages import CACHE_DIR, PACKAGES_DIR, SOURCE_FIELD
 from workers.bundle.apt_signing import armored_keys
 from workers.bundle.fetch import sha256_of
 from workers.bundle.manifest import BuiltPackage, BundleManifest, PackageSource, package_path
-from workers.bundle.package_names import refuse_unlike_package_names
+from workers.bundle.package_names import refuse_unlike_package_names, require_keyring
 from workers.bundle.plan import RPM_ARCHES
 from workers.bundle.rpm_checks import STRONG_CHECKSUMS, PrivateRpmdb, RepodataEntry, digest_of
 from workers.bundle.rpm_dnf import PrivateDnf
@@ -176,19 +176,7 @@ def _refuse_unsigned(rpmdb: PrivateRpmdb, rpms: Sequence[Path], *, dnf: PrivateD
 
 
 def _check_keyring(source: PackageSource) -> None:
-    if not source.keyring:
-        raise StepFailedError(
-            f"no keyring verifies the packages of {source.uri} ({source.family}): kobot never takes an "
-            "unsigned package. Get the repository's public key, check its fingerprint where its publisher "
-            f"documents it, and plan with --keyring {source.uri.rstrip('/')}=FILE",
-            task="packages",
-        )
-    path = Path(source.keyring)
-    if not path.is_file() or path.stat().st_size == 0:
-        raise StepFailedError(
-            f"the keyring {source.keyring} named for {source.uri} ({source.family}) is missing or empty",
-            task="packages",
-        )
+    require_keyring(source, verified=f"the packages of {source.uri}", never="takes an unsigned package")
 
 
 def _family_keys(sources: Sequence[PackageSource]) -> dict[str, bytes]:
