@@ -34,6 +34,7 @@ from alerts.retention import merge_state
 from alerts.routing import Subscription, route_group
 from kobot.conversations import MessageRef
 from kobot.errors import StoreUnavailableError
+from kobot.redis_clients import async_client
 from kobot.settings_alerts import AlertsSettings, RouteTarget
 
 log = logging.getLogger(__name__)
@@ -168,12 +169,7 @@ class MessageRecord:
 
 def open_alert_store(store_url: str) -> AlertStore:
     """An alert store on its own async client for `store_url` (connecting at its first command)."""
-    redis = AsyncRedis.from_url(
-        store_url,
-        decode_responses=True,
-        socket_timeout=defaults.REDIS_SOCKET_TIMEOUT_SECONDS,
-        socket_connect_timeout=defaults.REDIS_SOCKET_TIMEOUT_SECONDS,
-    )
+    redis = async_client(store_url, timeout=defaults.REDIS_SOCKET_TIMEOUT_SECONDS, decode_responses=True)
     return AlertStore(redis=redis)
 
 

@@ -25,6 +25,7 @@ from redis.typing import EncodableT, FieldT
 
 from kobot import defaults, keys
 from kobot.conversations import Conversation, Identity
+from kobot.redis_clients import async_client
 from kobot.validation import scrub_surrogates
 
 AUDIT_STREAM = keys.AUDIT_STREAM
@@ -179,11 +180,7 @@ class AuditLog:
         if self._store_url is None:
             return None
         if self._loop_client is None or self._loop_client[0] is not loop:
-            client = AsyncRedis.from_url(
-                self._store_url,
-                socket_timeout=defaults.REDIS_SOCKET_TIMEOUT_SECONDS,
-                socket_connect_timeout=defaults.REDIS_SOCKET_TIMEOUT_SECONDS,
-            )
+            client = async_client(self._store_url, timeout=defaults.REDIS_SOCKET_TIMEOUT_SECONDS)
             self._loop_client = (loop, client)
         return self._loop_client[1]
 

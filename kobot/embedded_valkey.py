@@ -24,12 +24,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from redis import Redis
 from redis.exceptions import RedisError
 
 from kobot import defaults
 from kobot.backoff import capped_backoff
 from kobot.errors import StoreUnavailableError
+from kobot.redis_clients import sync_client
 
 log = logging.getLogger(__name__)
 
@@ -243,9 +243,7 @@ def _binary() -> Path:
 
 
 def _answers(url: str) -> bool:
-    client = Redis.from_url(
-        url, socket_connect_timeout=PROBE_TIMEOUT_SECONDS, socket_timeout=PROBE_TIMEOUT_SECONDS
-    )
+    client = sync_client(url, timeout=PROBE_TIMEOUT_SECONDS, connect_timeout=PROBE_TIMEOUT_SECONDS)
     try:
         return bool(client.ping())
     except (RedisError, OSError):
@@ -256,7 +254,7 @@ def _answers(url: str) -> bool:
 
 def _shut_down(url: str) -> None:
     """SHUTDOWN a server this process did not start (it writes its AOF first), and wait until it is gone."""
-    client = Redis.from_url(url, socket_connect_timeout=PROBE_TIMEOUT_SECONDS)
+    client = sync_client(url, connect_timeout=PROBE_TIMEOUT_SECONDS)
     try:
         client.shutdown()
     except (RedisError, OSError):

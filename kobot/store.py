@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from kobot import defaults
 from kobot.embedded_valkey import EmbeddedValkey
 from kobot.errors import SettingsError, StoreUnavailableError
+from kobot.redis_clients import sync_client
 from kobot.settings import MIN_SECRET_KEY_CHARS, Settings, secure_data_dir
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,10 @@ class Store:
 
     def client(self) -> Redis:
         """A new client; RQ needs bytes (decode_responses off), kobot's own code decodes itself."""
-        client = Redis.from_url(
+        client = sync_client(
             self.url,
-            socket_timeout=defaults.REDIS_SOCKET_TIMEOUT_SECONDS,
-            socket_connect_timeout=defaults.REDIS_SOCKET_TIMEOUT_SECONDS,
+            timeout=defaults.REDIS_SOCKET_TIMEOUT_SECONDS,
+            connect_timeout=defaults.REDIS_SOCKET_TIMEOUT_SECONDS,
             encoding_errors=ENCODING_ERRORS,
         )
         self._clients.append(client)
@@ -88,7 +89,7 @@ def _start_embedded(data_dir: Path, *, maxmemory: str) -> Store:
 
 def _wait_until_answering(store: Store) -> None:
     deadline = time.monotonic() + defaults.REDIS_START_TIMEOUT_SECONDS
-    client = Redis.from_url(store.url)
+    client = sync_client(store.url)
     try:
         while True:
             try:

@@ -22,6 +22,7 @@ from rq.timeouts import TimerDeathPenalty
 
 from kobot import keys
 from kobot.backoff import capped_backoff
+from kobot.redis_clients import sync_client
 from kobot.settings import Settings
 from workers import environment
 from workers.cluster_import_ssh import remove_abandoned_attempt_keys
@@ -75,7 +76,7 @@ class Sweeper:
 
     def __init__(self, *, settings: Settings, redis_url: str) -> None:
         self._settings = settings
-        self._redis = Redis.from_url(redis_url)
+        self._redis = sync_client(redis_url)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="kobot-sweeper", daemon=True)
 
@@ -155,7 +156,7 @@ def run_forking_worker(*, settings: Settings, redis_url: str, burst: bool = Fals
     not: it says so in one line, waits for the store with a capped backoff, and starts a new RQ worker
     loop. The job that was running is ended by its lease (failed, resumable) through the sweep. Only a
     stop request (SIGTERM, SIGINT) or a finished burst ends it."""
-    redis = Redis.from_url(redis_url)
+    redis = sync_client(redis_url)
     queue = _prepare(settings, redis)
     sweeper = Sweeper(settings=settings, redis_url=redis_url)
     sweeper.start()
@@ -281,7 +282,7 @@ class InProcessWorker:
 
     def __init__(self, *, settings: Settings, redis_url: str) -> None:
         self._settings = settings
-        self._redis = Redis.from_url(redis_url)
+        self._redis = sync_client(redis_url)
         self._sweeper = Sweeper(settings=settings, redis_url=redis_url)
         queue = _prepare(settings, self._redis, operations=False)
         self._worker = ThreadWorker(

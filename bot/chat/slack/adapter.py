@@ -59,6 +59,7 @@ from kobot.conversations import Conversation, MessageRef
 from kobot.errors import DeliveryError, SettingsError
 from kobot.http_body import read_capped
 from kobot.messages import OutgoingMessage
+from kobot.redis_clients import async_client
 from kobot.settings_slack import SlackSettings
 from kobot.store import ENCODING_ERRORS
 from kobot.validation import has_surrogates
@@ -158,7 +159,7 @@ class SlackAdapter(ChatAdapter):
         self._settings = settings
         # a send may wait out 429s this long, then make the call that is answered
         self.call_budget_seconds = settings.rate_limit_budget_seconds + defaults.API_TIMEOUT_SECONDS
-        self._redis: Redis = Redis.from_url(redis_url, encoding_errors=ENCODING_ERRORS)
+        self._redis: Redis = async_client(redis_url, encoding_errors=ENCODING_ERRORS)
         token = settings.bot_token.get_secret_value()
         self.client = AsyncWebClient(
             token=token,
