@@ -37,7 +37,7 @@ from bot.api_command_models import (
 from bot.api_replies import REST_CONVERSATION, RestReplies
 from bot.approvals import ApprovalRequest, ApprovalStatus
 from bot.dispatcher import CommandOutcome, Dispatcher, Handled
-from bot.runtime import Runtime
+from bot.runtime import Runtime, catalog_loaded
 from commands.grammar import close_matches
 from commands.parsed import ParsedCommand
 from commands.parser import parse
@@ -93,6 +93,7 @@ def commands_router(*, runtime: Runtime, dispatcher: Dispatcher, replies: RestRe
         identity: Annotated[Identity, Depends(caller)],
         body: Annotated[CommandRequest, Body(openapi_examples=REQUEST_EXAMPLES)],
     ) -> JSONResponse:
+        await catalog_loaded()
         try:
             typed = typed_command(body, allow_local_hosts=allow_local) if body.command is not None else None
             text = body.text if body.text is not None else _as_text(body)

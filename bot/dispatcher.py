@@ -25,7 +25,7 @@ from bot.delivery import ChatOut
 from bot.metrics import COMMANDS
 from bot.replies import cannot_do, failed_with_ref, not_understood, notice
 from bot.retry_flow import RetryFlow
-from bot.runtime import Runtime, handler_of
+from bot.runtime import Runtime, catalog_loaded, handler_of
 from commands.context import CommandContext, Reply, SubmitJob
 from commands.job_card import CANCEL_ACTION
 from commands.parsed import ParsedCommand
@@ -119,6 +119,7 @@ class Dispatcher:
         """Parse with the channel's cluster; a command that still names none acts on the person's only
         visible cluster, and says so in a notice first."""
         allow_local = self.runtime.settings.allow_local_hosts
+        await catalog_loaded()
         try:
             return parse(message.text, default_cluster=default_cluster, allow_local_hosts=allow_local)
         except ClusterMissingError:

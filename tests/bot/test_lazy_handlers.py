@@ -19,9 +19,14 @@ HEAVY_FOR_HANDLERS = (
 )
 
 
-def _run(code: str) -> str:
+def _run(code: str, *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", code, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout.strip()
@@ -84,3 +89,41 @@ def test_a_command_waiting_for_the_load_leaves_the_event_loop_free() -> None:
         "asyncio.run(main())"
     )
     assert answer == "True True"
+
+
+def test_the_first_chat_event_loads_the_command_catalog_off_the_event_loop(
+    redis_url: str, data_dir: Path
+) -> None:
+    """Parsing needs every command's definition; the first event after a start imported them on the
+    event loop (about 100 ms every other request waited behind). The import now runs on a thread."""
+    answer = _run(
+        "import asyncio, sys, threading\n"
+        "from importlib.abc import MetaPathFinder\n"
+        "importers = []\n"
+        "class Watch(MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'commands.definitions':\n"
+        "            importers.append(threading.current_thread().name)\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        "from pathlib import Path\n"
+        "from pydantic import SecretStr\n"
+        "from bot.dispatcher import Dispatcher\n"
+        "from bot.runtime import build_runtime\n"
+        "from kobot.conversations import Conversation, Identity, InboundMessage\n"
+        "from kobot.settings import Settings\n"
+        "from tests.bot.recording_adapter import RecordingAdapter\n"
+        "settings = Settings(redis_url=SecretStr(sys.argv[1]), data_dir=Path(sys.argv[2]),\n"
+        "                    in_process_worker=False)\n"
+        "runtime = build_runtime(settings, handlers=False)\n"
+        "recording = runtime.adapters['slack'] = RecordingAdapter('slack')\n"
+        "message = InboundMessage(identity=Identity(platform='slack', user_id='U7', display_name='Olu'),\n"
+        "    conversation=Conversation(platform='slack', conversation_id='C0OPS'), text='whoami')\n"
+        "loaded_before = 'commands.definitions' in sys.modules\n"
+        "asyncio.run(Dispatcher(runtime=runtime).on_message(message))\n"
+        "runtime.close()\n"
+        "print(loaded_before, importers, len(recording.deliveries) > 0)",
+        redis_url,
+        str(data_dir),
+    )
+    assert answer.startswith("False ['"), answer
+    assert "MainThread" not in answer and answer.endswith(" True"), answer
