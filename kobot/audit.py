@@ -93,10 +93,10 @@ class AuditEntry(BaseModel):
 class AuditLog:
     """Appends to and reads the audit stream."""
 
-    def __init__(self, *, redis: Redis, store_url: str | None = None) -> None:
-        """`store_url`: the store `redis` talks to; given, `append` writes on the event loop's own
-        connection (a write and a read on the loop) instead of handing each batch to a thread, whose
-        wake-ups and hand-backs cost more than the write itself."""
+    def __init__(self, *, redis: Redis, store_url: str) -> None:
+        """`redis` writes `record` and reads; `store_url` names the same store for `append`, which writes
+        on the event loop's own connection to it (a write and a read on the loop: handing each batch to a
+        thread and back cost more than the write itself)."""
         self._redis = redis
         self._store_url = store_url
         # `append`'s entries waiting for the writer, and the writer task, of the loop that made them
@@ -133,10 +133,9 @@ class AuditLog:
         result: str,
     ) -> str:
         """`record` for the event loop: the write never blocks the loop (it is awaited on the loop's own
-        connection, or made in a thread without a store URL), and the entries of every coroutine appending
-        meanwhile go in one round trip. Returns once this entry is in the
-        store (its id), so nothing answered before it is written can be lost; a store error is raised to
-        the caller as `record` would."""
+        connection), and the entries of every coroutine appending meanwhile go in one round trip. Returns
+        once this entry is in the store (its id), so nothing answered before it is written can be lost; a
+        store error is raised to the caller as `record` would."""
         fields = _entry_fields(
             who=who, where=where, action=action, cluster=cluster, detail=detail, result=result
         )
@@ -166,8 +165,6 @@ class AuditLog:
 
     async def _write_batch(self, entries: list[dict[FieldT, EncodableT]]) -> list[str]:
         client = self._client_of(asyncio.get_running_loop())
-        if client is None:
-            return await asyncio.to_thread(self._write_all, entries)
         pipe = client.pipeline(transaction=False)
         for fields in entries:
             pipe.xadd(AUDIT_STREAM, fields)
@@ -176,9 +173,7 @@ class AuditLog:
             for entry_id in await pipe.execute()
         ]
 
-    def _client_of(self, loop: asyncio.AbstractEventLoop) -> AsyncRedis | None:
-        if self._store_url is None:
-            return None
+    def _client_of(self, loop: asyncio.AbstractEventLoop) -> AsyncRedis:
         if self._loop_client is None or self._loop_client[0] is not loop:
             client = async_client(self._store_url, timeout=defaults.REDIS_SOCKET_TIMEOUT_SECONDS)
             self._loop_client = (loop, client)
@@ -196,14 +191,6 @@ class AuditLog:
         loop_client, self._loop_client = self._loop_client, None
         if loop_client is not None and loop_client[0] is loop:
             await loop_client[1].aclose()
-
-    def _write_all(self, entries: list[dict[FieldT, EncodableT]]) -> list[str]:
-        pipe = self._redis.pipeline(transaction=False)
-        for fields in entries:
-            pipe.xadd(AUDIT_STREAM, fields)
-        return [
-            entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id) for entry_id in pipe.execute()
-        ]
 
     @staticmethod
     def queue_record(

@@ -56,8 +56,9 @@ def policy(tmp_path: Path, redis: Redis) -> PolicyStore:
 
 
 @pytest.fixture
-def service(redis: Redis, policy: PolicyStore) -> ApprovalService:
-    return ApprovalService(redis=redis, secret=SECRET, policy=policy, audit=AuditLog(redis=redis))
+def service(redis: Redis, redis_url: str, policy: PolicyStore) -> ApprovalService:
+    audit = AuditLog(redis=redis, store_url=redis_url)
+    return ApprovalService(redis=redis, secret=SECRET, policy=policy, audit=audit)
 
 
 def _request(service: ApprovalService, *, required: int = 2, ttl: int = 1800) -> ApprovalRequest:
@@ -184,7 +185,7 @@ def _forged_variants(
     }
 
 
-def test_forged_clicks_are_refused(service: ApprovalService, redis: Redis) -> None:
+def test_forged_clicks_are_refused(service: ApprovalService, redis: Redis, redis_url: str) -> None:
     request = _request(service, required=1)
     other = _request(service, required=1)
     for name, value in _forged_variants(service, request, other).items():
@@ -201,7 +202,7 @@ def test_forged_clicks_are_refused(service: ApprovalService, redis: Redis) -> No
     assert moved.reply == "This approval belongs to another conversation."
     for pending in (request, other):
         assert service.get(request_id=pending.request_id).status is ApprovalStatus.PENDING
-    refusals = AuditLog(redis=redis).query(action="approval.refused", limit=100)
+    refusals = AuditLog(redis=redis, store_url=redis_url).query(action="approval.refused", limit=100)
     assert len(refusals) >= 10
 
 
@@ -288,19 +289,19 @@ def test_plan_hash_binds_the_approval(service: ApprovalService) -> None:
         )
 
 
-def test_decisions_are_audited(service: ApprovalService, redis: Redis) -> None:
+def test_decisions_are_audited(service: ApprovalService, redis: Redis, redis_url: str) -> None:
     request = _request(service, required=1)
     service.decide(click=_click(service, request, BOB))
-    actions = [entry.action for entry in AuditLog(redis=redis).query(cluster="prod-eu")]
+    actions = [entry.action for entry in AuditLog(redis=redis, store_url=redis_url).query(cluster="prod-eu")]
     assert actions == ["approval.approved", "approval.requested"]
 
 
-def test_without_audit_log_the_caller_records(redis: Redis, policy: PolicyStore) -> None:
+def test_without_audit_log_the_caller_records(redis: Redis, redis_url: str, policy: PolicyStore) -> None:
     quiet = ApprovalService(redis=redis, secret=SECRET, policy=policy)
     request = _request(quiet, required=1)
     assert request.id == request.request_id
     assert quiet.decide(click=_click(quiet, request, BOB)).status is ApprovalStatus.APPROVED
-    assert AuditLog(redis=redis).query() == []
+    assert AuditLog(redis=redis, store_url=redis_url).query() == []
 
 
 def test_flow_from_authorization_to_approved_plan(service: ApprovalService, policy: PolicyStore) -> None:

@@ -51,11 +51,11 @@ bindings:
 
 
 @pytest.fixture
-def base_url(tmp_path: Path, redis: Redis) -> Iterator[str]:
+def base_url(tmp_path: Path, redis: Redis, redis_url: str) -> Iterator[str]:
     path = tmp_path / "policy.yaml"
     path.write_text(POLICY)
     policy = PolicyStore(path=path, redis=redis)
-    log = AuditLog(redis=redis)
+    log = AuditLog(redis=redis, store_url=redis_url)
     for cluster, action in (("prod-eu", "command"), ("staging", "command"), ("prod-eu", "approval.approved")):
         log.record(who=ALICE, where=OPS, action=action, cluster=cluster, detail={"text": action}, result="ok")
     app = FastAPI()

@@ -17,7 +17,6 @@ from bot.approvals.models import ApprovalDecision
 from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime
 from commands.job_card import CANCEL_ACTION, render_job
-from kobot.audit import AuditLog
 from kobot.conversations import ButtonClick, Conversation, Identity
 from kobot.job_records import JobRecord, JobState
 from tests.bot.recording_adapter import RecordingAdapter
@@ -85,7 +84,7 @@ async def test_a_click_by_someone_allowed_cancels_and_is_audited(runtime: Runtim
     await Dispatcher(runtime=runtime).on_click(click(button_value(runtime, job)))
     assert state(runtime, job) is JobState.CANCELLED
     assert last(runtime).startswith(f"Cancelling job {job.job_id}")
-    audit = AuditLog(redis=runtime.redis)
+    audit = runtime.audit
     [clicked] = audit.query(action="job.cancel.click")
     assert (clicked.actor, clicked.cluster, clicked.detail["job"]) == ("slack:U9", "dev-1", job.job_id)
     [typed] = audit.query(action="command")
@@ -100,7 +99,7 @@ async def test_a_click_by_someone_not_allowed_is_refused_with_the_policys_reason
         assert last(runtime).startswith("Not allowed: "), last(runtime)
         assert len(last(runtime)) > len("Not allowed: "), "the reason is given"
     assert state(runtime, job) is JobState.QUEUED
-    refused = AuditLog(redis=runtime.redis).query(action="command.refused")
+    refused = runtime.audit.query(action="command.refused")
     assert {e.actor for e in refused} == {"slack:U7", "slack:U5"}
     assert {e.cluster for e in refused} == {"dev-1"}
 
@@ -133,9 +132,9 @@ async def test_forged_payloads_and_buttons_of_another_job_are_refused(runtime: R
         assert last(runtime).startswith("Not cancelled: ") and reason in last(runtime), (value, last(runtime))
     assert state(runtime, job) is JobState.QUEUED
     assert state(runtime, other) is JobState.QUEUED
-    refused = AuditLog(redis=runtime.redis).query(action="job.cancel.refused")
+    refused = runtime.audit.query(action="job.cancel.refused")
     assert len(refused) == len(refusals)
-    assert AuditLog(redis=runtime.redis).query(action="job.cancel.click") == []
+    assert runtime.audit.query(action="job.cancel.click") == []
 
 
 async def test_a_genuine_button_clicked_from_another_conversation_is_refused(runtime: Runtime) -> None:

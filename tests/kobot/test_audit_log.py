@@ -31,8 +31,8 @@ def _seed(log: AuditLog) -> list[str]:
     ]  # fmt: skip
 
 
-def test_record_and_query_newest_first(redis: Redis) -> None:
-    log = AuditLog(redis=redis)
+def test_record_and_query_newest_first(redis: Redis, redis_url: str) -> None:
+    log = AuditLog(redis=redis, store_url=redis_url)
     ids = _seed(log)
     entries = log.query()
     assert [e.id for e in entries] == list(reversed(ids))
@@ -54,14 +54,16 @@ def test_record_and_query_newest_first(redis: Redis) -> None:
         ({"cluster": "nowhere"}, []),
     ],
 )
-def test_query_filters(redis: Redis, filters: dict[str, object], expected_actions: list[str]) -> None:
-    log = AuditLog(redis=redis)
+def test_query_filters(
+    redis: Redis, redis_url: str, filters: dict[str, object], expected_actions: list[str]
+) -> None:
+    log = AuditLog(redis=redis, store_url=redis_url)
     _seed(log)
     assert [e.action for e in log.query(**filters)] == expected_actions  # type: ignore[arg-type]
 
 
-def test_since_excludes_older_entries(redis: Redis) -> None:
-    log = AuditLog(redis=redis)
+def test_since_excludes_older_entries(redis: Redis, redis_url: str) -> None:
+    log = AuditLog(redis=redis, store_url=redis_url)
     log.record(who=ALICE, where=OPS, action="old", cluster="c", detail={}, result="ok")
     time.sleep(0.01)
     boundary = datetime.now(UTC)
@@ -71,8 +73,8 @@ def test_since_excludes_older_entries(redis: Redis) -> None:
     assert [e.action for e in log.query(since=boundary - timedelta(hours=1))] == ["new", "old"]
 
 
-def test_paging_beyond_one_page(redis: Redis) -> None:
-    log = AuditLog(redis=redis)
+def test_paging_beyond_one_page(redis: Redis, redis_url: str) -> None:
+    log = AuditLog(redis=redis, store_url=redis_url)
     for index in range(1200):
         log.record(who=None, where=None, action="tick", cluster="even" if index % 2 == 0 else "odd",
                    detail={"n": index}, result="ok")  # fmt: skip
@@ -84,8 +86,8 @@ def test_paging_beyond_one_page(redis: Redis) -> None:
     assert [item["detail"]["n"] for item in exported] == list(range(0, 1200, 2))
 
 
-def test_export_jsonl_oldest_first_one_object_per_line(redis: Redis) -> None:
-    log = AuditLog(redis=redis)
+def test_export_jsonl_oldest_first_one_object_per_line(redis: Redis, redis_url: str) -> None:
+    log = AuditLog(redis=redis, store_url=redis_url)
     ids = _seed(log)
     lines = list(log.export_jsonl())
     assert all(line.endswith("\n") and line.count("\n") == 1 for line in lines)
@@ -97,8 +99,8 @@ def test_export_jsonl_oldest_first_one_object_per_line(redis: Redis) -> None:
     ]
 
 
-def test_secrets_never_reach_the_stream(redis: Redis) -> None:
-    log = AuditLog(redis=redis)
+def test_secrets_never_reach_the_stream(redis: Redis, redis_url: str) -> None:
+    log = AuditLog(redis=redis, store_url=redis_url)
     log.record(
         who=ALICE,
         where=OPS,
@@ -120,8 +122,8 @@ def test_secrets_never_reach_the_stream(redis: Redis) -> None:
 
 
 def test_entries_survive_a_new_log_object(redis_url: str) -> None:
-    ids = _seed(AuditLog(redis=Redis.from_url(redis_url)))
-    again = AuditLog(redis=Redis.from_url(redis_url))
+    ids = _seed(AuditLog(redis=Redis.from_url(redis_url), store_url=redis_url))
+    again = AuditLog(redis=Redis.from_url(redis_url), store_url=redis_url)
     assert [e.id for e in again.query()] == list(reversed(ids))
 
 
@@ -137,10 +139,10 @@ def test_parse_since() -> None:
         parse_since("yesterday", now=now)
 
 
-def test_lone_surrogates_never_stop_an_entry_from_being_written(redis: Redis) -> None:
+def test_lone_surrogates_never_stop_an_entry_from_being_written(redis: Redis, redis_url: str) -> None:
     """A JSON escape such as \\udfff in a chat payload decodes to a lone surrogate, which UTF-8 cannot
     encode: the entry is still written, with the broken halves dropped."""
-    log = AuditLog(redis=redis)
+    log = AuditLog(redis=redis, store_url=redis_url)
     who = Identity(platform="slack", user_id="U\udfffX", display_name="al\ud83dice")
     log.record(
         who=who,

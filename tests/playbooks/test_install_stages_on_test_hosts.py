@@ -191,7 +191,7 @@ def test_dry_run_create_from_slack_peer_preflight_for_real_every_stage_check_mod
     assert not redis.keys(keys.cluster_record("prod").rsplit(":", 1)[0] + ":*"), "no record, no secret"
     assert ClusterStore(redis).get("prod") is None
     assert not (data_dir / "jobs" / job_id / "admin.conf").exists()
-    [queued] = AuditLog(redis=redis).query(action="job.queued")
+    [queued] = AuditLog(redis=redis, store_url=redis_url).query(action="job.queued")
     assert queued.cluster == "prod" and queued.detail["args"]["dry_run"] is True
     for name in DRY_RUN_HOSTS:
         left = lab.ssh(

@@ -15,8 +15,10 @@ from tests.workers.jobkit import ALICE, HERE, job_service, job_settings, reload,
 from workers.recovery import sweep
 
 
-def _outcomes(redis: Redis, job_id: str) -> list[AuditEntry]:
-    entries = AuditLog(redis=redis).query(action=AuditAction.JOB_OUTCOME.value, limit=1000)
+def _outcomes(redis: Redis, redis_url: str, job_id: str) -> list[AuditEntry]:
+    entries = AuditLog(redis=redis, store_url=redis_url).query(
+        action=AuditAction.JOB_OUTCOME.value, limit=1000
+    )
     return [entry for entry in entries if entry.detail.get("job") == job_id]
 
 
@@ -28,7 +30,7 @@ def test_a_job_the_worker_ends_is_audited_once_with_who_asked_and_where(
     run_queue(service)
 
     assert reload(service, record).state is JobState.FAILED
-    [entry] = _outcomes(redis, record.job_id)
+    [entry] = _outcomes(redis, redis_url, record.job_id)
     assert entry.result == "failed" and entry.cluster == "demo"
     assert entry.actor == ALICE.key and entry.where == HERE.key
     assert entry.detail["kind"] == "test.crash" and entry.detail["attempt"] == 1
@@ -44,7 +46,7 @@ def test_a_cancelled_job_is_audited_and_a_second_finish_is_not(
     # a late finish (a worker that did not see the cancel) changes nothing and writes nothing
     assert not service.finish(reload(service, record), state=JobState.SUCCEEDED, summary="late")
 
-    assert [entry.result for entry in _outcomes(redis, record.job_id)] == ["cancelled"]
+    assert [entry.result for entry in _outcomes(redis, redis_url, record.job_id)] == ["cancelled"]
 
 
 def test_a_job_the_sweep_fails_is_audited(redis_url: str, redis: Redis, data_dir: Path) -> None:
@@ -57,5 +59,5 @@ def test_a_job_the_sweep_fails_is_audited(redis_url: str, redis: Redis, data_dir
 
     assert sweep(service) == [record.job_id]
     assert sweep(service) == []
-    [entry] = _outcomes(redis, record.job_id)
+    [entry] = _outcomes(redis, redis_url, record.job_id)
     assert entry.result == "failed" and "queue entry was lost" in entry.detail["summary"]

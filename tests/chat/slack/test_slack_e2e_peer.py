@@ -263,7 +263,7 @@ async def test_peer_e2e_cancel_button_cancels_for_who_may_and_goes_when_the_job_
     assert cancel_button(progress) is None
     assert not any(block["type"] == "actions" for block in progress.blocks)
 
-    audit = AuditLog(redis=Redis.from_url(redis_url))
+    audit = AuditLog(redis=Redis.from_url(redis_url), store_url=redis_url)
     assert [e.actor for e in audit.query(action="job.cancel.refused")] == ["slack:U0ALICE"]
     assert [e.actor for e in audit.query(action="command.refused")] == ["slack:U0EVE"]
     assert {e.actor for e in audit.query(action="job.cancel.click")} == {"slack:U0ALICE", "slack:U0EVE"}
