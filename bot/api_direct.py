@@ -11,9 +11,16 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from functools import cached_property
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+    websocket_request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -21,6 +28,13 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+FASTAPI_DEFAULT_HANDLERS: dict[Any, Any] = {
+    HTTPException: http_exception_handler,
+    RequestValidationError: request_validation_exception_handler,
+    WebSocketRequestValidationError: websocket_request_validation_exception_handler,
+}
+"""The exception handlers every FastAPI app starts with."""
 
 
 class DirectCallbacksApp(FastAPI):
@@ -35,13 +49,10 @@ class DirectCallbacksApp(FastAPI):
     (a middleware, a body size limit, an exception handler of its own) nothing is answered directly: a
     limit or a check added later can never silently miss the callbacks."""
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self._direct: dict[tuple[str, str], Endpoint] = {}
-        # FastAPI's own handlers; handlers given here or added later take the direct path away
-        self._default_handlers = (
-            frozenset() if options.get("exception_handlers") else frozenset(self.exception_handlers)
-        )
+    @cached_property
+    def _direct(self) -> dict[tuple[str, str], Endpoint]:
+        """(method, path) → the endpoint answering it at the entry."""
+        return {}
 
     @property
     def direct_paths(self) -> frozenset[str]:
@@ -58,7 +69,9 @@ class DirectCallbacksApp(FastAPI):
         return (
             not self.user_middleware
             and getattr(self, "max_body_size", None) is None
-            and self.exception_handlers.keys() <= self._default_handlers
+            # FastAPI's own handlers, each for its own exception: any other, given to the constructor or
+            # added later (a replaced HTTPException handler too), takes the direct path away
+            and self.exception_handlers.items() <= FASTAPI_DEFAULT_HANDLERS.items()
         )
 
     def answer_directly(self, routes: Iterable[BaseRoute]) -> None:

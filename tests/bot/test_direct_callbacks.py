@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ import uvicorn
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.routing import iter_route_contexts
 from pydantic import SecretStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
@@ -69,8 +71,10 @@ class _Failed(Exception):
     pass
 
 
-def _app(passed: _Passed, *, watched: bool = True) -> DirectCallbacksApp:
-    app = DirectCallbacksApp()
+def _app(
+    passed: _Passed, *, watched: bool = True, exception_handlers: dict[Any, Any] | None = None
+) -> DirectCallbacksApp:
+    app = DirectCallbacksApp(exception_handlers=exception_handlers)
     router = APIRouter()
 
     async def callback(request: Request) -> Response:
@@ -142,6 +146,15 @@ async def test_while_the_app_has_a_middleware_a_limit_or_a_handler_of_its_own_no
     limited.max_body_size = 10
     handled = _app(_Passed(), watched=False)
     handled.add_exception_handler(_Failed, lambda request, exc: JSONResponse({"handled": True}))
+    # FastAPI's own HTTPException handler replaced (same exception, another handler): the direct path
+    # answers that exception itself, so it must step aside
+    replaced = _app(_Passed(), watched=False)
+    replaced.add_exception_handler(
+        StarletteHTTPException, lambda request, exc: JSONResponse({}, status_code=418)
+    )
+    given = _app(
+        _Passed(), watched=False, exception_handlers={_Failed: lambda r, e: JSONResponse({"given": True})}
+    )
 
     def client(app: DirectCallbacksApp) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
@@ -152,6 +165,9 @@ async def test_while_the_app_has_a_middleware_a_limit_or_a_handler_of_its_own_no
         assert added.paths == ["/chat/events"], "the added middleware saw the callback"
         assert (await b.post("/chat/events", content=b"x" * 100)).status_code == 413, "the body limit held"
         assert (await c.post("/chat/failing")).json() == {"handled": True}, "the app's own handler answered"
+    async with client(replaced) as d, client(given) as e:
+        assert (await d.post("/chat/raising")).status_code == 418, "the replaced handler answered"
+        assert (await e.post("/chat/failing")).json() == {"given": True}, "the constructor's handler answered"
 
 
 async def test_a_failing_callback_is_answered_500_and_its_exception_reaches_the_server() -> None:
