@@ -31,6 +31,7 @@ from slack_bolt.adapter.starlette.async_handler import to_starlette_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger import get_bolt_app_logger
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
@@ -53,6 +54,7 @@ from bot.chat.slack.render import ACTIONS_BLOCK_ID, render
 from bot.chat.slack.retry import retry_after_seconds, retry_handlers
 from bot.chat.slack.tagged import LOOKUP_REFUSED_ERRORS, find_tagged_message, tag_metadata
 from bot.chat.slack.users import UserDirectory
+from bot.chat.slack.workspace import Workspace, named_workspace
 from bot.runtime import Runtime
 from kobot.chat import Capabilities, ChatAdapter, InboundSink
 from kobot.conversations import Conversation, MessageRef
@@ -192,6 +194,8 @@ class SlackAdapter(ChatAdapter):
         self._sink: InboundSink | None = None
         self._bot_user_id: str | None = None
         self._bot_id: str | None = None
+        self._workspace: Workspace | None = None
+        """Where the bot token belongs (auth.test at start); a request for anywhere else is dropped."""
         # each item: the guard's replay key (None in Socket Mode), the redelivery key (event_id or click;
         # None when the request has none) and the work behind them
         self._queue: asyncio.Queue[_Queued] | None = None
@@ -225,6 +229,7 @@ class SlackAdapter(ChatAdapter):
             ) from None
         self._bot_user_id = str(auth.get("user_id") or "") or None
         self._bot_id = str(auth.get("bot_id") or "") or None
+        self._workspace = Workspace.of_auth_test(auth.data if isinstance(auth.data, dict) else {})
         self._start_workers()
         self._sink = sink
         if self.socket_mode:
@@ -376,6 +381,10 @@ class SlackAdapter(ChatAdapter):
         if self._sink is None:
             return JSONResponse({"error": "not ready"}, status_code=503)
         admitted = admit(body, headers=request.headers)
+        if isinstance(admitted, Admitted) and self._sent_elsewhere(admitted.document):
+            # acked, not answered 4xx: Slack retries a failed event and, past enough failures, turns off
+            # the app's event subscriptions in every workspace, this one too
+            return Response(status_code=200)
         if isinstance(admitted, Admitted) and self._took_event(admitted.document, key=answer.key):
             return Response(status_code=200)
         bolt_request = admitted.bolt_request() if isinstance(admitted, Admitted) else admitted
@@ -484,6 +493,20 @@ class SlackAdapter(ChatAdapter):
             log.warning("slack unreachable: %s", type(exc).__name__)
             raise DeliveryError("Slack could not be reached") from None
 
+    def _sent_elsewhere(self, document: Mapping[str, Any]) -> bool:
+        """A verified request for another workspace the app is installed in (see `workspace`): said in
+        the log and not acted on."""
+        if self._workspace is None or not self._workspace.sent_elsewhere(document):
+            return False
+        team, enterprise = named_workspace(document)
+        log.warning(
+            "slack request for workspace %r (organization %r) dropped: the bot token belongs to %r",
+            team,
+            enterprise,
+            self._workspace.team_id or self._workspace.enterprise_id,
+        )
+        return True
+
     def _took_event(self, document: Mapping[str, Any], *, key: str | None) -> bool:
         """Take a mention or a direct message without Bolt (queue it, or drop kobot's own and what kobot
         does not act on) and say so; False for anything else, which Bolt then answers."""
@@ -518,6 +541,15 @@ class SlackAdapter(ChatAdapter):
     def _register_listeners(self) -> None:
         """Bolt's listeners: every Socket Mode request, and HTTP requests the adapter does not take itself."""
         app = self.app
+
+        @app.middleware
+        async def only_this_workspace(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> Any:
+            # Socket Mode's requests (HTTP ones are checked before Bolt): acked, so Slack does not
+            # deliver them again, and dropped
+            if self._sent_elsewhere(body):
+                return BoltResponse(status=200, body="")
+            await next()
+            return None
 
         @app.event("app_mention")
         async def on_mention(body: dict[str, Any], event: dict[str, Any], context: Mapping[str, Any]) -> None:

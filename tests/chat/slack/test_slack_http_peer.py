@@ -349,3 +349,30 @@ async def test_peer_kobots_own_events_are_dropped_as_bolt_drops_them(
     await eventually(lambda: sink.messages)
     await eventually(lambda: adapter.inbound_in_flight == 0)
     assert [m.text for m in sink.messages] == ["status"]
+
+
+async def test_peer_requests_for_another_workspace_are_acked_and_never_acted_on(
+    http: httpx.AsyncClient, signing_secret: str, sink: RecordingSink, adapter: SlackAdapter, peer: SlackPeer
+) -> None:
+    """The app installed in a second workspace gets that workspace's requests signed with the same
+    secret; kobot's token belongs to the peer's workspace (auth.test), so those are dropped, acked so
+    Slack neither retries them nor counts them as failures."""
+    elsewhere = "T0ELSEWHERE"
+    assert peer.team_id != elsewhere
+    mention = event_callback(mention_event(text="<@U0KOBOT> create cluster x masters=1"), team_id=elsewhere)
+    command = {**slash_command(text="delete cluster prod"), "team_id": elsewhere}
+    ref = await adapter.ask(Conversation(platform="slack", conversation_id="C0OPS"), APPROVAL_REQUEST)
+    approve = peer.messages[(ref.conversation_id, ref.message_id)].blocks[-1]["elements"][0]
+    click = block_actions(action_id=approve["action_id"], value=approve["value"], message_ts=ref.message_id)
+    click["team"] = {"id": elsewhere, "domain": "elsewhere"}
+    assert (await post_json(http, signing_secret, mention)).status_code == 200
+    assert (await post_form(http, signing_secret, form_body(command))).status_code == 200
+    assert (await post_form(http, signing_secret, interactive_body(click))).status_code == 200
+    # then the same from kobot's own workspace, which is acted on
+    assert (
+        await post_json(http, signing_secret, event_callback(mention_event(text="<@U0KOBOT> help")))
+    ).status_code == 200
+    await eventually(lambda: sink.messages)
+    await eventually(lambda: adapter.inbound_in_flight == 0)
+    assert [message.text for message in sink.messages] == ["help"]
+    assert sink.clicks == []

@@ -88,3 +88,18 @@ async def test_peer_socket_reconnects_after_disconnect(
     await peer.push("events_api", event_callback(mention_event(text="<@U0KOBOT> status")))
     await eventually(lambda: sink.messages)
     assert len(peer.requests_to("apps.connections.open")) == 2
+
+
+async def test_peer_socket_requests_for_another_workspace_are_acked_and_never_acted_on(
+    socket_adapter: SlackAdapter, peer: SlackPeer, sink: RecordingSink
+) -> None:
+    elsewhere = "T0ELSEWHERE"
+    ack = await peer.push(
+        "events_api", event_callback(mention_event(text="<@U0KOBOT> list clusters"), team_id=elsewhere)
+    )
+    assert "envelope_id" in ack
+    await peer.push("slash_commands", {**slash_command(text="help"), "team_id": elsewhere})
+    await peer.push("events_api", event_callback(mention_event(text="<@U0KOBOT> whoami")))
+    await eventually(lambda: sink.messages)
+    await eventually(lambda: socket_adapter.inbound_in_flight == 0)
+    assert [message.text for message in sink.messages] == ["whoami"]
