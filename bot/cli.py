@@ -107,7 +107,14 @@ async def _chat(settings: Settings) -> None:
 @app.command()
 def serve() -> None:
     """HTTP app and every configured chat adapter (with an in-process worker unless disabled)."""
+    import gc
     from concurrent.futures import ThreadPoolExecutor
+
+    # Nearly everything the start allocates (modules, classes, models, schemas) lives as long as the
+    # process; the collector's passes over it on the way to ready were wasted (about 60 ms of CPU, in
+    # alternating starts). It collects again once the app is built, with that heap frozen out of its
+    # view (the start's few cycles of garbage stay with it).
+    gc.disable()
 
     from kobot.store import open_store
 
@@ -132,6 +139,8 @@ def serve() -> None:
             store.close()
         typer.echo(f"kobot: {exc.user_message}", err=True)
         raise typer.Exit(code=1) from None
+    gc.freeze()
+    gc.enable()
     # uvicorn's logging set-up keeps a logger's filters
     logging.getLogger(ACCESS_LOGGER).addFilter(QuietAcceptedCallbacks(application.direct_paths))
     uvicorn.run(

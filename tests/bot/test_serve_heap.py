@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +22,7 @@ from bot.runtime import build_runtime
 from kobot.settings import Settings
 from tests.workers.jobkit import FIXTURE_PLAYBOOKS
 
+REPO = Path(__file__).resolve().parents[2]
 FREEZE_WAIT_SECONDS = 30.0
 """Longest the handlers' load may take on a busy machine."""
 
@@ -72,3 +76,32 @@ async def test_an_app_built_without_freeze_heap_leaves_the_heap_to_the_collector
         assert bot.runtime._handlers_loaded.is_set()
         await asyncio.sleep(0.1)  # the load's coroutine has run to its end
         assert gc.get_freeze_count() == 0
+
+
+def test_serve_starts_answering_with_the_collector_on_and_the_start_frozen(tmp_path: Path) -> None:
+    """`kobot serve` turns the collector off for its start: it must be on again by the time uvicorn takes
+    requests, or every cycle of garbage they leave would stay for good; what the start loaded is frozen.
+    Run in a fresh interpreter (uvicorn replaced by a recorder), so this test process's collector is left
+    alone."""
+    probe = (
+        "import gc, sys, uvicorn\n"
+        "def record(app, **options):\n"
+        "    print(gc.isenabled(), gc.get_freeze_count() > 0)\n"
+        "uvicorn.run = record\n"
+        "from bot.cli import main\n"
+        "sys.argv = ['kobot', 'serve']\n"
+        "main()\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KOBOT_")}
+    env = {**clean, "KOBOT_DATA_DIR": str(tmp_path / "data"), "KOBOT_IN_PROCESS_WORKER": "false"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "True True"
