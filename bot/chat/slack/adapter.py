@@ -54,7 +54,7 @@ from bot.chat.slack.render import ACTIONS_BLOCK_ID, render
 from bot.chat.slack.retry import retry_after_seconds, retry_handlers
 from bot.chat.slack.tagged import LOOKUP_REFUSED_ERRORS, find_tagged_message, tag_metadata
 from bot.chat.slack.users import UserDirectory
-from bot.chat.slack.workspace import Workspace, named_workspace
+from bot.chat.slack.workspace import Workspace, describe_workspace
 from bot.runtime import Runtime
 from kobot.chat import Capabilities, ChatAdapter, InboundSink
 from kobot.conversations import Conversation, MessageRef
@@ -196,6 +196,7 @@ class SlackAdapter(ChatAdapter):
         self._bot_id: str | None = None
         self._workspace: Workspace | None = None
         """Where the bot token belongs (auth.test at start); a request for anywhere else is dropped."""
+        self._elsewhere_said: set[str] = set()
         # each item: the guard's replay key (None in Socket Mode), the redelivery key (event_id or click;
         # None when the request has none) and the work behind them
         self._queue: asyncio.Queue[_Queued] | None = None
@@ -230,6 +231,8 @@ class SlackAdapter(ChatAdapter):
         self._bot_user_id = str(auth.get("user_id") or "") or None
         self._bot_id = str(auth.get("bot_id") or "") or None
         self._workspace = Workspace.of_auth_test(auth.data if isinstance(auth.data, dict) else {})
+        if self._workspace.team_id is None and self._workspace.enterprise_id is None:
+            log.warning("slack auth.test named no workspace: requests are not checked against one")
         self._start_workers()
         self._sink = sink
         if self.socket_mode:
@@ -494,17 +497,18 @@ class SlackAdapter(ChatAdapter):
             raise DeliveryError("Slack could not be reached") from None
 
     def _sent_elsewhere(self, document: Mapping[str, Any]) -> bool:
-        """A verified request for another workspace the app is installed in (see `workspace`): said in
-        the log and not acted on."""
+        """A verified request for another workspace the app is installed in (see `workspace`): not acted
+        on, and said in the log once per workspace (a busy one would fill it)."""
         if self._workspace is None or not self._workspace.sent_elsewhere(document):
             return False
-        team, enterprise = named_workspace(document)
-        log.warning(
-            "slack request for workspace %r (organization %r) dropped: the bot token belongs to %r",
-            team,
-            enterprise,
-            self._workspace.team_id or self._workspace.enterprise_id,
-        )
+        where = describe_workspace(document)
+        if where not in self._elsewhere_said and len(self._elsewhere_said) < defaults.ELSEWHERE_SAID_MAX:
+            self._elsewhere_said.add(where)
+            log.warning(
+                "slack requests for %s are dropped: the bot token belongs to %r (said once)",
+                where,
+                self._workspace.team_id or self._workspace.enterprise_id,
+            )
         return True
 
     def _took_event(self, document: Mapping[str, Any], *, key: str | None) -> bool:

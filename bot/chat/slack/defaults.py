@@ -129,3 +129,6 @@ TAG_LOOKUP_PAGE_SIZE = 100
 
 TAG_LOOKUP_PAGES = 3
 """Pages read looking for a tagged post; the search starts shortly before the post began, so few suffice."""
+
+ELSEWHERE_SAID_MAX = 100
+"""Other workspaces whose dropped requests are each said once in the log; past that, none are."""

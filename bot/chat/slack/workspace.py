@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from slack_bolt.request.internals import extract_enterprise_id, extract_team_id
+
 
 @dataclass(frozen=True)
 class Workspace:
@@ -32,9 +34,12 @@ class Workspace:
         )
 
     def sent_elsewhere(self, document: Mapping[str, Any]) -> bool:
-        """Whether a payload names a workspace (or organization) other than this one. A payload naming
-        none (Slack's URL check) is not refused for it."""
-        team, enterprise = named_workspace(document)
+        """Whether a payload names a workspace (or organization) other than this one, or names one in a
+        shape that cannot be read. A payload naming none (Slack's URL check) is not refused for it."""
+        try:
+            team, enterprise = named_workspace(document)
+        except UNREADABLE:
+            return True
         if team is None and enterprise is None:
             return False
         if self.organization_wide and self.enterprise_id is not None:
@@ -44,20 +49,25 @@ class Workspace:
         return team != self.team_id
 
 
+UNREADABLE = (TypeError, AttributeError, KeyError, IndexError)
+"""What reading the ids raises on a shape Slack never sends (Bolt's readers assume Slack's shapes)."""
+
+
+def describe_workspace(document: Mapping[str, Any]) -> str:
+    """The workspace a payload names, for the log."""
+    try:
+        team, enterprise = named_workspace(document)
+    except UNREADABLE:
+        return "an unreadable workspace"
+    return f"workspace {team!r} (organization {enterprise!r})"
+
+
 def named_workspace(document: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """The team id and enterprise id a payload was sent for: top-level ids in events and slash commands,
-    `team` and `enterprise` objects in interactions."""
-    return _id_of(document, "team"), _id_of(document, "enterprise")
-
-
-def _id_of(document: Mapping[str, Any], name: str) -> str | None:
-    named = _text(document.get(f"{name}_id"))
-    if named is not None:
-        return named
-    value = document.get(name)
-    if isinstance(value, Mapping):
-        return _text(value.get("id"))
-    return None
+    """The team id and enterprise id of the installation a payload was sent to, read as Bolt reads them
+    to find an installation: an event's `authorizations[0]` before its top-level ids, which in a Slack
+    Connect channel name the workspace that made the channel, not the one receiving the event."""
+    payload = dict(document)
+    return _text(extract_team_id(payload)), _text(extract_enterprise_id(payload))
 
 
 def _text(value: Any) -> str | None:

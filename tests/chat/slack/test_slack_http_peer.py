@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from redis import Redis
 
 from bot.chat.slack.adapter import SlackAdapter
@@ -352,7 +353,12 @@ async def test_peer_kobots_own_events_are_dropped_as_bolt_drops_them(
 
 
 async def test_peer_requests_for_another_workspace_are_acked_and_never_acted_on(
-    http: httpx.AsyncClient, signing_secret: str, sink: RecordingSink, adapter: SlackAdapter, peer: SlackPeer
+    http: httpx.AsyncClient,
+    signing_secret: str,
+    sink: RecordingSink,
+    adapter: SlackAdapter,
+    peer: SlackPeer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The app installed in a second workspace gets that workspace's requests signed with the same
     secret; kobot's token belongs to the peer's workspace (auth.test), so those are dropped, acked so
@@ -376,3 +382,6 @@ async def test_peer_requests_for_another_workspace_are_acked_and_never_acted_on(
     await eventually(lambda: adapter.inbound_in_flight == 0)
     assert [message.text for message in sink.messages] == ["help"]
     assert sink.clicks == []
+    # said once for that workspace, not once per request
+    said = [r for r in caplog.records if r.levelname == "WARNING" and elsewhere in r.getMessage()]
+    assert len(said) == 1, [r.getMessage() for r in said]

@@ -21,6 +21,21 @@ CLICK_T1: dict[str, Any] = {"type": "block_actions", "team": {"id": "T1"}, "ente
 CLICK_T2: dict[str, Any] = {"type": "block_actions", "team": {"id": "T2"}, "enterprise": {"id": "E1"}}
 SLASH_T2: dict[str, Any] = {"command": "/kobot", "team_id": "T2"}
 URL_CHECK: dict[str, Any] = {"type": "url_verification", "challenge": "c"}
+# Slack Connect: the top-level team_id names the workspace that made the channel; authorizations name
+# the installation the event was sent to
+SHARED_CHANNEL_FOR_T1: dict[str, Any] = {
+    "type": "event_callback",
+    "team_id": "T9",
+    "authorizations": [{"team_id": "T1", "enterprise_id": None, "is_bot": True}],
+    "event": {},
+}
+SHARED_CHANNEL_FOR_T2: dict[str, Any] = {
+    "type": "event_callback",
+    "team_id": "T1",
+    "authorizations": [{"team_id": "T2", "enterprise_id": None, "is_bot": True}],
+    "event": {},
+}
+UNREADABLE: dict[str, Any] = {"type": "event_callback", "authorizations": [{"team": 5}], "event": {}}
 
 
 @pytest.mark.parametrize(
@@ -32,6 +47,9 @@ URL_CHECK: dict[str, Any] = {"type": "url_verification", "challenge": "c"}
         (ONE_WORKSPACE, CLICK_T2, True),
         (ONE_WORKSPACE, SLASH_T2, True),
         (ONE_WORKSPACE, URL_CHECK, False),
+        (ONE_WORKSPACE, SHARED_CHANNEL_FOR_T1, False),
+        (ONE_WORKSPACE, SHARED_CHANNEL_FOR_T2, True),
+        (ONE_WORKSPACE, UNREADABLE, True),
         # installed in one workspace of a grid: another workspace of the same organization is elsewhere
         (IN_A_GRID, EVENT_T2_E1, True),
         # installed across the organization: any of its workspaces, none of another organization's
