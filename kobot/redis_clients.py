@@ -11,8 +11,10 @@ from redis import Redis, __version__
 from redis.asyncio import Redis as AsyncRedis
 from redis.driver_info import DriverInfo
 
-DRIVER_INFO = DriverInfo(lib_version=__version__)
-"""What every kobot connection says it is: redis-py, at the version imported."""
+def driver_info() -> DriverInfo:
+    """What a kobot client's connections say they are: redis-py, at the version imported. One per client:
+    redis-py's `add_upstream_driver` changes it in place."""
+    return DriverInfo(lib_version=__version__)
 
 
 def sync_client(
@@ -28,7 +30,7 @@ def sync_client(
         socket_timeout=timeout,
         socket_connect_timeout=connect_timeout,
         encoding_errors=encoding_errors,
-        driver_info=DRIVER_INFO,
+        driver_info=driver_info(),
     )
 
 
@@ -47,5 +49,5 @@ def async_client(
         socket_connect_timeout=timeout,
         decode_responses=decode_responses,
         encoding_errors=encoding_errors,
-        driver_info=DRIVER_INFO,
+        driver_info=driver_info(),
     )
