@@ -26,7 +26,7 @@ from alerts.subscriptions import ClusterEvent, notify_targets
 from bot.approval_flow import ApprovalFlow
 from bot.approvals import ApprovalStatus
 from bot.command_runs import CommandRuns
-from bot.runtime import Runtime
+from bot.runtime import Runtime, catalog_loaded
 from commands.parser import parse
 from kobot.access import AuthDecision
 from kobot.autoheal import AutohealAction, AutohealSetting, AutohealStore
@@ -177,6 +177,7 @@ class Autoheal:
         rt = self._runtime
         cluster = record.name
         text = f"replace node {node} on {cluster}"
+        await catalog_loaded()
         parsed = parse(text, allow_local_hosts=rt.settings.allow_local_hosts)
         needed, approver = rt.policy.policy.approval_rule(
             permission=AUTOHEAL_PERMISSION, command_id=REPLACE_COMMAND, risk=Risk.RISKY, cluster=cluster
