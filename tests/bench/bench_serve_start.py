@@ -66,11 +66,11 @@ def run() -> dict[str, float]:
     }
 
 
-def _write_bytecode() -> None:
+def _write_bytecode(root: Path = REPO, packages: tuple[str, ...] = PACKAGES) -> None:
     """kobot's packages compiled as installing them would (`compileall` writes whatever the interpreter's
     PYTHONDONTWRITEBYTECODE says; an unchanged module is skipped)."""
-    for package in PACKAGES:
-        compileall.compile_dir(REPO / package, quiet=1)
+    for package in packages:
+        compileall.compile_dir(root / package, quiet=1)
 
 
 def _median_start(command: Callable[[int], list[str]]) -> tuple[float, float, float]:
