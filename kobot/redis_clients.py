@@ -11,6 +11,7 @@ from redis import Redis, __version__
 from redis.asyncio import Redis as AsyncRedis
 from redis.driver_info import DriverInfo
 
+
 def driver_info() -> DriverInfo:
     """What a kobot client's connections say they are: redis-py, at the version imported. One per client:
     redis-py's `add_upstream_driver` changes it in place."""
