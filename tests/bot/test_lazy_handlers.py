@@ -5,13 +5,11 @@ them itself. Each case runs in a fresh interpreter, since this test process has 
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 import commands.handlers
+from tests.support.fresh_python import run_fresh
 
-REPO = Path(__file__).resolve().parents[2]
 HEAVY_FOR_HANDLERS = (
     "commands.handlers.cluster_create",
     "commands.handlers.repository",
@@ -19,28 +17,15 @@ HEAVY_FOR_HANDLERS = (
 )
 
 
-def _run(code: str, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout.strip()
-
-
 def test_importing_the_app_attaches_no_handler() -> None:
-    loaded = _run(
+    loaded = run_fresh(
         f"import sys, bot.app\nprint(sorted(m for m in {HEAVY_FOR_HANDLERS!r} if m in sys.modules))"
     )
     assert loaded == "[]"
 
 
 def test_a_command_arriving_before_the_handlers_loads_them_itself() -> None:
-    answer = _run(
+    answer = run_fresh(
         "import asyncio\n"
         "from commands.catalog import load_commands\n"
         "from bot.runtime import handler_of\n"
@@ -70,7 +55,7 @@ def test_every_module_that_attaches_handlers_is_loaded() -> None:
 
 def test_a_command_waiting_for_the_load_leaves_the_event_loop_free() -> None:
     # the load imports most of kobot; on the loop it would stall every ack and /healthz meanwhile
-    answer = _run(
+    answer = run_fresh(
         "import asyncio\n"
         "from commands.catalog import load_commands\n"
         "from bot.runtime import handler_of\n"
@@ -96,7 +81,7 @@ def test_the_first_chat_event_loads_the_command_catalog_off_the_event_loop(
 ) -> None:
     """Parsing needs every command's definition; the first event after a start imported them on the
     event loop (about 100 ms every other request waited behind). The import now runs on a thread."""
-    answer = _run(
+    answer = run_fresh(
         "import asyncio, sys, threading\n"
         "from importlib.abc import MetaPathFinder\n"
         "importers = []\n"

@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.support.fresh_python import run_fresh
 from tests.workers.jobkit import FIXTURE_PLAYBOOKS
-
-REPO = Path(__file__).resolve().parents[2]
 
 AS_SERVE_BUILDS_IT = """
 import json
@@ -50,17 +47,7 @@ def test_the_app_registers_no_operation_until_a_job_needs_one(redis_url: str, da
             "KOBOT_LOG_LEVEL": "WARNING",
         }
     )
-    done = subprocess.run(
-        [sys.executable, "-c", AS_SERVE_BUILDS_IT],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = json.loads(run_fresh(AS_SERVE_BUILDS_IT, env=env).splitlines()[-1])
     assert seen["worker"], "the in-process worker was not built: the case proves nothing about it"
     assert seen["before"] == []
     assert seen["step"]

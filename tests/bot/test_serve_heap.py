@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +18,9 @@ import bot.runtime
 from bot.app import create_app
 from bot.runtime import build_runtime
 from kobot.settings import Settings
+from tests.support.fresh_python import run_fresh
 from tests.workers.jobkit import FIXTURE_PLAYBOOKS
 
-REPO = Path(__file__).resolve().parents[2]
 FREEZE_WAIT_SECONDS = 30.0
 """Longest the handlers' load may take on a busy machine."""
 
@@ -94,14 +92,4 @@ def test_serve_starts_answering_with_the_collector_on_and_the_start_frozen(tmp_p
     )
     clean = {k: v for k, v in os.environ.items() if not k.startswith("KOBOT_")}
     env = {**clean, "KOBOT_DATA_DIR": str(tmp_path / "data"), "KOBOT_IN_PROCESS_WORKER": "false"}
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip() == "True True"
+    assert run_fresh(probe, env=env) == "True True"
