@@ -1,6 +1,7 @@
-"""`kobot`: chat (terminal), serve (HTTP + chat adapters), worker (forking RQ worker), parse TEXT.
+"""`kobot`'s command line: chat (terminal), serve (HTTP + chat adapters), worker (forking RQ worker),
+parse TEXT, the offline bundle and cluster import. `bot.process.main` is the command itself.
 
-The only place that exits the process.
+Its commands are where a process exits (besides `bot.process` and `bot.serve`).
 """
 
 from __future__ import annotations
@@ -8,15 +9,14 @@ from __future__ import annotations
 import asyncio
 import getpass
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kobot import defaults
-from kobot.errors import CommandError, KobotError, SettingsError
+from bot.process import main, settings_or_exit
+from kobot.errors import CommandError, KobotError
 from kobot.settings import Settings
 
 if TYPE_CHECKING:  # the commands below import what they run when they run: `kobot --help` stays fast
@@ -25,7 +25,6 @@ if TYPE_CHECKING:  # the commands below import what they run when they run: `kob
     from bot.runtime import Runtime
     from kobot.clusters import ClusterRecord
     from kobot.conversations import Conversation, Identity
-    from kobot.store import Store
     from workers.bundle.apt_signing import RepositorySigner
 
 app = typer.Typer(
@@ -34,26 +33,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="kobot: run Kubernetes clusters from chat.",
 )
-
-
-def _settings(*, log_to_file: bool = False) -> Settings:
-    from kobot.settings import load_settings
-
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        typer.echo(f"kobot: {exc.user_message}", err=True)
-        raise typer.Exit(code=2) from None
-    log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    if log_to_file:
-        # The terminal is the chat: logs go to a file so they do not interleave with replies.
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        logging.basicConfig(
-            level=settings.log_level, format=log_format, filename=settings.data_dir / "kobot.log"
-        )
-    else:
-        logging.basicConfig(level=settings.log_level, format=log_format, stream=sys.stderr)
-    return settings
 
 
 @app.command()
@@ -74,7 +53,7 @@ def parse(text: str) -> None:
 @app.command()
 def chat() -> None:
     """Terminal chat on the embedded default: commands from stdin, progress printed live."""
-    settings = _settings(log_to_file=True)
+    settings = settings_or_exit(log_to_file=True)
     try:
         asyncio.run(_chat(settings))
     except KobotError as exc:
@@ -107,51 +86,9 @@ async def _chat(settings: Settings) -> None:
 @app.command()
 def serve() -> None:
     """HTTP app and every configured chat adapter (with an in-process worker unless disabled)."""
-    import gc
-    from concurrent.futures import ThreadPoolExecutor
+    from bot.serve import serve as serve_http
 
-    # Nearly everything the start allocates (modules, classes, models, schemas) lives as long as the
-    # process; the collector's passes over it on the way to ready were wasted (about 60 ms of CPU, in
-    # alternating starts). It collects again once the app is built, with that heap frozen out of its
-    # view (the start's few cycles of garbage stay with it).
-    gc.disable()
-
-    from kobot.store import open_store
-
-    settings = _settings()
-    # The embedded Valkey boots (a process of its own, ~0.1 s) while this one imports the app.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kobot-store-open") as opening:
-        store_opened = opening.submit(open_store, settings)
-        import uvicorn
-
-        from bot.api_direct import ACCESS_LOGGER, QuietAcceptedCallbacks
-        from bot.app import create_app
-        from bot.runtime import build_runtime
-    store: Store | None = None
-    try:
-        store = store_opened.result()
-        # handlers are attached once serve answers (create_app's lifespan), not before
-        application = create_app(
-            settings, runtime=build_runtime(settings, store=store, handlers=False), freeze_heap=True
-        )
-    except KobotError as exc:
-        if store is not None:
-            store.close()
-        typer.echo(f"kobot: {exc.user_message}", err=True)
-        raise typer.Exit(code=1) from None
-    gc.freeze()
-    gc.enable()
-    # uvicorn's logging set-up keeps a logger's filters
-    logging.getLogger(ACCESS_LOGGER).addFilter(QuietAcceptedCallbacks(application.direct_paths))
-    uvicorn.run(
-        application,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_level=settings.log_level.lower(),
-        # kobot serves no WebSocket route (DingTalk's stream is a client); "auto" imports a WebSocket
-        # implementation at every start for nothing
-        ws="none",
-    )
+    serve_http()
 
 
 @app.command()
@@ -160,7 +97,7 @@ def worker(burst: bool = typer.Option(False, help="Exit when the queue is empty.
     from kobot.store import open_store
     from workers.worker import run_forking_worker
 
-    settings = _settings()
+    settings = settings_or_exit()
     store = open_store(settings)
     try:
         run_forking_worker(settings=settings, redis_url=store.url, burst=burst)
@@ -256,7 +193,7 @@ def _repository_signer() -> RepositorySigner:
     from workers.bundle.apt_signing import RepositorySigner, repository_signing_key
     from workers.cluster_secrets import ClusterSecrets
 
-    settings = _settings()
+    settings = settings_or_exit()
     store = open_store(settings)
     try:
         secrets = ClusterSecrets(redis=store.client(), secret=secret_key(settings))
@@ -384,7 +321,7 @@ def _as_admin(act: Callable[[Runtime, Identity, Conversation], ClusterRecord]) -
     from bot.runtime import build_runtime
     from kobot.conversations import Conversation, Identity
 
-    settings = _settings()
+    settings = settings_or_exit()
     user = getpass.getuser()
     try:
         runtime = build_runtime(settings)
@@ -402,28 +339,6 @@ def _as_admin(act: Callable[[Runtime, Identity, Conversation], ClusterRecord]) -
     except _Unreadable as exc:
         typer.echo(f"kobot: {exc}", err=True)
         raise typer.Exit(code=2) from None
-
-
-def _without_httpx_cli() -> None:
-    """httpx loads its own command-line client (rich, pygments: about 0.1 s of every start) whenever its
-    dependencies are installed, which they are for `kobot chat`; kobot never runs that client. A None entry
-    is how Python marks a module absent: httpx then defines its stub `main` instead."""
-    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-
-
-def _without_pydantic_v1() -> None:
-    """FastAPI imports pydantic's v1 compatibility layer (about 50 ms of `kobot serve`'s start) only to
-    refuse v1 models, and kobot has none; marked absent, FastAPI takes its no-v1 branch."""
-    sys.modules.setdefault("pydantic.v1", None)  # type: ignore[arg-type]
-
-
-def main() -> None:
-    # Job dirs, runner artifacts, Terraform workspaces and backups are written long after start, by
-    # kobot and by the processes it starts; a private umask keeps them all owner-only (0600/0700).
-    os.umask(defaults.PROCESS_UMASK)
-    _without_httpx_cli()
-    _without_pydantic_v1()
-    app()
 
 
 if __name__ == "__main__":

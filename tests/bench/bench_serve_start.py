@@ -54,7 +54,7 @@ FLOOR_SERVER = (
 
 def run() -> dict[str, float]:
     _write_bytecode()
-    kobot = _median_start(lambda port: [sys.executable, "-m", "bot.cli", "serve"])
+    kobot = _median_start(lambda port: [sys.executable, "-m", "bot", "serve"])
     floor = _median_start(lambda port: [sys.executable, "-c", FLOOR_SERVER, str(port)])
     return {
         "kobot serve time to ready s": kobot[0],

@@ -250,7 +250,7 @@ def _kobot(
             log = (tmp / f"kobot-{processes}-{index}.log").open("ab")
             started.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "bot.cli", "serve"], cwd=REPO, env=env, stdout=log, stderr=log
+                    [sys.executable, "-m", "bot", "serve"], cwd=REPO, env=env, stdout=log, stderr=log
                 )
             )
             log.close()

@@ -86,7 +86,7 @@ def test_serve_starts_answering_with_the_collector_on_and_the_start_frozen(tmp_p
         "def record(app, **options):\n"
         "    print(gc.isenabled(), gc.get_freeze_count() > 0)\n"
         "uvicorn.run = record\n"
-        "from bot.cli import main\n"
+        "from bot.process import main\n"
         "sys.argv = ['kobot', 'serve']\n"
         "main()\n"
     )

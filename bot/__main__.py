@@ -1,0 +1,5 @@
+"""`python -m bot`: the `kobot` command."""
+
+from bot.process import main
+
+main()
