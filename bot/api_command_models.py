@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bot.dispatcher import Handled
+from bot.command_outcome import Handled
 from kobot import defaults
 
 

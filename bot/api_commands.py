@@ -36,11 +36,10 @@ from bot.api_command_models import (
 )
 from bot.api_replies import REST_CONVERSATION, RestReplies
 from bot.approvals import ApprovalRequest, ApprovalStatus
-from bot.dispatcher import CommandOutcome, Dispatcher, Handled
+from bot.command_outcome import CommandOutcome, Handled
+from bot.dispatcher_soon import DispatcherSoon
 from bot.runtime import Runtime, catalog_loaded
-from commands.grammar import close_matches
 from commands.parsed import ParsedCommand
-from commands.parser import parse
 from commands.registry import COMMANDS
 from kobot import validation
 from kobot.automation_values import ALLOW_LOCAL_HOSTS
@@ -77,7 +76,7 @@ ERROR_STATUS: tuple[tuple[type[KobotError], int], ...] = (
 """The HTTP status of an expected error, first match wins; any other expected error is a 422."""
 
 
-def commands_router(*, runtime: Runtime, dispatcher: Dispatcher, replies: RestReplies) -> APIRouter:
+def commands_router(*, runtime: Runtime, dispatching: DispatcherSoon, replies: RestReplies) -> APIRouter:
     """The route of REST commands; `replies` must be the `api` adapter the dispatcher sends to."""
     router = APIRouter()
     caller = bearer_identity(runtime.policy)
@@ -94,6 +93,8 @@ def commands_router(*, runtime: Runtime, dispatcher: Dispatcher, replies: RestRe
         body: Annotated[CommandRequest, Body(openapi_examples=REQUEST_EXAMPLES)],
     ) -> JSONResponse:
         await catalog_loaded()
+        # built first: with it come the parser and the grammar this route uses (`_pre_parse`)
+        dispatcher = await dispatching.dispatcher()
         try:
             typed = typed_command(body, allow_local_hosts=allow_local) if body.command is not None else None
             text = body.text if body.text is not None else _as_text(body)
@@ -140,6 +141,8 @@ def commands_router(*, runtime: Runtime, dispatcher: Dispatcher, replies: RestRe
 
 def typed_command(body: CommandRequest, *, allow_local_hosts: bool) -> ParsedCommand:
     """A typed body as the parser would have understood the same command typed in chat."""
+    from commands.grammar import close_matches  # imported with the dispatcher, as `_pre_parse`'s parser
+
     command_id = body.command or ""
     spec = COMMANDS.get(command_id)
     if spec is None:
@@ -190,6 +193,9 @@ def _word(value: Any) -> str:
 def _pre_parse(text: str, *, allow_local_hosts: bool) -> ParsedCommand | None:
     """What the text names, when it parses on its own; the dispatcher parses it again (and answers any
     error, with the caller's sole cluster when it names none)."""
+    # imported with the dispatcher, which `run_command` awaits first (`bot.dispatcher_soon`)
+    from commands.parser import parse
+
     try:
         return parse(text, allow_local_hosts=allow_local_hosts)
     except CommandError:

@@ -13,7 +13,6 @@ from fastapi import FastAPI
 
 from alerts.exposure import check_webhook_exposure
 from alerts.receiver import build_router
-from alerts.runbooks import check_templates
 from alerts.store import open_alert_store
 from bot.api import api_router
 from bot.api_audit import audit_router
@@ -80,7 +79,7 @@ def create_app(
     app.state.runtime = runtime
     app.state.supervisor = supervisor
     app.include_router(api_router(runtime))
-    app.include_router(commands_router(runtime=runtime, dispatcher=supervisor.dispatcher, replies=rest))
+    app.include_router(commands_router(runtime=runtime, dispatching=supervisor.dispatching, replies=rest))
     app.include_router(audit_router(audit=runtime.audit, policy=runtime.policy))
     app.include_router(clusters_router(runtime))
     for adapter in runtime.adapters.values():
@@ -98,7 +97,11 @@ def _alert_pipeline(runtime: Runtime) -> AlertPipeline:
     the network or a runbook that would break glass still stops the start."""
     settings = runtime.settings
     check_webhook_exposure(settings.alerts, http_host=settings.http_host)
-    check_templates(settings.alerts.runbook_commands)
+    if settings.alerts.runbook_commands:
+        # checked with the command parser, which only they need imported this early (about 20 ms)
+        from alerts.runbooks import check_templates
+
+        check_templates(settings.alerts.runbook_commands)
     store = open_alert_store(runtime.store.url)
 
     def build() -> AlertService:

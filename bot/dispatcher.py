@@ -14,12 +14,10 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable
-from dataclasses import dataclass
-from enum import Enum
 
 from bot.approval_flow import ApprovalFlow
-from bot.approvals import ApprovalRequest
 from bot.cancel_flow import CancelFlow
+from bot.command_outcome import CommandOutcome, Handled
 from bot.command_runs import RETRY_COMMAND, CommandRuns
 from bot.delivery import ChatOut
 from bot.metrics import COMMANDS
@@ -41,31 +39,6 @@ log = logging.getLogger(__name__)
 
 SHOW_CLUSTER_COMMAND = "cluster.show"
 """A cluster a person may `show` is one they can see (for acting on the only one when none is named)."""
-
-
-class Handled(str, Enum):
-    """What became of one command message, for callers that answer it elsewhere than in chat (REST)."""
-
-    ANSWERED = "answered"
-    QUEUED = "queued"
-    AWAITING_APPROVAL = "awaiting_approval"
-    NOT_UNDERSTOOD = "not_understood"
-    REFUSED = "refused"
-    CANNOT_DO = "cannot_do"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class CommandOutcome:
-    """The end of one command message: the job it queued, the approval it asked for, or why it did not
-    run (`error` is chat-safe; `ref` names an unexpected failure in the log). The replies themselves went
-    to the conversation's adapter, as for every message."""
-
-    handled: Handled
-    job_id: str | None = None
-    approval: ApprovalRequest | None = None
-    error: KobotError | None = None
-    ref: str | None = None
 
 
 class Dispatcher:

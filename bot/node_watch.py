@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
-from bot.autoheal import Autoheal, AutohealOutcome
 from bot.runtime import Runtime
 from kobot import keys
 from kobot.background import BackgroundTask, every
@@ -24,6 +24,9 @@ from kobot.errors import KobotError
 from kobot.messages import Field, MessageKind, OutgoingMessage, Tone
 from kobot.store import secret_key, synced
 from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
+
+if TYPE_CHECKING:
+    from bot.autoheal import AutohealOutcome
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,13 @@ class NodeChange:
     ready: bool
 
 
+class NodeHealer(Protocol):
+    """What replaces a worker NotReady for too long (`bot.autoheal.Autoheal`, or in a supervised process
+    `bot.dispatcher_soon.AutohealSoon`, which builds it after the start)."""
+
+    async def consider(self, cluster: str, ready: dict[str, bool]) -> AutohealOutcome: ...
+
+
 class NodeReadinessWatcher:
     """Looks at every running cluster's nodes each interval and announces readiness changes."""
 
@@ -48,7 +58,7 @@ class NodeReadinessWatcher:
         *,
         runtime: Runtime,
         interval: float = NODE_WATCH_INTERVAL_SECONDS,
-        autoheal: Autoheal | None = None,
+        autoheal: NodeHealer | None = None,
     ) -> None:
         self._runtime = runtime
         self._interval = interval

@@ -17,8 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from bot.autoheal import Autoheal
-from bot.dispatcher import Dispatcher
+from bot.dispatcher_soon import AutohealSoon, DispatcherSoon
 from bot.node_watch import NodeReadinessWatcher
 from bot.notifier import Notifier
 from bot.relay import ClusterEventRelay
@@ -50,7 +49,8 @@ class Supervisor:
 
     def __init__(self, *, runtime: Runtime, in_process_worker: bool) -> None:
         self.runtime = runtime
-        self.dispatcher = Dispatcher(runtime=runtime)
+        # the dispatcher is imported and built once the process answers (or by the first event sooner)
+        self.dispatching = DispatcherSoon(runtime=runtime, start_delay=defaults.HANDLERS_LOAD_DELAY_SECONDS)
         self.notifiers = [
             Notifier(
                 redis=runtime.redis,
@@ -75,9 +75,7 @@ class Supervisor:
         self.node_watch = (
             NodeReadinessWatcher(
                 runtime=runtime,
-                autoheal=Autoheal(
-                    runtime=runtime, approvals=self.dispatcher.approvals, runs=self.dispatcher.runs
-                ),
+                autoheal=AutohealSoon(self.dispatching),
             )
             if runtime.alerts is not None
             else None
@@ -92,6 +90,7 @@ class Supervisor:
         )
 
     async def start(self) -> None:
+        self.dispatching.start()
         for notifier in self.notifiers:
             await notifier.start()
         if self.runtime.alerts is not None:
@@ -101,7 +100,7 @@ class Supervisor:
         if self.node_watch is not None:
             await self.node_watch.start()
         for adapter in self.runtime.adapters.values():
-            await adapter.start(self.dispatcher)
+            await adapter.start(self.dispatching)
         if self.worker is not None:
             self.worker.start()
         if self.sweeper is not None:
@@ -161,10 +160,11 @@ class Supervisor:
         )
 
     async def _housekeep(self) -> None:
+        dispatcher = await self.dispatching.dispatcher()
         try:
-            await self.dispatcher.expire_approvals()
+            await dispatcher.expire_approvals()
         finally:
-            await self.dispatcher.approvals.run_unrun()
+            await dispatcher.approvals.run_unrun()
 
     async def stop(self) -> None:
         """Stop everything, each part even when another failed (the store may be down).
@@ -177,6 +177,7 @@ class Supervisor:
             schedulers_soon.cancel()
             await asyncio.gather(schedulers_soon, return_exceptions=True)
         steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("the dispatcher's build", self.dispatching.stop),
             ("housekeeping", self._housekeeping.stop),
             ("backup schedules", self._backup_schedules.stop),
             ("scan schedules", self._scan_schedules.stop),

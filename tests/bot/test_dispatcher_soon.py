@@ -1,0 +1,115 @@
+"""The dispatcher (with the parser, the grammar, the flows and autoheal) is built after `kobot serve`
+answers, not before; a chat event that comes sooner waits for the build on a thread and is answered.
+Import cases run in a fresh interpreter, since this test process has long loaded the dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.autoheal import AutohealVerdict
+from bot.dispatcher_soon import AutohealSoon, DispatcherSoon
+from bot.runtime import Runtime
+from tests.support.dispatching import dispatching_runtime
+from tests.support.fresh_python import run_fresh
+
+BUILT_AFTER_THE_START = ("bot.dispatcher", "bot.autoheal", "commands.parser", "commands.grammar")
+
+BUILD_WAIT_SECONDS = 30.0
+"""Longest the build may take on a busy machine."""
+
+POLICY = "roles: {}\n"
+
+
+@pytest.fixture
+def runtime(redis_url: str, data_dir: Path, tmp_path: Path) -> Iterator[Runtime]:
+    rt = dispatching_runtime(redis_url=redis_url, data_dir=data_dir, policy=POLICY, policy_dir=tmp_path)
+    yield rt
+    rt.close()
+
+
+def test_importing_the_app_imports_neither_the_dispatcher_nor_the_parser() -> None:
+    # the control half: the same names are seen once imported, so an empty first list is no typo
+    loaded = run_fresh(
+        "import sys, bot.app\n"
+        f"names = {BUILT_AFTER_THE_START!r}\n"
+        "print(sorted(m for m in names if m in sys.modules))\n"
+        "import bot.dispatcher, bot.autoheal\n"
+        "print(sorted(m for m in names if m in sys.modules))\n"
+    )
+    assert loaded.splitlines() == ["[]", str(sorted(BUILT_AFTER_THE_START))]
+
+
+def test_a_chat_event_before_the_build_builds_it_on_a_thread_and_is_answered(
+    redis_url: str, data_dir: Path
+) -> None:
+    answer = run_fresh(
+        "import asyncio, sys, threading\n"
+        "from importlib.abc import MetaPathFinder\n"
+        "importers = []\n"
+        "class Watch(MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'bot.dispatcher':\n"
+        "            importers.append(threading.current_thread().name)\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        "from pathlib import Path\n"
+        "from pydantic import SecretStr\n"
+        "from bot.dispatcher_soon import DispatcherSoon\n"
+        "from bot.runtime import build_runtime\n"
+        "from kobot.conversations import Conversation, Identity, InboundMessage\n"
+        "from kobot.settings import Settings\n"
+        "from tests.bot.recording_adapter import RecordingAdapter\n"
+        "settings = Settings(redis_url=SecretStr(sys.argv[1]), data_dir=Path(sys.argv[2]),\n"
+        "                    in_process_worker=False)\n"
+        "runtime = build_runtime(settings, handlers=False)\n"
+        "recording = runtime.adapters['slack'] = RecordingAdapter('slack')\n"
+        "message = InboundMessage(identity=Identity(platform='slack', user_id='U7', display_name='Olu'),\n"
+        "    conversation=Conversation(platform='slack', conversation_id='C0OPS'), text='whoami')\n"
+        "soon = DispatcherSoon(runtime=runtime, start_delay=3600)\n"
+        "async def main():\n"
+        "    soon.start()\n"
+        "    built_before = soon.is_built\n"
+        "    await soon.on_message(message)\n"
+        "    await soon.stop()\n"
+        "    return built_before\n"
+        "built_before = asyncio.run(main())\n"
+        "runtime.close()\n"
+        "print(built_before, importers, len(recording.deliveries) > 0)",
+        redis_url,
+        str(data_dir),
+    )
+    assert answer.startswith("False ['"), answer
+    assert "MainThread" not in answer and answer.endswith(" True"), answer
+
+
+async def test_the_start_builds_it_unasked_after_its_delay(runtime: Runtime) -> None:
+    soon = DispatcherSoon(runtime=runtime, start_delay=0.0)
+    soon.start()
+    try:
+        for _ in range(int(BUILD_WAIT_SECONDS / 0.02)):
+            if soon.is_built:
+                break
+            await asyncio.sleep(0.02)
+        assert soon.is_built
+    finally:
+        await soon.stop()
+
+
+async def test_stopping_before_the_delay_builds_nothing(runtime: Runtime) -> None:
+    soon = DispatcherSoon(runtime=runtime, start_delay=3600.0)
+    soon.start()
+    await asyncio.sleep(0.05)
+    await soon.stop()
+    assert not soon.is_built
+
+
+async def test_autoheal_rounds_run_on_the_autoheal_built_with_the_dispatcher(runtime: Runtime) -> None:
+    soon = DispatcherSoon(runtime=runtime, start_delay=3600.0)
+    outcome = await AutohealSoon(soon).consider("prod", {"w1": False})
+    assert outcome.verdict is AutohealVerdict.NOTHING  # autoheal is off for a cluster never set up
+    assert soon.is_built
+    dispatcher, autoheal = soon.built()
+    assert autoheal._approvals is dispatcher.approvals and autoheal._runs is dispatcher.runs
