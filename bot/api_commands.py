@@ -17,6 +17,8 @@ No `from __future__ import annotations` here: FastAPI resolves the route's annot
 """
 
 import json
+import logging
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException
@@ -54,6 +56,8 @@ from kobot.errors import (
 )
 from kobot.messages import OutgoingMessage
 from kobot.risk import Risk
+
+log = logging.getLogger(__name__)
 
 COMMANDS_PATH = "/api/v1/commands"
 APPROVALS_PATH = "/api/v1/approvals"
@@ -94,7 +98,12 @@ def commands_router(*, runtime: Runtime, dispatching: DispatcherSoon, replies: R
     ) -> JSONResponse:
         await catalog_loaded()
         # built first: with it come the parser and the grammar this route uses (`_pre_parse`)
-        dispatcher = await dispatching.dispatcher()
+        try:
+            dispatcher = await dispatching.dispatcher()
+        except Exception:
+            ref = uuid.uuid4().hex[:12]
+            log.exception("building the dispatcher failed [ref %s] for a REST command", ref)
+            return _answer(CommandOutcome(handled=Handled.FAILED, ref=ref), [])
         try:
             typed = typed_command(body, allow_local_hosts=allow_local) if body.command is not None else None
             text = body.text if body.text is not None else _as_text(body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from bot.api_commands import commands_router
 from bot.api_direct import DirectCallbacksApp
 from bot.api_replies import RestReplies
 from bot.chat.registry import build_adapters
+from bot.dispatcher_soon import DispatcherSoon
 from bot.runtime import AlertPipeline, Runtime, build_runtime, load_handlers
 from bot.supervisor import Supervisor
 from kobot.defaults import HANDLERS_LOAD_DELAY_SECONDS
@@ -54,7 +56,9 @@ def create_app(
         await supervisor.start()
         # Attaching every command's handler imports most of kobot (the bundle builder, the cluster
         # readers): it happens once serve answers, and a command that comes first loads them (handler_of).
-        handlers_loaded = asyncio.create_task(_load_handlers_soon(freeze_heap=freeze_heap))
+        handlers_loaded = asyncio.create_task(
+            _load_handlers_soon(freeze_heap=freeze_heap, dispatching=supervisor.dispatching)
+        )
         try:
             yield
         finally:
@@ -124,14 +128,14 @@ def _alert_pipeline(runtime: Runtime) -> AlertPipeline:
     return pipeline
 
 
-async def _load_handlers_soon(*, freeze_heap: bool) -> None:
+async def _load_handlers_soon(*, freeze_heap: bool, dispatching: DispatcherSoon) -> None:
     """Attach every handler on a thread once the server is up (uvicorn listens after the lifespan's
     start): loading them beside the start would hold the interpreter while it comes up.
 
     Then, with `freeze_heap`, everything loaded so far (modules, models, schemas: several hundred
     thousand objects that live as long as the process) leaves the garbage collector's view: its full
     collections scanned them all again and again under load, in pauses of milliseconds on the event
-    loop."""
+    loop. The dispatcher, built a moment after the start as well, is among them."""
     await asyncio.sleep(HANDLERS_LOAD_DELAY_SECONDS)
     try:
         await asyncio.to_thread(load_handlers)
@@ -140,4 +144,7 @@ async def _load_handlers_soon(*, freeze_heap: bool) -> None:
         log.exception("attaching the command handlers failed")
         return
     if freeze_heap:
+        # a failed build was logged by the build itself, and a use tries it again
+        with contextlib.suppress(Exception):
+            await dispatching.dispatcher()
         gc.freeze()

@@ -1,7 +1,8 @@
 """How every `kobot` process starts: `main` is the `kobot` command.
 
-`kobot serve` alone is handed to its module without building the command line: typer, and the options of
-every other command, were about 30 ms of serve's way to ready (`bench_serve_start`) that it never uses.
+`kobot serve` alone is handed to its module without building the command line: importing typer and
+building the options of every other command held serve's way to ready (about 30 ms), for nothing serve
+uses.
 Everything else (`kobot serve --help` included) goes through the command line in `bot.cli`.
 """
 
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 SERVE_ARGUMENTS = ["serve"]
 """The arguments that start `kobot serve` without the command line (it takes no options)."""
 
+INTERRUPTED = 130
+"""Exit code of a `kobot serve` stopped by Ctrl-C before it serves (128 + SIGINT, as shells report it)."""
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -33,7 +37,11 @@ def main() -> None:
     if sys.argv[1:] == SERVE_ARGUMENTS:
         from bot.serve import serve
 
-        serve()
+        try:
+            serve()
+        except KeyboardInterrupt:
+            # Ctrl-C before uvicorn handles it (while starting): a quiet stop, as the command line's
+            raise SystemExit(INTERRUPTED) from None
     else:
         from bot.cli import app
 

@@ -49,7 +49,8 @@ class Supervisor:
 
     def __init__(self, *, runtime: Runtime, in_process_worker: bool) -> None:
         self.runtime = runtime
-        # the dispatcher is imported and built once the process answers (or by the first event sooner)
+        # the dispatcher is imported and built a moment after the start (or by a use that comes sooner:
+        # an event, an autoheal round)
         self.dispatching = DispatcherSoon(runtime=runtime, start_delay=defaults.HANDLERS_LOAD_DELAY_SECONDS)
         self.notifiers = [
             Notifier(
@@ -177,7 +178,7 @@ class Supervisor:
             schedulers_soon.cancel()
             await asyncio.gather(schedulers_soon, return_exceptions=True)
         steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
-            ("the dispatcher's build", self.dispatching.stop),
+            ("the dispatcher's delayed build", self.dispatching.stop),
             ("housekeeping", self._housekeeping.stop),
             ("backup schedules", self._backup_schedules.stop),
             ("scan schedules", self._scan_schedules.stop),

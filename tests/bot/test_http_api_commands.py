@@ -17,6 +17,7 @@ from bot.api_command_models import REQUEST_EXAMPLES, CommandRequest
 from bot.api_commands import typed_command
 from bot.api_replies import REST_CONVERSATION
 from bot.app import create_app
+from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime
 from bot.supervisor import Supervisor
 from commands.parser import parse
@@ -107,6 +108,25 @@ def runtime(served: tuple[httpx.Client, Runtime]) -> Runtime:
 
 def command(http: httpx.Client, body: dict[str, Any], headers: dict[str, str] = CI) -> httpx.Response:
     return http.post("/api/v1/commands", json=body, headers=headers)
+
+
+def test_a_dispatcher_that_cannot_be_built_answers_500_with_a_reference_to_the_log(
+    redis_url: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dispatcher is built after the start: a build that fails (a broken install) is answered like any
+    unexpected error, never with its text."""
+
+    def broken(self: Dispatcher, *, runtime: Runtime) -> None:
+        raise RuntimeError("a broken install")
+
+    monkeypatch.setattr(Dispatcher, "__init__", broken)
+    app = create_app(kobot_settings(redis_url, data_dir))
+    with serve(app) as url, httpx.Client(base_url=url, timeout=30) as http:
+        response = command(http, {"text": "list clusters"})
+    assert response.status_code == 500, response.text
+    problem = response.json()
+    assert problem["outcome"] == "failed" and problem["ref"]
+    assert "broken install" not in response.text
 
 
 def test_a_typed_line_is_queued_and_followed_at_the_jobs_route(http: httpx.Client, runtime: Runtime) -> None:

