@@ -17,7 +17,7 @@ No `from __future__ import annotations` here: FastAPI resolves the route's annot
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
 from fastapi.responses import JSONResponse
@@ -39,13 +39,16 @@ from kobot.errors import (
 )
 from kobot.risk import Risk
 from kobot.store import secret_key
-from workers.cluster_import import import_cluster, summary_lines
-from workers.cluster_import_ssh import SSH_USER_MAX_CHARS, SshAccess, attach_ssh
 
 IMPORT_PATH = "/api/v1/clusters/import"
 IMPORT_ACTION = "cluster.import"
 """The audit action of an import, whether it succeeded or not."""
 SSH_PATH = "/api/v1/clusters/{name}/ssh"
+if TYPE_CHECKING:
+    # the import and the SSH proof (with the Kubernetes reader, the SSH runner and the secrets' cipher)
+    # are imported on the thread that runs them: serve's start had no use for them
+    from workers.cluster_import_ssh import SshAccess
+
 SSH_ACTION = "cluster.attach_ssh"
 """The audit action of giving an imported cluster SSH access, whether it succeeded or not."""
 DEFAULT_SSH_USER = "root"
@@ -95,9 +98,16 @@ class ImportRequest(BaseModel):
     ssh_user: str = Field(
         default=DEFAULT_SSH_USER,
         min_length=1,
-        max_length=SSH_USER_MAX_CHARS,
+        max_length=defaults.SSH_USER_MAX_CHARS,
         description="The account `ssh_key` logs in as.",
     )
+
+    def access(self) -> "SshAccess | None":
+        if self.ssh_key is None:
+            return None
+        from workers.cluster_import_ssh import SshAccess
+
+        return SshAccess(private_key=self.ssh_key.encode(), user=self.ssh_user)
 
 
 class SshRequest(BaseModel):
@@ -113,11 +123,13 @@ class SshRequest(BaseModel):
     ssh_user: str = Field(
         default=DEFAULT_SSH_USER,
         min_length=1,
-        max_length=SSH_USER_MAX_CHARS,
+        max_length=defaults.SSH_USER_MAX_CHARS,
         description="The account the key logs in as.",
     )
 
-    def access(self) -> SshAccess:
+    def access(self) -> "SshAccess":
+        from workers.cluster_import_ssh import SshAccess
+
         return SshAccess(private_key=self.ssh_key.encode(), user=self.ssh_user)
 
 
@@ -158,9 +170,11 @@ def run_import(
     conversation: Conversation,
     name: str,
     kubeconfig: bytes,
-    ssh: SshAccess | None = None,
+    ssh: "SshAccess | None" = None,
 ) -> ClusterRecord:
     """Authorize, import and audit; raise KobotError (safe to show) when refused or failed."""
+    from workers.cluster_import import import_cluster
+
     ssh_detail = {} if ssh is None else {"ssh_user": ssh.user}
     _authorize(runtime, identity, conversation, name, IMPORT_ACTION, ssh_detail)
     with _audited_failure(runtime, identity, conversation, name, IMPORT_ACTION, ssh_detail):
@@ -186,9 +200,11 @@ def run_import(
 
 
 def run_attach_ssh(
-    runtime: Runtime, *, identity: Identity, conversation: Conversation, name: str, ssh: SshAccess
+    runtime: Runtime, *, identity: Identity, conversation: Conversation, name: str, ssh: "SshAccess"
 ) -> ClusterRecord:
     """Authorize (as an import), prove SSH on every node, keep the key, audit; raise KobotError."""
+    from workers.cluster_import_ssh import attach_ssh
+
     detail = {"ssh_user": ssh.user}
     _authorize(runtime, identity, conversation, name, SSH_ACTION, detail)
     with _audited_failure(runtime, identity, conversation, name, SSH_ACTION, detail):
@@ -292,21 +308,21 @@ def clusters_router(runtime: Runtime) -> APIRouter:
         identity: Annotated[Identity, Depends(caller)],
         body: Annotated[ImportRequest, Body(openapi_examples=IMPORT_EXAMPLES)],
     ) -> JSONResponse:
-        try:
-            record = await asyncio.to_thread(
-                run_import,
+        def imported() -> ImportAnswer:
+            record = run_import(
                 runtime,
                 identity=identity,
                 conversation=API_CONVERSATION,
                 name=body.name,
                 kubeconfig=body.kubeconfig.encode(),
-                ssh=None
-                if body.ssh_key is None
-                else SshAccess(private_key=body.ssh_key.encode(), user=body.ssh_user),
+                ssh=body.access(),
             )
+            return _import_answer(record)
+
+        try:
+            answer = await asyncio.to_thread(imported)
         except KobotError as exc:
             return _problem(exc)
-        answer = ImportAnswer(cluster=record, summary=summary_lines(record))
         return JSONResponse(answer.model_dump(mode="json"), status_code=201)
 
     @router.post(
@@ -329,18 +345,23 @@ def clusters_router(runtime: Runtime) -> APIRouter:
         identity: Annotated[Identity, Depends(caller)],
         body: SshRequest,
     ) -> JSONResponse:
-        try:
-            record = await asyncio.to_thread(
-                run_attach_ssh,
-                runtime,
-                identity=identity,
-                conversation=API_CONVERSATION,
-                name=name,
-                ssh=body.access(),
+        def attached() -> ImportAnswer:
+            record = run_attach_ssh(
+                runtime, identity=identity, conversation=API_CONVERSATION, name=name, ssh=body.access()
             )
+            return _import_answer(record)
+
+        try:
+            answer = await asyncio.to_thread(attached)
         except KobotError as exc:
             return _problem(exc)
-        answer = ImportAnswer(cluster=record, summary=summary_lines(record))
         return JSONResponse(answer.model_dump(mode="json"), status_code=200)
 
     return router
+
+
+def _import_answer(record: ClusterRecord) -> ImportAnswer:
+    """Built on the thread that imported or attached (it imports what the summary needs)."""
+    from workers.cluster_import import summary_lines
+
+    return ImportAnswer(cluster=record, summary=summary_lines(record))

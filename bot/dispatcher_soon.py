@@ -1,10 +1,10 @@
 """The dispatcher of a running kobot, built on a thread a moment after the start.
 
 Importing the dispatcher (the parser and its grammar, the approval, retry and cancel flows, the command
-runs) and autoheal, which shares its approval flow, held `kobot serve`'s way to ready (about 50 ms). `DispatcherSoon` stands in for both from the start: it is the
-`InboundSink` every adapter is given, and what the REST command route and the supervisor's housekeeping ask
-for the dispatcher. Uses that come before the build wait for that one build, in the order they came, never
-on the event loop.
+runs) and autoheal, which shares its approval flow, held `kobot serve`'s way to ready (about 50 ms).
+`DispatcherSoon` stands in for both from the start: it is the `InboundSink` every adapter is given, and
+what the REST command route and the supervisor's housekeeping ask for the dispatcher. Uses that come
+before the build wait for that one build, in the order they came, never on the event loop.
 """
 
 from __future__ import annotations

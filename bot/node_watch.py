@@ -23,7 +23,6 @@ from kobot.clusters import ClusterState
 from kobot.errors import KobotError
 from kobot.messages import Field, MessageKind, OutgoingMessage, Tone
 from kobot.store import secret_key, synced
-from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
 
 if TYPE_CHECKING:
     from bot.autoheal import AutohealOutcome
@@ -93,6 +92,9 @@ class NodeReadinessWatcher:
         return changes
 
     def _readiness(self, cluster: str) -> dict[str, bool] | None:
+        # on the round's thread: the Kubernetes client and the secrets' cipher are nothing serve's start
+        # needs (a round comes at once, so here, not later, is where they load)
+        from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
         from workers.kube import KubeCluster
 
         secrets = ClusterSecrets(redis=self._runtime.redis, secret=secret_key(self._runtime.settings))

@@ -26,7 +26,6 @@ from kobot import defaults
 from kobot.background import BackgroundTask, every
 from kobot.clock import utcnow
 from workers.backup_schedule import run_due
-from workers.cluster_secrets import ClusterSecrets
 from workers.worker import InProcessWorker, Sweeper
 
 if TYPE_CHECKING:
@@ -139,6 +138,8 @@ class Supervisor:
             log.exception("loading the health-check and scan schedulers failed; neither runs")
             return
         health_schedule, scan_schedule = modules
+        from workers.cluster_secrets import ClusterSecrets  # loaded with the schedulers, on their thread
+
         runtime = self.runtime
         if runtime.alerts is not None:
             self.health_checks = health_schedule.HealthCheckScheduler(

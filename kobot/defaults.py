@@ -237,6 +237,9 @@ answered before 10 s."""
 IMPORT_KUBECONFIG_MAX_BYTES = 1024 * 1024
 """Largest kubeconfig `kobot import` accepts; an admin kubeconfig is a few kilobytes."""
 
+SSH_USER_MAX_CHARS = 32
+"""Longest account name useradd takes (`workers.cluster_import_ssh.SSH_USER` says the same)."""
+
 SSH_KEY_MAX_BYTES = 16 * 1024
 """Largest private key an import or attach-ssh accepts; an RSA 8192 key in OpenSSH format is ~6.5 KiB."""
 

@@ -41,9 +41,6 @@ SSH_PORT = 22
 ATTEMPT_KEY_FILE = "imported-ssh-key"
 """The key's file in a job's private dir while one attempt runs; removed when the attempt ends."""
 
-SSH_USER_MAX_CHARS = 32
-"""Longest account name useradd takes; `SSH_USER` says the same."""
-
 SSH_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 """POSIX account names as useradd takes them; nothing an ssh option or a shell could read otherwise."""
 
