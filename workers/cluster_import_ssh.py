@@ -13,7 +13,7 @@ import os
 import re
 import subprocess  # nosec B404  # the OpenSSH client, argument lists only, never a shell
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +29,7 @@ from kobot.errors import CommandError, ConflictError, StepFailedError
 from kobot.settings import Settings
 from kobot.store import synced
 from workers.ansible.runner import KNOWN_HOSTS_FILE
+from workers.attempt_keys import ATTEMPT_KEY_FILE
 from workers.cluster_secrets import ClusterSecrets, cluster_secrets_for
 from workers.context import StepContext
 
@@ -37,9 +38,6 @@ SSH_KEY_SECRET = "imported-ssh-key"  # nosec B105  # a secret's name in the stor
 
 SSH_PORT = 22
 """The port nodes are reached on: the import reads addresses, not ports, and Ansible uses 22 too."""
-
-ATTEMPT_KEY_FILE = "imported-ssh-key"
-"""The key's file in a job's private dir while one attempt runs; removed when the attempt ends."""
 
 SSH_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 """POSIX account names as useradd takes them; nothing an ssh option or a shell could read otherwise."""
@@ -247,7 +245,7 @@ def _require_imported(record: ClusterRecord) -> None:
 
 def attempt_identity(ctx: StepContext, record: ClusterRecord) -> tuple[str, Path]:
     """(user, key path) for this attempt's inventory of an imported cluster: the stored key written
-    0600 into the job's private dir, removed by `remove_attempt_key` when the attempt ends."""
+    0600 into the job's private dir, removed when the attempt ends (`workers.attempt_keys`)."""
     info = record.imported
     key = cluster_secrets_for(ctx).get(cluster=record.name, name=SSH_KEY_SECRET) if info else None
     if info is None or info.ssh_user is None or key is None:
@@ -263,21 +261,3 @@ def attempt_identity(ctx: StepContext, record: ClusterRecord) -> tuple[str, Path
         handle.write(key)
     partial.replace(path)
     return info.ssh_user, path
-
-
-def remove_attempt_key(work_dir: Path) -> None:
-    """Remove an attempt's copy of an imported cluster's key (nothing when there is none)."""
-    (work_dir / ATTEMPT_KEY_FILE).unlink(missing_ok=True)
-    (work_dir / ATTEMPT_KEY_FILE).with_suffix(".part").unlink(missing_ok=True)
-
-
-def remove_abandoned_attempt_keys(artifacts_dir: Path, *, lease_alive: Callable[[str], bool]) -> list[str]:
-    """Remove the key copies of attempts no worker runs any more (a worker killed mid-attempt never
-    reached its own clean-up); returns the job ids. A job whose lease is alive keeps its copy."""
-    removed: list[str] = []
-    for job_dir in sorted({key.parent for key in artifacts_dir.glob(f"*/{ATTEMPT_KEY_FILE}*")}):
-        if lease_alive(job_dir.name):
-            continue
-        remove_attempt_key(job_dir)
-        removed.append(job_dir.name)
-    return removed

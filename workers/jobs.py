@@ -18,7 +18,7 @@ from kobot.clock import utcnow
 from kobot.errors import JobCancelledError, KobotError, StepFailedError
 from kobot.job_records import JobEvent, JobEventType, JobRecord, JobState, StepRecord, StepState
 from workers import environment
-from workers.cluster_import_ssh import remove_attempt_key
+from workers.attempt_keys import remove_attempt_key
 from workers.context import StepContext
 from workers.operations import Operation, load_operations, operation_for
 from workers.service import JobService

@@ -25,6 +25,7 @@ from kobot.backoff import capped_backoff
 from kobot.redis_clients import sync_client
 from kobot.settings import Settings
 from workers import environment
+from workers.attempt_keys import remove_abandoned_attempt_keys
 from workers.job_store import JobStore
 from workers.operations import load_operations
 from workers.recovery import sweep
@@ -83,10 +84,6 @@ class Sweeper:
         queue = Queue(self._settings.queue_name, connection=self._redis, serializer=JSONSerializer)
         service = JobService(redis=self._redis, queue=queue)
         failed = sweep(service)
-        # on the sweep's thread: the SSH proof's module (with the Ansible runner and the secrets' cipher)
-        # is nothing serve's start needs
-        from workers.cluster_import_ssh import remove_abandoned_attempt_keys
-
         for job_id in remove_abandoned_attempt_keys(
             self._settings.job_artifacts_dir(), lease_alive=service.records.lease_alive
         ):

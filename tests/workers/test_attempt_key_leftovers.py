@@ -10,7 +10,7 @@ from redis import Redis
 
 from kobot import keys
 from tests.workers.jobkit import job_settings
-from workers.cluster_import_ssh import ATTEMPT_KEY_FILE
+from workers.attempt_keys import ATTEMPT_KEY_FILE
 from workers.worker import Sweeper
 
 
