@@ -19,7 +19,7 @@ from bot.runtime import Runtime
 from kobot.conversations import Conversation, Identity, InboundMessage
 from tests.bot.recording_adapter import RecordingAdapter
 from tests.support.dispatching import dispatching_runtime
-from tests.support.fresh_python import run_fresh
+from tests.support.fresh_python import RUNTIME_WITHOUT_HANDLERS, importer_watch, run_fresh
 
 BUILT_AFTER_THE_START = ("bot.dispatcher", "bot.autoheal", "commands.parser", "commands.grammar")
 
@@ -64,27 +64,8 @@ def test_a_chat_event_before_the_build_builds_it_on_a_thread_and_is_answered(
     redis_url: str, data_dir: Path
 ) -> None:
     answer = run_fresh(
-        "import asyncio, sys, threading\n"
-        "from importlib.abc import MetaPathFinder\n"
-        "importers = []\n"
-        "class Watch(MetaPathFinder):\n"
-        "    def find_spec(self, name, path, target=None):\n"
-        "        if name == 'bot.dispatcher':\n"
-        "            importers.append(threading.current_thread().name)\n"
-        "sys.meta_path.insert(0, Watch())\n"
-        "from pathlib import Path\n"
-        "from pydantic import SecretStr\n"
+        importer_watch("bot.dispatcher") + RUNTIME_WITHOUT_HANDLERS + "import asyncio\n"
         "from bot.dispatcher_soon import DispatcherSoon\n"
-        "from bot.runtime import build_runtime\n"
-        "from kobot.conversations import Conversation, Identity, InboundMessage\n"
-        "from kobot.settings import Settings\n"
-        "from tests.bot.recording_adapter import RecordingAdapter\n"
-        "settings = Settings(redis_url=SecretStr(sys.argv[1]), data_dir=Path(sys.argv[2]),\n"
-        "                    in_process_worker=False)\n"
-        "runtime = build_runtime(settings, handlers=False)\n"
-        "recording = runtime.adapters['slack'] = RecordingAdapter('slack')\n"
-        "message = InboundMessage(identity=Identity(platform='slack', user_id='U7', display_name='Olu'),\n"
-        "    conversation=Conversation(platform='slack', conversation_id='C0OPS'), text='whoami')\n"
         "soon = DispatcherSoon(runtime=runtime, start_delay=3600)\n"
         "async def main():\n"
         "    soon.start()\n"

@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 import commands.handlers
-from tests.support.fresh_python import run_fresh
+from tests.support.fresh_python import RUNTIME_WITHOUT_HANDLERS, importer_watch, run_fresh
 
 HEAVY_FOR_HANDLERS = (
     "commands.handlers.cluster_create",
@@ -82,27 +82,8 @@ def test_the_first_chat_event_loads_the_command_catalog_off_the_event_loop(
     """Parsing needs every command's definition; the first event after a start imported them on the
     event loop (about 100 ms every other request waited behind). The import now runs on a thread."""
     answer = run_fresh(
-        "import asyncio, sys, threading\n"
-        "from importlib.abc import MetaPathFinder\n"
-        "importers = []\n"
-        "class Watch(MetaPathFinder):\n"
-        "    def find_spec(self, name, path, target=None):\n"
-        "        if name == 'commands.definitions':\n"
-        "            importers.append(threading.current_thread().name)\n"
-        "sys.meta_path.insert(0, Watch())\n"
-        "from pathlib import Path\n"
-        "from pydantic import SecretStr\n"
+        importer_watch("commands.definitions") + RUNTIME_WITHOUT_HANDLERS + "import asyncio\n"
         "from bot.dispatcher import Dispatcher\n"
-        "from bot.runtime import build_runtime\n"
-        "from kobot.conversations import Conversation, Identity, InboundMessage\n"
-        "from kobot.settings import Settings\n"
-        "from tests.bot.recording_adapter import RecordingAdapter\n"
-        "settings = Settings(redis_url=SecretStr(sys.argv[1]), data_dir=Path(sys.argv[2]),\n"
-        "                    in_process_worker=False)\n"
-        "runtime = build_runtime(settings, handlers=False)\n"
-        "recording = runtime.adapters['slack'] = RecordingAdapter('slack')\n"
-        "message = InboundMessage(identity=Identity(platform='slack', user_id='U7', display_name='Olu'),\n"
-        "    conversation=Conversation(platform='slack', conversation_id='C0OPS'), text='whoami')\n"
         "loaded_before = 'commands.definitions' in sys.modules\n"
         "asyncio.run(Dispatcher(runtime=runtime).on_message(message))\n"
         "runtime.close()\n"

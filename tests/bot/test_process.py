@@ -24,6 +24,10 @@ SERVE_PROBE = (
 line's modules were imported by the time serve would start serving."""
 
 
+KOBOT_RUN_SECONDS = 60
+"""Longest one `kobot` run may take on a busy machine."""
+
+
 def _clean_env(tmp_path: Path) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("KOBOT_")}
     return {**clean, "KOBOT_DATA_DIR": str(tmp_path / "data"), "KOBOT_IN_PROCESS_WORKER": "false"}
@@ -40,41 +44,30 @@ def test_the_probe_sees_the_command_line_when_serve_is_reached_through_it(tmp_pa
     assert run_fresh(probe, "serve", env=_clean_env(tmp_path)) == "['bot.cli', 'typer']"
 
 
-def test_serve_help_and_every_other_command_go_through_the_command_line(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "serve", "--help"],
+def _kobot(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`kobot ARGS` as the console script runs it (`python -m bot`)."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
         cwd=REPO,
-        env=_clean_env(tmp_path),
+        env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=KOBOT_RUN_SECONDS,
         check=False,
     )
+
+
+def test_serve_help_and_every_other_command_go_through_the_command_line(tmp_path: Path) -> None:
+    done = _kobot("serve", "--help", env=_clean_env(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "HTTP app and every configured chat adapter" in done.stdout
-    parsed = subprocess.run(
-        [sys.executable, "-m", "bot", "parse", "whoami"],
-        cwd=REPO,
-        env=_clean_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    parsed = _kobot("parse", "whoami", env=_clean_env(tmp_path))
     assert parsed.returncode == 0, parsed.stderr
     assert '"command":"whoami"' in parsed.stdout.replace(" ", "")
 
 
 def test_bad_settings_stop_serve_with_exit_2_naming_the_setting(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "serve"],
-        cwd=REPO,
-        env={**_clean_env(tmp_path), "KOBOT_HTTP_PORT": "eighty"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _kobot("serve", env={**_clean_env(tmp_path), "KOBOT_HTTP_PORT": "eighty"})
     assert done.returncode == 2
     assert done.stderr.startswith("kobot: ") and "KOBOT_HTTP_PORT" in done.stderr
 
@@ -91,7 +84,12 @@ def test_ctrl_c_while_serve_starts_stops_it_quietly_with_130() -> None:
         "main()\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=KOBOT_RUN_SECONDS,
+        check=False,
     )
     assert done.returncode == INTERRUPTED
     assert "Traceback" not in done.stderr

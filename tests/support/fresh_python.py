@@ -26,3 +26,35 @@ def run_fresh(code: str, *args: str, env: Mapping[str, str] | None = None) -> st
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout.strip()
+
+
+def importer_watch(module: str) -> str:
+    """Code to run first: it records in `importers` the name of the thread that imports `module`."""
+    return (
+        "import sys, threading\n"
+        "from importlib.abc import MetaPathFinder\n"
+        "importers = []\n"
+        "class Watch(MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        f"        if name == {module!r}:\n"
+        "            importers.append(threading.current_thread().name)\n"
+        "sys.meta_path.insert(0, Watch())\n"
+    )
+
+
+RUNTIME_WITHOUT_HANDLERS = (
+    "from pathlib import Path\n"
+    "from pydantic import SecretStr\n"
+    "from bot.runtime import build_runtime\n"
+    "from kobot.conversations import Conversation, Identity, InboundMessage\n"
+    "from kobot.settings import Settings\n"
+    "from tests.bot.recording_adapter import RecordingAdapter\n"
+    "settings = Settings(redis_url=SecretStr(sys.argv[1]), data_dir=Path(sys.argv[2]),\n"
+    "                    in_process_worker=False)\n"
+    "runtime = build_runtime(settings, handlers=False)\n"
+    "recording = runtime.adapters['slack'] = RecordingAdapter('slack')\n"
+    "message = InboundMessage(identity=Identity(platform='slack', user_id='U7', display_name='Olu'),\n"
+    "    conversation=Conversation(platform='slack', conversation_id='C0OPS'), text='whoami')\n"
+)
+"""Code building `runtime` as `kobot serve` does (handlers attached later) on the store at sys.argv[1]
+with data in sys.argv[2], Slack replies recorded in `recording`, and a `whoami` from Slack in `message`."""
