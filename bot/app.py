@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -23,7 +22,7 @@ from bot.api_direct import DirectCallbacksApp
 from bot.api_replies import RestReplies
 from bot.chat.registry import build_adapters
 from bot.dispatcher_soon import DispatcherSoon
-from bot.runtime import AlertPipeline, Runtime, build_runtime, load_handlers
+from bot.runtime import AlertPipeline, Runtime, build_runtime
 from bot.supervisor import Supervisor
 from kobot.defaults import HANDLERS_LOAD_DELAY_SECONDS
 from kobot.settings import Settings
@@ -55,7 +54,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await supervisor.start()
         # Attaching every command's handler imports most of kobot (the bundle builder, the cluster
-        # readers): it happens once serve answers, and a command that comes first loads them (handler_of).
+        # readers), and the dispatcher the parser and its flows: both happen once serve answers, with
+        # a command that comes first waiting for them (`DispatcherSoon`).
         handlers_loaded = asyncio.create_task(
             _load_handlers_soon(freeze_heap=freeze_heap, dispatching=supervisor.dispatching)
         )
@@ -129,22 +129,18 @@ def _alert_pipeline(runtime: Runtime) -> AlertPipeline:
 
 
 async def _load_handlers_soon(*, freeze_heap: bool, dispatching: DispatcherSoon) -> None:
-    """Attach every handler on a thread once the server is up (uvicorn listens after the lifespan's
-    start): loading them beside the start would hold the interpreter while it comes up.
+    """Attach every handler and build the dispatcher on a thread once the server is up (uvicorn listens
+    after the lifespan's start): doing it beside the start would hold the interpreter while it comes up.
 
     Then, with `freeze_heap`, everything loaded so far (modules, models, schemas: several hundred
     thousand objects that live as long as the process) leaves the garbage collector's view: its full
     collections scanned them all again and again under load, in pauses of milliseconds on the event
-    loop. The dispatcher, built a moment after the start as well, is among them."""
+    loop."""
     await asyncio.sleep(HANDLERS_LOAD_DELAY_SECONDS)
     try:
-        await asyncio.to_thread(load_handlers)
+        await dispatching.dispatcher()
     except Exception:
-        # said now, not at shutdown; a command retries the load and answers with what went wrong
-        log.exception("attaching the command handlers failed")
+        # logged by the build; an event retries it and is answered with a reference to the log
         return
     if freeze_heap:
-        # a failed build was logged by the build itself, and a use tries it again
-        with contextlib.suppress(Exception):
-            await dispatching.dispatcher()
         gc.freeze()

@@ -3,8 +3,12 @@
 Importing the dispatcher (the parser and its grammar, the approval, retry and cancel flows, the command
 runs) and autoheal, which shares its approval flow, held `kobot serve`'s way to ready (about 50 ms).
 `DispatcherSoon` stands in for both from the start: it is the `InboundSink` every adapter is given, and
-what the REST command route and the supervisor's housekeeping ask for the dispatcher. Uses that come
-before the build wait for that one build, in the order they came, never on the event loop.
+what the REST command route and the supervisor's housekeeping ask for the dispatcher.
+
+The build attaches every command's handler first (`load_handlers`, which loads the command catalog), so
+an event that waited for it parses and runs without waiting again on threads of its own: events that come
+before the build resume in the order they came, never on the event loop. `kobot serve` starts the build a
+moment after it answers (`bot.app`); otherwise the first use does.
 """
 
 from __future__ import annotations
@@ -15,9 +19,7 @@ import threading
 import uuid
 from typing import TYPE_CHECKING
 
-from bot.delivery import ChatOut
-from bot.replies import failed_with_ref
-from bot.runtime import Runtime
+from bot.runtime import Runtime, load_handlers
 
 if TYPE_CHECKING:
     from bot.autoheal import Autoheal, AutohealOutcome
@@ -30,27 +32,26 @@ Built = tuple["Dispatcher", "Autoheal"]
 
 
 class DispatcherSoon:
-    """The dispatcher and its autoheal, built once: `start_delay` after `start`, or by the first use that
-    comes sooner. A build that failed is tried again by the next use; the event that met the failure is
-    answered like any unexpected error, with a reference to the log."""
+    """The dispatcher and its autoheal, built once, by the first use. A build that failed is logged and
+    tried again by the next use; the event that met the failure is answered like any unexpected error,
+    with a reference to the log."""
 
-    def __init__(self, *, runtime: Runtime, start_delay: float) -> None:
+    def __init__(self, *, runtime: Runtime) -> None:
         self._runtime = runtime
-        self._start_delay = start_delay
         self._building = threading.Lock()
         self._built: Built | None = None
         self._build: asyncio.Task[Built] | None = None
-        self._soon: asyncio.Task[None] | None = None
 
     @property
     def is_built(self) -> bool:
         return self._built is not None
 
     def built(self) -> Built:
-        """The dispatcher and autoheal, building them now when no one has yet (blocking: call it on a
-        thread)."""
+        """The dispatcher and autoheal, with every handler attached, building them now when no one has
+        yet (blocking: call it on a thread)."""
         with self._building:
             if self._built is None:
+                load_handlers()
                 from bot.autoheal import Autoheal
                 from bot.dispatcher import Dispatcher
 
@@ -68,10 +69,11 @@ class DispatcherSoon:
         return (await self._ready())[1]
 
     async def _ready(self) -> Built:
-        """Every use awaits the one build task: its waiters resume in the order they came (one thread
+        """Every use awaits the one build task, and its waiters resume in the order they came (a thread
         each would have come back in any order, and held the executor's threads meanwhile)."""
         if self._build is None or _failed(self._build):
             self._build = asyncio.create_task(asyncio.to_thread(self.built), name="kobot-dispatcher-build")
+            self._build.add_done_callback(_log_failure)
         # shielded: a waiter that is cancelled (its request gone) leaves the build to the others
         return await asyncio.shield(self._build)
 
@@ -92,35 +94,25 @@ class DispatcherSoon:
         try:
             return await self.dispatcher()
         except Exception:
+            from bot.delivery import ChatOut
+            from bot.replies import failed_with_ref
+
             ref = uuid.uuid4().hex[:12]
-            log.exception("building the dispatcher failed [ref %s] for an event from %s", ref, who.key)
+            log.error(
+                "building the dispatcher failed [ref %s]; an event from %s is not handled", ref, who.key
+            )
             await ChatOut(adapters=self._runtime.adapters).reply(conversation, failed_with_ref(ref))
             return None
-
-    # lifetime ------------------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._soon is None:
-            self._soon = asyncio.create_task(self._build_soon(), name="kobot-dispatcher-build-soon")
-
-    async def stop(self) -> None:
-        """Cancel a build still waiting for its delay (one already on its thread ends on its own: it
-        only builds objects)."""
-        soon, self._soon = self._soon, None
-        if soon is not None and not soon.done():
-            soon.cancel()
-            await asyncio.gather(soon, return_exceptions=True)
-
-    async def _build_soon(self) -> None:
-        await asyncio.sleep(self._start_delay)
-        try:
-            await self._ready()
-        except Exception:
-            # said now, not only at the first command (which is answered with a reference, and retries)
-            log.exception("building the dispatcher failed")
 
 
 def _failed(task: asyncio.Task[Built]) -> bool:
     return task.done() and (task.cancelled() or task.exception() is not None)
+
+
+def _log_failure(task: asyncio.Task[Built]) -> None:
+    """Every failed build is said once, with its traceback, whoever waited for it (or no one did)."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("building the dispatcher failed", exc_info=error)
 
 
 class AutohealSoon:

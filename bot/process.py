@@ -23,7 +23,8 @@ SERVE_ARGUMENTS = ["serve"]
 """The arguments that start `kobot serve` without the command line (it takes no options)."""
 
 INTERRUPTED = 130
-"""Exit code of a `kobot serve` stopped by Ctrl-C before it serves (128 + SIGINT, as shells report it)."""
+"""Exit code of a `kobot serve` stopped by Ctrl-C while it imports and builds its app, before uvicorn runs
+and handles the signal itself (128 + SIGINT, as shells report it)."""
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

@@ -48,9 +48,9 @@ class Supervisor:
 
     def __init__(self, *, runtime: Runtime, in_process_worker: bool) -> None:
         self.runtime = runtime
-        # the dispatcher is imported and built a moment after the start (or by a use that comes sooner:
-        # an event, an autoheal round)
-        self.dispatching = DispatcherSoon(runtime=runtime, start_delay=defaults.HANDLERS_LOAD_DELAY_SECONDS)
+        # the dispatcher is imported and built by its first use (`kobot serve` asks a moment after it
+        # answers, unless an event or an autoheal round comes sooner)
+        self.dispatching = DispatcherSoon(runtime=runtime)
         self.notifiers = [
             Notifier(
                 redis=runtime.redis,
@@ -90,7 +90,6 @@ class Supervisor:
         )
 
     async def start(self) -> None:
-        self.dispatching.start()
         for notifier in self.notifiers:
             await notifier.start()
         if self.runtime.alerts is not None:
@@ -179,7 +178,6 @@ class Supervisor:
             schedulers_soon.cancel()
             await asyncio.gather(schedulers_soon, return_exceptions=True)
         steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
-            ("the dispatcher's delayed build", self.dispatching.stop),
             ("housekeeping", self._housekeeping.stop),
             ("backup schedules", self._backup_schedules.stop),
             ("scan schedules", self._scan_schedules.stop),

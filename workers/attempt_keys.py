@@ -2,7 +2,7 @@
 it: by the attempt when it ends, by the recovery sweep when a killed worker never did.
 
 Apart from `workers.cluster_import_ssh` (which writes the copy), so the sweep that runs at every start
-does not import the SSH proof, the Ansible runner and the secrets' cipher with it.
+does not import the SSH proof and the secrets' cipher with it.
 """
 
 from __future__ import annotations

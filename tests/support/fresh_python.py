@@ -43,6 +43,7 @@ def importer_watch(module: str) -> str:
 
 
 RUNTIME_WITHOUT_HANDLERS = (
+    "import sys\n"
     "from pathlib import Path\n"
     "from pydantic import SecretStr\n"
     "from bot.runtime import build_runtime\n"
