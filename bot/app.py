@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -29,8 +28,6 @@ from kobot.settings import Settings
 
 if TYPE_CHECKING:
     from alerts.service import AlertService
-
-log = logging.getLogger(__name__)
 
 
 def create_app(

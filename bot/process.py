@@ -2,8 +2,7 @@
 
 `kobot serve` alone is handed to its module without building the command line: importing typer and
 building the options of every other command held serve's way to ready (about 30 ms), for nothing serve
-uses.
-Everything else (`kobot serve --help` included) goes through the command line in `bot.cli`.
+uses. Everything else (`kobot serve --help` included) goes through the command line in `bot.cli`.
 """
 
 from __future__ import annotations

@@ -92,6 +92,9 @@ signal.signal(signal.SIGUSR1, report)
 # still reads what was loaded at ready
 import kobot.defaults
 kobot.defaults.HANDLERS_LOAD_DELAY_SECONDS = 120.0
+# housekeeping's first round (2 s after the start) asks for the dispatcher, which builds it
+import bot.supervisor
+bot.supervisor.HOUSEKEEPING_INTERVAL_SECONDS = 120.0
 sys.argv = ["kobot", "serve"]
 from bot.process import main
 main()
