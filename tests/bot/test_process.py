@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bot.process import INTERRUPTED
 from tests.support.fresh_python import REPO, run_fresh
+from tests.support.network import LOOPBACK, free_port
 
 SERVE_PROBE = (
     "import sys, uvicorn\n"
@@ -93,3 +94,10 @@ def test_ctrl_c_while_serve_starts_stops_it_quietly_with_130() -> None:
     )
     assert done.returncode == INTERRUPTED
     assert "Traceback" not in done.stderr
+
+
+def test_a_store_that_does_not_answer_stops_serve_with_exit_1_saying_so(tmp_path: Path) -> None:
+    nobody = f"redis://{LOOPBACK}:{free_port()}/0"  # a loopback port nothing listens on
+    done = _kobot("serve", env={**_clean_env(tmp_path), "KOBOT_REDIS_URL": nobody})
+    assert done.returncode == 1
+    assert done.stderr.startswith("kobot: ") and "store" in done.stderr and nobody not in done.stderr
