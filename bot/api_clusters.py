@@ -40,15 +40,15 @@ from kobot.errors import (
 from kobot.risk import Risk
 from kobot.store import secret_key
 
-IMPORT_PATH = "/api/v1/clusters/import"
-IMPORT_ACTION = "cluster.import"
-"""The audit action of an import, whether it succeeded or not."""
-SSH_PATH = "/api/v1/clusters/{name}/ssh"
 if TYPE_CHECKING:
     # the import and the SSH proof (with the Kubernetes reader, the SSH runner and the secrets' cipher)
     # are imported on the thread that runs them: serve's start had no use for them
     from workers.cluster_import_ssh import SshAccess
 
+IMPORT_PATH = "/api/v1/clusters/import"
+IMPORT_ACTION = "cluster.import"
+"""The audit action of an import, whether it succeeded or not."""
+SSH_PATH = "/api/v1/clusters/{name}/ssh"
 SSH_ACTION = "cluster.attach_ssh"
 """The audit action of giving an imported cluster SSH access, whether it succeeded or not."""
 DEFAULT_SSH_USER = "root"

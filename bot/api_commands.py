@@ -40,7 +40,7 @@ from bot.api_replies import REST_CONVERSATION, RestReplies
 from bot.approvals import ApprovalRequest, ApprovalStatus
 from bot.command_outcome import CommandOutcome, Handled
 from bot.dispatcher_soon import DispatcherSoon
-from bot.runtime import Runtime, catalog_loaded
+from bot.runtime import Runtime
 from commands.parsed import ParsedCommand
 from commands.registry import COMMANDS
 from kobot import validation
@@ -96,8 +96,7 @@ def commands_router(*, runtime: Runtime, dispatching: DispatcherSoon, replies: R
         identity: Annotated[Identity, Depends(caller)],
         body: Annotated[CommandRequest, Body(openapi_examples=REQUEST_EXAMPLES)],
     ) -> JSONResponse:
-        await catalog_loaded()
-        # built first: with it come the parser and the grammar this route uses (`_pre_parse`)
+        # built first: with it come the command catalog, the parser and the grammar this route uses
         try:
             dispatcher = await dispatching.dispatcher()
         except Exception:
