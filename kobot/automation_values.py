@@ -5,7 +5,7 @@ Chat arguments are checked here when a command is parsed (kobot.validation calls
 and again where each value is written, because a value can also come from a record in the store, and
 a record can be older than a check or edited by hand. Values that come from users or records are
 written with Ansible's own `!unsafe` tag, so even one that slipped past every check is never rendered
-as a Jinja template.
+as a Jinja template (`kobot.automation_yaml` writes them).
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 NAME_MAX_CHARS = 63
 """DNS-1123 label limit; cluster and node names end up in hostnames, labels and Terraform keys."""
@@ -323,40 +321,3 @@ def path_inside(base: Path, *components: str, what: str) -> Path:
     if not path.resolve().is_relative_to(root):
         raise UnsafeValueError(f"{what} '{'/'.join(components)}' leads outside {base}")
     return path
-
-
-# --- writing ---------------------------------------------------------------------------------------------
-class AutomationDumper(yaml.SafeDumper):
-    """YAML for Ansible: `Untrusted` strings get the `!unsafe` tag Ansible's loader understands."""
-
-
-def _represent_untrusted(dumper: yaml.SafeDumper, value: Untrusted) -> yaml.Node:
-    text = str(value)
-    if not text:
-        # ansible-core 2.19 loads `!unsafe ""` as None, so an empty value would reach the roles as
-        # null (`| length` fails on it). An empty string holds no template to guard against.
-        return dumper.represent_str("")
-    return dumper.represent_scalar("!unsafe", text, style='"')
-
-
-AutomationDumper.add_representer(Untrusted, _represent_untrusted)
-
-
-def dump_yaml(data: Mapping[str, Any]) -> str:
-    """YAML text of inventory or extra vars, untrusted strings tagged `!unsafe`."""
-    return yaml.dump(dict(data), Dumper=AutomationDumper, sort_keys=False, default_flow_style=False)
-
-
-class AutomationLoader(yaml.SafeLoader):
-    """Reads what `dump_yaml` wrote: `!unsafe` strings come back as `Untrusted`."""
-
-
-def _construct_untrusted(loader: yaml.SafeLoader, node: yaml.Node) -> Untrusted:
-    return Untrusted(loader.construct_scalar(node))  # type: ignore[arg-type]
-
-
-AutomationLoader.add_constructor("!unsafe", _construct_untrusted)
-
-
-def load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=AutomationLoader)  # nosec B506  # AutomationLoader is a SafeLoader

@@ -13,7 +13,6 @@ from redis import Redis
 from kobot.errors import JobCancelledError, StepFailedError
 from kobot.job_records import JobEvent, JobEventType, JobRecord, StepRecord
 from kobot.settings import Settings
-from workers.ansible import PlaybookRun, PlaybookStatus, run_playbook
 from workers.events import EventPublisher
 from workers.job_store import JobStore
 
@@ -87,6 +86,9 @@ class StepContext:
         check_mode: bool = False,
     ) -> None:
         """Run one playbook as this step; raise StepFailedError naming the task, host and error."""
+        # imported by the first playbook a worker runs: every long-running process imports this module
+        # for its recovery sweep, and the runner brings ansible-runner's artifacts, YAML and masking
+        from workers.ansible import PlaybookRun, PlaybookStatus, run_playbook
 
         result = run_playbook(
             PlaybookRun(

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from kobot import automation_values
+from kobot import automation_values, automation_yaml
 from kobot.automation_values import UnsafeValueError
 from kobot.cluster_spec import NodeRole
 from workers.plan import ClusterPlan
@@ -109,7 +109,7 @@ def write_inventory(path: Path, inventory: Mapping[str, Any]) -> Path:
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(automation_values.dump_yaml(inventory))
+            handle.write(automation_yaml.dump_yaml(inventory))
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -17,14 +17,10 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.policy import defaults
 from bot.policy.document import PolicyDocument
+from bot.policy.errors import PolicyError
 from bot.policy.models import BUILTIN_ROLE_SPECS, Policy, compile_policy
-from kobot.errors import KobotError
 
 Loc = tuple[str | int, ...]
-
-
-class PolicyError(KobotError):
-    """The policy file cannot be used; the message names the file, the line and the field."""
 
 
 def load_policy(path: Path) -> Policy:

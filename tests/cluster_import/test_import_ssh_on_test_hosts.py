@@ -24,7 +24,7 @@ from redis import Redis
 from bot.api_clusters import IMPORT_PATH, SSH_PATH
 from bot.app import create_app
 from bot.runtime import Runtime
-from kobot import automation_values, keys
+from kobot import automation_yaml, keys
 from kobot.job_records import JobKind, JobState, StepState
 from kobot.settings import Settings
 from kobot.store import secret_key
@@ -211,7 +211,7 @@ def test_rest_import_with_ssh_peer_on_test_hosts_proves_every_node_then_an_ssh_j
         "cert_renew_root_kubeconfig": False,
     }, "an imported cluster's renewal touches neither addons kobot never installed nor CSRs"
     work_dir = app_settings.job_artifacts_dir() / job_id
-    inventory = automation_values.load_yaml((work_dir / INVENTORY_FILE).read_text())
+    inventory = automation_yaml.load_yaml((work_dir / INVENTORY_FILE).read_text())
     assert inventory["all"]["vars"]["ansible_user"] == "root"
     assert inventory["all"]["vars"]["ansible_ssh_private_key_file"] == str(work_dir / ATTEMPT_KEY_FILE)
     assert not (work_dir / ATTEMPT_KEY_FILE).exists(), "the key is on disk for the attempt only"

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kobot.automation_values import dump_yaml, load_yaml
+from kobot.automation_yaml import dump_yaml, load_yaml
 from tests.hosts.lab import HostLab
 from tests.playbooks.roles_lab import RolesLab, changed_tasks, open_roles_lab
 

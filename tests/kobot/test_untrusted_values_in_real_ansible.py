@@ -7,7 +7,8 @@ import subprocess  # nosec B404: runs the venv's own ansible-playbook on localho
 import sys
 from pathlib import Path
 
-from kobot.automation_values import Untrusted, dump_yaml
+from kobot.automation_values import Untrusted
+from kobot.automation_yaml import dump_yaml
 
 ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 

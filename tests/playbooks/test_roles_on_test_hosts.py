@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kobot.automation_values import load_yaml
+from kobot.automation_yaml import load_yaml
 from kobot.job_records import JobEvent, JobEventType
 from tests.hosts.lab import HostLab
 from tests.playbooks.etcd_lab import (

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from bot.policy import PolicyError, PolicyStore, parse_policy
+from bot.policy import PolicyError, PolicyStore
+from bot.policy.loader import parse_policy
 from kobot.conversations import Conversation, Identity
 from kobot.risk import Risk
 

@@ -22,7 +22,8 @@ from commands.grammar import args_of
 from commands.parser import parse
 from commands.registry import CommandSpec
 from kobot import automation_values
-from kobot.automation_values import UnsafeValueError, Untrusted, dump_yaml, load_yaml
+from kobot.automation_values import UnsafeValueError, Untrusted
+from kobot.automation_yaml import dump_yaml, load_yaml
 from kobot.clusters import ClusterRecord, NodeRecord
 from kobot.errors import CommandError
 from workers import etcd

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from kobot.automation_values import UnsafeValueError, Untrusted, load_yaml
+from kobot.automation_values import UnsafeValueError, Untrusted
+from kobot.automation_yaml import load_yaml
 from kobot.cluster_spec import ClusterSpec
 from workers.inventory import render_inventory, write_inventory
 from workers.plan import plan_cluster

@@ -16,7 +16,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from kobot import automation_values, defaults
+from kobot import automation_values, automation_yaml, defaults
 from kobot.job_records import JobEvent
 from workers.ansible.artifacts import prepare_private_data_dir, prune_job_dirs, scrub_private_data_dir
 from workers.ansible.events import EventTranslator, shorten
@@ -87,7 +87,7 @@ def write_extravars(run: PlaybookRun) -> Path:
     path = run.private_data_dir / EXTRAVARS_FILE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(automation_values.dump_yaml(_extravars(run)))
+        handle.write(automation_yaml.dump_yaml(_extravars(run)))
     return path
 
 
