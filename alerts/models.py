@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from alerts import defaults
 from kobot.clock import utcnow
+from kobot.deferred_models import DeferredModel
 from kobot.messages import OutgoingMessage
 from kobot.settings_alerts import RouteTarget
 
@@ -28,7 +29,7 @@ class AlertStatus(str, Enum):
     RESOLVED = "resolved"
 
 
-class WebhookAlert(BaseModel):
+class WebhookAlert(DeferredModel):
     """One alert as Alertmanager posts it."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
@@ -48,7 +49,7 @@ class WebhookAlert(BaseModel):
         return hashlib.sha256(json.dumps(self.labels, sort_keys=True).encode()).hexdigest()[:16]
 
 
-class AlertmanagerWebhook(BaseModel):
+class AlertmanagerWebhook(DeferredModel):
     """The body of Alertmanager's webhook receiver, version 4."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
@@ -73,7 +74,7 @@ def group_id_of(*, receiver: str, group_key: str) -> str:
     return hashlib.sha256(f"{receiver}\0{group_key}".encode()).hexdigest()[:20]
 
 
-class StoredAlert(BaseModel):
+class StoredAlert(DeferredModel):
     """One alert of a group, as last seen."""
 
     fingerprint: str
@@ -85,7 +86,7 @@ class StoredAlert(BaseModel):
     generator_url: str = ""
 
 
-class SilenceRecord(BaseModel):
+class SilenceRecord(DeferredModel):
     """A silence created from a button, shown on the message."""
 
     silence_id: str
@@ -93,7 +94,7 @@ class SilenceRecord(BaseModel):
     ends_at: datetime
 
 
-class AlertGroupState(BaseModel):
+class AlertGroupState(DeferredModel):
     """kobot's view of one alert group: the latest alerts, where it is shown, ack and silences.
 
     `episode` counts firing periods: a group that fires again after it resolved gets new messages
@@ -171,7 +172,7 @@ def webhook_digest(body: AlertmanagerWebhook) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-class Notice(BaseModel):
+class Notice(DeferredModel):
     """A cluster event message waiting in the outbox for its subscribers."""
 
     notice_id: str

@@ -11,13 +11,14 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
+from kobot.deferred_models import DeferredModel
 from kobot.patterns import cached_pattern
 from kobot.settings_alerts import AlertRoute, AlertsSettings, RouteTarget, TimeWindow
 
 
-class Subscription(BaseModel):
+class Subscription(DeferredModel):
     """`subscribe alerts <cluster> [severity>=X]` typed in a conversation: a route owned by the chat."""
 
     model_config = ConfigDict(frozen=True)

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import Enum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
 from alerts import keys
 from alerts.routing import Subscription
 from alerts.store import result
+from kobot.deferred_models import DeferredModel
 from kobot.settings_alerts import RouteTarget
 
 ALL_CLUSTERS = "*"
@@ -78,7 +79,7 @@ def parse_events(words: Iterable[str]) -> tuple[ClusterEvent, ...]:
     return tuple(chosen)
 
 
-class NotifySubscription(BaseModel):
+class NotifySubscription(DeferredModel):
     """A conversation that wants some events of a cluster (or of every cluster)."""
 
     model_config = ConfigDict(frozen=True)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from bot.api_audit import API_CONVERSATION, bearer_identity
 from bot.runtime import Runtime
@@ -29,6 +29,7 @@ from kobot import automation_values, defaults
 from kobot.access import CLUSTER_IMPORT_PERMISSION
 from kobot.clusters import ClusterRecord
 from kobot.conversations import Conversation, Identity
+from kobot.deferred_models import DeferredModel
 from kobot.errors import (
     CommandError,
     ConflictError,
@@ -73,7 +74,7 @@ current-context: admin@legacy
 """
 
 
-class ImportRequest(BaseModel):
+class ImportRequest(DeferredModel):
     """The new cluster's name in kobot and its admin kubeconfig (self-contained: data, not file paths)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -110,7 +111,7 @@ class ImportRequest(BaseModel):
         return SshAccess(private_key=self.ssh_key.encode(), user=self.ssh_user)
 
 
-class SshRequest(BaseModel):
+class SshRequest(DeferredModel):
     """SSH access to an imported cluster's hosts: a private key and the account it logs in as."""
 
     model_config = ConfigDict(extra="forbid")
@@ -141,14 +142,14 @@ IMPORT_EXAMPLES: dict[str, Any] = {
 }
 
 
-class ImportAnswer(BaseModel):
+class ImportAnswer(DeferredModel):
     """The record kobot keeps of the imported cluster, and what the import read, in words."""
 
     cluster: ClusterRecord
     summary: list[str]
 
 
-class ImportProblem(BaseModel):
+class ImportProblem(DeferredModel):
     detail: str
 
 

@@ -7,13 +7,14 @@ No `from __future__ import annotations` here: FastAPI reads these models' annota
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from bot.command_outcome import Handled
 from kobot import defaults
+from kobot.deferred_models import DeferredModel
 
 
-class CommandRequest(BaseModel):
+class CommandRequest(DeferredModel):
     """Either `text`, as typed in chat, or `command` (a command id) with `cluster` and `args`."""
 
     model_config = ConfigDict(
@@ -65,7 +66,7 @@ REQUEST_EXAMPLES: dict[str, Any] = {
 }
 
 
-class CommandReply(BaseModel):
+class CommandReply(DeferredModel):
     """One thing kobot said about the command, as it would have shown in chat."""
 
     title: str
@@ -73,7 +74,7 @@ class CommandReply(BaseModel):
     text: str = Field(description="The whole reply as plain text (title, body, fields, footer).")
 
 
-class ApprovalAnswer(BaseModel):
+class ApprovalAnswer(DeferredModel):
     """The approval request a command waits for; approvers decide it in the cluster's approval channels."""
 
     id: str
@@ -92,7 +93,7 @@ class ApprovalAnswer(BaseModel):
     job_url: str | None = None
 
 
-class CommandAnswer(BaseModel):
+class CommandAnswer(DeferredModel):
     """A command that was run: answered at once (200), or queued or waiting for approval (202)."""
 
     model_config = ConfigDict(
@@ -116,7 +117,7 @@ class CommandAnswer(BaseModel):
     replies: list[CommandReply] = Field(default_factory=list)
 
 
-class CommandProblem(BaseModel):
+class CommandProblem(DeferredModel):
     """A command that did not run, and why (the same words the chat would have shown)."""
 
     model_config = ConfigDict(

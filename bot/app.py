@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -24,10 +25,13 @@ from bot.dispatcher_soon import DispatcherSoon
 from bot.runtime import AlertPipeline, Runtime, build_runtime
 from bot.supervisor import Supervisor
 from kobot.defaults import HANDLERS_LOAD_DELAY_SECONDS
+from kobot.deferred_models import build_deferred_models
 from kobot.settings import Settings
 
 if TYPE_CHECKING:
     from alerts.service import AlertService
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -128,6 +132,8 @@ def _alert_pipeline(runtime: Runtime) -> AlertPipeline:
 async def _load_handlers_soon(*, freeze_heap: bool, dispatching: DispatcherSoon) -> None:
     """Attach every handler and build the dispatcher on a thread once the server is up (uvicorn listens
     after the lifespan's start): doing it beside the start would hold the interpreter while it comes up.
+    Then, on a thread too, build the validators of every model imported so far (`kobot.deferred_models`),
+    so no message pays for one; events are answered meanwhile.
 
     Then, with `freeze_heap`, everything loaded so far (modules, models, schemas: several hundred
     thousand objects that live as long as the process) leaves the garbage collector's view: its full
@@ -139,5 +145,9 @@ async def _load_handlers_soon(*, freeze_heap: bool, dispatching: DispatcherSoon)
     except Exception:
         # logged by the build; an event retries it and is answered with a reference to the log
         return
+    unbuilt = await asyncio.to_thread(build_deferred_models)
+    if unbuilt:
+        # their first use raises, as their import would have before their build was deferred
+        log.error("models whose validator cannot be built: %s", ", ".join(unbuilt))
     if freeze_heap:
         gc.freeze()

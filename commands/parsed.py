@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
+from kobot.deferred_models import DeferredModel
 from kobot.risk import Risk
 
 
-class ParsedCommand(BaseModel):
+class ParsedCommand(DeferredModel):
     """A command as the parser understood it: what `kobot parse` prints."""
 
     model_config = ConfigDict(frozen=True)

@@ -17,7 +17,7 @@ from enum import Enum
 from fnmatch import fnmatchcase
 from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import ConfigDict, Field, SecretStr
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.client import Pipeline
@@ -25,6 +25,7 @@ from redis.typing import EncodableT, FieldT
 
 from kobot import defaults, keys
 from kobot.conversations import Conversation, Identity
+from kobot.deferred_models import DeferredModel
 from kobot.redis_clients import async_client
 from kobot.validation import scrub_surrogates
 
@@ -65,7 +66,7 @@ class AuditAction(str, Enum):
     API_ACCESS = "api.access"
 
 
-class AuditEntry(BaseModel):
+class AuditEntry(DeferredModel):
     """One thing that happened, who did it, where, and how it ended."""
 
     model_config = ConfigDict(frozen=True)

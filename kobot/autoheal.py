@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from redis import Redis
 
 from kobot import defaults, keys
 from kobot.clock import utcnow
+from kobot.deferred_models import DeferredModel
 from kobot.store import synced
 
 SINCE_PREFIX = "since:"
@@ -18,7 +19,7 @@ ACTION_FIELD = "action"
 SAID_PREFIX = "said:"
 
 
-class AutohealSetting(BaseModel):
+class AutohealSetting(DeferredModel):
     """Whether kobot replaces this cluster's NotReady workers by itself, and its two limits."""
 
     model_config = ConfigDict(frozen=True)
@@ -30,7 +31,7 @@ class AutohealSetting(BaseModel):
     set_at: datetime = Field(default_factory=utcnow)
 
 
-class AutohealAction(BaseModel):
+class AutohealAction(DeferredModel):
     """The one replacement under way on a cluster: its approval request until approved, then its job."""
 
     node: str

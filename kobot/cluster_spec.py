@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from kobot import automation_values, validation
+from kobot.deferred_models import DeferredModel
 from kobot.validation import SUPPORTED_KUBERNETES_VERSIONS
 
 _FILE_PATH = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
@@ -84,7 +85,7 @@ PLATFORM_STORAGE = {StorageClass.VSPHERE_CSI: Provider.VSPHERE, StorageClass.CIN
 """Storage classes that only exist on one IaaS."""
 
 
-class NodeSize(BaseModel):
+class NodeSize(DeferredModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     cpu: int = Field(ge=1, le=512)
@@ -99,7 +100,7 @@ DEFAULT_NODE_SIZES: Mapping[NodeRole, NodeSize] = {
 """Sizes of created machines unless the spec says otherwise (kubeadm needs 2 CPUs, etcd wants room)."""
 
 
-class OfflineRepository(BaseModel):
+class OfflineRepository(DeferredModel):
     """Where hosts without internet get packages, images and binaries."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -148,7 +149,7 @@ class OfflineRepository(BaseModel):
         return value
 
 
-class ClusterShape(BaseModel):
+class ClusterShape(DeferredModel):
     """What a cluster record keeps of its spec: the same fields as `ClusterSpec`, checked for type only.
 
     A record outlives the rules it was created under: Day 2 changes its counts and version, and what kobot

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from enum import Enum
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from redis import Redis
 
 from kobot import keys
 from kobot.clock import utcnow
 from kobot.cluster_spec import ClusterShape, NodeRole
+from kobot.deferred_models import DeferredModel
 from kobot.errors import NotFoundError
 from kobot.store import synced
 
@@ -41,7 +42,7 @@ class NodeState(str, Enum):
         return self.value
 
 
-class NodeRecord(BaseModel):
+class NodeRecord(DeferredModel):
     name: str
     role: NodeRole
     address: str
@@ -52,14 +53,14 @@ class NodeRecord(BaseModel):
     toolkit and containerd's nvidia runtime, and the `kobot.io/gpu` label the device plugin runs on."""
 
 
-class HistoryEntry(BaseModel):
+class HistoryEntry(DeferredModel):
     at: datetime = Field(default_factory=utcnow)
     job_id: str | None = None
     kind: str
     outcome: str
 
 
-class ImportedCluster(BaseModel):
+class ImportedCluster(DeferredModel):
     """What kobot read from the API of a cluster it did not build, when it was imported."""
 
     at: datetime = Field(default_factory=utcnow)
@@ -76,7 +77,7 @@ class ImportedCluster(BaseModel):
     the cluster's secrets: then the jobs that only read or renew run there; None: API only."""
 
 
-class ClusterRecord(BaseModel):
+class ClusterRecord(DeferredModel):
     name: str
     provider: str = "manual"
     version: str | None = None

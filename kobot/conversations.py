@@ -10,13 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from kobot.clock import utcnow
+from kobot.deferred_models import DeferredModel
 from kobot.validation import scrub_surrogates
 
 
-class ChatModel(BaseModel):
+class ChatModel(DeferredModel):
     """A frozen model of chat data whose strings (in dicts and lists too) hold no lone surrogate."""
 
     model_config = ConfigDict(frozen=True)

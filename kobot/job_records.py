@@ -9,10 +9,11 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from kobot.clock import utcnow
 from kobot.conversations import Conversation, Identity, MessageRef
+from kobot.deferred_models import DeferredModel
 
 
 class JobKind(str, Enum):
@@ -57,7 +58,7 @@ class StepState(str, Enum):
     CANCELLED = "cancelled"
 
 
-class JobSpec(BaseModel):
+class JobSpec(DeferredModel):
     """What to run, for whom, and where to report. Immutable once queued."""
 
     model_config = ConfigDict(frozen=True)
@@ -73,7 +74,7 @@ class JobSpec(BaseModel):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class StepRecord(BaseModel):
+class StepRecord(DeferredModel):
     """One named step's persisted state; `retry job N` resumes at the first step not succeeded."""
 
     name: str
@@ -88,7 +89,7 @@ class StepRecord(BaseModel):
     error: str | None = None
 
 
-class JobRecord(BaseModel):
+class JobRecord(DeferredModel):
     """kobot's own view of a job; RQ's job is only the vehicle of one attempt."""
 
     spec: JobSpec
@@ -148,7 +149,7 @@ class JobEventType(str, Enum):
         return self in (JobEventType.JOB_SUCCEEDED, JobEventType.JOB_FAILED, JobEventType.JOB_CANCELLED)
 
 
-class JobEvent(BaseModel):
+class JobEvent(DeferredModel):
     """One thing that happened in a job. Secrets are masked before an event is built."""
 
     model_config = ConfigDict(frozen=True)

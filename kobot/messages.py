@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from enum import Enum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
+
+from kobot.deferred_models import DeferredModel
 
 
 class MessageKind(str, Enum):
@@ -38,14 +40,14 @@ class ButtonStyle(str, Enum):
     DANGER = "danger"
 
 
-class Field(BaseModel):
+class Field(DeferredModel):
     model_config = ConfigDict(frozen=True)
 
     label: str
     value: str
 
 
-class Button(BaseModel):
+class Button(DeferredModel):
     """A choice. `value` comes back verbatim in ButtonClick.value; sign it when it grants anything."""
 
     model_config = ConfigDict(frozen=True)
@@ -59,7 +61,7 @@ class Button(BaseModel):
     a reason not to fan the message out as one-to-one cards just to make the button clickable."""
 
 
-class Progress(BaseModel):
+class Progress(DeferredModel):
     """Step k of n, the running task and the time so far."""
 
     model_config = ConfigDict(frozen=True)
@@ -84,7 +86,7 @@ TONE_MARK = {
 }
 
 
-class OutgoingMessage(BaseModel):
+class OutgoingMessage(DeferredModel):
     """Title, status line, fields, progress, code block, buttons and mentions."""
 
     model_config = ConfigDict(frozen=True)

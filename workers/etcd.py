@@ -16,11 +16,12 @@ import subprocess
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from redis import Redis
 
 from kobot import automation_values, keys
 from kobot.clock import utcnow
+from kobot.deferred_models import DeferredModel
 from kobot.errors import NotFoundError, StepFailedError
 
 # --- defaults -------------------------------------------------------------------------------------
@@ -40,7 +41,7 @@ SNAPSHOT_SUFFIX = ".db"
 CHUNK_BYTES = 1 << 20
 
 
-class EtcdAccess(BaseModel):
+class EtcdAccess(DeferredModel):
     """How kobot reaches a cluster's etcd: client URLs and certificate files (paths, never contents)."""
 
     model_config = ConfigDict(frozen=True)
@@ -63,7 +64,7 @@ class EtcdAccess(BaseModel):
         return env
 
 
-class EtcdBackup(BaseModel):
+class EtcdBackup(DeferredModel):
     """One snapshot kobot took: what `list backups` shows and `restore` checks."""
 
     id: str
@@ -87,7 +88,7 @@ class EtcdBackup(BaseModel):
         return self.key or f"{self.cluster}/{self.file}"
 
 
-class EtcdMember(BaseModel):
+class EtcdMember(DeferredModel):
     """The identity a restored member starts with (a restore makes a new cluster from the snapshot)."""
 
     name: str
@@ -130,7 +131,7 @@ def endpoint_healthy(*, access: EtcdAccess) -> bool:
     return _etcdctl(["endpoint", "health"], env=access.environment(), check=False).returncode == 0
 
 
-class EtcdEndpointHealth(BaseModel):
+class EtcdEndpointHealth(DeferredModel):
     """One endpoint as `etcdctl endpoint health` saw it."""
 
     endpoint: str

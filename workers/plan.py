@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 from redis import Redis
 
 from kobot import validation
@@ -20,10 +20,11 @@ from kobot.cluster_spec import (
     ClusterSpec,
     NodeRole,
 )
+from kobot.deferred_models import DeferredModel
 from workers.ippool import IpPools
 
 
-class NodePlan(BaseModel):
+class NodePlan(DeferredModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
@@ -36,7 +37,7 @@ class NodePlan(BaseModel):
     gpu: bool = False
 
 
-class ClusterPlan(BaseModel):
+class ClusterPlan(DeferredModel):
     """The machines a spec becomes. `plan_hash()` is what an approval binds to."""
 
     model_config = ConfigDict(frozen=True)
@@ -112,7 +113,7 @@ class ClusterPlan(BaseModel):
         return lines
 
 
-class ScalePlan(BaseModel):
+class ScalePlan(DeferredModel):
     """Adding or removing workers: which node names change, and the plan afterwards."""
 
     model_config = ConfigDict(frozen=True)

@@ -16,10 +16,10 @@ from datetime import datetime, time, timedelta
 from typing import Generic, Literal, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel
 from redis import Redis
 from redis.exceptions import WatchError
 
+from kobot.deferred_models import DeferredModel
 from kobot.job_records import JobRecord, JobSpec
 from kobot.store import synced
 
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 Period = Literal["day", "hour"]
 
 
-class SlotSchedule(BaseModel):
+class SlotSchedule(DeferredModel):
     """When a per-cluster schedule runs: every day at `at`, or every hour at `at`'s minute."""
 
     cluster: str

@@ -7,9 +7,10 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from kobot.conversations import Conversation, Identity, MessageRef
+from kobot.deferred_models import DeferredModel
 from kobot.messages import OutgoingMessage
 
 
@@ -30,7 +31,7 @@ class ApprovalDecision(str, Enum):
     REJECT = "reject"
 
 
-class ApprovalVote(BaseModel):
+class ApprovalVote(DeferredModel):
     """One approver's click that counted. `voter` is the person when known, else the identity key."""
 
     model_config = ConfigDict(frozen=True)
@@ -40,7 +41,7 @@ class ApprovalVote(BaseModel):
     at: datetime
 
 
-class ApprovalRequest(BaseModel):
+class ApprovalRequest(DeferredModel):
     """A command waiting for approvals, bound to the exact plan (`plan_hash`) that was shown."""
 
     model_config = ConfigDict(frozen=True)

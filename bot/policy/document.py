@@ -39,13 +39,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from bot.policy import defaults
+from kobot.deferred_models import DeferredModel
 from kobot.risk import Risk
 
 
-class _Strict(BaseModel):
+class _Strict(DeferredModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

@@ -6,10 +6,11 @@ from collections.abc import Callable
 from datetime import time
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
 
 from commands.grammar import Arg
 from kobot import validation
+from kobot.deferred_models import DeferredModel
 
 T = TypeVar("T")
 
@@ -23,7 +24,7 @@ def optional(check: Callable[[str], T]) -> Callable[[str | None], T | None]:
     return run
 
 
-class Args(BaseModel):
+class Args(DeferredModel):
     """Base of every command's arguments: frozen, and an unknown argument is an error, not ignored."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

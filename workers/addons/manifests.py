@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
+from kobot.deferred_models import DeferredModel
 from kobot.errors import StepFailedError
 from workers.addons.defaults import RELEASE_LABEL
 from workers.addons.helm_render import RenderedChart
@@ -43,7 +44,7 @@ CrdScopes = dict[tuple[str, str], tuple[str, bool]]
 """(group, kind) → (plural, namespaced), from the CRDs of a render."""
 
 
-class ObjectRef(BaseModel):
+class ObjectRef(DeferredModel):
     """One object an addon owns, as the release record keeps it."""
 
     model_config = ConfigDict(frozen=True)

@@ -12,11 +12,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from redis import Redis
 
 from kobot import keys
 from kobot.clock import utcnow
+from kobot.deferred_models import DeferredModel
 from kobot.store import synced
 from workers.addons.manifests import ObjectRef
 
@@ -38,7 +39,7 @@ def values_hash(values: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class ReleaseRecord(BaseModel):
+class ReleaseRecord(DeferredModel):
     cluster: str
     addon: str
     release: str

@@ -12,7 +12,9 @@ import re
 from enum import Enum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field
+
+from kobot.deferred_models import DeferredModel
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 """A sha256 as upstream checksum files write it: 64 lower-case hex digits."""
@@ -85,7 +87,7 @@ class ChecksumKind(str, Enum):
     """Upstream publishes no checksum: the build records what it fetched, and the plan says so."""
 
 
-class ChecksumSource(BaseModel):
+class ChecksumSource(DeferredModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: ChecksumKind
@@ -101,7 +103,7 @@ class ChecksumSource(BaseModel):
         return "upstream publishes no sha256: recorded at build"
 
 
-class PlannedFile(BaseModel):
+class PlannedFile(DeferredModel):
     """One download, stored at `path` under the bundle's `files/` (the path the roles ask the file
     server for under `offline_files_url`)."""
 
@@ -115,7 +117,7 @@ class PlannedFile(BaseModel):
     checksum: ChecksumSource
 
 
-class PlannedImage(BaseModel):
+class PlannedImage(DeferredModel):
     """An image as clusters name it (`registry.k8s.io/pause:3.10`) and why the bundle carries it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -125,7 +127,7 @@ class PlannedImage(BaseModel):
     """control-plane, cni, dns, addon:<name>."""
 
 
-class PlannedChart(BaseModel):
+class PlannedChart(DeferredModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: PathComponent
@@ -135,7 +137,7 @@ class PlannedChart(BaseModel):
     addon: str
 
 
-class PlannedPackage(BaseModel):
+class PlannedPackage(DeferredModel):
     """An OS package the install roles take from the package mirror, pinned as the roles pin it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -148,7 +150,7 @@ class PlannedPackage(BaseModel):
     """Where the package mirror gets it from (pkgs.k8s.io for the Kubernetes packages)."""
 
 
-class PackageSource(BaseModel):
+class PackageSource(DeferredModel):
     """An upstream repository a family's packages and their dependencies are resolved against.
 
     apt families: `suite` is a distribution's suite (`bookworm`, with `components`) or `/` for a flat
@@ -168,7 +170,7 @@ class PackageSource(BaseModel):
     keyring: str = ""
 
 
-class BundleManifest(BaseModel):
+class BundleManifest(DeferredModel):
     """What `bundle plan` writes and `bundle build` reads."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -218,7 +220,7 @@ class BundleManifest(BaseModel):
         return lines
 
 
-class BuiltFile(BaseModel):
+class BuiltFile(DeferredModel):
     """A fetched file whose sha256 matched its source: what the file server serves by checksum."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -229,7 +231,7 @@ class BuiltFile(BaseModel):
     verified_by: ChecksumKind
 
 
-class BuiltImage(BaseModel):
+class BuiltImage(DeferredModel):
     """An image copied into an OCI layout under the bundle's `images/`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -241,7 +243,7 @@ class BuiltImage(BaseModel):
     """The manifest (list) digest skopeo copied: content-addressed, so the copy is checked by it."""
 
 
-class BuiltChart(BaseModel):
+class BuiltChart(DeferredModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: PathComponent
@@ -250,7 +252,7 @@ class BuiltChart(BaseModel):
     sha256: str
 
 
-class BuiltPackage(BaseModel):
+class BuiltPackage(DeferredModel):
     """A .deb fetched into the bundle's apt repository, its sha256 checked against the upstream's signed
     index, or an .rpm fetched into one of its dnf repositories, its sha256 checked against the upstream's
     repodata and its signature against the upstream's keys; `path` is under `files/` (the repository
@@ -267,7 +269,7 @@ class BuiltPackage(BaseModel):
     size: int
 
 
-class BuiltBundle(BaseModel):
+class BuiltBundle(DeferredModel):
     """`bundle.json` in a built bundle: the plan plus what was fetched and verified."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

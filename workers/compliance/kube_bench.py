@@ -15,9 +15,10 @@ import json
 from enum import Enum
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from kobot import defaults
+from kobot.deferred_models import DeferredModel
 from kobot.errors import StepFailedError
 
 KUBE_BENCH_VERSION = "0.15.6"
@@ -38,7 +39,7 @@ class Status(str, Enum):
     INFO = "INFO"
 
 
-class _Report(BaseModel):
+class _Report(DeferredModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
 

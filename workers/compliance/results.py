@@ -7,15 +7,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import ConfigDict, Field
 from redis import Redis
 
 from kobot import defaults, keys
 from kobot.clock import utcnow
+from kobot.deferred_models import DeferredModel
 from workers.compliance.kube_bench import KubeBenchReport, Status
 
 
-class SectionCounts(BaseModel):
+class SectionCounts(DeferredModel):
     """One benchmark section summed over the nodes that ran it."""
 
     node_type: str
@@ -25,10 +26,10 @@ class SectionCounts(BaseModel):
     fail: int = 0
     warn: int = 0
     info: int = 0
-    model_config = {"populate_by_name": True}
+    model_config = ConfigDict(populate_by_name=True)
 
 
-class FailedCheck(BaseModel):
+class FailedCheck(DeferredModel):
     """A check that failed, on which nodes, and kube-bench's remediation text (whole)."""
 
     id: str
@@ -38,7 +39,7 @@ class FailedCheck(BaseModel):
     nodes: list[str]
 
 
-class ScanDiff(BaseModel):
+class ScanDiff(DeferredModel):
     """Against the previous scan: `check id -> nodes` that newly fail, and that no longer fail."""
 
     previous_id: str | None
@@ -50,7 +51,7 @@ class ScanDiff(BaseModel):
         return bool(self.newly_failing or self.fixed)
 
 
-class ScanResult(BaseModel):
+class ScanResult(DeferredModel):
     """One scan of one cluster; its id is the job's."""
 
     id: str

@@ -3,9 +3,10 @@ backup), so a retry in a new process resumes where the last attempt stopped; and
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import Field
 
 from kobot.clusters import NodeRecord
+from kobot.deferred_models import DeferredModel
 from kobot.job_records import JobEventType
 from workers.context import StepContext
 
@@ -13,13 +14,13 @@ STATE_FILE = "day2.json"
 """Per-job progress file in the job's work dir (node names only: nothing secret)."""
 
 
-class Day2State(BaseModel):
-    add: list[str] = []
-    remove: list[str] = []
-    drained: list[str] = []
-    upgraded: list[str] = []
+class Day2State(DeferredModel):
+    add: list[str] = Field(default_factory=list)
+    remove: list[str] = Field(default_factory=list)
+    drained: list[str] = Field(default_factory=list)
+    upgraded: list[str] = Field(default_factory=list)
     backup_id: str | None = None
-    successors: list[NodeRecord] = []
+    successors: list[NodeRecord] = Field(default_factory=list)
     """A replaced master's successors: they enter the record (and join) only once it has left etcd."""
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
+
+from kobot.deferred_models import DeferredModel
 
 RESULT_KEY = "kobot_result"
 """Key of the last JSON line a Terraform runner child prints: its return code and captured output."""
@@ -16,7 +18,7 @@ RESOURCE_ADDRESS = re.compile(
 else Terraform reports is left out of what chat sees."""
 
 
-class NodeOutput(BaseModel):
+class NodeOutput(DeferredModel):
     """One machine as the module's `nodes` output describes it (the inventory is built from these)."""
 
     model_config = ConfigDict(frozen=True)
@@ -27,7 +29,7 @@ class NodeOutput(BaseModel):
     id: str
 
 
-class TerraformChangeSummary(BaseModel):
+class TerraformChangeSummary(DeferredModel):
     """Counts from Terraform's change_summary event, plus the node names each kind of change touches."""
 
     model_config = ConfigDict(frozen=True)
@@ -47,7 +49,7 @@ class TerraformChangeSummary(BaseModel):
         return ", ".join(parts) + (f" ({details})" if details else "")
 
 
-class PlannedResource(BaseModel):
+class PlannedResource(DeferredModel):
     """One resource a plan would create, update, replace or delete."""
 
     model_config = ConfigDict(frozen=True)

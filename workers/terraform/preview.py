@@ -32,10 +32,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from kobot import defaults
 from kobot.automation_values import UnsafeValueError, path_inside
+from kobot.deferred_models import DeferredModel
 from kobot.errors import KobotError, StepFailedError
 from workers.terraform.credentials import provider_credentials
 from workers.terraform.models import TerraformPlanSummary
@@ -52,7 +53,7 @@ RESULT_PREFIX = "kobot-preview: "
 """The child's answer is the stdout line starting with this; anything else it prints is ignored."""
 
 
-class TerraformPreview(BaseModel):
+class TerraformPreview(DeferredModel):
     """The child's answer. `problem` is kobot's own words, safe for chat."""
 
     model_config = ConfigDict(frozen=True)

@@ -1,0 +1,40 @@
+"""kobot's pydantic models build their validators on first use, not when their module is imported.
+
+Building a model's core schema, validator and serializer is most of what importing a module of models
+costs: `kobot serve` imported about fifty of them on its way to ready (job and cluster records, chat
+messages, approvals, the policy document, the alert payloads) and used none before it answered (about
+90 ms of CPU at every start, in alternating starts). Serve builds them all on a thread a moment after it
+answers (`build_deferred_models`); a model used before that builds on its first use.
+
+Settings models stay plain `BaseModel`s: the settings are validated at once, so deferring gains nothing.
+
+Serve's threads can be first to use a model together: pydantic 2.14.4, which kobot requires, builds under
+one lock (`model_rebuild`), so no thread validates with a model another one is still building.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class DeferredModel(BaseModel):
+    """Base of kobot's models (settings aside): the validator is built on first use, or by
+    `build_deferred_models`. Subclasses set their own `model_config`; pydantic merges it with this one."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+def build_deferred_models() -> list[str]:
+    """Build every imported `DeferredModel` that is not built yet; the names of those that cannot be built
+    (an annotation that does not resolve: their first use raises, as it would have at import).
+
+    Serve calls it on a thread once it answers and the handlers are loaded, so the first message that
+    uses a model does not pay for its build."""
+    failed: list[str] = []
+    pending: list[type[BaseModel]] = list(DeferredModel.__subclasses__())
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        if not model.__pydantic_complete__ and model.model_rebuild(raise_errors=False) is False:
+            failed.append(f"{model.__module__}.{model.__qualname__}")
+    return failed

@@ -1,0 +1,107 @@
+"""kobot's models build their validators on first use or when serve builds them all, not on import.
+
+Each case runs in a fresh interpreter: this test process built most models long ago."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.fresh_python import run_fresh
+
+UNBUILT = (
+    "from kobot.deferred_models import DeferredModel\n"
+    "def every_model():\n"
+    "    pending = list(DeferredModel.__subclasses__())\n"
+    "    while pending:\n"
+    "        model = pending.pop()\n"
+    "        pending.extend(model.__subclasses__())\n"
+    "        yield model\n"
+    "def unbuilt():\n"
+    "    return [m for m in every_model() if not m.__pydantic_complete__]\n"
+)
+"""Code defining `every_model()` (every imported DeferredModel) and `unbuilt()` (those not built yet)."""
+
+
+def test_importing_a_model_does_not_build_it_and_its_first_use_does() -> None:
+    code = UNBUILT + (
+        "from kobot.job_records import JobEvent, JobEventType\n"
+        "print(JobEvent.__pydantic_complete__)\n"
+        "event = JobEvent.model_validate({'job_id': 'j1', 'type': 'log', 'message': 'hi'})\n"
+        "print(JobEvent.__pydantic_complete__, event.type is JobEventType.LOG, event.message)\n"
+    )
+    assert run_fresh(code).splitlines() == ["False", "True True hi"]
+
+
+def test_building_every_model_leaves_none_unbuilt_once_all_of_kobot_is_imported() -> None:
+    """What serve does once its handlers are loaded: every model imported by then builds, none fails (an
+    annotation that no longer resolves would be named here instead of failing a user's first command)."""
+    code = UNBUILT + (
+        "import bot.app, bot.runtime, alerts.service, workers.health_schedule, workers.compliance.schedule\n"
+        "bot.runtime.load_handlers()\n"
+        "from kobot.deferred_models import build_deferred_models\n"
+        "models, before = len(list(every_model())), len(unbuilt())\n"
+        "failed = build_deferred_models()\n"
+        "print(models > 100, before > 100, failed, unbuilt())\n"
+    )
+    assert run_fresh(code) == "True True [] []"
+
+
+def test_a_model_whose_annotation_does_not_resolve_is_named_not_raised() -> None:
+    code = UNBUILT + (
+        "from kobot.deferred_models import DeferredModel, build_deferred_models\n"
+        "class Broken(DeferredModel):\n"
+        "    field: 'NoSuchType'\n"
+        "print(build_deferred_models(), Broken.__pydantic_complete__)\n"
+    )
+    assert run_fresh(code) == "['__main__.Broken'] False"
+
+
+def test_threads_using_an_unbuilt_model_at_once_all_get_its_own_validator() -> None:
+    """Serve's threads (the event loop, the worker, the build) can be first to use a model together:
+    pydantic (>= 2.14.4) builds it once under its lock, and none of them validates with a half-built
+    model (before the lock, a thread could get the parent's validator and drop the fields)."""
+    code = UNBUILT + (
+        "import threading\n"
+        "from kobot.job_records import JobEvent, JobRecord, StepRecord\n"
+        "barrier = threading.Barrier(8)\n"
+        "results = []\n"
+        "def use():\n"
+        "    barrier.wait()\n"
+        "    step = StepRecord.model_validate({'name': 'plan', 'title': 'Plan'})\n"
+        "    event = JobEvent.model_validate({'job_id': 'j1', 'type': 'log', 'step': 'plan'})\n"
+        "    results.append((step.title, event.step))\n"
+        "threads = [threading.Thread(target=use) for _ in range(8)]\n"
+        "for t in threads: t.start()\n"
+        "for t in threads: t.join()\n"
+        "print(sorted(set(results)), len(results))\n"
+    )
+    assert run_fresh(code) == "[('Plan', 'plan')] 8"
+
+
+def test_serve_builds_them_once_its_handlers_are_loaded_before_it_freezes_the_heap(
+    redis_url: str, data_dir: Path
+) -> None:
+    """The models serve imported by ready are still unbuilt then (that is the point); a moment later the
+    handler load imports the rest, and all are built on a thread before the heap is frozen."""
+    code = UNBUILT + (
+        "import asyncio, gc, sys, time\n"
+        "from pathlib import Path\n"
+        "from pydantic import SecretStr\n"
+        "import bot.app\n"
+        "from bot.app import create_app\n"
+        "from bot.runtime import build_runtime\n"
+        "from kobot.settings import Settings\n"
+        "bot.app.HANDLERS_LOAD_DELAY_SECONDS = 0.0\n"
+        "settings = Settings(redis_url=SecretStr(sys.argv[1]), data_dir=Path(sys.argv[2]),\n"
+        "                    in_process_worker=False)\n"
+        "app = create_app(settings, runtime=build_runtime(settings, handlers=False), freeze_heap=True)\n"
+        "async def main():\n"
+        "    async with app.router.lifespan_context(app):\n"
+        "        at_ready = len(unbuilt())\n"
+        "        deadline = time.monotonic() + 60\n"
+        "        while gc.get_freeze_count() == 0 and time.monotonic() < deadline:\n"
+        "            await asyncio.sleep(0.02)\n"
+        "        print(at_ready > 10, gc.get_freeze_count() > 0, unbuilt())\n"
+        "asyncio.run(main())\n"
+    )
+    assert run_fresh(code, redis_url, str(data_dir)) == "True True []"
