@@ -17,6 +17,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from redis.exceptions import RedisError
+
 from bot.dispatcher_soon import AutohealSoon, DispatcherSoon
 from bot.node_watch import NodeReadinessWatcher
 from bot.notifier import Notifier
@@ -83,6 +85,8 @@ class Supervisor:
         # built by `start`, a moment after it returns (`_start_schedulers_soon`)
         self.health_checks: HealthCheckScheduler | None = None
         self._schedulers_soon: asyncio.Task[None] | None = None
+        self._jobs_soon: asyncio.Task[None] | None = None
+        self._jobs_starting: asyncio.Future[None] | None = None
         self.relay = (
             ClusterEventRelay(redis=runtime.redis, alerts=runtime.alerts)
             if runtime.alerts is not None
@@ -100,10 +104,7 @@ class Supervisor:
             await self.node_watch.start()
         for adapter in self.runtime.adapters.values():
             await adapter.start(self.dispatching)
-        if self.worker is not None:
-            self.worker.start()
-        if self.sweeper is not None:
-            self.sweeper.start()
+        self._jobs_soon = asyncio.create_task(self._start_jobs_soon(), name="kobot-jobs-start")
         self._housekeeping.start(
             every(
                 HOUSEKEEPING_INTERVAL_SECONDS,
@@ -126,6 +127,34 @@ class Supervisor:
                 what="backup schedules",
             )
         )
+
+    async def _start_jobs_soon(self) -> None:
+        """Start the in-process worker, or the recovery sweep alone, on a thread once serve answers
+        (`kobot serve` listens after `start` returns): the first sweep and the worker's first rounds
+        (registering with RQ, cleaning its registries) held the interpreter on the way to ready. A job
+        queued meanwhile waits for them as it would for any worker; a dead worker's job is still failed
+        within its lease. While the store does not answer, the start is tried again."""
+        await asyncio.sleep(defaults.HANDLERS_LOAD_DELAY_SECONDS)
+        while True:
+            # shielded: `stop` waits for a start under way rather than stop a worker still starting
+            self._jobs_starting = asyncio.ensure_future(asyncio.to_thread(self._start_jobs))
+            try:
+                await asyncio.shield(self._jobs_starting)
+                return
+            except (RedisError, OSError) as exc:
+                log.warning(
+                    "the in-process worker and the recovery sweep wait for the store (%s); trying again in "
+                    "%.0f s",
+                    exc,
+                    defaults.JOBS_START_RETRY_SECONDS,
+                )
+            await asyncio.sleep(defaults.JOBS_START_RETRY_SECONDS)
+
+    def _start_jobs(self) -> None:
+        if self.worker is not None:
+            self.worker.start()
+        if self.sweeper is not None:
+            self.sweeper.start()
 
     async def _start_schedulers_soon(self) -> None:
         """Start the scheduled health checks and scans once serve answers (`kobot serve` listens after
@@ -173,10 +202,13 @@ class Supervisor:
         The worker stops first, so the job it ran ends (cancelled, resumable) and announces it; the
         notifiers then deliver what is left of the event stream while the adapters can still post; the
         adapters go last."""
-        schedulers_soon, self._schedulers_soon = self._schedulers_soon, None
-        if schedulers_soon is not None:
-            schedulers_soon.cancel()
-            await asyncio.gather(schedulers_soon, return_exceptions=True)
+        for soon in (self._jobs_soon, self._schedulers_soon):
+            if soon is not None:
+                soon.cancel()
+                await asyncio.gather(soon, return_exceptions=True)
+        self._jobs_soon = self._schedulers_soon = None
+        if self._jobs_starting is not None:
+            await asyncio.gather(self._jobs_starting, return_exceptions=True)
         steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
             ("housekeeping", self._housekeeping.stop),
             ("backup schedules", self._backup_schedules.stop),

@@ -144,8 +144,13 @@ KUBECTL_LOG_TAIL_MAX = 500
 """Most log lines one `kubectl logs` may ask for; more belongs in a log system, not a chat."""
 
 HANDLERS_LOAD_DELAY_SECONDS = 1.0
-"""How long after its start `kobot serve` attaches every command's handler: by then it answers, and a
-command that comes sooner attaches them itself."""
+"""How long after its start `kobot serve` attaches every command's handler and starts its in-process worker
+(or its recovery sweep) and schedulers: by then it answers, and a command that comes sooner attaches the
+handlers itself."""
+
+JOBS_START_RETRY_SECONDS = 5.0
+"""Pause before the in-process worker's (or the lone recovery sweep's) start is tried again while the store
+does not answer."""
 
 KUBECTL_LOG_MAX_BYTES = 512 * 1024
 """Most bytes of log one `kubectl logs` asks the API server for (`limitBytes`): 500 lines of a pod that

@@ -297,9 +297,10 @@ class InProcessWorker:
     def stop(self) -> None:
         """Stop taking jobs; a job running now is cancelled (it stops at its next check, resumable with
         `retry`) rather than cut off when the store closes under it."""
-        self._worker._stop_requested = True
-        cancel_running_job(self._worker, self._redis)
-        self._thread.join(timeout=STOP_WAIT_SECONDS)
+        if self._thread.ident is not None:  # started (serve starts it a moment after it answers)
+            self._worker._stop_requested = True
+            cancel_running_job(self._worker, self._redis)
+            self._thread.join(timeout=STOP_WAIT_SECONDS)
         self._sweeper.stop()
         self._redis.close()
 

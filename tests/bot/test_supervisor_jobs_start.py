@@ -1,0 +1,63 @@
+"""The in-process worker (and the recovery sweep) start a moment after the supervisor's start, on a thread:
+`kobot serve` answers first. A stop that comes sooner leaves no worker behind."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from redis import Redis
+from rq import Worker
+
+from bot.runtime import build_runtime
+from bot.supervisor import Supervisor
+from kobot import defaults
+from kobot.settings import Settings
+from tests.workers.jobkit import FIXTURE_PLAYBOOKS
+
+START_DELAY_SECONDS = 1.0
+"""The delay these tests give the worker's start (serve's is HANDLERS_LOAD_DELAY_SECONDS)."""
+START_WAIT_SECONDS = 30.0
+"""Longest the worker may take to register on a busy machine."""
+
+
+def _supervisor(redis_url: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Supervisor:
+    monkeypatch.setattr(defaults, "HANDLERS_LOAD_DELAY_SECONDS", START_DELAY_SECONDS)
+    settings = Settings(
+        redis_url=SecretStr(redis_url),
+        data_dir=data_dir,
+        playbooks_dir=FIXTURE_PLAYBOOKS,
+        in_process_worker=True,
+    )
+    return Supervisor(runtime=build_runtime(settings, handlers=False), in_process_worker=True)
+
+
+async def test_the_in_process_worker_registers_only_after_the_start_returned(
+    redis_url: str, redis: Redis, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    supervisor = _supervisor(redis_url, data_dir, monkeypatch)
+    await supervisor.start()
+    try:
+        # a worker started by `start` itself would have registered within this
+        await asyncio.sleep(START_DELAY_SECONDS / 2)
+        assert Worker.all(connection=redis) == []
+        deadline = time.monotonic() + START_WAIT_SECONDS
+        while not Worker.all(connection=redis) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert len(Worker.all(connection=redis)) == 1
+    finally:
+        await supervisor.stop()
+    assert Worker.all(connection=redis) == []
+
+
+async def test_a_stop_before_the_worker_started_leaves_none_running(
+    redis_url: str, redis: Redis, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    supervisor = _supervisor(redis_url, data_dir, monkeypatch)
+    await supervisor.start()
+    await supervisor.stop()
+    await asyncio.sleep(START_DELAY_SECONDS * 3)
+    assert Worker.all(connection=redis) == []
