@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
 from fastapi.responses import JSONResponse
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api_audit import API_CONVERSATION, bearer_identity
 from bot.runtime import Runtime
@@ -29,7 +29,6 @@ from kobot import automation_values, defaults
 from kobot.access import CLUSTER_IMPORT_PERMISSION
 from kobot.clusters import ClusterRecord
 from kobot.conversations import Conversation, Identity
-from kobot.deferred_models import DeferredModel
 from kobot.errors import (
     CommandError,
     ConflictError,
@@ -74,7 +73,7 @@ current-context: admin@legacy
 """
 
 
-class ImportRequest(DeferredModel):
+class ImportRequest(BaseModel):
     """The new cluster's name in kobot and its admin kubeconfig (self-contained: data, not file paths)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -111,7 +110,7 @@ class ImportRequest(DeferredModel):
         return SshAccess(private_key=self.ssh_key.encode(), user=self.ssh_user)
 
 
-class SshRequest(DeferredModel):
+class SshRequest(BaseModel):
     """SSH access to an imported cluster's hosts: a private key and the account it logs in as."""
 
     model_config = ConfigDict(extra="forbid")
@@ -142,14 +141,14 @@ IMPORT_EXAMPLES: dict[str, Any] = {
 }
 
 
-class ImportAnswer(DeferredModel):
+class ImportAnswer(BaseModel):
     """The record kobot keeps of the imported cluster, and what the import read, in words."""
 
     cluster: ClusterRecord
     summary: list[str]
 
 
-class ImportProblem(DeferredModel):
+class ImportProblem(BaseModel):
     detail: str
 
 

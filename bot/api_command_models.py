@@ -7,14 +7,13 @@ No `from __future__ import annotations` here: FastAPI reads these models' annota
 from datetime import datetime
 from typing import Any
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.command_outcome import Handled
 from kobot import defaults
-from kobot.deferred_models import DeferredModel
 
 
-class CommandRequest(DeferredModel):
+class CommandRequest(BaseModel):
     """Either `text`, as typed in chat, or `command` (a command id) with `cluster` and `args`."""
 
     model_config = ConfigDict(
@@ -66,7 +65,7 @@ REQUEST_EXAMPLES: dict[str, Any] = {
 }
 
 
-class CommandReply(DeferredModel):
+class CommandReply(BaseModel):
     """One thing kobot said about the command, as it would have shown in chat."""
 
     title: str
@@ -74,7 +73,7 @@ class CommandReply(DeferredModel):
     text: str = Field(description="The whole reply as plain text (title, body, fields, footer).")
 
 
-class ApprovalAnswer(DeferredModel):
+class ApprovalAnswer(BaseModel):
     """The approval request a command waits for; approvers decide it in the cluster's approval channels."""
 
     id: str
@@ -93,7 +92,7 @@ class ApprovalAnswer(DeferredModel):
     job_url: str | None = None
 
 
-class CommandAnswer(DeferredModel):
+class CommandAnswer(BaseModel):
     """A command that was run: answered at once (200), or queued or waiting for approval (202)."""
 
     model_config = ConfigDict(
@@ -117,7 +116,7 @@ class CommandAnswer(DeferredModel):
     replies: list[CommandReply] = Field(default_factory=list)
 
 
-class CommandProblem(DeferredModel):
+class CommandProblem(BaseModel):
     """A command that did not run, and why (the same words the chat would have shown)."""
 
     model_config = ConfigDict(

@@ -45,7 +45,11 @@ def create_app(
     runtime = runtime or build_runtime(settings)
     runtime.adapters.update(build_adapters(runtime))
     alerts = _alert_pipeline(runtime)
-    supervisor = Supervisor(runtime=runtime, in_process_worker=settings.in_process_worker)
+    supervisor = Supervisor(
+        runtime=runtime,
+        in_process_worker=settings.in_process_worker,
+        start_jobs_after=HANDLERS_LOAD_DELAY_SECONDS,
+    )
     # Joins the adapters after the supervisor built one notifier per adapter: REST callers follow their
     # jobs at GET /api/v1/jobs/{id}, so nothing reads the event stream to post progress for them.
     rest = RestReplies()

@@ -48,8 +48,13 @@ class Supervisor:
     """Owns the long-lived parts of one kobot process: `start` brings them up (adapters after what they
     feed, so nothing they receive is lost), `stop` takes them down in the reverse order."""
 
-    def __init__(self, *, runtime: Runtime, in_process_worker: bool) -> None:
+    def __init__(
+        self, *, runtime: Runtime, in_process_worker: bool, start_jobs_after: float | None = None
+    ) -> None:
+        """`start_jobs_after`: start the in-process worker (or the recovery sweep alone) that many seconds
+        after `start`, on a thread (`kobot serve`: once it answers); None starts them in `start`."""
         self.runtime = runtime
+        self._start_jobs_after = start_jobs_after
         # the dispatcher is imported and built by its first use (`kobot serve` asks a moment after it
         # answers, unless an event or an autoheal round comes sooner)
         self.dispatching = DispatcherSoon(runtime=runtime)
@@ -104,7 +109,12 @@ class Supervisor:
             await self.node_watch.start()
         for adapter in self.runtime.adapters.values():
             await adapter.start(self.dispatching)
-        self._jobs_soon = asyncio.create_task(self._start_jobs_soon(), name="kobot-jobs-start")
+        if self._start_jobs_after is None:
+            self._start_jobs()
+        else:
+            self._jobs_soon = asyncio.create_task(
+                self._start_jobs_soon(self._start_jobs_after), name="kobot-jobs-start"
+            )
         self._housekeeping.start(
             every(
                 HOUSEKEEPING_INTERVAL_SECONDS,
@@ -128,26 +138,30 @@ class Supervisor:
             )
         )
 
-    async def _start_jobs_soon(self) -> None:
+    async def _start_jobs_soon(self, delay: float) -> None:
         """Start the in-process worker, or the recovery sweep alone, on a thread once serve answers
         (`kobot serve` listens after `start` returns): the first sweep and the worker's first rounds
         (registering with RQ, cleaning its registries) held the interpreter on the way to ready. A job
         queued meanwhile waits for them as it would for any worker; a dead worker's job is still failed
-        within its lease. While the store does not answer, the start is tried again."""
-        await asyncio.sleep(defaults.HANDLERS_LOAD_DELAY_SECONDS)
+        within its lease. While the store does not answer, the start is tried again; any other failure
+        is logged, and no job runs in this process until it is restarted."""
+        await asyncio.sleep(delay)
         while True:
             # shielded: `stop` waits for a start under way rather than stop a worker still starting
             self._jobs_starting = asyncio.ensure_future(asyncio.to_thread(self._start_jobs))
             try:
                 await asyncio.shield(self._jobs_starting)
                 return
-            except (RedisError, OSError) as exc:
+            except RedisError as exc:
                 log.warning(
                     "the in-process worker and the recovery sweep wait for the store (%s); trying again in "
                     "%.0f s",
                     exc,
                     defaults.JOBS_START_RETRY_SECONDS,
                 )
+            except Exception:
+                log.exception("the in-process worker (or the recovery sweep) did not start: no job runs here")
+                return
             await asyncio.sleep(defaults.JOBS_START_RETRY_SECONDS)
 
     def _start_jobs(self) -> None:
@@ -208,7 +222,8 @@ class Supervisor:
                 await asyncio.gather(soon, return_exceptions=True)
         self._jobs_soon = self._schedulers_soon = None
         if self._jobs_starting is not None:
-            await asyncio.gather(self._jobs_starting, return_exceptions=True)
+            # bounded: a start stuck on a store that stopped answering must not hold up the rest
+            await asyncio.wait([self._jobs_starting], timeout=defaults.JOBS_START_STOP_WAIT_SECONDS)
         steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
             ("housekeeping", self._housekeeping.stop),
             ("backup schedules", self._backup_schedules.stop),

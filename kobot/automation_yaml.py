@@ -1,8 +1,9 @@
 """Inventory and extra-vars YAML for Ansible, with `kobot.automation_values.Untrusted` strings tagged
 `!unsafe`, so a value from a user or a record is never rendered as a Jinja template.
 
-Apart from the value checks, which every start imports for the settings and records, so that PyYAML
-(and its Unicode reader's pattern, compiled on import) loads with the first inventory a job writes.
+A module apart from the value checks: every start imports those (for the settings and records), while
+PyYAML, and the Unicode pattern its reader compiles on import, load only with the first inventory a job
+writes.
 """
 
 from __future__ import annotations

@@ -145,12 +145,15 @@ KUBECTL_LOG_TAIL_MAX = 500
 
 HANDLERS_LOAD_DELAY_SECONDS = 1.0
 """How long after its start `kobot serve` attaches every command's handler and starts its in-process worker
-(or its recovery sweep) and schedulers: by then it answers, and a command that comes sooner attaches the
-handlers itself."""
+(or its recovery sweep alone) and schedulers: by then it answers, and a command that comes sooner attaches
+the handlers itself."""
 
 JOBS_START_RETRY_SECONDS = 5.0
 """Pause before the in-process worker's (or the lone recovery sweep's) start is tried again while the store
 does not answer."""
+
+JOBS_START_STOP_WAIT_SECONDS = 10.0
+"""Longest a stop waits for the in-process worker's start under way before it stops everything else."""
 
 KUBECTL_LOG_MAX_BYTES = 512 * 1024
 """Most bytes of log one `kubectl logs` asks the API server for (`limitBytes`): 500 lines of a pod that

@@ -22,6 +22,7 @@ from rq.timeouts import TimerDeathPenalty
 
 from kobot import keys
 from kobot.backoff import capped_backoff
+from kobot.deferred_models import build_deferred_models
 from kobot.redis_clients import sync_client
 from kobot.settings import Settings
 from workers import environment
@@ -158,6 +159,10 @@ def run_forking_worker(*, settings: Settings, redis_url: str, burst: bool = Fals
     stop request (SIGTERM, SIGINT) or a finished burst ends it."""
     redis = sync_client(redis_url)
     queue = _prepare(settings, redis)
+    # once, here: every job's horse is forked from this process and inherits them built
+    unbuilt = build_deferred_models()
+    if unbuilt:
+        log.error("models whose validator cannot be built: %s", ", ".join(unbuilt))
     sweeper = Sweeper(settings=settings, redis_url=redis_url)
     sweeper.start()
     store_loss_filter = _StoreLossSaidOnce()
@@ -290,6 +295,10 @@ class InProcessWorker:
         )
         self._thread = threading.Thread(target=self._run, name="kobot-worker", daemon=True)
 
+    @property
+    def started(self) -> bool:
+        return self._thread.ident is not None
+
     def start(self) -> None:
         self._sweeper.start()
         self._thread.start()
@@ -297,7 +306,7 @@ class InProcessWorker:
     def stop(self) -> None:
         """Stop taking jobs; a job running now is cancelled (it stops at its next check, resumable with
         `retry`) rather than cut off when the store closes under it."""
-        if self._thread.ident is not None:  # started (serve starts it a moment after it answers)
+        if self.started:  # serve starts it a moment after it answers: a stop can come first
             self._worker._stop_requested = True
             cancel_running_job(self._worker, self._redis)
             self._thread.join(timeout=STOP_WAIT_SECONDS)

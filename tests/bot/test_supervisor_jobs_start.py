@@ -7,14 +7,12 @@ import asyncio
 import time
 from pathlib import Path
 
-import pytest
 from pydantic import SecretStr
 from redis import Redis
 from rq import Worker
 
 from bot.runtime import build_runtime
 from bot.supervisor import Supervisor
-from kobot import defaults
 from kobot.settings import Settings
 from tests.workers.jobkit import FIXTURE_PLAYBOOKS
 
@@ -24,21 +22,26 @@ START_WAIT_SECONDS = 30.0
 """Longest the worker may take to register on a busy machine."""
 
 
-def _supervisor(redis_url: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Supervisor:
-    monkeypatch.setattr(defaults, "HANDLERS_LOAD_DELAY_SECONDS", START_DELAY_SECONDS)
+def _supervisor(
+    redis_url: str, data_dir: Path, *, start_jobs_after: float | None = START_DELAY_SECONDS
+) -> Supervisor:
     settings = Settings(
         redis_url=SecretStr(redis_url),
         data_dir=data_dir,
         playbooks_dir=FIXTURE_PLAYBOOKS,
         in_process_worker=True,
     )
-    return Supervisor(runtime=build_runtime(settings, handlers=False), in_process_worker=True)
+    return Supervisor(
+        runtime=build_runtime(settings, handlers=False),
+        in_process_worker=True,
+        start_jobs_after=start_jobs_after,
+    )
 
 
 async def test_the_in_process_worker_registers_only_after_the_start_returned(
-    redis_url: str, redis: Redis, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    redis_url: str, redis: Redis, data_dir: Path
 ) -> None:
-    supervisor = _supervisor(redis_url, data_dir, monkeypatch)
+    supervisor = _supervisor(redis_url, data_dir)
     await supervisor.start()
     try:
         # a worker started by `start` itself would have registered within this
@@ -54,10 +57,21 @@ async def test_the_in_process_worker_registers_only_after_the_start_returned(
 
 
 async def test_a_stop_before_the_worker_started_leaves_none_running(
-    redis_url: str, redis: Redis, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    redis_url: str, redis: Redis, data_dir: Path
 ) -> None:
-    supervisor = _supervisor(redis_url, data_dir, monkeypatch)
+    supervisor = _supervisor(redis_url, data_dir)
     await supervisor.start()
     await supervisor.stop()
     await asyncio.sleep(START_DELAY_SECONDS * 3)
     assert Worker.all(connection=redis) == []
+    assert supervisor.worker is not None and not supervisor.worker.started
+
+
+async def test_without_a_delay_the_worker_starts_with_the_supervisor(redis_url: str, data_dir: Path) -> None:
+    """`kobot chat` starts its worker at once: a piped command's job runs before its input ends."""
+    supervisor = _supervisor(redis_url, data_dir, start_jobs_after=None)
+    await supervisor.start()
+    try:
+        assert supervisor.worker is not None and supervisor.worker.started
+    finally:
+        await supervisor.stop()
