@@ -32,6 +32,7 @@ def serve() -> None:
     # The embedded Valkey boots (a process of its own, ~0.1 s) while this one imports the app.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kobot-store-open") as opening:
         store_opened = opening.submit(open_store, settings)
+        _import_fastapi_deferring_its_models()
         import uvicorn
 
         from bot.api_direct import ACCESS_LOGGER, QuietAcceptedCallbacks
@@ -61,3 +62,23 @@ def serve() -> None:
         # implementation at every start for nothing
         ws="none",
     )
+
+
+def _import_fastapi_deferring_its_models() -> None:
+    """FastAPI defines the OpenAPI document's models (about fifty) as it is imported, and pydantic builds
+    each one's validator then: about 70 ms of every start, a tenth of its instructions. kobot serves that
+    document only when asked to (KOBOT_HTTP_DOCS), so FastAPI's models are defined with pydantic's
+    `defer_build` (set on BaseModel for this import alone) and built by the first request for the
+    document. kobot's own models defer by their base (`kobot.deferred_models`)."""
+    from pydantic import BaseModel
+
+    config = BaseModel.model_config
+    previous = config.get("defer_build")
+    config["defer_build"] = True
+    try:
+        import fastapi  # noqa: F401  # the import is the point
+    finally:
+        if previous is None:
+            del config["defer_build"]
+        else:
+            config["defer_build"] = previous

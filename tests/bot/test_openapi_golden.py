@@ -22,6 +22,7 @@ from kobot.settings import Settings
 from kobot.settings_dingtalk import DingTalkSettings
 from kobot.settings_slack import SlackSettings
 from kobot.settings_wecom import WeComSettings
+from tests.support.fresh_python import run_fresh
 from tests.support.network import LOOPBACK
 from tests.workers.jobkit import FIXTURE_PLAYBOOKS
 
@@ -90,3 +91,30 @@ def test_the_golden_file_holds_every_surface() -> None:
     assert {"/healthz", "/api/v1/commands", "/alerts/alertmanager"} <= set(golden["openapi"]["paths"])
     for platform in ("slack", "wecom"):
         assert any(path.startswith(f"/{platform}/") for path in paths), (platform, sorted(paths))
+
+
+def test_the_schema_is_the_same_when_serve_imported_fastapi_with_its_models_deferred(
+    redis_url: str, data_dir: Path
+) -> None:
+    """`kobot serve` imports FastAPI with its OpenAPI models' build deferred (`bot.serve`): the document is
+    built from them on its first request, and must come out the same. The deferral covers that import
+    alone: a model defined afterwards is built at once."""
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "import bot.serve\n"
+        "bot.serve._import_fastapi_deferring_its_models()\n"
+        "import fastapi.openapi.models\n"
+        "from pydantic import BaseModel\n"
+        "class DefinedAfter(BaseModel):\n"
+        "    name: str\n"
+        "deferred = not fastapi.openapi.models.OpenAPI.__pydantic_complete__\n"
+        "print(deferred, 'defer_build' not in BaseModel.model_config, DefinedAfter.__pydantic_complete__)\n"
+        "from bot.app import create_app\n"
+        "from tests.bot.test_openapi_golden import GOLDEN, _every_surface, _served\n"
+        "app = create_app(_every_surface(sys.argv[1], Path(sys.argv[2])))\n"
+        "served = json.dumps(_served(app), indent=2, sort_keys=True, ensure_ascii=False) + '\\n'\n"
+        "app.state.runtime.close()\n"
+        "print(served == GOLDEN.read_text(encoding='utf-8'))\n"
+    )
+    assert run_fresh(code, redis_url, str(data_dir)).splitlines() == ["True True True", "True"]

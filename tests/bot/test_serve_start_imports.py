@@ -15,6 +15,8 @@
   thread once serve answers; the webhook stores from the first request without it. The health-check and
   scan schedulers likewise, and the dispatcher with the command parser and autoheal.
 - The command line (typer, `bot.cli`): `kobot serve` is handed to its module without it.
+- Not a library but the same kind of cost: the validators of models imported by ready, FastAPI's OpenAPI
+  document models and kobot's own, are not built by then.
 
 One module-level import anywhere on the serve path brings them back, so this runs the real `kobot serve`
 (embedded Valkey, in-process worker: the defaults) until /healthz answers, stops it, and reads what it had
@@ -68,6 +70,9 @@ BUILT_ONCE_READY = (
 )
 """The alert pipeline, the health-check and scan schedulers, and the dispatcher with the parser and
 autoheal: `kobot serve` imports them on a thread a moment after it answers."""
+BUILT_ON_FIRST_USE = ("built fastapi.openapi.models.OpenAPI", "built kobot.job_records.JobRecord")
+"""Models imported by ready and not built by then: FastAPI's OpenAPI document (`bot.serve` imports FastAPI
+with their build deferred) and kobot's own (`kobot.deferred_models`), a job record for one."""
 NOT_LOADED_BY_SERVE = (
     JOB_ONLY_LIBRARIES
     + READ_ONLY_BY_HEALTH_CHECKS
@@ -75,6 +80,7 @@ NOT_LOADED_BY_SERVE = (
     + UNUSED_BY_SERVE
     + UNCONFIGURED_PLATFORM_SDKS
     + BUILT_ONCE_READY
+    + BUILT_ON_FIRST_USE
 )
 READY_TIMEOUT_SECONDS = 60.0
 """Longest the test waits for /healthz on a busy machine (the target is under a second)."""
@@ -85,10 +91,16 @@ from pathlib import Path
 
 target, libraries = Path(sys.argv[1]), set(json.loads(sys.argv[2]))
 
+def built(model: str) -> bool:
+    module, _, name = model.rpartition(".")
+    found = getattr(sys.modules.get(module), name, None)
+    return found is not None and found.__pydantic_complete__
+
 def report(*_: object) -> None:
     # a None entry marks a module absent (how kobot keeps FastAPI from loading pydantic.v1)
     loaded = {name for name, module in list(sys.modules.items()) if module is not None}
     names = {part for name in loaded for part in (name, name.split(".")[0])}
+    names |= {entry for entry in libraries if entry.startswith("built ") and built(entry[len("built "):])}
     target.write_text(json.dumps(sorted(names & libraries)))
 
 # asked for once serve is ready (uvicorn handles only SIGINT and SIGTERM)
