@@ -147,7 +147,7 @@ class Supervisor:
         is logged, and no job runs in this process until it is restarted."""
         await asyncio.sleep(delay)
         while True:
-            # shielded: `stop` waits for a start under way rather than stop a worker still starting
+            # shielded: `stop` waits a while for a start under way; a worker stopped first never starts
             self._jobs_starting = asyncio.ensure_future(asyncio.to_thread(self._start_jobs))
             try:
                 await asyncio.shield(self._jobs_starting)
@@ -222,7 +222,8 @@ class Supervisor:
                 await asyncio.gather(soon, return_exceptions=True)
         self._jobs_soon = self._schedulers_soon = None
         if self._jobs_starting is not None:
-            # bounded: a start stuck on a store that stopped answering must not hold up the rest
+            # bounded: a start stuck on a store that stopped answering must not hold up the rest (the
+            # worker's own stop keeps it from starting afterwards)
             await asyncio.wait([self._jobs_starting], timeout=defaults.JOBS_START_STOP_WAIT_SECONDS)
         steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
             ("housekeeping", self._housekeeping.stop),

@@ -153,7 +153,8 @@ JOBS_START_RETRY_SECONDS = 5.0
 does not answer."""
 
 JOBS_START_STOP_WAIT_SECONDS = 10.0
-"""Longest a stop waits for the in-process worker's start under way before it stops everything else."""
+"""Longest a stop waits for the in-process worker's start under way before it goes on stopping everything
+else (the worker, once stopped, does not start)."""
 
 KUBECTL_LOG_MAX_BYTES = 512 * 1024
 """Most bytes of log one `kubectl logs` asks the API server for (`limitBytes`): 500 lines of a pod that

@@ -2,9 +2,10 @@
 
 Building a model's core schema, validator and serializer is most of what importing a module of models
 costs: `kobot serve` imported about fifty of them on its way to ready (job and cluster records, chat
-messages, approvals, the policy document, the alert payloads) and used none before it answered (about
-90 ms of CPU at every start, in alternating starts). Serve builds them all on a thread a moment after it
-answers (`build_deferred_models`); a model used before that builds on its first use.
+messages, approvals, the policy document, the alert payloads) and used four before it answered (about 3 %
+of the instructions of its start, counted with callgrind). Serve builds them all on a thread a moment after it
+answers (`build_deferred_models`), and `kobot worker` before it forks its first job; a model used before
+that builds on its first use.
 
 Two kinds stay plain `BaseModel`s, as deferring gains nothing for them: the settings (validated at once)
 and the REST API's bodies and answers (FastAPI builds its own validators for them with the routes, and a

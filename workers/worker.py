@@ -92,7 +92,15 @@ class Sweeper:
         return failed
 
     def start(self) -> None:
-        self.sweep_once()
+        """Sweep once, then every half lease. A store that does not answer raises (the caller tries the
+        start again); any other failure of the first sweep is logged and left to the next round, as the
+        rounds' failures are, so it never keeps the sweep (or a worker behind it) from starting."""
+        try:
+            self.sweep_once()
+        except RedisError:
+            raise
+        except Exception:
+            log.warning("recovery sweep failed; trying again shortly", exc_info=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -294,6 +302,10 @@ class InProcessWorker:
             [queue], connection=self._redis, serializer=JSONSerializer, worker_ttl=IN_PROCESS_WORKER_TTL
         )
         self._thread = threading.Thread(target=self._run, name="kobot-worker", daemon=True)
+        # serve starts the worker on a thread a moment after it answers, so a stop can come before or
+        # during that start: the lock makes the two exclusive, and a stopped worker never starts
+        self._lifecycle = threading.Lock()
+        self._stopped = False
 
     @property
     def started(self) -> bool:
@@ -301,12 +313,17 @@ class InProcessWorker:
 
     def start(self) -> None:
         self._sweeper.start()
-        self._thread.start()
+        with self._lifecycle:
+            if not self._stopped:
+                self._thread.start()
 
     def stop(self) -> None:
         """Stop taking jobs; a job running now is cancelled (it stops at its next check, resumable with
         `retry`) rather than cut off when the store closes under it."""
-        if self.started:  # serve starts it a moment after it answers: a stop can come first
+        with self._lifecycle:
+            self._stopped = True
+            started = self.started
+        if started:
             self._worker._stop_requested = True
             cancel_running_job(self._worker, self._redis)
             self._thread.join(timeout=STOP_WAIT_SECONDS)

@@ -1,20 +1,25 @@
 """The in-process worker (and the recovery sweep) start a moment after the supervisor's start, on a thread:
-`kobot serve` answers first. A stop that comes sooner leaves no worker behind."""
+`kobot serve` answers first. A stop that comes sooner leaves no worker behind, and a first sweep that fails
+on something other than the store does not keep the worker from starting."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 
+import pytest
 from pydantic import SecretStr
 from redis import Redis
 from rq import Worker
 
 from bot.runtime import build_runtime
 from bot.supervisor import Supervisor
+from kobot import keys
 from kobot.settings import Settings
 from tests.workers.jobkit import FIXTURE_PLAYBOOKS
+from workers.worker import InProcessWorker
 
 START_DELAY_SECONDS = 1.0
 """The delay these tests give the worker's start (serve's is HANDLERS_LOAD_DELAY_SECONDS)."""
@@ -75,3 +80,35 @@ async def test_without_a_delay_the_worker_starts_with_the_supervisor(redis_url: 
         assert supervisor.worker is not None and supervisor.worker.started
     finally:
         await supervisor.stop()
+
+
+def test_a_worker_stopped_before_it_started_never_starts(
+    redis_url: str, redis: Redis, data_dir: Path
+) -> None:
+    """A stop that comes while serve's delayed start is still sweeping: the start then goes no further."""
+    settings = Settings(redis_url=SecretStr(redis_url), data_dir=data_dir, playbooks_dir=FIXTURE_PLAYBOOKS)
+    worker = InProcessWorker(settings=settings, redis_url=redis_url)
+    worker.stop()
+    worker.start()
+    assert not worker.started
+    assert Worker.all(connection=redis) == []
+
+
+async def test_a_first_sweep_failing_on_a_bad_record_still_starts_the_worker(
+    redis_url: str, redis: Redis, data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before the start was delayed, such a failure stopped serve's start; now it would have left serve
+    answering with no worker and no sweep, had the first sweep not been guarded like its later rounds."""
+    redis.set(keys.job("7"), b"{not a job record")
+    redis.sadd(keys.ACTIVE_JOBS, "7")
+    supervisor = _supervisor(redis_url, data_dir, start_jobs_after=0.0)
+    with caplog.at_level(logging.WARNING, logger="workers.worker"):
+        await supervisor.start()
+        try:
+            deadline = time.monotonic() + START_WAIT_SECONDS
+            while not Worker.all(connection=redis) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert len(Worker.all(connection=redis)) == 1
+        finally:
+            await supervisor.stop()
+    assert "recovery sweep failed" in caplog.text
