@@ -43,6 +43,14 @@ def _supervisor(
     )
 
 
+async def _workers_once_one_registers(redis: Redis) -> int:
+    """How many RQ workers are registered once one is (or START_WAIT_SECONDS passed)."""
+    deadline = time.monotonic() + START_WAIT_SECONDS
+    while not Worker.all(connection=redis) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return len(Worker.all(connection=redis))
+
+
 async def test_the_in_process_worker_registers_only_after_the_start_returned(
     redis_url: str, redis: Redis, data_dir: Path
 ) -> None:
@@ -52,10 +60,7 @@ async def test_the_in_process_worker_registers_only_after_the_start_returned(
         # a worker started by `start` itself would have registered within this
         await asyncio.sleep(START_DELAY_SECONDS / 2)
         assert Worker.all(connection=redis) == []
-        deadline = time.monotonic() + START_WAIT_SECONDS
-        while not Worker.all(connection=redis) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        assert len(Worker.all(connection=redis)) == 1
+        assert await _workers_once_one_registers(redis) == 1
     finally:
         await supervisor.stop()
     assert Worker.all(connection=redis) == []
@@ -105,10 +110,7 @@ async def test_a_first_sweep_failing_on_a_bad_record_still_starts_the_worker(
     with caplog.at_level(logging.WARNING, logger="workers.worker"):
         await supervisor.start()
         try:
-            deadline = time.monotonic() + START_WAIT_SECONDS
-            while not Worker.all(connection=redis) and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            assert len(Worker.all(connection=redis)) == 1
+            assert await _workers_once_one_registers(redis) == 1
         finally:
             await supervisor.stop()
     assert "recovery sweep failed" in caplog.text
