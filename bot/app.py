@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -30,8 +29,6 @@ from kobot.settings import Settings
 
 if TYPE_CHECKING:
     from alerts.service import AlertService
-
-log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -149,9 +146,6 @@ async def _load_handlers_soon(*, freeze_heap: bool, dispatching: DispatcherSoon)
     except Exception:
         # logged by the build; an event retries it and is answered with a reference to the log
         return
-    unbuilt = await asyncio.to_thread(build_deferred_models)
-    if unbuilt:
-        # their first use raises, as their import would have before their build was deferred
-        log.error("models whose validator cannot be built: %s", ", ".join(unbuilt))
+    await asyncio.to_thread(build_deferred_models)  # logs a model it cannot build
     if freeze_heap:
         gc.freeze()

@@ -17,7 +17,11 @@ one lock (`model_rebuild`), so no thread validates with a model another one is s
 
 from __future__ import annotations
 
+import logging
+
 from pydantic import BaseModel, ConfigDict
+
+log = logging.getLogger(__name__)
 
 
 class DeferredModel(BaseModel):
@@ -30,7 +34,7 @@ class DeferredModel(BaseModel):
 def build_deferred_models() -> list[str]:
     """Build every imported `DeferredModel` that is not built yet; the names of those that cannot be built
     (an annotation that does not resolve, a type pydantic cannot validate: their first use raises, as
-    their import would have).
+    their import would have), which are also logged.
 
     Serve calls it on a thread once it answers and the handlers are loaded, so the first message that
     uses a model does not pay for its build."""
@@ -47,4 +51,6 @@ def build_deferred_models() -> list[str]:
             built = False
         if not built:
             failed.append(f"{model.__module__}.{model.__qualname__}")
+    if failed:
+        log.error("models whose validator cannot be built: %s", ", ".join(failed))
     return failed

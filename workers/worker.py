@@ -168,9 +168,7 @@ def run_forking_worker(*, settings: Settings, redis_url: str, burst: bool = Fals
     redis = sync_client(redis_url)
     queue = _prepare(settings, redis)
     # once, here: every job's horse is forked from this process and inherits them built
-    unbuilt = build_deferred_models()
-    if unbuilt:
-        log.error("models whose validator cannot be built: %s", ", ".join(unbuilt))
+    build_deferred_models()
     sweeper = Sweeper(settings=settings, redis_url=redis_url)
     sweeper.start()
     store_loss_filter = _StoreLossSaidOnce()
