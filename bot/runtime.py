@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from redis import Redis
-from rq import Queue
-from rq.serializers import JSONSerializer
 
 import commands.handlers
 from bot.approvals import ApprovalService
@@ -34,6 +32,7 @@ from workers.service import JobService
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis as AsyncRedis
+    from rq import Queue
 
     from alerts.service import AlertClickOutcome, AlertService
     from alerts.store import AlertStore, IngestResult
@@ -50,7 +49,6 @@ class Runtime:
     settings: Settings
     store: Store
     redis: Redis
-    queue: Queue
     secret: bytes
     jobs: JobService
     clusters: ClusterStore
@@ -59,6 +57,11 @@ class Runtime:
     audit: AuditLog
     adapters: dict[str, ChatAdapter] = field(default_factory=dict)
     alerts: AlertService | AlertPipeline | None = None
+
+    @property
+    def queue(self) -> Queue:
+        """RQ's queue of this kobot's jobs (made, and RQ imported, by its first use)."""
+        return self.jobs.queue
 
     def close(self) -> None:
         self.store.close()
@@ -206,7 +209,6 @@ def build_runtime(settings: Settings, *, store: Store | None = None, handlers: b
         load_handlers()
     store = store or open_store(settings)
     redis = store.client()
-    queue = Queue(settings.queue_name, connection=redis, serializer=JSONSerializer)
     secret = secret_key(settings)
     pools = IpPools(redis)
     for pool in settings.ip_pools:
@@ -216,9 +218,8 @@ def build_runtime(settings: Settings, *, store: Store | None = None, handlers: b
         settings=settings,
         store=store,
         redis=redis,
-        queue=queue,
         secret=secret,
-        jobs=JobService(redis=redis, queue=queue),
+        jobs=JobService(redis=redis, queue_name=settings.queue_name),
         clusters=ClusterStore(redis),
         policy=policy,
         approvals=ApprovalService(redis=redis, secret=secret, policy=policy),

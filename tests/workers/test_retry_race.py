@@ -10,8 +10,6 @@ import threading
 from pathlib import Path
 
 from redis import Redis
-from rq import Queue
-from rq.serializers import JSONSerializer
 
 from kobot import keys
 from kobot.errors import ConflictError
@@ -30,9 +28,7 @@ def retry_together(redis_url: str, queue_name: str, job_id: str) -> list[str]:
 
     def retry() -> None:
         connection = Redis.from_url(redis_url)
-        own = JobService(
-            redis=connection, queue=Queue(queue_name, connection=connection, serializer=JSONSerializer)
-        )
+        own = JobService(redis=connection, queue_name=queue_name)
         barrier.wait()
         try:
             own.retry(job_id)
