@@ -188,6 +188,10 @@ class AlertStore:
         self._forget_script = redis.register_script(_FORGET)
         self._waitaof: bool | None = None
 
+    async def ping(self) -> None:
+        """Ask the store for an answer (RedisError when there is none): kobot serve's health probe."""
+        await result(self.redis.ping())
+
     async def subscriptions(self) -> list[Subscription]:
         raw = await result(self.redis.hgetall(keys.SUBSCRIPTIONS))
         return [Subscription.model_validate_json(value) for value in raw.values()]

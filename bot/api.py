@@ -9,6 +9,7 @@ No `from __future__ import annotations` here: FastAPI resolves the dependency an
 """
 
 import hmac
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Response
@@ -29,7 +30,8 @@ API_CONVERSATION = Conversation(platform="api", conversation_id="rest")
 """REST callers are not in a channel; channel bindings never grant them anything."""
 
 
-def api_router(runtime: Runtime) -> APIRouter:
+def api_router(runtime: Runtime, *, ping_store: Callable[[], Awaitable[object]]) -> APIRouter:
+    """`ping_store`: asks the store for an answer on the event loop (an asyncio client's `ping`)."""
     router = APIRouter()
     caller = bearer_identity(runtime.policy)
 
@@ -54,9 +56,12 @@ def api_router(runtime: Runtime) -> APIRouter:
         ).allowed
 
     @router.get("/healthz")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
+        # On the event loop: a probe takes no worker thread, and the first probe (the one that tells a
+        # start is over) does not wait for anyio to import its thread machinery (about 40 ms; see
+        # `bot.app`, which imports it once serve answers).
         try:
-            runtime.redis.ping()
+            await ping_store()
         except RedisError as exc:
             raise HTTPException(status_code=503, detail="store unavailable") from exc
         return {"status": "ok"}

@@ -84,7 +84,7 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.supervisor = supervisor
-    app.include_router(api_router(runtime))
+    app.include_router(api_router(runtime, ping_store=alerts.store.ping))
     app.include_router(commands_router(runtime=runtime, dispatching=supervisor.dispatching, replies=rest))
     app.include_router(audit_router(audit=runtime.audit, policy=runtime.policy))
     app.include_router(clusters_router(runtime))
@@ -130,11 +130,19 @@ def _alert_pipeline(runtime: Runtime) -> AlertPipeline:
     return pipeline
 
 
+def _import_thread_machinery() -> None:
+    """Starlette runs a route defined with plain `def` on anyio's worker threads, and anyio imports its
+    asyncio back end (about 40 ms) at the first such call, on the event loop. Imported here on a thread,
+    once serve answers, before any REST call or chat callback needs it."""
+    import anyio._backends._asyncio  # noqa: F401  # the import is the point
+
+
 async def _load_handlers_soon(*, freeze_heap: bool, dispatching: DispatcherSoon) -> None:
     """Attach every handler and build the dispatcher on a thread once the server is up (uvicorn listens
     after the lifespan's start): doing it beside the start would hold the interpreter while it comes up.
-    Then, on a thread too, build the validators of every model imported so far (`kobot.deferred_models`),
-    so no message pays for one; events are answered meanwhile.
+    Then, on a thread too, import anyio's thread machinery and build the validators of every model
+    imported so far (`kobot.deferred_models`), so no request pays for either; events are answered
+    meanwhile.
 
     Then, with `freeze_heap`, everything loaded so far (modules, models, schemas: several hundred
     thousand objects that live as long as the process) leaves the garbage collector's view: its full
@@ -146,6 +154,7 @@ async def _load_handlers_soon(*, freeze_heap: bool, dispatching: DispatcherSoon)
     except Exception:
         # logged by the build; an event retries it and is answered with a reference to the log
         return
+    await asyncio.to_thread(_import_thread_machinery)
     await asyncio.to_thread(build_deferred_models)  # logs a model it cannot build
     if freeze_heap:
         gc.freeze()

