@@ -90,7 +90,11 @@ REDIS_SOCKET_TIMEOUT_SECONDS = 10.0
 """A store call that gets no answer this long fails instead of freezing the chat loop (longest block: 1 s)."""
 
 REDIS_START_TIMEOUT_SECONDS = 10.0
-"""How long kobot waits for the embedded Valkey to answer before the start fails."""
+"""How long kobot waits for its store (the embedded Valkey or KOBOT_REDIS_URL's) to answer before the start
+fails."""
+
+REDIS_PROBE_SECONDS = 1.0
+"""Longest one try of that wait takes to connect or to get PING's answer before the next try."""
 
 EMBEDDED_VALKEY_STOP_SECONDS = 5.0
 """How long the embedded Valkey gets to write its AOF and exit after SIGTERM before it is killed."""

@@ -89,7 +89,12 @@ def _start_embedded(data_dir: Path, *, maxmemory: str) -> Store:
 
 def _wait_until_answering(store: Store) -> None:
     deadline = time.monotonic() + defaults.REDIS_START_TIMEOUT_SECONDS
-    client = sync_client(store.url)
+    # Each try is bounded as well: a server that takes the connection and never answers (a store
+    # stopped in a debugger or by SIGSTOP, or a URL pointing at a service that waits for more than a
+    # PING) held the start for ever, saying nothing.
+    client = sync_client(
+        store.url, timeout=defaults.REDIS_PROBE_SECONDS, connect_timeout=defaults.REDIS_PROBE_SECONDS
+    )
     try:
         while True:
             try:

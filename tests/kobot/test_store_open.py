@@ -1,0 +1,80 @@
+"""Opening the store at start: one that never answers fails the start with a clear error, in bounded time."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from kobot import defaults
+from kobot.errors import StoreUnavailableError
+from kobot.settings import Settings
+from kobot.store import open_store
+from tests.support.network import LOOPBACK
+
+START_TIMEOUT_SECONDS = 1.5
+"""The start's wait for the store, shortened for the test."""
+HANG_SECONDS = 30.0
+"""How long the test lets an open run before it calls it hung (the bounded open ends within about 3 s)."""
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[int]:
+    """A loopback port that takes connections and never says a word: a store stopped by SIGSTOP, or a URL
+    pointing at a service that waits for more than a PING."""
+    held: list[socket.socket] = []
+    with socket.create_server((LOOPBACK, 0)) as server:
+        server.settimeout(0.1)
+        stop = threading.Event()
+
+        def accept() -> None:
+            while not stop.is_set():
+                try:
+                    held.append(server.accept()[0])
+                except TimeoutError:
+                    continue
+
+        acceptor = threading.Thread(target=accept, daemon=True)
+        acceptor.start()
+        try:
+            yield server.getsockname()[1]
+        finally:
+            stop.set()
+            acceptor.join(timeout=5)
+            for connection in held:
+                connection.close()
+
+
+def test_a_store_that_takes_the_connection_and_never_answers_fails_the_start(
+    silent_listener: int, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(defaults, "REDIS_START_TIMEOUT_SECONDS", START_TIMEOUT_SECONDS)
+    settings = Settings(redis_url=SecretStr(f"redis://{LOOPBACK}:{silent_listener}/0"), data_dir=data_dir)
+    outcome: list[BaseException | None] = []
+
+    def open_it() -> None:
+        try:
+            open_store(settings).close()
+            outcome.append(None)
+        except BaseException as exc:  # handed to the test's thread
+            outcome.append(exc)
+
+    opening = threading.Thread(target=open_it, daemon=True)
+    opening.start()
+    opening.join(timeout=HANG_SECONDS)
+    assert not opening.is_alive(), "opening a store that never answers hung"
+    assert len(outcome) == 1 and isinstance(outcome[0], StoreUnavailableError)
+    assert outcome[0].user_message == "the Redis store does not answer"
+    assert "Timeout" in str(outcome[0])  # the detail: what the last try met
+
+
+def test_a_store_that_answers_opens(redis_url: str, data_dir: Path) -> None:
+    store = open_store(Settings(redis_url=SecretStr(redis_url), data_dir=data_dir))
+    try:
+        assert store.client().ping()
+    finally:
+        store.close()
