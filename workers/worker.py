@@ -242,10 +242,14 @@ class InProcessWorker:
         return self._thread.ident is not None
 
     def start(self) -> None:
+        """Build RQ's worker, sweep once and start the sweep's and the worker's threads. A store error
+        raises (the caller tries again): RQ's worker, which asks the store who it is as it is built, comes
+        first, so a failed try has started nothing and the next one starts all."""
+        if self._worker is None:
+            self._worker = self._new_worker()
         self._sweeper.start()
         with self._lifecycle:
             if not self._stopped:
-                self._worker = self._new_worker()
                 self._thread.start()
 
     def _new_worker(self) -> ThreadWorker:

@@ -12,13 +12,15 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Worker
 
 from bot.runtime import build_runtime
 from bot.supervisor import Supervisor
-from kobot import keys
+from kobot import defaults, keys
 from kobot.settings import Settings
 from tests.workers.jobkit import FIXTURE_PLAYBOOKS
+from workers.rq_workers import ThreadWorker
 from workers.worker import InProcessWorker
 
 START_DELAY_SECONDS = 1.0
@@ -97,6 +99,32 @@ def test_a_worker_stopped_before_it_started_never_starts(
     worker.start()
     assert not worker.started
     assert Worker.all(connection=redis) == []
+
+
+async def test_a_store_error_while_rq_builds_the_worker_is_tried_again_and_the_worker_starts(
+    redis_url: str, redis: Redis, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RQ's worker asks the store who it is as it is built; a store that drops that one call fails the
+    start's try, and the next try must start everything (a sweep thread started by the failed try made it
+    fail for good)."""
+    asked: list[str] = []
+    real = ThreadWorker._set_ip_address
+
+    def dropped_once(worker: ThreadWorker, connection: Redis) -> None:
+        asked.append("who am I")
+        if len(asked) == 1:
+            raise RedisConnectionError("the store went away")
+        real(worker, connection)
+
+    monkeypatch.setattr(ThreadWorker, "_set_ip_address", dropped_once)
+    monkeypatch.setattr(defaults, "JOBS_START_RETRY_SECONDS", 0.2)
+    supervisor = _supervisor(redis_url, data_dir, start_jobs_after=0.0)
+    await supervisor.start()
+    try:
+        assert await _workers_once_one_registers(redis) == 1
+    finally:
+        await supervisor.stop()
+    assert len(asked) == 2
 
 
 async def test_a_first_sweep_failing_on_a_bad_record_still_starts_the_worker(
