@@ -93,7 +93,7 @@ REDIS_START_TIMEOUT_SECONDS = 10.0
 """How long kobot waits for its store (the embedded Valkey or KOBOT_REDIS_URL's) to answer before the start
 fails."""
 
-REDIS_PROBE_SECONDS = 1.0
+REDIS_PROBE_SECONDS = 3.0
 """Longest one try of that wait takes to connect or to get PING's answer before the next try."""
 
 EMBEDDED_VALKEY_STOP_SECONDS = 5.0

@@ -19,7 +19,7 @@ from tests.support.network import LOOPBACK
 START_TIMEOUT_SECONDS = 1.5
 """The start's wait for the store, shortened for the test."""
 HANG_SECONDS = 30.0
-"""How long the test lets an open run before it calls it hung (the bounded open ends within about 3 s)."""
+"""How long the test lets an open run before it calls it hung (the bounded open ends within about 5 s)."""
 
 
 @pytest.fixture
