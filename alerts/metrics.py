@@ -1,10 +1,16 @@
-"""Prometheus metrics of the alerts package, exported with kobot's others at GET /metrics."""
+"""Prometheus metrics of the alerts package, exported with kobot's others at GET /metrics.
+
+Made by their first use or the first scrape, as kobot's others are (`bot.metrics`).
+"""
 
 from __future__ import annotations
 
+import threading
 from enum import Enum
+from typing import TYPE_CHECKING
 
-from prometheus_client import Counter
+if TYPE_CHECKING:
+    from prometheus_client import Counter
 
 
 class DropReason(str, Enum):
@@ -23,6 +29,27 @@ class DropReason(str, Enum):
     (or of a group's group or common labels)."""
 
 
-ALERTS_DROPPED = Counter(
-    "kobot_alerts_dropped_total", "Alert groups or alerts kobot did not keep, by reason", ["reason"]
-)
+def count_dropped(reason: DropReason, amount: int = 1) -> None:
+    """Count `amount` alert groups or alerts let go of for `reason`."""
+    alerts_dropped().labels(reason=reason.value).inc(amount)
+
+
+_making = threading.Lock()
+_dropped: Counter | None = None
+
+
+def alerts_dropped() -> Counter:
+    """The counter of alert data kobot did not keep, by reason: made once (a second registration of its
+    name would raise), by whichever thread or request asks first."""
+    global _dropped
+    if _dropped is None:
+        with _making:
+            if _dropped is None:
+                from prometheus_client import Counter
+
+                _dropped = Counter(
+                    "kobot_alerts_dropped_total",
+                    "Alert groups or alerts kobot did not keep, by reason",
+                    ["reason"],
+                )
+    return _dropped

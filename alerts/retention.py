@@ -8,7 +8,7 @@ import logging
 from datetime import datetime
 
 from alerts import defaults
-from alerts.metrics import ALERTS_DROPPED, DropReason
+from alerts.metrics import DropReason, count_dropped
 from alerts.models import AlertGroupState, AlertmanagerWebhook, AlertStatus, StoredAlert, WebhookAlert, clip
 from kobot.settings_alerts import RouteTarget
 
@@ -34,7 +34,7 @@ def kept_labels(labels: dict[str, str]) -> dict[str, str]:
         key=lambda name: (first.get(name, len(first)), name),
     )[: defaults.LABELS_KEPT_PER_ALERT]
     if len(names) < len(labels):
-        ALERTS_DROPPED.labels(reason=DropReason.LABELS_OVER_ALERT_LIMIT.value).inc(len(labels) - len(names))
+        count_dropped(DropReason.LABELS_OVER_ALERT_LIMIT, len(labels) - len(names))
     return {name: clip(labels[name], defaults.LABEL_VALUE_MAX_CHARS) for name in names}
 
 
@@ -47,7 +47,7 @@ def kept_alerts(body: AlertmanagerWebhook) -> tuple[list[WebhookAlert], int]:
         body.alerts, key=lambda a: (a.status is AlertStatus.RESOLVED, -a.starts_at.timestamp(), a.key())
     )
     kept, left = ranked[: defaults.ALERTS_KEPT_PER_GROUP], ranked[defaults.ALERTS_KEPT_PER_GROUP :]
-    ALERTS_DROPPED.labels(reason=DropReason.ALERTS_OVER_GROUP_LIMIT.value).inc(len(left))
+    count_dropped(DropReason.ALERTS_OVER_GROUP_LIMIT, len(left))
     log.warning(
         "alert group %s: %d alerts posted, %d kept (ALERTS_KEPT_PER_GROUP)",
         body.group_id(),

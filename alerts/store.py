@@ -28,7 +28,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError, WatchError
 
 from alerts import defaults, keys
-from alerts.metrics import ALERTS_DROPPED, DropReason
+from alerts.metrics import DropReason, count_dropped
 from alerts.models import AlertGroupState, AlertmanagerWebhook, AlertStatus, Notice, webhook_digest
 from alerts.retention import merge_state
 from alerts.routing import Subscription, route_group
@@ -267,7 +267,7 @@ class AlertStore:
                     groups_over -= 1
                     bytes_over -= sizes.get(group_id, 0)
         if groups_over > 0:
-            ALERTS_DROPPED.labels(reason=DropReason.GROUP_REFUSED.value).inc()
+            count_dropped(DropReason.GROUP_REFUSED)
             log.warning(
                 "new alert group refused: %d groups are firing (GROUPS_KEPT_MAX %d)",
                 int(firing),
@@ -276,7 +276,7 @@ class AlertStore:
             return DropReason.GROUP_REFUSED
         grows = new or (size > before and state.status is AlertStatus.FIRING)
         if bytes_over > 0 and grows:
-            ALERTS_DROPPED.labels(reason=DropReason.GROUP_BYTES_REFUSED.value).inc()
+            count_dropped(DropReason.GROUP_BYTES_REFUSED)
             log.warning(
                 "alert group %s refused: the groups kept would pass GROUP_BYTES_KEPT_MAX (%d) by %d bytes",
                 state.group_id,
@@ -307,7 +307,7 @@ class AlertStore:
             keys=[keys.GROUPS_RESOLVED, *names, keys.GROUP_BYTES], args=[group_id]
         ):
             return False
-        ALERTS_DROPPED.labels(reason=DropReason.RESOLVED_GROUP_EVICTED.value).inc()
+        count_dropped(DropReason.RESOLVED_GROUP_EVICTED)
         log.info("alert group %s forgotten to stay within the groups' limits (it had resolved)", group_id)
         return True
 

@@ -13,12 +13,12 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from alerts.exposure import loopback_only
 from bot.api_audit import bearer_identity
-from bot.metrics import JOBS, QUEUE_DEPTH
+from bot.metrics import exposition
+from bot.metrics import metrics as kobot_metrics
 from bot.runtime import Runtime
 from kobot.clusters import ClusterRecord
 from kobot.conversations import Conversation, Identity
@@ -90,9 +90,10 @@ def api_router(runtime: Runtime, *, ping_store: Callable[[], Awaitable[object]])
             counts[record.state] += 1
         for state, count in counts.items():
             if not state.finished:
-                JOBS.labels(state=state.value).set(count)
-        QUEUE_DEPTH.set(len(runtime.queue))
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+                kobot_metrics().jobs.labels(state=state.value).set(count)
+        kobot_metrics().queue_depth.set(len(runtime.queue))
+        text, content_type = exposition()
+        return Response(text, media_type=content_type)
 
     @router.get("/api/v1/clusters")
     def list_clusters(identity: Annotated[Identity, Depends(caller)]) -> list[ClusterRecord]:

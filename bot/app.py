@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from alerts.exposure import check_webhook_exposure
+from alerts.metrics import alerts_dropped
 from alerts.receiver import build_router
 from alerts.store import open_alert_store
 from bot.api import api_router
@@ -21,6 +22,7 @@ from bot.api_direct import DirectCallbacksApp
 from bot.api_replies import RestReplies
 from bot.chat.registry import build_adapters
 from bot.dispatcher_soon import DispatcherSoon
+from bot.metrics import metrics
 from bot.runtime import AlertPipeline, Runtime, build_runtime
 from bot.supervisor import Supervisor
 from kobot.defaults import HANDLERS_LOAD_DELAY_SECONDS
@@ -130,19 +132,22 @@ def _alert_pipeline(runtime: Runtime) -> AlertPipeline:
     return pipeline
 
 
-def _import_thread_machinery() -> None:
-    """Starlette runs a route defined with plain `def` on anyio's worker threads, and anyio imports its
-    asyncio back end (about 40 ms) at the first such call, on the event loop. Imported here on a thread,
-    once serve answers, before any REST call or chat callback needs it."""
+def _make_what_first_requests_use() -> None:
+    """Made here on a thread, once serve answers, instead of by the first request that needs them, on the
+    event loop: anyio's asyncio back end, which Starlette's first run of a plain `def` route imports
+    (about 40 ms), and kobot's Prometheus metrics with prometheus_client (`bot.metrics`)."""
     import anyio._backends._asyncio  # noqa: F401  # the import is the point
+
+    metrics()
+    alerts_dropped()
 
 
 async def _load_handlers_soon(*, freeze_heap: bool, dispatching: DispatcherSoon) -> None:
     """Attach every handler and build the dispatcher on a thread once the server is up (uvicorn listens
     after the lifespan's start): doing it beside the start would hold the interpreter while it comes up.
-    Then, on a thread too, import anyio's thread machinery and build the validators of every model
-    imported so far (`kobot.deferred_models`), so no request pays for either; events are answered
-    meanwhile.
+    Then, on a thread too, make what first requests would make on the event loop (anyio's thread
+    machinery, the metrics) and build the validators of every model imported so far
+    (`kobot.deferred_models`), so no request pays for them; events are answered meanwhile.
 
     Then, with `freeze_heap`, everything loaded so far (modules, models, schemas: several hundred
     thousand objects that live as long as the process) leaves the garbage collector's view: its full
@@ -154,7 +159,7 @@ async def _load_handlers_soon(*, freeze_heap: bool, dispatching: DispatcherSoon)
     except Exception:
         # logged by the build; an event retries it and is answered with a reference to the log
         return
-    await asyncio.to_thread(_import_thread_machinery)
+    await asyncio.to_thread(_make_what_first_requests_use)
     await asyncio.to_thread(build_deferred_models)  # logs a model it cannot build
     if freeze_heap:
         gc.freeze()

@@ -18,7 +18,7 @@ from bot.approvals import ApprovalRequest, ApprovalStatus
 from bot.approvals.defaults import RUN_CLAIM_SECONDS
 from bot.command_runs import CommandRuns, retry_command
 from bot.delivery import ChatOut
-from bot.metrics import COMMANDS
+from bot.metrics import metrics
 from bot.replies import notice
 from bot.runtime import Runtime
 from commands.context import CommandContext, SubmitJob
@@ -67,7 +67,7 @@ class ApprovalFlow:
             ttl_seconds=rt.settings.approval_ttl_seconds,
             approval_channels=channels,
         )
-        COMMANDS.labels(command=parsed.command, outcome="approval_requested").inc()
+        metrics().commands.labels(command=parsed.command, outcome="approval_requested").inc()
         await self.runs.audit(
             ctx.identity,
             ctx.conversation,

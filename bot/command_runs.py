@@ -10,7 +10,7 @@ import asyncio
 import functools
 
 from bot.delivery import ChatOut
-from bot.metrics import COMMANDS
+from bot.metrics import metrics
 from bot.replies import notice
 from bot.runtime import Runtime, handler_of
 from commands.context import CommandContext, CommandResult, Reply, SubmitJob
@@ -88,7 +88,7 @@ class CommandRuns:
             job_id=job_id,
         )
         record = service.submit(spec)
-        COMMANDS.labels(command=job.kind, outcome="queued").inc()
+        metrics().commands.labels(command=job.kind, outcome="queued").inc()
         self.runtime.audit.record(
             who=identity,
             where=conversation,
@@ -117,7 +117,7 @@ class CommandRuns:
         """Queue a failed or cancelled job again through the `job.retry` handler, and answer with it."""
         ctx = self.context(identity=identity, conversation=conversation, parsed=parsed, text=text)
         result = await self.call_handler(ctx)
-        COMMANDS.labels(command=parsed.command, outcome="answered").inc()
+        metrics().commands.labels(command=parsed.command, outcome="answered").inc()
         await self.audit(identity, conversation, "command", parsed, "answered", text, cluster=cluster)
         if isinstance(result, Reply):
             await self.chat.reply(conversation, result.message)
@@ -149,7 +149,7 @@ class CommandRuns:
             decision = await asyncio.to_thread(ask)
         if decision.allowed:
             return decision
-        COMMANDS.labels(command=parsed.command, outcome="refused").inc()
+        metrics().commands.labels(command=parsed.command, outcome="refused").inc()
         await self.audit(
             message.identity,
             message.conversation,

@@ -20,7 +20,7 @@ from bot.cancel_flow import CancelFlow
 from bot.command_outcome import CommandOutcome, Handled
 from bot.command_runs import RETRY_COMMAND, CommandRuns
 from bot.delivery import ChatOut
-from bot.metrics import COMMANDS
+from bot.metrics import metrics
 from bot.replies import cannot_do, failed_with_ref, not_understood, notice
 from bot.retry_flow import RetryFlow
 from bot.runtime import Runtime, catalog_loaded, handler_of
@@ -51,6 +51,10 @@ class Dispatcher:
         self.approvals = ApprovalFlow(runtime=runtime, chat=self.chat, runs=self.runs)
         self.retries = RetryFlow(runtime=runtime, chat=self.chat, runs=self.runs, approvals=self.approvals)
         self.cancels = CancelFlow(runtime=runtime, chat=self.chat, run_typed=self._handle_message)
+        # made with the dispatcher (on its build's thread, in `kobot serve`), not by the first command on
+        # the event loop: prometheus_client's import and RQ's (the job queue's) are tens of milliseconds
+        metrics()
+        runtime.jobs.queue  # noqa: B018  # the first use makes it
 
     # inbound ---------------------------------------------------------------------------------
     async def on_message(self, message: InboundMessage) -> None:
@@ -134,7 +138,7 @@ class Dispatcher:
         try:
             parsed = typed or await self._parse(message, default_cluster=default_cluster)
         except CommandError as exc:
-            COMMANDS.labels(command="unknown", outcome="invalid").inc()
+            metrics().commands.labels(command="unknown", outcome="invalid").inc()
             await self.chat.reply(message.conversation, not_understood(exc))
             return CommandOutcome(handled=Handled.NOT_UNDERSTOOD, error=exc)
         spec = spec_of(parsed)
@@ -179,7 +183,7 @@ class Dispatcher:
         )
         result = await self.runs.call_handler(ctx)
         if isinstance(result, Reply):
-            COMMANDS.labels(command=spec.id, outcome="answered").inc()
+            metrics().commands.labels(command=spec.id, outcome="answered").inc()
             await self.runs.audit(
                 message.identity,
                 message.conversation,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from redis import Redis
 
 from bot import job_buttons
-from bot.metrics import EVENT_TO_CHAT_SECONDS, NOTIFIER_DELIVERY_FAILURES
+from bot.metrics import metrics
 from commands.job_card import render_job
 from kobot import defaults, keys
 from kobot.background import BackgroundTask, ensure_consumer_group
@@ -240,7 +240,7 @@ class Notifier:
                 ref = await self._adapter.update(ref, message)
             self._jobs.set_message_ref(job_id, ref)
         except DeliveryError as exc:
-            NOTIFIER_DELIVERY_FAILURES.labels(platform=self._adapter.platform).inc()
+            metrics().notifier_delivery_failures.labels(platform=self._adapter.platform).inc()
             pending.attempts += 1
             delay = exc.retry_after or capped_backoff(
                 attempt=pending.attempts,
@@ -252,7 +252,7 @@ class Notifier:
             )
             pending.due_at = time.monotonic() + delay
             return
-        EVENT_TO_CHAT_SECONDS.labels(platform=self._adapter.platform).observe(
+        metrics().event_to_chat_seconds.labels(platform=self._adapter.platform).observe(
             max(0.0, time.time() - pending.oldest_event_at)
         )
         self._last_edit[job_id] = time.monotonic()

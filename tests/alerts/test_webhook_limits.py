@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from redis import Redis
 
 from alerts import defaults, keys
-from alerts.metrics import ALERTS_DROPPED, DropReason
+from alerts.metrics import DropReason, alerts_dropped
 from alerts.models import AlertGroupState
 from kobot.errors import SettingsError
 from kobot.patterns import ROUTE_REGEX_MAX_CHARS
@@ -106,7 +106,7 @@ def test_alerts_kept_per_group_are_capped_firing_first(
     kobot: KobotServer, redis: Any, recorder: ChatRecorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(defaults, "ALERTS_KEPT_PER_GROUP", 5)
-    before = ALERTS_DROPPED.labels(reason=DropReason.ALERTS_OVER_GROUP_LIMIT.value)._value.get()
+    before = alerts_dropped().labels(reason=DropReason.ALERTS_OVER_GROUP_LIMIT.value)._value.get()
     body = webhook_body(fingerprints=tuple(f"a{i}" for i in range(8)))
     for alert in body["alerts"][:2]:
         alert.update(status="resolved", endsAt="2026-01-01T10:17:00Z")
@@ -117,7 +117,7 @@ def test_alerts_kept_per_group_are_capped_firing_first(
     assert all(alert.status.value == "firing" for alert in state.alerts)
     assert state.truncated_alerts == 1, "one firing alert left out counts as +1 more"
     assert all("huge_unread" not in alert.annotations for alert in state.alerts)
-    after = ALERTS_DROPPED.labels(reason=DropReason.ALERTS_OVER_GROUP_LIMIT.value)._value.get()
+    after = alerts_dropped().labels(reason=DropReason.ALERTS_OVER_GROUP_LIMIT.value)._value.get()
     assert after - before == 3
     message = wait_for(lambda: recorder.posts, what="the capped group's message")[0]
     assert "firing · 6 alerts" in message["text"]
@@ -127,12 +127,12 @@ def test_groups_kept_are_capped_resolved_first_then_new_ones_refused(
     kobot: KobotServer, redis: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(defaults, "GROUPS_KEPT_MAX", 3)
-    refused_before = ALERTS_DROPPED.labels(reason=DropReason.GROUP_REFUSED.value)._value.get()
+    refused_before = alerts_dropped().labels(reason=DropReason.GROUP_REFUSED.value)._value.get()
     ids = [kobot.post_webhook(webhook_body(group=f"g{i}")).json()["group"] for i in range(3)]
     over = kobot.post_webhook(webhook_body(group="g3"))
     assert over.status_code == 429
     assert "not stored" in over.json()["error"]
-    assert ALERTS_DROPPED.labels(reason=DropReason.GROUP_REFUSED.value)._value.get() == refused_before + 1
+    assert alerts_dropped().labels(reason=DropReason.GROUP_REFUSED.value)._value.get() == refused_before + 1
     assert kobot.post_webhook(webhook_body(group="g0", status="resolved")).status_code == 200
     assert kobot.post_webhook(webhook_body(group="g1")).json()["status"] == "duplicate", "updates still land"
     newest = kobot.post_webhook(webhook_body(group="g3"))
@@ -163,7 +163,7 @@ def test_route_patterns_a_linear_engine_cannot_run_are_refused_at_load(pattern: 
 
 
 def _dropped(reason: DropReason) -> float:
-    return float(ALERTS_DROPPED.labels(reason=reason.value)._value.get())
+    return float(alerts_dropped().labels(reason=reason.value)._value.get())
 
 
 def test_labels_kept_are_capped_in_count_and_length(

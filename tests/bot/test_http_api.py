@@ -19,6 +19,7 @@ from kobot.clusters import ClusterRecord, ClusterState, NodeRecord
 from kobot.conversations import Conversation, Identity
 from kobot.settings import Settings
 from kobot.settings_alerts import AlertsSettings
+from tests.support.fresh_python import run_fresh
 from tests.workers.jobkit import FIXTURE_PLAYBOOKS
 
 
@@ -142,6 +143,30 @@ async def test_metrics_expose_jobs_and_queue_depth(client: httpx.AsyncClient) ->
     assert 'kobot_jobs{state="queued"} 1.0' in text
     assert "kobot_queue_depth 1.0" in text
     assert "kobot_event_to_chat_seconds" in text
+    # every metric is listed from the first scrape, used yet or not (they are made by their first use)
+    for name in ("kobot_commands_total", "kobot_chat_delivery_failures_total", "kobot_alerts_dropped_total"):
+        assert f"# HELP {name} " in text, name
+
+
+def test_the_first_scrape_lists_every_metric_before_any_was_used() -> None:
+    """In a fresh interpreter, where nothing has made a metric yet (they are made by their first use)."""
+    code = (
+        "from bot.metrics import exposition\n"
+        "text = exposition()[0].decode()\n"
+        "print(sorted(line.split()[2] for line in text.splitlines() if line.startswith('# HELP kobot_')))\n"
+    )
+    assert run_fresh(code) == str(
+        sorted(
+            [
+                "kobot_alerts_dropped_total",
+                "kobot_chat_delivery_failures_total",
+                "kobot_commands_total",
+                "kobot_event_to_chat_seconds",
+                "kobot_jobs",
+                "kobot_queue_depth",
+            ]
+        )
+    )
 
 
 async def test_docs_and_schema_are_off_by_default(client: httpx.AsyncClient) -> None:

@@ -71,11 +71,12 @@ BUILT_ONCE_READY = (
     "commands.parser",
     "commands.grammar",
     "anyio._backends._asyncio",
+    "prometheus_client",
 )
 """The alert pipeline, the health-check and scan schedulers, the dispatcher with the parser and autoheal,
-and anyio's thread machinery, which runs plain `def` routes (the health probe this test polls with is
-answered on the event loop without it): `kobot serve` imports them on a thread a moment after it
-answers."""
+anyio's thread machinery, which runs plain `def` routes (the health probe this test polls with is
+answered on the event loop without it), and the Prometheus metrics with their library: `kobot serve`
+imports them on a thread a moment after it answers."""
 STARTED_ONCE_READY = ("rq", "workers.rq_workers", "workers.recovery")
 """RQ with the in-process worker's loop, and the recovery sweep: the worker starts on a thread a moment
 after `kobot serve` answers, and a job queued before imports RQ with its queue."""
