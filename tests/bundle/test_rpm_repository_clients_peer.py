@@ -284,14 +284,30 @@ def _dnf(root: Path, *, repository: str, argv: list[str]) -> None:
     options = ["dnf", f"--config={root / 'dnf.conf'}", f"--installroot={root / 'installroot'}"]
     options += ["--releasever=9", "--forcearch=x86_64", f"--setopt=reposdir={root / 'repos.d'}"]
     options += ["--disableplugin=*", "--assumeyes", "--quiet"]
-    subprocess.run(
-        [*options, *argv],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=TOOL_SECONDS,
-        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": str(root)},
-    )
+    try:
+        subprocess.run(
+            [*options, *argv],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=TOOL_SECONDS,
+            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": str(root)},
+        )
+    finally:
+        _stop_gpg_agents(root)
+
+
+def _stop_gpg_agents(root: Path) -> None:
+    """dnf checks repo_gpgcheck's signature with a keyring of its own in the installroot's cache, and the
+    gpg it runs there starts an agent that outlives dnf (and the test run): stopped here."""
+    for keyring in root.glob("installroot/cache/*/pubring/pubring.kbx"):
+        subprocess.run(
+            ["gpgconf", "--homedir", str(keyring.parent), "--kill", "gpg-agent"],
+            capture_output=True,
+            check=False,
+            timeout=TOOL_SECONDS,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(root)},
+        )
 
 
 def _rpmkeys(database: Path, args: list[str]) -> None:
