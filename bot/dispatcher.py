@@ -52,9 +52,11 @@ class Dispatcher:
         self.retries = RetryFlow(runtime=runtime, chat=self.chat, runs=self.runs, approvals=self.approvals)
         self.cancels = CancelFlow(runtime=runtime, chat=self.chat, run_typed=self._handle_message)
         # made with the dispatcher (on its build's thread, in `kobot serve`), not by the first command on
-        # the event loop: prometheus_client's import and RQ's (the job queue's) are tens of milliseconds
+        # the event loop: prometheus_client's import is tens of milliseconds. Not the job queue: the first
+        # events after a start wait for this build, and RQ's import made their replies 0.2 s later in the
+        # Slack bench; serve's worker imports RQ on its thread a second after ready, and a job submitted
+        # sooner imports it on the loop, once.
         metrics()
-        runtime.jobs.queue  # noqa: B018  # the first use makes it
 
     # inbound ---------------------------------------------------------------------------------
     async def on_message(self, message: InboundMessage) -> None:

@@ -87,8 +87,8 @@ def test_serve_builds_them_once_its_handlers_are_loaded_before_it_freezes_the_he
 ) -> None:
     """The models serve imported by ready are still unbuilt then (that is the point); a moment later the
     handler load imports the rest, and all are built on a thread before the heap is frozen. anyio's thread
-    machinery (for plain `def` routes), the Prometheus metrics and the job queue (RQ) are made on a
-    thread then too, not by the first request that uses them."""
+    machinery (for plain `def` routes), the Prometheus metrics and RQ (by the worker's or the sweep's start)
+    are loaded on threads then too, not by the first request that uses them."""
     code = UNBUILT + (
         "import asyncio, gc, sys, time\n"
         "from pathlib import Path\n"
