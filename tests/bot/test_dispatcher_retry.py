@@ -6,8 +6,8 @@ stays queued and a cancelled one stays cancelled unless a retry queues it again.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,8 @@ from bot.runtime import Runtime, build_runtime
 from commands.handlers.submit import job_params
 from commands.parser import parse
 from commands.registry import typed_args
+from kobot import keys
+from kobot.clock import utcnow
 from kobot.clusters import ClusterRecord, ClusterState, NodeRecord
 from kobot.conversations import ButtonClick, Conversation, Identity, InboundMessage
 from kobot.errors import ConflictError
@@ -155,10 +157,16 @@ async def test_a_retry_by_someone_else_does_not_run_under_the_requesters_approva
 
 
 async def test_retry_after_the_approval_expired_asks_again(runtime: Runtime) -> None:
-    runtime.settings.approval_ttl_seconds = 1
     dispatcher = Dispatcher(runtime=runtime)
     job_id = await approved_then_cancelled_delete(dispatcher, runtime)
-    await asyncio.sleep(1.2)
+    approval = runtime.approvals.approval_of_job(job_id=job_id)
+    assert approval is not None and runtime.approvals.still_covers(
+        request=approval, plan_hash=approval.plan_hash
+    )
+    # its time passes, as stored: a 1 s approval time, run on a loaded machine, could lapse before the
+    # approving click and fail the test for the wrong reason
+    lapsed = approval.model_copy(update={"expires_at": utcnow() - timedelta(seconds=1)})
+    runtime.redis.set(keys.approval(approval.request_id), lapsed.model_dump_json(), keepttl=True)
     await say(dispatcher, ALICE, f"retry job {job_id}")
     assert len(cards(runtime)) == 2
     assert runtime.jobs.records.require(job_id).state is JobState.CANCELLED
