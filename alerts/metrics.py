@@ -5,9 +5,10 @@ Made by their first use or the first scrape, as kobot's others are (`bot.metrics
 
 from __future__ import annotations
 
-import threading
 from enum import Enum
 from typing import TYPE_CHECKING
+
+from kobot.made_once import MadeOnce
 
 if TYPE_CHECKING:
     from prometheus_client import Counter
@@ -34,22 +35,14 @@ def count_dropped(reason: DropReason, amount: int = 1) -> None:
     alerts_dropped().labels(reason=reason.value).inc(amount)
 
 
-_making = threading.Lock()
-_dropped: Counter | None = None
+def _make_dropped() -> Counter:
+    from prometheus_client import Counter
+
+    return Counter(
+        "kobot_alerts_dropped_total", "Alert groups or alerts kobot did not keep, by reason", ["reason"]
+    )
 
 
-def alerts_dropped() -> Counter:
-    """The counter of alert data kobot did not keep, by reason: made once (a second registration of its
-    name would raise), by whichever thread or request asks first."""
-    global _dropped
-    if _dropped is None:
-        with _making:
-            if _dropped is None:
-                from prometheus_client import Counter
-
-                _dropped = Counter(
-                    "kobot_alerts_dropped_total",
-                    "Alert groups or alerts kobot did not keep, by reason",
-                    ["reason"],
-                )
-    return _dropped
+alerts_dropped = MadeOnce(_make_dropped)
+"""The counter of alert data kobot did not keep, by reason, made by whichever thread or request asks
+first."""

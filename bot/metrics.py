@@ -7,11 +7,11 @@ start's instructions).
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from alerts.metrics import alerts_dropped
+from kobot.made_once import MadeOnce
 
 if TYPE_CHECKING:
     from prometheus_client import Counter, Gauge, Histogram
@@ -29,21 +29,6 @@ class Metrics:
     """Time from a job event to the chat edit that shows it."""
     notifier_delivery_failures: Counter
     """Chat deliveries that failed and were retried."""
-
-
-_making = threading.Lock()
-_made: Metrics | None = None
-
-
-def metrics() -> Metrics:
-    """kobot's metrics, made once (a second registration of a name would raise) by whichever thread or
-    request asks first."""
-    global _made
-    if _made is None:
-        with _making:
-            if _made is None:
-                _made = _make()
-    return _made
 
 
 def exposition() -> tuple[bytes, str]:
@@ -74,3 +59,7 @@ def _make() -> Metrics:
             "kobot_chat_delivery_failures_total", "Chat deliveries that failed and were retried", ["platform"]
         ),
     )
+
+
+metrics = MadeOnce(_make)
+"""kobot's metrics, made by whichever thread or request asks first."""
