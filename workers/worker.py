@@ -88,13 +88,20 @@ class Sweeper:
     def start(self) -> None:
         """Sweep once, then every half lease. A store that does not answer raises (the caller tries the
         start again); any other failure of the first sweep is logged and left to the next round, as the
-        rounds' failures are, so it never keeps the sweep (or a worker behind it) from starting."""
+        rounds' failures are, so it never keeps the sweep (or a worker behind it) from starting. A sweeper
+        already stopped does nothing."""
+        if self._stop.is_set():
+            return
         try:
             self.sweep_once()
         except RedisError:
             raise
         except Exception:
             log.warning("recovery sweep failed; trying again shortly", exc_info=True)
+        if self._stop.is_set():
+            # stopped during that sweep, whose next command reopened the connection the stop closed
+            self._redis.close()
+            return
         self._thread.start()
 
     def stop(self) -> None:
@@ -245,8 +252,16 @@ class InProcessWorker:
         """Build RQ's worker, sweep once and start the sweep's and the worker's threads. A store error
         raises (the caller tries again): RQ's worker, which asks the store who it is as it is built, comes
         first, so a failed try has started nothing and the next one starts all."""
+        if self._stopped:
+            return
         if self._worker is None:
             self._worker = self._new_worker()
+        with self._lifecycle:
+            if self._stopped:
+                # stopped while RQ built its worker, whose store calls reopened the connection the stop
+                # closed (a start on a hung store can outlive the supervisor's wait for it)
+                self._redis.close()
+                return
         self._sweeper.start()
         with self._lifecycle:
             if not self._stopped:

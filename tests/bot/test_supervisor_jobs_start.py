@@ -21,7 +21,7 @@ from kobot import defaults, keys
 from kobot.settings import Settings
 from tests.workers.jobkit import FIXTURE_PLAYBOOKS
 from workers.rq_workers import ThreadWorker
-from workers.worker import InProcessWorker
+from workers.worker import InProcessWorker, Sweeper
 
 START_DELAY_SECONDS = 1.0
 """The delay these tests give the worker's start (serve's is HANDLERS_LOAD_DELAY_SECONDS)."""
@@ -89,16 +89,74 @@ async def test_without_a_delay_the_worker_starts_with_the_supervisor(redis_url: 
         await supervisor.stop()
 
 
+def _named(redis_url: str, name: str) -> str:
+    """`redis_url` with every connection of a client made from it named `name` (CLIENT LIST shows it)."""
+    return f"{redis_url}{'&' if '?' in redis_url else '?'}client_name={name}"
+
+
+def _connections_named(redis: Redis, name: str) -> int:
+    """How many connections named `name` the store has once closed ones are gone (it may see a close a
+    moment after the client made it)."""
+    deadline = time.monotonic() + 2.0
+    while (count := sum(1 for c in redis.client_list() if c["name"] == name)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return count
+
+
 def test_a_worker_stopped_before_it_started_never_starts(
-    redis_url: str, redis: Redis, data_dir: Path
+    redis_url: str, redis: Redis, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A stop that comes while serve's delayed start is still sweeping: the start then goes no further."""
+    """A stop that comes before serve's delayed start: the start then does nothing, not even a sweep, and
+    leaves no connection open."""
+    swept: list[str] = []
+    monkeypatch.setattr(Sweeper, "sweep_once", lambda sweeper: swept.append("swept") or [])
     settings = Settings(redis_url=SecretStr(redis_url), data_dir=data_dir, playbooks_dir=FIXTURE_PLAYBOOKS)
-    worker = InProcessWorker(settings=settings, redis_url=redis_url)
+    worker = InProcessWorker(settings=settings, redis_url=_named(redis_url, "stopped-first"))
     worker.stop()
     worker.start()
     assert not worker.started
+    assert swept == []
     assert Worker.all(connection=redis) == []
+    assert _connections_named(redis, "stopped-first") == 0
+
+
+def test_a_stop_while_rq_builds_the_worker_ends_the_start_there_with_its_connections_closed(
+    redis_url: str, redis: Redis, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a hung store, RQ's build of the worker can outlive the supervisor's wait for the start, and the
+    stop closes the connections under it. The start used to go on: its build's and its sweep's store
+    calls reopened them, and they stayed open in a stopped worker."""
+    real_new_worker = InProcessWorker._new_worker
+
+    def stopped_while_building(worker: InProcessWorker) -> ThreadWorker:
+        worker.stop()
+        return real_new_worker(worker)
+
+    swept: list[str] = []
+    monkeypatch.setattr(InProcessWorker, "_new_worker", stopped_while_building)
+    monkeypatch.setattr(Sweeper, "sweep_once", lambda sweeper: swept.append("swept") or [])
+    settings = Settings(redis_url=SecretStr(redis_url), data_dir=data_dir, playbooks_dir=FIXTURE_PLAYBOOKS)
+    worker = InProcessWorker(settings=settings, redis_url=_named(redis_url, "stopped-in-build"))
+    worker.start()
+    assert not worker.started
+    assert swept == []
+    assert _connections_named(redis, "stopped-in-build") == 0
+
+
+def test_a_stop_during_the_first_sweep_leaves_its_connection_closed(
+    redis_url: str, redis: Redis, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(redis_url=SecretStr(redis_url), data_dir=data_dir, playbooks_dir=FIXTURE_PLAYBOOKS)
+    sweeper = Sweeper(settings=settings, redis_url=_named(redis_url, "stopped-in-sweep"))
+    real_sweep = Sweeper.sweep_once
+
+    def stopped_while_sweeping(sweeper: Sweeper) -> list[str]:
+        sweeper.stop()
+        return real_sweep(sweeper)
+
+    monkeypatch.setattr(Sweeper, "sweep_once", stopped_while_sweeping)
+    sweeper.start()
+    assert _connections_named(redis, "stopped-in-sweep") == 0
 
 
 async def test_a_store_error_while_rq_builds_the_worker_is_tried_again_and_the_worker_starts(
