@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -31,6 +33,8 @@ from kobot.settings import Settings
 
 if TYPE_CHECKING:
     from alerts.service import AlertService
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -154,12 +158,15 @@ async def _load_handlers_soon(*, freeze_heap: bool, dispatching: DispatcherSoon)
     collections scanned them all again and again under load, in pauses of milliseconds on the event
     loop."""
     await asyncio.sleep(HANDLERS_LOAD_DELAY_SECONDS)
-    try:
+    # A failed build is logged by the build; an event retries it and is answered with a reference to the
+    # log. The warm-ups below need no dispatcher: skipping them would leave their cost to the first requests.
+    with contextlib.suppress(Exception):
         await dispatching.dispatcher()
-    except Exception:
-        # logged by the build; an event retries it and is answered with a reference to the log
-        return
-    await asyncio.to_thread(_make_what_first_requests_use)
-    await asyncio.to_thread(build_deferred_models)  # logs a model it cannot build
+    for warm_up in (_make_what_first_requests_use, build_deferred_models):
+        try:
+            await asyncio.to_thread(warm_up)
+        except Exception:
+            # what it would have made, the first request that needs it makes (or fails on, and says so)
+            log.warning("after the start, %s failed; going on without it", warm_up.__name__, exc_info=True)
     if freeze_heap:
         gc.freeze()

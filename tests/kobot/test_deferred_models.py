@@ -82,6 +82,35 @@ def test_threads_using_an_unbuilt_model_at_once_all_get_its_own_validator() -> N
     assert run_fresh(code) == "[('Plan', 'plan')] 8"
 
 
+SERVE_UNTIL_THE_HEAP_FREEZES = UNBUILT + (
+    "import asyncio, gc, sys, time\n"
+    "from pathlib import Path\n"
+    "from pydantic import SecretStr\n"
+    "import bot.app\n"
+    "from bot.app import create_app\n"
+    "from bot.runtime import build_runtime\n"
+    "from kobot.settings import Settings\n"
+    "bot.app.HANDLERS_LOAD_DELAY_SECONDS = 0.0\n"
+    "settings = Settings(redis_url=SecretStr(sys.argv[1]), data_dir=Path(sys.argv[2]),\n"
+    "                    in_process_worker=False)\n"
+    "app = create_app(settings, runtime=build_runtime(settings, handlers=False), freeze_heap=True)\n"
+    "async def main():\n"
+    "    async with app.router.lifespan_context(app):\n"
+    "        at_ready = len(unbuilt())\n"
+    "        first_uses = ('anyio._backends._asyncio', 'prometheus_client', 'rq')\n"
+    "        made_at_ready = [name for name in first_uses if name in sys.modules]\n"
+    "        deadline = time.monotonic() + 60\n"
+    "        while gc.get_freeze_count() == 0 and time.monotonic() < deadline:\n"
+    "            await asyncio.sleep(0.02)\n"
+    "        made = [name for name in first_uses if name in sys.modules]\n"
+    "        print(at_ready > 10, gc.get_freeze_count() > 0, unbuilt(), made_at_ready, len(made))\n"
+    "asyncio.run(main())\n"
+)
+"""Starts serve's app in a fresh interpreter and prints, once the heap is frozen (or after 60 s): whether
+models were unbuilt at ready, whether the heap froze, the models still unbuilt, which of the first uses
+were loaded at ready and how many are loaded at the end."""
+
+
 def test_serve_builds_them_once_its_handlers_are_loaded_before_it_freezes_the_heap(
     redis_url: str, data_dir: Path
 ) -> None:
@@ -89,28 +118,20 @@ def test_serve_builds_them_once_its_handlers_are_loaded_before_it_freezes_the_he
     handler load imports the rest, and all are built on a thread before the heap is frozen. anyio's thread
     machinery (for plain `def` routes), the Prometheus metrics and RQ (by the worker's or the sweep's start)
     are loaded on threads then too, not by the first request that uses them."""
-    code = UNBUILT + (
-        "import asyncio, gc, sys, time\n"
-        "from pathlib import Path\n"
-        "from pydantic import SecretStr\n"
-        "import bot.app\n"
-        "from bot.app import create_app\n"
-        "from bot.runtime import build_runtime\n"
-        "from kobot.settings import Settings\n"
-        "bot.app.HANDLERS_LOAD_DELAY_SECONDS = 0.0\n"
-        "settings = Settings(redis_url=SecretStr(sys.argv[1]), data_dir=Path(sys.argv[2]),\n"
-        "                    in_process_worker=False)\n"
-        "app = create_app(settings, runtime=build_runtime(settings, handlers=False), freeze_heap=True)\n"
-        "async def main():\n"
-        "    async with app.router.lifespan_context(app):\n"
-        "        at_ready = len(unbuilt())\n"
-        "        first_uses = ('anyio._backends._asyncio', 'prometheus_client', 'rq')\n"
-        "        made_at_ready = [name for name in first_uses if name in sys.modules]\n"
-        "        deadline = time.monotonic() + 60\n"
-        "        while gc.get_freeze_count() == 0 and time.monotonic() < deadline:\n"
-        "            await asyncio.sleep(0.02)\n"
-        "        made = [name for name in first_uses if name in sys.modules]\n"
-        "        print(at_ready > 10, gc.get_freeze_count() > 0, unbuilt(), made_at_ready, len(made))\n"
-        "asyncio.run(main())\n"
+    assert run_fresh(SERVE_UNTIL_THE_HEAP_FREEZES, redis_url, str(data_dir)) == "True True [] [] 3"
+
+
+def test_a_dispatcher_build_that_fails_still_leaves_the_warm_ups_and_the_freeze_to_the_handler_load(
+    redis_url: str, data_dir: Path
+) -> None:
+    """The build is tried again by the next event; until then, the first requests must not pay for what
+    the handler load makes on its thread (they once did: a failed build ended the load there)."""
+    broken_build = (
+        "import bot.dispatcher_soon\n"
+        "def no_handlers():\n"
+        "    raise RuntimeError('a handler module failed to import')\n"
+        "bot.dispatcher_soon.load_handlers = no_handlers\n"
     )
+    code = SERVE_UNTIL_THE_HEAP_FREEZES.replace("import bot.app\n", broken_build + "import bot.app\n", 1)
+    assert code != SERVE_UNTIL_THE_HEAP_FREEZES
     assert run_fresh(code, redis_url, str(data_dir)) == "True True [] [] 3"
