@@ -1,10 +1,10 @@
 """`kobot serve` start: time and CPU until /healthz answers, and resident memory, beside a floor.
 
-Target (issue: under load and faults): ready < 1 s. The floor is this interpreter importing FastAPI and
-uvicorn and serving one route, started the same way in the same run. Each figure is the median of
-SERVE_START_RUNS starts, after one untimed start of each (it warms the page cache). Wall time to ready
-swings with the machine's load; the CPU the process spent until ready does much less, so both are
-reported.
+Target (issue: under load and faults): ready < 1 s, every start. The floor is this interpreter importing
+FastAPI and uvicorn and serving one route, started the same way in the same run. Each figure is the median
+of SERVE_START_RUNS starts, after one untimed start of each (it warms the page cache), and the slowest of
+those starts' time to ready is reported beside it. Wall time to ready swings with the machine's load; the
+CPU the process spent until ready does much less, so both are reported.
 
 kobot's own bytecode is written first, as installing kobot writes it (pip compiles what it installs; the
 container image holds it): the floor's FastAPI and uvicorn start from theirs. Without it every start
@@ -17,6 +17,7 @@ set (as on the development machine) no start ever writes it.
 from __future__ import annotations
 
 import compileall
+import math
 import os
 import socket
 import statistics
@@ -24,7 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -54,16 +57,48 @@ FLOOR_SERVER = (
 
 def run() -> dict[str, float]:
     _write_bytecode()
-    kobot = _median_start(lambda port: [sys.executable, "-m", "bot", "serve"])
-    floor = _median_start(lambda port: [sys.executable, "-c", FLOOR_SERVER, str(port)])
+    kobot = _starts(kobot_serve_command)
+    floor = _starts(floor_command)
+    with _every_core_busy():
+        kobot_busy = _starts(kobot_serve_command)
+        floor_busy = _starts(floor_command)
     return {
-        "kobot serve time to ready s": kobot[0],
-        "kobot serve time to ready s__floor": floor[0],
-        "kobot serve CPU to ready s": kobot[1],
-        "kobot serve CPU to ready s__floor": floor[1],
-        "kobot serve resident memory MB": kobot[2],
-        "kobot serve resident memory MB__floor": floor[2],
+        "kobot serve time to ready s": kobot.ready,
+        "kobot serve time to ready s__floor": floor.ready,
+        "kobot serve slowest time to ready s": kobot.slowest_ready,
+        "kobot serve slowest time to ready s__floor": floor.slowest_ready,
+        "kobot serve slowest to ready, all cores busy s": kobot_busy.slowest_ready,
+        "kobot serve slowest to ready, all cores busy s__floor": floor_busy.slowest_ready,
+        "kobot serve CPU to ready s": kobot.cpu,
+        "kobot serve CPU to ready s__floor": floor.cpu,
+        "kobot serve resident memory MB": kobot.rss_mb,
+        "kobot serve resident memory MB__floor": floor.rss_mb,
     }
+
+
+def kobot_serve_command(port: int) -> list[str]:
+    """`kobot serve` (its port comes from KOBOT_HTTP_PORT)."""
+    del port
+    return [sys.executable, "-m", "bot", "serve"]
+
+
+def floor_command(port: int) -> list[str]:
+    return [sys.executable, "-c", FLOOR_SERVER, str(port)]
+
+
+@contextmanager
+def _every_core_busy() -> Iterator[list[int]]:
+    """One process spinning per core while the block runs (their pids are given): a host as busy as a test
+    run or a neighbour makes it, where the target must hold too (the starts then share every core)."""
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)
+    ]
+    try:
+        yield [spinner.pid for spinner in spinners]
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
 
 
 def _write_bytecode(root: Path = REPO, packages: tuple[str, ...] = PACKAGES) -> None:
@@ -73,14 +108,32 @@ def _write_bytecode(root: Path = REPO, packages: tuple[str, ...] = PACKAGES) -> 
         compileall.compile_dir(root / package, quiet=1)
 
 
-def _median_start(command: Callable[[int], list[str]]) -> tuple[float, float, float]:
+@dataclass(frozen=True)
+class Starts:
+    """SERVE_START_RUNS starts of one program: the medians, and the slowest start (the target is every
+    start under a second, not the median)."""
+
+    ready: float
+    slowest_ready: float
+    cpu: float
+    rss_mb: float
+
+
+def _starts(command: Callable[[int], list[str]]) -> Starts:
     _start(command)
     starts = [_start(command) for _ in range(SERVE_START_RUNS)]
-    return (
-        statistics.median(s[0] for s in starts),
-        statistics.median(s[1] for s in starts),
-        statistics.median(s[2] for s in starts),
+    return Starts(
+        ready=statistics.median(s[0] for s in starts),
+        slowest_ready=slowest([s[0] for s in starts]),
+        cpu=statistics.median(s[1] for s in starts),
+        rss_mb=statistics.median(s[2] for s in starts),
     )
+
+
+def slowest(seconds: list[float]) -> float:
+    """The longest of these times, NaN (a start that never answered) being longer than any: `max` returns
+    whichever it met first when a NaN is among them."""
+    return max(seconds, key=lambda s: math.inf if math.isnan(s) else s)
 
 
 def _start(command: Callable[[int], list[str]]) -> tuple[float, float, float]:

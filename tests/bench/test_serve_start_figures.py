@@ -10,7 +10,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from tests.bench.bench_serve_start import PACKAGES, _start, _write_bytecode
+from tests.bench.bench_serve_start import PACKAGES, _every_core_busy, _start, _write_bytecode, slowest
 from tests.bench.figures import cpu_seconds
 
 BURN_SECONDS = 0.2
@@ -31,6 +31,12 @@ def test_a_program_that_never_answers_gives_no_figure() -> None:
     assert math.isnan(ready) and math.isnan(cpu) and math.isnan(rss_mb)
 
 
+def test_a_start_that_never_answered_is_the_slowest_whatever_its_place() -> None:
+    assert math.isnan(slowest([0.4, math.nan, 0.5]))
+    assert math.isnan(slowest([math.nan, 0.4]))
+    assert slowest([0.4, 0.7, 0.5]) == 0.7
+
+
 def test_the_bytecode_of_each_package_is_written_before_the_starts(tmp_path: Path) -> None:
     """The starts measure kobot as installed, from bytecode, even where Python writes none itself (shown
     on packages of this test's own, so the suite writes nothing into the source tree)."""
@@ -44,3 +50,11 @@ def test_the_bytecode_of_each_package_is_written_before_the_starts(tmp_path: Pat
     # and the packages compiled are kobot's own, all of them
     project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
     assert set(PACKAGES) == set(project["tool"]["importlinter"]["root_packages"])
+
+
+def test_every_core_is_kept_busy_while_the_block_runs_and_freed_after_it() -> None:
+    with _every_core_busy() as spinners:
+        assert len(spinners) == os.cpu_count()
+        time.sleep(BURN_SECONDS)
+        assert all(cpu_seconds(pid) >= BURN_SECONDS / 4 for pid in spinners)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in spinners)
