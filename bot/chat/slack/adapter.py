@@ -161,7 +161,9 @@ class SlackAdapter(ChatAdapter):
         self._settings = settings
         # a send may wait out 429s this long, then make the call that is answered
         self.call_budget_seconds = settings.rate_limit_budget_seconds + defaults.API_TIMEOUT_SECONDS
-        self._redis: Redis = async_client(redis_url, encoding_errors=ENCODING_ERRORS)
+        self._redis: Redis = async_client(
+            redis_url, timeout=defaults.STORE_TIMEOUT_SECONDS, encoding_errors=ENCODING_ERRORS
+        )
         token = settings.bot_token.get_secret_value()
         self.client = AsyncWebClient(
             token=token,

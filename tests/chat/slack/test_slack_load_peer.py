@@ -234,3 +234,29 @@ async def test_peer_with_the_store_down_a_message_is_still_handed_on_to_be_answe
         assert sink.messages[0].text.endswith("status down")
     finally:
         await adapter.stop()
+
+
+async def test_peer_with_the_store_stuck_a_message_is_handed_on_once_its_store_calls_time_out(
+    peer: SlackPeer, signing_secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that takes connections and never answers (stopped, cut off by the network) held every
+    worker for ever, and events after them were shed in silence; bounded, the store calls fail and the
+    message is handed on to be answered as with the store down."""
+    monkeypatch.setattr(defaults, "STORE_TIMEOUT_SECONDS", 0.3)
+    with socket.socket() as listener:
+        listener.bind((LOOPBACK, 0))
+        listener.listen(64)
+        # no socket_timeout in the URL: the adapter's own bound is what is tested
+        stuck = f"redis://{LOOPBACK}:{listener.getsockname()[1]}/0"
+        sink = RecordingSink()
+        adapter = SlackAdapter(settings=settings_for(peer, signing_secret), redis_url=stuck)
+        await adapter.start(sink)
+        try:
+            body, headers = _signed(signing_secret, "status stuck")
+            async with _app(adapter) as http:
+                response = await http.post(EVENTS_PATH, content=body, headers=headers)
+            assert response.status_code == 200
+            await eventually(lambda: len(sink.messages) == 1, timeout=10)
+            assert sink.messages[0].text.endswith("status stuck")
+        finally:
+            await adapter.stop()
