@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from redis import Redis
 from redis.exceptions import RedisError
 
+from kobot import defaults
 from kobot.backoff import capped_backoff
 from kobot.deferred_models import build_deferred_models
 from kobot.redis_clients import sync_client
@@ -70,7 +71,14 @@ class Sweeper:
 
     def __init__(self, *, settings: Settings, redis_url: str) -> None:
         self._settings = settings
-        self._redis = sync_client(redis_url)
+        # Bounded, as RQ bounds its workers' connections: a store that takes connections and stops
+        # answering (stopped by SIGSTOP, cut off by the network) held the sweep's thread for ever, and
+        # with it every later round; now the round fails and the next one tries again.
+        self._redis = sync_client(
+            redis_url,
+            timeout=defaults.REDIS_SOCKET_TIMEOUT_SECONDS,
+            connect_timeout=defaults.REDIS_SOCKET_TIMEOUT_SECONDS,
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="kobot-sweeper", daemon=True)
 

@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from rq import Worker
 
 from bot.runtime import build_runtime
 from bot.supervisor import Supervisor
 from kobot import defaults, keys
 from kobot.settings import Settings
+from tests.support.network import LOOPBACK, silent_listener
 from tests.workers.jobkit import FIXTURE_PLAYBOOKS
 from workers.rq_workers import ThreadWorker
 from workers.worker import InProcessWorker, Sweeper
@@ -200,3 +204,43 @@ async def test_a_first_sweep_failing_on_a_bad_record_still_starts_the_worker(
         finally:
             await supervisor.stop()
     assert "recovery sweep failed" in caplog.text
+
+
+STORE_TIMEOUT_SECONDS = 0.3
+"""kobot's store timeout, shortened for the tests of a store that never answers."""
+HANG_SECONDS = 30.0
+"""How long such a test lets a call run before it calls it hung."""
+
+
+def _outcome_within(call: Callable[[], object], seconds: float) -> BaseException | None:
+    """What `call` raised (None when it returned), run on a thread; AssertionError when it is still running
+    after `seconds`."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            call()
+            outcome.append(None)
+        except BaseException as exc:  # handed to the test's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=seconds)
+    assert not thread.is_alive(), "hung on a store that never answers"
+    return outcome[0]
+
+
+def test_a_sweep_on_a_store_that_never_answers_fails_instead_of_hanging(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store stopped by SIGSTOP or cut off by the network: the sweep's round fails and the next round
+    tries again; it held the sweep's thread, and every later round, for ever. (RQ bounds its workers' own
+    connections itself.)"""
+    monkeypatch.setattr(defaults, "REDIS_SOCKET_TIMEOUT_SECONDS", STORE_TIMEOUT_SECONDS)
+    with silent_listener() as port:
+        url = f"redis://{LOOPBACK}:{port}/0"
+        settings = Settings(redis_url=SecretStr(url), data_dir=data_dir, playbooks_dir=FIXTURE_PLAYBOOKS)
+        sweeper = Sweeper(settings=settings, redis_url=url)
+        assert isinstance(_outcome_within(sweeper.sweep_once, HANG_SECONDS), RedisError)
+        sweeper.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from kobot.errors import StoreUnavailableError
 from kobot.settings import Settings
 from kobot.store import open_store
 from tests.support.network import LOOPBACK
+from tests.support.network import silent_listener as silent_store_port
 
 START_TIMEOUT_SECONDS = 1.5
 """The start's wait for the store, shortened for the test."""
@@ -24,29 +24,8 @@ HANG_SECONDS = 30.0
 
 @pytest.fixture
 def silent_listener() -> Iterator[int]:
-    """A loopback port that takes connections and never says a word: a store stopped by SIGSTOP, or a URL
-    pointing at a service that waits for more than a PING."""
-    held: list[socket.socket] = []
-    with socket.create_server((LOOPBACK, 0)) as server:
-        server.settimeout(0.1)
-        stop = threading.Event()
-
-        def accept() -> None:
-            while not stop.is_set():
-                try:
-                    held.append(server.accept()[0])
-                except TimeoutError:
-                    continue
-
-        acceptor = threading.Thread(target=accept, daemon=True)
-        acceptor.start()
-        try:
-            yield server.getsockname()[1]
-        finally:
-            stop.set()
-            acceptor.join(timeout=5)
-            for connection in held:
-                connection.close()
+    with silent_store_port() as port:
+        yield port
 
 
 def test_a_store_that_takes_the_connection_and_never_answers_fails_the_start(
