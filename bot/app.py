@@ -23,11 +23,10 @@ from bot.api_commands import commands_router
 from bot.api_direct import DirectCallbacksApp
 from bot.api_replies import RestReplies
 from bot.chat.registry import build_adapters
-from bot.dispatcher_soon import DispatcherSoon
 from bot.metrics import metrics
 from bot.runtime import AlertPipeline, Runtime, build_runtime
 from bot.supervisor import Supervisor
-from kobot.defaults import HANDLERS_LOAD_DELAY_SECONDS
+from kobot.defaults import AFTER_START_LOADS_WAIT_SECONDS, HANDLERS_LOAD_DELAY_SECONDS
 from kobot.deferred_models import build_deferred_models
 from kobot.settings import Settings
 
@@ -65,7 +64,7 @@ def create_app(
         # readers), and the dispatcher the parser and its flows: both happen once serve answers, with
         # a command that comes first waiting for them (`DispatcherSoon`).
         handlers_loaded = asyncio.create_task(
-            _load_handlers_soon(freeze_heap=freeze_heap, dispatching=supervisor.dispatching)
+            _load_handlers_soon(freeze_heap=freeze_heap, supervisor=supervisor, alerts=alerts)
         )
         try:
             yield
@@ -146,7 +145,7 @@ def _make_what_first_requests_use() -> None:
     alerts_dropped()
 
 
-async def _load_handlers_soon(*, freeze_heap: bool, dispatching: DispatcherSoon) -> None:
+async def _load_handlers_soon(*, freeze_heap: bool, supervisor: Supervisor, alerts: AlertPipeline) -> None:
     """Attach every handler and build the dispatcher on a thread once the server is up (uvicorn listens
     after the lifespan's start): doing it beside the start would hold the interpreter while it comes up.
     Then, on a thread too, make what first requests would make on the event loop (anyio's thread
@@ -161,7 +160,12 @@ async def _load_handlers_soon(*, freeze_heap: bool, dispatching: DispatcherSoon)
     # A failed build is logged by the build; an event retries it and is answered with a reference to the
     # log. The warm-ups below need no dispatcher: skipping them would leave their cost to the first requests.
     with contextlib.suppress(Exception):
-        await dispatching.dispatcher()
+        await supervisor.dispatching.dispatcher()
+    # The loads set off beside this one import modules of models too: the models are built, and the heap
+    # frozen, once those are in (each logs its own failure; the wait is bounded, see the default).
+    others = [*supervisor.loads_after_start(), *([alerts.starting] if alerts.starting is not None else [])]
+    if others:
+        await asyncio.wait(others, timeout=AFTER_START_LOADS_WAIT_SECONDS)
     for warm_up in (_make_what_first_requests_use, build_deferred_models):
         try:
             await asyncio.to_thread(warm_up)

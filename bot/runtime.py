@@ -112,6 +112,11 @@ class AlertPipeline:
         if self._service is not None:
             await self._service.stored(result)
 
+    @property
+    def starting(self) -> asyncio.Task[None] | None:
+        """The build and start set off by `start` (None before it, or after a stop)."""
+        return self._starting
+
     async def start(self) -> None:
         """Build the service and start its delivery loop `start_delay` from now, off the start's path."""
         if self._starting is None:

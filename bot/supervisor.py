@@ -138,6 +138,11 @@ class Supervisor:
             )
         )
 
+    def loads_after_start(self) -> list[asyncio.Task[None]]:
+        """What `start` set off to load a moment later that may still run: the jobs' start (RQ and the
+        recovery sweep's modules) and the schedulers' (their modules)."""
+        return [task for task in (self._jobs_soon, self._schedulers_soon) if task is not None]
+
     async def _start_jobs_soon(self, delay: float) -> None:
         """Start the in-process worker, or the recovery sweep alone, on a thread once serve answers
         (`kobot serve` listens after `start` returns): the first sweep and the worker's first rounds

@@ -156,6 +156,11 @@ JOBS_START_RETRY_SECONDS = 5.0
 """Pause before the in-process worker's (or the lone recovery sweep's) start is tried again while the store
 does not answer."""
 
+AFTER_START_LOADS_WAIT_SECONDS = 30.0
+"""Longest serve's handler load waits for the other loads set off a moment after the start (the alert
+pipeline's build, the schedulers' and the jobs' start) before it builds the models imported by then and
+freezes the heap. Bounded: the jobs' start is tried again for as long as the store does not answer."""
+
 JOBS_START_STOP_WAIT_SECONDS = 10.0
 """Longest a stop waits for the in-process worker's start under way before it goes on stopping everything
 else (the worker, once stopped, does not start)."""
