@@ -86,14 +86,27 @@ def floor_command(port: int) -> list[str]:
     return [sys.executable, "-c", FLOOR_SERVER, str(port)]
 
 
+SPINNER = (
+    "import os, sys\n"
+    "parent = int(sys.argv[1])\n"
+    "while os.getppid() == parent:\n"
+    "    for _ in range(100_000):\n"
+    "        pass\n"
+)
+"""Keeps a core busy until its parent (the pid given) is gone: a bench killed before it could stop its
+spinners (SIGTERM, SIGKILL) leaves none spinning. The pid comes from the parent, not from `getppid`: a
+parent killed before the spinner asked would have made it spin for ever under its new parent."""
+
+
 @contextmanager
 def _every_core_busy() -> Iterator[list[int]]:
-    """One process spinning per core while the block runs (their pids are given): a host as busy as a test
-    run or a neighbour makes it, where the target must hold too (the starts then share every core)."""
-    spinners = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)
-    ]
+    """One process spinning per core this process may run on while the block runs (their pids are given):
+    a host as busy as a test run or a neighbour makes it, where the target must hold too (the starts then
+    share every core)."""
+    spinners: list[subprocess.Popen[bytes]] = []
     try:
+        for _ in os.sched_getaffinity(0):
+            spinners.append(subprocess.Popen([sys.executable, "-c", SPINNER, str(os.getpid())]))
         yield [spinner.pid for spinner in spinners]
     finally:
         for spinner in spinners:
