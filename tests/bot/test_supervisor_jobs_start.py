@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from bot.supervisor import Supervisor
 from kobot import defaults, keys
 from kobot.settings import Settings
 from tests.support.network import LOOPBACK, silent_listener
+from tests.support.waiting import outcome_within
 from tests.workers.jobkit import FIXTURE_PLAYBOOKS
 from workers.rq_workers import ThreadWorker
 from workers.worker import InProcessWorker, Sweeper
@@ -228,25 +228,6 @@ HANG_SECONDS = 30.0
 """How long such a test lets a call run before it calls it hung."""
 
 
-def _outcome_within(call: Callable[[], object], seconds: float) -> BaseException | None:
-    """What `call` raised (None when it returned), run on a thread; AssertionError when it is still running
-    after `seconds`."""
-    outcome: list[BaseException | None] = []
-
-    def run() -> None:
-        try:
-            call()
-            outcome.append(None)
-        except BaseException as exc:  # handed to the test's thread
-            outcome.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(timeout=seconds)
-    assert not thread.is_alive(), "hung on a store that never answers"
-    return outcome[0]
-
-
 def test_a_sweep_on_a_store_that_never_answers_fails_instead_of_hanging(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -258,5 +239,5 @@ def test_a_sweep_on_a_store_that_never_answers_fails_instead_of_hanging(
         url = f"redis://{LOOPBACK}:{port}/0"
         settings = Settings(redis_url=SecretStr(url), data_dir=data_dir, playbooks_dir=FIXTURE_PLAYBOOKS)
         sweeper = Sweeper(settings=settings, redis_url=url)
-        assert isinstance(_outcome_within(sweeper.sweep_once, HANG_SECONDS), RedisError)
+        assert isinstance(outcome_within(sweeper.sweep_once, HANG_SECONDS, what="a sweep"), RedisError)
         sweeper.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from kobot.settings import Settings
 from kobot.store import open_store
 from tests.support.network import LOOPBACK
 from tests.support.network import silent_listener as silent_store_port
+from tests.support.waiting import outcome_within
 
 START_TIMEOUT_SECONDS = 1.5
 """The start's wait for the store, shortened for the test."""
@@ -33,22 +33,10 @@ def test_a_store_that_takes_the_connection_and_never_answers_fails_the_start(
 ) -> None:
     monkeypatch.setattr(defaults, "REDIS_START_TIMEOUT_SECONDS", START_TIMEOUT_SECONDS)
     settings = Settings(redis_url=SecretStr(f"redis://{LOOPBACK}:{silent_listener}/0"), data_dir=data_dir)
-    outcome: list[BaseException | None] = []
-
-    def open_it() -> None:
-        try:
-            open_store(settings).close()
-            outcome.append(None)
-        except BaseException as exc:  # handed to the test's thread
-            outcome.append(exc)
-
-    opening = threading.Thread(target=open_it, daemon=True)
-    opening.start()
-    opening.join(timeout=HANG_SECONDS)
-    assert not opening.is_alive(), "opening a store that never answers hung"
-    assert len(outcome) == 1 and isinstance(outcome[0], StoreUnavailableError)
-    assert outcome[0].user_message == "the Redis store does not answer"
-    assert "Timeout" in str(outcome[0])  # the detail: what the last try met
+    outcome = outcome_within(lambda: open_store(settings).close(), HANG_SECONDS, what="opening the store")
+    assert isinstance(outcome, StoreUnavailableError)
+    assert outcome.user_message == "the Redis store does not answer"
+    assert "Timeout" in str(outcome)  # the detail: what the last try met
 
 
 def test_a_store_that_answers_opens(redis_url: str, data_dir: Path) -> None:

@@ -7,6 +7,7 @@ every wait has a deadline and says what it waited for when it runs out.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -66,3 +67,22 @@ async def eventually(
     """Wait (without blocking the loop) until `condition()` is truthy; AssertionError after `timeout`."""
     if not await wait_until(condition, timeout=timeout, interval=interval):
         raise AssertionError(f"{what} not met within {timeout}s")
+
+
+def outcome_within(call: Callable[[], object], seconds: float, *, what: str = "call") -> BaseException | None:
+    """What `call` raised (None when it returned), run on a daemon thread; AssertionError, naming `what`,
+    when it is still running after `seconds` (a call that hangs fails the test instead of holding it)."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            call()
+            outcome.append(None)
+        except BaseException as exc:  # handed to the test's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=seconds)
+    assert not thread.is_alive(), f"{what} still running after {seconds:.0f} s"
+    return outcome[0]

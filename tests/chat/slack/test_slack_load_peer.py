@@ -222,16 +222,22 @@ async def test_peer_with_the_store_down_a_message_is_still_handed_on_to_be_answe
 ) -> None:
     """Dropping it would leave the person with silence; handed on, the dispatcher (which needs the store
     too) answers that kobot cannot act now."""
+    await _acked_and_handed_on(peer, signing_secret, store_url=closed_store, text="status down")
+
+
+async def _acked_and_handed_on(peer: SlackPeer, signing_secret: str, *, store_url: str, text: str) -> None:
+    """An event saying `text`, sent to an adapter on the store at `store_url`, is acked and reaches the
+    dispatcher."""
     sink = RecordingSink()
-    adapter = SlackAdapter(settings=settings_for(peer, signing_secret), redis_url=closed_store)
+    adapter = SlackAdapter(settings=settings_for(peer, signing_secret), redis_url=store_url)
     await adapter.start(sink)
     try:
-        body, headers = _signed(signing_secret, "status down")
+        body, headers = _signed(signing_secret, text)
         async with _app(adapter) as http:
             response = await http.post(EVENTS_PATH, content=body, headers=headers)
         assert response.status_code == 200
         await eventually(lambda: len(sink.messages) == 1)
-        assert sink.messages[0].text.endswith("status down")
+        assert sink.messages[0].text.endswith(text)
     finally:
         await adapter.stop()
 
@@ -248,15 +254,4 @@ async def test_peer_with_the_store_stuck_a_message_is_handed_on_once_its_store_c
         listener.listen(64)
         # no socket_timeout in the URL: the adapter's own bound is what is tested
         stuck = f"redis://{LOOPBACK}:{listener.getsockname()[1]}/0"
-        sink = RecordingSink()
-        adapter = SlackAdapter(settings=settings_for(peer, signing_secret), redis_url=stuck)
-        await adapter.start(sink)
-        try:
-            body, headers = _signed(signing_secret, "status stuck")
-            async with _app(adapter) as http:
-                response = await http.post(EVENTS_PATH, content=body, headers=headers)
-            assert response.status_code == 200
-            await eventually(lambda: len(sink.messages) == 1, timeout=10)
-            assert sink.messages[0].text.endswith("status stuck")
-        finally:
-            await adapter.stop()
+        await _acked_and_handed_on(peer, signing_secret, store_url=stuck, text="status stuck")
