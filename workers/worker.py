@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 STOP_WAIT_SECONDS = 30.0
 """How long stopping waits for a cancelled job to reach its next cancel check and end."""
 
+SWEEP_STOP_WAIT_SECONDS = 5.0
+"""How long stopping the sweep waits for a round under way (a round on a slow store runs on after it, and
+closes its connection when it ends)."""
+
 IN_PROCESS_WORKER_TTL = 16
 """RQ blocks on the queue for this minus 15 seconds, so a stop request is seen within a second."""
 
@@ -117,7 +121,7 @@ class Sweeper:
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=SWEEP_STOP_WAIT_SECONDS)
         self._redis.close()
 
     def _loop(self) -> None:
@@ -128,6 +132,9 @@ class Sweeper:
                 log.warning("recovery sweep failed (store: %s); trying again shortly", exc)
             except Exception:
                 log.warning("recovery sweep failed; trying again shortly", exc_info=True)
+        # a round can outlive the stop's wait for it (a slow store), and its next command reopened the
+        # connection the stop closed
+        self._redis.close()
 
 
 class _StoreLossSaidOnce(logging.Filter):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from kobot.settings import Settings
 from tests.support.network import LOOPBACK, silent_listener
 from tests.support.waiting import outcome_within
 from tests.workers.jobkit import FIXTURE_PLAYBOOKS
+from workers import worker as worker_module
 from workers.rq_workers import ThreadWorker
 from workers.worker import InProcessWorker, Sweeper
 
@@ -32,6 +34,8 @@ START_DELAY_SECONDS = 1.0
 """The delay these tests give the worker's start (serve's is HANDLERS_LOAD_DELAY_SECONDS)."""
 START_WAIT_SECONDS = 30.0
 """Longest the worker may take to register on a busy machine."""
+MIN_LEASE_SECONDS = 1.0
+"""A job lease short enough that the sweep's rounds (every half lease) come at once."""
 
 
 def _supervisor(
@@ -176,6 +180,82 @@ def test_a_stop_during_the_first_sweep_leaves_its_connection_closed(
 
     monkeypatch.setattr(Sweeper, "sweep_once", stopped_while_sweeping)
     sweeper.start()
+    assert _connections_left(private_store) == 0
+
+
+def test_a_build_that_fails_after_a_stop_leaves_no_connection_open(
+    private_store: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_new_worker = InProcessWorker._new_worker
+
+    def stopped_then_failed(worker: InProcessWorker) -> ThreadWorker:
+        worker.stop()
+        real_new_worker(worker)  # its store calls reopen the connection the stop closed
+        raise RedisConnectionError("the store went away as RQ built the worker")
+
+    monkeypatch.setattr(InProcessWorker, "_new_worker", stopped_then_failed)
+    settings = Settings(
+        redis_url=SecretStr(private_store), data_dir=data_dir, playbooks_dir=FIXTURE_PLAYBOOKS
+    )
+    worker = InProcessWorker(settings=settings, redis_url=private_store)
+    with pytest.raises(RedisConnectionError):
+        worker.start()
+    assert not worker.started
+    assert _connections_left(private_store) == 0
+
+
+def test_a_first_sweep_that_fails_after_a_stop_leaves_no_connection_open(
+    private_store: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(
+        redis_url=SecretStr(private_store), data_dir=data_dir, playbooks_dir=FIXTURE_PLAYBOOKS
+    )
+    sweeper = Sweeper(settings=settings, redis_url=private_store)
+    real_sweep = Sweeper.sweep_once
+
+    def stopped_then_failed(sweeper: Sweeper) -> list[str]:
+        sweeper.stop()
+        real_sweep(sweeper)  # reopens the connection the stop closed
+        raise RedisConnectionError("the store went away mid-sweep")
+
+    monkeypatch.setattr(Sweeper, "sweep_once", stopped_then_failed)
+    with pytest.raises(RedisConnectionError):
+        sweeper.start()
+    assert _connections_left(private_store) == 0
+
+
+def test_a_sweep_round_that_outlives_the_stop_closes_its_connection_when_it_ends(
+    private_store: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round on a slow store can outlive the stop's wait for it; the stop then closes the connection,
+    and the round's next command reopened it for good."""
+    monkeypatch.setattr(worker_module, "SWEEP_STOP_WAIT_SECONDS", 0.1)
+    settings = Settings(
+        redis_url=SecretStr(private_store),
+        data_dir=data_dir,
+        playbooks_dir=FIXTURE_PLAYBOOKS,
+        job_lease_seconds=MIN_LEASE_SECONDS,
+    )
+    sweeper = Sweeper(settings=settings, redis_url=private_store)
+    real_sweep = Sweeper.sweep_once
+    in_round, stopped, round_over = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_round(sweeper: Sweeper) -> list[str]:
+        if not in_round.is_set() and threading.current_thread().name == "kobot-sweeper":
+            in_round.set()
+            stopped.wait(HANG_SECONDS)
+            try:
+                return real_sweep(sweeper)  # after the stop closed the connection
+            finally:
+                round_over.set()
+        return real_sweep(sweeper)
+
+    monkeypatch.setattr(Sweeper, "sweep_once", slow_round)
+    sweeper.start()
+    assert in_round.wait(HANG_SECONDS), "no round began"
+    sweeper.stop()  # waits SWEEP_STOP_WAIT_SECONDS for the round, then closes the connection
+    stopped.set()
+    assert round_over.wait(HANG_SECONDS)
     assert _connections_left(private_store) == 0
 
 
