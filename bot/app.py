@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -145,12 +145,26 @@ def _make_what_first_requests_use() -> None:
     alerts_dropped()
 
 
+async def _warm_up(make: Callable[[], object]) -> None:
+    """`make` on a thread. A failure is logged and the handler load goes on: what `make` would have made,
+    the first request that needs it makes (or fails on, and says so)."""
+    try:
+        await asyncio.to_thread(make)
+    except Exception:
+        log.warning("after the start, %s failed; going on without it", make.__name__, exc_info=True)
+
+
 async def _load_handlers_soon(*, freeze_heap: bool, supervisor: Supervisor, alerts: AlertPipeline) -> None:
     """Attach every handler and build the dispatcher on a thread once the server is up (uvicorn listens
     after the lifespan's start): doing it beside the start would hold the interpreter while it comes up.
     Then, on a thread too, make what first requests would make on the event loop (anyio's thread
     machinery, the metrics) and build the validators of every model imported so far
     (`kobot.deferred_models`), so no request pays for them; events are answered meanwhile.
+
+    The models are built once the other loads set off a moment after the start (the alert pipeline's
+    build, the schedulers' and the jobs' start) are in, as they import models too; at most
+    AFTER_START_LOADS_WAIT_SECONDS after the dispatcher's build, since the jobs' start is retried while
+    the store does not answer.
 
     Then, with `freeze_heap`, everything loaded so far (modules, models, schemas: several hundred
     thousand objects that live as long as the process) leaves the garbage collector's view: its full
@@ -161,16 +175,12 @@ async def _load_handlers_soon(*, freeze_heap: bool, supervisor: Supervisor, aler
     # log. The warm-ups below need no dispatcher: skipping them would leave their cost to the first requests.
     with contextlib.suppress(Exception):
         await supervisor.dispatching.dispatcher()
+    await _warm_up(_make_what_first_requests_use)
     # The loads set off beside this one import modules of models too: the models are built, and the heap
     # frozen, once those are in (each logs its own failure; the wait is bounded, see the default).
     others = [*supervisor.loads_after_start(), *([alerts.starting] if alerts.starting is not None else [])]
     if others:
         await asyncio.wait(others, timeout=AFTER_START_LOADS_WAIT_SECONDS)
-    for warm_up in (_make_what_first_requests_use, build_deferred_models):
-        try:
-            await asyncio.to_thread(warm_up)
-        except Exception:
-            # what it would have made, the first request that needs it makes (or fails on, and says so)
-            log.warning("after the start, %s failed; going on without it", warm_up.__name__, exc_info=True)
+    await _warm_up(build_deferred_models)
     if freeze_heap:
         gc.freeze()
