@@ -41,9 +41,10 @@ USER_MEMORY_MAX = 10_000
 
 STORE_TIMEOUT_SECONDS = REDIS_SOCKET_TIMEOUT_SECONDS
 """The adapter's own store calls (the cross-process replay record, the event and click de-duplication, the
-user cache) get this long, as every store call of kobot's does. Unbounded, a store that takes connections
-and stops answering (stopped by SIGSTOP, cut off by the network) held every worker for ever: acked events
-were then shed without a word instead of being answered that kobot cannot act now."""
+user cache) get this long, as serve's other store clients do (the alert store's get less). Unbounded, a
+store that takes connections and stops answering (stopped by SIGSTOP, cut off by the network) held every
+worker for ever: acked events were then shed without a word instead of being answered that kobot cannot
+act now."""
 
 USER_LOOKUP_TIMEOUT_SECONDS = 5.0
 """users.info gets this long; past it the user id stands in for the name rather than holding the event."""
