@@ -5,6 +5,7 @@ on something other than the store does not keep the worker from starting."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -110,6 +111,12 @@ def private_store(tmp_path: Path) -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture
+def private_settings(private_store: str, data_dir: Path) -> Settings:
+    """Settings on the test's own Valkey (`private_store`)."""
+    return Settings(redis_url=SecretStr(private_store), data_dir=data_dir, playbooks_dir=FIXTURE_PLAYBOOKS)
+
+
 def _connections_left(store_url: str) -> int:
     """How many connections the store has besides the one asking, once closed ones are gone (it may see
     a close a moment after the client made it)."""
@@ -121,16 +128,13 @@ def _connections_left(store_url: str) -> int:
 
 
 def test_a_worker_stopped_before_it_started_never_starts(
-    private_store: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    private_store: str, private_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A stop that comes before serve's delayed start: the start then does nothing, not even a sweep, and
     leaves no connection open."""
     swept: list[str] = []
     monkeypatch.setattr(Sweeper, "sweep_once", lambda sweeper: swept.append("swept") or [])
-    settings = Settings(
-        redis_url=SecretStr(private_store), data_dir=data_dir, playbooks_dir=FIXTURE_PLAYBOOKS
-    )
-    worker = InProcessWorker(settings=settings, redis_url=private_store)
+    worker = InProcessWorker(settings=private_settings, redis_url=private_store)
     worker.stop()
     worker.start()
     assert not worker.started
@@ -141,7 +145,7 @@ def test_a_worker_stopped_before_it_started_never_starts(
 
 
 def test_a_stop_while_rq_builds_the_worker_ends_the_start_there_with_its_connections_closed(
-    private_store: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    private_store: str, private_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On a hung store, RQ's build of the worker can outlive the supervisor's wait for the start, and the
     stop closes the connections under it. The start used to go on: its build's and its sweep's store
@@ -155,36 +159,36 @@ def test_a_stop_while_rq_builds_the_worker_ends_the_start_there_with_its_connect
     swept: list[str] = []
     monkeypatch.setattr(InProcessWorker, "_new_worker", stopped_while_building)
     monkeypatch.setattr(Sweeper, "sweep_once", lambda sweeper: swept.append("swept") or [])
-    settings = Settings(
-        redis_url=SecretStr(private_store), data_dir=data_dir, playbooks_dir=FIXTURE_PLAYBOOKS
-    )
-    worker = InProcessWorker(settings=settings, redis_url=private_store)
+    worker = InProcessWorker(settings=private_settings, redis_url=private_store)
     worker.start()
     assert not worker.started
     assert swept == []
     assert _connections_left(private_store) == 0
 
 
+@pytest.mark.parametrize("the_sweep", ["ends", "fails"])
 def test_a_stop_during_the_first_sweep_leaves_its_connection_closed(
-    private_store: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    the_sweep: str, private_store: str, private_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = Settings(
-        redis_url=SecretStr(private_store), data_dir=data_dir, playbooks_dir=FIXTURE_PLAYBOOKS
-    )
-    sweeper = Sweeper(settings=settings, redis_url=private_store)
+    """Whether that sweep then ends or fails on the store."""
+    sweeper = Sweeper(settings=private_settings, redis_url=private_store)
     real_sweep = Sweeper.sweep_once
 
     def stopped_while_sweeping(sweeper: Sweeper) -> list[str]:
         sweeper.stop()
-        return real_sweep(sweeper)
+        failed = real_sweep(sweeper)  # reopens the connection the stop closed
+        if the_sweep == "fails":
+            raise RedisConnectionError("the store went away mid-sweep")
+        return failed
 
     monkeypatch.setattr(Sweeper, "sweep_once", stopped_while_sweeping)
-    sweeper.start()
+    with pytest.raises(RedisConnectionError) if the_sweep == "fails" else contextlib.nullcontext():
+        sweeper.start()
     assert _connections_left(private_store) == 0
 
 
 def test_a_build_that_fails_after_a_stop_leaves_no_connection_open(
-    private_store: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    private_store: str, private_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_new_worker = InProcessWorker._new_worker
 
@@ -194,33 +198,10 @@ def test_a_build_that_fails_after_a_stop_leaves_no_connection_open(
         raise RedisConnectionError("the store went away as RQ built the worker")
 
     monkeypatch.setattr(InProcessWorker, "_new_worker", stopped_then_failed)
-    settings = Settings(
-        redis_url=SecretStr(private_store), data_dir=data_dir, playbooks_dir=FIXTURE_PLAYBOOKS
-    )
-    worker = InProcessWorker(settings=settings, redis_url=private_store)
+    worker = InProcessWorker(settings=private_settings, redis_url=private_store)
     with pytest.raises(RedisConnectionError):
         worker.start()
     assert not worker.started
-    assert _connections_left(private_store) == 0
-
-
-def test_a_first_sweep_that_fails_after_a_stop_leaves_no_connection_open(
-    private_store: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    settings = Settings(
-        redis_url=SecretStr(private_store), data_dir=data_dir, playbooks_dir=FIXTURE_PLAYBOOKS
-    )
-    sweeper = Sweeper(settings=settings, redis_url=private_store)
-    real_sweep = Sweeper.sweep_once
-
-    def stopped_then_failed(sweeper: Sweeper) -> list[str]:
-        sweeper.stop()
-        real_sweep(sweeper)  # reopens the connection the stop closed
-        raise RedisConnectionError("the store went away mid-sweep")
-
-    monkeypatch.setattr(Sweeper, "sweep_once", stopped_then_failed)
-    with pytest.raises(RedisConnectionError):
-        sweeper.start()
     assert _connections_left(private_store) == 0
 
 
